@@ -1,0 +1,42 @@
+# Osprey — every entry point a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+SWIFT ?= swift
+OSPREY := .build/debug/osprey
+LAB ?= osp
+NODES ?= 2
+TOPOLOGY ?= bridge
+SWIFT_SOURCES := Package.swift Sources Tests
+C_SOURCES = $(shell find Sources -name '*.c' -o -name '*.h')
+
+.PHONY: help bootstrap build test demo demo-down fmt lint clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+bootstrap: ## install missing Debian packages, mount bpffs/tracefs, check the kernel
+	@scripts/bootstrap.sh
+
+build: bootstrap ## build everything (debug)
+	$(SWIFT) build
+
+test: bootstrap lint ## run every test (unit and root/lab integration)
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: bootstrap build ## bring up the lab cluster and show what runs where
+	@$(OSPREY) lab down --name $(LAB) > /dev/null
+	$(OSPREY) lab up --name $(LAB) --nodes $(NODES) --topology $(TOPOLOGY)
+
+demo-down: ## remove the demo lab
+	$(OSPREY) lab down --name $(LAB)
+
+fmt: ## format Swift and C sources in place
+	$(SWIFT) format format --in-place --recursive --parallel $(SWIFT_SOURCES)
+	$(if $(C_SOURCES),clang-format -i $(C_SOURCES))
+
+lint: ## check formatting without changing anything
+	$(SWIFT) format lint --strict --recursive --parallel $(SWIFT_SOURCES)
+	$(if $(C_SOURCES),clang-format --dry-run -Werror $(C_SOURCES))
+
+clean: ## remove build outputs
+	rm -rf .build

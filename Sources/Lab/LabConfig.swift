@@ -1,0 +1,59 @@
+import Foundation
+
+/// How pods are wired to their node.
+public enum Topology: String, CaseIterable, Sendable, Codable {
+    /// Pod veths on a per-node Linux bridge that owns the pod subnet's gateway (kubenet style).
+    case bridge
+    /// No bridge: a /32 (/128) route per pod on the node and proxy ARP (Azure CNI / Calico style).
+    case routed
+}
+
+/// What `osprey lab up` builds; validated on construction.
+public struct LabConfig: Sendable, Equatable {
+    public static let defaultName = "osp"
+    public static let nodeRange = 1...4
+    /// Where labs keep their inventory, configuration, logs and pid files.
+    public static let defaultStateRoot = "/run/osprey/labs"
+
+    /// Prefix of everything the lab creates (namespaces, files); also the cluster name.
+    public let name: String
+    public let nodeCount: Int
+    public let topology: Topology
+    public let stateRoot: String
+
+    public init(
+        name: String = LabConfig.defaultName, nodeCount: Int = 2, topology: Topology = .bridge,
+        stateRoot: String = LabConfig.defaultStateRoot
+    ) throws(LabError) {
+        try Self.validate(name: name)
+        guard Self.nodeRange.contains(nodeCount) else { throw .invalidNodeCount(nodeCount) }
+        self.name = name
+        self.nodeCount = nodeCount
+        self.topology = topology
+        self.stateRoot = stateRoot
+    }
+
+    /// Parses a topology name the way the CLI receives it.
+    public static func topology(named text: String) throws(LabError) -> Topology {
+        guard let topology = Topology(rawValue: text.lowercased()) else { throw .unknownTopology(text) }
+        return topology
+    }
+
+    /// A lab name is `osp` plus at most five lowercase letters or digits: short enough for
+    /// interface names, and the `osp` prefix makes every leftover easy to find.
+    public static func validate(name: String) throws(LabError) {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789")
+        guard name.hasPrefix("osp"), name.count <= 8, name.allSatisfy(allowed.contains) else {
+            throw .invalidName(name)
+        }
+    }
+
+    /// The directory holding this lab's files.
+    public var stateDirectory: String { Self.stateDirectory(stateRoot: stateRoot, name: name) }
+    /// The inventory file the agent's standalone metadata source reads.
+    public var inventoryPath: String { stateDirectory + "/inventory.json" }
+
+    public static func stateDirectory(stateRoot: String = defaultStateRoot, name: String) -> String {
+        "\(stateRoot)/\(name)"
+    }
+}

@@ -1,0 +1,233 @@
+import ClusterInventory
+import Foundation
+
+/// What `lab down` removed.
+public struct TeardownReport: Sendable, Equatable {
+    public var namespaces: [String] = []
+    public var processes: Int = 0
+    public var files: [String] = []
+
+    public var isEmpty: Bool { namespaces.isEmpty && processes == 0 && files.isEmpty }
+}
+
+/// Builds, inspects and removes labs. `up` either finishes or removes what it made.
+public struct LabController: Sendable {
+    public let host: Host
+    /// Where `ip netns` keeps its named namespaces.
+    static let netnsDirectory = "/run/netns"
+
+    public init(host: Host = Host()) { self.host = host }
+
+    /// Builds the lab and returns its inventory (also written to `config.inventoryPath`).
+    ///
+    /// `progress` receives one short line per phase. If anything fails, everything created so
+    /// far is removed before the error is thrown.
+    @discardableResult
+    public func up(_ config: LabConfig, progress: (String) -> Void = { _ in }) throws(LabError) -> Inventory {
+        try Self.requireRoot()
+        for (tool, package) in LabTools.required where host.which(tool) == nil {
+            throw .missingTool(tool: tool, package: package)
+        }
+        let leftovers = existingParts(of: config.name, stateRoot: config.stateRoot)
+        guard leftovers.isEmpty else { throw .alreadyUp(name: config.name, found: leftovers) }
+
+        let plan = LabPlan(config: config)
+        do {
+            return try build(plan, progress: progress)
+        } catch {
+            progress("lab up failed; removing what it created")
+            _ = try? down(name: config.name, stateRoot: config.stateRoot)
+            throw error
+        }
+    }
+
+    private func build(_ plan: LabPlan, progress: (String) -> Void) throws(LabError) -> Inventory {
+        let config = plan.config
+        try createDirectory(config.stateDirectory)
+        progress("creating \(plan.namespaces.count) network namespaces (\(config.topology.rawValue) topology)")
+        for step in NetworkSetup(plan: plan).steps { try host.run(step.argv, input: step.input) }
+
+        progress("starting \(plan.pods.count) pods")
+        let launches = Workloads(plan: plan).launches()
+        var processes: [String: [PodProcess]] = [:]
+        var uids: [String: String] = [:]
+        for launch in launches {
+            try createDirectory((launch.logPath as NSString).deletingLastPathComponent)
+            for file in launch.files { try write(file.contents, to: file.path) }
+            let pid = try host.launchDetached(launch.command, logPath: launch.logPath, pidPath: launch.pidPath)
+            processes[launch.pod.qualifiedName] = [PodProcess(command: launch.program, pid: pid)]
+            uids[launch.pod.qualifiedName] = UUID().uuidString.lowercased()
+        }
+        progress("waiting for servers to listen")
+        for launch in launches {
+            guard let readiness = launch.readiness, let pid = processes[launch.pod.qualifiedName]?.first?.pid else {
+                continue
+            }
+            try waitUntilListening(pid: pid, proto: readiness.proto, port: readiness.port, launch: launch)
+        }
+        let inventory = plan.inventory(uids: uids, processes: processes)
+        do { try inventory.write(to: config.inventoryPath) } catch {
+            throw .fileFailed(path: config.inventoryPath, reason: "\(error)")
+        }
+        return inventory
+    }
+
+    /// Removes everything of lab `name`: its processes, namespaces (with their links and
+    /// nftables tables), resolver files and state directory. Works on a healthy lab, a
+    /// half-built one and after a crash; running it twice is harmless.
+    @discardableResult
+    public func down(name: String, stateRoot: String = LabConfig.defaultStateRoot) throws(LabError) -> TeardownReport {
+        try LabConfig.validate(name: name)
+        try Self.requireRoot()
+        var report = TeardownReport()
+        let namespaces = Self.namespaces(of: name)
+        report.processes = stopProcesses(
+            in: namespaces, stateDirectory: LabConfig.stateDirectory(stateRoot: stateRoot, name: name))
+        if !namespaces.isEmpty {
+            // -force: keep deleting the others if one is already gone.
+            _ = try? host.execute(
+                ["ip", "-force", "-batch", "-"], input: namespaces.map { "netns del \($0)\n" }.joined())
+        }
+        report.namespaces = namespaces
+        let fm = FileManager.default
+        let resolverDirs = ((try? fm.contentsOfDirectory(atPath: "/etc/netns")) ?? [])
+            .filter { $0.hasPrefix("\(name)-") }.map { "/etc/netns/\($0)" }
+        for path in resolverDirs + [LabConfig.stateDirectory(stateRoot: stateRoot, name: name)]
+        where fm.fileExists(atPath: path) {
+            try? fm.removeItem(atPath: path)
+            report.files.append(path)
+        }
+        let remaining = Self.namespaces(of: name)
+        guard remaining.isEmpty else {
+            throw .commandFailed(
+                command: "ip netns del", status: 1, output: "could not remove \(remaining.joined(separator: ", "))")
+        }
+        return report
+    }
+
+    /// The lab's inventory, or `notUp` if there is none.
+    public func inventory(name: String, stateRoot: String = LabConfig.defaultStateRoot) throws(LabError) -> Inventory {
+        try LabConfig.validate(name: name)
+        let path = LabConfig.stateDirectory(stateRoot: stateRoot, name: name) + "/inventory.json"
+        guard FileManager.default.fileExists(atPath: path) else { throw .notUp(name: name) }
+        do { return try Inventory.load(from: path) } catch {
+            throw .fileFailed(path: path, reason: error.description)
+        }
+    }
+
+    /// What of lab `name` exists on this machine: namespaces and its state directory.
+    public func existingParts(of name: String, stateRoot: String = LabConfig.defaultStateRoot) -> [String] {
+        var parts = Self.namespaces(of: name).map { "netns \($0)" }
+        let dir = LabConfig.stateDirectory(stateRoot: stateRoot, name: name)
+        if FileManager.default.fileExists(atPath: dir) { parts.append(dir) }
+        return parts
+    }
+
+    /// Named network namespaces that belong to lab `name` (all are `<name>-…`).
+    public static func namespaces(of name: String) -> [String] {
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: netnsDirectory)) ?? []
+        return all.filter { $0.hasPrefix("\(name)-") }.sorted()
+    }
+
+    /// PIDs of the processes whose network namespace is the named one (what `ip netns pids` does).
+    public static func pids(inNamespace netns: String) -> [Int32] {
+        var target = stat()
+        guard stat("\(netnsDirectory)/\(netns)", &target) == 0 else { return [] }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            var info = stat()
+            return stat("/proc/\(pid)/ns/net", &info) == 0 && info.st_ino == target.st_ino
+                && info.st_dev == target.st_dev
+        }
+    }
+
+    /// Ends every process in the namespaces (and any recorded in pid files): SIGTERM, then
+    /// SIGKILL for what is left after a second. Returns how many processes were found.
+    func stopProcesses(in namespaces: [String], stateDirectory: String) -> Int {
+        func alive() -> Set<Int32> {
+            var pids = Set(namespaces.flatMap(Self.pids(inNamespace:)))
+            pids.formUnion(Self.recordedPIDs(in: stateDirectory))
+            pids.remove(getpid())
+            return pids.filter(Self.isRunning)
+        }
+        var seen = Set<Int32>()
+        let deadline = Date().addingTimeInterval(5)
+        let graceOver = Date().addingTimeInterval(1)
+        while Date() < deadline {
+            let left = alive()
+            if left.isEmpty { break }
+            // Loops may fork a new child between two looks: signal every newcomer at once.
+            for pid in left.subtracting(seen) { kill(pid, SIGTERM) }
+            seen.formUnion(left)
+            if Date() > graceOver { for pid in left { kill(pid, SIGKILL) } }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return seen.count
+    }
+
+    /// True when `pid` exists and is not a zombie (a zombie has ended; only its parent — often
+    /// init, for detached workloads — has yet to collect it).
+    public static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        let state = stat[stat.index(after: close)...].dropFirst().first
+        return state != "Z" && state != "X"
+    }
+
+    /// PIDs from the `*.pid.osprey` files `launchDetached` wrote.
+    static func recordedPIDs(in stateDirectory: String) -> [Int32] {
+        guard let walker = FileManager.default.enumerator(atPath: stateDirectory) else { return [] }
+        return walker.compactMap { $0 as? String }.filter { $0.hasSuffix(".pid.osprey") }.compactMap {
+            (try? String(contentsOfFile: "\(stateDirectory)/\($0)", encoding: .utf8))
+                .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+    }
+
+    /// Polls `/proc/<pid>/net/{tcp,udp}[6]` — the pod's own socket tables — for a listener.
+    private func waitUntilListening(pid: Int32, proto: String, port: UInt16, launch: WorkloadLaunch) throws(LabError) {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if Self.isListening(pid: pid, proto: proto, port: port) { return }
+            guard Self.isRunning(pid) else {
+                throw .workloadNotReady(
+                    pod: launch.pod.qualifiedName, detail: "its process exited; see \(launch.logPath)")
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        throw .workloadNotReady(
+            pod: launch.pod.qualifiedName,
+            detail: "nothing listened on \(proto.uppercased()) port \(port) within 10 s; see \(launch.logPath)")
+    }
+
+    static func isListening(pid: Int32, proto: String, port: UInt16) -> Bool {
+        let portHex = String(format: ":%04X", port)
+        // TCP listeners are in state 0A (LISTEN); bound UDP sockets show 07 (CLOSE).
+        let state = proto == "tcp" ? "0A" : "07"
+        for table in [proto, proto + "6"] {
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/net/\(table)", encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                if fields.count > 3, fields[1].hasSuffix(portHex), fields[3] == state { return true }
+            }
+        }
+        return false
+    }
+
+    static func requireRoot() throws(LabError) {
+        guard geteuid() == 0 else { throw .notRoot }
+    }
+
+    private func createDirectory(_ path: String) throws(LabError) {
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw .fileFailed(path: path, reason: (error as NSError).localizedDescription)
+        }
+    }
+
+    private func write(_ contents: String, to path: String) throws(LabError) {
+        try createDirectory((path as NSString).deletingLastPathComponent)
+        do { try contents.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+            throw .fileFailed(path: path, reason: (error as NSError).localizedDescription)
+        }
+    }
+}

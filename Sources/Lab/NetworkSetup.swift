@@ -1,0 +1,210 @@
+/// One program to run to build the lab; `input` goes to its standard input.
+public struct SetupStep: Sendable, Equatable {
+    public var argv: [String]
+    public var input: String?
+
+    public static func run(_ argv: [String], input: String? = nil) -> SetupStep { SetupStep(argv: argv, input: input) }
+}
+
+/// The commands that wire a planned lab: namespaces, sysctls, veths, bridges, routes, nftables.
+///
+/// Links are configured with `ip -batch` (one process per namespace), so building a lab costs a
+/// few dozen processes however many pods it has. Nothing here touches the host's own network
+/// namespace: the fabric joining the nodes is itself a namespace.
+public struct NetworkSetup: Sendable {
+    public let plan: LabPlan
+
+    public init(plan: LabPlan) { self.plan = plan }
+
+    public var steps: [SetupStep] {
+        var steps: [SetupStep] = [.run(["ip", "-batch", "-"], input: lines(plan.namespaces.map { "netns add \($0)" }))]
+        steps += plan.namespaces.map(sysctls(for:))
+        steps.append(.run(["ip", "-n", plan.fabricNamespace, "-batch", "-"], input: lines(fabricCommands)))
+        for node in plan.nodes {
+            steps.append(.run(["ip", "-n", node.netns, "-batch", "-"], input: lines(nodeCommands(node))))
+            steps.append(
+                .run([
+                    "ip", "-n", plan.fabricNamespace, "link", "set", LabNames.fabricPort(node: node.index),
+                    "master", LabNames.fabricBridge, "up",
+                ]))
+            let podSysctls = plan.pods(on: node).flatMap(hostInterfaceSysctls(for:))
+            if !podSysctls.isEmpty {
+                steps.append(.run(["ip", "netns", "exec", node.netns, "sysctl", "-q", "-w"] + podSysctls))
+            }
+            steps.append(.run(["ip", "netns", "exec", node.netns, "nft", "-f", "-"], input: nftRuleset(for: node)))
+        }
+        for pod in plan.pods {
+            steps.append(.run(["ip", "-n", pod.netns, "-batch", "-"], input: lines(podCommands(pod))))
+        }
+        return steps
+    }
+
+    /// Per-namespace sysctls set before any interface exists, so new interfaces inherit them.
+    func sysctls(for netns: String) -> SetupStep {
+        var settings = [
+            // Lab addresses are unique by construction: skip duplicate address detection, which
+            // would otherwise drop IPv6 traffic for the first second of every interface.
+            "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+            "net.ipv6.conf.default.accept_ra=0",
+        ]
+        if netns == plan.fabricNamespace {
+            // The fabric is a plain switch: keep bridged frames out of netfilter there.
+            settings += ["net.bridge.bridge-nf-call-iptables=0", "net.bridge.bridge-nf-call-ip6tables=0"]
+        } else if plan.nodes.contains(where: { $0.netns == netns }) {
+            settings += ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]
+            if plan.config.topology == .bridge {
+                // Like kubenet with br_netfilter: bridged pod-to-pod traffic passes the node's
+                // nftables, so service DNAT is undone on replies and policies see same-node traffic.
+                settings += ["net.bridge.bridge-nf-call-iptables=1", "net.bridge.bridge-nf-call-ip6tables=1"]
+            }
+        }
+        return .run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w"] + settings)
+    }
+
+    var fabricCommands: [String] {
+        let router = AddressPlan.fabricRouter
+        return [
+            "link set lo up",
+            "link add \(LabNames.fabricBridge) type bridge",
+            "addr add \(router.v4)/\(AddressPlan.fabricPrefixLength.v4) dev \(LabNames.fabricBridge)",
+            "addr add \(router.v6)/\(AddressPlan.fabricPrefixLength.v6) dev \(LabNames.fabricBridge) nodad",
+            "link set \(LabNames.fabricBridge) up",
+            // Traffic leaving the cluster goes nowhere and gets no ICMP error: an unreachable
+            // upstream, as the `reporter` client's DNS server is.
+            "route add blackhole default",
+            "route add blackhole ::/0",
+        ]
+    }
+
+    func nodeCommands(_ node: PlannedNode) -> [String] {
+        let uplink = LabNames.nodeUplink
+        var commands = [
+            "link set lo up",
+            "link add \(uplink) type veth peer name \(LabNames.fabricPort(node: node.index)) netns \(plan.fabricNamespace)",
+            "addr add \(node.ipv4)/\(AddressPlan.fabricPrefixLength.v4) dev \(uplink)",
+            "addr add \(node.ipv6)/\(AddressPlan.fabricPrefixLength.v6) dev \(uplink) nodad",
+            "link set \(uplink) up",
+            "route add default via \(AddressPlan.fabricRouter.v4) dev \(uplink)",
+            "route add ::/0 via \(AddressPlan.fabricRouter.v6) dev \(uplink)",
+        ]
+        // Other nodes' pod CIDRs through their node address, without NAT.
+        for peer in plan.nodes where peer.index != node.index {
+            commands.append("route add \(AddressPlan.podCIDRv4(peer.index)) via \(peer.ipv4) dev \(uplink)")
+            commands.append("route add \(AddressPlan.podCIDRv6(peer.index)) via \(peer.ipv6) dev \(uplink)")
+        }
+        let pods = plan.pods(on: node)
+        switch plan.config.topology {
+        case .bridge:
+            let bridge = LabNames.nodeBridge
+            let gateway = AddressPlan.bridgeGateway(node.index)
+            commands += [
+                "link add \(bridge) type bridge",
+                "addr add \(gateway.v4)/24 dev \(bridge)",
+                "addr add \(gateway.v6)/64 dev \(bridge) nodad",
+                "link set \(bridge) up",
+            ]
+            for pod in pods {
+                commands += [
+                    "link add \(pod.hostInterface) type veth peer name \(LabNames.podInterface) netns \(pod.netns)",
+                    "link set \(pod.hostInterface) master \(bridge) up",
+                ]
+            }
+        case .routed:
+            for pod in pods {
+                commands += [
+                    "link add \(pod.hostInterface) type veth peer name \(LabNames.podInterface) netns \(pod.netns)",
+                    // The node end has no address but the pods' IPv6 gateway; IPv4 by proxy ARP.
+                    "addr add \(AddressPlan.routedGateway.v6)/64 dev \(pod.hostInterface) nodad",
+                    "link set \(pod.hostInterface) up",
+                    "route add \(pod.ipv4)/32 dev \(pod.hostInterface)",
+                    "route add \(pod.ipv6)/128 dev \(pod.hostInterface)",
+                ]
+            }
+        }
+        return commands
+    }
+
+    /// Routed topology: the node answers ARP for the pods' gateway on each pod's veth, at once.
+    func hostInterfaceSysctls(for pod: PlannedPod) -> [String] {
+        guard plan.config.topology == .routed else { return [] }
+        return ["net.ipv4.conf.\(pod.hostInterface).proxy_arp=1", "net.ipv4.neigh.\(pod.hostInterface).proxy_delay=0"]
+    }
+
+    func podCommands(_ pod: PlannedPod) -> [String] {
+        let eth = LabNames.podInterface
+        var commands = ["link set lo up"]
+        switch plan.config.topology {
+        case .bridge:
+            let gateway = AddressPlan.bridgeGateway(pod.node.index)
+            commands += [
+                "addr add \(pod.ipv4)/24 dev \(eth)",
+                "addr add \(pod.ipv6)/64 dev \(eth) nodad",
+                "link set \(eth) up",
+                "route add default via \(gateway.v4) dev \(eth)",
+                "route add ::/0 via \(gateway.v6) dev \(eth)",
+            ]
+        case .routed:
+            let gateway = AddressPlan.routedGateway
+            commands += [
+                "addr add \(pod.ipv4)/32 dev \(eth)",
+                "addr add \(pod.ipv6)/128 dev \(eth) nodad",
+                "link set \(eth) up",
+                "route add \(gateway.v4) dev \(eth) scope link",
+                "route add default via \(gateway.v4) dev \(eth)",
+                "route add ::/0 via \(gateway.v6) dev \(eth)",
+            ]
+        }
+        return commands
+    }
+
+    /// The node's nftables: kube-proxy-style DNAT of every service VIP to its pods (random
+    /// choice among endpoints, in prerouting for pods and output for the node itself), and the
+    /// policy drops in the forward hook.
+    public func nftRuleset(for node: PlannedNode) -> String {
+        var services: [String] = []
+        for service in plan.services where !service.endpoints.isEmpty {
+            for port in service.spec.ports {
+                let proto = port.protocol.lowercased()
+                let targets = service.endpoints.enumerated()
+                    .map { "\($0.offset) : \($0.element.ipv4) . \(port.targetPort)" }
+                    .joined(separator: ", ")
+                services.append(
+                    "    ip daddr \(service.clusterIP) \(proto) dport \(port.port) "
+                        + "dnat ip to numgen random mod \(service.endpoints.count) map { \(targets) } "
+                        + "comment \"\(service.spec.namespace)/\(service.spec.name):\(port.name)\"")
+            }
+        }
+        var policy: [String] = []
+        for rule in plan.policies where !rule.from.isEmpty && !rule.to.isEmpty {
+            let sources = rule.from.map(\.ipv4).joined(separator: ", ")
+            let destinations = rule.to.map(\.ipv4).joined(separator: ", ")
+            policy.append(
+                "    ip saddr { \(sources) } ip daddr { \(destinations) } tcp dport \(rule.spec.port) "
+                    + "counter drop comment \"\(rule.spec.name)\"")
+        }
+        return """
+            table inet \(LabNames.nftServicesTable) {
+              chain services {
+            \(services.joined(separator: "\n"))
+              }
+              chain prerouting {
+                type nat hook prerouting priority dstnat; policy accept;
+                jump services
+              }
+              chain output {
+                type nat hook output priority -100; policy accept;
+                jump services
+              }
+            }
+            table inet \(LabNames.nftPolicyTable) {
+              chain forward {
+                type filter hook forward priority filter; policy accept;
+            \(policy.joined(separator: "\n"))
+              }
+            }
+
+            """
+    }
+
+    private func lines(_ commands: [String]) -> String { commands.joined(separator: "\n") + "\n" }
+}

@@ -1,0 +1,137 @@
+/// How one pod's process is started, and where its files go.
+public struct WorkloadLaunch: Sendable, Equatable {
+    public var pod: PlannedPod
+    /// The program and its arguments, as the pod runs them.
+    public var podCommand: [String]
+    /// Files the program needs, written before it starts.
+    public var files: [(path: String, contents: String)]
+    /// A socket the pod listens on once it is ready (`tcp`/`udp`, port), if it serves anything.
+    public var readiness: (proto: String, port: UInt16)?
+    public var logPath: String
+    public var pidPath: String
+
+    /// The program's name (`nginx`, `dnsmasq`, `sh`).
+    public var program: String { podCommand[0] }
+    /// The command line that runs it inside the pod's network namespace.
+    public var command: [String] { ["ip", "netns", "exec", pod.netns] + podCommand }
+
+    public static func == (a: WorkloadLaunch, b: WorkloadLaunch) -> Bool {
+        a.pod == b.pod && a.podCommand == b.podCommand && a.logPath == b.logPath
+            && a.files.map(\.path) == b.files.map(\.path) && a.files.map(\.contents) == b.files.map(\.contents)
+    }
+}
+
+/// Renders each pod's workload: nginx and dnsmasq configurations, client loops, resolv.conf.
+public struct Workloads: Sendable {
+    public let plan: LabPlan
+    public static let clusterDomain = "cluster.local"
+
+    public init(plan: LabPlan) { self.plan = plan }
+
+    /// Directory of one pod's configuration, log and pid files.
+    public func directory(of pod: PlannedPod) -> String {
+        "\(plan.config.stateDirectory)/pods/\(pod.namespace)_\(pod.name)"
+    }
+
+    /// `ip netns exec` bind-mounts `/etc/netns/<netns>/resolv.conf` over `/etc/resolv.conf`,
+    /// which is how each pod gets its own resolver configuration.
+    public static func resolvConfPath(netns: String) -> String { "/etc/netns/\(netns)/resolv.conf" }
+
+    public func launches() -> [WorkloadLaunch] { plan.pods.map(launch(for:)) }
+
+    public func launch(for pod: PlannedPod) -> WorkloadLaunch {
+        let dir = directory(of: pod)
+        var files = [(Self.resolvConfPath(netns: pod.netns), resolvConf(for: pod))]
+        let program: [String]
+        var readiness: (String, UInt16)?
+        switch pod.spec.role {
+        case .httpServer(let port):
+            files.append(("\(dir)/nginx.conf", nginxConfig(for: pod, port: port, directory: dir)))
+            program = ["nginx", "-c", "\(dir)/nginx.conf"]
+            readiness = ("tcp", port)
+        case .dnsServer:
+            files.append(("\(dir)/cluster.hosts", clusterHosts()))
+            program = [
+                "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--addn-hosts=\(dir)/cluster.hosts",
+                // Authoritative for every name: what is not in the hosts file is NXDOMAIN.
+                "--local=/#/", "--user=root", "--group=root", "--pid-file=\(dir)/dnsmasq.pid",
+                "--log-facility=-",
+            ]
+            readiness = ("udp", 53)
+        case .client(let behavior):
+            program = ["sh", "-c", clientScript(behavior)]
+        }
+        return WorkloadLaunch(
+            pod: pod, podCommand: program, files: files, readiness: readiness,
+            logPath: "\(dir)/\(program[0]).log", pidPath: "\(dir)/\(program[0]).pid.osprey")
+    }
+
+    /// The pod's /etc/resolv.conf as the kubelet writes it for its DNS policy.
+    public func resolvConf(for pod: PlannedPod) -> String {
+        switch pod.spec.dns {
+        case .clusterFirst:
+            let domain = Self.clusterDomain
+            return """
+                search \(pod.namespace).svc.\(domain) svc.\(domain) \(domain)
+                nameserver \(plan.clusterDNS.clusterIP)
+                options ndots:5 timeout:1 attempts:2
+
+                """
+        case .nameserver(let address):
+            return "nameserver \(address)\noptions timeout:1 attempts:1\n"
+        }
+    }
+
+    /// The cluster DNS records: every service name and every pod's dashed-IPv4 name.
+    public func clusterHosts() -> String {
+        var lines = plan.services.map {
+            "\($0.clusterIP) \($0.spec.name).\($0.spec.namespace).svc.\(Self.clusterDomain)"
+        }
+        lines += plan.pods.map {
+            "\($0.ipv4) \(AddressPlan.podDNSName(ipv4: $0.ipv4, namespace: $0.namespace, clusterDomain: Self.clusterDomain))"
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    func nginxConfig(for pod: PlannedPod, port: UInt16, directory dir: String) -> String {
+        """
+        daemon off;
+        worker_processes 1;
+        pid \(dir)/nginx.pid;
+        error_log stderr warn;
+        events { worker_connections 256; }
+        http {
+          access_log off;
+          client_body_temp_path \(dir)/client_body;
+          proxy_temp_path \(dir)/proxy;
+          fastcgi_temp_path \(dir)/fastcgi;
+          uwsgi_temp_path \(dir)/uwsgi;
+          scgi_temp_path \(dir)/scgi;
+          server {
+            listen \(port);
+            listen [::]:\(port);
+            location / {
+              default_type text/plain;
+              return 200 "\(pod.qualifiedName) on \(pod.node.name)\\n";
+            }
+          }
+        }
+
+        """
+    }
+
+    /// A POSIX shell loop; each request has a 2 s limit so one stuck request never stalls it.
+    func clientScript(_ behavior: ClientBehavior) -> String {
+        let curl = "curl -s -o /dev/null -m 2"
+        let body: String
+        switch behavior {
+        case .browse(let urls, let missingName):
+            body = urls.map { "\(curl) \($0)" }.joined(separator: "; ") + "; getent hosts \(missingName) > /dev/null"
+        case .blockedByPolicy(let url), .closedPort(let url):
+            body = "\(curl) \(url)"
+        case .unansweredDNS(let name):
+            body = "getent hosts \(name) > /dev/null"
+        }
+        return "while :; do \(body); sleep 1; done"
+    }
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import ClusterInventory
+import Foundation
+import Lab
+
+/// `osprey lab up | down | status`: a Kubernetes-like cluster of network namespaces.
+struct LabCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lab",
+        abstract: "Run a small Kubernetes-like cluster of network-namespace pods on this machine.",
+        subcommands: [Up.self, Down.self, Status.self])
+}
+
+/// Options every lab subcommand takes.
+struct LabOptions: ParsableArguments {
+    @Option(help: "Lab name: 'osp' plus up to 5 lowercase letters or digits; prefixes everything the lab creates.")
+    var name: String = ProcessInfo.processInfo.environment["OSPREY_LAB"] ?? LabConfig.defaultName
+
+    @Option(help: ArgumentHelp("Directory for lab state (inventory, configs, logs).", visibility: .hidden))
+    var stateDir: String = LabConfig.defaultStateRoot
+}
+
+extension LabCommand {
+    struct Up: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create the lab: nodes, pods, services, workloads; prints what runs where.")
+
+        @OptionGroup var lab: LabOptions
+
+        @Option(help: "Number of nodes (1 to 4).")
+        var nodes: Int = 2
+
+        @Option(
+            help:
+                "How pods attach to nodes: bridge (kubenet style) or routed (/32 routes and proxy ARP, Azure CNI / Calico style)."
+        )
+        var topology: String = Topology.bridge.rawValue
+
+        func run() throws {
+            try reportingErrors {
+                let config = try LabConfig(
+                    name: lab.name, nodeCount: nodes, topology: LabConfig.topology(named: topology),
+                    stateRoot: lab.stateDir)
+                let started = Date()
+                try LabController().up(config) { print("· \($0)") }
+                let status = try LabStatus(name: config.name, stateRoot: config.stateRoot)
+                print(
+                    "Lab '\(config.name)' is up in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: "
+                        + "\(config.nodeCount) nodes, \(status.inventory.pods.count) pods, "
+                        + "\(status.inventory.services.count) services, \(config.topology.rawValue) topology.\n")
+                print(LabReport.render(status))
+                print(LabReport.hints(status.inventory))
+            }
+        }
+    }
+
+    struct Down: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove the lab: processes, namespaces, links, nftables rules and files. Safe to repeat.")
+
+        @OptionGroup var lab: LabOptions
+
+        func run() throws {
+            try reportingErrors {
+                let report = try LabController().down(name: lab.name, stateRoot: lab.stateDir)
+                if report.isEmpty {
+                    print("No lab named '\(lab.name)' was found; nothing to remove.")
+                } else {
+                    print(
+                        "Lab '\(lab.name)' removed: \(report.processes) processes stopped, "
+                            + "\(report.namespaces.count) network namespaces and \(report.files.count) file trees deleted."
+                    )
+                }
+            }
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the lab's nodes, pods (IPs, node, process state) and services.")
+
+        @OptionGroup var lab: LabOptions
+
+        func run() throws {
+            try reportingErrors {
+                let status = try LabStatus(name: lab.name, stateRoot: lab.stateDir)
+                print(LabReport.render(status))
+                if !status.isHealthy {
+                    throw LabCommandError.unhealthy(name: lab.name)
+                }
+            }
+        }
+    }
+}
+
+enum LabCommandError: Error, CustomStringConvertible {
+    case unhealthy(name: String)
+
+    var description: String {
+        "Some pods of lab '\(unhealthy)' are not running; recreate it with `osprey lab down` and `osprey lab up`."
+    }
+
+    private var unhealthy: String {
+        switch self {
+        case .unhealthy(let name): name
+        }
+    }
+}

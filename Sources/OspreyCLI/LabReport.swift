@@ -1,0 +1,79 @@
+import ClusterInventory
+import Foundation
+import Lab
+
+/// How lab state is shown to people: `kubectl get`-style tables and next steps.
+enum LabReport {
+    static func render(_ status: LabStatus) -> String {
+        let inventory = status.inventory
+        let nodes = TextTable(
+            header: ["NODE", "INTERNAL-IP", "POD-CIDR", "PODS"],
+            rows: inventory.nodes.map { node in
+                [
+                    node.name, node.internalIPs.joined(separator: ","), node.podCIDRs.joined(separator: ","),
+                    String(inventory.pods.filter { $0.node == node.name }.count),
+                ]
+            })
+        let pods = TextTable(
+            header: ["NAMESPACE", "POD", "NODE", "IPS", "WORKLOAD", "LABELS", "STATUS"],
+            rows: zip(inventory.pods, status.podStates).map { pod, state in
+                [
+                    pod.namespace, pod.name, pod.node, pod.ips.joined(separator: ","),
+                    pod.workload?.description ?? "-",
+                    pod.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+                    state.description,
+                ]
+            })
+        let services = TextTable(
+            header: ["NAMESPACE", "SERVICE", "CLUSTER-IP", "PORTS", "ENDPOINTS"],
+            rows: inventory.services.map { service in
+                [
+                    service.namespace, service.name, service.clusterIP,
+                    service.ports.map { "\($0.port)/\($0.protocol)" }.joined(separator: ","),
+                    service.endpoints.joined(separator: ","),
+                ]
+            })
+        return """
+            Lab '\(inventory.cluster)' (\(inventory.topology) topology) — inventory: \(status.inventoryPath)
+
+            \(nodes.render())
+            \(pods.render())
+            \(services.render())
+            """
+    }
+
+    /// What to type next to look at the lab.
+    static func hints(_ inventory: Inventory) -> String {
+        let loadgen = inventory.pods.first { $0.workload?.name == "loadgen" }
+        let node = inventory.nodes.first
+        var lines = ["Look around:"]
+        if let netns = loadgen?.netns {
+            lines.append(
+                "  ip netns exec \(netns) curl -s http://frontend.shop.svc.cluster.local/   # a pod calling a service")
+        }
+        if let netns = node?.netns {
+            lines.append(
+                "  ip netns exec \(netns) nft list ruleset                  # service DNAT and the policy drop")
+            lines.append("  ip netns exec \(netns) ip -br addr                       # the node's uplink and pod veths")
+        }
+        lines.append("  osprey lab status --name \(inventory.cluster)")
+        lines.append("  osprey lab down --name \(inventory.cluster)")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// A plain left-aligned table with two spaces between columns, like `kubectl get`.
+struct TextTable {
+    var header: [String]
+    var rows: [[String]]
+
+    func render() -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+    }
+}

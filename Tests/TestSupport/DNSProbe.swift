@@ -1,0 +1,107 @@
+import Foundation
+import Netns
+
+/// The answer to one DNS query, as a resolver sees it.
+public struct DNSAnswer: Sendable, Equatable {
+    /// RCODE: 0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, 5 REFUSED.
+    public var rcode: Int
+    /// Addresses in the answer section (A and AAAA records), in order.
+    public var addresses: [String]
+
+    public init(rcode: Int, addresses: [String]) {
+        self.rcode = rcode
+        self.addresses = addresses
+    }
+}
+
+/// Sends a real DNS query over UDP from inside a pod's network namespace.
+///
+/// Tests use it to assert the response code exactly (glibc's `getent` cannot tell NXDOMAIN
+/// from a timeout).
+public enum DNSProbe {
+    public enum RecordType: UInt16, Sendable { case a = 1, aaaa = 28 }
+
+    /// Returns the answer, or nil when none arrived within `timeout`.
+    public static func query(
+        _ name: String, type: RecordType = .a, server: String, fromNamespace netns: String, timeout: Double = 2
+    ) throws -> DNSAnswer? {
+        // The socket is created inside the pod's namespace and keeps living there.
+        let fd = try NetworkNamespace.run(inNamespaceAt: NetworkNamespace.path(named: netns)) {
+            socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        }
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+
+        let id = UInt16.random(in: 1...UInt16.max)
+        let message = encodeQuery(id: id, name: name, type: type)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(53).bigEndian
+        inet_pton(AF_INET, server, &address.sin_addr)
+        let sent = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, message, message.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard sent == message.count else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        var buffer = [UInt8](repeating: 0, count: 1500)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count < 0 { return nil }  // timed out
+            if let answer = decodeResponse(Array(buffer[0..<count]), id: id) { return answer }
+        }
+        return nil
+    }
+
+    static func encodeQuery(id: UInt16, name: String, type: RecordType) -> [UInt8] {
+        var bytes: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xff), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
+        for label in name.split(separator: ".") {
+            bytes.append(UInt8(label.utf8.count))
+            bytes += label.utf8
+        }
+        bytes += [0, UInt8(type.rawValue >> 8), UInt8(type.rawValue & 0xff), 0, 1]
+        return bytes
+    }
+
+    static func decodeResponse(_ bytes: [UInt8], id: UInt16) -> DNSAnswer? {
+        guard bytes.count >= 12, UInt16(bytes[0]) << 8 | UInt16(bytes[1]) == id, bytes[2] & 0x80 != 0 else {
+            return nil
+        }
+        let rcode = Int(bytes[3] & 0x0f)
+        let questions = Int(bytes[4]) << 8 | Int(bytes[5])
+        let answers = Int(bytes[6]) << 8 | Int(bytes[7])
+        var offset = 12
+        func skipName() -> Bool {
+            while offset < bytes.count {
+                let length = Int(bytes[offset])
+                if length & 0xc0 == 0xc0 { offset += 2; return true }  // compression pointer ends a name
+                offset += 1 + length
+                if length == 0 { return true }
+            }
+            return false
+        }
+        for _ in 0..<questions {
+            guard skipName() else { return nil }
+            offset += 4
+        }
+        var addresses: [String] = []
+        for _ in 0..<answers {
+            guard skipName(), offset + 10 <= bytes.count else { break }
+            let type = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
+            let length = Int(bytes[offset + 8]) << 8 | Int(bytes[offset + 9])
+            offset += 10
+            guard offset + length <= bytes.count else { break }
+            let data = Array(bytes[offset..<offset + length])
+            if type == 1 || type == 28 {
+                var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+                inet_ntop(type == 1 ? AF_INET : AF_INET6, data, &text, socklen_t(text.count))
+                addresses.append(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+            offset += length
+        }
+        return DNSAnswer(rcode: rcode, addresses: addresses)
+    }
+}
