@@ -9,10 +9,14 @@ let package = Package(
     name: "osprey",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "osprey", targets: ["osprey"])
+        .executable(name: "osprey", targets: ["osprey"]),
+        .executable(name: "osprey-agent", targets: ["osprey-agent"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // The cluster as the Kubernetes API would describe it: nodes, pods, services.
@@ -21,6 +25,39 @@ let package = Package(
         .target(name: "CNetns"),
         // Run code or open sockets inside another network namespace.
         .target(name: "Netns", dependencies: ["CNetns"], swiftSettings: strict),
+        // --- The eBPF datapath ---
+        // Structs and constants shared by the BPF C and Swift (osprey_abi.h).
+        .target(name: "CDatapathABI"),
+        // libbpf from Debian's libbpf-dev.
+        .systemLibrary(name: "CLibbpf", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
+        // The libbpf calls Swift cannot make itself (LIBBPF_OPTS structs, BTF walks).
+        .target(name: "CBPFGlue", dependencies: ["CLibbpf", "CDatapathABI"]),
+        // Turns a compiled BPF object into a Swift byte array (used by the BPFCompiler plugin).
+        .executableTarget(name: "osprey-bpf-embed"),
+        .plugin(name: "BPFCompiler", capability: .buildTool(), dependencies: ["osprey-bpf-embed"]),
+        // The eBPF programs (bpf/*.c), compiled and embedded at build time.
+        .target(name: "DatapathBPF", exclude: ["bpf"], plugins: ["BPFCompiler"]),
+        // Loads, attaches, detaches the programs and reads their maps.
+        .target(
+            name: "Datapath", dependencies: ["DatapathBPF", "CBPFGlue", "CLibbpf", "CDatapathABI", "Netns"],
+            swiftSettings: strict),
+        // rtnetlink: link dumps, link events, namespace ids.
+        .target(name: "Netlink", swiftSettings: strict),
+        // Node-level metrics (Retina names): collectors and the Prometheus text format.
+        .target(name: "NodeMetrics", dependencies: ["Datapath", "Netns"], swiftSettings: strict),
+        // osprey-agent's parts: configuration, preflight checks, interface watcher, HTTP server.
+        .target(
+            name: "Agent",
+            dependencies: [
+                "Datapath", "Netlink", "NodeMetrics", "Netns",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(name: "osprey-agent", dependencies: ["Agent"], swiftSettings: strict),
+
         // The lab: a Kubernetes-like cluster of network namespaces on one machine.
         .target(name: "Lab", dependencies: ["ClusterInventory"], swiftSettings: strict),
         // The `osprey` command line (subcommands as a library so tests can parse them).
@@ -41,6 +78,10 @@ let package = Package(
         .testTarget(
             name: "LabIntegrationTests", dependencies: ["Lab", "ClusterInventory", "TestSupport"],
             swiftSettings: strict),
+        .testTarget(
+            name: "AgentIntegrationTests", dependencies: ["Lab", "ClusterInventory", "TestSupport"],
+            swiftSettings: strict),
+        .testTarget(name: "NodeMetricsTests", dependencies: ["NodeMetrics"], swiftSettings: strict),
         .testTarget(name: "OspreyCLITests", dependencies: ["OspreyCLI", "TestSupport"], swiftSettings: strict),
     ]
 )

@@ -48,13 +48,19 @@ public struct Node: Codable, Sendable, Equatable {
     public var uplink: String
     /// Where the node lives on this machine: a network namespace name (lab only).
     public var netns: String?
+    /// Processes the lab runs on the node itself, such as osprey-agent (lab only).
+    public var processes: [ProcessRecord]
 
-    public init(name: String, internalIPs: [String], podCIDRs: [String], uplink: String, netns: String?) {
+    public init(
+        name: String, internalIPs: [String], podCIDRs: [String], uplink: String, netns: String?,
+        processes: [ProcessRecord] = []
+    ) {
         self.name = name
         self.internalIPs = internalIPs
         self.podCIDRs = podCIDRs
         self.uplink = uplink
         self.netns = netns
+        self.processes = processes
     }
 }
 
@@ -71,8 +77,8 @@ public struct Workload: Codable, Sendable, Equatable, Hashable, CustomStringConv
     public var description: String { "\(kind)/\(name)" }
 }
 
-/// A process a pod runs (lab only), so that it can be found and ended.
-public struct PodProcess: Codable, Sendable, Equatable {
+/// A process the lab started for a pod or node (its workload, its agent), so that it can be found and ended.
+public struct ProcessRecord: Codable, Sendable, Equatable {
     public var command: String
     public var pid: Int32
 
@@ -98,12 +104,12 @@ public struct Pod: Codable, Sendable, Equatable {
     public var netns: String?
     /// The node-side end of the pod's veth (e.g. `osp3f9a…`), where Osprey observes the pod.
     public var hostInterface: String?
-    public var processes: [PodProcess]
+    public var processes: [ProcessRecord]
 
     public init(
         uid: String, namespace: String, name: String, node: String, ips: [String],
         labels: [String: String], workload: Workload?, createdAt: Date = Date(), netns: String?,
-        hostInterface: String?, processes: [PodProcess] = []
+        hostInterface: String?, processes: [ProcessRecord] = []
     ) {
         self.uid = uid
         self.namespace = namespace

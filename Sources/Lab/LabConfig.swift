@@ -20,10 +20,12 @@ public struct LabConfig: Sendable, Equatable {
     public let nodeCount: Int
     public let topology: Topology
     public let stateRoot: String
+    /// The osprey-agent binary to run on every node, or nil for a lab without agents.
+    public var agentPath: String?
 
     public init(
         name: String = LabConfig.defaultName, nodeCount: Int = 2, topology: Topology = .bridge,
-        stateRoot: String = LabConfig.defaultStateRoot
+        stateRoot: String = LabConfig.defaultStateRoot, agentPath: String? = nil
     ) throws(LabError) {
         try Self.validate(name: name)
         guard Self.nodeRange.contains(nodeCount) else { throw .invalidNodeCount(nodeCount) }
@@ -31,7 +33,11 @@ public struct LabConfig: Sendable, Equatable {
         self.nodeCount = nodeCount
         self.topology = topology
         self.stateRoot = stateRoot
+        self.agentPath = agentPath
     }
+
+    /// Port of every agent's /metrics and /healthz, in its node's namespace.
+    public static let agentMetricsPort: UInt16 = 9965
 
     /// Parses a topology name the way the CLI receives it.
     public static func topology(named text: String) throws(LabError) -> Topology {

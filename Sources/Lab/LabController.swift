@@ -49,21 +49,45 @@ public struct LabController: Sendable {
 
         progress("starting \(plan.pods.count) pods")
         let launches = Workloads(plan: plan).launches()
-        var processes: [String: [PodProcess]] = [:]
+        var processes: [String: [ProcessRecord]] = [:]
         var uids: [String: String] = [:]
         for launch in launches {
             try createDirectory((launch.logPath as NSString).deletingLastPathComponent)
             for file in launch.files { try write(file.contents, to: file.path) }
             let pid = try host.launchDetached(launch.command, logPath: launch.logPath, pidPath: launch.pidPath)
-            processes[launch.pod.qualifiedName] = [PodProcess(command: launch.program, pid: pid)]
+            processes[launch.pod.qualifiedName] = [ProcessRecord(command: launch.program, pid: pid)]
             uids[launch.pod.qualifiedName] = UUID().uuidString.lowercased()
         }
         progress("waiting for servers to listen")
         for launch in launches {
+            // The PID is known before `ip netns exec` has switched namespace; wait for the
+            // switch, so that when `up` returns every workload runs inside its pod.
+            if let pid = processes[launch.pod.qualifiedName]?.first?.pid {
+                try waitUntilInNamespace(pid: pid, netns: launch.pod.netns, what: "Pod \(launch.pod.qualifiedName)")
+            }
+        }
+        for launch in launches {
             guard let readiness = launch.readiness, let pid = processes[launch.pod.qualifiedName]?.first?.pid else {
                 continue
             }
-            try waitUntilListening(pid: pid, proto: readiness.proto, port: readiness.port, launch: launch)
+            try waitUntilListening(
+                pid: pid, proto: readiness.proto, port: readiness.port, what: "Pod \(launch.pod.qualifiedName)",
+                logPath: launch.logPath)
+        }
+        if let agentPath = config.agentPath {
+            progress("starting osprey-agent on \(plan.nodes.count) nodes")
+            for node in plan.nodes {
+                let agent = Workloads(plan: plan).agentLaunch(for: node, agentPath: agentPath)
+                try createDirectory((agent.logPath as NSString).deletingLastPathComponent)
+                let pid = try host.launchDetached(agent.command, logPath: agent.logPath, pidPath: agent.pidPath)
+                processes[node.name] = [ProcessRecord(command: "osprey-agent", pid: pid)]
+            }
+            for node in plan.nodes {
+                guard let pid = processes[node.name]?.first?.pid else { continue }
+                try waitUntilListening(
+                    pid: pid, proto: "tcp", port: LabConfig.agentMetricsPort, what: "osprey-agent on \(node.name)",
+                    logPath: "\(config.stateDirectory)/nodes/\(node.name)/osprey-agent.log")
+            }
         }
         let inventory = plan.inventory(uids: uids, processes: processes)
         do { try inventory.write(to: config.inventoryPath) } catch {
@@ -185,19 +209,39 @@ public struct LabController: Sendable {
     }
 
     /// Polls `/proc/<pid>/net/{tcp,udp}[6]` — the pod's own socket tables — for a listener.
-    private func waitUntilListening(pid: Int32, proto: String, port: UInt16, launch: WorkloadLaunch) throws(LabError) {
-        let deadline = Date().addingTimeInterval(10)
+    private func waitUntilListening(
+        pid: Int32, proto: String, port: UInt16, what: String, logPath: String
+    )
+        throws(LabError)
+    {
+        let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             if Self.isListening(pid: pid, proto: proto, port: port) { return }
             guard Self.isRunning(pid) else {
-                throw .workloadNotReady(
-                    pod: launch.pod.qualifiedName, detail: "its process exited; see \(launch.logPath)")
+                let log = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").last ?? ""
+                throw .workloadNotReady(what: what, detail: "its process exited (\(log)); see \(logPath)")
             }
             Thread.sleep(forTimeInterval: 0.02)
         }
         throw .workloadNotReady(
-            pod: launch.pod.qualifiedName,
-            detail: "nothing listened on \(proto.uppercased()) port \(port) within 10 s; see \(launch.logPath)")
+            what: what, detail: "nothing listened on \(proto.uppercased()) port \(port) within 20 s; see \(logPath)")
+    }
+
+    private func waitUntilInNamespace(pid: Int32, netns: String, what: String) throws(LabError) {
+        var target = stat()
+        guard stat("\(Self.netnsDirectory)/\(netns)", &target) == 0 else {
+            throw .workloadNotReady(what: what, detail: "its network namespace \(netns) is gone")
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            var current = stat()
+            if stat("/proc/\(pid)/ns/net", &current) == 0, current.st_ino == target.st_ino { return }
+            guard Self.isRunning(pid) else {
+                throw .workloadNotReady(what: what, detail: "its process exited before entering \(netns)")
+            }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        throw .workloadNotReady(what: what, detail: "its process did not enter \(netns) within 10 s")
     }
 
     static func isListening(pid: Int32, proto: String, port: UInt16) -> Bool {
@@ -214,7 +258,7 @@ public struct LabController: Sendable {
         return false
     }
 
-    static func requireRoot() throws(LabError) {
+    public static func requireRoot() throws(LabError) {
         guard geteuid() == 0 else { throw .notRoot }
     }
 

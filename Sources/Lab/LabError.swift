@@ -10,7 +10,7 @@ public enum LabError: Error, Equatable, CustomStringConvertible {
     case notUp(name: String)
     case missingTool(tool: String, package: String)
     case commandFailed(command: String, status: Int32, output: String)
-    case workloadNotReady(pod: String, detail: String)
+    case workloadNotReady(what: String, detail: String)
     case fileFailed(path: String, reason: String)
 
     public var description: String {
@@ -31,8 +31,8 @@ public enum LabError: Error, Equatable, CustomStringConvertible {
             "\(tool) is not installed; run `make bootstrap` (it installs the Debian package \(package))."
         case .commandFailed(let command, let status, let output):
             "`\(command)` failed with exit status \(status): \(output.trimmingCharacters(in: .whitespacesAndNewlines))"
-        case .workloadNotReady(let pod, let detail):
-            "Pod \(pod) did not become ready: \(detail)."
+        case .workloadNotReady(let what, let detail):
+            "\(what) did not become ready: \(detail)."
         case .fileFailed(let path, let reason):
             "Cannot write \(path): \(reason)."
         }

@@ -101,15 +101,16 @@ public struct LabPlan: Sendable {
     }
 
     /// The inventory describing this lab, with the given pod UIDs, creation times and processes.
+    /// `processes` is keyed by pod (`namespace/name`) or node name.
     public func inventory(
-        uids: [String: String] = [:], processes: [String: [PodProcess]] = [:], now: Date = Date()
+        uids: [String: String] = [:], processes: [String: [ProcessRecord]] = [:], now: Date = Date()
     ) -> Inventory {
         Inventory(
             cluster: config.name, topology: config.topology.rawValue, generatedAt: now,
             nodes: nodes.map {
                 Node(
                     name: $0.name, internalIPs: [$0.ipv4, $0.ipv6], podCIDRs: $0.podCIDRs,
-                    uplink: LabNames.nodeUplink, netns: $0.netns)
+                    uplink: LabNames.nodeUplink, netns: $0.netns, processes: processes[$0.name] ?? [])
             },
             pods: pods.map {
                 Pod(

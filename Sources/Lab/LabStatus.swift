@@ -23,20 +23,26 @@ public struct LabStatus: Sendable {
     public var inventoryPath: String
     /// State of each pod, in inventory order.
     public var podStates: [PodState]
+    /// State of each node's own processes (its agent), in inventory order.
+    public var nodeStates: [PodState]
 
     /// Reads lab `name`'s inventory and checks each pod's namespace and processes.
     public init(name: String, stateRoot: String = LabConfig.defaultStateRoot) throws(LabError) {
         inventory = try LabController().inventory(name: name, stateRoot: stateRoot)
         inventoryPath = LabConfig.stateDirectory(stateRoot: stateRoot, name: name) + "/inventory.json"
         let namespaces = Set(LabController.namespaces(of: name))
-        podStates = inventory.pods.map { pod in
-            guard let netns = pod.netns, namespaces.contains(netns) else { return .missing }
-            let alive = pod.processes.map(\.pid).filter(LabController.isRunning)
+        func state(netns: String?, processes: [ProcessRecord]) -> PodState {
+            guard let netns, namespaces.contains(netns) else { return .missing }
+            let alive = processes.map(\.pid).filter(LabController.isRunning)
             return alive.isEmpty ? .exited : .running(pids: alive)
         }
+        podStates = inventory.pods.map { state(netns: $0.netns, processes: $0.processes) }
+        nodeStates = inventory.nodes.map { state(netns: $0.netns, processes: $0.processes) }
     }
 
     public var isHealthy: Bool {
-        podStates.allSatisfy { if case .running = $0 { true } else { false } }
+        let running = { (state: PodState) in if case .running = state { true } else { false } }
+        return podStates.allSatisfy(running)
+            && zip(inventory.nodes, nodeStates).allSatisfy { $0.processes.isEmpty || running($1) }
     }
 }

@@ -39,6 +39,24 @@ public struct Workloads: Sendable {
 
     public func launches() -> [WorkloadLaunch] { plan.pods.map(launch(for:)) }
 
+    /// How the agent of `node` runs: in the node's namespace, with tracefs mounted in the
+    /// private mount namespace `ip netns exec` gives it (as a DaemonSet's hostPath would).
+    public func agentLaunch(
+        for node: PlannedNode, agentPath: String
+    ) -> (command: [String], logPath: String, pidPath: String) {
+        let dir = "\(plan.config.stateDirectory)/nodes/\(node.name)"
+        let mountTracefs =
+            "mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing; exec \"$0\" \"$@\""
+        return (
+            [
+                "ip", "netns", "exec", node.netns, "sh", "-c", mountTracefs, agentPath, "--node-name", node.name,
+                "--cluster", plan.config.name, "--metrics-address", "0.0.0.0:\(LabConfig.agentMetricsPort)",
+                "--uplink", LabNames.nodeUplink,
+            ],
+            "\(dir)/osprey-agent.log", "\(dir)/osprey-agent.pid.osprey"
+        )
+    }
+
     public func launch(for pod: PlannedPod) -> WorkloadLaunch {
         let dir = directory(of: pod)
         var files = [(Self.resolvConfPath(netns: pod.netns), resolvConf(for: pod))]

@@ -36,11 +36,19 @@ extension LabCommand {
         )
         var topology: String = Topology.bridge.rawValue
 
+        @Option(help: "The osprey-agent binary to run on every node (default: the one next to this osprey).")
+        var agent: String?
+
+        @Flag(help: "Start the lab without osprey-agent on the nodes.")
+        var noAgent = false
+
         func run() throws {
             try reportingErrors {
-                let config = try LabConfig(
+                var config = try LabConfig(
                     name: lab.name, nodeCount: nodes, topology: LabConfig.topology(named: topology),
                     stateRoot: lab.stateDir)
+                try LabController.requireRoot()
+                config.agentPath = noAgent ? nil : try agent ?? Self.siblingAgent()
                 let started = Date()
                 try LabController().up(config) { print("· \($0)") }
                 let status = try LabStatus(name: config.name, stateRoot: config.stateRoot)
@@ -51,6 +59,14 @@ extension LabCommand {
                 print(LabReport.render(status))
                 print(LabReport.hints(status.inventory))
             }
+        }
+
+        /// `osprey-agent` in the directory of the running `osprey`.
+        static func siblingAgent() throws(LabCommandError) -> String {
+            let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+            let path = (executable as NSString).deletingLastPathComponent + "/osprey-agent"
+            guard FileManager.default.isExecutableFile(atPath: path) else { throw .noAgent(path) }
+            return path
         }
     }
 
@@ -95,14 +111,14 @@ extension LabCommand {
 
 enum LabCommandError: Error, CustomStringConvertible {
     case unhealthy(name: String)
+    case noAgent(String)
 
     var description: String {
-        "Some pods of lab '\(unhealthy)' are not running; recreate it with `osprey lab down` and `osprey lab up`."
-    }
-
-    private var unhealthy: String {
         switch self {
-        case .unhealthy(let name): name
+        case .unhealthy(let name):
+            "Some processes of lab '\(name)' are not running; recreate it with `osprey lab down` and `osprey lab up`."
+        case .noAgent(let path):
+            "osprey-agent was not found at \(path); build it (`swift build`), pass --agent <path>, or use --no-agent."
         }
     }
 }

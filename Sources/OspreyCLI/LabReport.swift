@@ -7,11 +7,12 @@ enum LabReport {
     static func render(_ status: LabStatus) -> String {
         let inventory = status.inventory
         let nodes = TextTable(
-            header: ["NODE", "INTERNAL-IP", "POD-CIDR", "PODS"],
-            rows: inventory.nodes.map { node in
+            header: ["NODE", "INTERNAL-IP", "POD-CIDR", "PODS", "AGENT"],
+            rows: zip(inventory.nodes, status.nodeStates).map { node, state in
                 [
                     node.name, node.internalIPs.joined(separator: ","), node.podCIDRs.joined(separator: ","),
                     String(inventory.pods.filter { $0.node == node.name }.count),
+                    node.processes.isEmpty ? "-" : state.description,
                 ]
             })
         let pods = TextTable(
@@ -55,6 +56,13 @@ enum LabReport {
             lines.append(
                 "  ip netns exec \(netns) nft list ruleset                  # service DNAT and the policy drop")
             lines.append("  ip netns exec \(netns) ip -br addr                       # the node's uplink and pod veths")
+        }
+        for node in inventory.nodes where !node.processes.isEmpty {
+            if let netns = node.netns {
+                lines.append(
+                    "  ip netns exec \(netns) curl -s localhost:\(LabConfig.agentMetricsPort)/metrics   # \(node.name)'s agent metrics"
+                )
+            }
         }
         lines.append("  osprey lab status --name \(inventory.cluster)")
         lines.append("  osprey lab down --name \(inventory.cluster)")

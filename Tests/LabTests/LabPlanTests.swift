@@ -100,7 +100,7 @@ struct LabPlanTests {
         let plan = LabPlan(config: try LabConfig(name: "osp7", nodeCount: 3, topology: .routed))
         let inventory = plan.inventory(
             uids: ["shop/\(plan.pods[1].name)": "uid-1"],
-            processes: ["shop/\(plan.pods[1].name)": [PodProcess(command: "nginx", pid: 42)]])
+            processes: ["shop/\(plan.pods[1].name)": [ProcessRecord(command: "nginx", pid: 42)]])
         #expect(inventory.cluster == "osp7")
         #expect(inventory.topology == "routed")
         #expect(inventory.nodes.map(\.name) == ["osp7-node-1", "osp7-node-2", "osp7-node-3"])
@@ -109,7 +109,7 @@ struct LabPlanTests {
         #expect(pod.labels == ["app": "frontend", "tier": "web"])
         #expect(pod.workload == Workload(kind: "Deployment", name: "frontend"))
         #expect(pod.uid == "uid-1")
-        #expect(pod.processes == [PodProcess(command: "nginx", pid: 42)])
+        #expect(pod.processes == [ProcessRecord(command: "nginx", pid: 42)])
         #expect(pod.ips == [plan.pods[1].ipv4, plan.pods[1].ipv6])
         #expect(pod.hostInterface == plan.pods[1].hostInterface)
         let ledger = try #require(inventory.services.first { $0.name == "ledger" })

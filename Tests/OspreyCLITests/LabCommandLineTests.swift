@@ -17,7 +17,7 @@ struct LabCommandLineTests {
             ),
         ])
     func invalidFlags(arguments: [String], message: String) throws {
-        let result = try OspreyBinary.run(arguments)
+        let result = try OspreyBinary.cli.run(arguments)
         #expect(result.status == 1)
         #expect(result.stderr == message)
         #expect(result.stdout == "")
@@ -25,7 +25,7 @@ struct LabCommandLineTests {
 
     @Test("lab up without root says to use sudo")
     func withoutRoot() throws {
-        let result = try OspreyBinary.run(["lab", "up", "--name", "ospnr"], asUser: 65534)
+        let result = try OspreyBinary.cli.run(["lab", "up", "--name", "ospnr"], asUser: 65534)
         #expect(result.status == 1)
         #expect(
             result.stderr
@@ -36,7 +36,7 @@ struct LabCommandLineTests {
 
     @Test("status of a lab that is not up says how to start one")
     func statusWithoutLab() throws {
-        let result = try OspreyBinary.run(["lab", "status", "--name", "ospnone"])
+        let result = try OspreyBinary.cli.run(["lab", "status", "--name", "ospnone"])
         #expect(result.status == 1)
         #expect(
             result.stderr == "osprey: No lab named 'ospnone' is up; start one with `osprey lab up --name ospnone`.\n")
@@ -44,7 +44,7 @@ struct LabCommandLineTests {
 
     @Test("an unknown flag is an error with usage, not a crash")
     func unknownFlag() throws {
-        let result = try OspreyBinary.run(["lab", "up", "--bogus"])
+        let result = try OspreyBinary.cli.run(["lab", "up", "--bogus"])
         #expect(result.status == 64)
         #expect(result.stderr.hasPrefix("Error: Unknown option '--bogus'"))
     }

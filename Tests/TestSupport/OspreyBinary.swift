@@ -1,38 +1,45 @@
 import Foundation
 import Lab
 
-/// The built `osprey` executable, run the way a user runs it.
-public enum OspreyBinary {
-    /// `$OSPREY_BIN`, or the debug build next to the test bundle.
-    public static var path: String {
-        if let path = ProcessInfo.processInfo.environment["OSPREY_BIN"] { return path }
+/// The built `osprey` and `osprey-agent` executables, run the way a user runs them.
+public struct OspreyBinary: Sendable {
+    public static let cli = OspreyBinary(name: "osprey")
+    public static let agent = OspreyBinary(name: "osprey-agent")
+
+    public let name: String
+
+    /// The build directory holding the executables: `$OSPREY_BUILD_DIR`, or the one next to
+    /// the test bundle, or `.build/debug`.
+    public static var buildDirectory: String {
+        if let path = ProcessInfo.processInfo.environment["OSPREY_BUILD_DIR"] { return path }
         let bundleDirectory = Bundle.main.bundleURL.deletingLastPathComponent().path
-        for candidate in [bundleDirectory + "/osprey", packageRoot + "/.build/debug/osprey"]
-        where FileManager.default.isExecutableFile(atPath: candidate) {
-            return candidate
-        }
-        return packageRoot + "/.build/debug/osprey"
+        if FileManager.default.isExecutableFile(atPath: bundleDirectory + "/osprey") { return bundleDirectory }
+        return packageRoot + "/.build/debug"
     }
+
+    public var path: String { Self.buildDirectory + "/" + name }
+
+    public init(name: String) { self.name = name }
 
     static var packageRoot: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
     }
 
-    /// Runs `osprey arguments…`; with `asUser`, as that unprivileged UID (via `setpriv`), from a
+    /// Runs the binary with `arguments`; with `asUser`, as that unprivileged UID (via `setpriv`), from a
     /// copy of the binary that user can read.
-    public static func run(
+    public func run(
         _ arguments: [String], asUser uid: Int? = nil
     ) throws -> (
         status: Int32, stdout: String, stderr: String
     ) {
         guard let uid else { return try Host().execute([path] + arguments) }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osp-cli-\(getpid())-\(UUID())")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osp-bin-\(getpid())-\(UUID())")
             .path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         chmod(directory, 0o755)
-        let copy = directory + "/osprey"
+        let copy = directory + "/" + name
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         // O_CLOEXEC: children other tests spawn meanwhile must not inherit the write descriptor,
         // or exec would fail with ETXTBSY.

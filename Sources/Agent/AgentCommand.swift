@@ -1,0 +1,106 @@
+import ArgumentParser
+import Datapath
+import Foundation
+import Hummingbird
+import Logging
+import NodeMetrics
+import ServiceLifecycle
+
+/// `osprey-agent`: the node agent. Loads the eBPF datapath, follows the node's interfaces and
+/// serves node-level metrics on /metrics and its health on /healthz.
+///
+/// Configuration: flags, else `OSPREY_*` environment variables, else defaults.
+public struct AgentCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "osprey-agent",
+        abstract: "Osprey's node agent: eBPF datapath, node-level network metrics on :9965.",
+        version: "0.1.0")
+
+    static let environment = ProcessInfo.processInfo.environment
+
+    @Option(
+        help: "This node's name: the `instance` label of every metric. Env: OSPREY_NODE_NAME; default: the hostname.")
+    var nodeName: String = environment["OSPREY_NODE_NAME"] ?? ProcessInfo.processInfo.hostName
+
+    @Option(help: "The cluster's name: the `cluster` label of every metric. Env: OSPREY_CLUSTER.")
+    var cluster: String = environment["OSPREY_CLUSTER"] ?? "default"
+
+    @Option(help: "Where to serve /metrics and /healthz (host:port). Env: OSPREY_METRICS_ADDRESS.")
+    var metricsAddress: String = environment["OSPREY_METRICS_ADDRESS"] ?? "0.0.0.0:9965"
+
+    @Option(
+        name: .customLong("uplink"),
+        help:
+            "An interface towards other nodes (repeatable). Env: OSPREY_UPLINKS (comma-separated); default: the interfaces of the default routes."
+    )
+    var uplinks: [String] = (environment["OSPREY_UPLINKS"] ?? "").split(separator: ",").map(String.init)
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Env: OSPREY_LOG_LEVEL.")
+    var logLevel: String = environment["OSPREY_LOG_LEVEL"] ?? "info"
+
+    public init() {}
+
+    public func run() async throws {
+        let address: ListenAddress
+        let level: Logger.Level
+        do {
+            address = try ListenAddress(parsing: metricsAddress)
+            guard let parsed = Logger.Level(rawValue: logLevel) else {
+                throw ValidationError(
+                    "--log-level must be one of trace, debug, info, notice, warning, error, critical.")
+            }
+            level = parsed
+            try Preflight.run(metricsAddress: address)
+        } catch let error as AgentError {
+            Self.fail(error.description)
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "osprey-agent")
+
+        let datapath: Datapath
+        do { datapath = try Datapath() } catch { Self.fail(error.description) }
+        // Whatever happens from here on, the tc filters must not outlive us.
+        defer { datapath.detachAll() }
+
+        let watcher = InterfaceWatcher(datapath: datapath, uplinks: uplinks, logger: logger)
+        do { try watcher.start() } catch {
+            datapath.detachAll()
+            Self.fail("\(error)")
+        }
+        let metrics = MetricsEndpoint(
+            collector: NodeMetricsCollector(datapath: datapath) { watcher.namespaces },
+            health: AgentHealth(datapath: datapath, watcher: watcher),
+            commonLabels: [("cluster", cluster), ("instance", nodeName)])
+        let app = Application(
+            router: metrics.router(),
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
+            logger: logger)
+        logger.info(
+            "started",
+            metadata: [
+                "node": "\(nodeName)", "cluster": "\(cluster)", "metrics": "http://\(address)/metrics",
+                "uplinks": "\(watcher.uplinks.joined(separator: ","))",
+                "interfaces": "\(datapath.attachedInterfaces.count)",
+            ])
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [app, watcher], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            datapath.detachAll()
+            Self.fail("stopped: \(error)")
+        }
+        logger.info("stopped; every tc filter detached")
+    }
+
+    /// Prints one sentence and exits non-zero (1).
+    static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("osprey-agent: \(message)\n".utf8))
+        Foundation.exit(1)
+    }
+}

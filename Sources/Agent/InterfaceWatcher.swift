@@ -1,0 +1,177 @@
+import Datapath
+import Foundation
+import Logging
+import Netlink
+import NodeMetrics
+import ServiceLifecycle
+import Synchronization
+
+/// Keeps the datapath attached to exactly the node's uplink(s) and pod veths, and the drop
+/// program's namespace set equal to the node's and its pods' namespaces.
+///
+/// Driven by rtnetlink link events: a pod that appears or disappears is handled within tens of
+/// milliseconds. Each event triggers a full resynchronization (links are few; a diff is simpler
+/// and cannot drift). The blocking netlink wait runs on its own thread, never on Swift's pool.
+public final class InterfaceWatcher: Service, Sendable {
+    let datapath: Datapath
+    let configuredUplinks: [String]
+    let logger: Logger
+    private let state = Mutex(State())
+
+    struct State {
+        var namespaces: [NamespaceRef] = []
+        var peerNamespaceIDs: Set<Int32> = []
+        var uplinks: [String] = []
+        var resyncs = 0
+        var lastError: String?
+    }
+
+    public init(datapath: Datapath, uplinks: [String], logger: Logger) {
+        self.datapath = datapath
+        self.configuredUplinks = uplinks
+        self.logger = logger
+    }
+
+    /// The node's namespaces as of the last resynchronization (its own first).
+    public var namespaces: [NamespaceRef] { state.withLock { $0.namespaces } }
+    public var uplinks: [String] { state.withLock { $0.uplinks } }
+
+    /// Attaches to what exists now; throws if the uplink cannot be found. Call before `run`.
+    public func start() throws {
+        let netlink = try RouteNetlink()
+        try resync(netlink)
+    }
+
+    public func run() async throws {
+        let stop = Atomic<Bool>(false)
+        let finished = AsyncStream<Void>.makeStream()
+        let thread = Thread { [self] in
+            defer { finished.continuation.finish() }
+            do {
+                let events = try RouteNetlink(subscribeToLinks: true)
+                let queries = try RouteNetlink()
+                // Resync once after subscribing: nothing that changed since start() is missed.
+                try? resync(queries)
+                while !stop.load(ordering: .relaxed) {
+                    guard events.waitForLinkChange(timeout: 0.2) else { continue }
+                    do { try resync(queries) } catch {
+                        logger.error("interface resync failed", metadata: ["error": "\(error)"])
+                    }
+                }
+            } catch {
+                logger.error("cannot watch links", metadata: ["error": "\(error)"])
+            }
+        }
+        thread.name = "osprey-links"
+        thread.start()
+        await withGracefulShutdownHandler {
+            for await _ in finished.stream {}
+        } onGracefulShutdown: {
+            stop.store(true, ordering: .relaxed)
+        }
+    }
+
+    /// One full pass: classify links, attach new ones, forget vanished ones, refresh namespaces.
+    func resync(_ netlink: RouteNetlink) throws {
+        let links = try netlink.links()
+        let uplinkNames = try resolveUplinks(links)
+        let wanted = links.compactMap { link -> (Link, InterfaceRole)? in
+            if uplinkNames.contains(link.name) { return (link, .uplink) }
+            // A veth whose peer lives in another namespace is a pod's (CNI-agnostic: bridge
+            // ports and routed veths alike).
+            if link.kind == "veth", link.peerNamespaceID != nil { return (link, .pod) }
+            return nil
+        }
+        let attached = datapath.attachedInterfaces
+        for (link, role) in wanted where attached[link.index] != link.name {
+            do {
+                let replaced = try datapath.attach(interface: link.name, index: link.index, role: role)
+                logger.info(
+                    replaced ? "attached, replacing a filter left by an earlier run" : "attached",
+                    metadata: ["interface": "\(link.name)", "role": "\(role)"])
+            } catch {
+                logger.warning("attach failed", metadata: ["interface": "\(link.name)", "error": "\(error)"])
+            }
+        }
+        let wantedIndexes = Set(wanted.map(\.0.index))
+        for (index, name) in attached where !wantedIndexes.contains(index) {
+            datapath.forget(index: index)
+            logger.info("detached", metadata: ["interface": "\(name)"])
+        }
+        let peerIDs = Set(wanted.compactMap { $0.1 == .pod ? $0.0.peerNamespaceID : nil })
+        let namespaces = NamespaceDiscovery.namespaces(peerIDs: peerIDs, netlink: netlink)
+        try datapath.setNamespaces(
+            Dictionary(namespaces.map { (UInt32(truncatingIfNeeded: $0.inode), $0.role) }) { a, _ in a })
+        state.withLock {
+            $0.namespaces = namespaces
+            $0.peerNamespaceIDs = peerIDs
+            $0.uplinks = uplinkNames
+            $0.resyncs += 1
+        }
+    }
+
+    func resolveUplinks(_ links: [Link]) throws(AgentError) -> [String] {
+        let names = Set(links.map(\.name))
+        if !configuredUplinks.isEmpty {
+            for name in configuredUplinks where !names.contains(name) { throw .unknownUplink(name) }
+            return configuredUplinks
+        }
+        let detected = DefaultRoutes.interfaces().filter(names.contains)
+        guard !detected.isEmpty else { throw .noUplink }
+        return detected
+    }
+}
+
+/// Interfaces that carry a default route: the uplink, when none is configured.
+enum DefaultRoutes {
+    static func interfaces() -> [String] {
+        var result: [String] = []
+        let v4 = (try? String(contentsOfFile: "/proc/self/net/route", encoding: .utf8)) ?? ""
+        for line in v4.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: "\t").map { $0.trimmingCharacters(in: .whitespaces) }
+            if fields.count > 7, fields[1] == "00000000", fields[7] == "00000000" { result.append(fields[0]) }
+        }
+        // Fields: destination, prefix length, source, source prefix, next hop, metric, refs, use,
+        // flags, device. Unreachable defaults sit on lo and do not count.
+        let v6 = (try? String(contentsOfFile: "/proc/self/net/ipv6_route", encoding: .utf8)) ?? ""
+        for line in v6.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count == 10, fields[0].allSatisfy({ $0 == "0" }), fields[1] == "00", fields[9] != "lo"
+            else { continue }
+            if !result.contains(String(fields[9])) { result.append(String(fields[9])) }
+        }
+        return result
+    }
+}
+
+/// Finds the network namespaces of this node's pods: the namespaces where the peers of its pod
+/// veths live. Candidates are every namespace a process is in (/proc/*/ns/net) and every named
+/// one (/run/netns); the kernel tells which of them carry the peer namespace ids (RTM_GETNSID).
+enum NamespaceDiscovery {
+    static func namespaces(peerIDs: Set<Int32>, netlink: RouteNetlink) -> [NamespaceRef] {
+        var own = stat()
+        stat("/proc/self/ns/net", &own)
+        var result = [NamespaceRef(inode: UInt64(own.st_ino), path: "/proc/self/ns/net", role: .node)]
+        guard !peerIDs.isEmpty else { return result }
+        var seen: Set<UInt64> = [UInt64(own.st_ino)]
+        let fm = FileManager.default
+        var candidates = ((try? fm.contentsOfDirectory(atPath: "/run/netns")) ?? []).map { "/run/netns/\($0)" }
+        // Oldest processes first: a pod's long-lived one (pause, its server) rather than a child
+        // that may be gone by the next scrape.
+        candidates += ((try? fm.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }.sorted()
+            .map { "/proc/\($0)/ns/net" }
+        var found: Set<Int32> = []
+        for path in candidates {
+            var info = stat()
+            guard stat(path, &info) == 0, seen.insert(UInt64(info.st_ino)).inserted else { continue }
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            guard let id = try? netlink.namespaceID(ofNamespaceFD: fd), peerIDs.contains(id) else { continue }
+            result.append(NamespaceRef(inode: UInt64(info.st_ino), path: path, role: .pod))
+            found.insert(id)
+            if found == peerIDs { break }
+        }
+        return result
+    }
+}

@@ -1,0 +1,50 @@
+import Datapath
+import Hummingbird
+import NodeMetrics
+
+/// The agent's own health as metrics: what it watches and whether its programs work.
+struct AgentHealth: Sendable {
+    let datapath: Datapath
+    let watcher: InterfaceWatcher
+
+    func families() -> [MetricFamily] {
+        let interfaces = datapath.attachedInterfaces.count
+        let uplinks = watcher.uplinks.count
+        return [
+            MetricFamily(
+                name: "osprey_agent_programs_attached",
+                help: "eBPF program attachments: two tc hooks per watched interface plus the drop tracepoint.",
+                kind: .gauge, samples: [.init([], Double(2 * interfaces + 1))]),
+            MetricFamily(
+                name: "osprey_agent_interfaces_watched", help: "Interfaces the tc programs are attached to, by role.",
+                kind: .gauge,
+                samples: [
+                    .init([("role", "uplink")], Double(uplinks)),
+                    .init([("role", "pod")], Double(interfaces - uplinks)),
+                ]),
+            MetricFamily(
+                name: "osprey_agent_namespaces_watched",
+                help: "Network namespaces whose drops and sockets are counted.",
+                kind: .gauge, samples: [.init([], Double(watcher.namespaces.count))]),
+        ]
+    }
+}
+
+/// GET /metrics (Prometheus text) and GET /healthz.
+struct MetricsEndpoint: Sendable {
+    let collector: NodeMetricsCollector
+    let health: AgentHealth
+    let commonLabels: [(String, String)]
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/metrics") { _, _ -> Response in
+            let text = PrometheusText.render(collector.collect() + health.families(), commonLabels: commonLabels)
+            return Response(
+                status: .ok, headers: [.contentType: PrometheusText.contentType],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        router.get("/healthz") { _, _ -> String in "ok\n" }
+        return router
+    }
+}

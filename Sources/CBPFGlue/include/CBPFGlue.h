@@ -1,0 +1,33 @@
+/*
+ * The libbpf calls Swift cannot make directly: option structs built with LIBBPF_OPTS (Swift
+ * does not zero their tail padding, which libbpf rejects), and BTF walks that are simpler in C.
+ * Every function returns 0 (or a count) on success and -errno on failure.
+ */
+#ifndef OSPREY_CBPFGLUE_H
+#define OSPREY_CBPFGLUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Attaches prog_fd to the clsact ingress (ingress=1) or egress hook of ifindex in the calling
+ * thread's network namespace, at Osprey's fixed handle and priority, replacing whatever
+ * program was there (a stale Osprey filter from a killed run). Creates clsact if needed. */
+int osp_tc_attach(int ifindex, int ingress, int prog_fd);
+
+/* Removes Osprey's filter from the hook. -ENOENT when there is none. */
+int osp_tc_detach(int ifindex, int ingress);
+
+/* The id of the program in Osprey's filter slot on the hook, 0 if the slot is empty. */
+int osp_tc_query(int ifindex, int ingress, uint32_t *prog_id);
+
+/* Writes "value name\n" for every enumerator of the kernel enum `enum_name` (from
+ * /sys/kernel/btf/vmlinux) into buf. Returns the number of bytes written. */
+int osp_btf_enum_dump(const char *enum_name, char *buf, size_t len);
+
+/* Routes libbpf's messages: 0 = silent, 1 = warnings to stderr, 2 = debug too. */
+void osp_libbpf_set_verbosity(int level);
+
+/* libbpf's number of possible CPUs (the length of a per-CPU map value array). */
+int osp_possible_cpus(void);
+
+#endif

@@ -1,0 +1,1 @@
+/* Empty: this target only exports osprey_abi.h to Swift. */

@@ -1,0 +1,33 @@
+import Foundation
+
+/// What can go wrong loading, attaching or reading the eBPF datapath, in operator's words.
+public enum DatapathError: Error, Equatable, CustomStringConvertible {
+    case open(object: String, errno: Int32)
+    case load(object: String, errno: Int32)
+    case missing(what: String, object: String)
+    case attachTracepoint(program: String, errno: Int32)
+    case attachTC(interface: String, hook: String, errno: Int32)
+    case map(name: String, operation: String, errno: Int32)
+    case btf(String)
+
+    public var description: String {
+        switch self {
+        case .open(let object, let code):
+            "Cannot open the eBPF object \(object): \(Self.text(code))."
+        case .load(let object, let code):
+            "The kernel refused the eBPF object \(object) (\(Self.text(code))); it needs BTF and CAP_BPF; run with OSPREY_LIBBPF_LOG=debug for the verifier log."
+        case .missing(let what, let object):
+            "The eBPF object \(object) has no \(what); the build is inconsistent, rebuild Osprey."
+        case .attachTracepoint(let program, let code):
+            "Cannot attach \(program) to its tracepoint (\(Self.text(code))); is tracefs mounted at /sys/kernel/tracing and CAP_PERFMON granted?"
+        case .attachTC(let interface, let hook, let code):
+            "Cannot attach the tc \(hook) program to \(interface): \(Self.text(code))."
+        case .map(let name, let operation, let code):
+            "eBPF map \(name): \(operation) failed: \(Self.text(code))."
+        case .btf(let detail):
+            "Cannot read the kernel's BTF: \(detail)."
+        }
+    }
+
+    static func text(_ code: Int32) -> String { String(cString: strerror(code)) }
+}

@@ -1,0 +1,79 @@
+/// Packets and bytes.
+public struct Counter: Sendable, Equatable {
+    public var packets: UInt64 = 0
+    public var bytes: UInt64 = 0
+
+    public init(packets: UInt64 = 0, bytes: UInt64 = 0) {
+        self.packets = packets
+        self.bytes = bytes
+    }
+
+    mutating func add(packets: UInt64, bytes: UInt64) {
+        self.packets &+= packets
+        self.bytes &+= bytes
+    }
+}
+
+/// TCP flags as `networkobservability_tcp_flag_counters` names them (enum osp_tcp_flag order).
+public enum TCPFlag: Int, CaseIterable, Sendable {
+    case syn, synack, ack, fin, rst, psh, urg, ece, cwr
+
+    public var label: String {
+        switch self {
+        case .syn: "SYN"
+        case .synack: "SYNACK"
+        case .ack: "ACK"
+        case .fin: "FIN"
+        case .rst: "RST"
+        case .psh: "PSH"
+        case .urg: "URG"
+        case .ece: "ECE"
+        case .cwr: "CWR"
+        }
+    }
+}
+
+public struct TCPFlagKey: Hashable, Sendable {
+    public var flag: TCPFlag
+    public var direction: TrafficDirection
+
+    public init(flag: TCPFlag, direction: TrafficDirection) {
+        self.flag = flag
+        self.direction = direction
+    }
+}
+
+public struct DropKey: Hashable, Sendable {
+    /// The kernel's drop reason name without `SKB_DROP_REASON_`, e.g. `NETFILTER_DROP`.
+    public var reason: String
+    public var direction: TrafficDirection
+
+    public init(reason: String, direction: TrafficDirection) {
+        self.reason = reason
+        self.direction = direction
+    }
+}
+
+/// Failures of the eBPF programs themselves (enum osp_error); they never affect traffic.
+public enum ProgramError: Int, CaseIterable, Sendable {
+    case tcInterfaceLookup = 0, tcHeader = 1, dropMapFull = 2
+
+    /// The program the error belongs to, and a label for it.
+    public var labels: (program: String, error: String) {
+        switch self {
+        case .tcInterfaceLookup: ("tc_count", "interface_lookup")
+        case .tcHeader: ("tc_count", "header_read")
+        case .dropMapFull: ("kfree_skb", "drop_map_full")
+        }
+    }
+}
+
+/// Every counter of the datapath at one instant; monotonic while the agent runs.
+public struct DatapathSnapshot: Sendable {
+    public var forward: [TrafficDirection: Counter] = [:]
+    public var tcpFlags: [TCPFlagKey: UInt64] = [:]
+    public var drops: [DropKey: Counter] = [:]
+    public var errors: [ProgramError: UInt64] = [:]
+
+    public init() {}
+}

@@ -1,0 +1,63 @@
+/* Every map of Osprey's datapath. Keys and values are defined in osprey_abi.h. */
+#ifndef OSPREY_MAPS_H
+#define OSPREY_MAPS_H
+
+#include "osprey_abi.h"
+#include <bpf/bpf_helpers.h>
+
+/* ifindex (node namespace) -> enum osp_if_role; written by the agent as links come and go. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} osp_ifaces SEC(".maps");
+
+/* network namespace inode -> enum osp_netns_role: the namespaces whose drops this node counts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} osp_netns SEC(".maps");
+
+/* enum osp_direction -> packets and bytes crossing the uplink(s). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OSP_DIR_MAX);
+	__type(key, __u32);
+	__type(value, struct osp_counter);
+} osp_forward SEC(".maps");
+
+/* flag * OSP_DIR_MAX + direction -> TCP packets of pods with that flag. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OSP_TCP_FLAG_MAX *OSP_DIR_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} osp_tcp_flags SEC(".maps");
+
+/* struct osp_drop_key -> packets and bytes the kernel dropped. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 2048);
+	__type(key, struct osp_drop_key);
+	__type(value, struct osp_counter);
+} osp_drops SEC(".maps");
+
+/* enum osp_error -> how often a program could not do its job. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OSP_ERR_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} osp_errors SEC(".maps");
+
+static __always_inline void osp_count_error(__u32 error)
+{
+	__u64 *count = bpf_map_lookup_elem(&osp_errors, &error);
+	if (count)
+		*count += 1;
+}
+
+#endif

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: GPL-2.0
+/* tc (clsact) programs on the node's uplink(s) and on the node side of every pod veth.
+ * They count and never change a packet's fate: both return TC_ACT_UNSPEC. */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+
+#include "maps.h"
+#include "packet.h"
+
+/* TCP header byte 13 holds the flags CWR ECE URG ACK PSH RST SYN FIN (high to low). */
+static __always_inline void osp_count_tcp_flags(struct __sk_buff *skb, __u32 direction)
+{
+	__u8 protocol = 0;
+	int l4 = osp_l4_offset(skb, &protocol);
+	if (l4 < 0 || protocol != IPPROTO_TCP)
+		return;
+	__u8 flags;
+	if (bpf_skb_load_bytes(skb, l4 + 13, &flags, 1) < 0) {
+		osp_count_error(OSP_ERR_TC_HEADER);
+		return;
+	}
+	__u32 hits[OSP_TCP_FLAG_MAX] = {};
+	if ((flags & 0x02) && (flags & 0x10)) {
+		hits[OSP_TCP_SYNACK] = 1;
+	} else {
+		hits[OSP_TCP_SYN] = (flags & 0x02) != 0;
+		hits[OSP_TCP_ACK] = (flags & 0x10) != 0;
+	}
+	hits[OSP_TCP_FIN] = (flags & 0x01) != 0;
+	hits[OSP_TCP_RST] = (flags & 0x04) != 0;
+	hits[OSP_TCP_PSH] = (flags & 0x08) != 0;
+	hits[OSP_TCP_URG] = (flags & 0x20) != 0;
+	hits[OSP_TCP_ECE] = (flags & 0x40) != 0;
+	hits[OSP_TCP_CWR] = (flags & 0x80) != 0;
+#pragma unroll
+	for (__u32 flag = 0; flag < OSP_TCP_FLAG_MAX; flag++) {
+		if (!hits[flag])
+			continue;
+		__u32 key = flag * OSP_DIR_MAX + direction;
+		__u64 *count = bpf_map_lookup_elem(&osp_tcp_flags, &key);
+		if (count)
+			*count += 1;
+	}
+}
+
+/* hook_ingress: the tc hook the packet arrived at (ingress = the device received it). */
+static __always_inline int osp_count(struct __sk_buff *skb, int hook_ingress)
+{
+	__u32 ifindex = skb->ifindex;
+	__u32 *role = bpf_map_lookup_elem(&osp_ifaces, &ifindex);
+	if (!role) {
+		osp_count_error(OSP_ERR_TC_IFACE_LOOKUP);
+		return TC_ACT_UNSPEC;
+	}
+	if (*role == OSP_IF_UPLINK) {
+		/* The node's view: received on the uplink = entering the node. */
+		__u32 direction = hook_ingress ? OSP_DIR_INGRESS : OSP_DIR_EGRESS;
+		struct osp_counter *counter = bpf_map_lookup_elem(&osp_forward, &direction);
+		if (counter) {
+			counter->packets += 1;
+			counter->bytes += skb->len;
+		}
+	} else {
+		/* The pod's view: what the node side of its veth receives, the pod sent. */
+		osp_count_tcp_flags(skb, hook_ingress ? OSP_DIR_EGRESS : OSP_DIR_INGRESS);
+	}
+	return TC_ACT_UNSPEC;
+}
+
+SEC("tc")
+int osp_tc_ingress(struct __sk_buff *skb)
+{
+	return osp_count(skb, 1);
+}
+
+SEC("tc")
+int osp_tc_egress(struct __sk_buff *skb)
+{
+	return osp_count(skb, 0);
+}
+
+char LICENSE[] SEC("license") = "GPL";

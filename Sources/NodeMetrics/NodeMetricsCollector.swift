@@ -1,0 +1,212 @@
+import Datapath
+import Foundation
+import Netns
+
+/// A network namespace of the node whose sockets and counters are reported.
+public struct NamespaceRef: Sendable, Hashable {
+    /// The namespace's identity (inode of its nsfs file).
+    public var inode: UInt64
+    /// A path that opens it: `/proc/<pid>/ns/net` or `/run/netns/<name>`.
+    public var path: String
+    public var role: NamespaceRole
+
+    public init(inode: UInt64, path: String, role: NamespaceRole) {
+        self.inode = inode
+        self.path = path
+        self.role = role
+    }
+}
+
+/// Builds every node-level metric of the contract (Retina names, `networkobservability_*`) at
+/// scrape time: counters from the eBPF maps, sockets and SNMP counters from every namespace of
+/// the node, interface statistics from the node's own namespace.
+public struct NodeMetricsCollector: Sendable {
+    let datapath: Datapath
+    /// The node's namespaces now: its own and every pod's.
+    let namespaces: @Sendable () -> [NamespaceRef]
+    /// At most this many (address, port) series for tcp_connection_remote; the rest are folded.
+    let remoteSeriesLimit: Int
+
+    public init(datapath: Datapath, remoteSeriesLimit: Int = 100, namespaces: @escaping @Sendable () -> [NamespaceRef])
+    {
+        self.datapath = datapath
+        self.namespaces = namespaces
+        self.remoteSeriesLimit = remoteSeriesLimit
+    }
+
+    /// Values SNMP prints that are settings, not counters: reported from the node's namespace
+    /// only instead of summed over namespaces.
+    static let settings: Set<String> = ["RtoAlgorithm", "RtoMin", "RtoMax", "MaxConn", "Forwarding", "DefaultTTL"]
+
+    public func collect() -> [MetricFamily] {
+        datapathFamilies(datapath.snapshot()) + socketFamilies(readNamespaces()) + interfaceFamilies()
+    }
+
+    func datapathFamilies(_ snapshot: DatapathSnapshot) -> [MetricFamily] {
+        let directions: [TrafficDirection] = [.ingress, .egress]
+        let drops = snapshot.drops.sorted {
+            ($0.key.reason, $0.key.direction.rawValue) < ($1.key.reason, $1.key.direction.rawValue)
+        }
+        return [
+            MetricFamily(
+                name: "networkobservability_forward_count",
+                help: "Packets forwarded through the node's uplink, by direction.",
+                kind: .gauge,
+                samples: directions.map { .init([("direction", $0.label)], Double(snapshot.forward[$0]?.packets ?? 0)) }
+            ),
+            MetricFamily(
+                name: "networkobservability_forward_bytes",
+                help: "Bytes forwarded through the node's uplink, by direction.",
+                kind: .gauge,
+                samples: directions.map { .init([("direction", $0.label)], Double(snapshot.forward[$0]?.bytes ?? 0)) }),
+            MetricFamily(
+                name: "networkobservability_drop_count",
+                help: "Packets dropped by the kernel, by drop reason and direction.",
+                kind: .gauge,
+                samples: drops.map {
+                    .init([("direction", $0.key.direction.label), ("reason", $0.key.reason)], Double($0.value.packets))
+                }),
+            MetricFamily(
+                name: "networkobservability_drop_bytes",
+                help: "Bytes dropped by the kernel, by drop reason and direction.",
+                kind: .gauge,
+                samples: drops.map {
+                    .init([("direction", $0.key.direction.label), ("reason", $0.key.reason)], Double($0.value.bytes))
+                }),
+            MetricFamily(
+                name: "networkobservability_tcp_flag_counters",
+                help: "TCP packets of pods by flag and direction (seen on each pod's veth, from the pod's side).",
+                kind: .gauge,
+                samples: TCPFlag.allCases.flatMap { flag in
+                    directions.map { direction in
+                        .init(
+                            [("direction", direction.label), ("flag", flag.label)],
+                            Double(snapshot.tcpFlags[TCPFlagKey(flag: flag, direction: direction)] ?? 0))
+                    }
+                }),
+            MetricFamily(
+                name: "osprey_agent_bpf_program_errors_total",
+                help: "Times an eBPF program could not do its job (traffic is never affected).", kind: .counter,
+                samples: ProgramError.allCases.map {
+                    .init(
+                        [("program", $0.labels.program), ("error", $0.labels.error)], Double(snapshot.errors[$0] ?? 0))
+                }),
+        ]
+    }
+
+    /// What one namespace's /proc/net files say.
+    struct NamespaceReading: Sendable {
+        var role: NamespaceRole
+        var tcp: [ProcNet.Socket] = []
+        var udpSockets = 0
+        var snmp: [String: [String: Double]] = [:]
+        var netstat: [String: [String: Double]] = [:]
+    }
+
+    func readNamespaces() -> [NamespaceReading] {
+        namespaces().compactMap { namespace in
+            let read: @Sendable () -> NamespaceReading = {
+                let base = namespace.role == .node ? "/proc/self/net" : "/proc/thread-self/net"
+                func text(_ file: String) -> String {
+                    (try? String(contentsOfFile: "\(base)/\(file)", encoding: .utf8)) ?? ""
+                }
+                var reading = NamespaceReading(role: namespace.role)
+                reading.tcp = ProcNet.sockets(text("tcp")) + ProcNet.sockets(text("tcp6"))
+                reading.udpSockets = ProcNet.sockets(text("udp")).count + ProcNet.sockets(text("udp6")).count
+                reading.snmp = ProcNet.counters(text("snmp"))
+                reading.netstat = ProcNet.counters(text("netstat"))
+                return reading
+            }
+            // The node's namespace is the agent's own; pods' are entered on a helper thread.
+            if namespace.role == .node { return read() }
+            return try? NetworkNamespace.run(inNamespaceAt: namespace.path, read)
+        }
+    }
+
+    func socketFamilies(_ readings: [NamespaceReading]) -> [MetricFamily] {
+        var states: [String: Int] = Dictionary(uniqueKeysWithValues: ProcNet.tcpStates.values.map { ($0, 0) })
+        var remotes: [String: (address: String, port: UInt16, count: Int)] = [:]
+        var udpActive = 0
+        var tcpStats: [String: Double] = [:]
+        var ipStats: [String: Double] = [:]
+        var udpStats: [String: Double] = [:]
+        func accumulate(_ into: inout [String: Double], _ values: [String: Double]?, role: NamespaceRole) {
+            for (name, value) in values ?? [:] {
+                if Self.settings.contains(name) {
+                    if role == .node { into[name] = value }
+                } else {
+                    into[name, default: 0] += value
+                }
+            }
+        }
+        for reading in readings {
+            for socket in reading.tcp {
+                states[socket.state, default: 0] += 1
+                // Connections, not listeners or sockets winding down: the peers a node talks to now.
+                guard socket.state == "ESTABLISHED" else { continue }
+                remotes[
+                    "\(socket.remoteAddress) \(socket.remotePort)",
+                    default: (socket.remoteAddress, socket.remotePort, 0)
+                ]
+                .count += 1
+            }
+            udpActive += reading.udpSockets
+            accumulate(&tcpStats, reading.netstat["TcpExt"], role: reading.role)
+            accumulate(&tcpStats, reading.netstat["MPTcpExt"], role: reading.role)
+            accumulate(&tcpStats, reading.snmp["Tcp"], role: reading.role)
+            accumulate(&ipStats, reading.netstat["IpExt"], role: reading.role)
+            accumulate(&ipStats, reading.snmp["Ip"], role: reading.role)
+            accumulate(&udpStats, reading.snmp["Udp"], role: reading.role)
+        }
+        udpStats["active"] = Double(udpActive)
+        let ranked = remotes.values.sorted { ($1.count, $0.address, $0.port) < ($0.count, $1.address, $1.port) }
+        var remoteSamples = ranked.prefix(remoteSeriesLimit).map {
+            MetricFamily.Sample([("address", $0.address), ("port", String($0.port))], Double($0.count))
+        }
+        let folded = ranked.dropFirst(remoteSeriesLimit).reduce(0) { $0 + $1.count }
+        if folded > 0 { remoteSamples.append(.init([("address", "other"), ("port", "other")], Double(folded))) }
+        func stats(_ values: [String: Double]) -> [MetricFamily.Sample] {
+            values.sorted { $0.key < $1.key }.map { .init([("statistic_name", $0.key)], $0.value) }
+        }
+        return [
+            MetricFamily(
+                name: "networkobservability_tcp_state", help: "Current TCP sockets of the node and its pods, by state.",
+                kind: .gauge,
+                samples: states.sorted { $0.key < $1.key }.map { .init([("state", $0.key)], Double($0.value)) }),
+            MetricFamily(
+                name: "networkobservability_tcp_connection_remote",
+                help: "Established TCP connections of the node and its pods, by remote address and port.", kind: .gauge,
+                samples: remoteSamples),
+            MetricFamily(
+                name: "networkobservability_tcp_connection_stats",
+                help: "TCP counters (TcpExt, MPTcpExt, Tcp) summed over the node's namespaces.", kind: .gauge,
+                samples: stats(tcpStats)),
+            MetricFamily(
+                name: "networkobservability_ip_connection_stats",
+                help: "IP counters (IpExt, Ip) summed over the node's namespaces.", kind: .gauge,
+                samples: stats(ipStats)),
+            MetricFamily(
+                name: "networkobservability_udp_connection_stats",
+                help: "UDP counters summed over the node's namespaces; active = current UDP sockets.", kind: .gauge,
+                samples: stats(udpStats)),
+            MetricFamily(
+                name: "networkobservability_udp_active_sockets", help: "Current UDP sockets of the node and its pods.",
+                kind: .gauge, samples: [.init([], Double(udpActive))]),
+        ]
+    }
+
+    func interfaceFamilies() -> [MetricFamily] {
+        let text = (try? String(contentsOfFile: "/proc/self/net/dev", encoding: .utf8)) ?? ""
+        let interfaces = ProcNet.interfaces(text)
+        return [
+            MetricFamily(
+                name: "networkobservability_interface_stats", help: "Statistics of the node's network interfaces.",
+                kind: .gauge,
+                samples: interfaces.sorted { $0.key < $1.key }.flatMap { name, stats in
+                    stats.sorted { $0.key < $1.key }.map {
+                        .init([("interface_name", name), ("statistic_name", $0.key)], $0.value)
+                    }
+                })
+        ]
+    }
+}

@@ -1,0 +1,8 @@
+import Agent
+
+@main
+enum OspreyAgent {
+    static func main() async {
+        await AgentCommand.main()
+    }
+}

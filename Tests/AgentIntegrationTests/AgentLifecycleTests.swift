@@ -1,0 +1,164 @@
+import ClusterInventory
+import Foundation
+import Lab
+import TestSupport
+import Testing
+
+/// osprey-agent's attachments over its life: killed, restarted, stopped, and pods that come later.
+extension AgentIntegration {
+    @Suite("Agent lifecycle")
+    struct AgentLifecycleTests {
+        /// Osprey tc filters on each hook of each interface of a node: "<interface> ingress" → count.
+        static func filters(node: String, interfaces: [String]) throws -> [String: Int] {
+            var result: [String: Int] = [:]
+            for interface in interfaces {
+                for hook in ["ingress", "egress"] {
+                    let out = try LabFixture.exec(node, ["tc", "filter", "show", "dev", interface, hook]).stdout
+                    result["\(interface) \(hook)"] =
+                        out.split(separator: "\n").filter { $0.contains("name osp_tc_") }.count
+                }
+            }
+            return result
+        }
+
+        static func waitUntil(_ timeout: Double, _ condition: () throws -> Bool) rethrows -> Double? {
+            let start = Date()
+            while Date().timeIntervalSince(start) < timeout {
+                if try condition() { return Date().timeIntervalSince(start) }
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+            return nil
+        }
+
+        @Test("kill -9 then restart: exactly one Osprey program per hook; SIGTERM: none")
+        func restartReplacesStaleFilters() throws {
+            let config = try LabConfig(
+                name: LabFixture.uniqueName("k"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
+            try LabFixture.withLab(config) { plan, inventory in
+                let node = plan.nodes[0]
+                let interfaces = ["eth0"] + plan.pods(on: node).map(\.hostInterface)
+                let everyHookOnce = Dictionary(
+                    uniqueKeysWithValues: interfaces.flatMap { ["\($0) ingress", "\($0) egress"] }.map { ($0, 1) })
+                #expect(try Self.filters(node: node.netns, interfaces: interfaces) == everyHookOnce)
+
+                let first = try #require(inventory.nodes[0].processes.first?.pid)
+                kill(first, SIGKILL)
+                _ = Self.waitUntil(5) { !LabController.isRunning(first) }
+                #expect(
+                    try Self.filters(node: node.netns, interfaces: interfaces) == everyHookOnce,
+                    "a killed agent leaves its filters behind")
+
+                let launch = Workloads(plan: plan).agentLaunch(for: node, agentPath: config.agentPath!)
+                let second = try Host().launchDetached(launch.command, logPath: launch.logPath, pidPath: launch.pidPath)
+                defer { kill(second, SIGKILL) }
+                #expect(
+                    Self.waitUntil(20) { (try? LabFixture.scrape(node.netns)) != nil } != nil, "restarted agent serves")
+                #expect(try Self.filters(node: node.netns, interfaces: interfaces) == everyHookOnce)
+                let log = try String(contentsOfFile: launch.logPath, encoding: .utf8)
+                #expect(log.contains("replacing a filter left by an earlier run"))
+
+                kill(second, SIGTERM)
+                #expect(Self.waitUntil(10) { !LabController.isRunning(second) } != nil, "SIGTERM stops the agent")
+                let none = Dictionary(uniqueKeysWithValues: everyHookOnce.keys.map { ($0, 0) })
+                #expect(try Self.filters(node: node.netns, interfaces: interfaces) == none)
+            }
+        }
+
+        @Test("a pod created after the agent started is attached and counted within a second")
+        func newPodIsCounted() throws {
+            let config = try LabConfig(
+                name: LabFixture.uniqueName("n"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
+            try LabFixture.withLab(config) { plan, _ in
+                let node = plan.nodes[0]
+                let netns = "\(config.name)-shop-latecomer"
+                let hostSide = "osplatecomer0"
+                let host = Host()
+                // A pod as a CNI would wire it on a bridge node: namespace, veth, address, route.
+                try host.run(["ip", "netns", "add", netns])
+                try host.run(
+                    [
+                        "ip", "-n", node.netns, "link", "add", hostSide, "type", "veth", "peer", "name", "eth0",
+                        "netns", netns,
+                    ])
+                try host.run(["ip", "-n", node.netns, "link", "set", hostSide, "master", "cbr0", "up"])
+                try host.run(["ip", "-n", netns, "addr", "add", "10.244.1.200/24", "dev", "eth0"])
+                try host.run(["ip", "-n", netns, "link", "set", "eth0", "up"])
+                try host.run(["ip", "-n", netns, "route", "add", "default", "via", "10.244.1.1"])
+
+                let attachedAfter = try Self.waitUntil(1) {
+                    try Self.filters(node: node.netns, interfaces: [hostSide]).values.allSatisfy { $0 == 1 }
+                }
+                #expect(attachedAfter != nil, "attached within a second of the veth's creation")
+                let before = try LabFixture.scrape(node.netns)
+                let frontend = try #require(plan.pods(of: "frontend", in: "shop").first)
+                let socket = try #require(
+                    try PodSockets.connectTCP(from: netns, to: frontend.ipv4, port: 80, timeout: 2))
+                close(socket)
+                Thread.sleep(forTimeInterval: 0.2)
+                let after = try LabFixture.scrape(node.netns)
+                func grew(_ flag: String, _ direction: String) -> Bool {
+                    let labels = ["flag": flag, "direction": direction]
+                    return after.value("networkobservability_tcp_flag_counters", labels)
+                        > before.value("networkobservability_tcp_flag_counters", labels)
+                }
+                // The new pod's SYN leaves it (egress) and enters the frontend (ingress); the SYN-ACK
+                // goes the other way.
+                #expect(grew("SYN", "egress") && grew("SYN", "ingress"))
+                #expect(grew("SYNACK", "egress") && grew("SYNACK", "ingress"))
+                #expect(after.value("osprey_agent_interfaces_watched", ["role": "pod"]) == Double(plan.pods.count + 1))
+                #expect(after.value("osprey_agent_namespaces_watched") == Double(plan.pods.count + 2))
+                #expect(!after.series("networkobservability_interface_stats", ["interface_name": hostSide]).isEmpty)
+            }
+        }
+    }
+
+}
+
+/// osprey-agent refusing bad input: one sentence, non-zero exit, nothing loaded.
+@Suite("osprey-agent: bad input")
+struct AgentBadInputTests {
+    @Test("an unknown flag is rejected with usage")
+    func unknownFlag() throws {
+        let result = try OspreyBinary.agent.run(["--bogus"])
+        #expect(result.status == 64)
+        #expect(result.stderr.hasPrefix("Error: Unknown option '--bogus'"))
+    }
+
+    @Test("a listen address that is not this machine's is named")
+    func unreachableListenAddress() throws {
+        let result = try OspreyBinary.agent.run(["--metrics-address", "203.0.113.7:9965"])
+        #expect(result.status == 1)
+        #expect(
+            result.stderr
+                == "osprey-agent: Cannot listen on 203.0.113.7:9965: Cannot assign requested address; choose another --metrics-address.\n"
+        )
+        let malformed = try OspreyBinary.agent.run(["--metrics-address", "9965"])
+        #expect(
+            malformed.stderr
+                == "osprey-agent: Listen address '9965' is not host:port (e.g. 0.0.0.0:9965 or [::]:9965).\n")
+    }
+
+    @Test("without capabilities it says which are missing")
+    func missingCapabilities() throws {
+        let result = try OspreyBinary.agent.run([], asUser: 65534)
+        #expect(result.status == 1)
+        #expect(
+            result.stderr
+                == "osprey-agent: osprey-agent needs CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF to load and attach eBPF programs; run it as root or grant the missing capabilities.\n"
+        )
+    }
+
+    @Test("without tracefs it says how to mount it")
+    func tracefsNotMounted() throws {
+        // A private mount namespace without tracefs: the host's mounts stay as they are.
+        let script = "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; exec \"$0\" \"$@\""
+        let result = try Host().execute([
+            "unshare", "--mount", "--propagation", "private", "sh", "-c", script, OspreyBinary.agent.path,
+        ])
+        #expect(result.status == 1)
+        #expect(
+            result.stderr
+                == "osprey-agent: tracefs is not mounted, so the drop tracepoint cannot be attached; mount it with `mount -t tracefs tracefs /sys/kernel/tracing`.\n"
+        )
+    }
+}

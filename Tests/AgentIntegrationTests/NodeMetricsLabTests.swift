@@ -1,0 +1,212 @@
+import ClusterInventory
+import Foundation
+import Lab
+import TestSupport
+import Testing
+
+/// The eBPF tests count packets exactly, so they run one at a time: concurrent labs starting on
+/// two cores can delay a test's thread past TCP's retransmission timer and add packets.
+@Suite("osprey-agent on labs (root, eBPF)", .serialized)
+enum AgentIntegration {}
+
+/// osprey-agent on every node of a real lab: the node-level metrics an operator charts must
+/// count exactly what the kernel did.
+extension AgentIntegration {
+    @Suite("Node metrics on a lab")
+    struct NodeMetricsLabTests {
+        static func config(_ tag: Character, _ topology: Topology = .bridge) throws -> LabConfig {
+            try LabConfig(
+                name: LabFixture.uniqueName(tag), nodeCount: 2, topology: topology, agentPath: OspreyBinary.agent.path)
+        }
+
+        /// Pods whose loops generate traffic; tests that count packets stop them first.
+        static func clientNamespaces(_ plan: LabPlan) -> [String] {
+            plan.pods.filter { if case .client = $0.spec.role { true } else { false } }.map(\.netns)
+        }
+
+        /// Uplink packets a node may see besides the test's own in the measuring window (neighbour
+        /// discovery and ARP refreshes).
+        static let background = 10.0
+
+        @Test("UDP across nodes: uplink counts exact, NO_SOCKET drops exact", arguments: Topology.allCases)
+        func udpCountsAreExact(topology: Topology) throws {
+            try LabFixture.withLab(Self.config(topology == .bridge ? "x" : "y", topology)) { plan, _ in
+                LabFixture.stopProcesses(inNamespaces: Self.clientNamespaces(plan))
+                Thread.sleep(forTimeInterval: 0.3)
+                let sender = try #require(plan.pods.first { $0.node.index == 1 && $0.spec.name == "frontend" })
+                let receiver = try #require(plan.pods.first { $0.node.index == 2 && $0.spec.name == "ledger" })
+                let (count, payload) = (300, 100)
+                let frame = Double(14 + 20 + 8 + payload)  // Ethernet + IPv4 + UDP headers + payload
+
+                let before = (try LabFixture.scrape(sender.node.netns), try LabFixture.scrape(receiver.node.netns))
+                // Port 9 has no listener on the ledger pod: every datagram dies there as NO_SOCKET.
+                try PodSockets.sendUDP(from: sender.netns, to: receiver.ipv4, port: 9, count: count, payload: payload)
+                Thread.sleep(forTimeInterval: 0.5)
+                let after = (try LabFixture.scrape(sender.node.netns), try LabFixture.scrape(receiver.node.netns))
+
+                func delta(
+                    _ pair: (ScrapedMetrics, ScrapedMetrics), _ name: String, _ labels: [String: String]
+                ) -> Double {
+                    pair.1.value(name, labels) - pair.0.value(name, labels)
+                }
+                let sent = delta((before.0, after.0), "networkobservability_forward_count", ["direction": "egress"])
+                let sentBytes = delta(
+                    (before.0, after.0), "networkobservability_forward_bytes", ["direction": "egress"])
+                let received = delta(
+                    (before.1, after.1), "networkobservability_forward_count", ["direction": "ingress"])
+                let receivedBytes = delta(
+                    (before.1, after.1), "networkobservability_forward_bytes", ["direction": "ingress"])
+                let n = Double(count)
+                #expect(sent >= n && sent <= n + Self.background, "\(sender.node.name) uplink egress packets: \(sent)")
+                #expect(
+                    received >= n && received <= n + Self.background,
+                    "\(receiver.node.name) uplink ingress: \(received)")
+                #expect(
+                    sentBytes >= n * frame && sentBytes <= n * frame + Self.background * 1514,
+                    "egress bytes \(sentBytes)")
+                #expect(receivedBytes >= n * frame && receivedBytes <= n * frame + Self.background * 1514)
+                let noSocket = delta((before.1, after.1), "networkobservability_drop_count", ["reason": "NO_SOCKET"])
+                #expect(noSocket == n, "NO_SOCKET drops on \(receiver.node.name): \(noSocket)")
+                let noSocketBytes = delta(
+                    (before.1, after.1), "networkobservability_drop_bytes", ["reason": "NO_SOCKET"])
+                // Where UDP finds no socket, the IP header is already pulled: skb->len = UDP header + payload.
+                #expect(noSocketBytes == n * Double(8 + payload), "drop bytes \(noSocketBytes)")
+                #expect(
+                    delta((before.0, after.0), "networkobservability_drop_count", ["reason": "NO_SOCKET"]) == 0,
+                    "the sender's node does not count the receiver's drops")
+            }
+        }
+
+        @Test("the policy-blocked client's packets are NETFILTER_DROP drops, one for one")
+        func policyDrops() throws {
+            try LabFixture.withLab(Self.config("p")) { plan, _ in
+                LabFixture.stopProcesses(inNamespaces: Self.clientNamespaces(plan))
+                let untrusted = try #require(plan.pods(of: "untrusted", in: "shop").first)
+                let target = try #require(plan.pods(of: "frontend", in: "shop").first { $0.node != untrusted.node })
+                let node = untrusted.node.netns
+                func nftDrops() throws -> Double {
+                    let rules = try LabFixture.exec(node, ["nft", "list", "table", "inet", "osp_policy"]).stdout
+                    return Double(rules.firstMatch(of: /counter packets (\d+)/).map { String($0.1) } ?? "") ?? -1
+                }
+                Thread.sleep(forTimeInterval: 0.3)
+                let before = (try nftDrops(), try LabFixture.scrape(node))
+                let synsSent = { (m: ScrapedMetrics) in
+                    m.value("networkobservability_tcp_flag_counters", ["flag": "SYN", "direction": "egress"])
+                }
+                for _ in 0..<5 {
+                    // One SYN each: the socket is closed before the first retransmission.
+                    #expect(
+                        try PodSockets.connectTCP(from: untrusted.netns, to: target.ipv4, port: 80, timeout: 0.3) == nil
+                    )
+                }
+                Thread.sleep(forTimeInterval: 0.3)
+                let after = (try nftDrops(), try LabFixture.scrape(node))
+                let blocked = after.0 - before.0
+                let counted =
+                    after.1.value("networkobservability_drop_count", ["reason": "NETFILTER_DROP"])
+                    - before.1.value("networkobservability_drop_count", ["reason": "NETFILTER_DROP"])
+                // Every SYN the client sent (5, or more if TCP retransmitted one) was dropped by the
+                // policy rule and counted once; no other pod on the node opens connections now.
+                #expect(blocked >= 5, "the nftables policy rule dropped the SYNs")
+                #expect(blocked == synsSent(after.1) - synsSent(before.1), "each SYN sent was dropped")
+                #expect(counted == blocked, "drop_count{reason=NETFILTER_DROP} grew by \(counted)")
+                #expect(
+                    after.1.series("networkobservability_drop_count", ["reason": "NETFILTER_DROP"]).allSatisfy {
+                        $0.labels["direction"] == "egress"
+                    }, "dropped while leaving the client pod's node side")
+            }
+        }
+
+        @Test("held TCP connections show in tcp_state and tcp_connection_remote, and leave when closed")
+        func tcpConnections() throws {
+            try LabFixture.withLab(Self.config("c")) { plan, _ in
+                LabFixture.stopProcesses(inNamespaces: Self.clientNamespaces(plan))
+                let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
+                let server = try #require(plan.pods(of: "ledger", in: "billing").first)
+                #expect(client.node != server.node)
+                Thread.sleep(forTimeInterval: 0.3)
+                let baseline = try LabFixture.scrape(server.node.netns).value(
+                    "networkobservability_tcp_state", ["state": "ESTABLISHED"])
+                var sockets: [Int32] = []
+                defer { sockets.forEach { close($0) } }
+                for _ in 0..<7 {
+                    sockets.append(
+                        try #require(
+                            try PodSockets.connectTCP(from: client.netns, to: server.ipv4, port: 80, timeout: 2)))
+                }
+                Thread.sleep(forTimeInterval: 0.2)
+                let held = try LabFixture.scrape(client.node.netns)
+                #expect(
+                    held.value("networkobservability_tcp_connection_remote", ["address": server.ipv4, "port": "80"])
+                        == 7)
+                #expect(held.value("networkobservability_tcp_state", ["state": "ESTABLISHED"]) >= 7)
+                let serverSide = try LabFixture.scrape(server.node.netns)
+                #expect(
+                    serverSide.value("networkobservability_tcp_state", ["state": "ESTABLISHED"]) - baseline == 7,
+                    "the server pod's namespace is counted on its node")
+
+                sockets.forEach { close($0) }
+                sockets = []
+                Thread.sleep(forTimeInterval: 0.3)
+                let closed = try LabFixture.scrape(client.node.netns)
+                #expect(closed.series("networkobservability_tcp_connection_remote", ["address": server.ipv4]).isEmpty)
+                #expect(closed.value("networkobservability_tcp_state", ["state": "TIME_WAIT"]) >= 7)
+            }
+        }
+
+        @Test("every series carries cluster and instance; interface_stats covers every pod veth; promtool parses it")
+        func exposition() throws {
+            let config = try Self.config("e", .routed)
+            try LabFixture.withLab(config) { plan, _ in
+                for node in plan.nodes {
+                    let metrics = try LabFixture.scrape(node.netns)
+                    #expect(!metrics.samples.isEmpty)
+                    #expect(
+                        metrics.samples.allSatisfy {
+                            $0.labels["cluster"] == config.name && $0.labels["instance"] == node.name
+                        })
+                    let interfaces = Set(
+                        metrics.series("networkobservability_interface_stats").compactMap {
+                            $0.labels["interface_name"]
+                        })
+                    for pod in plan.pods(on: node) {
+                        #expect(interfaces.contains(pod.hostInterface), "\(pod.qualifiedName)")
+                    }
+                    #expect(interfaces.contains("eth0"))
+                    for name in [
+                        "networkobservability_forward_count", "networkobservability_forward_bytes",
+                        "networkobservability_tcp_state", "networkobservability_tcp_connection_stats",
+                        "networkobservability_ip_connection_stats", "networkobservability_udp_connection_stats",
+                        "networkobservability_udp_active_sockets", "networkobservability_tcp_flag_counters",
+                    ] {
+                        #expect(!metrics.series(name).isEmpty, "\(name) on \(node.name)")
+                    }
+                    #expect(
+                        metrics.value("networkobservability_tcp_connection_stats", ["statistic_name": "ActiveOpens"])
+                            >= 0)
+                    #expect(
+                        !metrics.series("networkobservability_tcp_connection_stats", ["statistic_name": "TCPTimeouts"])
+                            .isEmpty)
+                    #expect(
+                        metrics.value("osprey_agent_interfaces_watched", ["role": "pod"])
+                            == Double(plan.pods(on: node).count))
+                    #expect(metrics.value("osprey_agent_interfaces_watched", ["role": "uplink"]) == 1)
+                    #expect(metrics.value("osprey_agent_namespaces_watched") == Double(plan.pods(on: node).count + 1))
+                    #expect(metrics.value("osprey_agent_bpf_program_errors_total") == 0)
+
+                    // promtool parses the page. Its only complaints are the `_count` names the
+                    // contract takes from Retina (exit status 3 = lint findings, 1 = parse error).
+                    let check = try Host().execute(["promtool", "check", "metrics"], input: metrics.text)
+                    #expect(check.status == 0 || check.status == 3, "promtool: \(check.stderr)")
+                    let findings = (check.stdout + check.stderr).split(separator: "\n")
+                    #expect(
+                        findings.allSatisfy {
+                            $0.contains(#"should not have "_count" suffix"#)
+                                && ($0.hasPrefix("networkobservability_drop_count")
+                                    || $0.hasPrefix("networkobservability_forward_count"))
+                        }, "\(findings)")
+                }
+            }
+        }
+    }
+}
