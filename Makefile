@@ -5,10 +5,12 @@ OSPREY := .build/debug/osprey
 LAB ?= osp
 NODES ?= 2
 TOPOLOGY ?= bridge
+ROUNDS ?= 5
+SECONDS_PER_RUN ?= 5
 SWIFT_SOURCES := Package.swift Sources Tests
 C_SOURCES = $(shell find Sources -name '*.c' -o -name '*.h')
 
-.PHONY: help bootstrap build test demo demo-down fmt lint clean
+.PHONY: help bootstrap build test bench demo demo-down fmt lint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +24,11 @@ build: bootstrap ## build everything (debug)
 test: bootstrap lint ## run every test (unit and root/lab integration)
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+bench: bootstrap ## datapath overhead (iperf3 with/without the agent), agent CPU and memory
+	$(SWIFT) build -c release --product osprey
+	$(SWIFT) build -c release --product osprey-agent
+	scripts/bench-datapath.sh $(ROUNDS) $(SECONDS_PER_RUN)
 
 demo: bootstrap build ## bring up the lab cluster and show what runs where
 	@$(OSPREY) lab down --name $(LAB) > /dev/null

@@ -45,11 +45,23 @@ let package = Package(
         .target(name: "Netlink", swiftSettings: strict),
         // Node-level metrics (Retina names): collectors and the Prometheus text format.
         .target(name: "NodeMetrics", dependencies: ["Datapath", "Netns"], swiftSettings: strict),
+        // --- Flows ---
+        // The flow model (Hubble's fields), DNS messages, drop reason mapping, JSON lines.
+        .target(name: "Flows", swiftSettings: strict),
+        // Raw datapath events → flows; TCP handshake and DNS latency; unanswered queries.
+        .target(name: "FlowDecoder", dependencies: ["Flows", "CDatapathABI"], swiftSettings: strict),
+        // IP → pod/service identity from a metadata source (the lab inventory, standalone).
+        .target(name: "Enricher", dependencies: ["Flows", "ClusterInventory"], swiftSettings: strict),
+        // The ring of recent flows and lost-event accounting.
+        .target(name: "Observer", dependencies: ["Flows"], swiftSettings: strict),
+        // Pod-level Hubble metrics computed from flows.
+        .target(name: "FlowMetrics", dependencies: ["Flows", "Observer", "NodeMetrics"], swiftSettings: strict),
         // osprey-agent's parts: configuration, preflight checks, interface watcher, HTTP server.
         .target(
             name: "Agent",
             dependencies: [
-                "Datapath", "Netlink", "NodeMetrics", "Netns",
+                "Datapath", "Netlink", "NodeMetrics", "Netns", "Flows", "FlowDecoder", "Enricher", "Observer",
+                "FlowMetrics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -82,6 +94,12 @@ let package = Package(
             name: "AgentIntegrationTests", dependencies: ["Lab", "ClusterInventory", "TestSupport"],
             swiftSettings: strict),
         .testTarget(name: "NodeMetricsTests", dependencies: ["NodeMetrics"], swiftSettings: strict),
+        .testTarget(
+            name: "FlowTests",
+            dependencies: [
+                "Flows", "FlowDecoder", "Enricher", "Observer", "FlowMetrics", "ClusterInventory", "CDatapathABI",
+            ],
+            swiftSettings: strict),
         .testTarget(name: "OspreyCLITests", dependencies: ["OspreyCLI", "TestSupport"], swiftSettings: strict),
     ]
 )

@@ -31,7 +31,7 @@ struct BPFCompiler: BuildToolPlugin {
                 .buildCommand(
                     displayName: "Compiling eBPF \(source)", executable: clang,
                     arguments: [
-                        "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-Wall", "-Werror",
+                        "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86", "-Wall", "-Werror",
                         "-I", bpfDirectory.path, "-I", abiDirectory.path, "-I", "/usr/include/x86_64-linux-gnu",
                         "-c", input.path, "-o", object.path,
                     ],

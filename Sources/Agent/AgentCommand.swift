@@ -1,9 +1,12 @@
 import ArgumentParser
 import Datapath
+import Enricher
+import FlowMetrics
 import Foundation
 import Hummingbird
 import Logging
 import NodeMetrics
+import Observer
 import ServiceLifecycle
 
 /// `osprey-agent`: the node agent. Loads the eBPF datapath, follows the node's interfaces and
@@ -35,6 +38,30 @@ public struct AgentCommand: AsyncParsableCommand {
     )
     var uplinks: [String] = (environment["OSPREY_UPLINKS"] ?? "").split(separator: ",").map(String.init)
 
+    @Option(
+        help:
+            "Cluster inventory file for pod and service identities (standalone mode; docs/inventory.md). Env: OSPREY_INVENTORY."
+    )
+    var inventory: String = environment["OSPREY_INVENTORY"] ?? ""
+
+    @Option(help: "How many recent flows to keep: 2^k-1, at most 65535. Env: OSPREY_FLOW_BUFFER_CAPACITY.")
+    var flowBufferCapacity: Int = Int(environment["OSPREY_FLOW_BUFFER_CAPACITY"] ?? "") ?? Observer.defaultCapacity
+
+    @Option(help: "Seconds between reports of an active connection's packet and byte counts.")
+    var flowReportInterval: Double = 10
+
+    @Flag(help: "Report every packet as a flow (debugging; costs throughput).")
+    var perPacketEvents = false
+
+    @Option(
+        help:
+            "Hubble metrics `source` label for egress flows: pod, namespace, workload, app, ip, pod-name, workload-name; `|` for fallbacks."
+    )
+    var metricsSourceContext = "pod"
+
+    @Option(help: "Hubble metrics `destination` label for ingress flows (same options).")
+    var metricsDestinationContext = "pod"
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Env: OSPREY_LOG_LEVEL.")
     var logLevel: String = environment["OSPREY_LOG_LEVEL"] ?? "info"
 
@@ -43,8 +70,17 @@ public struct AgentCommand: AsyncParsableCommand {
     public func run() async throws {
         let address: ListenAddress
         let level: Logger.Level
+        let observer: Observer
+        let context: MetricsContext
         do {
             address = try ListenAddress(parsing: metricsAddress)
+            observer = try Observer(capacity: flowBufferCapacity)
+            context = MetricsContext(
+                sourceEgress: try MetricsContext.options(metricsSourceContext).get(),
+                destinationIngress: try MetricsContext.options(metricsDestinationContext).get())
+            if !inventory.isEmpty, !FileManager.default.isReadableFile(atPath: inventory) {
+                throw ValidationError("Inventory file \(inventory) cannot be read; check --inventory.")
+            }
             guard let parsed = Logger.Level(rawValue: logLevel) else {
                 throw ValidationError(
                     "--log-level must be one of trace, debug, info, notice, warning, error, critical.")
@@ -52,6 +88,10 @@ public struct AgentCommand: AsyncParsableCommand {
             level = parsed
             try Preflight.run(metricsAddress: address)
         } catch let error as AgentError {
+            Self.fail(error.description)
+        } catch let error as Observer.CapacityError {
+            Self.fail(error.description)
+        } catch let error as MetricsContext.ContextError {
             Self.fail(error.description)
         }
         LoggingSystem.bootstrap { label in
@@ -71,9 +111,19 @@ public struct AgentCommand: AsyncParsableCommand {
             datapath.detachAll()
             Self.fail("\(error)")
         }
+        do { try datapath.configure(reportInterval: flowReportInterval, perPacket: perPacketEvents) } catch {
+            datapath.detachAll()
+            Self.fail(error.description)
+        }
+        let hubbleMetrics = HubbleMetrics(context: context)
+        let pipeline = FlowPipeline(
+            datapath: datapath, nodeName: nodeName, clusterName: cluster,
+            inventory: inventory.isEmpty ? nil : InventoryMetadata(path: inventory), observer: observer,
+            metrics: hubbleMetrics)
+        pipeline.start()
         let metrics = MetricsEndpoint(
             collector: NodeMetricsCollector(datapath: datapath) { watcher.namespaces },
-            health: AgentHealth(datapath: datapath, watcher: watcher),
+            health: AgentHealth(datapath: datapath, watcher: watcher), hubble: hubbleMetrics, observer: observer,
             commonLabels: [("cluster", cluster), ("instance", nodeName)])
         let app = Application(
             router: metrics.router(),

@@ -1,6 +1,9 @@
 import Datapath
+import FlowMetrics
+import Flows
 import Hummingbird
 import NodeMetrics
+import Observer
 
 /// The agent's own health as metrics: what it watches and whether its programs work.
 struct AgentHealth: Sendable {
@@ -30,21 +33,37 @@ struct AgentHealth: Sendable {
     }
 }
 
-/// GET /metrics (Prometheus text) and GET /healthz.
+/// GET /metrics (Prometheus text), GET /healthz, and GET /flows?last=N (the newest flows as
+/// `hubble observe -o jsonpb` lines, until the Hubble gRPC API serves them).
 struct MetricsEndpoint: Sendable {
     let collector: NodeMetricsCollector
     let health: AgentHealth
+    let hubble: HubbleMetrics
+    let observer: Observer
     let commonLabels: [(String, String)]
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/metrics") { _, _ -> Response in
-            let text = PrometheusText.render(collector.collect() + health.families(), commonLabels: commonLabels)
+            let text = PrometheusText.render(
+                collector.collect() + hubble.families() + health.families(), commonLabels: commonLabels)
             return Response(
                 status: .ok, headers: [.contentType: PrometheusText.contentType],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         router.get("/healthz") { _, _ -> String in "ok\n" }
+        router.get("/flows") { request, _ -> Response in
+            let text = request.uri.queryParameters.get("last") ?? "20"
+            guard let last = Int(text), last > 0 else {
+                return Response(
+                    status: .badRequest,
+                    body: .init(byteBuffer: ByteBuffer(string: "last must be a positive number, not '\(text)'.\n")))
+            }
+            let lines = observer.last(last).map(FlowJSON.line).joined(separator: "\n")
+            return Response(
+                status: .ok, headers: [.contentType: "application/x-ndjson"],
+                body: .init(byteBuffer: ByteBuffer(string: lines.isEmpty ? "" : lines + "\n")))
+        }
         return router
     }
 }

@@ -53,14 +53,18 @@ public final class Datapath: Sendable {
         let tcpFlags: BPFMap<UInt32, UInt64>
         let drops: BPFMap<osp_drop_key, osp_counter>
         let errors: BPFMap<UInt32, UInt64>
+        let config: BPFMap<UInt32, osp_config>
     }
+
+    /// The reader of flow and drop events.
+    public let events: EventReader
 
     /// Loads both objects and attaches the drop tracepoint. tc programs are attached per
     /// interface with `attach(interface:index:)`.
     public init() throws(DatapathError) {
         osp_libbpf_set_verbosity(ProcessInfo.processInfo.environment["OSPREY_LIBBPF_LOG"] == "debug" ? 2 : 1)
         let tcObject = try BPFObject(name: "tc_count", bytes: BPFObjects.tcCount)
-        let shared = ["osp_ifaces", "osp_netns", "osp_drops", "osp_errors"]
+        let shared = ["osp_ifaces", "osp_netns", "osp_drops", "osp_errors", "osp_events", "osp_lost"]
         var fds: [String: Int32] = [:]
         for name in shared { fds[name] = try tcObject.mapFD(name) }
         let dropObject = try BPFObject(name: "kfree_skb", bytes: BPFObjects.kfreeSkb, sharing: fds)
@@ -70,13 +74,23 @@ public final class Datapath: Sendable {
             forward: BPFMap(name: "osp_forward", fd: try tcObject.mapFD("osp_forward")),
             tcpFlags: BPFMap(name: "osp_tcp_flags", fd: try tcObject.mapFD("osp_tcp_flags")),
             drops: BPFMap(name: "osp_drops", fd: try tcObject.mapFD("osp_drops")),
-            errors: BPFMap(name: "osp_errors", fd: try tcObject.mapFD("osp_errors")))
+            errors: BPFMap(name: "osp_errors", fd: try tcObject.mapFD("osp_errors")),
+            config: BPFMap(name: "osp_config_map", fd: try tcObject.mapFD("osp_config_map")))
         cpus = Int(osp_possible_cpus())
+        events = EventReader(
+            ringFD: try tcObject.mapFD("osp_events"),
+            lostMap: BPFMap(name: "osp_lost", fd: try tcObject.mapFD("osp_lost")), cpus: cpus)
         dropReasons = try Self.loadDropReasons()
         let link = try dropObject.attachTracepoint("osp_kfree_skb")
         tc = Mutex(tcObject)
         drops = Mutex(dropObject)
         tracepointLink = Mutex(link)
+    }
+
+    /// Sets how often active connections are reported, and whether every packet is.
+    public func configure(reportInterval: Double, perPacket: Bool) throws(DatapathError) {
+        try maps.config.update(
+            0, osp_config(report_interval_ns: UInt64(reportInterval * 1e9), per_packet: perPacket ? 1 : 0, pad: 0))
     }
 
     // MARK: - Interfaces and namespaces
@@ -123,6 +137,7 @@ public final class Datapath: Sendable {
     /// Removes every tc filter this process attached and the tracepoint, then unloads.
     /// Idempotent.
     public func detachAll() {
+        events.stop()
         let interfaces = attached.withLock { current in
             defer { current.removeAll() }
             return current

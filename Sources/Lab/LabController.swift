@@ -74,6 +74,10 @@ public struct LabController: Sendable {
                 pid: pid, proto: readiness.proto, port: readiness.port, what: "Pod \(launch.pod.qualifiedName)",
                 logPath: launch.logPath)
         }
+        // Agents read the inventory from their start: write it now, again once they run.
+        do { try plan.inventory(uids: uids, processes: processes).write(to: config.inventoryPath) } catch {
+            throw .fileFailed(path: config.inventoryPath, reason: "\(error)")
+        }
         if let agentPath = config.agentPath {
             progress("starting osprey-agent on \(plan.nodes.count) nodes")
             for node in plan.nodes {
@@ -218,7 +222,7 @@ public struct LabController: Sendable {
         while Date() < deadline {
             if Self.isListening(pid: pid, proto: proto, port: port) { return }
             guard Self.isRunning(pid) else {
-                let log = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").last ?? ""
+                let log = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").first ?? ""
                 throw .workloadNotReady(what: what, detail: "its process exited (\(log)); see \(logPath)")
             }
             Thread.sleep(forTimeInterval: 0.02)

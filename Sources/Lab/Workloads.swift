@@ -51,7 +51,7 @@ public struct Workloads: Sendable {
             [
                 "ip", "netns", "exec", node.netns, "sh", "-c", mountTracefs, agentPath, "--node-name", node.name,
                 "--cluster", plan.config.name, "--metrics-address", "0.0.0.0:\(LabConfig.agentMetricsPort)",
-                "--uplink", LabNames.nodeUplink,
+                "--uplink", LabNames.nodeUplink, "--inventory", plan.config.inventoryPath,
             ],
             "\(dir)/osprey-agent.log", "\(dir)/osprey-agent.pid.osprey"
         )

@@ -57,15 +57,18 @@ enum LabReport {
                 "  ip netns exec \(netns) nft list ruleset                  # service DNAT and the policy drop")
             lines.append("  ip netns exec \(netns) ip -br addr                       # the node's uplink and pod veths")
         }
-        for node in inventory.nodes where !node.processes.isEmpty {
-            if let netns = node.netns {
-                lines.append(
-                    "  ip netns exec \(netns) curl -s localhost:\(LabConfig.agentMetricsPort)/metrics   # \(node.name)'s agent metrics"
-                )
-            }
-        }
         lines.append("  osprey lab status --name \(inventory.cluster)")
         lines.append("  osprey lab down --name \(inventory.cluster)")
+        let agents = inventory.nodes.filter { !$0.processes.isEmpty }
+        if !agents.isEmpty {
+            lines.append("Agent metrics (reachable from the lab's namespaces; the host's network is not joined):")
+            for node in agents {
+                guard let netns = node.netns, let address = node.internalIPs.first else { continue }
+                let port = LabConfig.agentMetricsPort
+                lines.append(
+                    "  http://\(address):\(port)/metrics   ip netns exec \(netns) curl -s localhost:\(port)/metrics")
+            }
+        }
         return lines.joined(separator: "\n")
     }
 }

@@ -48,7 +48,8 @@ enum osp_error {
 	OSP_ERR_TC_IFACE_LOOKUP = 0, /* tc program on an interface missing from osp_ifaces */
 	OSP_ERR_TC_HEADER = 1,	     /* packet headers could not be read */
 	OSP_ERR_DROP_MAP_FULL = 2,   /* osp_drops had no room for a new (reason, direction) */
-	OSP_ERR_MAX = 3,
+	OSP_ERR_CONNTRACK_FULL = 3,  /* osp_conntrack refused a new connection */
+	OSP_ERR_MAX = 4,
 };
 
 /* Packets and bytes; the value of every per-CPU counter map. */
@@ -63,12 +64,98 @@ struct osp_drop_key {
 	__u32 direction;
 };
 
+/* ---- Flow events (ring buffer osp_events) ---- */
+
+/* What an event reports. */
+enum osp_event_kind {
+	OSP_EVENT_TRACE = 1, /* a packet of a connection crossed a pod's veth */
+	OSP_EVENT_DROP = 2,  /* the kernel dropped a packet (skb:kfree_skb) */
+};
+
+/* Where the packet was seen (Hubble's trace observation points). */
+enum osp_observation {
+	OSP_OBS_FROM_ENDPOINT = 1, /* leaving a pod: tc ingress of the node side of its veth */
+	OSP_OBS_TO_ENDPOINT = 2,   /* entering a pod: tc egress of the node side of its veth */
+	OSP_OBS_DROP = 3,	   /* where the kernel dropped it */
+};
+
+/* Why the connection table reported now. */
+enum osp_report_reason {
+	OSP_REPORT_NEW = 1,	 /* first packet of a connection at this observation point */
+	OSP_REPORT_FLAGS = 2,	 /* a TCP packet with SYN, FIN or RST */
+	OSP_REPORT_PERIODIC = 3, /* an active connection's packet/byte deltas */
+	OSP_REPORT_PAYLOAD = 4,	 /* DNS: every message, with its bytes */
+	OSP_REPORT_PACKET = 5,	 /* per-packet debugging mode */
+	OSP_REPORT_DROP = 6,
+};
+
+#define OSP_DNS_SNAPLEN 256 /* bytes of a DNS message carried by an event */
+
+/* A connection's 5-tuple as the packet carries it (source -> destination). IPv4 addresses use
+ * the first 4 bytes. Also the key of osp_conntrack, with the observing interface. */
+struct osp_tuple {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport; /* host byte order */
+	__u16 dport;
+	__u8 family; /* 4 or 6 */
+	__u8 protocol;
+	__u16 pad;
+};
+
+struct osp_conn_key {
+	struct osp_tuple
+	    tuple; /* oriented as the connection's first packet: initiator -> responder */
+	__u32 ifindex;
+	__u32 pad;
+};
+
+/* State of one connection at one observation point (value of osp_conntrack). */
+struct osp_conn {
+	__u64 last_report_ns;
+	__u64 packets; /* since the last report */
+	__u64 bytes;
+	__u8 flags_seen;
+	__u8 pad[7];
+};
+
+/* One event, fixed size. */
+struct osp_event {
+	__u64 timestamp_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
+	struct osp_tuple tuple;
+	__u64 packets; /* packets and bytes this report covers */
+	__u64 bytes;
+	__u32 ifindex;
+	__u32 drop_reason; /* enum skb_drop_reason, for OSP_EVENT_DROP */
+	__u32 netns;	   /* inode of the namespace the drop happened in */
+	__u8 kind;	   /* enum osp_event_kind */
+	__u8 observation;  /* enum osp_observation */
+	__u8 report;	   /* enum osp_report_reason */
+	__u8 tcp_flags;	   /* TCP flags byte of this packet */
+	__u8 is_reply;	   /* 1: responder -> initiator; 0: initiator -> responder; 2: unknown */
+	__u8 pad[1];
+	__u16 payload_len; /* bytes of DNS message in payload (0 if none) */
+	__u8 payload[OSP_DNS_SNAPLEN];
+};
+
+/* Runtime switches of the datapath (map osp_config_map, key 0). */
+struct osp_config {
+	__u64 report_interval_ns; /* periodic report of active connections; 0 = 10 s */
+	__u32 per_packet;	  /* 1: report every packet (debugging) */
+	__u32 pad;
+};
+
 /* Priority and handle of Osprey's tc filters: fixed, so a restarted agent replaces its own
  * filters in place instead of stacking a second program on the hook. */
 #define OSP_TC_PRIORITY 0x4f53 /* "OS" */
 #define OSP_TC_HANDLE 0x5052   /* "PR" */
 
 _Static_assert(sizeof(struct osp_counter) == 16, "osp_counter layout");
+_Static_assert(sizeof(struct osp_tuple) == 40, "osp_tuple layout");
+_Static_assert(sizeof(struct osp_conn_key) == 48, "osp_conn_key layout");
+_Static_assert(sizeof(struct osp_conn) == 32, "osp_conn layout");
+_Static_assert(sizeof(struct osp_event) == 344, "osp_event layout");
+_Static_assert(sizeof(struct osp_config) == 16, "osp_config layout");
 _Static_assert(sizeof(struct osp_drop_key) == 8, "osp_drop_key layout");
 
 #endif

@@ -38,6 +38,9 @@ struct sk_buff {
 	struct sock *sk;
 	unsigned int len;
 	int skb_iif;
+	unsigned char *head;
+	__u16 network_header;
+	__u16 protocol;
 };
 
 enum skb_drop_reason {

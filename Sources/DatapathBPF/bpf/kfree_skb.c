@@ -5,7 +5,13 @@
 #include <linux/bpf.h>
 
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
 
 #include "kernel.h"
 #include "maps.h"
@@ -18,6 +24,93 @@ static __always_inline __u32 osp_netns_of(struct sk_buff *skb, struct net_device
 	if (sk)
 		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	return 0;
+}
+
+/* The dropped packet's 5-tuple from its headers in kernel memory; -1 when they are not there. */
+static __always_inline int osp_drop_tuple(struct sk_buff *skb, struct osp_tuple *tuple)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 network = BPF_CORE_READ(skb, network_header);
+	__u16 protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	if (!head || network == (__u16)~0U)
+		return -1;
+	unsigned char *ip = head + network;
+	__u32 l4 = 0;
+	if (protocol == ETH_P_IP) {
+		struct iphdr iph;
+		if (bpf_probe_read_kernel(&iph, sizeof(iph), ip) < 0 || iph.version != 4)
+			return -1;
+		tuple->family = 4;
+		__builtin_memcpy(tuple->saddr, &iph.saddr, 4);
+		__builtin_memcpy(tuple->daddr, &iph.daddr, 4);
+		tuple->protocol = iph.protocol;
+		l4 = iph.ihl * 4;
+	} else if (protocol == ETH_P_IPV6) {
+		struct ipv6hdr ip6;
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), ip) < 0 || ip6.version != 6)
+			return -1;
+		tuple->family = 6;
+		__builtin_memcpy(tuple->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(tuple->daddr, &ip6.daddr, 16);
+		tuple->protocol = ip6.nexthdr;
+		l4 = sizeof(ip6);
+		if (tuple->protocol == 0) { /* hop-by-hop header first (MLD) */
+			__u8 ext[2] = {};
+			bpf_probe_read_kernel(ext, 2, ip + l4);
+			tuple->protocol = ext[0];
+			l4 += (ext[1] + 1) * 8;
+		}
+	} else {
+		return -1;
+	}
+	if (tuple->protocol == IPPROTO_TCP || tuple->protocol == IPPROTO_UDP ||
+	    tuple->protocol == IPPROTO_ICMP || tuple->protocol == IPPROTO_ICMPV6) {
+		__be16 ports[2];
+		if (bpf_probe_read_kernel(ports, sizeof(ports), ip + (l4 & 0x3ff)) == 0) {
+			int icmp =
+			    tuple->protocol == IPPROTO_ICMP || tuple->protocol == IPPROTO_ICMPV6;
+			/* ICMP: type and code in place of the ports */
+			tuple->sport = icmp ? ((__u8 *)ports)[0] : bpf_ntohs(ports[0]);
+			tuple->dport = icmp ? ((__u8 *)ports)[1] : bpf_ntohs(ports[1]);
+		}
+	}
+	return 0;
+}
+
+/* Reports one drop with its tuple; TCP flags come from the header when it is TCP. */
+static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_device *dev,
+					    __u32 reason, __u32 netns)
+{
+	struct osp_tuple tuple = {};
+	if (osp_drop_tuple(skb, &tuple) < 0)
+		return; /* not IP (or headers gone): counted in the metrics, no flow */
+	struct osp_event *event = osp_reserve();
+	if (!event)
+		return;
+	__builtin_memset(event, 0, offsetof(struct osp_event, payload));
+	event->timestamp_ns = bpf_ktime_get_ns();
+	__builtin_memcpy(&event->tuple, &tuple, sizeof(tuple));
+	event->packets = 1;
+	event->bytes = BPF_CORE_READ(skb, len);
+	event->ifindex = dev ? BPF_CORE_READ(dev, ifindex) : 0;
+	event->drop_reason = reason;
+	event->netns = netns;
+	event->kind = OSP_EVENT_DROP;
+	event->observation = OSP_OBS_DROP;
+	event->report = OSP_REPORT_DROP;
+	event->is_reply = 2;
+	if (tuple.protocol == IPPROTO_TCP) {
+		unsigned char *head = BPF_CORE_READ(skb, head);
+		__u16 network = BPF_CORE_READ(skb, network_header);
+		__u32 l4 = tuple.family == 4 ? 0 : sizeof(struct ipv6hdr);
+		if (tuple.family == 4) {
+			__u8 vihl = 0;
+			bpf_probe_read_kernel(&vihl, 1, head + network);
+			l4 = (vihl & 0x0f) * 4;
+		}
+		bpf_probe_read_kernel(&event->tcp_flags, 1, head + network + l4 + 13);
+	}
+	osp_submit(event);
 }
 
 SEC("tracepoint/skb/kfree_skb")
@@ -66,6 +159,7 @@ int osp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 	}
 	counter->packets += 1;
 	counter->bytes += BPF_CORE_READ(skb, len);
+	osp_report_drop(skb, dev, reason, inum);
 	return 0;
 }
 

@@ -53,11 +53,66 @@ struct {
 	__type(value, __u64);
 } osp_errors SEC(".maps");
 
+/* Connections by 5-tuple and observing interface -> reporting state. LRU: the oldest idle
+ * connections make room; a connection evicted and seen again is simply reported as new. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct osp_conn_key);
+	__type(value, struct osp_conn);
+} osp_conntrack SEC(".maps");
+
+/* Flow and drop events (struct osp_event) for user space. The reader polls; producers wake it
+ * only when a lot is pending (see osp_submit). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} osp_events SEC(".maps");
+
+/* 0 -> events that could not be reserved in osp_events (user space reports them as lost). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} osp_lost SEC(".maps");
+
+/* 0 -> struct osp_config, written by the agent after load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct osp_config);
+} osp_config_map SEC(".maps");
+
 static __always_inline void osp_count_error(__u32 error)
 {
 	__u64 *count = bpf_map_lookup_elem(&osp_errors, &error);
 	if (count)
 		*count += 1;
+}
+
+/* Reserves an event; counts it as lost when the ring is full. */
+static __always_inline struct osp_event *osp_reserve(void)
+{
+	struct osp_event *event = bpf_ringbuf_reserve(&osp_events, sizeof(*event), 0);
+	if (!event) {
+		__u32 zero = 0;
+		__u64 *lost = bpf_map_lookup_elem(&osp_lost, &zero);
+		if (lost)
+			*lost += 1;
+	}
+	return event;
+}
+
+/* Batched wakeups: the reader polls every few milliseconds anyway, so producers only wake it
+ * when 64 KiB or more are pending; a wakeup per event would cost several percent of throughput. */
+static __always_inline void osp_submit(struct osp_event *event)
+{
+	__u64 flags = bpf_ringbuf_query(&osp_events, BPF_RB_AVAIL_DATA) >= (64 << 10)
+			  ? BPF_RB_FORCE_WAKEUP
+			  : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(event, flags);
 }
 
 #endif

@@ -10,8 +10,9 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 
-/* Offset of the L4 header and its protocol, or -1 if not IPv4/IPv6 (or unreadable).
- * IPv6 extension headers are not walked: such packets report their next-header value. */
+/* Offset of the L4 header and its protocol, or -1 if not IPv4/IPv6 (or unreadable). Of IPv6
+ * extension headers only a leading hop-by-hop header is walked (MLD carries one); packets with
+ * others report the extension's next-header value. */
 static __always_inline int osp_l4_offset(struct __sk_buff *skb, __u8 *protocol)
 {
 	__u16 proto = bpf_ntohs(skb->protocol);
@@ -28,7 +29,15 @@ static __always_inline int osp_l4_offset(struct __sk_buff *skb, __u8 *protocol)
 		if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, nexthdr), protocol,
 				       1) < 0)
 			return -1;
-		return ETH_HLEN + sizeof(struct ipv6hdr);
+		int offset = ETH_HLEN + sizeof(struct ipv6hdr);
+		if (*protocol == 0) { /* hop-by-hop: next header, then length in 8-byte units - 1 */
+			__u8 ext[2];
+			if (bpf_skb_load_bytes(skb, offset, ext, 2) < 0)
+				return -1;
+			*protocol = ext[0];
+			offset += (ext[1] + 1) * 8;
+		}
+		return offset;
 	}
 	return -1;
 }

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /* tc (clsact) programs on the node's uplink(s) and on the node side of every pod veth.
- * They count and never change a packet's fate: both return TC_ACT_UNSPEC. */
+ * They count, track connections of pods (conntrack.h) and never change a packet's fate: both
+ * return TC_ACT_UNSPEC. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <linux/tcp.h>
 
+#include "conntrack.h"
 #include "maps.h"
 #include "packet.h"
 
@@ -64,6 +66,7 @@ static __always_inline int osp_count(struct __sk_buff *skb, int hook_ingress)
 	} else {
 		/* The pod's view: what the node side of its veth receives, the pod sent. */
 		osp_count_tcp_flags(skb, hook_ingress ? OSP_DIR_EGRESS : OSP_DIR_INGRESS);
+		osp_track(skb, hook_ingress ? OSP_OBS_FROM_ENDPOINT : OSP_OBS_TO_ENDPOINT);
 	}
 	return TC_ACT_UNSPEC;
 }

@@ -1,0 +1,190 @@
+/* The connection table of the tc programs: which side opened a connection, when to report it,
+ * and the events that carry it to user space. */
+#ifndef OSPREY_CONNTRACK_H
+#define OSPREY_CONNTRACK_H
+
+#include "maps.h"
+#include "packet.h"
+
+#define OSP_TCPF_FIN 0x01
+#define OSP_TCPF_SYN 0x02
+#define OSP_TCPF_RST 0x04
+#define OSP_TCPF_ACK 0x10
+#define OSP_DEFAULT_REPORT_INTERVAL_NS (10ULL * 1000 * 1000 * 1000)
+
+/* Everything the tracker needs from one packet. */
+struct osp_packet {
+	struct osp_tuple tuple;
+	__u32 l4;      /* offset of the L4 header */
+	__u32 payload; /* offset of the L4 payload */
+	__u8 tcp_flags;
+	__u8 icmp_type;
+	__u8 icmp_code;
+};
+
+static __always_inline int osp_parse(struct __sk_buff *skb, struct osp_packet *pkt)
+{
+	__u8 protocol = 0;
+	int l4 = osp_l4_offset(skb, &protocol);
+	if (l4 < 0)
+		return -1;
+	pkt->l4 = l4;
+	pkt->tuple.protocol = protocol;
+	if (bpf_ntohs(skb->protocol) == ETH_P_IP) {
+		pkt->tuple.family = 4;
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, saddr),
+				       pkt->tuple.saddr, 4) < 0 ||
+		    bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, daddr),
+				       pkt->tuple.daddr, 4) < 0)
+			return -1;
+	} else {
+		pkt->tuple.family = 6;
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, saddr),
+				       pkt->tuple.saddr, 16) < 0 ||
+		    bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, daddr),
+				       pkt->tuple.daddr, 16) < 0)
+			return -1;
+	}
+	if (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP) {
+		__be16 ports[2];
+		if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) < 0)
+			return -1;
+		pkt->tuple.sport = bpf_ntohs(ports[0]);
+		pkt->tuple.dport = bpf_ntohs(ports[1]);
+		if (protocol == IPPROTO_TCP) {
+			__u8 hdr[2];
+			if (bpf_skb_load_bytes(skb, l4 + 12, hdr, 2) < 0)
+				return -1;
+			pkt->payload = l4 + ((hdr[0] >> 4) * 4);
+			pkt->tcp_flags = hdr[1];
+		} else {
+			pkt->payload = l4 + 8;
+		}
+	} else if (protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6) {
+		__u8 typecode[2];
+		if (bpf_skb_load_bytes(skb, l4, typecode, 2) < 0)
+			return -1;
+		pkt->icmp_type = typecode[0];
+		pkt->icmp_code = typecode[1];
+		pkt->payload = l4 + 8;
+	}
+	return 0;
+}
+
+static __always_inline void osp_reverse(struct osp_tuple *out, const struct osp_tuple *in)
+{
+	__builtin_memcpy(out->saddr, in->daddr, 16);
+	__builtin_memcpy(out->daddr, in->saddr, 16);
+	out->sport = in->dport;
+	out->dport = in->sport;
+	out->family = in->family;
+	out->protocol = in->protocol;
+	out->pad = 0;
+}
+
+/* Copies up to OSP_DNS_SNAPLEN bytes of a DNS message into the event. */
+static __always_inline void osp_copy_payload(struct __sk_buff *skb, struct osp_packet *pkt,
+					     struct osp_event *event)
+{
+	if (pkt->tuple.sport != 53 && pkt->tuple.dport != 53)
+		return;
+	if (skb->len <= pkt->payload)
+		return;
+	__u32 len = skb->len - pkt->payload;
+	if (len > OSP_DNS_SNAPLEN)
+		len = OSP_DNS_SNAPLEN;
+	/* Identity for 1..OSP_DNS_SNAPLEN, written so the verifier sees that range. */
+	len = ((len - 1) & (OSP_DNS_SNAPLEN - 1)) + 1;
+	if (bpf_skb_load_bytes(skb, pkt->payload, event->payload, len) == 0)
+		event->payload_len = len;
+}
+
+/* Tracks the packet at an observation point and reports it when the connection starts, when
+ * a TCP packet carries SYN, FIN or RST, for every DNS message, and periodically with deltas. */
+static __always_inline void osp_track(struct __sk_buff *skb, __u8 observation)
+{
+	struct osp_packet pkt = {};
+	if (osp_parse(skb, &pkt) < 0)
+		return;
+
+	struct osp_conn_key key = {.ifindex = skb->ifindex};
+	__builtin_memcpy(&key.tuple, &pkt.tuple, sizeof(key.tuple));
+	if (pkt.tuple.protocol == IPPROTO_ICMP || pkt.tuple.protocol == IPPROTO_ICMPV6) {
+		key.tuple.sport = 0; /* echo request and reply share one entry */
+		key.tuple.dport = 0;
+	}
+	__u8 is_reply = 0;
+	__u8 report = 0;
+	struct osp_conn *conn = bpf_map_lookup_elem(&osp_conntrack, &key);
+	if (!conn) {
+		struct osp_conn_key reverse = {.ifindex = key.ifindex};
+		osp_reverse(&reverse.tuple, &key.tuple);
+		conn = bpf_map_lookup_elem(&osp_conntrack, &reverse);
+		if (conn) {
+			is_reply = 1;
+		} else {
+			/* New here. A SYN-ACK means the other side opened it (we missed the SYN).
+			 */
+			struct osp_conn fresh = {};
+			int synack = (pkt.tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) ==
+				     (OSP_TCPF_SYN | OSP_TCPF_ACK);
+			struct osp_conn_key *insert = synack ? &reverse : &key;
+			is_reply = synack;
+			if (bpf_map_update_elem(&osp_conntrack, insert, &fresh, BPF_NOEXIST) < 0 &&
+			    !bpf_map_lookup_elem(&osp_conntrack, insert)) {
+				osp_count_error(OSP_ERR_CONNTRACK_FULL);
+				return;
+			}
+			conn = bpf_map_lookup_elem(&osp_conntrack, insert);
+			if (!conn)
+				return;
+			report = OSP_REPORT_NEW;
+		}
+	}
+	__sync_fetch_and_add(&conn->packets, 1);
+	__sync_fetch_and_add(&conn->bytes, skb->len);
+	conn->flags_seen |= pkt.tcp_flags;
+
+	__u32 zero = 0;
+	struct osp_config *config = bpf_map_lookup_elem(&osp_config_map, &zero);
+	__u64 interval = config && config->report_interval_ns ? config->report_interval_ns
+							      : OSP_DEFAULT_REPORT_INTERVAL_NS;
+	__u64 now = bpf_ktime_get_ns();
+	int dns = pkt.tuple.sport == 53 || pkt.tuple.dport == 53;
+	if (!report) {
+		if (pkt.tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_FIN | OSP_TCPF_RST))
+			report = OSP_REPORT_FLAGS;
+		else if (dns && skb->len > pkt.payload)
+			report = OSP_REPORT_PAYLOAD;
+		else if (config && config->per_packet)
+			report = OSP_REPORT_PACKET;
+		else if (now - conn->last_report_ns >= interval)
+			report = OSP_REPORT_PERIODIC;
+	}
+	if (!report)
+		return;
+
+	struct osp_event *event = osp_reserve();
+	if (!event)
+		return;
+	__builtin_memset(event, 0, offsetof(struct osp_event, payload));
+	event->timestamp_ns = now;
+	__builtin_memcpy(&event->tuple, &pkt.tuple, sizeof(event->tuple));
+	if (pkt.tuple.protocol == IPPROTO_ICMP || pkt.tuple.protocol == IPPROTO_ICMPV6) {
+		event->tuple.sport = pkt.icmp_type;
+		event->tuple.dport = pkt.icmp_code;
+	}
+	event->packets = __sync_lock_test_and_set(&conn->packets, 0);
+	event->bytes = __sync_lock_test_and_set(&conn->bytes, 0);
+	conn->last_report_ns = now;
+	event->ifindex = skb->ifindex;
+	event->kind = OSP_EVENT_TRACE;
+	event->observation = observation;
+	event->report = report;
+	event->tcp_flags = pkt.tcp_flags;
+	event->is_reply = is_reply;
+	osp_copy_payload(skb, &pkt, event);
+	osp_submit(event);
+}
+
+#endif

@@ -1,0 +1,183 @@
+import ClusterInventory
+import Flows
+import Foundation
+import Synchronization
+
+/// Kubernetes identity of an address at a given time: the narrow question the enricher asks.
+public protocol MetadataSource: Sendable {
+    /// The pod that had `ip` at `time`, if any.
+    func pod(ip: String, at time: Date) -> PodIdentity?
+    /// The service whose cluster IP is `ip`, if any.
+    func service(ip: String) -> ServiceRef?
+}
+
+/// What a flow needs to know about a pod.
+public struct PodIdentity: Sendable, Equatable {
+    public var uid: String
+    public var namespace: String
+    public var name: String
+    public var node: String
+    public var labels: [String: String]
+    public var workload: Workload?
+
+    public init(
+        uid: String, namespace: String, name: String, node: String, labels: [String: String], workload: Workload?
+    ) {
+        self.uid = uid
+        self.namespace = namespace
+        self.name = name
+        self.node = node
+        self.labels = labels
+        self.workload = workload
+    }
+
+    /// Labels as Hubble shows them: `k8s:key=value`, plus the pod's namespace label, sorted.
+    public var hubbleLabels: [String] {
+        (labels.map { "k8s:\($0.key)=\($0.value)" } + ["k8s:io.kubernetes.pod.namespace=\(namespace)"]).sorted()
+    }
+}
+
+/// Fills in a flow's source and destination endpoints and services.
+public struct Enricher: Sendable {
+    let metadata: any MetadataSource
+    let nodeName: String
+    let clusterName: String
+
+    public init(metadata: any MetadataSource, nodeName: String, clusterName: String) {
+        self.metadata = metadata
+        self.nodeName = nodeName
+        self.clusterName = clusterName
+    }
+
+    public func enrich(_ flow: inout Flow) {
+        let source = metadata.pod(ip: flow.sourceIP, at: flow.time)
+        let destination = metadata.pod(ip: flow.destinationIP, at: flow.time)
+        if let source { flow.source = endpoint(source) }
+        if let destination { flow.destination = endpoint(destination) }
+        flow.sourceService = metadata.service(ip: flow.sourceIP)
+        flow.destinationService = metadata.service(ip: flow.destinationIP)
+        // A drop has no observation point; its direction follows the pod of this node it concerns.
+        if flow.trafficDirection == .unknown {
+            if source?.node == nodeName {
+                flow.trafficDirection = .egress
+            } else if destination?.node == nodeName {
+                flow.trafficDirection = .ingress
+            }
+        }
+    }
+
+    func endpoint(_ pod: PodIdentity) -> Endpoint {
+        var endpoint = Endpoint()
+        endpoint.namespace = pod.namespace
+        endpoint.podName = pod.name
+        endpoint.labels = pod.hubbleLabels
+        endpoint.clusterName = clusterName
+        if let workload = pod.workload { endpoint.workloads = [(workload.kind, workload.name)] }
+        return endpoint
+    }
+}
+
+/// The standalone metadata source: a cluster inventory file (docs/inventory.md), re-read when
+/// it changes. Pods that leave the file are remembered for `retention` so that late flows of a
+/// deleted pod, and addresses reused by a new pod, are attributed by time.
+public final class InventoryMetadata: MetadataSource {
+    public let path: String
+    let retention: Double
+    private let state = Mutex(State())
+
+    struct Tenure {
+        var pod: PodIdentity
+        var from: Date
+        var until: Date?
+    }
+
+    struct State {
+        var modified: Date?
+        var checked = Date.distantPast
+        var byIP: [String: [Tenure]] = [:]
+        var services: [String: ServiceRef] = [:]
+        var deleted: [(pod: PodIdentity, at: Date)] = []
+    }
+
+    public init(path: String, retention: Double = 300) {
+        self.path = path
+        self.retention = retention
+        reloadIfChanged(force: true)
+    }
+
+    public func pod(ip: String, at time: Date) -> PodIdentity? {
+        reloadIfChanged()
+        return state.withLock { state in
+            let tenures = state.byIP[ip] ?? []
+            // The pod that held the address at that time; else the newest one.
+            return tenures.last { $0.from <= time.addingTimeInterval(1) && ($0.until ?? .distantFuture) >= time }?.pod
+                ?? tenures.last?.pod
+        }
+    }
+
+    public func service(ip: String) -> ServiceRef? {
+        reloadIfChanged()
+        return state.withLock { $0.services[ip] }
+    }
+
+    /// Pods that left the inventory since the last call (for metric series expiry).
+    public func takeDeletedPods() -> [(pod: PodIdentity, at: Date)] {
+        state.withLock { state in
+            defer { state.deleted.removeAll() }
+            return state.deleted
+        }
+    }
+
+    /// Checks the file's modification time at most once a second and re-reads it when changed.
+    func reloadIfChanged(force: Bool = false) {
+        let now = Date()
+        let due = state.withLock { state -> Bool in
+            guard force || now.timeIntervalSince(state.checked) >= 1 else { return false }
+            state.checked = now
+            return true
+        }
+        guard due else { return }
+        let modified = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate]) as? Date
+        guard force || modified != state.withLock({ $0.modified }) else { return }
+        guard let inventory = try? Inventory.load(from: path) else { return }
+        state.withLock { state in
+            state.modified = modified
+            var current: Set<String> = []
+            for pod in inventory.pods {
+                let identity = PodIdentity(
+                    uid: pod.uid, namespace: pod.namespace, name: pod.name, node: pod.node, labels: pod.labels,
+                    workload: pod.workload)
+                current.insert(pod.uid)
+                for ip in pod.ips {
+                    var tenures = state.byIP[ip] ?? []
+                    if let index = tenures.firstIndex(where: { $0.pod.uid == pod.uid }) {
+                        tenures[index].pod = identity
+                        tenures[index].until = nil
+                    } else {
+                        // A new pod on this address: the previous holder's tenure ends now.
+                        for index in tenures.indices where tenures[index].until == nil {
+                            tenures[index].until = pod.createdAt
+                        }
+                        tenures.append(Tenure(pod: identity, from: pod.createdAt))
+                    }
+                    state.byIP[ip] = tenures
+                }
+            }
+            for (ip, tenures) in state.byIP {
+                var kept: [Tenure] = []
+                for var tenure in tenures {
+                    if tenure.until == nil && !current.contains(tenure.pod.uid) {
+                        tenure.until = now
+                        state.deleted.append((tenure.pod, now))
+                    }
+                    if let until = tenure.until, now.timeIntervalSince(until) > retention { continue }
+                    kept.append(tenure)
+                }
+                state.byIP[ip] = kept.isEmpty ? nil : kept
+            }
+            state.services = Dictionary(
+                inventory.services.map { ($0.clusterIP, ServiceRef(namespace: $0.namespace, name: $0.name)) }
+            ) { first, _ in first }
+        }
+    }
+}

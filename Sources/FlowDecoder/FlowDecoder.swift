@@ -1,0 +1,177 @@
+import CDatapathABI
+import Flows
+import Foundation
+
+/// Turns raw datapath events into flows with Hubble's fields, and measures what Hubble cannot
+/// for non-HTTP traffic: the TCP handshake round trip (on the SYN-ACK flow) and DNS latency
+/// (on the response flow). Queries without an answer become flows of their own.
+///
+/// Not thread-safe: one decoder per event reader, used on its thread.
+public struct FlowDecoder {
+    public let nodeName: String
+    /// How long a DNS query may wait for its answer before it is reported unanswered.
+    public let dnsTimeout: Double
+    /// Kernel drop reason values → names (from the datapath's BTF).
+    let kernelDropReasons: [UInt32: String]
+    /// Wall clock minus CLOCK_MONOTONIC, to turn bpf_ktime_get_ns() into dates.
+    var clockOffset: Double
+    private var pendingSYNs: [PendingKey: UInt64] = [:]
+    private var pendingQueries: [PendingKey: (sentNs: UInt64, flow: Flow)] = [:]
+
+    /// A connection (or DNS exchange) at one observation point, oriented initiator → responder.
+    struct PendingKey: Hashable {
+        var client: String
+        var clientPort: UInt16
+        var server: String
+        var serverPort: UInt16
+        var ifindex: UInt32
+        var dnsID: UInt16
+    }
+
+    public init(nodeName: String, kernelDropReasons: [UInt32: String], dnsTimeout: Double = 5) {
+        self.nodeName = nodeName
+        self.kernelDropReasons = kernelDropReasons
+        self.dnsTimeout = dnsTimeout
+        clockOffset = Self.currentClockOffset()
+    }
+
+    static func currentClockOffset() -> Double {
+        var mono = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &mono)
+        return Date().timeIntervalSince1970 - (Double(mono.tv_sec) + Double(mono.tv_nsec) / 1e9)
+    }
+
+    /// Nanoseconds of CLOCK_MONOTONIC now, the datapath's clock.
+    public static func monotonicNow() -> UInt64 {
+        var mono = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &mono)
+        return UInt64(mono.tv_sec) * 1_000_000_000 + UInt64(mono.tv_nsec)
+    }
+
+    /// Decodes one event. `interfaceName` names the observing interface.
+    public mutating func decode(_ event: osp_event, interfaceName: String?) -> Flow {
+        var tuple = event.tuple
+        let family = Int(tuple.family)
+        let source = Self.address(&tuple.saddr, family: family)
+        let destination = Self.address(&tuple.daddr, family: family)
+        let l4: Layer4
+        switch Int32(tuple.protocol) {
+        case Int32(IPPROTO_TCP):
+            l4 = .tcp(sourcePort: tuple.sport, destinationPort: tuple.dport, flags: TCPFlags(rawValue: event.tcp_flags))
+        case Int32(IPPROTO_UDP): l4 = .udp(sourcePort: tuple.sport, destinationPort: tuple.dport)
+        case 1: l4 = .icmpv4(type: UInt8(truncatingIfNeeded: tuple.sport), code: UInt8(truncatingIfNeeded: tuple.dport))
+        case 58:
+            l4 = .icmpv6(type: UInt8(truncatingIfNeeded: tuple.sport), code: UInt8(truncatingIfNeeded: tuple.dport))
+        default: l4 = .other(protocolNumber: tuple.protocol)
+        }
+        let isDrop = event.kind == UInt8(OSP_EVENT_DROP.rawValue)
+        let observation: ObservationPoint =
+            switch UInt32(event.observation) {
+            case OSP_OBS_FROM_ENDPOINT.rawValue: .fromEndpoint
+            case OSP_OBS_TO_ENDPOINT.rawValue: .toEndpoint
+            default: .unknown
+            }
+        var flow = Flow(
+            time: Date(timeIntervalSince1970: Double(event.timestamp_ns) / 1e9 + clockOffset), uuid: UUID(),
+            verdict: isDrop ? .dropped : .forwarded, ipVersion: family == 6 ? 2 : 1, sourceIP: source,
+            destinationIP: destination, l4: l4, nodeName: nodeName,
+            trafficDirection: observation == .fromEndpoint
+                ? .egress : (observation == .toEndpoint ? .ingress : .unknown),
+            isReply: event.is_reply == 2 ? nil : event.is_reply == 1, observationPoint: observation,
+            interface: event.ifindex == 0 ? nil : (Int32(event.ifindex), interfaceName ?? ""),
+            packets: event.packets, bytes: event.bytes)
+        if isDrop {
+            let kernel = kernelDropReasons[event.drop_reason] ?? "REASON_\(event.drop_reason)"
+            flow.kernelDropReason = kernel
+            flow.dropReason = DropReasons.hubbleReason(forKernel: kernel)
+        }
+        if event.payload_len > 0 { decodeDNS(event, into: &flow) }
+        if case .tcp(let sport, let dport, let flags) = l4, !isDrop {
+            measureHandshake(event, flow: &flow, sport, dport, flags)
+        }
+        return flow
+    }
+
+    private mutating func decodeDNS(_ event: osp_event, into flow: inout Flow) {
+        var payload = withUnsafeBytes(of: event.payload) { Array($0.prefix(Int(event.payload_len))) }
+        if case .tcp = flow.l4 { payload = Array(payload.dropFirst(2)) }  // DNS over TCP: 2-byte length
+        guard let message = DNSMessage(payload) else { return }
+        let qtype = DNSMessage.typeName(message.qtype)
+        var dns = DNSInfo(query: message.query, isResponse: message.isResponse, rcode: message.rcode, qtypes: [qtype])
+        dns.id = message.id
+        if message.isResponse {
+            dns.ips = message.addresses
+            dns.ttl = message.ttl
+            dns.cnames = message.cnames
+            dns.rrtypes = message.rrtypes
+        }
+        flow.dns = dns
+        let ports = flow.l4.ports
+        if message.isResponse {
+            flow.isReply = true
+            let key = PendingKey(
+                client: flow.destinationIP, clientPort: ports.destination, server: flow.sourceIP,
+                serverPort: ports.source, ifindex: event.ifindex, dnsID: message.id)
+            if let pending = pendingQueries.removeValue(forKey: key), event.timestamp_ns >= pending.sentNs {
+                flow.latencyNanoseconds = event.timestamp_ns - pending.sentNs
+            }
+        } else {
+            flow.isReply = false
+            let key = PendingKey(
+                client: flow.sourceIP, clientPort: ports.source, server: flow.destinationIP,
+                serverPort: ports.destination, ifindex: event.ifindex, dnsID: message.id)
+            pendingQueries[key] = (event.timestamp_ns, flow)
+        }
+    }
+
+    private mutating func measureHandshake(
+        _ event: osp_event, flow: inout Flow, _ sport: UInt16, _ dport: UInt16, _ flags: TCPFlags
+    ) {
+        if flags.contains(.syn) && !flags.contains(.ack) {
+            let key = PendingKey(
+                client: flow.sourceIP, clientPort: sport, server: flow.destinationIP, serverPort: dport,
+                ifindex: event.ifindex, dnsID: 0)
+            if pendingSYNs[key] == nil { pendingSYNs[key] = event.timestamp_ns }
+            if pendingSYNs.count > 65536 { pendingSYNs.removeAll() }  // bounded: a SYN flood must not grow memory
+        } else if flags.contains(.syn) && flags.contains(.ack) {
+            let key = PendingKey(
+                client: flow.destinationIP, clientPort: dport, server: flow.sourceIP, serverPort: sport,
+                ifindex: event.ifindex, dnsID: 0)
+            if let sent = pendingSYNs.removeValue(forKey: key), event.timestamp_ns >= sent {
+                flow.latencyNanoseconds = event.timestamp_ns - sent
+            }
+        }
+    }
+
+    /// DNS queries that got no answer within `dnsTimeout`, as flows of their own (verdict
+    /// FORWARDED, no response, `DNS Query … (no response)`); forgets them.
+    public mutating func unansweredQueries(nowNs: UInt64 = FlowDecoder.monotonicNow()) -> [Flow] {
+        let limit = UInt64(dnsTimeout * 1e9)
+        var expired: [Flow] = []
+        for (key, pending) in pendingQueries where nowNs > pending.sentNs + limit {
+            pendingQueries.removeValue(forKey: key)
+            var flow = pending.flow
+            flow.uuid = UUID()
+            flow.time = Date(timeIntervalSince1970: Double(pending.sentNs + limit) / 1e9 + clockOffset)
+            flow.dns?.unanswered = true
+            flow.packets = 0
+            flow.bytes = 0
+            expired.append(flow)
+        }
+        // Stale SYNs (never answered) are forgotten at the same pace.
+        if pendingSYNs.count > 4096 { pendingSYNs = pendingSYNs.filter { nowNs < $0.value + limit } }
+        return expired
+    }
+
+    static func address(
+        _ bytes:
+            inout (
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                UInt8
+            ), family: Int
+    ) -> String {
+        withUnsafeBytes(of: &bytes) { raw in
+            family == 6 ? IPText.ipv6(Array(raw)) : IPText.ipv4(raw.prefix(4))
+        }
+    }
+}

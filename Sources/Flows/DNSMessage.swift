@@ -1,0 +1,123 @@
+/// A DNS message as far as flows need it: header, first question, A/AAAA/CNAME answers.
+///
+/// Parses from a possibly truncated snapshot (the datapath carries the first 256 bytes);
+/// whatever lies beyond the snapshot is simply not reported.
+public struct DNSMessage: Sendable, Equatable {
+    public var id: UInt16
+    public var isResponse: Bool
+    public var rcode: Int
+    public var query: String
+    public var qtype: UInt16
+    public var addresses: [String] = []
+    public var cnames: [String] = []
+    public var ttl: UInt32 = 0
+    public var rrtypes: [String] = []
+
+    /// Hubble's names for DNS response codes.
+    public static let rcodeNames: [Int: String] = [
+        0: "No Error", 1: "Format Error", 2: "Server Failure", 3: "Non-Existent Domain", 4: "Not Implemented",
+        5: "Query Refused",
+    ]
+
+    static let typeNames: [UInt16: String] = [
+        1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV", 65: "HTTPS",
+        255: "ANY",
+    ]
+
+    public static func typeName(_ type: UInt16) -> String { typeNames[type] ?? "TYPE\(type)" }
+
+    /// Parses `bytes`; nil if even the header and question cannot be read.
+    public init?(_ bytes: [UInt8]) {
+        guard bytes.count >= 12 else { return nil }
+        id = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
+        isResponse = bytes[2] & 0x80 != 0
+        rcode = Int(bytes[3] & 0x0f)
+        let questions = Int(bytes[4]) << 8 | Int(bytes[5])
+        let answers = Int(bytes[6]) << 8 | Int(bytes[7])
+        guard questions >= 1 else { return nil }
+        var offset = 12
+        guard let name = Self.name(bytes, &offset), offset + 4 <= bytes.count else { return nil }
+        query = name
+        qtype = UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
+        offset += 4
+        for _ in 1..<max(questions, 1) {  // further questions are skipped
+            guard Self.name(bytes, &offset) != nil else { return }
+            offset += 4
+        }
+        var ttlSet = false
+        for _ in 0..<answers {
+            guard Self.name(bytes, &offset) != nil, offset + 10 <= bytes.count else { return }
+            let type = UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
+            let ttl =
+                UInt32(bytes[offset + 4]) << 24 | UInt32(bytes[offset + 5]) << 16 | UInt32(bytes[offset + 6]) << 8
+                | UInt32(bytes[offset + 7])
+            let length = Int(bytes[offset + 8]) << 8 | Int(bytes[offset + 9])
+            offset += 10
+            guard offset + length <= bytes.count else { return }
+            rrtypes.append(Self.typeName(type))
+            if !ttlSet || ttl < self.ttl { self.ttl = ttl; ttlSet = true }  // the smallest, as Hubble shows
+            switch type {
+            case 1 where length == 4:
+                addresses.append(bytes[offset..<offset + 4].map(String.init).joined(separator: "."))
+            case 28 where length == 16:
+                addresses.append(IPText.ipv6(Array(bytes[offset..<offset + 16])))
+            case 5:
+                var cnameOffset = offset
+                if let cname = Self.name(bytes, &cnameOffset) { cnames.append(cname) }
+            default: break
+            }
+            offset += length
+        }
+    }
+
+    /// Reads a (possibly compressed) name at `offset` as `a.b.c.` and moves past it.
+    static func name(_ bytes: [UInt8], _ offset: inout Int) -> String? {
+        var labels: [String] = []
+        var position = offset
+        var jumped = false
+        for _ in 0..<64 {
+            guard position < bytes.count else { return nil }
+            let length = Int(bytes[position])
+            if length == 0 {
+                if !jumped { offset = position + 1 }
+                return labels.joined(separator: ".") + "."
+            }
+            if length & 0xc0 == 0xc0 {
+                guard position + 1 < bytes.count else { return nil }
+                if !jumped { offset = position + 2 }
+                jumped = true
+                position = (length & 0x3f) << 8 | Int(bytes[position + 1])
+                continue
+            }
+            guard position + 1 + length <= bytes.count else { return nil }
+            labels.append(String(decoding: bytes[(position + 1)...(position + length)], as: UTF8.self))
+            position += 1 + length
+        }
+        return nil
+    }
+}
+
+/// Text forms of addresses.
+public enum IPText {
+    public static func ipv4(_ bytes: some Collection<UInt8>) -> String {
+        bytes.prefix(4).map(String.init).joined(separator: ".")
+    }
+
+    /// RFC 5952 text: lowercase, longest zero run as `::`.
+    public static func ipv6(_ bytes: [UInt8]) -> String {
+        let groups = (0..<8).map { UInt16(bytes[2 * $0]) << 8 | UInt16(bytes[2 * $0 + 1]) }
+        var bestStart = -1
+        var bestLength = 0
+        var index = 0
+        while index < 8 {
+            guard groups[index] == 0 else { index += 1; continue }
+            var end = index
+            while end < 8 && groups[end] == 0 { end += 1 }
+            if end - index > bestLength && end - index > 1 { bestStart = index; bestLength = end - index }
+            index = end
+        }
+        func hex(_ range: Range<Int>) -> String { groups[range].map { String($0, radix: 16) }.joined(separator: ":") }
+        guard bestStart >= 0 else { return hex(0..<8) }
+        return hex(0..<bestStart) + "::" + hex((bestStart + bestLength)..<8)
+    }
+}

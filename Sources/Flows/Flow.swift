@@ -1,0 +1,241 @@
+import Foundation
+
+/// Hubble's verdicts (flow.Verdict), by their wire values.
+public enum Verdict: Int, Sendable, CustomStringConvertible {
+    case unknown = 0, forwarded = 1, dropped = 2
+
+    public var description: String {
+        switch self {
+        case .unknown: "VERDICT_UNKNOWN"
+        case .forwarded: "FORWARDED"
+        case .dropped: "DROPPED"
+        }
+    }
+}
+
+/// Where a flow was seen (flow.TraceObservationPoint), by wire value.
+public enum ObservationPoint: Int, Sendable {
+    case unknown = 0, fromEndpoint = 5, toEndpoint = 101
+
+    /// The trace sub-type name Hubble prints and counts (`from-endpoint`, `to-endpoint`).
+    public var name: String {
+        switch self {
+        case .unknown: "unknown"
+        case .fromEndpoint: "from-endpoint"
+        case .toEndpoint: "to-endpoint"
+        }
+    }
+
+    /// Monitor trace sub_type (CiliumEventType.sub_type) of the point.
+    public var traceSubType: Int {
+        switch self {
+        case .unknown: 0
+        case .fromEndpoint: 5
+        case .toEndpoint: 0
+        }
+    }
+}
+
+/// flow.TrafficDirection, by wire value.
+public enum TrafficDirection: Int, Sendable {
+    case unknown = 0, ingress = 1, egress = 2
+}
+
+/// The L4 part of a flow.
+public enum Layer4: Sendable, Equatable {
+    case tcp(sourcePort: UInt16, destinationPort: UInt16, flags: TCPFlags)
+    case udp(sourcePort: UInt16, destinationPort: UInt16)
+    case icmpv4(type: UInt8, code: UInt8)
+    case icmpv6(type: UInt8, code: UInt8)
+    case other(protocolNumber: UInt8)
+
+    /// Hubble's protocol name for metrics (`TCP`, `UDP`, `ICMPv4`, `ICMPv6`, `Unknown L4`).
+    public var protocolName: String {
+        switch self {
+        case .tcp: "TCP"
+        case .udp: "UDP"
+        case .icmpv4: "ICMPv4"
+        case .icmpv6: "ICMPv6"
+        case .other: "Unknown L4"
+        }
+    }
+
+    public var ports: (source: UInt16, destination: UInt16) {
+        switch self {
+        case .tcp(let s, let d, _), .udp(let s, let d): (s, d)
+        default: (0, 0)
+        }
+    }
+}
+
+/// The TCP flags byte, with Hubble's names.
+public struct TCPFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let fin = TCPFlags(rawValue: 0x01)
+    public static let syn = TCPFlags(rawValue: 0x02)
+    public static let rst = TCPFlags(rawValue: 0x04)
+    public static let psh = TCPFlags(rawValue: 0x08)
+    public static let ack = TCPFlags(rawValue: 0x10)
+    public static let urg = TCPFlags(rawValue: 0x20)
+    public static let ece = TCPFlags(rawValue: 0x40)
+    public static let cwr = TCPFlags(rawValue: 0x80)
+
+    /// Names in the order Hubble prints them: SYN, ACK, RST, FIN, PSH, URG, ECE, CWR.
+    public var names: [String] {
+        [
+            (TCPFlags.syn, "SYN"), (.ack, "ACK"), (.rst, "RST"), (.fin, "FIN"), (.psh, "PSH"), (.urg, "URG"),
+            (.ece, "ECE"),
+            (.cwr, "CWR"),
+        ].compactMap { contains($0.0) ? $0.1 : nil }
+    }
+}
+
+/// Kubernetes identity of one side of a flow (flow.Endpoint).
+public struct Endpoint: Sendable, Equatable {
+    public var namespace: String = ""
+    public var podName: String = ""
+    /// `k8s:key=value`, sorted, as Hubble shows them.
+    public var labels: [String] = []
+    public var workloads: [(kind: String, name: String)] = []
+    public var clusterName: String = ""
+
+    public init() {}
+
+    public static func == (a: Endpoint, b: Endpoint) -> Bool {
+        a.namespace == b.namespace && a.podName == b.podName && a.labels == b.labels
+            && a.workloads.map(\.kind) == b.workloads.map(\.kind) && a.workloads.map(\.name) == b.workloads.map(\.name)
+    }
+}
+
+/// A service a flow's address belongs to (flow.Service).
+public struct ServiceRef: Sendable, Equatable {
+    public var namespace: String
+    public var name: String
+
+    public init(namespace: String, name: String) {
+        self.namespace = namespace
+        self.name = name
+    }
+}
+
+/// DNS details of an L7 flow (flow.DNS).
+public struct DNSInfo: Sendable, Equatable {
+    /// The query name with its trailing dot, as Hubble shows it.
+    public var query: String
+    public var isResponse: Bool
+    public var rcode: Int
+    public var qtypes: [String]
+    public var ips: [String] = []
+    public var ttl: UInt32 = 0
+    public var cnames: [String] = []
+    public var rrtypes: [String] = []
+    public var id: UInt16 = 0
+    /// A query that got no answer within the decoder's timeout (reported as its own flow).
+    public var unanswered = false
+
+    public init(query: String, isResponse: Bool, rcode: Int, qtypes: [String]) {
+        self.query = query
+        self.isResponse = isResponse
+        self.rcode = rcode
+        self.qtypes = qtypes
+    }
+
+    /// Hubble's names for response codes (`No Error`, `Non-Existent Domain`, …).
+    public var rcodeName: String { DNSMessage.rcodeNames[rcode] ?? "RCode \(rcode)" }
+}
+
+/// One flow: a packet (or a connection's packets since the last report) seen at one point.
+///
+/// The compact form used inside the agent; the Hubble protobuf message is built only where a
+/// flow leaves the process.
+public struct Flow: Sendable {
+    public var time: Date
+    public var uuid: UUID
+    public var verdict: Verdict
+    /// Hubble's DropReason value (e.g. 133 POLICY_DENIED), 0 when not dropped.
+    public var dropReason: Int = 0
+    /// The kernel's own drop reason name (e.g. `NETFILTER_DROP`), kept next to Hubble's.
+    public var kernelDropReason: String?
+    public var ipVersion: Int
+    public var sourceIP: String
+    public var destinationIP: String
+    public var l4: Layer4
+    public var source = Endpoint()
+    public var destination = Endpoint()
+    public var sourceService: ServiceRef?
+    public var destinationService: ServiceRef?
+    public var nodeName: String
+    public var trafficDirection: TrafficDirection
+    /// nil when unknown (drops).
+    public var isReply: Bool?
+    public var observationPoint: ObservationPoint
+    public var interface: (index: Int32, name: String)?
+    public var dns: DNSInfo?
+    public var latencyNanoseconds: UInt64 = 0
+    public var packets: UInt64
+    public var bytes: UInt64
+
+    public init(
+        time: Date, uuid: UUID = UUID(), verdict: Verdict, ipVersion: Int, sourceIP: String, destinationIP: String,
+        l4: Layer4, nodeName: String, trafficDirection: TrafficDirection, isReply: Bool?,
+        observationPoint: ObservationPoint, interface: (index: Int32, name: String)? = nil, packets: UInt64 = 1,
+        bytes: UInt64 = 0
+    ) {
+        self.time = time
+        self.uuid = uuid
+        self.verdict = verdict
+        self.ipVersion = ipVersion
+        self.sourceIP = sourceIP
+        self.destinationIP = destinationIP
+        self.l4 = l4
+        self.nodeName = nodeName
+        self.trafficDirection = trafficDirection
+        self.isReply = isReply
+        self.observationPoint = observationPoint
+        self.interface = interface
+        self.packets = packets
+        self.bytes = bytes
+    }
+
+    /// Hubble's flow type: L7 for DNS flows, L3_L4 otherwise.
+    public var isL7: Bool { dns != nil }
+
+    /// Monitor event type: 1 = drop, 4 = trace, 129 = L7.
+    public var eventType: Int { verdict == .dropped ? 1 : (isL7 ? 129 : 4) }
+
+    /// Monitor event sub-type: the drop reason for drops, the observation point for traces.
+    public var eventSubType: Int { verdict == .dropped ? dropReason : observationPoint.traceSubType }
+
+    /// The text Hubble prints in parentheses at the end of a flow line.
+    public var summary: String {
+        if let dns {
+            let question = "\(dns.query) \(dns.qtypes.joined(separator: ","))"
+            if dns.unanswered { return "DNS Query \(question) (no response)" }
+            guard dns.isResponse else { return "DNS Query \(question)" }
+            guard dns.rcode == 0 else { return "DNS Answer RCode: \(dns.rcodeName) (\(question))" }
+            var text = "DNS Answer \"\(dns.ips.joined(separator: ","))\""
+            if !dns.cnames.isEmpty { text += " CNAMEs: \"\(dns.cnames.joined(separator: ","))\"" }
+            return text + " TTL: \(dns.ttl) (\(question))"
+        }
+        switch l4 {
+        case .tcp(_, _, let flags): return "TCP Flags: \(flags.names.joined(separator: ", "))"
+        case .udp: return "UDP"
+        case .icmpv4(let type, _): return "ICMPv4 \(ICMPNames.v4[type] ?? "Type\(type)")"
+        case .icmpv6(let type, _): return "ICMPv6 \(ICMPNames.v6[type] ?? "Type\(type)")"
+        case .other(let number): return "IP protocol \(number)"
+        }
+    }
+}
+
+enum ICMPNames {
+    static let v4: [UInt8: String] = [
+        0: "EchoReply", 3: "DestinationUnreachable", 5: "Redirect", 8: "EchoRequest", 11: "TimeExceeded",
+    ]
+    static let v6: [UInt8: String] = [
+        1: "DestinationUnreachable", 2: "PacketTooBig", 3: "TimeExceeded", 128: "EchoRequest", 129: "EchoReply",
+        133: "RouterSolicitation", 134: "RouterAdvertisement", 135: "NeighborSolicitation",
+        136: "NeighborAdvertisement",
+    ]
+}

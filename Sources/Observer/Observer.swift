@@ -1,0 +1,84 @@
+import Flows
+import Foundation
+import Synchronization
+
+/// Where events were lost (flow.LostEventSource; lower-case names are the metric label values).
+public enum LostEventSource: Int, Sendable, CaseIterable {
+    case perfEventRingBuffer = 1, observerEventsQueue = 2, hubbleRingBuffer = 3
+
+    public var label: String {
+        switch self {
+        case .perfEventRingBuffer: "perf_event_ring_buffer"
+        case .observerEventsQueue: "observer_events_queue"
+        case .hubbleRingBuffer: "hubble_ring_buffer"
+        }
+    }
+}
+
+/// The agent's memory of flows: a ring of the last N (N = 2^k − 1, as Hubble's
+/// `hubble-event-buffer-capacity`), how many were ever seen, and what was lost where.
+///
+/// Thread-safe; appends take a batch under one lock.
+public final class Observer: Sendable {
+    public static let defaultCapacity = 4095
+    public let capacity: Int
+    private let state: Mutex<State>
+
+    struct State {
+        var ring: [Flow?]
+        var next = 0
+        var count = 0
+        var seen: UInt64 = 0
+        var lost: [LostEventSource: UInt64] = [:]
+    }
+
+    public enum CapacityError: Error, CustomStringConvertible {
+        case invalid(Int)
+        public var description: String {
+            guard case .invalid(let value) = self else { return "" }
+            return "Flow buffer capacity \(value) is not 2^k−1 between 1 and 65535 (e.g. 4095)."
+        }
+    }
+
+    public init(capacity: Int = Observer.defaultCapacity) throws(CapacityError) {
+        guard capacity >= 1, capacity <= 65535, (capacity + 1) & capacity == 0 else { throw .invalid(capacity) }
+        self.capacity = capacity
+        state = Mutex(State(ring: Array(repeating: nil, count: capacity)))
+    }
+
+    public func append(_ flows: [Flow]) {
+        state.withLock { state in
+            for flow in flows {
+                state.ring[state.next] = flow
+                state.next = (state.next + 1) % capacity
+                state.count = min(state.count + 1, capacity)
+            }
+            state.seen &+= UInt64(flows.count)
+        }
+    }
+
+    public func recordLost(_ source: LostEventSource, count: UInt64) {
+        guard count > 0 else { return }
+        state.withLock { $0.lost[source, default: 0] &+= count }
+    }
+
+    /// The newest `limit` flows that pass `filter`, oldest first.
+    public func last(_ limit: Int, where filter: (Flow) -> Bool = { _ in true }) -> [Flow] {
+        state.withLock { state in
+            var result: [Flow] = []
+            var index = state.next
+            for _ in 0..<state.count {
+                index = (index - 1 + capacity) % capacity
+                if let flow = state.ring[index], filter(flow) {
+                    result.append(flow)
+                    if result.count == limit { break }
+                }
+            }
+            return result.reversed()
+        }
+    }
+
+    public var numFlows: Int { state.withLock { $0.count } }
+    public var seenFlows: UInt64 { state.withLock { $0.seen } }
+    public var lost: [LostEventSource: UInt64] { state.withLock { $0.lost } }
+}
