@@ -97,6 +97,8 @@ public final class InventoryMetadata: MetadataSource {
         var byIP: [String: [Tenure]] = [:]
         var services: [String: ServiceRef] = [:]
         var deleted: [(pod: PodIdentity, at: Date)] = []
+        /// Pods of the last reading, by uid: who left shows as the difference.
+        var known: [String: PodIdentity] = [:]
     }
 
     public init(path: String, retention: Double = 300) {
@@ -143,11 +145,13 @@ public final class InventoryMetadata: MetadataSource {
         state.withLock { state in
             state.modified = modified
             var current: Set<String> = []
+            var known: [String: PodIdentity] = [:]
             for pod in inventory.pods {
                 let identity = PodIdentity(
                     uid: pod.uid, namespace: pod.namespace, name: pod.name, node: pod.node, labels: pod.labels,
                     workload: pod.workload)
                 current.insert(pod.uid)
+                known[pod.uid] = identity
                 for ip in pod.ips {
                     var tenures = state.byIP[ip] ?? []
                     if let index = tenures.firstIndex(where: { $0.pod.uid == pod.uid }) {
@@ -166,15 +170,14 @@ public final class InventoryMetadata: MetadataSource {
             for (ip, tenures) in state.byIP {
                 var kept: [Tenure] = []
                 for var tenure in tenures {
-                    if tenure.until == nil && !current.contains(tenure.pod.uid) {
-                        tenure.until = now
-                        state.deleted.append((tenure.pod, now))
-                    }
+                    if tenure.until == nil && !current.contains(tenure.pod.uid) { tenure.until = now }
                     if let until = tenure.until, now.timeIntervalSince(until) > retention { continue }
                     kept.append(tenure)
                 }
                 state.byIP[ip] = kept.isEmpty ? nil : kept
             }
+            for (uid, pod) in state.known where known[uid] == nil { state.deleted.append((pod, now)) }
+            state.known = known
             state.services = Dictionary(
                 inventory.services.map { ($0.clusterIP, ServiceRef(namespace: $0.namespace, name: $0.name)) }
             ) { first, _ in first }

@@ -1,0 +1,167 @@
+import ClusterInventory
+import Foundation
+import Lab
+import TestSupport
+import Testing
+
+/// The flows an operator looks for in each lab scenario, as the agent reports them.
+extension AgentIntegration {
+    @Suite("Flows on a lab")
+    struct FlowLabTests {
+        /// The newest flows of a node's agent (`flow` objects of `/flows` JSON lines).
+        static func flows(_ node: String) throws -> [[String: Any]] {
+            let out = try LabFixture.exec(node, ["curl", "-s", "-m", "5", "http://127.0.0.1:9965/flows?last=4095"])
+                .stdout
+            return out.split(separator: "\n").compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+            }.compactMap { $0["flow"] as? [String: Any] }
+        }
+
+        static func string(_ flow: [String: Any], _ path: String...) -> String? {
+            var value: Any? = flow
+            for key in path { value = (value as? [String: Any])?[key] }
+            return value.map { "\($0)" }
+        }
+
+        @Test(
+            "SYN, SYN-ACK, DNS (answered, NXDOMAIN, unanswered), policy drop, RST and service VIPs, on both nodes",
+            arguments: Topology.allCases)
+        func scenarios(topology: Topology) throws {
+            let config = try LabConfig(
+                name: LabFixture.uniqueName(topology == .bridge ? "f" : "g"), nodeCount: 2, topology: topology,
+                agentPath: OspreyBinary.agent.path)
+            try LabFixture.withLab(config) { plan, _ in
+                let loadgen = try #require(plan.pods(of: "loadgen", in: "shop").first)
+                let ledger = try #require(plan.pods(of: "ledger", in: "billing").first)
+                let untrusted = try #require(plan.pods(of: "untrusted", in: "shop").first)
+                let reporter = try #require(plan.pods(of: "reporter", in: "shop").first)
+                #expect(loadgen.node != ledger.node)
+                var flows: [String: [[String: Any]]] = [:]
+                func matching(_ node: String, _ test: ([String: Any]) -> Bool) -> [[String: Any]] {
+                    (flows[node] ?? []).filter(test)
+                }
+                func isPod(_ flow: [String: Any], _ side: String, _ pod: PlannedPod) -> Bool {
+                    Self.string(flow, side, "pod_name") == pod.name
+                        && Self.string(flow, side, "namespace") == pod.namespace
+                }
+                // Clients loop once a second and unanswered queries are reported after 5 s: wait for all of it.
+                let deadline = Date().addingTimeInterval(15)
+                var unanswered: [[String: Any]] = []
+                repeat {
+                    Thread.sleep(forTimeInterval: 1)
+                    for node in plan.nodes { flows[node.netns] = try Self.flows(node.netns) }
+                    unanswered = matching(reporter.node.netns) {
+                        (Self.string($0, "Summary") ?? "").hasSuffix("(no response)")
+                    }
+                } while unanswered.isEmpty && Date() < deadline
+
+                // Cross-node SYN: leaving the client on its node (towards the service VIP, before
+                // kube-proxy's DNAT), entering the server on the other.
+                let synOut = matching(loadgen.node.netns) {
+                    isPod($0, "source", loadgen) && Self.string($0, "Summary") == "TCP Flags: SYN"
+                        && Self.string($0, "destination_service", "name") == "ledger"
+                        && Self.string($0, "trace_observation_point") == "FROM_ENDPOINT"
+                }
+                #expect(!synOut.isEmpty, "SYN from-endpoint on \(loadgen.node.name), attributed to the ledger service")
+                let outgoing = synOut.filter {
+                    Self.string($0, "is_reply") == "0" && Self.string($0, "traffic_direction") == "EGRESS"
+                }
+                #expect(outgoing.count == synOut.count)
+                let synIn = matching(ledger.node.netns) {
+                    isPod($0, "source", loadgen) && isPod($0, "destination", ledger)
+                        && Self.string($0, "Summary") == "TCP Flags: SYN"
+                        && Self.string($0, "trace_observation_point") == "TO_ENDPOINT"
+                }
+                #expect(!synIn.isEmpty, "the same connection's SYN entering the ledger pod on \(ledger.node.name)")
+                let synAck = matching(ledger.node.netns) {
+                    isPod($0, "source", ledger) && isPod($0, "destination", loadgen)
+                        && Self.string($0, "Summary") == "TCP Flags: SYN, ACK"
+                }
+                let replies = synAck.filter { Self.string($0, "is_reply") == "1" }
+                #expect(!replies.isEmpty, "the SYN-ACK is a reply")
+                let timed = synAck.filter { (Int(Self.string($0, "l7", "latency_ns") ?? "") ?? 0) > 0 }
+                #expect(!timed.isEmpty, "with the handshake round trip")
+
+                // DNS through the kube-dns VIP: query, answer with latency, NXDOMAIN.
+                let answered = matching(loadgen.node.netns) {
+                    isPod($0, "destination", loadgen)
+                        && Self.string($0, "l7", "dns", "query") == "frontend.shop.svc.cluster.local."
+                        && Self.string($0, "l7", "type") == "RESPONSE"
+                        && Self.string($0, "trace_observation_point") == "TO_ENDPOINT"
+                        && ((($0["l7"] as? [String: Any])?["dns"] as? [String: Any])?["qtypes"] as? [String]) == ["A"]
+                }
+                let answer = try #require(answered.first, "an answered A query for frontend")
+                #expect(Self.string(answer, "l7", "dns", "rcode") == "0")
+                let l7 = answer["l7"] as? [String: Any]
+                let ips = (l7?["dns"] as? [String: Any])?["ips"] as? [String]
+                #expect(ips == [plan.services[1].clusterIP])
+                let latency = Int(Self.string(answer, "l7", "latency_ns") ?? "") ?? 0
+                #expect(latency > 0)
+                #expect(Self.string(answer, "source_service", "name") == "kube-dns")
+                let queries = matching(loadgen.node.netns) {
+                    isPod($0, "source", loadgen) && Self.string($0, "l7", "type") == "REQUEST"
+                        && Self.string($0, "Summary") == "DNS Query frontend.shop.svc.cluster.local. A"
+                }
+                #expect(!queries.isEmpty)
+                let nx = matching(loadgen.node.netns) {
+                    Self.string($0, "l7", "dns", "query") == "catalog.shop.svc.cluster.local."
+                        && Self.string($0, "l7", "dns", "rcode") == "3"
+                }
+                let nxSummaries = nx.compactMap { Self.string($0, "Summary") }
+                #expect(
+                    nxSummaries.contains("DNS Answer RCode: Non-Existent Domain (catalog.shop.svc.cluster.local. A)"))
+                // The reporter's queries to a server that never answers.
+                let reporterUnanswered = unanswered.filter {
+                    isPod($0, "source", reporter) && Self.string($0, "IP", "destination") == AddressPlan.unreachableDNS
+                }
+                #expect(!reporterUnanswered.isEmpty)
+
+                // The policy drop: DROPPED, Hubble's reason and the kernel's.
+                let drops = matching(untrusted.node.netns) {
+                    isPod($0, "source", untrusted) && Self.string($0, "verdict") == "DROPPED"
+                }
+                let drop = try #require(drops.first, "the untrusted client's SYNs are dropped")
+                #expect(Self.string(drop, "drop_reason_desc") == "POLICY_DENIED")
+                #expect(Self.string(drop, "extensions", "reason") == "NETFILTER_DROP")
+                #expect(Self.string(drop, "Summary") == "TCP Flags: SYN")
+                #expect(Self.string(drop, "destination", "namespace") == "shop")
+
+                // The closed port: the server's kernel answers the checkout client with a RST.
+                let checkout = try #require(plan.pods(of: "checkout", in: "shop").first)
+                let rst = (flows[checkout.node.netns] ?? []) + (flows[ledger.node.netns] ?? [])
+                let resets = rst.filter {
+                    isPod($0, "destination", checkout) && Self.string($0, "l4", "TCP", "source_port") == "8080"
+                        && (Self.string($0, "Summary") ?? "").contains("RST") && Self.string($0, "is_reply") == "1"
+                }
+                #expect(!resets.isEmpty)
+
+                // The same flows counted by the Hubble metrics.
+                let metrics = try LabFixture.scrape(untrusted.node.netns)
+                #expect(
+                    metrics.value("hubble_drop_total", ["reason": "POLICY_DENIED", "source": untrusted.qualifiedName])
+                        > 0)
+                let clientMetrics = try LabFixture.scrape(loadgen.node.netns)
+                #expect(
+                    clientMetrics.value(
+                        "hubble_dns_responses_total",
+                        ["rcode": "Non-Existent Domain", "destination": loadgen.qualifiedName]) > 0)
+                #expect(
+                    clientMetrics.value("hubble_dns_queries_total", ["qtypes": "A", "source": loadgen.qualifiedName])
+                        > 0)
+                #expect(
+                    clientMetrics.value(
+                        "hubble_flows_processed_total",
+                        ["type": "Trace", "subtype": "from-endpoint", "verdict": "FORWARDED"]) > 0)
+                #expect(
+                    clientMetrics.value(
+                        "hubble_tcp_flags_total", ["flag": "SYN", "family": "IPv4", "source": loadgen.qualifiedName])
+                        > 0)
+                let reporterMetrics = try LabFixture.scrape(reporter.node.netns)
+                #expect(
+                    reporterMetrics.value("osprey_dns_queries_unanswered_total", ["source": reporter.qualifiedName]) > 0
+                )
+                #expect(reporterMetrics.value("hubble_lost_events_total") == 0)
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import CDatapathABI
+import Foundation
+import Testing
+
+@testable import FlowDecoder
+@testable import Flows
+
+/// DNS messages and raw datapath events become the flows Hubble users expect.
+@Suite("Flow decoding")
+struct FlowDecodingTests {
+    /// A DNS message: header, one question, answers as (type, rdata).
+    static func dns(
+        id: UInt16, response: Bool, rcode: UInt8 = 0, name: String, qtype: UInt16,
+        answers: [(UInt16, [UInt8], UInt32)] = []
+    )
+        -> [UInt8]
+    {
+        var bytes: [UInt8] = [
+            UInt8(id >> 8), UInt8(id & 0xff), response ? 0x81 : 0x01, response ? 0x80 | rcode : 0, 0, 1, 0,
+            UInt8(answers.count), 0, 0, 0, 0,
+        ]
+        for label in name.split(separator: ".") {
+            bytes.append(UInt8(label.utf8.count))
+            bytes += label.utf8
+        }
+        bytes += [0, UInt8(qtype >> 8), UInt8(qtype & 0xff), 0, 1]
+        for (type, data, ttl) in answers {
+            bytes += [0xc0, 12, UInt8(type >> 8), UInt8(type & 0xff), 0, 1]  // name: pointer to the question
+            bytes += [UInt8(ttl >> 24), UInt8(ttl >> 16 & 0xff), UInt8(ttl >> 8 & 0xff), UInt8(ttl & 0xff)]
+            bytes += [UInt8(data.count >> 8), UInt8(data.count & 0xff)] + data
+        }
+        return bytes
+    }
+
+    @Test("DNS responses: query, answers, smallest TTL, CNAMEs through compression pointers")
+    func dnsMessages() throws {
+        let cname: [UInt8] = [3] + Array("web".utf8) + [0xc0, 12]  // web.<question name>
+        let bytes = Self.dns(
+            id: 7, response: true, name: "frontend.shop.svc.cluster.local", qtype: 1,
+            answers: [
+                (5, cname, 60), (1, [10, 96, 0, 11], 30), (28, [0xfd, 0] + Array(repeating: 0, count: 13) + [1], 45),
+            ])
+        let message = try #require(DNSMessage(bytes))
+        #expect(message.id == 7 && message.isResponse && message.rcode == 0)
+        #expect(message.query == "frontend.shop.svc.cluster.local.")
+        #expect(message.addresses == ["10.96.0.11", "fd00::1"])
+        #expect(message.cnames == ["web.frontend.shop.svc.cluster.local."])
+        #expect(message.ttl == 30)
+        #expect(message.rrtypes == ["CNAME", "A", "AAAA"])
+        let nx = try #require(
+            DNSMessage(Self.dns(id: 9, response: true, rcode: 3, name: "catalog.shop.svc.cluster.local", qtype: 28)))
+        #expect(nx.rcode == 3 && nx.addresses.isEmpty && DNSMessage.typeName(nx.qtype) == "AAAA")
+        #expect(DNSMessage(Array(bytes.prefix(10))) == nil, "a truncated header is not a message")
+        let cut = try #require(DNSMessage(Array(bytes.prefix(bytes.count - 5))), "a snapshot cut inside the answers")
+        #expect(cut.addresses == ["10.96.0.11"])
+    }
+
+    static func event(
+        _ source: [UInt8], _ sport: UInt16, _ destination: [UInt8], _ dport: UInt16, protocol proto: UInt8,
+        flags: UInt8 = 0, reply: UInt8 = 0, observation: osp_observation = OSP_OBS_FROM_ENDPOINT, at ns: UInt64,
+        payload: [UInt8] = [], drop: UInt32? = nil
+    ) -> osp_event {
+        var event = osp_event()
+        withUnsafeMutableBytes(of: &event.tuple.saddr) { $0.copyBytes(from: source) }
+        withUnsafeMutableBytes(of: &event.tuple.daddr) { $0.copyBytes(from: destination) }
+        event.tuple.sport = sport
+        event.tuple.dport = dport
+        event.tuple.family = 4
+        event.tuple.protocol = proto
+        event.timestamp_ns = ns
+        event.packets = 1
+        event.bytes = 74
+        event.ifindex = 7
+        event.kind = UInt8(drop == nil ? OSP_EVENT_TRACE.rawValue : OSP_EVENT_DROP.rawValue)
+        event.observation = UInt8(drop == nil ? observation.rawValue : OSP_OBS_DROP.rawValue)
+        event.tcp_flags = flags
+        event.is_reply = drop == nil ? reply : 2
+        event.drop_reason = drop ?? 0
+        event.payload_len = UInt16(payload.count)
+        withUnsafeMutableBytes(of: &event.payload) { $0.copyBytes(from: payload) }
+        return event
+    }
+
+    static let client: [UInt8] = [10, 244, 1, 4]
+    static let server: [UInt8] = [10, 244, 2, 3]
+
+    @Test("TCP: SYN from the client, SYN-ACK marked as reply with the handshake round trip")
+    func tcpHandshake() {
+        var decoder = FlowDecoder(nodeName: "osp-node-1", kernelDropReasons: [:])
+        let syn = decoder.decode(
+            Self.event(Self.client, 40000, Self.server, 80, protocol: 6, flags: 0x02, at: 1_000_000),
+            interfaceName: "ospabc")
+        #expect(syn.verdict == .forwarded && syn.isReply == false)
+        #expect(syn.sourceIP == "10.244.1.4" && syn.destinationIP == "10.244.2.3")
+        #expect(syn.summary == "TCP Flags: SYN")
+        #expect(syn.observationPoint == .fromEndpoint && syn.trafficDirection == .egress)
+        #expect(syn.eventType == 4 && syn.eventSubType == 5)
+        #expect(syn.interface?.name == "ospabc")
+        let synAck = decoder.decode(
+            Self.event(
+                Self.server, 80, Self.client, 40000, protocol: 6, flags: 0x12, reply: 1,
+                observation: OSP_OBS_TO_ENDPOINT, at: 1_250_000),
+            interfaceName: "ospabc")
+        #expect(synAck.isReply == true)
+        #expect(synAck.summary == "TCP Flags: SYN, ACK")
+        #expect(synAck.latencyNanoseconds == 250_000)
+        #expect(synAck.trafficDirection == .ingress && synAck.eventSubType == 0)
+        let rst = decoder.decode(
+            Self.event(Self.server, 8080, Self.client, 40001, protocol: 6, flags: 0x14, reply: 1, at: 2_000_000),
+            interfaceName: nil)
+        #expect(rst.summary == "TCP Flags: ACK, RST")
+    }
+
+    @Test("drops: DROPPED, Hubble's reason next to the kernel's, no reply status")
+    func drops() {
+        var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [11: "NETFILTER_DROP", 2: "NO_SOCKET"])
+        let drop = decoder.decode(
+            Self.event(Self.client, 40000, Self.server, 80, protocol: 6, flags: 0x02, at: 5, drop: 11),
+            interfaceName: nil)
+        #expect(drop.verdict == .dropped)
+        #expect(drop.kernelDropReason == "NETFILTER_DROP")
+        #expect(drop.dropReason == 133 && DropReasons.name(drop.dropReason) == "POLICY_DENIED")
+        #expect(drop.isReply == nil)
+        #expect(drop.eventType == 1 && drop.eventSubType == 133)
+        let noSocket = decoder.decode(
+            Self.event(Self.client, 5000, Self.server, 9, protocol: 17, at: 6, drop: 2), interfaceName: nil)
+        #expect(DropReasons.name(noSocket.dropReason) == "SOCKET_LOOKUP_FAILED")
+        #expect(noSocket.kernelDropReason == "NO_SOCKET")
+    }
+
+    @Test("DNS: request and response flows with latency; an unanswered query becomes a flow")
+    func dnsFlows() {
+        var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [:], dnsTimeout: 1)
+        let dnsServer: [UInt8] = [10, 96, 0, 10]
+        let query = Self.dns(id: 42, response: false, name: "frontend.shop.svc.cluster.local", qtype: 1)
+        let request = decoder.decode(
+            Self.event(Self.client, 53000, dnsServer, 53, protocol: 17, at: 10_000_000, payload: query),
+            interfaceName: nil)
+        #expect(request.isL7 && request.dns?.isResponse == false)
+        #expect(request.summary == "DNS Query frontend.shop.svc.cluster.local. A")
+        #expect(request.isReply == false)
+        let answer = Self.dns(
+            id: 42, response: true, name: "frontend.shop.svc.cluster.local", qtype: 1,
+            answers: [(1, [10, 96, 0, 11], 5)])
+        let response = decoder.decode(
+            Self.event(
+                dnsServer, 53, Self.client, 53000, protocol: 17, reply: 1, observation: OSP_OBS_TO_ENDPOINT,
+                at: 10_400_000, payload: answer),
+            interfaceName: nil)
+        #expect(response.dns?.ips == ["10.96.0.11"])
+        #expect(response.latencyNanoseconds == 400_000)
+        #expect(response.summary == "DNS Answer \"10.96.0.11\" TTL: 5 (frontend.shop.svc.cluster.local. A)")
+
+        let lonely = Self.dns(id: 43, response: false, name: "ledger.billing.svc.cluster.local", qtype: 1)
+        _ = decoder.decode(
+            Self.event(Self.client, 53001, [192, 0, 2, 53], 53, protocol: 17, at: 20_000_000, payload: lonely),
+            interfaceName: nil)
+        #expect(decoder.unansweredQueries(nowNs: 20_500_000).isEmpty, "not yet: the timeout is 1 s")
+        let unanswered = decoder.unansweredQueries(nowNs: 1_020_000_001)
+        #expect(unanswered.count == 1)
+        #expect(unanswered.first?.summary == "DNS Query ledger.billing.svc.cluster.local. A (no response)")
+        #expect(decoder.unansweredQueries(nowNs: 3_000_000_000).isEmpty, "reported once")
+    }
+
+    @Test("IPv6 text follows RFC 5952")
+    func ipv6Text() {
+        #expect(
+            IPText.ipv6([0xfd, 0, 0, 0x10, 0x02, 0x44, 0, 2] + Array(repeating: 0, count: 7) + [3])
+                == "fd00:10:244:2::3")
+        #expect(IPText.ipv6(Array(repeating: 0, count: 16)) == "::")
+        #expect(IPText.ipv6([0xfe, 0x80] + Array(repeating: 0, count: 13) + [1]) == "fe80::1")
+    }
+}

@@ -1,0 +1,139 @@
+import ClusterInventory
+import Foundation
+import Testing
+
+@testable import Enricher
+@testable import FlowMetrics
+@testable import Flows
+@testable import Observer
+
+@Suite("Enricher, observer and Hubble metrics")
+struct FlowPipelineStageTests {
+    static func flow(
+        from source: String, to destination: String, at time: Date = Date(), point: ObservationPoint = .fromEndpoint,
+        flags: TCPFlags = .syn, verdict: Verdict = .forwarded
+    ) -> Flow {
+        Flow(
+            time: time, verdict: verdict, ipVersion: 1, sourceIP: source, destinationIP: destination,
+            l4: .tcp(sourcePort: 40000, destinationPort: 80, flags: flags), nodeName: "osp-node-1",
+            trafficDirection: point == .fromEndpoint ? .egress : .ingress, isReply: false, observationPoint: point)
+    }
+
+    static func pod(_ name: String, ip: String, app: String, created: Date) -> Pod {
+        Pod(
+            uid: UUID().uuidString, namespace: "shop", name: name, node: "osp-node-1", ips: [ip], labels: ["app": app],
+            workload: Workload(kind: "Deployment", name: app), createdAt: created, netns: nil, hostInterface: nil)
+    }
+
+    @Test("pods, workloads, labels and service VIPs from the inventory; a reused IP goes to the pod that had it then")
+    func enrichment() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-inventory-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let old = Self.pod("cart-1", ip: "10.244.1.9", app: "cart", created: start)
+        let client = Self.pod("loadgen-1", ip: "10.244.1.4", app: "loadgen", created: start)
+        let service = Service(
+            namespace: "shop", name: "frontend", clusterIP: "10.96.0.11",
+            ports: [ServicePort(name: "http", protocol: "TCP", port: 80, targetPort: 80)], selector: [:], endpoints: [])
+        try Inventory(cluster: "osp", topology: "bridge", nodes: [], pods: [old, client], services: [service]).write(
+            to: path)
+        let metadata = InventoryMetadata(path: path)
+        let enricher = Enricher(metadata: metadata, nodeName: "osp-node-1", clusterName: "osp")
+
+        var toService = Self.flow(from: "10.244.1.4", to: "10.96.0.11", at: start.addingTimeInterval(10))
+        enricher.enrich(&toService)
+        #expect(toService.source.podName == "loadgen-1" && toService.source.namespace == "shop")
+        #expect(toService.source.labels == ["k8s:app=loadgen", "k8s:io.kubernetes.pod.namespace=shop"])
+        #expect(toService.source.workloads.first?.name == "loadgen")
+        #expect(toService.destinationService == ServiceRef(namespace: "shop", name: "frontend"))
+        #expect(toService.destination.podName.isEmpty)
+
+        // cart-1 goes away; a new pod gets its address a minute later.
+        let new = Self.pod("payments-1", ip: "10.244.1.9", app: "payments", created: start.addingTimeInterval(60))
+        try Inventory(cluster: "osp", topology: "bridge", nodes: [], pods: [client, new], services: [service]).write(
+            to: path)
+        metadata.reloadIfChanged(force: true)
+        var before = Self.flow(from: "10.244.1.4", to: "10.244.1.9", at: start.addingTimeInterval(30))
+        var after = Self.flow(from: "10.244.1.4", to: "10.244.1.9", at: start.addingTimeInterval(90))
+        enricher.enrich(&before)
+        enricher.enrich(&after)
+        #expect(before.destination.podName == "cart-1")
+        #expect(after.destination.podName == "payments-1")
+        #expect(metadata.takeDeletedPods().map(\.pod.name) == ["cart-1"])
+    }
+
+    @Test("the ring keeps the newest N = 2^k−1 flows; other capacities are refused", arguments: [1, 3, 4095, 65535])
+    func ring(capacity: Int) throws {
+        let observer = try Observer(capacity: capacity)
+        let flows = (0..<(capacity + 5)).map {
+            Self.flow(from: "10.0.0.\($0 % 250)", to: "10.0.1.1", at: Date(timeIntervalSince1970: Double($0)))
+        }
+        observer.append(flows)
+        #expect(observer.numFlows == capacity)
+        #expect(observer.seenFlows == UInt64(capacity + 5))
+        let last = observer.last(2)
+        #expect(
+            last.map(\.time.timeIntervalSince1970)
+                == [Double(capacity + 3), Double(capacity + 4)].suffix(min(2, capacity)))
+    }
+
+    @Test("capacities that are not 2^k−1 up to 65535 are rejected", arguments: [0, 2, 4096, 65536, 131071])
+    func badCapacity(capacity: Int) {
+        #expect(throws: Observer.CapacityError.self) { try Observer(capacity: capacity) }
+    }
+
+    @Test(
+        "metric labels: source on egress, destination on ingress; DNS on the client's side; deleted pods' series expire"
+    )
+    func metrics() {
+        let metrics = HubbleMetrics(expiry: 60)
+        var egress = Self.flow(from: "10.244.1.4", to: "10.244.2.3")
+        egress.source.namespace = "shop"
+        egress.source.podName = "loadgen-1"
+        var ingress = Self.flow(from: "10.244.1.4", to: "10.244.2.3", point: .toEndpoint, flags: [.syn, .ack])
+        ingress.destination.namespace = "billing"
+        ingress.destination.podName = "ledger-1"
+        var drop = Self.flow(from: "10.244.2.4", to: "10.244.1.3", verdict: .dropped)
+        drop.dropReason = 133
+        drop.source.namespace = "shop"
+        drop.source.podName = "untrusted-1"
+        metrics.process([egress, ingress, drop])
+        let families = Dictionary(uniqueKeysWithValues: metrics.families().map { ($0.name, $0) })
+        func labels(_ name: String) -> [[String: String]] {
+            families[name]?.samples.map { Dictionary(uniqueKeysWithValues: $0.labels) } ?? []
+        }
+        let processed = labels("hubble_flows_processed_total")
+        #expect(
+            processed.contains([
+                "protocol": "TCP", "type": "Trace", "subtype": "from-endpoint", "verdict": "FORWARDED",
+                "source": "shop/loadgen-1", "destination": "",
+            ]))
+        #expect(
+            processed.contains([
+                "protocol": "TCP", "type": "Trace", "subtype": "to-endpoint", "verdict": "FORWARDED", "source": "",
+                "destination": "billing/ledger-1",
+            ]))
+        #expect(
+            labels("hubble_drop_total") == [
+                ["protocol": "TCP", "reason": "POLICY_DENIED", "source": "shop/untrusted-1", "destination": ""]
+            ])
+        #expect(
+            labels("hubble_tcp_flags_total").contains([
+                "flag": "SYN-ACK", "family": "IPv4", "source": "", "destination": "billing/ledger-1",
+            ]))
+        #expect(
+            labels("hubble_lost_events_total").map { $0["source"] ?? "" } == [
+                "perf_event_ring_buffer", "observer_events_queue", "hubble_ring_buffer",
+            ])
+
+        let deleted = Date()
+        metrics.podsDeleted(["shop/loadgen-1"], at: deleted)
+        #expect(
+            metrics.families(now: deleted.addingTimeInterval(30)).first { $0.name == "hubble_flows_processed_total" }?
+                .samples.count == 3)
+        let later = metrics.families(now: deleted.addingTimeInterval(61)).first {
+            $0.name == "hubble_flows_processed_total"
+        }
+        #expect(later?.samples.count == 2, "the deleted pod's series went away after a minute")
+    }
+}
