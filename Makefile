@@ -28,7 +28,9 @@ test: bootstrap lint ## run every test (unit and root/lab integration)
 bench: bootstrap ## datapath overhead (iperf3 with/without the agent), agent CPU and memory
 	$(SWIFT) build -c release --product osprey
 	$(SWIFT) build -c release --product osprey-agent
+	$(SWIFT) build -c release --product osprey-bench
 	scripts/bench-datapath.sh $(ROUNDS) $(SECONDS_PER_RUN)
+	.build/release/osprey-bench 2000000
 
 demo: bootstrap build ## bring up the lab cluster and show what runs where
 	@$(OSPREY) lab down --name $(LAB) > /dev/null

@@ -69,6 +69,13 @@ let package = Package(
             ],
             swiftSettings: strict),
         .executableTarget(name: "osprey-agent", dependencies: ["Agent"], swiftSettings: strict),
+        // `make bench`: the user-space flow pipeline's throughput on one core.
+        .executableTarget(
+            name: "osprey-bench",
+            dependencies: [
+                "FlowDecoder", "Enricher", "Observer", "FlowMetrics", "Flows", "ClusterInventory", "CDatapathABI",
+            ],
+            swiftSettings: strict),
 
         // The lab: a Kubernetes-like cluster of network namespaces on one machine.
         .target(name: "Lab", dependencies: ["ClusterInventory"], swiftSettings: strict),

@@ -61,6 +61,7 @@ final class FlowPipeline: Sendable {
             observer.recordLost(.perfEventRingBuffer, count: delta)
             metrics.recordLost(.perfEventRingBuffer, count: delta)
             if let inventory {
+                inventory.reloadIfChanged()
                 let gone = inventory.takeDeletedPods()
                 if !gone.isEmpty { metrics.podsDeleted(gone.map { "\($0.pod.namespace)/\($0.pod.name)" }) }
             }

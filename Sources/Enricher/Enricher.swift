@@ -13,12 +13,15 @@ public protocol MetadataSource: Sendable {
 
 /// What a flow needs to know about a pod.
 public struct PodIdentity: Sendable, Equatable {
-    public var uid: String
-    public var namespace: String
-    public var name: String
-    public var node: String
-    public var labels: [String: String]
-    public var workload: Workload?
+    public let uid: String
+    public let namespace: String
+    public let name: String
+    public let node: String
+    public let labels: [String: String]
+    public let workload: Workload?
+    /// Labels as Hubble shows them: `k8s:key=value`, plus the pod's namespace label, sorted.
+    /// Computed once: every flow of the pod carries them.
+    public let hubbleLabels: [String]
 
     public init(
         uid: String, namespace: String, name: String, node: String, labels: [String: String], workload: Workload?
@@ -29,11 +32,8 @@ public struct PodIdentity: Sendable, Equatable {
         self.node = node
         self.labels = labels
         self.workload = workload
-    }
-
-    /// Labels as Hubble shows them: `k8s:key=value`, plus the pod's namespace label, sorted.
-    public var hubbleLabels: [String] {
-        (labels.map { "k8s:\($0.key)=\($0.value)" } + ["k8s:io.kubernetes.pod.namespace=\(namespace)"]).sorted()
+        hubbleLabels =
+            (labels.map { "k8s:\($0.key)=\($0.value)" } + ["k8s:io.kubernetes.pod.namespace=\(namespace)"]).sorted()
     }
 }
 
@@ -108,8 +108,7 @@ public final class InventoryMetadata: MetadataSource {
     }
 
     public func pod(ip: String, at time: Date) -> PodIdentity? {
-        reloadIfChanged()
-        return state.withLock { state in
+        state.withLock { state in
             let tenures = state.byIP[ip] ?? []
             // The pod that held the address at that time; else the newest one.
             return tenures.last { $0.from <= time.addingTimeInterval(1) && ($0.until ?? .distantFuture) >= time }?.pod
@@ -118,8 +117,7 @@ public final class InventoryMetadata: MetadataSource {
     }
 
     public func service(ip: String) -> ServiceRef? {
-        reloadIfChanged()
-        return state.withLock { $0.services[ip] }
+        state.withLock { $0.services[ip] }
     }
 
     /// Pods that left the inventory since the last call (for metric series expiry).
@@ -130,8 +128,9 @@ public final class InventoryMetadata: MetadataSource {
         }
     }
 
-    /// Checks the file's modification time at most once a second and re-reads it when changed.
-    func reloadIfChanged(force: Bool = false) {
+    /// Re-reads the file if its modification time changed (checked at most once a second).
+    /// The flow pipeline calls it once a second; lookups never touch the file.
+    public func reloadIfChanged(force: Bool = false) {
         let now = Date()
         let due = state.withLock { state -> Bool in
             guard force || now.timeIntervalSince(state.checked) >= 1 else { return false }

@@ -16,6 +16,9 @@ public struct FlowDecoder {
     /// Wall clock minus CLOCK_MONOTONIC, to turn bpf_ktime_get_ns() into dates.
     var clockOffset: Double
     private var pendingSYNs: [PendingKey: UInt64] = [:]
+    /// Flow UUIDs come from a generator seeded once from the system: a system call per flow
+    /// would dominate decoding.
+    private var uuids = UUIDGenerator()
     private var pendingQueries: [PendingKey: (sentNs: UInt64, flow: Flow)] = [:]
 
     /// A connection (or DNS exchange) at one observation point, oriented initiator → responder.
@@ -72,13 +75,13 @@ public struct FlowDecoder {
             default: .unknown
             }
         var flow = Flow(
-            time: Date(timeIntervalSince1970: Double(event.timestamp_ns) / 1e9 + clockOffset), uuid: UUID(),
+            time: Date(timeIntervalSince1970: Double(event.timestamp_ns) / 1e9 + clockOffset), uuid: uuids.next(),
             verdict: isDrop ? .dropped : .forwarded, ipVersion: family == 6 ? 2 : 1, sourceIP: source,
             destinationIP: destination, l4: l4, nodeName: nodeName,
             trafficDirection: observation == .fromEndpoint
                 ? .egress : (observation == .toEndpoint ? .ingress : .unknown),
             isReply: event.is_reply == 2 ? nil : event.is_reply == 1, observationPoint: observation,
-            interface: event.ifindex == 0 ? nil : (Int32(event.ifindex), interfaceName ?? ""),
+            interface: event.ifindex == 0 ? nil : (Int32(bitPattern: event.ifindex), interfaceName ?? ""),
             packets: event.packets, bytes: event.bytes)
         if isDrop {
             let kernel = kernelDropReasons[event.drop_reason] ?? "REASON_\(event.drop_reason)"
@@ -120,7 +123,8 @@ public struct FlowDecoder {
             let key = PendingKey(
                 client: flow.sourceIP, clientPort: ports.source, server: flow.destinationIP,
                 serverPort: ports.destination, ifindex: event.ifindex, dnsID: message.id)
-            pendingQueries[key] = (event.timestamp_ns, flow)
+            // Bounded: a flood of unanswered queries must not grow memory without limit.
+            if pendingQueries.count < 65536 { pendingQueries[key] = (event.timestamp_ns, flow) }
         }
     }
 
@@ -148,11 +152,12 @@ public struct FlowDecoder {
     public mutating func unansweredQueries(nowNs: UInt64 = FlowDecoder.monotonicNow()) -> [Flow] {
         let limit = UInt64(dnsTimeout * 1e9)
         var expired: [Flow] = []
-        for (key, pending) in pendingQueries where nowNs > pending.sentNs + limit {
+        for (key, pending) in pendingQueries
+        where nowNs > pending.sentNs &+ limit && pending.sentNs < UInt64.max - limit {
             pendingQueries.removeValue(forKey: key)
             var flow = pending.flow
-            flow.uuid = UUID()
-            flow.time = Date(timeIntervalSince1970: Double(pending.sentNs + limit) / 1e9 + clockOffset)
+            flow.uuid = uuids.next()
+            flow.time = Date(timeIntervalSince1970: Double(pending.sentNs &+ limit) / 1e9 + clockOffset)
             flow.dns?.unanswered = true
             flow.packets = 0
             flow.bytes = 0
@@ -172,6 +177,44 @@ public struct FlowDecoder {
     ) -> String {
         withUnsafeBytes(of: &bytes) { raw in
             family == 6 ? IPText.ipv6(Array(raw)) : IPText.ipv4(raw.prefix(4))
+        }
+    }
+}
+
+/// Random (version 4) UUIDs from xoshiro256**, seeded once from the system generator.
+struct UUIDGenerator {
+    private var state: (UInt64, UInt64, UInt64, UInt64)
+
+    init() {
+        var system = SystemRandomNumberGenerator()
+        state = (system.next(), system.next(), system.next(), system.next() | 1)
+    }
+
+    private mutating func next64() -> UInt64 {
+        let result = ((state.1 &* 5) << 7 | (state.1 &* 5) >> 57) &* 9
+        let t = state.1 << 17
+        state.2 ^= state.0
+        state.3 ^= state.1
+        state.1 ^= state.2
+        state.0 ^= state.3
+        state.2 ^= t
+        state.3 = state.3 << 45 | state.3 >> 19
+        return result
+    }
+
+    mutating func next() -> UUID {
+        var high = next64()
+        var low = next64()
+        high = (high & ~0xF000) | 0x4000  // version 4
+        low = (low & ~(0xC000_0000_0000_0000)) | 0x8000_0000_0000_0000  // RFC 4122 variant
+        let h = high.bigEndian
+        let l = low.bigEndian
+        return withUnsafeBytes(of: (h, l)) { raw in
+            UUID(
+                uuid: (
+                    raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], raw[9], raw[10], raw[11],
+                    raw[12], raw[13], raw[14], raw[15]
+                ))
         }
     }
 }

@@ -91,6 +91,8 @@ public struct DNSMessage: Sendable, Equatable {
             }
             guard position + 1 + length <= bytes.count else { return nil }
             labels.append(String(decoding: bytes[(position + 1)...(position + length)], as: UTF8.self))
+            // RFC 1035: a name is at most 255 bytes; longer is malformed (or a pointer loop).
+            guard labels.reduce(0, { $0 + $1.utf8.count + 1 }) <= 255 else { return nil }
             position += 1 + length
         }
         return nil

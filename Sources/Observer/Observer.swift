@@ -29,6 +29,8 @@ public final class Observer: Sendable {
         var next = 0
         var count = 0
         var seen: UInt64 = 0
+        /// Flows pushed out of the ring by newer ones.
+        var overwritten: UInt64 = 0
         var lost: [LostEventSource: UInt64] = [:]
     }
 
@@ -49,6 +51,7 @@ public final class Observer: Sendable {
     public func append(_ flows: [Flow]) {
         state.withLock { state in
             for flow in flows {
+                if state.ring[state.next] != nil { state.overwritten &+= 1 }
                 state.ring[state.next] = flow
                 state.next = (state.next + 1) % capacity
                 state.count = min(state.count + 1, capacity)
@@ -80,5 +83,6 @@ public final class Observer: Sendable {
 
     public var numFlows: Int { state.withLock { $0.count } }
     public var seenFlows: UInt64 { state.withLock { $0.seen } }
+    public var overwrittenFlows: UInt64 { state.withLock { $0.overwritten } }
     public var lost: [LostEventSource: UInt64] { state.withLock { $0.lost } }
 }

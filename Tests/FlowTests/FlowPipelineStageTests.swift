@@ -71,6 +71,7 @@ struct FlowPipelineStageTests {
         observer.append(flows)
         #expect(observer.numFlows == capacity)
         #expect(observer.seenFlows == UInt64(capacity + 5))
+        #expect(observer.overwrittenFlows == 5, "the ring counts what newer flows pushed out")
         let last = observer.last(2)
         #expect(
             last.map(\.time.timeIntervalSince1970)

@@ -104,8 +104,8 @@ struct osp_tuple {
 };
 
 struct osp_conn_key {
-	struct osp_tuple
-	    tuple; /* oriented as the connection's first packet: initiator -> responder */
+	struct osp_tuple tuple; /* canonical: the lower (address, port) end first, so that both
+				 * directions of a connection find the same entry with one lookup */
 	__u32 ifindex;
 	__u32 pad;
 };
@@ -116,7 +116,8 @@ struct osp_conn {
 	__u64 packets; /* since the last report */
 	__u64 bytes;
 	__u8 flags_seen;
-	__u8 pad[7];
+	__u8 initiator_first; /* 1: the key's first end opened the connection */
+	__u8 pad[6];
 };
 
 /* One event, fixed size. */

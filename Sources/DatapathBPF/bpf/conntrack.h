@@ -22,12 +22,49 @@ struct osp_packet {
 	__u8 icmp_code;
 };
 
+/* The common case, IPv4 TCP/UDP with headers in the linear data, read by direct packet access
+ * (much cheaper than a helper call per field). 0: parsed; -1: take the general path. */
+static __always_inline int osp_parse_direct(struct __sk_buff *skb, struct osp_packet *pkt)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + ETH_HLEN;
+	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return -1;
+	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
+		return -1;
+	__u32 ihl = (ip->ihl & 0x0f) * 4;
+	if (ihl < sizeof(*ip))
+		return -1;
+	__u8 *l4 = (void *)ip + ihl;
+	if ((void *)(l4 + 20) > end) /* a TCP header; UDP needs only 8, but also its payload */
+		return -1;
+	pkt->tuple.family = 4;
+	pkt->tuple.protocol = ip->protocol;
+	__builtin_memcpy(pkt->tuple.saddr, &ip->saddr, 4);
+	__builtin_memcpy(pkt->tuple.daddr, &ip->daddr, 4);
+	pkt->tuple.sport = ((__u16)l4[0] << 8) | l4[1];
+	pkt->tuple.dport = ((__u16)l4[2] << 8) | l4[3];
+	pkt->l4 = ETH_HLEN + ihl;
+	if (ip->protocol == IPPROTO_TCP) {
+		pkt->payload = pkt->l4 + (l4[12] >> 4) * 4;
+		pkt->tcp_flags = l4[13];
+	} else {
+		pkt->payload = pkt->l4 + 8;
+	}
+	return 0;
+}
+
+/* 0: parsed; 1: not an IP packet (ARP and the like), nothing to track; -1: headers unreadable. */
 static __always_inline int osp_parse(struct __sk_buff *skb, struct osp_packet *pkt)
 {
+	if (osp_parse_direct(skb, pkt) == 0)
+		return 0;
 	__u8 protocol = 0;
 	int l4 = osp_l4_offset(skb, &protocol);
 	if (l4 < 0)
-		return -1;
+		return 1;
 	pkt->l4 = l4;
 	pkt->tuple.protocol = protocol;
 	if (bpf_ntohs(skb->protocol) == ETH_P_IP) {
@@ -71,6 +108,17 @@ static __always_inline int osp_parse(struct __sk_buff *skb, struct osp_packet *p
 	return 0;
 }
 
+/* True when the tuple's source end sorts before its destination end (address, then port). */
+static __always_inline int osp_source_first(const struct osp_tuple *t)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (t->saddr[i] != t->daddr[i])
+			return t->saddr[i] < t->daddr[i];
+	}
+	return t->sport <= t->dport;
+}
+
 static __always_inline void osp_reverse(struct osp_tuple *out, const struct osp_tuple *in)
 {
 	__builtin_memcpy(out->saddr, in->daddr, 16);
@@ -101,60 +149,55 @@ static __always_inline void osp_copy_payload(struct __sk_buff *skb, struct osp_p
 
 /* Tracks the packet at an observation point and reports it when the connection starts, when
  * a TCP packet carries SYN, FIN or RST, for every DNS message, and periodically with deltas. */
-static __always_inline void osp_track(struct __sk_buff *skb, __u8 observation)
+static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *pkt,
+				      __u8 observation)
 {
-	struct osp_packet pkt = {};
-	if (osp_parse(skb, &pkt) < 0)
-		return;
 
 	struct osp_conn_key key = {.ifindex = skb->ifindex};
-	__builtin_memcpy(&key.tuple, &pkt.tuple, sizeof(key.tuple));
-	if (pkt.tuple.protocol == IPPROTO_ICMP || pkt.tuple.protocol == IPPROTO_ICMPV6) {
+	int source_first = osp_source_first(&pkt->tuple);
+	if (source_first)
+		__builtin_memcpy(&key.tuple, &pkt->tuple, sizeof(key.tuple));
+	else
+		osp_reverse(&key.tuple, &pkt->tuple);
+	if (pkt->tuple.protocol == IPPROTO_ICMP || pkt->tuple.protocol == IPPROTO_ICMPV6) {
 		key.tuple.sport = 0; /* echo request and reply share one entry */
 		key.tuple.dport = 0;
 	}
-	__u8 is_reply = 0;
 	__u8 report = 0;
 	struct osp_conn *conn = bpf_map_lookup_elem(&osp_conntrack, &key);
 	if (!conn) {
-		struct osp_conn_key reverse = {.ifindex = key.ifindex};
-		osp_reverse(&reverse.tuple, &key.tuple);
-		conn = bpf_map_lookup_elem(&osp_conntrack, &reverse);
-		if (conn) {
-			is_reply = 1;
-		} else {
-			/* New here. A SYN-ACK means the other side opened it (we missed the SYN).
-			 */
-			struct osp_conn fresh = {};
-			int synack = (pkt.tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) ==
-				     (OSP_TCPF_SYN | OSP_TCPF_ACK);
-			struct osp_conn_key *insert = synack ? &reverse : &key;
-			is_reply = synack;
-			if (bpf_map_update_elem(&osp_conntrack, insert, &fresh, BPF_NOEXIST) < 0 &&
-			    !bpf_map_lookup_elem(&osp_conntrack, insert)) {
-				osp_count_error(OSP_ERR_CONNTRACK_FULL);
-				return;
-			}
-			conn = bpf_map_lookup_elem(&osp_conntrack, insert);
-			if (!conn)
-				return;
-			report = OSP_REPORT_NEW;
+		/* New here: this packet's source opened it — unless it is a SYN-ACK, whose
+		 * destination did (we missed the SYN). */
+		int synack = (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) ==
+			     (OSP_TCPF_SYN | OSP_TCPF_ACK);
+		struct osp_conn fresh = {.initiator_first = source_first ^ synack};
+		if (bpf_map_update_elem(&osp_conntrack, &key, &fresh, BPF_NOEXIST) < 0 &&
+		    !bpf_map_lookup_elem(&osp_conntrack, &key)) {
+			osp_count_error(OSP_ERR_CONNTRACK_FULL);
+			return;
 		}
+		conn = bpf_map_lookup_elem(&osp_conntrack, &key);
+		if (!conn)
+			return;
+		report = OSP_REPORT_NEW;
 	}
-	__sync_fetch_and_add(&conn->packets, 1);
-	__sync_fetch_and_add(&conn->bytes, skb->len);
-	conn->flags_seen |= pkt.tcp_flags;
+	__u8 is_reply = conn->initiator_first != source_first;
+	/* Plain adds: a connection's packets at one interface are handled by one CPU at a time
+	 * in practice, and an occasional lost increment only shifts a delta to the next report. */
+	conn->packets += 1;
+	conn->bytes += skb->len;
+	conn->flags_seen |= pkt->tcp_flags;
 
 	__u32 zero = 0;
 	struct osp_config *config = bpf_map_lookup_elem(&osp_config_map, &zero);
 	__u64 interval = config && config->report_interval_ns ? config->report_interval_ns
 							      : OSP_DEFAULT_REPORT_INTERVAL_NS;
 	__u64 now = bpf_ktime_get_ns();
-	int dns = pkt.tuple.sport == 53 || pkt.tuple.dport == 53;
+	int dns = pkt->tuple.sport == 53 || pkt->tuple.dport == 53;
 	if (!report) {
-		if (pkt.tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_FIN | OSP_TCPF_RST))
+		if (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_FIN | OSP_TCPF_RST))
 			report = OSP_REPORT_FLAGS;
-		else if (dns && skb->len > pkt.payload)
+		else if (dns && skb->len > pkt->payload)
 			report = OSP_REPORT_PAYLOAD;
 		else if (config && config->per_packet)
 			report = OSP_REPORT_PACKET;
@@ -169,21 +212,23 @@ static __always_inline void osp_track(struct __sk_buff *skb, __u8 observation)
 		return;
 	__builtin_memset(event, 0, offsetof(struct osp_event, payload));
 	event->timestamp_ns = now;
-	__builtin_memcpy(&event->tuple, &pkt.tuple, sizeof(event->tuple));
-	if (pkt.tuple.protocol == IPPROTO_ICMP || pkt.tuple.protocol == IPPROTO_ICMPV6) {
-		event->tuple.sport = pkt.icmp_type;
-		event->tuple.dport = pkt.icmp_code;
+	__builtin_memcpy(&event->tuple, &pkt->tuple, sizeof(event->tuple));
+	if (pkt->tuple.protocol == IPPROTO_ICMP || pkt->tuple.protocol == IPPROTO_ICMPV6) {
+		event->tuple.sport = pkt->icmp_type;
+		event->tuple.dport = pkt->icmp_code;
 	}
-	event->packets = __sync_lock_test_and_set(&conn->packets, 0);
-	event->bytes = __sync_lock_test_and_set(&conn->bytes, 0);
+	event->packets = conn->packets;
+	event->bytes = conn->bytes;
+	conn->packets = 0;
+	conn->bytes = 0;
 	conn->last_report_ns = now;
 	event->ifindex = skb->ifindex;
 	event->kind = OSP_EVENT_TRACE;
 	event->observation = observation;
 	event->report = report;
-	event->tcp_flags = pkt.tcp_flags;
+	event->tcp_flags = pkt->tcp_flags;
 	event->is_reply = is_reply;
-	osp_copy_payload(skb, &pkt, event);
+	osp_copy_payload(skb, pkt, event);
 	osp_submit(event);
 }
 

@@ -10,18 +10,9 @@
 #include "maps.h"
 #include "packet.h"
 
-/* TCP header byte 13 holds the flags CWR ECE URG ACK PSH RST SYN FIN (high to low). */
-static __always_inline void osp_count_tcp_flags(struct __sk_buff *skb, __u32 direction)
+/* flags: TCP header byte 13, CWR ECE URG ACK PSH RST SYN FIN (high to low). */
+static __always_inline void osp_count_tcp_flags(__u8 flags, __u32 direction)
 {
-	__u8 protocol = 0;
-	int l4 = osp_l4_offset(skb, &protocol);
-	if (l4 < 0 || protocol != IPPROTO_TCP)
-		return;
-	__u8 flags;
-	if (bpf_skb_load_bytes(skb, l4 + 13, &flags, 1) < 0) {
-		osp_count_error(OSP_ERR_TC_HEADER);
-		return;
-	}
 	__u32 hits[OSP_TCP_FLAG_MAX] = {};
 	if ((flags & 0x02) && (flags & 0x10)) {
 		hits[OSP_TCP_SYNACK] = 1;
@@ -64,9 +55,19 @@ static __always_inline int osp_count(struct __sk_buff *skb, int hook_ingress)
 			counter->bytes += skb->len;
 		}
 	} else {
-		/* The pod's view: what the node side of its veth receives, the pod sent. */
-		osp_count_tcp_flags(skb, hook_ingress ? OSP_DIR_EGRESS : OSP_DIR_INGRESS);
-		osp_track(skb, hook_ingress ? OSP_OBS_FROM_ENDPOINT : OSP_OBS_TO_ENDPOINT);
+		/* The pod's view: what the node side of its veth receives, the pod sent. Headers
+		 * are parsed once for both the flag counters and the connection table. */
+		struct osp_packet pkt = {};
+		int parsed = osp_parse(skb, &pkt);
+		if (parsed != 0) {
+			if (parsed < 0)
+				osp_count_error(OSP_ERR_TC_HEADER);
+			return TC_ACT_UNSPEC;
+		}
+		if (pkt.tuple.protocol == IPPROTO_TCP)
+			osp_count_tcp_flags(pkt.tcp_flags,
+					    hook_ingress ? OSP_DIR_EGRESS : OSP_DIR_INGRESS);
+		osp_track(skb, &pkt, hook_ingress ? OSP_OBS_FROM_ENDPOINT : OSP_OBS_TO_ENDPOINT);
 	}
 	return TC_ACT_UNSPEC;
 }

@@ -1,0 +1,67 @@
+import CDatapathABI
+import Testing
+
+@testable import FlowDecoder
+@testable import Flows
+
+/// Malformed and truncated input: the decoders must neither crash nor allocate without bound.
+/// Deterministic (seeded) so a failure reproduces.
+@Suite("Decoder fuzzing")
+struct DecoderFuzzTests {
+    /// SplitMix64: a small seeded generator.
+    struct Seeded: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test("random and mutated DNS messages parse or are rejected, with bounded output")
+    func dnsMessages() {
+        var random = Seeded(state: 0x05b7)
+        let valid = FlowDecodingTests.dns(
+            id: 1, response: true, name: "frontend.shop.svc.cluster.local", qtype: 1,
+            answers: [(1, [10, 96, 0, 11], 30), (5, [0xc0, 12], 10)])
+        for round in 0..<50_000 {
+            var bytes: [UInt8]
+            if round % 2 == 0 {
+                bytes = (0..<Int.random(in: 0...300, using: &random)).map { _ in
+                    UInt8.random(in: 0...255, using: &random)
+                }
+            } else {
+                bytes = Array(valid.prefix(Int.random(in: 0...valid.count, using: &random)))
+                for _ in 0..<Int.random(in: 0...4, using: &random) where !bytes.isEmpty {
+                    bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+                }
+            }
+            if let message = DNSMessage(bytes) {
+                // Answers cannot outnumber what the bytes can hold (each takes at least 11 bytes).
+                #expect(message.addresses.count + message.cnames.count <= bytes.count / 11 + 1)
+                #expect(message.query.utf8.count <= 256, "RFC 1035 bounds a name to 255 bytes")
+            }
+        }
+    }
+
+    @Test("random raw events decode to flows without crashing")
+    func rawEvents() {
+        var random = Seeded(state: 0x0f1a)
+        var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [2: "NO_SOCKET"], dnsTimeout: 0.001)
+        for _ in 0..<20_000 {
+            var event = osp_event()
+            withUnsafeMutableBytes(of: &event) { raw in
+                for index in raw.indices { raw[index] = UInt8.random(in: 0...255, using: &random) }
+            }
+            // Keep the lengths the kernel guarantees; everything else is arbitrary.
+            event.payload_len %= UInt16(OSP_DNS_SNAPLEN + 1)
+            event.tuple.family = Bool.random(using: &random) ? 4 : 6
+            event.tuple.sport = Bool.random(using: &random) ? 53 : event.tuple.sport
+            let flow = decoder.decode(event, interfaceName: nil)
+            #expect(!flow.summary.isEmpty)
+        }
+        _ = decoder.unansweredQueries(nowNs: .max / 2)
+    }
+}
