@@ -163,5 +163,50 @@ extension AgentIntegration {
                 #expect(reporterMetrics.value("hubble_lost_events_total") == 0)
             }
         }
+
+        @Test("the Hubble metrics count exactly the flows the agent reports over the same interval")
+        func metricsAgreeWithFlows() throws {
+            let config = try LabConfig(
+                name: LabFixture.uniqueName("m"), nodeCount: 2, agentPath: OspreyBinary.agent.path)
+            try LabFixture.withLab(config) { plan, _ in
+                LabFixture.stopProcesses(
+                    inNamespaces: plan.pods.filter { if case .client = $0.spec.role { true } else { false } }.map(
+                        \.netns))
+                let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
+                let server = try #require(plan.pods(of: "ledger", in: "billing").first)
+                let node = client.node.netns
+                Thread.sleep(forTimeInterval: 0.5)
+                func fromClient(_ metrics: ScrapedMetrics) -> Double {
+                    metrics.value(
+                        "hubble_flows_processed_total", ["subtype": "from-endpoint", "source": client.qualifiedName])
+                }
+                func synsFromClient(_ metrics: ScrapedMetrics) -> Double {
+                    metrics.value("hubble_tcp_flags_total", ["flag": "SYN", "source": client.qualifiedName])
+                }
+                let before = try LabFixture.scrape(node)
+                let start = Date()
+                for _ in 0..<6 {
+                    if let socket = try PodSockets.connectTCP(from: client.netns, to: server.ipv4, port: 80, timeout: 2)
+                    {
+                        close(socket)
+                    }
+                }
+                Thread.sleep(forTimeInterval: 0.5)
+                let after = try LabFixture.scrape(node)
+                let formatter = ISO8601DateFormatter()
+                formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+                let flows = try Self.flows(node).filter {
+                    guard let time = Self.string($0, "time").flatMap({ formatter.date(from: $0) }) else { return false }
+                    return time >= start.addingTimeInterval(-0.01)
+                        && Self.string($0, "source", "pod_name") == client.name
+                        && Self.string($0, "trace_observation_point") == "FROM_ENDPOINT"
+                }
+                #expect(flows.count >= 6 * 2, "each connection: SYN and FIN leave the client at least")
+                #expect(fromClient(after) - fromClient(before) == Double(flows.count))
+                let syns = flows.filter { Self.string($0, "Summary") == "TCP Flags: SYN" }
+                #expect(syns.count == 6)
+                #expect(synsFromClient(after) - synsFromClient(before) == Double(syns.count))
+            }
+        }
     }
 }
