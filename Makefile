@@ -30,7 +30,8 @@ bench: bootstrap ## datapath overhead (iperf3 with/without the agent), agent CPU
 	$(SWIFT) build -c release --product osprey-agent
 	$(SWIFT) build -c release --product osprey-bench
 	scripts/bench-datapath.sh $(ROUNDS) $(SECONDS_PER_RUN)
-	.build/release/osprey-bench 2000000
+	.build/release/osprey-bench 2000000 4095
+	.build/release/osprey-bench 2000000 65535
 
 demo: bootstrap build ## bring up the lab cluster and show what runs where
 	@$(OSPREY) lab down --name $(LAB) > /dev/null

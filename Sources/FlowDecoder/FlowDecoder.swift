@@ -175,8 +175,9 @@ public struct FlowDecoder {
                 UInt8
             ), family: Int
     ) -> String {
-        withUnsafeBytes(of: &bytes) { raw in
-            family == 6 ? IPText.ipv6(Array(raw)) : IPText.ipv4(raw.prefix(4))
+        if family != 6 { return IPText.ipv4(bytes.0, bytes.1, bytes.2, bytes.3) }
+        return withUnsafeBytes(of: &bytes) { raw in
+            IPText.ipv6(Array(raw))
         }
     }
 }

@@ -101,8 +101,34 @@ public struct DNSMessage: Sendable, Equatable {
 
 /// Text forms of addresses.
 public enum IPText {
+    /// Dotted decimal of the first four bytes.
     public static func ipv4(_ bytes: some Collection<UInt8>) -> String {
-        bytes.prefix(4).map(String.init).joined(separator: ".")
+        let b = Array(bytes.prefix(4)) + [0, 0, 0, 0]
+        return ipv4(b[0], b[1], b[2], b[3])
+    }
+
+    /// Dotted decimal, written byte by byte without generic collection code (it runs for every flow).
+    public static func ipv4(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) -> String {
+        String(unsafeUninitializedCapacity: 15) { buffer in
+            var count = 0
+            for (index, byte) in [a, b, c, d].enumerated() {
+                if index > 0 {
+                    buffer[count] = UInt8(ascii: ".")
+                    count += 1
+                }
+                if byte >= 100 {
+                    buffer[count] = UInt8(ascii: "0") + byte / 100
+                    count += 1
+                }
+                if byte >= 10 {
+                    buffer[count] = UInt8(ascii: "0") + byte / 10 % 10
+                    count += 1
+                }
+                buffer[count] = UInt8(ascii: "0") + byte % 10
+                count += 1
+            }
+            return count
+        }
     }
 
     /// RFC 5952 text: lowercase, longest zero run as `::`.

@@ -1,5 +1,6 @@
 // `make bench` part 2: the user-space flow pipeline (decode → enrich → observer → metrics) on one
-// core, from a pre-built batch of raw datapath events, in events per second.
+// core, from a pre-built batch of raw datapath events, in events per second, and the memory a
+// full flow ring takes. Usage: osprey-bench [events] [ring capacity]
 import CDatapathABI
 import ClusterInventory
 import Enricher
@@ -12,7 +13,9 @@ import Observer
 @main
 enum PipelineBench {
     static func main() throws {
-        let count = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 1_000_000
+        let arguments = CommandLine.arguments.dropFirst()
+        let count = Int(arguments.first ?? "") ?? 1_000_000
+        let capacity = Int(arguments.dropFirst().first ?? "") ?? Observer.defaultCapacity
         // A cluster of 64 pods and a batch cycling through their connections.
         let pods = (0..<64).map { index in
             Pod(
@@ -24,7 +27,7 @@ enum PipelineBench {
         defer { try? FileManager.default.removeItem(atPath: path) }
         try Inventory(cluster: "bench", topology: "bridge", nodes: [], pods: pods, services: []).write(to: path)
         let enricher = Enricher(metadata: InventoryMetadata(path: path), nodeName: "node-1", clusterName: "bench")
-        let observer = try Observer(capacity: 4095)
+        let observer = try Observer(capacity: capacity)
         let metrics = HubbleMetrics()
         var decoder = FlowDecoder(nodeName: "node-1", kernelDropReasons: [:])
         let events: [osp_event] = (0..<4096).map { index in
@@ -67,6 +70,7 @@ enum PipelineBench {
                 Double(processed) / seconds))
         print(
             String(
-                format: "| bench process peak RSS (4095-flow ring full) | %.1f MiB |", Double(usage.ru_maxrss) / 1024))
+                format: "| pipeline process peak RSS with a full %d-flow ring | %.1f MiB |", capacity,
+                Double(usage.ru_maxrss) / 1024))
     }
 }
