@@ -115,7 +115,7 @@ public struct AgentCommand: AsyncParsableCommand {
             datapath.detachAll()
             Self.fail(error.description)
         }
-        let hubbleMetrics = HubbleMetrics(context: context)
+        let hubbleMetrics = HubbleMetrics(context: context, observer: observer)
         let pipeline = FlowPipeline(
             datapath: datapath, nodeName: nodeName, clusterName: cluster,
             inventory: inventory.isEmpty ? nil : InventoryMetadata(path: inventory), observer: observer,

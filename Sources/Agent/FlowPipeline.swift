@@ -59,7 +59,6 @@ final class FlowPipeline: Sendable {
                 return lost &- state.kernelLost
             }
             observer.recordLost(.perfEventRingBuffer, count: delta)
-            metrics.recordLost(.perfEventRingBuffer, count: delta)
             if let inventory {
                 inventory.reloadIfChanged()
                 let gone = inventory.takeDeletedPods()

@@ -75,11 +75,12 @@ public struct MetricsContext: Sendable {
 public final class HubbleMetrics: Sendable {
     let context: MetricsContext
     let expiry: Double
+    /// Where lost events are counted, by source.
+    let observer: Observer?
     private let state = Mutex(State())
 
     struct State {
         var counters: [String: [[String]: Double]] = [:]
-        var lost: [LostEventSource: Double] = [:]
         var expiring: [(pod: String, at: Date)] = []
     }
 
@@ -101,9 +102,10 @@ public final class HubbleMetrics: Sendable {
         "osprey_dns_queries_unanswered_total": "DNS queries of pods that got no answer within the timeout.",
     ]
 
-    public init(context: MetricsContext = MetricsContext(), expiry: Double = 60) {
+    public init(context: MetricsContext = MetricsContext(), expiry: Double = 60, observer: Observer? = nil) {
         self.context = context
         self.expiry = expiry
+        self.observer = observer
     }
 
     public func process(_ flows: [Flow]) {
@@ -145,18 +147,14 @@ public final class HubbleMetrics: Sendable {
         }
     }
 
-    public func recordLost(_ source: LostEventSource, count: UInt64) {
-        guard count > 0 else { return }
-        state.withLock { $0.lost[source, default: 0] += Double(count) }
-    }
-
     /// Schedules removal of the series of pods that went away (`namespace/name`).
     public func podsDeleted(_ pods: [String], at time: Date = Date()) {
         state.withLock { $0.expiring += pods.map { ($0, time) } }
     }
 
     public func families(now: Date = Date()) -> [MetricFamily] {
-        state.withLock { state in
+        let lost = observer?.lost ?? [:]
+        return state.withLock { state in
             let due = Set(state.expiring.filter { now.timeIntervalSince($0.at) >= expiry }.map(\.pod))
             if !due.isEmpty {
                 state.expiring.removeAll { due.contains($0.pod) }
@@ -178,7 +176,7 @@ public final class HubbleMetrics: Sendable {
                 MetricFamily(
                     name: "hubble_lost_events_total", help: "Events lost before they became flows, by where.",
                     kind: .counter,
-                    samples: LostEventSource.allCases.map { .init([("source", $0.label)], state.lost[$0] ?? 0) }))
+                    samples: LostEventSource.allCases.map { .init([("source", $0.label)], Double(lost[$0] ?? 0)) }))
             return families
         }
     }

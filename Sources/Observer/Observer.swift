@@ -32,6 +32,8 @@ public final class Observer: Sendable {
         /// Flows pushed out of the ring by newer ones.
         var overwritten: UInt64 = 0
         var lost: [LostEventSource: UInt64] = [:]
+        var subscribers: [UInt64: Subscriber] = [:]
+        var nextSubscriber: UInt64 = 0
     }
 
     public enum CapacityError: Error, CustomStringConvertible {
@@ -57,8 +59,32 @@ public final class Observer: Sendable {
                 state.count = min(state.count + 1, capacity)
             }
             state.seen &+= UInt64(flows.count)
+            var missed: UInt64 = 0
+            for subscriber in state.subscribers.values {
+                for flow in flows { missed += subscriber.offer(flow) }
+            }
+            if missed > 0 { state.lost[.hubbleRingBuffer, default: 0] &+= missed }
         }
     }
+
+    /// A live stream of every flow appended from now on. The subscriber never slows the
+    /// pipeline: beyond `buffer` unread events, flows are dropped for it alone and replaced by
+    /// a `.lost` record (counted as `hubble_ring_buffer` losses). Ends when the stream is
+    /// dropped or cancelled.
+    public func subscribe(buffer: Int = 1024) -> AsyncStream<ObserverEvent> {
+        let (stream, continuation) = AsyncStream<ObserverEvent>.makeStream(bufferingPolicy: .bufferingOldest(buffer))
+        let id = state.withLock { state -> UInt64 in
+            state.nextSubscriber += 1
+            state.subscribers[state.nextSubscriber] = Subscriber(continuation)
+            return state.nextSubscriber
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
 
     public func recordLost(_ source: LostEventSource, count: UInt64) {
         guard count > 0 else { return }

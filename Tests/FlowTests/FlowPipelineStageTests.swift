@@ -137,4 +137,41 @@ struct FlowPipelineStageTests {
         }
         #expect(later?.samples.count == 2, "the deleted pod's series went away after a minute")
     }
+
+    @Test("a stalled subscriber loses flows (and is told how many) while another receives every one")
+    func subscribers() async throws {
+        let observer = try Observer(capacity: 4095)
+        let prompt = observer.subscribe(buffer: 1000)
+        let stalled = observer.subscribe(buffer: 4)
+        #expect(observer.subscriberCount == 2)
+        let flows = (0..<100).map {
+            Self.flow(from: "10.0.0.1", to: "10.0.0.2", at: Date(timeIntervalSince1970: Double($0)))
+        }
+        observer.append(flows)
+
+        var received = 0
+        for await event in prompt {
+            if event.flow != nil { received += 1 }
+            if received == 100 { break }
+        }
+        #expect(received == 100, "the prompt subscriber got every flow")
+        var stalledIterator = stalled.makeAsyncIterator()
+        var first: [ObserverEvent] = []
+        for _ in 0..<4 { if let event = await stalledIterator.next() { first.append(event) } }
+        #expect(first.compactMap(\.flow).count == 4, "the stalled one got what fit in its buffer")
+        #expect(observer.lost[.hubbleRingBuffer] == 96)
+
+        observer.append([Self.flow(from: "10.0.0.1", to: "10.0.0.2", at: Date(timeIntervalSince1970: 500))])
+        let lost = await stalledIterator.next()
+        guard case .lost(let record) = lost else {
+            Issue.record("expected a lost-events record, got \(String(describing: lost))")
+            return
+        }
+        #expect(record.count == 96 && record.source == .hubbleRingBuffer)
+        #expect(record.first == Date(timeIntervalSince1970: 4) && record.last == Date(timeIntervalSince1970: 99))
+        #expect(await stalledIterator.next()?.flow?.time == Date(timeIntervalSince1970: 500))
+        let metrics = HubbleMetrics(observer: observer)
+        let lostSeries = metrics.families().first { $0.name == "hubble_lost_events_total" }?.samples
+        #expect(lostSeries?.first { $0.labels.contains { $0 == ("source", "hubble_ring_buffer") } }?.value == 96)
+    }
 }
