@@ -158,6 +158,8 @@ public struct Flow: Sendable {
     public var dropReason: Int = 0
     /// The kernel's own drop reason name (e.g. `NETFILTER_DROP`), kept next to Hubble's.
     public var kernelDropReason: String?
+    /// Ethernet addresses (`aa:bb:cc:dd:ee:ff`) where the packet was seen; nil for drops.
+    public var ethernet: (source: String, destination: String)?
     public var ipVersion: Int
     public var sourceIP: String
     public var destinationIP: String

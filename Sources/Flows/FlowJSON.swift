@@ -19,6 +19,9 @@ public enum FlowJSON {
             "source": endpoint(flow.source), "destination": endpoint(flow.destination),
         ]
         if let isReply = flow.isReply { object["is_reply"] = isReply }
+        if let ethernet = flow.ethernet {
+            object["ethernet"] = ["source": ethernet.source, "destination": ethernet.destination]
+        }
         if flow.verdict == .dropped {
             object["drop_reason_desc"] = DropReasons.name(flow.dropReason)
             object["drop_reason"] = flow.dropReason

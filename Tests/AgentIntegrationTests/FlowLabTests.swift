@@ -73,6 +73,9 @@ extension AgentIntegration {
                         && Self.string($0, "trace_observation_point") == "TO_ENDPOINT"
                 }
                 #expect(!synIn.isEmpty, "the same connection's SYN entering the ledger pod on \(ledger.node.name)")
+                let mac = Self.string(synIn.first ?? [:], "ethernet", "destination") ?? ""
+                #expect(
+                    mac.wholeMatch(of: /[0-9a-f]{2}(:[0-9a-f]{2}){5}/) != nil, "Ethernet addresses where it was seen")
                 let synAck = matching(ledger.node.netns) {
                     isPod($0, "source", ledger) && isPod($0, "destination", loadgen)
                         && Self.string($0, "Summary") == "TCP Flags: SYN, ACK"

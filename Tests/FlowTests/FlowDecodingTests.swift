@@ -78,6 +78,10 @@ struct FlowDecodingTests {
         event.drop_reason = drop ?? 0
         event.payload_len = UInt16(payload.count)
         withUnsafeMutableBytes(of: &event.payload) { $0.copyBytes(from: payload) }
+        if drop == nil {
+            withUnsafeMutableBytes(of: &event.smac) { $0.copyBytes(from: [0x02, 0, 0, 0, 0, 0x0a] as [UInt8]) }
+            withUnsafeMutableBytes(of: &event.dmac) { $0.copyBytes(from: [0xee, 0xff, 0, 0, 0x1b, 0xc2] as [UInt8]) }
+        }
         return event
     }
 
@@ -96,6 +100,7 @@ struct FlowDecodingTests {
         #expect(syn.observationPoint == .fromEndpoint && syn.trafficDirection == .egress)
         #expect(syn.eventType == 4 && syn.eventSubType == 5)
         #expect(syn.interface?.name == "ospabc")
+        #expect(syn.ethernet?.source == "02:00:00:00:00:0a" && syn.ethernet?.destination == "ee:ff:00:00:1b:c2")
         let synAck = decoder.decode(
             Self.event(
                 Self.server, 80, Self.client, 40000, protocol: 6, flags: 0x12, reply: 1,
@@ -121,6 +126,7 @@ struct FlowDecodingTests {
         #expect(drop.kernelDropReason == "NETFILTER_DROP")
         #expect(drop.dropReason == 133 && DropReasons.name(drop.dropReason) == "POLICY_DENIED")
         #expect(drop.isReply == nil)
+        #expect(drop.ethernet == nil)
         #expect(drop.eventType == 1 && drop.eventSubType == 133)
         let noSocket = decoder.decode(
             Self.event(Self.client, 5000, Self.server, 9, protocol: 17, at: 6, drop: 2), interfaceName: nil)

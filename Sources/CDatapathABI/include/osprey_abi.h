@@ -136,6 +136,8 @@ struct osp_event {
 	__u8 is_reply;	   /* 1: responder -> initiator; 0: initiator -> responder; 2: unknown */
 	__u8 pad[1];
 	__u16 payload_len; /* bytes of DNS message in payload (0 if none) */
+	__u8 smac[6];	   /* Ethernet source and destination (zero for drops) */
+	__u8 dmac[6];
 	__u8 payload[OSP_DNS_SNAPLEN];
 };
 
@@ -155,7 +157,7 @@ _Static_assert(sizeof(struct osp_counter) == 16, "osp_counter layout");
 _Static_assert(sizeof(struct osp_tuple) == 40, "osp_tuple layout");
 _Static_assert(sizeof(struct osp_conn_key) == 48, "osp_conn_key layout");
 _Static_assert(sizeof(struct osp_conn) == 32, "osp_conn layout");
-_Static_assert(sizeof(struct osp_event) == 344, "osp_event layout");
+_Static_assert(sizeof(struct osp_event) == 352, "osp_event layout");
 _Static_assert(sizeof(struct osp_config) == 16, "osp_config layout");
 _Static_assert(sizeof(struct osp_drop_key) == 8, "osp_drop_key layout");
 

@@ -20,6 +20,7 @@ struct osp_packet {
 	__u8 tcp_flags;
 	__u8 icmp_type;
 	__u8 icmp_code;
+	__u8 macs[12]; /* destination, then source, as on the wire */
 };
 
 /* The common case, IPv4 TCP/UDP with headers in the linear data, read by direct packet access
@@ -32,6 +33,7 @@ static __always_inline int osp_parse_direct(struct __sk_buff *skb, struct osp_pa
 	struct iphdr *ip = data + ETH_HLEN;
 	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return -1;
+	__builtin_memcpy(pkt->macs, eth, 12);
 	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
 		return -1;
 	__u32 ihl = (ip->ihl & 0x0f) * 4;
@@ -61,6 +63,8 @@ static __always_inline int osp_parse(struct __sk_buff *skb, struct osp_packet *p
 {
 	if (osp_parse_direct(skb, pkt) == 0)
 		return 0;
+	if (bpf_skb_load_bytes(skb, 0, pkt->macs, 12) < 0)
+		return -1;
 	__u8 protocol = 0;
 	int l4 = osp_l4_offset(skb, &protocol);
 	if (l4 < 0)
@@ -228,6 +232,8 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 	event->report = report;
 	event->tcp_flags = pkt->tcp_flags;
 	event->is_reply = is_reply;
+	__builtin_memcpy(event->dmac, pkt->macs, 6);
+	__builtin_memcpy(event->smac, pkt->macs + 6, 6);
 	osp_copy_payload(skb, pkt, event);
 	osp_submit(event);
 }
