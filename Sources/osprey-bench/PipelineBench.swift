@@ -13,6 +13,9 @@ import Observer
 @main
 enum PipelineBench {
     static func main() throws {
+        if CommandLine.arguments.dropFirst().first == "flood" {
+            return try Flood.run(Array(CommandLine.arguments.dropFirst(2)))
+        }
         let arguments = CommandLine.arguments.dropFirst()
         let count = Int(arguments.first ?? "") ?? 1_000_000
         let capacity = Int(arguments.dropFirst().first ?? "") ?? Observer.defaultCapacity
