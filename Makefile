@@ -30,7 +30,8 @@ bench: bootstrap ## datapath overhead (iperf3 with/without the agent), agent CPU
 	$(SWIFT) build -c release --product osprey-agent
 	$(SWIFT) build -c release --product osprey-bench
 	scripts/bench-datapath.sh $(ROUNDS) $(SECONDS_PER_RUN)
-	scripts/bench-events.sh 70000 10
+	scripts/bench-events.sh 70000 10 4095
+	scripts/bench-events.sh 70000 5 65535
 	.build/release/osprey-bench 2000000 4095
 	.build/release/osprey-bench 2000000 65535
 

@@ -2,11 +2,13 @@
 # Kernel → user event path: a UDP flood between two pods of one node with the agent in
 # per-packet mode, about 3 events per packet (leaving one pod, entering the other, dropped there
 # for want of a socket). Reports the event rate the agent turned into flows and the events lost.
-# Usage: scripts/bench-events.sh [packets per second] [seconds]   (as root; `make bench` runs it)
+# Also the agent's resident memory once that flood has filled its flow ring.
+# Usage: scripts/bench-events.sh [packets per second] [seconds] [ring capacity]   (as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pps=${1:-70000}
 seconds=${2:-10}
+capacity=${3:-4095}
 bin=.build/release
 lab=ospevts
 cleanup() {
@@ -25,6 +27,7 @@ target=$(ip -n "$receiver" -4 -br addr show dev eth0 | awk '{print $3}' | cut -d
 ip netns exec "$lab-node-1" sh -c \
   'mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing; exec "$0" "$@"' \
   "$bin/osprey-agent" --node-name "$lab-node-1" --cluster "$lab" --uplink eth0 --per-packet-events \
+  --flow-buffer-capacity "$capacity" \
   > "/run/osprey/labs/$lab/bench-agent.log" 2>&1 &
 agent=$!
 for _ in $(seq 100); do ip netns exec "$lab-node-1" curl -sf -o /dev/null localhost:9965/healthz && break; sleep 0.1; done
@@ -43,3 +46,6 @@ printf '| kernel → user: UDP flood %d packets/s for %d s, per-packet events | 
   "$pps" "$seconds" "$events" "$(echo "$events / $seconds" | bc -l)"
 printf '| events lost (goal 0) | %d (of about %d expected: 3 per packet sent, %d sent) |\n' \
   "$((lost1 - lost0))" "$((sent * 3))" "$sent"
+# The agent runs as the child of `ip netns exec … sh -c 'exec …'`: same PID.
+printf '| agent resident memory with a full %d-flow ring | %.1f MiB |\n' "$capacity" \
+  "$(awk '/VmRSS/ {print $2 / 1024}' "/proc/$agent/status")"
