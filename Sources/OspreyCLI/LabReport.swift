@@ -57,8 +57,10 @@ enum LabReport {
                 "  ip netns exec \(netns) nft list ruleset                  # service DNAT and the policy drop")
             lines.append("  ip netns exec \(netns) ip -br addr                       # the node's uplink and pod veths")
         }
-        lines.append("  osprey lab status --name \(inventory.cluster)")
-        lines.append("  osprey lab down --name \(inventory.cluster)")
+        // The command as it was run (e.g. .build/debug/osprey), so the hint works where osprey is not on PATH.
+        let osprey = CommandLine.arguments.first ?? "osprey"
+        lines.append("  \(osprey) lab status --name \(inventory.cluster)")
+        lines.append("  \(osprey) lab down --name \(inventory.cluster)")
         let agents = inventory.nodes.filter { !$0.processes.isEmpty }
         if !agents.isEmpty {
             lines.append("Agent metrics (reachable from the lab's namespaces; the host's network is not joined):")
@@ -67,6 +69,10 @@ enum LabReport {
                 let port = LabConfig.agentMetricsPort
                 lines.append(
                     "  http://\(address):\(port)/metrics   ip netns exec \(netns) curl -s localhost:\(port)/metrics")
+            }
+            if let netns = agents.first?.netns {
+                lines.append("Flows (Hubble's JSON lines, newest last):")
+                lines.append("  ip netns exec \(netns) curl -s 'localhost:\(LabConfig.agentMetricsPort)/flows?last=20'")
             }
         }
         return lines.joined(separator: "\n")
