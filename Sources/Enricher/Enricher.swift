@@ -9,10 +9,38 @@ public protocol MetadataSource: Sendable {
     func pod(ip: String, at time: Date) -> PodIdentity?
     /// The service whose cluster IP is `ip`, if any.
     func service(ip: String) -> ServiceRef?
+    /// Both ends of a flow at once (sources may answer it under one lock).
+    func lookup(source: String, destination: String, at time: Date) -> FlowIdentities
 }
 
-/// What a flow needs to know about a pod.
-public struct PodIdentity: Sendable, Equatable {
+/// What a metadata source knows about both ends of a flow.
+public struct FlowIdentities: Sendable {
+    public var source: PodIdentity?
+    public var destination: PodIdentity?
+    public var sourceService: ServiceRef?
+    public var destinationService: ServiceRef?
+
+    public init(
+        source: PodIdentity?, destination: PodIdentity?, sourceService: ServiceRef?, destinationService: ServiceRef?
+    ) {
+        self.source = source
+        self.destination = destination
+        self.sourceService = sourceService
+        self.destinationService = destinationService
+    }
+}
+
+extension MetadataSource {
+    public func lookup(source: String, destination: String, at time: Date) -> FlowIdentities {
+        FlowIdentities(
+            source: pod(ip: source, at: time), destination: pod(ip: destination, at: time),
+            sourceService: service(ip: source), destinationService: service(ip: destination))
+    }
+}
+
+/// What a flow needs to know about a pod. A class: every flow of the pod shares one instance,
+/// so handing it along costs one reference count, not one per field.
+public final class PodIdentity: Sendable, Equatable {
     public let uid: String
     public let namespace: String
     public let name: String
@@ -22,9 +50,12 @@ public struct PodIdentity: Sendable, Equatable {
     /// Labels as Hubble shows them: `k8s:key=value`, plus the pod's namespace label, sorted.
     /// Computed once: every flow of the pod carries them.
     public let hubbleLabels: [String]
+    /// The pod as a flow endpoint, built once for all its flows.
+    public let endpoint: Endpoint
 
     public init(
-        uid: String, namespace: String, name: String, node: String, labels: [String: String], workload: Workload?
+        uid: String, namespace: String, name: String, node: String, labels: [String: String], workload: Workload?,
+        clusterName: String = ""
     ) {
         self.uid = uid
         self.namespace = namespace
@@ -32,8 +63,17 @@ public struct PodIdentity: Sendable, Equatable {
         self.node = node
         self.labels = labels
         self.workload = workload
-        hubbleLabels =
+        let hubbleLabels =
             (labels.map { "k8s:\($0.key)=\($0.value)" } + ["k8s:io.kubernetes.pod.namespace=\(namespace)"]).sorted()
+        self.hubbleLabels = hubbleLabels
+        endpoint = Endpoint(
+            namespace: namespace, podName: name, labels: hubbleLabels,
+            workloads: workload.map { [($0.kind, $0.name)] } ?? [], clusterName: clusterName)
+    }
+
+    public static func == (a: PodIdentity, b: PodIdentity) -> Bool {
+        a.uid == b.uid && a.namespace == b.namespace && a.name == b.name && a.node == b.node && a.labels == b.labels
+            && a.workload == b.workload
     }
 }
 
@@ -50,12 +90,13 @@ public struct Enricher: Sendable {
     }
 
     public func enrich(_ flow: inout Flow) {
-        let source = metadata.pod(ip: flow.sourceIP, at: flow.time)
-        let destination = metadata.pod(ip: flow.destinationIP, at: flow.time)
+        let found = metadata.lookup(source: flow.sourceIP, destination: flow.destinationIP, at: flow.time)
+        let source = found.source
+        let destination = found.destination
         if let source { flow.source = endpoint(source) }
         if let destination { flow.destination = endpoint(destination) }
-        flow.sourceService = metadata.service(ip: flow.sourceIP)
-        flow.destinationService = metadata.service(ip: flow.destinationIP)
+        flow.sourceService = found.sourceService
+        flow.destinationService = found.destinationService
         // A drop has no observation point; its direction follows the pod of this node it concerns.
         if flow.trafficDirection == .unknown {
             if source?.node == nodeName {
@@ -67,12 +108,9 @@ public struct Enricher: Sendable {
     }
 
     func endpoint(_ pod: PodIdentity) -> Endpoint {
-        var endpoint = Endpoint()
-        endpoint.namespace = pod.namespace
-        endpoint.podName = pod.name
-        endpoint.labels = pod.hubbleLabels
+        guard pod.endpoint.clusterName.isEmpty else { return pod.endpoint }
+        var endpoint = pod.endpoint
         endpoint.clusterName = clusterName
-        if let workload = pod.workload { endpoint.workloads = [(workload.kind, workload.name)] }
         return endpoint
     }
 }
@@ -120,6 +158,22 @@ public final class InventoryMetadata: MetadataSource {
         state.withLock { $0.services[ip] }
     }
 
+    public func lookup(source: String, destination: String, at time: Date) -> FlowIdentities {
+        state.withLock { state in
+            FlowIdentities(
+                source: Self.holder(state.byIP[source], at: time),
+                destination: Self.holder(state.byIP[destination], at: time),
+                sourceService: state.services[source], destinationService: state.services[destination])
+        }
+    }
+
+    /// The pod that held an address at that time; else the newest one.
+    static func holder(_ tenures: [Tenure]?, at time: Date) -> PodIdentity? {
+        guard let tenures else { return nil }
+        return tenures.last { $0.from <= time.addingTimeInterval(1) && ($0.until ?? .distantFuture) >= time }?.pod
+            ?? tenures.last?.pod
+    }
+
     /// Pods that left the inventory since the last call (for metric series expiry).
     public func takeDeletedPods() -> [(pod: PodIdentity, at: Date)] {
         state.withLock { state in
@@ -148,7 +202,7 @@ public final class InventoryMetadata: MetadataSource {
             for pod in inventory.pods {
                 let identity = PodIdentity(
                     uid: pod.uid, namespace: pod.namespace, name: pod.name, node: pod.node, labels: pod.labels,
-                    workload: pod.workload)
+                    workload: pod.workload, clusterName: inventory.cluster)
                 current.insert(pod.uid)
                 known[pod.uid] = identity
                 for ip in pod.ips {

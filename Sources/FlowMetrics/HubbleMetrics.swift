@@ -12,7 +12,7 @@ public enum ContextOption: String, Sendable, CaseIterable {
 
     func value(_ endpoint: Endpoint, ip: String) -> String {
         switch self {
-        case .pod: endpoint.podName.isEmpty ? "" : "\(endpoint.namespace)/\(endpoint.podName)"
+        case .pod: endpoint.podQualifiedName
         case .podName: endpoint.podName
         case .namespace: endpoint.namespace
         case .workload: endpoint.workloads.first.map { "\(endpoint.namespace)/\($0.name)" } ?? ""
@@ -80,27 +80,57 @@ public final class HubbleMetrics: Sendable {
     private let state = Mutex(State())
 
     struct State {
-        var counters: [String: [[String]: Double]] = [:]
+        /// One dictionary per metric (indexed by `Metric.rawValue`).
+        var counters: [[SeriesKey: Double]] = Array(repeating: [:], count: Metric.allCases.count)
         var expiring: [(pod: String, at: Date)] = []
     }
 
-    static let labelNames: [String: [String]] = [
-        "hubble_flows_processed_total": ["protocol", "type", "subtype", "verdict", "source", "destination"],
-        "hubble_drop_total": ["protocol", "reason", "source", "destination"],
-        "hubble_tcp_flags_total": ["flag", "family", "source", "destination"],
-        "hubble_dns_queries_total": ["rcode", "qtypes", "ips_returned", "query", "source", "destination"],
-        "hubble_dns_responses_total": ["rcode", "qtypes", "ips_returned", "query", "source", "destination"],
-        "osprey_dns_queries_unanswered_total": ["qtypes", "query", "source", "destination"],
-    ]
+    /// The label values of one series: up to four metric-specific ones, then the context labels.
+    /// A fixed struct, so counting a flow allocates no key arrays.
+    struct SeriesKey: Hashable {
+        var v0 = "", v1 = "", v2 = "", v3 = ""
+        var source: String
+        var destination: String
 
-    static let help: [String: String] = [
-        "hubble_flows_processed_total": "Flows processed, by protocol, type, subtype and verdict.",
-        "hubble_drop_total": "Dropped flows, by protocol and Hubble drop reason.",
-        "hubble_tcp_flags_total": "Forwarded TCP flows by flag (SYN, SYN-ACK, FIN, RST) and IP family.",
-        "hubble_dns_queries_total": "DNS queries sent by pods.",
-        "hubble_dns_responses_total": "DNS responses received by pods, by response code.",
-        "osprey_dns_queries_unanswered_total": "DNS queries of pods that got no answer within the timeout.",
-    ]
+        func values(_ count: Int) -> [String] { Array([v0, v1, v2, v3].prefix(count)) + [source, destination] }
+    }
+
+    enum Metric: Int, CaseIterable {
+        case dnsQueries, dnsResponses, drops, flows, tcpFlags, unanswered
+
+        var name: String {
+            switch self {
+            case .flows: "hubble_flows_processed_total"
+            case .drops: "hubble_drop_total"
+            case .tcpFlags: "hubble_tcp_flags_total"
+            case .dnsQueries: "hubble_dns_queries_total"
+            case .dnsResponses: "hubble_dns_responses_total"
+            case .unanswered: "osprey_dns_queries_unanswered_total"
+            }
+        }
+
+        /// Metric-specific label names; `source` and `destination` follow.
+        var labels: [String] {
+            switch self {
+            case .flows: ["protocol", "type", "subtype", "verdict"]
+            case .drops: ["protocol", "reason"]
+            case .tcpFlags: ["flag", "family"]
+            case .dnsQueries, .dnsResponses: ["rcode", "qtypes", "ips_returned", "query"]
+            case .unanswered: ["qtypes", "query"]
+            }
+        }
+
+        var help: String {
+            switch self {
+            case .flows: "Flows processed, by protocol, type, subtype and verdict."
+            case .drops: "Dropped flows, by protocol and Hubble drop reason."
+            case .tcpFlags: "Forwarded TCP flows by flag (SYN, SYN-ACK, FIN, RST) and IP family."
+            case .dnsQueries: "DNS queries sent by pods."
+            case .dnsResponses: "DNS responses received by pods, by response code."
+            case .unanswered: "DNS queries of pods that got no answer within the timeout."
+            }
+        }
+    }
 
     public init(context: MetricsContext = MetricsContext(), expiry: Double = 60, observer: Observer? = nil) {
         self.context = context
@@ -116,33 +146,35 @@ public final class HubbleMetrics: Sendable {
 
     private func count(_ flow: Flow, _ state: inout State) {
         let (source, destination) = context.labels(flow)
-        func inc(_ name: String, _ values: [String]) {
-            state.counters[name, default: [:]][values + [source, destination], default: 0] += 1
+        func inc(_ metric: Metric, _ v0: String, _ v1: String, _ v2: String = "", _ v3: String = "") {
+            let key = SeriesKey(v0: v0, v1: v1, v2: v2, v3: v3, source: source, destination: destination)
+            state.counters[metric.rawValue][key, default: 0] += 1
         }
-        let proto = flow.isL7 ? "DNS" : flow.l4.protocolName
-        let type = flow.verdict == .dropped ? "Drop" : (flow.isL7 ? "L7" : "Trace")
-        let subtype = flow.verdict == .dropped ? "" : (flow.isL7 ? "DNS" : flow.observationPoint.name)
-        inc("hubble_flows_processed_total", [proto, type, subtype, flow.verdict.description])
+        let isL7 = flow.dns != nil
+        let proto = isL7 ? "DNS" : flow.l4.protocolName
         if flow.verdict == .dropped {
-            inc("hubble_drop_total", [flow.l4.protocolName, DropReasons.name(flow.dropReason)])
+            inc(.flows, proto, "Drop", "", flow.verdict.description)
+            inc(.drops, flow.l4.protocolName, DropReasons.name(flow.dropReason))
+        } else {
+            inc(
+                .flows, proto, isL7 ? "L7" : "Trace", isL7 ? "DNS" : flow.observationPoint.name,
+                flow.verdict.description)
         }
         if flow.verdict == .forwarded, case .tcp(_, _, let flags) = flow.l4 {
             let family = flow.ipVersion == 2 ? "IPv6" : "IPv4"
-            if flags.contains(.syn) {
-                inc("hubble_tcp_flags_total", [flags.contains(.ack) ? "SYN-ACK" : "SYN", family])
-            }
-            if flags.contains(.fin) { inc("hubble_tcp_flags_total", ["FIN", family]) }
-            if flags.contains(.rst) { inc("hubble_tcp_flags_total", ["RST", family]) }
+            if flags.contains(.syn) { inc(.tcpFlags, flags.contains(.ack) ? "SYN-ACK" : "SYN", family) }
+            if flags.contains(.fin) { inc(.tcpFlags, "FIN", family) }
+            if flags.contains(.rst) { inc(.tcpFlags, "RST", family) }
         }
         // DNS is counted on the client's side: queries leaving it, answers reaching it.
         if let dns = flow.dns {
             let qtypes = dns.qtypes.joined(separator: ",")
             if dns.unanswered {
-                inc("osprey_dns_queries_unanswered_total", [qtypes, dns.query])
+                inc(.unanswered, qtypes, dns.query)
             } else if !dns.isResponse, flow.observationPoint == .fromEndpoint {
-                inc("hubble_dns_queries_total", ["", qtypes, "0", dns.query])
+                inc(.dnsQueries, "", qtypes, "0", dns.query)
             } else if dns.isResponse, flow.observationPoint == .toEndpoint {
-                inc("hubble_dns_responses_total", [dns.rcodeName, qtypes, String(dns.ips.count), dns.query])
+                inc(.dnsResponses, dns.rcodeName, qtypes, String(dns.ips.count), dns.query)
             }
         }
     }
@@ -158,19 +190,19 @@ public final class HubbleMetrics: Sendable {
             let due = Set(state.expiring.filter { now.timeIntervalSince($0.at) >= expiry }.map(\.pod))
             if !due.isEmpty {
                 state.expiring.removeAll { due.contains($0.pod) }
-                for name in state.counters.keys {
-                    state.counters[name] = state.counters[name]?.filter { key, _ in
-                        !key.suffix(2).contains { due.contains($0) }
+                for index in state.counters.indices {
+                    state.counters[index] = state.counters[index].filter {
+                        !due.contains($0.key.source) && !due.contains($0.key.destination)
                     }
                 }
             }
-            var families = Self.labelNames.keys.sorted().map { name in
-                let labels = Self.labelNames[name] ?? []
+            var families = Metric.allCases.map { metric in
+                let names = metric.labels + ["source", "destination"]
+                let samples = state.counters[metric.rawValue].map { ($0.key.values(metric.labels.count), $0.value) }
+                    .sorted { $0.0.lexicographicallyPrecedes($1.0) }
                 return MetricFamily(
-                    name: name, help: Self.help[name] ?? "", kind: .counter,
-                    samples: (state.counters[name] ?? [:]).sorted { $0.key.lexicographicallyPrecedes($1.key) }.map {
-                        MetricFamily.Sample(Array(zip(labels, $0.key)), $0.value)
-                    })
+                    name: metric.name, help: metric.help, kind: .counter,
+                    samples: samples.map { MetricFamily.Sample(Array(zip(names, $0.0)), $0.1) })
             }
             families.append(
                 MetricFamily(

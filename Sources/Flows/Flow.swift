@@ -94,14 +94,32 @@ public struct TCPFlags: OptionSet, Sendable, Hashable {
 
 /// Kubernetes identity of one side of a flow (flow.Endpoint).
 public struct Endpoint: Sendable, Equatable {
-    public var namespace: String = ""
-    public var podName: String = ""
+    public var namespace: String = "" { didSet { updateQualifiedName() } }
+    public var podName: String = "" { didSet { updateQualifiedName() } }
     /// `k8s:key=value`, sorted, as Hubble shows them.
     public var labels: [String] = []
     public var workloads: [(kind: String, name: String)] = []
     public var clusterName: String = ""
+    /// `namespace/pod`, or empty: kept ready because every flow's metrics need it.
+    public private(set) var podQualifiedName: String = ""
 
     public init() {}
+
+    public init(
+        namespace: String, podName: String, labels: [String], workloads: [(kind: String, name: String)],
+        clusterName: String
+    ) {
+        self.namespace = namespace
+        self.podName = podName
+        self.labels = labels
+        self.workloads = workloads
+        self.clusterName = clusterName
+        updateQualifiedName()
+    }
+
+    private mutating func updateQualifiedName() {
+        podQualifiedName = podName.isEmpty ? "" : "\(namespace)/\(podName)"
+    }
 
     public static func == (a: Endpoint, b: Endpoint) -> Bool {
         a.namespace == b.namespace && a.podName == b.podName && a.labels == b.labels
