@@ -91,7 +91,7 @@ let package = Package(
 
         // Helpers shared by test targets: DNS probe, process runner, lab fixtures.
         .target(
-            name: "TestSupport", dependencies: ["Lab", "Netns", "ClusterInventory"],
+            name: "TestSupport", dependencies: ["Lab", "Netns", "ClusterInventory", "Flows"],
             path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "LabTests", dependencies: ["Lab", "ClusterInventory"], swiftSettings: strict),
         .testTarget(

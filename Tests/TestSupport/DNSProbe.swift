@@ -1,3 +1,4 @@
+import Flows
 import Foundation
 import Netns
 
@@ -66,42 +67,9 @@ public enum DNSProbe {
         return bytes
     }
 
+    /// The answer to query `id`, parsed by the same decoder the agent uses for DNS flows.
     static func decodeResponse(_ bytes: [UInt8], id: UInt16) -> DNSAnswer? {
-        guard bytes.count >= 12, UInt16(bytes[0]) << 8 | UInt16(bytes[1]) == id, bytes[2] & 0x80 != 0 else {
-            return nil
-        }
-        let rcode = Int(bytes[3] & 0x0f)
-        let questions = Int(bytes[4]) << 8 | Int(bytes[5])
-        let answers = Int(bytes[6]) << 8 | Int(bytes[7])
-        var offset = 12
-        func skipName() -> Bool {
-            while offset < bytes.count {
-                let length = Int(bytes[offset])
-                if length & 0xc0 == 0xc0 { offset += 2; return true }  // compression pointer ends a name
-                offset += 1 + length
-                if length == 0 { return true }
-            }
-            return false
-        }
-        for _ in 0..<questions {
-            guard skipName() else { return nil }
-            offset += 4
-        }
-        var addresses: [String] = []
-        for _ in 0..<answers {
-            guard skipName(), offset + 10 <= bytes.count else { break }
-            let type = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
-            let length = Int(bytes[offset + 8]) << 8 | Int(bytes[offset + 9])
-            offset += 10
-            guard offset + length <= bytes.count else { break }
-            let data = Array(bytes[offset..<offset + length])
-            if type == 1 || type == 28 {
-                var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-                inet_ntop(type == 1 ? AF_INET : AF_INET6, data, &text, socklen_t(text.count))
-                addresses.append(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-            }
-            offset += length
-        }
-        return DNSAnswer(rcode: rcode, addresses: addresses)
+        guard let message = DNSMessage(bytes), message.id == id, message.isResponse else { return nil }
+        return DNSAnswer(rcode: message.rcode, addresses: message.addresses)
     }
 }
