@@ -20,10 +20,7 @@ public final class InterfaceWatcher: Service, Sendable {
 
     struct State {
         var namespaces: [NamespaceRef] = []
-        var peerNamespaceIDs: Set<Int32> = []
         var uplinks: [String] = []
-        var resyncs = 0
-        var lastError: String?
     }
 
     public init(datapath: Datapath, uplinks: [String], logger: Logger) {
@@ -104,9 +101,7 @@ public final class InterfaceWatcher: Service, Sendable {
             Dictionary(namespaces.map { (UInt32(truncatingIfNeeded: $0.inode), $0.role) }) { a, _ in a })
         state.withLock {
             $0.namespaces = namespaces
-            $0.peerNamespaceIDs = peerIDs
             $0.uplinks = uplinkNames
-            $0.resyncs += 1
         }
     }
 

@@ -16,7 +16,6 @@ public final class EventReader: Sendable {
     private let lostMap: BPFMap<UInt32, UInt64>
     private let cpus: Int
     private let stopFlag = Atomic<Bool>(false)
-    private let done = Mutex<Bool>(false)
 
     init(ringFD: Int32, lostMap: BPFMap<UInt32, UInt64>, cpus: Int) {
         self.ringFD = ringFD
