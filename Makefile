@@ -32,8 +32,10 @@ bench: bootstrap ## datapath overhead (iperf3 with/without the agent), agent CPU
 	scripts/bench-datapath.sh $(ROUNDS) $(SECONDS_PER_RUN)
 	scripts/bench-events.sh 70000 10 4095
 	scripts/bench-events.sh 70000 5 65535
+	gcc -O2 -shared -fPIC -o .build/osp-malloc-count.so scripts/malloc-count/malloc_count.c -ldl
 	.build/release/osprey-bench 2000000 4095
 	.build/release/osprey-bench 2000000 65535
+	LD_PRELOAD=$(CURDIR)/.build/osp-malloc-count.so .build/release/osprey-bench 200000 4095 | grep allocations
 
 demo: bootstrap build ## bring up the lab cluster and show what runs where
 	@$(OSPREY) lab down --name $(LAB) > /dev/null

@@ -16,7 +16,7 @@ fail() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
 packages=(
   ca-certificates make pkg-config libbpf-dev libelf-dev zlib1g-dev
   iproute2 nftables nginx-light dnsmasq-base curl util-linux procps libc-bin
-  iperf3 prometheus clang-format bc
+  iperf3 prometheus clang-format bc gcc
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -83,12 +83,9 @@ public struct FlowDecoder {
             isReply: event.is_reply == 2 ? nil : event.is_reply == 1, observationPoint: observation,
             interface: event.ifindex == 0 ? nil : (Int32(bitPattern: event.ifindex), interfaceName ?? ""),
             packets: event.packets, bytes: event.bytes)
-        var event = event
-        let sourceMAC = withUnsafeBytes(of: &event.smac) { Array($0) }
-        let destinationMAC = withUnsafeBytes(of: &event.dmac) { Array($0) }
-        if sourceMAC.contains(where: { $0 != 0 }) || destinationMAC.contains(where: { $0 != 0 }) {
-            flow.ethernet = (Self.mac(sourceMAC), Self.mac(destinationMAC))
-        }
+        let sourceMAC = MACAddress(event.smac)
+        let destinationMAC = MACAddress(event.dmac)
+        if !sourceMAC.isZero || !destinationMAC.isZero { flow.ethernet = (sourceMAC, destinationMAC) }
         if isDrop {
             let kernel = kernelDropReasons[event.drop_reason] ?? "REASON_\(event.drop_reason)"
             flow.kernelDropReason = kernel
@@ -172,18 +169,6 @@ public struct FlowDecoder {
         // Stale SYNs (never answered) are forgotten at the same pace.
         if pendingSYNs.count > 4096 { pendingSYNs = pendingSYNs.filter { nowNs < $0.value + limit } }
         return expired
-    }
-
-    static func mac(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(17)
-        for (index, byte) in bytes.enumerated() {
-            if index > 0 { text.append(UInt8(ascii: ":")) }
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: text, as: UTF8.self)
     }
 
     static func address(

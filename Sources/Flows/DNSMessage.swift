@@ -109,13 +109,10 @@ public enum IPText {
 
     /// Dotted decimal, written byte by byte without generic collection code (it runs for every flow).
     public static func ipv4(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) -> String {
+        // At most 15 bytes: Swift keeps such strings inline, so this allocates nothing.
         String(unsafeUninitializedCapacity: 15) { buffer in
             var count = 0
-            for (index, byte) in [a, b, c, d].enumerated() {
-                if index > 0 {
-                    buffer[count] = UInt8(ascii: ".")
-                    count += 1
-                }
+            func put(_ byte: UInt8) {
                 if byte >= 100 {
                     buffer[count] = UInt8(ascii: "0") + byte / 100
                     count += 1
@@ -127,6 +124,17 @@ public enum IPText {
                 buffer[count] = UInt8(ascii: "0") + byte % 10
                 count += 1
             }
+            func dot() {
+                buffer[count] = UInt8(ascii: ".")
+                count += 1
+            }
+            put(a)
+            dot()
+            put(b)
+            dot()
+            put(c)
+            dot()
+            put(d)
             return count
         }
     }

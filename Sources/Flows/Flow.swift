@@ -177,7 +177,8 @@ public struct Flow: Sendable {
     /// The kernel's own drop reason name (e.g. `NETFILTER_DROP`), kept next to Hubble's.
     public var kernelDropReason: String?
     /// Ethernet addresses (`aa:bb:cc:dd:ee:ff`) where the packet was seen; nil for drops.
-    public var ethernet: (source: String, destination: String)?
+    /// Kept as numbers (48 bits each): their text is only needed where a flow leaves the process.
+    public var ethernet: (source: MACAddress, destination: MACAddress)?
     public var ipVersion: Int
     public var sourceIP: String
     public var destinationIP: String
@@ -258,4 +259,27 @@ enum ICMPNames {
         133: "RouterSolicitation", 134: "RouterAdvertisement", 135: "NeighborSolicitation",
         136: "NeighborAdvertisement",
     ]
+}
+
+/// An Ethernet address, printed as Hubble does: `aa:bb:cc:dd:ee:ff`.
+public struct MACAddress: Sendable, Equatable, CustomStringConvertible {
+    public var bytes: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
+
+    public init(_ bytes: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)) { self.bytes = bytes }
+
+    public var isZero: Bool { bytes == (0, 0, 0, 0, 0, 0) }
+
+    public var description: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(17)
+        for byte in [bytes.0, bytes.1, bytes.2, bytes.3, bytes.4, bytes.5] {
+            if !text.isEmpty { text.append(UInt8(ascii: ":")) }
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    public static func == (a: MACAddress, b: MACAddress) -> Bool { a.bytes == b.bytes }
 }

@@ -20,7 +20,9 @@ public enum FlowJSON {
         ]
         if let isReply = flow.isReply { object["is_reply"] = isReply }
         if let ethernet = flow.ethernet {
-            object["ethernet"] = ["source": ethernet.source, "destination": ethernet.destination]
+            object["ethernet"] = [
+                "source": ethernet.source.description, "destination": ethernet.destination.description,
+            ]
         }
         if flow.verdict == .dropped {
             object["drop_reason_desc"] = DropReasons.name(flow.dropReason)

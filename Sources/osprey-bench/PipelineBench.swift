@@ -52,9 +52,14 @@ enum PipelineBench {
             event.bytes = 1500
             return event
         }
+        // With scripts/malloc-count preloaded, count heap allocations in the timed loop.
+        typealias CountFunction = @convention(c) () -> UInt
+        let counter = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "osp_malloc_count")
+            .map { unsafeBitCast($0, to: CountFunction.self) }
         var processed = 0
         var batch: [Flow] = []
         batch.reserveCapacity(events.count)
+        let allocationsBefore = counter?() ?? 0
         let start = Date()
         while processed < count {
             batch.removeAll(keepingCapacity: true)
@@ -65,12 +70,19 @@ enum PipelineBench {
             processed += events.count
         }
         let seconds = Date().timeIntervalSince(start)
+        let allocations = (counter?() ?? 0) - allocationsBefore
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         print(
             String(
                 format: "| user-space pipeline (decode → enrich → observer → metrics), one core | %.0f events/s |",
                 Double(processed) / seconds))
+        if counter != nil {
+            print(
+                String(
+                    format: "| heap allocations per event in the pipeline | %.1f |",
+                    Double(allocations) / Double(processed)))
+        }
         print(
             String(
                 format: "| pipeline process peak RSS with a full %d-flow ring | %.1f MiB |", capacity,

@@ -100,7 +100,8 @@ struct FlowDecodingTests {
         #expect(syn.observationPoint == .fromEndpoint && syn.trafficDirection == .egress)
         #expect(syn.eventType == 4 && syn.eventSubType == 5)
         #expect(syn.interface?.name == "ospabc")
-        #expect(syn.ethernet?.source == "02:00:00:00:00:0a" && syn.ethernet?.destination == "ee:ff:00:00:1b:c2")
+        #expect(syn.ethernet?.source.description == "02:00:00:00:00:0a")
+        #expect(syn.ethernet?.destination.description == "ee:ff:00:00:1b:c2")
         let synAck = decoder.decode(
             Self.event(
                 Self.server, 80, Self.client, 40000, protocol: 6, flags: 0x12, reply: 1,
