@@ -94,31 +94,77 @@ public struct TCPFlags: OptionSet, Sendable, Hashable {
 
 /// Kubernetes identity of one side of a flow (flow.Endpoint).
 public struct Endpoint: Sendable, Equatable {
-    public var namespace: String = "" { didSet { updateQualifiedName() } }
-    public var podName: String = "" { didSet { updateQualifiedName() } }
-    /// `k8s:key=value`, sorted, as Hubble shows them.
-    public var labels: [String] = []
-    public var workloads: [(kind: String, name: String)] = []
-    public var clusterName: String = ""
-    /// `namespace/pod`, or empty: kept ready because every flow's metrics need it.
-    public private(set) var podQualifiedName: String = ""
+    /// The fields live in one shared, copy-on-write box: a flow copied between pipeline stages
+    /// then costs one reference count per endpoint instead of one per field.
+    final class Storage: @unchecked Sendable {
+        // Mutated only while uniquely referenced (see `mutate`).
+        var namespace = ""
+        var podName = ""
+        var labels: [String] = []
+        var workloads: [(kind: String, name: String)] = []
+        var clusterName = ""
+        var podQualifiedName = ""
 
-    public init() {}
+        static let empty = Storage()
+
+        func copy() -> Storage {
+            let copy = Storage()
+            copy.namespace = namespace
+            copy.podName = podName
+            copy.labels = labels
+            copy.workloads = workloads
+            copy.clusterName = clusterName
+            copy.podQualifiedName = podQualifiedName
+            return copy
+        }
+    }
+
+    private var storage: Storage
+
+    public var namespace: String {
+        get { storage.namespace }
+        set { mutate { $0.namespace = newValue } }
+    }
+    public var podName: String {
+        get { storage.podName }
+        set { mutate { $0.podName = newValue } }
+    }
+    /// `k8s:key=value`, sorted, as Hubble shows them.
+    public var labels: [String] {
+        get { storage.labels }
+        set { mutate { $0.labels = newValue } }
+    }
+    public var workloads: [(kind: String, name: String)] {
+        get { storage.workloads }
+        set { mutate { $0.workloads = newValue } }
+    }
+    public var clusterName: String {
+        get { storage.clusterName }
+        set { mutate { $0.clusterName = newValue } }
+    }
+    /// `namespace/pod`, or empty: kept ready because every flow's metrics need it.
+    public var podQualifiedName: String { storage.podQualifiedName }
+
+    /// An unknown endpoint (shares one empty box: creating it allocates nothing).
+    public init() { storage = Storage.empty }
 
     public init(
         namespace: String, podName: String, labels: [String], workloads: [(kind: String, name: String)],
         clusterName: String
     ) {
-        self.namespace = namespace
-        self.podName = podName
-        self.labels = labels
-        self.workloads = workloads
-        self.clusterName = clusterName
-        updateQualifiedName()
+        storage = Storage()
+        storage.namespace = namespace
+        storage.podName = podName
+        storage.labels = labels
+        storage.workloads = workloads
+        storage.clusterName = clusterName
+        storage.podQualifiedName = podName.isEmpty ? "" : "\(namespace)/\(podName)"
     }
 
-    private mutating func updateQualifiedName() {
-        podQualifiedName = podName.isEmpty ? "" : "\(namespace)/\(podName)"
+    private mutating func mutate(_ change: (Storage) -> Void) {
+        if !isKnownUniquelyReferenced(&storage) || storage === Storage.empty { storage = storage.copy() }
+        change(storage)
+        storage.podQualifiedName = storage.podName.isEmpty ? "" : "\(storage.namespace)/\(storage.podName)"
     }
 
     public static func == (a: Endpoint, b: Endpoint) -> Bool {
