@@ -103,7 +103,8 @@ public final class Datapath: Sendable {
         try maps.ifaces.update(UInt32(index), role.rawValue)
         let (ingress, egress) = try tc.withLock { object throws(DatapathError) -> (Int32, Int32) in
             guard let object else { throw .missing(what: "tc programs", object: "tc_count (closed)") }
-            return (try object.programFD("osp_tc_ingress"), try object.programFD("osp_tc_egress"))
+            let prefix = role == .uplink ? "osp_tc_uplink" : "osp_tc_pod"
+            return (try object.programFD("\(prefix)_ingress"), try object.programFD("\(prefix)_egress"))
         }
         var replaced = false
         for (hook, fd) in [(1, ingress), (0, egress)] {

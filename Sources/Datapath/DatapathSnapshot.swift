@@ -56,12 +56,11 @@ public struct DropKey: Hashable, Sendable {
 
 /// Failures of the eBPF programs themselves (enum osp_error); they never affect traffic.
 public enum ProgramError: Int, CaseIterable, Sendable {
-    case tcInterfaceLookup = 0, tcHeader = 1, dropMapFull = 2, conntrackFull = 3
+    case tcHeader = 1, dropMapFull = 2, conntrackFull = 3
 
     /// The program the error belongs to, and a label for it.
     public var labels: (program: String, error: String) {
         switch self {
-        case .tcInterfaceLookup: ("tc_count", "interface_lookup")
         case .tcHeader: ("tc_count", "header_read")
         case .dropMapFull: ("kfree_skb", "drop_map_full")
         case .conntrackFull: ("tc_count", "conntrack_full")

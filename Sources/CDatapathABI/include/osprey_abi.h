@@ -45,10 +45,10 @@ enum osp_tcp_flag {
 
 /* Failures of the programs themselves (map osp_errors). They never affect traffic. */
 enum osp_error {
-	OSP_ERR_TC_IFACE_LOOKUP = 0, /* tc program on an interface missing from osp_ifaces */
-	OSP_ERR_TC_HEADER = 1,	     /* packet headers could not be read */
-	OSP_ERR_DROP_MAP_FULL = 2,   /* osp_drops had no room for a new (reason, direction) */
-	OSP_ERR_CONNTRACK_FULL = 3,  /* osp_conntrack refused a new connection */
+	OSP_ERR_RESERVED = 0,	   /* formerly: interface role lookup (roles are per program now) */
+	OSP_ERR_TC_HEADER = 1,	   /* packet headers could not be read */
+	OSP_ERR_DROP_MAP_FULL = 2, /* osp_drops had no room for a new (reason, direction) */
+	OSP_ERR_CONNTRACK_FULL = 3, /* osp_conntrack refused a new connection */
 	OSP_ERR_MAX = 4,
 };
 

@@ -5,7 +5,8 @@
 #include "osprey_abi.h"
 #include <bpf/bpf_helpers.h>
 
-/* ifindex (node namespace) -> enum osp_if_role; written by the agent as links come and go. */
+/* ifindex (node namespace) -> enum osp_if_role; written by the agent as links come and go. The
+ * drop program reads it for direction (tc programs know their role from which one is attached). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);

@@ -37,51 +37,58 @@ static __always_inline void osp_count_tcp_flags(__u8 flags, __u32 direction)
 	}
 }
 
-/* hook_ingress: the tc hook the packet arrived at (ingress = the device received it). */
-static __always_inline int osp_count(struct __sk_buff *skb, int hook_ingress)
+/* Uplink: the node's view; received on the uplink = entering the node. */
+static __always_inline int osp_uplink(struct __sk_buff *skb, __u32 direction)
 {
-	__u32 ifindex = skb->ifindex;
-	__u32 *role = bpf_map_lookup_elem(&osp_ifaces, &ifindex);
-	if (!role) {
-		osp_count_error(OSP_ERR_TC_IFACE_LOOKUP);
-		return TC_ACT_UNSPEC;
-	}
-	if (*role == OSP_IF_UPLINK) {
-		/* The node's view: received on the uplink = entering the node. */
-		__u32 direction = hook_ingress ? OSP_DIR_INGRESS : OSP_DIR_EGRESS;
-		struct osp_counter *counter = bpf_map_lookup_elem(&osp_forward, &direction);
-		if (counter) {
-			counter->packets += 1;
-			counter->bytes += skb->len;
-		}
-	} else {
-		/* The pod's view: what the node side of its veth receives, the pod sent. Headers
-		 * are parsed once for both the flag counters and the connection table. */
-		struct osp_packet pkt = {};
-		int parsed = osp_parse(skb, &pkt);
-		if (parsed != 0) {
-			if (parsed < 0)
-				osp_count_error(OSP_ERR_TC_HEADER);
-			return TC_ACT_UNSPEC;
-		}
-		if (pkt.tuple.protocol == IPPROTO_TCP)
-			osp_count_tcp_flags(pkt.tcp_flags,
-					    hook_ingress ? OSP_DIR_EGRESS : OSP_DIR_INGRESS);
-		osp_track(skb, &pkt, hook_ingress ? OSP_OBS_FROM_ENDPOINT : OSP_OBS_TO_ENDPOINT);
+	struct osp_counter *counter = bpf_map_lookup_elem(&osp_forward, &direction);
+	if (counter) {
+		counter->packets += 1;
+		counter->bytes += skb->len;
 	}
 	return TC_ACT_UNSPEC;
 }
 
-SEC("tc")
-int osp_tc_ingress(struct __sk_buff *skb)
+/* Pod veth (node side): the pod's view; what the node side receives, the pod sent. Headers are
+ * parsed once for both the flag counters and the connection table. */
+static __always_inline int osp_pod(struct __sk_buff *skb, int from_pod)
 {
-	return osp_count(skb, 1);
+	struct osp_packet pkt = {};
+	int parsed = osp_parse(skb, &pkt);
+	if (parsed != 0) {
+		if (parsed < 0)
+			osp_count_error(OSP_ERR_TC_HEADER);
+		return TC_ACT_UNSPEC;
+	}
+	if (pkt.tuple.protocol == IPPROTO_TCP)
+		osp_count_tcp_flags(pkt.tcp_flags, from_pod ? OSP_DIR_EGRESS : OSP_DIR_INGRESS);
+	osp_track(skb, &pkt, from_pod ? OSP_OBS_FROM_ENDPOINT : OSP_OBS_TO_ENDPOINT);
+	return TC_ACT_UNSPEC;
+}
+
+/* One program per role and hook: the role is known when attaching, so no packet pays for a
+ * lookup of its interface. */
+SEC("tc")
+int osp_tc_uplink_ingress(struct __sk_buff *skb)
+{
+	return osp_uplink(skb, OSP_DIR_INGRESS);
 }
 
 SEC("tc")
-int osp_tc_egress(struct __sk_buff *skb)
+int osp_tc_uplink_egress(struct __sk_buff *skb)
 {
-	return osp_count(skb, 0);
+	return osp_uplink(skb, OSP_DIR_EGRESS);
+}
+
+SEC("tc")
+int osp_tc_pod_ingress(struct __sk_buff *skb)
+{
+	return osp_pod(skb, 1);
+}
+
+SEC("tc")
+int osp_tc_pod_egress(struct __sk_buff *skb)
+{
+	return osp_pod(skb, 0);
 }
 
 char LICENSE[] SEC("license") = "GPL";
