@@ -146,12 +146,7 @@ public final class InventoryMetadata: MetadataSource {
     }
 
     public func pod(ip: String, at time: Date) -> PodIdentity? {
-        state.withLock { state in
-            let tenures = state.byIP[ip] ?? []
-            // The pod that held the address at that time; else the newest one.
-            return tenures.last { $0.from <= time.addingTimeInterval(1) && ($0.until ?? .distantFuture) >= time }?.pod
-                ?? tenures.last?.pod
-        }
+        state.withLock { Self.holder($0.byIP[ip], at: time) }
     }
 
     public func service(ip: String) -> ServiceRef? {

@@ -101,12 +101,6 @@ public struct DNSMessage: Sendable, Equatable {
 
 /// Text forms of addresses.
 public enum IPText {
-    /// Dotted decimal of the first four bytes.
-    public static func ipv4(_ bytes: some Collection<UInt8>) -> String {
-        let b = Array(bytes.prefix(4)) + [0, 0, 0, 0]
-        return ipv4(b[0], b[1], b[2], b[3])
-    }
-
     /// Dotted decimal, written byte by byte without generic collection code (it runs for every flow).
     public static func ipv4(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) -> String {
         // At most 15 bytes: Swift keeps such strings inline, so this allocates nothing.

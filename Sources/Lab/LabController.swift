@@ -109,8 +109,8 @@ public struct LabController: Sendable {
         try Self.requireRoot()
         var report = TeardownReport()
         let namespaces = Self.namespaces(of: name)
-        report.processes = stopProcesses(
-            in: namespaces, stateDirectory: LabConfig.stateDirectory(stateRoot: stateRoot, name: name))
+        report.processes = Self.stopProcesses(
+            inNamespaces: namespaces, stateDirectory: LabConfig.stateDirectory(stateRoot: stateRoot, name: name))
         if !namespaces.isEmpty {
             // -force: keep deleting the others if one is already gone.
             _ = try? host.execute(
@@ -169,12 +169,14 @@ public struct LabController: Sendable {
         }
     }
 
-    /// Ends every process in the namespaces (and any recorded in pid files): SIGTERM, then
-    /// SIGKILL for what is left after a second. Returns how many processes were found.
-    func stopProcesses(in namespaces: [String], stateDirectory: String) -> Int {
+    /// Ends every process in the namespaces (and any recorded in pid files under
+    /// `stateDirectory`): SIGTERM, then SIGKILL for what is left after a second. Returns how
+    /// many processes were found. Also used by tests to silence a lab's clients.
+    @discardableResult
+    public static func stopProcesses(inNamespaces namespaces: [String], stateDirectory: String? = nil) -> Int {
         func alive() -> Set<Int32> {
             var pids = Set(namespaces.flatMap(Self.pids(inNamespace:)))
-            pids.formUnion(Self.recordedPIDs(in: stateDirectory))
+            if let stateDirectory { pids.formUnion(Self.recordedPIDs(in: stateDirectory)) }
             pids.remove(getpid())
             return pids.filter(Self.isRunning)
         }

@@ -94,6 +94,10 @@ public struct LabPlan: Sendable {
     /// Every network namespace the lab creates, fabric first.
     public var namespaces: [String] { [fabricNamespace] + nodes.map(\.netns) + pods.map(\.netns) }
     public var clusterDNS: PlannedService { services[0] }
+    /// Pods whose loops make traffic (as opposed to servers).
+    public var clientPods: [PlannedPod] {
+        pods.filter { if case .client = $0.spec.role { true } else { false } }
+    }
 
     public func pods(on node: PlannedNode) -> [PlannedPod] { pods.filter { $0.node.index == node.index } }
     public func pods(of workload: String, in namespace: String) -> [PlannedPod] {

@@ -172,9 +172,7 @@ extension AgentIntegration {
             let config = try LabConfig(
                 name: LabFixture.uniqueName("m"), nodeCount: 2, agentPath: OspreyBinary.agent.path)
             try LabFixture.withLab(config) { plan, _ in
-                LabFixture.stopProcesses(
-                    inNamespaces: plan.pods.filter { if case .client = $0.spec.role { true } else { false } }.map(
-                        \.netns))
+                LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let server = try #require(plan.pods(of: "ledger", in: "billing").first)
                 let node = client.node.netns

@@ -65,17 +65,3 @@ public enum PodSockets {
         return fd
     }
 }
-
-extension LabFixture {
-    /// Ends every process of the given pods (their client loops and any curl in flight), so
-    /// that from now on only the test's own traffic crosses the lab. Closing their sockets
-    /// also stops the kernel retransmitting for them.
-    public static func stopProcesses(inNamespaces namespaces: [String]) {
-        for _ in 0..<50 {
-            let pids = namespaces.flatMap { LabController.pids(inNamespace: $0).filter(LabController.isRunning) }
-            if pids.isEmpty { return }
-            for pid in pids { kill(pid, SIGKILL) }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-    }
-}
