@@ -7,10 +7,12 @@ NODES ?= 2
 TOPOLOGY ?= bridge
 ROUNDS ?= 5
 SECONDS_PER_RUN ?= 5
-SWIFT_SOURCES := Package.swift Sources Tests
+# Generated protobuf/gRPC code (Sources/HubbleAPI) keeps the generator's layout.
+SWIFT_SOURCES := Package.swift tools/protoc-plugins/Package.swift \
+	$(shell find Sources Tests -name '*.swift' -not -path 'Sources/HubbleAPI/*')
 C_SOURCES = $(shell find Sources -name '*.c' -o -name '*.h')
 
-.PHONY: help bootstrap build test bench demo demo-down fmt lint clean
+.PHONY: help bootstrap build test bench demo demo-down fmt lint proto clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,12 +47,15 @@ demo-down: ## remove the demo lab
 	$(OSPREY) lab down --name $(LAB)
 
 fmt: ## format Swift and C sources in place
-	$(SWIFT) format format --in-place --recursive --parallel $(SWIFT_SOURCES)
+	$(SWIFT) format format --in-place --parallel $(SWIFT_SOURCES)
 	$(if $(C_SOURCES),clang-format -i $(C_SOURCES))
 
 lint: ## check formatting without changing anything
-	$(SWIFT) format lint --strict --recursive --parallel $(SWIFT_SOURCES)
+	@$(SWIFT) format lint --strict --parallel $(SWIFT_SOURCES)
 	$(if $(C_SOURCES),clang-format --dry-run -Werror $(C_SOURCES))
+
+proto: ## regenerate Sources/HubbleAPI from proto/ (builds the protoc plugins; not part of test)
+	scripts/generate-proto.sh
 
 clean: ## remove build outputs
 	rm -rf .build

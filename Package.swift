@@ -17,6 +17,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
     ],
     targets: [
         // The cluster as the Kubernetes API would describe it: nodes, pods, services.
@@ -56,12 +60,47 @@ let package = Package(
         .target(name: "Observer", dependencies: ["Flows"], swiftSettings: strict),
         // Pod-level Hubble metrics computed from flows.
         .target(name: "FlowMetrics", dependencies: ["Flows", "Observer", "NodeMetrics"], swiftSettings: strict),
+        // --- The Hubble API ---
+        // Swift generated from proto/ (`make proto`): Hubble's flow, observer, peer, relay
+        // packages and grpc.health.v1, byte-compatible with upstream clients.
+        .target(
+            name: "HubbleAPI",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ]),
+        // Flows on the wire: agent flow → flow.Flow, lost events, field masks, jsonpb lines.
+        .target(
+            name: "HubbleWire",
+            dependencies: [
+                "Flows", "Observer", "HubbleAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict),
+        // Hubble's FlowFilter semantics (allow/deny lists) over flow.Flow.
+        .target(name: "FlowFilters", dependencies: ["HubbleAPI"], swiftSettings: strict),
+        // The agent's gRPC services: observer.Observer, peer.Peer, grpc.health.v1.Health.
+        .target(
+            name: "HubbleServer",
+            dependencies: [
+                "Observer", "HubbleAPI", "HubbleWire", "FlowFilters", "Flows",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+            ],
+            swiftSettings: strict),
+        // `osprey observe` output: compact, dict, table, json/jsonpb, as the hubble CLI prints them.
+        .target(
+            name: "FlowPrinter",
+            dependencies: [
+                "HubbleAPI", "HubbleWire", "Flows", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict),
         // osprey-agent's parts: configuration, preflight checks, interface watcher, HTTP server.
         .target(
             name: "Agent",
             dependencies: [
                 "Datapath", "Netlink", "NodeMetrics", "Netns", "Flows", "FlowDecoder", "Enricher", "Observer",
-                "FlowMetrics",
+                "FlowMetrics", "HubbleServer", "HubbleWire", "ClusterInventory",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -83,8 +122,11 @@ let package = Package(
         .target(
             name: "OspreyCLI",
             dependencies: [
-                "Lab", "ClusterInventory",
+                "Lab", "ClusterInventory", "HubbleAPI", "HubbleWire", "HubbleServer", "FlowFilters", "FlowPrinter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict),
         .executableTarget(name: "osprey", dependencies: ["OspreyCLI"], swiftSettings: strict),

@@ -1,8 +1,11 @@
 import ArgumentParser
+import ClusterInventory
 import Datapath
 import Enricher
 import FlowMetrics
 import Foundation
+import HubbleServer
+import HubbleWire
 import Hummingbird
 import Logging
 import NodeMetrics
@@ -17,7 +20,7 @@ public struct AgentCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "osprey-agent",
         abstract: "Osprey's node agent: eBPF datapath, node-level network metrics on :9965.",
-        version: "0.1.0")
+        version: OspreyVersion.current)
 
     static let environment = ProcessInfo.processInfo.environment
 
@@ -30,6 +33,15 @@ public struct AgentCommand: AsyncParsableCommand {
 
     @Option(help: "Where to serve /metrics and /healthz (host:port). Env: OSPREY_METRICS_ADDRESS.")
     var metricsAddress: String = environment["OSPREY_METRICS_ADDRESS"] ?? "0.0.0.0:9965"
+
+    @Option(
+        help:
+            "Where to serve Hubble's gRPC API (host:port; empty: not on TCP). Env: OSPREY_HUBBLE_LISTEN_ADDRESS."
+    )
+    var hubbleListenAddress: String = environment["OSPREY_HUBBLE_LISTEN_ADDRESS"] ?? ":4244"
+
+    @Option(help: "Unix socket for Hubble's gRPC API (empty: none). Env: OSPREY_HUBBLE_SOCKET_PATH.")
+    var hubbleSocketPath: String = environment["OSPREY_HUBBLE_SOCKET_PATH"] ?? "/var/run/osprey/hubble.sock"
 
     @Option(
         name: .customLong("uplink"),
@@ -69,11 +81,13 @@ public struct AgentCommand: AsyncParsableCommand {
 
     public func run() async throws {
         let address: ListenAddress
+        let hubbleAddress: ListenAddress?
         let level: Logger.Level
         let observer: Observer
         let context: MetricsContext
         do {
             address = try ListenAddress(parsing: metricsAddress)
+            hubbleAddress = hubbleListenAddress.isEmpty ? nil : try ListenAddress(parsing: hubbleListenAddress)
             observer = try Observer(capacity: flowBufferCapacity)
             context = MetricsContext(
                 sourceEgress: try MetricsContext.options(metricsSourceContext).get(),
@@ -87,6 +101,7 @@ public struct AgentCommand: AsyncParsableCommand {
             }
             level = parsed
             try Preflight.run(metricsAddress: address)
+            try hubbleAddress?.checkBindable()
         } catch let error as AgentError {
             Self.fail(error.description)
         } catch let error as Observer.CapacityError {
@@ -136,9 +151,17 @@ public struct AgentCommand: AsyncParsableCommand {
                 "uplinks": "\(watcher.uplinks.joined(separator: ","))",
                 "interfaces": "\(datapath.attachedInterfaces.count)",
             ])
+        let hubble = HubbleServer(
+            observer: observer, nodeName: nodeName, clusterName: cluster,
+            address: hubbleAddress.map { ($0.host, $0.port) },
+            socketPath: hubbleSocketPath.isEmpty ? nil : hubbleSocketPath,
+            peers: { [inventoryPath = inventory, nodeName, hubbleAddress] in
+                Self.peers(inventory: inventoryPath, nodeName: nodeName, port: hubbleAddress?.port ?? 4244)
+            })
         let group = ServiceGroup(
             configuration: .init(
-                services: [app, watcher], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: [app, watcher, HubbleService(server: hubble)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         do {
             try await group.run()
         } catch {
@@ -146,6 +169,21 @@ public struct AgentCommand: AsyncParsableCommand {
             Self.fail("stopped: \(error)")
         }
         logger.info("stopped; every tc filter detached")
+    }
+
+    /// The Hubble servers a relay should use: every node of the inventory (lab), else this
+    /// agent alone.
+    static func peers(inventory path: String, nodeName: String, port: Int) -> [PeerService.Peer] {
+        if !path.isEmpty, let data = FileManager.default.contents(atPath: path),
+            let inventory = try? Inventory.decode(data), !inventory.nodes.isEmpty
+        {
+            return inventory.nodes.compactMap { node in
+                node.internalIPs.first.map { ip in
+                    PeerService.Peer(name: node.name, address: ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)")
+                }
+            }
+        }
+        return [PeerService.Peer(name: nodeName, address: "\(ProcessInfo.processInfo.hostName):\(port)")]
     }
 
     /// Prints one sentence and exits non-zero (1).

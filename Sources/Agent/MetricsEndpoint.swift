@@ -1,6 +1,7 @@
 import Datapath
 import FlowMetrics
 import Flows
+import HubbleWire
 import Hummingbird
 import NodeMetrics
 import Observer
@@ -59,7 +60,7 @@ struct MetricsEndpoint: Sendable {
                     status: .badRequest,
                     body: .init(byteBuffer: ByteBuffer(string: "last must be a positive number, not '\(text)'.\n")))
             }
-            let lines = observer.last(last).map(FlowJSON.line).joined(separator: "\n")
+            let lines = observer.last(last).map { FlowJSONLines.line(FlowMessage.make($0)) }.joined(separator: "\n")
             return Response(
                 status: .ok, headers: [.contentType: "application/x-ndjson"],
                 body: .init(byteBuffer: ByteBuffer(string: lines.isEmpty ? "" : lines + "\n")))

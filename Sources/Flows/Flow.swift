@@ -104,6 +104,7 @@ public struct Endpoint: Sendable, Equatable {
         var workloads: [(kind: String, name: String)] = []
         var clusterName = ""
         var podQualifiedName = ""
+        var identity: UInt32 = 0
 
         static let empty = Storage()
 
@@ -115,6 +116,7 @@ public struct Endpoint: Sendable, Equatable {
             copy.workloads = workloads
             copy.clusterName = clusterName
             copy.podQualifiedName = podQualifiedName
+            copy.identity = identity
             return copy
         }
     }
@@ -145,6 +147,22 @@ public struct Endpoint: Sendable, Equatable {
     /// `namespace/pod`, or empty: kept ready because every flow's metrics need it.
     public var podQualifiedName: String { storage.podQualifiedName }
 
+    /// A numeric identity in Hubble's range for cluster identities (256…65535), the same for
+    /// every pod with the same namespace and labels — what Cilium's security identity means to
+    /// Hubble users (`(ID:12345)`), derived without a CNI. 0 for an endpoint outside the cluster.
+    public var identity: UInt32 { storage.identity }
+
+    /// The identity for a namespace and label set: FNV-1a over them, folded into 256…65535.
+    public static func identity(namespace: String, labels: [String]) -> UInt32 {
+        var hash: UInt32 = 2_166_136_261
+        for byte in namespace.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        for label in labels {
+            hash = (hash ^ 0) &* 16_777_619
+            for byte in label.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        }
+        return 256 + hash % (65536 - 256)
+    }
+
     /// An unknown endpoint (shares one empty box: creating it allocates nothing).
     public init() { storage = Storage.empty }
 
@@ -159,12 +177,15 @@ public struct Endpoint: Sendable, Equatable {
         storage.workloads = workloads
         storage.clusterName = clusterName
         storage.podQualifiedName = podName.isEmpty ? "" : "\(namespace)/\(podName)"
+        storage.identity = namespace.isEmpty ? 0 : Endpoint.identity(namespace: namespace, labels: labels)
     }
 
     private mutating func mutate(_ change: (Storage) -> Void) {
         if !isKnownUniquelyReferenced(&storage) || storage === Storage.empty { storage = storage.copy() }
         change(storage)
         storage.podQualifiedName = storage.podName.isEmpty ? "" : "\(storage.namespace)/\(storage.podName)"
+        storage.identity =
+            storage.namespace.isEmpty ? 0 : Endpoint.identity(namespace: storage.namespace, labels: storage.labels)
     }
 
     public static func == (a: Endpoint, b: Endpoint) -> Bool {

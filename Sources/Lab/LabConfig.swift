@@ -38,6 +38,9 @@ public struct LabConfig: Sendable, Equatable {
 
     /// Port of every agent's /metrics and /healthz, in its node's namespace.
     public static let agentMetricsPort: UInt16 = 9965
+    /// Each lab agent's Hubble gRPC API inside its node (as Cilium's agent, :4244); from the
+    /// host, use the agent's unix socket (`<state>/nodes/<node>/hubble.sock`).
+    public static let hubblePort: UInt16 = 4244
 
     /// Parses a topology name the way the CLI receives it.
     public static func topology(named text: String) throws(LabError) -> Topology {

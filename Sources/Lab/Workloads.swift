@@ -52,6 +52,7 @@ public struct Workloads: Sendable {
                 "ip", "netns", "exec", node.netns, "sh", "-c", mountTracefs, agentPath, "--node-name", node.name,
                 "--cluster", plan.config.name, "--metrics-address", "0.0.0.0:\(LabConfig.agentMetricsPort)",
                 "--uplink", LabNames.nodeUplink, "--inventory", plan.config.inventoryPath,
+                "--hubble-listen-address", ":\(LabConfig.hubblePort)", "--hubble-socket-path", "\(dir)/hubble.sock",
             ],
             "\(dir)/osprey-agent.log", "\(dir)/osprey-agent.pid.osprey"
         )

@@ -34,7 +34,14 @@ public final class Observer: Sendable {
         var lost: [LostEventSource: UInt64] = [:]
         var subscribers: [UInt64: Subscriber] = [:]
         var nextSubscriber: UInt64 = 0
+        /// Namespace → when a flow last involved it (for GetNamespaces).
+        var namespaces: [String: Date] = [:]
+        /// (time, seen) about once a second over the last minute (for flows_rate).
+        var rateSamples: [(time: Date, seen: UInt64)] = []
     }
+
+    /// When the observer started (uptime in ServerStatus).
+    public let started = Date()
 
     public enum CapacityError: Error, CustomStringConvertible {
         case invalid(Int)
@@ -51,7 +58,22 @@ public final class Observer: Sendable {
     }
 
     public func append(_ flows: [Flow]) {
+        let now = Date()
+        var namespaces: Set<String> = []
+        var previous = ("", "")
+        for flow in flows {
+            let pair = (flow.source.namespace, flow.destination.namespace)
+            if pair == previous { continue }
+            previous = pair
+            if !pair.0.isEmpty { namespaces.insert(pair.0) }
+            if !pair.1.isEmpty { namespaces.insert(pair.1) }
+        }
         state.withLock { state in
+            for namespace in namespaces { state.namespaces[namespace] = now }
+            if state.rateSamples.last.map({ now.timeIntervalSince($0.time) >= 1 }) ?? true {
+                state.rateSamples.append((now, state.seen))
+                if state.rateSamples.count > 62 { state.rateSamples.removeFirst(state.rateSamples.count - 62) }
+            }
             for flow in flows {
                 if state.ring[state.next] != nil { state.overwritten &+= 1 }
                 state.ring[state.next] = flow
@@ -64,6 +86,52 @@ public final class Observer: Sendable {
                 for flow in flows { missed += subscriber.offer(flow) }
             }
             if missed > 0 { state.lost[.hubbleRingBuffer, default: 0] &+= missed }
+        }
+    }
+
+    /// Every flow in the ring, oldest first, and — atomically with it, so that nothing is missed
+    /// or repeated — a live stream of every flow appended afterwards (see `subscribe`).
+    public func historyAndSubscribe(buffer: Int = 1024) -> (history: [Flow], live: AsyncStream<ObserverEvent>) {
+        let (stream, continuation) = AsyncStream<ObserverEvent>.makeStream(bufferingPolicy: .bufferingOldest(buffer))
+        let (history, id) = state.withLock { state -> ([Flow], UInt64) in
+            state.nextSubscriber += 1
+            state.subscribers[state.nextSubscriber] = Subscriber(continuation)
+            return (Self.ordered(state, capacity: capacity), state.nextSubscriber)
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+        }
+        return (history, stream)
+    }
+
+    /// Every flow in the ring, oldest first.
+    public func history() -> [Flow] { state.withLock { Self.ordered($0, capacity: capacity) } }
+
+    private static func ordered(_ state: State, capacity: Int) -> [Flow] {
+        var result: [Flow] = []
+        result.reserveCapacity(state.count)
+        var index = (state.next - state.count + capacity) % capacity
+        for _ in 0..<state.count {
+            if let flow = state.ring[index] { result.append(flow) }
+            index = (index + 1) % capacity
+        }
+        return result
+    }
+
+    /// Namespaces that had flows since `since`, sorted.
+    public func namespaces(since: Date) -> [String] {
+        state.withLock { state in state.namespaces.filter { $0.value >= since }.keys.sorted() }
+    }
+
+    /// Flows per second over about the last minute.
+    public var flowsRate: Double {
+        state.withLock { state in
+            let now = Date()
+            guard let oldest = state.rateSamples.first(where: { now.timeIntervalSince($0.time) <= 61 }) else {
+                return 0
+            }
+            let elapsed = now.timeIntervalSince(oldest.time)
+            return elapsed > 0 ? Double(state.seen &- oldest.seen) / elapsed : 0
         }
     }
 

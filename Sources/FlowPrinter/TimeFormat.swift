@@ -1,0 +1,46 @@
+import Foundation
+
+/// `--time-format`: the layouts hubble accepts, named as in Go's time package.
+public enum TimeFormat: String, CaseIterable, Sendable {
+    case stamp = "Stamp"
+    case stampMilli = "StampMilli"
+    case stampMicro = "StampMicro"
+    case stampNano = "StampNano"
+    case rfc3339 = "RFC3339"
+    case rfc3339Milli = "RFC3339Milli"
+    case rfc3339Micro = "RFC3339Micro"
+    case rfc3339Nano = "RFC3339Nano"
+    case rfc1123z = "RFC1123Z"
+
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+
+    public func format(_ date: Date, timeZone: TimeZone) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timeZone
+        let parts = calendar.dateComponents(
+            [.year, .month, .day, .hour, .minute, .second, .weekday, .nanosecond], from: date)
+        let (year, month, day) = (parts.year!, parts.month!, parts.day!)
+        let clock = String(format: "%02d:%02d:%02d", parts.hour!, parts.minute!, parts.second!)
+        let nanos = parts.nanosecond ?? 0
+        let offset = timeZone.secondsFromGMT(for: date)
+        let sign = offset < 0 ? "-" : "+"
+        let zone = String(format: "%@%02d:%02d", sign, abs(offset) / 3600, abs(offset) % 3600 / 60)
+        let rfcZone = offset == 0 ? "Z" : zone
+        let stamp = "\(Self.months[month - 1]) \(day < 10 ? " \(day)" : "\(day)") \(clock)"
+        let date = String(format: "%04d-%02d-%02dT", year, month, day) + clock
+        switch self {
+        case .stamp: return stamp
+        case .stampMilli: return stamp + String(format: ".%03d", nanos / 1_000_000)
+        case .stampMicro: return stamp + String(format: ".%06d", nanos / 1000)
+        case .stampNano: return stamp + String(format: ".%09d", nanos)
+        case .rfc3339: return date + rfcZone
+        case .rfc3339Milli: return date + String(format: ".%03d", nanos / 1_000_000) + rfcZone
+        case .rfc3339Micro: return date + String(format: ".%06d", nanos / 1000) + rfcZone
+        case .rfc3339Nano: return date + String(format: ".%09d", nanos) + rfcZone
+        case .rfc1123z:
+            return "\(Self.days[parts.weekday! - 1]), \(String(format: "%02d", day)) \(Self.months[month - 1]) "
+                + "\(year) \(clock) \(zone.replacingOccurrences(of: ":", with: ""))"
+        }
+    }
+}

@@ -1,0 +1,198 @@
+import FlowFilters
+import Flows
+import Foundation
+import GRPCCore
+import HubbleAPI
+import HubbleWire
+import Observer
+import SwiftProtobuf
+
+/// `observer.Observer` on one agent, with Hubble's GetFlows semantics over the observer ring.
+public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
+    let observer: Observer
+    let nodeName: String
+    let clusterName: String
+
+    public init(observer: Observer, nodeName: String, clusterName: String) {
+        self.observer = observer
+        self.nodeName = nodeName
+        self.clusterName = clusterName
+    }
+
+    public func getFlows(
+        request: Observer_GetFlowsRequest, response: RPCWriter<Observer_GetFlowsResponse>, context: ServerContext
+    ) async throws {
+        let query = try FlowQuery(request)
+        if request.follow {
+            let (history, live) = observer.historyAndSubscribe()
+            for flow in query.select(from: history) { try await response.write(query.response(flow)) }
+            for await event in live {
+                switch event {
+                case .flow(let flow):
+                    if let until = query.until, flow.time > until { return }
+                    if let message = query.match(flow) { try await response.write(query.response(message)) }
+                case .lost(let lost):
+                    try await response.write(
+                        .with {
+                            $0.lostEvents = FlowMessage.lostEvent(lost)
+                            $0.nodeName = nodeName
+                            $0.time = FlowMessage.timestamp(lost.last)
+                        })
+                }
+            }
+        } else {
+            for flow in query.select(from: observer.history()) { try await response.write(query.response(flow)) }
+        }
+    }
+
+    public func getAgentEvents(
+        request: Observer_GetAgentEventsRequest, response: RPCWriter<Observer_GetAgentEventsResponse>,
+        context: ServerContext
+    ) async throws {
+        throw RPCError(code: .unimplemented, message: "Osprey does not produce agent events; use GetFlows.")
+    }
+
+    public func getDebugEvents(
+        request: Observer_GetDebugEventsRequest, response: RPCWriter<Observer_GetDebugEventsResponse>,
+        context: ServerContext
+    ) async throws {
+        throw RPCError(code: .unimplemented, message: "Osprey does not produce debug events; use GetFlows.")
+    }
+
+    /// The agent itself, as one connected node (Hubble's agent answers Unimplemented; Osprey
+    /// answers so that `osprey list nodes` works against a single agent too).
+    public func getNodes(
+        request: Observer_GetNodesRequest, context: ServerContext
+    ) async throws
+        -> Observer_GetNodesResponse
+    {
+        .with {
+            $0.nodes = [
+                .with {
+                    $0.name = nodeName
+                    $0.version = OspreyVersion.current
+                    $0.state = .nodeConnected
+                    $0.uptimeNs = uptimeNanoseconds
+                    $0.numFlows = UInt64(observer.numFlows)
+                    $0.maxFlows = UInt64(observer.capacity)
+                    $0.seenFlows = observer.seenFlows
+                }
+            ]
+        }
+    }
+
+    public func getNamespaces(
+        request: Observer_GetNamespacesRequest, context: ServerContext
+    ) async throws
+        -> Observer_GetNamespacesResponse
+    {
+        let cluster = clusterName
+        return .with {
+            $0.namespaces = observer.namespaces(since: Date().addingTimeInterval(-3600)).map { name in
+                .with {
+                    $0.cluster = cluster
+                    $0.namespace = name
+                }
+            }
+        }
+    }
+
+    public func serverStatus(
+        request: Observer_ServerStatusRequest, context: ServerContext
+    ) async throws
+        -> Observer_ServerStatusResponse
+    {
+        .with {
+            $0.numFlows = UInt64(observer.numFlows)
+            $0.maxFlows = UInt64(observer.capacity)
+            $0.seenFlows = observer.seenFlows
+            $0.uptimeNs = uptimeNanoseconds
+            $0.version = "osprey-agent \(OspreyVersion.current)"
+            $0.flowsRate = observer.flowsRate
+        }
+    }
+
+    var uptimeNanoseconds: UInt64 { UInt64(max(0, Date().timeIntervalSince(observer.started)) * 1e9) }
+}
+
+/// One GetFlows request, validated: which flows of the ring it wants and how to shape them.
+struct FlowQuery {
+    let number: UInt64
+    let first: Bool
+    let follow: Bool
+    let since: Date?
+    let until: Date?
+    let filters: FlowFilterSet
+    let mask: FlowFieldMask?
+
+    init(_ request: Observer_GetFlowsRequest) throws(RPCError) {
+        guard !(request.first && request.follow) else {
+            throw RPCError(code: .invalidArgument, message: "first cannot be specified with follow")
+        }
+        guard !(request.number > 0 && (request.hasSince || request.hasUntil)) else {
+            throw RPCError(
+                code: .invalidArgument,
+                message: "number cannot be combined with since/until; ask for a count or a time range")
+        }
+        if request.hasSince, request.hasUntil, request.until.seconds < request.since.seconds {
+            throw RPCError(code: .invalidArgument, message: "until is before since")
+        }
+        number = request.number
+        first = request.first
+        follow = request.follow
+        since = request.hasSince ? FlowMessage.date(request.since) : nil
+        until = request.hasUntil ? FlowMessage.date(request.until) : nil
+        do {
+            filters = try FlowFilterSet(allow: request.whitelist, deny: request.blacklist)
+            mask = try FlowFieldMask(paths: request.hasFieldMask ? request.fieldMask.paths : [])
+        } catch let error as FilterError {
+            throw RPCError(code: .invalidArgument, message: error.description)
+        } catch {
+            throw RPCError(code: .invalidArgument, message: "\(error)")
+        }
+    }
+
+    /// The flow as a message when it passes the filters, masked.
+    func match(_ flow: Flow) -> Flow_Flow? {
+        let message = FlowMessage.make(flow)
+        guard filters.matches(message) else { return nil }
+        return mask?.apply(message) ?? message
+    }
+
+    func response(_ flow: Flow_Flow) -> Observer_GetFlowsResponse {
+        .with {
+            $0.flow = flow
+            $0.nodeName = flow.nodeName
+            $0.time = flow.time
+        }
+    }
+
+    /// Hubble's reader over the ring: `first` counts from the oldest; a follow with no number
+    /// and no since starts now; otherwise rewind from the newest until `number` flows pass the
+    /// filters (or a flow is older than `since`). Result in time order.
+    func select(from history: [Flow]) -> [Flow_Flow] {
+        func inRange(_ flow: Flow) -> Bool {
+            if let since, flow.time < since { return false }
+            if let until, flow.time > until { return false }
+            return true
+        }
+        let limit = number == 0 ? UInt64.max : number
+        var selected: [Flow_Flow] = []
+        if first {
+            for flow in history where inRange(flow) {
+                guard let message = match(flow) else { continue }
+                selected.append(message)
+                if UInt64(selected.count) >= limit { break }
+            }
+            return selected
+        }
+        if follow, number == 0, since == nil { return [] }
+        for flow in history.reversed() {
+            if let since, flow.time < since { break }
+            guard inRange(flow), let message = match(flow) else { continue }
+            selected.append(message)
+            if UInt64(selected.count) >= limit { break }
+        }
+        return selected.reversed()
+    }
+}

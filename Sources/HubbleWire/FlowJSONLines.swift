@@ -1,0 +1,42 @@
+import HubbleAPI
+import SwiftProtobuf
+
+/// `hubble observe -o jsonpb` lines: one GetFlowsResponse per line in protobuf's JSON mapping
+/// with the proto field names (`node_name`, `IP`, `Type`), enum names, 64-bit integers as
+/// strings — what Hubble's exporter files and `-o json` contain.
+public enum FlowJSONLines {
+    static let options: JSONEncodingOptions = {
+        var options = JSONEncodingOptions()
+        options.preserveProtoFieldNames = true
+        return options
+    }()
+
+    /// Lets `extensions` with Osprey's own messages parse back from JSON.
+    static let registered: Bool = Google_Protobuf_Any.register(messageType: Osprey_V1_KernelDrop.self)
+
+    public static func line(_ response: Observer_GetFlowsResponse) -> String {
+        (try? response.jsonString(options: options)) ?? "{}"
+    }
+
+    public static func line(_ flow: Flow_Flow) -> String {
+        line(
+            Observer_GetFlowsResponse.with {
+                $0.flow = flow
+                $0.nodeName = flow.nodeName
+                $0.time = flow.time
+            })
+    }
+
+    /// Any message in the same JSON mapping (`-o json` of status and list commands).
+    public static func json(_ message: some Message) -> String {
+        (try? message.jsonString(options: options)) ?? "{}"
+    }
+
+    /// Parses one line back (`osprey observe --input-file`).
+    public static func parse(_ line: String) throws -> Observer_GetFlowsResponse {
+        _ = registered
+        var options = JSONDecodingOptions()
+        options.ignoreUnknownFields = true
+        return try Observer_GetFlowsResponse(jsonString: line, options: options)
+    }
+}

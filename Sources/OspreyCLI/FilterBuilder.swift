@@ -1,0 +1,302 @@
+import FlowPrinter
+import Foundation
+import HubbleAPI
+import HubbleWire
+
+/// Turns `osprey observe` filter flags, in the order given, into Hubble FlowFilters the way
+/// the hubble CLI does: `--from-X` fills source fields, `--to-X` destination fields, a bare
+/// `--X` makes two filters (source side, destination side) that are OR'ed, other flags apply
+/// to both; `--not` sends the next filter flag to the deny list.
+struct FilterBuilder {
+    /// Filter flags that take a value, by every spelling.
+    static let valueFlags: Set<String> = [
+        "--pod", "--from-pod", "--to-pod", "-n", "--namespace", "--from-namespace", "--to-namespace", "--ip",
+        "--from-ip", "--to-ip", "-l", "--label", "--from-label", "--to-label", "--service", "--from-service",
+        "--to-service", "--workload", "--from-workload", "--to-workload", "--fqdn", "--from-fqdn", "--to-fqdn",
+        "--port", "--from-port", "--to-port", "--identity", "--from-identity", "--to-identity", "--protocol",
+        "--verdict", "--drop-reason-desc", "--tcp-flags", "-t", "--type", "--traffic-direction", "--node-name",
+        "--uuid", "--ip-version", "--cluster", "--from-cluster", "--to-cluster", "--http-status", "--http-method",
+        "--http-path", "--http-url", "--interface",
+    ]
+    static let booleanFlags: Set<String> = [
+        "-4", "--ipv4", "-6", "--ipv6", "-A", "--all-namespaces", "--from-all-namespaces", "--to-all-namespaces",
+    ]
+
+    struct Side {
+        var source = Flow_FlowFilter()
+        var destination = Flow_FlowFilter()
+        var common = Flow_FlowFilter()
+        var bareUsed = false
+        var used = false
+    }
+
+    var allow = Side()
+    var deny = Side()
+    var namespace: String?
+
+    /// Reads the filter flags out of `arguments` (other flags are skipped).
+    static func build(_ arguments: [String]) throws(CLIError) -> (allow: [Flow_FlowFilter], deny: [Flow_FlowFilter]) {
+        var builder = FilterBuilder()
+        var tokens: [(flag: String, value: String?, negated: Bool)] = []
+        var negateNext = false
+        var index = 0
+        while index < arguments.count {
+            var flag = arguments[index]
+            var value: String?
+            if flag.hasPrefix("--"), let equals = flag.firstIndex(of: "=") {
+                value = String(flag[flag.index(after: equals)...])
+                flag = String(flag[..<equals])
+            }
+            index += 1
+            if flag == "--not" {
+                negateNext = true
+                continue
+            }
+            if valueFlags.contains(flag) {
+                if value == nil {
+                    guard index < arguments.count else { throw CLIError("\(flag) needs a value.") }
+                    value = arguments[index]
+                    index += 1
+                }
+                tokens.append((flag, value, negateNext))
+                negateNext = false
+            } else if booleanFlags.contains(flag) {
+                tokens.append((flag, nil, negateNext))
+                negateNext = false
+            }
+        }
+        if negateNext { throw CLIError("--not must be followed by a filter flag, e.g. --not --protocol udp.") }
+        // -n applies to every --pod given without a namespace, wherever it appears.
+        for token in tokens where (token.flag == "-n" || token.flag == "--namespace") && !token.negated {
+            builder.namespace = token.value
+        }
+        // …and then selects nothing on its own, as in hubble.
+        let pods: Set<String> = ["--pod", "--from-pod", "--to-pod"]
+        let namespaceOnlyScopesPods = tokens.contains { pods.contains($0.flag) }
+        for token in tokens {
+            if namespaceOnlyScopesPods, token.flag == "-n" || token.flag == "--namespace" { continue }
+            try builder.apply(token.flag, token.value ?? "", negated: token.negated)
+        }
+        return (builder.allow.filters, builder.deny.filters)
+    }
+
+    mutating func apply(_ flag: String, _ value: String, negated: Bool) throws(CLIError) {
+        var side = negated ? deny : allow
+        defer { if negated { deny = side } else { allow = side } }
+        side.used = true
+        let name = flag.hasPrefix("--") ? String(flag.dropFirst(2)) : flag
+        let direction: Direction
+        let base: String
+        if name.hasPrefix("from-") {
+            (direction, base) = (.source, String(name.dropFirst(5)))
+        } else if name.hasPrefix("to-") {
+            (direction, base) = (.destination, String(name.dropFirst(3)))
+        } else {
+            (direction, base) = (.both, name)
+        }
+        switch base {
+        case "pod":
+            try side.set(direction) {
+                $0.sourcePod.append(pod(value))
+            } dst: {
+                $0.destinationPod.append(pod(value))
+            }
+        case "-n", "namespace":
+            try side.set(direction) {
+                $0.sourcePod.append("\(value)/")
+            } dst: {
+                $0.destinationPod.append("\(value)/")
+            }
+        case "ip":
+            try side.set(direction) {
+                $0.sourceIp.append(value)
+            } dst: {
+                $0.destinationIp.append(value)
+            }
+        case "-l", "label":
+            try side.set(direction) {
+                $0.sourceLabel.append(value)
+            } dst: {
+                $0.destinationLabel.append(value)
+            }
+        case "service":
+            let service = value.contains("/") ? value : "\(namespace ?? "")/\(value)"
+            try side.set(direction) {
+                $0.sourceService.append(service)
+            } dst: {
+                $0.destinationService.append(service)
+            }
+        case "workload":
+            let workload = Self.workload(value)
+            try side.set(direction) {
+                $0.sourceWorkload.append(workload)
+            } dst: {
+                $0.destinationWorkload.append(workload)
+            }
+        case "fqdn":
+            try side.set(direction) {
+                $0.sourceFqdn.append(value)
+            } dst: {
+                $0.destinationFqdn.append(value)
+            }
+        case "port":
+            guard UInt16(value) != nil else { throw CLIError("\(flag) \"\(value)\" is not a port number (0–65535).") }
+            try side.set(direction) {
+                $0.sourcePort.append(value)
+            } dst: {
+                $0.destinationPort.append(value)
+            }
+        case "identity":
+            let identity = try Self.identity(value)
+            try side.set(direction) {
+                $0.sourceIdentity.append(identity)
+            } dst: {
+                $0.destinationIdentity.append(identity)
+            }
+        case "cluster":
+            try side.set(direction) {
+                $0.sourceClusterName.append(value)
+            } dst: {
+                $0.destinationClusterName.append(value)
+            }
+        case "all-namespaces", "-A": break
+        case "protocol": side.common.protocol.append(value.lowercased())
+        case "verdict":
+            guard let verdict = ProtoNames.verdicts.value(value), verdict != .unknown else {
+                throw CLIError(
+                    "--verdict \"\(value)\" is not a verdict; use one of FORWARDED, DROPPED, AUDIT, REDIRECTED, "
+                        + "ERROR, TRACED, TRANSLATED.")
+            }
+            side.common.verdict.append(verdict)
+        case "drop-reason-desc":
+            guard let reason = ProtoNames.dropReasons.value(value) else {
+                throw CLIError("--drop-reason-desc \"\(value)\" is not a Hubble drop reason (e.g. POLICY_DENIED).")
+            }
+            side.common.dropReasonDesc.append(reason)
+        case "tcp-flags": side.common.tcpFlags.append(try Self.tcpFlags(value))
+        case "-t", "type": side.common.eventType.append(try Self.eventType(value))
+        case "traffic-direction":
+            switch value.lowercased() {
+            case "ingress": side.common.trafficDirection.append(.ingress)
+            case "egress": side.common.trafficDirection.append(.egress)
+            default: throw CLIError("--traffic-direction \"\(value)\" must be ingress or egress.")
+            }
+        case "node-name": side.common.nodeName.append(value)
+        case "uuid": side.common.uuid.append(value)
+        case "-4", "ipv4": side.common.ipVersion.append(.ipv4)
+        case "-6", "ipv6": side.common.ipVersion.append(.ipv6)
+        case "ip-version":
+            switch value.lowercased() {
+            case "4", "v4", "ipv4": side.common.ipVersion.append(.ipv4)
+            case "6", "v6", "ipv6": side.common.ipVersion.append(.ipv6)
+            default: throw CLIError("--ip-version \"\(value)\" must be 4 or 6.")
+            }
+        case "http-status": side.common.httpStatusCode.append(value)
+        case "http-method": side.common.httpMethod.append(value)
+        case "http-path": side.common.httpPath.append(value)
+        case "http-url": side.common.httpURL.append(value)
+        case "interface": side.common.interface.append(.with { $0.name = value })
+        default: throw CLIError("\(flag) is not a filter flag.")
+        }
+    }
+
+    enum Direction { case source, destination, both }
+
+    func pod(_ value: String) -> String {
+        value.contains("/") ? value : "\(namespace ?? "default")/\(value)"
+    }
+
+    static func workload(_ value: String) -> Flow_Workload {
+        let parts = value.split(separator: "/", maxSplits: 1).map(String.init)
+        return .with {
+            if parts.count == 2 {
+                $0.kind = parts[0]
+                $0.name = parts[1]
+            } else {
+                $0.name = value
+            }
+        }
+    }
+
+    static let reservedIdentities: [String: UInt32] = [
+        "host": 1, "world": 2, "unmanaged": 3, "health": 4, "init": 5, "remote-node": 6, "kube-apiserver": 7,
+        "ingress": 8, "world-ipv4": 9, "world-ipv6": 10,
+    ]
+
+    static func identity(_ value: String) throws(CLIError) -> UInt32 {
+        if let number = UInt32(value) { return number }
+        if let reserved = reservedIdentities[value.replacingOccurrences(of: "reserved:", with: "")] { return reserved }
+        throw CLIError("--identity \"\(value)\" is neither a number nor a reserved identity such as world or host.")
+    }
+
+    static func tcpFlags(_ value: String) throws(CLIError) -> Flow_TCPFlags {
+        var flags = Flow_TCPFlags()
+        for name in value.split(separator: ",") {
+            switch name.trimmingCharacters(in: .whitespaces).uppercased() {
+            case "SYN": flags.syn = true
+            case "ACK": flags.ack = true
+            case "FIN": flags.fin = true
+            case "RST": flags.rst = true
+            case "PSH": flags.psh = true
+            case "URG": flags.urg = true
+            case "ECE": flags.ece = true
+            case "CWR": flags.cwr = true
+            case "NS": flags.ns = true
+            default:
+                throw CLIError(
+                    "--tcp-flags \"\(value)\": \(name) is not a TCP flag (SYN, ACK, FIN, RST, PSH, URG, ECE, CWR, NS).")
+            }
+        }
+        return flags
+    }
+
+    static let eventTypes: [String: Int32] = [
+        "drop": 1, "debug": 2, "capture": 3, "trace": 4, "policy-verdict": 5, "trace-sock": 7, "l7": 129, "agent": 130,
+    ]
+
+    static func eventType(_ value: String) throws(CLIError) -> Flow_EventTypeFilter {
+        let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
+        guard let type = eventTypes[parts[0]] else {
+            throw CLIError(
+                "--type \"\(value)\" is not an event type; use drop, trace[:to-endpoint|from-endpoint|…], l7, "
+                    + "capture, policy-verdict or trace-sock.")
+        }
+        var filter = Flow_EventTypeFilter.with { $0.type = type }
+        if parts.count == 2 {
+            guard type == 4,
+                let sub = FlowPrinter.traceSubTypeNames.first(where: { $0.value == parts[1] })?.key
+            else {
+                throw CLIError("--type \"\(value)\": \(parts[1]) is not a trace observation point (e.g. to-endpoint).")
+            }
+            filter.matchSubType = true
+            filter.subType = Int32(sub)
+        }
+        return filter
+    }
+}
+
+extension FilterBuilder.Side {
+    /// Puts a from/to value on its side; a bare value on both (two filters).
+    mutating func set(
+        _ direction: FilterBuilder.Direction, src: (inout Flow_FlowFilter) -> Void, dst: (inout Flow_FlowFilter) -> Void
+    ) throws(CLIError) {
+        switch direction {
+        case .source: src(&common)
+        case .destination: dst(&common)
+        case .both:
+            src(&source)
+            dst(&destination)
+            bareUsed = true
+        }
+    }
+
+    var filters: [Flow_FlowFilter] {
+        guard used else { return [] }
+        guard bareUsed else { return common == Flow_FlowFilter() ? [] : [common] }
+        var left = common
+        var right = common
+        try? left.merge(serializedBytes: source.serializedBytes() as [UInt8])
+        try? right.merge(serializedBytes: destination.serializedBytes() as [UInt8])
+        return [left, right]
+    }
+}

@@ -1,0 +1,289 @@
+import ArgumentParser
+import FlowFilters
+import FlowPrinter
+import Foundation
+import GRPCCore
+import HubbleAPI
+import HubbleWire
+import SwiftProtobuf
+
+/// `osprey observe`: hubble observe's selectors, filters and output formats against any Hubble
+/// API server (osprey-agent, osprey-relay, Cilium's Hubble).
+struct ObserveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "observe",
+        abstract: "Show flows from a Hubble API server (osprey-agent or osprey-relay), like `hubble observe`.",
+        discussion: """
+            Selectors: with none, the last 20 flows. Filters: --X matches either side, --from-X the source, \
+            --to-X the destination; filters of different kinds must all match; --not negates the next filter.
+            """)
+
+    @OptionGroup var server: ServerOptions
+
+    // MARK: Selectors
+    @Option(help: "Get the last N flows (per node through a relay).") var last: UInt64?
+    @Option(help: "Get the first N flows still in the buffer.") var first: UInt64?
+    @Flag(help: "Get every flow in the buffer.") var all = false
+    @Flag(name: [.short, .long], help: "Follow new flows as they come.") var follow = false
+    @Option(help: "Flows since a time: 5m, 1h30m ago or RFC 3339 (2026-11-27T10:00:00Z).") var since: String?
+    @Option(help: "Flows until a time (same forms as --since).") var until: String?
+
+    // MARK: Filters (read in order from the command line; declared here for help and validation)
+    @Flag(help: "Negate the next filter flag (it goes to the deny list).") var not: Int
+    @Option(help: "Pod name prefix, [namespace/]name, on either side.") var pod: [String] = []
+    @Option(help: "Source pod ([namespace/]name prefix).") var fromPod: [String] = []
+    @Option(help: "Destination pod ([namespace/]name prefix).") var toPod: [String] = []
+    @Option(name: [.short, .long], help: "Namespace on either side (and of --pod without one).") var namespace:
+        [String] = []
+    @Option(help: "Source namespace.") var fromNamespace: [String] = []
+    @Option(help: "Destination namespace.") var toNamespace: [String] = []
+    @Flag(name: [.customShort("A"), .long], help: "Every namespace (the default).") var allNamespaces = false
+    @Option(help: "IP address or CIDR on either side.") var ip: [String] = []
+    @Option(help: "Source IP address or CIDR.") var fromIp: [String] = []
+    @Option(help: "Destination IP address or CIDR.") var toIp: [String] = []
+    @Option(name: [.short, .long], help: "Label selector (app=web, tier in (a,b)) on either side.") var label:
+        [String] = []
+    @Option(help: "Source label selector.") var fromLabel: [String] = []
+    @Option(help: "Destination label selector.") var toLabel: [String] = []
+    @Option(help: "Service ([namespace/]name prefix) on either side.") var service: [String] = []
+    @Option(help: "Source service.") var fromService: [String] = []
+    @Option(help: "Destination service.") var toService: [String] = []
+    @Option(help: "Workload ([Kind/]name, e.g. Deployment/frontend) on either side.") var workload: [String] = []
+    @Option(help: "Source workload.") var fromWorkload: [String] = []
+    @Option(help: "Destination workload.") var toWorkload: [String] = []
+    @Option(help: "DNS name pattern (*.svc.cluster.local) on either side.") var fqdn: [String] = []
+    @Option(help: "Source DNS name pattern.") var fromFqdn: [String] = []
+    @Option(help: "Destination DNS name pattern.") var toFqdn: [String] = []
+    @Option(help: "Port on either side.") var port: [String] = []
+    @Option(help: "Source port.") var fromPort: [String] = []
+    @Option(help: "Destination port.") var toPort: [String] = []
+    @Option(help: "Identity (number or reserved name such as world) on either side.") var identity: [String] = []
+    @Option(help: "Source identity.") var fromIdentity: [String] = []
+    @Option(help: "Destination identity.") var toIdentity: [String] = []
+    @Option(help: "Protocol: tcp, udp, icmp, icmpv4, icmpv6, sctp, dns, http, …") var `protocol`: [String] = []
+    @Option(help: "Verdict: FORWARDED, DROPPED, AUDIT, REDIRECTED, ERROR, TRACED, TRANSLATED.") var verdict: [String] =
+        []
+    @Option(help: "Drop reason, as Hubble names it (e.g. POLICY_DENIED).") var dropReasonDesc: [String] = []
+    @Option(help: "TCP flags that must all be set, comma-separated (SYN,ACK).") var tcpFlags: [String] = []
+    @Option(name: [.short, .long], help: "Event type: drop, trace[:to-endpoint|from-endpoint|…], l7, …") var type:
+        [String] = []
+    @Option(help: "Traffic direction: ingress or egress.") var trafficDirection: [String] = []
+    @Option(help: "Node name glob (node-*, cluster/node-*, cluster/).") var nodeName: [String] = []
+    @Option(help: "Flow UUID.") var uuid: [String] = []
+    @Option(help: "IP version: 4 or 6.") var ipVersion: [String] = []
+    @Flag(name: [.customShort("4"), .customLong("ipv4")], help: "Only IPv4 flows.") var ipv4 = false
+    @Flag(name: [.customShort("6"), .customLong("ipv6")], help: "Only IPv6 flows.") var ipv6 = false
+    @Option(help: "Cluster name on either side.") var cluster: [String] = []
+    @Option(help: "Source cluster name.") var fromCluster: [String] = []
+    @Option(help: "Destination cluster name.") var toCluster: [String] = []
+    @Option(help: "HTTP status code or class (404, 5+).") var httpStatus: [String] = []
+    @Option(help: "HTTP method.") var httpMethod: [String] = []
+    @Option(help: "HTTP path regular expression.") var httpPath: [String] = []
+    @Option(help: "HTTP URL regular expression.") var httpUrl: [String] = []
+    @Option(help: "Network interface name the flow was seen on.") var interface: [String] = []
+    @Option(help: "A FlowFilter as JSON to allow (repeatable).") var allowlist: [String] = []
+    @Option(help: "A FlowFilter as JSON to deny (repeatable).") var denylist: [String] = []
+    @Flag(help: "Print the filters that would be sent, then exit.") var printRawFilters = false
+
+    // MARK: Output
+    @Option(name: [.short, .long], help: "Output: compact, dict, json, jsonpb, table.") var output = "compact"
+    @Flag(help: "Print the node each flow was seen on.") var printNodeName = false
+    @Option(help: "Colors: auto, always, never.") var color = "auto"
+    @Option(help: "Time format: \(TimeFormat.allCases.map(\.rawValue).joined(separator: ", ")).") var timeFormat =
+        "StampMilli"
+    @Option(help: "Flow fields to ask for (jsonpb), e.g. time,source.pod_name,IP.") var fieldMask: [String] = []
+    @Option(help: "Read jsonpb flows from a file (- for stdin) instead of a server; filters apply locally.")
+    var inputFile: String?
+
+    func validate() throws {
+        if first != nil, last != nil { throw ValidationError("--first and --last cannot be used together.") }
+        if first != nil, all { throw ValidationError("--first and --all cannot be used together.") }
+        if first != nil, follow { throw ValidationError("cannot set both --first and --follow.") }
+        if last != nil, all { throw ValidationError("--last and --all cannot be used together.") }
+        if (last != nil || first != nil || all), since != nil || until != nil {
+            throw ValidationError(
+                "--since/--until select by time; they cannot be combined with --last, --first or --all.")
+        }
+        guard let format = FlowPrinter.Format(rawValue: output) else {
+            throw ValidationError("--output \"\(output)\" must be one of compact, dict, json, jsonpb, table.")
+        }
+        if format == .table, follow { throw ValidationError("--output table cannot be used with --follow.") }
+        guard ["auto", "always", "never"].contains(color) else {
+            throw ValidationError("--color must be auto, always or never.")
+        }
+        guard TimeFormat(rawValue: timeFormat) != nil else {
+            throw ValidationError(
+                "--time-format must be one of \(TimeFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
+        }
+        for text in [since, until].compactMap({ $0 }) where Self.time(text) == nil {
+            throw ValidationError("\"\(text)\" is not a time: use 30s, 5m, 1h30m (ago) or RFC 3339.")
+        }
+    }
+
+    /// The flags after `observe` as typed (filter flags are order-sensitive because of --not).
+    static var rawArguments: [String] {
+        let arguments = CommandLine.arguments
+        guard let index = arguments.firstIndex(of: "observe") else { return [] }
+        return Array(arguments[(index + 1)...])
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            let filters = try filterLists(Self.rawArguments)
+            if printRawFilters {
+                print(Self.rawFilterText(filters))
+                return
+            }
+            if let inputFile {
+                var printer = FlowPrinter(options: printerOptions)
+                try readFile(inputFile, filters: filters, printer: &printer)
+            } else {
+                let options = printerOptions
+                let request = try request(filters)
+                let lines = try await server.withObserver { observer, _ in
+                    try await observer.getFlows(request) { response in
+                        var printer = FlowPrinter(options: options)
+                        for try await message in response.messages {
+                            if case .nodeStatus(let status)? = message.responseTypes {
+                                Self.report(status)
+                                continue
+                            }
+                            if let line = printer.render(message) { Self.emit(line) }
+                        }
+                        return printer.finish()
+                    }
+                }
+                if let lines { Self.emit(lines) }
+            }
+        }
+    }
+
+    func filterLists(_ arguments: [String]) throws -> (allow: [Flow_FlowFilter], deny: [Flow_FlowFilter]) {
+        var (allow, deny) = try FilterBuilder.build(arguments)
+        for (text, isAllow) in allowlist.map({ ($0, true) }) + denylist.map({ ($0, false) }) {
+            do {
+                var options = JSONDecodingOptions()
+                options.ignoreUnknownFields = false
+                let filter = try Flow_FlowFilter(jsonString: text, options: options)
+                if isAllow { allow.append(filter) } else { deny.append(filter) }
+            } catch {
+                throw CLIError(
+                    "\(isAllow ? "--allowlist" : "--denylist") '\(text)' is not a FlowFilter in JSON "
+                        + "(e.g. {\"source_pod\":[\"shop/\"]}).")
+            }
+        }
+        // Checked here so that a bad CIDR or regex is reported before connecting.
+        do { _ = try FlowFilterSet(allow: allow, deny: deny) } catch { throw CLIError(error.description) }
+        return (allow, deny)
+    }
+
+    func request(_ filters: (allow: [Flow_FlowFilter], deny: [Flow_FlowFilter])) throws -> Observer_GetFlowsRequest {
+        var request = Observer_GetFlowsRequest()
+        request.whitelist = filters.allow
+        request.blacklist = filters.deny
+        request.follow = follow
+        if let first {
+            request.first = true
+            request.number = first
+        } else if all {
+            request.number = .max
+        } else if let last {
+            request.number = last
+        } else if since == nil, until == nil, !follow {
+            request.number = 20
+        }
+        if let since, let date = Self.time(since) { request.since = FlowMessage.timestamp(date) }
+        if let until, let date = Self.time(until) { request.until = FlowMessage.timestamp(date) }
+        let format = FlowPrinter.Format(rawValue: output) ?? .compact
+        if !fieldMask.isEmpty {
+            request.fieldMask = .with { $0.paths = fieldMask.flatMap { $0.split(separator: ",").map(String.init) } }
+        } else if format != .json, format != .jsonpb {
+            request.fieldMask = .with { $0.paths = Self.defaultFieldMask }
+        }
+        return request
+    }
+
+    /// What compact, dict and table need (hubble's default field mask, plus drop_reason_desc).
+    static let defaultFieldMask = [
+        "time", "verdict", "drop_reason_desc", "ethernet", "IP", "l4", "source.identity", "source.namespace",
+        "source.pod_name", "destination.identity", "destination.namespace", "destination.pod_name", "Type",
+        "node_name", "l7", "event_type", "source_service", "destination_service", "is_reply", "Summary",
+        "ip_trace_id", "source_names", "destination_names",
+    ]
+
+    var printerOptions: FlowPrinter.Options {
+        var options = FlowPrinter.Options()
+        options.format = FlowPrinter.Format(rawValue: output) ?? .compact
+        options.timeFormat = TimeFormat(rawValue: timeFormat) ?? .stampMilli
+        options.printNodeName = printNodeName
+        options.color = color == "always" || (color == "auto" && isatty(STDOUT_FILENO) == 1)
+        return options
+    }
+
+    func readFile(
+        _ path: String, filters: (allow: [Flow_FlowFilter], deny: [Flow_FlowFilter]), printer: inout FlowPrinter
+    ) throws {
+        let handle = path == "-" ? FileHandle.standardInput : FileHandle(forReadingAtPath: path)
+        guard let handle else { throw CLIError("Cannot read --input-file \(path); check the path.") }
+        let set = try FlowFilterSet(allow: filters.allow, deny: filters.deny)
+        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        var selected: [Observer_GetFlowsResponse] = []
+        for (number, line) in text.split(separator: "\n").enumerated() where !line.isEmpty {
+            let response: Observer_GetFlowsResponse
+            do { response = try FlowJSONLines.parse(String(line)) } catch {
+                throw CLIError("Line \(number + 1) of \(path) is not a jsonpb flow (hubble observe -o jsonpb).")
+            }
+            if case .flow(let flow)? = response.responseTypes, !set.matches(flow) { continue }
+            selected.append(response)
+        }
+        if let first { selected = Array(selected.prefix(Int(clamping: first))) }
+        if let last { selected = Array(selected.suffix(Int(clamping: last))) }
+        for response in selected { if let line = printer.render(response) { Self.emit(line) } }
+        if let rest = printer.finish() { Self.emit(rest) }
+    }
+
+    static func rawFilterText(_ filters: (allow: [Flow_FlowFilter], deny: [Flow_FlowFilter])) -> String {
+        var options = JSONEncodingOptions()
+        options.preserveProtoFieldNames = true
+        func list(_ name: String, _ filters: [Flow_FlowFilter]) -> [String] {
+            [name + ":"] + filters.map { "    - '\((try? $0.jsonString(options: options)) ?? "{}")'" }
+        }
+        return (list("allowlist", filters.allow) + list("denylist", filters.deny)).joined(separator: "\n")
+    }
+
+    static func emit(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+
+    /// Node status events go to stderr, as hubble does, when a node is unavailable or failing.
+    static func report(_ status: Relay_NodeStatusEvent) {
+        let nodes = status.nodeNames.joined(separator: ", ")
+        let text: String
+        switch status.stateChange {
+        case .nodeUnavailable: text = "\(status.nodeNames.count) nodes are unavailable: \(nodes)"
+        case .nodeError: text = "Error \"\(status.message)\" on \(status.nodeNames.count) nodes: \(nodes)"
+        default: return
+        }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    /// `30s`/`5m`/`1h30m` ago, or an RFC 3339 / `2006-01-02` / `2006-01-02T15:04:05` time.
+    static func time(_ text: String) -> Date? {
+        if let duration = Durations.parse(text) {
+            let (seconds, attoseconds) = duration.components
+            return Date().addingTimeInterval(-(Double(seconds) + Double(attoseconds) / 1e18))
+        }
+        for format in [
+            "yyyy-MM-dd'T'HH:mm:ss.SSSSSSSSSXXXXX", "yyyy-MM-dd'T'HH:mm:ssXXXXX", "yyyy-MM-dd'T'HH:mm:ss",
+            "yyyy-MM-dd",
+        ] {
+            let formatter = DateFormatter()
+            formatter.locale = Locale(identifier: "en_US_POSIX")
+            formatter.dateFormat = format
+            if let date = formatter.date(from: text) { return date }
+        }
+        let iso = ISO8601DateFormatter()
+        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return iso.date(from: text)
+    }
+}

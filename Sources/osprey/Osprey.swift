@@ -1,0 +1,8 @@
+import OspreyCLI
+
+@main
+enum Osprey {
+    static func main() async {
+        await OspreyCommand.main()
+    }
+}

@@ -1,3 +1,0 @@
-import OspreyCLI
-
-OspreyCommand.main()
