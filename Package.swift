@@ -149,6 +149,15 @@ let package = Package(
                 "Flows", "FlowDecoder", "Enricher", "Observer", "FlowMetrics", "ClusterInventory", "CDatapathABI",
             ],
             swiftSettings: strict),
+        .testTarget(
+            name: "HubbleAPITests",
+            dependencies: [
+                "HubbleAPI", "HubbleWire", "HubbleServer", "FlowFilters", "FlowPrinter", "OspreyCLI", "Flows",
+                "Observer",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+            ],
+            swiftSettings: strict),
         .testTarget(name: "OspreyCLITests", dependencies: ["OspreyCLI", "TestSupport"], swiftSettings: strict),
     ]
 )

@@ -181,7 +181,7 @@ public struct FlowPrinter: Sendable {
     ]
 
     func time(_ timestamp: Google_Protobuf_Timestamp) -> String {
-        options.timeFormat.format(FlowMessage.date(timestamp), timeZone: options.timeZone)
+        options.timeFormat.format(seconds: timestamp.seconds, nanos: Int(timestamp.nanos), timeZone: options.timeZone)
     }
 
     func paint(_ text: String, _ code: Int) -> String { options.color ? "\u{1b}[\(code)m\(text)\u{1b}[0m" : text }

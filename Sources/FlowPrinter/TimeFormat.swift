@@ -16,14 +16,21 @@ public enum TimeFormat: String, CaseIterable, Sendable {
     static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
 
     public func format(_ date: Date, timeZone: TimeZone) -> String {
+        let seconds = date.timeIntervalSince1970.rounded(.down)
+        let nanos = min(Int(((date.timeIntervalSince1970 - seconds) * 1e9).rounded()), 999_999_999)
+        return format(seconds: Int64(seconds), nanos: nanos, timeZone: timeZone)
+    }
+
+    /// From a protobuf Timestamp's parts, without passing through a Double.
+    public func format(seconds wholeSeconds: Int64, nanos: Int, timeZone: TimeZone) -> String {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = timeZone
         let parts = calendar.dateComponents(
-            [.year, .month, .day, .hour, .minute, .second, .weekday, .nanosecond], from: date)
+            [.year, .month, .day, .hour, .minute, .second, .weekday],
+            from: Date(timeIntervalSince1970: TimeInterval(wholeSeconds)))
         let (year, month, day) = (parts.year!, parts.month!, parts.day!)
         let clock = String(format: "%02d:%02d:%02d", parts.hour!, parts.minute!, parts.second!)
-        let nanos = parts.nanosecond ?? 0
-        let offset = timeZone.secondsFromGMT(for: date)
+        let offset = timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(wholeSeconds)))
         let sign = offset < 0 ? "-" : "+"
         let zone = String(format: "%@%02d:%02d", sign, abs(offset) / 3600, abs(offset) % 3600 / 60)
         let rfcZone = offset == 0 ? "Z" : zone

@@ -170,7 +170,9 @@ public enum FlowMessage {
 
     public static func timestamp(_ date: Date) -> Google_Protobuf_Timestamp {
         let seconds = (date.timeIntervalSince1970).rounded(.down)
-        let nanos = Int32(((date.timeIntervalSince1970 - seconds) * 1e9).rounded(.down))
+        // A Date holds about 0.2 µs at today's epoch: round to the microsecond, so that .251 does
+        // not come out as .250999928.
+        let nanos = Int32(((date.timeIntervalSince1970 - seconds) * 1e6).rounded()) * 1000
         return Google_Protobuf_Timestamp(seconds: Int64(seconds), nanos: min(nanos, 999_999_999))
     }
 

@@ -91,17 +91,10 @@ public final class Observer: Sendable {
 
     /// Every flow in the ring, oldest first, and — atomically with it, so that nothing is missed
     /// or repeated — a live stream of every flow appended afterwards (see `subscribe`).
-    public func historyAndSubscribe(buffer: Int = 1024) -> (history: [Flow], live: AsyncStream<ObserverEvent>) {
-        let (stream, continuation) = AsyncStream<ObserverEvent>.makeStream(bufferingPolicy: .bufferingOldest(buffer))
-        let (history, id) = state.withLock { state -> ([Flow], UInt64) in
-            state.nextSubscriber += 1
-            state.subscribers[state.nextSubscriber] = Subscriber(continuation)
-            return (Self.ordered(state, capacity: capacity), state.nextSubscriber)
-        }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
-        }
-        return (history, stream)
+    public func historyAndSubscribe(buffer: Int = 1024) -> (history: [Flow], live: ObserverSubscription) {
+        var history: [Flow] = []
+        let live = subscribe(buffer: buffer) { state in history = Self.ordered(state, capacity: self.capacity) }
+        return (history, live)
     }
 
     /// Every flow in the ring, oldest first.
@@ -139,17 +132,22 @@ public final class Observer: Sendable {
     /// pipeline: beyond `buffer` unread events, flows are dropped for it alone and replaced by
     /// a `.lost` record (counted as `hubble_ring_buffer` losses). Ends when the stream is
     /// dropped or cancelled.
-    public func subscribe(buffer: Int = 1024) -> AsyncStream<ObserverEvent> {
-        let (stream, continuation) = AsyncStream<ObserverEvent>.makeStream(bufferingPolicy: .bufferingOldest(buffer))
+    public func subscribe(buffer: Int = 1024) -> ObserverSubscription { subscribe(buffer: buffer) { _ in } }
+
+    /// Registers a subscriber, running `alongside` under the same lock.
+    private func subscribe(buffer: Int, alongside: (State) -> Void) -> ObserverSubscription {
+        let (stream, continuation) = AsyncStream<Flow>.makeStream(bufferingPolicy: .bufferingOldest(buffer))
+        let subscriber = Subscriber(continuation)
         let id = state.withLock { state -> UInt64 in
             state.nextSubscriber += 1
-            state.subscribers[state.nextSubscriber] = Subscriber(continuation)
+            state.subscribers[state.nextSubscriber] = subscriber
+            alongside(state)
             return state.nextSubscriber
         }
         continuation.onTermination = { [weak self] _ in
             _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
         }
-        return stream
+        return ObserverSubscription(stream: stream, subscriber: subscriber)
     }
 
     public var subscriberCount: Int { state.withLock { $0.subscribers.count } }

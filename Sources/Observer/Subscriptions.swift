@@ -1,5 +1,6 @@
 import Flows
 import Foundation
+import Synchronization
 
 /// Events lost by one consumer or stage: how many, from where, and when (flow.LostEvent).
 public struct LostEvents: Sendable, Equatable {
@@ -27,32 +28,53 @@ public enum ObserverEvent: Sendable {
 }
 
 /// One live subscriber: a bounded queue the pipeline fills without ever waiting. When the queue
-/// is full, flows are counted instead of queued, and the subscriber gets one `.lost` record as
-/// soon as there is room again.
-final class Subscriber: @unchecked Sendable {
-    // Touched only under the Observer's lock.
-    let continuation: AsyncStream<ObserverEvent>.Continuation
-    var missed: UInt64 = 0
-    var firstMissed = Date.distantPast
-    var lastMissed = Date.distantPast
+/// is full, flows are counted instead of queued; the reader learns how many (a `.lost` record)
+/// the next time it asks for an event, before the flows that were still queued.
+final class Subscriber: Sendable {
+    let continuation: AsyncStream<Flow>.Continuation
+    private let missed = Mutex<LostEvents?>(nil)
 
-    init(_ continuation: AsyncStream<ObserverEvent>.Continuation) { self.continuation = continuation }
+    init(_ continuation: AsyncStream<Flow>.Continuation) { self.continuation = continuation }
 
     /// Offers a flow; returns how many flows this call added to the missed count (0 or 1).
     func offer(_ flow: Flow) -> UInt64 {
-        if missed > 0 {
-            let record = LostEvents(source: .hubbleRingBuffer, count: missed, first: firstMissed, last: lastMissed)
-            guard case .enqueued = continuation.yield(.lost(record)) else { return miss(flow.time) }
-            missed = 0
+        guard case .dropped = continuation.yield(flow) else { return 0 }
+        missed.withLock { missed in
+            if missed == nil {
+                missed = LostEvents(source: .hubbleRingBuffer, count: 0, first: flow.time, last: flow.time)
+            }
+            missed!.count += 1
+            missed!.last = flow.time
         }
-        guard case .enqueued = continuation.yield(.flow(flow)) else { return miss(flow.time) }
-        return 0
+        return 1
     }
 
-    private func miss(_ time: Date) -> UInt64 {
-        if missed == 0 { firstMissed = time }
-        lastMissed = time
-        missed += 1
-        return 1
+    /// What was missed since the last call, if anything.
+    func takeMissed() -> LostEvents? {
+        missed.withLock { missed in
+            defer { missed = nil }
+            return missed
+        }
+    }
+}
+
+/// The events of one live subscription (see `Observer.subscribe`). Ends when dropped or when
+/// its task is cancelled.
+public struct ObserverSubscription: AsyncSequence, Sendable {
+    let stream: AsyncStream<Flow>
+    let subscriber: Subscriber
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncStream<Flow>.AsyncIterator
+        let subscriber: Subscriber
+
+        public mutating func next() async -> ObserverEvent? {
+            if let lost = subscriber.takeMissed() { return .lost(lost) }
+            return await base.next().map(ObserverEvent.flow)
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: stream.makeAsyncIterator(), subscriber: subscriber)
     }
 }

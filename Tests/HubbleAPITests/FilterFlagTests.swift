@@ -1,0 +1,71 @@
+import HubbleAPI
+import Testing
+
+@testable import OspreyCLI
+
+/// `osprey observe` filter flags become the same FlowFilters hubble sends.
+@Suite("osprey observe filter flags")
+struct FilterFlagTests {
+    func raw(_ arguments: [String]) throws -> String {
+        ObserveCommand.rawFilterText(try FilterBuilder.build(arguments))
+    }
+
+    @Test("hubble's documented --print-raw-filters example")
+    func documentedExample() throws {
+        let text = try raw([
+            "--pod", "default/tiefighter", "--to-port", "80", "--verdict", "DROPPED", "--not", "--protocol", "udp",
+        ])
+        #expect(
+            text == """
+                allowlist:
+                    - '{"source_pod":["default/tiefighter"],"verdict":["DROPPED"],"destination_port":["80"]}'
+                    - '{"destination_pod":["default/tiefighter"],"verdict":["DROPPED"],"destination_port":["80"]}'
+                denylist:
+                    - '{"protocol":["udp"]}'
+                """)
+    }
+
+    @Test("namespace, type with observation point, workloads, labels, -4")
+    func more() throws {
+        let (allow, deny) = try FilterBuilder.build([
+            "-n", "shop", "-t", "trace:to-endpoint", "--from-workload", "Deployment/loadgen", "-l", "app=web", "-4",
+        ])
+        #expect(deny.isEmpty)
+        #expect(allow.count == 2)
+        #expect(allow[0].sourcePod == ["shop/"])
+        #expect(allow[1].destinationPod == ["shop/"])
+        #expect(allow[0].sourceLabel == ["app=web"])
+        #expect(allow[1].destinationLabel == ["app=web"])
+        #expect(
+            allow[0].eventType == [
+                .with {
+                    $0.type = 4; $0.matchSubType = true; $0.subType = 0
+                }
+            ])
+        #expect(
+            allow[0].sourceWorkload == [
+                .with {
+                    $0.kind = "Deployment"; $0.name = "loadgen"
+                }
+            ])
+        #expect(allow[0].ipVersion == [.ipv4])
+        let (pods, _) = try FilterBuilder.build(["-n", "shop", "--from-pod", "frontend"])
+        #expect(pods == [.with { $0.sourcePod = ["shop/frontend"] }])
+    }
+
+    @Test(
+        "bad values are one sentence",
+        arguments: [
+            (["--verdict", "MAYBE"], "is not a verdict"), (["--port", "http"], "is not a port number"),
+            (["--tcp-flags", "SYN,BOGUS"], "BOGUS is not a TCP flag"), (["-t", "trace:sideways"], "not a trace"),
+            (["--drop-reason-desc", "OOPS"], "not a Hubble drop reason"), (["--not"], "--not must be followed"),
+            (["--traffic-direction", "up"], "must be ingress or egress"),
+        ])
+    func badValues(arguments: [String], message: String) {
+        #expect {
+            _ = try FilterBuilder.build(arguments)
+        } throws: { error in
+            "\(error)".contains(message)
+        }
+    }
+}

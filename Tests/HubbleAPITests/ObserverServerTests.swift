@@ -1,0 +1,354 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import HubbleAPI
+import HubbleServer
+import HubbleWire
+import Observer
+import Synchronization
+import Testing
+
+@testable import Flows
+
+/// observer.Observer, peer.Peer and grpc.health.v1 served over real HTTP/2 (a unix socket),
+/// called with the generated clients, on an observer holding the fixture flows.
+@Suite("Hubble gRPC API semantics")
+struct ObserverServerTests {
+    typealias Client = GRPCClient<HTTP2ClientTransport.Posix>
+
+    /// Runs an agent's Hubble server on a fresh socket around `body`.
+    func withServer(
+        observer: Observer? = nil, _ body: (Observer, Client) async throws -> Void
+    ) async throws {
+        try await withServer(observer: observer) { observer, client, _ in try await body(observer, client) }
+    }
+
+    /// The same, also handing out the socket path (for a second connection).
+    func withServer(
+        observer: Observer? = nil, _ body: (Observer, Client, String) async throws -> Void
+    ) async throws {
+        let observer = try observer ?? Observer(capacity: 4095)
+        if observer.numFlows == 0 { observer.append(Fixtures.all) }
+        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("osp-hubble-\(UUID()).sock").path
+        defer { unlink(socket) }
+        let server = HubbleServer(
+            observer: observer, nodeName: "osp-node-1", clusterName: "osp", address: nil, socketPath: socket,
+            peers: { [PeerService.Peer(name: "osp-node-1", address: "10.240.0.11:4244")] })
+        let task = Task { try await server.run() }
+        defer { task.cancel() }
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try await withGRPCClient(
+            transport: .http2NIOPosix(target: .unixDomainSocket(path: socket), transportSecurity: .plaintext)
+        ) { client in
+            try await body(observer, client, socket)
+        }
+    }
+
+    func flows(_ client: Client, _ request: Observer_GetFlowsRequest) async throws -> [Observer_GetFlowsResponse] {
+        try await Observer_Observer.Client(wrapping: client).getFlows(request) { response in
+            var messages: [Observer_GetFlowsResponse] = []
+            for try await message in response.messages { messages.append(message) }
+            return messages
+        }
+    }
+
+    /// The fixture numbers (last digits of the UUIDs) of the flows a request returns.
+    func check(
+        _ client: Client, _ request: Observer_GetFlowsRequest, _ expected: [Int], _ comment: String = "",
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let got = uuids(try await flows(client, request))
+        #expect(got == expected, "\(comment)", sourceLocation: sourceLocation)
+    }
+
+    func uuids(_ responses: [Observer_GetFlowsResponse]) -> [Int] {
+        responses.compactMap { Int($0.flow.uuid.suffix(2)) }
+    }
+
+    @Test("number counts the newest flows, first the oldest; results in time order")
+    func numberAndFirst() async throws {
+        try await withServer { _, client in
+            try await check(client, .with { $0.number = 2 }, [5, 6])
+            try await check(
+                client,
+                .with {
+                    $0.number = 2; $0.first = true
+                }, [1, 2])
+            try await check(client, .with { $0.number = .max }, [1, 2, 3, 4, 5, 6])
+            let responses = try await flows(client, .with { $0.number = 2 })
+            #expect(responses[0].nodeName == "osp-node-2")
+            #expect(responses[0].time == FlowMessage.timestamp(Fixtures.drop.time))
+        }
+    }
+
+    @Test("since and until select by time")
+    func timeRange() async throws {
+        try await withServer { _, client in
+            let since = FlowMessage.timestamp(Fixtures.start.addingTimeInterval(0.5))
+            let until = FlowMessage.timestamp(Fixtures.start.addingTimeInterval(1.5))
+            try await check(client, .with { $0.since = since }, [5, 6])
+            try await check(
+                client,
+                .with {
+                    $0.since = since; $0.until = until
+                }, [5])
+        }
+    }
+
+    @Test(
+        "each filter kind selects the flows it names",
+        arguments: [
+            ("source IP", Flow_FlowFilter.with { $0.sourceIp = ["10.244.1.4"] }, [1, 3, 6]),
+            ("destination CIDR", Flow_FlowFilter.with { $0.destinationIp = ["10.244.2.0/24"] }, [1, 5]),
+            ("IPv6 CIDR matches no IPv4", Flow_FlowFilter.with { $0.sourceIp = ["fd00::/8"] }, []),
+            ("source pod prefix", Flow_FlowFilter.with { $0.sourcePod = ["shop/loadgen"] }, [1, 3, 6]),
+            ("namespace only", Flow_FlowFilter.with { $0.destinationPod = ["billing/"] }, [5]),
+            ("pod in any namespace", Flow_FlowFilter.with { $0.sourcePod = ["/coredns"] }, [4]),
+            ("label selector", Flow_FlowFilter.with { $0.sourceLabel = ["app in (frontend,kube-dns)"] }, [2, 4]),
+            ("label with source", Flow_FlowFilter.with { $0.destinationLabel = ["k8s:app=ledger"] }, [5]),
+            ("label not", Flow_FlowFilter.with { $0.sourceLabel = ["app!=loadgen"] }, [2, 4, 5]),
+            (
+                "workload",
+                Flow_FlowFilter.with {
+                    $0.destinationWorkload = [
+                        .with {
+                            $0.kind = "Deployment"; $0.name = "frontend"
+                        }
+                    ]
+                }, [1]
+            ),
+            ("port", Flow_FlowFilter.with { $0.destinationPort = ["53"] }, [3]),
+            ("protocol udp", Flow_FlowFilter.with { $0.protocol = ["udp"] }, [3, 4]),
+            ("protocol dns", Flow_FlowFilter.with { $0.protocol = ["DNS"] }, [3, 4]),
+            ("protocol icmp", Flow_FlowFilter.with { $0.protocol = ["icmp"] }, [6]),
+            ("verdict", Flow_FlowFilter.with { $0.verdict = [.dropped] }, [5]),
+            ("drop reason", Flow_FlowFilter.with { $0.dropReasonDesc = [.policyDenied] }, [5]),
+            (
+                "TCP flags",
+                Flow_FlowFilter.with {
+                    $0.tcpFlags = [
+                        .with {
+                            $0.syn = true; $0.ack = true
+                        }
+                    ]
+                }, [2]
+            ),
+            ("reply", Flow_FlowFilter.with { $0.reply = [true] }, [2, 4]),
+            ("traffic direction", Flow_FlowFilter.with { $0.trafficDirection = [.ingress] }, [2, 4]),
+            ("node glob", Flow_FlowFilter.with { $0.nodeName = ["osp-*-2"] }, [5]),
+            ("node with cluster", Flow_FlowFilter.with { $0.nodeName = ["osp/"] }, [1, 2, 3, 4, 5, 6]),
+            ("DNS query regex", Flow_FlowFilter.with { $0.dnsQuery = ["^catalog\\."] }, [3, 4]),
+            ("IP version", Flow_FlowFilter.with { $0.ipVersion = [.ipv6] }, []),
+            ("event type drop", Flow_FlowFilter.with { $0.eventType = [.with { $0.type = 1 }] }, [5]),
+            (
+                "trace to-endpoint",
+                Flow_FlowFilter.with {
+                    $0.eventType = [
+                        .with {
+                            $0.type = 4; $0.matchSubType = true
+                        }
+                    ]
+                }, [2]
+            ),
+            ("identity world", Flow_FlowFilter.with { $0.destinationIdentity = [2] }, [6]),
+            ("uuid", Flow_FlowFilter.with { $0.uuid = ["00000000-0000-4000-8000-000000000003"] }, [3]),
+            ("interface", Flow_FlowFilter.with { $0.interface = [.with { $0.name = "osp0a1b2c3d4e5" }] }, [1]),
+            ("cluster", Flow_FlowFilter.with { $0.sourceClusterName = ["osp"] }, [1, 2, 3, 4, 5, 6]),
+            ("HTTP matches no DNS/TCP flow", Flow_FlowFilter.with { $0.httpStatusCode = ["5+"] }, []),
+        ])
+    func filters(name: String, filter: Flow_FlowFilter, expected: [Int]) async throws {
+        try await withServer { _, client in
+            let request = Observer_GetFlowsRequest.with {
+                $0.number = 100
+                $0.whitelist = [filter]
+            }
+            try await check(client, request, expected, name)
+        }
+    }
+
+    @Test("allow lists are OR'ed, fields inside one filter AND'ed, deny lists subtract")
+    func allowDeny() async throws {
+        try await withServer { _, client in
+            let anyOf = Observer_GetFlowsRequest.with {
+                $0.number = 100
+                $0.whitelist = [.with { $0.verdict = [.dropped] }, .with { $0.protocol = ["icmp"] }]
+            }
+            let anyOfFlows = try await flows(client, anyOf)
+            #expect(uuids(anyOfFlows) == [5, 6])
+            let allOf = Observer_GetFlowsRequest.with {
+                $0.number = 100
+                $0.whitelist = [
+                    .with {
+                        $0.sourcePod = ["shop/"]; $0.protocol = ["tcp"]
+                    }
+                ]
+            }
+            let allOfFlows = try await flows(client, allOf)
+            #expect(uuids(allOfFlows) == [1, 2, 5])
+            let minus = Observer_GetFlowsRequest.with {
+                $0.number = 100
+                $0.whitelist = [.with { $0.sourcePod = ["shop/"] }]
+                $0.blacklist = [.with { $0.verdict = [.dropped] }]
+            }
+            let minusFlows = try await flows(client, minus)
+            #expect(uuids(minusFlows) == [1, 2, 3, 6])
+        }
+    }
+
+    @Test("field_mask keeps only the named fields, with Hubble's upper-case paths, in binary form")
+    func fieldMask() async throws {
+        try await withServer { _, client in
+            let request = Observer_GetFlowsRequest.with {
+                $0.number = 1
+                $0.whitelist = [.with { $0.verdict = [.dropped] }]
+                $0.fieldMask = .with { $0.paths = ["IP", "Summary", "source.pod_name", "l4.TCP.flags"] }
+            }
+            let flow = try #require(try await flows(client, request).first).flow
+            var expected = Flow_Flow()
+            expected.ip = .with {
+                $0.source = "10.244.2.4"
+                $0.destination = "10.244.2.3"
+                $0.ipVersion = .ipv4
+            }
+            expected.summary = "TCP Flags: SYN"
+            expected.source = .with { $0.podName = "untrusted-9a8b-pqrst" }
+            expected.l4 = .with { $0.tcp = .with { $0.flags = .with { $0.syn = true } } }
+            #expect(flow == expected)
+        }
+    }
+
+    @Test("follow streams flows appended after the request, filtered, within a second")
+    func follow() async throws {
+        try await withServer { observer, client in
+            let request = Observer_GetFlowsRequest.with {
+                $0.follow = true
+                $0.whitelist = [.with { $0.verdict = [.dropped] }]
+            }
+            let started = Date()
+            let received = try await Observer_Observer.Client(wrapping: client).getFlows(request) {
+                response -> Observer_GetFlowsResponse? in
+                Task {
+                    try await Task.sleep(for: .milliseconds(200))
+                    var late = Fixtures.drop
+                    late.uuid = UUID(uuidString: "00000000-0000-4000-8000-000000000042")!
+                    observer.append([Fixtures.syn, late])
+                }
+                for try await message in response.messages { return message }
+                return nil
+            }
+            #expect(received?.flow.uuid == "00000000-0000-4000-8000-000000000042")
+            #expect(Date().timeIntervalSince(started) < 1.5)
+        }
+    }
+
+    @Test("a follower that stops reading gets a lost-events record in its stream, never a stalled pipeline")
+    func lostEvents() async throws {
+        try await withServer { observer, client in
+            let request = Observer_GetFlowsRequest.with { $0.follow = true }
+            let total = 20_000
+            let result = try await Observer_Observer.Client(wrapping: client).getFlows(request) {
+                response -> (flows: Int, lost: Flow_LostEvent?) in
+                // Not reading while 20,000 flows arrive: far more than the follower's queue (1,024)
+                // and HTTP/2's windows hold. append() must return at once regardless.
+                let started = Date()
+                for _ in 0..<(total / 500) { observer.append(Array(repeating: Fixtures.icmp, count: 500)) }
+                #expect(Date().timeIntervalSince(started) < 5)
+                var flows = 0
+                for try await message in response.messages {
+                    if message.isFlow { flows += 1 }
+                    if case .lostEvents(let record)? = message.responseTypes { return (flows, record) }
+                }
+                return (flows, nil)
+            }
+            let lost = try #require(result.lost)
+            #expect(lost.source == .hubbleRingBuffer)
+            #expect(lost.numEventsLost > 0)
+            #expect(result.flows + Int(lost.numEventsLost) <= total)
+            // The first record may come while the flood is still running; the total counts them all.
+            #expect(lost.numEventsLost <= observer.lost[.hubbleRingBuffer] ?? 0)
+        }
+    }
+
+    @Test(
+        "bad requests get InvalidArgument with a clear message",
+        arguments: [
+            (
+                Observer_GetFlowsRequest.with {
+                    $0.first = true; $0.follow = true
+                }, "first cannot be specified with follow"
+            ),
+            (
+                .with {
+                    $0.number = 5; $0.since = .init(seconds: 1)
+                }, "number cannot be combined with since"
+            ),
+            (.with { $0.whitelist = [.with { $0.sourceIp = ["10.0.0.300/8"] }] }, "is not an IP address or CIDR"),
+            (.with { $0.whitelist = [.with { $0.sourceIp = ["10.0.0.0/33"] }] }, "invalid prefix length"),
+            (.with { $0.blacklist = [.with { $0.dnsQuery = ["(unclosed"] }] }, "not a valid regular expression"),
+            (.with { $0.whitelist = [.with { $0.sourceLabel = ["app in (a"] }] }, "Label selector"),
+            (.with { $0.whitelist = [.with { $0.protocol = ["carrier-pigeon"] }] }, "is not known"),
+            (.with { $0.fieldMask = .with { $0.paths = ["source.nonsense"] } }, "is not a field of flow.Flow"),
+            (
+                .with { $0.whitelist = [.with { $0.experimental = .with { $0.celExpression = ["true"] } }] },
+                "CEL expressions"
+            ),
+        ])
+    func invalidArgument(request: Observer_GetFlowsRequest, message: String) async throws {
+        try await withServer { _, client in
+            await #expect {
+                _ = try await flows(client, request)
+            } throws: { error in
+                guard let error = error as? RPCError else { return false }
+                return error.code == .invalidArgument && error.message.contains(message)
+            }
+        }
+    }
+
+    @Test("ServerStatus, GetNodes, GetNamespaces, health SERVING, peers; agent and debug events Unimplemented")
+    func statusHealthPeers() async throws {
+        try await withServer { observer, client in
+            let observerClient = Observer_Observer.Client(wrapping: client)
+            let status = try await observerClient.serverStatus(.init())
+            #expect(status.numFlows == 6)
+            #expect(status.maxFlows == 4095)
+            #expect(status.seenFlows == 6)
+            #expect(status.uptimeNs > 0)
+            #expect(!status.hasNumConnectedNodes)
+            let nodes = try await observerClient.getNodes(.init())
+            #expect(nodes.nodes.map(\.name) == ["osp-node-1"])
+            #expect(nodes.nodes.first?.state == .nodeConnected)
+            let namespaces = try await observerClient.getNamespaces(.init())
+            #expect(namespaces.namespaces.map(\.namespace) == ["billing", "kube-system", "shop"])
+            #expect(namespaces.namespaces.allSatisfy { $0.cluster == "osp" })
+            let health = Grpc_Health_V1_Health.Client(wrapping: client)
+            #expect(try await health.check(.with { $0.service = "hubble.server.Observer" }).status == .serving)
+            await #expect(throws: RPCError.self) { _ = try await health.check(.with { $0.service = "nope" }) }
+            let peer = try await Peer_Peer.Client(wrapping: client).notify(.init()) {
+                response -> Peer_ChangeNotification? in
+                for try await change in response.messages { return change }
+                return nil
+            }
+            #expect(peer?.type == .peerAdded)
+            #expect(peer?.name == "osp-node-1")
+            #expect(peer?.address == "10.240.0.11:4244")
+            await #expect {
+                try await observerClient.getAgentEvents(.init()) { response in
+                    for try await _ in response.messages {}
+                }
+            } throws: { ($0 as? RPCError)?.code == .unimplemented }
+            await #expect {
+                try await observerClient.getDebugEvents(.init()) { response in
+                    for try await _ in response.messages {}
+                }
+            } throws: { ($0 as? RPCError)?.code == .unimplemented }
+        }
+    }
+}
+
+extension Observer_GetFlowsResponse {
+    var isFlow: Bool {
+        if case .flow? = responseTypes { true } else { false }
+    }
+}

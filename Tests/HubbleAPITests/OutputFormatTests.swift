@@ -1,0 +1,183 @@
+import Flows
+import Foundation
+import HubbleAPI
+import HubbleWire
+import Testing
+
+@testable import FlowPrinter
+@testable import OspreyCLI
+
+/// Golden output of each `osprey observe -o` format on the fixture flows, in UTC.
+@Suite("osprey observe output formats")
+struct OutputFormatTests {
+    func render(_ format: FlowPrinter.Format, nodeName: Bool = false, color: Bool = false) -> String {
+        var options = FlowPrinter.Options()
+        options.format = format
+        options.timeZone = TimeZone(identifier: "UTC")!
+        options.printNodeName = nodeName
+        options.color = color
+        var printer = FlowPrinter(options: options)
+        var lines: [String] = []
+        for flow in Fixtures.all {
+            let message = FlowMessage.make(flow)
+            let response = Observer_GetFlowsResponse.with {
+                $0.flow = message
+                $0.nodeName = message.nodeName
+                $0.time = message.time
+            }
+            if let line = printer.render(response) { lines.append(line) }
+        }
+        if let rest = printer.finish() { lines.append(rest) }
+        return lines.joined(separator: "\n")
+    }
+
+    @Test("compact: hubble's line layout, arrows by is_reply, identities, types and summaries")
+    func compact() {
+        let id = { (endpoint: Endpoint) in endpoint.identity }
+        #expect(
+            render(.compact) == """
+                Jan 15 08:00:00.250: shop/loadgen-7d9f-abcde:40000 (ID:\(id(Fixtures.loadgen))) -> shop/frontend-5c8b-fghij:80 (ID:\(id(Fixtures.frontend))) from-endpoint FORWARDED (TCP Flags: SYN)
+                Jan 15 08:00:00.251: shop/loadgen-7d9f-abcde:40000 (ID:\(id(Fixtures.loadgen))) <- shop/frontend-5c8b-fghij:80 (ID:\(id(Fixtures.frontend))) to-endpoint FORWARDED (TCP Flags: SYN, ACK)
+                Jan 15 08:00:00.252: shop/loadgen-7d9f-abcde:53000 (ID:\(id(Fixtures.loadgen))) -> kube-system/coredns-6f4d-klmno:53 (ID:\(id(Fixtures.coredns))) dns-request FORWARDED (DNS Query catalog.shop.svc.cluster.local. A)
+                Jan 15 08:00:00.253: shop/loadgen-7d9f-abcde:53000 (ID:\(id(Fixtures.loadgen))) <- kube-system/coredns-6f4d-klmno:53 (ID:\(id(Fixtures.coredns))) dns-response FORWARDED (DNS Answer RCode: Non-Existent Domain (catalog.shop.svc.cluster.local. A))
+                Jan 15 08:00:01.250: shop/untrusted-9a8b-pqrst:41000 (ID:\(id(Fixtures.untrusted))) <> billing/ledger-4e5f-uvwxy:80 (ID:\(id(Fixtures.ledger))) Policy denied DROPPED (TCP Flags: SYN)
+                Jan 15 08:00:02.250: shop/loadgen-7d9f-abcde (ID:\(id(Fixtures.loadgen))) -> 192.0.2.80 (world) from-endpoint FORWARDED (ICMPv4 EchoRequest)
+                """)
+    }
+
+    @Test("compact with --print-node-name and --color always")
+    func nodeNameAndColor() {
+        let lines = render(.compact, nodeName: true, color: true).split(separator: "\n")
+        #expect(lines[4].hasPrefix("Jan 15 08:00:01.250 [osp-node-2]: \u{1b}[36mshop/untrusted-9a8b-pqrst\u{1b}[0m:"))
+        #expect(lines[4].contains("\u{1b}[31mDROPPED\u{1b}[0m"))
+        #expect(lines[0].contains("\u{1b}[32mFORWARDED\u{1b}[0m"))
+        #expect(lines[0].contains(":\u{1b}[33m40000\u{1b}[0m"))
+    }
+
+    @Test("dict: right-aligned keys, records separated by dashes")
+    func dict() {
+        let text = render(.dict)
+        let records = text.components(separatedBy: "\n------------\n")
+        #expect(records.count == 6)
+        #expect(
+            records[4] == """
+                  TIMESTAMP: Jan 15 08:00:01.250
+                     SOURCE: shop/untrusted-9a8b-pqrst:41000
+                DESTINATION: billing/ledger-4e5f-uvwxy:80
+                       TYPE: Policy denied
+                    VERDICT: DROPPED
+                    SUMMARY: TCP Flags: SYN
+                """)
+    }
+
+    @Test("table: one header, columns padded by three spaces")
+    func table() {
+        let lines = render(.table).split(separator: "\n").map(String.init)
+        #expect(lines.count == 7)
+        #expect(lines[0].hasPrefix("TIMESTAMP             SOURCE                            DESTINATION"))
+        // DESTINATION is as wide as "kube-system/coredns-6f4d-klmno:53", VERDICT as "FORWARDED".
+        #expect(lines[5].contains("billing/ledger-4e5f-uvwxy:80        Policy denied   DROPPED     TCP Flags: SYN"))
+    }
+
+    @Test("json/jsonpb: one GetFlowsResponse per line with proto field names that parses back to the same flow")
+    func json() throws {
+        let lines = render(.jsonpb).split(separator: "\n").map(String.init)
+        #expect(lines.count == 6)
+        let drop = try FlowJSONLines.parse(lines[4])
+        #expect(drop.nodeName == "osp-node-2")
+        #expect(drop.flow.verdict == .dropped)
+        #expect(drop.flow.dropReasonDesc == .policyDenied)
+        #expect(!drop.flow.hasIsReply)
+        #expect(try Osprey_V1_KernelDrop(unpackingAny: drop.flow.extensions).reason == "NETFILTER_DROP")
+        var parsed = drop.flow
+        var made = FlowMessage.make(Fixtures.drop)
+        parsed.clearExtensions()
+        made.clearExtensions()
+        #expect(parsed == made)
+        #expect(lines[4].contains(#""drop_reason_desc":"POLICY_DENIED""#))
+        #expect(lines[4].contains(#""node_name":"osp-node-2""#))
+        #expect(lines[4].contains(#""@type":"type.googleapis.com/osprey.v1.KernelDrop","reason":"NETFILTER_DROP""#))
+        let response = try FlowJSONLines.parse(lines[3])
+        #expect(response.flow.l7.dns.rcode == 3)
+        #expect(response.flow.l7.latencyNs == 80_000)
+        #expect(lines[3].contains(#""latency_ns":"80000""#))
+        #expect(lines[0].contains(#""IP":{"source":"10.244.1.4","destination":"10.244.2.2","ipVersion":"IPv4"}"#))
+        #expect(lines[0].contains(#""is_reply":false"#))
+        #expect(lines[0].contains(#""time":"2027-01-15T08:00:00.250Z""#))
+    }
+
+    @Test("lost events print as hubble's EVENTS LOST line")
+    func lostEvents() {
+        var options = FlowPrinter.Options()
+        options.timeZone = TimeZone(identifier: "UTC")!
+        var printer = FlowPrinter(options: options)
+        let line = printer.render(
+            .with {
+                $0.lostEvents = .with {
+                    $0.source = .hubbleRingBuffer
+                    $0.numEventsLost = 12
+                    $0.last = FlowMessage.timestamp(Fixtures.start)
+                }
+            })
+        #expect(line == "Jan 15 08:00:00.250 EVENTS LOST: HUBBLE_RING_BUFFER CPU(0) 12")
+    }
+
+    @Test("time formats")
+    func timeFormats() {
+        let utc = TimeZone(identifier: "UTC")!
+        let date = Fixtures.start
+        #expect(TimeFormat.stampMilli.format(date, timeZone: utc) == "Jan 15 08:00:00.250")
+        #expect(TimeFormat.rfc3339.format(date, timeZone: utc) == "2027-01-15T08:00:00Z")
+        #expect(TimeFormat.rfc3339Milli.format(date, timeZone: utc) == "2027-01-15T08:00:00.250Z")
+        #expect(TimeFormat.rfc1123z.format(date, timeZone: utc) == "Fri, 15 Jan 2027 08:00:00 +0000")
+        let berlin = TimeZone(identifier: "Europe/Berlin")!
+        #expect(TimeFormat.rfc3339.format(date, timeZone: berlin) == "2027-01-15T09:00:00+01:00")
+    }
+
+    @Test("status and list layouts")
+    func statusAndList() {
+        let status = Observer_ServerStatusResponse.with {
+            $0.numFlows = 6
+            $0.maxFlows = 4095
+            $0.seenFlows = 100
+            $0.flowsRate = 12.5
+            $0.numConnectedNodes = .init(2)
+            $0.numUnavailableNodes = .init(1)
+            $0.unavailableNodes = ["osp-node-3"]
+        }
+        #expect(
+            StatusCommand.render(status, server: "127.0.0.1:4245") == """
+                Healthcheck (via 127.0.0.1:4245): Ok
+                Current/Max Flows: 6/4,095 (0.15%)
+                Flows/s: 12.50
+                Connected Nodes: 2/3
+                Unavailable Nodes: 1
+                  - osp-node-3
+                """)
+        let nodes = Observer_GetNodesResponse.with {
+            $0.nodes = [
+                .with {
+                    $0.name = "osp-node-1"
+                    $0.state = .nodeConnected
+                    $0.uptimeNs = 3_600_000_000_000
+                    $0.seenFlows = 720_000
+                    $0.numFlows = 4095
+                    $0.maxFlows = 4095
+                    $0.version = "0.2.0"
+                    $0.address = "10.240.0.11:4244"
+                },
+                .with {
+                    $0.name = "osp-node-2"
+                    $0.state = .nodeUnavailable
+                    $0.address = "10.240.0.12:4244"
+                },
+            ]
+        }
+        #expect(
+            ListNodes.render(nodes, output: "table") == """
+                NAME         STATUS        AGE      FLOWS/S   CURRENT/MAX-FLOWS
+                osp-node-1   Connected     1h0m0s   200.00    4095/4095 (100.00%)
+                osp-node-2   Unavailable   N/A      N/A       N/A
+                """)
+    }
+}
