@@ -167,6 +167,10 @@ public struct FlowPrinter: Sendable {
         switch flow.eventType.type {
         case 1:
             if let text = DropReasons.hubbleText[subType] { return text }
+            // No Hubble reason means the same: show the kernel's own (Osprey's extension).
+            if subType == 0, flow.hasExtensions, let kernel = try? Osprey_V1_KernelDrop(unpackingAny: flow.extensions) {
+                return kernel.reason
+            }
             return (Flow_DropReason(rawValue: subType) ?? flow.dropReasonDesc).name
         case 4: return Self.traceSubTypeNames[subType] ?? "trace"
         default: return "unknown"

@@ -11,11 +11,12 @@ public enum FlowJSONLines {
         return options
     }()
 
-    /// Lets `extensions` with Osprey's own messages parse back from JSON.
+    /// Lets `extensions` holding Osprey's own messages print as and parse back from JSON.
     static let registered: Bool = Google_Protobuf_Any.register(messageType: Osprey_V1_KernelDrop.self)
 
     public static func line(_ response: Observer_GetFlowsResponse) -> String {
-        (try? response.jsonString(options: options)) ?? "{}"
+        _ = registered
+        return (try? response.jsonString(options: options)) ?? "{}"
     }
 
     public static func line(_ flow: Flow_Flow) -> String {

@@ -203,12 +203,13 @@ struct ObserveCommand: AsyncParsableCommand {
         return request
     }
 
-    /// What compact, dict and table need (hubble's default field mask, plus drop_reason_desc).
+    /// What compact, dict and table need: hubble's default field mask, plus drop_reason_desc,
+    /// DNS names and Osprey's extension (the kernel's drop reason).
     static let defaultFieldMask = [
         "time", "verdict", "drop_reason_desc", "ethernet", "IP", "l4", "source.identity", "source.namespace",
         "source.pod_name", "destination.identity", "destination.namespace", "destination.pod_name", "Type",
         "node_name", "l7", "event_type", "source_service", "destination_service", "is_reply", "Summary",
-        "ip_trace_id", "source_names", "destination_names",
+        "ip_trace_id", "source_names", "destination_names", "extensions",
     ]
 
     var printerOptions: FlowPrinter.Options {

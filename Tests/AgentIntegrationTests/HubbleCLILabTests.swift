@@ -1,0 +1,125 @@
+import Foundation
+import Lab
+import Synchronization
+import TestSupport
+import Testing
+
+/// `osprey observe|status|list` against the lab's agents, over their unix sockets (from the host)
+/// and over TCP :4244 (inside a node), with real traffic.
+extension AgentIntegration {
+    @Suite("osprey CLI against lab agents")
+    struct HubbleCLILabTests {
+        static func socket(_ config: LabConfig, _ node: String) -> String {
+            "unix://\(config.stateDirectory)/nodes/\(node)/hubble.sock"
+        }
+
+        /// Waits until the agent answers `osprey status`.
+        static func waitForAgent(_ server: String) throws {
+            let deadline = Date().addingTimeInterval(15)
+            while Date() < deadline {
+                if try OspreyBinary.cli.run(["status", "--server", server]).status == 0 { return }
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+            Issue.record("the agent at \(server) never answered")
+        }
+
+        @Test("observe --namespace shop --verdict DROPPED -o json shows the blocked client's drops; status, list, TCP")
+        func observeDrops() throws {
+            let config = try LabConfig(
+                name: LabFixture.uniqueName("h"), nodeCount: 2, topology: .bridge, agentPath: OspreyBinary.agent.path)
+            try LabFixture.withLab(config) { plan, _ in
+                let untrusted = try #require(plan.pods(of: "untrusted", in: "shop").first)
+                let servers = plan.nodes.map { Self.socket(config, $0.name) }
+                for server in servers { try Self.waitForAgent(server) }
+                // untrusted tries the ledger once a second; give it a few tries.
+                Thread.sleep(forTimeInterval: 3)
+                var drops: [[String: Any]] = []
+                for server in servers {
+                    let result = try OspreyBinary.cli.run([
+                        "observe", "--server", server, "--namespace", "shop", "--verdict", "DROPPED", "-o", "json",
+                        "--last", "100",
+                    ])
+                    #expect(result.status == 0, "\(result.stderr)")
+                    drops += result.stdout.split(separator: "\n").compactMap {
+                        ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["flow"]
+                            as? [String: Any]
+                    }
+                }
+                let policy = drops.filter {
+                    FlowLabTests.string($0, "drop_reason_desc") == "POLICY_DENIED"
+                        && FlowLabTests.string($0, "source", "pod_name") == untrusted.name
+                }
+                #expect(policy.count >= 2, "policy drops of \(untrusted.name): \(drops.count) drops in all")
+                #expect(drops.allSatisfy { FlowLabTests.string($0, "verdict") == "DROPPED" })
+                #expect(
+                    drops.allSatisfy {
+                        FlowLabTests.string($0, "source", "namespace") == "shop"
+                            || FlowLabTests.string($0, "destination", "namespace") == "shop"
+                    })
+
+                let compact = try OspreyBinary.cli.run([
+                    "observe", "--server", servers[0], "--last", "5", "--color", "never",
+                ])
+                #expect(compact.status == 0)
+                #expect(compact.stdout.split(separator: "\n").count == 5)
+                #expect(compact.stdout.contains(" FORWARDED (") || compact.stdout.contains(" DROPPED ("))
+
+                let status = try OspreyBinary.cli.run(["status", "--server", servers[0]])
+                #expect(status.stdout.hasPrefix("Healthcheck (via \(servers[0])): Ok\nCurrent/Max Flows: "))
+                let nodes = try OspreyBinary.cli.run(["list", "nodes", "--server", servers[0]])
+                #expect(nodes.stdout.contains("\(plan.nodes[0].name)   Connected"))
+                let namespaces = try OspreyBinary.cli.run(["list", "namespaces", "--server", servers[0]])
+                #expect(namespaces.stdout.split(separator: "\n").contains("shop"))
+
+                // Inside the node, the agent's TCP port, as a Hubble client in the cluster uses it.
+                let tcp = try LabFixture.exec(
+                    plan.nodes[0].netns, [OspreyBinary.cli.path, "status", "--server", "localhost:4244"])
+                #expect(tcp.status == 0)
+                #expect(tcp.stdout.hasPrefix("Healthcheck (via localhost:4244): Ok"))
+            }
+        }
+
+        @Test("observe --follow prints a new request within a second")
+        func follow() throws {
+            let config = try LabConfig(
+                name: LabFixture.uniqueName("i"), nodeCount: 2, topology: .bridge, agentPath: OspreyBinary.agent.path)
+            try LabFixture.withLab(config) { plan, _ in
+                let loadgen = try #require(plan.pods(of: "loadgen", in: "shop").first)
+                let frontend = try #require(plan.pods(of: "frontend", in: "shop").first { $0.node != loadgen.node })
+                let server = Self.socket(config, loadgen.node.name)
+                try Self.waitForAgent(server)
+                let port = Int.random(in: 42000...42999)
+                let observe = Process()
+                observe.executableURL = URL(fileURLWithPath: OspreyBinary.cli.path)
+                observe.arguments = [
+                    "observe", "--server", server, "--follow", "--from-port", String(port), "--color", "never",
+                ]
+                let pipe = Pipe()
+                observe.standardOutput = pipe
+                let firstLine = Mutex<(String, Date)?>(nil)
+                pipe.fileHandleForReading.readabilityHandler = { handle in
+                    let text = String(decoding: handle.availableData, as: UTF8.self)
+                    firstLine.withLock { if $0 == nil, !text.isEmpty { $0 = (text, Date()) } }
+                }
+                try observe.run()
+                defer {
+                    observe.terminate()
+                    observe.waitUntilExit()
+                    pipe.fileHandleForReading.readabilityHandler = nil
+                }
+                Thread.sleep(forTimeInterval: 1)
+                let sent = Date()
+                let curl = try LabFixture.exec(
+                    loadgen.netns,
+                    ["curl", "-s", "-m", "2", "--local-port", String(port), "http://\(frontend.ipv4):80/"])
+                #expect(curl.status == 0)
+                let deadline = Date().addingTimeInterval(3)
+                while firstLine.withLock({ $0 }) == nil, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+                let (line, at) = try #require(firstLine.withLock { $0 }, "no flow printed")
+                #expect(line.contains("shop/\(loadgen.name):\(port)"))
+                #expect(line.contains("TCP Flags: SYN"))
+                #expect(at.timeIntervalSince(sent) < 1, "printed \(at.timeIntervalSince(sent)) s after the request")
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// What a user sees when `osprey observe|status|list` is given something it cannot use.
+@Suite("osprey observe/status/list: bad input")
+struct ObserveCommandLineTests {
+    @Test("a server that is not there: one sentence naming the address, exit 1")
+    func noServer() throws {
+        for command in [["status"], ["observe"], ["list", "nodes"]] {
+            let result = try OspreyBinary.cli.run(command + ["--server", "127.0.0.1:1", "--timeout", "1s"])
+            #expect(result.status == 1)
+            #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+            #expect(result.stderr.contains("Cannot reach a Hubble server at 127.0.0.1:1"))
+            #expect(result.stdout.isEmpty)
+        }
+        let socket = try OspreyBinary.cli.run([
+            "status", "--server", "unix:///nonexistent/hubble.sock", "--timeout", "1s",
+        ])
+        #expect(socket.status == 1)
+        #expect(socket.stderr.contains("unix:///nonexistent/hubble.sock"))
+    }
+
+    @Test(
+        "invalid flag combinations and values are rejected before connecting",
+        arguments: [
+            (["--first", "5", "--follow"], "cannot set both --first and --follow"),
+            (["--first", "5", "--last", "3"], "--first and --last cannot be used together"),
+            (["--last", "3", "--all"], "--last and --all cannot be used together"),
+            (["-o", "table", "--follow"], "--output table cannot be used with --follow"),
+            (["-o", "yaml"], "must be one of compact, dict, json, jsonpb, table"),
+            (["--since", "yesterday"], "is not a time"),
+            (["--ip", "10.0.0.300"], "is not an IP address or CIDR"),
+            (["--verdict", "SOMETIMES"], "is not a verdict"),
+            (["--server", "no-port-here:xyz"], "is not host:port"),
+            (["--allowlist", "{not json"], "is not a FlowFilter in JSON"),
+        ])
+    func badFlags(arguments: [String], message: String) throws {
+        let result = try OspreyBinary.cli.run(["observe", "--timeout", "1s"] + arguments)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+        #expect(!result.stderr.contains("Cannot reach"), "rejected before connecting")
+    }
+
+    @Test("--print-raw-filters prints hubble's filter lists without a server")
+    func printRawFilters() throws {
+        let result = try OspreyBinary.cli.run([
+            "observe", "--server", "127.0.0.1:1", "--from-pod", "shop/loadgen", "--not", "--protocol", "udp",
+            "--print-raw-filters",
+        ])
+        #expect(result.status == 0)
+        #expect(
+            result.stdout == """
+                allowlist:
+                    - '{"source_pod":["shop/loadgen"]}'
+                denylist:
+                    - '{"protocol":["udp"]}'
+
+                """)
+    }
+
+    @Test("--input-file reads jsonpb lines and filters them locally")
+    func inputFile() throws {
+        let line = { (pod: String, verdict: String) in
+            #"{"flow":{"time":"2027-01-15T08:00:00.250Z","verdict":"\#(verdict)","IP":{"source":"10.0.0.1","destination":"10.0.0.2","ipVersion":"IPv4"},"l4":{"UDP":{"source_port":5000,"destination_port":53}},"source":{"namespace":"shop","pod_name":"\#(pod)"},"destination":{"identity":2},"Type":"L3_L4","node_name":"osp-node-1","is_reply":false,"event_type":{"type":4,"sub_type":5},"Summary":"UDP"},"node_name":"osp-node-1","time":"2027-01-15T08:00:00.250Z"}"#
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-flows-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try [line("a", "FORWARDED"), line("b", "DROPPED"), line("c", "FORWARDED")].joined(separator: "\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try OspreyBinary.cli.run([
+            "observe", "--input-file", path, "--verdict", "FORWARDED", "--time-format", "RFC3339Milli", "--color",
+            "never",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(
+            result.stdout == """
+                2027-01-15T08:00:00.250Z: shop/a:5000 (ID:0) -> 10.0.0.2:53 (world) from-endpoint FORWARDED (UDP)
+                2027-01-15T08:00:00.250Z: shop/c:5000 (ID:0) -> 10.0.0.2:53 (world) from-endpoint FORWARDED (UDP)
+
+                """)
+    }
+}
