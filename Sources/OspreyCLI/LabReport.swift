@@ -70,9 +70,19 @@ enum LabReport {
                 lines.append(
                     "  http://\(address):\(port)/metrics   ip netns exec \(netns) curl -s localhost:\(port)/metrics")
             }
-            if let netns = agents.first?.netns {
-                lines.append("Flows (Hubble's JSON lines, newest last):")
-                lines.append("  ip netns exec \(netns) curl -s 'localhost:\(LabConfig.agentMetricsPort)/flows?last=20'")
+            if let node = agents.first {
+                let state = LabConfig.stateDirectory(name: inventory.cluster)
+                let server = "--server unix://\(state)/nodes/\(node.name)/hubble.sock"
+                lines.append("Flows through each agent's Hubble API (hubble observe's flags and formats):")
+                lines.append("  \(osprey) observe \(server)")
+                lines.append("  \(osprey) observe \(server) --namespace shop --verdict DROPPED")
+                lines.append("  \(osprey) observe \(server) --protocol dns -f")
+                lines.append("  \(osprey) status \(server)")
+                if let netns = node.netns {
+                    lines.append(
+                        "  ip netns exec \(netns) \(osprey) observe --server localhost:\(LabConfig.hubblePort) -o jsonpb"
+                    )
+                }
             }
         }
         return lines.joined(separator: "\n")

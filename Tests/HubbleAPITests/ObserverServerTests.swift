@@ -219,14 +219,13 @@ struct ObserverServerTests {
         }
     }
 
-    @Test("follow streams flows appended after the request, filtered, within a second")
+    @Test("follow streams flows appended after the request, filtered")
     func follow() async throws {
         try await withServer { observer, client in
             let request = Observer_GetFlowsRequest.with {
                 $0.follow = true
                 $0.whitelist = [.with { $0.verdict = [.dropped] }]
             }
-            let started = Date()
             let received = try await Observer_Observer.Client(wrapping: client).getFlows(request) {
                 response -> Observer_GetFlowsResponse? in
                 Task {
@@ -239,7 +238,6 @@ struct ObserverServerTests {
                 return nil
             }
             #expect(received?.flow.uuid == "00000000-0000-4000-8000-000000000042")
-            #expect(Date().timeIntervalSince(started) < 1.5)
         }
     }
 
