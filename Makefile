@@ -41,7 +41,8 @@ bench: bootstrap ## datapath overhead (iperf3 with/without the agent), agent CPU
 
 demo: bootstrap build ## bring up the lab cluster and show what runs where
 	@$(OSPREY) lab down --name $(LAB) > /dev/null
-	$(OSPREY) lab up --name $(LAB) --nodes $(NODES) --topology $(TOPOLOGY)
+	$(OSPREY) lab up --name $(LAB) --nodes $(NODES) --topology $(TOPOLOGY) \
+		--prometheus-rules deploy/prometheus/osprey-alerts.yaml
 
 demo-down: ## remove the demo lab
 	$(OSPREY) lab down --name $(LAB)

@@ -22,6 +22,9 @@ public struct LabConfig: Sendable, Equatable {
     public let stateRoot: String
     /// The osprey-agent binary to run on every node, or nil for a lab without agents.
     public var agentPath: String?
+    /// Alerting rules for a Prometheus that scrapes every agent (in the first node), or nil for
+    /// no Prometheus. Needs agents.
+    public var prometheusRules: String?
 
     public init(
         name: String = LabConfig.defaultName, nodeCount: Int = 2, topology: Topology = .bridge,
@@ -41,6 +44,8 @@ public struct LabConfig: Sendable, Equatable {
     /// Each lab agent's Hubble gRPC API inside its node (as Cilium's agent, :4244); from the
     /// host, use the agent's unix socket (`<state>/nodes/<node>/hubble.sock`).
     public static let hubblePort: UInt16 = 4244
+    /// The lab Prometheus's port, in the first node's namespace.
+    public static let prometheusPort: UInt16 = 9090
 
     /// Parses a topology name the way the CLI receives it.
     public static func topology(named text: String) throws(LabError) -> Topology {

@@ -93,6 +93,26 @@ public struct LabController: Sendable {
                     logPath: "\(config.stateDirectory)/nodes/\(node.name)/osprey-agent.log")
             }
         }
+        if let rulesPath = config.prometheusRules, config.agentPath != nil {
+            progress("starting Prometheus on \(plan.nodes[0].name)")
+            let rules: String
+            do { rules = try String(contentsOfFile: rulesPath, encoding: .utf8) } catch {
+                throw .fileFailed(path: rulesPath, reason: "\(error)")
+            }
+            let prometheus = Workloads(plan: plan).prometheusLaunch(rules: rules)
+            for file in prometheus.files {
+                try createDirectory((file.path as NSString).deletingLastPathComponent)
+                do { try file.contents.write(toFile: file.path, atomically: true, encoding: .utf8) } catch {
+                    throw .fileFailed(path: file.path, reason: "\(error)")
+                }
+            }
+            let pid = try host.launchDetached(
+                prometheus.command, logPath: prometheus.logPath, pidPath: prometheus.pidPath)
+            processes[plan.nodes[0].name, default: []].append(ProcessRecord(command: "prometheus", pid: pid))
+            try waitUntilListening(
+                pid: pid, proto: "tcp", port: LabConfig.prometheusPort, what: "Prometheus",
+                logPath: prometheus.logPath)
+        }
         let inventory = plan.inventory(uids: uids, processes: processes)
         do { try inventory.write(to: config.inventoryPath) } catch {
             throw .fileFailed(path: config.inventoryPath, reason: "\(error)")

@@ -42,6 +42,12 @@ extension LabCommand {
         @Flag(help: "Start the lab without osprey-agent on the nodes.")
         var noAgent = false
 
+        @Option(
+            help:
+                "Also start Prometheus in the first node, scraping every agent, with these alerting rules (e.g. deploy/prometheus/osprey-alerts.yaml)."
+        )
+        var prometheusRules: String?
+
         func run() throws {
             try reportingErrors {
                 var config = try LabConfig(
@@ -49,6 +55,15 @@ extension LabCommand {
                     stateRoot: lab.stateDir)
                 try LabController.requireRoot()
                 config.agentPath = noAgent ? nil : try agent ?? Self.siblingAgent()
+                if let prometheusRules {
+                    guard !noAgent else {
+                        throw ValidationError("--prometheus-rules needs the agents; drop --no-agent.")
+                    }
+                    guard FileManager.default.isReadableFile(atPath: prometheusRules) else {
+                        throw ValidationError("Cannot read --prometheus-rules \(prometheusRules); check the path.")
+                    }
+                    config.prometheusRules = prometheusRules
+                }
                 let started = Date()
                 try LabController().up(config) { print("· \($0)") }
                 let status = try LabStatus(name: config.name, stateRoot: config.stateRoot)

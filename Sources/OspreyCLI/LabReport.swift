@@ -70,6 +70,17 @@ enum LabReport {
                 lines.append(
                     "  http://\(address):\(port)/metrics   ip netns exec \(netns) curl -s localhost:\(port)/metrics")
             }
+            if let node = inventory.nodes.first(where: { $0.processes.contains { $0.command == "prometheus" } }),
+                let netns = node.netns, let address = node.internalIPs.first
+            {
+                let port = LabConfig.prometheusPort
+                lines.append("Prometheus (scraping every agent every 5 s, Osprey's alerting rules loaded):")
+                lines.append(
+                    "  http://\(address):\(port)/   ip netns exec \(netns) curl -s 'localhost:\(port)/api/v1/alerts'")
+                lines.append(
+                    "  ip netns exec \(netns) curl -s 'localhost:\(port)/api/v1/query' --data-urlencode "
+                        + "'query=sum by (reason) (rate(hubble_drop_total[1m]))'")
+            }
             if let node = agents.first {
                 let state = LabConfig.stateDirectory(name: inventory.cluster)
                 let server = "--server unix://\(state)/nodes/\(node.name)/hubble.sock"

@@ -21,7 +21,8 @@ public struct OspreyBinary: Sendable {
 
     public init(name: String) { self.name = name }
 
-    static var packageRoot: String {
+    /// The repository's root directory (for shipped files such as deploy/).
+    public static var packageRoot: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
     }
