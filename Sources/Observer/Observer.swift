@@ -59,14 +59,15 @@ public final class Observer: Sendable {
 
     public func append(_ flows: [Flow]) {
         let now = Date()
-        var namespaces: Set<String> = []
-        var previous = ("", "")
+        // The batch's namespaces: clusters have few, so a short list compared by equality (cheap
+        // for the shared strings the enricher hands out) beats hashing every flow's.
+        var namespaces: [String] = []
+        func note(_ namespace: String) {
+            if !namespace.isEmpty, !namespaces.contains(namespace) { namespaces.append(namespace) }
+        }
         for flow in flows {
-            let pair = (flow.source.namespace, flow.destination.namespace)
-            if pair == previous { continue }
-            previous = pair
-            if !pair.0.isEmpty { namespaces.insert(pair.0) }
-            if !pair.1.isEmpty { namespaces.insert(pair.1) }
+            note(flow.source.namespace)
+            note(flow.destination.namespace)
         }
         state.withLock { state in
             for namespace in namespaces { state.namespaces[namespace] = now }
