@@ -24,6 +24,15 @@ public struct HubbleServer: Sendable {
         self.socketPath = socketPath
     }
 
+    /// Serves until cancelled; being cancelled is a normal stop, not an error.
+    static func serve(_ server: GRPCServer<HTTP2ServerTransport.Posix>) async throws {
+        do {
+            try await server.serve()
+        } catch  where Task.isCancelled {
+            return
+        }
+    }
+
     /// Serves until cancelled.
     public func run() async throws {
         try await withThrowingDiscardingTaskGroup { group in
@@ -35,7 +44,7 @@ public struct HubbleServer: Sendable {
                             : .ipv4(host: address.host, port: address.port),
                         transportSecurity: .plaintext),
                     services: services)
-                group.addTask { try await server.serve() }
+                group.addTask { try await Self.serve(server) }
             }
             if let socketPath {
                 try? FileManager.default.createDirectory(
@@ -45,7 +54,7 @@ public struct HubbleServer: Sendable {
                     transport: .http2NIOPosix(
                         address: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext),
                     services: services)
-                group.addTask { try await server.serve() }
+                group.addTask { try await Self.serve(server) }
             }
         }
     }

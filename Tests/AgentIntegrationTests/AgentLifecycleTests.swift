@@ -61,6 +61,8 @@ extension AgentIntegration {
                 #expect(Self.waitUntil(10) { !LabController.isRunning(second) } != nil, "SIGTERM stops the agent")
                 let none = Dictionary(uniqueKeysWithValues: everyHookOnce.keys.map { ($0, 0) })
                 #expect(try Self.filters(node: node.netns, interfaces: interfaces) == none)
+                let stopped = try String(contentsOfFile: launch.logPath, encoding: .utf8)
+                #expect(stopped.contains("stopped; every tc filter detached"), "a clean stop, not an error: \(stopped)")
             }
         }
 
