@@ -56,7 +56,7 @@ public struct MetricsContext: Sendable {
         }
     }
 
-    func labels(_ flow: Flow) -> (source: String, destination: String) {
+    func labels(_ flow: borrowing Flow) -> (source: String, destination: String) {
         func first(_ options: [ContextOption], _ endpoint: Endpoint, _ ip: String) -> String {
             options.lazy.map { $0.value(endpoint, ip: ip) }.first { !$0.isEmpty } ?? ""
         }
@@ -140,11 +140,14 @@ public final class HubbleMetrics: Sendable {
 
     public func process(_ flows: [Flow]) {
         state.withLock { state in
-            for flow in flows { count(flow, &state) }
+            // Borrowed in place: copying each flow would retain and release all its references.
+            flows.withUnsafeBufferPointer { flows in
+                for index in flows.indices { count(flows[index], &state) }
+            }
         }
     }
 
-    private func count(_ flow: Flow, _ state: inout State) {
+    private func count(_ flow: borrowing Flow, _ state: inout State) {
         let (source, destination) = context.labels(flow)
         func inc(_ metric: Metric, _ v0: String, _ v1: String, _ v2: String = "", _ v3: String = "") {
             let key = SeriesKey(v0: v0, v1: v1, v2: v2, v3: v3, source: source, destination: destination)

@@ -65,9 +65,11 @@ public final class Observer: Sendable {
         func note(_ namespace: String) {
             if !namespace.isEmpty, !namespaces.contains(namespace) { namespaces.append(namespace) }
         }
-        for flow in flows {
-            note(flow.source.namespace)
-            note(flow.destination.namespace)
+        flows.withUnsafeBufferPointer { flows in
+            for index in flows.indices {
+                note(flows[index].source.namespace)
+                note(flows[index].destination.namespace)
+            }
         }
         state.withLock { state in
             for namespace in namespaces { state.namespaces[namespace] = now }
@@ -75,9 +77,9 @@ public final class Observer: Sendable {
                 state.rateSamples.append((now, state.seen))
                 if state.rateSamples.count > 62 { state.rateSamples.removeFirst(state.rateSamples.count - 62) }
             }
-            for flow in flows {
+            for index in flows.indices {
                 if state.ring[state.next] != nil { state.overwritten &+= 1 }
-                state.ring[state.next] = flow
+                state.ring[state.next] = flows[index]
                 state.next = (state.next + 1) % capacity
                 state.count = min(state.count + 1, capacity)
             }
