@@ -245,11 +245,11 @@ struct ObserverServerTests {
     func lostEvents() async throws {
         try await withServer { observer, client in
             let request = Observer_GetFlowsRequest.with { $0.follow = true }
-            let total = 20_000
+            let total = 100_000
             let result = try await Observer_Observer.Client(wrapping: client).getFlows(request) {
                 response -> (flows: Int, lost: Flow_LostEvent?) in
-                // Not reading while 20,000 flows arrive: far more than the follower's queue (1,024)
-                // and HTTP/2's windows hold. append() must return at once regardless.
+                // Not reading while 100,000 flows (about 40 MB) arrive: far more than the follower's
+                // queue (1,024 flows) and HTTP/2's windows hold. append() must return at once regardless.
                 for _ in 0..<(total / 500) { observer.append(Array(repeating: Fixtures.icmp, count: 500)) }
                 var flows = 0
                 for try await message in response.messages {

@@ -68,13 +68,22 @@ struct ObserveCommandLineTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         try [line("a", "FORWARDED"), line("b", "DROPPED"), line("c", "FORWARDED")].joined(separator: "\n")
             .write(toFile: path, atomically: true, encoding: .utf8)
-        let result = try OspreyBinary.cli.run([
+        // In UTC whatever the machine's zone, as a user would set TZ.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: OspreyBinary.cli.path)
+        process.arguments = [
             "observe", "--input-file", path, "--verdict", "FORWARDED", "--time-format", "RFC3339Milli", "--color",
             "never",
-        ])
-        #expect(result.status == 0, "\(result.stderr)")
+        ]
+        process.environment = ProcessInfo.processInfo.environment.merging(["TZ": "UTC"]) { _, utc in utc }
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let stdout = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
         #expect(
-            result.stdout == """
+            stdout == """
                 2027-01-15T08:00:00.250Z: shop/a:5000 (ID:0) -> 10.0.0.2:53 (world) from-endpoint FORWARDED (UDP)
                 2027-01-15T08:00:00.250Z: shop/c:5000 (ID:0) -> 10.0.0.2:53 (world) from-endpoint FORWARDED (UDP)
 
