@@ -78,7 +78,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         // Hubble's FlowFilter semantics (allow/deny lists) over flow.Flow.
-        .target(name: "FlowFilters", dependencies: ["HubbleAPI"], swiftSettings: strict),
+        .target(name: "FlowFilters", dependencies: ["HubbleAPI", "HubbleWire"], swiftSettings: strict),
         // The agent's gRPC services: observer.Observer, peer.Peer, grpc.health.v1.Health.
         .target(
             name: "HubbleServer",

@@ -1,5 +1,6 @@
 import Foundation
 import HubbleAPI
+import HubbleWire
 
 /// Hubble's filter semantics: a flow passes when it matches any allow-list filter (or the
 /// allow list is empty) and no deny-list filter. Inside one FlowFilter every set field must
@@ -125,9 +126,9 @@ struct CompiledFilter: Sendable {
         let protocols = try filter.protocol.map { name throws(FilterError) in try ProtocolName(name) }
         add(protocols) { flow in protocols.contains { $0.matches(flow) } }
         let sourcePorts = try filter.sourcePort.map { text throws(FilterError) in try Self.port(text) }
-        add(sourcePorts) { flow in Self.ports(flow).map { sourcePorts.contains($0.source) } ?? false }
+        add(sourcePorts) { flow in flow.ports.map { sourcePorts.contains($0.source) } ?? false }
         let destinationPorts = try filter.destinationPort.map { text throws(FilterError) in try Self.port(text) }
-        add(destinationPorts) { flow in Self.ports(flow).map { destinationPorts.contains($0.destination) } ?? false }
+        add(destinationPorts) { flow in flow.ports.map { destinationPorts.contains($0.destination) } ?? false }
 
         let replies = Set(filter.reply)
         add(replies) { $0.hasIsReply && replies.contains($0.isReply.value) }
@@ -204,15 +205,6 @@ struct CompiledFilter: Sendable {
             throw FilterError("Port \"\(text)\" is not a number between 0 and 65535.")
         }
         return UInt32(port)
-    }
-
-    static func ports(_ flow: Flow_Flow) -> (source: UInt32, destination: UInt32)? {
-        switch flow.l4.protocol {
-        case .tcp(let tcp): (tcp.sourcePort, tcp.destinationPort)
-        case .udp(let udp): (udp.sourcePort, udp.destinationPort)
-        case .sctp(let sctp): (sctp.sourcePort, sctp.destinationPort)
-        default: nil
-        }
     }
 
     /// Every flag set in `filter` is set in `flags`.

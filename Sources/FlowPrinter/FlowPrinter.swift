@@ -107,7 +107,7 @@ public struct FlowPrinter: Sendable {
 
     /// Source and destination as printed: a reply is shown from the initiator's side.
     func sides(_ flow: Flow_Flow) -> (Side, Side, String) {
-        let ports = FlowPrinter.ports(flow)
+        let ports = flow.ports ?? (0, 0)
         let source = Side(
             host: host(
                 flow.source, service: flow.hasSourceService ? flow.sourceService : nil,
@@ -129,23 +129,9 @@ public struct FlowPrinter: Sendable {
         return ip
     }
 
-    static let reservedIdentities: [UInt32: String] = [
-        1: "host", 2: "world", 3: "unmanaged", 4: "health", 5: "init", 6: "remote-node", 7: "kube-apiserver",
-        8: "ingress", 9: "world-ipv4", 10: "world-ipv6",
-    ]
-
     func identity(_ endpoint: Flow_Endpoint) -> String {
-        if let name = Self.reservedIdentities[endpoint.identity] { return name }
+        if let name = HubbleVocabulary.reservedIdentities[endpoint.identity] { return name }
         return "ID:\(endpoint.identity)"
-    }
-
-    static func ports(_ flow: Flow_Flow) -> (source: UInt32, destination: UInt32) {
-        switch flow.l4.protocol {
-        case .tcp(let tcp): (tcp.sourcePort, tcp.destinationPort)
-        case .udp(let udp): (udp.sourcePort, udp.destinationPort)
-        case .sctp(let sctp): (sctp.sourcePort, sctp.destinationPort)
-        default: (0, 0)
-        }
     }
 
     /// `to-endpoint`, `dns-request`, `Policy denied`, …
@@ -172,17 +158,10 @@ public struct FlowPrinter: Sendable {
                 return kernel.reason
             }
             return (Flow_DropReason(rawValue: subType) ?? flow.dropReasonDesc).name
-        case 4: return Self.traceSubTypeNames[subType] ?? "trace"
+        case 4: return HubbleVocabulary.traceSubTypeNames[subType] ?? "trace"
         default: return "unknown"
         }
     }
-
-    /// Monitor trace sub-types (CiliumEventType.sub_type of trace events) by their CLI names.
-    public static let traceSubTypeNames: [Int: String] = [
-        0: "to-endpoint", 1: "to-proxy", 2: "to-host", 3: "to-stack", 4: "to-overlay", 5: "from-endpoint",
-        6: "from-proxy", 7: "from-host", 8: "from-stack", 9: "from-overlay", 10: "from-network", 11: "to-network",
-        12: "from-crypto", 13: "to-crypto",
-    ]
 
     func time(_ timestamp: Google_Protobuf_Timestamp) -> String {
         options.timeFormat.format(seconds: timestamp.seconds, nanos: Int(timestamp.nanos), timeZone: options.timeZone)

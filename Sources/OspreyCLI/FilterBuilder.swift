@@ -1,4 +1,3 @@
-import FlowPrinter
 import Foundation
 import HubbleAPI
 import HubbleWire
@@ -218,14 +217,12 @@ struct FilterBuilder {
         }
     }
 
-    static let reservedIdentities: [String: UInt32] = [
-        "host": 1, "world": 2, "unmanaged": 3, "health": 4, "init": 5, "remote-node": 6, "kube-apiserver": 7,
-        "ingress": 8, "world-ipv4": 9, "world-ipv6": 10,
-    ]
-
     static func identity(_ value: String) throws(CLIError) -> UInt32 {
         if let number = UInt32(value) { return number }
-        if let reserved = reservedIdentities[value.replacingOccurrences(of: "reserved:", with: "")] { return reserved }
+        let name = value.replacingOccurrences(of: "reserved:", with: "")
+        if let reserved = HubbleVocabulary.reservedIdentities.first(where: { $0.value == name })?.key {
+            return reserved
+        }
         throw CLIError("--identity \"\(value)\" is neither a number nor a reserved identity such as world or host.")
     }
 
@@ -264,7 +261,7 @@ struct FilterBuilder {
         var filter = Flow_EventTypeFilter.with { $0.type = type }
         if parts.count == 2 {
             guard type == 4,
-                let sub = FlowPrinter.traceSubTypeNames.first(where: { $0.value == parts[1] })?.key
+                let sub = HubbleVocabulary.traceSubTypeNames.first(where: { $0.value == parts[1] })?.key
             else {
                 throw CLIError("--type \"\(value)\": \(parts[1]) is not a trace observation point (e.g. to-endpoint).")
             }
