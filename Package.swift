@@ -11,10 +11,12 @@ let package = Package(
     products: [
         .executable(name: "osprey", targets: ["osprey"]),
         .executable(name: "osprey-agent", targets: ["osprey-agent"]),
+        .executable(name: "osprey-relay", targets: ["osprey-relay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
@@ -79,11 +81,21 @@ let package = Package(
             swiftSettings: strict),
         // Hubble's FlowFilter semantics (allow/deny lists) over flow.Flow.
         .target(name: "FlowFilters", dependencies: ["HubbleAPI", "HubbleWire"], swiftSettings: strict),
+        // Reaching and serving Hubble APIs: addresses (TCP, unix, tls://), TLS and mutual TLS
+        // from PEM files, Go-style durations.
+        .target(
+            name: "HubbleTransport",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
         // The agent's gRPC services: observer.Observer, peer.Peer, grpc.health.v1.Health.
         .target(
             name: "HubbleServer",
             dependencies: [
-                "Observer", "HubbleAPI", "HubbleWire", "FlowFilters", "Flows",
+                "Observer", "HubbleAPI", "HubbleWire", "FlowFilters", "Flows", "HubbleTransport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
             ],
@@ -100,7 +112,7 @@ let package = Package(
             name: "Agent",
             dependencies: [
                 "Datapath", "Netlink", "NodeMetrics", "Netns", "Flows", "FlowDecoder", "Enricher", "Observer",
-                "FlowMetrics", "HubbleServer", "HubbleWire", "ClusterInventory",
+                "FlowMetrics", "HubbleServer", "HubbleWire", "HubbleTransport", "ClusterInventory",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -108,6 +120,20 @@ let package = Package(
             ],
             swiftSettings: strict),
         .executableTarget(name: "osprey-agent", dependencies: ["Agent"], swiftSettings: strict),
+        // osprey-relay's parts: peer discovery and health, the merged observer.Observer.
+        .target(
+            name: "Relay",
+            dependencies: [
+                "HubbleAPI", "HubbleServer", "HubbleTransport", "HubbleWire",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(name: "osprey-relay", dependencies: ["Relay"], swiftSettings: strict),
         // `make bench`: the user-space flow pipeline's throughput on one core.
         .executableTarget(
             name: "osprey-bench",
@@ -117,12 +143,13 @@ let package = Package(
             swiftSettings: strict),
 
         // The lab: a Kubernetes-like cluster of network namespaces on one machine.
-        .target(name: "Lab", dependencies: ["ClusterInventory"], swiftSettings: strict),
+        .target(name: "Lab", dependencies: ["ClusterInventory", "HubbleTransport"], swiftSettings: strict),
         // The `osprey` command line (subcommands as a library so tests can parse them).
         .target(
             name: "OspreyCLI",
             dependencies: [
-                "Lab", "ClusterInventory", "HubbleAPI", "HubbleWire", "HubbleServer", "FlowFilters", "FlowPrinter",
+                "Lab", "ClusterInventory", "HubbleAPI", "HubbleWire", "HubbleServer", "HubbleTransport", "FlowFilters",
+                "FlowPrinter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -152,8 +179,8 @@ let package = Package(
         .testTarget(
             name: "HubbleAPITests",
             dependencies: [
-                "HubbleAPI", "HubbleWire", "HubbleServer", "FlowFilters", "FlowPrinter", "OspreyCLI", "Flows",
-                "Observer",
+                "HubbleAPI", "HubbleWire", "HubbleServer", "HubbleTransport", "FlowFilters", "FlowPrinter", "OspreyCLI",
+                "Flows", "Observer", "Relay",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
             ],

@@ -5,6 +5,7 @@ import Enricher
 import FlowMetrics
 import Foundation
 import HubbleServer
+import HubbleTransport
 import HubbleWire
 import Hummingbird
 import Logging
@@ -42,6 +43,23 @@ public struct AgentCommand: AsyncParsableCommand {
 
     @Option(help: "Unix socket for Hubble's gRPC API (empty: none). Env: OSPREY_HUBBLE_SOCKET_PATH.")
     var hubbleSocketPath: String = environment["OSPREY_HUBBLE_SOCKET_PATH"] ?? "/var/run/osprey/hubble.sock"
+
+    @Option(
+        help:
+            "TLS certificate (PEM) for Hubble's API on TCP; with --hubble-tls-key-file turns TLS on. Env: OSPREY_HUBBLE_TLS_CERT_FILE."
+    )
+    var hubbleTlsCertFile: String = environment["OSPREY_HUBBLE_TLS_CERT_FILE"] ?? ""
+
+    @Option(help: "The certificate's private key (PEM). Env: OSPREY_HUBBLE_TLS_KEY_FILE.")
+    var hubbleTlsKeyFile: String = environment["OSPREY_HUBBLE_TLS_KEY_FILE"] ?? ""
+
+    @Option(
+        help:
+            "CA certificates (PEM, repeatable or comma-separated) a client (the relay) must be signed by: mutual TLS. Env: OSPREY_HUBBLE_TLS_CLIENT_CA_FILES."
+    )
+    var hubbleTlsClientCaFiles: [String] = (environment["OSPREY_HUBBLE_TLS_CLIENT_CA_FILES"] ?? "").split(
+        separator: ","
+    ).map(String.init)
 
     @Option(
         name: .customLong("uplink"),
@@ -82,6 +100,7 @@ public struct AgentCommand: AsyncParsableCommand {
     public func run() async throws {
         let address: ListenAddress
         let hubbleAddress: ListenAddress?
+        let hubbleTLS: ServerTLS?
         let level: Logger.Level
         let observer: Observer
         let context: MetricsContext
@@ -89,6 +108,10 @@ public struct AgentCommand: AsyncParsableCommand {
             address = try ListenAddress(parsing: metricsAddress)
             hubbleAddress = hubbleListenAddress.isEmpty ? nil : try ListenAddress(parsing: hubbleListenAddress)
             observer = try Observer(capacity: flowBufferCapacity)
+            hubbleTLS = try ServerTLS(
+                certificateFile: hubbleTlsCertFile, keyFile: hubbleTlsKeyFile,
+                clientCAFiles: hubbleTlsClientCaFiles.flatMap { $0.split(separator: ",").map(String.init) },
+                flagPrefix: "hubble-tls-")
             context = MetricsContext(
                 sourceEgress: try MetricsContext.options(metricsSourceContext).get(),
                 destinationIngress: try MetricsContext.options(metricsDestinationContext).get())
@@ -107,6 +130,8 @@ public struct AgentCommand: AsyncParsableCommand {
         } catch let error as Observer.CapacityError {
             Self.fail(error.description)
         } catch let error as MetricsContext.ContextError {
+            Self.fail(error.description)
+        } catch let error as TLSError {
             Self.fail(error.description)
         }
         LoggingSystem.bootstrap { label in
@@ -151,12 +176,23 @@ public struct AgentCommand: AsyncParsableCommand {
                 "uplinks": "\(watcher.uplinks.joined(separator: ","))",
                 "interfaces": "\(datapath.attachedInterfaces.count)",
             ])
+        // TLS guards the TCP port; the unix socket is for this node's own tools (as Cilium's).
+        var listeners: [HubbleServer.Listener] = []
+        if let hubbleAddress {
+            listeners.append(
+                .init(
+                    address: HubbleAddress(endpoint: .tcp(host: hubbleAddress.host, port: hubbleAddress.port)),
+                    tls: hubbleTLS))
+        }
+        if !hubbleSocketPath.isEmpty {
+            listeners.append(.init(address: HubbleAddress(endpoint: .unix(path: hubbleSocketPath)), tls: nil))
+        }
         let hubble = HubbleServer(
-            observer: observer, nodeName: nodeName, clusterName: cluster,
-            address: hubbleAddress.map { ($0.host, $0.port) },
-            socketPath: hubbleSocketPath.isEmpty ? nil : hubbleSocketPath,
-            peers: { [inventoryPath = inventory, nodeName, hubbleAddress] in
-                Self.peers(inventory: inventoryPath, nodeName: nodeName, port: hubbleAddress?.port ?? 4244)
+            observer: observer, nodeName: nodeName, clusterName: cluster, listeners: listeners,
+            peers: { [inventoryPath = inventory, nodeName, cluster, hubbleAddress, tls = hubbleTLS != nil] in
+                Self.peers(
+                    inventory: inventoryPath, nodeName: nodeName, cluster: cluster, port: hubbleAddress?.port ?? 4244,
+                    tls: tls)
             })
         let group = ServiceGroup(
             configuration: .init(
@@ -173,17 +209,26 @@ public struct AgentCommand: AsyncParsableCommand {
 
     /// The Hubble servers a relay should use: every node of the inventory (lab), else this
     /// agent alone.
-    static func peers(inventory path: String, nodeName: String, port: Int) -> [PeerService.Peer] {
+    static func peers(
+        inventory path: String, nodeName: String, cluster: String, port: Int, tls: Bool
+    ) -> [PeerService.Peer] {
+        func serverName(_ node: String) -> String? { tls ? HubbleTLSNames.agent(node: node, cluster: cluster) : nil }
         if !path.isEmpty, let data = FileManager.default.contents(atPath: path),
             let inventory = try? Inventory.decode(data), !inventory.nodes.isEmpty
         {
             return inventory.nodes.compactMap { node in
                 node.internalIPs.first.map { ip in
-                    PeerService.Peer(name: node.name, address: ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)")
+                    PeerService.Peer(
+                        name: node.name, address: ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)",
+                        tlsServerName: serverName(node.name))
                 }
             }
         }
-        return [PeerService.Peer(name: nodeName, address: "\(ProcessInfo.processInfo.hostName):\(port)")]
+        return [
+            PeerService.Peer(
+                name: nodeName, address: "\(ProcessInfo.processInfo.hostName):\(port)",
+                tlsServerName: serverName(nodeName))
+        ]
     }
 
     /// Prints one sentence and exits non-zero (1).

@@ -1,4 +1,5 @@
 import Foundation
+import HubbleTransport
 
 /// Start-up checks: privileges, kernel features, the listen address. Each failure names exactly
 /// what is missing.
@@ -36,21 +37,12 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var port: Int
 
+    /// `host:port`, `:port` (every interface) or `[v6]:port`; the port is required.
     public init(parsing text: String) throws(AgentError) {
-        var host: Substring
-        let portText: Substring
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            host = text[text.index(after: text.startIndex)..<close]
-            portText = text[text.index(after: close)...].drop { $0 == ":" }
-        } else if let colon = text.lastIndex(of: ":") {
-            host = text[..<colon]
-            portText = text[text.index(after: colon)...]
-        } else {
-            throw .invalidListenAddress(text)
-        }
-        if host.isEmpty { host = "0.0.0.0" }
-        guard let port = Int(portText), (1...65535).contains(port) else { throw .invalidListenAddress(text) }
-        self.host = String(host)
+        guard let parsed = try? HubbleAddress(parsing: text, defaultPort: 0), !parsed.tls,
+            case .tcp(let host, let port) = parsed.endpoint
+        else { throw .invalidListenAddress(text) }
+        self.host = host.isEmpty ? "0.0.0.0" : host
         self.port = port
     }
 
@@ -59,22 +51,8 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     /// Binds a throwaway socket to see whether the server will be able to, so a bad address is
     /// reported in one sentence before anything is loaded.
     func checkBindable() throws(AgentError) {
-        var hints = addrinfo()
-        hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host, String(port), &hints, &result)
-        guard status == 0, let info = result else {
-            throw .cannotListen(address: description, reason: "'\(host)' is not an IP address")
-        }
-        defer { freeaddrinfo(result) }
-        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw .cannotListen(address: description, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
-            throw .cannotListen(address: description, reason: String(cString: strerror(errno)))
+        do { try HubbleAddress(endpoint: .tcp(host: host, port: port)).checkBindable() } catch {
+            throw .cannotListen(address: description, reason: error.reason)
         }
     }
 }

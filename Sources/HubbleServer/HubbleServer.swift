@@ -2,26 +2,42 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import HubbleAPI
+import HubbleTransport
 import Observer
 
-/// The agent's Hubble API: the same services on a TCP address (`:4244`) and a unix socket
-/// (`/var/run/osprey/hubble.sock`), like Cilium's agent.
+/// gRPC services served on one or more addresses (TCP and unix sockets), each plaintext or
+/// TLS: the agent's Hubble API (`:4244` and `/var/run/osprey/hubble.sock`, like Cilium's agent)
+/// and the relay's (`:4245`).
 public struct HubbleServer: Sendable {
-    let services: [any RegistrableRPCService]
-    let address: (host: String, port: Int)?
-    let socketPath: String?
+    /// One address to serve on, and how.
+    public struct Listener: Sendable {
+        public let address: HubbleAddress
+        public let tls: ServerTLS?
+        public init(address: HubbleAddress, tls: ServerTLS?) {
+            self.address = address
+            self.tls = tls
+        }
+    }
 
+    let services: [any RegistrableRPCService]
+    let listeners: [Listener]
+
+    public init(services: [any RegistrableRPCService], listeners: [Listener]) {
+        self.services = services
+        self.listeners = listeners
+    }
+
+    /// The agent's services: observer.Observer, grpc.health.v1, peer.Peer.
     public init(
-        observer: Observer, nodeName: String, clusterName: String, address: (host: String, port: Int)?,
-        socketPath: String?,
+        observer: Observer, nodeName: String, clusterName: String, listeners: [Listener],
         peers: @escaping @Sendable () -> [PeerService.Peer]
     ) {
-        services = [
-            ObserverService(observer: observer, nodeName: nodeName, clusterName: clusterName), HealthService(),
-            PeerService(peers: peers),
-        ]
-        self.address = address
-        self.socketPath = socketPath
+        self.init(
+            services: [
+                ObserverService(observer: observer, nodeName: nodeName, clusterName: clusterName), HealthService(),
+                PeerService(peers: peers),
+            ],
+            listeners: listeners)
     }
 
     /// Serves until cancelled; being cancelled is a normal stop, not an error.
@@ -33,26 +49,19 @@ public struct HubbleServer: Sendable {
         }
     }
 
-    /// Serves until cancelled.
+    /// Serves on every listener until cancelled.
     public func run() async throws {
         try await withThrowingDiscardingTaskGroup { group in
-            if let address {
+            for listener in listeners {
+                if case .unix(let path) = listener.address.endpoint {
+                    try? FileManager.default.createDirectory(
+                        atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                    unlink(path)
+                }
                 let server = GRPCServer(
                     transport: .http2NIOPosix(
-                        address: address.host.contains(":")
-                            ? .ipv6(host: address.host, port: address.port)
-                            : .ipv4(host: address.host, port: address.port),
-                        transportSecurity: .plaintext),
-                    services: services)
-                group.addTask { try await Self.serve(server) }
-            }
-            if let socketPath {
-                try? FileManager.default.createDirectory(
-                    atPath: (socketPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                unlink(socketPath)
-                let server = GRPCServer(
-                    transport: .http2NIOPosix(
-                        address: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext),
+                        address: listener.address.bindTarget,
+                        transportSecurity: listener.tls?.transportSecurity ?? .plaintext),
                     services: services)
                 group.addTask { try await Self.serve(server) }
             }

@@ -112,6 +112,12 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
         }
     }
 
+    /// Checks a GetFlows request the way the agent would (InvalidArgument with a sentence), so
+    /// that a relay refuses it once instead of forwarding it to every node.
+    public static func validate(_ request: Observer_GetFlowsRequest) throws(RPCError) {
+        _ = try FlowQuery(request)
+    }
+
     var uptimeNanoseconds: UInt64 { UInt64(max(0, Date().timeIntervalSince(observer.started)) * 1e9) }
 }
 

@@ -8,9 +8,12 @@ public struct PeerService: Peer_Peer.SimpleServiceProtocol {
     public struct Peer: Sendable, Equatable {
         public var name: String
         public var address: String
-        public init(name: String, address: String) {
+        /// The name the peer's TLS certificate carries; nil when it serves plaintext.
+        public var tlsServerName: String?
+        public init(name: String, address: String, tlsServerName: String? = nil) {
             self.name = name
             self.address = address
+            self.tlsServerName = tlsServerName
         }
     }
 
@@ -40,6 +43,7 @@ public struct PeerService: Peer_Peer.SimpleServiceProtocol {
             $0.name = peer.name
             $0.address = peer.address
             $0.type = type
+            if let serverName = peer.tlsServerName { $0.tls = .with { $0.serverName = serverName } }
         }
     }
 }

@@ -80,6 +80,7 @@ public enum LabTools {
     public static let required: [(tool: String, package: String)] = [
         ("ip", "iproute2"), ("nft", "nftables"), ("sysctl", "procps"), ("nginx", "nginx-light"),
         ("dnsmasq", "dnsmasq-base"), ("curl", "curl"), ("setsid", "util-linux"), ("getent", "libc-bin"),
+        ("openssl", "openssl"), ("socat", "socat"),
     ]
 
     public static func package(of tool: String) -> String {

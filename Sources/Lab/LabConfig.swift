@@ -25,6 +25,15 @@ public struct LabConfig: Sendable, Equatable {
     /// Alerting rules for a Prometheus that scrapes every agent (in the first node), or nil for
     /// no Prometheus. Needs agents.
     public var prometheusRules: String?
+    /// The osprey-relay binary, run on the host (reaching the agents through the first node),
+    /// or nil for no relay. Needs agents.
+    public var relayPath: String?
+    /// The relay's TCP port on the host's loopback (the CLI's default server is
+    /// localhost:4245), or nil for its unix socket only (`relaySocketPath`).
+    public var relayPort: Int?
+    /// TLS everywhere: a throwaway CA signs the agents', the relay's and a client certificate
+    /// (`tlsDirectory`); agents and relay require client certificates (mutual TLS).
+    public var tls = false
 
     public init(
         name: String = LabConfig.defaultName, nodeCount: Int = 2, topology: Topology = .bridge,
@@ -46,6 +55,8 @@ public struct LabConfig: Sendable, Equatable {
     public static let hubblePort: UInt16 = 4244
     /// The lab Prometheus's port, in the first node's namespace.
     public static let prometheusPort: UInt16 = 9090
+    /// The relay's port on the host's loopback, as Hubble Relay's (`osprey observe`'s default server).
+    public static let relayPort = 4245
 
     /// Parses a topology name the way the CLI receives it.
     public static func topology(named text: String) throws(LabError) -> Topology {
@@ -64,6 +75,11 @@ public struct LabConfig: Sendable, Equatable {
 
     /// The directory holding this lab's files.
     public var stateDirectory: String { Self.stateDirectory(stateRoot: stateRoot, name: name) }
+    /// The relay's unix socket (always served when the lab has a relay).
+    public var relaySocketPath: String { stateDirectory + "/relay.sock" }
+    /// The lab's CA and certificates when `tls` is on.
+    public var tlsDirectory: String { stateDirectory + "/tls" }
+
     /// The inventory file the agent's standalone metadata source reads.
     public var inventoryPath: String { stateDirectory + "/inventory.json" }
 

@@ -78,6 +78,10 @@ public struct LabController: Sendable {
         do { try plan.inventory(uids: uids, processes: processes).write(to: config.inventoryPath) } catch {
             throw .fileFailed(path: config.inventoryPath, reason: "\(error)")
         }
+        if config.tls {
+            progress("creating a throwaway CA and TLS certificates")
+            try LabCertificates(config: config).create(with: host)
+        }
         if let agentPath = config.agentPath {
             progress("starting osprey-agent on \(plan.nodes.count) nodes")
             for node in plan.nodes {
@@ -91,6 +95,23 @@ public struct LabController: Sendable {
                 try waitUntilListening(
                     pid: pid, proto: "tcp", port: LabConfig.agentMetricsPort, what: "osprey-agent on \(node.name)",
                     logPath: "\(config.stateDirectory)/nodes/\(node.name)/osprey-agent.log")
+            }
+        }
+        if let relayPath = config.relayPath, config.agentPath != nil {
+            progress("starting osprey-relay")
+            let relay = Workloads(plan: plan).relayLaunch(relayPath: relayPath)
+            try createDirectory((relay.logPath as NSString).deletingLastPathComponent)
+            unlink(config.relaySocketPath)
+            let pid = try host.launchDetached(relay.command, logPath: relay.logPath, pidPath: relay.pidPath)
+            processes[plan.nodes[0].name, default: []].append(ProcessRecord(command: "osprey-relay", pid: pid))
+            try waitForSocket(config.relaySocketPath, pid: pid, what: "osprey-relay", logPath: relay.logPath)
+            if let port = config.relayPort {
+                progress("forwarding 127.0.0.1:\(port) to the relay")
+                let forward = Workloads(plan: plan).relayForwardLaunch(port: port)
+                let pid = try host.launchDetached(forward.command, logPath: forward.logPath, pidPath: forward.pidPath)
+                try waitUntilListening(
+                    pid: pid, proto: "tcp", port: UInt16(port), what: "the relay's port forward",
+                    logPath: forward.logPath)
             }
         }
         if let rulesPath = config.prometheusRules, config.agentPath != nil {
@@ -232,6 +253,20 @@ public struct LabController: Sendable {
             (try? String(contentsOfFile: "\(stateDirectory)/\($0)", encoding: .utf8))
                 .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
+    }
+
+    /// Waits until a process has created its unix socket.
+    private func waitForSocket(_ path: String, pid: Int32, what: String, logPath: String) throws(LabError) {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if FileManager.default.fileExists(atPath: path) { return }
+            guard Self.isRunning(pid) else {
+                let log = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").last ?? ""
+                throw .workloadNotReady(what: what, detail: "its process exited (\(log)); see \(logPath)")
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw .workloadNotReady(what: what, detail: "it did not create \(path) within 20 s; see \(logPath)")
     }
 
     /// Polls `/proc/<pid>/net/{tcp,udp}[6]` — the pod's own socket tables — for a listener.

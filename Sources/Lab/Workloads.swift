@@ -1,3 +1,5 @@
+import HubbleTransport
+
 /// How one pod's process is started, and where its files go.
 public struct WorkloadLaunch: Sendable, Equatable {
     public var pod: PlannedPod
@@ -53,8 +55,55 @@ public struct Workloads: Sendable {
                 "--cluster", plan.config.name, "--metrics-address", "0.0.0.0:\(LabConfig.agentMetricsPort)",
                 "--uplink", LabNames.nodeUplink, "--inventory", plan.config.inventoryPath,
                 "--hubble-listen-address", ":\(LabConfig.hubblePort)", "--hubble-socket-path", "\(dir)/hubble.sock",
-            ],
+            ] + agentTLSArguments,
             "\(dir)/osprey-agent.log", "\(dir)/osprey-agent.pid.osprey"
+        )
+    }
+
+    /// With TLS: the agents' certificate, and the CA a client (the relay) must be signed by.
+    var agentTLSArguments: [String] {
+        guard plan.config.tls else { return [] }
+        let certificates = LabCertificates(config: plan.config)
+        return [
+            "--hubble-tls-cert-file", certificates.agentCertificate.cert, "--hubble-tls-key-file",
+            certificates.agentCertificate.key, "--hubble-tls-client-ca-files", certificates.caFile,
+        ]
+    }
+
+    /// osprey-relay in the first node, as a relay pod: it serves on `:4245` there and on the
+    /// lab's relay socket, and starts from that node's agent as its peer service.
+    public func relayLaunch(relayPath: String) -> (command: [String], logPath: String, pidPath: String) {
+        let config = plan.config
+        let node = plan.nodes[0]
+        var command = [
+            "ip", "netns", "exec", node.netns, relayPath, "--listen-address", ":\(LabConfig.relayPort)",
+            "--listen-address", "unix://\(config.relaySocketPath)", "--peer-service",
+            "\(node.ipv4):\(LabConfig.hubblePort)", "--retry-timeout", "1s",
+        ]
+        if config.tls {
+            let certificates = LabCertificates(config: config)
+            command += [
+                "--tls-relay-server-cert-file", certificates.relayCertificate.cert, "--tls-relay-server-key-file",
+                certificates.relayCertificate.key, "--tls-relay-client-ca-files", certificates.caFile,
+                "--tls-hubble-server-ca-files", certificates.caFile, "--tls-client-cert-file",
+                certificates.clientCertificate.cert, "--tls-client-key-file", certificates.clientCertificate.key,
+                "--tls-peer-service-server-name", HubbleTLSNames.agent(node: node.name, cluster: config.name),
+            ]
+        }
+        let dir = "\(config.stateDirectory)/relay"
+        return (command, "\(dir)/osprey-relay.log", "\(dir)/osprey-relay.pid.osprey")
+    }
+
+    /// The host's `127.0.0.1:<port>` forwarded to the relay's socket (what `kubectl
+    /// port-forward` does for a cluster), so that `osprey observe` works with its default server.
+    public func relayForwardLaunch(port: Int) -> (command: [String], logPath: String, pidPath: String) {
+        let config = plan.config
+        let dir = "\(config.stateDirectory)/relay"
+        return (
+            [
+                "socat", "TCP-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork",
+                "UNIX-CONNECT:\(config.relaySocketPath)",
+            ], "\(dir)/port-forward.log", "\(dir)/port-forward.pid.osprey"
         )
     }
 

@@ -4,6 +4,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import HubbleAPI
 import HubbleServer
+import HubbleTransport
 
 /// Flags every command that talks to a Hubble server shares (as hubble's).
 struct ServerOptions: ParsableArguments {
@@ -21,8 +22,33 @@ struct ServerOptions: ParsableArguments {
     @Option(help: ArgumentHelp("How long unary requests (status, list) may take, e.g. 12s.", valueName: "duration"))
     var requestTimeout: String = "12s"
 
+    @Flag(help: "Connect with TLS (also implied by a tls:// server address).")
+    var tls = false
+
+    @Flag(help: "Accept any server certificate (testing only: no protection against impostors).")
+    var tlsAllowInsecure = false
+
+    @Option(
+        help: ArgumentHelp(
+            "CA certificates (PEM) that signed the server's certificate; repeatable or comma-separated.",
+            valueName: "paths"))
+    var tlsCaCertFiles: [String] = []
+
+    @Option(help: ArgumentHelp("This client's certificate (PEM), for mutual TLS.", valueName: "path"))
+    var tlsClientCertFile: String = ""
+
+    @Option(help: ArgumentHelp("This client's private key (PEM), for mutual TLS.", valueName: "path"))
+    var tlsClientKeyFile: String = ""
+
+    @Option(
+        help: ArgumentHelp(
+            "The name the server's certificate must carry, e.g. relay.osp.hubble-relay.osprey.local.",
+            valueName: "name"))
+    var tlsServerName: String = ""
+
     func validate() throws {
-        _ = try HubbleTarget(server)
+        _ = try address()
+        _ = try clientTLS()
         guard Durations.parse(timeout) != nil else {
             throw ValidationError("--timeout \"\(timeout)\" is not a duration such as 5s, 500ms or 1m.")
         }
@@ -35,8 +61,7 @@ struct ServerOptions: ParsableArguments {
     func withObserver<T: Sendable>(
         _ body: @Sendable (Observer_Observer.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> T
     ) async throws -> T {
-        let target = try HubbleTarget(server)
-        let transport = try HTTP2ClientTransport.Posix(target: target.target, transportSecurity: .plaintext)
+        let transport = try HubbleDialer(tls: try clientTLS()).transport(to: try address())
         let connect = Durations.parse(timeout) ?? .seconds(5)
         var unary = CallOptions.defaults
         unary.timeout = Durations.parse(requestTimeout) ?? .seconds(12)
@@ -61,7 +86,29 @@ struct ServerOptions: ParsableArguments {
             default:
                 throw CLIError("The server at \(server) answered \(error.code): \(error.message)")
             }
+        } catch let error as RuntimeError {
+            throw CLIError("Cannot use the Hubble server at \(server): \(error.message)")
         }
+    }
+
+    func address() throws(ValidationError) -> HubbleAddress {
+        do { return try HubbleAddress(parsing: server, defaultPort: 4245) } catch {
+            throw ValidationError("--server \(error.description)")
+        }
+    }
+
+    /// The TLS settings the flags ask for; nil for plaintext.
+    func clientTLS() throws(ValidationError) -> ClientTLS? {
+        let files = tlsCaCertFiles.flatMap { $0.split(separator: ",").map(String.init) }
+        let wanted =
+            tls || (try? address())?.tls == true || tlsAllowInsecure || !files.isEmpty || !tlsClientCertFile.isEmpty
+            || !tlsServerName.isEmpty
+        guard wanted else { return nil }
+        do {
+            return try ClientTLS(
+                caFiles: files, certificateFile: tlsClientCertFile, keyFile: tlsClientKeyFile,
+                serverName: tlsServerName, allowInsecure: tlsAllowInsecure, flagPrefix: "tls-client-")
+        } catch { throw ValidationError(error.description) }
     }
 }
 
@@ -69,82 +116,4 @@ struct ServerOptions: ParsableArguments {
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// `host:port`, `[v6]:port`, `unix:///path`.
-struct HubbleTarget {
-    let target: any ResolvableTarget
-
-    init(_ text: String) throws(ValidationError) {
-        if text.hasPrefix("unix://") {
-            let path = String(text.dropFirst("unix://".count))
-            guard path.hasPrefix("/") else {
-                throw ValidationError("--server \(text) must name an absolute socket path: unix:///path/to/sock.")
-            }
-            target = ResolvableTargets.UnixDomainSocket.unixDomainSocket(path: path)
-            return
-        }
-        if text.hasPrefix("tls://") {
-            throw ValidationError("--server \(text): TLS connections are not supported by this osprey yet.")
-        }
-        var rest = Substring(text)
-        for scheme in ["dns:///", "http://"] where rest.hasPrefix(scheme) { rest = rest.dropFirst(scheme.count) }
-        var host: Substring
-        let portText: Substring
-        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
-            host = rest[rest.index(after: rest.startIndex)..<close]
-            portText = rest[rest.index(after: close)...].drop { $0 == ":" }
-        } else if let colon = rest.lastIndex(of: ":") {
-            host = rest[..<colon]
-            portText = rest[rest.index(after: colon)...]
-        } else {
-            host = rest
-            portText = "4245"
-        }
-        guard !host.isEmpty, let port = Int(portText), (1...65535).contains(port) else {
-            throw ValidationError("--server \"\(text)\" is not host:port or unix:///path (e.g. localhost:4245).")
-        }
-        if host == "localhost" { host = "127.0.0.1" }
-        target = ResolvableTargets.DNS.dns(host: String(host), port: port)
-    }
-}
-
-/// Go-style durations: `500ms`, `5s`, `4m`, `1h43m`.
-enum Durations {
-    static func parse(_ text: String) -> Duration? {
-        guard !text.isEmpty else { return nil }
-        var total = 0.0
-        var number = ""
-        var index = text.startIndex
-        var sawUnit = false
-        while index < text.endIndex {
-            let character = text[index]
-            if character.isNumber || character == "." {
-                number.append(character)
-                index = text.index(after: index)
-                continue
-            }
-            var unit = ""
-            while index < text.endIndex, text[index].isLetter {
-                unit.append(text[index])
-                index = text.index(after: index)
-            }
-            guard let value = Double(number) else { return nil }
-            let scale: Double
-            switch unit {
-            case "ns": scale = 1e-9
-            case "us", "µs": scale = 1e-6
-            case "ms": scale = 1e-3
-            case "s": scale = 1
-            case "m": scale = 60
-            case "h": scale = 3600
-            default: return nil
-            }
-            total += value * scale
-            number = ""
-            sawUnit = true
-        }
-        guard sawUnit, number.isEmpty else { return nil }
-        return .nanoseconds(Int64(total * 1e9))
-    }
 }

@@ -48,13 +48,39 @@ extension LabCommand {
         )
         var prometheusRules: String?
 
+        @Option(help: "The osprey-relay binary to run on the host (default: the one next to this osprey).")
+        var relay: String?
+
+        @Flag(help: "Start the lab without osprey-relay.")
+        var noRelay = false
+
+        @Option(
+            help:
+                "The relay's TCP port on the host's loopback (osprey's default server is localhost:4245); 0: its unix socket only."
+        )
+        var relayPort: Int = LabConfig.relayPort
+
+        @Flag(
+            help:
+                "TLS and mutual TLS between CLI, relay and agents, with a throwaway CA (certificates in the lab's state)."
+        )
+        var tls = false
+
         func run() throws {
             try reportingErrors {
                 var config = try LabConfig(
                     name: lab.name, nodeCount: nodes, topology: LabConfig.topology(named: topology),
                     stateRoot: lab.stateDir)
                 try LabController.requireRoot()
-                config.agentPath = noAgent ? nil : try agent ?? Self.siblingAgent()
+                config.agentPath = noAgent ? nil : try agent ?? Self.sibling("osprey-agent")
+                if !noAgent, !noRelay {
+                    config.relayPath = try relay ?? Self.sibling("osprey-relay")
+                    guard (0...65535).contains(relayPort) else {
+                        throw ValidationError("--relay-port \(relayPort) is not a port (1-65535, or 0 for none).")
+                    }
+                    config.relayPort = relayPort == 0 ? nil : relayPort
+                }
+                config.tls = tls
                 if let prometheusRules {
                     guard !noAgent else {
                         throw ValidationError("--prometheus-rules needs the agents; drop --no-agent.")
@@ -72,15 +98,15 @@ extension LabCommand {
                         + "\(config.nodeCount) nodes, \(status.inventory.pods.count) pods, "
                         + "\(status.inventory.services.count) services, \(config.topology.rawValue) topology.\n")
                 print(LabReport.render(status))
-                print(LabReport.hints(status.inventory))
+                print(LabReport.hints(status.inventory, config: config))
             }
         }
 
-        /// `osprey-agent` in the directory of the running `osprey`.
-        static func siblingAgent() throws(LabCommandError) -> String {
+        /// `program` (osprey-agent, osprey-relay) in the directory of the running `osprey`.
+        static func sibling(_ program: String) throws(LabCommandError) -> String {
             let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
-            let path = (executable as NSString).deletingLastPathComponent + "/osprey-agent"
-            guard FileManager.default.isExecutableFile(atPath: path) else { throw .noAgent(path) }
+            let path = (executable as NSString).deletingLastPathComponent + "/" + program
+            guard FileManager.default.isExecutableFile(atPath: path) else { throw .missingProgram(program, path) }
             return path
         }
     }
@@ -126,14 +152,15 @@ extension LabCommand {
 
 enum LabCommandError: Error, CustomStringConvertible {
     case unhealthy(name: String)
-    case noAgent(String)
+    case missingProgram(String, String)
 
     var description: String {
         switch self {
         case .unhealthy(let name):
             "Some processes of lab '\(name)' are not running; recreate it with `osprey lab down` and `osprey lab up`."
-        case .noAgent(let path):
-            "osprey-agent was not found at \(path); build it (`swift build`), pass --agent <path>, or use --no-agent."
+        case .missingProgram(let program, let path):
+            "\(program) was not found at \(path); build it (`swift build`), pass --\(program.dropFirst("osprey-".count)) <path>, "
+                + "or use --no-\(program.dropFirst("osprey-".count))."
         }
     }
 }

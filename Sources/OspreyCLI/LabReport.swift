@@ -44,7 +44,7 @@ enum LabReport {
     }
 
     /// What to type next to look at the lab.
-    static func hints(_ inventory: Inventory) -> String {
+    static func hints(_ inventory: Inventory, config: LabConfig? = nil) -> String {
         let loadgen = inventory.pods.first { $0.workload?.name == "loadgen" }
         let node = inventory.nodes.first
         var lines = ["Look around:"]
@@ -81,10 +81,25 @@ enum LabReport {
                     "  ip netns exec \(netns) curl -s 'localhost:\(port)/api/v1/query' --data-urlencode "
                         + "'query=sum by (reason) (rate(hubble_drop_total[1m]))'")
             }
+            if let config, config.relayPath != nil {
+                var flags = config.relayPort == LabConfig.relayPort ? "" : " --server unix://\(config.relaySocketPath)"
+                if config.tls {
+                    let certificates = LabCertificates(config: config)
+                    if flags.isEmpty { flags = " --server localhost:\(LabConfig.relayPort)" }
+                    flags +=
+                        " --tls-ca-cert-files \(certificates.caFile) --tls-client-cert-file \(certificates.clientCertificate.cert)"
+                        + " --tls-client-key-file \(certificates.clientCertificate.key) --tls-server-name \(certificates.relayServerName)"
+                }
+                lines.append("Every node's flows through osprey-relay (hubble observe's flags and formats):")
+                lines.append("  \(osprey) observe\(flags) --last 20")
+                lines.append("  \(osprey) observe\(flags) --namespace shop --verdict DROPPED -f")
+                lines.append("  \(osprey) status\(flags)")
+                lines.append("  \(osprey) list nodes\(flags)")
+            }
             if let node = agents.first {
                 let state = LabConfig.stateDirectory(name: inventory.cluster)
                 let server = "--server unix://\(state)/nodes/\(node.name)/hubble.sock"
-                lines.append("Flows through each agent's Hubble API (hubble observe's flags and formats):")
+                lines.append("One agent's own Hubble API (hubble observe's flags and formats):")
                 lines.append("  \(osprey) observe \(server)")
                 lines.append("  \(osprey) observe \(server) --namespace shop --verdict DROPPED")
                 lines.append("  \(osprey) observe \(server) --protocol dns -f")

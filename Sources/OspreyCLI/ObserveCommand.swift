@@ -4,6 +4,7 @@ import FlowPrinter
 import Foundation
 import GRPCCore
 import HubbleAPI
+import HubbleTransport
 import HubbleWire
 import SwiftProtobuf
 
@@ -252,8 +253,19 @@ struct ObserveCommand: AsyncParsableCommand {
         return (list("allowlist", filters.allow) + list("denylist", filters.deny)).joined(separator: "\n")
     }
 
+    /// Writes one line to stdout. When the reader has gone (`osprey observe | head`), stops
+    /// quietly with status 0, as hubble does.
     static func emit(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        let bytes = Array((line + "\n").utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                Foundation.exit(0)
+            }
+            offset += written
+        }
     }
 
     /// Node status events go to stderr, as hubble does, when a node is unavailable or failing.

@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import HubbleAPI
 import HubbleServer
+import HubbleTransport
 import HubbleWire
 import Observer
 import Synchronization
@@ -32,7 +33,8 @@ struct ObserverServerTests {
         let socket = FileManager.default.temporaryDirectory.appendingPathComponent("osp-hubble-\(UUID()).sock").path
         defer { unlink(socket) }
         let server = HubbleServer(
-            observer: observer, nodeName: "osp-node-1", clusterName: "osp", address: nil, socketPath: socket,
+            observer: observer, nodeName: "osp-node-1", clusterName: "osp",
+            listeners: [.init(address: HubbleAddress(endpoint: .unix(path: socket)), tls: nil)],
             peers: { [PeerService.Peer(name: "osp-node-1", address: "10.240.0.11:4244")] })
         let task = Task { try await server.run() }
         defer { task.cancel() }

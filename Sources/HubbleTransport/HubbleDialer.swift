@@ -1,0 +1,33 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import NIOPosix
+
+/// Makes client transports to Hubble servers: plaintext or TLS with the configured files, each
+/// server's certificate checked against the name it should carry.
+public struct HubbleDialer: Sendable {
+    public let tls: ClientTLS?
+    let eventLoopGroup: MultiThreadedEventLoopGroup
+
+    public init(tls: ClientTLS?, eventLoopGroup: MultiThreadedEventLoopGroup = .singleton) {
+        self.tls = tls
+        self.eventLoopGroup = eventLoopGroup
+    }
+
+    /// A transport to `address`, verifying `serverName` when TLS is on (else the configured
+    /// name, else the host).
+    public func transport(
+        to address: HubbleAddress, serverName: String? = nil
+    ) throws -> HTTP2ClientTransport.Posix {
+        var config = HTTP2ClientTransport.Posix.Config.defaults
+        // Reconnect quickly: an agent that restarts should be back within seconds.
+        config.backoff = .init(initial: .milliseconds(250), max: .seconds(5), multiplier: 2, jitter: 0.1)
+        var security = HTTP2ClientTransport.Posix.TransportSecurity.plaintext
+        if let tls = address.tls ? (tls ?? (try? ClientTLS(flagPrefix: "tls-"))) : tls {
+            let verified = tls.verifying(serverName: serverName)
+            security = verified.transportSecurity
+            config.http2.authority = verified.serverName
+        }
+        return try HTTP2ClientTransport.Posix(
+            target: address.dialTarget, transportSecurity: security, config: config, eventLoopGroup: eventLoopGroup)
+    }
+}

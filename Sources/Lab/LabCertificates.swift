@@ -1,0 +1,68 @@
+import Foundation
+import HubbleTransport
+
+/// A throwaway certificate authority for a lab with TLS, made with openssl: it signs one
+/// certificate for every agent (a wildcard over the agents' names), one for the relay and one
+/// client certificate (the relay's towards the agents, and the CLI's towards the relay). Keys
+/// are P-256; everything expires after a week and is removed with the lab.
+public struct LabCertificates: Sendable {
+    public let directory: String
+    public let cluster: String
+
+    public init(config: LabConfig) {
+        directory = config.tlsDirectory
+        cluster = config.name
+    }
+
+    public var caFile: String { "\(directory)/ca.pem" }
+    public var agentCertificate: (cert: String, key: String) { pair("agent") }
+    public var relayCertificate: (cert: String, key: String) { pair("relay") }
+    public var clientCertificate: (cert: String, key: String) { pair("client") }
+    /// The name the relay's certificate carries: what `--tls-server-name` must say.
+    public var relayServerName: String { HubbleTLSNames.relay(cluster: cluster) }
+
+    func pair(_ name: String) -> (cert: String, key: String) {
+        ("\(directory)/\(name).pem", "\(directory)/\(name)-key.pem")
+    }
+
+    /// Creates the CA and the three certificates.
+    public func create(with host: Host) throws(LabError) {
+        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+            throw .fileFailed(path: directory, reason: "\(error)")
+        }
+        let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        _ = try host.run(
+            ["openssl", "req", "-x509"] + curve + [
+                "-keyout", "\(directory)/ca-key.pem", "-out", caFile, "-days", "7", "-subj",
+                "/CN=osprey lab \(cluster) CA",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            ])
+        let leaves: [(name: String, subject: String, extensions: String)] = [
+            (
+                "agent", HubbleTLSNames.agentWildcard(cluster: cluster),
+                "subjectAltName=DNS:\(HubbleTLSNames.agentWildcard(cluster: cluster))\nextendedKeyUsage=serverAuth"
+            ),
+            (
+                "relay", relayServerName,
+                "subjectAltName=DNS:\(relayServerName),DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth"
+            ),
+            ("client", "osprey lab \(cluster) client", "extendedKeyUsage=clientAuth"),
+        ]
+        for leaf in leaves {
+            let (cert, key) = pair(leaf.name)
+            let extensionsFile = "\(directory)/\(leaf.name).ext"
+            do {
+                try (leaf.extensions + "\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n").write(
+                    toFile: extensionsFile, atomically: true, encoding: .utf8)
+            } catch { throw .fileFailed(path: extensionsFile, reason: "\(error)") }
+            _ = try host.run(
+                ["openssl", "req", "-new"] + curve + [
+                    "-keyout", key, "-out", "\(directory)/\(leaf.name).csr", "-subj", "/CN=\(leaf.subject)",
+                ])
+            _ = try host.run([
+                "openssl", "x509", "-req", "-in", "\(directory)/\(leaf.name).csr", "-CA", caFile, "-CAkey",
+                "\(directory)/ca-key.pem", "-CAcreateserial", "-out", cert, "-days", "7", "-extfile", extensionsFile,
+            ])
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import HubbleAPI
+import HubbleServer
+import HubbleTransport
+import Logging
+import Synchronization
+
+/// The agents a relay knows, one gRPC client each, and whether each answers right now.
+///
+/// Agents come from `peer.Peer/Notify` of a peer service (an agent's: it lists every node) or
+/// from a fixed list. Each agent's client reconnects by itself with a short backoff and is
+/// health-checked every `checkInterval`; a peer that comes back is used again, whenever that is.
+/// When the peer service itself fails, the known peers stay and the relay asks again after
+/// `retryInterval`.
+public final class PeerPool: Sendable {
+    public enum Discovery: Sendable {
+        /// Follow `peer.Peer/Notify` of this Hubble server (whose TLS certificate, if any,
+        /// carries `serverName`).
+        case peerService(HubbleAddress, serverName: String?)
+        /// These peers (name, address), for standalone use.
+        case fixed([(name: String, address: String)])
+    }
+
+    /// What the relay knows of one agent.
+    public struct Peer: Sendable {
+        public let name: String
+        /// The address as announced (`ip:port` or `unix:///path`).
+        public let address: String
+        public let tlsServerName: String?
+        public fileprivate(set) var state: Relay_NodeState
+        /// Why the peer is unavailable or in error.
+        public fileprivate(set) var lastError: String?
+        let client: GRPCClient<HTTP2ClientTransport.Posix>?
+        public var tlsEnabled: Bool { client != nil && tlsEnabledFlag }
+        fileprivate let tlsEnabledFlag: Bool
+        public var isConnected: Bool { state == .nodeConnected }
+    }
+
+    private struct Entry {
+        var peer: Peer
+        var task: Task<Void, Never>?
+    }
+
+    let discovery: Discovery
+    let dialer: HubbleDialer
+    let checkInterval: Duration
+    let retryInterval: Duration
+    let logger: Logger
+    private let entries = Mutex<[String: Entry]>([:])
+
+    public init(
+        discovery: Discovery, dialer: HubbleDialer, checkInterval: Duration = .seconds(1),
+        retryInterval: Duration = .seconds(5), logger: Logger
+    ) {
+        self.discovery = discovery
+        self.dialer = dialer
+        self.checkInterval = checkInterval
+        self.retryInterval = retryInterval
+        self.logger = logger
+    }
+
+    /// Every known peer, by name.
+    public var peers: [Peer] { entries.withLock { $0.values.map(\.peer) }.sorted { $0.name < $1.name } }
+
+    public func peer(named name: String) -> Peer? { entries.withLock { $0[name]?.peer } }
+
+    /// Discovers and watches peers until cancelled; then closes every client.
+    public func run() async {
+        defer {
+            let tasks = entries.withLock { entries in
+                defer { entries = [:] }
+                return entries.values.compactMap(\.task)
+            }
+            for task in tasks { task.cancel() }
+        }
+        switch discovery {
+        case .fixed(let list):
+            for (name, address) in list { add(name: name, address: address, tlsServerName: nil) }
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+        case .peerService(let service, let serverName):
+            while !Task.isCancelled {
+                do {
+                    try await follow(service, serverName: serverName)
+                    logger.warning("peer service closed its stream", metadata: ["peer-service": "\(service)"])
+                } catch  where !Task.isCancelled {
+                    logger.warning(
+                        "peer service unreachable; keeping the known peers",
+                        metadata: ["peer-service": "\(service)", "error": "\(Self.describe(error))"])
+                } catch {}
+                try? await Task.sleep(for: retryInterval)
+            }
+        }
+    }
+
+    private func follow(_ service: HubbleAddress, serverName: String?) async throws {
+        let transport = try dialer.transport(to: service, serverName: serverName)
+        try await withGRPCClient(transport: transport) { client in
+            try await Peer_Peer.Client(wrapping: client).notify(Peer_NotifyRequest()) { response in
+                for try await change in response.messages {
+                    let serverName = change.hasTls && !change.tls.serverName.isEmpty ? change.tls.serverName : nil
+                    switch change.type {
+                    case .peerAdded, .peerUpdated:
+                        self.add(name: change.name, address: change.address, tlsServerName: serverName)
+                    case .peerDeleted:
+                        self.remove(name: change.name)
+                    default:
+                        break
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds a peer or, when its address changed, replaces it.
+    func add(name: String, address: String, tlsServerName: String?) {
+        if let known = peer(named: name), known.address == address, known.tlsServerName == tlsServerName { return }
+        remove(name: name)
+        var client: GRPCClient<HTTP2ClientTransport.Posix>?
+        var problem: String?
+        do {
+            let parsed = try HubbleAddress(parsing: address, defaultPort: 4244)
+            client = GRPCClient(transport: try dialer.transport(to: parsed, serverName: tlsServerName))
+        } catch {
+            problem = "cannot dial \(address): \(error)"
+        }
+        let peer = Peer(
+            name: name, address: address, tlsServerName: tlsServerName,
+            state: problem == nil ? .nodeUnavailable : .nodeError,
+            lastError: problem ?? "not checked yet", client: client, tlsEnabledFlag: dialer.tls != nil)
+        logger.info("peer added", metadata: ["peer": "\(name)", "address": "\(address)"])
+        let task = client.map { client in Task { await self.watch(name: name, client: client) } }
+        entries.withLock { $0[name] = Entry(peer: peer, task: task) }
+    }
+
+    func remove(name: String) {
+        guard let entry = entries.withLock({ $0.removeValue(forKey: name) }) else { return }
+        entry.task?.cancel()
+        logger.info("peer deleted", metadata: ["peer": "\(name)"])
+    }
+
+    /// A stream to this peer failed: it is unavailable until its next health check passes.
+    func reportOffline(name: String, reason: String) {
+        update(name: name, state: .nodeUnavailable, error: reason)
+    }
+
+    /// Runs the peer's connections and checks its health until the peer is removed.
+    private func watch(name: String, client: GRPCClient<HTTP2ClientTransport.Posix>) async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { try? await client.runConnections() }
+            let health = Grpc_Health_V1_Health.Client(wrapping: client)
+            var options = CallOptions.defaults
+            options.timeout = .seconds(2)
+            while !Task.isCancelled {
+                do {
+                    let answer = try await health.check(
+                        .with { $0.service = HealthService.observerServiceName }, options: options)
+                    if answer.status == .serving {
+                        update(name: name, state: .nodeConnected, error: nil)
+                    } else {
+                        update(name: name, state: .nodeUnavailable, error: "health check answered \(answer.status)")
+                    }
+                } catch {
+                    update(name: name, state: .nodeUnavailable, error: Self.describe(error))
+                }
+                try? await Task.sleep(for: checkInterval)
+            }
+            client.beginGracefulShutdown()
+        }
+    }
+
+    private func update(name: String, state: Relay_NodeState, error: String?) {
+        let changed: Bool = entries.withLock { entries in
+            guard var entry = entries[name] else { return false }
+            let changed = entry.peer.state != state
+            entry.peer.state = state
+            entry.peer.lastError = error
+            entries[name] = entry
+            return changed
+        }
+        guard changed else { return }
+        if state == .nodeConnected {
+            logger.info("peer connected", metadata: ["peer": "\(name)"])
+        } else {
+            logger.warning("peer unavailable", metadata: ["peer": "\(name)", "error": "\(error ?? "")"])
+        }
+    }
+
+    /// An error as one phrase (gRPC errors by their message).
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? RPCError { return "\(error.code): \(error.message)" }
+        return "\(error)"
+    }
+}

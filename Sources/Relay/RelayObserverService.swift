@@ -1,0 +1,321 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import HubbleAPI
+import HubbleServer
+import HubbleWire
+import SwiftProtobuf
+import Synchronization
+
+/// `observer.Observer` for the whole cluster: every call goes to every connected agent.
+///
+/// GetFlows forwards the request to each agent and merges their streams by time through a
+/// bounded sort buffer, so `number` (hubble's `--last N`) means N per node, as with Hubble
+/// Relay. It first reports which nodes are connected and which are not (NODE_CONNECTED /
+/// NODE_UNAVAILABLE); a follow stream survives an agent that dies (NODE_UNAVAILABLE), takes it
+/// back when it returns (NODE_CONNECTED, then its flows since the last one seen, so nothing is
+/// repeated) and picks up agents that appear while it runs.
+public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
+    let pool: PeerPool
+    let sortBufferMaxLength: Int
+    let sortBufferDrainTimeout: Duration
+    let peerRequestTimeout: Duration
+
+    public init(
+        pool: PeerPool, sortBufferMaxLength: Int = 100, sortBufferDrainTimeout: Duration = .seconds(1),
+        peerRequestTimeout: Duration = .seconds(5)
+    ) {
+        self.pool = pool
+        self.sortBufferMaxLength = max(1, sortBufferMaxLength)
+        self.sortBufferDrainTimeout = sortBufferDrainTimeout
+        self.peerRequestTimeout = peerRequestTimeout
+    }
+
+    /// What the per-agent readers hand the merging loop.
+    enum Item: Sendable {
+        case flow(Observer_GetFlowsResponse)
+        case status(Observer_GetFlowsResponse)
+        /// The sort buffer's drain clock, and the moment to look for new agents.
+        case tick
+        /// An agent's stream is over for good (not following, or the peer was deleted).
+        case finished
+    }
+
+    /// How many responses may wait between the agents' streams and the client.
+    static let channelCapacity = 256
+
+    public func getFlows(
+        request: Observer_GetFlowsRequest, response: RPCWriter<Observer_GetFlowsResponse>, context: ServerContext
+    ) async throws {
+        try ObserverService.validate(request)
+        let started = Date()
+        let peers = pool.peers
+        let connected = peers.filter(\.isConnected)
+        let unavailable = peers.filter { !$0.isConnected }
+        if !connected.isEmpty { try await response.write(Self.status(.nodeConnected, connected.map(\.name))) }
+        if !unavailable.isEmpty {
+            try await response.write(
+                Self.status(
+                    .nodeUnavailable, unavailable.map(\.name),
+                    message: unavailable.compactMap { $0.lastError.map { "\($0)" } }.first ?? ""))
+        }
+        guard !connected.isEmpty || request.follow else { return }
+
+        let perNode = request.number > 0 ? Int(clamping: request.number) : sortBufferMaxLength
+        var buffer = SortBuffer(
+            capacity: min(sortBufferMaxLength, perNode.multipliedReportingOverflow(by: max(1, connected.count)).0))
+        let channel = BoundedChannel<Item>(capacity: Self.channelCapacity)
+        let drainNanoseconds =
+            Int64(sortBufferDrainTimeout.components.seconds) * 1_000_000_000
+            + sortBufferDrainTimeout.components.attoseconds / 1_000_000_000
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var streaming = Set<String>()
+            var active = 0
+            func start(_ peer: PeerPool.Peer, _ request: Observer_GetFlowsRequest) {
+                streaming.insert(peer.name)
+                active += 1
+                group.addTask { await read(from: peer.name, request: request, started: started, into: channel) }
+            }
+            for peer in connected { start(peer, request) }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: sortBufferDrainTimeout)
+                    channel.trySend(.tick)
+                }
+            }
+            defer {
+                channel.finish()
+                group.cancelAll()
+            }
+            merging: while let item = await channel.receive() {
+                switch item {
+                case .flow(let flow):
+                    if let oldest = buffer.push(flow) { try await response.write(oldest) }
+                case .status(let status):
+                    try await response.write(status)
+                case .tick:
+                    let cutoff = SortBuffer.nanoseconds(FlowMessage.timestamp(Date())) - drainNanoseconds
+                    for flow in buffer.popOlder(than: cutoff) { try await response.write(flow) }
+                    guard request.follow else { continue }
+                    // Agents that appeared (or came back before their first stream) join now.
+                    for peer in pool.peers where peer.isConnected && !streaming.contains(peer.name) {
+                        try await response.write(Self.status(.nodeConnected, [peer.name]))
+                        start(peer, Self.resuming(request, after: nil, started: started))
+                    }
+                case .finished:
+                    active -= 1
+                    if active == 0, !request.follow { break merging }
+                }
+            }
+            for flow in buffer.drain() { try await response.write(flow) }
+        }
+    }
+
+    /// One agent's part of a GetFlows call: forwards its responses; when following, outlives
+    /// the agent's failures and resumes after the last flow it delivered.
+    private func read(
+        from name: String, request original: Observer_GetFlowsRequest, started: Date,
+        into channel: BoundedChannel<Item>
+    ) async {
+        var request = original
+        let last = Mutex<Google_Protobuf_Timestamp?>(nil)
+        while !Task.isCancelled {
+            guard let client = pool.peer(named: name)?.client else { break }
+            let reason: String
+            do {
+                try await Observer_Observer.Client(wrapping: client).getFlows(request) { stream in
+                    for try await message in stream.messages {
+                        if message.hasTime { last.withLock { $0 = message.time } }
+                        try await channel.send(.flow(message))
+                    }
+                }
+                guard request.follow, !request.hasUntil else { break }
+                reason = "the stream ended"
+            } catch {
+                if Task.isCancelled { return }
+                reason = PeerPool.describe(error)
+                if !request.follow {
+                    let state: Relay_NodeState =
+                        (error as? RPCError)?.code == .unavailable ? .nodeUnavailable : .nodeError
+                    _ = try? await channel.send(.status(Self.status(state, [name], message: reason)))
+                    break
+                }
+            }
+            pool.reportOffline(name: name, reason: reason)
+            guard (try? await channel.send(.status(Self.status(.nodeUnavailable, [name], message: reason)))) != nil
+            else { return }
+            // Wait for the agent's health check to pass again, however long that takes.
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                guard let peer = pool.peer(named: name) else {
+                    _ = try? await channel.send(.finished)
+                    return
+                }
+                if peer.isConnected { break }
+            }
+            guard (try? await channel.send(.status(Self.status(.nodeConnected, [name])))) != nil else { return }
+            request = Self.resuming(original, after: last.withLock { $0 }, started: started)
+        }
+        _ = try? await channel.send(.finished)
+    }
+
+    /// The request that continues a follow stream: the flows after `after` (else since the
+    /// call started), then live ones.
+    static func resuming(
+        _ request: Observer_GetFlowsRequest, after last: Google_Protobuf_Timestamp?, started: Date
+    ) -> Observer_GetFlowsRequest {
+        var next = request
+        next.number = 0
+        next.first = false
+        var since = last ?? FlowMessage.timestamp(started)
+        since.nanos += 1
+        if since.nanos >= 1_000_000_000 {
+            since.seconds += 1
+            since.nanos -= 1_000_000_000
+        }
+        if !request.hasSince || SortBuffer.nanoseconds(request.since) < SortBuffer.nanoseconds(since) {
+            next.since = since
+        }
+        return next
+    }
+
+    static func status(
+        _ state: Relay_NodeState, _ names: [String], message: String = ""
+    ) -> Observer_GetFlowsResponse {
+        .with {
+            $0.nodeStatus = .with {
+                $0.stateChange = state
+                $0.nodeNames = names
+                $0.message = message
+            }
+            $0.time = FlowMessage.timestamp(Date())
+        }
+    }
+
+    public func getAgentEvents(
+        request: Observer_GetAgentEventsRequest, response: RPCWriter<Observer_GetAgentEventsResponse>,
+        context: ServerContext
+    ) async throws {
+        throw RPCError(code: .unimplemented, message: "osprey-relay does not serve agent events; use GetFlows.")
+    }
+
+    public func getDebugEvents(
+        request: Observer_GetDebugEventsRequest, response: RPCWriter<Observer_GetDebugEventsResponse>,
+        context: ServerContext
+    ) async throws {
+        throw RPCError(code: .unimplemented, message: "osprey-relay does not serve debug events; use GetFlows.")
+    }
+
+    var peerCallOptions: CallOptions {
+        var options = CallOptions.defaults
+        options.timeout = peerRequestTimeout
+        return options
+    }
+
+    /// Each connected agent's ServerStatus (nil for an agent that did not answer).
+    private func statuses(of peers: [PeerPool.Peer]) async -> [String: Observer_ServerStatusResponse] {
+        let options = peerCallOptions
+        return await withTaskGroup(of: (String, Observer_ServerStatusResponse?).self) { group in
+            for peer in peers where peer.isConnected {
+                guard let client = peer.client else { continue }
+                group.addTask {
+                    let status = try? await Observer_Observer.Client(wrapping: client).serverStatus(
+                        Observer_ServerStatusRequest(), options: options)
+                    return (peer.name, status)
+                }
+            }
+            var answers: [String: Observer_ServerStatusResponse] = [:]
+            for await (name, status) in group { answers[name] = status }
+            return answers
+        }
+    }
+
+    /// The agents' figures summed; nodes that did not answer are named (at most 10).
+    public func serverStatus(
+        request: Observer_ServerStatusRequest, context: ServerContext
+    ) async throws
+        -> Observer_ServerStatusResponse
+    {
+        let peers = pool.peers
+        let answers = await statuses(of: peers)
+        let down = peers.map(\.name).filter { answers[$0] == nil }
+        return .with {
+            for status in answers.values {
+                $0.numFlows += status.numFlows
+                $0.maxFlows += status.maxFlows
+                $0.seenFlows += status.seenFlows
+                $0.flowsRate += status.flowsRate
+                $0.uptimeNs = max($0.uptimeNs, status.uptimeNs)
+            }
+            $0.version = "osprey-relay \(OspreyVersion.current)"
+            $0.numConnectedNodes = Google_Protobuf_UInt32Value(UInt32(answers.count))
+            $0.numUnavailableNodes = Google_Protobuf_UInt32Value(UInt32(down.count))
+            $0.unavailableNodes = Array(down.prefix(10))
+        }
+    }
+
+    /// Every known node: connected ones with their agent's figures, the others with their state.
+    public func getNodes(
+        request: Observer_GetNodesRequest, context: ServerContext
+    ) async throws
+        -> Observer_GetNodesResponse
+    {
+        let peers = pool.peers
+        let answers = await statuses(of: peers)
+        return .with {
+            $0.nodes = peers.map { peer in
+                .with {
+                    $0.name = peer.name
+                    $0.address = peer.address
+                    $0.tls = .with {
+                        $0.enabled = peer.tlsEnabled
+                        $0.serverName = peer.tlsServerName ?? ""
+                    }
+                    guard peer.isConnected else {
+                        $0.state = peer.state == .nodeError ? .nodeError : .nodeUnavailable
+                        return
+                    }
+                    guard let status = answers[peer.name] else {
+                        $0.state = .nodeError
+                        return
+                    }
+                    $0.state = .nodeConnected
+                    $0.version = status.version
+                    $0.uptimeNs = status.uptimeNs
+                    $0.numFlows = status.numFlows
+                    $0.maxFlows = status.maxFlows
+                    $0.seenFlows = status.seenFlows
+                }
+            }
+        }
+    }
+
+    /// The namespaces every connected agent saw in the last hour, merged; agents that do not
+    /// answer are left out (a partial answer beats none).
+    public func getNamespaces(
+        request: Observer_GetNamespacesRequest, context: ServerContext
+    ) async throws
+        -> Observer_GetNamespacesResponse
+    {
+        let options = peerCallOptions
+        let all = await withTaskGroup(of: [Observer_Namespace].self) { group in
+            for peer in pool.peers where peer.isConnected {
+                guard let client = peer.client else { continue }
+                group.addTask {
+                    (try? await Observer_Observer.Client(wrapping: client).getNamespaces(
+                        Observer_GetNamespacesRequest(), options: options))?.namespaces ?? []
+                }
+            }
+            var merged: [String: Observer_Namespace] = [:]
+            for await namespaces in group {
+                for namespace in namespaces { merged["\(namespace.cluster)/\(namespace.namespace)"] = namespace }
+            }
+            return merged
+        }
+        return .with {
+            $0.namespaces = all.values.sorted {
+                ($0.cluster, $0.namespace) < ($1.cluster, $1.namespace)
+            }
+        }
+    }
+}

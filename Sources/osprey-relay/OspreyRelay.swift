@@ -1,0 +1,8 @@
+import Relay
+
+@main
+enum OspreyRelay {
+    static func main() async {
+        await RelayCommand.main()
+    }
+}
