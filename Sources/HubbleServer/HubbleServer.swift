@@ -41,9 +41,24 @@ public struct HubbleServer: Sendable {
     }
 
     /// Serves until cancelled; being cancelled is a normal stop, not an error.
+    ///
+    /// A stop is graceful first: the server closes its listener and tells clients to go away,
+    /// then, a second later, whatever still streams (follow streams never end by themselves) is
+    /// cancelled. Cancelling a NIO server while it accepts a connection or stream can trap
+    /// (swift-nio#3481, "Deinited NIOAsyncWriter without calling finish()"), so the serving task
+    /// is never cancelled directly.
     static func serve(_ server: GRPCServer<HTTP2ServerTransport.Posix>) async throws {
+        let serving = Task { try await server.serve() }
         do {
-            try await server.serve()
+            try await withTaskCancellationHandler {
+                try await serving.value
+            } onCancel: {
+                server.beginGracefulShutdown()
+                Task {
+                    try? await Task.sleep(for: .seconds(1))
+                    serving.cancel()
+                }
+            }
         } catch  where Task.isCancelled {
             return
         }

@@ -1,0 +1,400 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import HubbleAPI
+import HubbleServer
+import HubbleTransport
+import HubbleWire
+import Lab
+import Logging
+import Observer
+import Relay
+import Synchronization
+import Testing
+
+@testable import Flows
+
+/// osprey-relay's services over real HTTP/2 (unix sockets) in front of real agent Hubble
+/// servers, each on its own observer: merging, per-node counts, node states, follow streams
+/// across an agent restart, back-pressure from a stalled client, TLS and mutual TLS.
+@Suite("osprey-relay over real gRPC", .serialized)
+struct RelayTests {
+    typealias Client = GRPCClient<HTTP2ClientTransport.Posix>
+
+    /// One agent's Hubble server on a unix socket, restartable on the same socket.
+    final class Agent: Sendable {
+        let name: String
+        let socket: String
+        let observer: Observer
+        let peers: @Sendable () -> [PeerService.Peer]
+        let tls: ServerTLS?
+        let task = Mutex<Task<Void, any Error>?>(nil)
+
+        init(
+            _ name: String, flows: [Flow] = [], tls: ServerTLS? = nil,
+            peers: @escaping @Sendable () -> [PeerService.Peer] = { [] }
+        ) throws {
+            self.name = name
+            socket = FileManager.default.temporaryDirectory.appendingPathComponent("osp-relay-\(UUID()).sock").path
+            observer = try Observer(capacity: 65535)
+            observer.append(flows)
+            self.peers = peers
+            self.tls = tls
+        }
+
+        var address: String { "unix://\(socket)" }
+
+        func start(observer: Observer? = nil) async throws {
+            let server = HubbleServer(
+                observer: observer ?? self.observer, nodeName: name, clusterName: "osp",
+                listeners: [.init(address: HubbleAddress(endpoint: .unix(path: socket)), tls: tls)], peers: peers)
+            unlink(socket)
+            task.withLock { $0 = Task { try await server.run() } }
+            for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+
+        func stop() async {
+            let running = task.withLock { task in
+                defer { task = nil }
+                return task
+            }
+            running?.cancel()
+            _ = await running?.result
+            unlink(socket)
+        }
+    }
+
+    /// A flow of `node` at `offset` seconds after the fixtures' start; `number` ends its UUID.
+    static func flow(_ node: String, at offset: Double, number: Int) -> Flow {
+        var flow = Fixtures.syn
+        flow.time = Fixtures.start.addingTimeInterval(offset)
+        flow.uuid = UUID(uuidString: String(format: "00000000-0000-4000-8000-%012d", number))!
+        flow.nodeName = node
+        return flow
+    }
+
+    /// A relay over `discovery`, serving on a fresh socket, handed to `body` once `expected`
+    /// peers are known (connected or not).
+    func withRelay(
+        _ discovery: PeerPool.Discovery, expected: Int, dialer: HubbleDialer = HubbleDialer(tls: nil),
+        serverTLS: ServerTLS? = nil, connect clientTLS: ClientTLS? = nil,
+        _ body: (Client, PeerPool, String) async throws -> Void
+    ) async throws {
+        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("osp-relay-\(UUID()).sock").path
+        defer { unlink(socket) }
+        var logger = Logger(label: "osprey-relay-test")
+        logger.logLevel = .critical
+        let pool = PeerPool(
+            discovery: discovery, dialer: dialer, checkInterval: .milliseconds(100),
+            retryInterval: .milliseconds(200), logger: logger)
+        let relay = HubbleServer(
+            services: [
+                RelayObserverService(pool: pool, sortBufferDrainTimeout: .milliseconds(200)), HealthService(),
+            ],
+            listeners: [.init(address: HubbleAddress(endpoint: .unix(path: socket)), tls: serverTLS)])
+        let tasks = [Task { await pool.run() }, Task { try await relay.run() }]
+        defer { for task in tasks { task.cancel() } }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, pool.peers.count < expected || !FileManager.default.fileExists(atPath: socket) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let transport = try HubbleDialer(tls: clientTLS).transport(to: HubbleAddress(endpoint: .unix(path: socket)))
+        try await withGRPCClient(transport: transport) { client in try await body(client, pool, socket) }
+    }
+
+    func responses(_ client: Client, _ request: Observer_GetFlowsRequest) async throws -> [Observer_GetFlowsResponse] {
+        try await Observer_Observer.Client(wrapping: client).getFlows(request) { response in
+            var messages: [Observer_GetFlowsResponse] = []
+            for try await message in response.messages { messages.append(message) }
+            return messages
+        }
+    }
+
+    static func numbers(_ responses: [Observer_GetFlowsResponse]) -> [Int] {
+        responses.compactMap { $0.isFlow ? Int($0.flow.uuid.suffix(4)) : nil }
+    }
+
+    static func statuses(_ responses: [Observer_GetFlowsResponse]) -> [(Relay_NodeState, [String])] {
+        responses.compactMap {
+            guard case .nodeStatus(let status)? = $0.responseTypes else { return nil }
+            return (status.stateChange, status.nodeNames)
+        }
+    }
+
+    @Test("GetFlows merges every node's flows in time order, --last N is N per node, connected nodes come first")
+    func mergesInTimeOrder() async throws {
+        let agents = [
+            try Agent("osp-n1", flows: [1, 3, 5, 7].map { Self.flow("osp-n1", at: Double($0), number: $0) }),
+            try Agent("osp-n2", flows: [2, 4, 6, 8].map { Self.flow("osp-n2", at: Double($0), number: $0) }),
+            try Agent(
+                "osp-n3", flows: [Self.flow("osp-n3", at: 0.5, number: 10), Self.flow("osp-n3", at: 9, number: 9)]),
+        ]
+        for agent in agents { try await agent.start() }
+        defer { Task { for agent in agents { await agent.stop() } } }
+        try await withRelay(.fixed(agents.map { ($0.name, $0.address) }), expected: 3) { client, _, _ in
+            let all = try await responses(client, .with { $0.number = 100 })
+            #expect(Self.statuses(all).first.map { $0.0 } == .nodeConnected)
+            #expect(Self.statuses(all).first.map { $0.1 } == ["osp-n1", "osp-n2", "osp-n3"])
+            #expect(all.first?.isNodeStatus == true, "the node status comes before any flow")
+            #expect(Self.numbers(all) == [10, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+            let fromN3 = all.filter { $0.isFlow && $0.nodeName == "osp-n3" }
+            #expect(fromN3.count == 2)
+
+            // Hubble Relay's --last N: the newest N of each node, merged.
+            let last = try await responses(client, .with { $0.number = 2 })
+            #expect(Self.numbers(last) == [10, 5, 6, 7, 8, 9])
+            // Filters travel to the agents.
+            let filtered = try await responses(
+                client, .with { $0.whitelist = [.with { $0.nodeName = ["osp-n2"] }] })
+            #expect(Self.numbers(filtered) == [2, 4, 6, 8])
+            // A request the agents would refuse is refused once, by the relay.
+            await #expect(throws: RPCError.self) {
+                _ = try await responses(client, .with { $0.whitelist = [.with { $0.sourceIp = ["10.0.0.300"] }] })
+            }
+        }
+    }
+
+    @Test("an unreachable node is named in GetFlows, ServerStatus and GetNodes; the others still answer")
+    func unreachableNode() async throws {
+        let agents = [
+            try Agent("osp-n1", flows: [Self.flow("osp-n1", at: 1, number: 1)]),
+            try Agent("osp-n2", flows: [Self.flow("osp-n2", at: 2, number: 2)]),
+        ]
+        for agent in agents { try await agent.start() }
+        defer { Task { for agent in agents { await agent.stop() } } }
+        let peers = agents.map { ($0.name, $0.address) } + [("osp-gone", "unix:///run/osprey/osp-no-such.sock")]
+        try await withRelay(.fixed(peers), expected: 3) { client, _, _ in
+            let all = try await responses(client, .with { $0.number = 10 })
+            let states = Self.statuses(all)
+            #expect(states.count == 2)
+            #expect(states.first.map { $0.0 } == .nodeConnected)
+            #expect(states.first.map { $0.1 } == ["osp-n1", "osp-n2"])
+            #expect(states.last.map { $0.0 } == .nodeUnavailable)
+            #expect(states.last.map { $0.1 } == ["osp-gone"])
+            #expect(Self.numbers(all) == [1, 2])
+
+            let observer = Observer_Observer.Client(wrapping: client)
+            let status = try await observer.serverStatus(Observer_ServerStatusRequest())
+            #expect(status.numFlows == 2)
+            #expect(status.maxFlows == 2 * 65535)
+            #expect(status.numConnectedNodes.value == 2)
+            #expect(status.numUnavailableNodes.value == 1)
+            #expect(status.unavailableNodes == ["osp-gone"])
+            #expect(status.version.hasPrefix("osprey-relay "))
+
+            let nodes = try await observer.getNodes(Observer_GetNodesRequest()).nodes
+            #expect(nodes.map(\.name) == ["osp-gone", "osp-n1", "osp-n2"])
+            #expect(nodes.map(\.state) == [.nodeUnavailable, .nodeConnected, .nodeConnected])
+            #expect(nodes[1].numFlows == 1)
+            #expect(nodes[1].version.hasPrefix("osprey-agent "))
+            #expect(nodes[0].address == "unix:///run/osprey/osp-no-such.sock")
+
+            let namespaces = try await observer.getNamespaces(Observer_GetNamespacesRequest()).namespaces
+            #expect(namespaces.map(\.namespace) == ["shop"])
+            let health = try await Grpc_Health_V1_Health.Client(wrapping: client).check(
+                .with { $0.service = HealthService.observerServiceName })
+            #expect(health.status == .serving)
+        }
+    }
+
+    @Test("a follow stream outlives an agent that dies, says so, and takes the agent back when it returns")
+    func followAcrossRestart() async throws {
+        let n1 = try Agent("osp-n1")
+        let n2 = try Agent("osp-n2")
+        try await n1.start()
+        try await n2.start()
+        defer {
+            Task {
+                await n1.stop(); await n2.stop()
+            }
+        }
+        try await withRelay(.fixed([(n1.name, n1.address), (n2.name, n2.address)]), expected: 2) { client, pool, _ in
+            let seen = Received()
+            func wait(_ what: String, _ condition: @escaping ([Observer_GetFlowsResponse]) -> Bool) async throws {
+                let deadline = Date().addingTimeInterval(10)
+                while Date() < deadline, !condition(seen.all) { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(condition(seen.all), "\(what)")
+            }
+            let stream = Task { [client] in
+                try await Observer_Observer.Client(wrapping: client).getFlows(.with { $0.follow = true }) { response in
+                    for try await message in response.messages { seen.append(message) }
+                }
+            }
+            defer { stream.cancel() }
+            try await wait("connected status") { Self.statuses($0).count == 1 }
+            func live(_ node: String, _ number: Int) -> Flow {
+                var flow = Self.flow(node, at: 0, number: number)
+                flow.time = Date()
+                return flow
+            }
+            n1.observer.append([live("osp-n1", 1)])
+            n2.observer.append([live("osp-n2", 2)])
+            try await wait("both nodes' flows") { Set(Self.numbers($0)) == [1, 2] }
+
+            await n2.stop()
+            try await wait("n2 reported unavailable") {
+                Self.statuses($0).contains { $0.0 == .nodeUnavailable && $0.1 == ["osp-n2"] }
+            }
+            n1.observer.append([live("osp-n1", 3)])
+            try await wait("n1 still streams") { Self.numbers($0).contains(3) }
+            #expect(pool.peer(named: "osp-n2")?.isConnected == false)
+
+            // The agent comes back with an empty ring (a restarted process) and new flows.
+            let restarted = try Observer(capacity: 4095)
+            try await n2.start(observer: restarted)
+            try await wait("n2 reported connected again") {
+                Self.statuses($0).filter { $0.0 == .nodeConnected && $0.1 == ["osp-n2"] }.count == 1
+            }
+            restarted.append([live("osp-n2", 4)])
+            try await wait("n2's new flow") { Self.numbers($0).contains(4) }
+            #expect(Self.numbers(seen.all).sorted() == [1, 2, 3, 4], "nothing lost, nothing repeated")
+        }
+    }
+
+    @Test("a client that stops reading does not make the relay buffer: the agents count what could not be sent")
+    func stalledClientBackPressure() async throws {
+        let n1 = try Agent("osp-n1")
+        try await n1.start()
+        defer { Task { await n1.stop() } }
+        try await withRelay(.fixed([(n1.name, n1.address)]), expected: 1) { client, _, _ in
+            // More than every HTTP/2 window (agent→relay, relay→client) and buffer between them holds.
+            let total = 300_000
+            let result = try await Observer_Observer.Client(wrapping: client).getFlows(.with { $0.follow = true }) {
+                response -> (flows: Int, lost: Flow_LostEvent?) in
+                var iterator = response.messages.makeAsyncIterator()
+                _ = try await iterator.next()  // NODE_CONNECTED: the stream is set up.
+                var batch: [Flow] = []
+                for number in 0..<total {
+                    var flow = Self.flow("osp-n1", at: 0, number: number % 10000)
+                    flow.time = Date()
+                    batch.append(flow)
+                    if batch.count == 1000 {
+                        n1.observer.append(batch)
+                        batch = []
+                    }
+                }
+                var flows = 0
+                while let message = try await iterator.next() {
+                    if case .lostEvents(let record)? = message.responseTypes { return (flows, record) }
+                    if message.isFlow { flows += 1 }
+                    if flows >= total { break }
+                }
+                return (flows, nil)
+            }
+            let lost = try #require(result.lost, "the agent must have lost flows for this stalled client")
+            #expect(lost.source == .hubbleRingBuffer)
+            #expect(lost.numEventsLost > 0)
+            // What the relay held is bounded: the client got only a small part of the flood.
+            #expect(result.flows + Int(lost.numEventsLost) <= total)
+            #expect(result.flows < total / 2, "\(result.flows) flows delivered before the loss record")
+        }
+    }
+
+    @Test(
+        "TLS: a client without the relay's CA or without a certificate is refused; agents are reached over mutual TLS")
+    func mutualTLS() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osp-tls-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let certificates = LabCertificates(config: try LabConfig(name: "osptls", stateRoot: directory))
+        try certificates.create(with: Host())
+        let agentTLS = try #require(
+            try ServerTLS(
+                certificateFile: certificates.agentCertificate.cert, keyFile: certificates.agentCertificate.key,
+                clientCAFiles: [certificates.caFile], flagPrefix: "hubble-tls-"))
+        let n2 = try Agent("osp-n2", flows: [Self.flow("osp-n2", at: 2, number: 2)], tls: agentTLS)
+        // n1 is the peer service: it lists itself and n2, each with the name its certificate carries.
+        let n1Address = Mutex("")
+        let n1 = try Agent("osp-n1", flows: [Self.flow("osp-n1", at: 1, number: 1)], tls: agentTLS) {
+            [n2] in
+            [
+                PeerService.Peer(
+                    name: "osp-n1", address: n1Address.withLock { $0 },
+                    tlsServerName: HubbleTLSNames.agent(node: "osp-n1", cluster: "osptls")),
+                PeerService.Peer(
+                    name: "osp-n2", address: n2.address,
+                    tlsServerName: HubbleTLSNames.agent(node: "osp-n2", cluster: "osptls")),
+            ]
+        }
+        n1Address.withLock { $0 = n1.address }
+        try await n1.start()
+        try await n2.start()
+        defer {
+            Task {
+                await n1.stop(); await n2.stop()
+            }
+        }
+        let relayTLS = try ServerTLS(
+            certificateFile: certificates.relayCertificate.cert, keyFile: certificates.relayCertificate.key,
+            clientCAFiles: [certificates.caFile], flagPrefix: "tls-relay-server-")
+        let towardsAgents = try ClientTLS(
+            caFiles: [certificates.caFile], certificateFile: certificates.clientCertificate.cert,
+            keyFile: certificates.clientCertificate.key, flagPrefix: "tls-client-")
+        let client = try ClientTLS(
+            caFiles: [certificates.caFile], certificateFile: certificates.clientCertificate.cert,
+            keyFile: certificates.clientCertificate.key, serverName: certificates.relayServerName,
+            flagPrefix: "tls-client-")
+        try await withRelay(
+            .peerService(
+                HubbleAddress(endpoint: .unix(path: n1.socket)),
+                serverName: HubbleTLSNames.agent(node: "osp-n1", cluster: "osptls")),
+            expected: 2, dialer: HubbleDialer(tls: towardsAgents), serverTLS: relayTLS, connect: client
+        ) { client, pool, socket in
+            let all = try await responses(client, .with { $0.number = 10 })
+            #expect(Self.numbers(all) == [1, 2])
+            #expect(pool.peers.map(\.isConnected) == [true, true])
+            let nodes = try await Observer_Observer.Client(wrapping: client).getNodes(Observer_GetNodesRequest()).nodes
+            #expect(nodes.first { $0.name == "osp-n2" }?.tls.enabled == true)
+            #expect(
+                nodes.first { $0.name == "osp-n2" }?.tls.serverName
+                    == HubbleTLSNames.agent(node: "osp-n2", cluster: "osptls"))
+
+            // The same relay, without a client certificate, with no TLS at all, with a CA that
+            // did not sign it: each is refused before any flow.
+            let relay = HubbleAddress(endpoint: .unix(path: socket))
+            let refused: [(String, ClientTLS?)] = [
+                (
+                    "no client certificate",
+                    try ClientTLS(
+                        caFiles: [certificates.caFile], serverName: certificates.relayServerName,
+                        flagPrefix: "tls-client-")
+                ),
+                ("plaintext", nil),
+                (
+                    "the system's CAs",
+                    try ClientTLS(
+                        certificateFile: certificates.clientCertificate.cert,
+                        keyFile: certificates.clientCertificate.key, serverName: certificates.relayServerName,
+                        flagPrefix: "tls-client-")
+                ),
+            ]
+            for (what, tls) in refused {
+                var options = CallOptions.defaults
+                options.timeout = .seconds(3)
+                let transport = try HubbleDialer(tls: tls).transport(to: relay)
+                await #expect(throws: (any Error).self, "\(what)") {
+                    try await withGRPCClient(transport: transport) { client in
+                        _ = try await Grpc_Health_V1_Health.Client(wrapping: client).check(
+                            .with { $0.service = HealthService.observerServiceName }, options: options)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a follow stream has delivered so far, shared with the test.
+final class Received: Sendable {
+    private let items = Mutex<[Observer_GetFlowsResponse]>([])
+    var all: [Observer_GetFlowsResponse] { items.withLock { $0 } }
+    func append(_ item: Observer_GetFlowsResponse) { items.withLock { $0.append(item) } }
+}
+
+extension Observer_GetFlowsResponse {
+    var isNodeStatus: Bool {
+        if case .nodeStatus? = responseTypes { return true }
+        return false
+    }
+}
