@@ -167,7 +167,7 @@ let package = Package(
             name: "LabIntegrationTests", dependencies: ["Lab", "ClusterInventory", "TestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "AgentIntegrationTests", dependencies: ["Lab", "ClusterInventory", "TestSupport"],
+            name: "AgentIntegrationTests", dependencies: ["Lab", "ClusterInventory", "TestSupport", "HubbleTransport"],
             swiftSettings: strict),
         .testTarget(name: "NodeMetricsTests", dependencies: ["NodeMetrics"], swiftSettings: strict),
         .testTarget(

@@ -34,15 +34,10 @@ final class BoundedChannel<Element: Sendable>: Sendable {
         }
     }
 
-    private enum SendOutcome {
-        case done(Bool)
-        case deliver(CheckedContinuation<Element?, Never>)
-        case wait(UInt64)
-    }
-
-    private enum ReceiveOutcome {
-        case element(Element?, CheckedContinuation<Void, any Error>?)
-        case wait
+    private enum SendAttempt {
+        case accepted(CheckedContinuation<Element?, Never>?)
+        case full
+        case finished
     }
 
     let capacity: Int
@@ -53,105 +48,120 @@ final class BoundedChannel<Element: Sendable>: Sendable {
         self.capacity = capacity
     }
 
+    /// Under the lock: hands `element` to a waiting receiver or queues it, if there is room.
+    private func attemptSend(_ element: Element, _ state: inout State) -> SendAttempt {
+        if state.finished { return .finished }
+        if let receiver = state.receiver {
+            state.receiver = nil
+            return .accepted(receiver)
+        }
+        guard state.count < capacity else { return .full }
+        state.buffer.append(element)
+        return .accepted(nil)
+    }
+
+    /// Under the lock: the next element, and the sender to wake whose element took its place.
+    private func attemptReceive(_ state: inout State) -> (Element, CheckedContinuation<Void, any Error>?)? {
+        if let element = state.popFirst() {
+            guard !state.senders.isEmpty else { return (element, nil) }
+            let waiter = state.senders.removeFirst()
+            state.buffer.append(waiter.element)
+            return (element, waiter.continuation)
+        }
+        guard !state.senders.isEmpty else { return nil }
+        let waiter = state.senders.removeFirst()
+        return (waiter.element, waiter.continuation)
+    }
+
     /// Queues `element`, waiting while the channel is full. Returns false once finished.
     @discardableResult
     func send(_ element: Element) async throws -> Bool {
-        let outcome: SendOutcome = state.withLock { state in
-            if state.finished { return .done(false) }
-            if let receiver = state.receiver {
-                state.receiver = nil
-                return .deliver(receiver)
-            }
-            if state.count < capacity {
-                state.buffer.append(element)
-                return .done(true)
-            }
+        switch state.withLock({ attemptSend(element, &$0) }) {
+        case .finished: return false
+        case .accepted(let receiver):
+            receiver?.resume(returning: element)
+            return true
+        case .full:
+            break
+        }
+        let id = state.withLock { state in
             state.nextID += 1
-            return .wait(state.nextID)
+            return state.nextID
         }
-        switch outcome {
-        case .done(let accepted): return accepted
-        case .deliver(let receiver):
-            receiver.resume(returning: element)
-            return true
-        case .wait(let id):
-            try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                    let cancelled: Bool = state.withLock { state in
-                        if Task.isCancelled || state.finished { return true }
+        // Everything is decided again under one lock: the receiver may have emptied the queue
+        // (and started waiting) since the first look.
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let next: SendAttempt = state.withLock { state in
+                    if Task.isCancelled { return .finished }
+                    let attempt = attemptSend(element, &state)
+                    if case .full = attempt {
                         state.senders.append(Waiter(id: id, element: element, continuation: continuation))
-                        return false
                     }
-                    if cancelled { continuation.resume(throwing: CancellationError()) }
+                    return attempt
                 }
-            } onCancel: {
-                let waiter: Waiter? = state.withLock { state in
-                    guard let index = state.senders.firstIndex(where: { $0.id == id }) else { return nil }
-                    return state.senders.remove(at: index)
+                switch next {
+                case .accepted(let receiver):
+                    receiver?.resume(returning: element)
+                    continuation.resume()
+                case .finished:
+                    continuation.resume(throwing: CancellationError())
+                case .full:
+                    break  // a receiver resumes it once there is room
                 }
-                waiter?.continuation.resume(throwing: CancellationError())
             }
-            return true
+        } onCancel: {
+            let waiter: Waiter? = state.withLock { state in
+                guard let index = state.senders.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.senders.remove(at: index)
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
         }
+        return true
     }
 
     /// Queues `element` unless the channel is full; never waits.
     @discardableResult
     func trySend(_ element: Element) -> Bool {
-        let (accepted, receiver): (Bool, CheckedContinuation<Element?, Never>?) = state.withLock { state in
-            if state.finished { return (false, nil) }
-            if let receiver = state.receiver {
-                state.receiver = nil
-                return (true, receiver)
-            }
-            guard state.count < capacity else { return (false, nil) }
-            state.buffer.append(element)
-            return (true, nil)
+        switch state.withLock({ attemptSend(element, &$0) }) {
+        case .accepted(let receiver):
+            receiver?.resume(returning: element)
+            return true
+        case .full, .finished:
+            return false
         }
-        receiver?.resume(returning: element)
-        return accepted
     }
 
     /// The next element; nil once finished and empty, or when the receiving task is cancelled.
     func receive() async -> Element? {
-        let outcome: ReceiveOutcome = state.withLock { state in
-            if let element = state.popFirst() {
-                // Room again: the longest-waiting sender's element joins the queue.
-                if !state.senders.isEmpty {
-                    let waiter = state.senders.removeFirst()
-                    state.buffer.append(waiter.element)
-                    return .element(element, waiter.continuation)
-                }
-                return .element(element, nil)
-            }
-            if !state.senders.isEmpty {
-                let waiter = state.senders.removeFirst()
-                return .element(waiter.element, waiter.continuation)
-            }
-            return state.finished ? .element(nil, nil) : .wait
+        let first: (Element, CheckedContinuation<Void, any Error>?)?? = state.withLock { state in
+            if let received = attemptReceive(&state) { return .some(received) }
+            return state.finished ? .some(nil) : nil
         }
-        switch outcome {
-        case .element(let element, let sender):
+        if let first {
+            guard let (element, sender) = first else { return nil }
             sender?.resume()
             return element
-        case .wait:
-            return await withTaskCancellationHandler {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Element?, Never>) in
-                    let immediate: Element?? = state.withLock { state in
-                        if Task.isCancelled || state.finished { return .some(nil) }
-                        if let element = state.popFirst() { return .some(element) }
-                        state.receiver = continuation
-                        return .none
-                    }
-                    if let immediate { continuation.resume(returning: immediate) }
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Element?, Never>) in
+                let now: (Element, CheckedContinuation<Void, any Error>?)?? = state.withLock { state in
+                    if let received = attemptReceive(&state) { return .some(received) }
+                    if Task.isCancelled || state.finished { return .some(nil) }
+                    state.receiver = continuation
+                    return nil
                 }
-            } onCancel: {
-                let receiver = state.withLock { state in
-                    defer { state.receiver = nil }
-                    return state.receiver
+                if let now {
+                    now?.1?.resume()
+                    continuation.resume(returning: now?.0)
                 }
-                receiver?.resume(returning: nil)
             }
+        } onCancel: {
+            let receiver = state.withLock { state in
+                defer { state.receiver = nil }
+                return state.receiver
+            }
+            receiver?.resume(returning: nil)
         }
     }
 

@@ -21,6 +21,9 @@ public final class PeerPool: Sendable {
         case peerService(HubbleAddress, serverName: String?)
         /// These peers (name, address), for standalone use.
         case fixed([(name: String, address: String)])
+        /// Every address `host` resolves to, at `port`, looked up again every `retryInterval`:
+        /// a headless Kubernetes Service over the agents' DaemonSet. Peers are named by address.
+        case dns(host: String, port: Int)
     }
 
     /// What the relay knows of one agent.
@@ -79,6 +82,18 @@ public final class PeerPool: Sendable {
         case .fixed(let list):
             for (name, address) in list { add(name: name, address: address, tlsServerName: nil) }
             while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+        case .dns(let host, let port):
+            while !Task.isCancelled {
+                let wanted = Set(
+                    Self.resolve(host).map { $0.contains(":") ? "[\($0)]:\(port)" : "\($0):\(port)" })
+                if wanted.isEmpty {
+                    logger.warning("no agent address found; keeping the known peers", metadata: ["dns": "\(host)"])
+                } else {
+                    for address in wanted.sorted() { add(name: address, address: address, tlsServerName: nil) }
+                    for peer in peers where !wanted.contains(peer.address) { remove(name: peer.name) }
+                }
+                try? await Task.sleep(for: retryInterval)
+            }
         case .peerService(let service, let serverName):
             while !Task.isCancelled {
                 do {
@@ -185,6 +200,29 @@ public final class PeerPool: Sendable {
         } else {
             logger.warning("peer unavailable", metadata: ["peer": "\(name)", "error": "\(error ?? "")"])
         }
+    }
+
+    /// The IPv4 and IPv6 addresses of `host` (empty when it does not resolve).
+    static func resolve(_ host: String) -> [String] {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &result) == 0 else { return [] }
+        defer { freeaddrinfo(result) }
+        var addresses: [String] = []
+        var entry = result
+        while let info = entry {
+            var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            if getnameinfo(
+                info.pointee.ai_addr, info.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0,
+                NI_NUMERICHOST) == 0
+            {
+                addresses.append(
+                    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+            entry = info.pointee.ai_next
+        }
+        return Array(Set(addresses)).sorted()
     }
 
     /// An error as one phrase (gRPC errors by their message).

@@ -41,7 +41,13 @@ public struct RelayCommand: AsyncParsableCommand {
     )
     var peers: [String] = list("OSPREY_RELAY_PEERS")
 
-    @Option(help: "How long to wait before asking the peer service again after it failed.")
+    @Option(
+        help:
+            "Find agents by DNS instead: every address this name (a headless Service over the agents) resolves to, at :4244 unless NAME:PORT. Env: OSPREY_RELAY_PEERS_DNS."
+    )
+    var peersDns: String = environment["OSPREY_RELAY_PEERS_DNS"] ?? ""
+
+    @Option(help: "How long to wait before asking the peer service (or DNS) again.")
     var retryTimeout: String = "5s"
 
     @Option(help: "How often each agent's health is checked.")
@@ -139,7 +145,16 @@ public struct RelayCommand: AsyncParsableCommand {
             }
             let discovery: PeerPool.Discovery
             let fixed = Self.split(peers)
-            if fixed.isEmpty {
+            guard fixed.isEmpty || peersDns.isEmpty else {
+                throw ValidationError("Use either --peers or --peers-dns, not both.")
+            }
+            if !peersDns.isEmpty {
+                guard
+                    case .tcp(let host, let port) = (try? HubbleAddress(parsing: peersDns, defaultPort: 4244))?.endpoint,
+                    !host.isEmpty
+                else { throw ValidationError("--peers-dns \"\(peersDns)\" is not NAME or NAME:PORT.") }
+                discovery = .dns(host: host, port: port)
+            } else if fixed.isEmpty {
                 do {
                     discovery = .peerService(
                         try HubbleAddress(parsing: peerService, defaultPort: 4244),

@@ -1,10 +1,11 @@
 import Foundation
 import Lab
 
-/// The built `osprey` and `osprey-agent` executables, run the way a user runs them.
+/// The built `osprey`, `osprey-agent` and `osprey-relay` executables, run the way a user runs them.
 public struct OspreyBinary: Sendable {
     public static let cli = OspreyBinary(name: "osprey")
     public static let agent = OspreyBinary(name: "osprey-agent")
+    public static let relay = OspreyBinary(name: "osprey-relay")
 
     public let name: String
 
