@@ -167,15 +167,21 @@ public final class PeerPool: Sendable {
             let health = Grpc_Health_V1_Health.Client(wrapping: client)
             var options = CallOptions.defaults
             options.timeout = .seconds(2)
+            // A lost connection counts at once; a busy agent that answers late, after 3 misses.
+            var slowAnswers = 0
             while !Task.isCancelled {
                 do {
                     let answer = try await health.check(
                         .with { $0.service = HealthService.observerServiceName }, options: options)
+                    slowAnswers = 0
                     if answer.status == .serving {
                         update(name: name, state: .nodeConnected, error: nil)
                     } else {
                         update(name: name, state: .nodeUnavailable, error: "health check answered \(answer.status)")
                     }
+                } catch let error as RPCError where error.code == .deadlineExceeded {
+                    slowAnswers += 1
+                    if slowAnswers >= 3 { update(name: name, state: .nodeUnavailable, error: Self.describe(error)) }
                 } catch {
                     update(name: name, state: .nodeUnavailable, error: Self.describe(error))
                 }

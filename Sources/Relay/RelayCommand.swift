@@ -188,10 +188,9 @@ public struct RelayCommand: AsyncParsableCommand {
         }
     }
 
-    public func validate() throws { _ = try settings() }
-
     public func run() async throws {
-        let settings = try settings()
+        let settings: Settings
+        do { settings = try self.settings() } catch { Self.fail(error.message) }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = settings.level

@@ -270,7 +270,8 @@ extension AgentIntegration {
                         "hubble_lost_events_total", ["source": "hubble_ring_buffer"])
                 }
                 #expect(lost > 0, "no agent counted lost flows for the stalled client")
-                // Everyone else is still served.
+                // Everyone else is still served, by every node.
+                try Self.waitForNodes(config, connected: 2)
                 let other = try Self.osprey(config, ["observe", "--last", "5", "-o", "json"])
                 #expect(other.status == 0)
                 #expect(Self.flows(other.stdout).count == 10)
