@@ -234,36 +234,250 @@ public struct DNSInfo: Sendable, Equatable {
 /// One flow: a packet (or a connection's packets since the last report) seen at one point.
 ///
 /// The compact form used inside the agent; the Hubble protobuf message is built only where a
-/// flow leaves the process.
+/// flow leaves the process. Its fields live in one copy-on-write box, so handing a flow from
+/// stage to stage (decoder, ring, metrics, subscribers) costs one reference count, not one per
+/// string, endpoint and array inside it.
 public struct Flow: Sendable {
-    public var time: Date
-    public var uuid: UUID
-    public var verdict: Verdict
+    final class Storage: @unchecked Sendable {
+        // Mutated only while uniquely referenced (see `unique`).
+        var time: Date
+        var uuid: UUID
+        var verdict: Verdict
+        var dropReason: Int = 0
+        var kernelDropReason: String? = nil
+        var ethernet: (source: MACAddress, destination: MACAddress)? = nil
+        var ipVersion: Int
+        var sourceIP: String
+        var destinationIP: String
+        var l4: Layer4
+        var source: Endpoint = Endpoint()
+        var destination: Endpoint = Endpoint()
+        var sourceService: ServiceRef? = nil
+        var destinationService: ServiceRef? = nil
+        var nodeName: String
+        var trafficDirection: TrafficDirection
+        var isReply: Bool?
+        var observationPoint: ObservationPoint
+        var interface: (index: Int32, name: String)?
+        var dns: DNSInfo? = nil
+        var latencyNanoseconds: UInt64 = 0
+        var packets: UInt64
+        var bytes: UInt64
+
+        init(
+            time: Date, uuid: UUID, verdict: Verdict, ipVersion: Int, sourceIP: String, destinationIP: String,
+            l4: Layer4, nodeName: String, trafficDirection: TrafficDirection, isReply: Bool?,
+            observationPoint: ObservationPoint, interface: (index: Int32, name: String)?, packets: UInt64,
+            bytes: UInt64
+        ) {
+            self.time = time
+            self.uuid = uuid
+            self.verdict = verdict
+            self.ipVersion = ipVersion
+            self.sourceIP = sourceIP
+            self.destinationIP = destinationIP
+            self.l4 = l4
+            self.nodeName = nodeName
+            self.trafficDirection = trafficDirection
+            self.isReply = isReply
+            self.observationPoint = observationPoint
+            self.interface = interface
+            self.packets = packets
+            self.bytes = bytes
+        }
+
+        func copy() -> Storage {
+            let copy = Storage(
+                time: time, uuid: uuid, verdict: verdict, ipVersion: ipVersion, sourceIP: sourceIP,
+                destinationIP: destinationIP, l4: l4, nodeName: nodeName, trafficDirection: trafficDirection,
+                isReply: isReply, observationPoint: observationPoint, interface: interface, packets: packets,
+                bytes: bytes)
+            copy.dropReason = dropReason
+            copy.kernelDropReason = kernelDropReason
+            copy.ethernet = ethernet
+            copy.source = source
+            copy.destination = destination
+            copy.sourceService = sourceService
+            copy.destinationService = destinationService
+            copy.dns = dns
+            copy.latencyNanoseconds = latencyNanoseconds
+            return copy
+        }
+    }
+
+    private var storage: Storage
+
+    /// Makes the box this flow's own before a change (copy-on-write).
+    private mutating func unique() {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+    }
+
+    public var time: Date {
+        get { storage.time }
+        _modify {
+            unique()
+            yield &storage.time
+        }
+    }
+    public var uuid: UUID {
+        get { storage.uuid }
+        _modify {
+            unique()
+            yield &storage.uuid
+        }
+    }
+    public var verdict: Verdict {
+        get { storage.verdict }
+        _modify {
+            unique()
+            yield &storage.verdict
+        }
+    }
     /// Hubble's DropReason value (e.g. 133 POLICY_DENIED), 0 when not dropped.
-    public var dropReason: Int = 0
+    public var dropReason: Int {
+        get { storage.dropReason }
+        _modify {
+            unique()
+            yield &storage.dropReason
+        }
+    }
     /// The kernel's own drop reason name (e.g. `NETFILTER_DROP`), kept next to Hubble's.
-    public var kernelDropReason: String?
+    public var kernelDropReason: String? {
+        get { storage.kernelDropReason }
+        _modify {
+            unique()
+            yield &storage.kernelDropReason
+        }
+    }
     /// Ethernet addresses (`aa:bb:cc:dd:ee:ff`) where the packet was seen; nil for drops.
     /// Kept as numbers (48 bits each): their text is only needed where a flow leaves the process.
-    public var ethernet: (source: MACAddress, destination: MACAddress)?
-    public var ipVersion: Int
-    public var sourceIP: String
-    public var destinationIP: String
-    public var l4: Layer4
-    public var source = Endpoint()
-    public var destination = Endpoint()
-    public var sourceService: ServiceRef?
-    public var destinationService: ServiceRef?
-    public var nodeName: String
-    public var trafficDirection: TrafficDirection
+    public var ethernet: (source: MACAddress, destination: MACAddress)? {
+        get { storage.ethernet }
+        _modify {
+            unique()
+            yield &storage.ethernet
+        }
+    }
+    public var ipVersion: Int {
+        get { storage.ipVersion }
+        _modify {
+            unique()
+            yield &storage.ipVersion
+        }
+    }
+    public var sourceIP: String {
+        get { storage.sourceIP }
+        _modify {
+            unique()
+            yield &storage.sourceIP
+        }
+    }
+    public var destinationIP: String {
+        get { storage.destinationIP }
+        _modify {
+            unique()
+            yield &storage.destinationIP
+        }
+    }
+    public var l4: Layer4 {
+        get { storage.l4 }
+        _modify {
+            unique()
+            yield &storage.l4
+        }
+    }
+    public var source: Endpoint {
+        get { storage.source }
+        _modify {
+            unique()
+            yield &storage.source
+        }
+    }
+    public var destination: Endpoint {
+        get { storage.destination }
+        _modify {
+            unique()
+            yield &storage.destination
+        }
+    }
+    public var sourceService: ServiceRef? {
+        get { storage.sourceService }
+        _modify {
+            unique()
+            yield &storage.sourceService
+        }
+    }
+    public var destinationService: ServiceRef? {
+        get { storage.destinationService }
+        _modify {
+            unique()
+            yield &storage.destinationService
+        }
+    }
+    public var nodeName: String {
+        get { storage.nodeName }
+        _modify {
+            unique()
+            yield &storage.nodeName
+        }
+    }
+    public var trafficDirection: TrafficDirection {
+        get { storage.trafficDirection }
+        _modify {
+            unique()
+            yield &storage.trafficDirection
+        }
+    }
     /// nil when unknown (drops).
-    public var isReply: Bool?
-    public var observationPoint: ObservationPoint
-    public var interface: (index: Int32, name: String)?
-    public var dns: DNSInfo?
-    public var latencyNanoseconds: UInt64 = 0
-    public var packets: UInt64
-    public var bytes: UInt64
+    public var isReply: Bool? {
+        get { storage.isReply }
+        _modify {
+            unique()
+            yield &storage.isReply
+        }
+    }
+    public var observationPoint: ObservationPoint {
+        get { storage.observationPoint }
+        _modify {
+            unique()
+            yield &storage.observationPoint
+        }
+    }
+    public var interface: (index: Int32, name: String)? {
+        get { storage.interface }
+        _modify {
+            unique()
+            yield &storage.interface
+        }
+    }
+    public var dns: DNSInfo? {
+        get { storage.dns }
+        _modify {
+            unique()
+            yield &storage.dns
+        }
+    }
+    public var latencyNanoseconds: UInt64 {
+        get { storage.latencyNanoseconds }
+        _modify {
+            unique()
+            yield &storage.latencyNanoseconds
+        }
+    }
+    public var packets: UInt64 {
+        get { storage.packets }
+        _modify {
+            unique()
+            yield &storage.packets
+        }
+    }
+    public var bytes: UInt64 {
+        get { storage.bytes }
+        _modify {
+            unique()
+            yield &storage.bytes
+        }
+    }
 
     public init(
         time: Date, uuid: UUID = UUID(), verdict: Verdict, ipVersion: Int, sourceIP: String, destinationIP: String,
@@ -271,20 +485,11 @@ public struct Flow: Sendable {
         observationPoint: ObservationPoint, interface: (index: Int32, name: String)? = nil, packets: UInt64 = 1,
         bytes: UInt64 = 0
     ) {
-        self.time = time
-        self.uuid = uuid
-        self.verdict = verdict
-        self.ipVersion = ipVersion
-        self.sourceIP = sourceIP
-        self.destinationIP = destinationIP
-        self.l4 = l4
-        self.nodeName = nodeName
-        self.trafficDirection = trafficDirection
-        self.isReply = isReply
-        self.observationPoint = observationPoint
-        self.interface = interface
-        self.packets = packets
-        self.bytes = bytes
+        storage = Storage(
+            time: time, uuid: uuid, verdict: verdict, ipVersion: ipVersion, sourceIP: sourceIP,
+            destinationIP: destinationIP, l4: l4, nodeName: nodeName, trafficDirection: trafficDirection,
+            isReply: isReply, observationPoint: observationPoint, interface: interface, packets: packets,
+            bytes: bytes)
     }
 
     /// Hubble's flow type: L7 for DNS flows, L3_L4 otherwise.
