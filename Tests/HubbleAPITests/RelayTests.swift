@@ -230,6 +230,41 @@ struct RelayTests {
         }
     }
 
+    @Test("peer.Peer/Notify drives the relay: PEER_ADDED, PEER_DELETED and PEER_UPDATED (a new address)")
+    func peerChanges() async throws {
+        let n2 = try Agent("osp-n2", flows: [Self.flow("osp-n2", at: 2, number: 2)])
+        let n3 = try Agent("osp-n3", flows: [Self.flow("osp-n3", at: 3, number: 3)])
+        let listed = Mutex<[PeerService.Peer]>([])
+        let n1 = try Agent("osp-n1", flows: [Self.flow("osp-n1", at: 1, number: 1)]) { listed.withLock { $0 } }
+        listed.withLock {
+            $0 = [.init(name: "osp-n1", address: n1.address), .init(name: "osp-n2", address: n2.address)]
+        }
+        for agent in [n1, n2, n3] { try await agent.start() }
+        defer { Task { for agent in [n1, n2, n3] { await agent.stop() } } }
+        try await withRelay(
+            .peerService(HubbleAddress(endpoint: .unix(path: n1.socket)), serverName: nil), connected: 2
+        ) { client, pool, _ in
+            #expect(Self.numbers(try await responses(client, .with { $0.number = 10 })) == [1, 2])
+            func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
+                let deadline = Date().addingTimeInterval(15)
+                while Date() < deadline, !condition() { try await Task.sleep(for: .milliseconds(50)) }
+                #expect(condition(), "\(what)")
+            }
+            // osp-n2 leaves the peer list: PEER_DELETED.
+            listed.withLock { $0.removeAll { $0.name == "osp-n2" } }
+            try await waitUntil("osp-n2 deleted") { pool.peers.map(\.name) == ["osp-n1"] }
+            #expect(Self.numbers(try await responses(client, .with { $0.number = 10 })) == [1])
+            // osp-n2 comes back at another agent's address: PEER_ADDED, then PEER_UPDATED.
+            listed.withLock { $0.append(.init(name: "osp-n2", address: n2.address)) }
+            try await waitUntil("osp-n2 added") { pool.peer(named: "osp-n2")?.isConnected == true }
+            listed.withLock { $0[1] = .init(name: "osp-n2", address: n3.address) }
+            try await waitUntil("osp-n2 updated to n3's address") {
+                pool.peer(named: "osp-n2")?.address == n3.address && pool.peer(named: "osp-n2")?.isConnected == true
+            }
+            #expect(Self.numbers(try await responses(client, .with { $0.number = 10 })) == [1, 3])
+        }
+    }
+
     @Test("a follow stream outlives an agent that dies, says so, and takes the agent back when it returns")
     func followAcrossRestart() async throws {
         let n1 = try Agent("osp-n1")
