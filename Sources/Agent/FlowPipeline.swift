@@ -67,7 +67,7 @@ final class FlowPipeline: Sendable {
         }
         guard !flows.isEmpty else { return }
         if let enricher {
-            for index in flows.indices { enricher.enrich(&flows[index]) }
+            enricher.enrich(&flows)
         }
         observer.append(flows)
         metrics.process(flows)

@@ -11,6 +11,9 @@ public protocol MetadataSource: Sendable {
     func service(ip: String) -> ServiceRef?
     /// Both ends of a flow at once (sources may answer it under one lock).
     func lookup(source: String, destination: String, at time: Date) -> FlowIdentities
+    /// Runs `body` with a lookup that a batch can call for each of its flows (sources may take
+    /// their lock once for the whole batch).
+    func withLookups(_ body: (_ lookup: (String, String, Date) -> FlowIdentities) -> Void)
 }
 
 /// What a metadata source knows about both ends of a flow.
@@ -31,6 +34,10 @@ public struct FlowIdentities: Sendable {
 }
 
 extension MetadataSource {
+    public func withLookups(_ body: (_ lookup: (String, String, Date) -> FlowIdentities) -> Void) {
+        body { lookup(source: $0, destination: $1, at: $2) }
+    }
+
     public func lookup(source: String, destination: String, at time: Date) -> FlowIdentities {
         FlowIdentities(
             source: pod(ip: source, at: time), destination: pod(ip: destination, at: time),
@@ -90,7 +97,19 @@ public struct Enricher: Sendable {
     }
 
     public func enrich(_ flow: inout Flow) {
-        let found = metadata.lookup(source: flow.sourceIP, destination: flow.destinationIP, at: flow.time)
+        apply(metadata.lookup(source: flow.sourceIP, destination: flow.destinationIP, at: flow.time), to: &flow)
+    }
+
+    /// Enriches a whole batch (the metadata source's lock is taken once).
+    public func enrich(_ flows: inout [Flow]) {
+        metadata.withLookups { lookup in
+            for index in flows.indices {
+                apply(lookup(flows[index].sourceIP, flows[index].destinationIP, flows[index].time), to: &flows[index])
+            }
+        }
+    }
+
+    private func apply(_ found: FlowIdentities, to flow: inout Flow) {
         let source = found.source
         let destination = found.destination
         if let source { flow.source = endpoint(source) }
@@ -129,7 +148,19 @@ public final class InventoryMetadata: MetadataSource {
         var until: Date?
     }
 
+    /// A recent answer for one address whose holder does not depend on time (one tenure).
+    struct Remembered {
+        var ip: String
+        var pod: PodIdentity?
+        var service: ServiceRef?
+    }
+
+    /// Slots of the direct-mapped cache in front of the address tables: flows repeat the same
+    /// few addresses, and comparing two short strings is far cheaper than hashing one.
+    static let cacheSlots = 1024
+
     struct State {
+        var cache = [Remembered?](repeating: nil, count: InventoryMetadata.cacheSlots)
         var modified: Date?
         var checked = Date.distantPast
         var byIP: [String: [Tenure]] = [:]
@@ -154,17 +185,42 @@ public final class InventoryMetadata: MetadataSource {
     }
 
     public func lookup(source: String, destination: String, at time: Date) -> FlowIdentities {
-        state.withLock { state in
-            FlowIdentities(
-                source: Self.holder(state.byIP[source], at: time),
-                destination: Self.holder(state.byIP[destination], at: time),
-                sourceService: state.services[source], destinationService: state.services[destination])
-        }
+        state.withLock { Self.identities(source, destination, at: time, &$0) }
+    }
+
+    public func withLookups(_ body: (_ lookup: (String, String, Date) -> FlowIdentities) -> Void) {
+        state.withLock { state in body { Self.identities($0, $1, at: $2, &state) } }
+    }
+
+    static func identities(
+        _ source: String, _ destination: String, at time: Date, _ state: inout State
+    )
+        -> FlowIdentities
+    {
+        let (sourcePod, sourceService) = resolve(source, at: time, &state)
+        let (destinationPod, destinationService) = resolve(destination, at: time, &state)
+        return FlowIdentities(
+            source: sourcePod, destination: destinationPod, sourceService: sourceService,
+            destinationService: destinationService)
+    }
+
+    /// The pod and service of `ip`, from the cache when it holds the address.
+    static func resolve(_ ip: String, at time: Date, _ state: inout State) -> (PodIdentity?, ServiceRef?) {
+        // A short string's 16 bytes are its characters: a hash without hashing.
+        let raw = unsafeBitCast(ip, to: (UInt64, UInt64).self)
+        let slot = Int(truncatingIfNeeded: ((raw.0 &+ raw.1) &* 0x9E37_79B9_7F4A_7C15) >> 54) % cacheSlots
+        if let remembered = state.cache[slot], remembered.ip == ip { return (remembered.pod, remembered.service) }
+        let tenures = state.byIP[ip]
+        let answer = (holder(tenures, at: time), state.services[ip])
+        if (tenures?.count ?? 0) <= 1 { state.cache[slot] = Remembered(ip: ip, pod: answer.0, service: answer.1) }
+        return answer
     }
 
     /// The pod that held an address at that time; else the newest one.
     static func holder(_ tenures: [Tenure]?, at time: Date) -> PodIdentity? {
-        guard let tenures else { return nil }
+        guard let tenures, !tenures.isEmpty else { return nil }
+        // One holder (almost every address): the answer whatever the time.
+        if tenures.count == 1 { return tenures[0].pod }
         return tenures.last { $0.from <= time.addingTimeInterval(1) && ($0.until ?? .distantFuture) >= time }?.pod
             ?? tenures.last?.pod
     }
@@ -191,6 +247,7 @@ public final class InventoryMetadata: MetadataSource {
         guard force || modified != state.withLock({ $0.modified }) else { return }
         guard let inventory = try? Inventory.load(from: path) else { return }
         state.withLock { state in
+            state.cache = [Remembered?](repeating: nil, count: Self.cacheSlots)
             state.modified = modified
             var current: Set<String> = []
             var known: [String: PodIdentity] = [:]

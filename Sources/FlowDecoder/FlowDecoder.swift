@@ -19,6 +19,8 @@ public struct FlowDecoder {
     /// Flow UUIDs come from a generator seeded once from the system: a system call per flow
     /// would dominate decoding.
     private var uuids = UUIDGenerator()
+    /// Recently formatted IPv4 addresses: flows repeat a few addresses, and text is the costly part.
+    private var ipv4Texts = IPv4TextCache()
     private var pendingQueries: [PendingKey: (sentNs: UInt64, flow: Flow)] = [:]
 
     /// A connection (or DNS exchange) at one observation point, oriented initiator → responder.
@@ -55,8 +57,8 @@ public struct FlowDecoder {
     public mutating func decode(_ event: osp_event, interfaceName: String?) -> Flow {
         var tuple = event.tuple
         let family = Int(tuple.family)
-        let source = Self.address(&tuple.saddr, family: family)
-        let destination = Self.address(&tuple.daddr, family: family)
+        let source = family == 6 ? Self.address(&tuple.saddr, family: family) : ipv4Texts.text(tuple.saddr)
+        let destination = family == 6 ? Self.address(&tuple.daddr, family: family) : ipv4Texts.text(tuple.daddr)
         let l4: Layer4
         switch Int32(tuple.protocol) {
         case Int32(IPPROTO_TCP):
@@ -182,6 +184,27 @@ public struct FlowDecoder {
         return withUnsafeBytes(of: &bytes) { raw in
             IPText.ipv6(Array(raw))
         }
+    }
+}
+
+/// A direct-mapped cache of IPv4 address text: 4096 slots keyed by the address itself.
+struct IPv4TextCache {
+    private var keys = [UInt32](repeating: 0, count: 4096)
+    private var texts = [String](repeating: "", count: 4096)
+
+    mutating func text(
+        _ bytes: (
+            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+            UInt8
+        )
+    ) -> String {
+        let key = UInt32(bytes.0) << 24 | UInt32(bytes.1) << 16 | UInt32(bytes.2) << 8 | UInt32(bytes.3)
+        let slot = Int(truncatingIfNeeded: (key &* 2_654_435_761) >> 20)
+        if keys[slot] == key, !texts[slot].isEmpty { return texts[slot] }
+        let text = IPText.ipv4(bytes.0, bytes.1, bytes.2, bytes.3)
+        keys[slot] = key
+        texts[slot] = text
+        return text
     }
 }
 
