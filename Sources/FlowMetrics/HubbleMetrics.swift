@@ -56,6 +56,9 @@ public struct MetricsContext: Sendable {
         }
     }
 
+    /// True when no option reads the address: the labels then follow from the endpoints alone.
+    var dependsOnEndpointsOnly: Bool { !sourceEgress.contains(.ip) && !destinationIngress.contains(.ip) }
+
     func labels(_ flow: borrowing Flow) -> (source: String, destination: String) {
         func first(_ options: [ContextOption], _ endpoint: Endpoint, _ ip: String) -> String {
             options.lazy.map { $0.value(endpoint, ip: ip) }.first { !$0.isEmpty } ?? ""
@@ -80,10 +83,34 @@ public final class HubbleMetrics: Sendable {
     private let state = Mutex(State())
 
     struct State {
-        /// One dictionary per metric (indexed by `Metric.rawValue`).
-        var counters: [[SeriesKey: Double]] = Array(repeating: [:], count: Metric.allCases.count)
+        /// One dictionary per metric (indexed by `Metric.rawValue`): series → index in `values`.
+        var series: [[SeriesKey: Int]] = Array(repeating: [:], count: Metric.allCases.count)
+        var values: [Double] = []
+        /// The same series found without hashing label strings (see `FastKey`).
+        var fast: [FastKey: Int] = [:]
+        /// The endpoints `fast` refers to by box identity, kept alive so no identity is reused.
+        var anchors: [ObjectIdentifier: Endpoint] = [:]
         var expiring: [(pod: String, at: Date)] = []
+
+        mutating func forgetFastPath() {
+            fast.removeAll(keepingCapacity: true)
+            anchors.removeAll(keepingCapacity: true)
+        }
     }
+
+    /// A series named by numbers: the metric, its label values packed as codes (they come from
+    /// a flow's enums), and the endpoints whose context labels it carries, by box identity.
+    /// Hashing it costs a fraction of hashing the label strings.
+    struct FastKey: Hashable {
+        var metric: UInt8
+        var codes: UInt64
+        var source: ObjectIdentifier?
+        var destination: ObjectIdentifier?
+    }
+
+    /// Most entries the fast path remembers before starting over (bounds memory when endpoints
+    /// churn).
+    static let fastPathLimit = 65536
 
     /// The label values of one series: up to four metric-specific ones, then the context labels.
     /// A fixed struct, so counting a flow allocates no key arrays.
@@ -140,6 +167,7 @@ public final class HubbleMetrics: Sendable {
 
     public func process(_ flows: [Flow]) {
         state.withLock { state in
+            if state.fast.count > Self.fastPathLimit { state.forgetFastPath() }
             // Borrowed in place: copying each flow would retain and release all its references.
             flows.withUnsafeBufferPointer { flows in
                 for index in flows.indices { count(flows[index], &state) }
@@ -148,26 +176,81 @@ public final class HubbleMetrics: Sendable {
     }
 
     private func count(_ flow: borrowing Flow, _ state: inout State) {
-        let (source, destination) = context.labels(flow)
+        // The context labels are a function of the endpoints alone unless an option reads the IP.
+        let byEndpoint = context.dependsOnEndpointsOnly
+        let egress = flow.trafficDirection == .egress
+        let ingress = flow.trafficDirection == .ingress
+        let sourceBox = byEndpoint && egress ? flow.source.boxIdentity : nil
+        let destinationBox = byEndpoint && ingress ? flow.destination.boxIdentity : nil
+        var labels: (source: String, destination: String)?
+        func slot(_ metric: Metric, _ key: () -> SeriesKey) -> Int {
+            if let index = state.series[metric.rawValue][key()] { return index }
+            state.values.append(0)
+            state.series[metric.rawValue][key()] = state.values.count - 1
+            return state.values.count - 1
+        }
+        /// Counts a series whose metric-specific labels are determined by `codes`.
+        func inc(_ metric: Metric, codes: UInt64, _ v0: String, _ v1: String, _ v2: String = "", _ v3: String = "") {
+            let fastKey =
+                byEndpoint
+                ? FastKey(metric: UInt8(metric.rawValue), codes: codes, source: sourceBox, destination: destinationBox)
+                : nil
+            if let fastKey, let index = state.fast[fastKey] {
+                state.values[index] += 1
+                return
+            }
+            if labels == nil { labels = context.labels(flow) }
+            let (source, destination) = labels!
+            let index = slot(metric) {
+                SeriesKey(v0: v0, v1: v1, v2: v2, v3: v3, source: source, destination: destination)
+            }
+            state.values[index] += 1
+            if let fastKey {
+                state.fast[fastKey] = index
+                if egress { state.anchors[flow.source.boxIdentity] = flow.source }
+                if ingress { state.anchors[flow.destination.boxIdentity] = flow.destination }
+            }
+        }
         func inc(_ metric: Metric, _ v0: String, _ v1: String, _ v2: String = "", _ v3: String = "") {
-            let key = SeriesKey(v0: v0, v1: v1, v2: v2, v3: v3, source: source, destination: destination)
-            state.counters[metric.rawValue][key, default: 0] += 1
+            if labels == nil { labels = context.labels(flow) }
+            let (source, destination) = labels!
+            let index = slot(metric) {
+                SeriesKey(v0: v0, v1: v1, v2: v2, v3: v3, source: source, destination: destination)
+            }
+            state.values[index] += 1
         }
         let isL7 = flow.dns != nil
         let proto = isL7 ? "DNS" : flow.l4.protocolName
+        // What the flow's enums say, packed: it names the metric-specific labels below.
+        let l4Code: UInt64 =
+            switch flow.l4 {
+            case .tcp: 1
+            case .udp: 2
+            case .icmpv4: 3
+            case .icmpv6: 4
+            case .other: 5
+            }
+        let flowCodes =
+            l4Code | (isL7 ? 8 : 0) | UInt64(flow.verdict.rawValue) << 4 | UInt64(flow.observationPoint.rawValue) << 8
         if flow.verdict == .dropped {
-            inc(.flows, proto, "Drop", "", flow.verdict.description)
-            inc(.drops, flow.l4.protocolName, DropReasons.name(flow.dropReason))
+            inc(.flows, codes: flowCodes, proto, "Drop", "", flow.verdict.description)
+            inc(
+                .drops, codes: l4Code | UInt64(UInt32(truncatingIfNeeded: flow.dropReason)) << 8,
+                flow.l4.protocolName, DropReasons.name(flow.dropReason))
         } else {
             inc(
-                .flows, proto, isL7 ? "L7" : "Trace", isL7 ? "DNS" : flow.observationPoint.name,
+                .flows, codes: flowCodes, proto, isL7 ? "L7" : "Trace", isL7 ? "DNS" : flow.observationPoint.name,
                 flow.verdict.description)
         }
         if flow.verdict == .forwarded, case .tcp(_, _, let flags) = flow.l4 {
-            let family = flow.ipVersion == 2 ? "IPv6" : "IPv4"
-            if flags.contains(.syn) { inc(.tcpFlags, flags.contains(.ack) ? "SYN-ACK" : "SYN", family) }
-            if flags.contains(.fin) { inc(.tcpFlags, "FIN", family) }
-            if flags.contains(.rst) { inc(.tcpFlags, "RST", family) }
+            let v6: UInt64 = flow.ipVersion == 2 ? 1 : 0
+            let family = v6 == 1 ? "IPv6" : "IPv4"
+            if flags.contains(.syn) {
+                let synAck = flags.contains(.ack)
+                inc(.tcpFlags, codes: (synAck ? 2 : 1) | v6 << 4, synAck ? "SYN-ACK" : "SYN", family)
+            }
+            if flags.contains(.fin) { inc(.tcpFlags, codes: 3 | v6 << 4, "FIN", family) }
+            if flags.contains(.rst) { inc(.tcpFlags, codes: 4 | v6 << 4, "RST", family) }
         }
         // DNS is counted on the client's side: queries leaving it, answers reaching it.
         if let dns = flow.dns {
@@ -193,16 +276,26 @@ public final class HubbleMetrics: Sendable {
             let due = Set(state.expiring.filter { now.timeIntervalSince($0.at) >= expiry }.map(\.pod))
             if !due.isEmpty {
                 state.expiring.removeAll { due.contains($0.pod) }
-                for index in state.counters.indices {
-                    state.counters[index] = state.counters[index].filter {
-                        !due.contains($0.key.source) && !due.contains($0.key.destination)
+                // The remaining series keep their values; their indexes and the fast path start over.
+                var values: [Double] = []
+                for index in state.series.indices {
+                    var kept: [SeriesKey: Int] = [:]
+                    for (key, slot) in state.series[index]
+                    where !due.contains(key.source) && !due.contains(key.destination) {
+                        values.append(state.values[slot])
+                        kept[key] = values.count - 1
                     }
+                    state.series[index] = kept
                 }
+                state.values = values
+                state.forgetFastPath()
             }
             var families = Metric.allCases.map { metric in
                 let names = metric.labels + ["source", "destination"]
-                let samples = state.counters[metric.rawValue].map { ($0.key.values(metric.labels.count), $0.value) }
-                    .sorted { $0.0.lexicographicallyPrecedes($1.0) }
+                let samples = state.series[metric.rawValue].map {
+                    ($0.key.values(metric.labels.count), state.values[$0.value])
+                }
+                .sorted { $0.0.lexicographicallyPrecedes($1.0) }
                 return MetricFamily(
                     name: metric.name, help: metric.help, kind: .counter,
                     samples: samples.map { MetricFamily.Sample(Array(zip(names, $0.0)), $0.1) })

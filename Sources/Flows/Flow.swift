@@ -144,6 +144,11 @@ public struct Endpoint: Sendable, Equatable {
         get { storage.clusterName }
         set { mutate { $0.clusterName = newValue } }
     }
+    /// The identity of this endpoint's box: two endpoints with the same box are the same
+    /// endpoint (a changed endpoint gets a new box), so consumers may remember per-endpoint
+    /// answers by it — as long as they keep the endpoint alive.
+    public var boxIdentity: ObjectIdentifier { ObjectIdentifier(storage) }
+
     /// `namespace/pod`, or empty: kept ready because every flow's metrics need it.
     public var podQualifiedName: String { storage.podQualifiedName }
 

@@ -80,8 +80,8 @@ public final class Observer: Sendable {
             for index in flows.indices {
                 if state.ring[state.next] != nil { state.overwritten &+= 1 }
                 state.ring[state.next] = flows[index]
-                state.next = (state.next + 1) % capacity
-                state.count = min(state.count + 1, capacity)
+                state.next = state.next + 1 == capacity ? 0 : state.next + 1
+                if state.count < capacity { state.count += 1 }
             }
             state.seen &+= UInt64(flows.count)
             var missed: UInt64 = 0

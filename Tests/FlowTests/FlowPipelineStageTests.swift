@@ -143,6 +143,23 @@ struct FlowPipelineStageTests {
             $0.name == "hubble_flows_processed_total"
         }
         #expect(later?.samples.count == 2, "the deleted pod's series went away after a minute")
+
+        // Counting goes on in the right series (the same endpoints are recognised without their
+        // label strings; another endpoint with the same flow shape gets its own series).
+        var other = egress
+        other.source.podName = "other-1"
+        metrics.process([egress, ingress, drop, egress, ingress, drop, other])
+        let counts = Dictionary(
+            uniqueKeysWithValues: (metrics.families(now: deleted.addingTimeInterval(62)).first {
+                $0.name == "hubble_flows_processed_total"
+            }?.samples ?? []).map { sample in
+                let labels = Dictionary(uniqueKeysWithValues: sample.labels)
+                return ("\(labels["source"] ?? "")>\(labels["destination"] ?? "")", sample.value)
+            })
+        #expect(
+            counts == [
+                "shop/loadgen-1>": 2, ">billing/ledger-1": 3, "shop/untrusted-1>": 3, "shop/other-1>": 1,
+            ])
     }
 
     @Test("a stalled subscriber loses flows (and is told how many) while another receives every one")
