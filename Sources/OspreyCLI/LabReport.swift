@@ -7,12 +7,13 @@ enum LabReport {
     static func render(_ status: LabStatus) -> String {
         let inventory = status.inventory
         let nodes = TextTable(
-            header: ["NODE", "INTERNAL-IP", "POD-CIDR", "PODS", "AGENT"],
+            header: ["NODE", "INTERNAL-IP", "POD-CIDR", "PODS", "PROCESSES"],
             rows: zip(inventory.nodes, status.nodeStates).map { node, state in
                 [
                     node.name, node.internalIPs.joined(separator: ","), node.podCIDRs.joined(separator: ","),
                     String(inventory.pods.filter { $0.node == node.name }.count),
-                    node.processes.isEmpty ? "-" : state.description,
+                    node.processes.isEmpty
+                        ? "-" : "\(node.processes.map(\.command).joined(separator: ", ")): \(state.description)",
                 ]
             })
         let pods = TextTable(
