@@ -206,28 +206,31 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         throw RPCError(code: .unimplemented, message: "osprey-relay does not serve debug events; use GetFlows.")
     }
 
-    var peerCallOptions: CallOptions {
+    /// Asks every connected agent the same unary question at once; the answers by node name
+    /// (agents that fail or time out are left out).
+    private func askConnected<Answer: Sendable>(
+        _ peers: [PeerPool.Peer],
+        _ question:
+            @escaping @Sendable (Observer_Observer.Client<HTTP2ClientTransport.Posix>, CallOptions)
+            async throws -> Answer
+    ) async -> [String: Answer] {
         var options = CallOptions.defaults
         options.timeout = peerRequestTimeout
-        return options
-    }
-
-    /// Each connected agent's ServerStatus (nil for an agent that did not answer).
-    private func statuses(of peers: [PeerPool.Peer]) async -> [String: Observer_ServerStatusResponse] {
-        let options = peerCallOptions
-        return await withTaskGroup(of: (String, Observer_ServerStatusResponse?).self) { group in
+        let call = options
+        return await withTaskGroup(of: (String, Answer?).self) { group in
             for peer in peers where peer.isConnected {
                 guard let client = peer.client else { continue }
-                group.addTask {
-                    let status = try? await Observer_Observer.Client(wrapping: client).serverStatus(
-                        Observer_ServerStatusRequest(), options: options)
-                    return (peer.name, status)
-                }
+                group.addTask { (peer.name, try? await question(Observer_Observer.Client(wrapping: client), call)) }
             }
-            var answers: [String: Observer_ServerStatusResponse] = [:]
-            for await (name, status) in group { answers[name] = status }
+            var answers: [String: Answer] = [:]
+            for await (name, answer) in group { answers[name] = answer }
             return answers
         }
+    }
+
+    /// Each connected agent's ServerStatus.
+    private func statuses(of peers: [PeerPool.Peer]) async -> [String: Observer_ServerStatusResponse] {
+        await askConnected(peers) { try await $0.serverStatus(Observer_ServerStatusRequest(), options: $1) }
     }
 
     /// The agents' figures summed; nodes that did not answer are named (at most 10).
@@ -297,21 +300,11 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
     ) async throws
         -> Observer_GetNamespacesResponse
     {
-        let options = peerCallOptions
-        let all = await withTaskGroup(of: [Observer_Namespace].self) { group in
-            for peer in pool.peers where peer.isConnected {
-                guard let client = peer.client else { continue }
-                group.addTask {
-                    (try? await Observer_Observer.Client(wrapping: client).getNamespaces(
-                        Observer_GetNamespacesRequest(), options: options))?.namespaces ?? []
-                }
-            }
-            var merged: [String: Observer_Namespace] = [:]
-            for await namespaces in group {
-                for namespace in namespaces { merged["\(namespace.cluster)/\(namespace.namespace)"] = namespace }
-            }
-            return merged
+        let answers = await askConnected(pool.peers) {
+            try await $0.getNamespaces(Observer_GetNamespacesRequest(), options: $1).namespaces
         }
+        var all: [String: Observer_Namespace] = [:]
+        for namespace in answers.values.joined() { all["\(namespace.cluster)/\(namespace.namespace)"] = namespace }
         return .with {
             $0.namespaces = all.values.sorted {
                 ($0.cluster, $0.namespace) < ($1.cluster, $1.namespace)
