@@ -33,7 +33,8 @@ public enum Durations {
             number = ""
             sawUnit = true
         }
-        guard sawUnit, number.isEmpty else { return nil }
+        // Longer than about 292 years does not fit a Duration's nanoseconds: not a duration.
+        guard sawUnit, number.isEmpty, total * 1e9 < Double(Int64.max) else { return nil }
         return .nanoseconds(Int64(total * 1e9))
     }
 }

@@ -61,9 +61,11 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         }
         guard !connected.isEmpty || request.follow else { return }
 
+        // N per node for `number`, never more than the configured maximum (nor an overflow).
         let perNode = request.number > 0 ? Int(clamping: request.number) : sortBufferMaxLength
+        let wanted = perNode.multipliedReportingOverflow(by: max(1, connected.count))
         var buffer = SortBuffer(
-            capacity: min(sortBufferMaxLength, perNode.multipliedReportingOverflow(by: max(1, connected.count)).0))
+            capacity: wanted.overflow ? sortBufferMaxLength : min(sortBufferMaxLength, wanted.partialValue))
         let channel = BoundedChannel<Item>(capacity: Self.channelCapacity)
         let drainNanoseconds =
             Int64(sortBufferDrainTimeout.components.seconds) * 1_000_000_000

@@ -173,6 +173,8 @@ struct RelayTests {
             let fromN3 = all.filter { $0.isFlow && $0.nodeName == "osp-n3" }
             #expect(fromN3.count == 2)
 
+            // --all (number at its maximum) is every flow, not an overflow.
+            #expect(Self.numbers(try await responses(client, .with { $0.number = .max })) == Self.numbers(all))
             // Hubble Relay's --last N: the newest N of each node, merged.
             let last = try await responses(client, .with { $0.number = 2 })
             #expect(Self.numbers(last) == [10, 5, 6, 7, 8, 9])

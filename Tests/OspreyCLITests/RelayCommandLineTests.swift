@@ -40,6 +40,7 @@ struct RelayCommandLineTests {
                 "osprey-relay: --sort-buffer-drain-timeout \"soon\" is not a duration"
             ),
             (["--sort-buffer-len-max", "0"], "osprey-relay: --sort-buffer-len-max must be at least 1."),
+            (["--retry-timeout", "99999999999h"], "osprey-relay: --retry-timeout \"99999999999h\" is not a duration"),
         ])
     func badInput(arguments: [String], message: String) throws {
         let socket =
