@@ -22,7 +22,8 @@ public struct HubbleDialer: Sendable {
         // Reconnect quickly: an agent that restarts should be back within seconds.
         config.backoff = .init(initial: .milliseconds(250), max: .seconds(5), multiplier: 2, jitter: 0.1)
         var security = HTTP2ClientTransport.Posix.TransportSecurity.plaintext
-        if let tls = address.tls ? (tls ?? (try? ClientTLS(flagPrefix: "tls-"))) : tls {
+        // A `tls://` address without configured files trusts the system's CAs.
+        if let tls = tls ?? (address.tls ? ClientTLS.systemTrust : nil) {
             let verified = tls.verifying(serverName: serverName)
             security = verified.transportSecurity
             config.http2.authority = verified.serverName

@@ -67,6 +67,14 @@ public struct ClientTLS: Sendable, Equatable {
         try TLSError.requireReadable(caFiles + [self.certificateFile, self.keyFile].compactMap { $0 })
     }
 
+    /// The system's CAs, no client certificate: what `tls://` alone asks for.
+    public static let systemTrust = ClientTLS(uncheckedCAFiles: [])
+
+    private init(uncheckedCAFiles caFiles: [String]) {
+        self.caFiles = caFiles
+        allowInsecure = false
+    }
+
     /// The same client settings verifying a different server name (each agent has its own).
     public func verifying(serverName: String?) -> ClientTLS {
         var copy = self

@@ -36,8 +36,8 @@ public final class PeerPool: Sendable {
         /// Why the peer is unavailable or in error.
         public fileprivate(set) var lastError: String?
         let client: GRPCClient<HTTP2ClientTransport.Posix>?
-        public var tlsEnabled: Bool { client != nil && tlsEnabledFlag }
-        fileprivate let tlsEnabledFlag: Bool
+        /// The relay reaches this peer over TLS.
+        public let tlsEnabled: Bool
         public var isConnected: Bool { state == .nodeConnected }
     }
 
@@ -143,7 +143,8 @@ public final class PeerPool: Sendable {
         let peer = Peer(
             name: name, address: address, tlsServerName: tlsServerName,
             state: problem == nil ? .nodeUnavailable : .nodeError,
-            lastError: problem ?? "not checked yet", client: client, tlsEnabledFlag: dialer.tls != nil)
+            lastError: problem ?? "not checked yet", client: client,
+            tlsEnabled: client != nil && dialer.tls != nil)
         logger.info("peer added", metadata: ["peer": "\(name)", "address": "\(address)"])
         let task = client.map { client in Task { await self.watch(name: name, client: client) } }
         entries.withLock { $0[name] = Entry(peer: peer, task: task) }
