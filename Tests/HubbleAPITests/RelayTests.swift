@@ -338,22 +338,33 @@ struct RelayTests {
             // More than every HTTP/2 window (agent→relay, relay→client) and buffer between them holds.
             let total = 300_000
             let result = try await Observer_Observer.Client(wrapping: client).getFlows(.with { $0.follow = true }) {
-                response -> (flows: Int, lost: Flow_LostEvent?) in
+                response -> (flows: Int, probesUndelivered: Int, lost: Flow_LostEvent?) in
                 var iterator = response.messages.makeAsyncIterator()
                 _ = try await iterator.next()  // NODE_CONNECTED
                 // The relay subscribes to the agent just after that: wait until a flow comes through.
-                var probe = Self.flow("osp-n1", at: 0, number: 9999)
-                probe.time = Date()
-                n1.observer.append([probe])
-                let subscribed = Task {
+                // Probes are numbered 9999; every probe not delivered may count as lost, so count them.
+                let probe = Self.flow("osp-n1", at: 0, number: 9999)
+                let subscribed = Task { () -> Int in
+                    var appended = 0
                     while !Task.isCancelled {
-                        try await Task.sleep(for: .milliseconds(50))
-                        probe.time = Date()
-                        n1.observer.append([probe])
+                        var fresh = probe
+                        fresh.time = Date()
+                        n1.observer.append([fresh])
+                        appended += 1
+                        try? await Task.sleep(for: .milliseconds(50))
+                    }
+                    return appended
+                }
+                var probesDelivered = 0
+                while let message = try await iterator.next() {
+                    if message.isFlow {
+                        probesDelivered += 1
+                        break
                     }
                 }
-                while let message = try await iterator.next(), !message.isFlow {}
                 subscribed.cancel()
+                // No probe may be appended once the flood starts: wait for the prober to finish.
+                let probesAppended = await subscribed.value
                 var batch: [Flow] = []
                 for number in 0..<total {
                     var flow = Self.flow("osp-n1", at: 0, number: number % 9000)
@@ -366,18 +377,24 @@ struct RelayTests {
                 }
                 var flows = 0
                 while let message = try await iterator.next() {
-                    if case .lostEvents(let record)? = message.responseTypes { return (flows, record) }
-                    // The probes (9999) are not part of the flood.
-                    if message.isFlow, !message.flow.uuid.hasSuffix("9999") { flows += 1 }
+                    if case .lostEvents(let record)? = message.responseTypes {
+                        return (flows, probesAppended - probesDelivered, record)
+                    }
+                    if message.isFlow, message.flow.uuid.hasSuffix("9999") {
+                        probesDelivered += 1
+                    } else if message.isFlow {
+                        flows += 1
+                    }
                     if flows >= total { break }
                 }
-                return (flows, nil)
+                return (flows, probesAppended - probesDelivered, nil)
             }
             let lost = try #require(result.lost, "the agent must have lost flows for this stalled client")
             #expect(lost.source == .hubbleRingBuffer)
             #expect(lost.numEventsLost > 0)
             // What the relay held is bounded: the client got only a small part of the flood.
-            #expect(result.flows + Int(lost.numEventsLost) <= total)
+            // Nothing is counted twice: every flow (flood or probe) was delivered, lost or still queued.
+            #expect(result.flows + Int(lost.numEventsLost) <= total + result.probesUndelivered)
             #expect(result.flows < total / 2, "\(result.flows) flows delivered before the loss record")
         }
     }
