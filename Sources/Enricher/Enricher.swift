@@ -9,40 +9,33 @@ public protocol MetadataSource: Sendable {
     func pod(ip: String, at time: Date) -> PodIdentity?
     /// The service whose cluster IP is `ip`, if any.
     func service(ip: String) -> ServiceRef?
-    /// Both ends of a flow at once (sources may answer it under one lock).
-    func lookup(source: String, destination: String, at time: Date) -> FlowIdentities
-    /// Runs `body` with a lookup that a batch can call for each of its flows (sources may take
-    /// their lock once for the whole batch).
-    func withLookups(_ body: (_ lookup: (String, String, Date) -> FlowIdentities) -> Void)
-}
-
-/// What a metadata source knows about both ends of a flow.
-public struct FlowIdentities: Sendable {
-    public var source: PodIdentity?
-    public var destination: PodIdentity?
-    public var sourceService: ServiceRef?
-    public var destinationService: ServiceRef?
-
-    public init(
-        source: PodIdentity?, destination: PodIdentity?, sourceService: ServiceRef?, destinationService: ServiceRef?
-    ) {
-        self.source = source
-        self.destination = destination
-        self.sourceService = sourceService
-        self.destinationService = destinationService
-    }
+    /// Runs `body` with a lookup that a batch calls for each address of its flows (sources may
+    /// take their lock once for the whole batch, and hand out one shared answer per address).
+    func withLookups(_ body: (_ lookup: (_ ip: String, _ time: Date) -> AddressIdentity) -> Void)
 }
 
 extension MetadataSource {
-    public func withLookups(_ body: (_ lookup: (String, String, Date) -> FlowIdentities) -> Void) {
-        body { lookup(source: $0, destination: $1, at: $2) }
+    public func withLookups(_ body: (_ lookup: (_ ip: String, _ time: Date) -> AddressIdentity) -> Void) {
+        body { ip, time in AddressIdentity(pod: pod(ip: ip, at: time), service: service(ip: ip)) }
+    }
+}
+
+/// What a metadata source knows about one address. A class: every flow carrying the address
+/// shares one answer, so handing it to a flow costs one reference count.
+public final class AddressIdentity: Sendable {
+    public let pod: PodIdentity?
+    public let service: ServiceRef?
+    /// The pod's endpoint when it names its cluster (else the enricher adds its own cluster's name).
+    let endpoint: Endpoint?
+
+    public init(pod: PodIdentity?, service: ServiceRef?) {
+        self.pod = pod
+        self.service = service
+        endpoint = pod?.hasClusterName == true ? pod?.endpoint : nil
     }
 
-    public func lookup(source: String, destination: String, at time: Date) -> FlowIdentities {
-        FlowIdentities(
-            source: pod(ip: source, at: time), destination: pod(ip: destination, at: time),
-            sourceService: service(ip: source), destinationService: service(ip: destination))
-    }
+    /// An address nobody in the cluster holds.
+    public static let unknown = AddressIdentity(pod: nil, service: nil)
 }
 
 /// What a flow needs to know about a pod. A class: every flow of the pod shares one instance,
@@ -59,6 +52,8 @@ public final class PodIdentity: Sendable, Equatable {
     public let hubbleLabels: [String]
     /// The pod as a flow endpoint, built once for all its flows.
     public let endpoint: Endpoint
+    /// Whether `endpoint` names its cluster (else the enricher adds its own cluster's name).
+    let hasClusterName: Bool
 
     public init(
         uid: String, namespace: String, name: String, node: String, labels: [String: String], workload: Workload?,
@@ -73,6 +68,7 @@ public final class PodIdentity: Sendable, Equatable {
         let hubbleLabels =
             (labels.map { "k8s:\($0.key)=\($0.value)" } + ["k8s:io.kubernetes.pod.namespace=\(namespace)"]).sorted()
         self.hubbleLabels = hubbleLabels
+        hasClusterName = !clusterName.isEmpty
         endpoint = Endpoint(
             namespace: namespace, podName: name, labels: hubbleLabels,
             workloads: workload.map { [($0.kind, $0.name)] } ?? [], clusterName: clusterName)
@@ -97,25 +93,25 @@ public struct Enricher: Sendable {
     }
 
     public func enrich(_ flow: inout Flow) {
-        apply(metadata.lookup(source: flow.sourceIP, destination: flow.destinationIP, at: flow.time), to: &flow)
+        metadata.withLookups { lookup in apply(lookup, to: &flow) }
     }
 
     /// Enriches a whole batch (the metadata source's lock is taken once).
     public func enrich(_ flows: inout [Flow]) {
         metadata.withLookups { lookup in
-            for index in flows.indices {
-                apply(lookup(flows[index].sourceIP, flows[index].destinationIP, flows[index].time), to: &flows[index])
-            }
+            for index in flows.indices { apply(lookup, to: &flows[index]) }
         }
     }
 
-    private func apply(_ found: FlowIdentities, to flow: inout Flow) {
-        let source = found.source
-        let destination = found.destination
-        if let source { flow.source = endpoint(source) }
-        if let destination { flow.destination = endpoint(destination) }
-        flow.sourceService = found.sourceService
-        flow.destinationService = found.destinationService
+    private func apply(_ lookup: (String, Date) -> AddressIdentity, to flow: inout Flow) {
+        let time = flow.time
+        let sourceAddress = lookup(flow.sourceIP, time)
+        let destinationAddress = lookup(flow.destinationIP, time)
+        flow.setIdentities(
+            source: endpoint(sourceAddress), destination: endpoint(destinationAddress),
+            sourceService: sourceAddress.service, destinationService: destinationAddress.service)
+        let source = sourceAddress.pod
+        let destination = destinationAddress.pod
         // A drop has no observation point; its direction follows the pod of this node it concerns.
         if flow.trafficDirection == .unknown {
             if source?.node == nodeName {
@@ -126,9 +122,10 @@ public struct Enricher: Sendable {
         }
     }
 
-    func endpoint(_ pod: PodIdentity) -> Endpoint {
-        guard pod.endpoint.clusterName.isEmpty else { return pod.endpoint }
-        var endpoint = pod.endpoint
+    /// The flow endpoint of an address's pod, named with this cluster when the source did not.
+    func endpoint(_ address: AddressIdentity) -> Endpoint? {
+        if let ready = address.endpoint { return ready }
+        guard var endpoint = address.pod?.endpoint else { return nil }
         endpoint.clusterName = clusterName
         return endpoint
     }
@@ -148,19 +145,15 @@ public final class InventoryMetadata: MetadataSource {
         var until: Date?
     }
 
-    /// A recent answer for one address whose holder does not depend on time (one tenure).
-    struct Remembered {
-        var ip: String
-        var pod: PodIdentity?
-        var service: ServiceRef?
-    }
-
     /// Slots of the direct-mapped cache in front of the address tables: flows repeat the same
     /// few addresses, and comparing two short strings is far cheaper than hashing one.
     static let cacheSlots = 1024
 
     struct State {
-        var cache = [Remembered?](repeating: nil, count: InventoryMetadata.cacheSlots)
+        /// Recent answers for addresses whose holder does not depend on time (one tenure):
+        /// `cachedIPs[slot]` ("" when free) and its answer `cachedAnswers[slot]`.
+        var cachedIPs = [String](repeating: "", count: InventoryMetadata.cacheSlots)
+        var cachedAnswers = [AddressIdentity](repeating: .unknown, count: InventoryMetadata.cacheSlots)
         var modified: Date?
         var checked = Date.distantPast
         var byIP: [String: [Tenure]] = [:]
@@ -184,35 +177,25 @@ public final class InventoryMetadata: MetadataSource {
         state.withLock { $0.services[ip] }
     }
 
-    public func lookup(source: String, destination: String, at time: Date) -> FlowIdentities {
-        state.withLock { Self.identities(source, destination, at: time, &$0) }
-    }
-
-    public func withLookups(_ body: (_ lookup: (String, String, Date) -> FlowIdentities) -> Void) {
-        state.withLock { state in body { Self.identities($0, $1, at: $2, &state) } }
-    }
-
-    static func identities(
-        _ source: String, _ destination: String, at time: Date, _ state: inout State
-    )
-        -> FlowIdentities
-    {
-        let (sourcePod, sourceService) = resolve(source, at: time, &state)
-        let (destinationPod, destinationService) = resolve(destination, at: time, &state)
-        return FlowIdentities(
-            source: sourcePod, destination: destinationPod, sourceService: sourceService,
-            destinationService: destinationService)
+    public func withLookups(_ body: (_ lookup: (_ ip: String, _ time: Date) -> AddressIdentity) -> Void) {
+        state.withLock { state in body { Self.resolve($0, at: $1, &state) } }
     }
 
     /// The pod and service of `ip`, from the cache when it holds the address.
-    static func resolve(_ ip: String, at time: Date, _ state: inout State) -> (PodIdentity?, ServiceRef?) {
+    static func resolve(_ ip: String, at time: Date, _ state: inout State) -> AddressIdentity {
         // A short string's 16 bytes are its characters: a hash without hashing.
         let raw = unsafeBitCast(ip, to: (UInt64, UInt64).self)
         let slot = Int(truncatingIfNeeded: ((raw.0 &+ raw.1) &* 0x9E37_79B9_7F4A_7C15) >> 54) % cacheSlots
-        if let remembered = state.cache[slot], remembered.ip == ip { return (remembered.pod, remembered.service) }
+        if state.cachedIPs[slot] == ip { return state.cachedAnswers[slot] }
         let tenures = state.byIP[ip]
-        let answer = (holder(tenures, at: time), state.services[ip])
-        if (tenures?.count ?? 0) <= 1 { state.cache[slot] = Remembered(ip: ip, pod: answer.0, service: answer.1) }
+        let pod = holder(tenures, at: time)
+        let service = state.services[ip]
+        let answer =
+            pod == nil && service == nil ? AddressIdentity.unknown : AddressIdentity(pod: pod, service: service)
+        if (tenures?.count ?? 0) <= 1 {
+            state.cachedIPs[slot] = ip
+            state.cachedAnswers[slot] = answer
+        }
         return answer
     }
 
@@ -247,7 +230,8 @@ public final class InventoryMetadata: MetadataSource {
         guard force || modified != state.withLock({ $0.modified }) else { return }
         guard let inventory = try? Inventory.load(from: path) else { return }
         state.withLock { state in
-            state.cache = [Remembered?](repeating: nil, count: Self.cacheSlots)
+            state.cachedIPs = [String](repeating: "", count: Self.cacheSlots)
+            state.cachedAnswers = [AddressIdentity](repeating: .unknown, count: Self.cacheSlots)
             state.modified = modified
             var current: Set<String> = []
             var known: [String: PodIdentity] = [:]

@@ -497,6 +497,28 @@ public struct Flow: Sendable {
             bytes: bytes)
     }
 
+    /// Sets what enrichment learnt about both ends in one step (one uniqueness check): a nil
+    /// endpoint leaves that end as it is; services are replaced.
+    public mutating func setIdentities(
+        source: consuming Endpoint?, destination: consuming Endpoint?, sourceService: ServiceRef?,
+        destinationService: ServiceRef?
+    ) {
+        unique()
+        if let source { storage.source = source }
+        if let destination { storage.destination = destination }
+        // Most addresses are no service and flows start without one: skip storing nil over nil.
+        if case .some = sourceService {
+            storage.sourceService = sourceService
+        } else if case .some = storage.sourceService {
+            storage.sourceService = nil
+        }
+        if case .some = destinationService {
+            storage.destinationService = destinationService
+        } else if case .some = storage.destinationService {
+            storage.destinationService = nil
+        }
+    }
+
     /// Hubble's flow type: L7 for DNS flows, L3_L4 otherwise.
     public var isL7: Bool { dns != nil }
 

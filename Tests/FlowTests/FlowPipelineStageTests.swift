@@ -45,6 +45,7 @@ struct FlowPipelineStageTests {
         #expect(toService.source.podName == "loadgen-1" && toService.source.namespace == "shop")
         #expect(toService.source.labels == ["k8s:app=loadgen", "k8s:io.kubernetes.pod.namespace=shop"])
         #expect(toService.source.workloads.first?.name == "loadgen")
+        #expect(toService.source.clusterName == "osp")
         #expect(toService.destinationService == ServiceRef(namespace: "shop", name: "frontend"))
         #expect(toService.destination.podName.isEmpty)
         // Seen once, cart-1's address is remembered (the source's cache)…
@@ -67,6 +68,23 @@ struct FlowPipelineStageTests {
         #expect(batch[1].destination.podName == "payments-1")
         #expect(batch.allSatisfy { $0.source.podName == "loadgen-1" })
         #expect(metadata.takeDeletedPods().map(\.pod.name) == ["cart-1"])
+    }
+
+    @Test("an inventory that names no cluster: endpoints carry the agent's cluster name, every time")
+    func clusterNameFromAgent() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-inventory-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let client = Self.pod("loadgen-1", ip: "10.244.1.4", app: "loadgen", created: Date())
+        try Inventory(cluster: "", topology: "bridge", nodes: [], pods: [client], services: []).write(to: path)
+        let enricher = Enricher(metadata: InventoryMetadata(path: path), nodeName: "osp-node-1", clusterName: "prod")
+        // The second batch is answered from the source's cache: the name must not depend on it.
+        for _ in 0..<2 {
+            var batch = [Self.flow(from: "10.244.1.4", to: "10.0.0.1"), Self.flow(from: "10.0.0.1", to: "10.244.1.4")]
+            enricher.enrich(&batch)
+            #expect(batch[0].source.podName == "loadgen-1" && batch[0].source.clusterName == "prod")
+            #expect(batch[1].destination.podName == "loadgen-1" && batch[1].destination.clusterName == "prod")
+            #expect(batch[0].destination.podName.isEmpty && batch[0].destination.clusterName.isEmpty)
+        }
     }
 
     @Test("the ring keeps the newest N = 2^k−1 flows; other capacities are refused", arguments: [1, 3, 4095, 65535])
