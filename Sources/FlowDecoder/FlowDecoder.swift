@@ -24,13 +24,27 @@ public struct FlowDecoder {
     private var pendingQueries: [PendingKey: (sentNs: UInt64, flow: Flow)] = [:]
 
     /// A connection (or DNS exchange) at one observation point, oriented initiator → responder.
+    /// Addresses as their 16 raw bytes: hashing two words is far cheaper than hashing text.
     struct PendingKey: Hashable {
-        var client: String
+        var client: AddressBits
         var clientPort: UInt16
-        var server: String
+        var server: AddressBits
         var serverPort: UInt16
         var ifindex: UInt32
         var dnsID: UInt16
+    }
+
+    /// An address as the datapath reports it (16 bytes; IPv4 in the first 4).
+    struct AddressBits: Hashable {
+        var high: UInt64
+        var low: UInt64
+
+        init(
+            _ bytes: (
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                UInt8
+            )
+        ) { (high, low) = unsafeBitCast(bytes, to: (UInt64, UInt64).self) }
     }
 
     public init(nodeName: String, kernelDropReasons: [UInt32: String], dnsTimeout: Double = 5) {
@@ -94,7 +108,7 @@ public struct FlowDecoder {
             flow.dropReason = DropReasons.hubbleReason(forKernel: kernel)
         }
         if event.payload_len > 0 { decodeDNS(event, into: &flow) }
-        if case .tcp(let sport, let dport, let flags) = l4, !isDrop {
+        if case .tcp(let sport, let dport, let flags) = l4, !isDrop, flags.contains(.syn) {
             measureHandshake(event, flow: &flow, sport, dport, flags)
         }
         return flow
@@ -118,16 +132,18 @@ public struct FlowDecoder {
         if message.isResponse {
             flow.isReply = true
             let key = PendingKey(
-                client: flow.destinationIP, clientPort: ports.destination, server: flow.sourceIP,
-                serverPort: ports.source, ifindex: event.ifindex, dnsID: message.id)
+                client: AddressBits(event.tuple.daddr), clientPort: ports.destination,
+                server: AddressBits(event.tuple.saddr), serverPort: ports.source, ifindex: event.ifindex,
+                dnsID: message.id)
             if let pending = pendingQueries.removeValue(forKey: key), event.timestamp_ns >= pending.sentNs {
                 flow.latencyNanoseconds = event.timestamp_ns - pending.sentNs
             }
         } else {
             flow.isReply = false
             let key = PendingKey(
-                client: flow.sourceIP, clientPort: ports.source, server: flow.destinationIP,
-                serverPort: ports.destination, ifindex: event.ifindex, dnsID: message.id)
+                client: AddressBits(event.tuple.saddr), clientPort: ports.source,
+                server: AddressBits(event.tuple.daddr), serverPort: ports.destination, ifindex: event.ifindex,
+                dnsID: message.id)
             // Bounded: a flood of unanswered queries must not grow memory without limit.
             if pendingQueries.count < 65536 { pendingQueries[key] = (event.timestamp_ns, flow) }
         }
@@ -138,14 +154,14 @@ public struct FlowDecoder {
     ) {
         if flags.contains(.syn) && !flags.contains(.ack) {
             let key = PendingKey(
-                client: flow.sourceIP, clientPort: sport, server: flow.destinationIP, serverPort: dport,
-                ifindex: event.ifindex, dnsID: 0)
+                client: AddressBits(event.tuple.saddr), clientPort: sport, server: AddressBits(event.tuple.daddr),
+                serverPort: dport, ifindex: event.ifindex, dnsID: 0)
             if pendingSYNs[key] == nil { pendingSYNs[key] = event.timestamp_ns }
             if pendingSYNs.count > 65536 { pendingSYNs.removeAll() }  // bounded: a SYN flood must not grow memory
         } else if flags.contains(.syn) && flags.contains(.ack) {
             let key = PendingKey(
-                client: flow.destinationIP, clientPort: dport, server: flow.sourceIP, serverPort: sport,
-                ifindex: event.ifindex, dnsID: 0)
+                client: AddressBits(event.tuple.daddr), clientPort: dport, server: AddressBits(event.tuple.saddr),
+                serverPort: sport, ifindex: event.ifindex, dnsID: 0)
             if let sent = pendingSYNs.removeValue(forKey: key), event.timestamp_ns >= sent {
                 flow.latencyNanoseconds = event.timestamp_ns - sent
             }
