@@ -98,6 +98,7 @@ public struct AgentCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
+        FlowAllocator.configure()
         let address: ListenAddress
         let hubbleAddress: ListenAddress?
         let hubbleTLS: ServerTLS?

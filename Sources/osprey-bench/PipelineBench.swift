@@ -16,6 +16,7 @@ enum PipelineBench {
         if CommandLine.arguments.dropFirst().first == "flood" {
             return try Flood.run(Array(CommandLine.arguments.dropFirst(2)))
         }
+        FlowAllocator.configure()  // as osprey-agent does
         let arguments = CommandLine.arguments.dropFirst()
         let count = Int(arguments.first ?? "") ?? 1_000_000
         let capacity = Int(arguments.dropFirst().first ?? "") ?? Observer.defaultCapacity
