@@ -44,6 +44,7 @@ start_agents() {
     ip netns exec "$lab-node-$node" sh -c \
       'mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing; exec "$0" "$@"' \
       "$bin/osprey-agent" --node-name "$lab-node-$node" --cluster "$lab" --uplink eth0 \
+      --hubble-socket-path "$state/bench-agent-$node.sock" \
       > "$state/bench-agent-$node.log" 2>&1 &
     agent_pids="$agent_pids $!"
   done
@@ -55,7 +56,15 @@ start_agents() {
   done
 }
 stop_agents() {
-  for pid in $agent_pids; do kill "$pid"; done
+  local node=0
+  for pid in $agent_pids; do
+    node=$((node + 1))
+    if ! kill "$pid" 2> /dev/null; then
+      echo "osprey-agent on node $node exited during the run; its log ends:" >&2
+      tail -20 "$state/bench-agent-$node.log" >&2
+      exit 1
+    fi
+  done
   for pid in $agent_pids; do while kill -0 "$pid" 2> /dev/null; do sleep 0.05; done; done
   agent_pids=""
 }

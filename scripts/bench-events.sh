@@ -27,7 +27,7 @@ target=$(ip -n "$receiver" -4 -br addr show dev eth0 | awk '{print $3}' | cut -d
 ip netns exec "$lab-node-1" sh -c \
   'mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing; exec "$0" "$@"' \
   "$bin/osprey-agent" --node-name "$lab-node-1" --cluster "$lab" --uplink eth0 --per-packet-events \
-  --flow-buffer-capacity "$capacity" \
+  --flow-buffer-capacity "$capacity" --hubble-socket-path "/run/osprey/labs/$lab/bench-agent.sock" \
   > "/run/osprey/labs/$lab/bench-agent.log" 2>&1 &
 agent=$!
 for _ in $(seq 100); do ip netns exec "$lab-node-1" curl -sf -o /dev/null localhost:9965/healthz && break; sleep 0.1; done

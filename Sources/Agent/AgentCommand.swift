@@ -125,7 +125,13 @@ public struct AgentCommand: AsyncParsableCommand {
             }
             level = parsed
             try Preflight.run(metricsAddress: address)
-            try hubbleAddress?.checkBindable()
+            try hubbleAddress?.checkBindable(flag: "--hubble-listen-address")
+            if !hubbleSocketPath.isEmpty {
+                do { try HubbleAddress(endpoint: .unix(path: hubbleSocketPath)).checkBindable() } catch {
+                    throw AgentError.cannotListen(
+                        address: hubbleSocketPath, reason: error.reason, flag: "--hubble-socket-path")
+                }
+            }
         } catch let error as AgentError {
             Self.fail(error.description)
         } catch let error as Observer.CapacityError {

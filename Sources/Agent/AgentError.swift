@@ -6,7 +6,7 @@ public enum AgentError: Error, Equatable, CustomStringConvertible {
     case tracefsNotMounted
     case noBTF
     case invalidListenAddress(String)
-    case cannotListen(address: String, reason: String)
+    case cannotListen(address: String, reason: String, flag: String)
     case noUplink
     case unknownUplink(String)
 
@@ -20,8 +20,8 @@ public enum AgentError: Error, Equatable, CustomStringConvertible {
             "This kernel does not expose BTF (/sys/kernel/btf/vmlinux); Osprey needs a kernel built with CONFIG_DEBUG_INFO_BTF."
         case .invalidListenAddress(let text):
             "Listen address '\(text)' is not host:port (e.g. 0.0.0.0:9965 or [::]:9965)."
-        case .cannotListen(let address, let reason):
-            "Cannot listen on \(address): \(reason); choose another --metrics-address."
+        case .cannotListen(let address, let reason, let flag):
+            "Cannot listen on \(address): \(reason); choose another \(flag)."
         case .noUplink:
             "No uplink interface found (no default route in this namespace); name it with --uplink."
         case .unknownUplink(let name):

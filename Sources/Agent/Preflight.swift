@@ -19,7 +19,7 @@ public enum Preflight {
         guard FileManager.default.fileExists(atPath: "/sys/kernel/btf/vmlinux") else { throw .noBTF }
         guard tracefsRoots.contains(where: { FileManager.default.fileExists(atPath: "\($0)/events/skb/kfree_skb") })
         else { throw .tracefsNotMounted }
-        try metricsAddress.checkBindable()
+        try metricsAddress.checkBindable(flag: "--metrics-address")
     }
 
     /// Names of required capabilities missing from the effective set (/proc/self/status CapEff).
@@ -50,9 +50,9 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
 
     /// Binds a throwaway socket to see whether the server will be able to, so a bad address is
     /// reported in one sentence before anything is loaded.
-    func checkBindable() throws(AgentError) {
+    func checkBindable(flag: String) throws(AgentError) {
         do { try HubbleAddress(endpoint: .tcp(host: host, port: port)).checkBindable() } catch {
-            throw .cannotListen(address: description, reason: error.reason)
+            throw .cannotListen(address: description, reason: error.reason, flag: flag)
         }
     }
 }

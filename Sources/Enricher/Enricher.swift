@@ -110,13 +110,11 @@ public struct Enricher: Sendable {
         flow.setIdentities(
             source: endpoint(sourceAddress), destination: endpoint(destinationAddress),
             sourceService: sourceAddress.service, destinationService: destinationAddress.service)
-        let source = sourceAddress.pod
-        let destination = destinationAddress.pod
         // A drop has no observation point; its direction follows the pod of this node it concerns.
         if flow.trafficDirection == .unknown {
-            if source?.node == nodeName {
+            if sourceAddress.pod?.node == nodeName {
                 flow.trafficDirection = .egress
-            } else if destination?.node == nodeName {
+            } else if destinationAddress.pod?.node == nodeName {
                 flow.trafficDirection = .ingress
             }
         }

@@ -68,10 +68,8 @@ public struct HubbleServer: Sendable {
     public func run() async throws {
         try await withThrowingDiscardingTaskGroup { group in
             for listener in listeners {
-                if case .unix(let path) = listener.address.endpoint {
-                    try? FileManager.default.createDirectory(
-                        atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                    unlink(path)
+                do throws(HubbleAddress.BindError) { try listener.address.prepareUnixSocket() } catch {
+                    throw ListenError(address: listener.address, reason: error.reason)
                 }
                 let server = GRPCServer(
                     transport: .http2NIOPosix(
@@ -82,4 +80,11 @@ public struct HubbleServer: Sendable {
             }
         }
     }
+}
+
+/// A listener that cannot be served, in one sentence.
+public struct ListenError: Error, CustomStringConvertible {
+    public let address: HubbleAddress
+    public let reason: String
+    public var description: String { "Cannot listen on \(address): \(reason)." }
 }

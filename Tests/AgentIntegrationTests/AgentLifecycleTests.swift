@@ -140,6 +140,51 @@ struct AgentBadInputTests {
                 == "osprey-agent: Listen address '9965' is not host:port (e.g. 0.0.0.0:9965 or [::]:9965).\n")
     }
 
+    @Test("a Hubble socket another process serves on, or a path that is no socket, is refused and left as it is")
+    func hubbleSocketPathTaken() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osp-sock-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/hubble.sock"
+        let listener = try UnixListener(path: path)
+        defer { listener.close() }
+        let served = try OspreyBinary.agent.run(["--metrics-address", "127.0.0.1:19965", "--hubble-socket-path", path])
+        #expect(served.status == 1)
+        #expect(
+            served.stderr
+                == "osprey-agent: Cannot listen on \(path): another process is serving on \(path); choose another --hubble-socket-path.\n"
+        )
+        #expect(UnixListener.accepts(path), "the other process's socket must still be there")
+
+        let file = "\(directory)/notes.txt"
+        try "keep me".write(toFile: file, atomically: true, encoding: .utf8)
+        let notSocket = try OspreyBinary.agent.run([
+            "--metrics-address", "127.0.0.1:19965", "--hubble-socket-path", file,
+        ])
+        #expect(notSocket.status == 1)
+        #expect(
+            notSocket.stderr
+                == "osprey-agent: Cannot listen on \(file): \(file) exists and is not a socket; choose another --hubble-socket-path.\n"
+        )
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == "keep me")
+
+        let long = "\(directory)/" + String(repeating: "x", count: 120) + "/hubble.sock"
+        let tooLong = try OspreyBinary.agent.run(["--metrics-address", "127.0.0.1:19965", "--hubble-socket-path", long])
+        #expect(
+            tooLong.stderr
+                == "osprey-agent: Cannot listen on \(long): the path is longer than a unix socket's 107 bytes; choose another --hubble-socket-path.\n"
+        )
+        #expect(!FileManager.default.fileExists(atPath: (long as NSString).deletingLastPathComponent))
+
+        let wrongPort = try OspreyBinary.agent.run([
+            "--metrics-address", "127.0.0.1:19965", "--hubble-listen-address", "203.0.113.7:4244",
+        ])
+        #expect(
+            wrongPort.stderr
+                == "osprey-agent: Cannot listen on 203.0.113.7:4244: Cannot assign requested address; choose another --hubble-listen-address.\n"
+        )
+    }
+
     @Test("without capabilities it says which are missing")
     func missingCapabilities() throws {
         let result = try OspreyBinary.agent.run([], asUser: 65534)
@@ -162,5 +207,44 @@ struct AgentBadInputTests {
             result.stderr
                 == "osprey-agent: tracefs is not mounted, so the drop tracepoint cannot be attached; mount it with `mount -t tracefs tracefs /sys/kernel/tracing`.\n"
         )
+    }
+}
+
+/// A unix socket some other process listens on (the test plays that process).
+struct UnixListener {
+    let fd: Int32
+
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = Self.address(path)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard fd >= 0, bound == 0, listen(fd, 4) == 0 else {
+            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+        }
+    }
+
+    func close() { _ = Glibc.close(fd) }
+
+    /// Whether something accepts connections on `path`.
+    static func accepts(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { _ = Glibc.close(fd) }
+        var address = Self.address(path)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
+        }
+    }
+
+    static func address(_ path: String) -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8).prefix($0.count - 1)) }
+        return address
     }
 }
