@@ -14,21 +14,25 @@ import Synchronization
 /// Relay. It first reports which nodes are connected and which are not (NODE_CONNECTED /
 /// NODE_UNAVAILABLE); a follow stream survives an agent that dies (NODE_UNAVAILABLE), takes it
 /// back when it returns (NODE_CONNECTED, then its flows since the last one seen, so nothing is
-/// repeated) and picks up agents that appear while it runs.
+/// repeated) and picks up agents that appear while it runs. Agents that fail with the same
+/// error within `errorAggregationWindow` are named in one NODE_ERROR.
 public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
     let pool: PeerPool
     let sortBufferMaxLength: Int
     let sortBufferDrainTimeout: Duration
     let peerRequestTimeout: Duration
+    /// How long a NODE_ERROR waits for the same error from other nodes (Hubble Relay: 10 s).
+    let errorAggregationWindow: Duration
 
     public init(
         pool: PeerPool, sortBufferMaxLength: Int = 100, sortBufferDrainTimeout: Duration = .seconds(1),
-        peerRequestTimeout: Duration = .seconds(5)
+        peerRequestTimeout: Duration = .seconds(5), errorAggregationWindow: Duration = .seconds(10)
     ) {
         self.pool = pool
         self.sortBufferMaxLength = max(1, sortBufferMaxLength)
         self.sortBufferDrainTimeout = sortBufferDrainTimeout
         self.peerRequestTimeout = peerRequestTimeout
+        self.errorAggregationWindow = errorAggregationWindow
     }
 
     /// What the per-agent readers hand the merging loop.
@@ -70,6 +74,7 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         let drainNanoseconds =
             Int64(sortBufferDrainTimeout.components.seconds) * 1_000_000_000
             + sortBufferDrainTimeout.components.attoseconds / 1_000_000_000
+        var errors = NodeErrorAggregator(window: errorAggregationWindow)
         try await withThrowingTaskGroup(of: Void.self) { group in
             var streaming = Set<String>()
             var active = 0
@@ -93,11 +98,14 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                 switch item {
                 case .flow(let flow):
                     if let oldest = buffer.push(flow) { try await response.write(oldest) }
+                case .status(let status) where NodeErrorAggregator.isNodeError(status):
+                    if let released = errors.add(status, now: .now) { try await response.write(released) }
                 case .status(let status):
                     try await response.write(status)
                 case .tick:
                     let cutoff = SortBuffer.nanoseconds(FlowMessage.timestamp(Date())) - drainNanoseconds
                     for flow in buffer.popOlder(than: cutoff) { try await response.write(flow) }
+                    if let due = errors.expired(now: .now) { try await response.write(due) }
                     guard request.follow else { continue }
                     // Agents that appeared (or came back before their first stream) join now.
                     for peer in pool.peers where peer.isConnected && !streaming.contains(peer.name) {
@@ -110,6 +118,7 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                 }
             }
             for flow in buffer.drain() { try await response.write(flow) }
+            if let held = errors.flush() { try await response.write(held) }
         }
     }
 

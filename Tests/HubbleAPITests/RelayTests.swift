@@ -189,6 +189,57 @@ struct RelayTests {
         }
     }
 
+    @Test("NODE_ERROR events with the same message are coalesced over the window; another message releases them")
+    func nodeErrorAggregation() {
+        func error(_ node: String, _ message: String) -> Observer_GetFlowsResponse {
+            RelayObserverService.status(.nodeError, [node], message: message)
+        }
+        var errors = NodeErrorAggregator(window: .seconds(10))
+        let start = ContinuousClock.now
+        #expect(errors.add(error("osp-n1", "refused"), now: start) == nil)
+        #expect(errors.add(error("osp-n2", "refused"), now: start + .seconds(3)) == nil)
+        #expect(errors.expired(now: start + .seconds(9)) == nil, "held for the whole window")
+        // A different error releases the held one, with every node that had it.
+        let released = errors.add(error("osp-n3", "timed out"), now: start + .seconds(9))
+        #expect(released?.nodeStatus.nodeNames == ["osp-n1", "osp-n2"])
+        #expect(released?.nodeStatus.message == "refused")
+        // Its own window starts when it arrives.
+        #expect(errors.expired(now: start + .seconds(18)) == nil)
+        #expect(errors.expired(now: start + .seconds(19))?.nodeStatus.nodeNames == ["osp-n3"])
+        #expect(errors.flush() == nil, "nothing held twice")
+        #expect(errors.add(error("osp-n4", "refused"), now: start + .seconds(20)) == nil)
+        #expect(errors.flush()?.nodeStatus.nodeNames == ["osp-n4"], "the end of a stream releases it")
+    }
+
+    @Test("two nodes that fail GetFlows with the same error are named in one NODE_ERROR; the healthy one's flows come")
+    func nodeErrorsCoalescedOverGRPC() async throws {
+        // Nodes that answer health checks but serve no observer: GetFlows fails (UNIMPLEMENTED).
+        let broken = (1...2).map { index in
+            let socket = FileManager.default.temporaryDirectory.appendingPathComponent("osp-relay-\(UUID()).sock").path
+            let server = HubbleServer(
+                services: [HealthService()],
+                listeners: [.init(address: HubbleAddress(endpoint: .unix(path: socket)), tls: nil)])
+            return (name: "osp-broken-\(index)", socket: socket, task: Task { try await server.run() })
+        }
+        defer {
+            for node in broken {
+                node.task.cancel()
+                unlink(node.socket)
+            }
+        }
+        let healthy = try Agent("osp-n1", flows: [Self.flow("osp-n1", at: 1, number: 1)])
+        try await healthy.start()
+        defer { Task { await healthy.stop() } }
+        let peers = [(healthy.name, healthy.address)] + broken.map { ($0.name, "unix://\($0.socket)") }
+        try await withRelay(.fixed(peers), connected: 3) { client, _, _ in
+            let all = try await responses(client, .with { $0.number = 10 })
+            #expect(Self.numbers(all) == [1])
+            let errors = Self.statuses(all).filter { $0.0 == .nodeError }
+            #expect(errors.count == 1, "\(Self.statuses(all))")
+            #expect(errors.first?.1.sorted() == ["osp-broken-1", "osp-broken-2"])
+        }
+    }
+
     @Test("an unreachable node is named in GetFlows, ServerStatus and GetNodes; the others still answer")
     func unreachableNode() async throws {
         let agents = [
