@@ -22,6 +22,8 @@ public struct FlowDecoder {
     /// Recently formatted IPv4 addresses: flows repeat a few addresses, and text is the costly part.
     private var ipv4Texts = IPv4TextCache()
     private var pendingQueries: [PendingKey: (sentNs: UInt64, flow: Flow)] = [:]
+    /// Which names each client resolved to which addresses (`source_names`/`destination_names`).
+    private var names = DNSNames()
 
     /// A connection (or DNS exchange) at one observation point, oriented initiator → responder.
     /// Addresses as their 16 raw bytes: hashing two words is far cheaper than hashing text.
@@ -32,19 +34,6 @@ public struct FlowDecoder {
         var serverPort: UInt16
         var ifindex: UInt32
         var dnsID: UInt16
-    }
-
-    /// An address as the datapath reports it (16 bytes; IPv4 in the first 4).
-    struct AddressBits: Hashable {
-        var high: UInt64
-        var low: UInt64
-
-        init(
-            _ bytes: (
-                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                UInt8
-            )
-        ) { (high, low) = unsafeBitCast(bytes, to: (UInt64, UInt64).self) }
     }
 
     public init(nodeName: String, kernelDropReasons: [UInt32: String], dnsTimeout: Double = 5) {
@@ -108,6 +97,14 @@ public struct FlowDecoder {
             flow.dropReason = DropReasons.hubbleReason(forKernel: kernel)
         }
         if event.payload_len > 0 { decodeDNS(event, into: &flow) }
+        if names.mayKnow(event.tuple.daddr) {
+            flow.destinationNames = names.names(
+                client: event.tuple.saddr, resolved: event.tuple.daddr, at: event.timestamp_ns)
+        }
+        if names.mayKnow(event.tuple.saddr) {
+            flow.sourceNames = names.names(
+                client: event.tuple.daddr, resolved: event.tuple.saddr, at: event.timestamp_ns)
+        }
         if case .tcp(let sport, let dport, let flags) = l4, !isDrop, flags.contains(.syn) {
             measureHandshake(event, flow: &flow, sport, dport, flags)
         }
@@ -131,6 +128,11 @@ public struct FlowDecoder {
         let ports = flow.l4.ports
         if message.isResponse {
             flow.isReply = true
+            if message.rcode == 0 {
+                names.learn(
+                    client: event.tuple.daddr, name: message.query, addresses: message.addresses, ttl: message.ttl,
+                    at: event.timestamp_ns)
+            }
             let key = PendingKey(
                 client: AddressBits(event.tuple.daddr), clientPort: ports.destination,
                 server: AddressBits(event.tuple.saddr), serverPort: ports.source, ifindex: event.ifindex,
@@ -184,6 +186,7 @@ public struct FlowDecoder {
             flow.bytes = 0
             expired.append(flow)
         }
+        names.forgetExpired(at: nowNs)
         // Stale SYNs (never answered) are forgotten at the same pace.
         if pendingSYNs.count > 4096 { pendingSYNs = pendingSYNs.filter { nowNs < $0.value + limit } }
         return expired

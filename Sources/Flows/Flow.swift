@@ -259,6 +259,8 @@ public struct Flow: Sendable {
         var destination: Endpoint = Endpoint()
         var sourceService: ServiceRef? = nil
         var destinationService: ServiceRef? = nil
+        var sourceNames: [String] = []
+        var destinationNames: [String] = []
         var nodeName: String
         var trafficDirection: TrafficDirection
         var isReply: Bool?
@@ -304,6 +306,8 @@ public struct Flow: Sendable {
             copy.destination = destination
             copy.sourceService = sourceService
             copy.destinationService = destinationService
+            copy.sourceNames = sourceNames
+            copy.destinationNames = destinationNames
             copy.dns = dns
             copy.latencyNanoseconds = latencyNanoseconds
             return copy
@@ -417,6 +421,23 @@ public struct Flow: Sendable {
         _modify {
             unique()
             yield &storage.destinationService
+        }
+    }
+    /// DNS names the other end resolved to this flow's source address (Hubble's
+    /// `source_names`), without the trailing dot.
+    public var sourceNames: [String] {
+        get { storage.sourceNames }
+        _modify {
+            unique()
+            yield &storage.sourceNames
+        }
+    }
+    /// DNS names this flow's source resolved to its destination address (`destination_names`).
+    public var destinationNames: [String] {
+        get { storage.destinationNames }
+        _modify {
+            unique()
+            yield &storage.destinationNames
         }
     }
     public var nodeName: String {

@@ -46,6 +46,8 @@ public enum FlowMessage {
         message.l4 = layer4(flow.l4)
         message.source = endpoint(flow.source)
         message.destination = endpoint(flow.destination)
+        message.sourceNames = flow.sourceNames
+        message.destinationNames = flow.destinationNames
         if let service = flow.sourceService { message.sourceService = self.service(service) }
         if let service = flow.destinationService { message.destinationService = self.service(service) }
         message.type = flow.isL7 ? .l7 : .l3L4

@@ -67,6 +67,11 @@ extension AgentIntegration {
                     Self.string($0, "is_reply") == "0" && Self.string($0, "traffic_direction") == "EGRESS"
                 }
                 #expect(outgoing.count == synOut.count)
+                // loadgen looked the service up first: its flows name what it asked for, as Hubble's do.
+                #expect(
+                    synOut.contains {
+                        ($0["destination_names"] as? [String]) == ["ledger.billing.svc.cluster.local"]
+                    }, "destination_names from loadgen's own DNS answer")
                 let synIn = matching(ledger.node.netns) {
                     isPod($0, "source", loadgen) && isPod($0, "destination", ledger)
                         && Self.string($0, "Summary") == "TCP Flags: SYN"

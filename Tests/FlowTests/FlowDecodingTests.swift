@@ -169,6 +169,46 @@ struct FlowDecodingTests {
         #expect(decoder.unansweredQueries(nowNs: 3_000_000_000).isEmpty, "reported once")
     }
 
+    @Test("destination_names / source_names: what a client resolved names its flows to that address, for the TTL")
+    func namesFromDNS() {
+        var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [:])
+        let dnsServer: [UInt8] = [10, 96, 0, 10]
+        let vip: [UInt8] = [10, 96, 0, 11]
+        let other: [UInt8] = [10, 244, 1, 9]
+        func answer(_ name: String, _ rcode: UInt8 = 0, ttl: UInt32, to client: [UInt8], at ns: UInt64) {
+            let bytes = Self.dns(
+                id: 1, response: true, rcode: rcode, name: name, qtype: 1,
+                answers: rcode == 0 ? [(UInt16(1), vip, ttl)] : [])
+            _ = decoder.decode(
+                Self.event(
+                    dnsServer, 53, client, 53000, protocol: 17, reply: 1, observation: OSP_OBS_TO_ENDPOINT, at: ns,
+                    payload: bytes),
+                interfaceName: nil)
+        }
+        func syn(from client: [UInt8], at ns: UInt64) -> Flow {
+            decoder.decode(Self.event(client, 41000, vip, 80, protocol: 6, flags: 0x02, at: ns), interfaceName: nil)
+        }
+        #expect(syn(from: Self.client, at: 1_000_000_000).destinationNames.isEmpty, "nothing resolved yet")
+        answer("ledger.billing.svc.cluster.local", ttl: 5, to: Self.client, at: 2_000_000_000)
+        answer("ledger.billing", 3, ttl: 5, to: Self.client, at: 2_000_000_000)  // NXDOMAIN teaches nothing
+        answer("billing-api.example.com", ttl: 300, to: Self.client, at: 2_500_000_000)
+        let out = syn(from: Self.client, at: 3_000_000_000)
+        #expect(out.destinationNames == ["ledger.billing.svc.cluster.local", "billing-api.example.com"])
+        #expect(out.sourceNames.isEmpty)
+        let back = decoder.decode(
+            Self.event(vip, 80, Self.client, 41000, protocol: 6, flags: 0x12, reply: 1, at: 3_100_000_000),
+            interfaceName: nil)
+        #expect(back.sourceNames == out.destinationNames && back.destinationNames.isEmpty)
+        #expect(syn(from: other, at: 3_000_000_000).destinationNames.isEmpty, "another client did not ask")
+        // TTLs under a minute count as a minute; then the names are forgotten.
+        #expect(decoder.unansweredQueries(nowNs: 61_000_000_000).isEmpty)
+        #expect(syn(from: Self.client, at: 61_000_000_000).destinationNames.count == 2)
+        _ = decoder.unansweredQueries(nowNs: 62_100_000_000)
+        #expect(syn(from: Self.client, at: 62_100_000_000).destinationNames == ["billing-api.example.com"])
+        _ = decoder.unansweredQueries(nowNs: 303_000_000_000)
+        #expect(syn(from: Self.client, at: 303_000_000_000).destinationNames.isEmpty)
+    }
+
     @Test("IPv6 text follows RFC 5952")
     func ipv6Text() {
         #expect(

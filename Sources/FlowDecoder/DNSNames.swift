@@ -1,0 +1,111 @@
+import Foundation
+
+/// An address as the datapath reports it (16 bytes; IPv4 in the first 4, the rest zero).
+struct AddressBits: Hashable {
+    var high: UInt64
+    var low: UInt64
+
+    init(
+        _ bytes: (
+            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+            UInt8
+        )
+    ) { (high, low) = unsafeBitCast(bytes, to: (UInt64, UInt64).self) }
+
+    /// The address in `text` (IPv4 or IPv6), laid out as the datapath does.
+    init?(text: String) {
+        var bytes = (
+            UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0),
+            UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0)
+        )
+        let family = text.contains(":") ? AF_INET6 : AF_INET
+        guard withUnsafeMutableBytes(of: &bytes, { inet_pton(family, text, $0.baseAddress) }) == 1 else { return nil }
+        self.init(bytes)
+    }
+}
+
+/// What each client resolved: (client address, answer address) → the names it asked for,
+/// learnt from DNS responses and kept for the answer's TTL (at least `minimumTTL`), as Cilium's
+/// DNS cache feeds Hubble's `source_names` and `destination_names`. Bounded; most flows are
+/// between addresses no DNS answer ever named, and a 4096-bit filter lets those skip the table.
+struct DNSNames {
+    /// Names stay at least this long: clients keep using an address after a short TTL ends.
+    static let minimumTTL: UInt64 = 60
+    static let maximumEntries = 65536
+    static let filterSlots = 4096
+
+    struct Key: Hashable {
+        var client: AddressBits
+        var resolved: AddressBits
+    }
+
+    /// Each name with the moment it stops being valid for this pair.
+    private var entries: [Key: [(name: String, expiresNs: UInt64)]] = [:]
+    /// Slot of every answer address in the table set: an unset slot means "no names".
+    private var filter = [Bool](repeating: false, count: DNSNames.filterSlots)
+
+    private static func slot(_ address: AddressBits) -> Int {
+        Int(truncatingIfNeeded: ((address.high ^ address.low &* 31) &* 0x9E37_79B9_7F4A_7C15) >> 52)
+    }
+
+    /// Whether any client may have names for `address` (no false negatives).
+    func mayKnow(
+        _ address: (
+            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+            UInt8
+        )
+    ) -> Bool { filter[Self.slot(AddressBits(address))] }
+
+    func names(
+        client: (
+            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+            UInt8
+        ),
+        resolved: (
+            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+            UInt8
+        ), at nowNs: UInt64
+    ) -> [String] {
+        guard let named = entries[Key(client: AddressBits(client), resolved: AddressBits(resolved))] else { return [] }
+        return named.compactMap { nowNs < $0.expiresNs ? $0.name : nil }
+    }
+
+    /// A response to `client` named `addresses` as `name` (with its trailing dot) for `ttl` s.
+    mutating func learn(
+        client: (
+            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+            UInt8
+        ), name: String, addresses: [String], ttl: UInt32, at nowNs: UInt64
+    ) {
+        let bare = name.hasSuffix(".") ? String(name.dropLast()) : name
+        guard !bare.isEmpty else { return }
+        let expires = nowNs &+ max(UInt64(ttl), Self.minimumTTL) * 1_000_000_000
+        let clientBits = AddressBits(client)
+        for text in addresses {
+            guard let resolved = AddressBits(text: text) else { continue }
+            let key = Key(client: clientBits, resolved: resolved)
+            if var named = entries[key] {
+                if let index = named.firstIndex(where: { $0.name == bare }) {
+                    named[index].expiresNs = max(named[index].expiresNs, expires)
+                } else {
+                    named.append((bare, expires))
+                }
+                entries[key] = named
+            } else if entries.count < Self.maximumEntries {
+                entries[key] = [(bare, expires)]
+            }
+            filter[Self.slot(resolved)] = true
+        }
+    }
+
+    /// Drops names whose time is over (and rebuilds the filter from what is left).
+    mutating func forgetExpired(at nowNs: UInt64) {
+        guard entries.values.contains(where: { $0.contains { nowNs >= $0.expiresNs } }) else { return }
+        entries = entries.compactMapValues { named in
+            let kept = named.filter { nowNs < $0.expiresNs }
+            return kept.isEmpty ? nil : kept
+        }
+        filter = [Bool](repeating: false, count: Self.filterSlots)
+        for key in entries.keys { filter[Self.slot(key.resolved)] = true }
+    }
+}
