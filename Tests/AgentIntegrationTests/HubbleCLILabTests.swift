@@ -57,6 +57,22 @@ extension AgentIntegration {
                             || FlowLabTests.string($0, "destination", "namespace") == "shop"
                     })
 
+                // loadgen resolves ledger.billing before each request: its flows carry the name.
+                let loadgen = try #require(plan.pods(of: "loadgen", in: "shop").first)
+                let named = try OspreyBinary.cli.run([
+                    "observe", "--server", Self.socket(config, loadgen.node.name), "--to-fqdn",
+                    "*.billing.svc.cluster.local", "--last", "20", "-o", "json",
+                ])
+                let namedFlows = named.stdout.split(separator: "\n").compactMap {
+                    ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["flow"]
+                        as? [String: Any]
+                }
+                #expect(!namedFlows.isEmpty, "\(named.stderr)")
+                #expect(
+                    namedFlows.allSatisfy {
+                        ($0["destination_names"] as? [String])?.contains("ledger.billing.svc.cluster.local") == true
+                    })
+
                 let compact = try OspreyBinary.cli.run([
                     "observe", "--server", servers[0], "--last", "5", "--color", "never",
                 ])
