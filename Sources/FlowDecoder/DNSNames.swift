@@ -1,23 +1,20 @@
 import Foundation
 
-/// An address as the datapath reports it (16 bytes; IPv4 in the first 4, the rest zero).
+/// An address as the datapath's events carry it: 16 bytes, IPv4 in the first 4, the rest zero.
+typealias RawAddress = (
+    UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+)
+
+/// A `RawAddress` as two words, for hashing and comparing.
 struct AddressBits: Hashable {
     var high: UInt64
     var low: UInt64
 
-    init(
-        _ bytes: (
-            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-            UInt8
-        )
-    ) { (high, low) = unsafeBitCast(bytes, to: (UInt64, UInt64).self) }
+    init(_ bytes: RawAddress) { (high, low) = unsafeBitCast(bytes, to: (UInt64, UInt64).self) }
 
     /// The address in `text` (IPv4 or IPv6), laid out as the datapath does.
     init?(text: String) {
-        var bytes = (
-            UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0),
-            UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0)
-        )
+        var bytes: RawAddress = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         let family = text.contains(":") ? AF_INET6 : AF_INET
         guard withUnsafeMutableBytes(of: &bytes, { inet_pton(family, text, $0.baseAddress) }) == 1 else { return nil }
         self.init(bytes)
@@ -49,34 +46,16 @@ struct DNSNames {
     }
 
     /// Whether any client may have names for `address` (no false negatives).
-    func mayKnow(
-        _ address: (
-            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-            UInt8
-        )
-    ) -> Bool { filter[Self.slot(AddressBits(address))] }
+    func mayKnow(_ address: RawAddress) -> Bool { filter[Self.slot(AddressBits(address))] }
 
-    func names(
-        client: (
-            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-            UInt8
-        ),
-        resolved: (
-            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-            UInt8
-        ), at nowNs: UInt64
-    ) -> [String] {
+    /// The names `client` resolved to `resolved` that are still valid at `nowNs`.
+    func names(client: RawAddress, resolved: RawAddress, at nowNs: UInt64) -> [String] {
         guard let named = entries[Key(client: AddressBits(client), resolved: AddressBits(resolved))] else { return [] }
         return named.compactMap { nowNs < $0.expiresNs ? $0.name : nil }
     }
 
     /// A response to `client` named `addresses` as `name` (with its trailing dot) for `ttl` s.
-    mutating func learn(
-        client: (
-            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-            UInt8
-        ), name: String, addresses: [String], ttl: UInt32, at nowNs: UInt64
-    ) {
+    mutating func learn(client: RawAddress, name: String, addresses: [String], ttl: UInt32, at nowNs: UInt64) {
         let bare = name.hasSuffix(".") ? String(name.dropLast()) : name
         guard !bare.isEmpty else { return }
         let expires = nowNs &+ max(UInt64(ttl), Self.minimumTTL) * 1_000_000_000

@@ -192,17 +192,9 @@ public struct FlowDecoder {
         return expired
     }
 
-    static func address(
-        _ bytes:
-            inout (
-                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                UInt8
-            ), family: Int
-    ) -> String {
+    static func address(_ bytes: inout RawAddress, family: Int) -> String {
         if family != 6 { return IPText.ipv4(bytes.0, bytes.1, bytes.2, bytes.3) }
-        return withUnsafeBytes(of: &bytes) { raw in
-            IPText.ipv6(Array(raw))
-        }
+        return withUnsafeBytes(of: &bytes) { raw in IPText.ipv6(Array(raw)) }
     }
 }
 
@@ -211,12 +203,7 @@ struct IPv4TextCache {
     private var keys = [UInt32](repeating: 0, count: 4096)
     private var texts = [String](repeating: "", count: 4096)
 
-    mutating func text(
-        _ bytes: (
-            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-            UInt8
-        )
-    ) -> String {
+    mutating func text(_ bytes: RawAddress) -> String {
         let key = UInt32(bytes.0) << 24 | UInt32(bytes.1) << 16 | UInt32(bytes.2) << 8 | UInt32(bytes.3)
         let slot = Int(truncatingIfNeeded: (key &* 2_654_435_761) >> 20)
         if keys[slot] == key, !texts[slot].isEmpty { return texts[slot] }
