@@ -36,8 +36,19 @@ struct DNSNames {
         var resolved: AddressBits
     }
 
-    /// Each name with the moment it stops being valid for this pair.
-    private var entries: [Key: [(name: String, expiresNs: UInt64)]] = [:]
+    /// The names of one pair, each with the moment it stops being valid (`expiresNs[i]` is
+    /// `names[i]`'s): while all are valid, every flow shares the one `names` array.
+    struct Named {
+        var names: [String]
+        var expiresNs: [UInt64]
+
+        func valid(at nowNs: UInt64) -> Named {
+            let kept = names.indices.filter { nowNs < expiresNs[$0] }
+            return Named(names: kept.map { names[$0] }, expiresNs: kept.map { expiresNs[$0] })
+        }
+    }
+
+    private var entries: [Key: Named] = [:]
     /// Slot of every answer address in the table set: an unset slot means "no names".
     private var filter = [Bool](repeating: false, count: DNSNames.filterSlots)
 
@@ -51,7 +62,7 @@ struct DNSNames {
     /// The names `client` resolved to `resolved` that are still valid at `nowNs`.
     func names(client: RawAddress, resolved: RawAddress, at nowNs: UInt64) -> [String] {
         guard let named = entries[Key(client: AddressBits(client), resolved: AddressBits(resolved))] else { return [] }
-        return named.compactMap { nowNs < $0.expiresNs ? $0.name : nil }
+        return named.expiresNs.allSatisfy { nowNs < $0 } ? named.names : named.valid(at: nowNs).names
     }
 
     /// A response to `client` named `addresses` as `name` (with its trailing dot) for `ttl` s.
@@ -64,14 +75,15 @@ struct DNSNames {
             guard let resolved = AddressBits(text: text) else { continue }
             let key = Key(client: clientBits, resolved: resolved)
             if var named = entries[key] {
-                if let index = named.firstIndex(where: { $0.name == bare }) {
-                    named[index].expiresNs = max(named[index].expiresNs, expires)
+                if let index = named.names.firstIndex(of: bare) {
+                    named.expiresNs[index] = max(named.expiresNs[index], expires)
                 } else {
-                    named.append((bare, expires))
+                    named.names.append(bare)
+                    named.expiresNs.append(expires)
                 }
                 entries[key] = named
             } else if entries.count < Self.maximumEntries {
-                entries[key] = [(bare, expires)]
+                entries[key] = Named(names: [bare], expiresNs: [expires])
             }
             filter[Self.slot(resolved)] = true
         }
@@ -79,10 +91,10 @@ struct DNSNames {
 
     /// Drops names whose time is over (and rebuilds the filter from what is left).
     mutating func forgetExpired(at nowNs: UInt64) {
-        guard entries.values.contains(where: { $0.contains { nowNs >= $0.expiresNs } }) else { return }
+        guard entries.values.contains(where: { $0.expiresNs.contains { nowNs >= $0 } }) else { return }
         entries = entries.compactMapValues { named in
-            let kept = named.filter { nowNs < $0.expiresNs }
-            return kept.isEmpty ? nil : kept
+            let kept = named.valid(at: nowNs)
+            return kept.names.isEmpty ? nil : kept
         }
         filter = [Bool](repeating: false, count: Self.filterSlots)
         for key in entries.keys { filter[Self.slot(key.resolved)] = true }
