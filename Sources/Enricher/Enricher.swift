@@ -31,7 +31,7 @@ public final class AddressIdentity: Sendable {
     public init(pod: PodIdentity?, service: ServiceRef?) {
         self.pod = pod
         self.service = service
-        endpoint = pod?.hasClusterName == true ? pod?.endpoint : nil
+        endpoint = pod.flatMap { $0.endpoint.clusterName.isEmpty ? nil : $0.endpoint }
     }
 
     /// An address nobody in the cluster holds.
@@ -52,8 +52,6 @@ public final class PodIdentity: Sendable, Equatable {
     public let hubbleLabels: [String]
     /// The pod as a flow endpoint, built once for all its flows.
     public let endpoint: Endpoint
-    /// Whether `endpoint` names its cluster (else the enricher adds its own cluster's name).
-    let hasClusterName: Bool
 
     public init(
         uid: String, namespace: String, name: String, node: String, labels: [String: String], workload: Workload?,
@@ -68,7 +66,6 @@ public final class PodIdentity: Sendable, Equatable {
         let hubbleLabels =
             (labels.map { "k8s:\($0.key)=\($0.value)" } + ["k8s:io.kubernetes.pod.namespace=\(namespace)"]).sorted()
         self.hubbleLabels = hubbleLabels
-        hasClusterName = !clusterName.isEmpty
         endpoint = Endpoint(
             namespace: namespace, podName: name, labels: hubbleLabels,
             workloads: workload.map { [($0.kind, $0.name)] } ?? [], clusterName: clusterName)

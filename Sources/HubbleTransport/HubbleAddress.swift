@@ -113,21 +113,7 @@ extension HubbleAddress {
     /// starts.
     public func checkBindable() throws(BindError) {
         switch endpoint {
-        case .unix(let path):
-            let limit = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
-            guard path.utf8.count <= limit else {
-                throw BindError(reason: "the path is longer than a unix socket's \(limit) bytes")
-            }
-            let directory = (path as NSString).deletingLastPathComponent
-            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            guard FileManager.default.isWritableFile(atPath: directory) else {
-                throw BindError(reason: "directory \(directory) cannot be written")
-            }
-            switch Self.socketFile(at: path) {
-            case .absent, .stale: break
-            case .notSocket: throw BindError(reason: "\(path) exists and is not a socket")
-            case .serving: throw BindError(reason: "another process is serving on \(path)")
-            }
+        case .unix(let path): _ = try Self.checkUnixSocket(path)
         case .tcp(let name, let port):
             let host = name.isEmpty ? "0.0.0.0" : name == "localhost" ? "127.0.0.1" : name
             var hints = addrinfo()
@@ -148,44 +134,48 @@ extension HubbleAddress {
         }
     }
 
-    /// What is at a unix socket's path before a server binds it.
-    enum SocketFile {
-        case absent, notSocket
-        /// A socket nobody accepts on (left by a process that died): safe to replace.
-        case stale
-        case serving
+    /// The longest path a unix socket address holds (its terminating zero aside).
+    static let unixPathLimit = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+
+    /// Checks that a server can bind `path`: short enough, its directory writable (made if
+    /// missing), nothing there but perhaps a stale socket. Returns whether one is (to replace).
+    static func checkUnixSocket(_ path: String) throws(BindError) -> Bool {
+        guard path.utf8.count <= unixPathLimit else {
+            throw BindError(reason: "the path is longer than a unix socket's \(unixPathLimit) bytes")
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        guard FileManager.default.isWritableFile(atPath: directory) else {
+            throw BindError(reason: "directory \(directory) cannot be written")
+        }
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return false }
+        guard info.st_mode & S_IFMT == S_IFSOCK else { throw BindError(reason: "\(path) exists and is not a socket") }
+        guard !accepts(path) else { throw BindError(reason: "another process is serving on \(path)") }
+        // A socket nobody accepts on, left by a process that died.
+        return true
     }
 
-    static func socketFile(at path: String) -> SocketFile {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return .absent }
-        guard info.st_mode & S_IFMT == S_IFSOCK else { return .notSocket }
+    /// Whether a process accepts connections on the unix socket at `path` (within the limit).
+    private static func accepts(_ path: String) -> Bool {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return .serving }
+        guard fd >= 0 else { return true }  // cannot tell: assume it is served, remove nothing
         defer { close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
-        let fits = withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8)
-            guard bytes.count < raw.count else { return false }
-            raw.copyBytes(from: bytes)
-            return true
-        }
-        // A path no socket address can hold cannot be connected to, nor bound: not ours to remove.
-        guard fits else { return .serving }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
             }
         }
-        return connected ? .serving : .stale
+        return connected
     }
 
     /// Before a server binds a unix socket: makes its directory and removes a stale socket left
     /// by a process that died — never a file that is not a socket, never one that is served.
     public func prepareUnixSocket() throws(BindError) {
         guard case .unix(let path) = endpoint else { return }
-        try checkBindable()
-        if Self.socketFile(at: path) == .stale { unlink(path) }
+        if try Self.checkUnixSocket(path) { unlink(path) }
     }
 }
