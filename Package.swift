@@ -183,6 +183,7 @@ let package = Package(
             name: "FlowTests",
             dependencies: [
                 "Flows", "FlowDecoder", "Enricher", "Observer", "FlowMetrics", "ClusterInventory", "CDatapathABI",
+                "HubbleWire",
             ],
             swiftSettings: strict),
         .testTarget(

@@ -74,6 +74,20 @@ public struct AgentCommand: AsyncParsableCommand {
     )
     var inventory: String = environment["OSPREY_INVENTORY"] ?? ""
 
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "Name the backend pod the node's NAT chose for traffic to a Service address, from netfilter's connection table. Env: OSPREY_SERVICE_TRANSLATION=false turns it off."
+    )
+    var serviceTranslation: Bool = environment["OSPREY_SERVICE_TRANSLATION"].map { $0 != "false" && $0 != "0" } ?? true
+
+    @Option(
+        help: """
+            Which kernel drops to report: `network` (packets the network path dropped; not the buffers a \
+            closing socket frees) or `all` (everything the skb:kfree_skb tracepoint sees). Env: OSPREY_DROP_REASONS.
+            """)
+    var dropReasons: String = environment["OSPREY_DROP_REASONS"] ?? "network"
+
     @Option(help: "How many recent flows to keep: 2^k-1, at most 65535. Env: OSPREY_FLOW_BUFFER_CAPACITY.")
     var flowBufferCapacity: Int = Int(environment["OSPREY_FLOW_BUFFER_CAPACITY"] ?? "") ?? Observer.defaultCapacity
 
@@ -119,6 +133,9 @@ public struct AgentCommand: AsyncParsableCommand {
             if !inventory.isEmpty, !FileManager.default.isReadableFile(atPath: inventory) {
                 throw ValidationError("Inventory file \(inventory) cannot be read; check --inventory.")
             }
+            guard dropReasons == "network" || dropReasons == "all" else {
+                throw ValidationError("--drop-reasons must be `network` or `all`, not `\(dropReasons)`.")
+            }
             guard let parsed = Logger.Level(rawValue: logLevel) else {
                 throw ValidationError(
                     "--log-level must be one of trace, debug, info, notice, warning, error, critical.")
@@ -158,15 +175,26 @@ public struct AgentCommand: AsyncParsableCommand {
             datapath.detachAll()
             Self.fail("\(error)")
         }
-        do { try datapath.configure(reportInterval: flowReportInterval, perPacket: perPacketEvents) } catch {
+        do {
+            try datapath.configure(reportInterval: flowReportInterval, perPacket: perPacketEvents)
+            try datapath.ignoreDrops(dropReasons == "all" ? [:] : Datapath.notNetworkDrops)
+        } catch {
             datapath.detachAll()
             Self.fail(error.description)
+        }
+        var translation: ConntrackServiceTranslation?
+        if serviceTranslation {
+            do { translation = try ConntrackServiceTranslation() } catch {
+                logger.warning(
+                    "Service traffic will name the Service address, not its backend: netfilter's connection table cannot be read (\(error)); the agent needs CAP_NET_ADMIN in the node's network namespace."
+                )
+            }
         }
         let hubbleMetrics = HubbleMetrics(context: context, observer: observer)
         let pipeline = FlowPipeline(
             datapath: datapath, nodeName: nodeName, clusterName: cluster,
-            inventory: inventory.isEmpty ? nil : InventoryMetadata(path: inventory), observer: observer,
-            metrics: hubbleMetrics)
+            inventory: inventory.isEmpty ? nil : InventoryMetadata(path: inventory), translation: translation,
+            observer: observer, metrics: hubbleMetrics)
         pipeline.start()
         let metrics = MetricsEndpoint(
             collector: NodeMetricsCollector(datapath: datapath) { watcher.namespaces },

@@ -21,12 +21,14 @@ final class FlowPipeline: Sendable {
     private let bookkeeping = Mutex((lastTick: Date.distantPast, kernelLost: UInt64(0)))
 
     init(
-        datapath: Datapath, nodeName: String, clusterName: String, inventory: InventoryMetadata?, observer: Observer,
-        metrics: HubbleMetrics
+        datapath: Datapath, nodeName: String, clusterName: String, inventory: InventoryMetadata?,
+        translation: (any ServiceTranslation)?, observer: Observer, metrics: HubbleMetrics
     ) {
         self.datapath = datapath
         self.inventory = inventory
-        self.enricher = inventory.map { Enricher(metadata: $0, nodeName: nodeName, clusterName: clusterName) }
+        self.enricher = inventory.map {
+            Enricher(metadata: $0, nodeName: nodeName, clusterName: clusterName, translation: translation)
+        }
         self.observer = observer
         self.metrics = metrics
         decoder = Mutex(FlowDecoder(nodeName: nodeName, kernelDropReasons: datapath.dropReasons))

@@ -149,23 +149,30 @@ public struct Service: Codable, Sendable, Equatable {
     public var namespace: String
     public var name: String
     public var clusterIP: String
+    /// Every ClusterIP of a dual-stack service, IPv4 first (Kubernetes `spec.clusterIPs`);
+    /// absent in single-stack inventories, where `clusterIP` is the only one.
+    public var clusterIPs: [String]?
     public var ports: [ServicePort]
     /// Label selector choosing the endpoints.
     public var selector: [String: String]
-    /// IPs of the ready pods behind the service (Kubernetes EndpointSlice addresses).
+    /// IPs of the ready pods behind the service, of every family (Kubernetes EndpointSlice addresses).
     public var endpoints: [String]
 
     public init(
-        namespace: String, name: String, clusterIP: String, ports: [ServicePort],
+        namespace: String, name: String, clusterIP: String, clusterIPs: [String]? = nil, ports: [ServicePort],
         selector: [String: String], endpoints: [String]
     ) {
         self.namespace = namespace
         self.name = name
         self.clusterIP = clusterIP
+        self.clusterIPs = clusterIPs
         self.ports = ports
         self.selector = selector
         self.endpoints = endpoints
     }
+
+    /// Every address of the service: `clusterIPs`, or `clusterIP` alone.
+    public var addresses: [String] { clusterIPs ?? [clusterIP] }
 
     /// The name the cluster DNS answers for this service.
     public func dnsName(clusterDomain: String = "cluster.local") -> String {

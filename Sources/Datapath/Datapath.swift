@@ -54,7 +54,26 @@ public final class Datapath: Sendable {
         let drops: BPFMap<osp_drop_key, osp_counter>
         let errors: BPFMap<UInt32, UInt64>
         let config: BPFMap<UInt32, osp_config>
+        let dropsIgnored: BPFMap<UInt32, UInt8>
     }
+
+    /// Which drops of a reason are no drops of the network path.
+    public enum DropIgnoreRule: Sendable {
+        /// Every drop with the reason.
+        case always
+        /// Drops of packets to a multicast group (reports nobody on the host listens to).
+        case multicast
+    }
+
+    /// What the skb:kfree_skb tracepoint reports on perfectly healthy traffic that no network
+    /// path dropped (found on the lab with the tracepoint's `location`; README, "Drops"):
+    /// buffers a socket still held when it closed (`SOCKET_CLOSE` from unix_release_sock,
+    /// `QUEUE_PURGE` from sk_stream_kill_queues) and IGMP/MLD membership reports that reach
+    /// hosts not listening to the group (`NOT_SPECIFIED` from ip6_mc_input and
+    /// ip_rcv_finish_core). Not reported unless the agent runs with `--drop-reasons all`.
+    public static let notNetworkDrops: [String: DropIgnoreRule] = [
+        "SOCKET_CLOSE": .always, "QUEUE_PURGE": .always, "NOT_SPECIFIED": .multicast,
+    ]
 
     /// The reader of flow and drop events.
     public let events: EventReader
@@ -64,7 +83,9 @@ public final class Datapath: Sendable {
     public init() throws(DatapathError) {
         osp_libbpf_set_verbosity(ProcessInfo.processInfo.environment["OSPREY_LIBBPF_LOG"] == "debug" ? 2 : 1)
         let tcObject = try BPFObject(name: "tc_count", bytes: BPFObjects.tcCount)
-        let shared = ["osp_ifaces", "osp_netns", "osp_drops", "osp_errors", "osp_events", "osp_lost"]
+        let shared = [
+            "osp_ifaces", "osp_netns", "osp_drops", "osp_drops_ignored", "osp_errors", "osp_events", "osp_lost",
+        ]
         var fds: [String: Int32] = [:]
         for name in shared { fds[name] = try tcObject.mapFD(name) }
         let dropObject = try BPFObject(name: "kfree_skb", bytes: BPFObjects.kfreeSkb, sharing: fds)
@@ -75,7 +96,8 @@ public final class Datapath: Sendable {
             tcpFlags: BPFMap(name: "osp_tcp_flags", fd: try tcObject.mapFD("osp_tcp_flags")),
             drops: BPFMap(name: "osp_drops", fd: try tcObject.mapFD("osp_drops")),
             errors: BPFMap(name: "osp_errors", fd: try tcObject.mapFD("osp_errors")),
-            config: BPFMap(name: "osp_config_map", fd: try tcObject.mapFD("osp_config_map")))
+            config: BPFMap(name: "osp_config_map", fd: try tcObject.mapFD("osp_config_map")),
+            dropsIgnored: BPFMap(name: "osp_drops_ignored", fd: try tcObject.mapFD("osp_drops_ignored")))
         cpus = Int(osp_possible_cpus())
         events = EventReader(
             ringFD: try tcObject.mapFD("osp_events"),
@@ -91,6 +113,18 @@ public final class Datapath: Sendable {
     public func configure(reportInterval: Double, perPacket: Bool) throws(DatapathError) {
         try maps.config.update(
             0, osp_config(report_interval_ns: UInt64(reportInterval * 1e9), per_packet: perPacket ? 1 : 0, pad: 0))
+    }
+
+    /// Makes the drop program skip drops of the kernel drop reasons named in `rules` (without
+    /// the `SKB_DROP_REASON_` prefix; names this kernel does not have are ignored) — all of
+    /// them, or those to multicast groups — and report everything else.
+    public func ignoreDrops(_ rules: [String: DropIgnoreRule]) throws(DatapathError) {
+        for key in maps.dropsIgnored.keys() { maps.dropsIgnored.delete(key) }
+        for (value, name) in dropReasons {
+            guard let rule = rules[name] else { continue }
+            let bits = rule == .always ? OSP_DROP_IGNORE_ALWAYS : OSP_DROP_IGNORE_MULTICAST
+            try maps.dropsIgnored.update(value, UInt8(bits.rawValue))
+        }
     }
 
     // MARK: - Interfaces and namespaces

@@ -25,17 +25,57 @@ extension MetadataSource {
 public final class AddressIdentity: Sendable {
     public let pod: PodIdentity?
     public let service: ServiceRef?
+    /// The node this address belongs to (an InternalIP, or its pod network's gateway), when no
+    /// pod has it: `host` on that node, `remote-node` elsewhere.
+    public let node: String?
+    /// An endpoint of the Kubernetes API server (`default/kubernetes`): `kube-apiserver`.
+    public let isKubeAPIServer: Bool
+    /// For a Service address: what its backends share (namespace, labels, workload; no pod
+    /// name), shown when the node's NAT cannot say which backend a packet went to — e.g. a
+    /// connection whose first packet a policy dropped.
+    public let serviceBackends: Endpoint?
     /// The pod's endpoint when it names its cluster (else the enricher adds its own cluster's name).
     let endpoint: Endpoint?
 
-    public init(pod: PodIdentity?, service: ServiceRef?) {
+    public init(
+        pod: PodIdentity?, service: ServiceRef?, node: String? = nil, isKubeAPIServer: Bool = false,
+        serviceBackends: Endpoint? = nil
+    ) {
         self.pod = pod
         self.service = service
+        self.node = node
+        self.isKubeAPIServer = isKubeAPIServer
+        self.serviceBackends = serviceBackends
         endpoint = pod.flatMap { $0.endpoint.clusterName.isEmpty ? nil : $0.endpoint }
     }
 
+    /// A Service's own address (a ClusterIP), which no pod holds.
+    public var isServiceAddress: Bool { service != nil && pod == nil }
+
     /// An address nobody in the cluster holds.
     public static let unknown = AddressIdentity(pod: nil, service: nil)
+}
+
+/// A backend a Service address was translated to.
+public struct ServiceBackend: Sendable, Equatable {
+    public var ip: String
+    public var port: UInt16
+
+    public init(ip: String, port: UInt16) {
+        self.ip = ip
+        self.port = port
+    }
+}
+
+/// Where the node's NAT (kube-proxy's DNAT) sent a connection that a client opened to a
+/// Service address: the narrow question the enricher asks about flows to and from ClusterIPs.
+public protocol ServiceTranslation: Sendable {
+    /// The backend of the connection `client:clientPort → service:servicePort`, or nil when the
+    /// node did not translate it (yet, or ever: a first packet dropped before NAT was confirmed).
+    func backend(
+        client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8
+    )
+        -> ServiceBackend?
 }
 
 /// What a flow needs to know about a pod. A class: every flow of the pod shares one instance,
@@ -78,13 +118,24 @@ public final class PodIdentity: Sendable, Equatable {
 }
 
 /// Fills in a flow's source and destination endpoints and services.
+///
+/// A pod's packets to a Service carry its ClusterIP where Osprey sees them leave the pod (the
+/// node translates them later); with a `ServiceTranslation` the enricher names the backend the
+/// node chose instead — its address, port and pod — keeps the Service in `destination_service`
+/// (`source_service` on replies) and the ClusterIP in `serviceAddress`, as Hubble shows a
+/// Service's traffic on a Cilium cluster.
 public struct Enricher: Sendable {
     let metadata: any MetadataSource
+    let translation: (any ServiceTranslation)?
     let nodeName: String
     let clusterName: String
 
-    public init(metadata: any MetadataSource, nodeName: String, clusterName: String) {
+    public init(
+        metadata: any MetadataSource, nodeName: String, clusterName: String,
+        translation: (any ServiceTranslation)? = nil
+    ) {
         self.metadata = metadata
+        self.translation = translation
         self.nodeName = nodeName
         self.clusterName = clusterName
     }
@@ -102,11 +153,35 @@ public struct Enricher: Sendable {
 
     private func apply(_ lookup: (String, Date) -> AddressIdentity, to flow: inout Flow) {
         let time = flow.time
-        let sourceAddress = lookup(flow.sourceIP, time)
-        let destinationAddress = lookup(flow.destinationIP, time)
+        var sourceAddress = lookup(flow.sourceIP, time)
+        var destinationAddress = lookup(flow.destinationIP, time)
+        let sourceService = sourceAddress.service
+        let destinationService = destinationAddress.service
+        if let translation, destinationAddress.isServiceAddress || sourceAddress.isServiceAddress {
+            let ports = flow.l4.ports
+            if destinationAddress.isServiceAddress,
+                let backend = translation.backend(
+                    client: flow.sourceIP, clientPort: ports.source, service: flow.destinationIP,
+                    servicePort: ports.destination, protocolNumber: flow.l4.protocolNumber)
+            {
+                flow.serviceAddress = Self.hostPort(flow.destinationIP, ports.destination)
+                flow.destinationIP = backend.ip
+                flow.l4 = flow.l4.withPorts(source: ports.source, destination: backend.port)
+                destinationAddress = lookup(backend.ip, time)
+            } else if sourceAddress.isServiceAddress,
+                let backend = translation.backend(
+                    client: flow.destinationIP, clientPort: ports.destination, service: flow.sourceIP,
+                    servicePort: ports.source, protocolNumber: flow.l4.protocolNumber)
+            {
+                flow.serviceAddress = Self.hostPort(flow.sourceIP, ports.source)
+                flow.sourceIP = backend.ip
+                flow.l4 = flow.l4.withPorts(source: backend.port, destination: ports.destination)
+                sourceAddress = lookup(backend.ip, time)
+            }
+        }
         flow.setIdentities(
             source: endpoint(sourceAddress), destination: endpoint(destinationAddress),
-            sourceService: sourceAddress.service, destinationService: destinationAddress.service)
+            sourceService: sourceService, destinationService: destinationService)
         // A drop has no observation point; its direction follows the pod of this node it concerns.
         if flow.trafficDirection == .unknown {
             if sourceAddress.pod?.node == nodeName {
@@ -117,12 +192,24 @@ public struct Enricher: Sendable {
         }
     }
 
-    /// The flow endpoint of an address's pod, named with this cluster when the source did not.
+    /// The flow endpoint of an address: its pod (named with this cluster when the source did
+    /// not), a reserved identity for node and API server addresses, or what a Service's
+    /// backends share; nil (world) for an address outside the cluster.
     func endpoint(_ address: AddressIdentity) -> Endpoint? {
         if let ready = address.endpoint { return ready }
-        guard var endpoint = address.pod?.endpoint else { return nil }
-        endpoint.clusterName = clusterName
-        return endpoint
+        if var endpoint = address.pod?.endpoint {
+            endpoint.clusterName = clusterName
+            return endpoint
+        }
+        if let node = address.node, node == nodeName { return .host }
+        if address.isKubeAPIServer { return .kubeAPIServer }
+        if address.node != nil { return .remoteNode }
+        return address.serviceBackends
+    }
+
+    /// `ip:port`, with brackets around an IPv6 address.
+    static func hostPort(_ ip: String, _ port: UInt16) -> String {
+        ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 }
 
@@ -152,10 +239,20 @@ public final class InventoryMetadata: MetadataSource {
         var modified: Date?
         var checked = Date.distantPast
         var byIP: [String: [Tenure]] = [:]
-        var services: [String: ServiceRef] = [:]
+        var services: [String: ServiceAddress] = [:]
+        /// Addresses of nodes (InternalIPs and pod network gateways) → node name.
+        var nodeAddresses: [String: String] = [:]
+        /// Endpoints of `default/kubernetes`: the API server.
+        var apiServerAddresses: Set<String> = []
         var deleted: [(pod: PodIdentity, at: Date)] = []
         /// Pods of the last reading, by uid: who left shows as the difference.
         var known: [String: PodIdentity] = [:]
+    }
+
+    /// A Service's address: the Service, and what its backends share.
+    struct ServiceAddress {
+        var service: ServiceRef
+        var backends: Endpoint?
     }
 
     public init(path: String, retention: Double = 300) {
@@ -169,7 +266,7 @@ public final class InventoryMetadata: MetadataSource {
     }
 
     public func service(ip: String) -> ServiceRef? {
-        state.withLock { $0.services[ip] }
+        state.withLock { $0.services[ip]?.service }
     }
 
     public func withLookups(_ body: (_ lookup: (_ ip: String, _ time: Date) -> AddressIdentity) -> Void) {
@@ -185,8 +282,14 @@ public final class InventoryMetadata: MetadataSource {
         let tenures = state.byIP[ip]
         let pod = holder(tenures, at: time)
         let service = state.services[ip]
+        let node = pod == nil ? state.nodeAddresses[ip] : nil
+        let apiServer = state.apiServerAddresses.contains(ip)
         let answer =
-            pod == nil && service == nil ? AddressIdentity.unknown : AddressIdentity(pod: pod, service: service)
+            pod == nil && service == nil && node == nil && !apiServer
+            ? AddressIdentity.unknown
+            : AddressIdentity(
+                pod: pod, service: service?.service, node: node, isKubeAPIServer: apiServer,
+                serviceBackends: service?.backends)
         if (tenures?.count ?? 0) <= 1 {
             state.cachedIPs[slot] = ip
             state.cachedAnswers[slot] = answer
@@ -262,9 +365,43 @@ public final class InventoryMetadata: MetadataSource {
             }
             for (uid, pod) in state.known where known[uid] == nil { state.deleted.append((pod, now)) }
             state.known = known
-            state.services = Dictionary(
-                inventory.services.map { ($0.clusterIP, ServiceRef(namespace: $0.namespace, name: $0.name)) }
-            ) { first, _ in first }
+            state.services = [:]
+            state.apiServerAddresses = []
+            for service in inventory.services {
+                let address = ServiceAddress(
+                    service: ServiceRef(namespace: service.namespace, name: service.name),
+                    backends: Self.backendsEndpoint(service, inventory: inventory, known: known))
+                for ip in service.addresses where state.services[ip] == nil { state.services[ip] = address }
+                if service.namespace == "default" && service.name == "kubernetes" {
+                    state.apiServerAddresses.formUnion(service.endpoints)
+                }
+            }
+            state.nodeAddresses = [:]
+            for node in inventory.nodes {
+                for ip in node.internalIPs + node.podCIDRs.compactMap(IPText.gateway(ofCIDR:)) {
+                    state.nodeAddresses[ip] = node.name
+                }
+            }
         }
+    }
+
+    /// What a Service's backends share, as one endpoint without a pod name: their namespace,
+    /// labels and workload when they all agree (the same identity), else the Service's
+    /// namespace and selector.
+    static func backendsEndpoint(_ service: Service, inventory: Inventory, known: [String: PodIdentity]) -> Endpoint {
+        let endpoints = Set(service.endpoints)
+        let backends = inventory.pods.filter { !endpoints.isDisjoint(with: $0.ips) }.compactMap { known[$0.uid] }
+        if let first = backends.first,
+            backends.allSatisfy({ $0.hubbleLabels == first.hubbleLabels && $0.workload == first.workload })
+        {
+            return Endpoint(
+                namespace: first.namespace, podName: "", labels: first.hubbleLabels,
+                workloads: first.workload.map { [($0.kind, $0.name)] } ?? [], clusterName: inventory.cluster)
+        }
+        let labels =
+            (service.selector.map { "k8s:\($0.key)=\($0.value)" }
+            + ["k8s:io.kubernetes.pod.namespace=\(service.namespace)"]).sorted()
+        return Endpoint(
+            namespace: service.namespace, podName: "", labels: labels, workloads: [], clusterName: inventory.cluster)
     }
 }

@@ -154,8 +154,8 @@ public struct FlowPrinter: Sendable {
         case 1:
             if let text = DropReasons.hubbleText[subType] { return text }
             // No Hubble reason means the same: show the kernel's own (Osprey's extension).
-            if subType == 0, flow.hasExtensions, let kernel = try? Osprey_V1_KernelDrop(unpackingAny: flow.extensions) {
-                return kernel.reason
+            if subType == 0, let kernel = FlowExtensions.fields(of: flow)[FlowExtensions.kernelDropReason] {
+                return kernel
             }
             return (Flow_DropReason(rawValue: subType) ?? flow.dropReasonDesc).name
         case 4: return HubbleVocabulary.traceSubTypeNames[subType] ?? "trace"

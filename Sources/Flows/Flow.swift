@@ -66,6 +66,26 @@ public enum Layer4: Sendable, Equatable {
         default: (0, 0)
         }
     }
+
+    /// The same L4 header with other ports (TCP and UDP; others have none).
+    public func withPorts(source: UInt16, destination: UInt16) -> Layer4 {
+        switch self {
+        case .tcp(_, _, let flags): .tcp(sourcePort: source, destinationPort: destination, flags: flags)
+        case .udp: .udp(sourcePort: source, destinationPort: destination)
+        default: self
+        }
+    }
+
+    /// The IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
+    public var protocolNumber: UInt8 {
+        switch self {
+        case .tcp: 6
+        case .udp: 17
+        case .icmpv4: 1
+        case .icmpv6: 58
+        case .other(let number): number
+        }
+    }
 }
 
 /// The TCP flags byte, with Hubble's names.
@@ -92,6 +112,32 @@ public struct TCPFlags: OptionSet, Sendable, Hashable {
     }
 }
 
+/// Cilium's reserved identities that Osprey assigns to addresses without a pod: their numbers
+/// and `reserved:` labels mean the same as on a Cilium cluster.
+public enum ReservedIdentity: UInt32, Sendable, CaseIterable {
+    /// An address of the node that reports the flow.
+    case host = 1
+    /// An address outside the cluster: no pod, node or Service has it.
+    case world = 2
+    /// An address of another node of the cluster.
+    case remoteNode = 6
+    /// An address of the Kubernetes API server (the endpoints of `default/kubernetes`).
+    case kubeAPIServer = 7
+
+    /// The name Hubble prints (`(host)`) and filters take (`--identity remote-node`).
+    public var name: String {
+        switch self {
+        case .host: "host"
+        case .world: "world"
+        case .remoteNode: "remote-node"
+        case .kubeAPIServer: "kube-apiserver"
+        }
+    }
+
+    /// The endpoint label: `reserved:host`.
+    public var label: String { "reserved:\(name)" }
+}
+
 /// Kubernetes identity of one side of a flow (flow.Endpoint).
 public struct Endpoint: Sendable, Equatable {
     /// The fields live in one shared, copy-on-write box: a flow copied between pipeline stages
@@ -105,6 +151,8 @@ public struct Endpoint: Sendable, Equatable {
         var clusterName = ""
         var podQualifiedName = ""
         var identity: UInt32 = 0
+        /// The reserved identity of an endpoint without a namespace (0: world, printed as such).
+        var reserved: UInt32 = 0
 
         static let empty = Storage()
 
@@ -117,6 +165,7 @@ public struct Endpoint: Sendable, Equatable {
             copy.clusterName = clusterName
             copy.podQualifiedName = podQualifiedName
             copy.identity = identity
+            copy.reserved = reserved
             return copy
         }
     }
@@ -153,8 +202,10 @@ public struct Endpoint: Sendable, Equatable {
     public var podQualifiedName: String { storage.podQualifiedName }
 
     /// A numeric identity in Hubble's range for cluster identities (256…65535), the same for
-    /// every pod with the same namespace and labels — what Cilium's security identity means to
-    /// Hubble users (`(ID:12345)`), derived without a CNI. 0 for an endpoint outside the cluster.
+    /// every pod with the same namespace and labels on every node — what Cilium's security
+    /// identity means to Hubble users (`(ID:12345)`), derived without a CNI. For an address
+    /// without a pod, the reserved identity (`host` 1, `remote-node` 6, `kube-apiserver` 7), or
+    /// 0 for an unknown address (shown as `world`, 2).
     public var identity: UInt32 { storage.identity }
 
     /// The identity for a namespace and label set: FNV-1a over them, folded into 256…65535.
@@ -170,6 +221,22 @@ public struct Endpoint: Sendable, Equatable {
 
     /// An unknown endpoint (shares one empty box: creating it allocates nothing).
     public init() { storage = Storage.empty }
+
+    /// An address without a pod that Cilium gives a reserved identity (labels `reserved:…`).
+    public init(reserved: ReservedIdentity) {
+        storage = Storage()
+        storage.labels = [reserved.label]
+        storage.reserved = reserved.rawValue
+        storage.identity = reserved.rawValue
+    }
+
+    /// Shared endpoints for the reserved identities (one box each for every flow).
+    public static let host = Endpoint(reserved: .host)
+    public static let remoteNode = Endpoint(reserved: .remoteNode)
+    public static let kubeAPIServer = Endpoint(reserved: .kubeAPIServer)
+
+    /// The reserved identity of an endpoint without a pod, nil for pods and unknown addresses.
+    public var reservedIdentity: ReservedIdentity? { ReservedIdentity(rawValue: storage.reserved) }
 
     public init(
         namespace: String, podName: String, labels: [String], workloads: [(kind: String, name: String)],
@@ -190,7 +257,8 @@ public struct Endpoint: Sendable, Equatable {
         change(storage)
         storage.podQualifiedName = storage.podName.isEmpty ? "" : "\(storage.namespace)/\(storage.podName)"
         storage.identity =
-            storage.namespace.isEmpty ? 0 : Endpoint.identity(namespace: storage.namespace, labels: storage.labels)
+            storage.namespace.isEmpty
+            ? storage.reserved : Endpoint.identity(namespace: storage.namespace, labels: storage.labels)
     }
 
     public static func == (a: Endpoint, b: Endpoint) -> Bool {
@@ -259,6 +327,7 @@ public struct Flow: Sendable {
         var destination: Endpoint = Endpoint()
         var sourceService: ServiceRef? = nil
         var destinationService: ServiceRef? = nil
+        var serviceAddress: String? = nil
         var sourceNames: [String] = []
         var destinationNames: [String] = []
         var nodeName: String
@@ -306,6 +375,7 @@ public struct Flow: Sendable {
             copy.destination = destination
             copy.sourceService = sourceService
             copy.destinationService = destinationService
+            copy.serviceAddress = serviceAddress
             copy.sourceNames = sourceNames
             copy.destinationNames = destinationNames
             copy.dns = dns
@@ -421,6 +491,16 @@ public struct Flow: Sendable {
         _modify {
             unique()
             yield &storage.destinationService
+        }
+    }
+    /// The Service address (`10.96.0.11:80`, `[fd00:10:96::b]:80`) the client used, when the
+    /// node's NAT translated it to the backend this flow now names: the destination's on
+    /// requests, the source's on replies (the end whose `…Service` is set).
+    public var serviceAddress: String? {
+        get { storage.serviceAddress }
+        _modify {
+            unique()
+            yield &storage.serviceAddress
         }
     }
     /// DNS names the other end resolved to this flow's source address (Hubble's

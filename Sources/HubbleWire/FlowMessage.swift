@@ -10,10 +10,6 @@ public enum FlowMessage {
     /// Osprey's name in `Flow.emitter`.
     public static let emitterName = "Osprey"
 
-    /// Hubble's reserved identity for addresses outside the cluster, and its label.
-    public static let worldIdentity: UInt32 = 2
-    public static let worldLabel = "reserved:world"
-
     public static func make(_ flow: Flow, version: String = OspreyVersion.current) -> Flow_Flow {
         var message = Flow_Flow()
         message.time = timestamp(flow.time)
@@ -27,11 +23,7 @@ public enum FlowMessage {
             message.dropReason = UInt32(truncatingIfNeeded: flow.dropReason)
             message.dropReasonDesc = Flow_DropReason(rawValue: flow.dropReason) ?? .unknown
         }
-        if let kernel = flow.kernelDropReason,
-            let any = try? Google_Protobuf_Any(message: Osprey_V1_KernelDrop.with { $0.reason = kernel })
-        {
-            message.extensions = any
-        }
+        if let extensions = FlowExtensions.make(flow) { message.extensions = extensions }
         if let ethernet = flow.ethernet {
             message.ethernet = .with {
                 $0.source = ethernet.source.description
@@ -98,8 +90,10 @@ public enum FlowMessage {
     static func endpoint(_ endpoint: Endpoint) -> Flow_Endpoint {
         var message = Flow_Endpoint()
         guard !endpoint.namespace.isEmpty else {
-            message.identity = worldIdentity
-            message.labels = [worldLabel]
+            // No pod: a reserved identity (host, remote-node, kube-apiserver), else world.
+            let reserved = endpoint.reservedIdentity ?? .world
+            message.identity = reserved.rawValue
+            message.labels = [reserved.label]
             return message
         }
         message.identity = endpoint.identity

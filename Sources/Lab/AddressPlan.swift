@@ -2,7 +2,8 @@
 ///
 /// Nodes sit on a shared fabric (10.240.0.0/24, fd00:240::/64) whose router (.1) silently drops
 /// anything leaving the cluster. Node *i* (1-based) owns pod CIDRs 10.244.*i*.0/24 and
-/// fd00:10:244:*i*::/64; service VIPs come from 10.96.0.0/16 with the cluster DNS at 10.96.0.10,
+/// fd00:10:244:*i*::/64; service VIPs come from 10.96.0.0/16 (and fd00:10:96::/112) with the
+/// cluster DNS at 10.96.0.10,
 /// as kubeadm clusters have it. All labs use the same plan: they live in separate namespaces.
 public enum AddressPlan {
     public static let fabricIPv4Prefix = "10.240.0"
@@ -11,7 +12,7 @@ public enum AddressPlan {
     /// The fabric's router: the nodes' default gateway, a black hole for everything outside.
     public static let fabricRouter = (v4: "10.240.0.1", v6: "fd00:240::1")
     public static let clusterPodCIDR = (v4: "10.244.0.0/16", v6: "fd00:10:244::/48")
-    public static let serviceCIDR = "10.96.0.0/16"
+    public static let serviceCIDR = (v4: "10.96.0.0/16", v6: "fd00:10:96::/112")
     /// Address of a DNS server that never answers (TEST-NET-1, RFC 5737; routed into the black hole).
     public static let unreachableDNS = "192.0.2.53"
     /// The gateway routed-topology pods use; the node answers for it by proxy ARP (like Calico).
@@ -39,6 +40,15 @@ public enum AddressPlan {
         precondition(index >= 0 && index < 240, "a lab holds at most 240 services")
         return "10.96.0.\(10 + index)"
     }
+
+    /// The IPv6 VIP of the `index`-th service: `fd00:10:96::a` for the cluster DNS (dual-stack
+    /// services, as a dual-stack cluster's service CIDR `fd00:10:96::/112` gives them).
+    public static func serviceIPv6(_ index: Int) -> String {
+        precondition(index >= 0 && index < 240, "a lab holds at most 240 services")
+        return "\(serviceIPv6Prefix)\(String(10 + index, radix: 16))"
+    }
+
+    public static let serviceIPv6Prefix = "fd00:10:96::"
 
     /// Kubernetes' DNS name for a pod IPv4 address: `10-244-1-2.<namespace>.pod.cluster.local`.
     public static func podDNSName(

@@ -37,6 +37,8 @@ public struct PlannedPod: Sendable, Equatable {
 public struct PlannedService: Sendable, Equatable {
     public var spec: ServiceSpec
     public var clusterIP: String
+    /// The service's IPv6 VIP (dual stack; the lab's DNS answers only the IPv4 one).
+    public var clusterIPv6: String
     public var endpoints: [PlannedPod]
 }
 
@@ -78,7 +80,7 @@ public struct LabPlan: Sendable {
         self.pods = pods
         self.services = Catalog.services.enumerated().map { index, spec in
             PlannedService(
-                spec: spec, clusterIP: AddressPlan.serviceIP(index),
+                spec: spec, clusterIP: AddressPlan.serviceIP(index), clusterIPv6: AddressPlan.serviceIPv6(index),
                 endpoints: pods.filter { $0.matches(namespace: spec.namespace, labels: spec.selector) })
         }
         self.policies = Catalog.policies.map { spec in
@@ -125,8 +127,9 @@ public struct LabPlan: Sendable {
             },
             services: services.map {
                 Service(
-                    namespace: $0.spec.namespace, name: $0.spec.name, clusterIP: $0.clusterIP, ports: $0.spec.ports,
-                    selector: $0.spec.selector, endpoints: $0.endpoints.map(\.ipv4))
+                    namespace: $0.spec.namespace, name: $0.spec.name, clusterIP: $0.clusterIP,
+                    clusterIPs: [$0.clusterIP, $0.clusterIPv6], ports: $0.spec.ports, selector: $0.spec.selector,
+                    endpoints: $0.endpoints.map(\.ipv4) + $0.endpoints.map(\.ipv6))
             })
     }
 }

@@ -165,22 +165,28 @@ public struct NetworkSetup: Sendable {
         for service in plan.services where !service.endpoints.isEmpty {
             for port in service.spec.ports {
                 let proto = port.protocol.lowercased()
-                let targets = service.endpoints.enumerated()
-                    .map { "\($0.offset) : \($0.element.ipv4) . \(port.targetPort)" }
-                    .joined(separator: ", ")
-                services.append(
-                    "    ip daddr \(service.clusterIP) \(proto) dport \(port.port) "
-                        + "dnat ip to numgen random mod \(service.endpoints.count) map { \(targets) } "
-                        + "comment \"\(service.spec.namespace)/\(service.spec.name):\(port.name)\"")
+                for (family, vip, address) in [
+                    ("ip", service.clusterIP, \PlannedPod.ipv4), ("ip6", service.clusterIPv6, \PlannedPod.ipv6),
+                ] {
+                    let targets = service.endpoints.enumerated()
+                        .map { "\($0.offset) : \($0.element[keyPath: address]) . \(port.targetPort)" }
+                        .joined(separator: ", ")
+                    services.append(
+                        "    \(family) daddr \(vip) \(proto) dport \(port.port) "
+                            + "dnat \(family) to numgen random mod \(service.endpoints.count) map { \(targets) } "
+                            + "comment \"\(service.spec.namespace)/\(service.spec.name):\(port.name)\"")
+                }
             }
         }
         var policy: [String] = []
         for rule in plan.policies where !rule.from.isEmpty && !rule.to.isEmpty {
-            let sources = rule.from.map(\.ipv4).joined(separator: ", ")
-            let destinations = rule.to.map(\.ipv4).joined(separator: ", ")
-            policy.append(
-                "    ip saddr { \(sources) } ip daddr { \(destinations) } tcp dport \(rule.spec.port) "
-                    + "counter drop comment \"\(rule.spec.name)\"")
+            for (family, address) in [("ip", \PlannedPod.ipv4), ("ip6", \PlannedPod.ipv6)] {
+                let sources = rule.from.map { $0[keyPath: address] }.joined(separator: ", ")
+                let destinations = rule.to.map { $0[keyPath: address] }.joined(separator: ", ")
+                policy.append(
+                    "    \(family) saddr { \(sources) } \(family) daddr { \(destinations) } tcp dport \(rule.spec.port) "
+                        + "counter drop comment \"\(rule.spec.name)\"")
+            }
         }
         return """
             table inet \(LabNames.nftServicesTable) {

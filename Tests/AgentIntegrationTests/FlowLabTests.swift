@@ -132,7 +132,7 @@ extension AgentIntegration {
                 }
                 let drop = try #require(drops.first, "the untrusted client's SYNs are dropped")
                 #expect(Self.string(drop, "drop_reason_desc") == "POLICY_DENIED")
-                #expect(Self.string(drop, "extensions", "reason") == "NETFILTER_DROP")
+                #expect(Self.string(drop, "extensions", "value", "kernel_drop_reason") == "NETFILTER_DROP")
                 #expect(Self.string(drop, "Summary") == "TCP Flags: SYN")
                 #expect(Self.string(drop, "destination", "namespace") == "shop")
 

@@ -114,7 +114,8 @@ struct LabPlanTests {
         #expect(pod.hostInterface == plan.pods[1].hostInterface)
         let ledger = try #require(inventory.services.first { $0.name == "ledger" })
         #expect(ledger.ports.map(\.port) == [80, 8080])
-        #expect(ledger.endpoints == plan.pods(of: "ledger", in: "billing").map(\.ipv4))
+        #expect(ledger.endpoints == plan.pods(of: "ledger", in: "billing").flatMap { [$0.ipv4, $0.ipv6] })
+        #expect(ledger.addresses == ["10.96.0.12", "fd00:10:96::c"])
         #expect(ledger.dnsName() == "ledger.billing.svc.cluster.local")
     }
 }

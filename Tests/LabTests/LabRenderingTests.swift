@@ -47,10 +47,19 @@ struct LabRenderingTests {
             ))
         #expect(rules.contains("ip daddr 10.96.0.10 udp dport 53 dnat ip to numgen random mod 1"))
         #expect(rules.contains("ip daddr 10.96.0.12 tcp dport 8080 dnat"))
+        // Dual stack: the IPv6 VIP goes to the same pods' IPv6 addresses.
+        #expect(
+            rules.contains(
+                "ip6 daddr fd00:10:96::b tcp dport 80 dnat ip6 to numgen random mod 2 map { 0 : \(frontend[0].ipv6) . 80, 1 : \(frontend[1].ipv6) . 80 }"
+            ))
         let untrusted = plan.pods(of: "untrusted", in: "shop")[0]
         #expect(
             rules.contains(
                 "ip saddr { \(untrusted.ipv4) } ip daddr { \(frontend[0].ipv4), \(frontend[1].ipv4) } tcp dport 80 counter drop"
+            ))
+        #expect(
+            rules.contains(
+                "ip6 saddr { \(untrusted.ipv6) } ip6 daddr { \(frontend[0].ipv6), \(frontend[1].ipv6) } tcp dport 80 counter drop"
             ))
         #expect(rules.contains("type filter hook forward priority filter"))
     }

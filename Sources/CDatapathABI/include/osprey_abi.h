@@ -52,6 +52,13 @@ enum osp_error {
 	OSP_ERR_MAX = 4,
 };
 
+/* Which drops of a kernel drop reason are no drops of the network path (value of map
+ * osp_drops_ignored, a bit set). */
+enum osp_drop_ignore {
+	OSP_DROP_IGNORE_ALWAYS = 1,    /* every one (a closing socket's freed buffers) */
+	OSP_DROP_IGNORE_MULTICAST = 2, /* those to a multicast group nobody here listens to */
+};
+
 /* Packets and bytes; the value of every per-CPU counter map. */
 struct osp_counter {
 	__u64 packets;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Tracepoint skb:kfree_skb: every packet the kernel drops, with the kernel's reason. Fires in
  * every network namespace of the machine; only drops in this node's namespaces (map osp_netns)
- * are counted. Consumed packets (normal end of life) are not drops and are skipped. */
+ * are counted. Consumed packets (normal end of life) are not drops and are skipped, as are the
+ * reasons the agent lists in osp_drops_ignored. */
 #include <linux/bpf.h>
 
 #include <bpf/bpf_core_read.h>
@@ -77,13 +78,20 @@ static __always_inline int osp_drop_tuple(struct sk_buff *skb, struct osp_tuple 
 	return 0;
 }
 
+/* True for a packet to a multicast group (224.0.0.0/4, ff00::/8). */
+static __always_inline int osp_multicast(const struct osp_tuple *tuple)
+{
+	if (tuple->family == 4)
+		return (tuple->daddr[0] & 0xf0) == 0xe0;
+	return tuple->daddr[0] == 0xff;
+}
+
 /* Reports one drop with its tuple; TCP flags come from the header when it is TCP. */
 static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_device *dev,
-					    __u32 reason, __u32 netns)
+					    const struct osp_tuple *tuple_in, __u32 reason,
+					    __u32 netns)
 {
-	struct osp_tuple tuple = {};
-	if (osp_drop_tuple(skb, &tuple) < 0)
-		return; /* not IP (or headers gone): counted in the metrics, no flow */
+	struct osp_tuple tuple = *tuple_in;
 	struct osp_event *event = osp_reserve();
 	if (!event)
 		return;
@@ -120,6 +128,9 @@ int osp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 	if (reason == bpf_core_enum_value(enum skb_drop_reason, SKB_NOT_DROPPED_YET) ||
 	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
 		return 0;
+	__u8 *ignore = bpf_map_lookup_elem(&osp_drops_ignored, &reason);
+	if (ignore && (*ignore & OSP_DROP_IGNORE_ALWAYS))
+		return 0; /* freed on a socket's way out, not dropped by the network */
 
 	struct sk_buff *skb = BPF_CORE_READ(ctx, skbaddr);
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
@@ -145,6 +156,11 @@ int osp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 		}
 	}
 
+	struct osp_tuple tuple = {};
+	int has_tuple = osp_drop_tuple(skb, &tuple) == 0;
+	if (ignore && (*ignore & OSP_DROP_IGNORE_MULTICAST) && has_tuple && osp_multicast(&tuple))
+		return 0; /* a group report that no listener on this host wanted */
+
 	struct osp_drop_key key = {.reason = reason, .direction = direction};
 	struct osp_counter *counter = bpf_map_lookup_elem(&osp_drops, &key);
 	if (!counter) {
@@ -159,7 +175,8 @@ int osp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 	}
 	counter->packets += 1;
 	counter->bytes += BPF_CORE_READ(skb, len);
-	osp_report_drop(skb, dev, reason, inum);
+	if (has_tuple) /* not IP (or headers gone): counted in the metrics, no flow */
+		osp_report_drop(skb, dev, &tuple, reason, inum);
 	return 0;
 }
 

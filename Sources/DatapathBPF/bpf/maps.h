@@ -46,6 +46,17 @@ struct {
 	__type(value, struct osp_counter);
 } osp_drops SEC(".maps");
 
+/* Kernel drop reason (enum skb_drop_reason) -> enum osp_drop_ignore bits: which of its drops
+ * are no drops of the network path (a closing socket freeing what it held, a multicast report
+ * no local listener wanted); the drop program skips them. Written by the agent at start from
+ * the reasons' names (--drop-reasons). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} osp_drops_ignored SEC(".maps");
+
 /* enum osp_error -> how often a program could not do its job. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -1,0 +1,95 @@
+import Enricher
+import Flows
+import Foundation
+import Netlink
+import Synchronization
+
+/// The enricher's `ServiceTranslation` answered from the node's netfilter connection table:
+/// kube-proxy's DNAT (iptables or nftables) records there which backend it chose for each
+/// connection to a Service address. One ctnetlink lookup per connection; the answer is
+/// remembered for the rest of its flows (both directions, every report).
+final class ConntrackServiceTranslation: ServiceTranslation {
+    struct Key: Hashable {
+        var protocolNumber: UInt8
+        var client: String
+        var clientPort: UInt16
+        var service: String
+        var servicePort: UInt16
+    }
+
+    struct Answer {
+        var backend: ServiceBackend?
+        var until: Date
+    }
+
+    struct State {
+        var conntrack: Conntrack?
+        var answers: [Key: Answer] = [:]
+        var lookups: UInt64 = 0
+        var failures: UInt64 = 0
+    }
+
+    /// How long an answer is reused: a client port is not reused for another connection to the
+    /// same Service address within this (TIME_WAIT alone holds it 60 s).
+    static let answerLifetime: Double = 30
+    /// How long "not translated" is believed: the connection may be confirmed a moment later,
+    /// and retransmitted SYNs that a policy drops each get a new choice.
+    static let missLifetime: Double = 1
+    static let maxAnswers = 65536
+
+    private let state: Mutex<State>
+
+    /// Opens ctnetlink in the calling thread's network namespace (the node's).
+    init() throws(NetlinkError) {
+        state = Mutex(State(conntrack: try Conntrack()))
+    }
+
+    /// Lookups made and lookups that failed (not counting connections the table did not hold).
+    var counts: (lookups: UInt64, failures: UInt64) { state.withLock { ($0.lookups, $0.failures) } }
+
+    func backend(
+        client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8
+    )
+        -> ServiceBackend?
+    {
+        let key = Key(
+            protocolNumber: protocolNumber, client: client, clientPort: clientPort, service: service,
+            servicePort: servicePort)
+        let now = Date()
+        return state.withLock { state in
+            if let answer = state.answers[key], answer.until > now { return answer.backend }
+            let backend = Self.lookup(key, &state)
+            if state.answers.count >= Self.maxAnswers {
+                state.answers = state.answers.filter { $0.value.until > now }
+                if state.answers.count >= Self.maxAnswers { state.answers.removeAll() }
+            }
+            state.answers[key] = Answer(
+                backend: backend,
+                until: now.addingTimeInterval(backend == nil ? Self.missLifetime : Self.answerLifetime))
+            return backend
+        }
+    }
+
+    static func lookup(_ key: Key, _ state: inout State) -> ServiceBackend? {
+        guard key.protocolNumber == 6 || key.protocolNumber == 17, let conntrack = state.conntrack,
+            let client = IPText.bytes(key.client), let service = IPText.bytes(key.service),
+            client.count == service.count
+        else { return nil }
+        state.lookups += 1
+        let original = ConntrackTuple(
+            family: client.count == 16 ? 6 : 4, protocolNumber: key.protocolNumber, source: client,
+            destination: service, sourcePort: key.clientPort, destinationPort: key.servicePort)
+        do {
+            // The reply's source is where the NAT sent the connection; equal to the Service
+            // address when the node did not translate it.
+            guard let entry = try conntrack.entry(original: original),
+                entry.reply.source != service || entry.reply.sourcePort != key.servicePort,
+                let backend = IPText.text(entry.reply.source)
+            else { return nil }
+            return ServiceBackend(ip: backend, port: entry.reply.sourcePort)
+        } catch {
+            state.failures += 1
+            return nil
+        }
+    }
+}

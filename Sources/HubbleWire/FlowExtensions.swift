@@ -1,0 +1,40 @@
+import Flows
+import HubbleAPI
+import SwiftProtobuf
+
+/// What Osprey knows about a flow that Hubble's schema has no field for, carried in
+/// `Flow.extensions` as a `google.protobuf.Struct`: a well-known type that every protobuf
+/// runtime resolves, so a client built from the upstream protos alone prints it
+/// (`{"@type":"type.googleapis.com/google.protobuf.Struct","value":{…}}`) instead of failing
+/// on a type it does not know.
+public enum FlowExtensions {
+    /// The kernel's drop reason without `SKB_DROP_REASON_` (`NETFILTER_DROP`), on drops.
+    public static let kernelDropReason = "kernel_drop_reason"
+    /// The Service address the client used (`10.96.0.11:80`) on a flow that names the backend.
+    public static let serviceAddress = "service_address"
+
+    /// The extension of a flow, nil when Osprey has nothing to add.
+    static func make(_ flow: Flow) -> Google_Protobuf_Any? {
+        var fields: [String: Google_Protobuf_Value] = [:]
+        if let kernel = flow.kernelDropReason { fields[kernelDropReason] = Google_Protobuf_Value(stringValue: kernel) }
+        if let address = flow.serviceAddress { fields[serviceAddress] = Google_Protobuf_Value(stringValue: address) }
+        guard !fields.isEmpty else { return nil }
+        return try? Google_Protobuf_Any(message: Google_Protobuf_Struct(fields: fields))
+    }
+
+    /// The text fields of a flow's extension (also the kernel reason of older Osprey's
+    /// `osprey.v1.KernelDrop`); empty when it has none.
+    public static func fields(of flow: Flow_Flow) -> [String: String] {
+        guard flow.hasExtensions else { return [:] }
+        if let structure = try? Google_Protobuf_Struct(unpackingAny: flow.extensions) {
+            return structure.fields.compactMapValues {
+                if case .stringValue(let text) = $0.kind { return text }
+                return nil
+            }
+        }
+        if let kernel = try? Osprey_V1_KernelDrop(unpackingAny: flow.extensions) {
+            return [kernelDropReason: kernel.reason]
+        }
+        return [:]
+    }
+}

@@ -1,0 +1,184 @@
+import ClusterInventory
+import Foundation
+import Lab
+import TestSupport
+import Testing
+
+/// What an operator reads must be true: traffic to a Service names the backend the node chose,
+/// a healthy cluster shows no drops, and a pod has one identity everywhere. Not part of the
+/// serialized exact-count suite: nothing here counts packets, and the 60 s of healthy traffic
+/// would otherwise add to the suite's length.
+@Suite("Fidelity on labs: Services, drops, identities")
+struct FidelityLabTests {
+    typealias Flows = AgentIntegration.FlowLabTests
+
+    /// Cluster addresses (pods, Services, nodes) that must never be shown as `world`.
+    static let clusterPrefixes = ["10.244.", "fd00:10:244:", "10.96.", "fd00:10:96:", "10.240.0.", "fd00:240:"]
+
+    static func flows(viaRelay config: LabConfig) throws -> [[String: Any]] {
+        let out = try OspreyBinary.cli.run([
+            "observe", "--server", "unix://\(config.relaySocketPath)", "--last", "4095", "-o", "jsonpb",
+        ]).stdout
+        return out.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }.compactMap { $0["flow"] as? [String: Any] }
+    }
+
+    static func dropReasons(_ metrics: ScrapedMetrics, _ name: String) -> [String: Double] {
+        var reasons: [String: Double] = [:]
+        for sample in metrics.series(name) where sample.value > 0 {
+            reasons[sample.labels["reason"] ?? "", default: 0] += sample.value
+        }
+        return reasons
+    }
+
+    @Test(
+        "Service backends same- and cross-node, IPv4 and IPv6, TCP and DNS; only real drops; one identity per pod",
+        arguments: Topology.allCases)
+    func fidelity(topology: Topology) throws {
+        var config = try LabConfig(
+            name: LabFixture.uniqueName(topology == .bridge ? "s" : "t"), nodeCount: 2, topology: topology,
+            agentPath: OspreyBinary.agent.path)
+        config.relayPath = OspreyBinary.relay.path
+        config.relayPort = nil
+        try LabFixture.withLab(config) { plan, _ in
+            let string = Flows.string
+            let loadgen = try #require(plan.pods(of: "loadgen", in: "shop").first)
+            let frontends = plan.pods(of: "frontend", in: "shop")
+            let frontend = try #require(plan.services.first { $0.spec.name == "frontend" })
+            #expect(Set(frontends.map(\.node.name)).count == 2, "one replica on each node")
+
+            // Requests to the Service's ClusterIP until both replicas answered: one on loadgen's
+            // node, one across.
+            var answered: Set<String> = []
+            for _ in 0..<60 where answered.count < 2 {
+                let reply = try LabFixture.curl(from: loadgen.netns, "http://\(frontend.clusterIP)/")
+                if let pod = reply.body.split(separator: " ").first?.split(separator: "/").last {
+                    answered.insert(String(pod))
+                }
+            }
+            #expect(answered == Set(frontends.map(\.name)))
+            let v6 = try LabFixture.curl(from: loadgen.netns, "http://[\(frontend.clusterIPv6)]/")
+            #expect(v6.status == 0, "the IPv6 ClusterIP answers")
+            Thread.sleep(forTimeInterval: 1.5)
+
+            var flows: [String: [[String: Any]]] = [:]
+            for node in plan.nodes { flows[node.netns] = try Flows.flows(node.netns) }
+            let clientFlows = flows[loadgen.node.netns] ?? []
+            for pod in frontends {
+                let syn = clientFlows.filter {
+                    string($0, "source", "pod_name") == loadgen.name
+                        && string($0, "destination", "pod_name") == pod.name
+                        && string($0, "Summary") == "TCP Flags: SYN"
+                        && string($0, "trace_observation_point") == "FROM_ENDPOINT"
+                        && string($0, "IP", "destination") == pod.ipv4
+                }
+                let request = try #require(
+                    syn.first, "loadgen's SYN to the ClusterIP names \(pod.name) on \(pod.node.name)")
+                #expect(string(request, "destination_service", "name") == "frontend")
+                #expect(string(request, "destination", "namespace") == "shop")
+                #expect(
+                    string(request, "extensions", "value", "service_address") == "\(frontend.clusterIP):80",
+                    "the ClusterIP the client used is kept")
+                let synAck = clientFlows.filter {
+                    string($0, "source", "pod_name") == pod.name
+                        && string($0, "destination", "pod_name") == loadgen.name
+                        && string($0, "Summary") == "TCP Flags: SYN, ACK"
+                        && string($0, "trace_observation_point") == "TO_ENDPOINT"
+                }
+                let reply = try #require(synAck.first, "the reply names \(pod.name) as its source")
+                #expect(string(reply, "source_service", "name") == "frontend")
+                #expect(string(reply, "IP", "source") == pod.ipv4)
+                #expect(string(reply, "is_reply") == "1")
+            }
+            let v6Request = clientFlows.filter {
+                string($0, "source", "pod_name") == loadgen.name && string($0, "Summary") == "TCP Flags: SYN"
+                    && frontends.map(\.ipv6).contains(string($0, "IP", "destination") ?? "")
+            }
+            let request6 = try #require(v6Request.first, "the IPv6 request names a frontend pod")
+            #expect(string(request6, "destination_service", "name") == "frontend")
+            #expect(string(request6, "extensions", "value", "service_address") == "[\(frontend.clusterIPv6)]:80")
+            #expect(frontends.map(\.name).contains(string(request6, "destination", "pod_name") ?? ""))
+            // DNS (UDP) through the kube-dns ClusterIP: the coredns pod, both ways.
+            let coredns = try #require(plan.pods(of: "coredns", in: "kube-system").first)
+            // (Where coredns shares the node, its own to-endpoint copy of a query is already
+            // translated: it names the pod, and no Service, as Hubble's would.)
+            let queries = clientFlows.filter {
+                string($0, "source", "pod_name") == loadgen.name && string($0, "l7", "type") == "REQUEST"
+                    && string($0, "trace_observation_point") == "FROM_ENDPOINT"
+            }
+            #expect(!queries.isEmpty)
+            #expect(queries.allSatisfy { string($0, "destination", "pod_name") == coredns.name })
+            #expect(queries.allSatisfy { string($0, "destination_service", "name") == "kube-dns" })
+            let answers = clientFlows.filter {
+                string($0, "destination", "pod_name") == loadgen.name && string($0, "l7", "type") == "RESPONSE"
+                    && string($0, "trace_observation_point") == "TO_ENDPOINT"
+            }
+            #expect(!answers.isEmpty && answers.allSatisfy { string($0, "source", "pod_name") == coredns.name })
+            #expect(answers.allSatisfy { string($0, "source_service", "name") == "kube-dns" })
+
+            // No cluster address is `world`; a pod has one identity on every node and via the relay.
+            let relayed = try Self.flows(viaRelay: config)
+            #expect(!relayed.isEmpty)
+            var identities: [String: Set<String>] = [:]
+            for flow in flows.values.joined() + relayed {
+                for (side, ip) in [("source", "source"), ("destination", "destination")] {
+                    let address = string(flow, "IP", ip) ?? ""
+                    let identity = string(flow, side, "identity") ?? ""
+                    let linkLocalOrMulticast =
+                        address.hasPrefix("fe80:") || address.hasPrefix("ff0")
+                        || address.hasPrefix("224.")
+                    if identity == "2", !linkLocalOrMulticast {
+                        #expect(
+                            !Self.clusterPrefixes.contains { address.hasPrefix($0) },
+                            "\(address) is in the cluster, not world: \(string(flow, "Summary") ?? "")")
+                    }
+                    if let pod = string(flow, side, "pod_name") { identities[pod, default: []].insert(identity) }
+                }
+            }
+            for pod in plan.pods where identities[pod.name] != nil {
+                #expect(identities[pod.name]?.count == 1, "\(pod.name) has identities \(identities[pod.name] ?? [])")
+            }
+
+            // The deliberate drops, and nothing else: the policy (untrusted) and the closed port (checkout).
+            let deliberate = try plan.nodes.map { try LabFixture.scrape($0.netns) }
+            let kernelReasons = deliberate.reduce(into: Set<String>()) {
+                $0.formUnion(Self.dropReasons($1, "networkobservability_drop_count").keys)
+            }
+            #expect(kernelReasons == ["NETFILTER_DROP", "NO_SOCKET"])
+            let hubbleReasons = deliberate.reduce(into: Set<String>()) {
+                $0.formUnion(Self.dropReasons($1, "hubble_drop_total").keys)
+            }
+            #expect(hubbleReasons == ["POLICY_DENIED", "SOCKET_LOOKUP_FAILED"])
+            let dropped = flows.values.joined().filter { string($0, "verdict") == "DROPPED" }
+            let flowReasons = Set(dropped.compactMap { string($0, "extensions", "value", "kernel_drop_reason") })
+            #expect(flowReasons == ["NETFILTER_DROP", "NO_SOCKET"])
+
+            // Healthy traffic only (the clients that cause drops stopped): 60 s without one drop.
+            let troublemakers = ["untrusted", "checkout", "reporter"].flatMap { plan.pods(of: $0, in: "shop") }
+            LabController.stopProcesses(inNamespaces: troublemakers.map(\.netns))
+            Thread.sleep(forTimeInterval: 2)
+            let before = try plan.nodes.map { try LabFixture.scrape($0.netns) }
+            let start = Date()
+            Thread.sleep(forTimeInterval: 60)
+            let after = try plan.nodes.map { try LabFixture.scrape($0.netns) }
+            for (node, (old, new)) in zip(plan.nodes, zip(before, after)) {
+                for metric in ["networkobservability_drop_count", "hubble_drop_total"] {
+                    #expect(
+                        Self.dropReasons(new, metric) == Self.dropReasons(old, metric),
+                        "\(metric) on \(node.name) must not grow on healthy traffic")
+                }
+                #expect(new.value("hubble_flows_processed_total") > old.value("hubble_flows_processed_total"))
+            }
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            for node in plan.nodes {
+                let late = try Flows.flows(node.netns).filter {
+                    string($0, "verdict") == "DROPPED"
+                        && (string($0, "time").flatMap { formatter.date(from: $0) } ?? .distantPast) >= start
+                }
+                #expect(late.isEmpty, "DROPPED flows on \(node.name): \(late.compactMap { string($0, "Summary") })")
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+import ClusterInventory
+import Foundation
+import Synchronization
+import Testing
+
+@testable import Enricher
+@testable import Flows
+@testable import HubbleWire
+
+/// What a flow says about Services and addresses without pods: the backend the node's NAT
+/// chose (never the ClusterIP as `world`), and Cilium's reserved identities.
+@Suite("Service backends and reserved identities")
+struct ServiceIdentityTests {
+    /// A NAT table as a test states it: (client, client port, VIP, VIP port) → backend.
+    final class FakeTranslation: ServiceTranslation {
+        let table: [String: ServiceBackend]
+        let asked = Mutex(0)
+        init(_ table: [String: ServiceBackend]) { self.table = table }
+
+        func backend(
+            client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8
+        )
+            -> ServiceBackend?
+        {
+            asked.withLock { $0 += 1 }
+            return table["\(protocolNumber) \(client):\(clientPort) \(service):\(servicePort)"]
+        }
+    }
+
+    static let start = Date(timeIntervalSince1970: 1_800_000_000)
+
+    static func pod(_ name: String, _ ips: [String], app: String, node: String, namespace: String = "shop") -> Pod {
+        Pod(
+            uid: "uid-\(name)", namespace: namespace, name: name, node: node, ips: ips,
+            labels: ["app": app], workload: Workload(kind: "Deployment", name: app), createdAt: start, netns: nil,
+            hostInterface: nil)
+    }
+
+    /// A two-node cluster: frontend ×2 behind 10.96.0.11 / fd00:10:96::b, coredns behind kube-dns,
+    /// the API server behind default/kubernetes on node 2's address.
+    static func enricher(_ translation: (any ServiceTranslation)?, node: String = "osp-node-1") throws -> Enricher {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-inventory-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let pods = [
+            pod("loadgen-1", ["10.244.1.4", "fd00:10:244:1::4"], app: "loadgen", node: "osp-node-1"),
+            pod("frontend-a", ["10.244.1.5", "fd00:10:244:1::5"], app: "frontend", node: "osp-node-1"),
+            pod("frontend-b", ["10.244.2.5", "fd00:10:244:2::5"], app: "frontend", node: "osp-node-2"),
+            pod("coredns-1", ["10.244.2.2"], app: "kube-dns", node: "osp-node-2", namespace: "kube-system"),
+        ]
+        let http = [ServicePort(name: "http", protocol: "TCP", port: 80, targetPort: 8080)]
+        let services = [
+            Service(
+                namespace: "shop", name: "frontend", clusterIP: "10.96.0.11",
+                clusterIPs: ["10.96.0.11", "fd00:10:96::b"],
+                ports: http, selector: ["app": "frontend"],
+                endpoints: ["10.244.1.5", "10.244.2.5", "fd00:10:244:1::5", "fd00:10:244:2::5"]),
+            Service(
+                namespace: "kube-system", name: "kube-dns", clusterIP: "10.96.0.10",
+                ports: [ServicePort(name: "dns", protocol: "UDP", port: 53, targetPort: 53)],
+                selector: ["app": "kube-dns"], endpoints: ["10.244.2.2"]),
+            Service(
+                namespace: "default", name: "kubernetes", clusterIP: "10.96.0.1",
+                ports: [ServicePort(name: "https", protocol: "TCP", port: 443, targetPort: 6443)], selector: [:],
+                endpoints: ["10.240.0.12"]),
+        ]
+        let nodes = [
+            Node(
+                name: "osp-node-1", internalIPs: ["10.240.0.11"], podCIDRs: ["10.244.1.0/24", "fd00:10:244:1::/64"],
+                uplink: "eth0", netns: nil),
+            Node(
+                name: "osp-node-2", internalIPs: ["10.240.0.12"], podCIDRs: ["10.244.2.0/24", "fd00:10:244:2::/64"],
+                uplink: "eth0", netns: nil),
+        ]
+        try Inventory(cluster: "osp", topology: "bridge", nodes: nodes, pods: pods, services: services).write(to: path)
+        return Enricher(
+            metadata: InventoryMetadata(path: path), nodeName: node, clusterName: "osp", translation: translation)
+    }
+
+    static func flow(
+        _ source: String, _ sourcePort: UInt16, _ destination: String, _ destinationPort: UInt16,
+        udp: Bool = false, reply: Bool = false, point: ObservationPoint = .fromEndpoint
+    ) -> Flow {
+        Flow(
+            time: start.addingTimeInterval(5), verdict: .forwarded, ipVersion: source.contains(":") ? 2 : 1,
+            sourceIP: source, destinationIP: destination,
+            l4: udp
+                ? .udp(sourcePort: sourcePort, destinationPort: destinationPort)
+                : .tcp(sourcePort: sourcePort, destinationPort: destinationPort, flags: reply ? [.syn, .ack] : .syn),
+            nodeName: "osp-node-1", trafficDirection: point == .fromEndpoint ? .egress : .ingress, isReply: reply,
+            observationPoint: point)
+    }
+
+    @Test(
+        "a request to a ClusterIP names the backend the NAT chose, keeps the Service and its address",
+        arguments: [
+            ("10.244.1.4", "10.96.0.11", "10.244.2.5", "frontend-b", "10.96.0.11:80"),  // cross-node backend
+            ("10.244.1.4", "10.96.0.11", "10.244.1.5", "frontend-a", "10.96.0.11:80"),  // same-node backend
+            ("fd00:10:244:1::4", "fd00:10:96::b", "fd00:10:244:2::5", "frontend-b", "[fd00:10:96::b]:80"),
+        ])
+    func request(client: String, vip: String, backendIP: String, backendPod: String, serviceAddress: String) throws {
+        let nat = FakeTranslation(["6 \(client):40000 \(vip):80": ServiceBackend(ip: backendIP, port: 8080)])
+        let enricher = try Self.enricher(nat)
+        var request = Self.flow(client, 40000, vip, 80)
+        enricher.enrich(&request)
+        #expect(request.destinationIP == backendIP)
+        #expect(request.l4.ports.destination == 8080)
+        #expect(request.destination.podName == backendPod)
+        #expect(request.destination.namespace == "shop")
+        #expect(request.destinationService == ServiceRef(namespace: "shop", name: "frontend"))
+        #expect(request.serviceAddress == serviceAddress)
+        let message = FlowMessage.make(request)
+        #expect(message.ip.destination == backendIP)
+        #expect(message.destination.podName == backendPod)
+        #expect(message.destination.identity >= 256)
+        #expect(FlowExtensions.fields(of: message)[FlowExtensions.serviceAddress] == serviceAddress)
+
+        // The reply reaches the client from the ClusterIP (the NAT undone): source = backend.
+        var reply = Self.flow(vip, 80, client, 40000, reply: true, point: .toEndpoint)
+        enricher.enrich(&reply)
+        #expect(reply.sourceIP == backendIP)
+        #expect(reply.l4.ports.source == 8080)
+        #expect(reply.source.podName == backendPod)
+        #expect(reply.sourceService == ServiceRef(namespace: "shop", name: "frontend"))
+        #expect(reply.serviceAddress == serviceAddress)
+        #expect(reply.destination.podName == "loadgen-1")
+    }
+
+    @Test("DNS over UDP to kube-dns names the coredns pod, both ways")
+    func dns() throws {
+        let nat = FakeTranslation(["17 10.244.1.4:5353 10.96.0.10:53": ServiceBackend(ip: "10.244.2.2", port: 53)])
+        let enricher = try Self.enricher(nat)
+        var query = Self.flow("10.244.1.4", 5353, "10.96.0.10", 53, udp: true)
+        var answer = Self.flow("10.96.0.10", 53, "10.244.1.4", 5353, udp: true, reply: true, point: .toEndpoint)
+        var batch = [query, answer]
+        enricher.enrich(&batch)
+        (query, answer) = (batch[0], batch[1])
+        #expect(query.destination.podName == "coredns-1" && query.destination.namespace == "kube-system")
+        #expect(query.destinationService?.name == "kube-dns")
+        #expect(answer.source.podName == "coredns-1")
+        #expect(answer.sourceService?.name == "kube-dns")
+    }
+
+    @Test("untranslated (a policy dropped the first packet): the Service's backends, never world")
+    func untranslated() throws {
+        let enricher = try Self.enricher(FakeTranslation([:]))
+        var request = Self.flow("10.244.1.4", 40001, "10.96.0.11", 80)
+        enricher.enrich(&request)
+        #expect(request.destinationIP == "10.96.0.11")
+        #expect(request.serviceAddress == nil)
+        #expect(request.destinationService?.name == "frontend")
+        #expect(request.destination.namespace == "shop" && request.destination.podName.isEmpty)
+        #expect(request.destination.workloads.map(\.name) == ["frontend"])
+        // The same identity as the frontend pods themselves.
+        var direct = Self.flow("10.244.1.4", 40002, "10.244.1.5", 8080)
+        enricher.enrich(&direct)
+        #expect(request.destination.identity == direct.destination.identity)
+        #expect(FlowMessage.make(request).destination.labels.contains("k8s:app=frontend"))
+    }
+
+    @Test("nodes are host here and remote-node elsewhere, the API server kube-apiserver, the rest world")
+    func reservedIdentities() throws {
+        func identities(
+            _ source: String, _ destination: String, on node: String = "osp-node-1"
+        ) throws -> (
+            UInt32, [String], UInt32, [String]
+        ) {
+            var flow = Self.flow(source, 40000, destination, 80)
+            try Self.enricher(nil, node: node).enrich(&flow)
+            let message = FlowMessage.make(flow)
+            return (
+                message.source.identity, message.source.labels, message.destination.identity, message.destination.labels
+            )
+        }
+        // The node's own address and its pod network gateway: host on node 1.
+        #expect(try identities("10.240.0.11", "10.244.1.4").0 == 1)
+        #expect(try identities("10.244.1.1", "10.244.1.4").1 == ["reserved:host"])
+        #expect(try identities("fd00:10:244:1::1", "fd00:10:244:1::4").0 == 1)
+        // Node 1's address seen from node 2: remote-node.
+        let remote = try identities("10.240.0.11", "10.244.2.5", on: "osp-node-2")
+        #expect(remote.0 == 6 && remote.1 == ["reserved:remote-node"])
+        // The API server (on node 2's address) from node 1.
+        let api = try identities("10.244.1.4", "10.240.0.12")
+        #expect(api.2 == 7 && api.3 == ["reserved:kube-apiserver"])
+        // Outside the cluster.
+        let world = try identities("10.244.1.4", "192.0.2.53")
+        #expect(world.2 == 2 && world.3 == ["reserved:world"])
+        // A pod has the same identity whichever node reports it.
+        #expect(
+            try identities("10.244.1.4", "10.244.2.5").2 == identities("10.244.1.4", "10.244.2.5", on: "osp-node-2").2)
+    }
+}
