@@ -1,3 +1,4 @@
+import CDatapathABI
 import Enricher
 import Flows
 import Foundation
@@ -42,6 +43,31 @@ final class ConntrackServiceTranslation: ServiceTranslation {
     /// Opens ctnetlink in the calling thread's network namespace (the node's).
     init() throws(NetlinkError) {
         state = Mutex(State(conntrack: try Conntrack()))
+    }
+
+    /// Remembers translations the datapath read from the packets' own conntrack entries (see
+    /// `osp_nat`): the connection may be gone from the table by the time its flows are
+    /// enriched — a connection refused with a RST is removed at once.
+    func learn(_ translations: [osp_nat]) {
+        guard !translations.isEmpty else { return }
+        let until = Date().addingTimeInterval(Self.answerLifetime)
+        state.withLock { state in
+            for var nat in translations {
+                let size = nat.original.family == 6 ? 16 : 4
+                let client = withUnsafeBytes(of: &nat.original.saddr) { Array($0.prefix(size)) }
+                let service = withUnsafeBytes(of: &nat.original.daddr) { Array($0.prefix(size)) }
+                let backend = withUnsafeBytes(of: &nat.backend) { Array($0.prefix(size)) }
+                guard let clientText = IPText.text(client), let serviceText = IPText.text(service),
+                    let backendText = IPText.text(backend)
+                else { continue }
+                let key = Key(
+                    protocolNumber: nat.original.protocol, client: clientText, clientPort: nat.original.sport,
+                    service: serviceText, servicePort: nat.original.dport)
+                if state.answers.count >= Self.maxAnswers { state.answers.removeAll() }
+                state.answers[key] = Answer(
+                    backend: ServiceBackend(ip: backendText, port: nat.backend_port), until: until)
+            }
+        }
     }
 
     /// Lookups made and lookups that failed (not counting connections the table did not hold).

@@ -15,6 +15,7 @@ final class FlowPipeline: Sendable {
     let datapath: Datapath
     let enricher: Enricher?
     let inventory: InventoryMetadata?
+    let translation: ConntrackServiceTranslation?
     let observer: Observer
     let metrics: HubbleMetrics
     private let decoder: Mutex<FlowDecoder>
@@ -22,10 +23,11 @@ final class FlowPipeline: Sendable {
 
     init(
         datapath: Datapath, nodeName: String, clusterName: String, inventory: InventoryMetadata?,
-        translation: (any ServiceTranslation)?, observer: Observer, metrics: HubbleMetrics
+        translation: ConntrackServiceTranslation?, observer: Observer, metrics: HubbleMetrics
     ) {
         self.datapath = datapath
         self.inventory = inventory
+        self.translation = translation
         self.enricher = inventory.map {
             Enricher(metadata: $0, nodeName: nodeName, clusterName: clusterName, translation: translation)
         }
@@ -68,6 +70,13 @@ final class FlowPipeline: Sendable {
             }
         }
         guard !flows.isEmpty else { return }
+        if let translation {
+            // Translations the packets carried, before any flow of the batch is enriched: a
+            // connection's first packet is reported before the reply that carries its NAT.
+            var translations: [osp_nat] = []
+            for event in events where event.nat.present != 0 { translations.append(event.nat) }
+            translation.learn(translations)
+        }
         if let enricher {
             enricher.enrich(&flows)
         }

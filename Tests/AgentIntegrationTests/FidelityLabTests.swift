@@ -117,6 +117,31 @@ struct FidelityLabTests {
             #expect(!answers.isEmpty && answers.allSatisfy { string($0, "source", "pod_name") == coredns.name })
             #expect(answers.allSatisfy { string($0, "source_service", "name") == "kube-dns" })
 
+            // A connection refused with a RST: conntrack forgets it at once, so the backend comes
+            // from the entry the RST carried into the client's pod.
+            let checkout = try #require(plan.pods(of: "checkout", in: "shop").first)
+            let ledger = try #require(plan.pods(of: "ledger", in: "billing").first)
+            let ledgerService = try #require(plan.services.first { $0.spec.name == "ledger" })
+            let refused = (flows[checkout.node.netns] ?? []).filter {
+                string($0, "source", "pod_name") == checkout.name
+                    || string($0, "destination", "pod_name") == checkout.name
+            }
+            let resets = refused.filter {
+                string($0, "trace_observation_point") == "TO_ENDPOINT" && (string($0, "Summary") ?? "").contains("RST")
+            }
+            #expect(!resets.isEmpty)
+            #expect(resets.allSatisfy { string($0, "source", "pod_name") == ledger.name })
+            #expect(resets.allSatisfy { string($0, "source_service", "name") == "ledger" })
+            #expect(resets.allSatisfy { string($0, "IP", "source") == ledger.ipv4 })
+            let refusedSYNs = refused.filter {
+                string($0, "trace_observation_point") == "FROM_ENDPOINT" && string($0, "Summary") == "TCP Flags: SYN"
+            }
+            #expect(
+                refusedSYNs.contains {
+                    string($0, "destination", "pod_name") == ledger.name
+                        && string($0, "extensions", "value", "service_address") == "\(ledgerService.clusterIP):8080"
+                }, "the refused SYN names the ledger pod")
+
             // No cluster address is `world`; a pod has one identity on every node and via the relay.
             let relayed = try Self.flows(viaRelay: config)
             #expect(!relayed.isEmpty)

@@ -127,6 +127,18 @@ struct osp_conn {
 	__u8 pad[6];
 };
 
+/* A Service translation the node's netfilter made (kube-proxy's DNAT), read from the
+ * conntrack entry a packet carried when it entered a pod: the connection as its client opened
+ * it (client -> Service address) and the backend the NAT chose. Lets user space name the
+ * backend even for connections whose entry is gone by the time it looks (refused by a RST). */
+struct osp_nat {
+	struct osp_tuple original; /* client -> Service address, ports in host byte order */
+	__u8 backend[16];
+	__u16 backend_port;
+	__u8 present; /* 1: filled */
+	__u8 pad[5];
+};
+
 /* One event, fixed size. */
 struct osp_event {
 	__u64 timestamp_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
@@ -145,6 +157,7 @@ struct osp_event {
 	__u16 payload_len; /* bytes of DNS message in payload (0 if none) */
 	__u8 smac[6];	   /* Ethernet source and destination (zero for drops) */
 	__u8 dmac[6];
+	struct osp_nat nat; /* trace events entering a pod through a translated connection */
 	__u8 payload[OSP_DNS_SNAPLEN];
 };
 
@@ -164,7 +177,8 @@ _Static_assert(sizeof(struct osp_counter) == 16, "osp_counter layout");
 _Static_assert(sizeof(struct osp_tuple) == 40, "osp_tuple layout");
 _Static_assert(sizeof(struct osp_conn_key) == 48, "osp_conn_key layout");
 _Static_assert(sizeof(struct osp_conn) == 32, "osp_conn layout");
-_Static_assert(sizeof(struct osp_event) == 352, "osp_event layout");
+_Static_assert(sizeof(struct osp_nat) == 64, "osp_nat layout");
+_Static_assert(sizeof(struct osp_event) == 416, "osp_event layout");
 _Static_assert(sizeof(struct osp_config) == 16, "osp_config layout");
 _Static_assert(sizeof(struct osp_drop_key) == 8, "osp_drop_key layout");
 

@@ -3,6 +3,9 @@
 #ifndef OSPREY_CONNTRACK_H
 #define OSPREY_CONNTRACK_H
 
+#include <bpf/bpf_core_read.h>
+
+#include "kernel.h"
 #include "maps.h"
 #include "packet.h"
 
@@ -151,6 +154,36 @@ static __always_inline void osp_copy_payload(struct __sk_buff *skb, struct osp_p
 		event->payload_len = len;
 }
 
+/* The kernel's sk_buff of a tc program's context (a kfunc since Linux 6.3). */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* Fills the event's Service translation from the conntrack entry the packet carries, when the
+ * node's NAT translated the connection's destination (a Service address to a backend). Only
+ * packets entering a pod carry one: they have crossed the node's netfilter hooks. */
+static __always_inline void osp_nat_of(struct __sk_buff *skb, struct osp_event *event)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	unsigned long nfct = BPF_CORE_READ(kskb, _nfct);
+	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
+	if (!ct)
+		return;
+	if (!(BPF_CORE_READ(ct, status) & OSP_IPS_DST_NAT))
+		return;
+	struct osp_nat *nat = &event->nat;
+	struct osp_tuple *original = &nat->original;
+	original->family = event->tuple.family;
+	original->protocol = event->tuple.protocol;
+	__u32 size = original->family == 6 ? 16 : 4;
+	if (bpf_core_read(original->saddr, size, &ct->tuplehash[0].tuple.src.u3) < 0 ||
+	    bpf_core_read(original->daddr, size, &ct->tuplehash[0].tuple.dst.u3) < 0 ||
+	    bpf_core_read(nat->backend, size, &ct->tuplehash[1].tuple.src.u3) < 0)
+		return;
+	original->sport = bpf_ntohs(BPF_CORE_READ(ct, tuplehash[0].tuple.src.u.all));
+	original->dport = bpf_ntohs(BPF_CORE_READ(ct, tuplehash[0].tuple.dst.u.all));
+	nat->backend_port = bpf_ntohs(BPF_CORE_READ(ct, tuplehash[1].tuple.src.u.all));
+	nat->present = 1;
+}
+
 /* Tracks the packet at an observation point and reports it when the connection starts, when
  * a TCP packet carries SYN, FIN or RST, for every DNS message, and periodically with deltas. */
 static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *pkt,
@@ -234,6 +267,8 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 	event->is_reply = is_reply;
 	__builtin_memcpy(event->dmac, pkt->macs, 6);
 	__builtin_memcpy(event->smac, pkt->macs + 6, 6);
+	if (observation == OSP_OBS_TO_ENDPOINT)
+		osp_nat_of(skb, event);
 	osp_copy_payload(skb, pkt, event);
 	osp_submit(event);
 }

@@ -41,7 +41,45 @@ struct sk_buff {
 	unsigned char *head;
 	__u16 network_header;
 	__u16 protocol;
+	unsigned long _nfct; /* struct nf_conn * | enum ip_conntrack_info (low 3 bits) */
 };
+
+/* Netfilter's connection tracking entry (include/net/netfilter/nf_conntrack.h). */
+union nf_inet_addr {
+	__u32 all[4];
+};
+
+union nf_conntrack_man_proto {
+	__u16 all; /* network byte order: the port for TCP and UDP */
+};
+
+struct nf_conntrack_man {
+	union nf_inet_addr u3;
+	union nf_conntrack_man_proto u;
+	__u16 l3num;
+};
+
+struct nf_conntrack_tuple {
+	struct nf_conntrack_man src;
+	struct {
+		union nf_inet_addr u3;
+		union {
+			__u16 all;
+		} u;
+		__u8 protonum;
+	} dst;
+};
+
+struct nf_conntrack_tuple_hash {
+	struct nf_conntrack_tuple tuple;
+};
+
+struct nf_conn {
+	struct nf_conntrack_tuple_hash tuplehash[2]; /* IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY */
+	unsigned long status;			     /* enum ip_conntrack_status bits */
+};
+
+#define OSP_IPS_DST_NAT (1UL << 5) /* IPS_DST_NAT: the destination was translated */
 
 enum skb_drop_reason {
 	SKB_NOT_DROPPED_YET = 0,
