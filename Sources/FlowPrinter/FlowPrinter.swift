@@ -152,12 +152,8 @@ public struct FlowPrinter: Sendable {
         let subType = Int(flow.eventType.subType)
         switch flow.eventType.type {
         case 1:
-            if let text = DropReasons.hubbleText[subType] { return text }
-            // No Hubble reason means the same: show the kernel's own (Osprey's extension).
-            if subType == 0, let kernel = FlowExtensions.fields(of: flow)[FlowExtensions.kernelDropReason] {
-                return kernel
-            }
-            return (Flow_DropReason(rawValue: subType) ?? flow.dropReasonDesc).name
+            // As hubble prints it: Cilium's text for the code, else the number.
+            return HubbleVocabulary.dropReasonTexts[subType] ?? "\(subType), 0"
         case 4: return HubbleVocabulary.traceSubTypeNames[subType] ?? "trace"
         default: return "unknown"
         }

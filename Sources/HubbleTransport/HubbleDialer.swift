@@ -21,6 +21,10 @@ public struct HubbleDialer: Sendable {
         var config = HTTP2ClientTransport.Posix.Config.defaults
         // Reconnect quickly: an agent that restarts should be back within seconds.
         config.backoff = .init(initial: .milliseconds(250), max: .seconds(5), multiplier: 2, jitter: 0.1)
+        // What a server may send before the reader takes it: the memory a stalled reader costs
+        // (the relay: per agent). The transport's default, 8 MiB per stream, let a relay behind
+        // a client that stopped reading grow by 8 MiB per agent; 1 MiB still fills any LAN.
+        config.http2.targetWindowSize = 1 << 20
         var security = HTTP2ClientTransport.Posix.TransportSecurity.plaintext
         // A `tls://` address without configured files trusts the system's CAs.
         if let tls = tls ?? (address.tls ? ClientTLS.systemTrust : nil) {

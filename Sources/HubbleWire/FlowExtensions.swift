@@ -13,23 +13,33 @@ public enum FlowExtensions {
     /// The Service address the client used (`10.96.0.11:80`) on a flow that names the backend.
     public static let serviceAddress = "service_address"
 
+    /// The TCP handshake's round trip (SYN to SYN-ACK) on a SYN-ACK flow, in nanoseconds: an
+    /// L3/L4 flow carries no `l7` (Hubble's CLIs would print it as an L7 flow of unknown type).
+    public static let handshakeLatency = "tcp_handshake_latency_ns"
+
     /// The extension of a flow, nil when Osprey has nothing to add.
     static func make(_ flow: Flow) -> Google_Protobuf_Any? {
         var fields: [String: Google_Protobuf_Value] = [:]
         if let kernel = flow.kernelDropReason { fields[kernelDropReason] = Google_Protobuf_Value(stringValue: kernel) }
         if let address = flow.serviceAddress { fields[serviceAddress] = Google_Protobuf_Value(stringValue: address) }
+        if flow.dns == nil, flow.latencyNanoseconds > 0 {
+            fields[handshakeLatency] = Google_Protobuf_Value(numberValue: Double(flow.latencyNanoseconds))
+        }
         guard !fields.isEmpty else { return nil }
         return try? Google_Protobuf_Any(message: Google_Protobuf_Struct(fields: fields))
     }
 
-    /// The text fields of a flow's extension (also the kernel reason of older Osprey's
-    /// `osprey.v1.KernelDrop`); empty when it has none.
+    /// The fields of a flow's extension as text, numbers as integers (also the kernel reason
+    /// of older Osprey's `osprey.v1.KernelDrop`); empty when it has none.
     public static func fields(of flow: Flow_Flow) -> [String: String] {
         guard flow.hasExtensions else { return [:] }
         if let structure = try? Google_Protobuf_Struct(unpackingAny: flow.extensions) {
             return structure.fields.compactMapValues {
-                if case .stringValue(let text) = $0.kind { return text }
-                return nil
+                switch $0.kind {
+                case .stringValue(let text): text
+                case .numberValue(let number): String(Int64(number))
+                default: nil
+                }
             }
         }
         if let kernel = try? Osprey_V1_KernelDrop(unpackingAny: flow.extensions) {

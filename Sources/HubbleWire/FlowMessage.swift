@@ -80,8 +80,6 @@ public enum FlowMessage {
                     }
                 }
             }
-        } else if flow.latencyNanoseconds > 0 {
-            message.l7 = .with { $0.latencyNs = flow.latencyNanoseconds }
         }
         message.summary = flow.summary
         return message

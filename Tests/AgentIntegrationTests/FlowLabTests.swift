@@ -87,8 +87,11 @@ extension AgentIntegration {
                 }
                 let replies = synAck.filter { Self.string($0, "is_reply") == "1" }
                 #expect(!replies.isEmpty, "the SYN-ACK is a reply")
-                let timed = synAck.filter { (Int(Self.string($0, "l7", "latency_ns") ?? "") ?? 0) > 0 }
+                let timed = synAck.filter {
+                    (Double(Self.string($0, "extensions", "value", "tcp_handshake_latency_ns") ?? "") ?? 0) > 0
+                }
                 #expect(!timed.isEmpty, "with the handshake round trip")
+                #expect(synAck.allSatisfy { $0["l7"] == nil }, "an L3/L4 flow carries no l7")
 
                 // DNS through the kube-dns VIP: query, answer with latency, NXDOMAIN.
                 let answered = matching(loadgen.node.netns) {

@@ -106,6 +106,10 @@ struct OutputFormatTests {
         #expect(response.flow.l7.dns.rcode == 3)
         #expect(response.flow.l7.latencyNs == 80_000)
         #expect(lines[3].contains(#""latency_ns":"80000""#))
+        // The handshake round trip of an L3/L4 flow is no L7 record: hubble would print "l7-unknown_l7_type".
+        let synAck = try FlowJSONLines.parse(lines[1])
+        #expect(!synAck.flow.hasL7 && synAck.flow.type == .l3L4)
+        #expect(FlowExtensions.fields(of: synAck.flow)[FlowExtensions.handshakeLatency] == "250000")
         #expect(lines[0].contains(#""IP":{"source":"10.244.1.4","destination":"10.244.2.2","ipVersion":"IPv4"}"#))
         #expect(lines[0].contains(#""is_reply":false"#))
         #expect(lines[0].contains(#""time":"2027-01-15T08:00:00.250Z""#))
