@@ -57,18 +57,26 @@ struct CompiledFilter: Sendable {
         let destinationIPs = try filter.destinationIp.map { text throws(FilterError) in try IPMatcher(text) }
         add(destinationIPs) { flow in destinationIPs.contains { $0.matches(flow.ip.destination) } }
 
-        let sourcePods = filter.sourcePod.map(NamePrefix.init)
+        let sourcePods = try filter.sourcePod.map { text throws(FilterError) in
+            try NamePrefix(text, field: "source_pod")
+        }
         add(sourcePods) { flow in sourcePods.contains { $0.matches(flow.source.namespace, flow.source.podName) } }
-        let destinationPods = filter.destinationPod.map(NamePrefix.init)
+        let destinationPods = try filter.destinationPod.map { text throws(FilterError) in
+            try NamePrefix(text, field: "destination_pod")
+        }
         add(destinationPods) { flow in
             destinationPods.contains { $0.matches(flow.destination.namespace, flow.destination.podName) }
         }
-        let sourceServices = filter.sourceService.map(NamePrefix.init)
+        let sourceServices = try filter.sourceService.map { text throws(FilterError) in
+            try NamePrefix(text, field: "source_service")
+        }
         add(sourceServices) { flow in
             flow.hasSourceService
                 && sourceServices.contains { $0.matches(flow.sourceService.namespace, flow.sourceService.name) }
         }
-        let destinationServices = filter.destinationService.map(NamePrefix.init)
+        let destinationServices = try filter.destinationService.map { text throws(FilterError) in
+            try NamePrefix(text, field: "destination_service")
+        }
         add(destinationServices) { flow in
             flow.hasDestinationService
                 && destinationServices.contains {

@@ -42,24 +42,30 @@ struct IPMatcher: Sendable {
     }
 }
 
-/// `[namespace/]prefix` as Hubble's pod and service filters take it: `shop/` is the whole
-/// namespace, `/frontend` or `frontend` a name prefix in any namespace.
+/// `[namespace/]prefix` as Hubble's pod and service filters take it: a bare name is in the
+/// `default` namespace (upstream's rule), `shop/` is the whole namespace, `shop/front` a name
+/// prefix there, and `/front` a name prefix in any namespace (what `--all-namespaces` sends).
 struct NamePrefix: Sendable {
+    /// nil: any namespace.
     let namespace: String?
     let prefix: String
 
-    init(_ text: String) {
+    init(_ text: String, field: String) throws(FilterError) {
+        guard !text.isEmpty, text != "/" else {
+            throw FilterError("Invalid \(field) filter \"\(text)\": it must be [namespace/][name].")
+        }
         if let slash = text.firstIndex(of: "/") {
             let namespace = String(text[..<slash])
             self.namespace = namespace.isEmpty ? nil : namespace
             prefix = String(text[text.index(after: slash)...])
         } else {
-            namespace = nil
+            namespace = "default"
             prefix = text
         }
     }
 
     func matches(_ namespace: String, _ name: String) -> Bool {
+        if namespace.isEmpty && name.isEmpty { return false }
         if let wanted = self.namespace, wanted != namespace { return false }
         if self.namespace == nil, namespace.isEmpty { return false }
         return name.hasPrefix(prefix)

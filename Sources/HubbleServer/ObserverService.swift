@@ -107,7 +107,7 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
             $0.maxFlows = UInt64(observer.capacity)
             $0.seenFlows = observer.seenFlows
             $0.uptimeNs = uptimeNanoseconds
-            $0.version = "osprey-agent \(OspreyVersion.current)"
+            $0.version = OspreyVersion.current
             $0.flowsRate = observer.flowsRate
         }
     }
@@ -134,11 +134,6 @@ struct FlowQuery {
     init(_ request: Observer_GetFlowsRequest) throws(RPCError) {
         guard !(request.first && request.follow) else {
             throw RPCError(code: .invalidArgument, message: "first cannot be specified with follow")
-        }
-        guard !(request.number > 0 && (request.hasSince || request.hasUntil)) else {
-            throw RPCError(
-                code: .invalidArgument,
-                message: "number cannot be combined with since/until; ask for a count or a time range")
         }
         if request.hasSince, request.hasUntil, request.until.seconds < request.since.seconds {
             throw RPCError(code: .invalidArgument, message: "until is before since")
@@ -173,9 +168,10 @@ struct FlowQuery {
         }
     }
 
-    /// Hubble's reader over the ring: `first` counts from the oldest; a follow with no number
-    /// and no since starts now; otherwise rewind from the newest until `number` flows pass the
-    /// filters (or a flow is older than `since`). Result in time order.
+    /// Hubble's reader over the ring: since/until bound the window, `number` caps what of it is
+    /// returned — `first` counts from the oldest, otherwise from the newest (rewinding until
+    /// `number` flows pass the filters or a flow is older than `since`); a follow with no
+    /// number and no since starts now. Result in time order.
     func select(from history: [Flow]) -> [Flow_Flow] {
         func inRange(_ flow: Flow) -> Bool {
             if let since, flow.time < since { return false }

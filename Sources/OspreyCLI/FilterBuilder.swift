@@ -69,9 +69,11 @@ struct FilterBuilder {
         for token in tokens where (token.flag == "-n" || token.flag == "--namespace") && !token.negated {
             builder.namespace = token.value
         }
-        // …and then selects nothing on its own, as in hubble.
-        let pods: Set<String> = ["--pod", "--from-pod", "--to-pod"]
-        let namespaceOnlyScopesPods = tokens.contains { pods.contains($0.flag) }
+        // …and every --service; it then selects nothing on its own, as in hubble.
+        let named: Set<String> = [
+            "--pod", "--from-pod", "--to-pod", "--service", "--from-service", "--to-service",
+        ]
+        let namespaceOnlyScopesPods = tokens.contains { named.contains($0.flag) }
         for token in tokens {
             if namespaceOnlyScopesPods, token.flag == "-n" || token.flag == "--namespace" { continue }
             try builder.apply(token.flag, token.value ?? "", negated: token.negated)
@@ -96,9 +98,9 @@ struct FilterBuilder {
         switch base {
         case "pod":
             try side.set(direction) {
-                $0.sourcePod.append(pod(value))
+                $0.sourcePod.append(scoped(value))
             } dst: {
-                $0.destinationPod.append(pod(value))
+                $0.destinationPod.append(scoped(value))
             }
         case "-n", "namespace":
             try side.set(direction) {
@@ -119,7 +121,7 @@ struct FilterBuilder {
                 $0.destinationLabel.append(value)
             }
         case "service":
-            let service = value.contains("/") ? value : "\(namespace ?? "")/\(value)"
+            let service = scoped(value)
             try side.set(direction) {
                 $0.sourceService.append(service)
             } dst: {
@@ -201,8 +203,11 @@ struct FilterBuilder {
 
     enum Direction { case source, destination, both }
 
-    func pod(_ value: String) -> String {
-        value.contains("/") ? value : "\(namespace ?? "default")/\(value)"
+    /// A pod or service name as hubble sends it: scoped by `-n` when it names no namespace,
+    /// else as given (the server reads a bare name as `default/NAME`).
+    func scoped(_ value: String) -> String {
+        guard !value.contains("/"), let namespace else { return value }
+        return "\(namespace)/\(value)"
     }
 
     static func workload(_ value: String) -> Flow_Workload {

@@ -23,12 +23,16 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
     let peerRequestTimeout: Duration
     /// How long a NODE_ERROR waits for the same error from other nodes (Hubble Relay: 10 s).
     let errorAggregationWindow: Duration
+    /// The relay's own name: the `node_name` of the node status events it sends, as Hubble Relay's.
+    let relayName: String
 
     public init(
         pool: PeerPool, sortBufferMaxLength: Int = 100, sortBufferDrainTimeout: Duration = .seconds(1),
-        peerRequestTimeout: Duration = .seconds(5), errorAggregationWindow: Duration = .seconds(10)
+        peerRequestTimeout: Duration = .seconds(5), errorAggregationWindow: Duration = .seconds(10),
+        relayName: String = ProcessInfo.processInfo.hostName
     ) {
         self.pool = pool
+        self.relayName = relayName
         self.sortBufferMaxLength = max(1, sortBufferMaxLength)
         self.sortBufferDrainTimeout = sortBufferDrainTimeout
         self.peerRequestTimeout = peerRequestTimeout
@@ -56,12 +60,14 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         let peers = pool.peers
         let connected = peers.filter(\.isConnected)
         let unavailable = peers.filter { !$0.isConnected }
-        if !connected.isEmpty { try await response.write(Self.status(.nodeConnected, connected.map(\.name))) }
+        if !connected.isEmpty {
+            try await response.write(Self.status(.nodeConnected, connected.map(\.name), relay: relayName))
+        }
         if !unavailable.isEmpty {
             try await response.write(
                 Self.status(
                     .nodeUnavailable, unavailable.map(\.name),
-                    message: unavailable.compactMap { $0.lastError.map { "\($0)" } }.first ?? ""))
+                    message: unavailable.compactMap { $0.lastError.map { "\($0)" } }.first ?? "", relay: relayName))
         }
         guard !connected.isEmpty || request.follow else { return }
 
@@ -109,7 +115,7 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                     guard request.follow else { continue }
                     // Agents that appeared (or came back before their first stream) join now.
                     for peer in pool.peers where peer.isConnected && !streaming.contains(peer.name) {
-                        try await response.write(Self.status(.nodeConnected, [peer.name]))
+                        try await response.write(Self.status(.nodeConnected, [peer.name], relay: relayName))
                         start(peer, Self.resuming(request, after: nil, started: started))
                     }
                 case .finished:
@@ -148,12 +154,14 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                 if !request.follow {
                     let state: Relay_NodeState =
                         (error as? RPCError)?.code == .unavailable ? .nodeUnavailable : .nodeError
-                    _ = try? await channel.send(.status(Self.status(state, [name], message: reason)))
+                    _ = try? await channel.send(.status(Self.status(state, [name], message: reason, relay: relayName)))
                     break
                 }
             }
             pool.reportOffline(name: name, reason: reason)
-            guard (try? await channel.send(.status(Self.status(.nodeUnavailable, [name], message: reason)))) != nil
+            guard
+                (try? await channel.send(
+                    .status(Self.status(.nodeUnavailable, [name], message: reason, relay: relayName)))) != nil
             else { return }
             // Wait for the agent's health check to pass again, however long that takes.
             while !Task.isCancelled {
@@ -164,7 +172,8 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                 }
                 if peer.isConnected { break }
             }
-            guard (try? await channel.send(.status(Self.status(.nodeConnected, [name])))) != nil else { return }
+            guard (try? await channel.send(.status(Self.status(.nodeConnected, [name], relay: relayName)))) != nil
+            else { return }
             request = Self.resuming(original, after: last.withLock { $0 }, started: started)
         }
         _ = try? await channel.send(.finished)
@@ -190,10 +199,12 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         return next
     }
 
+    /// A node status event, sent in the name of `relay`.
     static func status(
-        _ state: Relay_NodeState, _ names: [String], message: String = ""
+        _ state: Relay_NodeState, _ names: [String], message: String = "", relay: String
     ) -> Observer_GetFlowsResponse {
         .with {
+            $0.nodeName = relay
             $0.nodeStatus = .with {
                 $0.stateChange = state
                 $0.nodeNames = names
@@ -261,7 +272,7 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                 $0.flowsRate += status.flowsRate
                 $0.uptimeNs = max($0.uptimeNs, status.uptimeNs)
             }
-            $0.version = "osprey-relay \(OspreyVersion.current)"
+            $0.version = OspreyVersion.current
             $0.numConnectedNodes = Google_Protobuf_UInt32Value(UInt32(answers.count))
             $0.numUnavailableNodes = Google_Protobuf_UInt32Value(UInt32(down.count))
             $0.unavailableNodes = Array(down.prefix(10))

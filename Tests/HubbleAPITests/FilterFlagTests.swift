@@ -51,6 +51,17 @@ struct FilterFlagTests {
         #expect(allow[0].ipVersion == [.ipv4])
         let (pods, _) = try FilterBuilder.build(["-n", "shop", "--from-pod", "frontend"])
         #expect(pods == [.with { $0.sourcePod = ["shop/frontend"] }])
+        // What hubble sends: bare names as given (the server reads them as default/NAME), or
+        // scoped by -n — pods and services alike, and -n then adds no filter of its own.
+        let (bare, _) = try FilterBuilder.build(["--from-pod", "tiefighter", "--to-service", "deathstar"])
+        #expect(
+            bare == [
+                .with {
+                    $0.sourcePod = ["tiefighter"]; $0.destinationService = ["deathstar"]
+                }
+            ])
+        let (scoped, _) = try FilterBuilder.build(["-n", "shop", "--to-service", "frontend"])
+        #expect(scoped == [.with { $0.destinationService = ["shop/frontend"] }])
     }
 
     @Test(

@@ -96,6 +96,18 @@ struct ObserverServerTests {
                 .with {
                     $0.since = since; $0.until = until
                 }, [5])
+            // With number, as upstream: the window is bounded by since/until, number caps it.
+            let early = FlowMessage.timestamp(Fixtures.start.addingTimeInterval(-1))
+            try await check(
+                client,
+                .with {
+                    $0.since = early; $0.until = until; $0.number = 2
+                }, [4, 5])
+            try await check(
+                client,
+                .with {
+                    $0.since = early; $0.number = 2; $0.first = true
+                }, [1, 2])
         }
     }
 
@@ -108,6 +120,8 @@ struct ObserverServerTests {
             ("source pod prefix", Flow_FlowFilter.with { $0.sourcePod = ["shop/loadgen"] }, [1, 3, 6]),
             ("namespace only", Flow_FlowFilter.with { $0.destinationPod = ["billing/"] }, [5]),
             ("pod in any namespace", Flow_FlowFilter.with { $0.sourcePod = ["/coredns"] }, [4]),
+            // Upstream's rule: a bare name is in `default`, for pods and services alike.
+            ("bare pod name is default/", Flow_FlowFilter.with { $0.sourcePod = ["coredns"] }, []),
             ("label selector", Flow_FlowFilter.with { $0.sourceLabel = ["app in (frontend,kube-dns)"] }, [2, 4]),
             ("label with source", Flow_FlowFilter.with { $0.destinationLabel = ["k8s:app=ledger"] }, [5]),
             ("label not", Flow_FlowFilter.with { $0.sourceLabel = ["app!=loadgen"] }, [2, 4, 5]),
@@ -277,11 +291,7 @@ struct ObserverServerTests {
                     $0.first = true; $0.follow = true
                 }, "first cannot be specified with follow"
             ),
-            (
-                .with {
-                    $0.number = 5; $0.since = .init(seconds: 1)
-                }, "number cannot be combined with since"
-            ),
+            (.with { $0.whitelist = [.with { $0.sourcePod = [""] }] }, "must be [namespace/][name]"),
             (.with { $0.whitelist = [.with { $0.sourceIp = ["10.0.0.300/8"] }] }, "is not an IP address or CIDR"),
             (.with { $0.whitelist = [.with { $0.sourceIp = ["10.0.0.0/33"] }] }, "invalid prefix length"),
             (.with { $0.blacklist = [.with { $0.dnsQuery = ["(unclosed"] }] }, "not a valid regular expression"),

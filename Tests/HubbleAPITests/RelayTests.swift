@@ -92,7 +92,8 @@ struct RelayTests {
             retryInterval: .milliseconds(200), logger: logger)
         let relay = HubbleServer(
             services: [
-                RelayObserverService(pool: pool, sortBufferDrainTimeout: .milliseconds(200)), HealthService(),
+                RelayObserverService(pool: pool, sortBufferDrainTimeout: .milliseconds(200), relayName: "osp-relay"),
+                HealthService(),
             ],
             listeners: [.init(address: HubbleAddress(endpoint: .unix(path: socket)), tls: serverTLS)])
         let tasks = [Task { await pool.run() }, Task { try await relay.run() }]
@@ -192,7 +193,7 @@ struct RelayTests {
     @Test("NODE_ERROR events with the same message are coalesced over the window; another message releases them")
     func nodeErrorAggregation() {
         func error(_ node: String, _ message: String) -> Observer_GetFlowsResponse {
-            RelayObserverService.status(.nodeError, [node], message: message)
+            RelayObserverService.status(.nodeError, [node], message: message, relay: "osp-relay")
         }
         var errors = NodeErrorAggregator(window: .seconds(10))
         let start = ContinuousClock.now
@@ -257,6 +258,8 @@ struct RelayTests {
             #expect(states.first.map { $0.1 } == ["osp-n1", "osp-n2"])
             #expect(states.last.map { $0.0 } == .nodeUnavailable)
             #expect(states.last.map { $0.1 } == ["osp-gone"])
+            // As Hubble Relay: the relay names itself on its node status events.
+            #expect(all.filter { !$0.isFlow }.allSatisfy { $0.nodeName == "osp-relay" })
             #expect(Self.numbers(all) == [1, 2])
 
             let observer = Observer_Observer.Client(wrapping: client)
@@ -266,13 +269,14 @@ struct RelayTests {
             #expect(status.numConnectedNodes.value == 2)
             #expect(status.numUnavailableNodes.value == 1)
             #expect(status.unavailableNodes == ["osp-gone"])
-            #expect(status.version.hasPrefix("osprey-relay "))
+            #expect(status.version == OspreyVersion.current)
 
             let nodes = try await observer.getNodes(Observer_GetNodesRequest()).nodes
             #expect(nodes.map(\.name) == ["osp-gone", "osp-n1", "osp-n2"])
             #expect(nodes.map(\.state) == [.nodeUnavailable, .nodeConnected, .nodeConnected])
             #expect(nodes[1].numFlows == 1)
-            #expect(nodes[1].version.hasPrefix("osprey-agent "))
+            #expect(
+                nodes[1].version == OspreyVersion.current, "one version format: the agent's own GetNodes says the same")
             #expect(nodes[0].address == "unix:///run/osprey/osp-no-such.sock")
 
             let namespaces = try await observer.getNamespaces(Observer_GetNamespacesRequest()).namespaces
