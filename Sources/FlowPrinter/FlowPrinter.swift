@@ -43,7 +43,8 @@ public struct FlowPrinter: Sendable {
     }
 
     mutating func render(_ flow: Flow_Flow) -> String? {
-        let (source, destination, arrow) = sides(flow)
+        // As hubble: only the compact line turns a reply around (initiator on the left).
+        let (source, destination) = sides(flow)
         let verdict = paint(flow.verdict.name, flow.verdict == .forwarded ? 32 : (flow.verdict == .dropped ? 31 : 33))
         switch options.format {
         case .dict:
@@ -71,8 +72,11 @@ public struct FlowPrinter: Sendable {
             return nil
         default:
             let node = options.printNodeName ? " [\(flow.nodeName)]" : ""
-            return "\(time(flow.time))\(node): \(source.text(identity: true)) \(arrow) "
-                + "\(destination.text(identity: true)) \(typeText(flow)) \(verdict) (\(flow.summary))"
+            let reply = flow.hasIsReply ? flow.isReply.value : nil
+            let (left, right) = reply == true ? (destination, source) : (source, destination)
+            let arrow = reply.map { $0 ? "<-" : "->" } ?? "<>"
+            return "\(time(flow.time))\(node): \(left.text(identity: true)) \(arrow) "
+                + "\(right.text(identity: true)) \(typeText(flow)) \(verdict) (\(flow.summary))"
         }
     }
 
@@ -99,14 +103,15 @@ public struct FlowPrinter: Sendable {
 
         func text(identity withIdentity: Bool) -> String {
             var text = printer.paint(host, 36)
-            if port != 0 { text += ":" + printer.paint(String(port), 33) }
+            // Go's net.JoinHostPort: an IPv6 address goes in brackets.
+            if port != 0 { text = (host.contains(":") ? "[\(text)]" : text) + ":" + printer.paint(String(port), 33) }
             if withIdentity { text += " " + printer.paint("(\(identity))", 35) }
             return text
         }
     }
 
-    /// Source and destination as printed: a reply is shown from the initiator's side.
-    func sides(_ flow: Flow_Flow) -> (Side, Side, String) {
+    /// Source and destination as printed.
+    func sides(_ flow: Flow_Flow) -> (Side, Side) {
         let ports = flow.ports ?? (0, 0)
         let source = Side(
             host: host(
@@ -118,13 +123,16 @@ public struct FlowPrinter: Sendable {
                 flow.destination, service: flow.hasDestinationService ? flow.destinationService : nil,
                 names: flow.destinationNames, ip: flow.ip.destination),
             port: ports.destination, identity: identity(flow.destination), printer: self)
-        guard flow.hasIsReply else { return (source, destination, "<>") }
-        return flow.isReply.value ? (destination, source, "<-") : (source, destination, "->")
+        return (source, destination)
     }
 
+    /// hubble's rule: `namespace/pod`, else `namespace/service`, else the DNS names, else the
+    /// IP — where a Service is named, its namespace is the one printed.
     func host(_ endpoint: Flow_Endpoint, service: Flow_Service?, names: [String], ip: String) -> String {
-        if !endpoint.podName.isEmpty { return "\(endpoint.namespace)/\(endpoint.podName)" }
-        if let service, !service.name.isEmpty { return "\(service.namespace)/\(service.name)" }
+        let namespace = service?.namespace ?? endpoint.namespace
+        func joined(_ name: String) -> String { namespace.isEmpty ? name : "\(namespace)/\(name)" }
+        if !endpoint.podName.isEmpty { return joined(endpoint.podName) }
+        if let service, !service.name.isEmpty { return joined(service.name) }
         if !names.isEmpty { return names.joined(separator: ",") }
         return ip
     }
@@ -134,28 +142,40 @@ public struct FlowPrinter: Sendable {
         return "ID:\(endpoint.identity)"
     }
 
-    /// `to-endpoint`, `dns-request`, `Policy denied`, …
+    /// `to-endpoint`, `dns-request datapath`, `Policy denied`, … as hubble names them: any flow
+    /// with an `l7` record is `<protocol>-<type>` (DNS adds its observation source, even an
+    /// empty one), else by event type and sub-type.
     func typeText(_ flow: Flow_Flow) -> String {
-        if flow.type == .l7, case let record? = flow.l7.record {
+        if flow.hasL7 {
+            var type = flow.l7.type.name.lowercased()
             let kind: String
-            let source: String
-            switch record {
-            case .dns(let dns):
+            switch flow.l7.record {
+            case .dns(let dns)?:
                 kind = "dns"
-                source = dns.observationSource
-            case .http: (kind, source) = ("http", "")
-            case .kafka: (kind, source) = ("kafka", "")
+                type += " " + dns.observationSource
+            case .http?: kind = "http"
+            case .kafka?: kind = "kafka"
+            case nil: kind = "l7"
             }
-            let direction = flow.l7.type == .response ? "response" : (flow.l7.type == .request ? "request" : "sample")
-            return source.isEmpty ? "\(kind)-\(direction)" : "\(kind)-\(direction) \(source)"
+            return "\(kind)-\(type)"
         }
-        let subType = Int(flow.eventType.subType)
+        let subType = Int(flow.eventType.subType & 0xff)
         switch flow.eventType.type {
-        case 1:
-            // As hubble prints it: Cilium's text for the code, else the number.
-            return HubbleVocabulary.dropReasonTexts[subType] ?? "\(subType), 0"
-        case 4: return HubbleVocabulary.traceSubTypeNames[subType] ?? "trace"
-        default: return "unknown"
+        case 4: return HubbleVocabulary.traceSubTypeNames[subType] ?? "\(subType)"
+        case 1: return HubbleVocabulary.dropReasonTexts[subType] ?? "\(subType), 0"
+        case 5:
+            let match = HubbleVocabulary.policyMatchTypes[Int(flow.policyMatchType)] ?? "unknown"
+            return "policy-verdict:\(match) \(flow.trafficDirection.name)"
+        case 3: return flow.debugCapturePoint.name
+        case 7:
+            switch flow.sockXlatePoint {
+            case .sockXlatePointPostDirectionFwd: return "post-xlate-fwd"
+            case .sockXlatePointPostDirectionRev: return "post-xlate-rev"
+            case .sockXlatePointPreDirectionFwd: return "pre-xlate-fwd"
+            case .sockXlatePointPreDirectionRev: return "pre-xlate-rev"
+            default: return flow.sockXlatePoint.name
+            }
+        default: return "UNKNOWN"
         }
     }
 

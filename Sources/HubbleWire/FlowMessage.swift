@@ -10,6 +10,10 @@ public enum FlowMessage {
     /// Osprey's name in `Flow.emitter`.
     public static let emitterName = "Osprey"
 
+    /// `l7.dns.observation_source` of DNS flows: where the message was read. Cilium's DNS proxy
+    /// says `proxy`; Osprey reads DNS in its datapath (tc programs on the pod's veth), and says so.
+    public static let dnsObservationSource = "datapath"
+
     public static func make(_ flow: Flow, version: String = OspreyVersion.current) -> Flow_Flow {
         var message = Flow_Flow()
         message.time = timestamp(flow.time)
@@ -70,6 +74,7 @@ public enum FlowMessage {
                 $0.latencyNs = flow.latencyNanoseconds
                 $0.dns = .with { record in
                     record.query = dns.query
+                    record.observationSource = FlowMessage.dnsObservationSource
                     record.qtypes = dns.qtypes
                     if dns.isResponse {
                         record.ips = dns.ips

@@ -15,6 +15,8 @@ public enum HubbleVocabulary {
         5: "LB, sock cgroup: No backend slot entry found", 6: "LB, sock cgroup: No backend entry found",
         7: "LB, sock cgroup: Reverse entry update failed", 8: "LB, sock cgroup: Reverse entry stale",
         9: "Fragmented packet", 10: "Fragmented packet entry update failed", 11: "Missed tail call to custom program",
+        12: "Interface Decrypting", 13: "Interface Encrypting", 14: "LB: sock cgroup: Reverse entry delete succeeded",
+        15: "MTU error message",
         130: "Invalid source mac", 131: "Invalid destination mac", 132: "Invalid source ip", 133: "Policy denied",
         134: "Invalid packet", 135: "CT: Truncated or invalid header", 136: "Fragmentation needed",
         137: "CT: Unknown L4 protocol", 138: "CT: Can't create entry from packet", 139: "Unsupported L3 protocol",
@@ -40,6 +42,13 @@ public enum HubbleVocabulary {
         190: "No conntrack map found", 191: "No nat map found", 192: "Invalid ClusterID",
         193: "Unsupported packet protocol for DSR encapsulation", 194: "No egress gateway found",
         195: "Traffic is unencrypted", 196: "TTL exceeded", 197: "No node ID found", 198: "Rate limited",
+        199: "IGMP handled", 200: "IGMP subscribed", 201: "Multicast handled", 202: "Host datapath not ready",
+        203: "Endpoint policy program not available", 204: "No Egress IP configured", 205: "Punt to proxy",
+    ]
+
+    /// Policy match types of policy verdict events, as Cilium's monitor names them.
+    public static let policyMatchTypes: [Int: String] = [
+        0: "none", 1: "L3-Only", 2: "L3-L4", 3: "L4-Only", 4: "all", 5: "L3-Proto", 6: "Proto-Only",
     ]
 
     /// Monitor trace sub-types (CiliumEventType.sub_type of trace events) by their CLI names.

@@ -25,6 +25,20 @@ public enum ProtoNames {
         Relay_NodeStatusEvent.with { $0.stateChange = value }
     }
 
+    public static let l7FlowTypes = table(Flow_L7FlowType.allCases, "type", zero: "UNKNOWN_L7_TYPE") { value in
+        Flow_Layer7.with { $0.type = value }
+    }
+    public static let debugCapturePoints = table(
+        Flow_DebugCapturePoint.allCases, "debug_capture_point", zero: "DBG_CAPTURE_POINT_UNKNOWN"
+    ) { value in
+        Flow_Flow.with { $0.debugCapturePoint = value }
+    }
+    public static let socketTranslationPoints = table(
+        Flow_SocketTranslationPoint.allCases, "sock_xlate_point", zero: "SOCK_XLATE_POINT_UNKNOWN"
+    ) { value in
+        Flow_Flow.with { $0.sockXlatePoint = value }
+    }
+
     /// value → name, and name → value.
     public struct Table<Value: Hashable & Sendable>: Sendable {
         public let names: [Value: String]
@@ -68,4 +82,16 @@ extension Flow_LostEventSource {
 }
 extension Relay_NodeState {
     public var name: String { ProtoNames.nodeStates.name(self) }
+}
+
+extension Flow_L7FlowType {
+    public var name: String { ProtoNames.l7FlowTypes.name(self) }
+}
+
+extension Flow_DebugCapturePoint {
+    public var name: String { ProtoNames.debugCapturePoints.name(self) }
+}
+
+extension Flow_SocketTranslationPoint {
+    public var name: String { ProtoNames.socketTranslationPoints.name(self) }
 }

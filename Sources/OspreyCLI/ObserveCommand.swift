@@ -112,7 +112,7 @@ struct ObserveCommand: AsyncParsableCommand {
         guard ["auto", "always", "never"].contains(color) else {
             throw ValidationError("--color must be auto, always or never.")
         }
-        guard TimeFormat(rawValue: timeFormat) != nil else {
+        guard TimeFormat(named: timeFormat) != nil else {
             throw ValidationError(
                 "--time-format must be one of \(TimeFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
         }
@@ -216,7 +216,7 @@ struct ObserveCommand: AsyncParsableCommand {
     var printerOptions: FlowPrinter.Options {
         var options = FlowPrinter.Options()
         options.format = FlowPrinter.Format(rawValue: output) ?? .compact
-        options.timeFormat = TimeFormat(rawValue: timeFormat) ?? .stampMilli
+        options.timeFormat = TimeFormat(named: timeFormat) ?? .stampMilli
         options.printNodeName = printNodeName
         options.color = color == "always" || (color == "auto" && isatty(STDOUT_FILENO) == 1)
         return options
@@ -244,13 +244,16 @@ struct ObserveCommand: AsyncParsableCommand {
         if let rest = printer.finish() { Self.emit(rest) }
     }
 
+    /// hubble's `--print-raw-filters`: YAML of the filters as Go's JSON, an empty list left out
+    /// (`{}` when both are).
     static func rawFilterText(_ filters: (allow: [Flow_FlowFilter], deny: [Flow_FlowFilter])) -> String {
-        var options = JSONEncodingOptions()
-        options.preserveProtoFieldNames = true
         func list(_ name: String, _ filters: [Flow_FlowFilter]) -> [String] {
-            [name + ":"] + filters.map { "    - '\((try? $0.jsonString(options: options)) ?? "{}")'" }
+            guard !filters.isEmpty else { return [] }
+            return [name + ":"]
+                + filters.map { "    - '\(GoJSON.compact($0).replacingOccurrences(of: "'", with: "''"))'" }
         }
-        return (list("allowlist", filters.allow) + list("denylist", filters.deny)).joined(separator: "\n")
+        let lines = list("allowlist", filters.allow) + list("denylist", filters.deny)
+        return lines.isEmpty ? "{}" : lines.joined(separator: "\n")
     }
 
     /// Writes one line to stdout. When the reader has gone (`osprey observe | head`), stops

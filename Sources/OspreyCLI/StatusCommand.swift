@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import HubbleAPI
 import HubbleWire
+import SwiftProtobuf
 
 /// `osprey status`: the server's health and flow figures, laid out as `hubble status`.
 struct StatusCommand: AsyncParsableCommand {
@@ -83,22 +84,28 @@ struct ListNodes: AsyncParsableCommand {
         }
     }
 
+    /// hubble's layout: uptime rounded to the second, flows/s over it, the ring's fill with the
+    /// percentage in six characters (`( 42.78%)`), `N/A` for what a node did not report; `json`
+    /// as hubble encodes the node list.
     static func render(_ response: Observer_GetNodesResponse, output: String) -> String {
-        if output == "json" { return FlowJSONLines.json(response) }
+        let nodes = response.nodes.sorted(by: { $0.name < $1.name })
+        if output == "json" { return GoJSON.array(nodes) }
         var rows = [["NAME", "STATUS", "AGE", "FLOWS/S", "CURRENT/MAX-FLOWS"]]
         if output == "wide" { rows[0] += ["VERSION", "ADDRESS", "TLS"] }
-        for node in response.nodes.sorted(by: { $0.name < $1.name }) {
-            let connected = node.state == .nodeConnected
-            let seconds = Double(node.uptimeNs) / 1e9
+        for node in nodes {
+            let seconds = (Double(node.uptimeNs) / 1e9).rounded()
             var row = [
-                node.name, state(node.state), connected ? age(seconds) : "N/A",
-                connected && seconds > 0 ? String(format: "%.2f", Double(node.seenFlows) / seconds) : "N/A",
-                connected
-                    ? "\(node.numFlows)/\(node.maxFlows) (\(String(format: "%.2f", node.maxFlows == 0 ? 0 : Double(node.numFlows) / Double(node.maxFlows) * 100))%)"
+                node.name, state(node.state), seconds > 0 ? age(seconds) : "N/A",
+                seconds > 0 ? String(format: "%.2f", Double(node.seenFlows) / seconds) : "N/A",
+                node.maxFlows > 0
+                    ? "\(node.numFlows)/\(node.maxFlows) (\(String(format: "%6.2f", Double(node.numFlows) / Double(node.maxFlows) * 100))%)"
                     : "N/A",
             ]
             if output == "wide" {
-                row += [node.version, node.address, connected ? (node.tls.enabled ? "Enabled" : "Disabled") : "N/A"]
+                row += [
+                    node.version.isEmpty ? "N/A" : node.version, node.address,
+                    node.hasTls ? (node.tls.enabled ? "Enabled" : "Disabled") : "N/A",
+                ]
             }
             rows.append(row)
         }
@@ -143,13 +150,95 @@ struct ListNamespaces: AsyncParsableCommand {
             let namespaces = try await server.withObserver { observer, options in
                 try await observer.getNamespaces(Observer_GetNamespacesRequest(), options: options)
             }
-            if output == "json" {
-                print(FlowJSONLines.json(namespaces))
-                return
-            }
-            let rows = namespaces.namespaces.map { output == "wide" ? [$0.namespace, $0.cluster] : [$0.namespace] }
-            print(Table.render([output == "wide" ? ["NAMESPACE", "CLUSTER"] : ["NAMESPACE"]] + rows))
+            print(Self.render(namespaces, output: output))
         }
+    }
+
+    /// hubble's layout: a cluster only where the server named one; `json` as Go encodes the list.
+    static func render(_ response: Observer_GetNamespacesResponse, output: String) -> String {
+        if output == "json" { return GoJSON.array(response.namespaces) }
+        let rows = response.namespaces.map {
+            output == "wide" && !$0.cluster.isEmpty ? [$0.namespace, $0.cluster] : [$0.namespace]
+        }
+        return Table.render([output == "wide" ? ["NAMESPACE", "CLUSTER"] : ["NAMESPACE"]] + rows)
+    }
+}
+
+/// What hubble's `list … -o json` prints: Go's `json.MarshalIndent` over messages whose
+/// `MarshalJSON` is protojson with proto field names — so enum names, 64-bit numbers as
+/// strings, zero values left out, in field order — indented by two spaces, `<`, `>` and `&`
+/// escaped as Go's encoder does.
+enum GoJSON {
+    static func array(_ messages: [some SwiftProtobuf.Message]) -> String {
+        indent("[" + messages.map(compact).joined(separator: ",") + "]")
+    }
+
+    /// One message as Go's `json.Marshal` gives it: protojson with proto names, compact.
+    static func compact(_ message: some SwiftProtobuf.Message) -> String {
+        var options = JSONEncodingOptions()
+        options.preserveProtoFieldNames = true
+        return escapingHTML((try? message.jsonString(options: options)) ?? "{}")
+    }
+
+    /// `<`, `>`, `&` (and U+2028/9) inside strings as `\u003c`…, as Go's encoder writes them.
+    static func escapingHTML(_ json: String) -> String {
+        var out = ""
+        for character in json.unicodeScalars {
+            switch character {
+            case "<", ">", "&", "\u{2028}", "\u{2029}": out += String(format: "\\u%04x", character.value)
+            default: out.unicodeScalars.append(character)
+            }
+        }
+        return out
+    }
+
+    /// Re-indents compact JSON the way Go's `json.Indent` does (empty objects and arrays stay
+    /// `{}`/`[]`).
+    static func indent(_ compact: String) -> String {
+        var out = ""
+        var depth = 0
+        var inString = false
+        var escaped = false
+        let characters = Array(compact.unicodeScalars)
+        func newline() { out += "\n" + String(repeating: "  ", count: depth) }
+        for (index, character) in characters.enumerated() {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if character == "\\" {
+                    escaped = true
+                } else if character == "\"" {
+                    inString = false
+                }
+                out.unicodeScalars.append(character)
+                continue
+            }
+            switch character {
+            case "\"":
+                inString = true
+                out += "\""
+            case "{", "[":
+                out.unicodeScalars.append(character)
+                let next = index + 1 < characters.count ? characters[index + 1] : " "
+                if next == "}" || next == "]" { continue }
+                depth += 1
+                newline()
+            case "}", "]":
+                let previous = index > 0 ? characters[index - 1] : " "
+                if previous != "{" && previous != "[" {
+                    depth -= 1
+                    newline()
+                }
+                out.unicodeScalars.append(character)
+            case ",":
+                out += ","
+                newline()
+            case ":": out += ": "
+            case " ", "\n", "\t", "\r": continue
+            default: out.unicodeScalars.append(character)
+            }
+        }
+        return out
     }
 }
 

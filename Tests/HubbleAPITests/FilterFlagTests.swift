@@ -23,6 +23,9 @@ struct FilterFlagTests {
                 denylist:
                     - '{"protocol":["udp"]}'
                 """)
+        // As hubble's YAML: an empty list is left out, and no filter at all is `{}`.
+        #expect(try raw(["--verdict", "DROPPED"]) == "allowlist:\n    - '{\"verdict\":[\"DROPPED\"]}'")
+        #expect(try raw([]) == "{}")
     }
 
     @Test("namespace, type with observation point, workloads, labels, -4")

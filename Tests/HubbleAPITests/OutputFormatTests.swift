@@ -38,8 +38,8 @@ struct OutputFormatTests {
             render(.compact) == """
                 Jan 15 08:00:00.250: shop/loadgen-7d9f-abcde:40000 (ID:\(id(Fixtures.loadgen))) -> shop/frontend-5c8b-fghij:80 (ID:\(id(Fixtures.frontend))) from-endpoint FORWARDED (TCP Flags: SYN)
                 Jan 15 08:00:00.251: shop/loadgen-7d9f-abcde:40000 (ID:\(id(Fixtures.loadgen))) <- shop/frontend-5c8b-fghij:80 (ID:\(id(Fixtures.frontend))) to-endpoint FORWARDED (TCP Flags: SYN, ACK)
-                Jan 15 08:00:00.252: shop/loadgen-7d9f-abcde:53000 (ID:\(id(Fixtures.loadgen))) -> kube-system/coredns-6f4d-klmno:53 (ID:\(id(Fixtures.coredns))) dns-request FORWARDED (DNS Query catalog.shop.svc.cluster.local. A)
-                Jan 15 08:00:00.253: shop/loadgen-7d9f-abcde:53000 (ID:\(id(Fixtures.loadgen))) <- kube-system/coredns-6f4d-klmno:53 (ID:\(id(Fixtures.coredns))) dns-response FORWARDED (DNS Answer RCode: Non-Existent Domain (catalog.shop.svc.cluster.local. A))
+                Jan 15 08:00:00.252: shop/loadgen-7d9f-abcde:53000 (ID:\(id(Fixtures.loadgen))) -> kube-system/coredns-6f4d-klmno:53 (ID:\(id(Fixtures.coredns))) dns-request datapath FORWARDED (DNS Query catalog.shop.svc.cluster.local. A)
+                Jan 15 08:00:00.253: shop/loadgen-7d9f-abcde:53000 (ID:\(id(Fixtures.loadgen))) <- kube-system/coredns-6f4d-klmno:53 (ID:\(id(Fixtures.coredns))) dns-response datapath FORWARDED (DNS Answer RCode: Non-Existent Domain (catalog.shop.svc.cluster.local. A))
                 Jan 15 08:00:01.250: shop/untrusted-9a8b-pqrst:41000 (ID:\(id(Fixtures.untrusted))) <> billing/ledger-4e5f-uvwxy:80 (ID:\(id(Fixtures.ledger))) Policy denied DROPPED (TCP Flags: SYN)
                 Jan 15 08:00:02.250: shop/loadgen-7d9f-abcde (ID:\(id(Fixtures.loadgen))) -> 192.0.2.80 (world) from-endpoint FORWARDED (ICMPv4 EchoRequest)
                 """)
@@ -68,15 +68,22 @@ struct OutputFormatTests {
                     VERDICT: DROPPED
                     SUMMARY: TCP Flags: SYN
                 """)
+        // As hubble: only the compact line turns a reply around; dict shows the flow as it is.
+        #expect(
+            records[1].contains("     SOURCE: shop/frontend-5c8b-fghij:80\nDESTINATION: shop/loadgen-7d9f-abcde:40000"))
     }
 
     @Test("table: one header, columns padded by three spaces")
     func table() {
         let lines = render(.table).split(separator: "\n").map(String.init)
         #expect(lines.count == 7)
-        #expect(lines[0].hasPrefix("TIMESTAMP             SOURCE                            DESTINATION"))
-        // DESTINATION is as wide as "kube-system/coredns-6f4d-klmno:53", VERDICT as "FORWARDED".
-        #expect(lines[5].contains("billing/ledger-4e5f-uvwxy:80        Policy denied   DROPPED     TCP Flags: SYN"))
+        // SOURCE and DESTINATION are as wide as "kube-system/coredns-6f4d-klmno:53" (the DNS
+        // answer's source: a table shows replies as they are), TYPE as "dns-response datapath".
+        #expect(lines[0].hasPrefix("TIMESTAMP             SOURCE                              DESTINATION"))
+        #expect(
+            lines[5].contains("billing/ledger-4e5f-uvwxy:80        Policy denied           DROPPED     TCP Flags: SYN"))
+        #expect(
+            lines[2].contains("shop/frontend-5c8b-fghij:80         shop/loadgen-7d9f-abcde:40000"), "a reply as it is")
     }
 
     @Test("json/jsonpb: one GetFlowsResponse per line with proto field names that parses back to the same flow")
@@ -137,7 +144,17 @@ struct OutputFormatTests {
         let date = Fixtures.start
         #expect(TimeFormat.stampMilli.format(date, timeZone: utc) == "Jan 15 08:00:00.250")
         #expect(TimeFormat.rfc3339.format(date, timeZone: utc) == "2027-01-15T08:00:00Z")
-        #expect(TimeFormat.rfc3339Milli.format(date, timeZone: utc) == "2027-01-15T08:00:00.250Z")
+        // Go's `.999` layouts, as hubble's: trailing zeros go, and the dot with an even second.
+        #expect(TimeFormat.rfc3339Milli.format(date, timeZone: utc) == "2027-01-15T08:00:00.25Z")
+        #expect(TimeFormat.rfc3339Nano.format(date, timeZone: utc) == "2027-01-15T08:00:00.25Z")
+        #expect(
+            TimeFormat.rfc3339Micro.format(seconds: 1_800_000_000, nanos: 0, timeZone: utc) == "2027-01-15T08:00:00Z")
+        #expect(
+            TimeFormat.rfc3339Nano.format(seconds: 1_800_000_000, nanos: 1, timeZone: utc)
+                == "2027-01-15T08:00:00.000000001Z")
+        #expect(TimeFormat.yearMonthDay.format(date, timeZone: utc) == "2027-01-15")
+        #expect(TimeFormat.yearMonthDayHour.format(date, timeZone: utc) == "2027-01-15T08Z")
+        #expect(TimeFormat(named: "yearmonthdayhourminute")?.format(date, timeZone: utc) == "2027-01-15T08:00Z")
         #expect(TimeFormat.rfc1123z.format(date, timeZone: utc) == "Fri, 15 Jan 2027 08:00:00 +0000")
         let berlin = TimeZone(identifier: "Europe/Berlin")!
         #expect(TimeFormat.rfc3339.format(date, timeZone: berlin) == "2027-01-15T09:00:00+01:00")
@@ -187,6 +204,55 @@ struct OutputFormatTests {
                 NAME         STATUS        AGE      FLOWS/S   CURRENT/MAX-FLOWS
                 osp-node-1   Connected     1h0m0s   200.00    4095/4095 (100.00%)
                 osp-node-2   Unavailable   N/A      N/A       N/A
+                """)
+        var partial = nodes
+        partial.nodes[0].numFlows = 1752
+        partial.nodes[0].tls = .with { $0.enabled = false }
+        #expect(
+            ListNodes.render(partial, output: "wide").split(separator: "\n")[1]
+                == "osp-node-1   Connected     1h0m0s   200.00    1752/4095 ( 42.78%)   0.2.0     10.240.0.11:4244   Disabled",
+            "the percentage padded to six characters, as hubble's")
+        // hubble's -o json: the node list indented by Go's encoder over protojson (enum names,
+        // 64-bit numbers as strings).
+        #expect(
+            ListNodes.render(partial, output: "json") == """
+                [
+                  {
+                    "name": "osp-node-1",
+                    "version": "0.2.0",
+                    "address": "10.240.0.11:4244",
+                    "state": "NODE_CONNECTED",
+                    "tls": {},
+                    "uptime_ns": "3600000000000",
+                    "num_flows": "1752",
+                    "max_flows": "4095",
+                    "seen_flows": "720000"
+                  },
+                  {
+                    "name": "osp-node-2",
+                    "address": "10.240.0.12:4244",
+                    "state": "NODE_UNAVAILABLE"
+                  }
+                ]
+                """)
+        let namespaces = Observer_GetNamespacesResponse.with {
+            $0.namespaces = [
+                .with {
+                    $0.cluster = "osp"; $0.namespace = "shop"
+                }, .with { $0.namespace = "<x>" },
+            ]
+        }
+        #expect(
+            ListNamespaces.render(namespaces, output: "json") == """
+                [
+                  {
+                    "cluster": "osp",
+                    "namespace": "shop"
+                  },
+                  {
+                    "namespace": "\\u003cx\\u003e"
+                  }
+                ]
                 """)
     }
 }

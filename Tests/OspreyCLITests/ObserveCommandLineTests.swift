@@ -84,8 +84,8 @@ struct ObserveCommandLineTests {
         #expect(process.terminationStatus == 0)
         #expect(
             stdout == """
-                2027-01-15T08:00:00.250Z: shop/a:5000 (ID:0) -> 10.0.0.2:53 (world) from-endpoint FORWARDED (UDP)
-                2027-01-15T08:00:00.250Z: shop/c:5000 (ID:0) -> 10.0.0.2:53 (world) from-endpoint FORWARDED (UDP)
+                2027-01-15T08:00:00.25Z: shop/a:5000 (ID:0) -> 10.0.0.2:53 (world) from-endpoint FORWARDED (UDP)
+                2027-01-15T08:00:00.25Z: shop/c:5000 (ID:0) -> 10.0.0.2:53 (world) from-endpoint FORWARDED (UDP)
 
                 """)
     }
