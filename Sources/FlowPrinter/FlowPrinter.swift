@@ -17,6 +17,8 @@ public struct FlowPrinter: Sendable {
         public var timeZone: TimeZone = .current
         public var color = false
         public var printNodeName = false
+        /// Pod, service and DNS names for addresses (hubble's `--ip-translation`); false: IPs.
+        public var ipTranslation = true
         public init() {}
     }
 
@@ -129,6 +131,7 @@ public struct FlowPrinter: Sendable {
     /// hubble's rule: `namespace/pod`, else `namespace/service`, else the DNS names, else the
     /// IP — where a Service is named, its namespace is the one printed.
     func host(_ endpoint: Flow_Endpoint, service: Flow_Service?, names: [String], ip: String) -> String {
+        guard options.ipTranslation else { return ip }
         let namespace = service?.namespace ?? endpoint.namespace
         func joined(_ name: String) -> String { namespace.isEmpty ? name : "\(namespace)/\(name)" }
         if !endpoint.podName.isEmpty { return joined(endpoint.podName) }

@@ -15,11 +15,56 @@ struct FilterBuilder {
         "--port", "--from-port", "--to-port", "--identity", "--from-identity", "--to-identity", "--protocol",
         "--verdict", "--drop-reason-desc", "--tcp-flags", "-t", "--type", "--traffic-direction", "--node-name",
         "--uuid", "--ip-version", "--cluster", "--from-cluster", "--to-cluster", "--http-status", "--http-method",
-        "--http-path", "--http-url", "--interface",
+        "--http-path", "--http-url", "--interface", "--node-label", "--snat-ip", "--cel-expression",
     ]
     static let booleanFlags: Set<String> = [
         "-4", "--ipv4", "-6", "--ipv6", "-A", "--all-namespaces", "--from-all-namespaces", "--to-all-namespaces",
+        "--encrypted", "--unencrypted",
     ]
+
+    /// Flags hubble refuses to combine in one list (allow or deny), by name without dashes:
+    /// `filters --X and --Y cannot be combined`.
+    static let conflicts: [[String]] = [
+        ["from-fqdn", "from-ip", "ip", "fqdn", "from-namespace", "namespace", "from-all-namespaces", "all-namespaces"],
+        ["from-fqdn", "from-ip", "ip", "fqdn", "from-pod", "pod"],
+        ["to-fqdn", "to-ip", "ip", "fqdn", "to-namespace", "namespace", "to-all-namespaces", "all-namespaces"],
+        ["to-fqdn", "to-ip", "ip", "fqdn", "to-pod", "pod"],
+        ["to-pod", "namespace", "all-namespaces"], ["from-pod", "namespace", "all-namespaces"],
+        ["to-service", "namespace", "all-namespaces"], ["from-service", "namespace", "all-namespaces"],
+        ["label", "from-label"], ["label", "to-label"], ["service", "from-service"], ["service", "to-service"],
+        ["port", "to-port"], ["port", "from-port"], ["identity", "to-identity"], ["identity", "from-identity"],
+        ["workload", "to-workload"], ["workload", "from-workload"], ["node-name", "cluster"],
+    ]
+
+    /// A flag's long name without dashes (`-n` → `namespace`).
+    static func canonical(_ flag: String) -> String {
+        switch flag {
+        case "-n": "namespace"
+        case "-l": "label"
+        case "-t": "type"
+        case "-A": "all-namespaces"
+        case "-4": "ipv4"
+        case "-6": "ipv6"
+        default: String(flag.drop(while: { $0 == "-" }))
+        }
+    }
+
+    /// hubble's check: within the allow list and within the deny list, no two flags of a
+    /// conflict group.
+    static func checkConflicts(_ tokens: [(flag: String, value: String?, negated: Bool)]) throws(CLIError) {
+        for negated in [false, true] {
+            var seen: [String] = []
+            for token in tokens where token.negated == negated {
+                let name = canonical(token.flag)
+                for group in conflicts where group.contains(name) {
+                    if let other = seen.first(where: { $0 != name && group.contains($0) }) {
+                        throw CLIError("filters --\(other) and --\(name) cannot be combined")
+                    }
+                }
+                if !seen.contains(name) { seen.append(name) }
+            }
+        }
+    }
 
     struct Side {
         var source = Flow_FlowFilter()
@@ -65,6 +110,7 @@ struct FilterBuilder {
             }
         }
         if negateNext { throw CLIError("--not must be followed by a filter flag, e.g. --not --protocol udp.") }
+        try checkConflicts(tokens)
         // -n applies to every --pod given without a namespace, wherever it appears.
         for token in tokens where (token.flag == "-n" || token.flag == "--namespace") && !token.negated {
             builder.namespace = token.value
@@ -197,6 +243,11 @@ struct FilterBuilder {
         case "http-path": side.common.httpPath.append(value)
         case "http-url": side.common.httpURL.append(value)
         case "interface": side.common.interface.append(.with { $0.name = value })
+        case "node-label": side.common.nodeLabels.append(value)
+        case "snat-ip": side.common.sourceIpXlated.append(value)
+        case "encrypted": side.common.encrypted.append(true)
+        case "unencrypted": side.common.encrypted.append(false)
+        case "cel-expression": side.common.experimental.celExpression.append(value)
         default: throw CLIError("\(flag) is not a filter flag.")
         }
     }

@@ -82,6 +82,12 @@ struct ObserveCommand: AsyncParsableCommand {
     @Option(help: "HTTP path regular expression.") var httpPath: [String] = []
     @Option(help: "HTTP URL regular expression.") var httpUrl: [String] = []
     @Option(help: "Network interface name the flow was seen on.") var interface: [String] = []
+    @Option(help: "Node label selector (key=value) of the node that saw the flow.") var nodeLabel: [String] = []
+    @Option(help: "Source IP after SNAT (servers that translate addresses report it).") var snatIp: [String] = []
+    @Flag(help: "Only encrypted flows (WireGuard/IPsec).") var encrypted = false
+    @Flag(help: "Only unencrypted flows.") var unencrypted = false
+    @Option(help: "A CEL filter expression (refused by servers that do not evaluate CEL, Osprey's among them).")
+    var celExpression: [String] = []
     @Option(help: "A FlowFilter as JSON to allow (repeatable).") var allowlist: [String] = []
     @Option(help: "A FlowFilter as JSON to deny (repeatable).") var denylist: [String] = []
     @Flag(help: "Print the filters that would be sent, then exit.") var printRawFilters = false
@@ -92,7 +98,17 @@ struct ObserveCommand: AsyncParsableCommand {
     @Option(help: "Colors: auto, always, never.") var color = "auto"
     @Option(help: "Time format: \(TimeFormat.allCases.map(\.rawValue).joined(separator: ", ")).") var timeFormat =
         "StampMilli"
-    @Option(help: "Flow fields to ask for (jsonpb), e.g. time,source.pod_name,IP.") var fieldMask: [String] = []
+    @Option(help: "Flow fields to ask for (json/jsonpb only), e.g. time,source.pod_name,IP.") var fieldMask: [String] =
+        []
+    @Option(
+        help:
+            "For compact, dict and table: ask the server only for the fields they print (true, as hubble) or for all (false)."
+    )
+    var useDefaultFieldMasks = true
+    @Flag(help: "Print addresses as numbers, not as pod, service or DNS names.") var numeric = false
+    @Option(help: "Translate addresses to pod, service and DNS names (true/false).") var ipTranslation = true
+    @Flag(help: "Name the policies behind policy verdicts (flows of servers that report them).")
+    var printPolicyNames = false
     @Option(help: "Read jsonpb flows from a file (- for stdin) instead of a server; filters apply locally.")
     var inputFile: String?
 
@@ -101,12 +117,12 @@ struct ObserveCommand: AsyncParsableCommand {
         if first != nil, all { throw ValidationError("--first and --all cannot be used together.") }
         if first != nil, follow { throw ValidationError("cannot set both --first and --follow.") }
         if last != nil, all { throw ValidationError("--last and --all cannot be used together.") }
-        if (last != nil || first != nil || all), since != nil || until != nil {
-            throw ValidationError(
-                "--since/--until select by time; they cannot be combined with --last, --first or --all.")
-        }
         guard let format = FlowPrinter.Format(rawValue: output) else {
             throw ValidationError("--output \"\(output)\" must be one of compact, dict, json, jsonpb, table.")
+        }
+        if format != .json, format != .jsonpb, !fieldMask.isEmpty {
+            throw ValidationError(
+                "\(output) output format is not compatible with custom field mask; use -o jsonpb with --field-mask.")
         }
         if format == .table, follow { throw ValidationError("--output table cannot be used with --follow.") }
         guard ["auto", "always", "never"].contains(color) else {
@@ -198,7 +214,7 @@ struct ObserveCommand: AsyncParsableCommand {
         let format = FlowPrinter.Format(rawValue: output) ?? .compact
         if !fieldMask.isEmpty {
             request.fieldMask = .with { $0.paths = fieldMask.flatMap { $0.split(separator: ",").map(String.init) } }
-        } else if format != .json, format != .jsonpb {
+        } else if format != .json, format != .jsonpb, useDefaultFieldMasks {
             request.fieldMask = .with { $0.paths = Self.defaultFieldMask }
         }
         return request
@@ -218,6 +234,7 @@ struct ObserveCommand: AsyncParsableCommand {
         options.format = FlowPrinter.Format(rawValue: output) ?? .compact
         options.timeFormat = TimeFormat(named: timeFormat) ?? .stampMilli
         options.printNodeName = printNodeName
+        options.ipTranslation = ipTranslation && !numeric
         options.color = color == "always" || (color == "auto" && isatty(STDOUT_FILENO) == 1)
         return options
     }

@@ -142,6 +142,13 @@ struct FidelityLabTests {
                         && string($0, "extensions", "value", "service_address") == "\(ledgerService.clusterIP):8080"
                 }, "the refused SYN names the ledger pod")
 
+            // Whatever Osprey adds travels as a well-known type that clients built from the
+            // upstream protos alone can print (hubble -o json used to stop at the first drop).
+            let extended = flows.values.joined().compactMap { $0["extensions"] as? [String: Any] }
+            #expect(!extended.isEmpty)
+            #expect(extended.allSatisfy { ($0["@type"] as? String) == "type.googleapis.com/google.protobuf.Struct" })
+            #expect(flows.values.joined().allSatisfy { $0["l7"] == nil || string($0, "Type") == "L7" })
+
             // No cluster address is `world`; a pod has one identity on every node and via the relay.
             let relayed = try Self.flows(viaRelay: config)
             #expect(!relayed.isEmpty)

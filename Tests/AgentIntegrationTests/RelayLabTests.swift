@@ -303,9 +303,7 @@ extension AgentIntegration {
                 #expect(flows.status == 0, "\(flows.stderr)")
                 #expect(Self.flows(flows.stdout).count == 4)
                 let nodes = try Self.osprey(config, ["list", "nodes", "-o", "json"], tls: trust + client)
-                let list =
-                    ((try? JSONSerialization.jsonObject(with: Data(nodes.stdout.utf8))) as? [String: Any])?["nodes"]
-                    as? [[String: Any]] ?? []
+                let list = (try? JSONSerialization.jsonObject(with: Data(nodes.stdout.utf8))) as? [[String: Any]] ?? []
                 #expect(list.count == 2)
                 #expect(list.allSatisfy { $0["state"] as? String == "NODE_CONNECTED" }, "\(nodes.stdout)")
                 #expect(

@@ -52,8 +52,11 @@ struct FilterFlagTests {
                 }
             ])
         #expect(allow[0].ipVersion == [.ipv4])
-        let (pods, _) = try FilterBuilder.build(["-n", "shop", "--from-pod", "frontend"])
-        #expect(pods == [.with { $0.sourcePod = ["shop/frontend"] }])
+        let (pods, _) = try FilterBuilder.build(["-n", "shop", "--pod", "frontend"])
+        #expect(pods == [.with { $0.sourcePod = ["shop/frontend"] }, .with { $0.destinationPod = ["shop/frontend"] }])
+        #expect(throws: (any Error).self, "hubble refuses -n with --from-pod") {
+            _ = try FilterBuilder.build(["-n", "shop", "--from-pod", "frontend"])
+        }
         // What hubble sends: bare names as given (the server reads them as default/NAME), or
         // scoped by -n — pods and services alike, and -n then adds no filter of its own.
         let (bare, _) = try FilterBuilder.build(["--from-pod", "tiefighter", "--to-service", "deathstar"])
@@ -63,8 +66,41 @@ struct FilterFlagTests {
                     $0.sourcePod = ["tiefighter"]; $0.destinationService = ["deathstar"]
                 }
             ])
-        let (scoped, _) = try FilterBuilder.build(["-n", "shop", "--to-service", "frontend"])
-        #expect(scoped == [.with { $0.destinationService = ["shop/frontend"] }])
+        let (scoped, _) = try FilterBuilder.build(["-n", "shop", "--service", "frontend"])
+        #expect(
+            scoped == [
+                .with { $0.sourceService = ["shop/frontend"] }, .with { $0.destinationService = ["shop/frontend"] },
+            ])
+    }
+
+    @Test(
+        "hubble's conflicting filters are refused with hubble's sentence",
+        arguments: [
+            (["--fqdn", "x.example.", "--pod", "a"], "filters --fqdn and --pod cannot be combined"),
+            (["--ip", "10.0.0.1", "--namespace", "shop"], "filters --ip and --namespace cannot be combined"),
+            (["-l", "app=a", "--from-label", "app=b"], "filters --label and --from-label cannot be combined"),
+            (["--node-name", "n", "--cluster", "c"], "filters --node-name and --cluster cannot be combined"),
+        ])
+    func conflicts(arguments: [String], message: String) {
+        #expect {
+            _ = try FilterBuilder.build(arguments)
+        } throws: { error in
+            "\(error)" == message
+        }
+        // In different lists (one negated) they combine, as in hubble.
+        #expect(throws: Never.self) {
+            _ = try FilterBuilder.build([arguments[0], arguments[1], "--not"] + arguments[2...])
+        }
+    }
+
+    @Test("--node-label, --snat-ip, --encrypted and --cel-expression become their FlowFilter fields")
+    func upstreamOnlyFields() throws {
+        let (allow, _) = try FilterBuilder.build([
+            "--node-label", "zone=a", "--snat-ip", "10.0.0.9", "--encrypted", "--cel-expression", "true",
+        ])
+        #expect(allow.count == 1)
+        #expect(allow[0].nodeLabels == ["zone=a"] && allow[0].sourceIpXlated == ["10.0.0.9"])
+        #expect(allow[0].encrypted == [true] && allow[0].experimental.celExpression == ["true"])
     }
 
     @Test(

@@ -34,6 +34,8 @@ struct ObserveCommandLineTests {
             (["--verdict", "SOMETIMES"], "is not a verdict"),
             (["--server", "no-port-here:xyz"], "is not host:port"),
             (["--allowlist", "{not json"], "is not a FlowFilter in JSON"),
+            (["--fqdn", "a.example.", "--ip", "10.0.0.1"], "filters --fqdn and --ip cannot be combined"),
+            (["--field-mask", "time"], "compact output format is not compatible with custom field mask"),
         ])
     func badFlags(arguments: [String], message: String) throws {
         let result = try OspreyBinary.cli.run(["observe", "--timeout", "1s"] + arguments)
