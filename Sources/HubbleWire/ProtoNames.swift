@@ -39,6 +39,19 @@ public enum ProtoNames {
         Flow_Flow.with { $0.sockXlatePoint = value }
     }
 
+    public static let peerChanges = table(Peer_ChangeNotificationType.allCases, "type", zero: "UNKNOWN") { value in
+        Peer_ChangeNotification.with { $0.type = value }
+    }
+
+    public static let agentEventTypes = table(Flow_AgentEventType.allCases, "type", zero: "AGENT_EVENT_UNKNOWN") {
+        value in
+        Flow_AgentEvent.with { $0.type = value }
+    }
+    public static let debugEventTypes = table(Flow_DebugEventType.allCases, "type", zero: "DBG_EVENT_UNKNOWN") {
+        value in
+        Flow_DebugEvent.with { $0.type = value }
+    }
+
     /// value → name, and name → value.
     public struct Table<Value: Hashable & Sendable>: Sendable {
         public let names: [Value: String]
@@ -94,4 +107,8 @@ extension Flow_DebugCapturePoint {
 
 extension Flow_SocketTranslationPoint {
     public var name: String { ProtoNames.socketTranslationPoints.name(self) }
+}
+
+extension Peer_ChangeNotificationType {
+    public var name: String { ProtoNames.peerChanges.name(self) }
 }

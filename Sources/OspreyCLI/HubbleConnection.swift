@@ -57,9 +57,16 @@ struct ServerOptions: ParsableArguments {
         }
     }
 
-    /// Connects, checks the server is healthy, runs `body`, closes the connection.
+    /// Connects, checks the server is healthy, runs `body` with its Observer service, closes.
     func withObserver<T: Sendable>(
         _ body: @Sendable (Observer_Observer.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> T
+    ) async throws -> T {
+        try await withClient { client, options in try await body(Observer_Observer.Client(wrapping: client), options) }
+    }
+
+    /// Connects, checks the server is healthy, runs `body` with the connection, closes it.
+    func withClient<T: Sendable>(
+        _ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>, CallOptions) async throws -> T
     ) async throws -> T {
         let transport = try HubbleDialer(tls: try clientTLS()).transport(to: try address())
         let connect = Durations.parse(timeout) ?? .seconds(5)
@@ -75,7 +82,7 @@ struct ServerOptions: ParsableArguments {
                 guard health.status == .serving else {
                     throw CLIError("The Hubble server at \(server) is not healthy (\(health.status)).")
                 }
-                return try await body(Observer_Observer.Client(wrapping: client), unary)
+                return try await body(client, unary)
             }
         } catch let error as RPCError {
             switch error.code {

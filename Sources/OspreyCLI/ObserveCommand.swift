@@ -17,7 +17,8 @@ struct ObserveCommand: AsyncParsableCommand {
         discussion: """
             Selectors: with none, the last 20 flows. Filters: --X matches either side, --from-X the source, \
             --to-X the destination; filters of different kinds must all match; --not negates the next filter.
-            """)
+            """,
+        subcommands: [ObserveFlows.self, ObserveAgentEvents.self, ObserveDebugEvents.self])
 
     @OptionGroup var server: ServerOptions
 

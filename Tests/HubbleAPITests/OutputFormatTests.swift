@@ -160,6 +160,22 @@ struct OutputFormatTests {
         #expect(TimeFormat.rfc3339.format(date, timeZone: berlin) == "2027-01-15T09:00:00+01:00")
     }
 
+    @Test("watch peers: hubble's line")
+    func peerLine() {
+        let change = Peer_ChangeNotification.with {
+            $0.name = "osp-node-1"
+            $0.address = "10.240.0.11:4244"
+            $0.type = .peerAdded
+        }
+        #expect(WatchPeers.line(change) == "PEER_ADDED   10.240.0.11:4244 osp-node-1")
+        var tls = change
+        tls.type = .peerUpdated
+        tls.tls = .with { $0.serverName = "osp-node-1.osp.hubble-grpc.osprey.local" }
+        #expect(
+            WatchPeers.line(tls)
+                == "PEER_UPDATED 10.240.0.11:4244 osp-node-1 (TLS.ServerName: osp-node-1.osp.hubble-grpc.osprey.local)")
+    }
+
     @Test("status and list layouts")
     func statusAndList() {
         let status = Observer_ServerStatusResponse.with {

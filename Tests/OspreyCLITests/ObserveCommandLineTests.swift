@@ -61,6 +61,20 @@ struct ObserveCommandLineTests {
                 """)
     }
 
+    @Test("hubble's spellings: observe flows, observe agent-events|debug-events, watch peers")
+    func subcommands() throws {
+        let flows = try OspreyBinary.cli.run([
+            "observe", "flows", "--server", "127.0.0.1:1", "--verdict", "DROPPED", "--print-raw-filters",
+        ])
+        #expect(flows.status == 0)
+        #expect(flows.stdout == "allowlist:\n    - '{\"verdict\":[\"DROPPED\"]}'\n")
+        for command in [["observe", "agent-events"], ["observe", "debug-events"], ["watch", "peers"]] {
+            let result = try OspreyBinary.cli.run(command + ["--server", "127.0.0.1:1", "--timeout", "1s"])
+            #expect(result.status == 1, "\(command)")
+            #expect(result.stderr.contains("Cannot reach a Hubble server at 127.0.0.1:1"), "\(result.stderr)")
+        }
+    }
+
     @Test("--input-file reads jsonpb lines and filters them locally")
     func inputFile() throws {
         let line = { (pod: String, verdict: String) in
