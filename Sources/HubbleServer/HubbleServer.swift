@@ -22,8 +22,12 @@ public struct HubbleServer: Sendable {
     let services: [any RegistrableRPCService]
     let listeners: [Listener]
 
+    /// Serves `services` and gRPC server reflection for them.
     public init(services: [any RegistrableRPCService], listeners: [Listener]) {
-        self.services = services
+        var router = RPCRouter<HTTP2ServerTransport.Posix>()
+        for service in services { service.registerMethods(with: &router) }
+        let names = Set(router.methods.map(\.service.fullyQualifiedService))
+        self.services = services + [ReflectionService(services: Array(names))]
         self.listeners = listeners
     }
 

@@ -2,14 +2,15 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import HubbleAPI
-import HubbleServer
 import HubbleTransport
 import HubbleWire
 import Observer
+import SwiftProtobuf
 import Synchronization
 import Testing
 
 @testable import Flows
+@testable import HubbleServer
 
 /// observer.Observer, peer.Peer and grpc.health.v1 served over real HTTP/2 (a unix socket),
 /// called with the generated clients, on an observer holding the fixture flows.
@@ -45,6 +46,52 @@ struct ObserverServerTests {
             transport: .http2NIOPosix(target: .unixDomainSocket(path: socket), transportSecurity: .plaintext)
         ) { client in
             try await body(observer, client, socket)
+        }
+    }
+
+    @Test("server reflection (v1 and v1alpha): services listed, described from their descriptors, misses answered")
+    func reflection() async throws {
+        try await withServer { _, client in
+            for version in ["v1", "v1alpha"] {
+                let requests = [
+                    Wire.field(7, bytes: Array("*".utf8)), Wire.field(4, bytes: Array("observer.Observer".utf8)),
+                    Wire.field(4, bytes: Array("flow.FlowFilter".utf8)), Wire.field(3, bytes: Array("nope.proto".utf8)),
+                ]
+                let responses = try await client.bidirectionalStreaming(
+                    request: StreamingClientRequest(of: [UInt8].self) { writer in
+                        for request in requests { try await writer.write(request) }
+                    },
+                    descriptor: MethodDescriptor(
+                        fullyQualifiedService: "grpc.reflection.\(version).ServerReflection",
+                        method: "ServerReflectionInfo"),
+                    serializer: RawBytes(), deserializer: RawBytes(), options: .defaults
+                ) { response in
+                    var all: [[UInt8]] = []
+                    for try await message in response.messages { all.append(message) }
+                    return all
+                }
+                #expect(responses.count == 4)
+                let services = Wire.all(Wire.fields(responses[0])[6] ?? []).compactMap {
+                    Wire.fields($0.1)[1].flatMap(Wire.string)
+                }
+                #expect(
+                    services == [
+                        "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+                        "grpc.reflection.v1alpha.ServerReflection", "observer.Observer", "peer.Peer",
+                    ])
+                let files = try Wire.all(Wire.fields(responses[1])[4] ?? []).map {
+                    try Google_Protobuf_FileDescriptorProto(serializedBytes: $0.1)
+                }
+                #expect(files.first?.name == "observer/observer.proto")
+                #expect(files.first?.service.first?.method.map(\.name).contains("GetFlows") == true)
+                #expect(files.contains { $0.name == "flow/flow.proto" }, "with its imports")
+                let flowFile = try Wire.all(Wire.fields(responses[2])[4] ?? []).first.map {
+                    try Google_Protobuf_FileDescriptorProto(serializedBytes: $0.1)
+                }
+                #expect(flowFile?.name == "flow/flow.proto")
+                let error = Wire.fields(Wire.fields(responses[3])[7] ?? [])
+                #expect(error[2].flatMap(Wire.string) == "file nope.proto not found")
+            }
         }
     }
 
