@@ -10,43 +10,44 @@ import HubbleTransport
 struct ServerOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "Address of the Hubble API server: host:port or unix:///path (Env: OSPREY_SERVER).",
+            "Address of the Hubble API server: host:port or unix:///path (Env: OSPREY_SERVER; `osprey config`).",
             valueName: "address"))
-    var server: String = ProcessInfo.processInfo.environment["OSPREY_SERVER"] ?? "localhost:4245"
+    var server: String = CLIConfig.string("server")
 
     @Option(
         help: ArgumentHelp(
             "How long to wait for the server to answer its health check, e.g. 5s.", valueName: "duration"))
-    var timeout: String = "5s"
+    var timeout: String = CLIConfig.string("timeout")
 
     @Option(help: ArgumentHelp("How long unary requests (status, list) may take, e.g. 12s.", valueName: "duration"))
-    var requestTimeout: String = "12s"
+    var requestTimeout: String = CLIConfig.string("request-timeout")
 
     @Flag(help: "Connect with TLS (also implied by a tls:// server address).")
-    var tls = false
+    var tls = CLIConfig.bool("tls")
 
     @Flag(help: "Accept any server certificate (testing only: no protection against impostors).")
-    var tlsAllowInsecure = false
+    var tlsAllowInsecure = CLIConfig.bool("tls-allow-insecure")
 
     @Option(
         help: ArgumentHelp(
             "CA certificates (PEM) that signed the server's certificate; repeatable or comma-separated.",
             valueName: "paths"))
-    var tlsCaCertFiles: [String] = []
+    var tlsCaCertFiles: [String] = CLIConfig.list("tls-ca-cert-files")
 
     @Option(help: ArgumentHelp("This client's certificate (PEM), for mutual TLS.", valueName: "path"))
-    var tlsClientCertFile: String = ""
+    var tlsClientCertFile: String = CLIConfig.string("tls-client-cert-file")
 
     @Option(help: ArgumentHelp("This client's private key (PEM), for mutual TLS.", valueName: "path"))
-    var tlsClientKeyFile: String = ""
+    var tlsClientKeyFile: String = CLIConfig.string("tls-client-key-file")
 
     @Option(
         help: ArgumentHelp(
             "The name the server's certificate must carry, e.g. relay.osp.hubble-relay.osprey.local.",
             valueName: "name"))
-    var tlsServerName: String = ""
+    var tlsServerName: String = CLIConfig.string("tls-server-name")
 
     func validate() throws {
+        do { _ = try CLIConfig.file() } catch { throw ValidationError(error.description) }
         _ = try address()
         _ = try clientTLS()
         guard Durations.parse(timeout) != nil else {

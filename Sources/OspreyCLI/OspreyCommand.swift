@@ -8,7 +8,10 @@ public struct OspreyCommand: AsyncParsableCommand {
         commandName: "osprey",
         abstract: "Network observability for Kubernetes: flows, Hubble-compatible API, lab cluster.",
         version: OspreyVersion.current,
-        subcommands: [ObserveCommand.self, StatusCommand.self, ListCommand.self, WatchCommand.self, LabCommand.self])
+        subcommands: [
+            ObserveCommand.self, StatusCommand.self, ListCommand.self, WatchCommand.self, ConfigCommand.self,
+            LabCommand.self,
+        ])
 
     public init() {}
 }

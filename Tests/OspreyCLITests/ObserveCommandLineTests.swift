@@ -106,3 +106,51 @@ struct ObserveCommandLineTests {
                 """)
     }
 }
+
+/// `osprey config`: hubble's view/get/set/reset over the CLI's settings, and their precedence.
+@Suite("osprey config")
+struct ConfigCommandTests {
+    @Test("set writes the file, get and view read flag > environment > file > default, bad input is a sentence")
+    func configFile() throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("osp-config-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let file = home + "/.config/osprey/config.yaml"
+        func osprey(_ arguments: [String], _ environment: [String: String] = [:]) throws -> (Int32, String, String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: OspreyBinary.cli.path)
+            process.arguments = arguments
+            var variables = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OSPREY_") }
+            variables["XDG_CONFIG_HOME"] = nil
+            variables["HOME"] = home
+            process.environment = variables.merging(environment) { _, new in new }
+            let (stdout, stderr) = (Pipe(), Pipe())
+            process.standardOutput = stdout
+            process.standardError = stderr
+            try process.run()
+            let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, out, err)
+        }
+        #expect(try osprey(["config", "get", "server"]).1 == "localhost:4245\n")
+        #expect(try osprey(["config", "set", "server", "relay.example:4245"]).0 == 0)
+        #expect(try osprey(["config", "set", "tls-ca-cert-files", "a.pem,b.pem"]).0 == 0)
+        #expect(
+            try String(contentsOfFile: file, encoding: .utf8)
+                == "server: relay.example:4245\ntls-ca-cert-files:\n    - a.pem\n    - b.pem\n")
+        #expect(try osprey(["config", "get", "server"]).1 == "relay.example:4245\n")
+        #expect(try osprey(["config", "get", "tls-ca-cert-files"]).1 == "- a.pem\n- b.pem\n")
+        #expect(try osprey(["config", "get", "server"], ["OSPREY_SERVER": "env.example:1"]).1 == "env.example:1\n")
+        let view = try osprey(["config", "view"]).1
+        #expect(view.contains("server: relay.example:4245\n") && view.contains("timeout: 5s\n"))
+        // The file's server is what a command dials when no flag says otherwise.
+        let status = try osprey(["status", "--timeout", "1s", "--tls-ca-cert-files", ""])
+        #expect(status.2.contains("relay.example:4245"), "\(status.2)")
+        let unknown = try osprey(["config", "get", "nope"])
+        #expect(unknown.0 == 1 && unknown.2 == "osprey: unknown key: nope\n")
+        let bad = try osprey(["config", "set", "timeout", "soon"])
+        #expect(bad.0 == 1 && bad.2.contains("timeout takes a duration"))
+        #expect(try osprey(["config", "reset", "server"]).0 == 0)
+        #expect(try osprey(["config", "get", "server"]).1 == "localhost:4245\n")
+    }
+}
