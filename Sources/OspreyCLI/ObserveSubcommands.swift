@@ -2,6 +2,7 @@ import ArgumentParser
 import FlowPrinter
 import Foundation
 import GRPCCore
+import GRPCNIOTransportHTTP2Posix
 import HubbleAPI
 import HubbleWire
 import SwiftProtobuf
@@ -53,6 +54,31 @@ struct EventOptions: ParsableArguments {
     }
 }
 
+extension EventOptions {
+    /// Runs one events request against `server` and prints each event as it comes.
+    func printEach<Event: SwiftProtobuf.Message>(
+        from server: ServerOptions,
+        _ call:
+            @escaping @Sendable (
+                Observer_Observer.Client<HTTP2ClientTransport.Posix>,
+                @escaping @Sendable (StreamingClientResponse<Event>) async throws -> Void
+            ) async throws -> Void,
+        parts: @escaping @Sendable (Event) -> (time: Google_Protobuf_Timestamp, node: String, type: String)
+    ) async throws {
+        let events = self
+        try await reportingErrors {
+            try await server.withObserver { observer, _ in
+                try await call(observer) { response in
+                    for try await event in response.messages {
+                        let (time, node, type) = parts(event)
+                        ObserveCommand.emit(events.line(event, time: time, node: node, type: type))
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `osprey observe agent-events`: the agent events of servers that produce them (Cilium's);
 /// Osprey's agents have none and say so.
 struct ObserveAgentEvents: AsyncParsableCommand {
@@ -63,23 +89,14 @@ struct ObserveAgentEvents: AsyncParsableCommand {
     @OptionGroup var events: EventOptions
 
     func run() async throws {
-        try await reportingErrors {
-            let events = self.events
-            let request = Observer_GetAgentEventsRequest.with {
-                $0.number = events.selection.number
-                $0.first = events.selection.first
-                $0.follow = events.follow
-            }
-            try await server.withObserver { observer, _ in
-                try await observer.getAgentEvents(request) { response in
-                    for try await event in response.messages {
-                        ObserveCommand.emit(
-                            events.line(
-                                event, time: event.time, node: event.nodeName,
-                                type: ProtoNames.agentEventTypes.name(event.agentEvent.type)))
-                    }
-                }
-            }
+        let request = Observer_GetAgentEventsRequest.with {
+            ($0.number, $0.first) = events.selection
+            $0.follow = events.follow
+        }
+        try await events.printEach(from: server) { observer, each in
+            try await observer.getAgentEvents(request, onResponse: each)
+        } parts: {
+            ($0.time, $0.nodeName, ProtoNames.agentEventTypes.name($0.agentEvent.type))
         }
     }
 }
@@ -93,23 +110,14 @@ struct ObserveDebugEvents: AsyncParsableCommand {
     @OptionGroup var events: EventOptions
 
     func run() async throws {
-        try await reportingErrors {
-            let events = self.events
-            let request = Observer_GetDebugEventsRequest.with {
-                $0.number = events.selection.number
-                $0.first = events.selection.first
-                $0.follow = events.follow
-            }
-            try await server.withObserver { observer, _ in
-                try await observer.getDebugEvents(request) { response in
-                    for try await event in response.messages {
-                        ObserveCommand.emit(
-                            events.line(
-                                event, time: event.time, node: event.nodeName,
-                                type: ProtoNames.debugEventTypes.name(event.debugEvent.type)))
-                    }
-                }
-            }
+        let request = Observer_GetDebugEventsRequest.with {
+            ($0.number, $0.first) = events.selection
+            $0.follow = events.follow
+        }
+        try await events.printEach(from: server) { observer, each in
+            try await observer.getDebugEvents(request, onResponse: each)
+        } parts: {
+            ($0.time, $0.nodeName, ProtoNames.debugEventTypes.name($0.debugEvent.type))
         }
     }
 }
