@@ -3,7 +3,8 @@ import SwiftProtobuf
 
 /// `hubble observe -o jsonpb` lines: one GetFlowsResponse per line in protobuf's JSON mapping
 /// with the proto field names (`node_name`, `IP`, `Type`), enum names, 64-bit integers as
-/// strings — what Hubble's exporter files and `-o json` contain.
+/// strings, laid out as Hubble's Go tools write it (`GoJSONLayout`) — what Hubble's exporter
+/// files and `-o json` contain.
 public enum FlowJSONLines {
     static let options: JSONEncodingOptions = {
         var options = JSONEncodingOptions()
@@ -16,7 +17,8 @@ public enum FlowJSONLines {
 
     public static func line(_ response: Observer_GetFlowsResponse) -> String {
         _ = registered
-        return (try? response.jsonString(options: options)) ?? "{}"
+        guard let json = try? response.jsonString(options: options) else { return "{}" }
+        return GoJSONLayout.relayout(json, as: "observer.GetFlowsResponse")
     }
 
     public static func line(_ flow: Flow_Flow) -> String {

@@ -166,30 +166,20 @@ struct ListNamespaces: AsyncParsableCommand {
 
 /// What hubble's `list … -o json` prints: Go's `json.MarshalIndent` over messages whose
 /// `MarshalJSON` is protojson with proto field names — so enum names, 64-bit numbers as
-/// strings, zero values left out, in field order — indented by two spaces, `<`, `>` and `&`
-/// escaped as Go's encoder does.
+/// strings, zero values left out, in declaration order — indented by two spaces, `<`, `>` and
+/// `&` escaped as Go's encoder does.
 enum GoJSON {
-    static func array(_ messages: [some SwiftProtobuf.Message]) -> String {
-        indent("[" + messages.map(compact).joined(separator: ",") + "]")
+    static func array<M: SwiftProtobuf.Message>(_ messages: [M]) -> String {
+        indent("[" + messages.map { compact($0) }.joined(separator: ",") + "]")
     }
 
-    /// One message as Go's `json.Marshal` gives it: protojson with proto names, compact.
-    static func compact(_ message: some SwiftProtobuf.Message) -> String {
+    /// One message as Go's `json.Marshal` gives it: protojson with proto names, compact, in
+    /// Go's layout (declaration order, HTML characters escaped).
+    static func compact<M: SwiftProtobuf.Message>(_ message: M) -> String {
         var options = JSONEncodingOptions()
         options.preserveProtoFieldNames = true
-        return escapingHTML((try? message.jsonString(options: options)) ?? "{}")
-    }
-
-    /// `<`, `>`, `&` (and U+2028/9) inside strings as `\u003c`…, as Go's encoder writes them.
-    static func escapingHTML(_ json: String) -> String {
-        var out = ""
-        for character in json.unicodeScalars {
-            switch character {
-            case "<", ">", "&", "\u{2028}", "\u{2029}": out += String(format: "\\u%04x", character.value)
-            default: out.unicodeScalars.append(character)
-            }
-        }
-        return out
+        let json = (try? message.jsonString(options: options)) ?? "{}"
+        return GoJSONLayout.relayout(json, as: M.protoMessageName)
     }
 
     /// Re-indents compact JSON the way Go's `json.Indent` does (empty objects and arrays stay

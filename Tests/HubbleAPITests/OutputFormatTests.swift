@@ -119,6 +119,16 @@ struct OutputFormatTests {
         #expect(FlowExtensions.fields(of: synAck.flow)[FlowExtensions.handshakeLatency] == "250000")
         #expect(lines[0].contains(#""IP":{"source":"10.244.1.4","destination":"10.244.2.2","ipVersion":"IPv4"}"#))
         #expect(lines[0].contains(#""is_reply":false"#))
+        // Go's protojson order (as the .proto declares the fields, not by number), as hubble prints it.
+        #expect(
+            lines[0].hasPrefix(
+                #"{"flow":{"time":"2027-01-15T08:00:00.250Z","uuid":"00000000-0000-4000-8000-000000000001","emitter":{"name":"Osprey","version":"\#(OspreyVersion.current)"},"verdict":"FORWARDED","#
+            ))
+        #expect(lines[0].hasSuffix(#""node_name":"osp-node-1","time":"2027-01-15T08:00:00.250Z"}"#))
+        // Map entries sorted, HTML characters escaped, as Go's encoder writes them.
+        #expect(
+            GoJSONLayout.relayout(#"{"b":"<x>","a":{"z":1,"y":2}}"#, as: "google.protobuf.Struct")
+                == #"{"a":{"z":1,"y":2},"b":"\u003cx\u003e"}"#)
         #expect(lines[0].contains(#""time":"2027-01-15T08:00:00.250Z""#))
     }
 
