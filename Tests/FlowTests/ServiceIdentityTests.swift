@@ -189,3 +189,34 @@ struct ServiceIdentityTests {
             try identities("10.244.1.4", "10.244.2.5").2 == identities("10.244.1.4", "10.244.2.5", on: "osp-node-2").2)
     }
 }
+
+/// Every drop says why in Hubble's words: no DROPPED flow carries reason 0 ("Success").
+@Suite("Drop reasons in Hubble's vocabulary")
+struct DropReasonVocabularyTests {
+    /// Linux 6.18's drop reasons (enum skb_drop_reason), as the datapath names them.
+    static let kernelReasons = """
+        NOT_SPECIFIED NO_SOCKET SOCKET_CLOSE SOCKET_FILTER SOCKET_RCVBUFF UNIX_DISCONNECT UNIX_SKIP_OOB PKT_TOO_SMALL \
+        TCP_CSUM UDP_CSUM NETFILTER_DROP OTHERHOST IP_CSUM IP_INHDR IP_RPFILTER UNICAST_IN_L2_MULTICAST XFRM_POLICY \
+        IP_NOPROTO PROTO_MEM TCP_AUTH_HDR TCP_MD5NOTFOUND SOCKET_BACKLOG TCP_FLAGS TCP_ABORT_ON_DATA TCP_ZEROWINDOW \
+        TCP_OLD_DATA TCP_OVERWINDOW TCP_OFOMERGE TCP_RFC7323_PAWS TCP_LISTEN_OVERFLOW TCP_OLD_SEQUENCE \
+        TCP_INVALID_SEQUENCE TCP_RESET TCP_INVALID_SYN TCP_CLOSE TCP_FASTOPEN TCP_OLD_ACK IP_OUTNOROUTES \
+        BPF_CGROUP_EGRESS IPV6DISABLED NEIGH_CREATEFAIL NEIGH_FAILED NEIGH_QUEUEFULL NEIGH_DEAD TC_EGRESS \
+        SECURITY_HOOK QDISC_DROP CPU_BACKLOG XDP TC_INGRESS UNHANDLED_PROTO SKB_CSUM DEV_HDR FULL_RING NOMEM \
+        HDR_TRUNC ICMP_CSUM INVALID_PROTO IP_INADDRERRORS IP_INNOROUTES IP_LOCAL_SOURCE IP_INVALID_SOURCE \
+        PKT_TOO_BIG DUP_FRAG TCP_MINTTL IPV6_BAD_EXTHDR IPV6_NDISC_NS_OTHERHOST QUEUE_PURGE VXLAN_INVALID_HDR \
+        MAC_INVALID_SOURCE BRIDGE_INGRESS_STP_STATE RECURSION_LIMIT REASON_999
+        """.split(separator: " ").map(String.init)
+
+    @Test("every kernel reason maps to a Hubble reason hubble can print, never 0")
+    func neverZero() {
+        for kernel in Self.kernelReasons {
+            let code = DropReasons.hubbleReason(forKernel: kernel)
+            #expect(code != 0, "\(kernel)")
+            #expect(HubbleVocabulary.dropReasonTexts[code] != nil, "\(kernel) → \(code)")
+            #expect(DropReasons.name(code) != "DROP_REASON_UNKNOWN", "\(kernel) → \(code)")
+        }
+        #expect(DropReasons.hubbleReason(forKernel: "NETFILTER_DROP") == 133)
+        #expect(DropReasons.hubbleReason(forKernel: "NO_SOCKET") == 178)
+        #expect(DropReasons.hubbleReason(forKernel: "NOT_SPECIFIED") == DropReasons.fallback)
+    }
+}
