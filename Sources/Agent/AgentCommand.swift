@@ -198,7 +198,8 @@ public struct AgentCommand: AsyncParsableCommand {
         pipeline.start()
         let metrics = MetricsEndpoint(
             collector: NodeMetricsCollector(datapath: datapath) { watcher.namespaces },
-            health: AgentHealth(datapath: datapath, watcher: watcher), hubble: hubbleMetrics, observer: observer,
+            health: AgentHealth(datapath: datapath, watcher: watcher, translation: translation), hubble: hubbleMetrics,
+            observer: observer,
             commonLabels: [("cluster", cluster), ("instance", nodeName)])
         let app = Application(
             router: metrics.router(),

@@ -10,6 +10,7 @@ import Observer
 struct AgentHealth: Sendable {
     let datapath: Datapath
     let watcher: InterfaceWatcher
+    let translation: ConntrackServiceTranslation?
 
     func families() -> [MetricFamily] {
         let interfaces = datapath.attachedInterfaces.count
@@ -30,6 +31,21 @@ struct AgentHealth: Sendable {
                 name: "osprey_agent_namespaces_watched",
                 help: "Network namespaces whose drops and sockets are counted.",
                 kind: .gauge, samples: [.init([], Double(watcher.namespaces.count))]),
+        ] + translationFamilies()
+    }
+
+    /// How the naming of Service backends fares (absent when it is off).
+    func translationFamilies() -> [MetricFamily] {
+        guard let counts = translation?.counts else { return [] }
+        return [
+            MetricFamily(
+                name: "osprey_agent_service_translation_lookups_total",
+                help: "Lookups in netfilter's connection table for flows to or from a Service address.",
+                kind: .counter, samples: [.init([], Double(counts.lookups))]),
+            MetricFamily(
+                name: "osprey_agent_service_translation_errors_total",
+                help: "Of those, lookups that failed (netlink errors; a connection not in the table is no error).",
+                kind: .counter, samples: [.init([], Double(counts.failures))]),
         ]
     }
 }

@@ -99,6 +99,11 @@ struct FidelityLabTests {
             #expect(string(request6, "destination_service", "name") == "frontend")
             #expect(string(request6, "extensions", "value", "service_address") == "[\(frontend.clusterIPv6)]:80")
             #expect(frontends.map(\.name).contains(string(request6, "destination", "pod_name") ?? ""))
+            let health = try LabFixture.scrape(loadgen.node.netns)
+            // Most translations come with the packets (the reply carries them in the same batch):
+            // the table is asked only for the rest, and never fails.
+            #expect(health.series("osprey_agent_service_translation_lookups_total").count == 1)
+            #expect(health.value("osprey_agent_service_translation_errors_total") == 0)
             // DNS (UDP) through the kube-dns ClusterIP: the coredns pod, both ways.
             let coredns = try #require(plan.pods(of: "coredns", in: "kube-system").first)
             // (Where coredns shares the node, its own to-endpoint copy of a query is already
