@@ -103,12 +103,16 @@ public final class PodIdentity: Sendable, Equatable {
         self.node = node
         self.labels = labels
         self.workload = workload
-        let hubbleLabels =
-            (labels.map { "k8s:\($0.key)=\($0.value)" } + ["k8s:io.kubernetes.pod.namespace=\(namespace)"]).sorted()
+        let hubbleLabels = Self.hubbleLabels(labels, namespace: namespace)
         self.hubbleLabels = hubbleLabels
         endpoint = Endpoint(
             namespace: namespace, podName: name, labels: hubbleLabels,
             workloads: workload.map { [($0.kind, $0.name)] } ?? [], clusterName: clusterName)
+    }
+
+    /// Kubernetes labels as Hubble shows them: `k8s:key=value` and the namespace label, sorted.
+    static func hubbleLabels(_ labels: [String: String], namespace: String) -> [String] {
+        (labels.map { "k8s:\($0.key)=\($0.value)" } + ["k8s:io.kubernetes.pod.namespace=\(namespace)"]).sorted()
     }
 
     public static func == (a: PodIdentity, b: PodIdentity) -> Bool {
@@ -367,10 +371,12 @@ public final class InventoryMetadata: MetadataSource {
             state.known = known
             state.services = [:]
             state.apiServerAddresses = []
+            var podsByIP: [String: PodIdentity] = [:]
+            for pod in inventory.pods { for ip in pod.ips { podsByIP[ip] = known[pod.uid] } }
             for service in inventory.services {
                 let address = ServiceAddress(
                     service: ServiceRef(namespace: service.namespace, name: service.name),
-                    backends: Self.backendsEndpoint(service, inventory: inventory, known: known))
+                    backends: Self.backendsEndpoint(service, podsByIP: podsByIP, cluster: inventory.cluster))
                 for ip in service.addresses where state.services[ip] == nil { state.services[ip] = address }
                 if service.namespace == "default" && service.name == "kubernetes" {
                     state.apiServerAddresses.formUnion(service.endpoints)
@@ -388,20 +394,18 @@ public final class InventoryMetadata: MetadataSource {
     /// What a Service's backends share, as one endpoint without a pod name: their namespace,
     /// labels and workload when they all agree (the same identity), else the Service's
     /// namespace and selector.
-    static func backendsEndpoint(_ service: Service, inventory: Inventory, known: [String: PodIdentity]) -> Endpoint {
-        let endpoints = Set(service.endpoints)
-        let backends = inventory.pods.filter { !endpoints.isDisjoint(with: $0.ips) }.compactMap { known[$0.uid] }
+    static func backendsEndpoint(_ service: Service, podsByIP: [String: PodIdentity], cluster: String) -> Endpoint {
+        let backends = service.endpoints.compactMap { podsByIP[$0] }
         if let first = backends.first,
             backends.allSatisfy({ $0.hubbleLabels == first.hubbleLabels && $0.workload == first.workload })
         {
             return Endpoint(
                 namespace: first.namespace, podName: "", labels: first.hubbleLabels,
-                workloads: first.workload.map { [($0.kind, $0.name)] } ?? [], clusterName: inventory.cluster)
+                workloads: first.workload.map { [($0.kind, $0.name)] } ?? [], clusterName: cluster)
         }
-        let labels =
-            (service.selector.map { "k8s:\($0.key)=\($0.value)" }
-            + ["k8s:io.kubernetes.pod.namespace=\(service.namespace)"]).sorted()
         return Endpoint(
-            namespace: service.namespace, podName: "", labels: labels, workloads: [], clusterName: inventory.cluster)
+            namespace: service.namespace, podName: "",
+            labels: PodIdentity.hubbleLabels(service.selector, namespace: service.namespace), workloads: [],
+            clusterName: cluster)
     }
 }

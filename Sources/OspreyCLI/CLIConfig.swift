@@ -70,13 +70,16 @@ enum CLIConfig {
         return try parse(text, path: path)
     }
 
+    /// The config file in use, read once per run (every flag's default asks it).
+    static let current: [String: Value]? = try? file()
+
     /// A key's value: environment, else file, else default (flags are applied by the parser).
     static func value(_ name: String) -> Value? {
         guard let key = keys.first(where: { $0.name == name }) else { return nil }
         if let text = environment[environmentName(name)] {
             return key.kind == .list ? .list(text.split(separator: ",").map(String.init)) : .text(text)
         }
-        if name != "config", let value = (try? file())?[name] { return value }
+        if name != "config", let value = current?[name] { return value }
         if name == "config" { return .text(path) }
         return key.defaultValue
     }
