@@ -1,5 +1,7 @@
 // swift-tools-version: 6.2
 // Osprey: network observability for Kubernetes. One target per stage; executables stay thin.
+// Targets are listed by layer (README, "Layers"): vocabulary → stages → services → applications
+// → executables; a target depends only on targets of its own or a lower layer.
 import PackageDescription
 
 /// Our own targets build in Swift 6 mode with every warning an error (CI fails on warnings).
@@ -31,47 +33,18 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
     ],
     targets: [
-        // The cluster as the Kubernetes API would describe it: nodes, pods, services.
-        .target(name: "ClusterInventory", swiftSettings: strict),
-        // setns(2) needs _GNU_SOURCE, which Swift's Glibc import does not give.
-        .target(name: "CNetns"),
-        // Run code or open sockets inside another network namespace.
-        .target(name: "Netns", dependencies: ["CNetns"], swiftSettings: strict),
-        // --- The eBPF datapath ---
-        // Structs and constants shared by the BPF C and Swift (osprey_abi.h).
-        .target(name: "CDatapathABI"),
-        // libbpf from Debian's libbpf-dev.
-        .systemLibrary(name: "CLibbpf", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
-        // The libbpf calls Swift cannot make itself (LIBBPF_OPTS structs, BTF walks).
-        .target(name: "CBPFGlue", dependencies: ["CLibbpf", "CDatapathABI"]),
-        // Turns a compiled BPF object into a Swift byte array (used by the BPFCompiler plugin).
-        .executableTarget(name: "osprey-bpf-embed"),
-        .plugin(name: "BPFCompiler", capability: .buildTool(), dependencies: ["osprey-bpf-embed"]),
-        // The eBPF programs (bpf/*.c), compiled and embedded at build time.
-        .target(name: "DatapathBPF", exclude: ["bpf"], plugins: ["BPFCompiler"]),
-        // Loads, attaches, detaches the programs and reads their maps.
-        .target(
-            name: "Datapath", dependencies: ["DatapathBPF", "CBPFGlue", "CLibbpf", "CDatapathABI", "Netns"],
-            swiftSettings: strict),
-        // rtnetlink: link dumps, link events, namespace ids.
-        .target(name: "Netlink", swiftSettings: strict),
-        // Node-level metrics (Retina names): collectors and the Prometheus text format.
-        .target(name: "NodeMetrics", dependencies: ["Datapath", "Netns"], swiftSettings: strict),
-        // --- Flows ---
-        // The flow model (Hubble's fields), DNS messages, drop reason mapping, JSON lines.
+        // ===== Layer 1, vocabulary: types every other layer speaks. No Osprey dependencies
+        // beyond this layer, no C compiled (CDatapathABI is a header).
+        // The flow model (Hubble's fields), lost events, drop reasons, IP text.
         // Flow's copy-on-write box is accessed on every field read: no dynamic exclusivity
         // checks there (they cost a tenth of the pipeline; the box is only mutated when unique).
         .target(name: "Flows", swiftSettings: pipeline + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
-        // Raw datapath events → flows; TCP handshake and DNS latency; unanswered queries.
-        .target(name: "FlowDecoder", dependencies: ["Flows", "CDatapathABI"], swiftSettings: pipeline),
-        // IP → pod/service identity from a metadata source (the lab inventory, standalone).
-        .target(name: "Enricher", dependencies: ["Flows", "ClusterInventory"], swiftSettings: pipeline),
-        // The ring of recent flows and lost-event accounting.
-        .target(name: "Observer", dependencies: ["Flows", "CMalloc"], swiftSettings: pipeline),
-        .systemLibrary(name: "CMalloc"),
-        // Pod-level Hubble metrics computed from flows.
-        .target(name: "FlowMetrics", dependencies: ["Flows", "Observer", "NodeMetrics"], swiftSettings: pipeline),
-        // --- The Hubble API ---
+        // The cluster as the Kubernetes API would describe it: nodes, pods, services.
+        .target(name: "ClusterInventory", swiftSettings: strict),
+        // Metric families and the Prometheus text exposition format.
+        .target(name: "PrometheusExposition", swiftSettings: strict),
+        // Structs and constants shared by the BPF C and Swift (osprey_abi.h), as a header module.
+        .systemLibrary(name: "CDatapathABI"),
         // Swift generated from proto/ (`make proto`): Hubble's flow, observer, peer, relay
         // packages and grpc.health.v1, byte-compatible with upstream clients.
         .target(
@@ -81,15 +54,39 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             ]),
+
+        // ===== Layer 2, stages: each does one job on the vocabulary.
+        // --- The flow pipeline (decode → enrich → observe → count) ---
+        // Raw datapath events → flows; DNS messages; TCP handshake and DNS latency.
+        .target(name: "FlowDecoder", dependencies: ["Flows", "CDatapathABI"], swiftSettings: pipeline),
+        // IP → pod/service identity from a metadata source (the lab inventory, standalone).
+        .target(name: "Enricher", dependencies: ["Flows", "ClusterInventory"], swiftSettings: pipeline),
+        // The ring of recent flows, live subscribers, lost-event accounting.
+        .target(name: "Observer", dependencies: ["Flows", "CMalloc"], swiftSettings: pipeline),
+        .systemLibrary(name: "CMalloc"),
+        // Pod-level Hubble metrics computed from flows.
+        .target(
+            name: "FlowMetrics", dependencies: ["Flows", "PrometheusExposition"], swiftSettings: pipeline),
+        // The stages joined: one pipeline for the agent, the bench and the tests.
+        .target(
+            name: "FlowPipeline",
+            dependencies: ["Flows", "FlowDecoder", "Enricher", "Observer", "FlowMetrics", "CDatapathABI"],
+            swiftSettings: pipeline),
+        // --- Hubble on the wire ---
         // Flows on the wire: agent flow → flow.Flow, lost events, field masks, jsonpb lines.
         .target(
             name: "HubbleWire",
-            dependencies: [
-                "Flows", "Observer", "HubbleAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ],
+            dependencies: ["Flows", "HubbleAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strict),
         // Hubble's FlowFilter semantics (allow/deny lists) over flow.Flow.
         .target(name: "FlowFilters", dependencies: ["HubbleAPI", "HubbleWire"], swiftSettings: strict),
+        // `osprey observe` output: compact, dict, table, json/jsonpb, as the hubble CLI prints them.
+        .target(
+            name: "FlowPrinter",
+            dependencies: [
+                "HubbleAPI", "HubbleWire", "Flows", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict),
         // Reaching and serving Hubble APIs: addresses (TCP, unix, tls://), TLS and mutual TLS
         // from PEM files, Go-style durations.
         .target(
@@ -100,40 +97,73 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict),
-        // The agent's gRPC services: observer.Observer, peer.Peer, grpc.health.v1.Health.
+        // --- The node ---
+        // setns(2) needs _GNU_SOURCE, which Swift's Glibc import does not give.
+        .target(name: "CNetns"),
+        // Run code or open sockets inside another network namespace.
+        .target(name: "Netns", dependencies: ["CNetns"], swiftSettings: strict),
+        // rtnetlink (links, namespace ids) and ctnetlink (conntrack lookups).
+        .target(name: "Netlink", swiftSettings: strict),
+        // libbpf from Debian's libbpf-dev.
+        .systemLibrary(name: "CLibbpf", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
+        // The libbpf calls Swift cannot make itself (LIBBPF_OPTS structs, BTF walks).
+        .target(
+            name: "CBPFGlue", dependencies: ["CLibbpf", "CDatapathABI"],
+            cSettings: [.headerSearchPath("../CDatapathABI")]),
+        // Turns a compiled BPF object into a Swift byte array (used by the BPFCompiler plugin).
+        .executableTarget(name: "osprey-bpf-embed"),
+        .plugin(name: "BPFCompiler", capability: .buildTool(), dependencies: ["osprey-bpf-embed"]),
+        // The eBPF programs (bpf/*.c), compiled and embedded at build time.
+        .target(name: "DatapathBPF", exclude: ["bpf"], plugins: ["BPFCompiler"]),
+        // Loads, attaches, detaches the programs and reads their maps.
+        .target(
+            name: "Datapath", dependencies: ["DatapathBPF", "CBPFGlue", "CLibbpf", "CDatapathABI", "Netns"],
+            swiftSettings: strict),
+        // Node-level metrics (Retina names) from the datapath's maps and the kernel's counters.
+        .target(
+            name: "NodeMetrics", dependencies: ["Datapath", "Netns", "PrometheusExposition"], swiftSettings: strict),
+
+        // ===== Layer 3, services: what serves the Hubble API.
+        // Serving gRPC services on listeners: grpc.health.v1, peer.Peer, server reflection.
         .target(
             name: "HubbleServer",
             dependencies: [
-                "Observer", "HubbleAPI", "HubbleWire", "FlowFilters", "Flows", "HubbleTransport",
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                "HubbleAPI", "HubbleTransport", .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict),
-        // `osprey observe` output: compact, dict, table, json/jsonpb, as the hubble CLI prints them.
+        // The agent's observer.Observer: Hubble's GetFlows semantics over its flow ring.
         .target(
-            name: "FlowPrinter",
+            name: "HubbleObserver",
             dependencies: [
-                "HubbleAPI", "HubbleWire", "Flows", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "Observer", "Flows", "HubbleAPI", "HubbleWire", "FlowFilters", "HubbleServer",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict),
-        // osprey-agent's parts: configuration, preflight checks, interface watcher, HTTP server.
+
+        // ===== Layer 4, applications: each executable's parts, as libraries tests can drive.
+        // osprey-agent: settings, runtime (its Services), interface watcher, HTTP endpoint.
         .target(
             name: "Agent",
             dependencies: [
-                "Datapath", "Netlink", "NodeMetrics", "Netns", "Flows", "FlowDecoder", "Enricher", "Observer",
-                "FlowMetrics", "HubbleServer", "HubbleWire", "HubbleTransport", "ClusterInventory",
+                "Datapath", "Netlink", "NodeMetrics", "Netns", "Flows", "FlowPipeline", "Enricher", "Observer",
+                "FlowMetrics", "HubbleServer", "HubbleObserver", "HubbleWire", "HubbleTransport", "ClusterInventory",
+                "PrometheusExposition",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
-        .executableTarget(name: "osprey-agent", dependencies: ["Agent"], swiftSettings: strict),
-        // osprey-relay's parts: peer discovery and health, the merged observer.Observer.
+        // The lab: a Kubernetes-like cluster of network namespaces on one machine.
+        .target(name: "Lab", dependencies: ["ClusterInventory", "HubbleTransport"], swiftSettings: strict),
+        // osprey-relay: peer discovery and health, the merged observer.Observer.
         .target(
             name: "Relay",
             dependencies: [
-                "HubbleAPI", "HubbleServer", "HubbleTransport", "HubbleWire",
+                "HubbleAPI", "HubbleServer", "HubbleTransport", "HubbleWire", "FlowFilters",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -142,18 +172,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
-        .executableTarget(name: "osprey-relay", dependencies: ["Relay"], swiftSettings: strict),
-        // `make bench`: the user-space flow pipeline's throughput on one core.
-        .executableTarget(
-            name: "osprey-bench",
-            dependencies: [
-                "FlowDecoder", "Enricher", "Observer", "FlowMetrics", "Flows", "ClusterInventory", "CDatapathABI",
-            ],
-            swiftSettings: strict),
-
-        // The lab: a Kubernetes-like cluster of network namespaces on one machine.
-        .target(name: "Lab", dependencies: ["ClusterInventory", "HubbleTransport"], swiftSettings: strict),
-        // The `osprey` command line (subcommands as a library so tests can parse them).
+        // The `osprey` command line.
         .target(
             name: "OspreyCLI",
             dependencies: [
@@ -165,9 +184,28 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict),
-        .executableTarget(name: "osprey", dependencies: ["OspreyCLI"], swiftSettings: strict),
 
-        // Helpers shared by test targets: DNS probe, process runner, lab fixtures.
+        // ===== Executables: thin mains.
+        .executableTarget(name: "osprey-agent", dependencies: ["Agent"], swiftSettings: strict),
+        .executableTarget(name: "osprey-relay", dependencies: ["Relay"], swiftSettings: strict),
+        .executableTarget(name: "osprey", dependencies: ["OspreyCLI"], swiftSettings: strict),
+        // `make bench`: the flow pipeline's throughput on one core, and a UDP flood for the datapath.
+        .executableTarget(
+            name: "osprey-bench",
+            dependencies: [
+                "FlowPipeline", "FlowTestKit", "Observer", "ClusterInventory", "Enricher", "FlowMetrics",
+                "CDatapathABI",
+                "Netns",
+            ],
+            swiftSettings: strict),
+
+        // ===== Tests: one test target per source target it covers; kits shared by them.
+        // Builders for stage tests without root or files: raw events, flows, in-memory metadata.
+        // (Also the bench's: the same events it measures are the ones the tests decode.)
+        .target(
+            name: "FlowTestKit", dependencies: ["Flows", "CDatapathABI", "ClusterInventory", "Enricher", "HubbleAPI"],
+            path: "Tests/FlowTestKit", swiftSettings: strict),
+        // Helpers for tests on real labs: DNS probe, process runner, lab fixtures, eventually.
         .target(
             name: "TestSupport", dependencies: ["Lab", "Netns", "ClusterInventory", "Flows"],
             path: "Tests/TestSupport", swiftSettings: strict),
@@ -179,22 +217,47 @@ let package = Package(
             name: "AgentIntegrationTests", dependencies: ["Lab", "ClusterInventory", "TestSupport", "HubbleTransport"],
             swiftSettings: strict),
         .testTarget(name: "NodeMetricsTests", dependencies: ["NodeMetrics"], swiftSettings: strict),
+        .testTarget(name: "PrometheusExpositionTests", dependencies: ["PrometheusExposition"], swiftSettings: strict),
+        .testTarget(
+            name: "DatapathTests", dependencies: ["Datapath", "DatapathBPF", "CDatapathABI"], swiftSettings: strict),
         .testTarget(
             name: "FlowTests",
             dependencies: [
-                "Flows", "FlowDecoder", "Enricher", "Observer", "FlowMetrics", "ClusterInventory", "CDatapathABI",
-                "HubbleWire",
+                "Flows", "FlowDecoder", "Enricher", "Observer", "FlowMetrics", "FlowPipeline", "ClusterInventory",
+                "FlowTestKit", "HubbleWire", "PrometheusExposition", "CDatapathABI",
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "HubbleAPITests",
+            name: "HubbleWireTests",
             dependencies: [
-                "HubbleAPI", "HubbleWire", "HubbleServer", "HubbleTransport", "FlowFilters", "FlowPrinter", "OspreyCLI",
-                "Flows", "Observer", "Relay",
+                "HubbleAPI", "HubbleWire", "FlowFilters", "FlowPrinter", "Flows", "FlowTestKit", "HubbleTransport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "HubbleObserverTests",
+            dependencies: [
+                "HubbleAPI", "HubbleWire", "HubbleServer", "HubbleObserver", "HubbleTransport", "Flows", "Observer",
+                "FlowTestKit",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
             ],
             swiftSettings: strict),
-        .testTarget(name: "OspreyCLITests", dependencies: ["OspreyCLI", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "RelayTests",
+            dependencies: [
+                "Relay", "HubbleAPI", "HubbleWire", "HubbleServer", "HubbleObserver", "HubbleTransport", "Flows",
+                "Observer", "Lab", "FlowTestKit",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "OspreyCLITests",
+            dependencies: [
+                "OspreyCLI", "TestSupport", "FlowTestKit", "FlowPrinter", "HubbleAPI", "HubbleWire", "Flows", "Lab",
+            ],
+            swiftSettings: strict),
     ]
 )

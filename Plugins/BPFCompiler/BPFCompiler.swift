@@ -6,13 +6,13 @@ import PackagePlugin
 ///
 /// Per program: `clang -O2 -g -target bpf` → `llvm-objcopy --strip-debug` (BTF stays, CO-RE needs
 /// it) → `osprey-bpf-embed` writes `<name>.bpf.swift`. Headers: `<target>/bpf/*.h`, the shared ABI
-/// header (`Sources/CDatapathABI/include`), libbpf's, and Debian's multiarch UAPI directory.
+/// header (`Sources/CDatapathABI`), libbpf's, and Debian's multiarch UAPI directory.
 @main
 struct BPFCompiler: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         guard let target = target as? SourceModuleTarget else { return [] }
         let bpfDirectory = target.directoryURL.appending(path: "bpf")
-        let abiDirectory = context.package.directoryURL.appending(path: "Sources/CDatapathABI/include")
+        let abiDirectory = context.package.directoryURL.appending(path: "Sources/CDatapathABI")
         let fm = FileManager.default
         let entries = (try? fm.contentsOfDirectory(atPath: bpfDirectory.path)) ?? []
         let headers = entries.filter { $0.hasSuffix(".h") }.map { bpfDirectory.appending(path: $0) }

@@ -111,23 +111,16 @@ public struct AgentCommand: AsyncParsableCommand {
 
     public init() {}
 
-    public func run() async throws {
-        FlowAllocator.configure()
-        let address: ListenAddress
-        let hubbleAddress: ListenAddress?
-        let hubbleTLS: ServerTLS?
-        let level: Logger.Level
-        let observer: Observer
-        let context: MetricsContext
+    /// Checks every flag before anything is loaded or attached; each problem is one sentence.
+    func settings() throws -> AgentSettings {
         do {
-            address = try ListenAddress(parsing: metricsAddress)
-            hubbleAddress = hubbleListenAddress.isEmpty ? nil : try ListenAddress(parsing: hubbleListenAddress)
-            observer = try Observer(capacity: flowBufferCapacity)
-            hubbleTLS = try ServerTLS(
+            let address = try ListenAddress(parsing: metricsAddress)
+            let hubbleAddress = hubbleListenAddress.isEmpty ? nil : try ListenAddress(parsing: hubbleListenAddress)
+            let hubbleTLS = try ServerTLS(
                 certificateFile: hubbleTlsCertFile, keyFile: hubbleTlsKeyFile,
                 clientCAFiles: hubbleTlsClientCaFiles.flatMap { $0.split(separator: ",").map(String.init) },
                 flagPrefix: "hubble-tls-")
-            context = MetricsContext(
+            let context = MetricsContext(
                 sourceEgress: try MetricsContext.options(metricsSourceContext).get(),
                 destinationIngress: try MetricsContext.options(metricsDestinationContext).get())
             if !inventory.isEmpty, !FileManager.default.isReadableFile(atPath: inventory) {
@@ -136,11 +129,14 @@ public struct AgentCommand: AsyncParsableCommand {
             guard dropReasons == "network" || dropReasons == "all" else {
                 throw ValidationError("--drop-reasons must be `network` or `all`, not `\(dropReasons)`.")
             }
-            guard let parsed = Logger.Level(rawValue: logLevel) else {
+            guard let level = Logger.Level(rawValue: logLevel) else {
                 throw ValidationError(
                     "--log-level must be one of trace, debug, info, notice, warning, error, critical.")
             }
-            level = parsed
+            guard flowReportInterval > 0, flowReportInterval <= 3600 else {
+                throw ValidationError("--flow-report-interval must be between 0 and 3600 seconds.")
+            }
+            _ = try Observer(capacity: flowBufferCapacity)
             try Preflight.run(metricsAddress: address)
             try hubbleAddress?.checkBindable(flag: "--hubble-listen-address")
             if !hubbleSocketPath.isEmpty {
@@ -149,122 +145,27 @@ public struct AgentCommand: AsyncParsableCommand {
                         address: hubbleSocketPath, reason: error.reason, flag: "--hubble-socket-path")
                 }
             }
-        } catch let error as AgentError {
-            Self.fail(error.description)
+            return AgentSettings(
+                nodeName: nodeName, cluster: cluster, metricsAddress: address, hubbleAddress: hubbleAddress,
+                hubbleSocketPath: hubbleSocketPath, hubbleTLS: hubbleTLS, uplinks: uplinks, inventory: inventory,
+                serviceTranslation: serviceTranslation,
+                ignoredDrops: dropReasons == "all" ? [:] : Datapath.notNetworkDrops,
+                flowBufferCapacity: flowBufferCapacity, flowReportInterval: flowReportInterval,
+                perPacketEvents: perPacketEvents, metricsContext: context, logLevel: level)
         } catch let error as Observer.CapacityError {
-            Self.fail(error.description)
+            throw ValidationError(error.description)
         } catch let error as MetricsContext.ContextError {
-            Self.fail(error.description)
+            throw ValidationError(error.description)
         } catch let error as TLSError {
-            Self.fail(error.description)
+            throw ValidationError(error.description)
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "osprey-agent")
-
-        let datapath: Datapath
-        do { datapath = try Datapath() } catch { Self.fail(error.description) }
-        // Whatever happens from here on, the tc filters must not outlive us.
-        defer { datapath.detachAll() }
-
-        let watcher = InterfaceWatcher(datapath: datapath, uplinks: uplinks, logger: logger)
-        do { try watcher.start() } catch {
-            datapath.detachAll()
-            Self.fail("\(error)")
-        }
-        do {
-            try datapath.configure(reportInterval: flowReportInterval, perPacket: perPacketEvents)
-            try datapath.ignoreDrops(dropReasons == "all" ? [:] : Datapath.notNetworkDrops)
-        } catch {
-            datapath.detachAll()
-            Self.fail(error.description)
-        }
-        var translation: ConntrackServiceTranslation?
-        if serviceTranslation {
-            do { translation = try ConntrackServiceTranslation() } catch {
-                logger.warning(
-                    "Service traffic will name the Service address, not its backend: netfilter's connection table cannot be read (\(error)); the agent needs CAP_NET_ADMIN in the node's network namespace."
-                )
-            }
-        }
-        let hubbleMetrics = HubbleMetrics(context: context, observer: observer)
-        let pipeline = FlowPipeline(
-            datapath: datapath, nodeName: nodeName, clusterName: cluster,
-            inventory: inventory.isEmpty ? nil : InventoryMetadata(path: inventory), translation: translation,
-            observer: observer, metrics: hubbleMetrics)
-        pipeline.start()
-        let metrics = MetricsEndpoint(
-            collector: NodeMetricsCollector(datapath: datapath) { watcher.namespaces },
-            health: AgentHealth(datapath: datapath, watcher: watcher, translation: translation), hubble: hubbleMetrics,
-            observer: observer,
-            commonLabels: [("cluster", cluster), ("instance", nodeName)])
-        let app = Application(
-            router: metrics.router(),
-            configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
-            logger: logger)
-        logger.info(
-            "started",
-            metadata: [
-                "node": "\(nodeName)", "cluster": "\(cluster)", "metrics": "http://\(address)/metrics",
-                "uplinks": "\(watcher.uplinks.joined(separator: ","))",
-                "interfaces": "\(datapath.attachedInterfaces.count)",
-            ])
-        // TLS guards the TCP port; the unix socket is for this node's own tools (as Cilium's).
-        var listeners: [HubbleServer.Listener] = []
-        if let hubbleAddress {
-            listeners.append(
-                .init(
-                    address: HubbleAddress(endpoint: .tcp(host: hubbleAddress.host, port: hubbleAddress.port)),
-                    tls: hubbleTLS))
-        }
-        if !hubbleSocketPath.isEmpty {
-            listeners.append(.init(address: HubbleAddress(endpoint: .unix(path: hubbleSocketPath)), tls: nil))
-        }
-        let hubble = HubbleServer(
-            observer: observer, nodeName: nodeName, clusterName: cluster, listeners: listeners,
-            peers: { [inventoryPath = inventory, nodeName, cluster, hubbleAddress, tls = hubbleTLS != nil] in
-                Self.peers(
-                    inventory: inventoryPath, nodeName: nodeName, cluster: cluster, port: hubbleAddress?.port ?? 4244,
-                    tls: tls)
-            })
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [app, watcher, HubbleService(server: hubble)], gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        do {
-            try await group.run()
-        } catch {
-            datapath.detachAll()
-            Self.fail("stopped: \(error)")
-        }
-        logger.info("stopped; every tc filter detached")
     }
 
-    /// The Hubble servers a relay should use: every node of the inventory (lab), else this
-    /// agent alone.
-    static func peers(
-        inventory path: String, nodeName: String, cluster: String, port: Int, tls: Bool
-    ) -> [PeerService.Peer] {
-        func serverName(_ node: String) -> String? { tls ? HubbleTLSNames.agent(node: node, cluster: cluster) : nil }
-        if !path.isEmpty, let data = FileManager.default.contents(atPath: path),
-            let inventory = try? Inventory.decode(data), !inventory.nodes.isEmpty
-        {
-            return inventory.nodes.compactMap { node in
-                node.internalIPs.first.map { ip in
-                    PeerService.Peer(
-                        name: node.name, address: ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)",
-                        tlsServerName: serverName(node.name))
-                }
-            }
-        }
-        return [
-            PeerService.Peer(
-                name: nodeName, address: "\(ProcessInfo.processInfo.hostName):\(port)",
-                tlsServerName: serverName(nodeName))
-        ]
+    public func run() async throws {
+        let settings: AgentSettings
+        do { settings = try self.settings() } catch { Self.fail("\(error)") }
+        // Nothing is attached yet; from here on the agent cleans up after itself before it fails.
+        do { try await AgentRuntime(settings: settings).run() } catch { Self.fail("\(error)") }
     }
 
     /// Prints one sentence and exits non-zero (1).

@@ -1,4 +1,3 @@
-import CDatapathABI
 import Enricher
 import Flows
 import Foundation
@@ -48,24 +47,16 @@ final class ConntrackServiceTranslation: ServiceTranslation {
     /// Remembers translations the datapath read from the packets' own conntrack entries (see
     /// `osp_nat`): the connection may be gone from the table by the time its flows are
     /// enriched — a connection refused with a RST is removed at once.
-    func learn(_ translations: [osp_nat]) {
+    func learn(_ translations: [ObservedTranslation]) {
         guard !translations.isEmpty else { return }
         let until = Date().addingTimeInterval(Self.answerLifetime)
         state.withLock { state in
-            for var nat in translations {
-                let size = nat.original.family == 6 ? 16 : 4
-                let client = withUnsafeBytes(of: &nat.original.saddr) { Array($0.prefix(size)) }
-                let service = withUnsafeBytes(of: &nat.original.daddr) { Array($0.prefix(size)) }
-                let backend = withUnsafeBytes(of: &nat.backend) { Array($0.prefix(size)) }
-                guard let clientText = IPText.text(client), let serviceText = IPText.text(service),
-                    let backendText = IPText.text(backend)
-                else { continue }
+            for observed in translations {
                 let key = Key(
-                    protocolNumber: nat.original.protocol, client: clientText, clientPort: nat.original.sport,
-                    service: serviceText, servicePort: nat.original.dport)
+                    protocolNumber: observed.protocolNumber, client: observed.client, clientPort: observed.clientPort,
+                    service: observed.service, servicePort: observed.servicePort)
                 if state.answers.count >= Self.maxAnswers { state.answers.removeAll() }
-                state.answers[key] = Answer(
-                    backend: ServiceBackend(ip: backendText, port: nat.backend_port), until: until)
+                state.answers[key] = Answer(backend: observed.backend, until: until)
             }
         }
     }

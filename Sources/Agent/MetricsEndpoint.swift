@@ -5,6 +5,7 @@ import HubbleWire
 import Hummingbird
 import NodeMetrics
 import Observer
+import PrometheusExposition
 
 /// The agent's own health as metrics: what it watches and whether its programs work.
 struct AgentHealth: Sendable {

@@ -13,7 +13,13 @@ final class BPFObject: @unchecked Sendable {
 
     /// Opens and loads the object. Maps named in `sharing` use the given file descriptors
     /// instead of new maps, so programs of different objects count into the same maps.
-    init(name: String, bytes: [UInt8], sharing: [String: Int32] = [:]) throws(DatapathError) {
+    /// `constants` gives the initial bytes of read-only data sections (e.g. `.rodata.config`),
+    /// written before load; each must be exactly the section's size.
+    init(
+        name: String, bytes: [UInt8], sharing: [String: Int32] = [:], constants: [String: [UInt8]] = [:]
+    )
+        throws(DatapathError)
+    {
         self.name = name
         image = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
         image.copyBytes(from: bytes)
@@ -31,6 +37,16 @@ final class BPFObject: @unchecked Sendable {
                 throw .missing(what: "map \(mapName) to share", object: name)
             }
         }
+        for (section, value) in constants {
+            guard let map = bpf_object__find_map_by_name(opened, section),
+                value.withUnsafeBytes({ bpf_map__set_initial_value(map, $0.baseAddress, $0.count) }) == 0
+            else {
+                bpf_object__close(opened)
+                object = nil
+                image.deallocate()
+                throw .missing(what: "section \(section) of \(value.count) bytes", object: name)
+            }
+        }
         let status = bpf_object__load(opened)
         guard status == 0 else {
             bpf_object__close(opened)
@@ -41,6 +57,29 @@ final class BPFObject: @unchecked Sendable {
     }
 
     deinit { close() }
+
+    /// The program and map names an object declares, read without loading it (no privileges
+    /// needed); maps the compiler made for data sections (`.rodata…`) are left out.
+    static func declarations(of bytes: [UInt8]) -> (programs: Set<String>, maps: Set<String>)? {
+        bytes.withUnsafeBytes { image -> (programs: Set<String>, maps: Set<String>)? in
+            guard let object = bpf_object__open_mem(image.baseAddress, image.count, nil) else { return nil }
+            defer { bpf_object__close(object) }
+            var programs: Set<String> = []
+            var program = bpf_object__next_program(object, nil)
+            while let current = program {
+                programs.insert(String(cString: bpf_program__name(current)))
+                program = bpf_object__next_program(object, current)
+            }
+            var maps: Set<String> = []
+            var map = bpf_object__next_map(object, nil)
+            while let current = map {
+                let name = String(cString: bpf_map__name(current))
+                if !name.contains(".") { maps.insert(name) }
+                map = bpf_object__next_map(object, current)
+            }
+            return (programs, maps)
+        }
+    }
 
     func close() {
         if let object {

@@ -6,13 +6,13 @@ import Foundation
 import Synchronization
 
 /// What an interface of the node's namespace is to Osprey.
-public enum InterfaceRole: UInt32, Sendable {
+public enum InterfaceRole: UInt32, Sendable, CaseIterable {
     case uplink = 1  // OSP_IF_UPLINK
     case pod = 2  // OSP_IF_POD
 }
 
 /// What a network namespace is to this node.
-public enum NamespaceRole: UInt32, Sendable {
+public enum NamespaceRole: UInt32, Sendable, CaseIterable {
     case node = 1  // OSP_NETNS_NODE
     case pod = 2  // OSP_NETNS_POD
 }
@@ -30,21 +30,54 @@ public enum TrafficDirection: Int, CaseIterable, Sendable {
     }
 }
 
-/// The eBPF datapath of one node: the tc counting programs on the uplink(s) and pod veths and
-/// the `skb:kfree_skb` drop program, with their maps.
+/// The eBPF datapath of one node: the tc programs on the pod veths (`pod.c`) and uplink(s)
+/// (`uplink.c`) and the `skb:kfree_skb` drop program (`drops.c`), sharing one set of maps.
 ///
 /// Thread-safe: attachments are tracked under a lock; map reads and updates are syscalls.
 /// `detachAll()` must run before the process exits (tc filters outlive their process).
 public final class Datapath: Sendable {
-    /// tc programs and the maps every program shares.
-    private let tc: Mutex<BPFObject?>
-    private let drops: Mutex<BPFObject?>
+    /// The loaded objects: `pod` owns the maps, the others share them.
+    private let objects: Mutex<Objects?>
     private let tracepointLink: Mutex<OpaquePointer?>
     private let attached = Mutex<[Int32: String]>([:])
     private let maps: Maps
     public let cpus: Int
     /// Kernel drop reason values → names without `SKB_DROP_REASON_` (from the kernel's BTF).
     public let dropReasons: [UInt32: String]
+
+    struct Objects {
+        var pod: BPFObject
+        var uplink: BPFObject
+        var drops: BPFObject
+
+        func close() {
+            drops.close()
+            uplink.close()
+            pod.close()
+        }
+    }
+
+    /// Every map and program name Swift uses, as the C declares them (`DatapathABITests` fails
+    /// when the two drift apart).
+    enum MapName: String, CaseIterable {
+        case ifaces = "osp_ifaces", netns = "osp_netns", forward = "osp_forward", tcpFlags = "osp_tcp_flags"
+        case drops = "osp_drops", errors = "osp_errors", conntrack = "osp_conntrack", events = "osp_events"
+        case lost = "osp_lost"
+    }
+
+    enum ProgramName: String, CaseIterable {
+        case podIngress = "osp_tc_pod_ingress", podEgress = "osp_tc_pod_egress"
+        case uplinkIngress = "osp_tc_uplink_ingress", uplinkEgress = "osp_tc_uplink_egress"
+        case drops = "osp_kfree_skb"
+    }
+
+    /// The section holding `struct osp_config` in the objects that read it.
+    static let configSection = ".rodata.config"
+
+    /// The compiled objects by name, as the BPFCompiler plugin embedded them.
+    static let images: [(name: String, bytes: [UInt8])] = [
+        ("pod", BPFObjects.pod), ("uplink", BPFObjects.uplink), ("drops", BPFObjects.drops),
+    ]
 
     struct Maps: Sendable {
         let ifaces: BPFMap<UInt32, UInt32>
@@ -53,8 +86,25 @@ public final class Datapath: Sendable {
         let tcpFlags: BPFMap<UInt32, UInt64>
         let drops: BPFMap<osp_drop_key, osp_counter>
         let errors: BPFMap<UInt32, UInt64>
-        let config: BPFMap<UInt32, osp_config>
-        let dropsIgnored: BPFMap<UInt32, UInt8>
+    }
+
+    /// What is fixed when the programs are loaded (`struct osp_config`).
+    public struct Options: Sendable {
+        /// Seconds between reports of an active connection's packet and byte counts.
+        public var reportInterval: Double
+        /// Report every packet (debugging).
+        public var perPacket: Bool
+        /// Kernel drop reasons (names without `SKB_DROP_REASON_`) whose drops are not reported.
+        public var ignoredDrops: [String: DropIgnoreRule]
+
+        public init(
+            reportInterval: Double = 10, perPacket: Bool = false,
+            ignoredDrops: [String: DropIgnoreRule] = Datapath.notNetworkDrops
+        ) {
+            self.reportInterval = reportInterval
+            self.perPacket = perPacket
+            self.ignoredDrops = ignoredDrops
+        }
     }
 
     /// Which drops of a reason are no drops of the network path.
@@ -78,53 +128,43 @@ public final class Datapath: Sendable {
     /// The reader of flow and drop events.
     public let events: EventReader
 
-    /// Loads both objects and attaches the drop tracepoint. tc programs are attached per
-    /// interface with `attach(interface:index:)`.
-    public init() throws(DatapathError) {
+    /// Loads the objects with `options` and attaches the drop tracepoint. tc programs are
+    /// attached per interface with `attach(interface:index:role:)`.
+    public init(options: Options = Options()) throws(DatapathError) {
         osp_libbpf_set_verbosity(ProcessInfo.processInfo.environment["OSPREY_LIBBPF_LOG"] == "debug" ? 2 : 1)
-        let tcObject = try BPFObject(name: "tc_count", bytes: BPFObjects.tcCount)
-        let shared = [
-            "osp_ifaces", "osp_netns", "osp_drops", "osp_drops_ignored", "osp_errors", "osp_events", "osp_lost",
-        ]
-        var fds: [String: Int32] = [:]
-        for name in shared { fds[name] = try tcObject.mapFD(name) }
-        let dropObject = try BPFObject(name: "kfree_skb", bytes: BPFObjects.kfreeSkb, sharing: fds)
-        maps = Maps(
-            ifaces: BPFMap(name: "osp_ifaces", fd: try tcObject.mapFD("osp_ifaces")),
-            netns: BPFMap(name: "osp_netns", fd: try tcObject.mapFD("osp_netns")),
-            forward: BPFMap(name: "osp_forward", fd: try tcObject.mapFD("osp_forward")),
-            tcpFlags: BPFMap(name: "osp_tcp_flags", fd: try tcObject.mapFD("osp_tcp_flags")),
-            drops: BPFMap(name: "osp_drops", fd: try tcObject.mapFD("osp_drops")),
-            errors: BPFMap(name: "osp_errors", fd: try tcObject.mapFD("osp_errors")),
-            config: BPFMap(name: "osp_config_map", fd: try tcObject.mapFD("osp_config_map")),
-            dropsIgnored: BPFMap(name: "osp_drops_ignored", fd: try tcObject.mapFD("osp_drops_ignored")))
-        cpus = Int(osp_possible_cpus())
-        events = EventReader(
-            ringFD: try tcObject.mapFD("osp_events"),
-            lostMap: BPFMap(name: "osp_lost", fd: try tcObject.mapFD("osp_lost")), cpus: cpus)
         dropReasons = try Self.loadDropReasons()
-        let link = try dropObject.attachTracepoint("osp_kfree_skb")
-        tc = Mutex(tcObject)
-        drops = Mutex(dropObject)
+        let constants = [Self.configSection: Self.config(options, dropReasons: dropReasons)]
+        let pod = try BPFObject(name: "pod", bytes: BPFObjects.pod, constants: constants)
+        var fds: [String: Int32] = [:]
+        for map in MapName.allCases { fds[map.rawValue] = try pod.mapFD(map.rawValue) }
+        let uplink = try BPFObject(name: "uplink", bytes: BPFObjects.uplink, sharing: fds)
+        let drops = try BPFObject(name: "drops", bytes: BPFObjects.drops, sharing: fds, constants: constants)
+        func map<Key, Value>(_ name: MapName) -> BPFMap<Key, Value> {
+            BPFMap(name: name.rawValue, fd: fds[name.rawValue]!)
+        }
+        maps = Maps(
+            ifaces: map(.ifaces), netns: map(.netns), forward: map(.forward), tcpFlags: map(.tcpFlags),
+            drops: map(.drops), errors: map(.errors))
+        cpus = Int(osp_possible_cpus())
+        events = EventReader(ringFD: fds[MapName.events.rawValue]!, lostMap: map(.lost), cpus: cpus)
+        let link = try drops.attachTracepoint(ProgramName.drops.rawValue)
+        objects = Mutex(Objects(pod: pod, uplink: uplink, drops: drops))
         tracepointLink = Mutex(link)
     }
 
-    /// Sets how often active connections are reported, and whether every packet is.
-    public func configure(reportInterval: Double, perPacket: Bool) throws(DatapathError) {
-        try maps.config.update(
-            0, osp_config(report_interval_ns: UInt64(reportInterval * 1e9), per_packet: perPacket ? 1 : 0, pad: 0))
-    }
-
-    /// Makes the drop program skip drops of the kernel drop reasons named in `rules` (without
-    /// the `SKB_DROP_REASON_` prefix; names this kernel does not have are ignored) — all of
-    /// them, or those to multicast groups — and report everything else.
-    public func ignoreDrops(_ rules: [String: DropIgnoreRule]) throws(DatapathError) {
-        for key in maps.dropsIgnored.keys() { maps.dropsIgnored.delete(key) }
-        for (value, name) in dropReasons {
-            guard let rule = rules[name] else { continue }
-            let bits = rule == .always ? OSP_DROP_IGNORE_ALWAYS : OSP_DROP_IGNORE_MULTICAST
-            try maps.dropsIgnored.update(value, UInt8(bits.rawValue))
+    /// `struct osp_config` for `options`, as the bytes of its section.
+    static func config(_ options: Options, dropReasons: [UInt32: String]) -> [UInt8] {
+        var config = osp_config()
+        config.report_interval_ns = UInt64(max(0.001, options.reportInterval) * 1e9)
+        config.per_packet = options.perPacket ? 1 : 0
+        withUnsafeMutableBytes(of: &config.drops_ignored) { slots in
+            for (value, name) in dropReasons where Int(value) < slots.count {
+                guard let rule = options.ignoredDrops[name] else { continue }
+                slots[Int(value)] = UInt8(
+                    (rule == .always ? OSP_DROP_IGNORE_ALWAYS : OSP_DROP_IGNORE_MULTICAST).rawValue)
+            }
         }
+        return withUnsafeBytes(of: &config) { Array($0) }
     }
 
     // MARK: - Interfaces and namespaces
@@ -135,10 +175,17 @@ public final class Datapath: Sendable {
     @discardableResult
     public func attach(interface name: String, index: Int32, role: InterfaceRole) throws(DatapathError) -> Bool {
         try maps.ifaces.update(UInt32(index), role.rawValue)
-        let (ingress, egress) = try tc.withLock { object throws(DatapathError) -> (Int32, Int32) in
-            guard let object else { throw .missing(what: "tc programs", object: "tc_count (closed)") }
-            let prefix = role == .uplink ? "osp_tc_uplink" : "osp_tc_pod"
-            return (try object.programFD("\(prefix)_ingress"), try object.programFD("\(prefix)_egress"))
+        let (ingress, egress) = try objects.withLock { objects throws(DatapathError) -> (Int32, Int32) in
+            guard let objects else { throw .missing(what: "tc programs", object: "\(role) (closed)") }
+            return role == .uplink
+                ? (
+                    try objects.uplink.programFD(ProgramName.uplinkIngress.rawValue),
+                    try objects.uplink.programFD(ProgramName.uplinkEgress.rawValue)
+                )
+                : (
+                    try objects.pod.programFD(ProgramName.podIngress.rawValue),
+                    try objects.pod.programFD(ProgramName.podEgress.rawValue)
+                )
         }
         var replaced = false
         for (hook, fd) in [(1, ingress), (0, egress)] {
@@ -185,11 +232,9 @@ public final class Datapath: Sendable {
             if let link { bpf_link__destroy(link) }
             link = nil
         }
-        drops.withLock {
-            $0?.close(); $0 = nil
-        }
-        tc.withLock {
-            $0?.close(); $0 = nil
+        objects.withLock {
+            $0?.close()
+            $0 = nil
         }
     }
 

@@ -61,9 +61,9 @@ public enum ProgramError: Int, CaseIterable, Sendable {
     /// The program the error belongs to, and a label for it.
     public var labels: (program: String, error: String) {
         switch self {
-        case .tcHeader: ("tc_count", "header_read")
-        case .dropMapFull: ("kfree_skb", "drop_map_full")
-        case .conntrackFull: ("tc_count", "conntrack_full")
+        case .tcHeader: ("pod", "header_read")
+        case .dropMapFull: ("drops", "drop_map_full")
+        case .conntrackFull: ("pod", "conntrack_full")
         }
     }
 }

@@ -1,7 +1,6 @@
 import Flows
 import Foundation
-import NodeMetrics
-import Observer
+import PrometheusExposition
 import Synchronization
 
 /// What a `source`/`destination` label holds (Hubble's metric context options).
@@ -79,7 +78,7 @@ public final class HubbleMetrics: Sendable {
     let context: MetricsContext
     let expiry: Double
     /// Where lost events are counted, by source.
-    let observer: Observer?
+    let lostEvents: (any LostEventLedger)?
     private let state = Mutex(State())
 
     struct State {
@@ -159,10 +158,12 @@ public final class HubbleMetrics: Sendable {
         }
     }
 
-    public init(context: MetricsContext = MetricsContext(), expiry: Double = 60, observer: Observer? = nil) {
+    public init(
+        context: MetricsContext = MetricsContext(), expiry: Double = 60, lostEvents: (any LostEventLedger)? = nil
+    ) {
         self.context = context
         self.expiry = expiry
-        self.observer = observer
+        self.lostEvents = lostEvents
     }
 
     public func process(_ flows: [Flow]) {
@@ -271,7 +272,7 @@ public final class HubbleMetrics: Sendable {
     }
 
     public func families(now: Date = Date()) -> [MetricFamily] {
-        let lost = observer?.lost ?? [:]
+        let lost = lostEvents?.lost ?? [:]
         return state.withLock { state in
             let due = Set(state.expiring.filter { now.timeIntervalSince($0.at) >= expiry }.map(\.pod))
             if !due.isEmpty {

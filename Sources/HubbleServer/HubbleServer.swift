@@ -3,7 +3,6 @@ import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import HubbleAPI
 import HubbleTransport
-import Observer
 
 /// gRPC services served on one or more addresses (TCP and unix sockets), each plaintext or
 /// TLS: the agent's Hubble API (`:4244` and `/var/run/osprey/hubble.sock`, like Cilium's agent)
@@ -29,19 +28,6 @@ public struct HubbleServer: Sendable {
         let names = Set(router.methods.map(\.service.fullyQualifiedService))
         self.services = services + [ReflectionService(services: Array(names))]
         self.listeners = listeners
-    }
-
-    /// The agent's services: observer.Observer, grpc.health.v1, peer.Peer.
-    public init(
-        observer: Observer, nodeName: String, clusterName: String, listeners: [Listener],
-        peers: @escaping @Sendable () -> [PeerService.Peer]
-    ) {
-        self.init(
-            services: [
-                ObserverService(observer: observer, nodeName: nodeName, clusterName: clusterName), HealthService(),
-                PeerService(peers: peers),
-            ],
-            listeners: listeners)
     }
 
     /// Serves until cancelled; being cancelled is a normal stop, not an error.

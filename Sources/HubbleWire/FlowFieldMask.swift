@@ -27,8 +27,8 @@ public struct FlowFieldMask: Sendable {
         guard !paths.isEmpty else { return nil }
         var root = Node(children: [:])
         for path in paths {
-            let names = path.split(separator: ".").map(String.init)
-            guard !names.isEmpty else { throw .unknownPath(path) }
+            let names = path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            guard !names.contains(where: \.isEmpty) else { throw .unknownPath(path) }
             var numbers: [Int] = []
             var schema: Schema? = FlowSchema.flow
             for name in names {

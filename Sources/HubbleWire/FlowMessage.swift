@@ -1,7 +1,6 @@
 import Flows
 import Foundation
 import HubbleAPI
-import Observer
 import SwiftProtobuf
 
 /// The agent's flows as Hubble's protobuf messages: built only where a flow leaves the
@@ -178,9 +177,4 @@ public enum FlowMessage {
     public static func date(_ timestamp: Google_Protobuf_Timestamp) -> Date {
         Date(timeIntervalSince1970: TimeInterval(timestamp.seconds) + TimeInterval(timestamp.nanos) / 1e9)
     }
-}
-
-/// Osprey's version, reported in flows' emitter, ServerStatus and GetNodes.
-public enum OspreyVersion {
-    public static let current = "0.2.0"
 }

@@ -1,6 +1,7 @@
 import Datapath
 import Foundation
 import Netns
+import PrometheusExposition
 
 /// A network namespace of the node whose sockets and counters are reported.
 public struct NamespaceRef: Sendable, Hashable {

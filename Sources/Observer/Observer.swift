@@ -2,24 +2,11 @@ import Flows
 import Foundation
 import Synchronization
 
-/// Where events were lost (flow.LostEventSource; lower-case names are the metric label values).
-public enum LostEventSource: Int, Sendable, CaseIterable {
-    case perfEventRingBuffer = 1, observerEventsQueue = 2, hubbleRingBuffer = 3
-
-    public var label: String {
-        switch self {
-        case .perfEventRingBuffer: "perf_event_ring_buffer"
-        case .observerEventsQueue: "observer_events_queue"
-        case .hubbleRingBuffer: "hubble_ring_buffer"
-        }
-    }
-}
-
 /// The agent's memory of flows: a ring of the last N (N = 2^k − 1, as Hubble's
 /// `hubble-event-buffer-capacity`), how many were ever seen, and what was lost where.
 ///
 /// Thread-safe; appends take a batch under one lock.
-public final class Observer: Sendable {
+public final class Observer: LostEventLedger {
     public static let defaultCapacity = 4095
     public let capacity: Int
     private let state: Mutex<State>

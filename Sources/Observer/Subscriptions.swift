@@ -2,21 +2,6 @@ import Flows
 import Foundation
 import Synchronization
 
-/// Events lost by one consumer or stage: how many, from where, and when (flow.LostEvent).
-public struct LostEvents: Sendable, Equatable {
-    public var source: LostEventSource
-    public var count: UInt64
-    public var first: Date
-    public var last: Date
-
-    public init(source: LostEventSource, count: UInt64, first: Date, last: Date) {
-        self.source = source
-        self.count = count
-        self.first = first
-        self.last = last
-    }
-}
-
 /// What a live subscriber receives: flows, and a record of what it missed when it fell behind.
 public enum ObserverEvent: Sendable {
     case flow(Flow)

@@ -1,3 +1,4 @@
+import FlowFilters
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
@@ -55,7 +56,10 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
     public func getFlows(
         request: Observer_GetFlowsRequest, response: RPCWriter<Observer_GetFlowsResponse>, context: ServerContext
     ) async throws {
-        try ObserverService.validate(request)
+        // Refused once here rather than by every agent.
+        do { _ = try FlowRequest(request) } catch {
+            throw RPCError(code: .invalidArgument, message: error.description)
+        }
         let started = Date()
         let peers = pool.peers
         let connected = peers.filter(\.isConnected)

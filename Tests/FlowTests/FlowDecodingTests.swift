@@ -1,4 +1,5 @@
 import CDatapathABI
+import FlowTestKit
 import Foundation
 import Testing
 
@@ -55,36 +56,6 @@ struct FlowDecodingTests {
         #expect(cut.addresses == ["10.96.0.11"])
     }
 
-    static func event(
-        _ source: [UInt8], _ sport: UInt16, _ destination: [UInt8], _ dport: UInt16, protocol proto: UInt8,
-        flags: UInt8 = 0, reply: UInt8 = 0, observation: osp_observation = OSP_OBS_FROM_ENDPOINT, at ns: UInt64,
-        payload: [UInt8] = [], drop: UInt32? = nil
-    ) -> osp_event {
-        var event = osp_event()
-        withUnsafeMutableBytes(of: &event.tuple.saddr) { $0.copyBytes(from: source) }
-        withUnsafeMutableBytes(of: &event.tuple.daddr) { $0.copyBytes(from: destination) }
-        event.tuple.sport = sport
-        event.tuple.dport = dport
-        event.tuple.family = 4
-        event.tuple.protocol = proto
-        event.timestamp_ns = ns
-        event.packets = 1
-        event.bytes = 74
-        event.ifindex = 7
-        event.kind = UInt8(drop == nil ? OSP_EVENT_TRACE.rawValue : OSP_EVENT_DROP.rawValue)
-        event.observation = UInt8(drop == nil ? observation.rawValue : OSP_OBS_DROP.rawValue)
-        event.tcp_flags = flags
-        event.is_reply = drop == nil ? reply : 2
-        event.drop_reason = drop ?? 0
-        event.payload_len = UInt16(payload.count)
-        withUnsafeMutableBytes(of: &event.payload) { $0.copyBytes(from: payload) }
-        if drop == nil {
-            withUnsafeMutableBytes(of: &event.smac) { $0.copyBytes(from: [0x02, 0, 0, 0, 0, 0x0a] as [UInt8]) }
-            withUnsafeMutableBytes(of: &event.dmac) { $0.copyBytes(from: [0xee, 0xff, 0, 0, 0x1b, 0xc2] as [UInt8]) }
-        }
-        return event
-    }
-
     static let client: [UInt8] = [10, 244, 1, 4]
     static let server: [UInt8] = [10, 244, 2, 3]
 
@@ -92,7 +63,7 @@ struct FlowDecodingTests {
     func tcpHandshake() {
         var decoder = FlowDecoder(nodeName: "osp-node-1", kernelDropReasons: [:])
         let syn = decoder.decode(
-            Self.event(Self.client, 40000, Self.server, 80, protocol: 6, flags: 0x02, at: 1_000_000),
+            RawEvent.packet(Self.client, 40000, Self.server, 80, protocol: 6, flags: RawEvent.syn, at: 1_000_000),
             interfaceName: "ospabc")
         #expect(syn.verdict == .forwarded && syn.isReply == false)
         #expect(syn.sourceIP == "10.244.1.4" && syn.destinationIP == "10.244.2.3")
@@ -103,8 +74,8 @@ struct FlowDecodingTests {
         #expect(syn.ethernet?.source.description == "02:00:00:00:00:0a")
         #expect(syn.ethernet?.destination.description == "ee:ff:00:00:1b:c2")
         let synAck = decoder.decode(
-            Self.event(
-                Self.server, 80, Self.client, 40000, protocol: 6, flags: 0x12, reply: 1,
+            RawEvent.packet(
+                Self.server, 80, Self.client, 40000, protocol: 6, flags: RawEvent.syn | RawEvent.ack, reply: 1,
                 observation: OSP_OBS_TO_ENDPOINT, at: 1_250_000),
             interfaceName: "ospabc")
         #expect(synAck.isReply == true)
@@ -112,7 +83,9 @@ struct FlowDecodingTests {
         #expect(synAck.latencyNanoseconds == 250_000)
         #expect(synAck.trafficDirection == .ingress && synAck.eventSubType == 0)
         let rst = decoder.decode(
-            Self.event(Self.server, 8080, Self.client, 40001, protocol: 6, flags: 0x14, reply: 1, at: 2_000_000),
+            RawEvent.packet(
+                Self.server, 8080, Self.client, 40001, protocol: 6, flags: RawEvent.rst | RawEvent.ack, reply: 1,
+                at: 2_000_000),
             interfaceName: nil)
         #expect(rst.summary == "TCP Flags: ACK, RST")
     }
@@ -121,7 +94,7 @@ struct FlowDecodingTests {
     func drops() {
         var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [11: "NETFILTER_DROP", 2: "NO_SOCKET"])
         let drop = decoder.decode(
-            Self.event(Self.client, 40000, Self.server, 80, protocol: 6, flags: 0x02, at: 5, drop: 11),
+            RawEvent.packet(Self.client, 40000, Self.server, 80, protocol: 6, flags: RawEvent.syn, at: 5, drop: 11),
             interfaceName: nil)
         #expect(drop.verdict == .dropped)
         #expect(drop.kernelDropReason == "NETFILTER_DROP")
@@ -130,7 +103,7 @@ struct FlowDecodingTests {
         #expect(drop.ethernet == nil)
         #expect(drop.eventType == 1 && drop.eventSubType == 133)
         let noSocket = decoder.decode(
-            Self.event(Self.client, 5000, Self.server, 9, protocol: 17, at: 6, drop: 2), interfaceName: nil)
+            RawEvent.packet(Self.client, 5000, Self.server, 9, protocol: 17, at: 6, drop: 2), interfaceName: nil)
         #expect(DropReasons.name(noSocket.dropReason) == "SOCKET_LOOKUP_FAILED")
         #expect(noSocket.kernelDropReason == "NO_SOCKET")
     }
@@ -141,7 +114,7 @@ struct FlowDecodingTests {
         let dnsServer: [UInt8] = [10, 96, 0, 10]
         let query = Self.dns(id: 42, response: false, name: "frontend.shop.svc.cluster.local", qtype: 1)
         let request = decoder.decode(
-            Self.event(Self.client, 53000, dnsServer, 53, protocol: 17, at: 10_000_000, payload: query),
+            RawEvent.packet(Self.client, 53000, dnsServer, 53, protocol: 17, at: 10_000_000, payload: query),
             interfaceName: nil)
         #expect(request.isL7 && request.dns?.isResponse == false)
         #expect(request.summary == "DNS Query frontend.shop.svc.cluster.local. A")
@@ -150,7 +123,7 @@ struct FlowDecodingTests {
             id: 42, response: true, name: "frontend.shop.svc.cluster.local", qtype: 1,
             answers: [(1, [10, 96, 0, 11], 5)])
         let response = decoder.decode(
-            Self.event(
+            RawEvent.packet(
                 dnsServer, 53, Self.client, 53000, protocol: 17, reply: 1, observation: OSP_OBS_TO_ENDPOINT,
                 at: 10_400_000, payload: answer),
             interfaceName: nil)
@@ -160,7 +133,7 @@ struct FlowDecodingTests {
 
         let lonely = Self.dns(id: 43, response: false, name: "ledger.billing.svc.cluster.local", qtype: 1)
         _ = decoder.decode(
-            Self.event(Self.client, 53001, [192, 0, 2, 53], 53, protocol: 17, at: 20_000_000, payload: lonely),
+            RawEvent.packet(Self.client, 53001, [192, 0, 2, 53], 53, protocol: 17, at: 20_000_000, payload: lonely),
             interfaceName: nil)
         #expect(decoder.unansweredQueries(nowNs: 20_500_000).isEmpty, "not yet: the timeout is 1 s")
         let unanswered = decoder.unansweredQueries(nowNs: 1_020_000_001)
@@ -180,13 +153,14 @@ struct FlowDecodingTests {
                 id: 1, response: true, rcode: rcode, name: name, qtype: 1,
                 answers: rcode == 0 ? [(UInt16(1), vip, ttl)] : [])
             _ = decoder.decode(
-                Self.event(
+                RawEvent.packet(
                     dnsServer, 53, client, 53000, protocol: 17, reply: 1, observation: OSP_OBS_TO_ENDPOINT, at: ns,
                     payload: bytes),
                 interfaceName: nil)
         }
         func syn(from client: [UInt8], at ns: UInt64) -> Flow {
-            decoder.decode(Self.event(client, 41000, vip, 80, protocol: 6, flags: 0x02, at: ns), interfaceName: nil)
+            decoder.decode(
+                RawEvent.packet(client, 41000, vip, 80, protocol: 6, flags: RawEvent.syn, at: ns), interfaceName: nil)
         }
         #expect(syn(from: Self.client, at: 1_000_000_000).destinationNames.isEmpty, "nothing resolved yet")
         answer("ledger.billing.svc.cluster.local", ttl: 5, to: Self.client, at: 2_000_000_000)
@@ -196,7 +170,9 @@ struct FlowDecodingTests {
         #expect(out.destinationNames == ["ledger.billing.svc.cluster.local", "billing-api.example.com"])
         #expect(out.sourceNames.isEmpty)
         let back = decoder.decode(
-            Self.event(vip, 80, Self.client, 41000, protocol: 6, flags: 0x12, reply: 1, at: 3_100_000_000),
+            RawEvent.packet(
+                vip, 80, Self.client, 41000, protocol: 6, flags: RawEvent.syn | RawEvent.ack, reply: 1,
+                at: 3_100_000_000),
             interfaceName: nil)
         #expect(back.sourceNames == out.destinationNames && back.destinationNames.isEmpty)
         #expect(syn(from: other, at: 3_000_000_000).destinationNames.isEmpty, "another client did not ask")
@@ -207,6 +183,15 @@ struct FlowDecodingTests {
         #expect(syn(from: Self.client, at: 62_100_000_000).destinationNames == ["billing-api.example.com"])
         _ = decoder.unansweredQueries(nowNs: 303_000_000_000)
         #expect(syn(from: Self.client, at: 303_000_000_000).destinationNames.isEmpty)
+    }
+
+    @Test("TCP flag bits mean what the datapath's (osprey_abi.h) mean")
+    func tcpFlagBits() {
+        let bits: [(TCPFlags, osp_tcp_flag_bit)] = [
+            (.fin, OSP_TCPF_FIN), (.syn, OSP_TCPF_SYN), (.rst, OSP_TCPF_RST), (.psh, OSP_TCPF_PSH),
+            (.ack, OSP_TCPF_ACK), (.urg, OSP_TCPF_URG), (.ece, OSP_TCPF_ECE), (.cwr, OSP_TCPF_CWR),
+        ]
+        for (swift, c) in bits { #expect(UInt32(swift.rawValue) == c.rawValue, "\(swift)") }
     }
 
     @Test("IPv6 text follows RFC 5952")

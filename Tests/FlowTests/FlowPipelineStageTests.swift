@@ -27,17 +27,15 @@ struct FlowPipelineStageTests {
 
     @Test("pods, workloads, labels and service VIPs from the inventory; a reused IP goes to the pod that had it then")
     func enrichment() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-inventory-\(UUID()).json").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let start = Date(timeIntervalSince1970: 1_800_000_000)
         let old = Self.pod("cart-1", ip: "10.244.1.9", app: "cart", created: start)
         let client = Self.pod("loadgen-1", ip: "10.244.1.4", app: "loadgen", created: start)
         let service = Service(
             namespace: "shop", name: "frontend", clusterIP: "10.96.0.11",
             ports: [ServicePort(name: "http", protocol: "TCP", port: 80, targetPort: 80)], selector: [:], endpoints: [])
-        try Inventory(cluster: "osp", topology: "bridge", nodes: [], pods: [old, client], services: [service]).write(
-            to: path)
-        let metadata = InventoryMetadata(path: path)
+        let metadata = InventoryMetadata(
+            inventory: Inventory(
+                cluster: "osp", topology: "bridge", nodes: [], pods: [old, client], services: [service]))
         let enricher = Enricher(metadata: metadata, nodeName: "osp-node-1", clusterName: "osp")
 
         var toService = Self.flow(from: "10.244.1.4", to: "10.96.0.11", at: start.addingTimeInterval(10))
@@ -55,9 +53,8 @@ struct FlowPipelineStageTests {
 
         // cart-1 goes away; a new pod gets its address a minute later.
         let new = Self.pod("payments-1", ip: "10.244.1.9", app: "payments", created: start.addingTimeInterval(60))
-        try Inventory(cluster: "osp", topology: "bridge", nodes: [], pods: [client, new], services: [service]).write(
-            to: path)
-        metadata.reloadIfChanged(force: true)
+        metadata.replace(
+            with: Inventory(cluster: "osp", topology: "bridge", nodes: [], pods: [client, new], services: [service]))
         // …and forgotten when the inventory changes: each flow of a batch gets its time's holder.
         var batch = [
             Self.flow(from: "10.244.1.4", to: "10.244.1.9", at: start.addingTimeInterval(30)),
@@ -67,16 +64,37 @@ struct FlowPipelineStageTests {
         #expect(batch[0].destination.podName == "cart-1")
         #expect(batch[1].destination.podName == "payments-1")
         #expect(batch.allSatisfy { $0.source.podName == "loadgen-1" })
-        #expect(metadata.takeDeletedPods().map(\.pod.name) == ["cart-1"])
+        #expect(metadata.refresh() == ["shop/cart-1"])
+        #expect(metadata.refresh().isEmpty, "a deleted pod is reported once")
+    }
+
+    @Test("the standalone inventory file is re-read when it changes; pods that left it are reported once")
+    func inventoryFile() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-inventory-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let cart = Self.pod("cart-1", ip: "10.244.1.9", app: "cart", created: start)
+        try Inventory(cluster: "osp", topology: "bridge", nodes: [], pods: [cart], services: []).write(to: path)
+        let metadata = InventoryMetadata(path: path)
+        #expect(metadata.pod(ip: "10.244.1.9", at: start)?.name == "cart-1")
+        try Inventory(cluster: "osp", topology: "bridge", nodes: [], pods: [], services: []).write(to: path)
+        // The file's modification time may not have moved within the same second: force it.
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(5)], ofItemAtPath: path)
+        var gone: [String] = []
+        let deadline = Date().addingTimeInterval(5)
+        while gone.isEmpty, Date() < deadline {
+            gone = metadata.refresh()
+            if gone.isEmpty { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        #expect(gone == ["shop/cart-1"])
     }
 
     @Test("an inventory that names no cluster: endpoints carry the agent's cluster name, every time")
     func clusterNameFromAgent() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-inventory-\(UUID()).json").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let client = Self.pod("loadgen-1", ip: "10.244.1.4", app: "loadgen", created: Date())
-        try Inventory(cluster: "", topology: "bridge", nodes: [], pods: [client], services: []).write(to: path)
-        let enricher = Enricher(metadata: InventoryMetadata(path: path), nodeName: "osp-node-1", clusterName: "prod")
+        let metadata = InventoryMetadata(
+            inventory: Inventory(cluster: "", topology: "bridge", nodes: [], pods: [client], services: []))
+        let enricher = Enricher(metadata: metadata, nodeName: "osp-node-1", clusterName: "prod")
         // The second batch is answered from the source's cache: the name must not depend on it.
         for _ in 0..<2 {
             var batch = [Self.flow(from: "10.244.1.4", to: "10.0.0.1"), Self.flow(from: "10.0.0.1", to: "10.244.1.4")]
@@ -212,7 +230,7 @@ struct FlowPipelineStageTests {
         #expect(first.compactMap(\.flow).count == 4, "the stalled one got what fit in its buffer")
         observer.append([Self.flow(from: "10.0.0.1", to: "10.0.0.2", at: Date(timeIntervalSince1970: 500))])
         #expect(await stalledIterator.next()?.flow?.time == Date(timeIntervalSince1970: 500))
-        let metrics = HubbleMetrics(observer: observer)
+        let metrics = HubbleMetrics(lostEvents: observer)
         let lostSeries = metrics.families().first { $0.name == "hubble_lost_events_total" }?.samples
         #expect(lostSeries?.first { $0.labels.contains { $0 == ("source", "hubble_ring_buffer") } }?.value == 96)
     }

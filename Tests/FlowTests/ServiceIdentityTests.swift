@@ -1,5 +1,10 @@
+import CDatapathABI
 import ClusterInventory
+import FlowMetrics
+import FlowPipeline
+import FlowTestKit
 import Foundation
+import Observer
 import Synchronization
 import Testing
 
@@ -39,8 +44,10 @@ struct ServiceIdentityTests {
     /// A two-node cluster: frontend ×2 behind 10.96.0.11 / fd00:10:96::b, coredns behind kube-dns,
     /// the API server behind default/kubernetes on node 2's address.
     static func enricher(_ translation: (any ServiceTranslation)?, node: String = "osp-node-1") throws -> Enricher {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-inventory-\(UUID()).json").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        Enricher(metadata: metadata(), nodeName: node, clusterName: "osp", translation: translation)
+    }
+
+    static func metadata() -> InventoryMetadata {
         let pods = [
             pod("loadgen-1", ["10.244.1.4", "fd00:10:244:1::4"], app: "loadgen", node: "osp-node-1"),
             pod("frontend-a", ["10.244.1.5", "fd00:10:244:1::5"], app: "frontend", node: "osp-node-1"),
@@ -71,9 +78,7 @@ struct ServiceIdentityTests {
                 name: "osp-node-2", internalIPs: ["10.240.0.12"], podCIDRs: ["10.244.2.0/24", "fd00:10:244:2::/64"],
                 uplink: "eth0", netns: nil),
         ]
-        try Inventory(cluster: "osp", topology: "bridge", nodes: nodes, pods: pods, services: services).write(to: path)
-        return Enricher(
-            metadata: InventoryMetadata(path: path), nodeName: node, clusterName: "osp", translation: translation)
+        return TestCluster.metadata(nodes: nodes, pods: pods, services: services)
     }
 
     static func flow(
@@ -123,6 +128,52 @@ struct ServiceIdentityTests {
         #expect(reply.sourceService == ServiceRef(namespace: "shop", name: "frontend"))
         #expect(reply.serviceAddress == serviceAddress)
         #expect(reply.destination.podName == "loadgen-1")
+    }
+
+    /// Answers only from what the packets carried (an empty connection table).
+    final class LearningTranslation: ServiceTranslation {
+        let learned = Mutex<[ObservedTranslation]>([])
+
+        func learn(_ translations: [ObservedTranslation]) { learned.withLock { $0 += translations } }
+
+        func backend(
+            client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8
+        )
+            -> ServiceBackend?
+        {
+            learned.withLock { learned in
+                learned.last {
+                    $0.client == client && $0.clientPort == clientPort && $0.service == service
+                        && $0.servicePort == servicePort && $0.protocolNumber == protocolNumber
+                }?.backend
+            }
+        }
+    }
+
+    @Test("a refused connection: the pipeline learns the NAT its RST carried before enriching the batch")
+    func refusedConnection() throws {
+        let translation = LearningTranslation()
+        let observer = try Observer(capacity: 15)
+        let pipeline = FlowPipeline(
+            nodeName: "osp-node-1", clusterName: "osp", metadata: Self.metadata(), translation: translation,
+            observer: observer, metrics: HubbleMetrics())
+        let client: [UInt8] = [10, 244, 1, 4]
+        let vip: [UInt8] = [10, 96, 0, 11]
+        let syn = RawEvent.packet(client, 41000, vip, 80, protocol: 6, flags: RawEvent.syn, at: 1_000)
+        // The RST enters the client from the ClusterIP (the NAT undone), carrying the entry.
+        let rst = RawEvent.withNAT(
+            RawEvent.packet(
+                vip, 80, client, 41000, protocol: 6, flags: RawEvent.rst | RawEvent.ack, reply: 1,
+                observation: OSP_OBS_TO_ENDPOINT, at: 2_000),
+            client: client, clientPort: 41000, service: vip, servicePort: 80, backend: [10, 244, 2, 5],
+            backendPort: 8080)
+        [syn, rst].withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [7: "osp-veth"]) }
+        let flows = observer.history()
+        #expect(flows.count == 2)
+        #expect(flows.first?.destination.podName == "frontend-b" && flows.first?.destinationIP == "10.244.2.5")
+        #expect(flows.last?.source.podName == "frontend-b" && flows.last?.l4.ports.source == 8080)
+        #expect(flows.allSatisfy { $0.serviceAddress == "10.96.0.11:80" })
+        #expect(translation.learned.withLock { $0.count } == 1)
     }
 
     @Test("DNS over UDP to kube-dns names the coredns pod, both ways")

@@ -46,17 +46,6 @@ struct {
 	__type(value, struct osp_counter);
 } osp_drops SEC(".maps");
 
-/* Kernel drop reason (enum skb_drop_reason) -> enum osp_drop_ignore bits: which of its drops
- * are no drops of the network path (a closing socket freeing what it held, a multicast report
- * no local listener wanted); the drop program skips them. Written by the agent at start from
- * the reasons' names (--drop-reasons). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u8);
-} osp_drops_ignored SEC(".maps");
-
 /* enum osp_error -> how often a program could not do its job. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -89,42 +78,11 @@ struct {
 	__type(value, __u64);
 } osp_lost SEC(".maps");
 
-/* 0 -> struct osp_config, written by the agent after load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct osp_config);
-} osp_config_map SEC(".maps");
-
 static __always_inline void osp_count_error(__u32 error)
 {
 	__u64 *count = bpf_map_lookup_elem(&osp_errors, &error);
 	if (count)
 		*count += 1;
-}
-
-/* Reserves an event; counts it as lost when the ring is full. */
-static __always_inline struct osp_event *osp_reserve(void)
-{
-	struct osp_event *event = bpf_ringbuf_reserve(&osp_events, sizeof(*event), 0);
-	if (!event) {
-		__u32 zero = 0;
-		__u64 *lost = bpf_map_lookup_elem(&osp_lost, &zero);
-		if (lost)
-			*lost += 1;
-	}
-	return event;
-}
-
-/* Batched wakeups: the reader polls every few milliseconds anyway, so producers only wake it
- * when 64 KiB or more are pending; a wakeup per event would cost several percent of throughput. */
-static __always_inline void osp_submit(struct osp_event *event)
-{
-	__u64 flags = bpf_ringbuf_query(&osp_events, BPF_RB_AVAIL_DATA) >= (64 << 10)
-			  ? BPF_RB_FORCE_WAKEUP
-			  : BPF_RB_NO_WAKEUP;
-	bpf_ringbuf_submit(event, flags);
 }
 
 #endif

@@ -1,7 +1,9 @@
+import FlowTestKit
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import HubbleAPI
+import HubbleObserver
 import HubbleTransport
 import HubbleWire
 import Observer
@@ -33,7 +35,7 @@ struct ObserverServerTests {
         if observer.numFlows == 0 { observer.append(Fixtures.all) }
         let socket = FileManager.default.temporaryDirectory.appendingPathComponent("osp-hubble-\(UUID()).sock").path
         defer { unlink(socket) }
-        let server = HubbleServer(
+        let server = HubbleServer.agent(
             observer: observer, nodeName: "osp-node-1", clusterName: "osp",
             listeners: [.init(address: HubbleAddress(endpoint: .unix(path: socket)), tls: nil)],
             peers: { [PeerService.Peer(name: "osp-node-1", address: "10.240.0.11:4244")] })
@@ -399,11 +401,5 @@ struct ObserverServerTests {
                 }
             } throws: { ($0 as? RPCError)?.code == .unimplemented }
         }
-    }
-}
-
-extension Observer_GetFlowsResponse {
-    var isFlow: Bool {
-        if case .flow? = responseTypes { true } else { false }
     }
 }

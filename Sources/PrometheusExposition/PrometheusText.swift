@@ -1,3 +1,5 @@
+import Foundation
+
 /// One metric family in the Prometheus text exposition format (version 0.0.4).
 public struct MetricFamily: Sendable, Equatable {
     public enum Kind: String, Sendable { case gauge, counter }

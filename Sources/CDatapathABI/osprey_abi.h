@@ -52,11 +52,23 @@ enum osp_error {
 	OSP_ERR_MAX = 4,
 };
 
-/* Which drops of a kernel drop reason are no drops of the network path (value of map
- * osp_drops_ignored, a bit set). */
+/* Which drops of a kernel drop reason are no drops of the network path (bits of
+ * osp_config.drops_ignored[reason]). */
 enum osp_drop_ignore {
 	OSP_DROP_IGNORE_ALWAYS = 1,    /* every one (a closing socket's freed buffers) */
 	OSP_DROP_IGNORE_MULTICAST = 2, /* those to a multicast group nobody here listens to */
+};
+
+/* TCP header flag bits (byte 13 of the header), as the programs and the decoder read them. */
+enum osp_tcp_flag_bit {
+	OSP_TCPF_FIN = 0x01,
+	OSP_TCPF_SYN = 0x02,
+	OSP_TCPF_RST = 0x04,
+	OSP_TCPF_PSH = 0x08,
+	OSP_TCPF_ACK = 0x10,
+	OSP_TCPF_URG = 0x20,
+	OSP_TCPF_ECE = 0x40,
+	OSP_TCPF_CWR = 0x80,
 };
 
 /* Packets and bytes; the value of every per-CPU counter map. */
@@ -161,11 +173,18 @@ struct osp_event {
 	__u8 payload[OSP_DNS_SNAPLEN];
 };
 
-/* Runtime switches of the datapath (map osp_config_map, key 0). */
+/* Kernel drop reasons below this value can be ignored (enum skb_drop_reason's core reasons;
+ * subsystem reasons, 0x10000 and up, are always reported). */
+#define OSP_DROP_REASON_SLOTS 512
+
+/* Settings fixed when the agent loads the programs: the programs' `osp_config` constant
+ * (section .rodata.config, see config.h), written by user space between open and load. The
+ * verifier sees constants, so a switch that is off costs a packet nothing. */
 struct osp_config {
-	__u64 report_interval_ns; /* periodic report of active connections; 0 = 10 s */
+	__u64 report_interval_ns; /* periodic report of active connections */
 	__u32 per_packet;	  /* 1: report every packet (debugging) */
 	__u32 pad;
+	__u8 drops_ignored[OSP_DROP_REASON_SLOTS]; /* reason -> enum osp_drop_ignore bits */
 };
 
 /* Priority and handle of Osprey's tc filters: fixed, so a restarted agent replaces its own
@@ -179,7 +198,7 @@ _Static_assert(sizeof(struct osp_conn_key) == 48, "osp_conn_key layout");
 _Static_assert(sizeof(struct osp_conn) == 32, "osp_conn layout");
 _Static_assert(sizeof(struct osp_nat) == 64, "osp_nat layout");
 _Static_assert(sizeof(struct osp_event) == 416, "osp_event layout");
-_Static_assert(sizeof(struct osp_config) == 16, "osp_config layout");
+_Static_assert(sizeof(struct osp_config) == 16 + OSP_DROP_REASON_SLOTS, "osp_config layout");
 _Static_assert(sizeof(struct osp_drop_key) == 8, "osp_drop_key layout");
 
 #endif

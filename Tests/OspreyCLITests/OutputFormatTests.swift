@@ -1,3 +1,4 @@
+import FlowTestKit
 import Flows
 import Foundation
 import HubbleAPI

@@ -1,7 +1,9 @@
+import FlowTestKit
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import HubbleAPI
+import HubbleObserver
 import HubbleServer
 import HubbleTransport
 import HubbleWire
@@ -45,7 +47,7 @@ struct RelayTests {
         var address: String { "unix://\(socket)" }
 
         func start(observer: Observer? = nil) async throws {
-            let server = HubbleServer(
+            let server = HubbleServer.agent(
                 observer: observer ?? self.observer, nodeName: name, clusterName: "osp",
                 listeners: [.init(address: HubbleAddress(endpoint: .unix(path: socket)), tls: tls)], peers: peers)
             unlink(socket)

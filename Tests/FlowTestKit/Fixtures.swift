@@ -1,27 +1,26 @@
+import Flows
 import Foundation
 import HubbleWire
 
-@testable import Flows
-
 /// Five flows an operator sees every day, at fixed times: a SYN, its SYN-ACK, a DNS request and
 /// its NXDOMAIN answer, a policy drop, an ICMP echo to the outside.
-enum Fixtures {
-    static let start = Date(timeIntervalSince1970: 1_800_000_000.25)  // 2027-01-15T08:00:00.250Z
+public enum Fixtures {
+    public static let start = Date(timeIntervalSince1970: 1_800_000_000.25)  // 2027-01-15T08:00:00.250Z
 
-    static func pod(_ name: String, _ namespace: String, app: String) -> Endpoint {
+    public static func pod(_ name: String, _ namespace: String, app: String) -> Endpoint {
         Endpoint(
             namespace: namespace, podName: name,
             labels: ["k8s:app=\(app)", "k8s:io.kubernetes.pod.namespace=\(namespace)"],
             workloads: [(kind: "Deployment", name: app)], clusterName: "osp")
     }
 
-    static let loadgen = pod("loadgen-7d9f-abcde", "shop", app: "loadgen")
-    static let frontend = pod("frontend-5c8b-fghij", "shop", app: "frontend")
-    static let coredns = pod("coredns-6f4d-klmno", "kube-system", app: "kube-dns")
-    static let untrusted = pod("untrusted-9a8b-pqrst", "shop", app: "untrusted")
-    static let ledger = pod("ledger-4e5f-uvwxy", "billing", app: "ledger")
+    public static let loadgen = pod("loadgen-7d9f-abcde", "shop", app: "loadgen")
+    public static let frontend = pod("frontend-5c8b-fghij", "shop", app: "frontend")
+    public static let coredns = pod("coredns-6f4d-klmno", "kube-system", app: "kube-dns")
+    public static let untrusted = pod("untrusted-9a8b-pqrst", "shop", app: "untrusted")
+    public static let ledger = pod("ledger-4e5f-uvwxy", "billing", app: "ledger")
 
-    static var syn: Flow {
+    public static var syn: Flow {
         var flow = Flow(
             time: start, uuid: UUID(uuidString: "00000000-0000-4000-8000-000000000001")!, verdict: .forwarded,
             ipVersion: 1, sourceIP: "10.244.1.4", destinationIP: "10.244.2.2",
@@ -34,7 +33,7 @@ enum Fixtures {
         return flow
     }
 
-    static var synAck: Flow {
+    public static var synAck: Flow {
         var flow = Flow(
             time: start.addingTimeInterval(0.001), uuid: UUID(uuidString: "00000000-0000-4000-8000-000000000002")!,
             verdict: .forwarded, ipVersion: 1, sourceIP: "10.244.2.2", destinationIP: "10.244.1.4",
@@ -46,7 +45,7 @@ enum Fixtures {
         return flow
     }
 
-    static var dnsRequest: Flow {
+    public static var dnsRequest: Flow {
         var flow = Flow(
             time: start.addingTimeInterval(0.002), uuid: UUID(uuidString: "00000000-0000-4000-8000-000000000003")!,
             verdict: .forwarded, ipVersion: 1, sourceIP: "10.244.1.4", destinationIP: "10.244.1.2",
@@ -58,7 +57,7 @@ enum Fixtures {
         return flow
     }
 
-    static var dnsResponse: Flow {
+    public static var dnsResponse: Flow {
         var flow = Flow(
             time: start.addingTimeInterval(0.003), uuid: UUID(uuidString: "00000000-0000-4000-8000-000000000004")!,
             verdict: .forwarded, ipVersion: 1, sourceIP: "10.244.1.2", destinationIP: "10.244.1.4",
@@ -71,7 +70,7 @@ enum Fixtures {
         return flow
     }
 
-    static var drop: Flow {
+    public static var drop: Flow {
         var flow = Flow(
             time: start.addingTimeInterval(1), uuid: UUID(uuidString: "00000000-0000-4000-8000-000000000005")!,
             verdict: .dropped, ipVersion: 1, sourceIP: "10.244.2.4", destinationIP: "10.244.2.3",
@@ -84,7 +83,7 @@ enum Fixtures {
         return flow
     }
 
-    static var icmp: Flow {
+    public static var icmp: Flow {
         var flow = Flow(
             time: start.addingTimeInterval(2), uuid: UUID(uuidString: "00000000-0000-4000-8000-000000000006")!,
             verdict: .forwarded, ipVersion: 1, sourceIP: "10.244.1.4", destinationIP: "192.0.2.80",
@@ -94,5 +93,5 @@ enum Fixtures {
         return flow
     }
 
-    static var all: [Flow] { [syn, synAck, dnsRequest, dnsResponse, drop, icmp] }
+    public static var all: [Flow] { [syn, synAck, dnsRequest, dnsResponse, drop, icmp] }
 }

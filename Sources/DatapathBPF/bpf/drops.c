@@ -2,7 +2,7 @@
 /* Tracepoint skb:kfree_skb: every packet the kernel drops, with the kernel's reason. Fires in
  * every network namespace of the machine; only drops in this node's namespaces (map osp_netns)
  * are counted. Consumed packets (normal end of life) are not drops and are skipped, as are the
- * reasons the agent lists in osp_drops_ignored. */
+ * reasons the agent marked in osp_config.drops_ignored. */
 #include <linux/bpf.h>
 
 #include <bpf/bpf_core_read.h>
@@ -14,6 +14,8 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 
+#include "config.h"
+#include "events.h"
 #include "kernel.h"
 #include "maps.h"
 
@@ -27,8 +29,10 @@ static __always_inline __u32 osp_netns_of(struct sk_buff *skb, struct net_device
 	return 0;
 }
 
-/* The dropped packet's 5-tuple from its headers in kernel memory; -1 when they are not there. */
-static __always_inline int osp_drop_tuple(struct sk_buff *skb, struct osp_tuple *tuple)
+/* The dropped packet's 5-tuple (and TCP flags) from its headers in kernel memory, read once;
+ * -1 when they are not there. */
+static __always_inline int osp_drop_tuple(struct sk_buff *skb, struct osp_tuple *tuple,
+					  __u8 *tcp_flags)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	__u16 network = BPF_CORE_READ(skb, network_header);
@@ -74,6 +78,8 @@ static __always_inline int osp_drop_tuple(struct sk_buff *skb, struct osp_tuple 
 			tuple->sport = icmp ? ((__u8 *)ports)[0] : bpf_ntohs(ports[0]);
 			tuple->dport = icmp ? ((__u8 *)ports)[1] : bpf_ntohs(ports[1]);
 		}
+		if (tuple->protocol == IPPROTO_TCP)
+			bpf_probe_read_kernel(tcp_flags, 1, ip + (l4 & 0x3ff) + 13);
 	}
 	return 0;
 }
@@ -86,10 +92,10 @@ static __always_inline int osp_multicast(const struct osp_tuple *tuple)
 	return tuple->daddr[0] == 0xff;
 }
 
-/* Reports one drop with its tuple; TCP flags come from the header when it is TCP. */
+/* Reports one drop with its tuple and, for TCP, its flags. */
 static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_device *dev,
-					    const struct osp_tuple *tuple_in, __u32 reason,
-					    __u32 netns)
+					    const struct osp_tuple *tuple_in, __u8 tcp_flags,
+					    __u32 reason, __u32 netns)
 {
 	struct osp_tuple tuple = *tuple_in;
 	struct osp_event *event = osp_reserve();
@@ -107,17 +113,7 @@ static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_devi
 	event->observation = OSP_OBS_DROP;
 	event->report = OSP_REPORT_DROP;
 	event->is_reply = 2;
-	if (tuple.protocol == IPPROTO_TCP) {
-		unsigned char *head = BPF_CORE_READ(skb, head);
-		__u16 network = BPF_CORE_READ(skb, network_header);
-		__u32 l4 = tuple.family == 4 ? 0 : sizeof(struct ipv6hdr);
-		if (tuple.family == 4) {
-			__u8 vihl = 0;
-			bpf_probe_read_kernel(&vihl, 1, head + network);
-			l4 = (vihl & 0x0f) * 4;
-		}
-		bpf_probe_read_kernel(&event->tcp_flags, 1, head + network + l4 + 13);
-	}
+	event->tcp_flags = tcp_flags;
 	osp_submit(event);
 }
 
@@ -128,8 +124,8 @@ int osp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 	if (reason == bpf_core_enum_value(enum skb_drop_reason, SKB_NOT_DROPPED_YET) ||
 	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
 		return 0;
-	__u8 *ignore = bpf_map_lookup_elem(&osp_drops_ignored, &reason);
-	if (ignore && (*ignore & OSP_DROP_IGNORE_ALWAYS))
+	__u8 ignore = reason < OSP_DROP_REASON_SLOTS ? osp_config.drops_ignored[reason] : 0;
+	if (ignore & OSP_DROP_IGNORE_ALWAYS)
 		return 0; /* freed on a socket's way out, not dropped by the network */
 
 	struct sk_buff *skb = BPF_CORE_READ(ctx, skbaddr);
@@ -157,8 +153,9 @@ int osp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 	}
 
 	struct osp_tuple tuple = {};
-	int has_tuple = osp_drop_tuple(skb, &tuple) == 0;
-	if (ignore && (*ignore & OSP_DROP_IGNORE_MULTICAST) && has_tuple && osp_multicast(&tuple))
+	__u8 tcp_flags = 0;
+	int has_tuple = osp_drop_tuple(skb, &tuple, &tcp_flags) == 0;
+	if ((ignore & OSP_DROP_IGNORE_MULTICAST) && has_tuple && osp_multicast(&tuple))
 		return 0; /* a group report that no listener on this host wanted */
 
 	struct osp_drop_key key = {.reason = reason, .direction = direction};
@@ -176,7 +173,7 @@ int osp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 	counter->packets += 1;
 	counter->bytes += BPF_CORE_READ(skb, len);
 	if (has_tuple) /* not IP (or headers gone): counted in the metrics, no flow */
-		osp_report_drop(skb, dev, &tuple, reason, inum);
+		osp_report_drop(skb, dev, &tuple, tcp_flags, reason, inum);
 	return 0;
 }
 

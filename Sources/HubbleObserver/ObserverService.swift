@@ -112,44 +112,24 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
         }
     }
 
-    /// Checks a GetFlows request the way the agent would (InvalidArgument with a sentence), so
-    /// that a relay refuses it once instead of forwarding it to every node.
-    public static func validate(_ request: Observer_GetFlowsRequest) throws(RPCError) {
-        _ = try FlowQuery(request)
-    }
-
     var uptimeNanoseconds: UInt64 { UInt64(max(0, Date().timeIntervalSince(observer.started)) * 1e9) }
 }
 
-/// One GetFlows request, validated: which flows of the ring it wants and how to shape them.
+/// One GetFlows request over the ring: the validated request, and which of the ring's flows it
+/// selects.
 struct FlowQuery {
-    let number: UInt64
-    let first: Bool
-    let follow: Bool
-    let since: Date?
-    let until: Date?
-    let filters: FlowFilterSet
-    let mask: FlowFieldMask?
+    let request: FlowRequest
+    var number: UInt64 { request.number }
+    var first: Bool { request.first }
+    var follow: Bool { request.follow }
+    var since: Date? { request.since }
+    var until: Date? { request.until }
+    var filters: FlowFilterSet { request.filters }
+    var mask: FlowFieldMask? { request.mask }
 
     init(_ request: Observer_GetFlowsRequest) throws(RPCError) {
-        guard !(request.first && request.follow) else {
-            throw RPCError(code: .invalidArgument, message: "first cannot be specified with follow")
-        }
-        if request.hasSince, request.hasUntil, request.until.seconds < request.since.seconds {
-            throw RPCError(code: .invalidArgument, message: "until is before since")
-        }
-        number = request.number
-        first = request.first
-        follow = request.follow
-        since = request.hasSince ? FlowMessage.date(request.since) : nil
-        until = request.hasUntil ? FlowMessage.date(request.until) : nil
-        do {
-            filters = try FlowFilterSet(allow: request.whitelist, deny: request.blacklist)
-            mask = try FlowFieldMask(paths: request.hasFieldMask ? request.fieldMask.paths : [])
-        } catch let error as FilterError {
+        do { self.request = try FlowRequest(request) } catch {
             throw RPCError(code: .invalidArgument, message: error.description)
-        } catch {
-            throw RPCError(code: .invalidArgument, message: "\(error)")
         }
     }
 

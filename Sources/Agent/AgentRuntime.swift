@@ -1,0 +1,118 @@
+import Datapath
+import Enricher
+import FlowMetrics
+import FlowPipeline
+import Foundation
+import HubbleObserver
+import HubbleServer
+import Hummingbird
+import Logging
+import NodeMetrics
+import Observer
+import ServiceLifecycle
+
+/// osprey-agent from validated settings to a stop: loads the datapath, wires the stages, and
+/// runs everything that runs as Services of one ServiceGroup until SIGTERM/SIGINT. Errors are
+/// thrown, never exited on, so the datapath is always detached on the way out.
+struct AgentRuntime {
+    let settings: AgentSettings
+
+    func run() async throws {
+        FlowAllocator.configure()
+        LoggingSystem.bootstrap { [level = settings.logLevel] label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "osprey-agent")
+        let datapath = try Datapath(
+            options: .init(
+                reportInterval: settings.flowReportInterval, perPacket: settings.perPacketEvents,
+                ignoredDrops: settings.ignoredDrops))
+        // Whatever happens from here on, the tc filters must not outlive us.
+        defer {
+            datapath.detachAll()
+            logger.info("stopped; every tc filter detached")
+        }
+        let watcher = InterfaceWatcher(datapath: datapath, uplinks: settings.uplinks, logger: logger)
+        try watcher.start()
+
+        var translation: ConntrackServiceTranslation?
+        if settings.serviceTranslation {
+            do { translation = try ConntrackServiceTranslation() } catch {
+                logger.warning(
+                    "Service traffic will name the Service address, not its backend: netfilter's connection table cannot be read (\(error)); the agent needs CAP_NET_ADMIN in the node's network namespace."
+                )
+            }
+        }
+        let observer = try Observer(capacity: settings.flowBufferCapacity)
+        let pipeline = FlowPipeline(
+            nodeName: settings.nodeName, clusterName: settings.cluster, kernelDropReasons: datapath.dropReasons,
+            metadata: settings.inventory.isEmpty ? nil : InventoryMetadata(path: settings.inventory),
+            translation: translation, observer: observer,
+            metrics: HubbleMetrics(context: settings.metricsContext, lostEvents: observer))
+        let metrics = MetricsEndpoint(
+            collector: NodeMetricsCollector(datapath: datapath) { watcher.namespaces },
+            health: AgentHealth(datapath: datapath, watcher: watcher, translation: translation),
+            hubble: pipeline.metrics, observer: observer,
+            commonLabels: [("cluster", settings.cluster), ("instance", settings.nodeName)])
+        let address = settings.metricsAddress
+        let http = Application(
+            router: metrics.router(),
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
+            logger: logger)
+        let hubble = HubbleServer.agent(
+            observer: observer, nodeName: settings.nodeName, clusterName: settings.cluster,
+            listeners: settings.hubbleListeners, peers: { [settings] in settings.peers() })
+        logger.info(
+            "started",
+            metadata: [
+                "node": "\(settings.nodeName)", "cluster": "\(settings.cluster)",
+                "metrics": "http://\(address)/metrics", "uplinks": "\(watcher.uplinks.joined(separator: ","))",
+                "interfaces": "\(datapath.attachedInterfaces.count)",
+            ])
+        // Graceful shutdown runs in reverse order: the servers stop first, the event reader last.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    EventReaderService(datapath: datapath, pipeline: pipeline),
+                    HousekeepingService(datapath: datapath, pipeline: pipeline), watcher, http,
+                    HubbleService(server: hubble),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// The datapath's event reader as a Service: its thread feeds the pipeline batch by batch until
+/// the agent stops.
+struct EventReaderService: Service {
+    let datapath: Datapath
+    let pipeline: FlowPipeline
+
+    func run() async throws {
+        datapath.events.start { [datapath, pipeline] events in
+            guard !events.isEmpty else { return }
+            pipeline.process(events, interfaceNames: datapath.attachedInterfaces)
+        }
+        defer { datapath.events.stop() }
+        try? await gracefulShutdown()
+    }
+}
+
+/// Once a second, away from the event reader's thread: unanswered DNS queries become flows,
+/// the kernel's lost events are counted, metadata is refreshed and deleted pods' series expire.
+struct HousekeepingService: Service {
+    let datapath: Datapath
+    let pipeline: FlowPipeline
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                pipeline.noteLost(.perfEventRingBuffer, total: datapath.events.kernelLost)
+                pipeline.tick()
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}

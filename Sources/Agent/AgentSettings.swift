@@ -1,0 +1,68 @@
+import ClusterInventory
+import Datapath
+import FlowMetrics
+import Foundation
+import HubbleServer
+import HubbleTransport
+import Logging
+
+/// What osprey-agent runs with: every flag and variable, parsed and checked (`AgentCommand.settings()`).
+struct AgentSettings: Sendable {
+    var nodeName: String
+    var cluster: String
+    var metricsAddress: ListenAddress
+    var hubbleAddress: ListenAddress?
+    var hubbleSocketPath: String
+    var hubbleTLS: ServerTLS?
+    var uplinks: [String]
+    /// The inventory file; empty: no pod identities (standalone without metadata).
+    var inventory: String
+    var serviceTranslation: Bool
+    var ignoredDrops: [String: Datapath.DropIgnoreRule]
+    var flowBufferCapacity: Int
+    var flowReportInterval: Double
+    var perPacketEvents: Bool
+    var metricsContext: MetricsContext
+    var logLevel: Logger.Level
+
+    /// Where the Hubble API is served: TLS guards the TCP port; the unix socket is for this
+    /// node's own tools (as Cilium's).
+    var hubbleListeners: [HubbleServer.Listener] {
+        var listeners: [HubbleServer.Listener] = []
+        if let hubbleAddress {
+            listeners.append(
+                .init(
+                    address: HubbleAddress(endpoint: .tcp(host: hubbleAddress.host, port: hubbleAddress.port)),
+                    tls: hubbleTLS))
+        }
+        if !hubbleSocketPath.isEmpty {
+            listeners.append(.init(address: HubbleAddress(endpoint: .unix(path: hubbleSocketPath)), tls: nil))
+        }
+        return listeners
+    }
+
+    /// The Hubble servers a relay should use: every node of the inventory (lab), else this
+    /// agent alone.
+    func peers() -> [PeerService.Peer] {
+        let port = hubbleAddress?.port ?? 4244
+        func serverName(_ node: String) -> String? {
+            hubbleTLS == nil ? nil : HubbleTLSNames.agent(node: node, cluster: cluster)
+        }
+        if !inventory.isEmpty, let data = FileManager.default.contents(atPath: inventory),
+            let inventory = try? Inventory.decode(data), !inventory.nodes.isEmpty
+        {
+            return inventory.nodes.compactMap { node in
+                node.internalIPs.first.map { ip in
+                    PeerService.Peer(
+                        name: node.name, address: ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)",
+                        tlsServerName: serverName(node.name))
+                }
+            }
+        }
+        return [
+            PeerService.Peer(
+                name: nodeName, address: "\(ProcessInfo.processInfo.hostName):\(port)",
+                tlsServerName: serverName(nodeName))
+        ]
+    }
+}

@@ -1,1 +1,0 @@
-/* Empty: this target only exports osprey_abi.h to Swift. */

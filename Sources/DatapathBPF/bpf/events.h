@@ -1,0 +1,117 @@
+/* Events for user space (struct osp_event through ring buffer osp_events): reserving and
+ * submitting them, and the parts of a trace event read from the packet and the kernel. */
+#ifndef OSPREY_EVENTS_H
+#define OSPREY_EVENTS_H
+
+#include <bpf/bpf_core_read.h>
+
+#include "kernel.h"
+#include "maps.h"
+#include "parse.h"
+
+/* Reserves an event; counts it as lost when the ring is full. */
+static __always_inline struct osp_event *osp_reserve(void)
+{
+	struct osp_event *event = bpf_ringbuf_reserve(&osp_events, sizeof(*event), 0);
+	if (!event) {
+		__u32 zero = 0;
+		__u64 *lost = bpf_map_lookup_elem(&osp_lost, &zero);
+		if (lost)
+			*lost += 1;
+	}
+	return event;
+}
+
+/* Batched wakeups: the reader polls every few milliseconds anyway, so producers only wake it
+ * when 64 KiB or more are pending; a wakeup per event would cost several percent of throughput. */
+static __always_inline void osp_submit(struct osp_event *event)
+{
+	__u64 flags = bpf_ringbuf_query(&osp_events, BPF_RB_AVAIL_DATA) >= (64 << 10)
+			  ? BPF_RB_FORCE_WAKEUP
+			  : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(event, flags);
+}
+
+/* Copies up to OSP_DNS_SNAPLEN bytes of a DNS message into the event. */
+static __always_inline void osp_copy_payload(struct __sk_buff *skb, const struct osp_packet *pkt,
+					     struct osp_event *event)
+{
+	if (pkt->tuple.sport != 53 && pkt->tuple.dport != 53)
+		return;
+	if (skb->len <= pkt->payload)
+		return;
+	__u32 len = skb->len - pkt->payload;
+	if (len > OSP_DNS_SNAPLEN)
+		len = OSP_DNS_SNAPLEN;
+	/* Identity for 1..OSP_DNS_SNAPLEN, written so the verifier sees that range. */
+	len = ((len - 1) & (OSP_DNS_SNAPLEN - 1)) + 1;
+	if (bpf_skb_load_bytes(skb, pkt->payload, event->payload, len) == 0)
+		event->payload_len = len;
+}
+
+/* The kernel's sk_buff of a tc program's context (a kfunc since Linux 6.3). */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* Fills the event's Service translation from the conntrack entry the packet carries, when the
+ * node's NAT translated the connection's destination (a Service address to a backend). Only
+ * packets entering a pod carry one: they have crossed the node's netfilter hooks. */
+static __always_inline void osp_nat_of(struct __sk_buff *skb, struct osp_event *event)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	unsigned long nfct = BPF_CORE_READ(kskb, _nfct);
+	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
+	if (!ct)
+		return;
+	if (!(BPF_CORE_READ(ct, status) & OSP_IPS_DST_NAT))
+		return;
+	struct osp_nat *nat = &event->nat;
+	struct osp_tuple *original = &nat->original;
+	original->family = event->tuple.family;
+	original->protocol = event->tuple.protocol;
+	__u32 size = original->family == 6 ? 16 : 4;
+	if (bpf_core_read(original->saddr, size, &ct->tuplehash[0].tuple.src.u3) < 0 ||
+	    bpf_core_read(original->daddr, size, &ct->tuplehash[0].tuple.dst.u3) < 0 ||
+	    bpf_core_read(nat->backend, size, &ct->tuplehash[1].tuple.src.u3) < 0)
+		return;
+	original->sport = bpf_ntohs(BPF_CORE_READ(ct, tuplehash[0].tuple.src.u.all));
+	original->dport = bpf_ntohs(BPF_CORE_READ(ct, tuplehash[0].tuple.dst.u.all));
+	nat->backend_port = bpf_ntohs(BPF_CORE_READ(ct, tuplehash[1].tuple.src.u.all));
+	nat->present = 1;
+}
+
+/* Reports a packet of a tracked connection: its tuple and headers, the packets and bytes since
+ * the connection's last report (which restart from zero), the NAT it went through, DNS bytes. */
+static __always_inline void osp_report_trace(struct __sk_buff *skb, const struct osp_packet *pkt,
+					     struct osp_conn *conn, __u8 observation, __u8 report,
+					     __u8 is_reply, __u64 now)
+{
+	struct osp_event *event = osp_reserve();
+	if (!event)
+		return;
+	__builtin_memset(event, 0, offsetof(struct osp_event, payload));
+	event->timestamp_ns = now;
+	__builtin_memcpy(&event->tuple, &pkt->tuple, sizeof(event->tuple));
+	if (pkt->tuple.protocol == IPPROTO_ICMP || pkt->tuple.protocol == IPPROTO_ICMPV6) {
+		event->tuple.sport = pkt->icmp_type;
+		event->tuple.dport = pkt->icmp_code;
+	}
+	event->packets = conn->packets;
+	event->bytes = conn->bytes;
+	conn->packets = 0;
+	conn->bytes = 0;
+	conn->last_report_ns = now;
+	event->ifindex = skb->ifindex;
+	event->kind = OSP_EVENT_TRACE;
+	event->observation = observation;
+	event->report = report;
+	event->tcp_flags = pkt->tcp_flags;
+	event->is_reply = is_reply;
+	__builtin_memcpy(event->dmac, pkt->macs, 6);
+	__builtin_memcpy(event->smac, pkt->macs + 6, 6);
+	if (observation == OSP_OBS_TO_ENDPOINT)
+		osp_nat_of(skb, event);
+	osp_copy_payload(skb, pkt, event);
+	osp_submit(event);
+}
+
+#endif

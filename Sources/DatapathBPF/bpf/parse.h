@@ -1,0 +1,148 @@
+/* Reading a packet's headers in tc programs: direct packet access for the common case, the
+ * bounds-checked bpf_skb_load_bytes path for everything else. */
+#ifndef OSPREY_PARSE_H
+#define OSPREY_PARSE_H
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+
+#include "osprey_abi.h"
+
+/* Offset of the L4 header and its protocol, or -1 if not IPv4/IPv6 (or unreadable). Of IPv6
+ * extension headers only a leading hop-by-hop header is walked (MLD carries one); packets with
+ * others report the extension's next-header value. */
+static __always_inline int osp_l4_offset(struct __sk_buff *skb, __u8 *protocol)
+{
+	__u16 proto = bpf_ntohs(skb->protocol);
+	if (proto == ETH_P_IP) {
+		__u8 vihl;
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, &vihl, 1) < 0)
+			return -1;
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, protocol), protocol,
+				       1) < 0)
+			return -1;
+		return ETH_HLEN + (vihl & 0x0f) * 4;
+	}
+	if (proto == ETH_P_IPV6) {
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, nexthdr), protocol,
+				       1) < 0)
+			return -1;
+		int offset = ETH_HLEN + sizeof(struct ipv6hdr);
+		if (*protocol == 0) { /* hop-by-hop: next header, then length in 8-byte units - 1 */
+			__u8 ext[2];
+			if (bpf_skb_load_bytes(skb, offset, ext, 2) < 0)
+				return -1;
+			*protocol = ext[0];
+			offset += (ext[1] + 1) * 8;
+		}
+		return offset;
+	}
+	return -1;
+}
+
+/* Everything the tracker needs from one packet. */
+struct osp_packet {
+	struct osp_tuple tuple;
+	__u32 l4;      /* offset of the L4 header */
+	__u32 payload; /* offset of the L4 payload */
+	__u8 tcp_flags;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 macs[12]; /* destination, then source, as on the wire */
+};
+
+/* The common case, IPv4 TCP/UDP with headers in the linear data, read by direct packet access
+ * (much cheaper than a helper call per field). 0: parsed; -1: take the general path. */
+static __always_inline int osp_parse_direct(struct __sk_buff *skb, struct osp_packet *pkt)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + ETH_HLEN;
+	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return -1;
+	__builtin_memcpy(pkt->macs, eth, 12);
+	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
+		return -1;
+	__u32 ihl = (ip->ihl & 0x0f) * 4;
+	if (ihl < sizeof(*ip))
+		return -1;
+	__u8 *l4 = (void *)ip + ihl;
+	if ((void *)(l4 + 20) > end) /* a TCP header; UDP needs only 8, but also its payload */
+		return -1;
+	pkt->tuple.family = 4;
+	pkt->tuple.protocol = ip->protocol;
+	__builtin_memcpy(pkt->tuple.saddr, &ip->saddr, 4);
+	__builtin_memcpy(pkt->tuple.daddr, &ip->daddr, 4);
+	pkt->tuple.sport = ((__u16)l4[0] << 8) | l4[1];
+	pkt->tuple.dport = ((__u16)l4[2] << 8) | l4[3];
+	pkt->l4 = ETH_HLEN + ihl;
+	if (ip->protocol == IPPROTO_TCP) {
+		pkt->payload = pkt->l4 + (l4[12] >> 4) * 4;
+		pkt->tcp_flags = l4[13];
+	} else {
+		pkt->payload = pkt->l4 + 8;
+	}
+	return 0;
+}
+
+/* 0: parsed; 1: not an IP packet (ARP and the like), nothing to track; -1: headers unreadable. */
+static __always_inline int osp_parse(struct __sk_buff *skb, struct osp_packet *pkt)
+{
+	if (osp_parse_direct(skb, pkt) == 0)
+		return 0;
+	if (bpf_skb_load_bytes(skb, 0, pkt->macs, 12) < 0)
+		return -1;
+	__u8 protocol = 0;
+	int l4 = osp_l4_offset(skb, &protocol);
+	if (l4 < 0)
+		return 1;
+	pkt->l4 = l4;
+	pkt->tuple.protocol = protocol;
+	if (bpf_ntohs(skb->protocol) == ETH_P_IP) {
+		pkt->tuple.family = 4;
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, saddr),
+				       pkt->tuple.saddr, 4) < 0 ||
+		    bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, daddr),
+				       pkt->tuple.daddr, 4) < 0)
+			return -1;
+	} else {
+		pkt->tuple.family = 6;
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, saddr),
+				       pkt->tuple.saddr, 16) < 0 ||
+		    bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, daddr),
+				       pkt->tuple.daddr, 16) < 0)
+			return -1;
+	}
+	if (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP) {
+		__be16 ports[2];
+		if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) < 0)
+			return -1;
+		pkt->tuple.sport = bpf_ntohs(ports[0]);
+		pkt->tuple.dport = bpf_ntohs(ports[1]);
+		if (protocol == IPPROTO_TCP) {
+			__u8 hdr[2];
+			if (bpf_skb_load_bytes(skb, l4 + 12, hdr, 2) < 0)
+				return -1;
+			pkt->payload = l4 + ((hdr[0] >> 4) * 4);
+			pkt->tcp_flags = hdr[1];
+		} else {
+			pkt->payload = l4 + 8;
+		}
+	} else if (protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6) {
+		__u8 typecode[2];
+		if (bpf_skb_load_bytes(skb, l4, typecode, 2) < 0)
+			return -1;
+		pkt->icmp_type = typecode[0];
+		pkt->icmp_code = typecode[1];
+		pkt->payload = l4 + 8;
+	}
+	return 0;
+}
+
+#endif

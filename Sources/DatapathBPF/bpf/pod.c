@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: GPL-2.0
+/* tc (clsact) programs on the node side of every pod veth: the pod's view (what the node side
+ * receives, the pod sent). They count TCP flags, track connections (conntrack.h) and report
+ * flows; they never change a packet's fate (TC_ACT_UNSPEC). */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+
+#include "conntrack.h"
+#include "maps.h"
+#include "parse.h"
+
+/* networkobservability_tcp_flag_counters: a SYN with ACK counts as SYNACK only, every other
+ * flag independently. */
+static __always_inline void osp_count_tcp_flags(__u8 flags, __u32 direction)
+{
+	__u32 hits[OSP_TCP_FLAG_MAX] = {};
+	if ((flags & OSP_TCPF_SYN) && (flags & OSP_TCPF_ACK)) {
+		hits[OSP_TCP_SYNACK] = 1;
+	} else {
+		hits[OSP_TCP_SYN] = (flags & OSP_TCPF_SYN) != 0;
+		hits[OSP_TCP_ACK] = (flags & OSP_TCPF_ACK) != 0;
+	}
+	hits[OSP_TCP_FIN] = (flags & OSP_TCPF_FIN) != 0;
+	hits[OSP_TCP_RST] = (flags & OSP_TCPF_RST) != 0;
+	hits[OSP_TCP_PSH] = (flags & OSP_TCPF_PSH) != 0;
+	hits[OSP_TCP_URG] = (flags & OSP_TCPF_URG) != 0;
+	hits[OSP_TCP_ECE] = (flags & OSP_TCPF_ECE) != 0;
+	hits[OSP_TCP_CWR] = (flags & OSP_TCPF_CWR) != 0;
+#pragma unroll
+	for (__u32 flag = 0; flag < OSP_TCP_FLAG_MAX; flag++) {
+		if (!hits[flag])
+			continue;
+		__u32 key = flag * OSP_DIR_MAX + direction;
+		__u64 *count = bpf_map_lookup_elem(&osp_tcp_flags, &key);
+		if (count)
+			*count += 1;
+	}
+}
+
+/* Headers are parsed once for both the flag counters and the connection table. */
+static __always_inline int osp_pod(struct __sk_buff *skb, int from_pod)
+{
+	struct osp_packet pkt = {};
+	int parsed = osp_parse(skb, &pkt);
+	if (parsed != 0) {
+		if (parsed < 0)
+			osp_count_error(OSP_ERR_TC_HEADER);
+		return TC_ACT_UNSPEC;
+	}
+	if (pkt.tuple.protocol == IPPROTO_TCP)
+		osp_count_tcp_flags(pkt.tcp_flags, from_pod ? OSP_DIR_EGRESS : OSP_DIR_INGRESS);
+	osp_track(skb, &pkt, from_pod ? OSP_OBS_FROM_ENDPOINT : OSP_OBS_TO_ENDPOINT);
+	return TC_ACT_UNSPEC;
+}
+
+/* tc ingress of the node side: the packet leaves the pod. */
+SEC("tc")
+int osp_tc_pod_ingress(struct __sk_buff *skb)
+{
+	return osp_pod(skb, 1);
+}
+
+/* tc egress of the node side: the packet enters the pod. */
+SEC("tc")
+int osp_tc_pod_egress(struct __sk_buff *skb)
+{
+	return osp_pod(skb, 0);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,54 @@
+import Foundation
+
+/// A backend a Service address was translated to.
+public struct ServiceBackend: Sendable, Equatable {
+    public var ip: String
+    public var port: UInt16
+
+    public init(ip: String, port: UInt16) {
+        self.ip = ip
+        self.port = port
+    }
+}
+
+/// Where the node's NAT (kube-proxy's DNAT) sent a connection that a client opened to a
+/// Service address: the narrow question the enricher asks about flows to and from ClusterIPs.
+public protocol ServiceTranslation: Sendable {
+    /// The backend of the connection `client:clientPort → service:servicePort`, or nil when the
+    /// node did not translate it (yet, or ever: a first packet dropped before NAT was confirmed).
+    func backend(
+        client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8
+    )
+        -> ServiceBackend?
+    /// Translations the packets themselves carried, told before their flows are enriched (the
+    /// connection may be gone from the table by then).
+    func learn(_ translations: [ObservedTranslation])
+}
+
+/// A translation the datapath saw on a packet (the conntrack entry it carried): the connection
+/// `client:clientPort → service:servicePort` went to `backend`.
+public struct ObservedTranslation: Sendable, Equatable {
+    public var protocolNumber: UInt8
+    public var client: String
+    public var clientPort: UInt16
+    public var service: String
+    public var servicePort: UInt16
+    public var backend: ServiceBackend
+
+    public init(
+        protocolNumber: UInt8, client: String, clientPort: UInt16, service: String, servicePort: UInt16,
+        backend: ServiceBackend
+    ) {
+        self.protocolNumber = protocolNumber
+        self.client = client
+        self.clientPort = clientPort
+        self.service = service
+        self.servicePort = servicePort
+        self.backend = backend
+    }
+}
+
+extension ServiceTranslation {
+    /// Sources that only look up ignore what the packets carried.
+    public func learn(_ translations: [ObservedTranslation]) {}
+}

@@ -1,0 +1,127 @@
+import CDatapathABI
+import Enricher
+import FlowDecoder
+import FlowMetrics
+import Flows
+import Foundation
+import Observer
+import Synchronization
+
+/// The one flow pipeline: raw datapath events → decoder → enricher → observer ring and Hubble
+/// metrics, a batch at a time. osprey-agent feeds it from the event reader's thread and ticks it
+/// once a second from its housekeeping service; `make bench` and the stage tests drive it the
+/// same way, without a kernel.
+public final class FlowPipeline: Sendable {
+    public let observer: Observer
+    public let metrics: HubbleMetrics
+    let enricher: Enricher?
+    let metadata: (any MetadataSource)?
+    let translation: (any ServiceTranslation)?
+    private let decoder: Mutex<FlowDecoder>
+    /// The last running total of lost events seen per source (see `noteLost`).
+    private let lostTotals = Mutex<[LostEventSource: UInt64]>([:])
+
+    /// Time spent in each stage, summed over batches (the bench reports it per event).
+    public struct StageTimes: Sendable {
+        public var decode = 0.0, enrich = 0.0, observe = 0.0, metrics = 0.0
+        public init() {}
+    }
+
+    public init(
+        nodeName: String, clusterName: String, kernelDropReasons: [UInt32: String] = [:],
+        metadata: (any MetadataSource)?, translation: (any ServiceTranslation)? = nil, observer: Observer,
+        metrics: HubbleMetrics
+    ) {
+        self.metadata = metadata
+        self.translation = translation
+        enricher = metadata.map {
+            Enricher(metadata: $0, nodeName: nodeName, clusterName: clusterName, translation: translation)
+        }
+        self.observer = observer
+        self.metrics = metrics
+        decoder = Mutex(FlowDecoder(nodeName: nodeName, kernelDropReasons: kernelDropReasons))
+    }
+
+    /// One batch of raw events; `interfaceNames` names the interfaces by index.
+    public func process(_ events: UnsafeBufferPointer<osp_event>, interfaceNames: [Int32: String]) {
+        var times = StageTimes()
+        process(events, interfaceNames: interfaceNames, times: &times)
+    }
+
+    /// The same, adding each stage's time to `times`.
+    public func process(
+        _ events: UnsafeBufferPointer<osp_event>, interfaceNames: [Int32: String], times: inout StageTimes
+    ) {
+        guard !events.isEmpty else { return }
+        let start = Date()
+        var flows: [Flow] = []
+        flows.reserveCapacity(events.count)
+        decoder.withLock { decoder in
+            for event in events {
+                flows.append(
+                    decoder.decode(event, interfaceName: interfaceNames[Int32(bitPattern: event.ifindex)]))
+            }
+        }
+        if let translation {
+            // Translations the packets carried, before any flow of the batch is enriched: a
+            // connection's first packet is reported before the reply that carries its NAT.
+            var observed: [ObservedTranslation] = []
+            for event in events where event.nat.present != 0 {
+                if let translation = Self.translation(event.nat) { observed.append(translation) }
+            }
+            if !observed.isEmpty { translation.learn(observed) }
+        }
+        let decoded = Date()
+        times.decode += decoded.timeIntervalSince(start)
+        deliver(&flows, times: &times, from: decoded)
+    }
+
+    /// Housekeeping, about once a second and never on the event reader's thread: DNS queries
+    /// that went unanswered become flows, metadata picks up changes, and the metric series of
+    /// pods that went away start to expire.
+    public func tick(now: UInt64 = FlowDecoder.monotonicNow()) {
+        var flows = decoder.withLock { $0.unansweredQueries(nowNs: now) }
+        var times = StageTimes()
+        deliver(&flows, times: &times, from: Date())
+        if let gone = metadata?.refresh(), !gone.isEmpty { metrics.podsDeleted(gone) }
+    }
+
+    /// Records a source's running total of lost events (the kernel's ring counts its own); the
+    /// observer is told the increase since the previous call.
+    public func noteLost(_ source: LostEventSource, total: UInt64) {
+        let delta = lostTotals.withLock { totals -> UInt64 in
+            defer { totals[source] = total }
+            return total &- (totals[source] ?? 0)
+        }
+        if delta > 0 { observer.recordLost(source, count: delta) }
+    }
+
+    private func deliver(_ flows: inout [Flow], times: inout StageTimes, from start: Date) {
+        guard !flows.isEmpty else { return }
+        enricher?.enrich(&flows)
+        let enriched = Date()
+        observer.append(flows)
+        let observed = Date()
+        metrics.process(flows)
+        let counted = Date()
+        times.enrich += enriched.timeIntervalSince(start)
+        times.observe += observed.timeIntervalSince(enriched)
+        times.metrics += counted.timeIntervalSince(observed)
+    }
+
+    /// A NAT the datapath copied from a packet's conntrack entry, in the enricher's terms.
+    static func translation(_ nat: osp_nat) -> ObservedTranslation? {
+        var nat = nat
+        let size = nat.original.family == 6 ? 16 : 4
+        let client = withUnsafeBytes(of: &nat.original.saddr) { Array($0.prefix(size)) }
+        let service = withUnsafeBytes(of: &nat.original.daddr) { Array($0.prefix(size)) }
+        let backend = withUnsafeBytes(of: &nat.backend) { Array($0.prefix(size)) }
+        guard let client = IPText.text(client), let service = IPText.text(service),
+            let backend = IPText.text(backend)
+        else { return nil }
+        return ObservedTranslation(
+            protocolNumber: nat.original.protocol, client: client, clientPort: nat.original.sport,
+            service: service, servicePort: nat.original.dport,
+            backend: ServiceBackend(ip: backend, port: nat.backend_port))
+    }
+}

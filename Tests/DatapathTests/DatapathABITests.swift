@@ -1,0 +1,74 @@
+import CDatapathABI
+import DatapathBPF
+import Testing
+
+@testable import Datapath
+
+/// One source of truth for the kernel ↔ user-space ABI: the C (osprey_abi.h and the compiled
+/// objects) is the truth, and these tests fail when a Swift copy of a value or a name drifts
+/// from it. No root needed: objects are inspected without loading.
+@Suite("Datapath ABI: Swift agrees with the C")
+struct DatapathABITests {
+    @Test("every map and program Swift names exists in the compiled objects, and every map they declare is known")
+    func names() throws {
+        var programs: Set<String> = []
+        for image in Datapath.images {
+            let declared = try #require(BPFObject.declarations(of: image.bytes), "\(image.name) does not open")
+            #expect(
+                declared.maps == Set(Datapath.MapName.allCases.map(\.rawValue)),
+                "\(image.name) declares maps Swift does not share (or lacks one): \(declared.maps.sorted())")
+            programs.formUnion(declared.programs)
+        }
+        #expect(programs == Set(Datapath.ProgramName.allCases.map(\.rawValue)))
+    }
+
+    @Test("enums Swift mirrors have the C's values")
+    func enumValues() {
+        #expect(InterfaceRole.uplink.rawValue == OSP_IF_UPLINK.rawValue)
+        #expect(InterfaceRole.pod.rawValue == OSP_IF_POD.rawValue)
+        #expect(InterfaceRole.allCases.count == 2)
+        #expect(NamespaceRole.node.rawValue == OSP_NETNS_NODE.rawValue)
+        #expect(NamespaceRole.pod.rawValue == OSP_NETNS_POD.rawValue)
+        #expect(NamespaceRole.allCases.count == 2)
+        #expect(TrafficDirection.ingress.rawValue == Int(OSP_DIR_INGRESS.rawValue))
+        #expect(TrafficDirection.egress.rawValue == Int(OSP_DIR_EGRESS.rawValue))
+        #expect(TrafficDirection.unknown.rawValue == Int(OSP_DIR_UNKNOWN.rawValue))
+        #expect(TrafficDirection.allCases.count == Int(OSP_DIR_MAX.rawValue))
+        let flags: [(TCPFlag, osp_tcp_flag)] = [
+            (.syn, OSP_TCP_SYN), (.synack, OSP_TCP_SYNACK), (.ack, OSP_TCP_ACK), (.fin, OSP_TCP_FIN),
+            (.rst, OSP_TCP_RST), (.psh, OSP_TCP_PSH), (.urg, OSP_TCP_URG), (.ece, OSP_TCP_ECE), (.cwr, OSP_TCP_CWR),
+        ]
+        for (swift, c) in flags { #expect(swift.rawValue == Int(c.rawValue), "\(swift)") }
+        #expect(TCPFlag.allCases.count == Int(OSP_TCP_FLAG_MAX.rawValue))
+        let errors: [(ProgramError, osp_error)] = [
+            (.tcHeader, OSP_ERR_TC_HEADER), (.dropMapFull, OSP_ERR_DROP_MAP_FULL),
+            (.conntrackFull, OSP_ERR_CONNTRACK_FULL),
+        ]
+        for (swift, c) in errors { #expect(swift.rawValue == Int(c.rawValue), "\(swift)") }
+        #expect(ProgramError.allCases.count == Int(OSP_ERR_MAX.rawValue) - 1, "every error but the reserved 0")
+    }
+
+    @Test("the load-time settings become the bytes of struct osp_config: interval, per-packet, ignored drop reasons")
+    func config() {
+        let reasons: [UInt32: String] = [
+            2: "NOT_SPECIFIED", 5: "SOCKET_CLOSE", 7: "NETFILTER_DROP", 70_000: "SOCKET_CLOSE",
+        ]
+        let bytes = Datapath.config(.init(reportInterval: 2.5, perPacket: true), dropReasons: reasons)
+        #expect(bytes.count == MemoryLayout<osp_config>.size)
+        let config = bytes.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self) }
+        #expect(config.report_interval_ns == 2_500_000_000)
+        #expect(config.per_packet == 1)
+        let ignored = withUnsafeBytes(of: config.drops_ignored) { Array($0) }
+        #expect(ignored.count == Int(OSP_DROP_REASON_SLOTS))
+        #expect(ignored[5] == UInt8(OSP_DROP_IGNORE_ALWAYS.rawValue))
+        #expect(ignored[2] == UInt8(OSP_DROP_IGNORE_MULTICAST.rawValue))
+        #expect(ignored[7] == 0, "a network drop is reported")
+        #expect(ignored.enumerated().filter { $0.element != 0 }.map(\.offset) == [2, 5])
+        let all = Datapath.config(.init(ignoredDrops: [:]), dropReasons: reasons)
+        #expect(all.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self).per_packet } == 0)
+        #expect(
+            withUnsafeBytes(of: all.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self) }.drops_ignored) {
+                $0.allSatisfy { $0 == 0 }
+            })
+    }
+}
