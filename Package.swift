@@ -66,7 +66,8 @@ let package = Package(
         .systemLibrary(name: "CMalloc"),
         // Pod-level Hubble metrics computed from flows.
         .target(
-            name: "FlowMetrics", dependencies: ["Flows", "PrometheusExposition"], swiftSettings: pipeline),
+            name: "FlowMetrics", dependencies: ["Flows", "HubbleWire", "PrometheusExposition"],
+            swiftSettings: pipeline),
         // The stages joined: one pipeline for the agent, the bench and the tests.
         .target(
             name: "FlowPipeline",
@@ -207,7 +208,7 @@ let package = Package(
             path: "Tests/FlowTestKit", swiftSettings: strict),
         // Helpers for tests on real labs: DNS probe, process runner, lab fixtures, eventually.
         .target(
-            name: "TestSupport", dependencies: ["Lab", "Netns", "ClusterInventory", "Flows"],
+            name: "TestSupport", dependencies: ["Lab", "Netns", "ClusterInventory", "FlowDecoder"],
             path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "LabTests", dependencies: ["Lab", "ClusterInventory"], swiftSettings: strict),
         .testTarget(

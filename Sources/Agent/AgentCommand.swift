@@ -91,20 +91,27 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(help: "How many recent flows to keep: 2^k-1, at most 65535. Env: OSPREY_FLOW_BUFFER_CAPACITY.")
     var flowBufferCapacity: Int = Int(environment["OSPREY_FLOW_BUFFER_CAPACITY"] ?? "") ?? Observer.defaultCapacity
 
-    @Option(help: "Seconds between reports of an active connection's packet and byte counts.")
-    var flowReportInterval: Double = 10
+    @Option(
+        help:
+            "Seconds between reports of an active connection's packet and byte counts. Env: OSPREY_FLOW_REPORT_INTERVAL."
+    )
+    var flowReportInterval: Double = Double(environment["OSPREY_FLOW_REPORT_INTERVAL"] ?? "") ?? 10
 
-    @Flag(help: "Report every packet as a flow (debugging; costs throughput).")
-    var perPacketEvents = false
+    @Flag(
+        help: "Report every packet as a flow (debugging; costs throughput). Env: OSPREY_PER_PACKET_EVENTS=true.")
+    var perPacketEvents = environment["OSPREY_PER_PACKET_EVENTS"].map { $0 == "true" || $0 == "1" } ?? false
 
     @Option(
         help:
-            "Hubble metrics `source` label for egress flows: pod, namespace, workload, app, ip, pod-name, workload-name; `|` for fallbacks."
+            "Hubble metrics `source` label for egress flows: pod, namespace, workload, app, ip, pod-name, workload-name; `|` for fallbacks. Env: OSPREY_METRICS_SOURCE_CONTEXT."
     )
-    var metricsSourceContext = "pod"
+    var metricsSourceContext = environment["OSPREY_METRICS_SOURCE_CONTEXT"] ?? "pod"
 
-    @Option(help: "Hubble metrics `destination` label for ingress flows (same options).")
-    var metricsDestinationContext = "pod"
+    @Option(
+        help:
+            "Hubble metrics `destination` label for ingress flows (same options). Env: OSPREY_METRICS_DESTINATION_CONTEXT."
+    )
+    var metricsDestinationContext = environment["OSPREY_METRICS_DESTINATION_CONTEXT"] ?? "pod"
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Env: OSPREY_LOG_LEVEL.")
     var logLevel: String = environment["OSPREY_LOG_LEVEL"] ?? "info"

@@ -3,26 +3,26 @@
 /// "Policy denied" work; the kernel's own name stays on the flow as well. Every kernel reason
 /// gets a Hubble reason: a DROPPED flow never carries 0 (which Hubble prints as "Success").
 public enum DropReasons {
-    /// One Hubble reason and the kernel reasons (names without `SKB_DROP_REASON_`) it stands for.
+    /// One Hubble reason (a flow.DropReason value; its name is the proto's, see HubbleWire's
+    /// `ProtoNames`) and the kernel reasons (names without `SKB_DROP_REASON_`) it stands for.
     struct Mapping {
         var code: Int
-        var name: String
         var kernel: [String]
     }
 
     /// Osprey's choice of the closest Hubble reason for each kernel reason (Linux 6.18's list).
     static let mappings: [Mapping] = [
         Mapping(
-            code: 133, name: "POLICY_DENIED",
+            code: 133 /* POLICY_DENIED */,
             kernel: [
                 "NETFILTER_DROP", "BPF_CGROUP_EGRESS", "TC_EGRESS", "TC_INGRESS", "XDP", "XDP_DROP", "TC_DROP",
                 "SECURITY_HOOK", "XFRM_POLICY", "TAP_FILTER", "TAP_TXFILTER",
             ]),
         Mapping(
-            code: 178, name: "SOCKET_LOOKUP_FAILED",
+            code: 178 /* SOCKET_LOOKUP_FAILED */,
             kernel: ["NO_SOCKET", "SOCKET_FILTER", "UNIX_DISCONNECT", "UNIX_SKIP_OOB", "PACKET_SOCK_ERROR"]),
         Mapping(
-            code: 198, name: "DROP_RATE_LIMITED",
+            code: 198 /* DROP_RATE_LIMITED */,
             kernel: [
                 "SOCKET_RCVBUFF", "PROTO_MEM", "SOCKET_BACKLOG", "TCP_LISTEN_OVERFLOW", "TCP_OFO_QUEUE_PRUNE",
                 "QDISC_DROP", "QDISC_OVERLIMIT", "QDISC_CONGESTED", "CAKE_FLOOD", "FQ_BAND_LIMIT", "FQ_HORIZON_LIMIT",
@@ -30,43 +30,43 @@ public enum DropReasons {
                 "DUALPI2_STEP_DROP", "RECURSION_LIMIT",
             ]),
         Mapping(
-            code: 169, name: "FIB_LOOKUP_FAILED",
+            code: 169 /* FIB_LOOKUP_FAILED */,
             kernel: [
                 "IP_NOROUTE", "IP_OUTNOROUTES", "IP_INNOROUTES", "IP_INADDRERRORS", "IP_INVALID_DEST",
                 "NEIGH_CREATEFAIL",
                 "NEIGH_FAILED", "NEIGH_DEAD", "NEIGH_HH_FILLFAIL", "NO_TX_TARGET", "IPV6DISABLED", "TUNNEL_TXINFO",
             ]),
         Mapping(
-            code: 132, name: "INVALID_SOURCE_IP",
+            code: 132 /* INVALID_SOURCE_IP */,
             kernel: ["IP_RPFILTER", "IP_LOCAL_SOURCE", "IP_INVALID_SOURCE", "IP_LOCALNET"]),
-        Mapping(code: 153, name: "ERROR_WHILE_CORRECTING_L3_CHECKSUM", kernel: ["IP_CSUM"]),
+        Mapping(code: 153 /* ERROR_WHILE_CORRECTING_L3_CHECKSUM */, kernel: ["IP_CSUM"]),
         Mapping(
-            code: 154, name: "ERROR_WHILE_CORRECTING_L4_CHECKSUM",
+            code: 154 /* ERROR_WHILE_CORRECTING_L4_CHECKSUM */,
             kernel: ["TCP_CSUM", "UDP_CSUM", "ICMP_CSUM", "SKB_CSUM"]),
-        Mapping(code: 142, name: "UNKNOWN_L4_PROTOCOL", kernel: ["UNHANDLED_PROTO", "IP_NOPROTO", "INVALID_PROTO"]),
+        Mapping(code: 142 /* UNKNOWN_L4_PROTOCOL */, kernel: ["UNHANDLED_PROTO", "IP_NOPROTO", "INVALID_PROTO"]),
         Mapping(
-            code: 166, name: "UNSUPPORTED_L2_PROTOCOL",
+            code: 166 /* UNSUPPORTED_L2_PROTOCOL */,
             kernel: ["OTHERHOST", "UNICAST_IN_L2_MULTICAST", "MAC_IEEE_MAC_CONTROL"]),
-        Mapping(code: 130, name: "INVALID_SOURCE_MAC", kernel: ["MAC_INVALID_SOURCE", "LOCAL_MAC"]),
-        Mapping(code: 156, name: "INVALID_IPV6_EXTENSION_HEADER", kernel: ["IPV6_BAD_EXTHDR"]),
+        Mapping(code: 130 /* INVALID_SOURCE_MAC */, kernel: ["MAC_INVALID_SOURCE", "LOCAL_MAC"]),
+        Mapping(code: 156 /* INVALID_IPV6_EXTENSION_HEADER */, kernel: ["IPV6_BAD_EXTHDR"]),
         Mapping(
-            code: 176, name: "FORBIDDEN_ICMPV6_MESSAGE",
+            code: 176 /* FORBIDDEN_ICMPV6_MESSAGE */,
             kernel: ["IPV6_NDISC_FRAG", "IPV6_NDISC_BAD_CODE", "IPV6_NDISC_BAD_OPTIONS", "IPV6_NDISC_NS_OTHERHOST"]),
-        Mapping(code: 196, name: "TTL_EXCEEDED", kernel: ["TCP_MINTTL", "IPV6_NDISC_HOP_LIMIT"]),
+        Mapping(code: 196 /* TTL_EXCEEDED */, kernel: ["TCP_MINTTL", "IPV6_NDISC_HOP_LIMIT"]),
         Mapping(
-            code: 182, name: "VLAN_FILTERED", kernel: ["BRIDGE_INGRESS_STP_STATE", "ARP_PVLAN_DISABLE"]),
+            code: 182 /* VLAN_FILTERED */, kernel: ["BRIDGE_INGRESS_STP_STATE", "ARP_PVLAN_DISABLE"]),
         Mapping(
-            code: 183, name: "INVALID_VNI",
+            code: 183 /* INVALID_VNI */,
             kernel: ["VXLAN_INVALID_HDR", "VXLAN_VNI_NOT_FOUND", "VXLAN_ENTRY_EXISTS", "IP_TUNNEL_ECN"]),
         Mapping(
-            code: 189, name: "AUTH_REQUIRED",
+            code: 189 /* AUTH_REQUIRED */,
             kernel: [
                 "TCP_AUTH_HDR", "TCP_MD5NOTFOUND", "TCP_MD5UNEXPECTED", "TCP_MD5FAILURE", "TCP_AONOTFOUND",
                 "TCP_AOUNEXPECTED", "TCP_AOKEYNOTFOUND", "TCP_AOFAILURE", "PSP_INPUT", "PSP_OUTPUT",
             ]),
         // Malformed, truncated or out-of-window packets, and whatever the kernel leaves
         // unspecified: "Invalid packet" is the closest Hubble has (see `fallback`).
-        Mapping(code: 134, name: "INVALID_PACKET_DROPPED", kernel: []),
+        Mapping(code: 134 /* INVALID_PACKET_DROPPED */, kernel: []),
     ]
 
     /// The reason for a kernel reason no mapping names: "Invalid packet".
@@ -78,11 +78,9 @@ public enum DropReasons {
         return table
     }()
 
-    static let names: [Int: String] = Dictionary(uniqueKeysWithValues: mappings.map { ($0.code, $0.name) })
-
     /// Kernel drop reason (without `SKB_DROP_REASON_`) → Hubble DropReason value, never 0.
     public static func hubbleReason(forKernel reason: String) -> Int { byKernel[reason] ?? fallback }
 
-    /// The Hubble DropReason name of a value Osprey produces (`POLICY_DENIED`).
-    public static func name(_ value: Int) -> String { names[value] ?? "DROP_REASON_UNKNOWN" }
+    /// Every Hubble reason Osprey produces.
+    public static var codes: [Int] { mappings.map(\.code) }
 }

@@ -12,6 +12,10 @@ public enum ProtoNames {
     public static let dropReasons = table(Flow_DropReason.allCases, "drop_reason_desc") { value in
         Flow_FlowFilter.with { $0.dropReasonDesc = [value] }
     }
+    /// The proto's name of a flow.DropReason value (`POLICY_DENIED`).
+    public static func dropReason(_ value: Int) -> String {
+        Flow_DropReason(rawValue: value).map { dropReasons.name($0) } ?? "DROP_REASON_UNKNOWN"
+    }
     public static let trafficDirections = table(Flow_TrafficDirection.allCases, "traffic_direction") { value in
         Flow_FlowFilter.with { $0.trafficDirection = [value] }
     }

@@ -7,21 +7,6 @@ import HubbleWire
 /// `--X` makes two filters (source side, destination side) that are OR'ed, other flags apply
 /// to both; `--not` sends the next filter flag to the deny list.
 struct FilterBuilder {
-    /// Filter flags that take a value, by every spelling.
-    static let valueFlags: Set<String> = [
-        "--pod", "--from-pod", "--to-pod", "-n", "--namespace", "--from-namespace", "--to-namespace", "--ip",
-        "--from-ip", "--to-ip", "-l", "--label", "--from-label", "--to-label", "--service", "--from-service",
-        "--to-service", "--workload", "--from-workload", "--to-workload", "--fqdn", "--from-fqdn", "--to-fqdn",
-        "--port", "--from-port", "--to-port", "--identity", "--from-identity", "--to-identity", "--protocol",
-        "--verdict", "--drop-reason-desc", "--tcp-flags", "-t", "--type", "--traffic-direction", "--node-name",
-        "--uuid", "--ip-version", "--cluster", "--from-cluster", "--to-cluster", "--http-status", "--http-method",
-        "--http-path", "--http-url", "--interface", "--node-label", "--snat-ip", "--cel-expression",
-    ]
-    static let booleanFlags: Set<String> = [
-        "-4", "--ipv4", "-6", "--ipv6", "-A", "--all-namespaces", "--from-all-namespaces", "--to-all-namespaces",
-        "--encrypted", "--unencrypted",
-    ]
-
     /// Flags hubble refuses to combine in one list (allow or deny), by name without dashes:
     /// `filters --X and --Y cannot be combined`.
     static let conflicts: [[String]] = [
@@ -78,7 +63,7 @@ struct FilterBuilder {
     var deny = Side()
     var namespace: String?
 
-    /// Reads the filter flags out of `arguments` (other flags are skipped).
+    /// Reads the filter flags of `arguments`, in order; anything else is an error.
     static func build(_ arguments: [String]) throws(CLIError) -> (allow: [Flow_FlowFilter], deny: [Flow_FlowFilter]) {
         var builder = FilterBuilder()
         var tokens: [(flag: String, value: String?, negated: Bool)] = []
@@ -96,18 +81,16 @@ struct FilterBuilder {
                 negateNext = true
                 continue
             }
-            if valueFlags.contains(flag) {
-                if value == nil {
-                    guard index < arguments.count else { throw CLIError("\(flag) needs a value.") }
-                    value = arguments[index]
-                    index += 1
-                }
-                tokens.append((flag, value, negateNext))
-                negateNext = false
-            } else if booleanFlags.contains(flag) {
-                tokens.append((flag, nil, negateNext))
-                negateNext = false
+            guard let known = FilterFlag.bySpelling[flag] else {
+                throw CLIError("\(flag) is not an option of osprey observe; see `osprey observe --help`.")
             }
+            if known.value != nil, value == nil {
+                guard index < arguments.count else { throw CLIError("\(flag) needs a value.") }
+                value = arguments[index]
+                index += 1
+            }
+            tokens.append((flag, value, negateNext))
+            negateNext = false
         }
         if negateNext { throw CLIError("--not must be followed by a filter flag, e.g. --not --protocol udp.") }
         try checkConflicts(tokens)
@@ -127,139 +110,32 @@ struct FilterBuilder {
         return (builder.allow.filters, builder.deny.filters)
     }
 
-    mutating func apply(_ flag: String, _ value: String, negated: Bool) throws(CLIError) {
+    mutating func apply(_ spelling: String, _ value: String, negated: Bool) throws(CLIError) {
+        guard let flag = FilterFlag.bySpelling[spelling] else { throw CLIError("\(spelling) is not a filter flag.") }
         var side = negated ? deny : allow
         defer { if negated { deny = side } else { allow = side } }
         side.used = true
-        let name = flag.hasPrefix("--") ? String(flag.dropFirst(2)) : flag
-        let direction: Direction
-        let base: String
-        if name.hasPrefix("from-") {
-            (direction, base) = (.source, String(name.dropFirst(5)))
-        } else if name.hasPrefix("to-") {
-            (direction, base) = (.destination, String(name.dropFirst(3)))
-        } else {
-            (direction, base) = (.both, name)
-        }
-        switch base {
-        case "pod":
-            try side.set(direction) {
-                $0.sourcePod.append(scoped(value))
-            } dst: {
-                $0.destinationPod.append(scoped(value))
+        do {
+            switch flag.field {
+            case .endpoint(let set):
+                let direction: Direction =
+                    spelling.hasPrefix("--from-") ? .source : spelling.hasPrefix("--to-") ? .destination : .both
+                try side.set(direction) {
+                    try set(&$0, value, true, namespace)
+                } dst: {
+                    try set(&$0, value, false, namespace)
+                }
+            case .common(let set):
+                try set(&side.common, value)
             }
-        case "-n", "namespace":
-            try side.set(direction) {
-                $0.sourcePod.append("\(value)/")
-            } dst: {
-                $0.destinationPod.append("\(value)/")
-            }
-        case "ip":
-            try side.set(direction) {
-                $0.sourceIp.append(value)
-            } dst: {
-                $0.destinationIp.append(value)
-            }
-        case "-l", "label":
-            try side.set(direction) {
-                $0.sourceLabel.append(value)
-            } dst: {
-                $0.destinationLabel.append(value)
-            }
-        case "service":
-            let service = scoped(value)
-            try side.set(direction) {
-                $0.sourceService.append(service)
-            } dst: {
-                $0.destinationService.append(service)
-            }
-        case "workload":
-            let workload = Self.workload(value)
-            try side.set(direction) {
-                $0.sourceWorkload.append(workload)
-            } dst: {
-                $0.destinationWorkload.append(workload)
-            }
-        case "fqdn":
-            try side.set(direction) {
-                $0.sourceFqdn.append(value)
-            } dst: {
-                $0.destinationFqdn.append(value)
-            }
-        case "port":
-            guard UInt16(value) != nil else { throw CLIError("\(flag) \"\(value)\" is not a port number (0–65535).") }
-            try side.set(direction) {
-                $0.sourcePort.append(value)
-            } dst: {
-                $0.destinationPort.append(value)
-            }
-        case "identity":
-            let identity = try Self.identity(value)
-            try side.set(direction) {
-                $0.sourceIdentity.append(identity)
-            } dst: {
-                $0.destinationIdentity.append(identity)
-            }
-        case "cluster":
-            try side.set(direction) {
-                $0.sourceClusterName.append(value)
-            } dst: {
-                $0.destinationClusterName.append(value)
-            }
-        case "all-namespaces", "-A": break
-        case "protocol": side.common.protocol.append(value.lowercased())
-        case "verdict":
-            guard let verdict = ProtoNames.verdicts.value(value), verdict != .unknown else {
-                throw CLIError(
-                    "--verdict \"\(value)\" is not a verdict; use one of FORWARDED, DROPPED, AUDIT, REDIRECTED, "
-                        + "ERROR, TRACED, TRANSLATED.")
-            }
-            side.common.verdict.append(verdict)
-        case "drop-reason-desc":
-            guard let reason = ProtoNames.dropReasons.value(value) else {
-                throw CLIError("--drop-reason-desc \"\(value)\" is not a Hubble drop reason (e.g. POLICY_DENIED).")
-            }
-            side.common.dropReasonDesc.append(reason)
-        case "tcp-flags": side.common.tcpFlags.append(try Self.tcpFlags(value))
-        case "-t", "type": side.common.eventType.append(try Self.eventType(value))
-        case "traffic-direction":
-            switch value.lowercased() {
-            case "ingress": side.common.trafficDirection.append(.ingress)
-            case "egress": side.common.trafficDirection.append(.egress)
-            default: throw CLIError("--traffic-direction \"\(value)\" must be ingress or egress.")
-            }
-        case "node-name": side.common.nodeName.append(value)
-        case "uuid": side.common.uuid.append(value)
-        case "-4", "ipv4": side.common.ipVersion.append(.ipv4)
-        case "-6", "ipv6": side.common.ipVersion.append(.ipv6)
-        case "ip-version":
-            switch value.lowercased() {
-            case "4", "v4", "ipv4": side.common.ipVersion.append(.ipv4)
-            case "6", "v6", "ipv6": side.common.ipVersion.append(.ipv6)
-            default: throw CLIError("--ip-version \"\(value)\" must be 4 or 6.")
-            }
-        case "http-status": side.common.httpStatusCode.append(value)
-        case "http-method": side.common.httpMethod.append(value)
-        case "http-path": side.common.httpPath.append(value)
-        case "http-url": side.common.httpURL.append(value)
-        case "interface": side.common.interface.append(.with { $0.name = value })
-        case "node-label": side.common.nodeLabels.append(value)
-        case "snat-ip": side.common.sourceIpXlated.append(value)
-        case "encrypted": side.common.encrypted.append(true)
-        case "unencrypted": side.common.encrypted.append(false)
-        case "cel-expression": side.common.experimental.celExpression.append(value)
-        default: throw CLIError("\(flag) is not a filter flag.")
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            throw CLIError("\(spelling): \(error)")
         }
     }
 
     enum Direction { case source, destination, both }
-
-    /// A pod or service name as hubble sends it: scoped by `-n` when it names no namespace,
-    /// else as given (the server reads a bare name as `default/NAME`).
-    func scoped(_ value: String) -> String {
-        guard !value.contains("/"), let namespace else { return value }
-        return "\(namespace)/\(value)"
-    }
 
     static func workload(_ value: String) -> Flow_Workload {
         let parts = value.split(separator: "/", maxSplits: 1).map(String.init)
@@ -331,14 +207,15 @@ struct FilterBuilder {
 extension FilterBuilder.Side {
     /// Puts a from/to value on its side; a bare value on both (two filters).
     mutating func set(
-        _ direction: FilterBuilder.Direction, src: (inout Flow_FlowFilter) -> Void, dst: (inout Flow_FlowFilter) -> Void
-    ) throws(CLIError) {
+        _ direction: FilterBuilder.Direction, src: (inout Flow_FlowFilter) throws -> Void,
+        dst: (inout Flow_FlowFilter) throws -> Void
+    ) throws {
         switch direction {
-        case .source: src(&common)
-        case .destination: dst(&common)
+        case .source: try src(&common)
+        case .destination: try dst(&common)
         case .both:
-            src(&source)
-            dst(&destination)
+            try src(&source)
+            try dst(&destination)
             bareUsed = true
         }
     }

@@ -9,16 +9,26 @@ import HubbleWire
 import SwiftProtobuf
 
 /// `osprey observe`: hubble observe's selectors, filters and output formats against any Hubble
-/// API server (osprey-agent, osprey-relay, Cilium's Hubble).
+/// API server (osprey-agent, osprey-relay, Cilium's Hubble). Flows are the default; `flows`,
+/// `agent-events` and `debug-events` name what to observe, as in hubble.
 struct ObserveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "observe",
         abstract: "Show flows from a Hubble API server (osprey-agent or osprey-relay), like `hubble observe`.",
         discussion: """
-            Selectors: with none, the last 20 flows. Filters: --X matches either side, --from-X the source, \
-            --to-X the destination; filters of different kinds must all match; --not negates the next filter.
-            """,
-        subcommands: [ObserveFlows.self, ObserveAgentEvents.self, ObserveDebugEvents.self])
+            Selectors (--last, --first, --all, --follow, --since, --until), output and server options: \
+            `osprey observe flows --help`.
+
+            """ + ObserveFlows.discussion,
+        subcommands: [ObserveFlows.self, ObserveAgentEvents.self, ObserveDebugEvents.self],
+        defaultSubcommand: ObserveFlows.self)
+}
+
+/// `osprey observe [flows]`: the flows, filtered and printed as hubble does.
+struct ObserveFlows: AsyncParsableCommand {
+    static let discussion = "Selectors: with none, the last 20 flows.\n\n" + FilterFlag.helpText
+    static let configuration = CommandConfiguration(
+        commandName: "flows", abstract: "Show flows (the default of `osprey observe`).", discussion: discussion)
 
     @OptionGroup var server: ServerOptions
 
@@ -30,65 +40,8 @@ struct ObserveCommand: AsyncParsableCommand {
     @Option(help: "Flows since a time: 5m, 1h30m ago or RFC 3339 (2026-11-27T10:00:00Z).") var since: String?
     @Option(help: "Flows until a time (same forms as --since).") var until: String?
 
-    // MARK: Filters (read in order from the command line; declared here for help and validation)
-    @Flag(help: "Negate the next filter flag (it goes to the deny list).") var not: Int
-    @Option(help: "Pod name prefix, [namespace/]name, on either side.") var pod: [String] = []
-    @Option(help: "Source pod ([namespace/]name prefix).") var fromPod: [String] = []
-    @Option(help: "Destination pod ([namespace/]name prefix).") var toPod: [String] = []
-    @Option(name: [.short, .long], help: "Namespace on either side (and of --pod without one).") var namespace:
-        [String] = []
-    @Option(help: "Source namespace.") var fromNamespace: [String] = []
-    @Option(help: "Destination namespace.") var toNamespace: [String] = []
-    @Flag(name: [.customShort("A"), .long], help: "Every namespace (the default).") var allNamespaces = false
-    @Option(help: "IP address or CIDR on either side.") var ip: [String] = []
-    @Option(help: "Source IP address or CIDR.") var fromIp: [String] = []
-    @Option(help: "Destination IP address or CIDR.") var toIp: [String] = []
-    @Option(name: [.short, .long], help: "Label selector (app=web, tier in (a,b)) on either side.") var label:
-        [String] = []
-    @Option(help: "Source label selector.") var fromLabel: [String] = []
-    @Option(help: "Destination label selector.") var toLabel: [String] = []
-    @Option(help: "Service ([namespace/]name prefix) on either side.") var service: [String] = []
-    @Option(help: "Source service.") var fromService: [String] = []
-    @Option(help: "Destination service.") var toService: [String] = []
-    @Option(help: "Workload ([Kind/]name, e.g. Deployment/frontend) on either side.") var workload: [String] = []
-    @Option(help: "Source workload.") var fromWorkload: [String] = []
-    @Option(help: "Destination workload.") var toWorkload: [String] = []
-    @Option(help: "DNS name pattern (*.svc.cluster.local) on either side.") var fqdn: [String] = []
-    @Option(help: "Source DNS name pattern.") var fromFqdn: [String] = []
-    @Option(help: "Destination DNS name pattern.") var toFqdn: [String] = []
-    @Option(help: "Port on either side.") var port: [String] = []
-    @Option(help: "Source port.") var fromPort: [String] = []
-    @Option(help: "Destination port.") var toPort: [String] = []
-    @Option(help: "Identity (number or reserved name such as world) on either side.") var identity: [String] = []
-    @Option(help: "Source identity.") var fromIdentity: [String] = []
-    @Option(help: "Destination identity.") var toIdentity: [String] = []
-    @Option(help: "Protocol: tcp, udp, icmp, icmpv4, icmpv6, sctp, dns, http, …") var `protocol`: [String] = []
-    @Option(help: "Verdict: FORWARDED, DROPPED, AUDIT, REDIRECTED, ERROR, TRACED, TRANSLATED.") var verdict: [String] =
-        []
-    @Option(help: "Drop reason, as Hubble names it (e.g. POLICY_DENIED).") var dropReasonDesc: [String] = []
-    @Option(help: "TCP flags that must all be set, comma-separated (SYN,ACK).") var tcpFlags: [String] = []
-    @Option(name: [.short, .long], help: "Event type: drop, trace[:to-endpoint|from-endpoint|…], l7, …") var type:
-        [String] = []
-    @Option(help: "Traffic direction: ingress or egress.") var trafficDirection: [String] = []
-    @Option(help: "Node name glob (node-*, cluster/node-*, cluster/).") var nodeName: [String] = []
-    @Option(help: "Flow UUID.") var uuid: [String] = []
-    @Option(help: "IP version: 4 or 6.") var ipVersion: [String] = []
-    @Flag(name: [.customShort("4"), .customLong("ipv4")], help: "Only IPv4 flows.") var ipv4 = false
-    @Flag(name: [.customShort("6"), .customLong("ipv6")], help: "Only IPv6 flows.") var ipv6 = false
-    @Option(help: "Cluster name on either side.") var cluster: [String] = []
-    @Option(help: "Source cluster name.") var fromCluster: [String] = []
-    @Option(help: "Destination cluster name.") var toCluster: [String] = []
-    @Option(help: "HTTP status code or class (404, 5+).") var httpStatus: [String] = []
-    @Option(help: "HTTP method.") var httpMethod: [String] = []
-    @Option(help: "HTTP path regular expression.") var httpPath: [String] = []
-    @Option(help: "HTTP URL regular expression.") var httpUrl: [String] = []
-    @Option(help: "Network interface name the flow was seen on.") var interface: [String] = []
-    @Option(help: "Node label selector (key=value) of the node that saw the flow.") var nodeLabel: [String] = []
-    @Option(help: "Source IP after SNAT (servers that translate addresses report it).") var snatIp: [String] = []
-    @Flag(help: "Only encrypted flows (WireGuard/IPsec).") var encrypted = false
-    @Flag(help: "Only unencrypted flows.") var unencrypted = false
-    @Option(help: "A CEL filter expression (refused by servers that do not evaluate CEL, Osprey's among them).")
-    var celExpression: [String] = []
+    // MARK: Filters (FilterFlag.all: read in the order typed, listed by --help)
+    @Argument(parsing: .allUnrecognized, help: .hidden) var filterArguments: [String] = []
     @Option(help: "A FlowFilter as JSON to allow (repeatable).") var allowlist: [String] = []
     @Option(help: "A FlowFilter as JSON to deny (repeatable).") var denylist: [String] = []
     @Flag(help: "Print the filters that would be sent, then exit.") var printRawFilters = false
@@ -138,16 +91,9 @@ struct ObserveCommand: AsyncParsableCommand {
         }
     }
 
-    /// The flags after `observe` as typed (filter flags are order-sensitive because of --not).
-    static var rawArguments: [String] {
-        let arguments = CommandLine.arguments
-        guard let index = arguments.firstIndex(of: "observe") else { return [] }
-        return Array(arguments[(index + 1)...])
-    }
-
     func run() async throws {
         try await reportingErrors {
-            let filters = try filterLists(Self.rawArguments)
+            let filters = try filterLists(filterArguments)
             if printRawFilters {
                 print(Self.rawFilterText(filters))
                 return

@@ -7,16 +7,6 @@ import HubbleAPI
 import HubbleWire
 import SwiftProtobuf
 
-/// `osprey observe flows`: hubble's longer spelling of `osprey observe`.
-struct ObserveFlows: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "flows", abstract: "Show flows: the same as `osprey observe`.")
-
-    @OptionGroup var observe: ObserveCommand
-
-    func run() async throws { try await observe.run() }
-}
-
 /// What `observe agent-events` and `observe debug-events` share: the selectors and the output.
 struct EventOptions: ParsableArguments {
     @Option(help: "Get the last N events.") var last: UInt64?
@@ -71,7 +61,7 @@ extension EventOptions {
                 try await call(observer) { response in
                     for try await event in response.messages {
                         let (time, node, type) = parts(event)
-                        ObserveCommand.emit(events.line(event, time: time, node: node, type: type))
+                        ObserveFlows.emit(events.line(event, time: time, node: node, type: type))
                     }
                 }
             }

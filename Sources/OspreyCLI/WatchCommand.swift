@@ -20,7 +20,7 @@ struct WatchPeers: AsyncParsableCommand {
         try await reportingErrors {
             try await server.withClient { client, _ in
                 try await Peer_Peer.Client(wrapping: client).notify(Peer_NotifyRequest()) { response in
-                    for try await change in response.messages { ObserveCommand.emit(Self.line(change)) }
+                    for try await change in response.messages { ObserveFlows.emit(Self.line(change)) }
                 }
             }
         }

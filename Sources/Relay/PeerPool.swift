@@ -43,7 +43,15 @@ public final class PeerPool: Sendable {
 
     private struct Entry {
         var peer: Peer
-        var task: Task<Void, Never>?
+        /// Which `add` made this entry: a watcher of an older one stops.
+        var generation: UInt64
+    }
+
+    /// A peer's client to run and health-check, from `add` to the task group of `run`.
+    private struct Watch: Sendable {
+        let name: String
+        let generation: UInt64
+        let client: GRPCClient<HTTP2ClientTransport.Posix>
     }
 
     let discovery: Discovery
@@ -52,6 +60,8 @@ public final class PeerPool: Sendable {
     let retryInterval: Duration
     let logger: Logger
     private let entries = Mutex<[String: Entry]>([:])
+    private let generations = Atomic<UInt64>(0)
+    private let watches = AsyncStream<Watch>.makeStream()
 
     public init(
         discovery: Discovery, dialer: HubbleDialer, checkInterval: Duration = .seconds(1),
@@ -69,15 +79,20 @@ public final class PeerPool: Sendable {
 
     public func peer(named name: String) -> Peer? { entries.withLock { $0[name]?.peer } }
 
-    /// Discovers and watches peers until cancelled; then closes every client.
+    /// Discovers and watches peers until cancelled; then closes every client. Discovery and
+    /// every peer's watcher are child tasks of one task group: nothing outlives the call.
     public func run() async {
-        defer {
-            let tasks = entries.withLock { entries in
-                defer { entries = [:] }
-                return entries.values.compactMap(\.task)
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.discover() }
+            for await watch in watches.stream {
+                group.addTask { await self.watch(watch) }
             }
-            for task in tasks { task.cancel() }
         }
+        entries.withLock { $0 = [:] }
+    }
+
+    /// Keeps the set of peers current, the way `discovery` says.
+    private func discover() async {
         switch discovery {
         case .fixed(let list):
             for (name, address) in list { add(name: name, address: address, tlsServerName: nil) }
@@ -146,13 +161,13 @@ public final class PeerPool: Sendable {
             lastError: problem ?? "not checked yet", client: client,
             tlsEnabled: client != nil && dialer.tls != nil)
         logger.info("peer added", metadata: ["peer": "\(name)", "address": "\(address)"])
-        let task = client.map { client in Task { await self.watch(name: name, client: client) } }
-        entries.withLock { $0[name] = Entry(peer: peer, task: task) }
+        let generation = generations.add(1, ordering: .relaxed).newValue
+        entries.withLock { $0[name] = Entry(peer: peer, generation: generation) }
+        if let client { watches.continuation.yield(Watch(name: name, generation: generation, client: client)) }
     }
 
     func remove(name: String) {
-        guard let entry = entries.withLock({ $0.removeValue(forKey: name) }) else { return }
-        entry.task?.cancel()
+        guard entries.withLock({ $0.removeValue(forKey: name) }) != nil else { return }
         logger.info("peer deleted", metadata: ["peer": "\(name)"])
     }
 
@@ -161,8 +176,11 @@ public final class PeerPool: Sendable {
         update(name: name, state: .nodeUnavailable, error: reason)
     }
 
-    /// Runs the peer's connections and checks its health until the peer is removed.
-    private func watch(name: String, client: GRPCClient<HTTP2ClientTransport.Posix>) async {
+    /// Runs the peer's connections and checks its health until the peer is removed or replaced
+    /// (noticed within a check interval) or the pool stops.
+    private func watch(_ watch: Watch) async {
+        let (name, client) = (watch.name, watch.client)
+        func current() -> Bool { entries.withLock { $0[name]?.generation == watch.generation } }
         await withDiscardingTaskGroup { group in
             group.addTask { try? await client.runConnections() }
             let health = Grpc_Health_V1_Health.Client(wrapping: client)
@@ -170,7 +188,7 @@ public final class PeerPool: Sendable {
             options.timeout = .seconds(2)
             // A lost connection counts at once; a busy agent that answers late, after 3 misses.
             var slowAnswers = 0
-            while !Task.isCancelled {
+            while !Task.isCancelled, current() {
                 do {
                     let answer = try await health.check(
                         .with { $0.service = HealthService.observerServiceName }, options: options)

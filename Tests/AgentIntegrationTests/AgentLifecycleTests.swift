@@ -96,12 +96,15 @@ extension AgentIntegration {
                 let socket = try #require(
                     try PodSockets.connectTCP(from: netns, to: frontend.ipv4, port: 80, timeout: 2))
                 close(socket)
-                Thread.sleep(forTimeInterval: 0.2)
-                let after = try LabFixture.scrape(node.netns)
+                var after = before
                 func grew(_ flag: String, _ direction: String) -> Bool {
                     let labels = ["flag": flag, "direction": direction]
                     return after.value("networkobservability_tcp_flag_counters", labels)
                         > before.value("networkobservability_tcp_flag_counters", labels)
+                }
+                eventually {
+                    after = (try? LabFixture.scrape(node.netns)) ?? before
+                    return grew("SYNACK", "egress") && grew("SYNACK", "ingress")
                 }
                 // The new pod's SYN leaves it (egress) and enters the frontend (ingress); the SYN-ACK
                 // goes the other way.

@@ -60,10 +60,35 @@ struct FidelityLabTests {
             #expect(answered == Set(frontends.map(\.name)))
             let v6 = try LabFixture.curl(from: loadgen.netns, "http://[\(frontend.clusterIPv6)]/")
             #expect(v6.status == 0, "the IPv6 ClusterIP answers")
-            Thread.sleep(forTimeInterval: 1.5)
 
             var flows: [String: [[String: Any]]] = [:]
-            for node in plan.nodes { flows[node.netns] = try Flows.flows(node.netns) }
+            // Until every scenario asserted below shows in the flows (each client runs about once a
+            // second): every frontend answering, DNS both ways, the refused connection's RST, and
+            // both kinds of drop. Then the details are asserted exactly.
+            let checkoutNode = try #require(plan.pods(of: "checkout", in: "shop").first).node.netns
+            eventually(within: 30, poll: 0.5) {
+                for node in plan.nodes { flows[node.netns] = (try? Flows.flows(node.netns)) ?? [] }
+                let client = flows[loadgen.node.netns] ?? []
+                let toClient = client.compactMap { string($0, "source", "pod_name") }
+                let dns = Set(
+                    client.filter {
+                        (string($0, "source", "pod_name") == loadgen.name
+                            && string($0, "trace_observation_point") == "FROM_ENDPOINT")
+                            || (string($0, "destination", "pod_name") == loadgen.name
+                                && string($0, "trace_observation_point") == "TO_ENDPOINT")
+                    }.compactMap { string($0, "l7", "type") })
+                let resets = (flows[checkoutNode] ?? []).contains {
+                    string($0, "trace_observation_point") == "TO_ENDPOINT"
+                        && (string($0, "Summary") ?? "").contains("RST")
+                }
+                let dropReasons = Set(
+                    flows.values.joined().filter { string($0, "verdict") == "DROPPED" }.compactMap {
+                        string($0, "extensions", "value", "kernel_drop_reason")
+                    })
+                return frontends.allSatisfy { toClient.contains($0.name) }
+                    && dns.isSuperset(of: ["REQUEST", "RESPONSE"])
+                    && resets && dropReasons.isSuperset(of: ["NETFILTER_DROP", "NO_SOCKET"])
+            }
             let clientFlows = flows[loadgen.node.netns] ?? []
             for pod in frontends {
                 let syn = clientFlows.filter {
@@ -194,7 +219,9 @@ struct FidelityLabTests {
             // Healthy traffic only (the clients that cause drops stopped): 60 s without one drop.
             let troublemakers = ["untrusted", "checkout", "reporter"].flatMap { plan.pods(of: $0, in: "shop") }
             LabController.stopProcesses(inNamespaces: troublemakers.map(\.netns))
-            Thread.sleep(forTimeInterval: 2)
+            _ = try settled(interval: 1) {
+                try plan.nodes.map { Self.dropReasons(try LabFixture.scrape($0.netns), "hubble_drop_total") }
+            }
             let before = try plan.nodes.map { try LabFixture.scrape($0.netns) }
             let start = Date()
             Thread.sleep(forTimeInterval: 60)

@@ -186,7 +186,6 @@ extension AgentIntegration {
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let server = try #require(plan.pods(of: "ledger", in: "billing").first)
                 let node = client.node.netns
-                Thread.sleep(forTimeInterval: 0.5)
                 func fromClient(_ metrics: ScrapedMetrics) -> Double {
                     metrics.value(
                         "hubble_flows_processed_total", ["subtype": "from-endpoint", "source": client.qualifiedName])
@@ -194,6 +193,8 @@ extension AgentIntegration {
                 func synsFromClient(_ metrics: ScrapedMetrics) -> Double {
                     metrics.value("hubble_tcp_flags_total", ["flag": "SYN", "source": client.qualifiedName])
                 }
+                // The stopped clients' last flows are counted before the baseline is taken.
+                _ = try settled { fromClient(try LabFixture.scrape(node)) }
                 let before = try LabFixture.scrape(node)
                 let start = Date()
                 for _ in 0..<6 {
@@ -202,15 +203,23 @@ extension AgentIntegration {
                         close(socket)
                     }
                 }
-                Thread.sleep(forTimeInterval: 0.5)
-                let after = try LabFixture.scrape(node)
                 let formatter = ISO8601DateFormatter()
                 formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-                let flows = try Self.flows(node).filter {
-                    guard let time = Self.string($0, "time").flatMap({ formatter.date(from: $0) }) else { return false }
-                    return time >= start.addingTimeInterval(-0.01)
-                        && Self.string($0, "source", "pod_name") == client.name
-                        && Self.string($0, "trace_observation_point") == "FROM_ENDPOINT"
+                var after = before
+                var flows: [[String: Any]] = []
+                // Until the six SYNs are both flows and counted (then compare exactly).
+                eventually {
+                    after = (try? LabFixture.scrape(node)) ?? before
+                    flows = ((try? Self.flows(node)) ?? []).filter {
+                        guard let time = Self.string($0, "time").flatMap({ formatter.date(from: $0) }) else {
+                            return false
+                        }
+                        return time >= start.addingTimeInterval(-0.01)
+                            && Self.string($0, "source", "pod_name") == client.name
+                            && Self.string($0, "trace_observation_point") == "FROM_ENDPOINT"
+                    }
+                    return synsFromClient(after) - synsFromClient(before) >= 6
+                        && fromClient(after) - fromClient(before) == Double(flows.count)
                 }
                 #expect(flows.count >= 6 * 2, "each connection: SYN and FIN leave the client at least")
                 #expect(fromClient(after) - fromClient(before) == Double(flows.count))

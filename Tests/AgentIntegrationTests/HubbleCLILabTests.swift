@@ -31,20 +31,28 @@ extension AgentIntegration {
                 let untrusted = try #require(plan.pods(of: "untrusted", in: "shop").first)
                 let servers = plan.nodes.map { Self.socket(config, $0.name) }
                 for server in servers { try Self.waitForAgent(server) }
-                // untrusted tries the ledger once a second; give it a few tries.
-                Thread.sleep(forTimeInterval: 3)
+                // untrusted tries the ledger once a second: wait until a few of its drops show.
                 var drops: [[String: Any]] = []
-                for server in servers {
-                    let result = try OspreyBinary.cli.run([
-                        "observe", "--server", server, "--namespace", "shop", "--verdict", "DROPPED", "-o", "json",
-                        "--last", "100",
-                    ])
-                    #expect(result.status == 0, "\(result.stderr)")
-                    drops += result.stdout.split(separator: "\n").compactMap {
-                        ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["flow"]
-                            as? [String: Any]
+                var statuses: [Int32] = []
+                eventually(within: 20, poll: 0.5) {
+                    drops = []
+                    statuses = []
+                    for server in servers {
+                        guard
+                            let result = try? OspreyBinary.cli.run([
+                                "observe", "--server", server, "--namespace", "shop", "--verdict", "DROPPED", "-o",
+                                "json", "--last", "100",
+                            ])
+                        else { continue }
+                        statuses.append(result.status)
+                        drops += result.stdout.split(separator: "\n").compactMap {
+                            ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["flow"]
+                                as? [String: Any]
+                        }
                     }
+                    return drops.filter { FlowLabTests.string($0, "source", "pod_name") == untrusted.name }.count >= 2
                 }
+                #expect(statuses == servers.map { _ in 0 })
                 let policy = drops.filter {
                     FlowLabTests.string($0, "drop_reason_desc") == "POLICY_DENIED"
                         && FlowLabTests.string($0, "source", "pod_name") == untrusted.name

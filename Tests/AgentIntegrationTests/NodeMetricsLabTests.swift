@@ -27,17 +27,27 @@ extension AgentIntegration {
         func udpCountsAreExact(topology: Topology) throws {
             try LabFixture.withLab(Self.config(topology == .bridge ? "x" : "y", topology)) { plan, _ in
                 LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
-                Thread.sleep(forTimeInterval: 0.3)
                 let sender = try #require(plan.pods.first { $0.node.index == 1 && $0.spec.name == "frontend" })
                 let receiver = try #require(plan.pods.first { $0.node.index == 2 && $0.spec.name == "ledger" })
+                _ = try settled {
+                    try LabFixture.scrape(sender.node.netns).value(
+                        "networkobservability_forward_count", ["direction": "egress"])
+                }
                 let (count, payload) = (300, 100)
                 let frame = Double(14 + 20 + 8 + payload)  // Ethernet + IPv4 + UDP headers + payload
 
                 let before = (try LabFixture.scrape(sender.node.netns), try LabFixture.scrape(receiver.node.netns))
                 // Port 9 has no listener on the ledger pod: every datagram dies there as NO_SOCKET.
                 try PodSockets.sendUDP(from: sender.netns, to: receiver.ipv4, port: 9, count: count, payload: payload)
-                Thread.sleep(forTimeInterval: 0.5)
-                let after = (try LabFixture.scrape(sender.node.netns), try LabFixture.scrape(receiver.node.netns))
+                var after = before
+                eventually {
+                    after = (
+                        (try? LabFixture.scrape(sender.node.netns)) ?? before.0,
+                        (try? LabFixture.scrape(receiver.node.netns)) ?? before.1
+                    )
+                    return after.1.value("networkobservability_drop_count", ["reason": "NO_SOCKET"])
+                        - before.1.value("networkobservability_drop_count", ["reason": "NO_SOCKET"]) >= Double(count)
+                }
 
                 func delta(
                     _ pair: (ScrapedMetrics, ScrapedMetrics), _ name: String, _ labels: [String: String]
@@ -83,7 +93,7 @@ extension AgentIntegration {
                     let rules = try LabFixture.exec(node, ["nft", "list", "table", "inet", "osp_policy"]).stdout
                     return Double(rules.firstMatch(of: /counter packets (\d+)/).map { String($0.1) } ?? "") ?? -1
                 }
-                Thread.sleep(forTimeInterval: 0.3)
+                _ = try settled { try nftDrops() }
                 let before = (try nftDrops(), try LabFixture.scrape(node))
                 let synsSent = { (m: ScrapedMetrics) in
                     m.value("networkobservability_tcp_flag_counters", ["flag": "SYN", "direction": "egress"])
@@ -94,8 +104,14 @@ extension AgentIntegration {
                         try PodSockets.connectTCP(from: untrusted.netns, to: target.ipv4, port: 80, timeout: 0.3) == nil
                     )
                 }
-                Thread.sleep(forTimeInterval: 0.3)
-                let after = (try nftDrops(), try LabFixture.scrape(node))
+                var after = before
+                eventually {
+                    after = ((try? nftDrops()) ?? before.0, (try? LabFixture.scrape(node)) ?? before.1)
+                    let counted =
+                        after.1.value("networkobservability_drop_count", ["reason": "NETFILTER_DROP"])
+                        - before.1.value("networkobservability_drop_count", ["reason": "NETFILTER_DROP"])
+                    return after.0 - before.0 >= 5 && counted >= after.0 - before.0
+                }
                 let blocked = after.0 - before.0
                 let counted =
                     after.1.value("networkobservability_drop_count", ["reason": "NETFILTER_DROP"])
@@ -119,9 +135,10 @@ extension AgentIntegration {
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let server = try #require(plan.pods(of: "ledger", in: "billing").first)
                 #expect(client.node != server.node)
-                Thread.sleep(forTimeInterval: 0.3)
-                let baseline = try LabFixture.scrape(server.node.netns).value(
-                    "networkobservability_tcp_state", ["state": "ESTABLISHED"])
+                let baseline = try settled {
+                    try LabFixture.scrape(server.node.netns).value(
+                        "networkobservability_tcp_state", ["state": "ESTABLISHED"])
+                }
                 var sockets: [Int32] = []
                 defer { sockets.forEach { close($0) } }
                 for _ in 0..<7 {
@@ -129,8 +146,12 @@ extension AgentIntegration {
                         try #require(
                             try PodSockets.connectTCP(from: client.netns, to: server.ipv4, port: 80, timeout: 2)))
                 }
-                Thread.sleep(forTimeInterval: 0.2)
-                let held = try LabFixture.scrape(client.node.netns)
+                var held = try LabFixture.scrape(client.node.netns)
+                eventually {
+                    held = (try? LabFixture.scrape(client.node.netns)) ?? held
+                    return held.value(
+                        "networkobservability_tcp_connection_remote", ["address": server.ipv4, "port": "80"]) == 7
+                }
                 #expect(
                     held.value("networkobservability_tcp_connection_remote", ["address": server.ipv4, "port": "80"])
                         == 7)
@@ -142,8 +163,11 @@ extension AgentIntegration {
 
                 sockets.forEach { close($0) }
                 sockets = []
-                Thread.sleep(forTimeInterval: 0.3)
-                let closed = try LabFixture.scrape(client.node.netns)
+                var closed = try LabFixture.scrape(client.node.netns)
+                eventually {
+                    closed = (try? LabFixture.scrape(client.node.netns)) ?? closed
+                    return closed.series("networkobservability_tcp_connection_remote", ["address": server.ipv4]).isEmpty
+                }
                 #expect(closed.series("networkobservability_tcp_connection_remote", ["address": server.ipv4]).isEmpty)
                 #expect(closed.value("networkobservability_tcp_state", ["state": "TIME_WAIT"]) >= 7)
             }

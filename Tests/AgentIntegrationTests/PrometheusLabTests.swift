@@ -58,13 +58,14 @@ extension AgentIntegration {
                 let stalled = Process()
                 stalled.executableURL = URL(fileURLWithPath: "/bin/bash")
                 stalled.arguments = [
-                    "-c", "\"$0\" observe --follow -o jsonpb --server \(socket) | (exec -a \(marker) sleep 600)",
+                    "-c",
+                    "\"$0\" observe --follow -o jsonpb --server \(socket) | (exec -a \(marker) sleep 600)",
                     OspreyBinary.cli.path,
                 ]
                 try stalled.run()
                 defer {
-                    _ = try? Host().execute(["pkill", "-9", "-f", socket])
-                    _ = try? Host().execute(["pkill", "-9", "-f", marker])
+                    // The shell and the pipeline it started, by pid.
+                    killProcessTree(stalled.processIdentifier)
                     stalled.waitUntilExit()
                 }
                 // …and a burst of flows it cannot take: 30,000 UDP datagrams, each from a new port.

@@ -75,10 +75,16 @@ extension AgentIntegration {
                     loadgen.netns,
                     ["curl", "-s", "-m", "2", "--local-port", String(port), "http://\(frontend.ipv4):80/"])
                 #expect(curl.status == 0)
-                Thread.sleep(forTimeInterval: 1.5)
-
-                let result = try Self.osprey(
+                // Until both nodes' flows of the request reached the relay (then assert the details).
+                var result = try Self.osprey(
                     config, ["observe", "--port", String(port), "-o", "json", "--last", "1000"])
+                eventually {
+                    result =
+                        (try? Self.osprey(config, ["observe", "--port", String(port), "-o", "json", "--last", "1000"]))
+                        ?? result
+                    let nodes = Set(Self.flows(result.stdout).compactMap { $0["node_name"] as? String })
+                    return nodes.contains(loadgen.node.name) && nodes.contains(frontend.node.name)
+                }
                 #expect(result.status == 0, "\(result.stderr)")
                 let flows = Self.flows(result.stdout)
                 let times = flows.map { Self.seconds(FlowLabTests.string($0, "time")) }
@@ -248,8 +254,8 @@ extension AgentIntegration {
                 ]
                 try stalled.run()
                 defer {
-                    _ = try? Host().execute(["pkill", "-9", "-f", "--server \(Self.relay(config))"])
-                    _ = try? Host().execute(["pkill", "-9", "-f", marker])
+                    // The shell and the pipeline it started, by pid.
+                    killProcessTree(stalled.processIdentifier)
                     stalled.waitUntilExit()
                 }
                 Thread.sleep(forTimeInterval: 1)

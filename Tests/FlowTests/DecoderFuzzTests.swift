@@ -46,7 +46,7 @@ struct DecoderFuzzTests {
         }
     }
 
-    @Test("random raw events decode to flows without crashing")
+    @Test("random raw events decode to well-formed flows: addresses of the event's family, a known summary")
     func rawEvents() {
         var random = Seeded(state: 0x0f1a)
         var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [2: "NO_SOCKET"], dnsTimeout: 0.001)
@@ -60,7 +60,13 @@ struct DecoderFuzzTests {
             event.tuple.family = Bool.random(using: &random) ? 4 : 6
             event.tuple.sport = Bool.random(using: &random) ? 53 : event.tuple.sport
             let flow = decoder.decode(event, interfaceName: nil)
-            #expect(!flow.summary.isEmpty)
+            let v6 = event.tuple.family == 6
+            #expect(flow.ipVersion == (v6 ? 2 : 1))
+            #expect(flow.sourceIP.contains(":") == v6 && flow.destinationIP.contains(":") == v6)
+            #expect(IPText.bytes(flow.sourceIP)?.count == (v6 ? 16 : 4))
+            let summaries = ["TCP Flags:", "UDP", "ICMPv4 ", "ICMPv6 ", "IP protocol ", "DNS Query ", "DNS Answer "]
+            #expect(summaries.contains { flow.summary.hasPrefix($0) }, "\(flow.summary)")
+            #expect(flow.verdict == (event.kind == UInt8(OSP_EVENT_DROP.rawValue) ? .dropped : .forwarded))
         }
         _ = decoder.unansweredQueries(nowNs: .max / 2)
     }

@@ -1,6 +1,7 @@
 import CDatapathABI
 import FlowTestKit
 import Foundation
+import HubbleWire
 import Testing
 
 @testable import FlowDecoder
@@ -98,13 +99,13 @@ struct FlowDecodingTests {
             interfaceName: nil)
         #expect(drop.verdict == .dropped)
         #expect(drop.kernelDropReason == "NETFILTER_DROP")
-        #expect(drop.dropReason == 133 && DropReasons.name(drop.dropReason) == "POLICY_DENIED")
+        #expect(drop.dropReason == 133 && ProtoNames.dropReason(drop.dropReason) == "POLICY_DENIED")
         #expect(drop.isReply == nil)
         #expect(drop.ethernet == nil)
         #expect(drop.eventType == 1 && drop.eventSubType == 133)
         let noSocket = decoder.decode(
             RawEvent.packet(Self.client, 5000, Self.server, 9, protocol: 17, at: 6, drop: 2), interfaceName: nil)
-        #expect(DropReasons.name(noSocket.dropReason) == "SOCKET_LOOKUP_FAILED")
+        #expect(ProtoNames.dropReason(noSocket.dropReason) == "SOCKET_LOOKUP_FAILED")
         #expect(noSocket.kernelDropReason == "NO_SOCKET")
     }
 

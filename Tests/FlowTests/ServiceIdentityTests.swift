@@ -264,10 +264,13 @@ struct DropReasonVocabularyTests {
             let code = DropReasons.hubbleReason(forKernel: kernel)
             #expect(code != 0, "\(kernel)")
             #expect(HubbleVocabulary.dropReasonTexts[code] != nil, "\(kernel) → \(code)")
-            #expect(DropReasons.name(code) != "DROP_REASON_UNKNOWN", "\(kernel) → \(code)")
+            #expect(ProtoNames.dropReason(code) != "DROP_REASON_UNKNOWN", "\(kernel) → \(code)")
         }
         #expect(DropReasons.hubbleReason(forKernel: "NETFILTER_DROP") == 133)
         #expect(DropReasons.hubbleReason(forKernel: "NO_SOCKET") == 178)
         #expect(DropReasons.hubbleReason(forKernel: "NOT_SPECIFIED") == DropReasons.fallback)
+        #expect(ProtoNames.dropReason(133) == "POLICY_DENIED" && ProtoNames.dropReason(178) == "SOCKET_LOOKUP_FAILED")
+        // Every reason Osprey maps to is one the proto declares (its name is the proto's).
+        for code in DropReasons.codes { #expect(ProtoNames.dropReason(code) != "DROP_REASON_UNKNOWN", "\(code)") }
     }
 }

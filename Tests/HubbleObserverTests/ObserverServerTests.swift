@@ -18,6 +18,13 @@ import Testing
 /// called with the generated clients, on an observer holding the fixture flows.
 @Suite("Hubble gRPC API semantics")
 struct ObserverServerTests {
+    /// Call options for streams that follow: they end with DEADLINE_EXCEEDED rather than hang.
+    static let bounded: CallOptions = {
+        var options = CallOptions.defaults
+        options.timeout = .seconds(20)
+        return options
+    }()
+
     typealias Client = GRPCClient<HTTP2ClientTransport.Posix>
 
     /// Runs an agent's Hubble server on a fresh socket around `body`.
@@ -291,7 +298,10 @@ struct ObserverServerTests {
                 $0.follow = true
                 $0.whitelist = [.with { $0.verdict = [.dropped] }]
             }
-            let received = try await Observer_Observer.Client(wrapping: client).getFlows(request) {
+            // Bounded: a flow that never comes fails the test (deadline exceeded) instead of hanging it.
+            let received = try await Observer_Observer.Client(wrapping: client).getFlows(
+                request, options: Self.bounded
+            ) {
                 response -> Observer_GetFlowsResponse? in
                 Task {
                     try await Task.sleep(for: .milliseconds(200))
@@ -311,7 +321,9 @@ struct ObserverServerTests {
         try await withServer { observer, client in
             let request = Observer_GetFlowsRequest.with { $0.follow = true }
             let total = 100_000
-            let result = try await Observer_Observer.Client(wrapping: client).getFlows(request) {
+            let result = try await Observer_Observer.Client(wrapping: client).getFlows(
+                request, options: Self.bounded
+            ) {
                 response -> (flows: Int, lost: Flow_LostEvent?) in
                 // Not reading while 100,000 flows (about 40 MB) arrive: far more than the follower's
                 // queue (1,024 flows) and HTTP/2's windows hold. append() must return at once regardless.

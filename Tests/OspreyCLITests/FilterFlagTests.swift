@@ -7,7 +7,7 @@ import Testing
 @Suite("osprey observe filter flags")
 struct FilterFlagTests {
     func raw(_ arguments: [String]) throws -> String {
-        ObserveCommand.rawFilterText(try FilterBuilder.build(arguments))
+        ObserveFlows.rawFilterText(try FilterBuilder.build(arguments))
     }
 
     @Test("hubble's documented --print-raw-filters example")

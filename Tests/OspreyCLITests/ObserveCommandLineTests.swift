@@ -36,6 +36,8 @@ struct ObserveCommandLineTests {
             (["--allowlist", "{not json"], "is not a FlowFilter in JSON"),
             (["--fqdn", "a.example.", "--ip", "10.0.0.1"], "filters --fqdn and --ip cannot be combined"),
             (["--field-mask", "time"], "compact output format is not compatible with custom field mask"),
+            (["--bogus", "1"], "--bogus is not an option of osprey observe"),
+            (["--not"], "--not must be followed by a filter flag"),
         ])
     func badFlags(arguments: [String], message: String) throws {
         let result = try OspreyBinary.cli.run(["observe", "--timeout", "1s"] + arguments)
@@ -152,5 +154,23 @@ struct ConfigCommandTests {
         #expect(bad.0 == 1 && bad.2.contains("timeout takes a duration"))
         #expect(try osprey(["config", "reset", "server"]).0 == 0)
         #expect(try osprey(["config", "get", "server"]).1 == "localhost:4245\n")
+    }
+
+    @Test("the filter flags are declared once: --help lists every one, and `observe flows` is `observe`")
+    func filterFlagsOnce() throws {
+        let help = try OspreyBinary.cli.run(["observe", "--help"])
+        #expect(help.status == 0)
+        for flag in ["--from-pod", "--to-namespace", "-A", "--drop-reason-desc", "--tcp-flags", "-4", "--snat-ip"] {
+            #expect(help.stdout.contains(flag), "\(flag) missing from observe --help")
+        }
+        #expect(help.stdout.split(separator: "\n").allSatisfy { $0.count <= 80 }, "help fits 80 columns")
+        let filters = ["--pod", "shop/x", "--not", "--protocol", "udp", "--to-port", "80", "--print-raw-filters"]
+        let bare = try OspreyBinary.cli.run(["observe"] + filters)
+        let long = try OspreyBinary.cli.run(["observe", "flows"] + filters)
+        #expect(bare.status == 0 && long.status == 0)
+        #expect(bare.stdout == long.stdout)
+        #expect(bare.stdout.contains(#"{"protocol":["udp"]}"#))
+        let events = try OspreyBinary.cli.run(["observe", "agent-events", "--help"])
+        #expect(events.status == 0 && events.stdout.contains("agent events"))
     }
 }

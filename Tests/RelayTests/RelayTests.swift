@@ -394,7 +394,12 @@ struct RelayTests {
         try await withRelay(.fixed([(n1.name, n1.address)]), connected: 1) { client, _, _ in
             // More than every HTTP/2 window (agent→relay, relay→client) and buffer between them holds.
             let total = 300_000
-            let result = try await Observer_Observer.Client(wrapping: client).getFlows(.with { $0.follow = true }) {
+            // Bounded: a stream that never delivers fails the test (deadline exceeded) instead of hanging it.
+            var bounded = CallOptions.defaults
+            bounded.timeout = .seconds(60)
+            let result = try await Observer_Observer.Client(wrapping: client).getFlows(
+                .with { $0.follow = true }, options: bounded
+            ) {
                 response -> (flows: Int, probesUndelivered: Int, lost: Flow_LostEvent?) in
                 var iterator = response.messages.makeAsyncIterator()
                 _ = try await iterator.next()  // NODE_CONNECTED

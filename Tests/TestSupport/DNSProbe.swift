@@ -1,4 +1,4 @@
-import Flows
+import FlowDecoder
 import Foundation
 import Netns
 

@@ -59,3 +59,22 @@ public struct OspreyBinary: Sendable {
         return result
     }
 }
+
+/// Kills a process and every process it started (children first found through
+/// /proc/<pid>/task/<tid>/children), by pid — never by matching command lines, which can hit
+/// another test's processes.
+public func killProcessTree(_ pid: Int32) {
+    var pending = [pid]
+    var all: [Int32] = []
+    while let next = pending.popLast() {
+        all.append(next)
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(next)/task")) ?? []
+        for task in tasks {
+            let text = (try? String(contentsOfFile: "/proc/\(next)/task/\(task)/children", encoding: .utf8)) ?? ""
+            pending += text.split(separator: " ").compactMap { Int32($0) }
+        }
+    }
+    // Stop them all first so none starts another meanwhile, then kill.
+    for process in all { kill(process, SIGSTOP) }
+    for process in all { kill(process, SIGKILL) }
+}

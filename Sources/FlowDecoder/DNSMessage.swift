@@ -1,3 +1,5 @@
+import Flows
+
 /// A DNS message as far as flows need it: header, first question, A/AAAA/CNAME answers.
 ///
 /// Parses from a possibly truncated snapshot (the datapath carries the first 256 bytes);
@@ -12,12 +14,6 @@ public struct DNSMessage: Sendable, Equatable {
     public var cnames: [String] = []
     public var ttl: UInt32 = 0
     public var rrtypes: [String] = []
-
-    /// Hubble's names for DNS response codes.
-    public static let rcodeNames: [Int: String] = [
-        0: "No Error", 1: "Format Error", 2: "Server Failure", 3: "Non-Existent Domain", 4: "Not Implemented",
-        5: "Query Refused",
-    ]
 
     static let typeNames: [UInt16: String] = [
         1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV", 65: "HTTPS",

@@ -1,0 +1,18 @@
+import Flows
+
+/// `hubble_dns_queries_total` and `hubble_dns_responses_total{rcode, qtypes, ips_returned,
+/// query}`, counted on the client's side (queries leaving it, answers reaching it), and Osprey's
+/// `osprey_dns_queries_unanswered_total{qtypes, query}`.
+enum DNSHandler: MetricHandler {
+    static func count<Counter: SeriesCounter>(_ flow: borrowing Flow, _ facts: FlowFacts, into counter: inout Counter) {
+        guard let dns = flow.dns else { return }
+        let qtypes = dns.qtypes.joined(separator: ",")
+        if dns.unanswered {
+            counter.count(.unanswered, codes: nil, qtypes, dns.query)
+        } else if !dns.isResponse, flow.observationPoint == .fromEndpoint {
+            counter.count(.dnsQueries, codes: nil, "", qtypes, "0", dns.query)
+        } else if dns.isResponse, flow.observationPoint == .toEndpoint {
+            counter.count(.dnsResponses, codes: nil, dns.rcodeName, qtypes, String(dns.ips.count), dns.query)
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import Flows
+import Foundation
+import PrometheusExposition
+
+/// The Hubble metrics Osprey computes, each owned by one handler (Handlers/).
+enum Metric: Int, CaseIterable, Sendable {
+    case dnsQueries, dnsResponses, drops, flows, tcpFlags, unanswered
+
+    var name: String {
+        switch self {
+        case .flows: "hubble_flows_processed_total"
+        case .drops: "hubble_drop_total"
+        case .tcpFlags: "hubble_tcp_flags_total"
+        case .dnsQueries: "hubble_dns_queries_total"
+        case .dnsResponses: "hubble_dns_responses_total"
+        case .unanswered: "osprey_dns_queries_unanswered_total"
+        }
+    }
+
+    /// Metric-specific label names; `source` and `destination` follow.
+    var labels: [String] {
+        switch self {
+        case .flows: ["protocol", "type", "subtype", "verdict"]
+        case .drops: ["protocol", "reason"]
+        case .tcpFlags: ["flag", "family"]
+        case .dnsQueries, .dnsResponses: ["rcode", "qtypes", "ips_returned", "query"]
+        case .unanswered: ["qtypes", "query"]
+        }
+    }
+
+    var help: String {
+        switch self {
+        case .flows: "Flows processed, by protocol, type, subtype and verdict."
+        case .drops: "Dropped flows, by protocol and Hubble drop reason."
+        case .tcpFlags: "Forwarded TCP flows by flag (SYN, SYN-ACK, FIN, RST) and IP family."
+        case .dnsQueries: "DNS queries sent by pods."
+        case .dnsResponses: "DNS responses received by pods, by response code."
+        case .unanswered: "DNS queries of pods that got no answer within the timeout."
+        }
+    }
+}
+
+/// A series named by numbers: the metric, its label values packed as codes (they come from
+/// a flow's enums), and the endpoints whose context labels it carries, by box identity.
+/// Hashing it costs a fraction of hashing the label strings.
+struct FastKey: Hashable {
+    var metric: UInt8
+    var codes: UInt64
+    var source: ObjectIdentifier?
+    var destination: ObjectIdentifier?
+}
+
+/// The label values of one series: up to four metric-specific ones, then the context labels.
+/// A fixed struct, so counting a flow allocates no key arrays.
+struct SeriesKey: Hashable {
+    var v0 = "", v1 = "", v2 = "", v3 = ""
+    var source: String
+    var destination: String
+
+    func values(_ count: Int) -> [String] { Array([v0, v1, v2, v3].prefix(count)) + [source, destination] }
+}
+
+/// Every series' value, found by its labels or, on the fast path, by numbers. Guarded by
+/// `HubbleMetrics`'s lock.
+final class SeriesStore {
+    /// One dictionary per metric (indexed by `Metric.rawValue`): series → index in `values`.
+    var series: [[SeriesKey: Int]] = Array(repeating: [:], count: Metric.allCases.count)
+    var values: [Double] = []
+    /// The same series found without hashing label strings (see `FastKey`).
+    var fast: [FastKey: Int] = [:]
+    /// The endpoints `fast` refers to by box identity, kept alive so no identity is reused.
+    var anchors: [ObjectIdentifier: Endpoint] = [:]
+    var expiring: [(pod: String, at: Date)] = []
+
+    /// Most entries the fast path remembers before starting over (bounds memory when endpoints
+    /// churn).
+    static let fastPathLimit = 65536
+
+    func forgetFastPath() {
+        fast.removeAll(keepingCapacity: true)
+        anchors.removeAll(keepingCapacity: true)
+    }
+
+    /// The index of a series' value, created at 0 the first time.
+    func slot(_ metric: Metric, _ key: SeriesKey) -> Int {
+        if let index = series[metric.rawValue][key] { return index }
+        values.append(0)
+        series[metric.rawValue][key] = values.count - 1
+        return values.count - 1
+    }
+
+    /// Drops the series of pods that went away `expiry` seconds ago or more.
+    func expire(now: Date, expiry: Double) {
+        let due = Set(expiring.filter { now.timeIntervalSince($0.at) >= expiry }.map(\.pod))
+        guard !due.isEmpty else { return }
+        expiring.removeAll { due.contains($0.pod) }
+        // The remaining series keep their values; their indexes and the fast path start over.
+        var kept: [Double] = []
+        for index in series.indices {
+            var survivors: [SeriesKey: Int] = [:]
+            for (key, slot) in series[index] where !due.contains(key.source) && !due.contains(key.destination) {
+                kept.append(values[slot])
+                survivors[key] = kept.count - 1
+            }
+            series[index] = survivors
+        }
+        values = kept
+        forgetFastPath()
+    }
+
+    /// One family per metric, series sorted by their labels.
+    func families() -> [MetricFamily] {
+        Metric.allCases.map { metric in
+            let names = metric.labels + ["source", "destination"]
+            let samples = series[metric.rawValue].map { ($0.key.values(metric.labels.count), values[$0.value]) }
+                .sorted { $0.0.lexicographicallyPrecedes($1.0) }
+            return MetricFamily(
+                name: metric.name, help: metric.help, kind: .counter,
+                samples: samples.map { MetricFamily.Sample(Array(zip(names, $0.0)), $0.1) })
+        }
+    }
+}
