@@ -248,7 +248,7 @@ let package = Package(
             name: "RelayTests",
             dependencies: [
                 "Relay", "HubbleAPI", "HubbleWire", "HubbleServer", "HubbleObserver", "HubbleTransport", "Flows",
-                "Observer", "Lab", "FlowTestKit",
+                "Observer", "Lab", "FlowTestKit", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),

@@ -57,6 +57,15 @@ struct RelayTests {
             }
         }
 
+        /// Stops serving without waiting (for `defer`): the socket file goes at once.
+        func stopNow() {
+            task.withLock { task in
+                task?.cancel()
+                task = nil
+            }
+            unlink(socket)
+        }
+
         func stop() async {
             let running = task.withLock { task in
                 defer { task = nil }
@@ -166,7 +175,7 @@ struct RelayTests {
                 "osp-n3", flows: [Self.flow("osp-n3", at: 0.5, number: 10), Self.flow("osp-n3", at: 9, number: 9)]),
         ]
         for agent in agents { try await agent.start() }
-        defer { Task { for agent in agents { await agent.stop() } } }
+        defer { for agent in agents { agent.stopNow() } }
         try await withRelay(.fixed(agents.map { ($0.name, $0.address) }), connected: 3) { client, _, _ in
             let all = try await responses(client, .with { $0.number = 100 })
             #expect(Self.statuses(all).first.map { $0.0 } == .nodeConnected)
@@ -232,7 +241,7 @@ struct RelayTests {
         }
         let healthy = try Agent("osp-n1", flows: [Self.flow("osp-n1", at: 1, number: 1)])
         try await healthy.start()
-        defer { Task { await healthy.stop() } }
+        defer { healthy.stopNow() }
         let peers = [(healthy.name, healthy.address)] + broken.map { ($0.name, "unix://\($0.socket)") }
         try await withRelay(.fixed(peers), connected: 3) { client, _, _ in
             let all = try await responses(client, .with { $0.number = 10 })
@@ -250,7 +259,7 @@ struct RelayTests {
             try Agent("osp-n2", flows: [Self.flow("osp-n2", at: 2, number: 2)]),
         ]
         for agent in agents { try await agent.start() }
-        defer { Task { for agent in agents { await agent.stop() } } }
+        defer { for agent in agents { agent.stopNow() } }
         let peers = agents.map { ($0.name, $0.address) } + [("osp-gone", "unix:///run/osprey/osp-no-such.sock")]
         try await withRelay(.fixed(peers), connected: 2, known: 3) { client, _, _ in
             let all = try await responses(client, .with { $0.number = 10 })
@@ -299,7 +308,7 @@ struct RelayTests {
             $0 = [.init(name: "osp-n1", address: n1.address), .init(name: "osp-n2", address: n2.address)]
         }
         for agent in [n1, n2, n3] { try await agent.start() }
-        defer { Task { for agent in [n1, n2, n3] { await agent.stop() } } }
+        defer { for agent in [n1, n2, n3] { agent.stopNow() } }
         try await withRelay(
             .peerService(HubbleAddress(endpoint: .unix(path: n1.socket)), serverName: nil), connected: 2
         ) { client, pool, _ in
@@ -331,9 +340,8 @@ struct RelayTests {
         try await n1.start()
         try await n2.start()
         defer {
-            Task {
-                await n1.stop(); await n2.stop()
-            }
+            n1.stopNow()
+            n2.stopNow()
         }
         try await withRelay(.fixed([(n1.name, n1.address), (n2.name, n2.address)]), connected: 2) { client, pool, _ in
             let seen = Received()
@@ -390,7 +398,7 @@ struct RelayTests {
     func stalledClientBackPressure() async throws {
         let n1 = try Agent("osp-n1")
         try await n1.start()
-        defer { Task { await n1.stop() } }
+        defer { n1.stopNow() }
         try await withRelay(.fixed([(n1.name, n1.address)]), connected: 1) { client, _, _ in
             // More than every HTTP/2 window (agent→relay, relay→client) and buffer between them holds.
             let total = 300_000
@@ -490,9 +498,8 @@ struct RelayTests {
         try await n1.start()
         try await n2.start()
         defer {
-            Task {
-                await n1.stop(); await n2.stop()
-            }
+            n1.stopNow()
+            n2.stopNow()
         }
         let relayTLS = try ServerTLS(
             certificateFile: certificates.relayCertificate.cert, keyFile: certificates.relayCertificate.key,
