@@ -81,6 +81,9 @@ let package = Package(
             swiftSettings: strict),
         // Hubble's FlowFilter semantics (allow/deny lists) over flow.Flow.
         .target(name: "FlowFilters", dependencies: ["HubbleAPI", "HubbleWire"], swiftSettings: strict),
+        // gzip through zlib (rotated flow logs, `osprey observe --input-file x.gz`).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "Gzip", dependencies: ["CZlib"], swiftSettings: strict),
         // `osprey observe` output: compact, dict, table, json/jsonpb, as the hubble CLI prints them.
         .target(
             name: "FlowPrinter",
@@ -144,6 +147,15 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // Flow logs on disk: Hubble's exporter (jsonpb lines, rotation, filters, field masks).
+        .target(
+            name: "FlowExport",
+            dependencies: [
+                "Flows", "Observer", "HubbleAPI", "HubbleWire", "FlowFilters", "Gzip",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict),
+
         // ===== Layer 4, applications: each executable's parts, as libraries tests can drive.
         // osprey-agent: settings, runtime (its Services), interface watcher, HTTP endpoint.
         .target(
@@ -151,7 +163,7 @@ let package = Package(
             dependencies: [
                 "Datapath", "Netlink", "NodeMetrics", "Netns", "Flows", "FlowPipeline", "Enricher", "Observer",
                 "FlowMetrics", "HubbleServer", "HubbleObserver", "HubbleWire", "HubbleTransport", "ClusterInventory",
-                "PrometheusExposition",
+                "PrometheusExposition", "FlowExport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -178,7 +190,7 @@ let package = Package(
             name: "OspreyCLI",
             dependencies: [
                 "Lab", "ClusterInventory", "HubbleAPI", "HubbleWire", "HubbleServer", "HubbleTransport", "FlowFilters",
-                "FlowPrinter",
+                "FlowPrinter", "Gzip",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -195,8 +207,7 @@ let package = Package(
             name: "osprey-bench",
             dependencies: [
                 "FlowPipeline", "FlowTestKit", "Observer", "ClusterInventory", "Enricher", "FlowMetrics",
-                "CDatapathABI",
-                "Netns",
+                "CDatapathABI", "Netns", "FlowExport", "Flows",
             ],
             swiftSettings: strict),
 
@@ -234,6 +245,10 @@ let package = Package(
                 "HubbleAPI", "HubbleWire", "FlowFilters", "FlowPrinter", "Flows", "FlowTestKit", "HubbleTransport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "FlowExportTests",
+            dependencies: ["FlowExport", "Observer", "Flows", "FlowTestKit", "HubbleWire", "HubbleAPI", "Gzip"],
             swiftSettings: strict),
         .testTarget(
             name: "HubbleObserverTests",

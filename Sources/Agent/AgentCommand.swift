@@ -2,6 +2,7 @@ import ArgumentParser
 import ClusterInventory
 import Datapath
 import Enricher
+import FlowExport
 import FlowMetrics
 import Foundation
 import HubbleServer
@@ -113,6 +114,30 @@ public struct AgentCommand: AsyncParsableCommand {
     )
     var metricsDestinationContext = environment["OSPREY_METRICS_DESTINATION_CONTEXT"] ?? "pod"
 
+    @Option(
+        help:
+            "Write flows to this file as jsonpb lines, as Hubble's exporter (hubble-export-file-path; empty: off). Env: OSPREY_EXPORT_FILE_PATH."
+    )
+    var exportFilePath: String = environment["OSPREY_EXPORT_FILE_PATH"] ?? ""
+
+    @Option(help: "Rotate the flow log when it would grow past this many MB (hubble-export-file-max-size-mb).")
+    var exportFileMaxSizeMb: Int = Int(environment["OSPREY_EXPORT_FILE_MAX_SIZE_MB"] ?? "") ?? 10
+
+    @Option(help: "Rotated flow logs to keep (hubble-export-file-max-backups; 0: all).")
+    var exportFileMaxBackups: Int = Int(environment["OSPREY_EXPORT_FILE_MAX_BACKUPS"] ?? "") ?? 5
+
+    @Flag(help: "Gzip rotated flow logs (hubble-export-file-compress).")
+    var exportFileCompress = environment["OSPREY_EXPORT_FILE_COMPRESS"] == "true"
+
+    @Option(help: "A FlowFilter in JSON a flow must pass to be written (repeatable; hubble-export-allowlist).")
+    var exportAllowlist: [String] = []
+
+    @Option(help: "A FlowFilter in JSON that keeps a flow out of the log (repeatable; hubble-export-denylist).")
+    var exportDenylist: [String] = []
+
+    @Option(help: "Flow fields to write, comma-separated (time,source.pod_name,IP; hubble-export-fieldmask).")
+    var exportFieldmask: [String] = []
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Env: OSPREY_LOG_LEVEL.")
     var logLevel: String = environment["OSPREY_LOG_LEVEL"] ?? "info"
 
@@ -152,18 +177,30 @@ public struct AgentCommand: AsyncParsableCommand {
                         address: hubbleSocketPath, reason: error.reason, flag: "--hubble-socket-path")
                 }
             }
+            var exporter: FlowExporter?
+            if !exportFilePath.isEmpty {
+                exporter = try FlowExporter(
+                    name: "static",
+                    settings: ExportSettings(
+                        path: exportFilePath, maxSizeMB: exportFileMaxSizeMb, maxBackups: exportFileMaxBackups,
+                        compress: exportFileCompress, allowlist: exportAllowlist, denylist: exportDenylist,
+                        fieldMask: exportFieldmask.flatMap { $0.split(separator: ",").map(String.init) }),
+                    nodeName: nodeName)
+            }
             return AgentSettings(
                 nodeName: nodeName, cluster: cluster, metricsAddress: address, hubbleAddress: hubbleAddress,
                 hubbleSocketPath: hubbleSocketPath, hubbleTLS: hubbleTLS, uplinks: uplinks, inventory: inventory,
                 serviceTranslation: serviceTranslation,
                 ignoredDrops: dropReasons == "all" ? [:] : Datapath.notNetworkDrops,
                 flowBufferCapacity: flowBufferCapacity, flowReportInterval: flowReportInterval,
-                perPacketEvents: perPacketEvents, metricsContext: context, logLevel: level)
+                perPacketEvents: perPacketEvents, metricsContext: context, logLevel: level, exporter: exporter)
         } catch let error as Observer.CapacityError {
             throw ValidationError(error.description)
         } catch let error as MetricsContext.ContextError {
             throw ValidationError(error.description)
         } catch let error as TLSError {
+            throw ValidationError(error.description)
+        } catch let error as ExportError {
             throw ValidationError(error.description)
         }
     }

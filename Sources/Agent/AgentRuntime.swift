@@ -1,5 +1,6 @@
 import Datapath
 import Enricher
+import FlowExport
 import FlowMetrics
 import FlowPipeline
 import Foundation
@@ -53,7 +54,9 @@ struct AgentRuntime {
             metrics: HubbleMetrics(context: settings.metricsContext, lostEvents: observer))
         let metrics = MetricsEndpoint(
             collector: NodeMetricsCollector(datapath: datapath) { watcher.namespaces },
-            health: AgentHealth(datapath: datapath, watcher: watcher, translation: translation),
+            health: AgentHealth(
+                datapath: datapath, watcher: watcher, translation: translation,
+                exporters: settings.exporter.map { [$0] } ?? []),
             hubble: pipeline.metrics, observer: observer,
             commonLabels: [("cluster", settings.cluster), ("instance", settings.nodeName)])
         let address = settings.metricsAddress
@@ -78,7 +81,7 @@ struct AgentRuntime {
                     EventReaderService(datapath: datapath, pipeline: pipeline),
                     HousekeepingService(datapath: datapath, pipeline: pipeline), watcher, http,
                     HubbleService(server: hubble),
-                ],
+                ] + (settings.exporter.map { [ExporterService(exporter: $0, observer: observer)] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
@@ -97,6 +100,19 @@ struct EventReaderService: Service {
         }
         defer { datapath.events.stop() }
         try? await gracefulShutdown()
+    }
+}
+
+/// A flow log exporter as a Service: it reads its own subscription to the ring until the agent
+/// stops, then closes its file.
+struct ExporterService: Service {
+    let exporter: FlowExporter
+    let observer: Observer
+
+    func run() async throws {
+        let events = observer.subscribe(buffer: 8192)
+        defer { exporter.close() }
+        await cancelWhenGracefulShutdown { await exporter.run(events) }
     }
 }
 

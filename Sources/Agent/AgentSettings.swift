@@ -1,5 +1,6 @@
 import ClusterInventory
 import Datapath
+import FlowExport
 import FlowMetrics
 import Foundation
 import HubbleServer
@@ -24,6 +25,8 @@ struct AgentSettings: Sendable {
     var perPacketEvents: Bool
     var metricsContext: MetricsContext
     var logLevel: Logger.Level
+    /// The static flow log exporter (`--export-file-path`), opened and checked.
+    var exporter: FlowExporter?
 
     /// Where the Hubble API is served: TLS guards the TCP port; the unix socket is for this
     /// node's own tools (as Cilium's).

@@ -1,4 +1,5 @@
 import Datapath
+import FlowExport
 import FlowMetrics
 import Flows
 import HubbleWire
@@ -12,6 +13,7 @@ struct AgentHealth: Sendable {
     let datapath: Datapath
     let watcher: InterfaceWatcher
     let translation: ConntrackServiceTranslation?
+    let exporters: [FlowExporter]
 
     func families() -> [MetricFamily] {
         let interfaces = datapath.attachedInterfaces.count
@@ -32,7 +34,32 @@ struct AgentHealth: Sendable {
                 name: "osprey_agent_namespaces_watched",
                 help: "Network namespaces whose drops and sockets are counted.",
                 kind: .gauge, samples: [.init([], Double(watcher.namespaces.count))]),
-        ] + translationFamilies()
+        ] + translationFamilies() + exportFamilies()
+    }
+
+    /// What each flow log exporter wrote and missed (absent without exporters).
+    func exportFamilies() -> [MetricFamily] {
+        guard !exporters.isEmpty else { return [] }
+        let counts = exporters.map { ($0.name, $0.counts) }
+        func family(_ name: String, _ help: String, _ value: (FlowExporter.Counters) -> UInt64) -> MetricFamily {
+            MetricFamily(
+                name: name, help: help, kind: .counter,
+                samples: counts.map { .init([("exporter", $0.0)], Double(value($0.1))) })
+        }
+        return [
+            family("osprey_agent_export_lines_total", "Lines (flows and lost-event records) written to flow logs.") {
+                $0.lines
+            },
+            family("osprey_agent_export_bytes_total", "Bytes written to flow logs.") { $0.bytes },
+            family("osprey_agent_export_rotations_total", "Flow log files rotated.") { $0.rotations },
+            family("osprey_agent_export_errors_total", "Lines a flow log could not take (disk full, I/O errors).") {
+                $0.errors
+            },
+            family(
+                "osprey_agent_export_lost_total",
+                "Flows an exporter missed: its queue was full (the disk too slow) or the line could not be written."
+            ) { $0.lost },
+        ]
     }
 
     /// How the naming of Service backends fares (absent when it is off).

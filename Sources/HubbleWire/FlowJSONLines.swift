@@ -21,6 +21,15 @@ public enum FlowJSONLines {
         return GoJSONLayout.relayout(json, as: "observer.GetFlowsResponse")
     }
 
+    /// The same JSON without Go's field order: fields by number, as swift-protobuf writes them
+    /// (for GetFlowsResponse the same top level: flow, then node_name and time). Valid jsonpb that
+    /// hubble and `osprey observe --input-file` read; about six times cheaper than `line`, which
+    /// re-parses the JSON to reorder it — what flow logs write at volume.
+    public static func unorderedLine(_ response: Observer_GetFlowsResponse) -> String {
+        _ = registered
+        return (try? response.jsonString(options: options)) ?? "{}"
+    }
+
     public static func line(_ flow: Flow_Flow) -> String {
         line(
             Observer_GetFlowsResponse.with {

@@ -55,6 +55,8 @@ public struct Workloads: Sendable {
                 "--cluster", plan.config.name, "--metrics-address", "0.0.0.0:\(LabConfig.agentMetricsPort)",
                 "--uplink", LabNames.nodeUplink, "--inventory", plan.config.inventoryPath,
                 "--hubble-listen-address", ":\(LabConfig.hubblePort)", "--hubble-socket-path", "\(dir)/hubble.sock",
+                // Flow logs where a DaemonSet's hostPath would keep them.
+                "--export-file-path", "\(dir)/flows.log",
             ] + agentTLSArguments,
             "\(dir)/osprey-agent.log", "\(dir)/osprey-agent.pid.osprey"
         )

@@ -110,6 +110,8 @@ enum LabReport {
                         "  ip netns exec \(netns) \(osprey) observe --server localhost:\(LabConfig.hubblePort) -o jsonpb"
                     )
                 }
+                lines.append("Each agent's flow log (Hubble's exporter format, rotated at 10 MB):")
+                lines.append("  \(osprey) observe --input-file \(state)/nodes/\(node.name)/flows.log --verdict DROPPED")
             }
         }
         return lines.joined(separator: "\n")

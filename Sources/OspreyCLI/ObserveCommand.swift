@@ -3,6 +3,7 @@ import FlowFilters
 import FlowPrinter
 import Foundation
 import GRPCCore
+import Gzip
 import HubbleAPI
 import HubbleTransport
 import HubbleWire
@@ -192,7 +193,14 @@ struct ObserveFlows: AsyncParsableCommand {
         let handle = path == "-" ? FileHandle.standardInput : FileHandle(forReadingAtPath: path)
         guard let handle else { throw CLIError("Cannot read --input-file \(path); check the path.") }
         let set = try FlowFilterSet(allow: filters.allow, deny: filters.deny)
-        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        var data = handle.readDataToEndOfFile()
+        // Rotated flow logs may be gzipped (`--export-file-compress`): read them as they are.
+        if Gzip.isCompressed(data) {
+            do { data = try Gzip.decompress(data) } catch {
+                throw CLIError("--input-file \(path) is gzip but cannot be read: \(error.description).")
+            }
+        }
+        let text = String(decoding: data, as: UTF8.self)
         var selected: [Observer_GetFlowsResponse] = []
         for (number, line) in text.split(separator: "\n").enumerated() where !line.isEmpty {
             let response: Observer_GetFlowsResponse

@@ -12,9 +12,19 @@ import Observer
 
 @main
 enum PipelineBench {
-    static func main() throws {
+    static func main() {
+        do { try run() } catch {
+            FileHandle.standardError.write(Data("osprey-bench: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    static func run() throws {
         if CommandLine.arguments.dropFirst().first == "flood" {
             return try Flood.run(Array(CommandLine.arguments.dropFirst(2)))
+        }
+        if CommandLine.arguments.dropFirst().first == "export" {
+            return try ExportBench.run(Array(CommandLine.arguments.dropFirst(2)))
         }
         FlowAllocator.configure()  // as osprey-agent does
         let arguments = CommandLine.arguments.dropFirst()

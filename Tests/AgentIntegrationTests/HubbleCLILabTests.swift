@@ -100,6 +100,45 @@ extension AgentIntegration {
                     plan.nodes[0].netns, [OspreyBinary.cli.path, "status", "--server", "localhost:4244"])
                 #expect(tcp.status == 0)
                 #expect(tcp.stdout.hasPrefix("Healthcheck (via localhost:4244): Ok"))
+
+                // The agents' flow logs (the lab enables --export-file-path): whole jsonpb lines that
+                // `observe --input-file` reads, plain and gzipped, with the same drops.
+                let logs = plan.nodes.map { "\(config.stateDirectory)/nodes/\($0.name)/flows.log" }
+                var logged: [String] = []
+                eventually {
+                    logged = logs.flatMap { path in
+                        String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+                            .split(separator: "\n").map(String.init)
+                    }
+                    return logged.contains { $0.contains(untrusted.name) && $0.contains("\"DROPPED\"") }
+                }
+                #expect(logged.allSatisfy { $0.hasPrefix("{\"flow\":{") || $0.hasPrefix("{\"lost_events\":{") })
+                let log = try #require(
+                    logs.first { path in
+                        String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+                            .split(separator: "\n").contains {
+                                $0.contains(untrusted.name) && $0.contains("\"DROPPED\"")
+                            }
+                    }, "a node's flow log holds the untrusted client's drops")
+                let fromFile = try OspreyBinary.cli.run([
+                    "observe", "--input-file", log, "--namespace", "shop", "--verdict", "DROPPED", "-o", "json",
+                    "--all",
+                ])
+                #expect(fromFile.status == 0, "\(fromFile.stderr)")
+                #expect(fromFile.stdout.contains(untrusted.name))
+                let gzipped = try Host().execute(["sh", "-c", "gzip -c \(log) > \(log).gz"])
+                #expect(gzipped.status == 0)
+                let fromGzip = try OspreyBinary.cli.run([
+                    "observe", "--input-file", log + ".gz", "--namespace", "shop", "--verdict", "DROPPED", "-o",
+                    "json", "--all",
+                ])
+                #expect(fromGzip.status == 0, "\(fromGzip.stderr)")
+                #expect(
+                    fromGzip.stdout.split(separator: "\n").count >= fromFile.stdout.split(separator: "\n").count,
+                    "the gzipped copy holds at least what the file held")
+                let metrics = try LabFixture.scrape(plan.nodes[0].netns)
+                #expect(metrics.value("osprey_agent_export_lines_total", ["exporter": "static"]) > 0)
+                #expect(metrics.value("osprey_agent_export_errors_total", ["exporter": "static"]) == 0)
             }
         }
 

@@ -1,0 +1,106 @@
+import Foundation
+import Gzip
+
+/// A file of whole lines that rotates by size the way Hubble's exporter (lumberjack) does: when
+/// the next line would take it past `maxBytes`, `events.log` becomes
+/// `events-2026-11-30T09-45-00.000.log` (gzipped to `….log.gz` with `compress`), a new
+/// `events.log` starts, and only the newest `maxBackups` rotated files are kept.
+///
+/// A line is written with one append or not at all: a write cut short (a full disk) is undone,
+/// so readers never see a partial line. Not thread-safe: one exporter task owns it.
+final class RotatingFile {
+    let path: String
+    let maxBytes: Int
+    let maxBackups: Int
+    let compress: Bool
+    private var descriptor: Int32 = -1
+    private(set) var size = 0
+    private(set) var rotations: UInt64 = 0
+
+    init(path: String, maxBytes: Int, maxBackups: Int, compress: Bool) throws(ExportError) {
+        self.path = path
+        self.maxBytes = maxBytes
+        self.maxBackups = maxBackups
+        self.compress = compress
+        try open()
+    }
+
+    deinit { close() }
+
+    private func open() throws(ExportError) {
+        descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        var status = stat()
+        size = fstat(descriptor, &status) == 0 ? Int(status.st_size) : 0
+    }
+
+    func close() {
+        if descriptor >= 0 { Glibc.close(descriptor) }
+        descriptor = -1
+    }
+
+    /// Appends one line (with its newline). False when it could not be written; the file is as
+    /// it was before.
+    func write(_ line: [UInt8]) -> Bool {
+        if size > 0, size + line.count > maxBytes { rotate() }
+        if descriptor < 0 { try? open() }
+        guard descriptor >= 0 else { return false }
+        let written = line.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        if written == line.count {
+            size += written
+            return true
+        }
+        // Cut short or failed: take back whatever part of the line got in.
+        if written > 0 { _ = ftruncate(descriptor, off_t(size)) }
+        return false
+    }
+
+    /// Moves the current file aside (compressing it when asked) and starts a new one.
+    func rotate() {
+        close()
+        let backup = Self.backupPath(for: path, at: Date())
+        if rename(path, backup) == 0 {
+            rotations += 1
+            if compress, let data = FileManager.default.contents(atPath: backup),
+                let packed = try? Gzip.compress(data),
+                FileManager.default.createFile(atPath: backup + ".gz", contents: packed)
+            {
+                unlink(backup)
+            }
+            pruneBackups()
+        }
+        try? open()
+    }
+
+    /// `dir/name-2026-11-30T09-45-00.000.ext`: lumberjack's backup name, in UTC.
+    static func backupPath(for path: String, at time: Date) -> String {
+        let url = URL(fileURLWithPath: path)
+        let ext = url.pathExtension
+        let stem = ext.isEmpty ? url.lastPathComponent : String(url.lastPathComponent.dropLast(ext.count + 1))
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd'T'HH-mm-ss.SSS"
+        let name = "\(stem)-\(formatter.string(from: time))" + (ext.isEmpty ? "" : ".\(ext)")
+        return url.deletingLastPathComponent().appendingPathComponent(name).path
+    }
+
+    /// The rotated files of `path`, oldest first (their names sort by time).
+    func backups() -> [String] {
+        let url = URL(fileURLWithPath: path)
+        let ext = url.pathExtension
+        let stem = ext.isEmpty ? url.lastPathComponent : String(url.lastPathComponent.dropLast(ext.count + 1))
+        let directory = url.deletingLastPathComponent().path
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { name in
+            guard name.hasPrefix(stem + "-"), name != url.lastPathComponent else { return false }
+            return ext.isEmpty || name.hasSuffix("." + ext) || name.hasSuffix("." + ext + ".gz")
+        }.sorted().map { directory + "/" + $0 }
+    }
+
+    private func pruneBackups() {
+        guard maxBackups > 0 else { return }
+        let all = backups()
+        for old in all.dropLast(maxBackups) { unlink(old) }
+    }
+}

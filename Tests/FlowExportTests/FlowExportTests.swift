@@ -1,0 +1,193 @@
+import FlowTestKit
+import Flows
+import Foundation
+import Gzip
+import HubbleAPI
+import HubbleWire
+import Observer
+import Testing
+
+@testable import FlowExport
+
+/// Flow logs as a log shipper and `hubble observe --input-file` read them: whole jsonpb lines,
+/// rotated by size, filtered and masked, with a record wherever flows were missed.
+@Suite("Flow logs on disk")
+struct FlowExportTests {
+    /// A fresh directory under /tmp, removed afterwards.
+    static func withDirectory(_ body: (String) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osp-export-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await body(directory)
+    }
+
+    /// Every line of every file in `directory` (gzipped ones unpacked), parsed.
+    static func responses(in directory: String) throws -> [Observer_GetFlowsResponse] {
+        var all: [Observer_GetFlowsResponse] = []
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory).sorted() {
+            var data = try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name))
+            if Gzip.isCompressed(data) { data = try Gzip.decompress(data) }
+            let text = String(decoding: data, as: UTF8.self)
+            #expect(text.isEmpty || text.hasSuffix("\n"), "\(name) ends with a whole line")
+            for line in text.split(separator: "\n") { all.append(try FlowJSONLines.parse(String(line))) }
+        }
+        return all
+    }
+
+    static func flows(_ count: Int) -> [Flow] {
+        (0..<count).map { index in
+            var flow = index % 2 == 0 ? Fixtures.syn : Fixtures.drop
+            flow.time = Fixtures.start.addingTimeInterval(Double(index) / 1000)
+            flow.uuid = UUID()
+            return flow
+        }
+    }
+
+    /// Runs an exporter over `events`, synchronously (the agent feeds it from its subscription
+    /// to the ring; tests on a busy machine must not wait for the cooperative pool).
+    static func export(_ events: [ObserverEvent], _ settings: ExportSettings) throws -> FlowExporter {
+        let exporter = try FlowExporter(name: "test", settings: settings, nodeName: "osp-node-1")
+        for event in events { exporter.handle(event) }
+        exporter.close()
+        return exporter
+    }
+
+    static func export(_ flows: [Flow], _ settings: ExportSettings) throws -> FlowExporter {
+        try export(flows.map(ObserverEvent.flow), settings)
+    }
+
+    @Test("rotation by size: lumberjack names, only the newest backups kept, every line whole and written once")
+    func rotation() async throws {
+        try await Self.withDirectory { directory in
+            let path = directory + "/events.log"
+            let exporter = try Self.export(
+                Self.flows(6000), ExportSettings(path: path, maxSizeMB: 1, maxBackups: 2))
+            let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+            #expect(names.count == 3, "\(names)")
+            #expect(names.last == "events.log")
+            #expect(
+                names.dropLast().allSatisfy {
+                    $0.wholeMatch(of: /events-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}\.log/) != nil
+                })
+            let counts = exporter.counts
+            #expect(counts.lines == 6000 && counts.errors == 0 && counts.lost == 0)
+            #expect(counts.rotations >= 3, "6000 lines of ~1 KB rotate at 1 MB")
+            for name in names {
+                let size =
+                    (try FileManager.default.attributesOfItem(atPath: directory + "/" + name)[.size] as? Int) ?? 0
+                #expect(size <= 1024 * 1024, "\(name): \(size) bytes")
+            }
+            // The kept files hold the newest lines, each once, in order.
+            let kept = try Self.responses(in: directory).map(\.flow.time)
+            #expect(kept == kept.sorted(by: { ($0.seconds, $0.nanos) < ($1.seconds, $1.nanos) }))
+            #expect(Set(try Self.responses(in: directory).map(\.flow.uuid)).count == kept.count)
+        }
+    }
+
+    @Test("gzip: rotated files are compressed and read back whole")
+    func compressed() async throws {
+        try await Self.withDirectory { directory in
+            _ = try Self.export(
+                Self.flows(3000),
+                ExportSettings(path: directory + "/events.log", maxSizeMB: 1, maxBackups: 0, compress: true))
+            let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            #expect(names.contains { $0.hasSuffix(".log.gz") })
+            #expect(!names.contains { $0.hasPrefix("events-") && $0.hasSuffix(".log") }, "no uncompressed backup left")
+            #expect(try Self.responses(in: directory).count == 3000, "maxBackups 0 keeps every backup")
+        }
+    }
+
+    @Test(
+        "allowlist, denylist and field mask: only the chosen flows, only the chosen fields, node name and time on each line"
+    )
+    func filtersAndMask() async throws {
+        try await Self.withDirectory { directory in
+            let exporter = try Self.export(
+                Self.flows(100),
+                ExportSettings(
+                    path: directory + "/events.log", allowlist: [#"{"verdict":["DROPPED","FORWARDED"]}"#],
+                    denylist: [#"{"verdict":["FORWARDED"]}"#], fieldMask: ["time", "verdict", "source.pod_name"]))
+            let lines = try Self.responses(in: directory)
+            #expect(lines.count == 50 && exporter.counts.lines == 50)
+            #expect(lines.allSatisfy { $0.flow.verdict == .dropped && $0.nodeName == "osp-node-2" })
+            #expect(
+                lines.allSatisfy {
+                    $0.flow.source.podName == "untrusted-9a8b-pqrst" && $0.flow.source.namespace.isEmpty
+                })
+            #expect(lines.allSatisfy { $0.hasTime && !$0.flow.hasDestination })
+        }
+    }
+
+    @Test("a subscriber that falls behind writes a lost-events record where the gap is")
+    func lostEvents() async throws {
+        try await Self.withDirectory { directory in
+            // What the ring's subscription hands an exporter that fell behind: flows, the record
+            // of the 2000 it missed, then flows again.
+            let flows = Self.flows(3000)
+            let missed = LostEvents(
+                source: .hubbleRingBuffer, count: 2000, first: flows[500].time, last: flows[2499].time)
+            let events =
+                flows[..<500].map(ObserverEvent.flow) + [ObserverEvent.lost(missed)]
+                + flows[2500...].map(ObserverEvent.flow)
+            let exporter = try Self.export(events, ExportSettings(path: directory + "/events.log"))
+            let lines = try Self.responses(in: directory)
+            #expect(lines.count == 1001)
+            let gap = try #require(lines.firstIndex { !$0.isFlow })
+            #expect(gap == 500, "the record sits where the flows are missing")
+            guard case .lostEvents(let record)? = lines[gap].responseTypes else { return }
+            #expect(record.numEventsLost == 2000 && record.source == .hubbleRingBuffer)
+            #expect(exporter.counts.lost == 2000 && exporter.counts.lines == 1001)
+        }
+    }
+
+    @Test("a path that cannot be written is one sentence naming it; bad settings too")
+    func badSettings() throws {
+        #expect {
+            _ = try FlowExporter(
+                name: "x", settings: ExportSettings(path: "/nonexistent/dir/events.log"), nodeName: "n")
+        } throws: { "\($0)".contains("/nonexistent/dir/events.log") && "\($0)".hasSuffix("writable.") }
+        #expect {
+            _ = try FlowExporter(
+                name: "x", settings: ExportSettings(path: "/tmp/osp-never.log", allowlist: ["{nope"]), nodeName: "n")
+        } throws: { "\($0)".contains("--export-allowlist") }
+        #expect {
+            _ = try FlowExporter(
+                name: "x", settings: ExportSettings(path: "/tmp/osp-never.log", fieldMask: ["sources"]), nodeName: "n")
+        } throws: { "\($0)".contains("sources") }
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/osp-never.log"), "refused before creating the file")
+    }
+
+    @Test("a full disk: lines that do not fit are counted, never half-written, and writing resumes with space")
+    func diskFull() async throws {
+        try await Self.withDirectory { directory in
+            // A 256 KiB tmpfs (root, as CI is).
+            let mount = Process()
+            mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+            mount.arguments = ["-t", "tmpfs", "-o", "size=256k", "osp-export-test", directory]
+            try mount.run()
+            mount.waitUntilExit()
+            try #require(mount.terminationStatus == 0, "mounting a tmpfs needs root")
+            defer {
+                let umount = Process()
+                umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+                umount.arguments = [directory]
+                try? umount.run()
+                umount.waitUntilExit()
+            }
+            let filler = directory + "/filler"
+            #expect(FileManager.default.createFile(atPath: filler, contents: Data(count: 200 * 1024)))
+            let exporter = try FlowExporter(
+                name: "test", settings: ExportSettings(path: directory + "/events.log"), nodeName: "n")
+            for flow in Self.flows(200) { exporter.export(flow) }
+            let full = exporter.counts
+            #expect(full.errors > 0 && full.lines > 0 && full.lines + full.errors == 200)
+            #expect(full.lost == full.errors)
+            try FileManager.default.removeItem(atPath: filler)
+            for flow in Self.flows(20) { exporter.export(flow) }
+            #expect(exporter.counts.lines == full.lines + 20, "writing resumes once there is room")
+            exporter.close()
+            let lines = try Self.responses(in: directory)
+            #expect(lines.count == Int(full.lines) + 20)
+        }
+    }
+}
