@@ -1,3 +1,4 @@
+import Dispatch
 import FlowFilters
 import Flows
 import Foundation
@@ -46,6 +47,20 @@ public final class FlowExporter: Sendable {
     let nodeName: String
     private let file: Mutex<RotatingFile>
     private let counters = Mutex(Counters())
+    /// Events waiting for the writer thread, and what did not fit while it was behind.
+    private let pending = Mutex(Pending())
+    private let wake = DispatchSemaphore(value: 0)
+
+    struct Pending {
+        var events: [ObserverEvent] = []
+        var dropped: UInt64 = 0
+        var first: Date?
+        var last: Date?
+        var finished = false
+    }
+
+    /// Most events waiting for the writer; more are counted as lost (and recorded in the file).
+    static let queueLimit = 8192
 
     /// What an exporter did so far (agent metrics per exporter).
     public struct Counters: Sendable, Equatable {
@@ -104,11 +119,71 @@ public final class FlowExporter: Sendable {
         return counts
     }
 
-    /// Writes what `events` brings until it ends or the task is cancelled.
+    /// Writes what `events` brings until it ends or the task is cancelled. The file is written
+    /// on a thread of its own: a slow or stalled disk blocks that thread, never Swift's
+    /// cooperative pool (which serves the gRPC API) nor the pipeline.
     public func run(_ events: some AsyncSequence<ObserverEvent, Never>) async {
+        let finished = DispatchSemaphore(value: 0)
+        let writer = Thread { [self] in
+            defer { finished.signal() }
+            writeQueued()
+        }
+        writer.name = "osprey-export-\(name)"
+        writer.start()
         for await event in events {
-            handle(event)
+            enqueue(event)
             if Task.isCancelled { break }
+        }
+        pending.withLock { $0.finished = true }
+        wake.signal()
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                finished.wait()
+                continuation.resume()
+            }
+        }
+    }
+
+    /// Hands an event to the writer without waiting; when it is too far behind, the flow is
+    /// counted as missed instead.
+    func enqueue(_ event: ObserverEvent) {
+        let queued = pending.withLock { pending -> Bool in
+            guard pending.events.count < Self.queueLimit else {
+                if case .flow(let flow) = event {
+                    pending.dropped += 1
+                    pending.first = pending.first ?? flow.time
+                    pending.last = flow.time
+                }
+                return false
+            }
+            pending.events.append(event)
+            return true
+        }
+        if queued { wake.signal() }
+    }
+
+    /// The writer thread: takes what is queued, writes it, until the run ends.
+    private func writeQueued() {
+        while true {
+            wake.wait()
+            let (events, missed, done) = pending.withLock { pending -> ([ObserverEvent], LostEvents?, Bool) in
+                defer {
+                    pending.events.removeAll(keepingCapacity: true)
+                    pending.dropped = 0
+                    pending.first = nil
+                    pending.last = nil
+                }
+                let missed =
+                    pending.dropped == 0
+                    ? nil
+                    : LostEvents(
+                        source: .hubbleRingBuffer, count: pending.dropped, first: pending.first ?? Date(),
+                        last: pending.last ?? Date())
+                return (pending.events, missed, pending.finished)
+            }
+            for event in events { handle(event) }
+            if let missed { handle(.lost(missed)) }
+            if done { return }
         }
     }
 

@@ -140,6 +140,31 @@ struct FlowExportTests {
         }
     }
 
+    @Test(
+        "through its writer thread: every flow is written or counted in a lost-events line, never both, never neither")
+    func writerThread() async throws {
+        try await Self.withDirectory { directory in
+            let exporter = try FlowExporter(
+                name: "test", settings: ExportSettings(path: directory + "/events.log", maxSizeMB: 2, maxBackups: 0),
+                nodeName: "n")
+            let total = 20000
+            let (stream, continuation) = AsyncStream<ObserverEvent>.makeStream()
+            // Faster than a file takes jsonpb lines: the queue fills and the rest is counted.
+            for flow in Self.flows(total) { continuation.yield(.flow(flow)) }
+            continuation.finish()
+            await exporter.run(stream)
+            exporter.close()
+            let lines = try Self.responses(in: directory)
+            let written = lines.filter(\.isFlow).count
+            let lost = lines.reduce(UInt64(0)) { sum, line in
+                if case .lostEvents(let record)? = line.responseTypes { sum + record.numEventsLost } else { sum }
+            }
+            #expect(written + Int(lost) == total, "\(written) written, \(lost) lost")
+            #expect(lost > 0 && written >= FlowExporter.queueLimit, "the queue filled, and what it held was written")
+            #expect(exporter.counts.lost == lost && exporter.counts.flows == UInt64(written))
+        }
+    }
+
     @Test("a path that cannot be written is one sentence naming it; bad settings too")
     func badSettings() throws {
         #expect {
