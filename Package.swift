@@ -254,7 +254,7 @@ let package = Package(
             name: "HubbleObserverTests",
             dependencies: [
                 "HubbleAPI", "HubbleWire", "HubbleServer", "HubbleObserver", "HubbleTransport", "Flows", "Observer",
-                "FlowTestKit",
+                "FlowTestKit", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
             ],

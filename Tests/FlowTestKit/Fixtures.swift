@@ -1,6 +1,5 @@
 import Flows
 import Foundation
-import HubbleWire
 
 /// Five flows an operator sees every day, at fixed times: a SYN, its SYN-ACK, a DNS request and
 /// its NXDOMAIN answer, a policy drop, an ICMP echo to the outside.
