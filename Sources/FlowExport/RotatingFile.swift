@@ -74,26 +74,30 @@ final class RotatingFile {
 
     /// `dir/name-2026-11-30T09-45-00.000.ext`: lumberjack's backup name, in UTC.
     static func backupPath(for path: String, at time: Date) -> String {
-        let url = URL(fileURLWithPath: path)
-        let ext = url.pathExtension
-        let stem = ext.isEmpty ? url.lastPathComponent : String(url.lastPathComponent.dropLast(ext.count + 1))
+        let (directory, stem, ext) = parts(of: path)
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyy-MM-dd'T'HH-mm-ss.SSS"
         let name = "\(stem)-\(formatter.string(from: time))" + (ext.isEmpty ? "" : ".\(ext)")
-        return url.deletingLastPathComponent().appendingPathComponent(name).path
+        return directory + "/" + name
+    }
+
+    /// `dir/events.log` → (`dir`, `events`, `log`).
+    static func parts(of path: String) -> (directory: String, stem: String, ext: String) {
+        let url = URL(fileURLWithPath: path)
+        let ext = url.pathExtension
+        let stem = ext.isEmpty ? url.lastPathComponent : String(url.lastPathComponent.dropLast(ext.count + 1))
+        return (url.deletingLastPathComponent().path, stem, ext)
     }
 
     /// The rotated files of `path`, oldest first (their names sort by time).
     func backups() -> [String] {
-        let url = URL(fileURLWithPath: path)
-        let ext = url.pathExtension
-        let stem = ext.isEmpty ? url.lastPathComponent : String(url.lastPathComponent.dropLast(ext.count + 1))
-        let directory = url.deletingLastPathComponent().path
+        let (directory, stem, ext) = Self.parts(of: path)
+        let current = URL(fileURLWithPath: path).lastPathComponent
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.filter { name in
-            guard name.hasPrefix(stem + "-"), name != url.lastPathComponent else { return false }
+            guard name.hasPrefix(stem + "-"), name != current else { return false }
             return ext.isEmpty || name.hasSuffix("." + ext) || name.hasSuffix("." + ext + ".gz")
         }.sorted().map { directory + "/" + $0 }
     }

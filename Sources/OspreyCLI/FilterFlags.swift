@@ -178,12 +178,9 @@ struct FilterFlag: Sendable {
             "the source, --to-X the destination; flags of different kinds must all match.",
         ]
         for flag in all {
-            var spelling = flag.spellings.filter { $0.count == 2 } + flag.spellings.filter { $0.count > 2 }
-            if case .endpoint = flag.field {
-                spelling = spelling.filter { !$0.hasPrefix("--from-") && !$0.hasPrefix("--to-") }
-            }
-            var head = spelling.joined(separator: ", ")
-            if case .endpoint = flag.field { head += ", --from-\(flag.name), --to-\(flag.name)" }
+            // Short spelling first, then the long ones in `spellings`' order (--X, --from-X, --to-X).
+            let short = flag.short.map { ["-\($0)"] } ?? []
+            var head = (short + flag.spellings.filter { !short.contains($0) }).joined(separator: ", ")
             if let value = flag.value { head += " <\(value)>" }
             lines.append("  \(head)")
             lines.append("        \(flag.help)")
