@@ -45,7 +45,7 @@ public final class FlowExporter: Sendable {
     let filters: FlowFilterSet
     let mask: FlowFieldMask?
     let nodeName: String
-    private let file: Mutex<RotatingFile>
+    private let output: Mutex<Output>
     private let counters = Mutex(Counters())
     /// Events waiting for the writer thread, and what did not fit while it was behind.
     private let pending = Mutex(Pending())
@@ -107,16 +107,85 @@ public final class FlowExporter: Sendable {
         do { mask = try FlowFieldMask(paths: settings.fieldMask) } catch {
             throw .badFilter(flag: "--export-fieldmask", reason: error.description)
         }
-        file = Mutex(
-            try RotatingFile(
-                path: settings.path, maxBytes: settings.maxSizeMB * 1024 * 1024, maxBackups: settings.maxBackups,
-                compress: settings.compress))
+        output = Mutex(
+            Output(
+                file: try RotatingFile(
+                    path: settings.path, maxBytes: settings.maxSizeMB * 1024 * 1024, maxBackups: settings.maxBackups,
+                    compress: settings.compress),
+                writer: FlowJSONWriter(mask: mask)))
     }
 
     public var counts: Counters {
         var counts = counters.withLock { $0 }
-        counts.rotations = file.withLock { $0.rotations }
+        counts.rotations = output.withLock { $0.file.rotations }
         return counts
+    }
+
+    /// The file and the lines not yet in it: lines are gathered into one write of up to
+    /// `batchBytes` (never across a rotation), then written whole.
+    struct Output: ~Copyable {
+        let file: RotatingFile
+        let writer: FlowJSONWriter
+        var batch: [UInt8] = []
+        /// Where each gathered line ends, and whether it is a flow (rather than a lost-events record).
+        var lines: [(end: Int, flow: Bool)] = []
+
+        static let batchBytes = 64 * 1024
+
+        init(file: RotatingFile, writer: FlowJSONWriter) {
+            self.file = file
+            self.writer = writer
+            batch.reserveCapacity(Self.batchBytes + 4096)
+        }
+
+        /// Adds a line built by `append`; writes the batch first when the line would take it
+        /// past the batch size or the file past its rotation size.
+        mutating func add(
+            flow: Bool, into counters: borrowing Mutex<Counters>, _ append: (FlowJSONWriter, inout [UInt8]) -> Void
+        ) {
+            let start = batch.count
+            append(writer, &batch)
+            let length = batch.count - start
+            if start > 0, start + length > Self.batchBytes || file.size + start + length > file.maxBytes {
+                let line = Array(batch[start...])
+                batch.removeSubrange(start...)
+                flush(into: counters)
+                batch += line
+            }
+            lines.append((batch.count, flow))
+        }
+
+        /// Writes the gathered lines in one append. When the file cannot take them all (a full
+        /// disk), it writes them one by one, so every line that fits gets in; each line that
+        /// does not is counted as an error, and its flow as lost.
+        mutating func flush(into counters: borrowing Mutex<Counters>) {
+            guard !batch.isEmpty else { return }
+            var written = (lines: 0, bytes: 0)
+            var failed = (lines: 0, flows: 0)
+            if file.write(batch[...]) {
+                written = (lines.count, batch.count)
+            } else {
+                var start = 0
+                for line in lines {
+                    if file.write(batch[start..<line.end]) {
+                        written.lines += 1
+                        written.bytes += line.end - start
+                    } else {
+                        failed.lines += 1
+                        if line.flow { failed.flows += 1 }
+                    }
+                    start = line.end
+                }
+            }
+            batch.removeAll(keepingCapacity: true)
+            lines.removeAll(keepingCapacity: true)
+            counters.withLock { counters in
+                counters.lines += UInt64(written.lines)
+                counters.bytes += UInt64(written.bytes)
+                counters.errors += UInt64(failed.lines)
+                counters.lost += UInt64(failed.flows)
+            }
+        }
     }
 
     /// Writes what `events` brings until it ends or the task is cancelled. The file is written
@@ -183,57 +252,55 @@ public final class FlowExporter: Sendable {
             }
             for event in events { handle(event) }
             if let missed { handle(.lost(missed)) }
+            flush()
             if done { return }
         }
     }
 
     /// One event of the subscription: a flow, or a record of the flows it missed (written as a
-    /// lost-events line, so a reader of the file knows where it has a gap).
+    /// lost-events line, so a reader of the file knows where it has a gap). Gathered into the
+    /// next write: `flush` ends a batch.
     public func handle(_ event: ObserverEvent) {
         switch event {
         case .flow(let flow): export(flow)
         case .lost(let lost):
             counters.withLock { $0.lost += lost.count }
-            write(
-                Observer_GetFlowsResponse.with {
-                    $0.lostEvents = FlowMessage.lostEvent(lost)
-                    $0.nodeName = nodeName
-                    $0.time = FlowMessage.timestamp(lost.last)
-                })
-        }
-    }
-
-    /// Writes `flows` now, on the calling thread (the bench; the agent uses `run`).
-    public func export(_ flows: [Flow]) { for flow in flows { export(flow) } }
-
-    /// One flow, if it passes the filters, masked.
-    func export(_ flow: Flow) {
-        counters.withLock { $0.flows += 1 }
-        let message = FlowMessage.make(flow)
-        guard filters.matches(message) else { return }
-        let masked = mask?.apply(message) ?? message
-        write(
-            Observer_GetFlowsResponse.with {
-                $0.flow = masked
-                $0.nodeName = flow.nodeName
-                $0.time = message.time
-            })
-    }
-
-    private func write(_ response: Observer_GetFlowsResponse) {
-        let line = Array((FlowJSONLines.unorderedLine(response) + "\n").utf8)
-        let written = file.withLock { $0.write(line) }
-        counters.withLock { counters in
-            if written {
-                counters.lines += 1
-                counters.bytes += UInt64(line.count)
-            } else {
-                counters.errors += 1
-                if case .flow? = response.responseTypes { counters.lost += 1 }
+            let response = Observer_GetFlowsResponse.with {
+                $0.lostEvents = FlowMessage.lostEvent(lost)
+                $0.nodeName = nodeName
+                $0.time = FlowMessage.timestamp(lost.last)
+            }
+            output.withLock { output in
+                output.add(flow: false, into: counters) { _, batch in
+                    batch.append(contentsOf: (FlowJSONLines.unorderedLine(response) + "\n").utf8)
+                }
             }
         }
     }
 
+    /// Writes `flows` now, on the calling thread (the bench; the agent uses `run`).
+    public func export(_ flows: [Flow]) {
+        for flow in flows { export(flow) }
+        flush()
+    }
+
+    /// One flow, if it passes the filters, masked while it is written.
+    func export(_ flow: Flow) {
+        counters.withLock { $0.flows += 1 }
+        if !filters.isEmpty, !filters.matches(FlowMessage.make(flow)) { return }
+        output.withLock { output in
+            output.add(flow: true, into: counters) { writer, batch in writer.appendLine(flow, to: &batch) }
+        }
+    }
+
+    /// Writes what is gathered.
+    public func flush() { output.withLock { $0.flush(into: counters) } }
+
     /// Closes the file (the agent stops).
-    public func close() { file.withLock { $0.close() } }
+    public func close() {
+        output.withLock { output in
+            output.flush(into: counters)
+            output.file.close()
+        }
+    }
 }

@@ -41,7 +41,7 @@ final class RotatingFile {
 
     /// Appends one line (with its newline). False when it could not be written; the file is as
     /// it was before.
-    func write(_ line: [UInt8]) -> Bool {
+    func write(_ line: ArraySlice<UInt8>) -> Bool {
         if size > 0, size + line.count > maxBytes { rotate() }
         if descriptor < 0 { try? open() }
         guard descriptor >= 0 else { return false }

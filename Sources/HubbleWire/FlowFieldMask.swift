@@ -11,7 +11,7 @@ public struct FlowFieldMask: Sendable {
         var children: [Int: Node]?
     }
 
-    private let root: Node
+    let root: Node
 
     public enum MaskError: Error, CustomStringConvertible {
         case unknownPath(String)

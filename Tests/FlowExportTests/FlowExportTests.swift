@@ -203,12 +203,12 @@ struct FlowExportTests {
             #expect(FileManager.default.createFile(atPath: filler, contents: Data(count: 200 * 1024)))
             let exporter = try FlowExporter(
                 name: "test", settings: ExportSettings(path: directory + "/events.log"), nodeName: "n")
-            for flow in Self.flows(200) { exporter.export(flow) }
+            exporter.export(Self.flows(200))
             let full = exporter.counts
             #expect(full.errors > 0 && full.lines > 0 && full.lines + full.errors == 200)
             #expect(full.lost == full.errors)
             try FileManager.default.removeItem(atPath: filler)
-            for flow in Self.flows(20) { exporter.export(flow) }
+            exporter.export(Self.flows(20))
             #expect(exporter.counts.lines == full.lines + 20, "writing resumes once there is room")
             exporter.close()
             let lines = try Self.responses(in: directory)
