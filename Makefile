@@ -52,9 +52,10 @@ fmt: ## format Swift and C sources in place
 	$(SWIFT) format format --in-place --parallel $(SWIFT_SOURCES)
 	$(if $(C_SOURCES),clang-format -i $(C_SOURCES))
 
-lint: ## check formatting without changing anything
+lint: ## check formatting, and that every import is a dependency the target declares
 	@$(SWIFT) format lint --strict --parallel $(SWIFT_SOURCES)
 	$(if $(C_SOURCES),clang-format --dry-run -Werror $(C_SOURCES))
+	python3 scripts/check-imports.py
 
 proto: ## regenerate Sources/HubbleAPI from proto/ (builds the protoc plugins; not part of test)
 	scripts/generate-proto.sh

@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // ===== Layer 1, vocabulary: types every other layer speaks. No Osprey dependencies
@@ -147,12 +148,15 @@ let package = Package(
             ],
             swiftSettings: strict),
 
-        // Flow logs on disk: Hubble's exporter (jsonpb lines, rotation, filters, field masks).
+        // Flow logs on disk: Hubble's exporters (jsonpb lines, rotation, filters, field masks), the
+        // static one from flags and dynamic ones from its flowlogs YAML config.
         .target(
             name: "FlowExport",
             dependencies: [
                 "Flows", "Observer", "HubbleAPI", "HubbleWire", "FlowFilters", "Gzip",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),
 
@@ -207,7 +211,7 @@ let package = Package(
             name: "osprey-bench",
             dependencies: [
                 "FlowPipeline", "FlowTestKit", "Observer", "ClusterInventory", "Enricher", "FlowMetrics",
-                "CDatapathABI", "Netns", "FlowExport", "Flows",
+                "CDatapathABI", "Netns", "FlowExport", "Flows", "Gzip", "HubbleWire",
             ],
             swiftSettings: strict),
 
@@ -248,7 +252,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "FlowExportTests",
-            dependencies: ["FlowExport", "Observer", "Flows", "FlowTestKit", "HubbleWire", "HubbleAPI", "Gzip"],
+            dependencies: [
+                "FlowExport", "Observer", "Flows", "FlowTestKit", "HubbleWire", "HubbleAPI", "Gzip",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "HubbleObserverTests",

@@ -138,6 +138,12 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Flow fields to write, comma-separated (time,source.pod_name,IP; hubble-export-fieldmask).")
     var exportFieldmask: [String] = []
 
+    @Option(
+        help:
+            "Hubble's flowlogs config: YAML listing flow logs by name (file, filters, field mask, end time), re-read when it changes (hubble-flowlogs-config-path). Env: OSPREY_FLOWLOGS_CONFIG_PATH."
+    )
+    var flowlogsConfigPath: String = environment["OSPREY_FLOWLOGS_CONFIG_PATH"] ?? ""
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Env: OSPREY_LOG_LEVEL.")
     var logLevel: String = environment["OSPREY_LOG_LEVEL"] ?? "info"
 
@@ -193,7 +199,8 @@ public struct AgentCommand: AsyncParsableCommand {
                 serviceTranslation: serviceTranslation,
                 ignoredDrops: dropReasons == "all" ? [:] : Datapath.notNetworkDrops,
                 flowBufferCapacity: flowBufferCapacity, flowReportInterval: flowReportInterval,
-                perPacketEvents: perPacketEvents, metricsContext: context, logLevel: level, exporter: exporter)
+                perPacketEvents: perPacketEvents, metricsContext: context, logLevel: level, exporter: exporter,
+                flowLogsConfigPath: flowlogsConfigPath)
         } catch let error as Observer.CapacityError {
             throw ValidationError(error.description)
         } catch let error as MetricsContext.ContextError {

@@ -47,16 +47,17 @@ struct AgentRuntime {
             }
         }
         let observer = try Observer(capacity: settings.flowBufferCapacity)
+        let flowLogs = FlowLogs(observer: observer, nodeName: settings.nodeName, logger: logger)
+        if let exporter = settings.exporter { flowLogs.start(exporter) }
         let pipeline = FlowPipeline(
             nodeName: settings.nodeName, clusterName: settings.cluster, kernelDropReasons: datapath.dropReasons,
             metadata: settings.inventory.isEmpty ? nil : InventoryMetadata(path: settings.inventory),
             translation: translation, observer: observer,
-            metrics: HubbleMetrics(context: settings.metricsContext, lostEvents: observer))
+            metrics: HubbleMetrics(context: settings.metricsContext, lostEvents: [observer, flowLogs]))
         let metrics = MetricsEndpoint(
             collector: NodeMetricsCollector(datapath: datapath) { watcher.namespaces },
             health: AgentHealth(
-                datapath: datapath, watcher: watcher, translation: translation,
-                exporters: settings.exporter.map { [$0] } ?? []),
+                datapath: datapath, watcher: watcher, translation: translation, flowLogs: flowLogs),
             hubble: pipeline.metrics, observer: observer,
             commonLabels: [("cluster", settings.cluster), ("instance", settings.nodeName)])
         let address = settings.metricsAddress
@@ -81,7 +82,13 @@ struct AgentRuntime {
                     EventReaderService(datapath: datapath, pipeline: pipeline),
                     HousekeepingService(datapath: datapath, pipeline: pipeline), watcher, http,
                     HubbleService(server: hubble),
-                ] + (settings.exporter.map { [ExporterService(exporter: $0, observer: observer)] } ?? []),
+                    FlowLogsService(
+                        flowLogs: flowLogs,
+                        watcher: settings.flowLogsConfigPath.isEmpty
+                            ? nil
+                            : FlowLogsConfigWatcher(
+                                path: settings.flowLogsConfigPath, flowLogs: flowLogs, logger: logger)),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
@@ -103,16 +110,19 @@ struct EventReaderService: Service {
     }
 }
 
-/// A flow log exporter as a Service: it reads its own subscription to the ring until the agent
-/// stops, then closes its file.
-struct ExporterService: Service {
-    let exporter: FlowExporter
-    let observer: Observer
+/// The flow logs as a Service: it follows the flowlogs config (when one is given) until the
+/// agent stops, then every exporter writes what it has queued and closes its file.
+struct FlowLogsService: Service {
+    let flowLogs: FlowLogs
+    let watcher: FlowLogsConfigWatcher?
 
     func run() async throws {
-        let events = observer.subscribe(buffer: 8192)
-        defer { exporter.close() }
-        await cancelWhenGracefulShutdown { await exporter.run(events) }
+        if let watcher {
+            await cancelWhenGracefulShutdown { await watcher.run() }
+        } else {
+            try? await gracefulShutdown()
+        }
+        await flowLogs.stopAll()
     }
 }
 

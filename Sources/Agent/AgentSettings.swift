@@ -27,6 +27,8 @@ struct AgentSettings: Sendable {
     var logLevel: Logger.Level
     /// The static flow log exporter (`--export-file-path`), opened and checked.
     var exporter: FlowExporter?
+    /// Hubble's flowlogs config (`--flowlogs-config-path`): dynamic exporters, re-read when it changes.
+    var flowLogsConfigPath = ""
 
     /// Where the Hubble API is served: TLS guards the TCP port; the unix socket is for this
     /// node's own tools (as Cilium's).

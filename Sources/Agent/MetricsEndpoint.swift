@@ -13,7 +13,7 @@ struct AgentHealth: Sendable {
     let datapath: Datapath
     let watcher: InterfaceWatcher
     let translation: ConntrackServiceTranslation?
-    let exporters: [FlowExporter]
+    let flowLogs: FlowLogs
 
     func families() -> [MetricFamily] {
         let interfaces = datapath.attachedInterfaces.count
@@ -39,8 +39,8 @@ struct AgentHealth: Sendable {
 
     /// What each flow log exporter wrote and missed (absent without exporters).
     func exportFamilies() -> [MetricFamily] {
-        guard !exporters.isEmpty else { return [] }
-        let counts = exporters.map { ($0.name, $0.counts) }
+        let counts = flowLogs.exporters.map { ($0.name, $0.counts) }
+        guard !counts.isEmpty else { return [] }
         func family(_ name: String, _ help: String, _ value: (FlowExporter.Counters) -> UInt64) -> MetricFamily {
             MetricFamily(
                 name: name, help: help, kind: .counter,

@@ -8,63 +8,39 @@ import Observer
 import SwiftProtobuf
 import Synchronization
 
-/// What one exporter writes where (Hubble's `hubble-export-*` settings).
-public struct ExportSettings: Sendable {
-    public var path: String
-    public var maxSizeMB: Int
-    public var maxBackups: Int
-    public var compress: Bool
-    /// FlowFilters (JSON, as `osprey observe --allowlist`): a flow is written when it passes them.
-    public var allowlist: [String]
-    public var denylist: [String]
-    /// Flow fields to keep (`time`, `source.pod_name`, `IP`…); empty: every field.
-    public var fieldMask: [String]
-
-    public init(
-        path: String, maxSizeMB: Int = 10, maxBackups: Int = 5, compress: Bool = false, allowlist: [String] = [],
-        denylist: [String] = [], fieldMask: [String] = []
-    ) {
-        self.path = path
-        self.maxSizeMB = maxSizeMB
-        self.maxBackups = maxBackups
-        self.compress = compress
-        self.allowlist = allowlist
-        self.denylist = denylist
-        self.fieldMask = fieldMask
-    }
-}
-
 /// Writes the observer's flows to a file as Hubble's exporter does: one `GetFlowsResponse` per
 /// line in jsonpb (`{"flow":{…},"node_name":…,"time":…}`), lost-event records where flows were
-/// missed, rotation by size. A consumer of the observer like the gRPC server: it reads its own
-/// bounded subscription, so a slow disk makes it miss flows (counted and written as a
-/// lost-events line), never slows the pipeline.
-public final class FlowExporter: Sendable {
+/// missed, rotation by size. A sink of the observer: each batch is queued as it is appended and
+/// written by the exporter's own thread, so a slow or stalled disk makes it miss flows (counted,
+/// and written as a lost-events line), never slows the pipeline or Swift's cooperative pool.
+public final class FlowExporter: FlowSink {
     public let name: String
-    let settings: ExportSettings
+    public let settings: ExportSettings
     let filters: FlowFilterSet
     let mask: FlowFieldMask?
     let nodeName: String
     private let output: Mutex<Output>
     private let counters = Mutex(Counters())
-    /// Events waiting for the writer thread, and what did not fit while it was behind.
+    /// Flows waiting for the writer thread, and what did not fit while it was behind.
     private let pending = Mutex(Pending())
     private let wake = DispatchSemaphore(value: 0)
+    private let writerDone = DispatchSemaphore(value: 0)
+    private let started = Mutex(false)
 
     struct Pending {
-        var events: [ObserverEvent] = []
+        var flows: [Flow] = []
         var dropped: UInt64 = 0
         var first: Date?
         var last: Date?
         var finished = false
     }
 
-    /// Most events waiting for the writer; more are counted as lost (and recorded in the file).
-    static let queueLimit = 8192
+    /// Most flows waiting for the writer; more are counted as lost (and recorded in the file).
+    public static let queueLimit = 8192
 
     /// What an exporter did so far (agent metrics per exporter).
     public struct Counters: Sendable, Equatable {
-        /// Flows the exporter read from the ring (written or filtered out).
+        /// Flows the exporter took (written, filtered out, or missed).
         public var flows: UInt64 = 0
         public var lines: UInt64 = 0
         public var bytes: UInt64 = 0
@@ -78,41 +54,54 @@ public final class FlowExporter: Sendable {
         self.name = name
         self.settings = settings
         self.nodeName = nodeName
+        (filters, mask) = try Self.compile(settings, name: name)
+        let file: RotatingFile
+        do {
+            file = try RotatingFile(
+                path: settings.path, maxBytes: settings.maxSizeMB * 1024 * 1024, maxBackups: settings.maxBackups,
+                compress: settings.compress)
+        } catch {
+            throw ExportError(
+                settings.origin.prefix(name)
+                    + "cannot write flow logs to \(settings.path): \(error.reason); check \(settings.origin.names.path) and that its directory exists and is writable."
+            )
+        }
+        output = Mutex(Output(file: file, writer: FlowJSONWriter(mask: mask)))
+    }
+
+    /// The settings' filters and mask, checked: one sentence naming the setting when one is
+    /// not valid. Nothing is opened.
+    static func compile(
+        _ settings: ExportSettings, name: String
+    ) throws(ExportError) -> (FlowFilterSet, FlowFieldMask?) {
+        let names = settings.origin.names
+        func refuse(_ setting: String, _ reason: String) -> ExportError {
+            ExportError(settings.origin.prefix(name) + "\(setting): \(reason)")
+        }
         guard settings.maxSizeMB >= 1 else {
-            throw .badSetting("--export-file-max-size-mb must be at least 1, not \(settings.maxSizeMB).")
+            throw refuse(names.maxSize, "must be at least 1, not \(settings.maxSizeMB).")
         }
         guard settings.maxBackups >= 0 else {
-            throw .badSetting("--export-file-max-backups cannot be negative (\(settings.maxBackups)).")
+            throw refuse(names.maxBackups, "cannot be negative (\(settings.maxBackups)).")
         }
-        func parse(_ texts: [String], _ flag: String) throws(ExportError) -> [Flow_FlowFilter] {
+        func parse(_ texts: [String], _ setting: String) throws(ExportError) -> [Flow_FlowFilter] {
             var filters: [Flow_FlowFilter] = []
             for text in texts {
                 do { filters.append(try Flow_FlowFilter(jsonString: text)) } catch {
-                    throw .badFilter(
-                        flag: flag, reason: "'\(text)' is not a FlowFilter in JSON (e.g. {\"source_pod\":[\"shop/\"]})."
-                    )
+                    throw refuse(setting, "'\(text)' is not a FlowFilter (e.g. {\"source_pod\":[\"shop/\"]}).")
                 }
             }
             return filters
         }
-        do {
-            filters = try FlowFilterSet(
-                allow: try parse(settings.allowlist, "--export-allowlist"),
-                deny: try parse(settings.denylist, "--export-denylist"))
-        } catch let error as ExportError {
-            throw error
-        } catch {
-            throw .badFilter(flag: "--export-allowlist/--export-denylist", reason: "\(error)")
+        let allow = try parse(settings.allowlist, names.allow)
+        let deny = try parse(settings.denylist, names.deny)
+        let filters: FlowFilterSet
+        do { filters = try FlowFilterSet(allow: allow, deny: deny) } catch {
+            throw refuse("\(names.allow)/\(names.deny)", error.description)
         }
-        do { mask = try FlowFieldMask(paths: settings.fieldMask) } catch {
-            throw .badFilter(flag: "--export-fieldmask", reason: error.description)
+        do { return (filters, try FlowFieldMask(paths: settings.fieldMask)) } catch {
+            throw refuse(names.fieldMask, error.description)
         }
-        output = Mutex(
-            Output(
-                file: try RotatingFile(
-                    path: settings.path, maxBytes: settings.maxSizeMB * 1024 * 1024, maxBackups: settings.maxBackups,
-                    compress: settings.compress),
-                writer: FlowJSONWriter(mask: mask)))
     }
 
     public var counts: Counters {
@@ -188,56 +177,60 @@ public final class FlowExporter: Sendable {
         }
     }
 
-    /// Writes what `events` brings until it ends or the task is cancelled. The file is written
-    /// on a thread of its own: a slow or stalled disk blocks that thread, never Swift's
-    /// cooperative pool (which serves the gRPC API) nor the pipeline.
-    public func run(_ events: some AsyncSequence<ObserverEvent, Never>) async {
-        let finished = DispatchSemaphore(value: 0)
+    /// Starts the writer thread (once).
+    public func start() {
+        guard
+            started.withLock({ started in
+                defer { started = true }; return !started
+            })
+        else { return }
         let writer = Thread { [self] in
-            defer { finished.signal() }
+            defer { writerDone.signal() }
             writeQueued()
         }
         writer.name = "osprey-export-\(name)"
         writer.start()
-        for await event in events {
-            enqueue(event)
-            if Task.isCancelled { break }
+    }
+
+    /// Queues a batch for the writer thread without waiting; what does not fit in the queue
+    /// is counted as missed. Past the exporter's end time, flows are no longer taken.
+    public func receive(_ flows: [Flow]) {
+        if let end = settings.end, Date() >= end { return }
+        pending.withLock { pending in
+            let room = max(0, Self.queueLimit - pending.flows.count)
+            pending.flows += flows.prefix(room)
+            guard flows.count > room else { return }
+            pending.dropped += UInt64(flows.count - room)
+            pending.first = pending.first ?? flows[room].time
+            pending.last = flows[flows.count - 1].time
         }
-        pending.withLock { $0.finished = true }
         wake.signal()
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                finished.wait()
-                continuation.resume()
-            }
-        }
     }
 
-    /// Hands an event to the writer without waiting; when it is too far behind, the flow is
-    /// counted as missed instead.
-    func enqueue(_ event: ObserverEvent) {
-        let queued = pending.withLock { pending -> Bool in
-            guard pending.events.count < Self.queueLimit else {
-                if case .flow(let flow) = event {
-                    pending.dropped += 1
-                    pending.first = pending.first ?? flow.time
-                    pending.last = flow.time
+    /// Writes what is queued, stops the writer thread and closes the file (the exporter is
+    /// removed or the agent stops). Waits for the thread on a thread of its own, not the pool.
+    public func finish() async {
+        let wasStarted = started.withLock { $0 }
+        if wasStarted {
+            pending.withLock { $0.finished = true }
+            wake.signal()
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async { [writerDone] in
+                    writerDone.wait()
+                    continuation.resume()
                 }
-                return false
             }
-            pending.events.append(event)
-            return true
         }
-        if queued { wake.signal() }
+        close()
     }
 
-    /// The writer thread: takes what is queued, writes it, until the run ends.
+    /// The writer thread: takes what is queued, writes it, until `finish`.
     private func writeQueued() {
         while true {
             wake.wait()
-            let (events, missed, done) = pending.withLock { pending -> ([ObserverEvent], LostEvents?, Bool) in
+            let (flows, missed, done) = pending.withLock { pending -> ([Flow], LostEvents?, Bool) in
                 defer {
-                    pending.events.removeAll(keepingCapacity: true)
+                    pending.flows.removeAll(keepingCapacity: true)
                     pending.dropped = 0
                     pending.first = nil
                     pending.last = nil
@@ -248,18 +241,18 @@ public final class FlowExporter: Sendable {
                     : LostEvents(
                         source: .hubbleRingBuffer, count: pending.dropped, first: pending.first ?? Date(),
                         last: pending.last ?? Date())
-                return (pending.events, missed, pending.finished)
+                return (pending.flows, missed, pending.finished)
             }
-            for event in events { handle(event) }
+            for flow in flows { export(flow) }
             if let missed { handle(.lost(missed)) }
             flush()
             if done { return }
         }
     }
 
-    /// One event of the subscription: a flow, or a record of the flows it missed (written as a
-    /// lost-events line, so a reader of the file knows where it has a gap). Gathered into the
-    /// next write: `flush` ends a batch.
+    /// One event: a flow, or a record of the flows missed (written as a lost-events line, so a
+    /// reader of the file knows where it has a gap). Gathered into the next write: `flush` ends
+    /// a batch.
     public func handle(_ event: ObserverEvent) {
         switch event {
         case .flow(let flow): export(flow)
@@ -278,7 +271,7 @@ public final class FlowExporter: Sendable {
         }
     }
 
-    /// Writes `flows` now, on the calling thread (the bench; the agent uses `run`).
+    /// Writes `flows` now, on the calling thread (the bench; the agent queues them with `receive`).
     public func export(_ flows: [Flow]) {
         for flow in flows { export(flow) }
         flush()

@@ -17,7 +17,12 @@ final class RotatingFile {
     private(set) var size = 0
     private(set) var rotations: UInt64 = 0
 
-    init(path: String, maxBytes: Int, maxBackups: Int, compress: Bool) throws(ExportError) {
+    /// Why the file could not be opened (strerror's text).
+    struct OpenError: Error {
+        let reason: String
+    }
+
+    init(path: String, maxBytes: Int, maxBackups: Int, compress: Bool) throws(OpenError) {
         self.path = path
         self.maxBytes = maxBytes
         self.maxBackups = maxBackups
@@ -27,9 +32,9 @@ final class RotatingFile {
 
     deinit { close() }
 
-    private func open() throws(ExportError) {
+    private func open() throws(OpenError) {
         descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        guard descriptor >= 0 else { throw OpenError(reason: String(cString: strerror(errno))) }
         var status = stat()
         size = fstat(descriptor, &status) == 0 ? Int(status.st_size) : 0
     }

@@ -13,11 +13,11 @@ public final class HubbleMetrics: Sendable {
     let context: MetricsContext
     let expiry: Double
     /// Where lost events are counted, by source.
-    let lostEvents: (any LostEventLedger)?
+    let lostEvents: [any LostEventLedger]
     private let store = Mutex(SeriesStore())
 
     public init(
-        context: MetricsContext = MetricsContext(), expiry: Double = 60, lostEvents: (any LostEventLedger)? = nil
+        context: MetricsContext = MetricsContext(), expiry: Double = 60, lostEvents: [any LostEventLedger] = []
     ) {
         self.context = context
         self.expiry = expiry
@@ -49,7 +49,11 @@ public final class HubbleMetrics: Sendable {
     }
 
     public func families(now: Date = Date()) -> [MetricFamily] {
-        let lost = lostEvents?.lost ?? [:]
+        var lost: [String: UInt64] = [:]
+        for ledger in lostEvents { lost.merge(ledger.lostBySource, uniquingKeysWith: +) }
+        // Hubble's own sources always (zeros included), then others (flow log exporters) by name.
+        let standard = LostEventSource.allCases.map(\.label)
+        let sources = standard + lost.keys.filter { !standard.contains($0) }.sorted()
         var families = store.withLock { store in
             store.expire(now: now, expiry: expiry)
             return store.families()
@@ -58,7 +62,7 @@ public final class HubbleMetrics: Sendable {
             MetricFamily(
                 name: "hubble_lost_events_total", help: "Events lost before they became flows, by where.",
                 kind: .counter,
-                samples: LostEventSource.allCases.map { .init([("source", $0.label)], Double(lost[$0] ?? 0)) }))
+                samples: sources.map { .init([("source", $0)], Double(lost[$0] ?? 0)) }))
         return families
     }
 }

@@ -28,8 +28,10 @@ public struct LostEvents: Sendable, Equatable {
     }
 }
 
-/// Anything that counts the events lost on their way to becoming flows, by where (the observer
-/// ring does; Hubble's metrics report them as `hubble_lost_events_total`).
+/// Anything that counts events lost on their way to becoming flows or to their consumers, by
+/// where (the observer ring does, and each flow log exporter); Hubble's metrics report them as
+/// `hubble_lost_events_total{source}`.
 public protocol LostEventLedger: Sendable {
-    var lost: [LostEventSource: UInt64] { get }
+    /// Events lost so far, by the metric's `source` label.
+    var lostBySource: [String: UInt64] { get }
 }

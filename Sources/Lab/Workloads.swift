@@ -57,6 +57,8 @@ public struct Workloads: Sendable {
                 "--hubble-listen-address", ":\(LabConfig.hubblePort)", "--hubble-socket-path", "\(dir)/hubble.sock",
                 // Flow logs where a DaemonSet's hostPath would keep them.
                 "--export-file-path", "\(dir)/flows.log",
+                // Dynamic flow logs, as a mounted ConfigMap would give them (absent: none).
+                "--flowlogs-config-path", "\(dir)/flowlogs.yaml",
             ] + agentTLSArguments,
             "\(dir)/osprey-agent.log", "\(dir)/osprey-agent.pid.osprey"
         )

@@ -20,6 +20,7 @@ public final class Observer: LostEventLedger {
         var overwritten: UInt64 = 0
         var lost: [LostEventSource: UInt64] = [:]
         var subscribers: [UInt64: Subscriber] = [:]
+        var sinks: [UInt64: any FlowSink] = [:]
         var nextSubscriber: UInt64 = 0
         /// Namespace → when a flow last involved it (for GetNamespaces).
         var namespaces: [String: Date] = [:]
@@ -76,8 +77,22 @@ public final class Observer: LostEventLedger {
                 for flow in flows { missed += subscriber.offer(flow) }
             }
             if missed > 0 { state.lost[.hubbleRingBuffer, default: 0] &+= missed }
+            for sink in state.sinks.values { sink.receive(flows) }
         }
     }
+
+    /// Hands every batch appended from now on to `sink`, under the observer's lock (so sinks
+    /// see flows in order), until `detach`. The sink must only queue them: it counts what it
+    /// cannot take itself.
+    public func attach(_ sink: any FlowSink) -> UInt64 {
+        state.withLock { state in
+            state.nextSubscriber += 1
+            state.sinks[state.nextSubscriber] = sink
+            return state.nextSubscriber
+        }
+    }
+
+    public func detach(_ id: UInt64) { _ = state.withLock { $0.sinks.removeValue(forKey: id) } }
 
     /// Every flow in the ring, oldest first, and — atomically with it, so that nothing is missed
     /// or repeated — a live stream of every flow appended afterwards (see `subscribe`).
@@ -142,6 +157,8 @@ public final class Observer: LostEventLedger {
 
     public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
 
+    public var attachedSinks: Int { state.withLock { $0.sinks.count } }
+
     public func recordLost(_ source: LostEventSource, count: UInt64) {
         guard count > 0 else { return }
         state.withLock { $0.lost[source, default: 0] &+= count }
@@ -167,4 +184,10 @@ public final class Observer: LostEventLedger {
     public var seenFlows: UInt64 { state.withLock { $0.seen } }
     public var overwrittenFlows: UInt64 { state.withLock { $0.overwritten } }
     public var lost: [LostEventSource: UInt64] { state.withLock { $0.lost } }
+
+    /// Every source the observer knows, zeros included (the metric's series exist from the start).
+    public var lostBySource: [String: UInt64] {
+        let lost = self.lost
+        return Dictionary(uniqueKeysWithValues: LostEventSource.allCases.map { ($0.label, lost[$0] ?? 0) })
+    }
 }

@@ -12,6 +12,12 @@ public enum ObserverEvent: Sendable {
     }
 }
 
+/// A consumer the observer hands each appended batch to, in order, without waiting (flow logs):
+/// `receive` runs under the observer's lock, so it only queues, and counts what it cannot take.
+public protocol FlowSink: AnyObject, Sendable {
+    func receive(_ flows: [Flow])
+}
+
 /// One live subscriber: a bounded queue the pipeline fills without ever waiting. When the queue
 /// is full, flows are counted instead of queued; the reader learns how many (a `.lost` record)
 /// the next time it asks for an event, before the flows that were still queued.

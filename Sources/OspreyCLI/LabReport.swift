@@ -112,6 +112,9 @@ enum LabReport {
                 }
                 lines.append("Each agent's flow log (Hubble's exporter format, rotated at 10 MB):")
                 lines.append("  \(osprey) observe --input-file \(state)/nodes/\(node.name)/flows.log --verdict DROPPED")
+                lines.append(
+                    "More flow logs, added and removed while it runs: write \(state)/nodes/\(node.name)/flowlogs.yaml (Hubble's flowlogs format)."
+                )
             }
         }
         return lines.joined(separator: "\n")

@@ -143,6 +143,20 @@ struct AgentBadInputTests {
                 == "osprey-agent: Listen address '9965' is not host:port (e.g. 0.0.0.0:9965 or [::]:9965).\n")
     }
 
+    @Test("a flow log path it may not write is named in one sentence, before anything is attached")
+    func flowLogPathDenied() throws {
+        // sysfs refuses to create files, even for root: the agent's own permission-denied case.
+        let denied = try OspreyBinary.agent.run([
+            "--metrics-address", "127.0.0.1:19966", "--hubble-listen-address", "", "--export-file-path",
+            "/sys/osp-flows.log",
+        ])
+        #expect(denied.status == 1)
+        #expect(
+            denied.stderr
+                == "osprey-agent: cannot write flow logs to /sys/osp-flows.log: Permission denied; check --export-file-path and that its directory exists and is writable.\n"
+        )
+    }
+
     @Test("a Hubble socket another process serves on, or a path that is no socket, is refused and left as it is")
     func hubbleSocketPathTaken() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osp-sock-\(UUID())").path

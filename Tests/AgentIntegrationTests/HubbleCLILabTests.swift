@@ -9,6 +9,14 @@ import Testing
 extension AgentIntegration {
     @Suite("osprey CLI against lab agents")
     struct HubbleCLILabTests {
+        /// Every line of the files at `paths` (flow logs), those missing counted as empty.
+        static func lines(_ paths: [String]) -> [String] {
+            paths.flatMap { path in
+                String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+                    .split(separator: "\n").map(String.init)
+            }
+        }
+
         static func socket(_ config: LabConfig, _ node: String) -> String {
             "unix://\(config.stateDirectory)/nodes/\(node)/hubble.sock"
         }
@@ -106,10 +114,7 @@ extension AgentIntegration {
                 let logs = plan.nodes.map { "\(config.stateDirectory)/nodes/\($0.name)/flows.log" }
                 var logged: [String] = []
                 eventually {
-                    logged = logs.flatMap { path in
-                        String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
-                            .split(separator: "\n").map(String.init)
-                    }
+                    logged = Self.lines(logs)
                     return logged.contains { $0.contains(untrusted.name) && $0.contains("\"DROPPED\"") }
                 }
                 #expect(logged.allSatisfy { $0.hasPrefix("{\"flow\":{") || $0.hasPrefix("{\"lost_events\":{") })
@@ -139,6 +144,44 @@ extension AgentIntegration {
                 let metrics = try LabFixture.scrape(plan.nodes[0].netns)
                 #expect(metrics.value("osprey_agent_export_lines_total", ["exporter": "static"]) > 0)
                 #expect(metrics.value("osprey_agent_export_errors_total", ["exporter": "static"]) == 0)
+
+                // A dynamic flow log added while the agents run (their flowlogs config): it starts
+                // within seconds, writes only drops, and has its own metrics and lost-events count.
+                for node in plan.nodes {
+                    let dir = "\(config.stateDirectory)/nodes/\(node.name)"
+                    try """
+                    flowLogs:
+                    - name: drops
+                      filePath: \(dir)/drops.log
+                      fieldMask: [time, verdict, drop_reason_desc, source.pod_name, destination]
+                      includeFilters:
+                      - verdict: [DROPPED]
+                    """.write(toFile: dir + "/flowlogs.yaml", atomically: true, encoding: .utf8)
+                }
+                let dropLogs = plan.nodes.map { "\(config.stateDirectory)/nodes/\($0.name)/drops.log" }
+                var dropped: [String] = []
+                eventually {
+                    dropped = Self.lines(dropLogs)
+                    return dropped.contains { $0.contains(untrusted.name) }
+                }
+                #expect(
+                    dropped.contains { $0.contains(untrusted.name) },
+                    "the new flow log has the untrusted client's drops")
+                let droppedFlows = dropped.compactMap { line in
+                    (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["flow"]
+                        as? [String: Any]
+                }
+                #expect(droppedFlows.count == dropped.filter { $0.hasPrefix("{\"flow\":") }.count)
+                #expect(
+                    droppedFlows.allSatisfy { $0["verdict"] as? String == "DROPPED" && $0["l4"] == nil },
+                    "only drops, only the masked fields")
+                let dropNode = try #require(
+                    plan.nodes.first { node in
+                        (try? LabFixture.scrape(node.netns).value(
+                            "osprey_agent_export_lines_total", ["exporter": "drops"])).map { $0 > 0 } ?? false
+                    })
+                let dropMetrics = try LabFixture.scrape(dropNode.netns)
+                #expect(dropMetrics.value("hubble_lost_events_total", ["source": "exporter_drops"]) == 0)
             }
         }
 

@@ -5,6 +5,7 @@ import Gzip
 import HubbleAPI
 import HubbleWire
 import Observer
+import Synchronization
 import Testing
 
 @testable import FlowExport
@@ -84,6 +85,97 @@ struct FlowExportTests {
         }
     }
 
+    /// Follows flow logs the way a log shipper does (Fluent Bit's tail input on `events*.log`):
+    /// every file matching the pattern is followed by inode from its start, so lines appended
+    /// to the current file and those a rotation moved into a backup are each read once.
+    final class Tailer: @unchecked Sendable {
+        let directory: String
+        private let stopped = Mutex(false)
+        private let done = DispatchSemaphore(value: 0)
+        private(set) var lines: [String] = []
+
+        init(directory: String) { self.directory = directory }
+
+        func start() {
+            Thread { [self] in
+                defer { done.signal() }
+                follow()
+            }.start()
+        }
+
+        /// Stops once every file is read to its end; returns every line read.
+        func stop() -> [String] {
+            stopped.withLock { $0 = true }
+            done.wait()
+            return lines
+        }
+
+        private struct Followed {
+            var descriptor: Int32
+            var partial: [UInt8] = []
+        }
+
+        private func follow() {
+            var followed: [ino_t: Followed] = [:]
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                // Checked before the pass: the last pass reads what the writer finished.
+                let stopping = stopped.withLock { $0 }
+                var read = false
+                let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+                for name in names where name.hasPrefix("events") && name.hasSuffix(".log") {
+                    let descriptor = open(directory + "/" + name, O_RDONLY)
+                    guard descriptor >= 0 else { continue }
+                    var status = stat()
+                    fstat(descriptor, &status)
+                    if followed[status.st_ino] == nil {
+                        followed[status.st_ino] = Followed(descriptor: descriptor)
+                    } else {
+                        close(descriptor)
+                    }
+                    var file = followed[status.st_ino]!
+                    while true {
+                        let count = Glibc.read(file.descriptor, &chunk, chunk.count)
+                        guard count > 0 else { break }
+                        read = true
+                        file.partial += chunk[..<count]
+                        while let end = file.partial.firstIndex(of: UInt8(ascii: "\n")) {
+                            lines.append(String(decoding: file.partial[..<end], as: UTF8.self))
+                            file.partial.removeSubrange(...end)
+                        }
+                    }
+                    followed[status.st_ino] = file
+                }
+                if stopping, !read { break }
+                if !read { usleep(1000) }
+            }
+            for file in followed.values { close(file.descriptor) }
+        }
+    }
+
+    @Test("a reader tailing the files across rotations sees every line once, never a partial one")
+    func tailAcrossRotations() async throws {
+        try await Self.withDirectory { directory in
+            let path = directory + "/events.log"
+            let exporter = try FlowExporter(
+                name: "test", settings: ExportSettings(path: path, maxSizeMB: 1, maxBackups: 0), nodeName: "n")
+            let tailer = Tailer(directory: directory)
+            tailer.start()
+            exporter.start()
+            let flows = Self.flows(6000)
+            for batch in stride(from: 0, to: flows.count, by: 250) {
+                exporter.receive(Array(flows[batch..<min(batch + 250, flows.count)]))
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            await exporter.finish()
+            let lines = tailer.stop()
+            #expect(exporter.counts.lost == 0 && exporter.counts.rotations >= 3)
+            let read = try lines.map { try FlowJSONLines.parse($0).flow.uuid }
+            #expect(read.count == flows.count, "\(read.count) of \(flows.count) lines read")
+            #expect(read.sorted() == flows.map { $0.uuid.uuidString.lowercased() }.sorted(), "each line once")
+        }
+    }
+
     @Test("gzip: rotated files are compressed and read back whole")
     func compressed() async throws {
         try await Self.withDirectory { directory in
@@ -141,19 +233,18 @@ struct FlowExportTests {
     }
 
     @Test(
-        "through its writer thread: every flow is written or counted in a lost-events line, never both, never neither")
+        "through its writer thread: every flow is written or counted in a lost-events line, never both, never neither"
+    )
     func writerThread() async throws {
         try await Self.withDirectory { directory in
             let exporter = try FlowExporter(
                 name: "test", settings: ExportSettings(path: directory + "/events.log", maxSizeMB: 2, maxBackups: 0),
                 nodeName: "n")
             let total = 20000
-            let (stream, continuation) = AsyncStream<ObserverEvent>.makeStream()
-            // Faster than a file takes jsonpb lines: the queue fills and the rest is counted.
-            for flow in Self.flows(total) { continuation.yield(.flow(flow)) }
-            continuation.finish()
-            await exporter.run(stream)
-            exporter.close()
+            exporter.start()
+            // One batch larger than the queue: what it cannot hold is counted.
+            exporter.receive(Self.flows(total))
+            await exporter.finish()
             let lines = try Self.responses(in: directory)
             let written = lines.filter(\.isFlow).count
             let lost = lines.reduce(UInt64(0)) { sum, line in

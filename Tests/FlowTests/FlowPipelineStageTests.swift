@@ -230,7 +230,7 @@ struct FlowPipelineStageTests {
         #expect(first.compactMap(\.flow).count == 4, "the stalled one got what fit in its buffer")
         observer.append([Self.flow(from: "10.0.0.1", to: "10.0.0.2", at: Date(timeIntervalSince1970: 500))])
         #expect(await stalledIterator.next()?.flow?.time == Date(timeIntervalSince1970: 500))
-        let metrics = HubbleMetrics(lostEvents: observer)
+        let metrics = HubbleMetrics(lostEvents: [observer])
         let lostSeries = metrics.families().first { $0.name == "hubble_lost_events_total" }?.samples
         #expect(lostSeries?.first { $0.labels.contains { $0 == ("source", "hubble_ring_buffer") } }?.value == 96)
     }
