@@ -39,6 +39,7 @@ bench: bootstrap ## datapath overhead (iperf3 with/without the agent), agent CPU
 	.build/release/osprey-bench 2000000 65535
 	LD_PRELOAD=$(CURDIR)/.build/osp-malloc-count.so .build/release/osprey-bench 200000 4095 | grep allocations
 	.build/release/osprey-bench export 200000
+	scripts/bench-export.sh 67000 60
 
 demo: bootstrap build ## bring up the lab cluster and show what runs where
 	@$(OSPREY) lab down --name $(LAB) > /dev/null

@@ -33,7 +33,7 @@ agent=$!
 for _ in $(seq 100); do ip netns exec "$lab-node-1" curl -sf -o /dev/null localhost:9965/healthz && break; sleep 0.1; done
 scrape() {
   ip netns exec "$lab-node-1" curl -s localhost:9965/metrics | awk -v name="$1" '
-    $1 ~ "^"name"[{]" { sum += $2 } END { printf "%.0f\n", sum }'
+    $1 ~ "^"name"[{]" { sum += $NF } END { printf "%.0f\n", sum }'
 }
 flows0=$(scrape hubble_flows_processed_total)
 lost0=$(scrape hubble_lost_events_total)

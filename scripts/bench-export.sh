@@ -34,15 +34,21 @@ agent=$!
 for _ in $(seq 100); do ip netns exec "$lab-node-1" curl -sf -o /dev/null localhost:9965/healthz && break; sleep 0.1; done
 scrape() {
   ip netns exec "$lab-node-1" curl -s localhost:9965/metrics | awk -v name="$1" -v filter="${2:-}" '
-    $1 ~ "^"name"[{]" && (filter == "" || index($1, filter)) { sum += $2 } END { printf "%.0f\n", sum }'
+    $1 ~ "^"name"[{]" && (filter == "" || index($1, filter)) { sum += $NF } END { printf "%.0f\n", sum }'
 }
 sent=$("$bin/osprey-bench" flood "$sender" "$target" 9 "$pps" "$seconds")
 # Quiet the lab (its pods' processes) so that nothing reaches the observer after the count.
 for ns in $(ls /run/netns | grep "^$lab-" | grep -v "node-"); do
   for pid in $(ip netns pids "$ns"); do kill -9 "$pid" 2> /dev/null || true; done
 done
-sleep 3
+# Wait until the observer has seen its last flow (the same count 2 s apart), then count.
 seen=$(scrape hubble_flows_processed_total)
+for _ in $(seq 10); do
+  sleep 2
+  now=$(scrape hubble_flows_processed_total)
+  [ "$now" = "$seen" ] && break
+  seen=$now
+done
 kernel_lost=$(scrape hubble_lost_events_total 'source="perf_event_ring_buffer"')
 lost=$(scrape osprey_agent_export_lost_total)
 errors=$(scrape osprey_agent_export_errors_total)

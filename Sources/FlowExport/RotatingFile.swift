@@ -1,5 +1,6 @@
 import Foundation
 import Gzip
+import HubbleWire
 
 /// A file of whole lines that rotates by size the way Hubble's exporter (lumberjack) does: when
 /// the next line would take it past `maxBytes`, `events.log` becomes
@@ -63,7 +64,7 @@ final class RotatingFile {
     /// Moves the current file aside (compressing it when asked) and starts a new one.
     func rotate() {
         close()
-        let backup = Self.backupPath(for: path, at: Date())
+        let backup = FlowLogFiles.backupPath(for: path, at: Date())
         if rename(path, backup) == 0 {
             rotations += 1
             if compress, let data = FileManager.default.contents(atPath: backup),
@@ -77,39 +78,9 @@ final class RotatingFile {
         try? open()
     }
 
-    /// `dir/name-2026-11-30T09-45-00.000.ext`: lumberjack's backup name, in UTC.
-    static func backupPath(for path: String, at time: Date) -> String {
-        let (directory, stem, ext) = parts(of: path)
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd'T'HH-mm-ss.SSS"
-        let name = "\(stem)-\(formatter.string(from: time))" + (ext.isEmpty ? "" : ".\(ext)")
-        return directory + "/" + name
-    }
-
-    /// `dir/events.log` → (`dir`, `events`, `log`).
-    static func parts(of path: String) -> (directory: String, stem: String, ext: String) {
-        let url = URL(fileURLWithPath: path)
-        let ext = url.pathExtension
-        let stem = ext.isEmpty ? url.lastPathComponent : String(url.lastPathComponent.dropLast(ext.count + 1))
-        return (url.deletingLastPathComponent().path, stem, ext)
-    }
-
-    /// The rotated files of `path`, oldest first (their names sort by time).
-    func backups() -> [String] {
-        let (directory, stem, ext) = Self.parts(of: path)
-        let current = URL(fileURLWithPath: path).lastPathComponent
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.filter { name in
-            guard name.hasPrefix(stem + "-"), name != current else { return false }
-            return ext.isEmpty || name.hasSuffix("." + ext) || name.hasSuffix("." + ext + ".gz")
-        }.sorted().map { directory + "/" + $0 }
-    }
-
     private func pruneBackups() {
         guard maxBackups > 0 else { return }
-        let all = backups()
+        let all = FlowLogFiles.backups(of: path)
         for old in all.dropLast(maxBackups) { unlink(old) }
     }
 }

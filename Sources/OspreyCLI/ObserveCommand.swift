@@ -66,10 +66,18 @@ struct ObserveFlows: AsyncParsableCommand {
     var printPolicyNames = false
     @Option(help: "Read jsonpb flows from a file (- for stdin) instead of a server; filters apply locally.")
     var inputFile: String?
+    @Flag(
+        help:
+            "With --input-file FILE, a flow log: first read its rotated files (FILE-<time>.log, gzipped or not), oldest first, then FILE: its whole history in order."
+    )
+    var includeRotated = false
 
     func validate() throws {
         if first != nil, last != nil { throw ValidationError("--first and --last cannot be used together.") }
         if first != nil, all { throw ValidationError("--first and --all cannot be used together.") }
+        if includeRotated, inputFile == nil || inputFile == "-" {
+            throw ValidationError("--include-rotated needs --input-file naming a flow log (not stdin).")
+        }
         if first != nil, follow { throw ValidationError("cannot set both --first and --follow.") }
         if last != nil, all { throw ValidationError("--last and --all cannot be used together.") }
         guard let format = FlowPrinter.Format(rawValue: output) else {
@@ -101,7 +109,8 @@ struct ObserveFlows: AsyncParsableCommand {
             }
             if let inputFile {
                 var printer = FlowPrinter(options: printerOptions)
-                try readFile(inputFile, filters: filters, printer: &printer)
+                let files = (includeRotated ? FlowLogFiles.backups(of: inputFile) : []) + [inputFile]
+                try readFiles(files, filters: filters, printer: &printer)
             } else {
                 let options = printerOptions
                 let request = try request(filters)
@@ -187,28 +196,32 @@ struct ObserveFlows: AsyncParsableCommand {
         return options
     }
 
-    func readFile(
-        _ path: String, filters: (allow: [Flow_FlowFilter], deny: [Flow_FlowFilter]), printer: inout FlowPrinter
+    /// Prints the flows of `paths`, read in that order as one stream (`--first`/`--last`
+    /// count across them).
+    func readFiles(
+        _ paths: [String], filters: (allow: [Flow_FlowFilter], deny: [Flow_FlowFilter]), printer: inout FlowPrinter
     ) throws {
-        let handle = path == "-" ? FileHandle.standardInput : FileHandle(forReadingAtPath: path)
-        guard let handle else { throw CLIError("Cannot read --input-file \(path); check the path.") }
         let set = try FlowFilterSet(allow: filters.allow, deny: filters.deny)
-        var data = handle.readDataToEndOfFile()
-        // Rotated flow logs may be gzipped (`--export-file-compress`): read them as they are.
-        if Gzip.isCompressed(data) {
-            do { data = try Gzip.decompress(data) } catch {
-                throw CLIError("--input-file \(path) is gzip but cannot be read: \(error.description).")
-            }
-        }
-        let text = String(decoding: data, as: UTF8.self)
         var selected: [Observer_GetFlowsResponse] = []
-        for (number, line) in text.split(separator: "\n").enumerated() where !line.isEmpty {
-            let response: Observer_GetFlowsResponse
-            do { response = try FlowJSONLines.parse(String(line)) } catch {
-                throw CLIError("Line \(number + 1) of \(path) is not a jsonpb flow (hubble observe -o jsonpb).")
+        for path in paths {
+            let handle = path == "-" ? FileHandle.standardInput : FileHandle(forReadingAtPath: path)
+            guard let handle else { throw CLIError("Cannot read --input-file \(path); check the path.") }
+            var data = handle.readDataToEndOfFile()
+            // Rotated flow logs may be gzipped (`--export-file-compress`): read them as they are.
+            if Gzip.isCompressed(data) {
+                do { data = try Gzip.decompress(data) } catch {
+                    throw CLIError("--input-file \(path) is gzip but cannot be read: \(error.description).")
+                }
             }
-            if case .flow(let flow)? = response.responseTypes, !set.matches(flow) { continue }
-            selected.append(response)
+            let text = String(decoding: data, as: UTF8.self)
+            for (number, line) in text.split(separator: "\n").enumerated() where !line.isEmpty {
+                let response: Observer_GetFlowsResponse
+                do { response = try FlowJSONLines.parse(String(line)) } catch {
+                    throw CLIError("Line \(number + 1) of \(path) is not a jsonpb flow (hubble observe -o jsonpb).")
+                }
+                if case .flow(let flow)? = response.responseTypes, !set.matches(flow) { continue }
+                selected.append(response)
+            }
         }
         if let first { selected = Array(selected.prefix(Int(clamping: first))) }
         if let last { selected = Array(selected.suffix(Int(clamping: last))) }

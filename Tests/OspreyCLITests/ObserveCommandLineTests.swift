@@ -77,11 +77,47 @@ struct ObserveCommandLineTests {
         }
     }
 
+    /// One flow log line from pod `pod` of namespace shop.
+    static func line(_ pod: String, _ verdict: String) -> String {
+        #"{"flow":{"time":"2027-01-15T08:00:00.250Z","verdict":"\#(verdict)","IP":{"source":"10.0.0.1","destination":"10.0.0.2","ipVersion":"IPv4"},"l4":{"UDP":{"source_port":5000,"destination_port":53}},"source":{"namespace":"shop","pod_name":"\#(pod)"},"destination":{"identity":2},"Type":"L3_L4","node_name":"osp-node-1","is_reply":false,"event_type":{"type":4,"sub_type":5},"Summary":"UDP"},"node_name":"osp-node-1","time":"2027-01-15T08:00:00.250Z"}"#
+    }
+
+    @Test("--input-file with --include-rotated reads a flow log's rotated files, gzipped too, oldest first")
+    func inputFileWithRotated() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osp-rotated-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let files = [
+            ("flows-2026-11-30T09-00-00.000.log", "oldest"), ("flows-2026-11-30T10-00-00.000.log", "older"),
+            ("flows.log", "current"), ("flows-denied.log", "another-log"),
+        ]
+        for (name, pod) in files {
+            try (Self.line(pod, "FORWARDED") + "\n").write(
+                toFile: "\(directory)/\(name)", atomically: true, encoding: .utf8)
+        }
+        let gzip = try Process.run(
+            URL(fileURLWithPath: "/bin/gzip"), arguments: ["\(directory)/flows-2026-11-30T09-00-00.000.log"])
+        gzip.waitUntilExit()
+        #expect(gzip.terminationStatus == 0)
+        func pods(_ arguments: [String]) throws -> [String] {
+            let result = try OspreyBinary.cli.run(
+                ["observe", "--input-file", "\(directory)/flows.log", "-o", "json"] + arguments)
+            #expect(result.status == 0, "\(result.stderr)")
+            return result.stdout.split(separator: "\n").compactMap {
+                let object = try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+                return ((object?["flow"] as? [String: Any])?["source"] as? [String: Any])?["pod_name"] as? String
+            }
+        }
+        #expect(try pods([]) == ["current"])
+        #expect(try pods(["--include-rotated"]) == ["oldest", "older", "current"])
+        #expect(try pods(["--include-rotated", "--last", "2"]) == ["older", "current"])
+        let stdin = try OspreyBinary.cli.run(["observe", "--input-file", "-", "--include-rotated"])
+        #expect(stdin.status != 0 && stdin.stderr.contains("--include-rotated needs --input-file naming a flow log"))
+    }
+
     @Test("--input-file reads jsonpb lines and filters them locally")
     func inputFile() throws {
-        let line = { (pod: String, verdict: String) in
-            #"{"flow":{"time":"2027-01-15T08:00:00.250Z","verdict":"\#(verdict)","IP":{"source":"10.0.0.1","destination":"10.0.0.2","ipVersion":"IPv4"},"l4":{"UDP":{"source_port":5000,"destination_port":53}},"source":{"namespace":"shop","pod_name":"\#(pod)"},"destination":{"identity":2},"Type":"L3_L4","node_name":"osp-node-1","is_reply":false,"event_type":{"type":4,"sub_type":5},"Summary":"UDP"},"node_name":"osp-node-1","time":"2027-01-15T08:00:00.250Z"}"#
-        }
+        let line = Self.line
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-flows-\(UUID()).json").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try [line("a", "FORWARDED"), line("b", "DROPPED"), line("c", "FORWARDED")].joined(separator: "\n")
