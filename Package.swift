@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // ===== Layer 1, vocabulary: types every other layer speaks. No Osprey dependencies
@@ -115,9 +116,10 @@ let package = Package(
         .target(
             name: "CBPFGlue", dependencies: ["CLibbpf", "CDatapathABI"],
             cSettings: [.headerSearchPath("../CDatapathABI")]),
-        // Turns a compiled BPF object into a Swift byte array (used by the BPFCompiler plugin).
-        .executableTarget(name: "osprey-bpf-embed"),
-        .plugin(name: "BPFCompiler", capability: .buildTool(), dependencies: ["osprey-bpf-embed"]),
+        // Turns a file into a Swift byte array (the BPFCompiler and AssetEmbedder plugins use it).
+        .executableTarget(name: "osprey-embed"),
+        .plugin(name: "BPFCompiler", capability: .buildTool(), dependencies: ["osprey-embed"]),
+        .plugin(name: "AssetEmbedder", capability: .buildTool(), dependencies: ["osprey-embed"]),
         // The eBPF programs (bpf/*.c), compiled and embedded at build time.
         .target(name: "DatapathBPF", exclude: ["bpf"], plugins: ["BPFCompiler"]),
         // Loads, attaches, detaches the programs and reads their maps.
@@ -128,12 +130,17 @@ let package = Package(
         .target(
             name: "NodeMetrics", dependencies: ["Datapath", "Netns", "PrometheusExposition"], swiftSettings: strict),
 
+        // The web UI's service map: cards and edges from flows over a time window, their layout,
+        // and Hubble UI's filter bar language (no server, no browser: unit-tested as is).
+        .target(name: "ServiceMap", dependencies: ["Flows", "HubbleAPI", "HubbleWire"], swiftSettings: strict),
+
         // ===== Layer 3, services: what serves the Hubble API.
         // Serving gRPC services on listeners: grpc.health.v1, peer.Peer, server reflection.
         .target(
             name: "HubbleServer",
             dependencies: [
                 "HubbleAPI", "HubbleTransport", .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
@@ -148,6 +155,17 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // The web UI: its page and script (embedded from assets/), JSON endpoints and one
+        // Server-Sent Events stream per tab, over any Hubble API server.
+        .target(
+            name: "WebUI",
+            dependencies: [
+                "ServiceMap", "HubbleAPI", "HubbleWire", "HubbleTransport",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["assets"], swiftSettings: strict, plugins: ["AssetEmbedder"]),
         // Flow logs on disk: Hubble's exporters (jsonpb lines, rotation, filters, field masks), the
         // static one from flags and dynamic ones from its flowlogs YAML config.
         .target(
@@ -180,9 +198,11 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
-                "HubbleAPI", "HubbleServer", "HubbleTransport", "HubbleWire", "FlowFilters",
+                "HubbleAPI", "HubbleServer", "HubbleTransport", "HubbleWire", "FlowFilters", "WebUI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -194,9 +214,11 @@ let package = Package(
             name: "OspreyCLI",
             dependencies: [
                 "Lab", "ClusterInventory", "HubbleAPI", "HubbleWire", "HubbleServer", "HubbleTransport", "FlowFilters",
-                "FlowPrinter", "Gzip",
+                "FlowPrinter", "Gzip", "WebUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
@@ -223,7 +245,13 @@ let package = Package(
             path: "Tests/FlowTestKit", swiftSettings: strict),
         // Helpers for tests on real labs: DNS probe, process runner, lab fixtures, eventually.
         .target(
-            name: "TestSupport", dependencies: ["Lab", "Netns", "ClusterInventory", "FlowDecoder"],
+            name: "TestSupport",
+            dependencies: [
+                "Lab", "Netns", "ClusterInventory", "FlowDecoder",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
             path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "LabTests", dependencies: ["Lab", "ClusterInventory"], swiftSettings: strict),
         .testTarget(
@@ -249,6 +277,9 @@ let package = Package(
                 "HubbleAPI", "HubbleWire", "FlowFilters", "FlowPrinter", "Flows", "FlowTestKit", "HubbleTransport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "ServiceMapTests", dependencies: ["ServiceMap", "FlowTestKit", "Flows", "HubbleAPI", "HubbleWire"],
             swiftSettings: strict),
         .testTarget(
             name: "FlowExportTests",

@@ -50,7 +50,13 @@ def main():
                 if not file.endswith(".swift"):
                     continue
                 source = os.path.join(directory, file)
+                in_string = False  # inside a multi-line string literal ("""), where `import` is text
                 for number, line in enumerate(open(source), 1):
+                    if line.count('"""') % 2 == 1:
+                        in_string = not in_string
+                        continue
+                    if in_string:
+                        continue
                     imported = re.match(r"^\s*(?:@testable\s+|@_exported\s+|@preconcurrency\s+)*import\s+(?:struct\s+|enum\s+|class\s+|func\s+)?(\w+)", line)
                     if not imported:
                         continue

@@ -5,7 +5,7 @@ import PackagePlugin
 /// object in the target as a Swift byte array, so `swift build` is the only build step.
 ///
 /// Per program: `clang -O2 -g -target bpf` → `llvm-objcopy --strip-debug` (BTF stays, CO-RE needs
-/// it) → `osprey-bpf-embed` writes `<name>.bpf.swift`. Headers: `<target>/bpf/*.h`, the shared ABI
+/// it) → `osprey-embed` writes `<name>.bpf.swift`. Headers: `<target>/bpf/*.h`, the shared ABI
 /// header (`Sources/CDatapathABI`), libbpf's, and Debian's multiarch UAPI directory.
 @main
 struct BPFCompiler: BuildToolPlugin {
@@ -19,7 +19,7 @@ struct BPFCompiler: BuildToolPlugin {
             + ((try? fm.contentsOfDirectory(atPath: abiDirectory.path)) ?? []).map { abiDirectory.appending(path: $0) }
         let clang = try context.tool(named: "clang").url
         let objcopy = try context.tool(named: "llvm-objcopy").url
-        let embed = try context.tool(named: "osprey-bpf-embed").url
+        let embed = try context.tool(named: "osprey-embed").url
         var commands: [Command] = []
         for source in entries.filter({ $0.hasSuffix(".c") }).sorted() {
             let name = String(source.dropLast(2))
@@ -44,7 +44,12 @@ struct BPFCompiler: BuildToolPlugin {
             commands.append(
                 .buildCommand(
                     displayName: "Embedding eBPF \(name)", executable: embed,
-                    arguments: [stripped.path, swift.path, name],
+                    arguments: [
+                        stripped.path, swift.path, "BPFObjects",
+                        name.split(separator: "_").enumerated()
+                            .map { $0.offset == 0 ? String($0.element) : $0.element.capitalized }.joined(),
+                        "The compiled eBPF object `\(name).bpf.o` (BTF included)",
+                    ],
                     inputFiles: [stripped], outputFiles: [swift]))
         }
         return commands

@@ -1,5 +1,6 @@
 import Foundation
 import GRPCCore
+import GRPCInProcessTransport
 import GRPCNIOTransportHTTP2Posix
 import HubbleAPI
 import HubbleTransport
@@ -68,6 +69,20 @@ public struct HubbleServer: Sendable {
                     services: services)
                 group.addTask { try await Self.serve(server) }
             }
+        }
+    }
+}
+
+extension HubbleServer {
+    /// Serves the same services to clients in this process (the relay's web UI) until
+    /// cancelled: no socket, no TLS, nothing another process can reach.
+    public func serve(inProcess transport: InProcessTransport.Server) async throws {
+        let server = GRPCServer(transport: transport, services: services)
+        let serving = Task { try await server.serve() }
+        await withTaskCancellationHandler {
+            _ = try? await serving.value
+        } onCancel: {
+            server.beginGracefulShutdown()
         }
     }
 }

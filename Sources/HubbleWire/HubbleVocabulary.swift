@@ -7,6 +7,9 @@ public enum HubbleVocabulary {
         1: "host", 2: "world", 3: "unmanaged", 4: "health", 5: "init", 6: "remote-node", 7: "kube-apiserver",
         8: "ingress", 9: "world-ipv4", 10: "world-ipv6",
     ]
+    /// The same by name (`world` → 2).
+    public static let reservedIdentityNumbers = Dictionary(
+        uniqueKeysWithValues: reservedIdentities.map { ($0.value, $0.key) })
 
     /// The text Hubble's CLI prints for a drop's reason code (`event_type.sub_type` of a drop),
     /// as Cilium's monitor API spells it.

@@ -31,6 +31,11 @@ public struct LabConfig: Sendable, Equatable {
     /// The relay's TCP port on the host's loopback (the CLI's default server is
     /// localhost:4245), or nil for its unix socket only (`relaySocketPath`).
     public var relayPort: Int?
+    /// The relay's web UI on the host's loopback (`http://127.0.0.1:12000/`), or nil for its unix
+    /// socket only (`uiSocketPath`).
+    public var uiPort: Int?
+    /// The lab's Prometheus on the host's loopback (`http://127.0.0.1:9090/`), or nil for none.
+    public var prometheusHostPort: Int?
     /// TLS everywhere: a throwaway CA signs the agents', the relay's and a client certificate
     /// (`tlsDirectory`); agents and relay require client certificates (mutual TLS).
     public var tls = false
@@ -77,6 +82,10 @@ public struct LabConfig: Sendable, Equatable {
     public var stateDirectory: String { Self.stateDirectory(stateRoot: stateRoot, name: name) }
     /// The relay's unix socket (always served when the lab has a relay).
     public var relaySocketPath: String { stateDirectory + "/relay.sock" }
+    /// The relay's web UI socket (always served when the lab has a relay).
+    public var uiSocketPath: String { stateDirectory + "/relay-ui.sock" }
+    /// The UI's port on the host when forwarded (`make demo`).
+    public static let uiPort = 12000
     /// The lab's CA and certificates when `tls` is on.
     public var tlsDirectory: String { stateDirectory + "/tls" }
 

@@ -106,12 +106,11 @@ public struct LabController: Sendable {
             processes[plan.nodes[0].name, default: []].append(ProcessRecord(command: "osprey-relay", pid: pid))
             try waitForSocket(config.relaySocketPath, pid: pid, what: "osprey-relay", logPath: relay.logPath)
             if let port = config.relayPort {
-                progress("forwarding 127.0.0.1:\(port) to the relay")
-                let forward = Workloads(plan: plan).relayForwardLaunch(port: port)
-                let pid = try host.launchDetached(forward.command, logPath: forward.logPath, pidPath: forward.pidPath)
-                try waitUntilListening(
-                    pid: pid, proto: "tcp", port: UInt16(port), what: "the relay's port forward",
-                    logPath: forward.logPath)
+                try forward(port, Workloads(plan: plan).relayForwardLaunch(port: port), "the relay", progress)
+            }
+            try waitForSocket(config.uiSocketPath, pid: pid, what: "osprey-relay's web UI", logPath: relay.logPath)
+            if let port = config.uiPort {
+                try forward(port, Workloads(plan: plan).uiForwardLaunch(port: port), "the web UI", progress)
             }
         }
         if let rulesPath = config.prometheusRules, config.agentPath != nil {
@@ -133,6 +132,9 @@ public struct LabController: Sendable {
             try waitUntilListening(
                 pid: pid, proto: "tcp", port: LabConfig.prometheusPort, what: "Prometheus",
                 logPath: prometheus.logPath)
+            if let port = config.prometheusHostPort {
+                try forward(port, Workloads(plan: plan).prometheusForwardLaunch(port: port), "Prometheus", progress)
+            }
         }
         let inventory = plan.inventory(uids: uids, processes: processes)
         do { try inventory.write(to: config.inventoryPath) } catch {
@@ -270,6 +272,17 @@ public struct LabController: Sendable {
     }
 
     /// Polls `/proc/<pid>/net/{tcp,udp}[6]` — the pod's own socket tables — for a listener.
+    /// Starts a port forward from the host's `127.0.0.1:port` and waits until it listens.
+    private func forward(
+        _ port: Int, _ launch: (command: [String], logPath: String, pidPath: String), _ what: String,
+        _ progress: (String) -> Void
+    ) throws(LabError) {
+        progress("forwarding 127.0.0.1:\(port) to \(what)")
+        let pid = try host.launchDetached(launch.command, logPath: launch.logPath, pidPath: launch.pidPath)
+        try waitUntilListening(
+            pid: pid, proto: "tcp", port: UInt16(port), what: "the port forward to \(what)", logPath: launch.logPath)
+    }
+
     private func waitUntilListening(
         pid: Int32, proto: String, port: UInt16, what: String, logPath: String
     )

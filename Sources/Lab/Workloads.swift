@@ -83,6 +83,7 @@ public struct Workloads: Sendable {
             "ip", "netns", "exec", node.netns, relayPath, "--listen-address", ":\(LabConfig.relayPort)",
             "--listen-address", "unix://\(config.relaySocketPath)", "--peer-service",
             "\(node.ipv4):\(LabConfig.hubblePort)", "--retry-timeout", "1s",
+            "--ui-listen-address", "unix://\(config.uiSocketPath)",
         ]
         if config.tls {
             let certificates = LabCertificates(config: config)
@@ -107,6 +108,29 @@ public struct Workloads: Sendable {
             [
                 "socat", "TCP-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork",
                 "UNIX-CONNECT:\(config.relaySocketPath)",
+            ], "\(dir)/port-forward.log", "\(dir)/port-forward.pid.osprey"
+        )
+    }
+
+    /// The host's `127.0.0.1:<port>` forwarded to the relay's web UI socket.
+    public func uiForwardLaunch(port: Int) -> (command: [String], logPath: String, pidPath: String) {
+        let config = plan.config
+        let dir = "\(config.stateDirectory)/relay"
+        return (
+            ["socat", "TCP-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork", "UNIX-CONNECT:\(config.uiSocketPath)"],
+            "\(dir)/ui-forward.log", "\(dir)/ui-forward.pid.osprey"
+        )
+    }
+
+    /// The host's `127.0.0.1:<port>` forwarded to Prometheus inside the first node (each
+    /// connection goes through `ip netns exec`, as `kubectl port-forward` would).
+    public func prometheusForwardLaunch(port: Int) -> (command: [String], logPath: String, pidPath: String) {
+        let node = plan.nodes[0]
+        let dir = "\(plan.config.stateDirectory)/prometheus"
+        return (
+            [
+                "socat", "TCP-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork",
+                "EXEC:ip netns exec \(node.netns) socat STDIO TCP\\:127.0.0.1\\:\(LabConfig.prometheusPort)",
             ], "\(dir)/port-forward.log", "\(dir)/port-forward.pid.osprey"
         )
     }

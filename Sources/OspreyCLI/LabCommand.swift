@@ -60,6 +60,12 @@ extension LabCommand {
         )
         var relayPort: Int = LabConfig.relayPort
 
+        @Option(help: "The web UI's TCP port on the host's loopback (http://127.0.0.1:PORT/); 0: its unix socket only.")
+        var uiPort: Int = LabConfig.uiPort
+
+        @Option(help: "Prometheus's TCP port on the host's loopback, with --prometheus-rules; 0: none.")
+        var prometheusPort: Int = Int(LabConfig.prometheusPort)
+
         @Flag(
             help:
                 "TLS and mutual TLS between CLI, relay and agents, with a throwaway CA (certificates in the lab's state)."
@@ -79,7 +85,15 @@ extension LabCommand {
                         throw ValidationError("--relay-port \(relayPort) is not a port (1-65535, or 0 for none).")
                     }
                     config.relayPort = relayPort == 0 ? nil : relayPort
+                    guard (0...65535).contains(uiPort) else {
+                        throw ValidationError("--ui-port \(uiPort) is not a port (1-65535, or 0 for none).")
+                    }
+                    config.uiPort = uiPort == 0 ? nil : uiPort
                 }
+                guard (0...65535).contains(prometheusPort) else {
+                    throw ValidationError("--prometheus-port \(prometheusPort) is not a port (1-65535, or 0 for none).")
+                }
+                config.prometheusHostPort = prometheusPort == 0 ? nil : prometheusPort
                 config.tls = tls
                 if let prometheusRules {
                     guard !noAgent else {

@@ -76,6 +76,9 @@ enum LabReport {
             {
                 let port = LabConfig.prometheusPort
                 lines.append("Prometheus (scraping every agent every 5 s, Osprey's alerting rules loaded):")
+                if let hostPort = config?.prometheusHostPort {
+                    lines.append("  http://127.0.0.1:\(hostPort)/   from this machine")
+                }
                 lines.append(
                     "  http://\(address):\(port)/   ip netns exec \(netns) curl -s 'localhost:\(port)/api/v1/alerts'")
                 lines.append(
@@ -90,6 +93,13 @@ enum LabReport {
                     flags +=
                         " --tls-ca-cert-files \(certificates.caFile) --tls-client-cert-file \(certificates.clientCertificate.cert)"
                         + " --tls-client-key-file \(certificates.clientCertificate.key) --tls-server-name \(certificates.relayServerName)"
+                }
+                if let port = config.uiPort {
+                    lines.append("The web UI (service map and live flows) through osprey-relay:")
+                    lines.append(
+                        "  http://127.0.0.1:\(port)/   (all namespaces; http://127.0.0.1:\(port)/?namespace=shop)")
+                } else {
+                    lines.append("The web UI: osprey-relay serves it on \(config.uiSocketPath)")
                 }
                 lines.append("Every node's flows through osprey-relay (hubble observe's flags and formats):")
                 lines.append("  \(osprey) observe\(flags) --last 20")

@@ -1,10 +1,14 @@
 import ArgumentParser
 import Foundation
+import GRPCCore
+import GRPCInProcessTransport
 import HubbleServer
 import HubbleTransport
 import HubbleWire
+import Hummingbird
 import Logging
 import ServiceLifecycle
+import WebUI
 
 /// `osprey-relay`: one cluster-wide Hubble API over every node's agent.
 ///
@@ -53,6 +57,12 @@ public struct RelayCommand: AsyncParsableCommand {
     @Option(help: "How often each agent's health is checked.")
     var peerCheckInterval: String = "1s"
 
+    @Option(
+        help:
+            "Where the web UI is served (host:port, :port or unix:///path; empty: no UI). Env: OSPREY_RELAY_UI_LISTEN_ADDRESS."
+    )
+    var uiListenAddress: String = environment["OSPREY_RELAY_UI_LISTEN_ADDRESS"] ?? ":12000"
+
     @Option(help: "Most responses the time-ordering buffer holds before the oldest leaves.")
     var sortBufferLenMax: Int = 100
 
@@ -100,6 +110,8 @@ public struct RelayCommand: AsyncParsableCommand {
         var check: Duration
         var drain: Duration
         var level: Logger.Level
+        /// Where the web UI listens (nil: no UI).
+        var ui: HubbleAddress?
     }
 
     static func split(_ values: [String]) -> [String] {
@@ -174,11 +186,25 @@ public struct RelayCommand: AsyncParsableCommand {
                 }
                 discovery = .fixed(list)
             }
+            let retry = try duration(retryTimeout, "retry-timeout")
+            let check = try duration(peerCheckInterval, "peer-check-interval")
+            let drain = try duration(sortBufferDrainTimeout, "sort-buffer-drain-timeout")
+            var ui: HubbleAddress?
+            if !uiListenAddress.isEmpty {
+                let address: HubbleAddress
+                do { address = try HubbleAddress(parsing: uiListenAddress, defaultPort: 12000) } catch {
+                    throw ValidationError("--ui-listen-address \(error.description)")
+                }
+                do { try address.checkBindable() } catch {
+                    throw ValidationError(
+                        "Cannot listen on \(address): \(error.reason); choose another --ui-listen-address (empty: no UI)."
+                    )
+                }
+                ui = address
+            }
             return Settings(
-                listeners: listeners, discovery: discovery, clientTLS: clientTLS,
-                retry: try duration(retryTimeout, "retry-timeout"),
-                check: try duration(peerCheckInterval, "peer-check-interval"),
-                drain: try duration(sortBufferDrainTimeout, "sort-buffer-drain-timeout"), level: level)
+                listeners: listeners, discovery: discovery, clientTLS: clientTLS, retry: retry, check: check,
+                drain: drain, level: level, ui: ui)
         } catch let error as TLSError {
             throw ValidationError(error.description)
         } catch let error as ValidationError {
@@ -216,8 +242,8 @@ public struct RelayCommand: AsyncParsableCommand {
             ])
         let group = ServiceGroup(
             configuration: .init(
-                services: [RelayService(pool: pool, server: server)], gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+                services: [RelayService(pool: pool, server: server, ui: settings.ui, logger: logger)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch { Self.fail("stopped: \(error)") }
         logger.info("stopped")
     }
@@ -229,16 +255,34 @@ public struct RelayCommand: AsyncParsableCommand {
     }
 }
 
-/// The peer pool and the API server as one service that stops on SIGTERM.
+/// The peer pool, the API server and the web UI as one service that stops on SIGTERM. The UI
+/// reads the relay's own merged flows through an in-process gRPC connection: the same API its
+/// clients use, with no socket and no TLS in between.
 struct RelayService: Service {
     let pool: PeerPool
     let server: HubbleServer
+    let ui: HubbleAddress?
+    let logger: Logger
 
     func run() async throws {
         try await cancelWhenGracefulShutdown {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { await pool.run() }
                 group.addTask { try await server.run() }
+                guard let ui else { return }
+                let transport = InProcessTransport()
+                let client = GRPCClient(transport: transport.client)
+                let web = UIServer(upstream: GRPCUpstream(client: client), logger: logger)
+                group.addTask { try await server.serve(inProcess: transport.server) }
+                group.addTask { try await client.runConnections() }
+                group.addTask { await web.run() }
+                group.addTask {
+                    let app = Application(
+                        router: web.router(), configuration: .init(address: ui.httpBindAddress, serverName: nil),
+                        logger: logger)
+                    try await app.runService()
+                }
+                logger.info("web UI", metadata: ["listen": "\(ui)"])
             }
         }
     }

@@ -182,11 +182,7 @@ extension AgentIntegration {
                 try waitFor("a flow of \(victim.name) in the stream") {
                     received.withLock { $0.lines.contains { $0.1 == victim.name } }
                 }
-                let pidFile = "\(config.stateDirectory)/nodes/\(victim.name)/osprey-agent.pid.osprey"
-                let pid = try #require(
-                    Int32(
-                        try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(
-                            in: .whitespacesAndNewlines)))
+                let pid = try #require(LabFixture.agentPID(config, node: victim.name))
                 kill(pid, SIGKILL)
                 let killed = Date().timeIntervalSince1970
 

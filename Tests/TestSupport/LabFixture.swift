@@ -20,6 +20,14 @@ public enum LabFixture {
         return try body(LabPlan(config: config), inventory)
     }
 
+    /// The pid of the agent the lab started on `node` (from its pid file).
+    public static func agentPID(_ config: LabConfig, node: String) -> Int32? {
+        let path = "\(config.stateDirectory)/nodes/\(node)/osprey-agent.pid.osprey"
+        return (try? String(contentsOfFile: path, encoding: .utf8)).flatMap {
+            Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+    }
+
     /// Runs a command inside a network namespace: `ip netns exec <netns> argv…`.
     public static func exec(_ netns: String, _ argv: [String]) throws -> (status: Int32, stdout: String) {
         let result = try Host().execute(["ip", "netns", "exec", netns] + argv)

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import GRPCCore
+import HubbleTransport
+import Hummingbird
+import Logging
+import WebUI
+
+/// `osprey ui`: Osprey's web UI served from this machine against any Hubble API server — an
+/// Osprey relay or agent, or Cilium's hubble-relay (behind `kubectl port-forward`, say).
+struct UICommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ui",
+        abstract: "Serve the web UI (service map and flows) locally for a Hubble API server.",
+        discussion: "Open the printed address in a browser; Ctrl-C stops it.")
+
+    @OptionGroup var server: ServerOptions
+
+    @Option(help: ArgumentHelp("Where to serve the UI: host:port or unix:///path.", valueName: "address"))
+    var listen: String = "127.0.0.1:12000"
+
+    func validate() throws {
+        let address: HubbleAddress
+        do { address = try HubbleAddress(parsing: listen, defaultPort: 12000) } catch {
+            throw ValidationError("--listen \(error.description)")
+        }
+        do { try address.checkBindable() } catch {
+            throw ValidationError("Cannot listen on \(address): \(error.reason); choose another --listen.")
+        }
+    }
+
+    func run() async throws {
+        let upstream = try server.address()
+        let listenAddress = try HubbleAddress(parsing: listen, defaultPort: 12000)
+        let transport = try HubbleDialer(tls: try server.clientTLS()).transport(to: upstream)
+        let client = GRPCClient(transport: transport)
+        var logger = Logger(label: "osprey-ui")
+        logger.logLevel = .warning
+        let web = UIServer(upstream: GRPCUpstream(client: client), logger: logger)
+        let app = Application(
+            router: web.router(), configuration: .init(address: listenAddress.httpBindAddress, serverName: nil),
+            logger: logger)
+        print("Osprey UI for \(upstream) on \(Self.url(listenAddress))")
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await client.runConnections() }
+            group.addTask { await web.run() }
+            group.addTask { try await app.runService() }
+        }
+    }
+
+    static func url(_ address: HubbleAddress) -> String {
+        switch address.endpoint {
+        case .tcp(let host, let port): "http://\(host.isEmpty ? "localhost" : host):\(port)/"
+        case .unix(let path): "unix://\(path)"
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import FlowTestKit
+import Flows
+import Foundation
+import HubbleAPI
+import HubbleWire
+import Testing
+
+@testable import ServiceMap
+
+/// The service map without a browser: which cards and edges flows make, what an edge says,
+/// and the filter bar's language.
+@Suite("Service map")
+struct ServiceMapTests {
+    static func map(_ flows: [Flow]) -> ServiceMap {
+        var map = ServiceMap()
+        for flow in flows { map.add(FlowMessage.make(flow)) }
+        return map
+    }
+
+    @Test("cards per workload, world and node; an edge per client, server, protocol and port, replies folded in")
+    func cardsAndEdges() throws {
+        let snapshot = Self.map(Fixtures.all).snapshot(window: 300, now: Fixtures.start.addingTimeInterval(10))
+        #expect(
+            snapshot.cards.map(\.id) == [
+                "billing/ledger", "kube-system/kube-dns", "shop/frontend", "shop/loadgen", "shop/untrusted",
+                "world/192.0.2.80",
+            ])
+        let frontend = try #require(snapshot.cards.first { $0.id == "shop/frontend" })
+        #expect(frontend.pods == ["frontend-5c8b-fghij"] && frontend.kind == .workload)
+        #expect(frontend.ports == [Card.Port(port: 80, protocol: "TCP", dns: false)])
+        let dns = try #require(snapshot.cards.first { $0.id == "kube-system/kube-dns" })
+        #expect(dns.ports == [Card.Port(port: 53, protocol: "UDP", dns: true)])
+
+        // SYN and SYN-ACK: one edge client → server, with the handshake's RTT.
+        let web = try #require(snapshot.edges.first { $0.id == "shop/loadgen→shop/frontend:TCP/80" })
+        #expect(web.verdicts == ["FORWARDED": 2] && web.flows == 2 && !web.dropped)
+        #expect(web.handshakeRTT == Edge.Latency(samples: 1, p50: 0.25, p95: 0.25))
+        // The NXDOMAIN answer: a DNS error and a latency on the client's edge to DNS.
+        let lookup = try #require(snapshot.edges.first { $0.id == "shop/loadgen→kube-system/kube-dns:UDP/53" })
+        #expect(lookup.dnsErrors == ["Non-Existent Domain": 1] && lookup.dnsLatency?.p50 == 0.08)
+        let drop = try #require(snapshot.edges.first { $0.source == "shop/untrusted" })
+        #expect(drop.dropped && drop.dropReasons == ["POLICY_DENIED": 1] && drop.destination == "billing/ledger")
+        #expect(snapshot.edges.contains { $0.id == "shop/loadgen→world/192.0.2.80:ICMPv4/0" })
+        #expect(snapshot.edges.count == 4)
+    }
+
+    @Test("resets, unanswered queries and the world by the name a pod resolved it by")
+    func resetsAndNames() throws {
+        var reset = Fixtures.synAck
+        reset.l4 = .tcp(sourcePort: 80, destinationPort: 40000, flags: [.rst, .ack])
+        reset.latencyNanoseconds = 0
+        var unanswered = Fixtures.dnsRequest
+        unanswered.dns?.unanswered = true
+        var named = Fixtures.icmp
+        named.destinationNames = ["api.example.com."]
+        let snapshot = Self.map([Fixtures.syn, reset, unanswered, named]).snapshot(
+            window: 300, now: Fixtures.start.addingTimeInterval(10))
+        #expect(snapshot.edges.first { $0.destination == "shop/frontend" }?.resets == 1)
+        #expect(snapshot.edges.first { $0.destination == "kube-system/kube-dns" }?.unansweredDNS == 1)
+        #expect(snapshot.cards.contains { $0.id == "world/api.example.com" && $0.kind == .world })
+        // Neighbour discovery and multicast: one card, however many addresses.
+        var solicit = Fixtures.icmp
+        solicit.destinationIP = "ff02::16"
+        var igmp = Fixtures.icmp
+        igmp.destinationIP = "224.0.0.22"
+        var linkLocal = Fixtures.icmp
+        linkLocal.source = Endpoint()
+        linkLocal.sourceIP = "fe80::14ee:4dff:fe26:5611"
+        linkLocal.destinationIP = "ff02::2"
+        let noise = Self.map([solicit, igmp, linkLocal]).snapshot(
+            window: 300, now: Fixtures.start.addingTimeInterval(10))
+        #expect(noise.cards.map(\.id) == ["shop/loadgen", "world/link-local"])
+    }
+
+    @Test("the window: edges and cards older than it are left out; a namespace keeps its cards and their peers")
+    func windowAndNamespace() {
+        var late = Fixtures.drop
+        late.time = Fixtures.start.addingTimeInterval(400)
+        let map = Self.map(Fixtures.all + [late])
+        let recent = map.snapshot(window: 60, now: Fixtures.start.addingTimeInterval(410))
+        #expect(recent.edges.map(\.source) == ["shop/untrusted"])
+        #expect(recent.cards.map(\.id) == ["billing/ledger", "shop/untrusted"])
+        let billing = map.snapshot(window: 3600, now: Fixtures.start.addingTimeInterval(410), namespace: "billing")
+        #expect(billing.edges.map(\.id) == ["shop/untrusted→billing/ledger:TCP/80"])
+        #expect(billing.edges.first?.verdicts == ["DROPPED": 2])
+    }
+
+    @Test(
+        "the filter bar's entries: Hubble UI's syntax, one sentence for what cannot be used",
+        arguments: [
+            ("from:label=app=loadgen", "from:label=app=loadgen"), ("app=loadgen", "both:label=app=loadgen"),
+            ("!to:port=53", "!to:port=53"), ("dns=example.com", "both:dns=example.com"),
+            ("to:identity=world", "to:identity=world"), ("tcp-flag=syn", "both:tcp-flag=syn"),
+            ("from:workload=shop/frontend", "from:workload=shop/frontend"),
+            ("from:pod=shop/loadgen-1", "from:pod=shop/loadgen-1"), ("ip=10.0.0.1", "both:ip=10.0.0.1"),
+        ])
+    func filterEntries(_ text: String, _ canonical: String) throws {
+        #expect(try FilterEntry(parsing: text).description == canonical)
+    }
+
+    @Test("bad filter entries", arguments: ["to:port=http", "from:label=", "identity=martian", "tcp-flag=XYZ", "!"])
+    func badFilterEntries(_ text: String) {
+        #expect(throws: FilterEntry.ParseError.self) { _ = try FilterEntry(parsing: text) }
+    }
+
+    @Test("a view becomes GetFlows' allow and deny lists: every combination of sides, negatives denied")
+    func viewQuery() throws {
+        let query = ViewQuery(
+            namespace: "shop", verdicts: [.dropped],
+            filters: [try FilterEntry(parsing: "to:port=80"), try FilterEntry(parsing: "!label=app=loadgen")])
+        #expect(
+            query.allowlist == [
+                .with {
+                    $0.sourcePod = ["shop/"]
+                    $0.destinationPort = ["80"]
+                    $0.verdict = [.dropped]
+                },
+                .with {
+                    $0.destinationPod = ["shop/"]
+                    $0.destinationPort = ["80"]
+                    $0.verdict = [.dropped]
+                },
+            ])
+        #expect(
+            query.denylist == [
+                .with { $0.sourceLabel = ["k8s:app=loadgen"] }, .with { $0.destinationLabel = ["k8s:app=loadgen"] },
+            ])
+        #expect(ViewQuery().allowlist.isEmpty && ViewQuery().denylist.isEmpty, "everything: no filter at all")
+    }
+}
