@@ -40,6 +40,7 @@ bench: bootstrap ## datapath overhead (iperf3 with/without the agent), agent CPU
 	LD_PRELOAD=$(CURDIR)/.build/osp-malloc-count.so .build/release/osprey-bench 200000 4095 | grep allocations
 	.build/release/osprey-bench export 200000
 	scripts/bench-export.sh 67000 60
+	.build/release/osprey-bench ui 200000
 
 demo: bootstrap build ## bring up the lab cluster and show what runs where
 	@$(OSPREY) lab down --name $(LAB) > /dev/null

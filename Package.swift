@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // ===== Layer 1, vocabulary: types every other layer speaks. No Osprey dependencies
@@ -163,6 +164,9 @@ let package = Package(
                 "ServiceMap", "HubbleAPI", "HubbleWire", "HubbleTransport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             exclude: ["assets"], swiftSettings: strict, plugins: ["AssetEmbedder"]),
@@ -233,7 +237,7 @@ let package = Package(
             name: "osprey-bench",
             dependencies: [
                 "FlowPipeline", "FlowTestKit", "Observer", "ClusterInventory", "Enricher", "FlowMetrics",
-                "CDatapathABI", "Netns", "FlowExport", "Flows", "Gzip", "HubbleWire",
+                "CDatapathABI", "Netns", "FlowExport", "Flows", "Gzip", "HubbleWire", "ServiceMap", "HubbleAPI",
             ],
             swiftSettings: strict),
 

@@ -37,9 +37,7 @@ struct UICommand: AsyncParsableCommand {
         var logger = Logger(label: "osprey-ui")
         logger.logLevel = .warning
         let web = UIServer(upstream: GRPCUpstream(client: client), logger: logger)
-        let app = Application(
-            router: web.router(), configuration: .init(address: listenAddress.httpBindAddress, serverName: nil),
-            logger: logger)
+        let app = try web.application(address: listenAddress, tls: nil)
         print("Osprey UI for \(upstream) on \(Self.url(listenAddress))")
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await client.runConnections() }

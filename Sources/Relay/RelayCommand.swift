@@ -242,7 +242,10 @@ public struct RelayCommand: AsyncParsableCommand {
             ])
         let group = ServiceGroup(
             configuration: .init(
-                services: [RelayService(pool: pool, server: server, ui: settings.ui, logger: logger)],
+                services: [
+                    RelayService(
+                        pool: pool, server: server, ui: settings.ui, tls: settings.listeners.first?.tls, logger: logger)
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch { Self.fail("stopped: \(error)") }
         logger.info("stopped")
@@ -262,6 +265,7 @@ struct RelayService: Service {
     let pool: PeerPool
     let server: HubbleServer
     let ui: HubbleAddress?
+    let tls: ServerTLS?
     let logger: Logger
 
     func run() async throws {
@@ -276,12 +280,9 @@ struct RelayService: Service {
                 group.addTask { try await server.serve(inProcess: transport.server) }
                 group.addTask { try await client.runConnections() }
                 group.addTask { await web.run() }
-                group.addTask {
-                    let app = Application(
-                        router: web.router(), configuration: .init(address: ui.httpBindAddress, serverName: nil),
-                        logger: logger)
-                    try await app.runService()
-                }
+                // TLS from the relay's server certificate when it has one.
+                let app = try web.application(address: ui, tls: tls)
+                group.addTask { try await app.runService() }
                 logger.info("web UI", metadata: ["listen": "\(ui)"])
             }
         }

@@ -3,7 +3,10 @@ import HubbleAPI
 import HubbleTransport
 import HubbleWire
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
+import NIOSSL
 import ServiceMap
 import Synchronization
 
@@ -179,6 +182,25 @@ public final class UIServer: Sendable {
         Response(
             status: status, headers: [.contentType: "text/plain; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(string: sentence + "\n")))
+    }
+}
+
+extension UIServer {
+    /// The UI's HTTP server on `address`, with TLS from the server certificate and key of
+    /// `tls` when given (browsers do not present client certificates: the UI asks for none).
+    public func application(
+        address: HubbleAddress, tls: ServerTLS?
+    ) throws -> Application<RouterResponder<BasicRequestContext>> {
+        var server = HTTPServerBuilder.http1()
+        if let tls {
+            let configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificateFile).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.keyFile, format: .pem)))
+            server = try .tls(.http1(), tlsConfiguration: configuration)
+        }
+        return Application(
+            router: router(), server: server,
+            configuration: .init(address: address.httpBindAddress, serverName: nil), logger: logger)
     }
 }
 

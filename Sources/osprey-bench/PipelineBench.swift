@@ -23,6 +23,9 @@ enum PipelineBench {
         if CommandLine.arguments.dropFirst().first == "flood" {
             return try Flood.run(Array(CommandLine.arguments.dropFirst(2)))
         }
+        if CommandLine.arguments.dropFirst().first == "ui" {
+            return try UIBench.run(Array(CommandLine.arguments.dropFirst(2)))
+        }
         if CommandLine.arguments.dropFirst().first == "verify-flowlogs" {
             return try VerifyFlowLogs.run(Array(CommandLine.arguments.dropFirst(2)))
         }

@@ -293,6 +293,12 @@ extension AgentIntegration {
                     certificates.clientCertificate.key,
                 ]
                 try Self.waitForNodes(config, connected: 2, tls: trust + client)
+                // The web UI is served with the relay's certificate too (no client certificate asked).
+                let ui = try Host().execute([
+                    "curl", "-s", "--unix-socket", config.uiSocketPath, "--cacert", certificates.caFile,
+                    "https://\(certificates.relayServerName)/healthz",
+                ])
+                #expect(ui.status == 0 && ui.stdout == "ok\n", "the UI over TLS: \(ui.stdout) \(ui.stderr)")
                 for (what, flags) in [
                     ("no client certificate", trust), ("plaintext", []), ("no CA", ["--tls"] + client),
                 ] {
