@@ -283,6 +283,15 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
+            name: "WebUITests",
+            dependencies: [
+                "WebUI", "HubbleObserver", "HubbleServer", "Observer", "FlowTestKit", "Flows", "HubbleAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
             name: "ServiceMapTests", dependencies: ["ServiceMap", "FlowTestKit", "Flows", "HubbleAPI", "HubbleWire"],
             swiftSettings: strict),
         .testTarget(
