@@ -196,6 +196,44 @@ extension AgentIntegration {
 
                 try browser.run("removeFilter('from:label=app=loadgen')")
 
+                // Clicking a card shows its pods and labels and filters on it.
+                _ = browser.waitFor(
+                    "const c = document.querySelector('[data-test=card][data-card=\"shop/frontend\"]'); if (!c) return false; c.dispatchEvent(new MouseEvent('click')); return true"
+                )
+                step(
+                    "card-click",
+                    browser.waitFor(
+                        """
+                        const body = document.getElementById('details-body').textContent;
+                        const chips = [...document.querySelectorAll('[data-test=filter-chip]')].map(c => c.firstChild.textContent);
+                        return body.includes('frontend-') && body.includes('k8s:app=frontend') && chips.includes('workload=shop/frontend')
+                        """), "a card's details list its pods and labels, and it becomes a filter")
+                try browser.run("removeFilter('workload=shop/frontend')")
+
+                // Exports: the flows as lines `osprey observe --input-file` reads; the map as JSON.
+                let exported = "/tmp/osprey-ui-export-\(config.name).json"
+                defer { try? FileManager.default.removeItem(atPath: exported) }
+                let download = try Host().execute([
+                    "curl", "-s", "-o", exported, "http://127.0.0.1:\(config.uiPort!)/api/flows?namespace=shop",
+                ])
+                let read = try OspreyBinary.cli.run(["observe", "--input-file", exported, "-o", "json"])
+                step(
+                    "export-flows",
+                    download.status == 0 && read.status == 0 && read.stdout.contains("\"namespace\":\"shop\""),
+                    "the exported flows read back with osprey observe --input-file: \(read.stderr)")
+                let map = try Host().execute([
+                    "curl", "-s", "http://127.0.0.1:\(config.uiPort!)/api/map?namespace=shop",
+                ])
+                let mapObject = try? JSONSerialization.jsonObject(with: Data(map.stdout.utf8)) as? [String: Any]
+                step("export-map", (mapObject?["cards"] as? [Any])?.isEmpty == false, "the map exports as JSON")
+
+                // The theme toggle switches light and dark.
+                let background = "return getComputedStyle(document.body).backgroundColor"
+                let light = text(background)
+                try browser.run("document.getElementById('theme').click()")
+                step("theme", text(background) != light, "the theme toggle changes the page's colours")
+                try browser.run("document.getElementById('theme').click()")
+
                 // All namespaces: every card, none overlapping another.
                 try browser.run(
                     "const s = document.getElementById('namespace'); s.value = ''; s.dispatchEvent(new Event('change'))"
