@@ -12,7 +12,7 @@ SWIFT_SOURCES := Package.swift tools/protoc-plugins/Package.swift \
 	$(shell find Sources Tests -name '*.swift' -not -path 'Sources/HubbleAPI/*')
 C_SOURCES = $(shell find Sources -name '*.c' -o -name '*.h')
 
-.PHONY: help bootstrap build test bench demo demo-down fmt lint proto clean
+.PHONY: help bootstrap build test bench soak-ui demo demo-down fmt lint proto clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,7 +25,11 @@ build: bootstrap ## build everything (debug)
 
 test: bootstrap lint ## run every test (unit and root/lab integration)
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --skip WebUISoakTests
+
+soak-ui: bootstrap ## the web UI open for 10 minutes (OSPREY_UI_SOAK_SECONDS): page heap and relay memory flat
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --filter WebUISoakTests
 
 bench: bootstrap ## datapath overhead (iperf3 with/without the agent), agent CPU and memory
 	$(SWIFT) build -c release --product osprey

@@ -484,6 +484,21 @@ function renderMap() {
     layer.append(group);
   }
   layer.append(...labels);
+  separateLabels(labels);
+}
+
+// Moves edge labels down until none covers another (labels of edges into one card meet there).
+function separateLabels(labels) {
+  const placed = [];
+  const overlaps = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+  for (const label of labels.sort((a, b) => a.getAttribute('y') - b.getAttribute('y'))) {
+    let box = label.getBBox();
+    for (let tries = 0; tries < 8 && placed.some((other) => overlaps(box, other)); tries++) {
+      label.setAttribute('y', Number(label.getAttribute('y')) + box.height + 1);
+      box = label.getBBox();
+    }
+    placed.push(box);
+  }
 }
 
 // ---------- status ----------
