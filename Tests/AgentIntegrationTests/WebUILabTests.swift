@@ -10,13 +10,19 @@ import Testing
 extension AgentIntegration {
     @Suite("web UI in Chromium")
     struct WebUILabTests {
-        @Test("the shop's map, table, filters, details, node status and a hostile name, in a real browser")
-        func browser() throws {
+        /// A 2-node lab with the relay, its UI forwarded to a free port on the host.
+        static func labConfig(_ tag: Character) throws -> LabConfig {
             var config = try LabConfig(
-                name: LabFixture.uniqueName("w"), nodeCount: 2, topology: .bridge, agentPath: OspreyBinary.agent.path)
+                name: LabFixture.uniqueName(tag), nodeCount: 2, topology: .bridge, agentPath: OspreyBinary.agent.path)
             config.relayPath = OspreyBinary.relay.path
             config.relayPort = nil
             config.uiPort = Browser.freePort()
+            return config
+        }
+
+        @Test("the shop's map, table, filters, details, node status and a hostile name, in a real browser")
+        func browser() throws {
+            let config = try Self.labConfig("w")
             try LabFixture.withLab(config) { plan, _ in
                 let browser = try Browser()
                 defer { browser.close() }

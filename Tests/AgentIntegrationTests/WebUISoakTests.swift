@@ -12,11 +12,7 @@ struct WebUISoakTests {
     @Test("the page's heap and the relay's memory stay flat while the map and table stream")
     func soak() throws {
         let seconds = Double(ProcessInfo.processInfo.environment["OSPREY_UI_SOAK_SECONDS"] ?? "") ?? 600
-        var config = try LabConfig(
-            name: LabFixture.uniqueName("s"), nodeCount: 2, topology: .bridge, agentPath: OspreyBinary.agent.path)
-        config.relayPath = OspreyBinary.relay.path
-        config.relayPort = nil
-        config.uiPort = Browser.freePort()
+        let config = try AgentIntegration.WebUILabTests.labConfig("s")
         try LabFixture.withLab(config) { _, _ in
             let browser = try Browser()
             defer { browser.close() }
