@@ -38,7 +38,8 @@ struct UICommand: AsyncParsableCommand {
         logger.logLevel = .warning
         let web = UIServer(upstream: GRPCUpstream(client: client), logger: logger)
         let app = try web.application(address: listenAddress, tls: nil)
-        print("Osprey UI for \(upstream) on \(Self.url(listenAddress))")
+        // Written at once (not buffered), also when stdout is a pipe or a log file.
+        FileHandle.standardOutput.write(Data("Osprey UI for \(upstream) on \(Self.url(listenAddress))\n".utf8))
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await client.runConnections() }
             group.addTask { await web.run() }
