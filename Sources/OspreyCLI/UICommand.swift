@@ -19,7 +19,23 @@ struct UICommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where to serve the UI: host:port or unix:///path.", valueName: "address"))
     var listen: String = "127.0.0.1:12000"
 
+    @Option(help: ArgumentHelp("Serve the UI over HTTPS with this certificate (PEM).", valueName: "path"))
+    var listenTlsCertFile: String = ""
+
+    @Option(help: ArgumentHelp("The HTTPS certificate's private key (PEM).", valueName: "path"))
+    var listenTlsKeyFile: String = ""
+
+    /// The UI's own HTTPS, nil for plain HTTP.
+    func listenTLS() throws -> ServerTLS? {
+        do {
+            return try ServerTLS(
+                certificateFile: listenTlsCertFile, keyFile: listenTlsKeyFile, clientCAFiles: [],
+                flagPrefix: "listen-tls-")
+        } catch { throw ValidationError(error.description) }
+    }
+
     func validate() throws {
+        _ = try listenTLS()
         let address: HubbleAddress
         do { address = try HubbleAddress(parsing: listen, defaultPort: 12000) } catch {
             throw ValidationError("--listen \(error.description)")
@@ -37,9 +53,11 @@ struct UICommand: AsyncParsableCommand {
         var logger = Logger(label: "osprey-ui")
         logger.logLevel = .warning
         let web = UIServer(upstream: GRPCUpstream(client: client), logger: logger)
-        let app = try web.application(address: listenAddress, tls: nil)
+        let tls = try listenTLS()
+        let app = try web.application(address: listenAddress, tls: tls)
         // Written at once (not buffered), also when stdout is a pipe or a log file.
-        FileHandle.standardOutput.write(Data("Osprey UI for \(upstream) on \(Self.url(listenAddress))\n".utf8))
+        FileHandle.standardOutput.write(
+            Data("Osprey UI for \(upstream) on \(Self.url(listenAddress, https: tls != nil))\n".utf8))
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await client.runConnections() }
             group.addTask { await web.run() }
@@ -47,9 +65,9 @@ struct UICommand: AsyncParsableCommand {
         }
     }
 
-    static func url(_ address: HubbleAddress) -> String {
+    static func url(_ address: HubbleAddress, https: Bool = false) -> String {
         switch address.endpoint {
-        case .tcp(let host, let port): "http://\(host.isEmpty ? "localhost" : host):\(port)/"
+        case .tcp(let host, let port): "\(https ? "https" : "http")://\(host.isEmpty ? "localhost" : host):\(port)/"
         case .unix(let path): "unix://\(path)"
         }
     }

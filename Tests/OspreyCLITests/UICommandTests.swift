@@ -50,6 +50,15 @@ struct UICommandTests {
                 == "Osprey UI for 127.0.0.1:1 on http://127.0.0.1:\(port)/\n")
     }
 
+    @Test("HTTPS needs both the certificate and its key, in one sentence")
+    func badTLS() throws {
+        let result = try OspreyBinary.cli.run(["ui", "--listen-tls-cert-file", "/etc/hostname"])
+        #expect(result.status != 0)
+        #expect(
+            result.stderr.contains("TLS needs both --listen-tls-cert-file and --listen-tls-key-file."),
+            "\(result.stderr)")
+    }
+
     @Test("a listen address it cannot use is one sentence")
     func badListen() throws {
         let result = try OspreyBinary.cli.run(["ui", "--listen", "203.0.113.7:12000"])
