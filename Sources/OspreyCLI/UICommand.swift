@@ -4,6 +4,7 @@ import GRPCCore
 import HubbleTransport
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import WebUI
 
 /// `osprey ui`: Osprey's web UI served from this machine against any Hubble API server — an
@@ -58,10 +59,27 @@ struct UICommand: AsyncParsableCommand {
         // Written at once (not buffered), also when stdout is a pipe or a log file.
         FileHandle.standardOutput.write(
             Data("Osprey UI for \(upstream) on \(Self.url(listenAddress, https: tls != nil))\n".utf8))
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await client.runConnections() }
-            group.addTask { await web.run() }
-            group.addTask { try await app.runService() }
+        // Ctrl-C or SIGTERM stops all of it: the HTTP server, the views and the connection.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [UIBackend(client: client, web: web), app], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+
+    /// The connection to the Hubble server and the UI's views, until the UI stops.
+    struct UIBackend<Transport: ClientTransport>: Service {
+        let client: GRPCClient<Transport>
+        let web: UIServer
+
+        func run() async throws {
+            await cancelWhenGracefulShutdown {
+                await withDiscardingTaskGroup { group in
+                    group.addTask { try? await client.runConnections() }
+                    group.addTask { await web.run() }
+                }
+            }
+            client.beginGracefulShutdown()
         }
     }
 

@@ -282,7 +282,8 @@ struct RelayService: Service {
                 group.addTask { await web.run() }
                 // TLS from the relay's server certificate when it has one.
                 let app = try web.application(address: ui, tls: tls)
-                group.addTask { try await app.runService() }
+                // `run`, not `runService`: the relay's ServiceGroup owns the signals.
+                group.addTask { try await app.run() }
                 logger.info("web UI", metadata: ["listen": "\(ui)"])
             }
         }

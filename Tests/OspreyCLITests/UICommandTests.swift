@@ -48,6 +48,11 @@ struct UICommandTests {
         #expect(
             (try? String(contentsOf: banner, encoding: .utf8))
                 == "Osprey UI for 127.0.0.1:1 on http://127.0.0.1:\(port)/\n")
+        // Ctrl-C stops it.
+        kill(process.processIdentifier, SIGINT)
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(!process.isRunning, "osprey ui stops on SIGINT")
     }
 
     @Test("HTTPS needs both the certificate and its key, in one sentence")
