@@ -6,7 +6,8 @@ import Foundation
 /// Boxes are placed the same way: a namespace that calls another sits to its left. Deterministic — the same cards and edges give the same picture — and stable:
 /// a card keeps its box, column and place in the column for as long as the layout lives, new
 /// cards join the end of their column, and coordinates are recomputed from that order so
-/// nothing overlaps when a card grows or a column gets longer.
+/// nothing overlaps when a card grows or a column gets longer. Edges are then drawn around the
+/// cards (`EdgeRouter`).
 public struct MapLayout: Sendable {
     public static let cardWidth: Double = 230
     public static let cardHeaderHeight: Double = 54
@@ -74,6 +75,7 @@ public struct MapLayout: Sendable {
         snapshot.boxes = boxes
         snapshot.width = max(0, x - Self.boxGap * 2)
         snapshot.height = bottom
+        EdgeRouter.route(&snapshot)
     }
 
     /// Box columns: namespaces (`outsideKey` for outside the cluster), in placement order.

@@ -201,7 +201,54 @@ public struct Edge: Sendable, Codable, Equatable {
         public var p95: Double
     }
 
+    /// How it is drawn, filled in by `MapLayout`: cubic Bézier curves, each starting where the
+    /// one before ended, from the sender's side to the receiver's.
+    public var path: [Curve] = []
+    /// Where its label goes: the point, and which part of the text sits on it (SVG's `text-anchor`).
+    public var label = Label(x: 0, y: 0, anchor: "middle")
+
     public var dropped: Bool { (verdicts["DROPPED"] ?? 0) > 0 }
+
+    /// One cubic Bézier curve; in JSON `[x0, y0, x1, y1, x2, y2, x3, y3]`: start, two control
+    /// points, end.
+    public struct Curve: Sendable, Codable, Equatable {
+        public var x0, y0, x1, y1, x2, y2, x3, y3: Double
+
+        public init(
+            _ x0: Double, _ y0: Double, _ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double, _ x3: Double,
+            _ y3: Double
+        ) {
+            (self.x0, self.y0, self.x1, self.y1, self.x2, self.y2, self.x3, self.y3) = (x0, y0, x1, y1, x2, y2, x3, y3)
+        }
+
+        /// The point a share `t` (0…1) of the way along.
+        public func point(at t: Double) -> (x: Double, y: Double) {
+            let u = 1 - t
+            let (a, b, c, d) = (u * u * u, 3 * u * u * t, 3 * u * t * t, t * t * t)
+            return (a * x0 + b * x1 + c * x2 + d * x3, a * y0 + b * y1 + c * y2 + d * y3)
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let values = try decoder.singleValueContainer().decode([Double].self)
+            guard values.count == 8 else {
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: decoder.codingPath, debugDescription: "a curve is 8 numbers, not \(values.count)")
+                )
+            }
+            self.init(values[0], values[1], values[2], values[3], values[4], values[5], values[6], values[7])
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode([x0, y0, x1, y1, x2, y2, x3, y3])
+        }
+    }
+
+    public struct Label: Sendable, Codable, Equatable {
+        public var x: Double
+        public var y: Double
+        public var anchor: String
+    }
 }
 
 public struct Box: Sendable, Codable, Equatable {

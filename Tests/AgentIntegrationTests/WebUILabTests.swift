@@ -37,8 +37,9 @@ extension AgentIntegration {
                 func text(_ script: String, _ arguments: [Any] = []) -> String {
                     ((try? browser.run(script, arguments)) as? String) ?? ""
                 }
+                // An edge's label, its lines joined as one.
                 let edgeLabel =
-                    "const l = document.querySelector(`[data-test=edge-label][data-edge=\"${arguments[0]}\"]`); return l ? l.textContent : ''"
+                    "const l = document.querySelector(`[data-test=edge-label][data-edge=\"${arguments[0]}\"]`); return l ? [...l.children].map((line) => line.textContent).join(' · ') : ''"
 
                 try browser.open("http://127.0.0.1:\(config.uiPort!)/")
                 try browser.run("window.alert = () => { window.__alerted = true }")

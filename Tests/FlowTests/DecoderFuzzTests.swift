@@ -1,4 +1,5 @@
 import CDatapathABI
+import FlowTestKit
 import Testing
 
 @testable import FlowDecoder
@@ -8,21 +9,9 @@ import Testing
 /// Deterministic (seeded) so a failure reproduces.
 @Suite("Decoder fuzzing")
 struct DecoderFuzzTests {
-    /// SplitMix64: a small seeded generator.
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test("random and mutated DNS messages parse or are rejected, with bounded output")
     func dnsMessages() {
-        var random = Seeded(state: 0x05b7)
+        var random = SeededRandom(seed: 0x05b7)
         let valid = FlowDecodingTests.dns(
             id: 1, response: true, name: "frontend.shop.svc.cluster.local", qtype: 1,
             answers: [(1, [10, 96, 0, 11], 30), (5, [0xc0, 12], 10)])
@@ -48,7 +37,7 @@ struct DecoderFuzzTests {
 
     @Test("random raw events decode to well-formed flows: addresses of the event's family, a known summary")
     func rawEvents() {
-        var random = Seeded(state: 0x0f1a)
+        var random = SeededRandom(seed: 0x0f1a)
         var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [2: "NO_SOCKET"], dnsTimeout: 0.001)
         for _ in 0..<20_000 {
             var event = osp_event()

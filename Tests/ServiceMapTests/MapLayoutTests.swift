@@ -1,3 +1,4 @@
+import FlowTestKit
 import Foundation
 import Testing
 
@@ -139,5 +140,87 @@ struct MapLayoutTests {
             }
         }
         #expect(crossings == 0, "receivers in their senders' order, not by name")
+    }
+
+    /// Every edge is a chain of curves from its sender's side to its receiver's, and no point of
+    /// it lies on a card.
+    static func checkRoutes(_ snapshot: Snapshot) {
+        let cards = Dictionary(uniqueKeysWithValues: snapshot.cards.map { ($0.id, $0) })
+        for edge in snapshot.edges {
+            let (source, destination) = (cards[edge.source]!, cards[edge.destination]!)
+            guard let first = edge.path.first, let last = edge.path.last else {
+                Issue.record("\(edge.id) has no path")
+                continue
+            }
+            #expect(first.x0 == source.x + source.width, "\(edge.id) leaves its sender's right side")
+            #expect(first.y0 > source.y && first.y0 < source.y + source.height, "\(edge.id) leaves from its sender")
+            #expect(
+                last.x3 == destination.x || last.x3 == destination.x + destination.width,
+                "\(edge.id) arrives at a side of its receiver")
+            #expect(
+                last.y3 > destination.y && last.y3 < destination.y + destination.height,
+                "\(edge.id) arrives at its receiver")
+            for (a, b) in zip(edge.path, edge.path.dropFirst()) {
+                #expect(a.x3 == b.x0 && a.y3 == b.y0, "\(edge.id)'s curves join")
+            }
+            for curve in edge.path {
+                for step in 1..<50 {
+                    let point = curve.point(at: Double(step) / 50)
+                    for card in snapshot.cards {
+                        let inside =
+                            point.x > card.x + 0.5 && point.x < card.x + card.width - 0.5 && point.y > card.y + 0.5
+                            && point.y < card.y + card.height - 0.5
+                        #expect(!inside, "\(edge.id) passes over \(card.id) at \(point)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("edges go around cards: the shop, and every namespace of a busy cluster with loops and callers to the left")
+    func routesAvoidCards() {
+        var shop = Self.snapshot(Self.shop + [("shop/frontend", "shop/frontend")], ports: ["shop/frontend": 9])
+        var layout = MapLayout()
+        layout.place(&shop)
+        Self.checkRoutes(shop)
+
+        // A cluster of 6 namespaces × 6 workloads with random calls (a fixed seed), cycles and
+        // self-calls included, so some receivers sit left of or beside their senders.
+        var generator = SeededRandom(seed: 7)
+        var calls: [(String, String)] = []
+        let ids =
+            (0..<6).flatMap { n in (0..<6).map { "ns\(n)/w\(n * 6 + $0)" } } + ["world/192.0.2.1", "world/192.0.2.2"]
+        for _ in 0..<90 {
+            calls.append(
+                (ids[Int(generator.next() % UInt64(ids.count - 2))], ids[Int(generator.next() % UInt64(ids.count))]))
+        }
+        var busy = Self.snapshot(calls, ports: Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0 % 7) }))
+        var busyLayout = MapLayout()
+        busyLayout.place(&busy)
+        Self.checkNoOverlap(busy)
+        Self.checkRoutes(busy)
+        let x = Dictionary(uniqueKeysWithValues: busy.cards.map { ($0.id, $0.x) })
+        #expect(busy.edges.contains { x[$0.source]! > x[$0.destination]! }, "the test has callers to the right")
+        #expect(busy.edges.contains { x[$0.source]! == x[$0.destination]! }, "and calls within a column")
+    }
+
+    @Test("edges through one gap get lanes of their own; edges at one card side are spread along it")
+    func lanes() {
+        // Three senders on the left, one card in the middle column, three receivers past it:
+        // every call crosses the middle column.
+        var snapshot = Self.snapshot([
+            ("ns/a1", "ns/m"), ("ns/m", "ns/z1"), ("ns/m", "ns/z2"), ("ns/m", "ns/z3"),
+            ("ns/a1", "ns/z1"), ("ns/a2", "ns/z2"), ("ns/a3", "ns/z3"),
+        ])
+        var layout = MapLayout()
+        layout.place(&snapshot)
+        Self.checkRoutes(snapshot)
+        let crossing = snapshot.edges.filter { $0.path.count == 3 }.map { $0.path[1].y0 }
+        #expect(crossing.count == 3, "three edges cross the middle column")
+        #expect(Set(crossing).count == 3, "each on its own lane: \(crossing)")
+        let starts = snapshot.edges.filter { $0.source == "ns/a1" }.map { $0.path[0].y0 }
+        #expect(Set(starts).count == 2, "a1's two edges leave it at two places")
+        let arrivals = snapshot.edges.filter { $0.destination == "ns/z2" }.map { $0.path.last!.y3 }
+        #expect(Set(arrivals).count == 2, "z2's two edges arrive at two places")
     }
 }

@@ -358,26 +358,27 @@ function svg(name, attributes, text) {
   return element;
 }
 
-// On the map: port, protocol, flows and what went wrong, in a few characters; the rest on
-// hover and in the details panel.
+// On the map, in two short lines that fit between two columns of cards: port, protocol, flows
+// and the handshake RTT; then what went wrong. The rest on hover and in the details panel.
 function edgeLabel(edge) {
-  const head = edge.protocol.startsWith('ICMP') ? edge.protocol : `${edge.port}/${edge.protocol}`;
-  const parts = [head, `${edge.flows}`];
+  const head = edge.protocol.startsWith('ICMP') || !edge.port ? edge.protocol : `${edge.port}/${edge.protocol}`;
+  const first = [head, `${edge.flows}`];
+  if (edge.handshakeRTT) first.push(`rtt ${ms(edge.handshakeRTT.p50)}`);
+  const second = [];
   const dropped = edge.verdicts.DROPPED || 0;
-  if (dropped) parts.push(`${dropped} dropped`);
-  if (edge.resets) parts.push(`${edge.resets} RST`);
+  if (dropped) second.push(`${dropped} dropped`);
+  if (edge.resets) second.push(`${edge.resets} RST`);
   const dnsErrors = Object.values(edge.dnsErrors).reduce((a, b) => a + b, 0);
-  if (dnsErrors) parts.push(`${dnsErrors} DNS errors`);
-  if (edge.unansweredDNS) parts.push(`${edge.unansweredDNS} unanswered`);
-  if (edge.handshakeRTT) parts.push(`rtt ${ms(edge.handshakeRTT.p50)}`);
-  return parts.join(' · ');
+  if (dnsErrors) second.push(`${dnsErrors} DNS errors`);
+  if (edge.unansweredDNS) second.push(`${edge.unansweredDNS} unanswered`);
+  return [first.join(' · '), ...(second.length ? [second.join(' · ')] : [])];
 }
 
 function ms(value) { return value >= 10 ? `${value.toFixed(0)} ms` : `${value.toFixed(2)} ms`; }
 
 function edgeDetails(edge) {
   const entries = [['from', edge.source, `from:workload=${edge.source}`], ['to', edge.destination, `to:workload=${edge.destination}`]];
-  if (!edge.protocol.startsWith('ICMP')) entries.push(['port', `${edge.port}/${edge.protocol}`, `to:port=${edge.port}`]);
+  if (!edge.protocol.startsWith('ICMP') && edge.port) entries.push(['port', `${edge.port}/${edge.protocol}`, `to:port=${edge.port}`]);
   else entries.push(['protocol', edge.protocol]);
   entries.push(['flows', String(edge.flows)]);
   for (const [verdict, count] of Object.entries(edge.verdicts)) entries.push([verdict.toLowerCase(), String(count)]);
@@ -408,8 +409,16 @@ function renderMap() {
   const margin = 20;
   root.setAttribute('width', map.width + margin * 2 + 260);
   root.setAttribute('height', map.height + margin * 2);
+  const defs = svg('defs');
+  for (const kind of ['ok', 'warn', 'drop']) {
+    const marker = svg('marker', {
+      id: `arrow-${kind}`, class: `arrow ${kind}`, viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 5, markerHeight: 5, orient: 'auto',
+    });
+    marker.append(svg('path', { d: 'M0,0 L10,5 L0,10 z' }));
+    defs.append(marker);
+  }
   const layer = svg('g', { transform: `translate(${margin},${margin})` });
-  root.append(layer);
+  root.append(defs, layer);
   for (const box of map.boxes) {
     const group = svg('g', { class: 'box', 'data-namespace': box.namespace });
     group.append(svg('rect', { x: box.x, y: box.y, width: box.width, height: box.height, rx: 10 }));
@@ -435,33 +444,17 @@ function renderMap() {
       class: 'edge' + (dropped ? ' dropped' : warn ? ' warn' : ''), 'data-test': 'edge', 'data-edge': edge.id,
       'data-source': edge.source, 'data-destination': edge.destination,
     });
-    const x1 = from.x + from.width;
-    const y1 = from.y + 26;
-    const x2 = to.x;
-    const y2 = to.y + 26;
-    // A cubic curve from the sender's right side to the receiver's left side; a receiver left
-    // of (or under) its sender is reached around the right side of both.
-    let points;
-    if (x2 > x1) {
-      const bend = Math.max(40, (x2 - x1) / 2);
-      points = [[x1, y1], [x1 + bend, y1], [x2 - bend, y2], [x2, y2]];
-    } else {
-      const out = Math.max(x1, to.x + to.width) + 60;
-      points = [[x1, y1], [out, y1], [out, y2], [to.x + to.width, y2]];
-    }
-    const [p0, p1, p2, p3] = points;
-    group.append(svg('path', { d: `M${p0} C${p1} ${p2} ${p3}` }));
-    group.append(svg('title', {}, `${edge.source} → ${edge.destination}\n${edgeLabel(edge)}`));
+    // The route is computed by the server, around the cards: Bézier curves end to end.
+    const d = edge.path.map((c, i) => (i === 0 ? `M${c[0]},${c[1]} ` : '') + `C${c[2]},${c[3]} ${c[4]},${c[5]} ${c[6]},${c[7]}`).join(' ');
+    group.append(svg('path', { d, 'marker-end': `url(#arrow-${dropped ? 'drop' : warn ? 'warn' : 'ok'})` }));
+    group.append(svg('title', {}, `${edge.source} → ${edge.destination}\n${edgeLabel(edge).join('\n')}`));
     group.addEventListener('click', () => edgeDetails(edge));
     edgesLayer.append(group);
-    // The label on the curve, above the cards, on a halo: midway inside a namespace, nearer the
-    // receiver between namespaces (in the gap before its box, not over the cards on the way).
-    const t = from.namespace === to.namespace ? 0.5 : 0.75;
-    const mid = [0, 1].map((i) => (1 - t) ** 3 * p0[i] + 3 * (1 - t) ** 2 * t * p1[i] + 3 * (1 - t) * t * t * p2[i] + t ** 3 * p3[i]);
     const label = svg('text', {
-      x: mid[0], y: mid[1] - 5, 'text-anchor': 'middle', class: 'edge-label' + (dropped ? ' dropped' : warn ? ' warn' : ''),
+      x: edge.label.x, y: edge.label.y, 'text-anchor': edge.label.anchor, class: 'edge-label' + (dropped ? ' dropped' : warn ? ' warn' : ''),
       'data-test': 'edge-label', 'data-edge': edge.id,
-    }, edgeLabel(edge));
+    });
+    edgeLabel(edge).forEach((line, index) => label.append(svg('tspan', { x: edge.label.x, dy: index ? '1.15em' : 0 }, line)));
     label.addEventListener('click', () => edgeDetails(edge));
     labels.push(label);
   }
