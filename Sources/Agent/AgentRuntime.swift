@@ -101,9 +101,8 @@ struct EventReaderService: Service {
     let pipeline: FlowPipeline
 
     func run() async throws {
-        datapath.events.start { [datapath, pipeline] events in
-            guard !events.isEmpty else { return }
-            pipeline.process(events, interfaceNames: datapath.attachedInterfaces)
+        datapath.events.start { [datapath, pipeline] events, drainedAt in
+            pipeline.process(events, interfaceNames: datapath.attachedInterfaces, drainedAt: drainedAt)
         }
         defer { datapath.events.stop() }
         try? await gracefulShutdown()

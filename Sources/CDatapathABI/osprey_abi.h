@@ -201,4 +201,15 @@ _Static_assert(sizeof(struct osp_event) == 416, "osp_event layout");
 _Static_assert(sizeof(struct osp_config) == 16 + OSP_DROP_REASON_SLOTS, "osp_config layout");
 _Static_assert(sizeof(struct osp_drop_key) == 8, "osp_drop_key layout");
 
+/* The datapath's clock as user space reads it: bpf_ktime_get_ns() is CLOCK_MONOTONIC. */
+#ifndef __bpf__
+#include <time.h>
+static inline __u64 osp_monotonic_ns(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec;
+}
+#endif
+
 #endif

@@ -10,7 +10,9 @@ import Synchronization
 /// The handler runs on the reader thread after every poll (with an empty buffer when nothing
 /// came) and must not block; the buffer is valid only during the call.
 public final class EventReader: Sendable {
-    public typealias Handler = @Sendable (UnsafeBufferPointer<osp_event>) -> Void
+    /// A batch, and CLOCK_MONOTONIC nanoseconds taken just before the ring was read: every
+    /// event the kernel stamped before then is in this batch or an earlier one.
+    public typealias Handler = @Sendable (UnsafeBufferPointer<osp_event>, UInt64) -> Void
 
     private let ringFD: Int32
     private let lostMap: BPFMap<UInt32, UInt64>
@@ -48,11 +50,13 @@ public final class EventReader: Sendable {
                 // Producers mostly do not wake us (BPF_RB_NO_WAKEUP), and poll only consumes
                 // rings that woke it: wait out the interval, then consume whatever is there.
                 _ = ring_buffer__poll(ring, timeout)
+                let drainedAt = osp_monotonic_ns()
                 _ = ring_buffer__consume(ring)
-                batch.flush(handler)
+                batch.flush(handler, drainedAt: drainedAt)
             }
+            let drainedAt = osp_monotonic_ns()
             _ = ring_buffer__consume(ring)
-            batch.flush(handler)
+            batch.flush(handler, drainedAt: drainedAt)
         }
         thread.name = "osprey-events"
         thread.start()
@@ -72,8 +76,8 @@ private final class EventBatch: @unchecked Sendable {
     }
 
     /// Hands the batch on (possibly empty: the handler also keeps time with it).
-    func flush(_ handler: EventReader.Handler) {
-        events.withUnsafeBufferPointer(handler)
+    func flush(_ handler: EventReader.Handler, drainedAt: UInt64) {
+        events.withUnsafeBufferPointer { handler($0, drainedAt) }
         events.removeAll(keepingCapacity: true)
     }
 }

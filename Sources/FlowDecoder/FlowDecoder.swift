@@ -22,6 +22,9 @@ public struct FlowDecoder {
     /// Recently formatted IPv4 addresses: flows repeat a few addresses, and text is the costly part.
     private var ipv4Texts = IPv4TextCache()
     private var pendingQueries: [PendingKey: (sentNs: UInt64, flow: Flow)] = [:]
+    /// No pending query becomes unanswered before this (monotonic ns; a lower bound, `.max`
+    /// when none waits), so the reader thread can look for lapsed ones after every batch for free.
+    private var earliestDeadline: UInt64 = .max
     /// Which names each client resolved to which addresses (`source_names`/`destination_names`).
     private var names = DNSNames()
 
@@ -50,11 +53,7 @@ public struct FlowDecoder {
     }
 
     /// Nanoseconds of CLOCK_MONOTONIC now, the datapath's clock.
-    public static func monotonicNow() -> UInt64 {
-        var mono = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &mono)
-        return UInt64(mono.tv_sec) * 1_000_000_000 + UInt64(mono.tv_nsec)
-    }
+    public static func monotonicNow() -> UInt64 { osp_monotonic_ns() }
 
     /// Decodes one event. `interfaceName` names the observing interface.
     public mutating func decode(_ event: osp_event, interfaceName: String?) -> Flow {
@@ -147,7 +146,10 @@ public struct FlowDecoder {
                 server: AddressBits(event.tuple.daddr), serverPort: ports.destination, ifindex: event.ifindex,
                 dnsID: message.id)
             // Bounded: a flood of unanswered queries must not grow memory without limit.
-            if pendingQueries.count < 65536 { pendingQueries[key] = (event.timestamp_ns, flow) }
+            if pendingQueries.count < 65536 {
+                pendingQueries[key] = (event.timestamp_ns, flow)
+                earliestDeadline = min(earliestDeadline, event.timestamp_ns &+ UInt64(dnsTimeout * 1e9))
+            }
         }
     }
 
@@ -175,8 +177,12 @@ public struct FlowDecoder {
     public mutating func unansweredQueries(nowNs: UInt64 = FlowDecoder.monotonicNow()) -> [Flow] {
         let limit = UInt64(dnsTimeout * 1e9)
         var expired: [Flow] = []
-        for (key, pending) in pendingQueries
-        where nowNs > pending.sentNs &+ limit && pending.sentNs < UInt64.max - limit {
+        var earliest = UInt64.max
+        for (key, pending) in pendingQueries where pending.sentNs < UInt64.max - limit {
+            guard nowNs > pending.sentNs &+ limit else {
+                earliest = min(earliest, pending.sentNs &+ limit)
+                continue
+            }
             pendingQueries.removeValue(forKey: key)
             var flow = pending.flow
             flow.uuid = uuids.next()
@@ -186,10 +192,31 @@ public struct FlowDecoder {
             flow.bytes = 0
             expired.append(flow)
         }
-        names.forgetExpired(at: nowNs)
-        // Stale SYNs (never answered) are forgotten at the same pace.
-        if pendingSYNs.count > 4096 { pendingSYNs = pendingSYNs.filter { nowNs < $0.value + limit } }
+        earliestDeadline = earliest
+        forgetStale(nowNs: nowNs)
         return expired
+    }
+
+    /// The queries whose answer is overdue at `nowNs` (see `unansweredQueries`), cheaply: nothing
+    /// is scanned before the earliest deadline. The event reader asks after every batch, so an
+    /// unanswered query's flow follows the flows before its deadline and precedes those after.
+    public mutating func lapsedQueries(nowNs: UInt64 = FlowDecoder.monotonicNow()) -> [Flow] {
+        nowNs > earliestDeadline ? unansweredQueries(nowNs: nowNs) : []
+    }
+
+    /// Forgets resolved names past their TTL and SYNs that were never answered.
+    public mutating func forgetStale(nowNs: UInt64 = FlowDecoder.monotonicNow()) {
+        names.forgetExpired(at: nowNs)
+        if pendingSYNs.count > 4096 {
+            let limit = UInt64(dnsTimeout * 1e9)
+            pendingSYNs = pendingSYNs.filter { nowNs < $0.value + limit }
+        }
+    }
+
+    /// The wall-clock time of a CLOCK_MONOTONIC instant (what `bpf_ktime_get_ns()` returns), on
+    /// the same clock as the flows' times.
+    public func wallTime(monotonicNs: UInt64) -> Date {
+        Date(timeIntervalSince1970: Double(monotonicNs) / 1e9 + clockOffset)
     }
 
     static func address(_ bytes: inout RawAddress, family: Int) -> String {

@@ -268,6 +268,7 @@ public final class FlowExporter: FlowSink {
                     batch.append(contentsOf: (FlowJSONLines.unorderedLine(response) + "\n").utf8)
                 }
             }
+        case .progress: break  // a file has no use for them (exporters do not ask)
         }
     }
 

@@ -42,10 +42,26 @@ public final class FlowPipeline: Sendable {
         decoder = Mutex(FlowDecoder(nodeName: nodeName, kernelDropReasons: kernelDropReasons))
     }
 
-    /// One batch of raw events; `interfaceNames` names the interfaces by index.
-    public func process(_ events: UnsafeBufferPointer<osp_event>, interfaceNames: [Int32: String]) {
+    /// How far before the reader's poll a progress mark is put: an event stamped just before the
+    /// poll may still be being written into the ring (a BPF program takes its timestamp a few
+    /// microseconds before it submits).
+    public static let progressMargin: UInt64 = 2_000_000
+
+    /// One batch of raw events; `interfaceNames` names the interfaces by index. With
+    /// `drainedAt` (CLOCK_MONOTONIC nanoseconds taken before the ring was read: every event
+    /// stamped earlier is in this batch or an earlier one), queries whose answer is overdue
+    /// become flows, then the observer's progress moves to that time (less `progressMargin`).
+    /// Only the event reader's thread passes it: flows reach the observer in one sequence.
+    public func process(
+        _ events: UnsafeBufferPointer<osp_event>, interfaceNames: [Int32: String], drainedAt: UInt64? = nil
+    ) {
         var times = StageTimes()
         process(events, interfaceNames: interfaceNames, times: &times)
+        guard let drainedAt else { return }
+        let mark = drainedAt &- Self.progressMargin
+        var (lapsed, progress) = decoder.withLock { ($0.lapsedQueries(nowNs: mark), $0.wallTime(monotonicNs: mark)) }
+        deliver(&lapsed, times: &times, from: Date())
+        observer.advance(to: progress)
     }
 
     /// The same, adding each stage's time to `times`.
@@ -76,13 +92,12 @@ public final class FlowPipeline: Sendable {
         deliver(&flows, times: &times, from: decoded)
     }
 
-    /// Housekeeping, about once a second and never on the event reader's thread: DNS queries
-    /// that went unanswered become flows, metadata picks up changes, and the metric series of
-    /// pods that went away start to expire.
+    /// Housekeeping, about once a second and never on the event reader's thread: names past
+    /// their TTL are forgotten, metadata picks up changes, and the metric series of pods that
+    /// went away start to expire. (Unanswered queries become flows on the reader's thread, in
+    /// `process`, so that they keep their place in time among the others.)
     public func tick(now: UInt64 = FlowDecoder.monotonicNow()) {
-        var flows = decoder.withLock { $0.unansweredQueries(nowNs: now) }
-        var times = StageTimes()
-        deliver(&flows, times: &times, from: Date())
+        decoder.withLock { $0.forgetStale(nowNs: now) }
         if let gone = metadata?.refresh(), !gone.isEmpty { metrics.podsDeleted(gone) }
     }
 

@@ -19,13 +19,36 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
         self.clusterName = clusterName
     }
 
+    /// How often a follow stream that asked for progress marks gets one, at most.
+    static let markInterval = 0.05
+
+    /// GetFlows with its request headers: a follow that asks for progress marks (an Osprey
+    /// relay's) gets them; every other call is served exactly as Hubble's agent serves it.
+    public func getFlows(
+        request: ServerRequest<Observer_GetFlowsRequest>, context: ServerContext
+    ) async throws -> StreamingServerResponse<Observer_GetFlowsResponse> {
+        let marks = request.metadata[stringValues: ProgressMark.header].contains("1")
+        return StreamingServerResponse { writer in
+            try await getFlows(request: request.message, response: writer, progressMarks: marks)
+            return [:]
+        }
+    }
+
     public func getFlows(
         request: Observer_GetFlowsRequest, response: RPCWriter<Observer_GetFlowsResponse>, context: ServerContext
     ) async throws {
+        try await getFlows(request: request, response: response, progressMarks: false)
+    }
+
+    func getFlows(
+        request: Observer_GetFlowsRequest, response: RPCWriter<Observer_GetFlowsResponse>, progressMarks: Bool
+    ) async throws {
         let query = try FlowQuery(request)
         if request.follow {
-            let (history, live) = observer.historyAndSubscribe()
+            let marks = progressMarks && !request.hasUntil
+            let (history, live) = observer.historyAndSubscribe(progress: marks)
             for flow in query.select(from: history) { try await response.write(query.response(flow)) }
+            var lastMark = Date.distantPast
             for await event in live {
                 switch event {
                 case .flow(let flow):
@@ -38,6 +61,10 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
                             $0.nodeName = nodeName
                             $0.time = FlowMessage.timestamp(lost.last)
                         })
+                case .progress(let time):
+                    guard time.timeIntervalSince(lastMark) >= Self.markInterval else { continue }
+                    lastMark = time
+                    try await response.write(ProgressMark.response(node: nodeName, time: time))
                 }
             }
         } else {

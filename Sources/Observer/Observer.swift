@@ -26,6 +26,8 @@ public final class Observer: LostEventLedger {
         var namespaces: [String: Date] = [:]
         /// (time, seen) about once a second over the last minute (for flows_rate).
         var rateSamples: [(time: Date, seen: UInt64)] = []
+        /// Every flow with an earlier time has been appended (see `advance`).
+        var progress = Date.distantPast
     }
 
     /// When the observer started (uptime in ServerStatus).
@@ -81,6 +83,24 @@ public final class Observer: LostEventLedger {
         }
     }
 
+    /// Records that every flow with a time before `time` has been appended (the event reader
+    /// says so after each poll of the kernel's ring), and tells the subscribers that asked for
+    /// progress, after the flows they were handed before. A relay merging several nodes' streams
+    /// can then release a flow as soon as every node has got past its time, instead of holding
+    /// it for a fixed sort window. Times that do not move forward are ignored.
+    public func advance(to time: Date) {
+        state.withLock { state in
+            guard time > state.progress else { return }
+            state.progress = time
+            for subscriber in state.subscribers.values where subscriber.progress {
+                subscriber.continuation.yield(.progress(time))
+            }
+        }
+    }
+
+    /// How far `advance` has got.
+    public var progress: Date { state.withLock { $0.progress } }
+
     /// Hands every batch appended from now on to `sink`, under the observer's lock (so sinks
     /// see flows in order), until `detach`. The sink must only queue them: it counts what it
     /// cannot take itself.
@@ -96,9 +116,13 @@ public final class Observer: LostEventLedger {
 
     /// Every flow in the ring, oldest first, and — atomically with it, so that nothing is missed
     /// or repeated — a live stream of every flow appended afterwards (see `subscribe`).
-    public func historyAndSubscribe(buffer: Int = 1024) -> (history: [Flow], live: ObserverSubscription) {
+    public func historyAndSubscribe(
+        buffer: Int = 1024, progress: Bool = false
+    ) -> (history: [Flow], live: ObserverSubscription) {
         var history: [Flow] = []
-        let live = subscribe(buffer: buffer) { state in history = Self.ordered(state, capacity: self.capacity) }
+        let live = subscribe(buffer: buffer, progress: progress) { state in
+            history = Self.ordered(state, capacity: self.capacity)
+        }
         return (history, live)
     }
 
@@ -136,13 +160,16 @@ public final class Observer: LostEventLedger {
     /// A live stream of every flow appended from now on. The subscriber never slows the
     /// pipeline: beyond `buffer` unread events, flows are dropped for it alone and replaced by
     /// a `.lost` record (counted as `hubble_ring_buffer` losses). Ends when the stream is
-    /// dropped or cancelled.
-    public func subscribe(buffer: Int = 1024) -> ObserverSubscription { subscribe(buffer: buffer) { _ in } }
+    /// dropped or cancelled. With `progress`, progress marks come in the stream too (a mark that
+    /// does not fit is left out: a later one says more).
+    public func subscribe(buffer: Int = 1024, progress: Bool = false) -> ObserverSubscription {
+        subscribe(buffer: buffer, progress: progress) { _ in }
+    }
 
     /// Registers a subscriber, running `alongside` under the same lock.
-    private func subscribe(buffer: Int, alongside: (State) -> Void) -> ObserverSubscription {
-        let (stream, continuation) = AsyncStream<Flow>.makeStream(bufferingPolicy: .bufferingOldest(buffer))
-        let subscriber = Subscriber(continuation)
+    private func subscribe(buffer: Int, progress: Bool, alongside: (State) -> Void) -> ObserverSubscription {
+        let (stream, continuation) = AsyncStream<ObserverEvent>.makeStream(bufferingPolicy: .bufferingOldest(buffer))
+        let subscriber = Subscriber(continuation, progress: progress)
         let id = state.withLock { state -> UInt64 in
             state.nextSubscriber += 1
             state.subscribers[state.nextSubscriber] = subscriber

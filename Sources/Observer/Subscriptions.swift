@@ -2,10 +2,14 @@ import Flows
 import Foundation
 import Synchronization
 
-/// What a live subscriber receives: flows, and a record of what it missed when it fell behind.
+/// What a live subscriber receives: flows, a record of what it missed when it fell behind, and
+/// (when it asked for them) progress marks.
 public enum ObserverEvent: Sendable {
     case flow(Flow)
     case lost(LostEvents)
+    /// Every flow with an earlier time has been delivered before this mark: the node's clock has
+    /// got this far (see `Observer.advance`).
+    case progress(Date)
 
     public var flow: Flow? {
         if case .flow(let flow) = self { flow } else { nil }
@@ -22,14 +26,19 @@ public protocol FlowSink: AnyObject, Sendable {
 /// is full, flows are counted instead of queued; the reader learns how many (a `.lost` record)
 /// the next time it asks for an event, before the flows that were still queued.
 final class Subscriber: Sendable {
-    let continuation: AsyncStream<Flow>.Continuation
+    let continuation: AsyncStream<ObserverEvent>.Continuation
+    /// Whether it receives progress marks.
+    let progress: Bool
     private let missed = Mutex<LostEvents?>(nil)
 
-    init(_ continuation: AsyncStream<Flow>.Continuation) { self.continuation = continuation }
+    init(_ continuation: AsyncStream<ObserverEvent>.Continuation, progress: Bool) {
+        self.continuation = continuation
+        self.progress = progress
+    }
 
     /// Offers a flow; returns how many flows this call added to the missed count (0 or 1).
     func offer(_ flow: Flow) -> UInt64 {
-        guard case .dropped = continuation.yield(flow) else { return 0 }
+        guard case .dropped = continuation.yield(.flow(flow)) else { return 0 }
         missed.withLock { missed in
             if missed == nil {
                 missed = LostEvents(source: .hubbleRingBuffer, count: 0, first: flow.time, last: flow.time)
@@ -52,16 +61,16 @@ final class Subscriber: Sendable {
 /// The events of one live subscription (see `Observer.subscribe`). Ends when dropped or when
 /// its task is cancelled.
 public struct ObserverSubscription: AsyncSequence, Sendable {
-    let stream: AsyncStream<Flow>
+    let stream: AsyncStream<ObserverEvent>
     let subscriber: Subscriber
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: AsyncStream<Flow>.AsyncIterator
+        var base: AsyncStream<ObserverEvent>.AsyncIterator
         let subscriber: Subscriber
 
         public mutating func next() async -> ObserverEvent? {
             if let lost = subscriber.takeMissed() { return .lost(lost) }
-            return await base.next().map(ObserverEvent.flow)
+            return await base.next()
         }
     }
 

@@ -12,7 +12,9 @@ import Synchronization
 ///
 /// GetFlows forwards the request to each agent and merges their streams by time through a
 /// bounded sort buffer, so `number` (hubble's `--last N`) means N per node, as with Hubble
-/// Relay. It first reports which nodes are connected and which are not (NODE_CONNECTED /
+/// Relay. A follow asks Osprey agents for progress marks (`ProgressMark`): once every agent's
+/// stream has passed a flow's time, the flow leaves at once; without marks from every agent
+/// (Cilium's send none, a reconnecting one has sent none yet) it waits out the sort window. It first reports which nodes are connected and which are not (NODE_CONNECTED /
 /// NODE_UNAVAILABLE); a follow stream survives an agent that dies (NODE_UNAVAILABLE), takes it
 /// back when it returns (NODE_CONNECTED, then its flows since the last one seen, so nothing is
 /// repeated) and picks up agents that appear while it runs. Agents that fail with the same
@@ -44,6 +46,12 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
     enum Item: Sendable {
         case flow(Observer_GetFlowsResponse)
         case status(Observer_GetFlowsResponse)
+        /// An agent's stream (re)started: it has sent no mark yet.
+        case joined(String)
+        /// An agent says every flow before this time (ns since the epoch) has been sent.
+        case mark(String, Int64)
+        /// An agent's stream failed or ended.
+        case left(String)
         /// The sort buffer's drain clock, and the moment to look for new agents.
         case tick
         /// An agent's stream is over for good (not following, or the peer was deleted).
@@ -85,6 +93,20 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
             Int64(sortBufferDrainTimeout.components.seconds) * 1_000_000_000
             + sortBufferDrainTimeout.components.attoseconds / 1_000_000_000
         var errors = NodeErrorAggregator(window: errorAggregationWindow)
+        // The agents whose stream runs, and the last mark of each (nil: none yet).
+        var marks: [String: Int64?] = [:]
+        /// Flows before this time may leave: every running agent has passed it, or it is older
+        /// than the sort window.
+        func cutoff() -> Int64 {
+            let window = SortBuffer.nanoseconds(FlowMessage.timestamp(Date())) - drainNanoseconds
+            var passed = Int64.max
+            for mark in marks.values {
+                guard let mark else { return window }  // an agent without marks: the window alone
+                passed = min(passed, mark)
+            }
+            return marks.isEmpty ? window : max(window, passed)
+        }
+        var released = Int64.min
         try await withThrowingTaskGroup(of: Void.self) { group in
             var streaming = Set<String>()
             var active = 0
@@ -108,13 +130,25 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                 switch item {
                 case .flow(let flow):
                     if let oldest = buffer.push(flow) { try await response.write(oldest) }
+                    for flow in buffer.popOlder(than: released) { try await response.write(flow) }
+                case .joined(let name):
+                    marks[name] = .some(nil)
+                    released = cutoff()
+                case .mark(let name, let time):
+                    marks[name] = time
+                    released = cutoff()
+                    for flow in buffer.popOlder(than: released) { try await response.write(flow) }
+                case .left(let name):
+                    marks[name] = nil
+                    released = cutoff()
+                    for flow in buffer.popOlder(than: released) { try await response.write(flow) }
                 case .status(let status) where NodeErrorAggregator.isNodeError(status):
                     if let released = errors.add(status, now: .now) { try await response.write(released) }
                 case .status(let status):
                     try await response.write(status)
                 case .tick:
-                    let cutoff = SortBuffer.nanoseconds(FlowMessage.timestamp(Date())) - drainNanoseconds
-                    for flow in buffer.popOlder(than: cutoff) { try await response.write(flow) }
+                    released = cutoff()
+                    for flow in buffer.popOlder(than: released) { try await response.write(flow) }
                     if let due = errors.expired(now: .now) { try await response.write(due) }
                     guard request.follow else { continue }
                     // Agents that appeared (or came back before their first stream) join now.
@@ -140,12 +174,19 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
     ) async {
         var request = original
         let last = Mutex<Google_Protobuf_Timestamp?>(nil)
+        // Only a follow without an end is merged by marks.
+        let metadata: Metadata = original.follow && !original.hasUntil ? [ProgressMark.header: "1"] : [:]
         while !Task.isCancelled {
             guard let client = pool.peer(named: name)?.client else { break }
             let reason: String
             do {
-                try await Observer_Observer.Client(wrapping: client).getFlows(request) { stream in
+                if !metadata.isEmpty { try await channel.send(.joined(name)) }
+                try await Observer_Observer.Client(wrapping: client).getFlows(request, metadata: metadata) { stream in
                     for try await message in stream.messages {
+                        if ProgressMark.isMark(message) {
+                            try await channel.send(.mark(name, SortBuffer.nanoseconds(message.time)))
+                            continue
+                        }
                         if message.hasTime { last.withLock { $0 = message.time } }
                         try await channel.send(.flow(message))
                     }
@@ -162,6 +203,7 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                     break
                 }
             }
+            if !metadata.isEmpty { _ = try? await channel.send(.left(name)) }
             pool.reportOffline(name: name, reason: reason)
             guard
                 (try? await channel.send(

@@ -46,10 +46,21 @@ struct RelayTests {
 
         var address: String { "unix://\(socket)" }
 
-        func start(observer: Observer? = nil) async throws {
-            let server = HubbleServer.agent(
-                observer: observer ?? self.observer, nodeName: name, clusterName: "osp",
-                listeners: [.init(address: HubbleAddress(endpoint: .unix(path: socket)), tls: tls)], peers: peers)
+        /// Serves; `marks: false` serves like Cilium's agent, which never sends progress marks.
+        func start(observer: Observer? = nil, marks: Bool = true) async throws {
+            let listener = HubbleServer.Listener(address: HubbleAddress(endpoint: .unix(path: socket)), tls: tls)
+            let server =
+                marks
+                ? HubbleServer.agent(
+                    observer: observer ?? self.observer, nodeName: name, clusterName: "osp", listeners: [listener],
+                    peers: peers)
+                : HubbleServer(
+                    services: [
+                        WithoutMarks(
+                            inner: ObserverService(
+                                observer: observer ?? self.observer, nodeName: name, clusterName: "osp")),
+                        HealthService(),
+                    ], listeners: [listener])
             unlink(socket)
             task.withLock { $0 = Task { try await server.run() } }
             for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) {
@@ -77,6 +88,19 @@ struct RelayTests {
         }
     }
 
+    /// Two agents, osp-n1 and osp-n2, serving for the length of `body`.
+    func withTwoAgents(_ body: (Agent, Agent) async throws -> Void) async throws {
+        let n1 = try Agent("osp-n1")
+        let n2 = try Agent("osp-n2")
+        defer {
+            n1.stopNow()
+            n2.stopNow()
+        }
+        try await n1.start()
+        try await n2.start()
+        try await body(n1, n2)
+    }
+
     /// A flow of `node` at `offset` seconds after the fixtures' start; `number` ends its UUID.
     static func flow(_ node: String, at offset: Double, number: Int) -> Flow {
         var flow = Fixtures.syn
@@ -90,7 +114,7 @@ struct RelayTests {
     /// of its peers passed their health check (and `known` are known, connected or not).
     func withRelay(
         _ discovery: PeerPool.Discovery, connected: Int, known: Int? = nil,
-        dialer: HubbleDialer = HubbleDialer(tls: nil),
+        dialer: HubbleDialer = HubbleDialer(tls: nil), sortWindow: Duration = .milliseconds(200),
         serverTLS: ServerTLS? = nil, connect clientTLS: ClientTLS? = nil,
         _ body: (Client, PeerPool, String) async throws -> Void
     ) async throws {
@@ -103,7 +127,7 @@ struct RelayTests {
             retryInterval: .milliseconds(200), logger: logger)
         let relay = HubbleServer(
             services: [
-                RelayObserverService(pool: pool, sortBufferDrainTimeout: .milliseconds(200), relayName: "osp-relay"),
+                RelayObserverService(pool: pool, sortBufferDrainTimeout: sortWindow, relayName: "osp-relay"),
                 HealthService(),
             ],
             listeners: [.init(address: HubbleAddress(endpoint: .unix(path: socket)), tls: serverTLS)])
@@ -335,14 +359,10 @@ struct RelayTests {
 
     @Test("a follow stream outlives an agent that dies, says so, and takes the agent back when it returns")
     func followAcrossRestart() async throws {
-        let n1 = try Agent("osp-n1")
-        let n2 = try Agent("osp-n2")
-        try await n1.start()
-        try await n2.start()
-        defer {
-            n1.stopNow()
-            n2.stopNow()
-        }
+        try await withTwoAgents { n1, n2 in try await followAcrossRestart(n1, n2) }
+    }
+
+    func followAcrossRestart(_ n1: Agent, _ n2: Agent) async throws {
         try await withRelay(.fixed([(n1.name, n1.address), (n2.name, n2.address)]), connected: 2) { client, pool, _ in
             let seen = Received()
             func wait(_ what: String, _ condition: @escaping ([Observer_GetFlowsResponse]) -> Bool) async throws {
@@ -391,6 +411,167 @@ struct RelayTests {
             try await wait("n2's new flow") { Self.numbers($0).contains(4) }
             #expect(
                 Self.numbers(seen.all).filter { $0 < 90 }.sorted() == [1, 2, 3, 4], "nothing lost, nothing repeated")
+        }
+    }
+
+    /// Keeps telling each observer that its node's clock has got to now, as an agent's event
+    /// reader does after every poll, except for the observers in `paused`.
+    final class Clocks: Sendable {
+        let paused = Mutex<Set<ObjectIdentifier>>([])
+        let observers: [Observer]
+
+        init(_ observers: [Observer]) { self.observers = observers }
+
+        /// Runs until the task is cancelled.
+        func run() -> Task<Void, Never> {
+            Task { [self] in
+                while !Task.isCancelled {
+                    let held = paused.withLock { $0 }
+                    for observer in observers where !held.contains(ObjectIdentifier(observer)) {
+                        observer.advance(to: Date())
+                    }
+                    try? await Task.sleep(for: .milliseconds(10))
+                }
+            }
+        }
+
+        func pause(_ observer: Observer) { _ = paused.withLock { $0.insert(ObjectIdentifier(observer)) } }
+        func resume(_ observer: Observer) { _ = paused.withLock { $0.remove(ObjectIdentifier(observer)) } }
+    }
+
+    @Test("an agent sends progress marks only to a follow that asks for them; hubble's requests see none")
+    func marksOnlyWhenAsked() async throws {
+        let n1 = try Agent("osp-n1")
+        try await n1.start()
+        defer { n1.stopNow() }
+        let clocks = Clocks([n1.observer]).run()
+        defer { clocks.cancel() }
+        let transport = try HubbleDialer(tls: nil).transport(to: HubbleAddress(endpoint: .unix(path: n1.socket)))
+        try await withGRPCClient(transport: transport) { client in
+            for asks in [false, true] {
+                let seen = Received()
+                let stream = Task { [client] in
+                    try await Observer_Observer.Client(wrapping: client).getFlows(
+                        .with { $0.follow = true }, metadata: asks ? [ProgressMark.header: "1"] : [:]
+                    ) { response in
+                        for try await message in response.messages { seen.append(message) }
+                    }
+                }
+                for number in 1...5 {
+                    var flow = Self.flow("osp-n1", at: 0, number: number)
+                    flow.time = Date()
+                    n1.observer.append([flow])
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                stream.cancel()
+                let marks = seen.all.filter(ProgressMark.isMark)
+                #expect(Self.numbers(seen.all).count >= 1, "flows came")
+                if asks {
+                    #expect(marks.count >= 3, "marks come about every 50 ms: \(marks.count) in 0.5 s")
+                    #expect(marks.allSatisfy { $0.nodeName == "osp-n1" })
+                    // A mark comes after every flow stamped before it.
+                    var passed = Int64.min
+                    for message in seen.all {
+                        let time = SortBuffer.nanoseconds(message.time)
+                        if ProgressMark.isMark(message) {
+                            passed = max(passed, time)
+                        } else {
+                            #expect(time >= passed, "a flow older than a mark before it")
+                        }
+                    }
+                } else {
+                    #expect(marks.isEmpty, "a request without the header gets Hubble's stream, nothing else")
+                }
+            }
+        }
+    }
+
+    @Test(
+        "with progress marks the relay releases a flow once every agent has passed its time, in time order, without waiting out its sort window; an agent without marks brings the window back"
+    )
+    func progressMarks() async throws {
+        try await withTwoAgents { n1, n2 in try await progressMarks(n1, n2) }
+    }
+
+    func progressMarks(_ n1: Agent, _ n2: Agent) async throws {
+        let clocks = Clocks([n1.observer, n2.observer])
+        let ticking = clocks.run()
+        defer { ticking.cancel() }
+        let window = 3.0
+        try await withRelay(
+            .fixed([(n1.name, n1.address), (n2.name, n2.address)]), connected: 2, sortWindow: .seconds(window)
+        ) { client, _, _ in
+            let seen = Received()
+            let arrivals = Mutex<[Int: Date]>([:])
+            let stream = Task { [client] in
+                try await Observer_Observer.Client(wrapping: client).getFlows(.with { $0.follow = true }) { response in
+                    for try await message in response.messages {
+                        seen.append(message)
+                        if message.isFlow, let number = Int(message.flow.uuid.suffix(4)) {
+                            arrivals.withLock { $0[number] = Date() }
+                        }
+                    }
+                }
+            }
+            defer { stream.cancel() }
+            func live(_ observer: Observer, _ node: String, _ number: Int, at time: Date = Date()) -> Date {
+                var flow = Self.flow(node, at: 0, number: number)
+                flow.time = time
+                observer.append([flow])
+                return Date()
+            }
+            func wait(_ numbers: Set<Int>, for seconds: Double) async throws {
+                let deadline = Date().addingTimeInterval(seconds)
+                while Date() < deadline, !Set(Self.numbers(seen.all)).isSuperset(of: numbers) {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+            }
+            // Both agents stream (the relay subscribes just after announcing them).
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline, !Set(Self.numbers(seen.all)).isSuperset(of: [91, 92]) {
+                _ = live(n1.observer, "osp-n1", 91)
+                _ = live(n2.observer, "osp-n2", 92)
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try #require(Set(Self.numbers(seen.all)).isSuperset(of: [91, 92]))
+            try await Task.sleep(for: .milliseconds(300))
+
+            // Both clocks run: a flow leaves long before the sort window.
+            let sent = live(n1.observer, "osp-n1", 1)
+            try await wait([1], for: window)
+            let latency = arrivals.withLock { $0[1] }.map { $0.timeIntervalSince(sent) }
+            #expect(latency.map { $0 < window / 2 } == true, "released by marks after \(latency ?? -1) s")
+
+            // n2's clock stops: n1's flow waits for it; n2's older flow, sent later, goes first.
+            clocks.pause(n2.observer)
+            let pausedAt = Date()
+            try await Task.sleep(for: .milliseconds(300))
+            _ = live(n1.observer, "osp-n1", 2)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(!Self.numbers(seen.all).contains(2), "held while n2 has not passed its time")
+            // n2 was behind: its flow from between its last mark and n1's flow comes now.
+            _ = live(n2.observer, "osp-n2", 3, at: pausedAt.addingTimeInterval(0.15))
+            let resumed = Date()
+            clocks.resume(n2.observer)
+            try await wait([2, 3], for: window)
+            let order = Self.numbers(seen.all).filter { $0 == 2 || $0 == 3 }
+            #expect(order == [3, 2], "time order across nodes: \(order)")
+            let released = arrivals.withLock { $0[2] }.map { $0.timeIntervalSince(resumed) }
+            #expect(released.map { $0 < window / 2 } == true, "released once n2 passed: \(released ?? -1) s")
+
+            // An agent that sends no marks (as Cilium's): the window is back.
+            await n2.stop()
+            try await n2.start(marks: false)
+            let back = Date().addingTimeInterval(10)
+            while Date() < back, !Self.numbers(seen.all).contains(93) {
+                _ = live(n2.observer, "osp-n2", 93)
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            try #require(Self.numbers(seen.all).contains(93), "n2 streams again")
+            let held = live(n1.observer, "osp-n1", 4)
+            try await wait([4], for: window * 3)
+            let waited = arrivals.withLock { $0[4] }.map { $0.timeIntervalSince(held) }
+            #expect(waited.map { $0 >= window * 0.9 } == true, "held for the window: \(waited ?? -1) s")
         }
     }
 
@@ -572,4 +753,38 @@ extension Observer_GetFlowsResponse {
         if case .nodeStatus? = responseTypes { return true }
         return false
     }
+}
+
+/// An agent's Observer service that ignores request headers, as Cilium's does: it never sends
+/// progress marks.
+struct WithoutMarks: Observer_Observer.SimpleServiceProtocol {
+    let inner: ObserverService
+
+    func getFlows(
+        request: Observer_GetFlowsRequest, response: RPCWriter<Observer_GetFlowsResponse>, context: ServerContext
+    ) async throws { try await inner.getFlows(request: request, response: response, context: context) }
+
+    func getAgentEvents(
+        request: Observer_GetAgentEventsRequest, response: RPCWriter<Observer_GetAgentEventsResponse>,
+        context: ServerContext
+    ) async throws { try await inner.getAgentEvents(request: request, response: response, context: context) }
+
+    func getDebugEvents(
+        request: Observer_GetDebugEventsRequest, response: RPCWriter<Observer_GetDebugEventsResponse>,
+        context: ServerContext
+    ) async throws { try await inner.getDebugEvents(request: request, response: response, context: context) }
+
+    func getNodes(request: Observer_GetNodesRequest, context: ServerContext) async throws -> Observer_GetNodesResponse {
+        try await inner.getNodes(request: request, context: context)
+    }
+
+    func getNamespaces(
+        request: Observer_GetNamespacesRequest, context: ServerContext
+    ) async throws -> Observer_GetNamespacesResponse {
+        try await inner.getNamespaces(request: request, context: context)
+    }
+
+    func serverStatus(
+        request: Observer_ServerStatusRequest, context: ServerContext
+    ) async throws -> Observer_ServerStatusResponse { try await inner.serverStatus(request: request, context: context) }
 }
