@@ -31,11 +31,16 @@ soak-ui: bootstrap ## the web UI open for 10 minutes (OSPREY_UI_SOAK_SECONDS): p
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --filter WebUISoakTests
 
-bench: bootstrap ## datapath overhead (iperf3 with/without the agent), agent CPU and memory
+bench: bootstrap ## datapath overhead (iperf3, connection churn), live-flow latency, pipeline, export, UI
 	$(SWIFT) build -c release --product osprey
 	$(SWIFT) build -c release --product osprey-agent
+	$(SWIFT) build -c release --product osprey-relay
 	$(SWIFT) build -c release --product osprey-bench
-	scripts/bench-datapath.sh $(ROUNDS) $(SECONDS_PER_RUN)
+	scripts/bench-datapath.sh $(ROUNDS) $(SECONDS_PER_RUN) cross
+	scripts/bench-datapath.sh $(ROUNDS) $(SECONDS_PER_RUN) same
+	scripts/bench-churn.sh $(ROUNDS) $(SECONDS_PER_RUN) cross
+	scripts/bench-churn.sh $(ROUNDS) $(SECONDS_PER_RUN) same
+	scripts/bench-latency.sh 15
 	scripts/bench-events.sh 70000 10 4095
 	scripts/bench-events.sh 70000 5 65535
 	gcc -O2 -shared -fPIC -o .build/osp-malloc-count.so scripts/malloc-count/malloc_count.c -ldl

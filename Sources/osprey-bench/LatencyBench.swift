@@ -1,0 +1,72 @@
+// `make bench`: how long a flow takes from its packet to a client following GetFlows — straight
+// from an agent, or through osprey-relay's merge. The flow's time is when the datapath saw the
+// packet; the latency is when the client received it, on the same machine's clock.
+// Usage: osprey-bench latency ADDRESS SECONDS LABEL   (prints one Markdown table row)
+import Foundation
+import GRPCCore
+import HubbleAPI
+import HubbleTransport
+import Synchronization
+
+enum LatencyBench {
+    static func run(_ arguments: [String]) throws {
+        guard arguments.count == 3, let seconds = Double(arguments[1]), seconds > 0 else {
+            throw BenchError("usage: osprey-bench latency ADDRESS SECONDS LABEL (e.g. unix:///run/relay.sock 20 relay)")
+        }
+        let address = try HubbleAddress(parsing: arguments[0], defaultPort: 4245)
+        let samples = Samples()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            await follow(address, for: seconds, into: samples)
+            done.signal()
+        }
+        done.wait()
+        let (sorted, failure) = samples.result()
+        guard !sorted.isEmpty else {
+            throw BenchError("no flows arrived from \(arguments[0]) in \(seconds) s\(failure.map { ": \($0)" } ?? "")")
+        }
+        func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] * 1000 }
+        print(
+            String(
+                format: "| %@ | %d flows (%.0f/s) | %.1f ms | %.1f ms | %.1f ms |", arguments[2], sorted.count,
+                Double(sorted.count) / seconds, percentile(0.5), percentile(0.99), sorted.last! * 1000))
+    }
+
+    /// Follows GetFlows for `seconds`, noting each flow's delay from its packet to here.
+    static func follow(_ address: HubbleAddress, for seconds: Double, into samples: Samples) async {
+        do {
+            let transport = try HubbleDialer(tls: nil).transport(to: address)
+            try await withGRPCClient(transport: transport) { client in
+                let following = Task {
+                    try await Observer_Observer.Client(wrapping: client).getFlows(.with { $0.follow = true }) {
+                        response in
+                        for try await message in response.messages {
+                            guard case .flow(let flow)? = message.responseTypes else { continue }
+                            let sent = Double(flow.time.seconds) + Double(flow.time.nanos) / 1e9
+                            samples.add(Date().timeIntervalSince1970 - sent)
+                        }
+                    }
+                }
+                try await Task.sleep(for: .seconds(seconds))
+                following.cancel()
+                _ = await following.result
+            }
+        } catch {
+            samples.fail(error)
+        }
+    }
+
+    /// Delays in seconds, gathered by the following task.
+    final class Samples: Sendable {
+        private let state = Mutex<(values: [Double], failure: String?)>(([], nil))
+        func add(_ value: Double) { state.withLock { $0.values.append(value) } }
+        func fail(_ error: any Error) { state.withLock { $0.failure = "\(error)" } }
+        func result() -> ([Double], String?) { state.withLock { ($0.values.sorted(), $0.failure) } }
+    }
+}
+
+/// A benchmark that cannot run, in one sentence.
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
