@@ -136,7 +136,8 @@ struct osp_conn {
 	__u64 bytes;
 	__u8 flags_seen;
 	__u8 initiator_first; /* 1: the key's first end opened the connection */
-	__u8 pad[6];
+	__u8 fins;	      /* TCP: 1 once the initiator sent FIN, 2 once the responder did */
+	__u8 pad[5];
 };
 
 /* A Service translation the node's netfilter made (kube-proxy's DNAT), read from the

@@ -31,7 +31,10 @@ static __always_inline void osp_reverse(struct osp_tuple *out, const struct osp_
 }
 
 /* Tracks the packet at an observation point and reports it when the connection starts, when
- * a TCP packet carries SYN, FIN or RST, for every DNS message, and periodically with deltas. */
+ * a TCP packet carries SYN, FIN or RST, for every DNS message, and periodically with deltas.
+ * A TCP connection leaves the table when it ends — at its RST, or at the first packet without
+ * FIN once both sides sent theirs (the last ACK) — so that short connections do not fill it
+ * and push out live ones (the table is LRU: when full, inserting evicts the oldest). */
 static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *pkt,
 				      __u8 observation)
 {
@@ -82,10 +85,17 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 		else if (now - conn->last_report_ns >= osp_config.report_interval_ns)
 			report = OSP_REPORT_PERIODIC;
 	}
-	if (!report)
-		return;
-
-	osp_report_trace(skb, pkt, conn, observation, report, is_reply, now);
+	int ended = 0;
+	if (pkt->tuple.protocol == IPPROTO_TCP) {
+		if (pkt->tcp_flags & OSP_TCPF_FIN)
+			conn->fins |= is_reply ? 2 : 1;
+		ended = (pkt->tcp_flags & OSP_TCPF_RST) ||
+			(conn->fins == 3 && !(pkt->tcp_flags & OSP_TCPF_FIN));
+	}
+	if (report)
+		osp_report_trace(skb, pkt, conn, observation, report, is_reply, now);
+	if (ended)
+		bpf_map_delete_elem(&osp_conntrack, &key);
 }
 
 #endif

@@ -108,7 +108,13 @@ static __always_inline void osp_report_trace(struct __sk_buff *skb, const struct
 	event->is_reply = is_reply;
 	__builtin_memcpy(event->dmac, pkt->macs, 6);
 	__builtin_memcpy(event->smac, pkt->macs + 6, 6);
-	if (observation == OSP_OBS_TO_ENDPOINT)
+	/* For TCP the translation comes with the handshake — the SYN, the SYN-ACK, or the RST that
+	 * refuses it — and user space keeps it for the connection's later flows: the kernel reads
+	 * of the conntrack entry are the costliest part of an event, not worth repeating at every
+	 * FIN. */
+	if (observation == OSP_OBS_TO_ENDPOINT &&
+	    (pkt->tuple.protocol != IPPROTO_TCP ||
+	     (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_RST))))
 		osp_nat_of(skb, event);
 	osp_copy_payload(skb, pkt, event);
 	osp_submit(event);
