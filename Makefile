@@ -41,6 +41,8 @@ bench: bootstrap ## datapath overhead (iperf3, connection churn), live-flow late
 	scripts/bench-churn.sh $(ROUNDS) $(SECONDS_PER_RUN) cross
 	scripts/bench-churn.sh $(ROUNDS) $(SECONDS_PER_RUN) same
 	scripts/bench-latency.sh 15
+	scripts/bench-relay.sh 12 20000 10 50 200
+	scripts/bench-relay.sh 12 100000 10 50 200
 	scripts/bench-events.sh 70000 10 4095
 	scripts/bench-events.sh 70000 5 65535
 	gcc -O2 -shared -fPIC -o .build/osp-malloc-count.so scripts/malloc-count/malloc_count.c -ldl

@@ -239,7 +239,8 @@ let package = Package(
             dependencies: [
                 "FlowPipeline", "FlowTestKit", "Observer", "ClusterInventory", "Enricher", "FlowMetrics",
                 "CDatapathABI", "Netns", "FlowExport", "Flows", "Gzip", "HubbleWire", "ServiceMap", "HubbleAPI",
-                "HubbleTransport", .product(name: "GRPCCore", package: "grpc-swift-2"),
+                "HubbleTransport", "HubbleObserver", "HubbleServer",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
             ],
             swiftSettings: strict),
 

@@ -135,7 +135,10 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                     marks[name] = .some(nil)
                     released = cutoff()
                 case .mark(let name, let time):
+                    let before = marks[name] ?? nil
                     marks[name] = time
+                    // Only the agent furthest behind can move the minimum (the scan is O(agents)).
+                    guard before.map({ $0 <= released }) ?? true else { continue }
                     released = cutoff()
                     for flow in buffer.popOlder(than: released) { try await response.write(flow) }
                 case .left(let name):

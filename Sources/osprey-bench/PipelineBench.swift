@@ -29,6 +29,9 @@ enum PipelineBench {
         if CommandLine.arguments.dropFirst().first == "verify-flowlogs" {
             return try VerifyFlowLogs.run(Array(CommandLine.arguments.dropFirst(2)))
         }
+        if CommandLine.arguments.dropFirst().first == "agents" {
+            return try SimulatedAgents.run(Array(CommandLine.arguments.dropFirst(2)))
+        }
         if CommandLine.arguments.dropFirst().first == "latency" {
             return try LatencyBench.run(Array(CommandLine.arguments.dropFirst(2)))
         }
