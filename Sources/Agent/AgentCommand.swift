@@ -98,6 +98,13 @@ public struct AgentCommand: AsyncParsableCommand {
     )
     var flowReportInterval: Double = Double(environment["OSPREY_FLOW_REPORT_INTERVAL"] ?? "") ?? 10
 
+    @Option(
+        help:
+            "Connections the datapath's connection table holds per node (each pod veth's view is one; ~136 bytes of kernel memory each); when full the least recently used are evicted and counted. Env: OSPREY_CONNTRACK_MAX."
+    )
+    var conntrackMax: Int =
+        Int(environment["OSPREY_CONNTRACK_MAX"] ?? "") ?? Datapath.Options.defaultConnectionTableSize
+
     @Flag(
         help: "Report every packet as a flow (debugging; costs throughput). Env: OSPREY_PER_PACKET_EVENTS=true.")
     var perPacketEvents = environment["OSPREY_PER_PACKET_EVENTS"].map { $0 == "true" || $0 == "1" } ?? false
@@ -171,6 +178,11 @@ public struct AgentCommand: AsyncParsableCommand {
                 throw ValidationError(
                     "--log-level must be one of trace, debug, info, notice, warning, error, critical.")
             }
+            guard (64...16_777_216).contains(conntrackMax) else {
+                throw ValidationError(
+                    "--conntrack-max must be between 64 and 16777216 connections, not \(conntrackMax) (default 262144)."
+                )
+            }
             guard flowReportInterval > 0, flowReportInterval <= 3600 else {
                 throw ValidationError("--flow-report-interval must be between 0 and 3600 seconds.")
             }
@@ -199,7 +211,8 @@ public struct AgentCommand: AsyncParsableCommand {
                 serviceTranslation: serviceTranslation,
                 ignoredDrops: dropReasons == "all" ? [:] : Datapath.notNetworkDrops,
                 flowBufferCapacity: flowBufferCapacity, flowReportInterval: flowReportInterval,
-                perPacketEvents: perPacketEvents, metricsContext: context, logLevel: level, exporter: exporter,
+                perPacketEvents: perPacketEvents, conntrackMax: conntrackMax, metricsContext: context, logLevel: level,
+                exporter: exporter,
                 flowLogsConfigPath: flowlogsConfigPath)
         } catch let error as Observer.CapacityError {
             throw ValidationError(error.description)

@@ -29,7 +29,7 @@ struct AgentRuntime {
         let datapath = try Datapath(
             options: .init(
                 reportInterval: settings.flowReportInterval, perPacket: settings.perPacketEvents,
-                ignoredDrops: settings.ignoredDrops))
+                ignoredDrops: settings.ignoredDrops, connectionTableSize: settings.conntrackMax))
         // Whatever happens from here on, the tc filters must not outlive us.
         defer {
             datapath.detachAll()
@@ -125,8 +125,9 @@ struct FlowLogsService: Service {
     }
 }
 
-/// Once a second, away from the event reader's thread: unanswered DNS queries become flows,
-/// the kernel's lost events are counted, metadata is refreshed and deleted pods' series expire.
+/// Once a second, away from the event reader's thread: the kernel's lost events are counted,
+/// the connection table's evictions are sampled, metadata is refreshed and deleted pods' series
+/// expire.
 struct HousekeepingService: Service {
     let datapath: Datapath
     let pipeline: FlowPipeline
@@ -135,6 +136,7 @@ struct HousekeepingService: Service {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 pipeline.noteLost(.perfEventRingBuffer, total: datapath.events.kernelLost)
+                datapath.connectionTable()  // evictions are proven while the table is full
                 pipeline.tick()
                 try await Task.sleep(for: .seconds(1))
             }

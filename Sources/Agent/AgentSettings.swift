@@ -23,6 +23,8 @@ struct AgentSettings: Sendable {
     var flowBufferCapacity: Int
     var flowReportInterval: Double
     var perPacketEvents: Bool
+    /// Entries of the datapath's connection table (`--conntrack-max`).
+    var conntrackMax: Int
     var metricsContext: MetricsContext
     var logLevel: Logger.Level
     /// The static flow log exporter (`--export-file-path`), opened and checked.

@@ -52,6 +52,15 @@ enum osp_error {
 	OSP_ERR_MAX = 4,
 };
 
+/* Counters of the connection table (map osp_ct_stats). The kernel evicts the least recently
+ * used connection when osp_conntrack is full, without telling anyone: user space works out
+ * evictions from these (live = inserted - deleted - evicted, and live <= max_entries). */
+enum osp_ct_stat {
+	OSP_CT_INSERTED = 0, /* connections added to the table */
+	OSP_CT_DELETED = 1,  /* connections the programs removed when they ended */
+	OSP_CT_STAT_MAX = 2,
+};
+
 /* Which drops of a kernel drop reason are no drops of the network path (bits of
  * osp_config.drops_ignored[reason]). */
 enum osp_drop_ignore {

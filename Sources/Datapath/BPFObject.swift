@@ -14,9 +14,11 @@ final class BPFObject: @unchecked Sendable {
     /// Opens and loads the object. Maps named in `sharing` use the given file descriptors
     /// instead of new maps, so programs of different objects count into the same maps.
     /// `constants` gives the initial bytes of read-only data sections (e.g. `.rodata.config`),
-    /// written before load; each must be exactly the section's size.
+    /// written before load; each must be exactly the section's size. `sizes` overrides maps'
+    /// `max_entries`.
     init(
-        name: String, bytes: [UInt8], sharing: [String: Int32] = [:], constants: [String: [UInt8]] = [:]
+        name: String, bytes: [UInt8], sharing: [String: Int32] = [:], constants: [String: [UInt8]] = [:],
+        sizes: [String: UInt32] = [:]
     )
         throws(DatapathError)
     {
@@ -45,6 +47,15 @@ final class BPFObject: @unchecked Sendable {
                 object = nil
                 image.deallocate()
                 throw .missing(what: "section \(section) of \(value.count) bytes", object: name)
+            }
+        }
+        for (mapName, size) in sizes {
+            guard let map = bpf_object__find_map_by_name(opened, mapName), bpf_map__set_max_entries(map, size) == 0
+            else {
+                bpf_object__close(opened)
+                object = nil
+                image.deallocate()
+                throw .missing(what: "map \(mapName) to size", object: name)
             }
         }
         let status = bpf_object__load(opened)

@@ -41,6 +41,10 @@ public final class Datapath: Sendable {
     private let tracepointLink: Mutex<OpaquePointer?>
     private let attached = Mutex<[Int32: String]>([:])
     private let maps: Maps
+    /// Entries of the connection table (`Options.connectionTableSize`).
+    public let connectionTableSize: Int
+    /// The most evictions the connection table's counters have proven so far (see `snapshot`).
+    private let provenEvictions = Mutex<UInt64>(0)
     public let cpus: Int
     /// Kernel drop reason values → names without `SKB_DROP_REASON_` (from the kernel's BTF).
     public let dropReasons: [UInt32: String]
@@ -62,7 +66,7 @@ public final class Datapath: Sendable {
     enum MapName: String, CaseIterable {
         case ifaces = "osp_ifaces", netns = "osp_netns", forward = "osp_forward", tcpFlags = "osp_tcp_flags"
         case drops = "osp_drops", errors = "osp_errors", conntrack = "osp_conntrack", events = "osp_events"
-        case lost = "osp_lost"
+        case lost = "osp_lost", ctStats = "osp_ct_stats"
     }
 
     enum ProgramName: String, CaseIterable {
@@ -86,6 +90,7 @@ public final class Datapath: Sendable {
         let tcpFlags: BPFMap<UInt32, UInt64>
         let drops: BPFMap<osp_drop_key, osp_counter>
         let errors: BPFMap<UInt32, UInt64>
+        let ctStats: BPFMap<UInt32, UInt64>
     }
 
     /// What is fixed when the programs are loaded (`struct osp_config`).
@@ -96,14 +101,22 @@ public final class Datapath: Sendable {
         public var perPacket: Bool
         /// Kernel drop reasons (names without `SKB_DROP_REASON_`) whose drops are not reported.
         public var ignoredDrops: [String: DropIgnoreRule]
+        /// Connections the connection table holds (each pod veth's view of a connection is one);
+        /// about 136 bytes of kernel memory each, allocated at load.
+        public var connectionTableSize: Int
+
+        /// Cilium's default for its TCP connection table (`bpf-ct-global-tcp-max`) is 524288.
+        public static let defaultConnectionTableSize = 262_144
 
         public init(
             reportInterval: Double = 10, perPacket: Bool = false,
-            ignoredDrops: [String: DropIgnoreRule] = Datapath.notNetworkDrops
+            ignoredDrops: [String: DropIgnoreRule] = Datapath.notNetworkDrops,
+            connectionTableSize: Int = Options.defaultConnectionTableSize
         ) {
             self.reportInterval = reportInterval
             self.perPacket = perPacket
             self.ignoredDrops = ignoredDrops
+            self.connectionTableSize = connectionTableSize
         }
     }
 
@@ -134,7 +147,10 @@ public final class Datapath: Sendable {
         osp_libbpf_set_verbosity(ProcessInfo.processInfo.environment["OSPREY_LIBBPF_LOG"] == "debug" ? 2 : 1)
         dropReasons = try Self.loadDropReasons()
         let constants = [Self.configSection: Self.config(options, dropReasons: dropReasons)]
-        let pod = try BPFObject(name: "pod", bytes: BPFObjects.pod, constants: constants)
+        let pod = try BPFObject(
+            name: "pod", bytes: BPFObjects.pod, constants: constants,
+            sizes: [MapName.conntrack.rawValue: UInt32(clamping: options.connectionTableSize)])
+        connectionTableSize = options.connectionTableSize
         var fds: [String: Int32] = [:]
         for map in MapName.allCases { fds[map.rawValue] = try pod.mapFD(map.rawValue) }
         let uplink = try BPFObject(name: "uplink", bytes: BPFObjects.uplink, sharing: fds)
@@ -144,7 +160,7 @@ public final class Datapath: Sendable {
         }
         maps = Maps(
             ifaces: map(.ifaces), netns: map(.netns), forward: map(.forward), tcpFlags: map(.tcpFlags),
-            drops: map(.drops), errors: map(.errors))
+            drops: map(.drops), errors: map(.errors), ctStats: map(.ctStats))
         cpus = Int(osp_possible_cpus())
         events = EventReader(ringFD: fds[MapName.events.rawValue]!, lostMap: map(.lost), cpus: cpus)
         let link = try drops.attachTracepoint(ProgramName.drops.rawValue)
@@ -266,7 +282,25 @@ public final class Datapath: Sendable {
         for error in ProgramError.allCases {
             snapshot.errors[error] = (maps.errors.perCPU(UInt32(error.rawValue), cpus: cpus) ?? []).reduce(0, +)
         }
+        snapshot.connections = connectionTable()
         return snapshot
+    }
+
+    /// The connection table's counters, and the evictions they prove. The kernel evicts without
+    /// a trace, but the connections in the table are inserted - deleted - evicted and never more
+    /// than its size, so inserted - deleted - size is a lower bound, exact at moments the table
+    /// is full. The agent samples it every second (and at every scrape) and keeps the highest.
+    @discardableResult
+    public func connectionTable() -> ConnectionTable {
+        let inserted = (maps.ctStats.perCPU(UInt32(OSP_CT_INSERTED.rawValue), cpus: cpus) ?? []).reduce(0, +)
+        let deleted = (maps.ctStats.perCPU(UInt32(OSP_CT_DELETED.rawValue), cpus: cpus) ?? []).reduce(0, +)
+        let size = UInt64(connectionTableSize)
+        let evicted = provenEvictions.withLock { proven in
+            let open = inserted &- min(inserted, deleted)
+            proven = max(proven, open > size ? open - size : 0)
+            return proven
+        }
+        return ConnectionTable(size: connectionTableSize, inserted: inserted, deleted: deleted, evicted: evicted)
     }
 
     static func loadDropReasons() throws(DatapathError) -> [UInt32: String] {

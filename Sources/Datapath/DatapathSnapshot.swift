@@ -74,6 +74,20 @@ public struct DatapathSnapshot: Sendable {
     public var tcpFlags: [TCPFlagKey: UInt64] = [:]
     public var drops: [DropKey: Counter] = [:]
     public var errors: [ProgramError: UInt64] = [:]
+    public var connections = ConnectionTable()
 
     public init() {}
+}
+
+/// The connection table's size and traffic: connections the programs added and removed, and
+/// those the kernel evicted to make room (at least this many: see `Datapath.snapshot`).
+public struct ConnectionTable: Sendable, Equatable {
+    public var size = 0
+    public var inserted: UInt64 = 0
+    public var deleted: UInt64 = 0
+    public var evicted: UInt64 = 0
+
+    public init(size: Int = 0, inserted: UInt64 = 0, deleted: UInt64 = 0, evicted: UInt64 = 0) {
+        (self.size, self.inserted, self.deleted, self.evicted) = (size, inserted, deleted, evicted)
+    }
 }

@@ -22,6 +22,8 @@ public struct LabConfig: Sendable, Equatable {
     public let stateRoot: String
     /// The osprey-agent binary to run on every node, or nil for a lab without agents.
     public var agentPath: String?
+    /// More arguments for every agent (tests that need a setting, e.g. a small connection table).
+    public var agentArguments: [String] = []
     /// Alerting rules for a Prometheus that scrapes every agent (in the first node), or nil for
     /// no Prometheus. Needs agents.
     public var prometheusRules: String?

@@ -59,7 +59,7 @@ public struct Workloads: Sendable {
                 "--export-file-path", "\(dir)/flows.log",
                 // Dynamic flow logs, as a mounted ConfigMap would give them (absent: none).
                 "--flowlogs-config-path", "\(dir)/flowlogs.yaml",
-            ] + agentTLSArguments,
+            ] + agentTLSArguments + plan.config.agentArguments,
             "\(dir)/osprey-agent.log", "\(dir)/osprey-agent.pid.osprey"
         )
     }

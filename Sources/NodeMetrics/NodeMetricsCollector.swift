@@ -86,6 +86,15 @@ public struct NodeMetricsCollector: Sendable {
                     }
                 }),
             MetricFamily(
+                name: "osprey_agent_conntrack_size",
+                help: "Connections the connection table can hold (--conntrack-max).",
+                kind: .gauge, samples: [.init([], Double(snapshot.connections.size))]),
+            MetricFamily(
+                name: "osprey_agent_conntrack_evictions_total",
+                help:
+                    "Connections the kernel pushed out of the full connection table to make room (at least this many); one seen again is reported as new.",
+                kind: .counter, samples: [.init([], Double(snapshot.connections.evicted))]),
+            MetricFamily(
                 name: "osprey_agent_bpf_program_errors_total",
                 help: "Times an eBPF program could not do its job (traffic is never affected).", kind: .counter,
                 samples: ProgramError.allCases.map {

@@ -173,6 +173,59 @@ extension AgentIntegration {
             }
         }
 
+        @Test(
+            "a full connection table: the kernel's evictions are counted, every connection's start is still reported, and connections that end leave the table"
+        )
+        func connectionTableFull() throws {
+            var config = try Self.config("t")
+            config.agentArguments = ["--conntrack-max", "64"]
+            try LabFixture.withLab(config) { plan, _ in
+                LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
+                let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
+                let server = try #require(plan.pods(of: "ledger", in: "billing").first)
+                let node = client.node.netns
+                #expect(try LabFixture.scrape(node).value("osprey_agent_conntrack_size") == 64)
+                var sockets: [Int32] = []
+                defer { sockets.forEach { close($0) } }
+                func open(_ count: Int) throws {
+                    for _ in 0..<count {
+                        sockets.append(
+                            try #require(
+                                try PodSockets.connectTCP(from: client.netns, to: server.ipv4, port: 80, timeout: 2)))
+                    }
+                }
+                // Connections that end leave the table (their FINs, then the last ACK): twice 40
+                // in a row fit in 64 without evicting anything.
+                try open(40)
+                sockets.forEach { close($0) }
+                sockets = []
+                Thread.sleep(forTimeInterval: 1)
+                try open(40)
+                Thread.sleep(forTimeInterval: 2)
+                #expect(
+                    try LabFixture.scrape(node).value("osprey_agent_conntrack_evictions_total") == 0,
+                    "ended connections left the table: new ones fit")
+                sockets.forEach { close($0) }
+                sockets = []
+                Thread.sleep(forTimeInterval: 1)
+
+                // 150 held open: more than the table holds. The kernel evicts; the agent counts it.
+                let before = try settled {
+                    try LabFixture.scrape(node).value("hubble_tcp_flags_total", ["flag": "SYN"])
+                }
+                try open(150)
+                var metrics = try LabFixture.scrape(node)
+                eventually {
+                    metrics = (try? LabFixture.scrape(node)) ?? metrics
+                    return metrics.value("hubble_tcp_flags_total", ["flag": "SYN"]) - before >= 150
+                }
+                #expect(
+                    metrics.value("hubble_tcp_flags_total", ["flag": "SYN"]) - before >= 150, "every start reported")
+                #expect(metrics.value("osprey_agent_conntrack_evictions_total") >= 150 - 64, "evictions counted")
+                #expect(metrics.value("hubble_lost_events_total") == 0)
+            }
+        }
+
         @Test("every series carries cluster and instance; interface_stats covers every pod veth; promtool parses it")
         func exposition() throws {
             let config = try Self.config("e", .routed)
@@ -213,6 +266,8 @@ extension AgentIntegration {
                     #expect(metrics.value("osprey_agent_interfaces_watched", ["role": "uplink"]) == 1)
                     #expect(metrics.value("osprey_agent_namespaces_watched") == Double(plan.pods(on: node).count + 1))
                     #expect(metrics.value("osprey_agent_bpf_program_errors_total") == 0)
+                    #expect(metrics.value("osprey_agent_conntrack_size") == 262_144)
+                    #expect(metrics.value("osprey_agent_conntrack_evictions_total") == 0)
 
                     // promtool parses the page. Its only complaints are the `_count` names the
                     // contract takes from Retina (exit status 3 = lint findings, 1 = parse error).

@@ -19,6 +19,13 @@ static __always_inline int osp_source_first(const struct osp_tuple *t)
 	return t->sport <= t->dport;
 }
 
+static __always_inline void osp_count_ct(__u32 stat)
+{
+	__u64 *count = bpf_map_lookup_elem(&osp_ct_stats, &stat);
+	if (count)
+		*count += 1;
+}
+
 static __always_inline void osp_reverse(struct osp_tuple *out, const struct osp_tuple *in)
 {
 	__builtin_memcpy(out->saddr, in->daddr, 16);
@@ -56,8 +63,9 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 		int synack = (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) ==
 			     (OSP_TCPF_SYN | OSP_TCPF_ACK);
 		struct osp_conn fresh = {.initiator_first = source_first ^ synack};
-		if (bpf_map_update_elem(&osp_conntrack, &key, &fresh, BPF_NOEXIST) < 0 &&
-		    !bpf_map_lookup_elem(&osp_conntrack, &key)) {
+		if (bpf_map_update_elem(&osp_conntrack, &key, &fresh, BPF_NOEXIST) == 0)
+			osp_count_ct(OSP_CT_INSERTED);
+		else if (!bpf_map_lookup_elem(&osp_conntrack, &key)) {
 			osp_count_error(OSP_ERR_CONNTRACK_FULL);
 			return;
 		}
@@ -94,8 +102,8 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 	}
 	if (report)
 		osp_report_trace(skb, pkt, conn, observation, report, is_reply, now);
-	if (ended)
-		bpf_map_delete_elem(&osp_conntrack, &key);
+	if (ended && bpf_map_delete_elem(&osp_conntrack, &key) == 0)
+		osp_count_ct(OSP_CT_DELETED);
 }
 
 #endif

@@ -55,13 +55,22 @@ struct {
 } osp_errors SEC(".maps");
 
 /* Connections by 5-tuple and observing interface -> reporting state. LRU: the oldest idle
- * connections make room; a connection evicted and seen again is simply reported as new. */
+ * connections make room; a connection evicted and seen again is simply reported as new. The
+ * agent sets the size at load (--conntrack-max); evictions are counted from osp_ct_stats. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 262144);
 	__type(key, struct osp_conn_key);
 	__type(value, struct osp_conn);
 } osp_conntrack SEC(".maps");
+
+/* enum osp_ct_stat -> how many connections entered and left osp_conntrack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OSP_CT_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} osp_ct_stats SEC(".maps");
 
 /* Flow and drop events (struct osp_event) for user space. The reader polls; producers wake it
  * only when a lot is pending (see osp_submit). */
