@@ -3,12 +3,15 @@
 # per-packet mode, about 3 events per packet (leaving one pod, entering the other, dropped there
 # for want of a socket). Reports the event rate the agent turned into flows and the events lost.
 # Also the agent's resident memory once that flood has filled its flow ring.
-# Usage: scripts/bench-events.sh [packets per second] [seconds] [ring capacity]   (as root)
+# With SENDERS > 1, that many pods flood at once (PPS each): one sender tops out near 130,000
+# packets/s here.
+# Usage: scripts/bench-events.sh [packets per second] [seconds] [ring capacity] [senders]   (as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pps=${1:-70000}
 seconds=${2:-10}
 capacity=${3:-4095}
+senders=${4:-1}
 bin=.build/release
 lab=ospevts
 cleanup() {
@@ -21,7 +24,7 @@ trap cleanup EXIT
 for ns in $(ls /run/netns | grep -E "^$lab-shop-(loadgen|untrusted|checkout|reporter)"); do
   for pid in $(ip netns pids "$ns"); do kill -9 "$pid" 2> /dev/null || true; done
 done
-sender=$(ls /run/netns | grep "^$lab-shop-loadgen" | head -1)
+senders_ns=$(ls /run/netns | grep -E "^$lab-shop-(loadgen|checkout|untrusted|reporter)" | head -"$senders")
 receiver=$(ls /run/netns | grep "^$lab-billing-ledger" | head -1)
 target=$(ip -n "$receiver" -4 -br addr show dev eth0 | awk '{print $3}' | cut -d/ -f1)
 ip netns exec "$lab-node-1" sh -c \
@@ -37,13 +40,18 @@ scrape() {
 }
 flows0=$(scrape hubble_flows_processed_total)
 lost0=$(scrape hubble_lost_events_total)
-sent=$("$bin/osprey-bench" flood "$sender" "$target" 9 "$pps" "$seconds")
+sent=0
+for sender in $senders_ns; do
+  "$bin/osprey-bench" flood "$sender" "$target" 9 "$pps" "$seconds" > "/run/osprey/labs/$lab/flood-$sender" &
+done
+wait $(jobs -p | grep -v "^$agent$") 2> /dev/null || true
+for sender in $senders_ns; do sent=$((sent + $(cat "/run/osprey/labs/$lab/flood-$sender"))); done
 sleep 1
 flows1=$(scrape hubble_flows_processed_total)
 lost1=$(scrape hubble_lost_events_total)
 events=$((flows1 - flows0))
-printf '| kernel → user: UDP flood %d packets/s for %d s, per-packet events | %d events in, %.0f events/s |\n' \
-  "$pps" "$seconds" "$events" "$(echo "$events / $seconds" | bc -l)"
+printf '| kernel → user: UDP flood, %d sender(s) × %d packets/s for %d s (%d sent), per-packet events | %d events in, %.0f events/s |\n' \
+  "$senders" "$pps" "$seconds" "$sent" "$events" "$(echo "$events / $seconds" | bc -l)"
 printf '| events lost (goal 0) | %d (of about %d expected: 3 per packet sent, %d sent) |\n' \
   "$((lost1 - lost0))" "$((sent * 3))" "$sent"
 # The agent runs as the child of `ip netns exec … sh -c 'exec …'`: same PID.
