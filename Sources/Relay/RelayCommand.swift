@@ -226,10 +226,11 @@ public struct RelayCommand: AsyncParsableCommand {
         let pool = PeerPool(
             discovery: settings.discovery, dialer: HubbleDialer(tls: settings.clientTLS), checkInterval: settings.check,
             retryInterval: settings.retry, logger: logger)
+        let observer = RelayObserverService(
+            pool: pool, sortBufferMaxLength: sortBufferLenMax, sortBufferDrainTimeout: settings.drain)
         let server = HubbleServer(
             services: [
-                RelayObserverService(
-                    pool: pool, sortBufferMaxLength: sortBufferLenMax, sortBufferDrainTimeout: settings.drain),
+                observer, observer.passthrough,
                 HealthService(services: ["", HealthService.observerServiceName, "observer.Observer"]),
             ],
             listeners: settings.listeners)

@@ -44,7 +44,7 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
 
     /// What the per-agent readers hand the merging loop.
     enum Item: Sendable {
-        case flow(Observer_GetFlowsResponse)
+        case flow(RawFlowResponse)
         case status(Observer_GetFlowsResponse)
         /// An agent's stream (re)started: it has sent no mark yet.
         case joined(String)
@@ -61,8 +61,39 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
     /// How many responses may wait between the agents' streams and the client.
     static let channelCapacity = 256
 
+    /// GetFlows with typed responses (what the generated service registers; `passthrough`
+    /// replaces it with the same merge sending the agents' bytes as they came).
     public func getFlows(
         request: Observer_GetFlowsRequest, response: RPCWriter<Observer_GetFlowsResponse>, context: ServerContext
+    ) async throws {
+        try await merge(request) { try await response.write(try $0.decoded()) }
+    }
+
+    /// GetFlows registered over the generated one: flows go from the agents to the client as
+    /// the bytes they came in (no decoding and encoding again). List it after the service.
+    public var passthrough: some RegistrableRPCService { FlowPassthrough(relay: self) }
+
+    struct FlowPassthrough: RegistrableRPCService {
+        let relay: RelayObserverService
+
+        func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
+            router.registerHandler(
+                forMethod: Observer_Observer.Method.GetFlows.descriptor, deserializer: GetFlowsRequestDeserializer(),
+                serializer: RawFlowResponseSerializer()
+            ) { [relay] request, _ in
+                let message = try await request.messages.first { _ in true }
+                guard let message else { throw RPCError(code: .invalidArgument, message: "GetFlows needs a request.") }
+                return StreamingServerResponse { writer in
+                    try await relay.merge(message) { try await writer.write($0) }
+                    return [:]
+                }
+            }
+        }
+    }
+
+    /// The merge behind GetFlows: every agent's stream, in time order, handed to `write`.
+    func merge(
+        _ request: Observer_GetFlowsRequest, write: (RawFlowResponse) async throws -> Void
     ) async throws {
         // Refused once here rather than by every agent.
         do { _ = try FlowRequest(request) } catch {
@@ -73,13 +104,15 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         let connected = peers.filter(\.isConnected)
         let unavailable = peers.filter { !$0.isConnected }
         if !connected.isEmpty {
-            try await response.write(Self.status(.nodeConnected, connected.map(\.name), relay: relayName))
+            try await write(try RawFlowResponse(Self.status(.nodeConnected, connected.map(\.name), relay: relayName)))
         }
         if !unavailable.isEmpty {
-            try await response.write(
-                Self.status(
-                    .nodeUnavailable, unavailable.map(\.name),
-                    message: unavailable.compactMap { $0.lastError.map { "\($0)" } }.first ?? "", relay: relayName))
+            try await write(
+                try RawFlowResponse(
+                    Self.status(
+                        .nodeUnavailable, unavailable.map(\.name),
+                        message: unavailable.compactMap { $0.lastError.map { "\($0)" } }.first ?? "", relay: relayName))
+            )
         }
         guard !connected.isEmpty || request.follow else { return }
 
@@ -129,8 +162,8 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
             merging: while let item = await channel.receive() {
                 switch item {
                 case .flow(let flow):
-                    if let oldest = buffer.push(flow) { try await response.write(oldest) }
-                    for flow in buffer.popOlder(than: released) { try await response.write(flow) }
+                    if let oldest = buffer.push(flow) { try await write(oldest) }
+                    for flow in buffer.popOlder(than: released) { try await write(flow) }
                 case .joined(let name):
                     marks[name] = .some(nil)
                     released = cutoff()
@@ -140,23 +173,23 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                     // Only the agent furthest behind can move the minimum (the scan is O(agents)).
                     guard before.map({ $0 <= released }) ?? true else { continue }
                     released = cutoff()
-                    for flow in buffer.popOlder(than: released) { try await response.write(flow) }
+                    for flow in buffer.popOlder(than: released) { try await write(flow) }
                 case .left(let name):
                     marks[name] = nil
                     released = cutoff()
-                    for flow in buffer.popOlder(than: released) { try await response.write(flow) }
+                    for flow in buffer.popOlder(than: released) { try await write(flow) }
                 case .status(let status) where NodeErrorAggregator.isNodeError(status):
-                    if let released = errors.add(status, now: .now) { try await response.write(released) }
+                    if let released = errors.add(status, now: .now) { try await write(try RawFlowResponse(released)) }
                 case .status(let status):
-                    try await response.write(status)
+                    try await write(try RawFlowResponse(status))
                 case .tick:
                     released = cutoff()
-                    for flow in buffer.popOlder(than: released) { try await response.write(flow) }
-                    if let due = errors.expired(now: .now) { try await response.write(due) }
+                    for flow in buffer.popOlder(than: released) { try await write(flow) }
+                    if let due = errors.expired(now: .now) { try await write(try RawFlowResponse(due)) }
                     guard request.follow else { continue }
                     // Agents that appeared (or came back before their first stream) join now.
                     for peer in pool.peers where peer.isConnected && !streaming.contains(peer.name) {
-                        try await response.write(Self.status(.nodeConnected, [peer.name], relay: relayName))
+                        try await write(try RawFlowResponse(Self.status(.nodeConnected, [peer.name], relay: relayName)))
                         start(peer, Self.resuming(request, after: nil, started: started))
                     }
                 case .finished:
@@ -164,8 +197,8 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                     if active == 0, !request.follow { break merging }
                 }
             }
-            for flow in buffer.drain() { try await response.write(flow) }
-            if let held = errors.flush() { try await response.write(held) }
+            for flow in buffer.drain() { try await write(flow) }
+            if let held = errors.flush() { try await write(try RawFlowResponse(held)) }
         }
     }
 
@@ -176,7 +209,8 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         into channel: BoundedChannel<Item>
     ) async {
         var request = original
-        let last = Mutex<Google_Protobuf_Timestamp?>(nil)
+        // The time of the last flow delivered (ns since the epoch), to resume after it.
+        let last = Mutex<Int64?>(nil)
         // Only a follow without an end is merged by marks.
         let metadata: Metadata = original.follow && !original.hasUntil ? [ProgressMark.header: "1"] : [:]
         while !Task.isCancelled {
@@ -184,10 +218,14 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
             let reason: String
             do {
                 if !metadata.isEmpty { try await channel.send(.joined(name)) }
-                try await Observer_Observer.Client(wrapping: client).getFlows(request, metadata: metadata) { stream in
+                try await client.serverStreaming(
+                    request: ClientRequest(message: request, metadata: metadata),
+                    descriptor: Observer_Observer.Method.GetFlows.descriptor, serializer: GetFlowsRequestSerializer(),
+                    deserializer: RawFlowResponseDeserializer(), options: .defaults
+                ) { stream in
                     for try await message in stream.messages {
-                        if ProgressMark.isMark(message) {
-                            try await channel.send(.mark(name, SortBuffer.nanoseconds(message.time)))
+                        if message.kind == .mark {
+                            try await channel.send(.mark(name, message.time))
                             continue
                         }
                         if message.hasTime { last.withLock { $0 = message.time } }
@@ -231,16 +269,15 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
     /// The request that continues a follow stream: the flows after `after` (else since the
     /// call started), then live ones.
     static func resuming(
-        _ request: Observer_GetFlowsRequest, after last: Google_Protobuf_Timestamp?, started: Date
+        _ request: Observer_GetFlowsRequest, after last: Int64?, started: Date
     ) -> Observer_GetFlowsRequest {
         var next = request
         next.number = 0
         next.first = false
-        var since = last ?? FlowMessage.timestamp(started)
-        since.nanos += 1
-        if since.nanos >= 1_000_000_000 {
-            since.seconds += 1
-            since.nanos -= 1_000_000_000
+        let after = (last ?? SortBuffer.nanoseconds(FlowMessage.timestamp(started))) + 1
+        let since = Google_Protobuf_Timestamp.with {
+            $0.seconds = after / 1_000_000_000
+            $0.nanos = Int32(after % 1_000_000_000)
         }
         if !request.hasSince || SortBuffer.nanoseconds(request.since) < SortBuffer.nanoseconds(since) {
             next.since = since

@@ -10,7 +10,7 @@ struct SortBuffer {
     private struct Entry {
         let time: Int64
         let sequence: UInt64
-        let response: Observer_GetFlowsResponse
+        let response: RawFlowResponse
 
         func isBefore(_ other: Entry) -> Bool {
             time != other.time ? time < other.time : sequence < other.sequence
@@ -30,24 +30,24 @@ struct SortBuffer {
     var count: Int { heap.count }
 
     /// Adds `response`; returns the oldest held response when that makes the buffer overflow.
-    mutating func push(_ response: Observer_GetFlowsResponse) -> Observer_GetFlowsResponse? {
+    mutating func push(_ response: RawFlowResponse) -> RawFlowResponse? {
         sequence += 1
-        heap.append(Entry(time: Self.nanoseconds(response.time), sequence: sequence, response: response))
+        heap.append(Entry(time: response.time, sequence: sequence, response: response))
         siftUp(heap.count - 1)
         return heap.count > capacity ? popOldest() : nil
     }
 
     /// Removes and returns the held responses older than `cutoff` (nanoseconds since the epoch).
-    mutating func popOlder(than cutoff: Int64) -> [Observer_GetFlowsResponse] {
-        var out: [Observer_GetFlowsResponse] = []
+    mutating func popOlder(than cutoff: Int64) -> [RawFlowResponse] {
+        var out: [RawFlowResponse] = []
         while let first = heap.first, first.time < cutoff, let response = popOldest() { out.append(response) }
         return out
     }
 
     /// Everything held, oldest first.
-    mutating func drain() -> [Observer_GetFlowsResponse] { popOlder(than: .max) }
+    mutating func drain() -> [RawFlowResponse] { popOlder(than: .max) }
 
-    mutating func popOldest() -> Observer_GetFlowsResponse? {
+    mutating func popOldest() -> RawFlowResponse? {
         guard !heap.isEmpty else { return nil }
         heap.swapAt(0, heap.count - 1)
         let oldest = heap.removeLast()

@@ -125,9 +125,10 @@ struct RelayTests {
         let pool = PeerPool(
             discovery: discovery, dialer: dialer, checkInterval: .milliseconds(100),
             retryInterval: .milliseconds(200), logger: logger)
+        let observer = RelayObserverService(pool: pool, sortBufferDrainTimeout: sortWindow, relayName: "osp-relay")
         let relay = HubbleServer(
             services: [
-                RelayObserverService(pool: pool, sortBufferDrainTimeout: sortWindow, relayName: "osp-relay"),
+                observer, observer.passthrough,
                 HealthService(),
             ],
             listeners: [.init(address: HubbleAddress(endpoint: .unix(path: socket)), tls: serverTLS)])
