@@ -57,6 +57,14 @@ enum EdgeRouter {
                 (card.id, columns.firstIndex { $0.x == card.x }!)
             })
 
+        // Ties are broken by edge id (whatever order the edges come in): each edge's rank by id.
+        var rank = [Int](repeating: 0, count: snapshot.edges.count)
+        for (position, index) in snapshot.edges.indices.sorted(by: { snapshot.edges[$0].id < snapshot.edges[$1].id })
+            .enumerated()
+        {
+            rank[index] = position
+        }
+
         // Which columns each edge crosses, and through which gap (the one nearest its straight line).
         var plans: [Plan] = []
         for (index, edge) in snapshot.edges.enumerated() {
@@ -92,20 +100,21 @@ enum EdgeRouter {
         }
 
         // Lanes: the edges through one gap, in the order of their straight lines, side by side.
-        var sharing: [[Int]: [(plan: Int, crossing: Int)]] = [:]
+        struct GapKey: Hashable {
+            var column: Int
+            var gap: Int
+        }
+        var sharing: [GapKey: [(ideal: Double, rank: Int, plan: Int, crossing: Int)]] = [:]
         for (p, plan) in plans.enumerated() {
             for (c, crossing) in plan.crossings.enumerated() {
-                sharing[[crossing.column, crossing.gap], default: []].append((p, c))
+                sharing[GapKey(column: crossing.column, gap: crossing.gap), default: []].append(
+                    (crossing.ideal, rank[plan.edge], p, c))
             }
         }
         for (key, users) in sharing {
-            let gap = columns[key[0]].gaps[key[1]]
-            let ordered = users.sorted {
-                let (a, b) = (plans[$0.plan], plans[$1.plan])
-                return (a.crossings[$0.crossing].ideal, snapshot.edges[a.edge].id)
-                    < (b.crossings[$1.crossing].ideal, snapshot.edges[b.edge].id)
-            }
-            let ideals = ordered.map { plans[$0.plan].crossings[$0.crossing].ideal }
+            let gap = columns[key.column].gaps[key.gap]
+            let ordered = users.sorted { ($0.ideal, $0.rank) < ($1.ideal, $1.rank) }
+            let ideals = ordered.map(\.ideal)
             for (y, user) in zip(
                 lanes(count: ordered.count, around: ideals.reduce(0, +) / Double(ideals.count), in: gap), ordered)
             {
@@ -118,18 +127,18 @@ enum EdgeRouter {
             var card: String
             var right: Bool
         }
-        var ends: [End: [(plan: Int, outgoing: Bool, toward: Double)]] = [:]
+        var ends: [End: [(plan: Int, outgoing: Bool, toward: Double, rank: Int)]] = [:]
         for (p, plan) in plans.enumerated() {
             let first = plan.crossings.first?.y ?? anchor(plan.destination)
             let last = plan.crossings.last?.y ?? anchor(plan.source)
-            ends[End(card: plan.source.id, right: true), default: []].append((p, true, first))
-            ends[End(card: plan.destination.id, right: plan.shape != .forward), default: []].append((p, false, last))
+            ends[End(card: plan.source.id, right: true), default: []].append((p, true, first, rank[plan.edge]))
+            ends[End(card: plan.destination.id, right: plan.shape != .forward), default: []].append(
+                (p, false, last, rank[plan.edge]))
         }
         for (end, users) in ends {
             let card = cards[end.card]!
             let ordered = users.sorted {
-                ($0.toward, snapshot.edges[plans[$0.plan].edge].id, $0.outgoing ? 0 : 1)
-                    < ($1.toward, snapshot.edges[plans[$1.plan].edge].id, $1.outgoing ? 0 : 1)
+                ($0.toward, $0.rank, $0.outgoing ? 0 : 1) < ($1.toward, $1.rank, $1.outgoing ? 0 : 1)
             }
             let spacing = ordered.count > 1 ? min(portSpacing, (card.height - 16) / Double(ordered.count - 1)) : 0
             let middle = card.y + card.height / 2
