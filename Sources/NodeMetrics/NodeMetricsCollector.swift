@@ -39,6 +39,14 @@ public struct NodeMetricsCollector: Sendable {
     /// only instead of summed over namespaces.
     static let settings: Set<String> = ["RtoAlgorithm", "RtoMin", "RtoMax", "MaxConn", "Forwarding", "DefaultTTL"]
 
+    /// The lower-case `statistic_name`s Retina's Clusters dashboard asks for, and the Linux
+    /// counter each stands for (as `active` stands for the UDP socket count): TCP timeouts,
+    /// timestamp-detected reordering, and connections reset (`EstabResets`: reset from
+    /// ESTABLISHED or CLOSE-WAIT, the closest to Windows' `ResetCount`).
+    static let dashboardAliases = [
+        "tcptimeouts": "TCPTimeouts", "tcptsreorder": "TCPTSReorder", "resetcount": "EstabResets",
+    ]
+
     public func collect() -> [MetricFamily] {
         datapathFamilies(datapath.snapshot()) + socketFamilies(readNamespaces()) + interfaceFamilies()
     }
@@ -169,6 +177,7 @@ public struct NodeMetricsCollector: Sendable {
             accumulate(&udpStats, reading.snmp["Udp"], role: reading.role)
         }
         udpStats["active"] = Double(udpActive)
+        for (alias, name) in Self.dashboardAliases { tcpStats[alias] = tcpStats[name] ?? 0 }
         let ranked = remotes.values.sorted { ($1.count, $0.address, $0.port) < ($0.count, $1.address, $1.port) }
         var remoteSamples = ranked.prefix(remoteSeriesLimit).map {
             MetricFamily.Sample([("address", $0.address), ("port", String($0.port))], Double($0.count))

@@ -260,6 +260,18 @@ extension AgentIntegration {
                     #expect(
                         !metrics.series("networkobservability_tcp_connection_stats", ["statistic_name": "TCPTimeouts"])
                             .isEmpty)
+                    // The names Retina's Clusters dashboard asks for, each the Linux counter it stands for.
+                    for (alias, name) in [
+                        "tcptimeouts": "TCPTimeouts", "tcptsreorder": "TCPTSReorder", "resetcount": "EstabResets",
+                    ] {
+                        #expect(
+                            metrics.value("networkobservability_tcp_connection_stats", ["statistic_name": alias])
+                                == metrics.value("networkobservability_tcp_connection_stats", ["statistic_name": name]),
+                            "\(alias) = \(name)")
+                        #expect(
+                            !metrics.series("networkobservability_tcp_connection_stats", ["statistic_name": alias])
+                                .isEmpty, "\(alias) is exported")
+                    }
                     #expect(
                         metrics.value("osprey_agent_interfaces_watched", ["role": "pod"])
                             == Double(plan.pods(on: node).count))
