@@ -19,7 +19,7 @@ struct AgentSettings: Sendable {
     /// The inventory file; empty: no pod identities (standalone without metadata).
     var inventory: String
     var serviceTranslation: Bool
-    var ignoredDrops: [String: Datapath.DropIgnoreRule]
+    var ignoredDrops: [String: [Datapath.DropIgnoreRule]]
     var flowBufferCapacity: Int
     var flowReportInterval: Double
     var perPacketEvents: Bool

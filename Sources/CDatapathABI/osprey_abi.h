@@ -66,6 +66,7 @@ enum osp_ct_stat {
 enum osp_drop_ignore {
 	OSP_DROP_IGNORE_ALWAYS = 1,    /* every one (a closing socket's freed buffers) */
 	OSP_DROP_IGNORE_MULTICAST = 2, /* those to a multicast group nobody here listens to */
+	OSP_DROP_IGNORE_LOOPBACK = 4,  /* those on a loopback device: host-internal traffic */
 };
 
 /* TCP header flag bits (byte 13 of the header), as the programs and the decoder read them. */

@@ -100,7 +100,7 @@ public final class Datapath: Sendable {
         /// Report every packet (debugging).
         public var perPacket: Bool
         /// Kernel drop reasons (names without `SKB_DROP_REASON_`) whose drops are not reported.
-        public var ignoredDrops: [String: DropIgnoreRule]
+        public var ignoredDrops: [String: [DropIgnoreRule]]
         /// Connections the connection table holds (each pod veth's view of a connection is one);
         /// about 136 bytes of kernel memory each, allocated at load.
         public var connectionTableSize: Int
@@ -110,7 +110,7 @@ public final class Datapath: Sendable {
 
         public init(
             reportInterval: Double = 10, perPacket: Bool = false,
-            ignoredDrops: [String: DropIgnoreRule] = Datapath.notNetworkDrops,
+            ignoredDrops: [String: [DropIgnoreRule]] = Datapath.notNetworkDrops,
             connectionTableSize: Int = Options.defaultConnectionTableSize
         ) {
             self.reportInterval = reportInterval
@@ -120,12 +120,22 @@ public final class Datapath: Sendable {
         }
     }
 
-    /// Which drops of a reason are no drops of the network path.
+    /// Which drops of a reason are no drops of the network path (a reason can have several).
     public enum DropIgnoreRule: Sendable {
         /// Every drop with the reason.
         case always
         /// Drops of packets to a multicast group (reports nobody on the host listens to).
         case multicast
+        /// Drops on a loopback device: host-internal traffic, never the network's.
+        case loopback
+
+        var bit: UInt8 {
+            switch self {
+            case .always: UInt8(OSP_DROP_IGNORE_ALWAYS.rawValue)
+            case .multicast: UInt8(OSP_DROP_IGNORE_MULTICAST.rawValue)
+            case .loopback: UInt8(OSP_DROP_IGNORE_LOOPBACK.rawValue)
+            }
+        }
     }
 
     /// What the skb:kfree_skb tracepoint reports on perfectly healthy traffic that no network
@@ -133,9 +143,11 @@ public final class Datapath: Sendable {
     /// buffers a socket still held when it closed (`SOCKET_CLOSE` from unix_release_sock,
     /// `QUEUE_PURGE` from sk_stream_kill_queues) and IGMP/MLD membership reports that reach
     /// hosts not listening to the group (`NOT_SPECIFIED` from ip6_mc_input and
-    /// ip_rcv_finish_core). Not reported unless the agent runs with `--drop-reasons all`.
-    public static let notNetworkDrops: [String: DropIgnoreRule] = [
-        "SOCKET_CLOSE": .always, "QUEUE_PURGE": .always, "NOT_SPECIFIED": .multicast,
+    /// ip_rcv_finish_core), and TCP's own discards on the loopback device (`NOT_SPECIFIED`: a
+    /// FIN reaching a socket already in TIME-WAIT, seen when a local client closes first). Not
+    /// reported unless the agent runs with `--drop-reasons all`.
+    public static let notNetworkDrops: [String: [DropIgnoreRule]] = [
+        "SOCKET_CLOSE": [.always], "QUEUE_PURGE": [.always], "NOT_SPECIFIED": [.multicast, .loopback],
     ]
 
     /// The reader of flow and drop events.
@@ -175,9 +187,8 @@ public final class Datapath: Sendable {
         config.per_packet = options.perPacket ? 1 : 0
         withUnsafeMutableBytes(of: &config.drops_ignored) { slots in
             for (value, name) in dropReasons where Int(value) < slots.count {
-                guard let rule = options.ignoredDrops[name] else { continue }
-                slots[Int(value)] = UInt8(
-                    (rule == .always ? OSP_DROP_IGNORE_ALWAYS : OSP_DROP_IGNORE_MULTICAST).rawValue)
+                guard let rules = options.ignoredDrops[name] else { continue }
+                slots[Int(value)] = rules.reduce(0) { $0 | $1.bit }
             }
         }
         return withUnsafeBytes(of: &config) { Array($0) }

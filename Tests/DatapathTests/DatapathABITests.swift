@@ -61,7 +61,7 @@ struct DatapathABITests {
         let ignored = withUnsafeBytes(of: config.drops_ignored) { Array($0) }
         #expect(ignored.count == Int(OSP_DROP_REASON_SLOTS))
         #expect(ignored[5] == UInt8(OSP_DROP_IGNORE_ALWAYS.rawValue))
-        #expect(ignored[2] == UInt8(OSP_DROP_IGNORE_MULTICAST.rawValue))
+        #expect(ignored[2] == UInt8(OSP_DROP_IGNORE_MULTICAST.rawValue | OSP_DROP_IGNORE_LOOPBACK.rawValue))
         #expect(ignored[7] == 0, "a network drop is reported")
         #expect(ignored.enumerated().filter { $0.element != 0 }.map(\.offset) == [2, 5])
         let all = Datapath.config(.init(ignoredDrops: [:]), dropReasons: reasons)

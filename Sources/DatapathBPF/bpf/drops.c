@@ -130,6 +130,9 @@ int osp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 
 	struct sk_buff *skb = BPF_CORE_READ(ctx, skbaddr);
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	/* IFF_LOOPBACK: e.g. TCP discarding a FIN that reached a TIME-WAIT socket over lo. */
+	if ((ignore & OSP_DROP_IGNORE_LOOPBACK) && dev && (BPF_CORE_READ(dev, flags) & 0x8))
+		return 0;
 	__u32 inum = osp_netns_of(skb, dev);
 	__u32 *netns_role = bpf_map_lookup_elem(&osp_netns, &inum);
 	if (!netns_role)

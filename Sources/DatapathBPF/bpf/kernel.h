@@ -22,6 +22,7 @@ typedef struct {
 
 struct net_device {
 	int ifindex;
+	unsigned int flags; /* IFF_* */
 	possible_net_t nd_net;
 };
 
