@@ -15,6 +15,8 @@ public final class HubbleMetrics: Sendable {
     /// Where lost events are counted, by source.
     let lostEvents: [any LostEventLedger]
     private let store = Mutex(SeriesStore())
+    /// Retina's basic DNS metrics (node-level), beside Hubble's.
+    private let retinaDNS = Mutex(RetinaDNSMetrics())
 
     public init(
         context: MetricsContext = MetricsContext(), expiry: Double = 60, lostEvents: [any LostEventLedger] = []
@@ -30,6 +32,11 @@ public final class HubbleMetrics: Sendable {
             // Borrowed in place: copying each flow would retain and release all its references.
             flows.withUnsafeBufferPointer { flows in
                 for index in flows.indices { count(flows[index], store) }
+            }
+        }
+        retinaDNS.withLock { dns in
+            flows.withUnsafeBufferPointer { flows in
+                for index in flows.indices where flows[index].dns != nil { dns.count(flows[index]) }
             }
         }
     }
@@ -58,6 +65,7 @@ public final class HubbleMetrics: Sendable {
             store.expire(now: now, expiry: expiry)
             return store.families()
         }
+        families += retinaDNS.withLock { $0.families() }
         families.append(
             MetricFamily(
                 name: "hubble_lost_events_total", help: "Events lost before they became flows, by where.",

@@ -288,6 +288,18 @@ extension AgentIntegration {
                     #expect(metrics.value("osprey_agent_bpf_program_errors_total") == 0)
                     #expect(metrics.value("osprey_agent_conntrack_size") == 262_144)
                     #expect(metrics.value("osprey_agent_conntrack_evictions_total") == 0)
+                    // Retina's basic DNS metrics, labelled as its Standard DNS dashboard asks: the
+                    // loadgen's node counts its lookups of `catalog` (NXDOMAIN).
+                    if plan.pods(on: node).contains(where: { $0.spec.name == "loadgen" }) {
+                        eventually {
+                            ((try? LabFixture.scrape(node.netns)) ?? metrics).value(
+                                "networkobservability_dns_response_count", ["return_code": "nxdomain"]) > 0
+                        }
+                        let dns = try LabFixture.scrape(node.netns)
+                        #expect(dns.value("networkobservability_dns_request_count", ["query_type": "A"]) > 0)
+                        #expect(
+                            dns.value("networkobservability_dns_response_count", ["return_code": "nxdomain"]) > 0)
+                    }
 
                     // promtool parses the page. Its only complaints are the `_count` names the
                     // contract takes from Retina (exit status 3 = lint findings, 1 = parse error).
@@ -295,10 +307,13 @@ extension AgentIntegration {
                     #expect(check.status == 0 || check.status == 3, "promtool: \(check.stderr)")
                     let findings = (check.stdout + check.stderr).split(separator: "\n")
                     #expect(
-                        findings.allSatisfy {
-                            $0.contains(#"should not have "_count" suffix"#)
-                                && ($0.hasPrefix("networkobservability_drop_count")
-                                    || $0.hasPrefix("networkobservability_forward_count"))
+                        findings.allSatisfy { finding in
+                            (finding.contains(#"should not have "_count" suffix"#)
+                                || finding.contains(#"should have "_total" suffix"#))
+                                && [
+                                    "networkobservability_drop_count", "networkobservability_forward_count",
+                                    "networkobservability_dns_request_count", "networkobservability_dns_response_count",
+                                ].contains { finding.hasPrefix($0) }
                         }, "\(findings)")
                 }
             }
