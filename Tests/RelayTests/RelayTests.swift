@@ -468,7 +468,7 @@ struct RelayTests {
                 let marks = seen.all.filter(ProgressMark.isMark)
                 #expect(Self.numbers(seen.all).count >= 1, "flows came")
                 if asks {
-                    #expect(marks.count >= 3, "marks come about every 50 ms: \(marks.count) in 0.5 s")
+                    #expect(marks.count >= 3, "marks come about every 25 ms: \(marks.count) in 0.5 s")
                     #expect(marks.allSatisfy { $0.nodeName == "osp-n1" })
                     // A mark comes after every flow stamped before it.
                     var passed = Int64.min
