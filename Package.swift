@@ -204,6 +204,7 @@ let package = Package(
             dependencies: [
                 "HubbleAPI", "HubbleServer", "HubbleTransport", "HubbleWire", "FlowFilters", "WebUI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "Hummingbird", package: "hummingbird"),

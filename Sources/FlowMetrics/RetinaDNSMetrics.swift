@@ -17,8 +17,21 @@ struct RetinaDNSMetrics {
     /// blow up Prometheus.
     static let seriesLimit = 2000
 
-    private var requests: [[String]: UInt64] = [:]
-    private var responses: [[String]: UInt64] = [:]
+    struct Request: Hashable {
+        var queryType: String
+        var query: String
+    }
+
+    struct Response: Hashable {
+        var returnCode: String
+        var queryType: String
+        var query: String
+        var response: String
+        var answers: Int
+    }
+
+    private var requests: [Request: UInt64] = [:]
+    private var responses: [Response: UInt64] = [:]
     private(set) var overflowed: UInt64 = 0
 
     /// `return_code` values: the dashboard filters successes with `return_code="NoError"` and
@@ -40,19 +53,26 @@ struct RetinaDNSMetrics {
         let queryType = dns.qtypes.first ?? "Unknown"
         if !dns.isResponse {
             guard flow.observationPoint == .fromEndpoint else { return }
-            Self.add(&requests, [queryType, dns.query], other: [queryType, "other"], overflowed: &overflowed)
+            Self.add(
+                &requests, Request(queryType: queryType, query: dns.query),
+                other: Request(queryType: queryType, query: "other"), overflowed: &overflowed)
         } else {
             guard flow.observationPoint == .toEndpoint else { return }
             let code = Self.returnCode(dns.rcode)
-            let answers = String(max(dns.rrtypes.count, dns.ips.count))
+            let answers = max(dns.rrtypes.count, dns.ips.count)
             Self.add(
-                &responses, [code, queryType, dns.query, dns.ips.joined(separator: ","), answers],
-                other: [code, queryType, "other", "other", answers], overflowed: &overflowed)
+                &responses,
+                Response(
+                    returnCode: code, queryType: queryType, query: dns.query,
+                    response: dns.ips.joined(separator: ","), answers: answers),
+                other: Response(
+                    returnCode: code, queryType: queryType, query: "other", response: "other", answers: answers),
+                overflowed: &overflowed)
         }
     }
 
-    private static func add(
-        _ series: inout [[String]: UInt64], _ labels: [String], other: [String], overflowed: inout UInt64
+    private static func add<Key: Hashable>(
+        _ series: inout [Key: UInt64], _ labels: Key, other: Key, overflowed: inout UInt64
     ) {
         if series[labels] != nil || series.count < seriesLimit {
             series[labels, default: 0] += 1
@@ -62,24 +82,28 @@ struct RetinaDNSMetrics {
         }
     }
 
+    static func order(_ key: Response) -> (String, String, String, String, Int) {
+        (key.returnCode, key.queryType, key.query, key.response, key.answers)
+    }
+
     func families() -> [MetricFamily] {
         [
             MetricFamily(
                 name: "networkobservability_dns_request_count",
                 help: "DNS queries sent by pods on this node, by query type and name.", kind: .counter,
-                samples: requests.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map {
-                    .init([("query_type", $0.key[0]), ("query", $0.key[1])], Double($0.value))
-                }),
+                samples: requests.sorted { ($0.key.queryType, $0.key.query) < ($1.key.queryType, $1.key.query) }
+                    .map { .init([("query_type", $0.key.queryType), ("query", $0.key.query)], Double($0.value)) }),
             MetricFamily(
                 name: "networkobservability_dns_response_count",
                 help:
                     "DNS responses received by pods on this node, by return code, query type, name, answer and answer count.",
                 kind: .counter,
-                samples: responses.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map {
+                samples: responses.sorted { Self.order($0.key) < Self.order($1.key) }.map {
                     .init(
                         [
-                            ("return_code", $0.key[0]), ("query_type", $0.key[1]), ("query", $0.key[2]),
-                            ("response", $0.key[3]), ("num_response", $0.key[4]),
+                            ("return_code", $0.key.returnCode), ("query_type", $0.key.queryType),
+                            ("query", $0.key.query), ("response", $0.key.response),
+                            ("num_response", String($0.key.answers)),
                         ], Double($0.value))
                 }),
             MetricFamily(

@@ -118,17 +118,3 @@ struct RawFlowResponseDeserializer: MessageDeserializer {
 struct RawFlowResponseSerializer: MessageSerializer {
     func serialize<Bytes: GRPCContiguousBytes>(_ message: RawFlowResponse) throws -> Bytes { Bytes(message.bytes) }
 }
-
-/// The request, as swift-protobuf writes it.
-struct GetFlowsRequestSerializer: MessageSerializer {
-    func serialize<Bytes: GRPCContiguousBytes>(_ message: Observer_GetFlowsRequest) throws -> Bytes {
-        Bytes(try message.serializedBytes() as [UInt8])
-    }
-}
-
-/// The request, as swift-protobuf reads it.
-struct GetFlowsRequestDeserializer: MessageDeserializer {
-    func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> Observer_GetFlowsRequest {
-        try Observer_GetFlowsRequest(serializedBytes: serializedMessageBytes.withUnsafeBytes { Array($0) })
-    }
-}

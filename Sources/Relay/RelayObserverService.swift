@@ -2,6 +2,7 @@ import FlowFilters
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+import GRPCProtobuf
 import HubbleAPI
 import HubbleServer
 import HubbleWire
@@ -78,7 +79,8 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
 
         func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
             router.registerHandler(
-                forMethod: Observer_Observer.Method.GetFlows.descriptor, deserializer: GetFlowsRequestDeserializer(),
+                forMethod: Observer_Observer.Method.GetFlows.descriptor,
+                deserializer: ProtobufDeserializer<Observer_GetFlowsRequest>(),
                 serializer: RawFlowResponseSerializer()
             ) { [relay] request, _ in
                 let message = try await request.messages.first { _ in true }
@@ -220,7 +222,8 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                 if !metadata.isEmpty { try await channel.send(.joined(name)) }
                 try await client.serverStreaming(
                     request: ClientRequest(message: request, metadata: metadata),
-                    descriptor: Observer_Observer.Method.GetFlows.descriptor, serializer: GetFlowsRequestSerializer(),
+                    descriptor: Observer_Observer.Method.GetFlows.descriptor,
+                    serializer: ProtobufSerializer<Observer_GetFlowsRequest>(),
                     deserializer: RawFlowResponseDeserializer(), options: .defaults
                 ) { stream in
                     for try await message in stream.messages {

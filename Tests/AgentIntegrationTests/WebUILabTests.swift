@@ -155,19 +155,26 @@ extension AgentIntegration {
                     text(firstRow) != held && text("return document.getElementById('new-rows').textContent").isEmpty,
                     "resumed: the held rows are shown")
 
+                /// Waits until the table and the map both show something and every row (`r`) and
+                /// every edge (`e`) passes its JavaScript condition.
+                func onlyShown(rows: String, edges: String) -> Bool {
+                    browser.waitFor(
+                        """
+                        const rows = [...document.querySelectorAll('[data-test=flow-row]')];
+                        const edges = [...document.querySelectorAll('[data-test=edge]')];
+                        return rows.length > 0 && edges.length > 0 && rows.every(r => \(rows))
+                          && edges.every(e => \(edges))
+                        """, timeout: 20)
+                }
+
                 // The verdict menu changes map and table.
                 try browser.run(
                     "const s = document.getElementById('verdict'); s.value = 'DROPPED'; s.dispatchEvent(new Event('change'))"
                 )
                 step(
                     "verdict",
-                    browser.waitFor(
-                        """
-                        const rows = [...document.querySelectorAll('[data-test=flow-row]')];
-                        const edges = [...document.querySelectorAll('[data-test=edge]')];
-                        return rows.length > 0 && edges.length > 0 && rows.every(r => r.textContent.includes('DROPPED'))
-                          && edges.every(e => e.classList.contains('dropped'))
-                        """, timeout: 20), "DROPPED: only dropped rows and edges")
+                    onlyShown(rows: "r.textContent.includes('DROPPED')", edges: "e.classList.contains('dropped')"),
+                    "DROPPED: only dropped rows and edges")
                 step("verdict-url", (try browser.url).contains("verdict=DROPPED"), "the URL holds the verdict")
                 try browser.run(
                     "const s = document.getElementById('verdict'); s.value = ''; s.dispatchEvent(new Event('change'))")
@@ -190,13 +197,10 @@ extension AgentIntegration {
                 )
                 step(
                     "filter",
-                    browser.waitFor(
-                        """
-                        const rows = [...document.querySelectorAll('[data-test=flow-row]')];
-                        const edges = [...document.querySelectorAll('[data-test=edge]')];
-                        return rows.length > 0 && edges.length > 0 && rows.every(r => r.firstChild.textContent === 'shop/loadgen')
-                          && edges.every(e => e.dataset.source === 'shop/loadgen')
-                        """, timeout: 20), "from:label=app=loadgen: only loadgen's rows and edges")
+                    onlyShown(
+                        rows: "r.firstChild.textContent === 'shop/loadgen'",
+                        edges: "e.dataset.source === 'shop/loadgen'"),
+                    "from:label=app=loadgen: only loadgen's rows and edges")
                 step(
                     "filter-url", (try browser.url).contains("filter=from%3Alabel%3Dapp%3Dloadgen"),
                     "the URL holds the filter: \(try browser.url)")
