@@ -131,6 +131,10 @@ let package = Package(
         .target(
             name: "NodeMetrics", dependencies: ["Datapath", "Netns", "PrometheusExposition"], swiftSettings: strict),
 
+        // Kubernetes API objects (trimmed to what Osprey reads and serves), watch events, status,
+        // workload naming, and the conversion between them and the cluster inventory.
+        .target(name: "KubernetesModel", dependencies: ["ClusterInventory"], swiftSettings: strict),
+
         // The web UI's service map: cards and edges from flows over a time window, their layout,
         // and Hubble UI's filter bar language (no server, no browser: unit-tested as is).
         .target(name: "ServiceMap", dependencies: ["Flows", "HubbleAPI", "HubbleWire"], swiftSettings: strict),
@@ -153,6 +157,31 @@ let package = Package(
                 "Observer", "Flows", "HubbleAPI", "HubbleWire", "FlowFilters", "HubbleServer",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict),
+
+        // The agent's Kubernetes metadata source: kubeconfig and in-cluster access, list and watch
+        // of Pods, Services, EndpointSlices, Nodes and Namespaces, the enricher's tables from them.
+        .target(
+            name: "KubernetesSource",
+            dependencies: [
+                "KubernetesModel", "ClusterInventory", "Enricher", "Flows", "PrometheusExposition",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict),
+        // A Kubernetes API endpoint (discovery, list, watch, Table, bearer tokens over TLS) for the
+        // lab's objects: what kubectl and the lab's agents talk to. The project's one test double.
+        .target(
+            name: "KubernetesAPIServer",
+            dependencies: [
+                "KubernetesModel", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
 
@@ -321,6 +350,15 @@ let package = Package(
                 "Observer", "Lab", "FlowTestKit", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "KubernetesTests",
+            dependencies: [
+                "KubernetesSource", "KubernetesAPIServer", "KubernetesModel", "ClusterInventory", "Enricher", "Flows",
+                "Lab",
+                "TestSupport", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -1,23 +1,34 @@
 import Foundation
 import HubbleTransport
 
-/// A throwaway certificate authority for a lab with TLS, made with openssl: it signs one
-/// certificate for every agent (a wildcard over the agents' names), one for the relay and one
-/// client certificate (the relay's towards the agents, and the CLI's towards the relay). Keys
-/// are P-256; everything expires after a week and is removed with the lab.
+/// A throwaway certificate authority for a lab, made with openssl: it signs one certificate
+/// for every agent (a wildcard over the agents' names), one for the relay, one client
+/// certificate (the relay's towards the agents, and the CLI's towards the relay) and one for
+/// the lab's Kubernetes API server. Keys are P-256; everything expires after a week and is
+/// removed with the lab.
 public struct LabCertificates: Sendable {
     public let directory: String
     public let cluster: String
+    /// The addresses the Kubernetes API server's certificate is valid for (besides localhost).
+    public let apiServerAddresses: [String]
 
     public init(config: LabConfig) {
         directory = config.tlsDirectory
         cluster = config.name
+        apiServerAddresses = [AddressPlan.nodeIPv4(1)]
+    }
+
+    public init(directory: String, cluster: String, apiServerAddresses: [String] = []) {
+        self.directory = directory
+        self.cluster = cluster
+        self.apiServerAddresses = apiServerAddresses
     }
 
     public var caFile: String { "\(directory)/ca.pem" }
     public var agentCertificate: (cert: String, key: String) { pair("agent") }
     public var relayCertificate: (cert: String, key: String) { pair("relay") }
     public var clientCertificate: (cert: String, key: String) { pair("client") }
+    public var apiServerCertificate: (cert: String, key: String) { pair("apiserver") }
     /// The name the relay's certificate carries: what `--tls-server-name` must say.
     public var relayServerName: String { HubbleTLSNames.relay(cluster: cluster) }
 
@@ -25,7 +36,7 @@ public struct LabCertificates: Sendable {
         ("\(directory)/\(name).pem", "\(directory)/\(name)-key.pem")
     }
 
-    /// Creates the CA and the three certificates.
+    /// Creates the CA and the four certificates.
     public func create(with host: Host) throws(LabError) {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
             throw .fileFailed(path: directory, reason: "\(error)")
@@ -47,6 +58,12 @@ public struct LabCertificates: Sendable {
                 "subjectAltName=DNS:\(relayServerName),DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth"
             ),
             ("client", "osprey lab \(cluster) client", "extendedKeyUsage=clientAuth"),
+            (
+                "apiserver", "kube-apiserver",
+                "subjectAltName="
+                    + (["DNS:kubernetes", "DNS:kubernetes.default.svc", "DNS:localhost", "IP:127.0.0.1"]
+                    + apiServerAddresses.map { "IP:\($0)" }).joined(separator: ",") + "\nextendedKeyUsage=serverAuth"
+            ),
         ]
         for leaf in leaves {
             let (cert, key) = pair(leaf.name)

@@ -1,0 +1,226 @@
+import Foundation
+import KubernetesModel
+import Synchronization
+
+/// The server's objects, their resourceVersions and the recent history watches replay.
+///
+/// Every change gets the next resourceVersion (one counter for the whole server, as etcd's
+/// revision). Objects are encoded once, when they change; lists and watches only copy bytes.
+final class ObjectStore: Sendable {
+    struct Stored: Sendable {
+        var resource: Resource
+        var key: String
+        var namespace: String?
+        var revision: Int
+        /// The object as JSON, with its resourceVersion.
+        var json: [UInt8]
+        /// Its metadata as JSON (a Table row's PartialObjectMetadata).
+        var metadata: [UInt8]
+        var cells: [Cell]
+        /// The object without its resourceVersion: unchanged objects are not new versions.
+        var bare: [UInt8]
+    }
+
+    struct Change: Sendable {
+        var type: WatchEventType
+        var object: Stored
+    }
+
+    /// What a watcher receives: changes, bookmarks (at a revision) and the end of the stream.
+    enum Delivery: Sendable {
+        case change(Change)
+        case bookmark(Int)
+    }
+
+    struct Watcher {
+        var resource: Resource
+        var namespace: String?
+        var bookmarks: Bool
+        var continuation: AsyncStream<Delivery>.Continuation
+    }
+
+    struct State {
+        var revision = 1
+        var objects: [Resource: [String: Stored]] = [:]
+        var history: [Change] = []
+        /// Watches from a resourceVersion below this one get 410 Gone.
+        var compactedBelow = 1
+        var watchers: [Int: Watcher] = [:]
+        var nextWatcher = 0
+    }
+
+    let historyLimit: Int
+    private let state = Mutex(State())
+
+    init(historyLimit: Int = 50_000) { self.historyLimit = historyLimit }
+
+    static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        return encoder
+    }
+
+    var revision: Int { state.withLock { $0.revision } }
+
+    /// Makes `objects` the resource's whole content: new ones are ADDED, changed ones MODIFIED,
+    /// missing ones DELETED.
+    func replace(_ resource: Resource, with objects: [any KubeObject]) {
+        let encoder = Self.encoder()
+        var incoming: [String: (object: any KubeObject, bare: [UInt8])] = [:]
+        for var object in objects {
+            object.metadata.resourceVersion = nil
+            guard let bare = try? encoder.encode(object) else { continue }
+            incoming[object.metadata.key] = (object, [UInt8](bare))
+        }
+        state.withLock { state in
+            let current = state.objects[resource] ?? [:]
+            for (key, entry) in incoming.sorted(by: { $0.key < $1.key }) where current[key]?.bare != entry.bare {
+                Self.put(
+                    entry.object, bare: entry.bare, resource, type: current[key] == nil ? .added : .modified, &state)
+            }
+            for key in current.keys.sorted() where incoming[key] == nil { Self.remove(resource, key: key, &state) }
+            trimHistory(&state)
+        }
+    }
+
+    /// Adds or replaces one object.
+    func upsert(_ resource: Resource, _ object: any KubeObject) {
+        var bareObject = object
+        bareObject.metadata.resourceVersion = nil
+        guard let bare = try? Self.encoder().encode(bareObject) else { return }
+        state.withLock { state in
+            let existing = state.objects[resource]?[object.metadata.key]
+            guard existing?.bare != [UInt8](bare) else { return }
+            Self.put(bareObject, bare: [UInt8](bare), resource, type: existing == nil ? .added : .modified, &state)
+            trimHistory(&state)
+        }
+    }
+
+    /// Deletes one object; false when there was none.
+    @discardableResult
+    func delete(_ resource: Resource, key: String) -> Bool {
+        state.withLock { state in
+            guard state.objects[resource]?[key] != nil else { return false }
+            Self.remove(resource, key: key, &state)
+            trimHistory(&state)
+            return true
+        }
+    }
+
+    /// Forgets the history: every watch from an earlier resourceVersion gets 410 Gone.
+    func compact() {
+        state.withLock { state in
+            state.history.removeAll()
+            state.compactedBelow = state.revision + 1
+        }
+    }
+
+    private static func put(
+        _ object: any KubeObject, bare: [UInt8], _ resource: Resource, type: WatchEventType, _ state: inout State
+    ) {
+        state.revision += 1
+        var versioned = object
+        versioned.metadata.resourceVersion = String(state.revision)
+        let encoder = encoder()
+        let stored = Stored(
+            resource: resource, key: object.metadata.key, namespace: object.metadata.namespace,
+            revision: state.revision, json: (try? [UInt8](encoder.encode(versioned))) ?? [],
+            metadata: (try? [UInt8](encoder.encode(versioned.metadata))) ?? [], cells: resource.cells(object),
+            bare: bare)
+        state.objects[resource, default: [:]][stored.key] = stored
+        publish(Change(type: type, object: stored), &state)
+    }
+
+    private static func remove(_ resource: Resource, key: String, _ state: inout State) {
+        guard var stored = state.objects[resource]?.removeValue(forKey: key) else { return }
+        state.revision += 1
+        stored.revision = state.revision
+        publish(Change(type: .deleted, object: stored), &state)
+    }
+
+    private static func publish(_ change: Change, _ state: inout State) {
+        state.history.append(change)
+        for watcher in state.watchers.values
+        where watcher.resource == change.object.resource
+            && (watcher.namespace == nil || watcher.namespace == change.object.namespace)
+        {
+            watcher.continuation.yield(.change(change))
+        }
+    }
+
+    private func trimHistory(_ state: inout State) {
+        let excess = state.history.count - historyLimit
+        guard excess > 0 else { return }
+        state.compactedBelow = state.history[excess - 1].object.revision + 1
+        state.history.removeFirst(excess)
+    }
+
+    /// A resource's objects (in one namespace, or all), sorted by key, and the current revision.
+    func list(_ resource: Resource, namespace: String?) -> (objects: [Stored], revision: Int) {
+        state.withLock { state in
+            let all = (state.objects[resource] ?? [:]).values.filter { namespace == nil || $0.namespace == namespace }
+            return (all.sorted { $0.key < $1.key }, state.revision)
+        }
+    }
+
+    func get(_ resource: Resource, key: String) -> Stored? { state.withLock { $0.objects[resource]?[key] } }
+
+    /// Whether a list's continue token or a watch may still start at `revision`.
+    func isCompacted(_ revision: Int) -> Bool { state.withLock { revision < $0.compactedBelow - 1 } }
+
+    enum WatchStart {
+        case stream(id: Int, initial: [Change], AsyncStream<Delivery>)
+        case gone
+    }
+
+    /// Starts a watch: from `revision` (changes after it, from the history), or — when nil —
+    /// with every current object as ADDED. Atomic with the changes that follow.
+    func watch(_ resource: Resource, namespace: String?, from revision: Int?, bookmarks: Bool) -> WatchStart {
+        state.withLock { state in
+            var initial: [Change] = []
+            if let revision {
+                guard revision >= state.compactedBelow - 1 else { return .gone }
+                initial = state.history.filter {
+                    $0.object.revision > revision && $0.object.resource == resource
+                        && (namespace == nil || $0.object.namespace == namespace)
+                }
+            } else {
+                initial = (state.objects[resource] ?? [:]).values.filter {
+                    namespace == nil || $0.namespace == namespace
+                }
+                .sorted { $0.key < $1.key }.map { Change(type: .added, object: $0) }
+            }
+            let (stream, continuation) = AsyncStream.makeStream(of: Delivery.self)
+            let id = state.nextWatcher
+            state.nextWatcher += 1
+            state.watchers[id] = Watcher(
+                resource: resource, namespace: namespace, bookmarks: bookmarks, continuation: continuation)
+            return .stream(id: id, initial: initial, stream)
+        }
+    }
+
+    func endWatch(_ id: Int) {
+        let watcher = state.withLock { $0.watchers.removeValue(forKey: id) }
+        watcher?.continuation.finish()
+    }
+
+    /// Ends every open watch (as a restarting API server would).
+    func endAllWatches() {
+        let all = state.withLock { state -> [Watcher] in
+            defer { state.watchers.removeAll() }
+            return Array(state.watchers.values)
+        }
+        for watcher in all { watcher.continuation.finish() }
+    }
+
+    var watchCount: Int { state.withLock { $0.watchers.count } }
+
+    /// Sends a bookmark at the current revision to every watch that asked for bookmarks.
+    func sendBookmarks() {
+        state.withLock { state in
+            for watcher in state.watchers.values where watcher.bookmarks {
+                watcher.continuation.yield(.bookmark(state.revision))
+            }
+        }
+    }
+}

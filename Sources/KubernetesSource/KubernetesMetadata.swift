@@ -1,0 +1,199 @@
+import ClusterInventory
+import Enricher
+import Flows
+import Foundation
+import KubernetesModel
+import Logging
+import PrometheusExposition
+import Synchronization
+
+/// The agent's metadata source on a cluster: lists and watches Pods, Services, EndpointSlices,
+/// Nodes and Namespaces, and keeps the enricher's address tables equal to what it has seen.
+///
+/// Changes are gathered, then published to the enricher as one new inventory (a burst of pod
+/// events costs one rebuild); a rebuild never takes more than a third of a core however large
+/// the cluster: after one that took `t`, the next waits `2t`. Pod addresses are attributed by
+/// time as with the inventory file: a deleted pod's IP is its own until the deletion, then the
+/// new holder's.
+public final class KubernetesMetadata: MetadataSource {
+    public let cluster: String
+    let client: APIClient
+    let timing: ReflectorTiming
+    let logger: Logger
+    let health = SourceHealth()
+    /// The enricher's tables, rebuilt from the caches.
+    let tables: InventoryMetadata
+    private let caches = Mutex(Caches())
+    private let changed: AsyncStream<Void>.Continuation
+    private let changes: AsyncStream<Void>
+    private let published = Mutex(Published())
+
+    struct Caches {
+        var pods: [String: KubernetesModel.Pod] = [:]
+        var services: [String: KubernetesModel.Service] = [:]
+        var endpointSlices: [String: EndpointSlice] = [:]
+        var nodes: [String: KubernetesModel.Node] = [:]
+        var namespaces: [String: Namespace] = [:]
+        /// Kinds whose first list has arrived.
+        var synced: Set<String> = []
+    }
+
+    struct Published {
+        var nodes: [ClusterInventory.Node] = []
+        var generation = 0
+    }
+
+    public init(
+        access: ClusterAccess, cluster: String, requestTimeout: Duration = .seconds(30),
+        timing: ReflectorTiming = ReflectorTiming(), logger: Logger = Logger(label: "osprey-kubernetes")
+    ) throws {
+        self.cluster = cluster
+        client = try APIClient(access: access, requestTimeout: requestTimeout)
+        self.timing = timing
+        self.logger = logger
+        tables = InventoryMetadata(
+            inventory: Inventory(cluster: cluster, topology: "kubernetes", nodes: [], pods: [], services: []))
+        (changes, changed) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    // MARK: - Running
+
+    /// Lists and watches until cancelled.
+    public func run() async {
+        logger.info(
+            "following the Kubernetes API",
+            metadata: ["server": "\(client.access.server)", "from": "\(client.access.origin)"])
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.reflector(.pods) { Self.apply($1, to: &$0.pods) }.run() }
+            group.addTask { await self.reflector(.services) { Self.apply($1, to: &$0.services) }.run() }
+            group.addTask { await self.reflector(.endpointSlices) { Self.apply($1, to: &$0.endpointSlices) }.run() }
+            group.addTask { await self.reflector(.nodes) { Self.apply($1, to: &$0.nodes) }.run() }
+            group.addTask { await self.reflector(.namespaces) { Self.apply($1, to: &$0.namespaces) }.run() }
+            group.addTask { await self.publishChanges() }
+            await group.waitForAll()
+        }
+        client.shutdown()
+    }
+
+    func reflector<Object: KubeObject>(
+        _ kind: WatchedKind, _ store: @escaping @Sendable (inout Caches, CacheUpdate<Object>) -> Int
+    ) -> Reflector<Object> {
+        Reflector(kind: kind, client: client, timing: timing, health: health, logger: logger) { [self] update in
+            let count = caches.withLock { caches -> Int in
+                if case .replace = update { caches.synced.insert(kind.resource) }
+                return store(&caches, update)
+            }
+            health.cached(kind.resource, count)
+            changed.yield()
+        }
+    }
+
+    /// Applies an update to one kind's cache; returns how many objects it holds.
+    static func apply<Object: KubeObject>(_ update: CacheUpdate<Object>, to cache: inout [String: Object]) -> Int {
+        switch update {
+        case .replace(let objects):
+            cache = Dictionary(objects.map { ($0.metadata.key, $0) }, uniquingKeysWith: { _, last in last })
+        case .upsert(let object): cache[object.metadata.key] = object
+        case .delete(let object): cache.removeValue(forKey: object.metadata.key)
+        }
+        return cache.count
+    }
+
+    /// Rebuilds the enricher's tables after changes, at most at a third of a core.
+    func publishChanges() async {
+        for await _ in changes {
+            // Let a burst of events (a list, a rollout) arrive before rebuilding.
+            try? await Task.sleep(for: .milliseconds(20))
+            let started = ContinuousClock.now
+            publish()
+            let cost = ContinuousClock.now - started
+            try? await Task.sleep(for: cost * 2)
+        }
+    }
+
+    /// Makes the enricher's tables match the caches now.
+    func publish() {
+        let inventory = caches.withLock { caches in
+            Inventory(
+                cluster: cluster, nodes: Array(caches.nodes.values),
+                pods: caches.pods.values.map { Self.withNamespaceLabels($0, caches.namespaces) },
+                services: Array(caches.services.values), endpointSlices: Array(caches.endpointSlices.values))
+        }
+        tables.replace(with: inventory)
+        published.withLock {
+            $0.nodes = inventory.nodes.sorted { $0.name < $1.name }
+            $0.generation += 1
+        }
+    }
+
+    /// Cilium's namespace label source: every label of the pod's namespace, as
+    /// `io.cilium.k8s.namespace.labels.<key>`, among the pod's labels.
+    static func withNamespaceLabels(
+        _ pod: KubernetesModel.Pod, _ namespaces: [String: Namespace]
+    ) -> KubernetesModel.Pod {
+        guard let namespace = pod.metadata.namespace, let labels = namespaces[namespace]?.metadata.labels,
+            !labels.isEmpty
+        else { return pod }
+        var pod = pod
+        var merged = pod.metadata.labels ?? [:]
+        for (key, value) in labels { merged["io.cilium.k8s.namespace.labels.\(key)"] = value }
+        pod.metadata.labels = merged
+        return pod
+    }
+
+    // MARK: - What others ask
+
+    /// True once every kind has been listed once.
+    public var hasSynced: Bool { caches.withLock { $0.synced.count == 5 } && published.withLock { $0.generation > 0 } }
+
+    /// How many times the enricher's tables were rebuilt.
+    public var generation: Int { published.withLock { $0.generation } }
+
+    /// The cluster's nodes (for the peer service), as of the last rebuild.
+    public var nodes: [ClusterInventory.Node] { published.withLock { $0.nodes } }
+
+    public func pod(ip: String, at time: Date) -> PodIdentity? { tables.pod(ip: ip, at: time) }
+    public func service(ip: String) -> ServiceRef? { tables.service(ip: ip) }
+    public func withLookups(_ body: (_ lookup: (_ ip: String, _ time: Date) -> AddressIdentity) -> Void) {
+        tables.withLookups(body)
+    }
+    public func refresh() -> [String] { tables.refresh() }
+
+    /// The source's health for /metrics.
+    public func families() -> [MetricFamily] {
+        let snapshot = health.snapshot.sorted { $0.key < $1.key }
+        func family(
+            _ name: String, _ help: String, _ kind: MetricFamily.Kind, _ value: (SourceHealth.Counts) -> Double?
+        )
+            -> MetricFamily
+        {
+            MetricFamily(
+                name: name, help: help, kind: kind,
+                samples: snapshot.compactMap { entry in value(entry.value).map { .init([("kind", entry.key)], $0) } })
+        }
+        return [
+            family("osprey_agent_kubernetes_objects", "Objects cached from the Kubernetes API, by kind.", .gauge) {
+                Double($0.objects)
+            },
+            family("osprey_agent_kubernetes_events_total", "Watch events received, by kind.", .counter) {
+                Double($0.events)
+            },
+            family(
+                "osprey_agent_kubernetes_watch_restarts_total",
+                "Watches the server ended and the agent resumed from the last resourceVersion, by kind.", .counter
+            ) { Double($0.watchRestarts) },
+            family(
+                "osprey_agent_kubernetes_relists_total",
+                "Full lists after the server answered 410 Gone (a resourceVersion too old), by kind.", .counter
+            ) { Double($0.relists) },
+            family(
+                "osprey_agent_kubernetes_errors_total",
+                "Failed lists and watches (refused, forbidden, timed out, undecodable), by kind.", .counter
+            ) { Double($0.errors) },
+            family(
+                "osprey_agent_kubernetes_last_sync_timestamp_seconds",
+                "When a list or a watch of the kind last completed (Unix time).", .gauge
+            ) { $0.lastSync.map { $0.timeIntervalSince1970 } },
+        ]
+    }
+}
