@@ -177,7 +177,7 @@ let package = Package(
         .target(
             name: "KubernetesAPIServer",
             dependencies: [
-                "KubernetesModel", .product(name: "Hummingbird", package: "hummingbird"),
+                "KubernetesModel", "ClusterInventory", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -218,7 +218,7 @@ let package = Package(
             dependencies: [
                 "Datapath", "Netlink", "NodeMetrics", "Netns", "Flows", "FlowPipeline", "Enricher", "Observer",
                 "FlowMetrics", "HubbleServer", "HubbleObserver", "HubbleWire", "HubbleTransport", "ClusterInventory",
-                "PrometheusExposition", "FlowExport",
+                "PrometheusExposition", "FlowExport", "KubernetesSource",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -248,7 +248,7 @@ let package = Package(
             name: "OspreyCLI",
             dependencies: [
                 "Lab", "ClusterInventory", "HubbleAPI", "HubbleWire", "HubbleServer", "HubbleTransport", "FlowFilters",
-                "FlowPrinter", "Gzip", "WebUI",
+                "FlowPrinter", "Gzip", "WebUI", "KubernetesAPIServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -359,7 +359,7 @@ let package = Package(
                 "KubernetesSource", "KubernetesAPIServer", "KubernetesModel", "ClusterInventory", "Enricher", "Flows",
                 "Lab",
                 "TestSupport", .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),
         .testTarget(

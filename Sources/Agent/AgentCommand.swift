@@ -9,6 +9,7 @@ import HubbleServer
 import HubbleTransport
 import HubbleWire
 import Hummingbird
+import KubernetesSource
 import Logging
 import NodeMetrics
 import Observer
@@ -68,6 +69,18 @@ public struct AgentCommand: AsyncParsableCommand {
             "An interface towards other nodes (repeatable). Env: OSPREY_UPLINKS (comma-separated); default: the interfaces of the default routes."
     )
     var uplinks: [String] = (environment["OSPREY_UPLINKS"] ?? "").split(separator: ",").map(String.init)
+
+    @Option(
+        help:
+            "Where pod and service identities come from: `kubernetes` (the API server) or `inventory` (a file, standalone). Env: OSPREY_METADATA; default: kubernetes in a pod or with a kubeconfig, else inventory."
+    )
+    var metadata: String = environment["OSPREY_METADATA"] ?? ""
+
+    @Option(
+        help:
+            "Kubeconfig for the Kubernetes API outside a pod (its current context). Env: KUBECONFIG; in a pod: the service account."
+    )
+    var kubeconfig: String = environment["OSPREY_KUBECONFIG"] ?? environment["KUBECONFIG"] ?? ""
 
     @Option(
         help:
@@ -168,9 +181,7 @@ public struct AgentCommand: AsyncParsableCommand {
             let context = MetricsContext(
                 sourceEgress: try MetricsContext.options(metricsSourceContext).get(),
                 destinationIngress: try MetricsContext.options(metricsDestinationContext).get())
-            if !inventory.isEmpty, !FileManager.default.isReadableFile(atPath: inventory) {
-                throw ValidationError("Inventory file \(inventory) cannot be read; check --inventory.")
-            }
+            let metadataSource = try metadataSource()
             guard dropReasons == "network" || dropReasons == "all" else {
                 throw ValidationError("--drop-reasons must be `network` or `all`, not `\(dropReasons)`.")
             }
@@ -207,7 +218,7 @@ public struct AgentCommand: AsyncParsableCommand {
             }
             return AgentSettings(
                 nodeName: nodeName, cluster: cluster, metricsAddress: address, hubbleAddress: hubbleAddress,
-                hubbleSocketPath: hubbleSocketPath, hubbleTLS: hubbleTLS, uplinks: uplinks, inventory: inventory,
+                hubbleSocketPath: hubbleSocketPath, hubbleTLS: hubbleTLS, uplinks: uplinks, metadata: metadataSource,
                 serviceTranslation: serviceTranslation,
                 ignoredDrops: dropReasons == "all" ? [:] : Datapath.notNetworkDrops,
                 flowBufferCapacity: flowBufferCapacity, flowReportInterval: flowReportInterval,
@@ -222,6 +233,29 @@ public struct AgentCommand: AsyncParsableCommand {
             throw ValidationError(error.description)
         } catch let error as ExportError {
             throw ValidationError(error.description)
+        } catch let error as KubernetesConfigError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// The metadata source the flags choose: `--metadata`, else Kubernetes in a pod or with a
+    /// kubeconfig, else the inventory file (none without one).
+    func metadataSource() throws -> AgentSettings.Metadata {
+        let inPod = ClusterAccess.inPod()
+        let mode = metadata.isEmpty ? (inPod || !kubeconfig.isEmpty ? "kubernetes" : "inventory") : metadata
+        switch mode {
+        case "kubernetes":
+            let access =
+                kubeconfig.isEmpty ? try ClusterAccess.inCluster() : try ClusterAccess.kubeconfig(path: kubeconfig)
+            return .kubernetes(access)
+        case "inventory":
+            guard !inventory.isEmpty else { return .none }
+            guard FileManager.default.isReadableFile(atPath: inventory) else {
+                throw ValidationError("Inventory file \(inventory) cannot be read; check --inventory.")
+            }
+            return .inventory(inventory)
+        default:
+            throw ValidationError("--metadata must be `kubernetes` or `inventory`, not `\(metadata)`.")
         }
     }
 

@@ -7,6 +7,7 @@ import Foundation
 import HubbleObserver
 import HubbleServer
 import Hummingbird
+import KubernetesSource
 import Logging
 import NodeMetrics
 import Observer
@@ -46,18 +47,29 @@ struct AgentRuntime {
                 )
             }
         }
+        var kubernetes: KubernetesMetadata?
+        let metadata: (any MetadataSource)?
+        switch settings.metadata {
+        case .none: metadata = nil
+        case .inventory(let path): metadata = InventoryMetadata(path: path)
+        case .kubernetes(let access):
+            let source = try KubernetesMetadata(access: access, cluster: settings.cluster, logger: logger)
+            kubernetes = source
+            metadata = source
+        }
         let observer = try Observer(capacity: settings.flowBufferCapacity)
         let flowLogs = FlowLogs(observer: observer, nodeName: settings.nodeName, logger: logger)
         if let exporter = settings.exporter { flowLogs.start(exporter) }
         let pipeline = FlowPipeline(
             nodeName: settings.nodeName, clusterName: settings.cluster, kernelDropReasons: datapath.dropReasons,
-            metadata: settings.inventory.isEmpty ? nil : InventoryMetadata(path: settings.inventory),
+            metadata: metadata,
             translation: translation, observer: observer,
             metrics: HubbleMetrics(context: settings.metricsContext, lostEvents: [observer, flowLogs]))
         let metrics = MetricsEndpoint(
             collector: NodeMetricsCollector(datapath: datapath) { watcher.namespaces },
             health: AgentHealth(
-                datapath: datapath, watcher: watcher, translation: translation, flowLogs: flowLogs),
+                datapath: datapath, watcher: watcher, translation: translation, flowLogs: flowLogs,
+                kubernetes: kubernetes),
             hubble: pipeline.metrics, observer: observer,
             commonLabels: [("cluster", settings.cluster), ("instance", settings.nodeName)])
         let address = settings.metricsAddress
@@ -67,7 +79,8 @@ struct AgentRuntime {
             logger: logger)
         let hubble = HubbleServer.agent(
             observer: observer, nodeName: settings.nodeName, clusterName: settings.cluster,
-            listeners: settings.hubbleListeners, peers: { [settings] in settings.peers() })
+            listeners: settings.hubbleListeners,
+            peers: { [settings, kubernetes] in settings.peers(kubernetesNodes: kubernetes?.nodes) })
         logger.info(
             "started",
             metadata: [
@@ -81,6 +94,7 @@ struct AgentRuntime {
                 services: [
                     EventReaderService(datapath: datapath, pipeline: pipeline),
                     HousekeepingService(datapath: datapath, pipeline: pipeline), watcher, http,
+                    KubernetesService(source: kubernetes),
                     HubbleService(server: hubble),
                     FlowLogsService(
                         flowLogs: flowLogs,
@@ -106,6 +120,20 @@ struct EventReaderService: Service {
         }
         defer { datapath.events.stop() }
         try? await gracefulShutdown()
+    }
+}
+
+/// The Kubernetes source as a Service: lists and watches until the agent stops (nothing to do
+/// with another metadata source).
+struct KubernetesService: Service {
+    let source: KubernetesMetadata?
+
+    func run() async throws {
+        guard let source else {
+            try? await gracefulShutdown()
+            return
+        }
+        await cancelWhenGracefulShutdown { await source.run() }
     }
 }
 

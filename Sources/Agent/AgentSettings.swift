@@ -5,6 +5,7 @@ import FlowMetrics
 import Foundation
 import HubbleServer
 import HubbleTransport
+import KubernetesSource
 import Logging
 
 /// What osprey-agent runs with: every flag and variable, parsed and checked (`AgentCommand.settings()`).
@@ -16,8 +17,8 @@ struct AgentSettings: Sendable {
     var hubbleSocketPath: String
     var hubbleTLS: ServerTLS?
     var uplinks: [String]
-    /// The inventory file; empty: no pod identities (standalone without metadata).
-    var inventory: String
+    /// Where pod and service identities come from.
+    var metadata: Metadata
     var serviceTranslation: Bool
     var ignoredDrops: [String: [Datapath.DropIgnoreRule]]
     var flowBufferCapacity: Int
@@ -48,17 +49,36 @@ struct AgentSettings: Sendable {
         return listeners
     }
 
-    /// The Hubble servers a relay should use: every node of the inventory (lab), else this
-    /// agent alone.
-    func peers() -> [PeerService.Peer] {
+    enum Metadata: Sendable {
+        /// No pod identities (standalone without metadata).
+        case none
+        /// The inventory file (standalone mode).
+        case inventory(String)
+        /// The Kubernetes API.
+        case kubernetes(ClusterAccess)
+    }
+
+    /// The inventory file, when that is the metadata source.
+    var inventory: String {
+        if case .inventory(let path) = metadata { return path }
+        return ""
+    }
+
+    /// The Hubble servers a relay should use: every node of the cluster (from the Kubernetes
+    /// API or the inventory), else this agent alone.
+    func peers(kubernetesNodes: [Node]? = nil) -> [PeerService.Peer] {
         let port = hubbleAddress?.port ?? 4244
         func serverName(_ node: String) -> String? {
             hubbleTLS == nil ? nil : HubbleTLSNames.agent(node: node, cluster: cluster)
         }
-        if !inventory.isEmpty, let data = FileManager.default.contents(atPath: inventory),
-            let inventory = try? Inventory.decode(data), !inventory.nodes.isEmpty
+        var nodes = kubernetesNodes ?? []
+        if kubernetesNodes == nil, !inventory.isEmpty, let data = FileManager.default.contents(atPath: inventory),
+            let inventory = try? Inventory.decode(data)
         {
-            return inventory.nodes.compactMap { node in
+            nodes = inventory.nodes
+        }
+        if !nodes.isEmpty {
+            return nodes.compactMap { node in
                 node.internalIPs.first.map { ip in
                     PeerService.Peer(
                         name: node.name, address: ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)",

@@ -4,6 +4,7 @@ import FlowMetrics
 import Flows
 import HubbleWire
 import Hummingbird
+import KubernetesSource
 import NodeMetrics
 import Observer
 import PrometheusExposition
@@ -14,6 +15,8 @@ struct AgentHealth: Sendable {
     let watcher: InterfaceWatcher
     let translation: ConntrackServiceTranslation?
     let flowLogs: FlowLogs
+    /// The Kubernetes source, when it is the metadata source: its health by kind.
+    var kubernetes: KubernetesMetadata?
 
     func families() -> [MetricFamily] {
         let interfaces = datapath.attachedInterfaces.count
@@ -34,7 +37,7 @@ struct AgentHealth: Sendable {
                 name: "osprey_agent_namespaces_watched",
                 help: "Network namespaces whose drops and sockets are counted.",
                 kind: .gauge, samples: [.init([], Double(watcher.namespaces.count))]),
-        ] + translationFamilies() + exportFamilies()
+        ] + translationFamilies() + exportFamilies() + (kubernetes?.families() ?? [])
     }
 
     /// What each flow log exporter wrote and missed (absent without exporters).

@@ -1,3 +1,4 @@
+import ClusterInventory
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -55,10 +56,10 @@ public final class KubeAPIServer: Sendable {
         store.replace(.endpointSlices, with: objects.endpointSlices)
     }
 
-    public func upsert(_ pod: Pod) { store.upsert(.pods, pod) }
-    public func upsert(_ service: Service) { store.upsert(.services, service) }
+    public func upsert(_ pod: KubernetesModel.Pod) { store.upsert(.pods, pod) }
+    public func upsert(_ service: KubernetesModel.Service) { store.upsert(.services, service) }
     public func upsert(_ slice: EndpointSlice) { store.upsert(.endpointSlices, slice) }
-    public func upsert(_ node: Node) { store.upsert(.nodes, node) }
+    public func upsert(_ node: KubernetesModel.Node) { store.upsert(.nodes, node) }
     public func upsert(_ namespace: Namespace) { store.upsert(.namespaces, namespace) }
 
     /// Deletes an object by resource name (`pods`, `services`, …) and key (`namespace/name`, or the name).
@@ -450,5 +451,22 @@ enum Tables {
     static func quoted(_ text: String) -> String {
         let data = (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8)
         return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension KubeAPIServer {
+    /// Serves the objects of an inventory file, and its changes as they are written (the lab
+    /// rewrites it when pods come and go), checking it every `interval` until cancelled.
+    public func follow(inventoryPath: String, interval: Duration = .milliseconds(100)) async {
+        var applied: Date?
+        while !Task.isCancelled {
+            let modified =
+                (try? FileManager.default.attributesOfItem(atPath: inventoryPath)[.modificationDate]) as? Date
+            if let modified, modified != applied, let inventory = try? Inventory.load(from: inventoryPath) {
+                apply(ClusterObjects(inventory: inventory))
+                applied = modified
+            }
+            try? await Task.sleep(for: interval)
+        }
     }
 }

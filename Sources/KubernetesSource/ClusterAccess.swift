@@ -143,9 +143,15 @@ public struct ClusterAccess: Sendable, Equatable {
         if case DecodingError.typeMismatch(_, let context) = error {
             return "\(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type"
         }
+        if case DecodingError.dataCorrupted(let context) = error, let underlying = context.underlyingError {
+            return "it is not valid YAML (\(firstLine(underlying)))"
+        }
         if error is DecodingError { return "it is not a kubeconfig" }
-        let text = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
-        return "it is not valid YAML (\(text))"
+        return "it is not valid YAML (\(firstLine(error)))"
+    }
+
+    static func firstLine(_ error: any Error) -> String {
+        "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
     }
 
     /// The bearer token to send now (a token file is read each time: it may have rotated).

@@ -143,8 +143,16 @@ public final class KubernetesMetadata: MetadataSource {
 
     // MARK: - What others ask
 
+    /// What the source reads, as RBAC names it: (API group, resource, verbs). The deployment's
+    /// ClusterRole must grant exactly this (a test checks the rendered manifests).
+    public static let permissions: [(group: String, resource: String, verbs: [String])] = WatchedKind.all.map {
+        ($0.group, $0.resource, ["list", "watch"])
+    }
+
     /// True once every kind has been listed once.
-    public var hasSynced: Bool { caches.withLock { $0.synced.count == 5 } && published.withLock { $0.generation > 0 } }
+    public var hasSynced: Bool {
+        caches.withLock { $0.synced.count == WatchedKind.all.count } && published.withLock { $0.generation > 0 }
+    }
 
     /// How many times the enricher's tables were rebuilt.
     public var generation: Int { published.withLock { $0.generation } }

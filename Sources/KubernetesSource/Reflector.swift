@@ -25,6 +25,11 @@ struct WatchedKind: Sendable {
         resource: "endpointslices", path: "/apis/discovery.k8s.io/v1/endpointslices")
     static let nodes = WatchedKind(resource: "nodes", path: "/api/v1/nodes")
     static let namespaces = WatchedKind(resource: "namespaces", path: "/api/v1/namespaces")
+
+    static let all: [WatchedKind] = [pods, services, endpointSlices, nodes, namespaces]
+
+    /// The API group, as RBAC rules name it ("" for the core group).
+    var group: String { path.hasPrefix("/apis/") ? String(path.split(separator: "/")[1]) : "" }
 }
 
 /// Timing of list and watch, client-go's defaults unless a test says otherwise.

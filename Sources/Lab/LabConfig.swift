@@ -38,6 +38,12 @@ public struct LabConfig: Sendable, Equatable {
     public var uiPort: Int?
     /// The lab's Prometheus on the host's loopback (`http://127.0.0.1:9090/`), or nil for none.
     public var prometheusHostPort: Int?
+    /// The `osprey` binary that serves the lab's Kubernetes API (`osprey lab serve-api`) on the
+    /// first node, or nil for none (the agents then read the inventory file).
+    public var apiServerPath: String?
+    /// The Kubernetes API on the host's loopback (`https://127.0.0.1:PORT`, what `<state>/kubeconfig`
+    /// names), or nil for none (then only from inside the nodes: `kubernetes/node.kubeconfig`).
+    public var apiServerHostPort: Int?
     /// TLS everywhere: a throwaway CA signs the agents', the relay's and a client certificate
     /// (`tlsDirectory`); agents and relay require client certificates (mutual TLS).
     public var tls = false
@@ -90,6 +96,21 @@ public struct LabConfig: Sendable, Equatable {
     public static let uiPort = 12000
     /// The lab's CA and certificates when `tls` is on.
     public var tlsDirectory: String { stateDirectory + "/tls" }
+
+    /// The lab's Kubernetes API inside the first node, as kube-apiserver's.
+    public static let apiServerPort: UInt16 = 6443
+    /// Its default port on the host's loopback (`osprey lab up`).
+    public static let apiServerHostPort = 6443
+    /// The Kubernetes API's files: token, node kubeconfig, socket.
+    public var kubernetesDirectory: String { stateDirectory + "/kubernetes" }
+    /// The kubeconfig for kubectl on the host (`kubectl --kubeconfig … get pods -A`).
+    public var kubeconfigPath: String { stateDirectory + "/kubeconfig" }
+    /// The kubeconfig the agents use, from inside the nodes.
+    public var nodeKubeconfigPath: String { kubernetesDirectory + "/node.kubeconfig" }
+    /// The bearer token the API server accepts (re-read on every request: rotate it by rewriting it).
+    public var apiTokenPath: String { kubernetesDirectory + "/token" }
+    /// The API server's unix socket (the host's port forward connects to it).
+    public var apiSocketPath: String { kubernetesDirectory + "/apiserver.sock" }
 
     /// The inventory file the agent's standalone metadata source reads.
     public var inventoryPath: String { stateDirectory + "/inventory.json" }

@@ -78,9 +78,12 @@ public struct LabController: Sendable {
         do { try plan.inventory(uids: uids, processes: processes).write(to: config.inventoryPath) } catch {
             throw .fileFailed(path: config.inventoryPath, reason: "\(error)")
         }
-        if config.tls {
+        if config.tls || config.apiServerPath != nil {
             progress("creating a throwaway CA and TLS certificates")
             try LabCertificates(config: config).create(with: host)
+        }
+        if let ospreyPath = config.apiServerPath {
+            try startAPIServer(plan, ospreyPath: ospreyPath, processes: &processes, progress: progress)
         }
         if let agentPath = config.agentPath {
             progress("starting osprey-agent on \(plan.nodes.count) nodes")
@@ -88,7 +91,8 @@ public struct LabController: Sendable {
                 let agent = Workloads(plan: plan).agentLaunch(for: node, agentPath: agentPath)
                 try createDirectory((agent.logPath as NSString).deletingLastPathComponent)
                 let pid = try host.launchDetached(agent.command, logPath: agent.logPath, pidPath: agent.pidPath)
-                processes[node.name] = [ProcessRecord(command: "osprey-agent", pid: pid)]
+                // The agent first: what waits for a node's agent takes its first process.
+                processes[node.name, default: []].insert(ProcessRecord(command: "osprey-agent", pid: pid), at: 0)
             }
             for node in plan.nodes {
                 guard let pid = processes[node.name]?.first?.pid else { continue }
@@ -141,6 +145,36 @@ public struct LabController: Sendable {
             throw .fileFailed(path: config.inventoryPath, reason: "\(error)")
         }
         return inventory
+    }
+
+    /// Starts the lab's Kubernetes API server on the first node, writes its token and
+    /// kubeconfigs, and forwards it to the host when asked.
+    private func startAPIServer(
+        _ plan: LabPlan, ospreyPath: String, processes: inout [String: [ProcessRecord]], progress: (String) -> Void
+    ) throws(LabError) {
+        let config = plan.config
+        progress("starting the Kubernetes API server on \(plan.nodes[0].name)")
+        try createDirectory(config.kubernetesDirectory)
+        var bytes = [UInt8](repeating: 0, count: 24)
+        for index in bytes.indices { bytes[index] = UInt8.random(in: 0...255) }
+        try write(bytes.map { String(format: "%02x", $0) }.joined() + "\n", to: config.apiTokenPath)
+        chmod(config.apiTokenPath, 0o600)
+        let workloads = Workloads(plan: plan)
+        try write(
+            workloads.kubeconfig(server: "https://\(plan.nodes[0].ipv4):\(LabConfig.apiServerPort)"),
+            to: config.nodeKubeconfigPath)
+        let server = workloads.apiServerLaunch(ospreyPath: ospreyPath)
+        let pid = try host.launchDetached(server.command, logPath: server.logPath, pidPath: server.pidPath)
+        processes[plan.nodes[0].name, default: []].append(ProcessRecord(command: "osprey lab serve-api", pid: pid))
+        try waitUntilListening(
+            pid: pid, proto: "tcp", port: LabConfig.apiServerPort, what: "the Kubernetes API server",
+            logPath: server.logPath)
+        if let port = config.apiServerHostPort {
+            try write(workloads.kubeconfig(server: "https://127.0.0.1:\(port)"), to: config.kubeconfigPath)
+            try waitForSocket(
+                config.apiSocketPath, pid: pid, what: "the Kubernetes API server", logPath: server.logPath)
+            try forward(port, workloads.apiServerForwardLaunch(port: port), "the Kubernetes API", progress)
+        }
     }
 
     /// Removes everything of lab `name`: its processes, namespaces (with their links and

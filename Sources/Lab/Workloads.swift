@@ -53,7 +53,8 @@ public struct Workloads: Sendable {
             [
                 "ip", "netns", "exec", node.netns, "sh", "-c", mountTracefs, agentPath, "--node-name", node.name,
                 "--cluster", plan.config.name, "--metrics-address", "0.0.0.0:\(LabConfig.agentMetricsPort)",
-                "--uplink", LabNames.nodeUplink, "--inventory", plan.config.inventoryPath,
+                "--uplink", LabNames.nodeUplink,
+            ] + metadataArguments + [
                 "--hubble-listen-address", ":\(LabConfig.hubblePort)", "--hubble-socket-path", "\(dir)/hubble.sock",
                 // Flow logs where a DaemonSet's hostPath would keep them.
                 "--export-file-path", "\(dir)/flows.log",
@@ -62,6 +63,66 @@ public struct Workloads: Sendable {
             ] + agentTLSArguments + plan.config.agentArguments,
             "\(dir)/osprey-agent.log", "\(dir)/osprey-agent.pid.osprey"
         )
+    }
+
+    /// Where the agents learn pods and services: the lab's Kubernetes API when it serves one,
+    /// else its inventory file.
+    var metadataArguments: [String] {
+        plan.config.apiServerPath == nil
+            ? ["--metadata", "inventory", "--inventory", plan.config.inventoryPath]
+            : ["--metadata", "kubernetes", "--kubeconfig", plan.config.nodeKubeconfigPath]
+    }
+
+    /// The lab's Kubernetes API server in the first node (a control-plane node): TLS on :6443
+    /// there and on a unix socket for the host's port forward, objects from the inventory file.
+    public func apiServerLaunch(ospreyPath: String) -> (command: [String], logPath: String, pidPath: String) {
+        let config = plan.config
+        let certificate = LabCertificates(config: config).apiServerCertificate
+        return (
+            [
+                "ip", "netns", "exec", plan.nodes[0].netns, ospreyPath, "lab", "serve-api", "--inventory",
+                config.inventoryPath, "--listen-address", ":\(LabConfig.apiServerPort)", "--listen-address",
+                "unix://\(config.apiSocketPath)", "--tls-cert-file", certificate.cert, "--tls-key-file",
+                certificate.key,
+                "--token-file", config.apiTokenPath,
+            ], "\(config.kubernetesDirectory)/apiserver.log", "\(config.kubernetesDirectory)/apiserver.pid.osprey"
+        )
+    }
+
+    /// The host's `127.0.0.1:<port>` forwarded to the API server's socket (TLS passes through).
+    public func apiServerForwardLaunch(port: Int) -> (command: [String], logPath: String, pidPath: String) {
+        let config = plan.config
+        return (
+            [
+                "socat", "TCP-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork", "UNIX-CONNECT:\(config.apiSocketPath)",
+            ], "\(config.kubernetesDirectory)/port-forward.log", "\(config.kubernetesDirectory)/port-forward.pid.osprey"
+        )
+    }
+
+    /// A kubeconfig for the lab's API server at `server`, with the token file and the lab's CA.
+    public func kubeconfig(server: String) -> String {
+        let config = plan.config
+        return """
+            # Written by `osprey lab up` for lab \(config.name): its Kubernetes API.
+            apiVersion: v1
+            kind: Config
+            current-context: \(config.name)
+            clusters:
+            - name: \(config.name)
+              cluster:
+                server: \(server)
+                certificate-authority: \(LabCertificates(config: config).caFile)
+            users:
+            - name: \(config.name)-admin
+              user:
+                tokenFile: \(config.apiTokenPath)
+            contexts:
+            - name: \(config.name)
+              context:
+                cluster: \(config.name)
+                user: \(config.name)-admin
+
+            """
     }
 
     /// With TLS: the agents' certificate, and the CA a client (the relay) must be signed by.

@@ -8,7 +8,7 @@ struct LabCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "Run a small Kubernetes-like cluster of network-namespace pods on this machine.",
-        subcommands: [Up.self, Down.self, Status.self])
+        subcommands: [Up.self, Down.self, Status.self, ServeAPI.self])
 }
 
 /// Options every lab subcommand takes.
@@ -72,6 +72,15 @@ extension LabCommand {
         )
         var tls = false
 
+        @Option(
+            help:
+                "The lab's Kubernetes API on the host's loopback (https://127.0.0.1:PORT; kubeconfig in the lab's state); 0: inside the nodes only."
+        )
+        var apiPort: Int = LabConfig.apiServerHostPort
+
+        @Flag(help: "No Kubernetes API: the agents read the lab's inventory file instead.")
+        var noApiServer = false
+
         func run() throws {
             try reportingErrors {
                 var config = try LabConfig(
@@ -95,6 +104,13 @@ extension LabCommand {
                 }
                 config.prometheusHostPort = prometheusPort == 0 ? nil : prometheusPort
                 config.tls = tls
+                if !noApiServer {
+                    config.apiServerPath = try Self.sibling("osprey")
+                    guard (0...65535).contains(apiPort) else {
+                        throw ValidationError("--api-port \(apiPort) is not a port (1-65535, or 0 for none).")
+                    }
+                    config.apiServerHostPort = apiPort == 0 ? nil : apiPort
+                }
                 if let prometheusRules {
                     guard !noAgent else {
                         throw ValidationError("--prometheus-rules needs the agents; drop --no-agent.")

@@ -181,7 +181,8 @@ extension AgentIntegration {
         func metricsAgreeWithFlows() throws {
             let config = try LabConfig(
                 name: LabFixture.uniqueName("m"), nodeCount: 2, agentPath: OspreyBinary.agent.path)
-            try LabFixture.withLab(config) { plan, _ in
+            // The standalone metadata source: the agents read the lab's inventory file.
+            try LabFixture.withLab(config, kubernetes: false) { plan, _ in
                 LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let server = try #require(plan.pods(of: "ledger", in: "billing").first)

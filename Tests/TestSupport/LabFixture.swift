@@ -11,9 +11,15 @@ public enum LabFixture {
     }
 
     /// Runs `body` with a freshly built lab; `lab down` runs afterwards whatever happens.
+    /// A lab with agents serves its Kubernetes API and the agents use it, as on a cluster
+    /// (`kubernetes: false`: they read the inventory file, the standalone mode).
     public static func withLab<T>(
-        _ config: LabConfig, _ body: (LabPlan, Inventory) throws -> T
+        _ config: LabConfig, kubernetes: Bool = true, _ body: (LabPlan, Inventory) throws -> T
     ) throws -> T {
+        var config = config
+        if kubernetes, config.agentPath != nil, config.apiServerPath == nil {
+            config.apiServerPath = OspreyBinary.cli.path
+        }
         let controller = LabController()
         defer { _ = try? controller.down(name: config.name, stateRoot: config.stateRoot) }
         let inventory = try controller.up(config)
