@@ -48,34 +48,14 @@ public struct LabController: Sendable {
         for step in NetworkSetup(plan: plan).steps { try host.run(step.argv, input: step.input) }
 
         progress("starting \(plan.pods.count) pods")
-        let launches = Workloads(plan: plan).launches()
         var processes: [String: [ProcessRecord]] = [:]
         var uids: [String: String] = [:]
-        for launch in launches {
-            try createDirectory((launch.logPath as NSString).deletingLastPathComponent)
-            for file in launch.files { try write(file.contents, to: file.path) }
-            let pid = try host.launchDetached(launch.command, logPath: launch.logPath, pidPath: launch.pidPath)
-            processes[launch.pod.qualifiedName] = [ProcessRecord(command: launch.program, pid: pid)]
-            uids[launch.pod.qualifiedName] = UUID().uuidString.lowercased()
-        }
-        progress("waiting for servers to listen")
-        for launch in launches {
-            // The PID is known before `ip netns exec` has switched namespace; wait for the
-            // switch, so that when `up` returns every workload runs inside its pod.
-            if let pid = processes[launch.pod.qualifiedName]?.first?.pid {
-                try waitUntilInNamespace(pid: pid, netns: launch.pod.netns, what: "Pod \(launch.pod.qualifiedName)")
-            }
-        }
-        for launch in launches {
-            guard let readiness = launch.readiness, let pid = processes[launch.pod.qualifiedName]?.first?.pid else {
-                continue
-            }
-            try waitUntilListening(
-                pid: pid, proto: readiness.proto, port: readiness.port, what: "Pod \(launch.pod.qualifiedName)",
-                logPath: launch.logPath)
-        }
-        // Agents read the inventory from their start: write it now, again once they run.
-        do { try plan.inventory(uids: uids, processes: processes).write(to: config.inventoryPath) } catch {
+        try start(Workloads(plan: plan).launches(), processes: &processes, uids: &uids)
+        // Agents read the inventory from their start: write it now, again once they run (the
+        // same creation times both times: a pod is not new again because its agent started).
+        let started = Date()
+        do { try plan.inventory(uids: uids, processes: processes, now: started).write(to: config.inventoryPath) } catch
+        {
             throw .fileFailed(path: config.inventoryPath, reason: "\(error)")
         }
         if config.tls || config.apiServerPath != nil {
@@ -140,11 +120,39 @@ public struct LabController: Sendable {
                 try forward(port, Workloads(plan: plan).prometheusForwardLaunch(port: port), "Prometheus", progress)
             }
         }
-        let inventory = plan.inventory(uids: uids, processes: processes)
+        let inventory = plan.inventory(uids: uids, processes: processes, now: started)
         do { try inventory.write(to: config.inventoryPath) } catch {
             throw .fileFailed(path: config.inventoryPath, reason: "\(error)")
         }
         return inventory
+    }
+
+    /// Starts pods' workloads (recording their processes and new UIDs) and waits until each
+    /// runs inside its pod and, if it serves, listens.
+    func start(
+        _ launches: [WorkloadLaunch], processes: inout [String: [ProcessRecord]], uids: inout [String: String]
+    ) throws(LabError) {
+        for launch in launches {
+            try createDirectory((launch.logPath as NSString).deletingLastPathComponent)
+            for file in launch.files { try write(file.contents, to: file.path) }
+            let pid = try host.launchDetached(launch.command, logPath: launch.logPath, pidPath: launch.pidPath)
+            processes[launch.pod.qualifiedName] = [ProcessRecord(command: launch.program, pid: pid)]
+            uids[launch.pod.qualifiedName] = UUID().uuidString.lowercased()
+        }
+        for launch in launches {
+            guard let pid = processes[launch.pod.qualifiedName]?.first?.pid else { continue }
+            // The PID is known before `ip netns exec` has switched namespace; wait for the
+            // switch, so that when this returns every workload runs inside its pod.
+            try waitUntilInNamespace(pid: pid, netns: launch.pod.netns, what: "Pod \(launch.pod.qualifiedName)")
+        }
+        for launch in launches {
+            guard let readiness = launch.readiness, let pid = processes[launch.pod.qualifiedName]?.first?.pid else {
+                continue
+            }
+            try waitUntilListening(
+                pid: pid, proto: readiness.proto, port: readiness.port, what: "Pod \(launch.pod.qualifiedName)",
+                logPath: launch.logPath)
+        }
     }
 
     /// Starts the lab's Kubernetes API server on the first node, writes its token and
@@ -317,7 +325,7 @@ public struct LabController: Sendable {
             pid: pid, proto: "tcp", port: UInt16(port), what: "the port forward to \(what)", logPath: launch.logPath)
     }
 
-    private func waitUntilListening(
+    func waitUntilListening(
         pid: Int32, proto: String, port: UInt16, what: String, logPath: String
     )
         throws(LabError)
@@ -335,7 +343,7 @@ public struct LabController: Sendable {
             what: what, detail: "nothing listened on \(proto.uppercased()) port \(port) within 20 s; see \(logPath)")
     }
 
-    private func waitUntilInNamespace(pid: Int32, netns: String, what: String) throws(LabError) {
+    func waitUntilInNamespace(pid: Int32, netns: String, what: String) throws(LabError) {
         var target = stat()
         guard stat("\(Self.netnsDirectory)/\(netns)", &target) == 0 else {
             throw .workloadNotReady(what: what, detail: "its network namespace \(netns) is gone")
@@ -370,16 +378,93 @@ public struct LabController: Sendable {
         guard geteuid() == 0 else { throw .notRoot }
     }
 
-    private func createDirectory(_ path: String) throws(LabError) {
+    func createDirectory(_ path: String) throws(LabError) {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
             throw .fileFailed(path: path, reason: (error as NSError).localizedDescription)
         }
     }
 
-    private func write(_ contents: String, to path: String) throws(LabError) {
+    func write(_ contents: String, to path: String) throws(LabError) {
         try createDirectory((path as NSString).deletingLastPathComponent)
         do { try contents.write(toFile: path, atomically: true, encoding: .utf8) } catch {
             throw .fileFailed(path: path, reason: (error as NSError).localizedDescription)
         }
+    }
+}
+
+extension LabController {
+    /// What `scale` changed.
+    public struct ScaleReport: Sendable {
+        public var added: [PlannedPod]
+        public var removed: [PlannedPod]
+        public var inventory: Inventory
+    }
+
+    /// Sets a Deployment of a running lab to `replicas` pods, as a ReplicaSet controller would:
+    /// new pods get a namespace, a veth and their workload (the agents attach to the new
+    /// veths), removed ones lose theirs; Services' endpoints and the nodes' DNAT follow, and the
+    /// inventory (so the lab's Kubernetes API and its watchers) says so when the pods are up.
+    @discardableResult
+    public func scale(
+        name: String, stateRoot: String = LabConfig.defaultStateRoot, deployment: String, namespace: String? = nil,
+        replicas: Int, progress: (String) -> Void = { _ in }
+    ) throws(LabError) -> ScaleReport {
+        try Self.requireRoot()
+        guard (0...LabScale.maxReplicas).contains(replicas) else { throw .invalidReplicas(replicas) }
+        let current = try inventory(name: name, stateRoot: stateRoot)
+        let matches = Catalog.workloads.filter {
+            $0.name == deployment && (namespace == nil || $0.namespace == namespace)
+        }
+        guard matches.count == 1, let spec = matches.first else {
+            throw .unknownDeployment(
+                namespace.map { "\($0)/\(deployment)" } ?? deployment,
+                known: Catalog.workloads.map { "\($0.namespace)/\($0.name)" })
+        }
+        let config = try LabConfig(
+            name: name, nodeCount: current.nodes.count, topology: try LabConfig.topology(named: current.topology),
+            stateRoot: stateRoot)
+        let scalePath = config.stateDirectory + "/scale.json"
+        let before = LabPlan(config: config, scale: try LabScale.load(from: scalePath))
+        let after = LabPlan(config: config, scale: before.scale.scaling(spec, to: replicas, in: before))
+        let beforeNames = Set(before.pods.map(\.qualifiedName))
+        let afterNames = Set(after.pods.map(\.qualifiedName))
+        let removed = before.pods.filter { !afterNames.contains($0.qualifiedName) }
+        let added = after.pods.filter { !beforeNames.contains($0.qualifiedName) }
+
+        if !removed.isEmpty {
+            progress("removing \(removed.count) pods of \(spec.namespace)/\(spec.name)")
+            Self.stopProcesses(inNamespaces: removed.map(\.netns))
+            _ = try? host.execute(
+                ["ip", "-force", "-batch", "-"], input: removed.map { "netns del \($0.netns)\n" }.joined())
+            for pod in removed {
+                try? FileManager.default.removeItem(atPath: "/etc/netns/\(pod.netns)")
+                try? FileManager.default.removeItem(atPath: Workloads(plan: before).directory(of: pod))
+            }
+        }
+        var uids: [String: String] = [:]
+        var processes: [String: [ProcessRecord]] = [:]
+        var created: [String: Date] = [:]
+        for pod in current.pods where afterNames.contains(pod.qualifiedName) {
+            uids[pod.qualifiedName] = pod.uid
+            processes[pod.qualifiedName] = pod.processes
+            created[pod.qualifiedName] = pod.createdAt
+        }
+        for node in current.nodes { processes[node.name] = node.processes }
+        if !added.isEmpty {
+            progress("starting \(added.count) pods of \(spec.namespace)/\(spec.name)")
+            for step in NetworkSetup(plan: after).podSteps(added) { try host.run(step.argv, input: step.input) }
+            try start(added.map(Workloads(plan: after).launch(for:)), processes: &processes, uids: &uids)
+        }
+        // Services' endpoints changed: every node's DNAT follows.
+        for node in after.nodes {
+            let step = NetworkSetup(plan: after).nftReplace(for: node)
+            try host.run(step.argv, input: step.input)
+        }
+        try after.scale.write(to: scalePath)
+        let inventory = after.inventory(uids: uids, processes: processes, created: created)
+        do { try inventory.write(to: config.inventoryPath) } catch {
+            throw .fileFailed(path: config.inventoryPath, reason: "\(error)")
+        }
+        return ScaleReport(added: added, removed: removed, inventory: inventory)
     }
 }

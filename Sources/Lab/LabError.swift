@@ -12,6 +12,8 @@ public enum LabError: Error, Equatable, CustomStringConvertible {
     case commandFailed(command: String, status: Int32, output: String)
     case workloadNotReady(what: String, detail: String)
     case fileFailed(path: String, reason: String)
+    case unknownDeployment(String, known: [String])
+    case invalidReplicas(Int)
 
     public var description: String {
         switch self {
@@ -35,6 +37,10 @@ public enum LabError: Error, Equatable, CustomStringConvertible {
             "\(what) did not become ready: \(detail)."
         case .fileFailed(let path, let reason):
             "Cannot write \(path): \(reason)."
+        case .unknownDeployment(let name, let known):
+            "The lab has no Deployment '\(name)'; it has \(known.joined(separator: ", ")) (give --namespace when a name is in several)."
+        case .invalidReplicas(let count):
+            "Replicas must be between 0 and \(LabScale.maxReplicas), not \(count)."
         }
     }
 }

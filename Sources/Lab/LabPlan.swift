@@ -22,6 +22,8 @@ public struct PlannedPod: Sendable, Equatable {
     public var ipv6: String
     public var netns: String
     public var hostInterface: String
+    /// Its place on the node: the address plan's slot.
+    public var slot: Int
 
     public var namespace: String { spec.namespace }
     public var qualifiedName: String { "\(spec.namespace)/\(name)" }
@@ -51,30 +53,51 @@ public struct LabPlan: Sendable {
     /// Deny rules resolved to pod addresses: (policy, source pods, destination pods).
     public let policies: [(spec: PolicySpec, from: [PlannedPod], to: [PlannedPod])]
 
-    public init(config: LabConfig) {
+    /// How the lab's Deployments were scaled (`osprey lab scale`; empty: as the catalog says).
+    public let scale: LabScale
+
+    public init(config: LabConfig, scale: LabScale = LabScale()) {
         self.config = config
+        self.scale = scale
         let nodes = (1...config.nodeCount).map { index in
             PlannedNode(
                 index: index, name: LabNames.nodeName(lab: config.name, index: index),
                 ipv4: AddressPlan.nodeIPv4(index), ipv6: AddressPlan.nodeIPv6(index))
         }
         var podsPerNode = Array(repeating: 0, count: nodes.count)
+        var placed = 0
         var pods: [PlannedPod] = []
+        func pod(_ spec: WorkloadSpec, replica: Int, node: PlannedNode, slot: Int) -> PlannedPod {
+            let name = LabNames.deploymentPodName(
+                lab: config.name, namespace: spec.namespace, deployment: spec.name, replica: replica,
+                incarnation: scale.incarnations["\(spec.namespace)/\(spec.name)/\(replica)"] ?? 0)
+            let ips = AddressPlan.podIPs(node: node.index, slot: slot)
+            return PlannedPod(
+                spec: spec, name: name, node: node, ipv4: ips.v4, ipv6: ips.v6,
+                netns: LabNames.podNamespace(lab: config.name, namespace: spec.namespace, pod: name),
+                hostInterface: LabNames.hostInterface(namespace: spec.namespace, pod: name), slot: slot)
+        }
         for spec in Catalog.workloads {
+            let desired = scale.replicas["\(spec.namespace)/\(spec.name)"] ?? spec.replicas
             for replica in 0..<spec.replicas {
-                // Round-robin over nodes in catalog order; see `Catalog`.
-                let node = nodes[pods.count % nodes.count]
+                // Round-robin over nodes in catalog order; see `Catalog`. A replica scaled
+                // away keeps its place for when it comes back.
+                let node = nodes[placed % nodes.count]
                 let slot = podsPerNode[node.index - 1]
                 podsPerNode[node.index - 1] += 1
-                let name = LabNames.deploymentPodName(
-                    lab: config.name, namespace: spec.namespace, deployment: spec.name, replica: replica)
-                let ips = AddressPlan.podIPs(node: node.index, slot: slot)
-                pods.append(
-                    PlannedPod(
-                        spec: spec, name: name, node: node, ipv4: ips.v4, ipv6: ips.v6,
-                        netns: LabNames.podNamespace(lab: config.name, namespace: spec.namespace, pod: name),
-                        hostInterface: LabNames.hostInterface(namespace: spec.namespace, pod: name)))
+                placed += 1
+                if replica < desired { pods.append(pod(spec, replica: replica, node: node, slot: slot)) }
             }
+        }
+        catalogSlots = podsPerNode
+        for extra in scale.extras {
+            guard
+                let spec = Catalog.workloads.first(where: {
+                    $0.namespace == extra.namespace && $0.name == extra.deployment
+                }),
+                let node = nodes.first(where: { $0.index == extra.node })
+            else { continue }
+            pods.append(pod(spec, replica: extra.replica, node: node, slot: extra.slot))
         }
         self.nodes = nodes
         self.pods = pods
@@ -91,6 +114,12 @@ public struct LabPlan: Sendable {
             )
         }
     }
+
+    /// Slots the catalog's pods take on each node (index − 1), scaled away or not.
+    let catalogSlots: [Int]
+
+    /// The first slot on `node` (1-based) that pods beyond the catalog may use.
+    func catalogSlots(on node: Int) -> Int { catalogSlots.indices.contains(node - 1) ? catalogSlots[node - 1] : 0 }
 
     public var fabricNamespace: String { LabNames.fabricNamespace(lab: config.name) }
     /// Every network namespace the lab creates, fabric first.
@@ -109,7 +138,8 @@ public struct LabPlan: Sendable {
     /// The inventory describing this lab, with the given pod UIDs, creation times and processes.
     /// `processes` is keyed by pod (`namespace/name`) or node name.
     public func inventory(
-        uids: [String: String] = [:], processes: [String: [ProcessRecord]] = [:], now: Date = Date()
+        uids: [String: String] = [:], processes: [String: [ProcessRecord]] = [:], now: Date = Date(),
+        created: [String: Date] = [:]
     ) -> Inventory {
         Inventory(
             cluster: config.name, topology: config.topology.rawValue, generatedAt: now,
@@ -122,7 +152,7 @@ public struct LabPlan: Sendable {
                 Pod(
                     uid: uids[$0.qualifiedName] ?? "", namespace: $0.namespace, name: $0.name,
                     node: $0.node.name, ips: [$0.ipv4, $0.ipv6], labels: $0.labels, workload: $0.spec.workload,
-                    createdAt: now, netns: $0.netns, hostInterface: $0.hostInterface,
+                    createdAt: created[$0.qualifiedName] ?? now, netns: $0.netns, hostInterface: $0.hostInterface,
                     processes: processes[$0.qualifiedName] ?? [])
             },
             services: services.map {

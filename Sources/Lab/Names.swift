@@ -28,13 +28,15 @@ public enum LabNames {
 
     /// A Deployment's pod name as Kubernetes makes it: `<deployment>-<template hash>-<suffix>`,
     /// e.g. `frontend-7c9b5d8f4x-k2v9q`. Deterministic for a given lab, so reruns look alike.
+    /// A replica created again (`incarnation` > 0, after `lab scale`) gets a new suffix.
     public static func deploymentPodName(
-        lab: String, namespace: String, deployment: String, replica: Int
+        lab: String, namespace: String, deployment: String, replica: Int, incarnation: Int = 0
     )
         -> String
     {
         let templateHash = encode(fnv1a64("\(namespace)/\(deployment)"), length: 10)
-        let suffix = encode(fnv1a64("\(lab)/\(namespace)/\(deployment)/\(replica)"), length: 5)
+        let key = "\(lab)/\(namespace)/\(deployment)/\(replica)" + (incarnation == 0 ? "" : "/\(incarnation)")
+        let suffix = encode(fnv1a64(key), length: 5)
         return "\(deployment)-\(templateHash)-\(suffix)"
     }
 

@@ -103,25 +103,55 @@ public struct NetworkSetup: Sendable {
                 "addr add \(gateway.v6)/64 dev \(bridge) nodad",
                 "link set \(bridge) up",
             ]
-            for pod in pods {
-                commands += [
-                    "link add \(pod.hostInterface) type veth peer name \(LabNames.podInterface) netns \(pod.netns)",
-                    "link set \(pod.hostInterface) master \(bridge) up",
-                ]
-            }
+        case .routed: break
+        }
+        return commands + pods.flatMap(hostSideCommands(for:))
+    }
+
+    /// The node's side of a pod: its veth (the other end moved into the pod), on the bridge or
+    /// routed to.
+    func hostSideCommands(for pod: PlannedPod) -> [String] {
+        let veth = "link add \(pod.hostInterface) type veth peer name \(LabNames.podInterface) netns \(pod.netns)"
+        switch plan.config.topology {
+        case .bridge:
+            return [veth, "link set \(pod.hostInterface) master \(LabNames.nodeBridge) up"]
         case .routed:
-            for pod in pods {
-                commands += [
-                    "link add \(pod.hostInterface) type veth peer name \(LabNames.podInterface) netns \(pod.netns)",
-                    // The node end has no address but the pods' IPv6 gateway; IPv4 by proxy ARP.
-                    "addr add \(AddressPlan.routedGateway.v6)/64 dev \(pod.hostInterface) nodad",
-                    "link set \(pod.hostInterface) up",
-                    "route add \(pod.ipv4)/32 dev \(pod.hostInterface)",
-                    "route add \(pod.ipv6)/128 dev \(pod.hostInterface)",
-                ]
+            return [
+                veth,
+                // The node end has no address but the pods' IPv6 gateway; IPv4 by proxy ARP.
+                "addr add \(AddressPlan.routedGateway.v6)/64 dev \(pod.hostInterface) nodad",
+                "link set \(pod.hostInterface) up",
+                "route add \(pod.ipv4)/32 dev \(pod.hostInterface)",
+                "route add \(pod.ipv6)/128 dev \(pod.hostInterface)",
+            ]
+        }
+    }
+
+    /// The steps that add pods to a running lab: namespaces, both ends of their veths, sysctls.
+    public func podSteps(_ pods: [PlannedPod]) -> [SetupStep] {
+        var steps: [SetupStep] = [.run(["ip", "-batch", "-"], input: lines(pods.map { "netns add \($0.netns)" }))]
+        steps += pods.map { sysctls(for: $0.netns) }
+        for node in plan.nodes {
+            let here = pods.filter { $0.node.index == node.index }
+            guard !here.isEmpty else { continue }
+            steps.append(
+                .run(["ip", "-n", node.netns, "-batch", "-"], input: lines(here.flatMap(hostSideCommands(for:)))))
+            let podSysctls = here.flatMap(hostInterfaceSysctls(for:))
+            if !podSysctls.isEmpty {
+                steps.append(.run(["ip", "netns", "exec", node.netns, "sysctl", "-q", "-w"] + podSysctls))
             }
         }
-        return commands
+        for pod in pods { steps.append(.run(["ip", "-n", pod.netns, "-batch", "-"], input: lines(podCommands(pod)))) }
+        return steps
+    }
+
+    /// Replaces a node's nftables tables with the plan's (services' endpoints changed): one
+    /// transaction, so no packet sees a half-written ruleset.
+    public func nftReplace(for node: PlannedNode) -> SetupStep {
+        let reset = [LabNames.nftServicesTable, LabNames.nftPolicyTable].map {
+            "table inet \($0)\ndelete table inet \($0)\n"
+        }.joined()
+        return .run(["ip", "netns", "exec", node.netns, "nft", "-f", "-"], input: reset + nftRuleset(for: node))
     }
 
     /// Routed topology: the node answers ARP for the pods' gateway on each pod's veth, at once.

@@ -3,12 +3,12 @@ import ClusterInventory
 import Foundation
 import Lab
 
-/// `osprey lab up | down | status`: a Kubernetes-like cluster of network namespaces.
+/// `osprey lab up | down | status | scale`: a Kubernetes-like cluster of network namespaces.
 struct LabCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "Run a small Kubernetes-like cluster of network-namespace pods on this machine.",
-        subcommands: [Up.self, Down.self, Status.self, ServeAPI.self])
+        subcommands: [Up.self, Down.self, Status.self, Scale.self, ServeAPI.self])
 }
 
 /// Options every lab subcommand takes.
@@ -158,6 +158,37 @@ extension LabCommand {
                             + "\(report.namespaces.count) network namespaces and \(report.files.count) file trees deleted."
                     )
                 }
+            }
+        }
+    }
+
+    struct Scale: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set a Deployment of the lab to N pods (like `kubectl scale deployment NAME --replicas N`).")
+
+        @OptionGroup var lab: LabOptions
+
+        @Argument(help: "The Deployment (e.g. frontend).")
+        var deployment: String
+
+        @Argument(help: "How many pods it should have (0 to \(LabScale.maxReplicas)).")
+        var replicas: Int
+
+        @Option(name: [.short, .long], help: "The Deployment's namespace, when its name is in several.")
+        var namespace: String?
+
+        func run() throws {
+            try reportingErrors {
+                let report = try LabController().scale(
+                    name: lab.name, stateRoot: lab.stateDir, deployment: deployment, namespace: namespace,
+                    replicas: replicas
+                ) { print("· \($0)") }
+                let count = report.inventory.pods.filter { $0.workload?.name == deployment }.count
+                print("deployment.apps/\(deployment) scaled to \(count) pods", terminator: "")
+                let added = report.added.map { "\($0.name) (\($0.ipv4) on \($0.node.name))" }
+                let removed = report.removed.map(\.name)
+                print(added.isEmpty ? "" : "; added \(added.joined(separator: ", "))", terminator: "")
+                print(removed.isEmpty ? "." : "; removed \(removed.joined(separator: ", ")).")
             }
         }
     }

@@ -60,6 +60,10 @@ enum LabReport {
         }
         // The command as it was run (e.g. .build/debug/osprey), so the hint works where osprey is not on PATH.
         let osprey = CommandLine.arguments.first ?? "osprey"
+        if let config, config.apiServerPath != nil, config.apiServerHostPort != nil {
+            lines.append(
+                "  kubectl --kubeconfig \(config.kubeconfigPath) get pods -A -o wide   # the lab's Kubernetes API")
+        }
         lines.append("  \(osprey) lab status --name \(inventory.cluster)")
         lines.append("  \(osprey) lab down --name \(inventory.cluster)")
         let agents = inventory.nodes.filter { !$0.processes.isEmpty }

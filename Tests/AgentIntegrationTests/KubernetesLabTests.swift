@@ -1,0 +1,126 @@
+import ClusterInventory
+import Foundation
+import Lab
+import TestSupport
+import Testing
+
+extension AgentIntegration {
+    /// The lab's Kubernetes API as users and agents meet it: kubectl on the host, agents that
+    /// take pods from it, pods that come and go with `lab scale`.
+    @Suite("Kubernetes on a lab")
+    struct KubernetesLab {
+        static func config(_ tag: Character) throws -> LabConfig {
+            var config = try LabConfig(
+                name: LabFixture.uniqueName(tag), nodeCount: 2, agentPath: OspreyBinary.agent.path)
+            config.apiServerPath = OspreyBinary.cli.path
+            config.apiServerHostPort = Browser.freePort()
+            return config
+        }
+
+        @Test("kubectl on the host lists the lab; every agent has every pod, Service and node from the API")
+        func kubectlAndAgents() throws {
+            let config = try Self.config("k")
+            try LabFixture.withLab(config) { plan, inventory in
+                let result = try Host().execute([
+                    "kubectl", "--kubeconfig", config.kubeconfigPath, "--cache-dir",
+                    config.stateDirectory + "/kubecache",
+                    "get", "pods", "-A", "-o", "wide",
+                ])
+                #expect(result.status == 0, "\(result.stderr)")
+                let lines = result.stdout.split(separator: "\n").map(String.init)
+                #expect(lines.count == inventory.pods.count + 1)
+                for pod in inventory.pods {
+                    let fields = [pod.namespace, pod.name, pod.ips[0], pod.node]
+                    let row = lines.first { line in
+                        let columns = line.split(separator: " ").map(String.init)
+                        return fields.allSatisfy(columns.contains)
+                    }
+                    #expect(row != nil, "\(pod.qualifiedName) missing from kubectl's list")
+                }
+                for node in plan.nodes {
+                    let counts = try #require(
+                        settled {
+                            let metrics = try LabFixture.scrape(node.netns)
+                            return ["pods", "services", "endpointslices", "nodes"].map {
+                                metrics.value("osprey_agent_kubernetes_objects", ["kind": $0])
+                            }
+                        } as [Double]?)
+                    let expected: [Double] = [
+                        Double(inventory.pods.count), Double(inventory.services.count),
+                        Double(inventory.services.count * 2), Double(inventory.nodes.count),
+                    ]
+                    #expect(counts == expected)
+                }
+            }
+        }
+
+        /// Flows to `ip` from the agent of `node`: (time, destination pod name).
+        static func flows(to ip: String, config: LabConfig, node: String) throws -> [(time: Date, pod: String)] {
+            let socket = "unix://\(config.stateDirectory)/nodes/\(node)/hubble.sock"
+            let result = try OspreyBinary.cli.run([
+                "observe", "--server", socket, "--last", "2000", "--to-ip", ip, "-o", "jsonpb",
+            ])
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return result.stdout.split(separator: "\n").compactMap { line in
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                    let flow = object["flow"] as? [String: Any], let text = flow["time"] as? String,
+                    let time = formatter.date(
+                        from: text.replacingOccurrences(
+                            of: #"\.(\d{6})\d+Z"#, with: ".$1Z", options: .regularExpression))
+                else { return nil }
+                return (time, (flow["destination"] as? [String: Any])?["pod_name"] as? String ?? "")
+            }
+        }
+
+        /// Requests from a pod to `ip` every 100 ms for `seconds`.
+        static func call(_ ip: String, from netns: String, seconds: Double) throws {
+            let end = Date().addingTimeInterval(seconds)
+            while Date() < end {
+                _ = try LabFixture.curl(from: netns, "http://\(ip)/", timeout: 1)
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+        }
+
+        @Test(
+            "lab scale: a new pod's flows carry its name within 1 s of it answering; its IP, reused, names the new pod")
+        func scaledPods() throws {
+            let config = try Self.config("s")
+            try LabFixture.withLab(config) { plan, _ in
+                let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
+                LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
+                let controller = LabController()
+
+                let grown = try controller.scale(
+                    name: config.name, stateRoot: config.stateRoot, deployment: "frontend", replicas: 3)
+                let added = try #require(grown.added.first)
+                #expect(grown.added.count == 1 && grown.removed.isEmpty)
+                let answering = Date()  // scale returns once the pod listens
+                try Self.call(added.ipv4, from: client.netns, seconds: 2.5)
+                let flows = try Self.flows(to: added.ipv4, config: config, node: added.node.name)
+                let settled = flows.filter { $0.time >= answering.addingTimeInterval(1) }
+                #expect(!settled.isEmpty)
+                #expect(settled.allSatisfy { $0.pod == added.name }, "\(settled.filter { $0.pod != added.name })")
+
+                // Scaled down and up again: a new pod, named anew, on the same address.
+                let shrunk = try controller.scale(
+                    name: config.name, stateRoot: config.stateRoot, deployment: "frontend", replicas: 2)
+                #expect(shrunk.removed.map(\.name) == [added.name])
+                let regrown = try controller.scale(
+                    name: config.name, stateRoot: config.stateRoot, deployment: "frontend", replicas: 3)
+                let successor = try #require(regrown.added.first)
+                #expect(successor.ipv4 == added.ipv4 && successor.name != added.name)
+                let reused = Date()
+                try Self.call(successor.ipv4, from: client.netns, seconds: 2.5)
+                let later = try Self.flows(to: successor.ipv4, config: config, node: successor.node.name)
+                    .filter { $0.time >= reused.addingTimeInterval(1) }
+                #expect(!later.isEmpty)
+                #expect(later.allSatisfy { $0.pod == successor.name }, "\(later.filter { $0.pod != successor.name })")
+                // The flows of the first pod keep its name.
+                let earlier = try Self.flows(to: added.ipv4, config: config, node: added.node.name)
+                    .filter { $0.time >= answering.addingTimeInterval(1) && $0.time < reused }
+                #expect(!earlier.isEmpty && earlier.allSatisfy { $0.pod == added.name })
+            }
+        }
+    }
+}
