@@ -44,6 +44,7 @@ bench: bootstrap ## datapath overhead (iperf3, connection churn), live-flow late
 	scripts/bench-connections.sh 100000 20
 	scripts/bench-relay.sh 12 20000 10 50 200
 	scripts/bench-relay.sh 12 100000 10 50 200
+	scripts/bench-kubernetes.sh 100000 10000
 	scripts/bench-events.sh 100000 60 4095 3
 	scripts/bench-events.sh 70000 5 65535
 	gcc -O2 -shared -fPIC -o .build/osp-malloc-count.so scripts/malloc-count/malloc_count.c -ldl

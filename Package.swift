@@ -269,8 +269,9 @@ let package = Package(
             dependencies: [
                 "FlowPipeline", "FlowTestKit", "Observer", "ClusterInventory", "Enricher", "FlowMetrics",
                 "CDatapathABI", "Netns", "FlowExport", "Flows", "Gzip", "HubbleWire", "ServiceMap", "HubbleAPI",
-                "HubbleTransport", "HubbleObserver", "HubbleServer",
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                "HubbleTransport", "HubbleObserver", "HubbleServer", "KubernetesAPIServer", "KubernetesModel",
+                "KubernetesSource", "Lab", .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
 

@@ -182,7 +182,8 @@ public final class KubeAPIServer: Sendable {
     // MARK: - List
 
     func list(_ target: Target, _ query: Query, table: Bool) -> Response {
-        var (objects, revision) = store.list(target.resource, namespace: target.namespace)
+        var after: String?
+        var listRevision: Int?
         if let token = query.continueToken {
             guard let position = ContinueToken(token) else {
                 return Self.status(
@@ -196,14 +197,16 @@ public final class KubeAPIServer: Sendable {
                             "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."
                     ))
             }
-            revision = position.revision
-            objects = objects.filter { $0.key > position.after }
+            after = position.after
+            listRevision = position.revision
         }
-        var next: String?
-        if let limit = query.limit, limit > 0, objects.count > limit {
-            objects = Array(objects.prefix(limit))
-            next = ContinueToken(revision: revision, after: objects[limit - 1].key).text
-        }
+        let page = store.list(target.resource, namespace: target.namespace, after: after, limit: query.limit)
+        let objects = page.objects
+        // Every page of a list carries the first page's revision, as the API's continue tokens do.
+        let revision = listRevision ?? page.revision
+        let next =
+            page.more && !objects.isEmpty
+            ? ContinueToken(revision: revision, after: objects[objects.count - 1].key).text : nil
         if table {
             return Self.json(
                 Tables.table(target.resource, rows: objects, revision: revision, columns: true, next: next))

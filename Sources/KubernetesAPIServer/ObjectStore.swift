@@ -17,8 +17,8 @@ final class ObjectStore: Sendable {
         /// Its metadata as JSON (a Table row's PartialObjectMetadata).
         var metadata: [UInt8]
         var cells: [Cell]
-        /// The object without its resourceVersion: unchanged objects are not new versions.
-        var bare: [UInt8]
+        /// The object itself: an unchanged one is not a new version.
+        var object: any KubeObject
     }
 
     struct Change: Sendable {
@@ -47,6 +47,9 @@ final class ObjectStore: Sendable {
         var compactedBelow = 1
         var watchers: [Int: Watcher] = [:]
         var nextWatcher = 0
+        /// Each resource's keys in order, kept until it changes (pages of a list find their
+        /// place by binary search instead of sorting every object again).
+        var sortedKeys: [Resource: [String]] = [:]
     }
 
     let historyLimit: Int
@@ -56,7 +59,7 @@ final class ObjectStore: Sendable {
 
     static func encoder() -> JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        encoder.outputFormatting = [.withoutEscapingSlashes]
         return encoder
     }
 
@@ -65,18 +68,13 @@ final class ObjectStore: Sendable {
     /// Makes `objects` the resource's whole content: new ones are ADDED, changed ones MODIFIED,
     /// missing ones DELETED.
     func replace(_ resource: Resource, with objects: [any KubeObject]) {
-        let encoder = Self.encoder()
-        var incoming: [String: (object: any KubeObject, bare: [UInt8])] = [:]
-        for var object in objects {
-            object.metadata.resourceVersion = nil
-            guard let bare = try? encoder.encode(object) else { continue }
-            incoming[object.metadata.key] = (object, [UInt8](bare))
-        }
+        let incoming = Dictionary(objects.map { ($0.metadata.key, $0) }, uniquingKeysWith: { _, last in last })
         state.withLock { state in
             let current = state.objects[resource] ?? [:]
-            for (key, entry) in incoming.sorted(by: { $0.key < $1.key }) where current[key]?.bare != entry.bare {
-                Self.put(
-                    entry.object, bare: entry.bare, resource, type: current[key] == nil ? .added : .modified, &state)
+            for key in incoming.keys.sorted() {
+                guard let object = incoming[key] else { continue }
+                if let existing = current[key], existing.object.sameContent(as: object) { continue }
+                Self.put(object, resource, type: current[key] == nil ? .added : .modified, &state)
             }
             for key in current.keys.sorted() where incoming[key] == nil { Self.remove(resource, key: key, &state) }
             trimHistory(&state)
@@ -85,13 +83,10 @@ final class ObjectStore: Sendable {
 
     /// Adds or replaces one object.
     func upsert(_ resource: Resource, _ object: any KubeObject) {
-        var bareObject = object
-        bareObject.metadata.resourceVersion = nil
-        guard let bare = try? Self.encoder().encode(bareObject) else { return }
         state.withLock { state in
             let existing = state.objects[resource]?[object.metadata.key]
-            guard existing?.bare != [UInt8](bare) else { return }
-            Self.put(bareObject, bare: [UInt8](bare), resource, type: existing == nil ? .added : .modified, &state)
+            if let existing, existing.object.sameContent(as: object) { return }
+            Self.put(object, resource, type: existing == nil ? .added : .modified, &state)
             trimHistory(&state)
         }
     }
@@ -115,9 +110,8 @@ final class ObjectStore: Sendable {
         }
     }
 
-    private static func put(
-        _ object: any KubeObject, bare: [UInt8], _ resource: Resource, type: WatchEventType, _ state: inout State
-    ) {
+    private static func put(_ object: any KubeObject, _ resource: Resource, type: WatchEventType, _ state: inout State)
+    {
         state.revision += 1
         var versioned = object
         versioned.metadata.resourceVersion = String(state.revision)
@@ -126,13 +120,15 @@ final class ObjectStore: Sendable {
             resource: resource, key: object.metadata.key, namespace: object.metadata.namespace,
             revision: state.revision, json: (try? [UInt8](encoder.encode(versioned))) ?? [],
             metadata: (try? [UInt8](encoder.encode(versioned.metadata))) ?? [], cells: resource.cells(object),
-            bare: bare)
+            object: versioned)
+        if state.objects[resource]?[stored.key] == nil { state.sortedKeys[resource] = nil }
         state.objects[resource, default: [:]][stored.key] = stored
         publish(Change(type: type, object: stored), &state)
     }
 
     private static func remove(_ resource: Resource, key: String, _ state: inout State) {
         guard var stored = state.objects[resource]?.removeValue(forKey: key) else { return }
+        state.sortedKeys[resource] = nil
         state.revision += 1
         stored.revision = state.revision
         publish(Change(type: .deleted, object: stored), &state)
@@ -155,11 +151,41 @@ final class ObjectStore: Sendable {
         state.history.removeFirst(excess)
     }
 
-    /// A resource's objects (in one namespace, or all), sorted by key, and the current revision.
-    func list(_ resource: Resource, namespace: String?) -> (objects: [Stored], revision: Int) {
+    /// A page of a resource's objects (in one namespace, or all) in key order: up to `limit`
+    /// of them after the key `after`; whether more follow; the current revision.
+    func list(
+        _ resource: Resource, namespace: String?, after: String? = nil, limit: Int? = nil
+    ) -> (objects: [Stored], more: Bool, revision: Int) {
         state.withLock { state in
-            let all = (state.objects[resource] ?? [:]).values.filter { namespace == nil || $0.namespace == namespace }
-            return (all.sorted { $0.key < $1.key }, state.revision)
+            let objects = state.objects[resource] ?? [:]
+            let keys: [String]
+            if let cached = state.sortedKeys[resource] {
+                keys = cached
+            } else {
+                keys = objects.keys.sorted()
+                state.sortedKeys[resource] = keys
+            }
+            var index = 0
+            if let after {
+                // The first key greater than `after`.
+                var (low, high) = (0, keys.count)
+                while low < high {
+                    let middle = (low + high) / 2
+                    if keys[middle] <= after { low = middle + 1 } else { high = middle }
+                }
+                index = low
+            }
+            var page: [Stored] = []
+            let wanted = limit.map { $0 > 0 ? $0 : Int.max } ?? Int.max
+            while index < keys.count, page.count < wanted {
+                if let object = objects[keys[index]], namespace == nil || object.namespace == namespace {
+                    page.append(object)
+                }
+                index += 1
+            }
+            // More follow if any later key is in the namespace.
+            let more = keys[index...].contains { key in namespace == nil || objects[key]?.namespace == namespace }
+            return (page, more, state.revision)
         }
     }
 

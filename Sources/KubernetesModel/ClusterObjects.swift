@@ -200,51 +200,60 @@ public struct ClusterObjects: Sendable, Equatable {
     }
 }
 
-extension Inventory {
-    /// The inventory the enricher reads, from what a Kubernetes source watches: pods with an
-    /// address (host-network pods share their node's and are left out, as Hubble leaves them),
-    /// Services with their ClusterIPs and the ready addresses of their EndpointSlices, nodes.
-    public init(
-        cluster: String, nodes: [Node], pods: [Pod], services: [Service], endpointSlices: [EndpointSlice],
-        generatedAt: Date = Date()
-    ) {
-        var slices: [String: [String]] = [:]
-        for slice in endpointSlices {
-            if let key = slice.serviceKey { slices[key, default: []].append(contentsOf: slice.readyAddresses) }
-        }
+// MARK: - What the agent keeps of each object
+
+extension ClusterInventory.Pod {
+    /// What the enricher needs of a pod, or nil for a pod without an address of its own
+    /// (pending, or host-network: those share their node's, and Hubble names them by node) or
+    /// one that has finished.
+    public init?(kubernetes pod: Pod) {
+        let ips = pod.ips
+        guard !ips.isEmpty, pod.spec?.hostNetwork != true, pod.status?.phase != "Succeeded",
+            pod.status?.phase != "Failed"
+        else { return nil }
         self.init(
-            cluster: cluster, topology: "kubernetes", generatedAt: generatedAt,
-            nodes: nodes.map {
-                ClusterInventory.Node(
-                    name: $0.metadata.name, internalIPs: $0.internalIPs, podCIDRs: $0.podCIDRs, uplink: "",
-                    netns: nil)
-            },
-            pods: pods.compactMap { pod in
-                let ips = pod.ips
-                guard !ips.isEmpty, pod.spec?.hostNetwork != true, pod.status?.phase != "Succeeded",
-                    pod.status?.phase != "Failed"
-                else { return nil }
-                return ClusterInventory.Pod(
-                    uid: pod.metadata.uid ?? pod.metadata.key, namespace: pod.metadata.namespace ?? "default",
-                    name: pod.metadata.name, node: pod.spec?.nodeName ?? "", ips: ips,
-                    labels: pod.metadata.labels ?? [:],
-                    workload: Workload.of(owners: pod.metadata.ownerReferences, labels: pod.metadata.labels),
-                    createdAt: pod.metadata.created ?? generatedAt, netns: nil, hostInterface: nil)
-            },
-            services: services.compactMap { service in
-                let addresses = service.addresses
-                guard let first = addresses.first else { return nil }
-                let namespace = service.metadata.namespace ?? "default"
-                return ClusterInventory.Service(
-                    namespace: namespace, name: service.metadata.name, clusterIP: first, clusterIPs: addresses,
-                    ports: (service.spec.ports ?? []).map { port in
-                        var target = UInt16(clamping: port.port)
-                        if case .int(let number) = port.targetPort { target = UInt16(clamping: number) }
-                        return ServicePort(
-                            name: port.name ?? "", protocol: port.protocol ?? "TCP", port: UInt16(clamping: port.port),
-                            targetPort: target)
-                    }, selector: service.spec.selector ?? [:],
-                    endpoints: slices["\(namespace)/\(service.metadata.name)"] ?? [])
-            })
+            uid: pod.metadata.uid ?? pod.metadata.key, namespace: pod.metadata.namespace ?? "default",
+            name: pod.metadata.name, node: pod.spec?.nodeName ?? "", ips: ips, labels: pod.metadata.labels ?? [:],
+            workload: Workload.of(owners: pod.metadata.ownerReferences, labels: pod.metadata.labels),
+            createdAt: pod.metadata.created ?? Date(timeIntervalSince1970: 0), netns: nil, hostInterface: nil)
+    }
+}
+
+extension ClusterInventory.Service {
+    /// A Service with its ClusterIPs and ports; its endpoints come from its EndpointSlices.
+    /// Nil for a headless Service (no ClusterIP: its backends' own addresses are used).
+    public init?(kubernetes service: Service) {
+        let addresses = service.addresses
+        guard let first = addresses.first else { return nil }
+        self.init(
+            namespace: service.metadata.namespace ?? "default", name: service.metadata.name, clusterIP: first,
+            clusterIPs: addresses,
+            ports: (service.spec.ports ?? []).map { port in
+                var target = UInt16(clamping: port.port)
+                if case .int(let number) = port.targetPort { target = UInt16(clamping: number) }
+                return ServicePort(
+                    name: port.name ?? "", protocol: port.protocol ?? "TCP", port: UInt16(clamping: port.port),
+                    targetPort: target)
+            }, selector: service.spec.selector ?? [:], endpoints: [])
+    }
+}
+
+extension ClusterInventory.Node {
+    public init(kubernetes node: Node) {
+        self.init(
+            name: node.metadata.name, internalIPs: node.internalIPs, podCIDRs: node.podCIDRs, uplink: "", netns: nil)
+    }
+}
+
+/// What a Service's EndpointSlice adds to it: its ready addresses.
+public struct SliceAddresses: Sendable, Equatable {
+    /// The Service, `namespace/name`.
+    public var service: String
+    public var addresses: [String]
+
+    public init?(kubernetes slice: EndpointSlice) {
+        guard let service = slice.serviceKey else { return nil }
+        self.service = service
+        addresses = slice.readyAddresses
     }
 }

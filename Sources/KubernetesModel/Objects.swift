@@ -66,6 +66,18 @@ public enum KubeTime {
 /// Every object kind the agent watches or the lab serves.
 public protocol KubeObject: Codable, Sendable {
     var metadata: ObjectMeta { get set }
+    /// Equal to `other` but perhaps for the resourceVersion: not a change worth a new one.
+    func sameContent(as other: any KubeObject) -> Bool
+}
+
+extension KubeObject where Self: Equatable {
+    public func sameContent(as other: any KubeObject) -> Bool {
+        guard var other = other as? Self else { return false }
+        var mine = self
+        mine.metadata.resourceVersion = nil
+        other.metadata.resourceVersion = nil
+        return mine == other
+    }
 }
 
 // MARK: - core/v1

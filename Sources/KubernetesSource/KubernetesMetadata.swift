@@ -29,11 +29,12 @@ public final class KubernetesMetadata: MetadataSource {
     private let published = Mutex(Published())
 
     struct Caches {
-        var pods: [String: KubernetesModel.Pod] = [:]
-        var services: [String: KubernetesModel.Service] = [:]
-        var endpointSlices: [String: EndpointSlice] = [:]
-        var nodes: [String: KubernetesModel.Node] = [:]
-        var namespaces: [String: Namespace] = [:]
+        var pods: [String: ClusterInventory.Pod] = [:]
+        var services: [String: ClusterInventory.Service] = [:]
+        var endpointSlices: [String: SliceAddresses] = [:]
+        var nodes: [String: ClusterInventory.Node] = [:]
+        /// Namespace labels by namespace.
+        var namespaces: [String: [String: String]] = [:]
         /// Kinds whose first list has arrived.
         var synced: Set<String> = []
     }
@@ -64,21 +65,41 @@ public final class KubernetesMetadata: MetadataSource {
             "following the Kubernetes API",
             metadata: ["server": "\(client.access.server)", "from": "\(client.access.origin)"])
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.reflector(.pods) { Self.apply($1, to: &$0.pods) }.run() }
-            group.addTask { await self.reflector(.services) { Self.apply($1, to: &$0.services) }.run() }
-            group.addTask { await self.reflector(.endpointSlices) { Self.apply($1, to: &$0.endpointSlices) }.run() }
-            group.addTask { await self.reflector(.nodes) { Self.apply($1, to: &$0.nodes) }.run() }
-            group.addTask { await self.reflector(.namespaces) { Self.apply($1, to: &$0.namespaces) }.run() }
+            group.addTask {
+                await self.reflector(.pods, ClusterInventory.Pod.init(kubernetes:)) { Self.apply($1, to: &$0.pods) }
+                    .run()
+            }
+            group.addTask {
+                await self.reflector(.services, ClusterInventory.Service.init(kubernetes:)) {
+                    Self.apply($1, to: &$0.services)
+                }.run()
+            }
+            group.addTask {
+                await self.reflector(.endpointSlices, SliceAddresses.init(kubernetes:)) {
+                    Self.apply($1, to: &$0.endpointSlices)
+                }.run()
+            }
+            group.addTask {
+                await self.reflector(.nodes, ClusterInventory.Node.init(kubernetes:)) { Self.apply($1, to: &$0.nodes) }
+                    .run()
+            }
+            group.addTask {
+                await self.reflector(.namespaces, { (namespace: Namespace) in namespace.metadata.labels ?? [:] }) {
+                    Self.apply($1, to: &$0.namespaces)
+                }.run()
+            }
             group.addTask { await self.publishChanges() }
             await group.waitForAll()
         }
         client.shutdown()
     }
 
-    func reflector<Object: KubeObject>(
-        _ kind: WatchedKind, _ store: @escaping @Sendable (inout Caches, CacheUpdate<Object>) -> Int
-    ) -> Reflector<Object> {
-        Reflector(kind: kind, client: client, timing: timing, health: health, logger: logger) { [self] update in
+    func reflector<Object: KubeObject, Cached: Sendable>(
+        _ kind: WatchedKind, _ convert: @escaping @Sendable (Object) -> Cached?,
+        _ store: @escaping @Sendable (inout Caches, CacheUpdate<Cached>) -> Int
+    ) -> Reflector<Object, Cached> {
+        Reflector(kind: kind, client: client, timing: timing, health: health, logger: logger, convert: convert) {
+            [self] update in
             let count = caches.withLock { caches -> Int in
                 if case .replace = update { caches.synced.insert(kind.resource) }
                 return store(&caches, update)
@@ -89,12 +110,11 @@ public final class KubernetesMetadata: MetadataSource {
     }
 
     /// Applies an update to one kind's cache; returns how many objects it holds.
-    static func apply<Object: KubeObject>(_ update: CacheUpdate<Object>, to cache: inout [String: Object]) -> Int {
+    static func apply<Cached>(_ update: CacheUpdate<Cached>, to cache: inout [String: Cached]) -> Int {
         switch update {
-        case .replace(let objects):
-            cache = Dictionary(objects.map { ($0.metadata.key, $0) }, uniquingKeysWith: { _, last in last })
-        case .upsert(let object): cache[object.metadata.key] = object
-        case .delete(let object): cache.removeValue(forKey: object.metadata.key)
+        case .replace(let objects): cache = objects
+        case .upsert(let key, let object): cache[key] = object
+        case .delete(let key): cache.removeValue(forKey: key)
         }
         return cache.count
     }
@@ -114,10 +134,16 @@ public final class KubernetesMetadata: MetadataSource {
     /// Makes the enricher's tables match the caches now.
     func publish() {
         let inventory = caches.withLock { caches in
-            Inventory(
-                cluster: cluster, nodes: Array(caches.nodes.values),
+            var endpoints: [String: [String]] = [:]
+            for slice in caches.endpointSlices.values { endpoints[slice.service, default: []] += slice.addresses }
+            return Inventory(
+                cluster: cluster, topology: "kubernetes", nodes: Array(caches.nodes.values),
                 pods: caches.pods.values.map { Self.withNamespaceLabels($0, caches.namespaces) },
-                services: Array(caches.services.values), endpointSlices: Array(caches.endpointSlices.values))
+                services: caches.services.map { key, service in
+                    var service = service
+                    service.endpoints = endpoints[key] ?? []
+                    return service
+                })
         }
         tables.replace(with: inventory)
         published.withLock {
@@ -129,15 +155,11 @@ public final class KubernetesMetadata: MetadataSource {
     /// Cilium's namespace label source: every label of the pod's namespace, as
     /// `io.cilium.k8s.namespace.labels.<key>`, among the pod's labels.
     static func withNamespaceLabels(
-        _ pod: KubernetesModel.Pod, _ namespaces: [String: Namespace]
-    ) -> KubernetesModel.Pod {
-        guard let namespace = pod.metadata.namespace, let labels = namespaces[namespace]?.metadata.labels,
-            !labels.isEmpty
-        else { return pod }
+        _ pod: ClusterInventory.Pod, _ namespaces: [String: [String: String]]
+    ) -> ClusterInventory.Pod {
+        guard let labels = namespaces[pod.namespace], !labels.isEmpty else { return pod }
         var pod = pod
-        var merged = pod.metadata.labels ?? [:]
-        for (key, value) in labels { merged["io.cilium.k8s.namespace.labels.\(key)"] = value }
-        pod.metadata.labels = merged
+        for (key, value) in labels { pod.labels["io.cilium.k8s.namespace.labels.\(key)"] = value }
         return pod
     }
 

@@ -4,12 +4,14 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// A change a reflector hands to its cache.
-enum CacheUpdate<Object: KubeObject>: Sendable {
-    /// A fresh list: exactly these objects exist.
-    case replace([Object])
-    case upsert(Object)
-    case delete(Object)
+/// A change a reflector hands to its cache, in the cache's own form of an object (only what
+/// the enricher needs, so a cluster's worth of objects stays small).
+enum CacheUpdate<Cached: Sendable>: Sendable {
+    /// A fresh list: exactly these objects exist (by key).
+    case replace([String: Cached])
+    /// An object added or changed; nil: it no longer counts (e.g. a pod that finished).
+    case upsert(String, Cached?)
+    case delete(String)
 }
 
 /// One kind of object the source watches, and where.
@@ -48,13 +50,15 @@ public struct ReflectorTiming: Sendable {
 /// List then watch one kind, forever: pages of `pageSize`; watches resume from the last
 /// resourceVersion seen (bookmarks included), so a broken stream loses nothing; `410 Gone`
 /// lists again; errors back off with jitter. Every request has a deadline.
-struct Reflector<Object: KubeObject>: Sendable {
+struct Reflector<Object: KubeObject, Cached: Sendable>: Sendable {
     let kind: WatchedKind
     let client: APIClient
     let timing: ReflectorTiming
     let health: SourceHealth
     let logger: Logger
-    let apply: @Sendable (CacheUpdate<Object>) -> Void
+    /// What the cache keeps of an object (nil: nothing).
+    let convert: @Sendable (Object) -> Cached?
+    let apply: @Sendable (CacheUpdate<Cached>) -> Void
 
     func run() async {
         var resourceVersion: String?
@@ -105,9 +109,10 @@ struct Reflector<Object: KubeObject>: Sendable {
         }
     }
 
-    /// Every object, page by page, and the resourceVersion to watch from.
-    func list() async throws -> ([Object], String) {
-        var objects: [Object] = []
+    /// Every object, page by page (each page kept only in the cache's form), and the
+    /// resourceVersion to watch from.
+    func list() async throws -> ([String: Cached], String) {
+        var objects: [String: Cached] = [:]
         var next: String?
         var version = ""
         repeat {
@@ -118,7 +123,7 @@ struct Reflector<Object: KubeObject>: Sendable {
             do { page = try JSONDecoder().decode(ObjectList<Object>.self, from: Data(body.readableBytesView)) } catch {
                 throw KubernetesClientError.undecodable("\(error)")
             }
-            objects.append(contentsOf: page.items)
+            for item in page.items { objects[item.metadata.key] = convert(item) }
             version = page.metadata.resourceVersion ?? version
             next = page.metadata.continue.flatMap { $0.isEmpty ? nil : $0 }
         } while next != nil
@@ -153,7 +158,8 @@ struct Reflector<Object: KubeObject>: Sendable {
                 do { event = try decoder.decode(WatchEvent<Object>.self, from: data) } catch {
                     throw KubernetesClientError.undecodable("a \(kind.resource) watch event: \(error)")
                 }
-                apply(header.type == .deleted ? .delete(event.object) : .upsert(event.object))
+                let key = event.object.metadata.key
+                apply(header.type == .deleted ? .delete(key) : .upsert(key, convert(event.object)))
                 health.event(kind.resource)
                 if let version = event.object.metadata.resourceVersion { latest.withLock { $0 = version } }
             }

@@ -38,6 +38,12 @@ enum PipelineBench {
         if CommandLine.arguments.dropFirst().first == "export" {
             return try ExportBench.run(Array(CommandLine.arguments.dropFirst(2)))
         }
+        if CommandLine.arguments.dropFirst().first == "kube-server" {
+            return try KubernetesBench.serve(Array(CommandLine.arguments.dropFirst(2)))
+        }
+        if CommandLine.arguments.dropFirst().first == "kube-sync" {
+            return try KubernetesBench.sync(Array(CommandLine.arguments.dropFirst(2)))
+        }
         FlowAllocator.configure()  // as osprey-agent does
         let arguments = CommandLine.arguments.dropFirst()
         let count = Int(arguments.first ?? "") ?? 1_000_000
@@ -48,9 +54,44 @@ enum PipelineBench {
                 "pod-\(index)", ["10.244.1.\(index + 2)"], app: "app\(index % 8)", node: "node-1",
                 namespace: "ns\(index % 4)", created: Date(), uid: UUID().uuidString)
         }
+        let run = try measure(
+            metadata: TestCluster.metadata(cluster: "bench", pods: pods), count: count, capacity: capacity)
+        let processed = run.processed
+        let stage = [run.times.decode, run.times.enrich, run.times.observe, run.times.metrics]
+        let seconds = run.seconds
+        let allocations = run.allocations
+        let counter = run.counted ? 1 : nil
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        print(
+            String(
+                format: "| user-space pipeline (decode → enrich → observer → metrics), one core | %.0f events/s |",
+                Double(processed) / seconds))
+        print(
+            "| the same, nanoseconds per event by stage: decode / enrich / observer / metrics | "
+                + stage.map { String(format: "%.0f", $0 / Double(processed) * 1e9) }.joined(separator: " / ") + " |")
+        if counter != nil {
+            print(
+                String(
+                    format: "| heap allocations per event in the pipeline | %.1f |",
+                    Double(allocations) / Double(processed)))
+        }
+        print(
+            String(
+                format: "| pipeline process peak RSS with a full %d-flow ring | %.1f MiB |", capacity,
+                Double(usage.ru_maxrss) / 1024))
+    }
+
+    /// Runs `count` events of connections among the pods 10.244.1.2–65 through a pipeline
+    /// whose enricher asks `metadata`.
+    static func measure(
+        metadata: any MetadataSource, count: Int, capacity: Int
+    ) throws -> (
+        processed: Int, seconds: Double, times: FlowPipeline.StageTimes, allocations: UInt, counted: Bool
+    ) {
         let pipeline = FlowPipeline(
-            nodeName: "node-1", clusterName: "bench", metadata: TestCluster.metadata(cluster: "bench", pods: pods),
-            observer: try Observer(capacity: capacity), metrics: HubbleMetrics())
+            nodeName: "node-1", clusterName: "bench", metadata: metadata, observer: try Observer(capacity: capacity),
+            metrics: HubbleMetrics())
         let events: [osp_event] = (0..<4096).map { (index: Int) -> osp_event in
             let client: [UInt8] = [10, 244, 1, UInt8(2 + index % 64)]
             let server: [UInt8] = [10, 244, 1, UInt8(2 + (index / 64) % 64)]
@@ -74,28 +115,8 @@ enum PipelineBench {
                 processed += batch.count
             }
         }
-        let stage = [times.decode, times.enrich, times.observe, times.metrics]
-
-        let seconds = Date().timeIntervalSince(start)
-        let allocations = (counter?() ?? 0) - allocationsBefore
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        print(
-            String(
-                format: "| user-space pipeline (decode → enrich → observer → metrics), one core | %.0f events/s |",
-                Double(processed) / seconds))
-        print(
-            "| the same, nanoseconds per event by stage: decode / enrich / observer / metrics | "
-                + stage.map { String(format: "%.0f", $0 / Double(processed) * 1e9) }.joined(separator: " / ") + " |")
-        if counter != nil {
-            print(
-                String(
-                    format: "| heap allocations per event in the pipeline | %.1f |",
-                    Double(allocations) / Double(processed)))
-        }
-        print(
-            String(
-                format: "| pipeline process peak RSS with a full %d-flow ring | %.1f MiB |", capacity,
-                Double(usage.ru_maxrss) / 1024))
+        return (
+            processed, Date().timeIntervalSince(start), times, (counter?() ?? 0) - allocationsBefore, counter != nil
+        )
     }
 }

@@ -293,6 +293,42 @@ struct KubernetesSourceTests {
     }
 }
 
+extension KubernetesSourceTests {
+    @Test("100,000 pods: listed in pages, every one resolves by its address")
+    func hundredThousandPods() async throws {
+        var objects = ClusterObjects()
+        let created = KubeTime.format(Date())
+        objects.pods = (0..<100_000).map { index in
+            KubernetesModel.Pod(
+                metadata: ObjectMeta(
+                    name: "app-\(index / 10)-\(index)", namespace: "ns-\(index % 50)", uid: "uid-\(index)",
+                    creationTimestamp: created, labels: ["app": "app-\(index / 10)"]),
+                spec: .init(nodeName: "node-\(index % 100)"),
+                status: .init(
+                    phase: "Running", podIP: "10.\(64 + index / 65536).\((index / 256) % 256).\(index % 256)",
+                    podIPs: nil))
+        }
+        try await withAPIServer { fixture in
+            fixture.server.apply(objects)
+            var timing = Self.fast
+            timing.pageSize = 500
+            let source = try KubernetesMetadata(
+                access: try ClusterAccess.kubeconfig(path: try fixture.kubeconfig()), cluster: "ospk",
+                requestTimeout: .seconds(30), timing: timing)
+            let task = Task { await source.run() }
+            defer { task.cancel() }
+            #expect(await until(within: 120) { source.hasSynced && source.pod(ip: "10.65.134.159", at: Date()) != nil })
+            #expect(Self.counter(source, "osprey_agent_kubernetes_objects", kind: "pods") == 100_000)
+            for index in stride(from: 0, to: 100_000, by: 997) {
+                let ip = "10.\(64 + index / 65536).\((index / 256) % 256).\(index % 256)"
+                #expect(source.pod(ip: ip, at: Date())?.name == "app-\(index / 10)-\(index)")
+            }
+            task.cancel()
+            await task.value
+        }
+    }
+}
+
 /// Waits (without blocking a thread) until `condition` holds or `within` seconds pass.
 func until(within timeout: Double = 15, _ condition: () throws -> Bool) async rethrows -> Bool {
     try await eventually(within: timeout) { () async throws -> Bool in try condition() }
