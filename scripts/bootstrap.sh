@@ -36,6 +36,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     || fail "apt-get install ${missing[*]} failed; see /tmp/osprey-bootstrap-apt.log."
 fi
 
+# kubectl: the tests and the demo talk to the lab's Kubernetes API with the real one. It is not
+# in Debian's registry; these machines have it (/usr/bin/kubectl, the Google Cloud SDK's, which
+# picks a release from the server's /version).
+command -v kubectl > /dev/null \
+  || fail "kubectl is missing: install it (https://kubernetes.io/docs/tasks/tools/) so that /usr/bin/kubectl exists; the tests and the demo use the real kubectl against the lab's Kubernetes API."
+
 # Filesystems the eBPF datapath needs: bpffs for pinning, tracefs for tracepoints.
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || fail "cannot mount bpffs at /sys/fs/bpf."
 if ! mountpoint -q /sys/kernel/tracing; then
