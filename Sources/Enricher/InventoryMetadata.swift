@@ -37,8 +37,14 @@ public final class InventoryMetadata: MetadataSource {
         /// Endpoints of `default/kubernetes`: the API server.
         var apiServerAddresses: Set<String> = []
         var deleted: [(pod: PodIdentity, at: Date)] = []
-        /// Pods of the last reading, by uid: who left shows as the difference.
+        /// Current pods by uid: who left shows as the difference.
         var known: [String: PodIdentity] = [:]
+        /// Their addresses, and their own labels (without their namespace's), by uid.
+        var addresses: [String: [String]] = [:]
+        var rawLabels: [String: [String: String]] = [:]
+        /// Labels of namespaces (Kubernetes source), which their pods carry.
+        var namespaceLabels: [String: [String: String]] = [:]
+        var lastPrune: Date?
     }
 
     /// A Service's address: the Service, and what its backends share.
@@ -105,6 +111,9 @@ public final class InventoryMetadata: MetadataSource {
             ?? tenures.last?.pod
     }
 
+    /// How many pods the tables hold now.
+    public var podCount: Int { state.withLock { $0.known.count } }
+
     /// Pods that left the inventory since the last call (for metric series expiry).
     public func takeDeletedPods() -> [(pod: PodIdentity, at: Date)] {
         state.withLock { state in
@@ -115,6 +124,7 @@ public final class InventoryMetadata: MetadataSource {
 
     public func refresh() -> [String] {
         reloadIfChanged()
+        update { _ in }  // prunes tenures past their retention
         return takeDeletedPods().map { "\($0.pod.namespace)/\($0.pod.name)" }
     }
 
@@ -139,72 +149,152 @@ public final class InventoryMetadata: MetadataSource {
     public func replace(with inventory: Inventory) { replace(with: inventory, modified: nil) }
 
     func replace(with inventory: Inventory, modified: Date?) {
-        let now = Date()
+        update { batch in
+            batch.replacePods(inventory.pods, cluster: inventory.cluster)
+            batch.setServices(inventory.services, cluster: inventory.cluster)
+            batch.setNodes(inventory.nodes)
+        }
+        state.withLock { $0.modified = modified }
+    }
+
+    /// Changes the tables in one step (one lock, one cache flush), for sources that follow
+    /// changes as they come (the Kubernetes API) instead of re-reading a whole inventory.
+    public func update(_ body: (inout Batch) -> Void) {
         state.withLock { state in
+            var batch = Batch(state: state, now: Date(), retention: retention)
+            state = State()  // the batch holds the only reference: no copy on write
+            body(&batch)
+            batch.prune()
+            state = batch.state
             state.cachedIPs = [String](repeating: "", count: Self.cacheSlots)
             state.cachedAnswers = [AddressIdentity](repeating: .unknown, count: Self.cacheSlots)
-            state.modified = modified
-            var current: Set<String> = []
-            var known: [String: PodIdentity] = [:]
-            for pod in inventory.pods {
-                let identity = PodIdentity(
-                    uid: pod.uid, namespace: pod.namespace, name: pod.name, node: pod.node, labels: pod.labels,
-                    workload: pod.workload, clusterName: inventory.cluster)
-                current.insert(pod.uid)
-                known[pod.uid] = identity
-                for ip in pod.ips {
-                    var tenures = state.byIP[ip] ?? []
-                    if let index = tenures.firstIndex(where: { $0.pod.uid == pod.uid }) {
-                        tenures[index].pod = identity
-                        tenures[index].until = nil
-                    } else {
-                        // A new pod on this address: the previous holder's tenure ends now.
-                        for index in tenures.indices where tenures[index].until == nil {
-                            tenures[index].until = pod.createdAt
-                        }
-                        tenures.append(Tenure(pod: identity, from: pod.createdAt))
+        }
+    }
+
+    /// Changes to the tables, applied by `update`.
+    public struct Batch {
+        var state: State
+        let now: Date
+        let retention: Double
+
+        /// Adds or changes a pod: a new pod on an address ends the previous holder's tenure
+        /// there at its creation; addresses it no longer has end its own now.
+        public mutating func upsert(_ pod: Pod, cluster: String) {
+            let identity = PodIdentity(
+                uid: pod.uid, namespace: pod.namespace, name: pod.name, node: pod.node,
+                labels: pod.labels.merging(
+                    (state.namespaceLabels[pod.namespace] ?? [:]).map {
+                        (InventoryMetadata.namespaceLabelPrefix + $0.key, $0.value)
                     }
-                    state.byIP[ip] = tenures
+                ) { own, _ in own },
+                workload: pod.workload, clusterName: cluster)
+            for ip in state.addresses[pod.uid] ?? [] where !pod.ips.contains(ip) { end(pod.uid, at: ip) }
+            for ip in pod.ips {
+                var tenures = state.byIP[ip] ?? []
+                if let index = tenures.firstIndex(where: { $0.pod.uid == pod.uid }) {
+                    tenures[index].pod = identity
+                    tenures[index].until = nil
+                } else {
+                    for index in tenures.indices where tenures[index].until == nil {
+                        tenures[index].until = pod.createdAt
+                    }
+                    tenures.append(Tenure(pod: identity, from: pod.createdAt))
                 }
+                state.byIP[ip] = tenures
             }
-            for (ip, tenures) in state.byIP {
-                var kept: [Tenure] = []
-                for var tenure in tenures {
-                    if tenure.until == nil && !current.contains(tenure.pod.uid) { tenure.until = now }
-                    if let until = tenure.until, now.timeIntervalSince(until) > retention { continue }
-                    kept.append(tenure)
-                }
-                state.byIP[ip] = kept.isEmpty ? nil : kept
+            state.known[pod.uid] = identity
+            state.rawLabels[pod.uid] = pod.labels
+            state.addresses[pod.uid] = pod.ips
+        }
+
+        /// A pod that went away: its tenures end now and its metric series expire.
+        public mutating func remove(uid: String) {
+            guard let identity = state.known.removeValue(forKey: uid) else { return }
+            for ip in state.addresses.removeValue(forKey: uid) ?? [] { end(uid, at: ip) }
+            state.rawLabels.removeValue(forKey: uid)
+            state.deleted.append((identity, now))
+        }
+
+        /// Exactly these pods exist now (a fresh list): the others are removed — after the new
+        /// ones are in, so that a pod that took over an address ends its predecessor's tenure at
+        /// its own creation, not now.
+        public mutating func replacePods(_ pods: [Pod], cluster: String) {
+            let current = Set(pods.map(\.uid))
+            for pod in pods { upsert(pod, cluster: cluster) }
+            for uid in state.known.keys.filter({ !current.contains($0) }) { remove(uid: uid) }
+        }
+
+        /// A namespace's labels, which its pods carry as `io.cilium.k8s.namespace.labels.*`.
+        public mutating func setNamespaceLabels(_ labels: [String: String], of namespace: String, cluster: String) {
+            guard state.namespaceLabels[namespace] ?? [:] != labels else { return }
+            state.namespaceLabels[namespace] = labels.isEmpty ? nil : labels
+            for (uid, identity) in state.known.filter({ $0.value.namespace == namespace }) {
+                guard let ips = state.addresses[uid] else { continue }
+                let created = ips.first.flatMap { ip in state.byIP[ip]?.first { $0.pod.uid == uid }?.from } ?? now
+                upsert(
+                    Pod(
+                        uid: uid, namespace: namespace, name: identity.name, node: identity.node, ips: ips,
+                        labels: state.rawLabels[uid] ?? [:], workload: identity.workload, createdAt: created,
+                        netns: nil,
+                        hostInterface: nil), cluster: cluster)
             }
-            for (uid, pod) in state.known where known[uid] == nil { state.deleted.append((pod, now)) }
-            state.known = known
+        }
+
+        /// The cluster's Services (their addresses, and what their backends share).
+        public mutating func setServices(_ services: [Service], cluster: String) {
             state.services = [:]
             state.apiServerAddresses = []
-            var podsByIP: [String: PodIdentity] = [:]
-            for pod in inventory.pods { for ip in pod.ips { podsByIP[ip] = known[pod.uid] } }
-            for service in inventory.services {
+            for service in services {
+                let backends = service.endpoints.compactMap { InventoryMetadata.holder(state.byIP[$0], at: now) }
                 let address = ServiceAddress(
                     service: ServiceRef(namespace: service.namespace, name: service.name),
-                    backends: Self.backendsEndpoint(service, podsByIP: podsByIP, cluster: inventory.cluster))
+                    backends: InventoryMetadata.backendsEndpoint(service, backends: backends, cluster: cluster))
                 for ip in service.addresses where state.services[ip] == nil { state.services[ip] = address }
                 if service.namespace == "default" && service.name == "kubernetes" {
                     state.apiServerAddresses.formUnion(service.endpoints)
                 }
             }
+        }
+
+        /// The cluster's nodes: their InternalIPs and pod network gateways.
+        public mutating func setNodes(_ nodes: [Node]) {
             state.nodeAddresses = [:]
-            for node in inventory.nodes {
+            for node in nodes {
                 for ip in node.internalIPs + node.podCIDRs.compactMap(IPText.gateway(ofCIDR:)) {
                     state.nodeAddresses[ip] = node.name
                 }
             }
         }
+
+        mutating func end(_ uid: String, at ip: String) {
+            guard var tenures = state.byIP[ip] else { return }
+            for index in tenures.indices where tenures[index].pod.uid == uid && tenures[index].until == nil {
+                tenures[index].until = now
+            }
+            state.byIP[ip] = tenures
+        }
+
+        /// Forgets tenures that ended more than `retention` ago.
+        mutating func prune() {
+            guard state.lastPrune.map({ now.timeIntervalSince($0) >= 1 }) ?? true else { return }
+            state.lastPrune = now
+            for ip in Array(state.byIP.keys) {
+                guard let tenures = state.byIP[ip],
+                    tenures.contains(where: { $0.until.map { now.timeIntervalSince($0) > retention } ?? false })
+                else { continue }
+                let kept = tenures.filter { $0.until.map { now.timeIntervalSince($0) <= retention } ?? true }
+                state.byIP[ip] = kept.isEmpty ? nil : kept
+            }
+        }
     }
+
+    /// Pods carry their namespace's labels under this prefix, as Cilium's label source has them.
+    public static let namespaceLabelPrefix = "io.cilium.k8s.namespace.labels."
 
     /// What a Service's backends share, as one endpoint without a pod name: their namespace,
     /// labels and workload when they all agree (the same identity), else the Service's
     /// namespace and selector.
-    static func backendsEndpoint(_ service: Service, podsByIP: [String: PodIdentity], cluster: String) -> Endpoint {
-        let backends = service.endpoints.compactMap { podsByIP[$0] }
+    static func backendsEndpoint(_ service: Service, backends: [PodIdentity], cluster: String) -> Endpoint {
         if let first = backends.first,
             backends.allSatisfy({ $0.hubbleLabels == first.hubbleLabels && $0.workload == first.workload })
         {

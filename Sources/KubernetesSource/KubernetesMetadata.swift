@@ -10,11 +10,12 @@ import Synchronization
 /// The agent's metadata source on a cluster: lists and watches Pods, Services, EndpointSlices,
 /// Nodes and Namespaces, and keeps the enricher's address tables equal to what it has seen.
 ///
-/// Changes are gathered, then published to the enricher as one new inventory (a burst of pod
-/// events costs one rebuild); a rebuild never takes more than a third of a core however large
-/// the cluster: after one that took `t`, the next waits `2t`. Pod addresses are attributed by
-/// time as with the inventory file: a deleted pod's IP is its own until the deletion, then the
-/// new holder's.
+/// Pods go straight into the enricher's tables, one event at a time (a cluster's pods are kept
+/// once, there); Services, their EndpointSlices and Nodes — a few thousand objects — are kept
+/// here and published together after a burst of changes, never taking more than a third of a
+/// core: after a publication that took `t`, the next waits `2t`. Pod addresses are attributed
+/// by time as with the inventory file: a deleted pod's IP is its own until the deletion, then
+/// the new holder's.
 public final class KubernetesMetadata: MetadataSource {
     public let cluster: String
     let client: APIClient
@@ -29,7 +30,6 @@ public final class KubernetesMetadata: MetadataSource {
     private let published = Mutex(Published())
 
     struct Caches {
-        var pods: [String: ClusterInventory.Pod] = [:]
         var services: [String: ClusterInventory.Service] = [:]
         var endpointSlices: [String: SliceAddresses] = [:]
         var nodes: [String: ClusterInventory.Node] = [:]
@@ -65,10 +65,7 @@ public final class KubernetesMetadata: MetadataSource {
             "following the Kubernetes API",
             metadata: ["server": "\(client.access.server)", "from": "\(client.access.origin)"])
         await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await self.reflector(.pods, ClusterInventory.Pod.init(kubernetes:)) { Self.apply($1, to: &$0.pods) }
-                    .run()
-            }
+            group.addTask { await self.podReflector().run() }
             group.addTask {
                 await self.reflector(.services, ClusterInventory.Service.init(kubernetes:)) {
                     Self.apply($1, to: &$0.services)
@@ -83,11 +80,7 @@ public final class KubernetesMetadata: MetadataSource {
                 await self.reflector(.nodes, ClusterInventory.Node.init(kubernetes:)) { Self.apply($1, to: &$0.nodes) }
                     .run()
             }
-            group.addTask {
-                await self.reflector(.namespaces, { (namespace: Namespace) in namespace.metadata.labels ?? [:] }) {
-                    Self.apply($1, to: &$0.namespaces)
-                }.run()
-            }
+            group.addTask { await self.namespaceReflector().run() }
             group.addTask { await self.publishChanges() }
             await group.waitForAll()
         }
@@ -109,17 +102,55 @@ public final class KubernetesMetadata: MetadataSource {
         }
     }
 
+    /// Pods go to the enricher's tables as they come.
+    func podReflector() -> Reflector<KubernetesModel.Pod, ClusterInventory.Pod> {
+        Reflector(
+            kind: .pods, client: client, timing: timing, health: health, logger: logger,
+            convert: ClusterInventory.Pod.init(kubernetes:)
+        ) { [self] update in
+            tables.update { batch in
+                switch update {
+                case .replace(let pods): batch.replacePods(Array(pods.values), cluster: cluster)
+                case .upsert(_, _, let pod?): batch.upsert(pod, cluster: cluster)
+                case .upsert(_, let uid, nil), .delete(_, let uid): batch.remove(uid: uid)
+                }
+            }
+            if case .replace = update { caches.withLock { _ = $0.synced.insert(WatchedKind.pods.resource) } }
+            health.cached(WatchedKind.pods.resource, tables.podCount)
+            changed.yield()  // Services' backends may have changed
+        }
+    }
+
+    /// Namespace labels are kept here and given to the tables, whose pods carry them.
+    func namespaceReflector() -> Reflector<Namespace, [String: String]> {
+        reflector(.namespaces, { (namespace: Namespace) in namespace.metadata.labels ?? [:] }) {
+            [self] caches, update in
+            let before = caches.namespaces
+            let count = Self.apply(update, to: &caches.namespaces)
+            let changed = Set(before.keys).union(caches.namespaces.keys).filter { before[$0] != caches.namespaces[$0] }
+            if !changed.isEmpty {
+                let labels = caches.namespaces
+                tables.update { batch in
+                    for namespace in changed {
+                        batch.setNamespaceLabels(labels[namespace] ?? [:], of: namespace, cluster: cluster)
+                    }
+                }
+            }
+            return count
+        }
+    }
+
     /// Applies an update to one kind's cache; returns how many objects it holds.
     static func apply<Cached>(_ update: CacheUpdate<Cached>, to cache: inout [String: Cached]) -> Int {
         switch update {
         case .replace(let objects): cache = objects
-        case .upsert(let key, let object): cache[key] = object
-        case .delete(let key): cache.removeValue(forKey: key)
+        case .upsert(let key, _, let object): cache[key] = object
+        case .delete(let key, _): cache.removeValue(forKey: key)
         }
         return cache.count
     }
 
-    /// Rebuilds the enricher's tables after changes, at most at a third of a core.
+    /// Publishes Services and Nodes after changes, at most at a third of a core.
     func publishChanges() async {
         for await _ in changes {
             // Let a burst of events (a list, a rollout) arrive before rebuilding.
@@ -131,36 +162,26 @@ public final class KubernetesMetadata: MetadataSource {
         }
     }
 
-    /// Makes the enricher's tables match the caches now.
+    /// Makes the enricher's Services and Nodes match the caches now.
     func publish() {
-        let inventory = caches.withLock { caches in
+        let (services, nodes) = caches.withLock { caches in
             var endpoints: [String: [String]] = [:]
             for slice in caches.endpointSlices.values { endpoints[slice.service, default: []] += slice.addresses }
-            return Inventory(
-                cluster: cluster, topology: "kubernetes", nodes: Array(caches.nodes.values),
-                pods: caches.pods.values.map { Self.withNamespaceLabels($0, caches.namespaces) },
-                services: caches.services.map { key, service in
-                    var service = service
-                    service.endpoints = endpoints[key] ?? []
-                    return service
-                })
+            let services = caches.services.map { key, service in
+                var service = service
+                service.endpoints = endpoints[key] ?? []
+                return service
+            }
+            return (services, Array(caches.nodes.values))
         }
-        tables.replace(with: inventory)
+        tables.update { batch in
+            batch.setServices(services, cluster: cluster)
+            batch.setNodes(nodes)
+        }
         published.withLock {
-            $0.nodes = inventory.nodes.sorted { $0.name < $1.name }
+            $0.nodes = nodes.sorted { $0.name < $1.name }
             $0.generation += 1
         }
-    }
-
-    /// Cilium's namespace label source: every label of the pod's namespace, as
-    /// `io.cilium.k8s.namespace.labels.<key>`, among the pod's labels.
-    static func withNamespaceLabels(
-        _ pod: ClusterInventory.Pod, _ namespaces: [String: [String: String]]
-    ) -> ClusterInventory.Pod {
-        guard let labels = namespaces[pod.namespace], !labels.isEmpty else { return pod }
-        var pod = pod
-        for (key, value) in labels { pod.labels["io.cilium.k8s.namespace.labels.\(key)"] = value }
-        return pod
     }
 
     // MARK: - What others ask

@@ -9,9 +9,10 @@ import Synchronization
 enum CacheUpdate<Cached: Sendable>: Sendable {
     /// A fresh list: exactly these objects exist (by key).
     case replace([String: Cached])
-    /// An object added or changed; nil: it no longer counts (e.g. a pod that finished).
-    case upsert(String, Cached?)
-    case delete(String)
+    /// An object (key, uid) added or changed; nil: it no longer counts (e.g. a pod that finished).
+    case upsert(String, uid: String, Cached?)
+    /// An object (key, uid) deleted.
+    case delete(String, uid: String)
 }
 
 /// One kind of object the source watches, and where.
@@ -159,7 +160,8 @@ struct Reflector<Object: KubeObject, Cached: Sendable>: Sendable {
                     throw KubernetesClientError.undecodable("a \(kind.resource) watch event: \(error)")
                 }
                 let key = event.object.metadata.key
-                apply(header.type == .deleted ? .delete(key) : .upsert(key, convert(event.object)))
+                let uid = event.object.metadata.uid ?? key
+                apply(header.type == .deleted ? .delete(key, uid: uid) : .upsert(key, uid: uid, convert(event.object)))
                 health.event(kind.resource)
                 if let version = event.object.metadata.resourceVersion { latest.withLock { $0 = version } }
             }
