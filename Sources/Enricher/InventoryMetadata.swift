@@ -44,7 +44,22 @@ public final class InventoryMetadata: MetadataSource {
         var rawLabels: [String: [String: String]] = [:]
         /// Labels of namespaces (Kubernetes source), which their pods carry.
         var namespaceLabels: [String: [String: String]] = [:]
+        /// Label sets in use, shared by the pods that have them.
+        var labelSets: [LabelSet: SharedLabels] = [:]
         var lastPrune: Date?
+    }
+
+    /// A pod's own labels in its namespace.
+    struct LabelSet: Hashable {
+        var namespace: String
+        var labels: [String: String]
+    }
+
+    /// One label set's dictionaries and Hubble labels, shared by its pods.
+    struct SharedLabels {
+        var own: [String: String]
+        var merged: [String: String]
+        var hubble: [String]
     }
 
     /// A Service's address: the Service, and what its backends share.
@@ -180,14 +195,10 @@ public final class InventoryMetadata: MetadataSource {
         /// Adds or changes a pod: a new pod on an address ends the previous holder's tenure
         /// there at its creation; addresses it no longer has end its own now.
         public mutating func upsert(_ pod: Pod, cluster: String) {
+            let labels = sharedLabels(pod.labels, namespace: pod.namespace)
             let identity = PodIdentity(
-                uid: pod.uid, namespace: pod.namespace, name: pod.name, node: pod.node,
-                labels: pod.labels.merging(
-                    (state.namespaceLabels[pod.namespace] ?? [:]).map {
-                        (InventoryMetadata.namespaceLabelPrefix + $0.key, $0.value)
-                    }
-                ) { own, _ in own },
-                workload: pod.workload, clusterName: cluster)
+                uid: pod.uid, namespace: pod.namespace, name: pod.name, node: pod.node, labels: labels.merged,
+                workload: pod.workload, clusterName: cluster, hubbleLabels: labels.hubble)
             for ip in state.addresses[pod.uid] ?? [] where !pod.ips.contains(ip) { end(pod.uid, at: ip) }
             for ip in pod.ips {
                 var tenures = state.byIP[ip] ?? []
@@ -203,8 +214,24 @@ public final class InventoryMetadata: MetadataSource {
                 state.byIP[ip] = tenures
             }
             state.known[pod.uid] = identity
-            state.rawLabels[pod.uid] = pod.labels
+            state.rawLabels[pod.uid] = labels.own
             state.addresses[pod.uid] = pod.ips
+        }
+
+        /// A pod's labels (its own, with its namespace's, as Hubble shows them), the same
+        /// copies for every pod that has the same ones: a ReplicaSet's pods share one set.
+        mutating func sharedLabels(_ own: [String: String], namespace: String) -> SharedLabels {
+            let key = LabelSet(namespace: namespace, labels: own)
+            if let shared = state.labelSets[key] { return shared }
+            var merged = own
+            for (name, value) in state.namespaceLabels[namespace] ?? [:] {
+                let key = InventoryMetadata.namespaceLabelPrefix + name
+                if merged[key] == nil { merged[key] = value }
+            }
+            let shared = SharedLabels(
+                own: own, merged: merged, hubble: PodIdentity.hubbleLabels(merged, namespace: namespace))
+            state.labelSets[key] = shared
+            return shared
         }
 
         /// A pod that went away: its tenures end now and its metric series expire.
@@ -228,6 +255,7 @@ public final class InventoryMetadata: MetadataSource {
         public mutating func setNamespaceLabels(_ labels: [String: String], of namespace: String, cluster: String) {
             guard state.namespaceLabels[namespace] ?? [:] != labels else { return }
             state.namespaceLabels[namespace] = labels.isEmpty ? nil : labels
+            state.labelSets = state.labelSets.filter { $0.key.namespace != namespace }
             for (uid, identity) in state.known.filter({ $0.value.namespace == namespace }) {
                 guard let ips = state.addresses[uid] else { continue }
                 let created = ips.first.flatMap { ip in state.byIP[ip]?.first { $0.pod.uid == uid }?.from } ?? now
@@ -274,10 +302,19 @@ public final class InventoryMetadata: MetadataSource {
             state.byIP[ip] = tenures
         }
 
-        /// Forgets tenures that ended more than `retention` ago.
+        /// Forgets tenures that ended more than `retention` ago, and label sets no pod has
+        /// (when they are more than twice the pods).
         mutating func prune() {
             guard state.lastPrune.map({ now.timeIntervalSince($0) >= 1 }) ?? true else { return }
             state.lastPrune = now
+            if state.labelSets.count > 2 * max(state.known.count, 64) {
+                var used: [LabelSet: SharedLabels] = [:]
+                for (uid, identity) in state.known {
+                    let key = LabelSet(namespace: identity.namespace, labels: state.rawLabels[uid] ?? [:])
+                    used[key] = state.labelSets[key]
+                }
+                state.labelSets = used
+            }
             for ip in Array(state.byIP.keys) {
                 guard let tenures = state.byIP[ip],
                     tenures.contains(where: { $0.until.map { now.timeIntervalSince($0) > retention } ?? false })

@@ -76,9 +76,11 @@ public final class PodIdentity: Sendable, Equatable {
     /// The pod as a flow endpoint, built once for all its flows.
     public let endpoint: Endpoint
 
+    /// `hubbleLabels`, when given, must be `hubbleLabels(labels, namespace:)`: pods with the same
+    /// labels share one array (most pods come in such sets: a ReplicaSet's pods).
     public init(
         uid: String, namespace: String, name: String, node: String, labels: [String: String], workload: Workload?,
-        clusterName: String = ""
+        clusterName: String = "", hubbleLabels: [String]? = nil
     ) {
         self.uid = uid
         self.namespace = namespace
@@ -86,7 +88,7 @@ public final class PodIdentity: Sendable, Equatable {
         self.node = node
         self.labels = labels
         self.workload = workload
-        let hubbleLabels = Self.hubbleLabels(labels, namespace: namespace)
+        let hubbleLabels = hubbleLabels ?? Self.hubbleLabels(labels, namespace: namespace)
         self.hubbleLabels = hubbleLabels
         endpoint = Endpoint(
             namespace: namespace, podName: name, labels: hubbleLabels,

@@ -19,8 +19,9 @@ import Logging
 import Observer
 
 enum KubernetesBench {
-    /// A cluster of `pods` pods on 100 nodes, `services` Services of 3 backends each. Pods 0–63
-    /// have 10.244.1.2–65, the addresses the pipeline bench's events use.
+    /// A cluster of `pods` pods on 100 nodes, in Deployments of 10 (each in one of 50
+    /// namespaces), and `services` Services, one per Deployment, of 3 ready backends each. Pods
+    /// 0–63 have 10.244.1.2–65, the addresses the pipeline bench's events use.
     static func cluster(pods: Int, services: Int) -> Inventory {
         let created = Date()
         let nodes = (0..<100).map { index in
@@ -35,7 +36,8 @@ enum KubernetesBench {
         }
         let podList = (0..<pods).map { index in
             ClusterInventory.Pod(
-                uid: "uid-\(index)", namespace: "ns-\(index % 50)", name: "app-\(index / 10)-7d4f9c8b6x-\(index)",
+                uid: "uid-\(index)", namespace: "ns-\((index / 10) % 50)",
+                name: "app-\(index / 10)-7d4f9c8b6x-\(index)",
                 node: "node-\(index % 100)", ips: [ip(index)],
                 labels: ["app": "app-\(index / 10)", "tier": index % 2 == 0 ? "web" : "backend"],
                 workload: Workload(kind: "Deployment", name: "app-\(index / 10)"), createdAt: created, netns: nil,
@@ -47,7 +49,7 @@ enum KubernetesBench {
                 clusterIP: "10.96.\(index / 250).\(index % 250 + 2)",
                 ports: [ServicePort(name: "http", protocol: "TCP", port: 80, targetPort: 8080)],
                 selector: ["app": "app-\(index)"],
-                endpoints: (0..<3).map { ip((index * 3 + $0) % max(pods, 1)) })
+                endpoints: (0..<3).map { ip((index * 10 + $0) % max(pods, 1)) })
         }
         return Inventory(
             cluster: "bench", topology: "kubernetes", generatedAt: created, nodes: nodes, pods: podList,
