@@ -136,6 +136,12 @@ public struct AgentCommand: AsyncParsableCommand {
 
     @Option(
         help:
+            "Most series each Hubble metric may have; counts past it go to osprey_agent_metrics_series_overflow_total. Env: OSPREY_METRICS_SERIES_LIMIT."
+    )
+    var metricsSeriesLimit = Int(environment["OSPREY_METRICS_SERIES_LIMIT"] ?? "") ?? HubbleMetrics.defaultSeriesLimit
+
+    @Option(
+        help:
             "Write flows to this file as jsonpb lines, as Hubble's exporter (hubble-export-file-path; empty: off). Env: OSPREY_EXPORT_FILE_PATH."
     )
     var exportFilePath: String = environment["OSPREY_EXPORT_FILE_PATH"] ?? ""
@@ -189,6 +195,11 @@ public struct AgentCommand: AsyncParsableCommand {
                 throw ValidationError(
                     "--log-level must be one of trace, debug, info, notice, warning, error, critical.")
             }
+            guard metricsSeriesLimit >= 1 else {
+                throw ValidationError(
+                    "--metrics-series-limit must be at least 1, not \(metricsSeriesLimit) (default \(HubbleMetrics.defaultSeriesLimit))."
+                )
+            }
             guard (64...16_777_216).contains(conntrackMax) else {
                 throw ValidationError(
                     "--conntrack-max must be between 64 and 16777216 connections, not \(conntrackMax) (default 262144)."
@@ -222,7 +233,8 @@ public struct AgentCommand: AsyncParsableCommand {
                 serviceTranslation: serviceTranslation,
                 ignoredDrops: dropReasons == "all" ? [:] : Datapath.notNetworkDrops,
                 flowBufferCapacity: flowBufferCapacity, flowReportInterval: flowReportInterval,
-                perPacketEvents: perPacketEvents, conntrackMax: conntrackMax, metricsContext: context, logLevel: level,
+                perPacketEvents: perPacketEvents, conntrackMax: conntrackMax, metricsContext: context,
+                metricsSeriesLimit: metricsSeriesLimit, logLevel: level,
                 exporter: exporter,
                 flowLogsConfigPath: flowlogsConfigPath)
         } catch let error as Observer.CapacityError {

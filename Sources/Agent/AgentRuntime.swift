@@ -64,7 +64,9 @@ struct AgentRuntime {
             nodeName: settings.nodeName, clusterName: settings.cluster, kernelDropReasons: datapath.dropReasons,
             metadata: metadata,
             translation: translation, observer: observer,
-            metrics: HubbleMetrics(context: settings.metricsContext, lostEvents: [observer, flowLogs]))
+            metrics: HubbleMetrics(
+                context: settings.metricsContext, lostEvents: [observer, flowLogs],
+                seriesLimit: settings.metricsSeriesLimit))
         let metrics = MetricsEndpoint(
             collector: NodeMetricsCollector(datapath: datapath) { watcher.namespaces },
             health: AgentHealth(

@@ -27,6 +27,8 @@ struct AgentSettings: Sendable {
     /// Entries of the datapath's connection table (`--conntrack-max`).
     var conntrackMax: Int
     var metricsContext: MetricsContext
+    /// Most series each Hubble metric may have (`--metrics-series-limit`).
+    var metricsSeriesLimit: Int
     var logLevel: Logger.Level
     /// The static flow log exporter (`--export-file-path`), opened and checked.
     var exporter: FlowExporter?

@@ -14,17 +14,24 @@ public final class HubbleMetrics: Sendable {
     let expiry: Double
     /// Where lost events are counted, by source.
     let lostEvents: [any LostEventLedger]
-    private let store = Mutex(SeriesStore())
+    private let store: Mutex<SeriesStore>
     /// Retina's basic DNS metrics (node-level), beside Hubble's.
     private let retinaDNS = Mutex(RetinaDNSMetrics())
 
+    /// - Parameter seriesLimit: the most series each metric may have; counts past it go to
+    ///   `osprey_agent_metrics_series_overflow_total{metric}`.
     public init(
-        context: MetricsContext = MetricsContext(), expiry: Double = 60, lostEvents: [any LostEventLedger] = []
+        context: MetricsContext = MetricsContext(), expiry: Double = 60, lostEvents: [any LostEventLedger] = [],
+        seriesLimit: Int = HubbleMetrics.defaultSeriesLimit
     ) {
         self.context = context
         self.expiry = expiry
         self.lostEvents = lostEvents
+        store = Mutex(SeriesStore(seriesLimit: seriesLimit))
     }
+
+    /// Series per metric by default: far more than a node's pods make, few enough for Prometheus.
+    public static let defaultSeriesLimit = SeriesStore.defaultSeriesLimit
 
     public func process(_ flows: [Flow]) {
         store.withLock { store in

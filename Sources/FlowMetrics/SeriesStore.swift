@@ -66,6 +66,15 @@ final class SeriesStore {
     /// One dictionary per metric (indexed by `Metric.rawValue`): series → index in `values`.
     var series: [[SeriesKey: Int]] = Array(repeating: [:], count: Metric.allCases.count)
     var values: [Double] = []
+    /// Most series a metric may have; what would make more is counted in its overflow slot.
+    let seriesLimit: Int
+    /// Per metric, the index in `values` of what its limit kept out (nil: nothing yet).
+    var overflow: [Int?] = Array(repeating: nil, count: Metric.allCases.count)
+
+    init(seriesLimit: Int = SeriesStore.defaultSeriesLimit) { self.seriesLimit = seriesLimit }
+
+    /// A churn storm of pods must not make a Prometheus series per pod pair without bound.
+    static let defaultSeriesLimit = 50_000
     /// The same series found without hashing label strings (see `FastKey`).
     var fast: [FastKey: Int] = [:]
     /// The endpoints `fast` refers to by box identity, kept alive so no identity is reused.
@@ -81,9 +90,16 @@ final class SeriesStore {
         anchors.removeAll(keepingCapacity: true)
     }
 
-    /// The index of a series' value, created at 0 the first time.
+    /// The index of a series' value, created at 0 the first time; past the metric's limit,
+    /// its overflow slot.
     func slot(_ metric: Metric, _ key: SeriesKey) -> Int {
         if let index = series[metric.rawValue][key] { return index }
+        if series[metric.rawValue].count >= seriesLimit {
+            if let index = overflow[metric.rawValue] { return index }
+            values.append(0)
+            overflow[metric.rawValue] = values.count - 1
+            return values.count - 1
+        }
         values.append(0)
         series[metric.rawValue][key] = values.count - 1
         return values.count - 1
@@ -96,6 +112,11 @@ final class SeriesStore {
         expiring.removeAll { due.contains($0.pod) }
         // The remaining series keep their values; their indexes and the fast path start over.
         var kept: [Double] = []
+        for index in overflow.indices {
+            guard let slot = overflow[index] else { continue }
+            kept.append(values[slot])
+            overflow[index] = kept.count - 1
+        }
         for index in series.indices {
             var survivors: [SeriesKey: Int] = [:]
             for (key, slot) in series[index] where !due.contains(key.source) && !due.contains(key.destination) {
@@ -108,7 +129,7 @@ final class SeriesStore {
         forgetFastPath()
     }
 
-    /// One family per metric, series sorted by their labels.
+    /// One family per metric, series sorted by their labels, and what the limit kept out.
     func families() -> [MetricFamily] {
         Metric.allCases.map { metric in
             let names = metric.labels + ["source", "destination"]
@@ -117,6 +138,15 @@ final class SeriesStore {
             return MetricFamily(
                 name: metric.name, help: metric.help, kind: .counter,
                 samples: samples.map { MetricFamily.Sample(Array(zip(names, $0.0)), $0.1) })
-        }
+        } + [
+            MetricFamily(
+                name: "osprey_agent_metrics_series_overflow_total",
+                help:
+                    "Counts that would have made a metric exceed its series limit (--metrics-series-limit), by metric; they are in no series.",
+                kind: .counter,
+                samples: Metric.allCases.map { metric in
+                    .init([("metric", metric.name)], overflow[metric.rawValue].map { values[$0] } ?? 0)
+                })
+        ]
     }
 }

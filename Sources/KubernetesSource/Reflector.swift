@@ -71,7 +71,7 @@ struct Reflector<Object: KubeObject, Cached: Sendable>: Sendable {
                     let (objects, version) = try await list()
                     apply(.replace(objects))
                     resourceVersion = version
-                    health.listed(kind.resource, count: objects.count)
+                    health.synced(kind.resource)
                     if !lastError.isEmpty { logger.info("listing \(kind.resource) works again", metadata: [:]) }
                     lastError = ""
                 }
@@ -187,19 +187,13 @@ final class SourceHealth: Sendable {
 
     private let counts = Mutex([String: Counts]())
 
-    func listed(_ kind: String, count: Int) {
-        counts.withLock {
-            $0[kind, default: Counts()].lastSync = Date()
-            _ = count
-        }
-    }
+    /// A list or a watch of the kind completed.
+    func synced(_ kind: String) { counts.withLock { $0[kind, default: Counts()].lastSync = Date() } }
 
     func event(_ kind: String) { counts.withLock { $0[kind, default: Counts()].events += 1 } }
     func watchRestarted(_ kind: String) {
-        counts.withLock {
-            $0[kind, default: Counts()].watchRestarts += 1
-            $0[kind, default: Counts()].lastSync = Date()
-        }
+        counts.withLock { $0[kind, default: Counts()].watchRestarts += 1 }
+        synced(kind)
     }
     func relisted(_ kind: String) { counts.withLock { $0[kind, default: Counts()].relists += 1 } }
     func failed(_ kind: String) { counts.withLock { $0[kind, default: Counts()].errors += 1 } }

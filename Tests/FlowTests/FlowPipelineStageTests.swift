@@ -1,5 +1,6 @@
 import ClusterInventory
 import Foundation
+import PrometheusExposition
 import Testing
 
 @testable import Enricher
@@ -124,6 +125,41 @@ struct FlowPipelineStageTests {
     @Test("capacities that are not 2^k−1 up to 65535 are rejected", arguments: [0, 2, 4096, 65536, 131071])
     func badCapacity(capacity: Int) {
         #expect(throws: Observer.CapacityError.self) { try Observer(capacity: capacity) }
+    }
+
+    @Test("a metric's series stop at its limit: what would make more is counted as overflow, nothing is lost")
+    func seriesLimit() {
+        let metrics = HubbleMetrics(expiry: 60, seriesLimit: 3)
+        let flows = (0..<5).map { index -> Flow in
+            var flow = Self.flow(from: "10.244.1.\(10 + index)", to: "10.244.2.3")
+            flow.source.namespace = "shop"
+            flow.source.podName = "pod-\(index)"
+            return flow
+        }
+        // Twice each: the second round goes through the fast path, which must agree.
+        metrics.process(flows)
+        metrics.process(flows)
+        func family(_ name: String, _ now: Date = Date()) -> MetricFamily? {
+            metrics.families(now: now).first { $0.name == name }
+        }
+        let processed = family("hubble_flows_processed_total")?.samples ?? []
+        #expect(processed.count == 3)
+        #expect(processed.allSatisfy { $0.value == 2 })
+        let overflow = family("osprey_agent_metrics_series_overflow_total")?.samples ?? []
+        #expect(overflow.first { $0.labels.contains { $0 == ("metric", "hubble_flows_processed_total") } }?.value == 4)
+        #expect(processed.map(\.value).reduce(0, +) + 4 == 10, "every flow is counted somewhere")
+        #expect(overflow.count == 6, "every metric has its overflow series, zero when nothing overflowed")
+        // Pods that go away make room again; the overflow count stays.
+        let deleted = Date()
+        metrics.podsDeleted(["shop/pod-0", "shop/pod-1"], at: deleted)
+        _ = metrics.families(now: deleted.addingTimeInterval(61))
+        metrics.process([flows[4]])
+        let after = family("hubble_flows_processed_total", deleted.addingTimeInterval(62))?.samples ?? []
+        #expect(after.contains { $0.labels.contains { $0 == ("source", "shop/pod-4") } && $0.value == 1 })
+        #expect(
+            family("osprey_agent_metrics_series_overflow_total", deleted.addingTimeInterval(62))?.samples.first {
+                $0.labels.contains { $0 == ("metric", "hubble_flows_processed_total") }
+            }?.value == 4)
     }
 
     @Test(
