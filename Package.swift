@@ -129,7 +129,8 @@ let package = Package(
             swiftSettings: strict),
         // Node-level metrics (Retina names) from the datapath's maps and the kernel's counters.
         .target(
-            name: "NodeMetrics", dependencies: ["Datapath", "Netns", "PrometheusExposition"], swiftSettings: strict),
+            name: "NodeMetrics", dependencies: ["Datapath", "Netns", "PrometheusExposition", "Flows"],
+            swiftSettings: strict),
 
         // Kubernetes API objects (trimmed to what Osprey reads and serves), watch events, status,
         // workload naming, and the conversion between them and the cluster inventory.
@@ -298,7 +299,9 @@ let package = Package(
         .testTarget(
             name: "AgentIntegrationTests", dependencies: ["Lab", "ClusterInventory", "TestSupport", "HubbleTransport"],
             swiftSettings: strict),
-        .testTarget(name: "NodeMetricsTests", dependencies: ["NodeMetrics"], swiftSettings: strict),
+        .testTarget(
+            name: "NodeMetricsTests", dependencies: ["NodeMetrics", "Datapath", "PrometheusExposition"],
+            swiftSettings: strict),
         .testTarget(name: "PrometheusExpositionTests", dependencies: ["PrometheusExposition"], swiftSettings: strict),
         .testTarget(
             name: "DatapathTests", dependencies: ["Datapath", "DatapathBPF", "CDatapathABI"], swiftSettings: strict),

@@ -136,6 +136,12 @@ public struct AgentCommand: AsyncParsableCommand {
 
     @Option(
         help:
+            "Names of the node's forward and drop counters: retina (networkobservability_*), cilium (cilium_forward_count_total, cilium_drop_count_total…) or both. Env: OSPREY_METRICS_FLAVOUR."
+    )
+    var metricsFlavour = environment["OSPREY_METRICS_FLAVOUR"] ?? "retina"
+
+    @Option(
+        help:
             "Most series each Hubble metric may have; counts past it go to osprey_agent_metrics_series_overflow_total. Env: OSPREY_METRICS_SERIES_LIMIT."
     )
     var metricsSeriesLimit = Int(environment["OSPREY_METRICS_SERIES_LIMIT"] ?? "") ?? HubbleMetrics.defaultSeriesLimit
@@ -195,6 +201,9 @@ public struct AgentCommand: AsyncParsableCommand {
                 throw ValidationError(
                     "--log-level must be one of trace, debug, info, notice, warning, error, critical.")
             }
+            guard let flavours = MetricsFlavour.parse(metricsFlavour) else {
+                throw ValidationError("--metrics-flavour must be retina, cilium or both, not `\(metricsFlavour)`.")
+            }
             guard metricsSeriesLimit >= 1 else {
                 throw ValidationError(
                     "--metrics-series-limit must be at least 1, not \(metricsSeriesLimit) (default \(HubbleMetrics.defaultSeriesLimit))."
@@ -234,7 +243,7 @@ public struct AgentCommand: AsyncParsableCommand {
                 ignoredDrops: dropReasons == "all" ? [:] : Datapath.notNetworkDrops,
                 flowBufferCapacity: flowBufferCapacity, flowReportInterval: flowReportInterval,
                 perPacketEvents: perPacketEvents, conntrackMax: conntrackMax, metricsContext: context,
-                metricsSeriesLimit: metricsSeriesLimit, logLevel: level,
+                metricsSeriesLimit: metricsSeriesLimit, metricsFlavours: flavours, logLevel: level,
                 exporter: exporter,
                 flowLogsConfigPath: flowlogsConfigPath)
         } catch let error as Observer.CapacityError {

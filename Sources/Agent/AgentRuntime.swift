@@ -68,7 +68,9 @@ struct AgentRuntime {
                 context: settings.metricsContext, lostEvents: [observer, flowLogs],
                 seriesLimit: settings.metricsSeriesLimit))
         let metrics = MetricsEndpoint(
-            collector: NodeMetricsCollector(datapath: datapath) { watcher.namespaces },
+            collector: NodeMetricsCollector(datapath: datapath, flavours: settings.metricsFlavours) {
+                watcher.namespaces
+            },
             health: AgentHealth(
                 datapath: datapath, watcher: watcher, translation: translation, flowLogs: flowLogs,
                 kubernetes: kubernetes),

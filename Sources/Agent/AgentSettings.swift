@@ -7,6 +7,7 @@ import HubbleServer
 import HubbleTransport
 import KubernetesSource
 import Logging
+import NodeMetrics
 
 /// What osprey-agent runs with: every flag and variable, parsed and checked (`AgentCommand.settings()`).
 struct AgentSettings: Sendable {
@@ -29,6 +30,8 @@ struct AgentSettings: Sendable {
     var metricsContext: MetricsContext
     /// Most series each Hubble metric may have (`--metrics-series-limit`).
     var metricsSeriesLimit: Int
+    /// Whose names the node's forward and drop counters carry (`--metrics-flavour`).
+    var metricsFlavours: Set<MetricsFlavour>
     var logLevel: Logger.Level
     /// The static flow log exporter (`--export-file-path`), opened and checked.
     var exporter: FlowExporter?

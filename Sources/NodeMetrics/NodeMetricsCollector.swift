@@ -3,6 +3,8 @@ import Foundation
 import Netns
 import PrometheusExposition
 
+import enum Flows.DropReasons
+
 /// A network namespace of the node whose sockets and counters are reported.
 public struct NamespaceRef: Sendable, Hashable {
     /// The namespace's identity (inode of its nsfs file).
@@ -18,6 +20,19 @@ public struct NamespaceRef: Sendable, Hashable {
     }
 }
 
+/// Whose names the node's forward and drop counters are exported under.
+public enum MetricsFlavour: String, CaseIterable, Sendable {
+    /// Retina's `networkobservability_forward_count`, `_drop_count`… (Osprey's contract).
+    case retina
+    /// Cilium's `cilium_forward_count_total`, `cilium_drop_count_total`….
+    case cilium
+
+    /// `retina`, `cilium` or `both`; nil for anything else.
+    public static func parse(_ text: String) -> Set<MetricsFlavour>? {
+        text == "both" ? Set(allCases) : MetricsFlavour(rawValue: text).map { [$0] }
+    }
+}
+
 /// Builds every node-level metric of the contract (Retina names, `networkobservability_*`) at
 /// scrape time: counters from the eBPF maps, sockets and SNMP counters from every namespace of
 /// the node, interface statistics from the node's own namespace.
@@ -27,12 +42,17 @@ public struct NodeMetricsCollector: Sendable {
     let namespaces: @Sendable () -> [NamespaceRef]
     /// At most this many (address, port) series for tcp_connection_remote; the rest are folded.
     let remoteSeriesLimit: Int
+    /// Whose names the forward and drop counters carry (`--metrics-flavour`).
+    let flavours: Set<MetricsFlavour>
 
-    public init(datapath: Datapath, remoteSeriesLimit: Int = 100, namespaces: @escaping @Sendable () -> [NamespaceRef])
-    {
+    public init(
+        datapath: Datapath, remoteSeriesLimit: Int = 100, flavours: Set<MetricsFlavour> = [.retina],
+        namespaces: @escaping @Sendable () -> [NamespaceRef]
+    ) {
         self.datapath = datapath
         self.namespaces = namespaces
         self.remoteSeriesLimit = remoteSeriesLimit
+        self.flavours = flavours
     }
 
     /// Values SNMP prints that are settings, not counters: reported from the node's namespace
@@ -52,6 +72,56 @@ public struct NodeMetricsCollector: Sendable {
     }
 
     func datapathFamilies(_ snapshot: DatapathSnapshot) -> [MetricFamily] {
+        (flavours.contains(.retina) ? Self.retinaFamilies(snapshot) : [])
+            + (flavours.contains(.cilium) ? Self.ciliumFamilies(snapshot) : []) + Self.otherFamilies(snapshot)
+    }
+
+    /// Cilium's agent metrics for the same counters, so dashboards built for Cilium (ACNS on
+    /// Cilium) work: `cilium_forward_count_total`/`_bytes_total{direction}` and
+    /// `cilium_drop_count_total`/`_bytes_total{direction,reason}`, with `INGRESS`/`EGRESS` and
+    /// Cilium's reason text for the Hubble reason each kernel reason maps to ("Policy denied").
+    static func ciliumFamilies(_ snapshot: DatapathSnapshot) -> [MetricFamily] {
+        let directions: [TrafficDirection] = [.ingress, .egress]
+        var drops: [[String]: Counter] = [:]
+        for (key, counter) in snapshot.drops {
+            let code = DropReasons.hubbleReason(forKernel: key.reason)
+            let labels = [key.direction.label.uppercased(), DropReasons.texts[code] ?? "\(code)"]
+            let sum = drops[labels] ?? Counter()
+            drops[labels] = Counter(packets: sum.packets + counter.packets, bytes: sum.bytes + counter.bytes)
+        }
+        let sorted = drops.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        func forward(_ name: String, _ help: String, _ value: (Counter) -> UInt64) -> MetricFamily {
+            MetricFamily(
+                name: name, help: help, kind: .counter,
+                samples: directions.map {
+                    .init([("direction", $0.label.uppercased())], Double(value(snapshot.forward[$0] ?? Counter())))
+                })
+        }
+        func drop(_ name: String, _ help: String, _ value: (Counter) -> UInt64) -> MetricFamily {
+            MetricFamily(
+                name: name, help: help, kind: .counter,
+                samples: sorted.map {
+                    .init([("direction", $0.key[0]), ("reason", $0.key[1])], Double(value($0.value)))
+                })
+        }
+        return [
+            forward("cilium_forward_count_total", "Packets forwarded through the node's uplink, by direction.") {
+                $0.packets
+            },
+            forward("cilium_forward_bytes_total", "Bytes forwarded through the node's uplink, by direction.") {
+                $0.bytes
+            },
+            drop("cilium_drop_count_total", "Packets dropped by the kernel, by direction and Cilium's reason.") {
+                $0.packets
+            },
+            drop("cilium_drop_bytes_total", "Bytes dropped by the kernel, by direction and Cilium's reason.") {
+                $0.bytes
+            },
+        ]
+    }
+
+    /// Retina's names for the forward and drop counters.
+    static func retinaFamilies(_ snapshot: DatapathSnapshot) -> [MetricFamily] {
         let directions: [TrafficDirection] = [.ingress, .egress]
         let drops = snapshot.drops.sorted {
             ($0.key.reason, $0.key.direction.rawValue) < ($1.key.reason, $1.key.direction.rawValue)
@@ -82,6 +152,13 @@ public struct NodeMetricsCollector: Sendable {
                 samples: drops.map {
                     .init([("direction", $0.key.direction.label), ("reason", $0.key.reason)], Double($0.value.bytes))
                 }),
+        ]
+    }
+
+    /// The datapath's other counters: TCP flags, the connection table, program errors.
+    static func otherFamilies(_ snapshot: DatapathSnapshot) -> [MetricFamily] {
+        let directions: [TrafficDirection] = [.ingress, .egress]
+        return [
             MetricFamily(
                 name: "networkobservability_tcp_flag_counters",
                 help: "TCP packets of pods by flag and direction (seen on each pod's veth, from the pod's side).",

@@ -236,7 +236,8 @@ extension AgentIntegration {
 
         @Test("every series carries cluster and instance; interface_stats covers every pod veth; promtool parses it")
         func exposition() throws {
-            let config = try Self.config("e", .routed)
+            var config = try Self.config("e", .routed)
+            config.agentArguments = ["--metrics-flavour", "both"]  // Retina's names and Cilium's
             try LabFixture.withLab(config) { plan, _ in
                 for node in plan.nodes {
                     let metrics = try LabFixture.scrape(node.netns)
@@ -284,6 +285,12 @@ extension AgentIntegration {
                         metrics.value("osprey_agent_interfaces_watched", ["role": "pod"])
                             == Double(plan.pods(on: node).count))
                     #expect(metrics.value("osprey_agent_interfaces_watched", ["role": "uplink"]) == 1)
+                    // Cilium's names for the same counters, from the same reading.
+                    for direction in ["ingress", "egress"] {
+                        #expect(
+                            metrics.value("cilium_forward_count_total", ["direction": direction.uppercased()])
+                                == metrics.value("networkobservability_forward_count", ["direction": direction]))
+                    }
                     #expect(metrics.value("osprey_agent_namespaces_watched") == Double(plan.pods(on: node).count + 1))
                     #expect(metrics.value("osprey_agent_bpf_program_errors_total") == 0)
                     #expect(metrics.value("osprey_agent_conntrack_size") == 262_144)
@@ -304,6 +311,16 @@ extension AgentIntegration {
                                 ].contains { finding.hasPrefix($0) }
                         }, "\(findings)")
                 }
+                // The policy-blocked client's drops, as Cilium names them.
+                #expect(
+                    try eventually {
+                        try plan.nodes.map {
+                            try LabFixture.scrape($0.netns).value(
+                                "cilium_drop_count_total", ["reason": "Policy denied", "direction": "EGRESS"])
+                                + LabFixture.scrape($0.netns).value(
+                                    "cilium_drop_count_total", ["reason": "Policy denied", "direction": "INGRESS"])
+                        }.reduce(0, +) > 0
+                    })
                 // Retina's basic DNS metrics, labelled as its Standard DNS dashboard asks: the
                 // loadgen's node counts its lookups of `catalog` (NXDOMAIN).
                 let loadgen = try #require(plan.pods(of: "loadgen", in: "shop").first).node.netns
