@@ -40,11 +40,11 @@ final class ObjectStore: Sendable {
     }
 
     struct State {
-        var revision = 1
+        var revision: Int
         var objects: [Resource: [String: Stored]] = [:]
         var history: [Change] = []
         /// Watches from a resourceVersion below this one get 410 Gone.
-        var compactedBelow = 1
+        var compactedBelow: Int
         var watchers: [Int: Watcher] = [:]
         var nextWatcher = 0
         /// Each resource's keys in order, kept until it changes (pages of a list find their
@@ -53,9 +53,15 @@ final class ObjectStore: Sendable {
     }
 
     let historyLimit: Int
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
-    init(historyLimit: Int = 50_000) { self.historyLimit = historyLimit }
+    /// Revisions start from the clock (milliseconds), so that a restarted server never hands out
+    /// a resourceVersion it gave before: a client resuming from one of the old server gets 410
+    /// and lists again, as it would after etcd compacted its history.
+    init(historyLimit: Int = 50_000, firstRevision: Int = Int(Date().timeIntervalSince1970 * 1000)) {
+        self.historyLimit = historyLimit
+        state = Mutex(State(revision: firstRevision, compactedBelow: firstRevision))
+    }
 
     static func encoder() -> JSONEncoder {
         let encoder = JSONEncoder()
@@ -192,7 +198,9 @@ final class ObjectStore: Sendable {
     func get(_ resource: Resource, key: String) -> Stored? { state.withLock { $0.objects[resource]?[key] } }
 
     /// Whether a list's continue token or a watch may still start at `revision`.
-    func isCompacted(_ revision: Int) -> Bool { state.withLock { revision < $0.compactedBelow - 1 } }
+    func isCompacted(_ revision: Int) -> Bool {
+        state.withLock { revision < $0.compactedBelow - 1 || revision > $0.revision }
+    }
 
     enum WatchStart {
         case stream(id: Int, initial: [Change], AsyncStream<Delivery>)
@@ -205,7 +213,8 @@ final class ObjectStore: Sendable {
         state.withLock { state in
             var initial: [Change] = []
             if let revision {
-                guard revision >= state.compactedBelow - 1 else { return .gone }
+                // Older than the history, or newer than this server has been (another server's).
+                guard revision >= state.compactedBelow - 1, revision <= state.revision else { return .gone }
                 initial = state.history.filter {
                     $0.object.revision > revision && $0.object.resource == resource
                         && (namespace == nil || $0.object.namespace == namespace)

@@ -122,5 +122,59 @@ extension AgentIntegration {
                 #expect(!earlier.isEmpty && earlier.allSatisfy { $0.pod == added.name })
             }
         }
+
+        @Test("the Kubernetes API goes away mid-run: agents keep naming flows, say so, and catch up when it is back")
+        func apiServerOutage() throws {
+            var config = try Self.config("o")
+            config.apiServerHostPort = nil
+            try LabFixture.withLab(config) { plan, _ in
+                let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
+                let frontend = try #require(plan.pods(of: "frontend", in: "shop").first)
+                let node = frontend.node
+                LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
+                let pidFile = "\(config.kubernetesDirectory)/apiserver.pid.osprey"
+                let pid = try #require(
+                    Int32(
+                        (try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(
+                            in: .whitespacesAndNewlines)))
+                func errors() throws -> Double {
+                    try LabFixture.scrape(node.netns).value("osprey_agent_kubernetes_errors_total", ["kind": "pods"])
+                }
+                let errorsBefore = try errors()
+                kill(pid, SIGKILL)
+                // The agent notices (its watch ends, its reconnects fail) and keeps going.
+                #expect(try eventually(within: 20) { try errors() > errorsBefore })
+                let outage = Date()
+                try Self.call(frontend.ipv4, from: client.netns, seconds: 1.5)
+                let named = try Self.flows(to: frontend.ipv4, config: config, node: node.name).filter {
+                    $0.time >= outage
+                }
+                #expect(!named.isEmpty && named.allSatisfy { $0.pod == frontend.name }, "\(named)")
+                let log = try String(
+                    contentsOfFile: "\(config.stateDirectory)/nodes/\(node.name)/osprey-agent.log", encoding: .utf8)
+                #expect(
+                    log.contains("Kubernetes API https://\(plan.nodes[0].ipv4):6443: pods:") && log.contains("retrying")
+                )
+
+                // Back (a new server process: new resourceVersions): the agents list again and
+                // follow changes made since.
+                let server = Workloads(plan: plan).apiServerLaunch(ospreyPath: try #require(config.apiServerPath))
+                _ = try Host().launchDetached(server.command, logPath: server.logPath, pidPath: server.pidPath)
+                let grown = try LabController().scale(
+                    name: config.name, stateRoot: config.stateRoot, deployment: "frontend", replicas: 3)
+                let added = try #require(grown.added.first)
+                #expect(
+                    try eventually(within: 30) {
+                        try LabFixture.scrape(added.node.netns).value(
+                            "osprey_agent_kubernetes_objects", ["kind": "pods"]) == Double(grown.inventory.pods.count)
+                    })
+                let back = Date()
+                try Self.call(added.ipv4, from: client.netns, seconds: 1.5)
+                let flows = try Self.flows(to: added.ipv4, config: config, node: added.node.name).filter {
+                    $0.time >= back
+                }
+                #expect(!flows.isEmpty && flows.allSatisfy { $0.pod == added.name }, "\(flows)")
+            }
+        }
     }
 }
