@@ -9,7 +9,16 @@ public struct FlowFilterSet: Sendable {
     let allow: [CompiledFilter]
     let deny: [CompiledFilter]
 
+    /// The most filters a request may carry (allow and deny together): every flow is matched
+    /// against each, so a hostile list would cost every follower's flows.
+    public static let maxFilters = 1_000
+
     public init(allow: [Flow_FlowFilter], deny: [Flow_FlowFilter]) throws(FilterError) {
+        guard allow.count + deny.count <= Self.maxFilters else {
+            throw FilterError(
+                "A request may carry at most \(Self.maxFilters) filters, not \(allow.count + deny.count); combine values into fewer filters."
+            )
+        }
         self.allow = try allow.map { filter throws(FilterError) in try CompiledFilter(filter) }
         self.deny = try deny.map { filter throws(FilterError) in try CompiledFilter(filter) }
     }

@@ -77,7 +77,15 @@ struct Pattern: @unchecked Sendable {
     // NSRegularExpression is immutable once built and safe to use from several threads.
     let regex: NSRegularExpression
 
+    /// The longest pattern compiled (bytes): longer ones cost compile time and memory for nothing.
+    static let maxLength = 4096
+
     init(regex pattern: String, what: String, caseInsensitive: Bool = false) throws(FilterError) {
+        guard pattern.utf8.count <= Self.maxLength else {
+            throw FilterError(
+                "\(what) pattern is \(pattern.utf8.count) bytes, longer than the \(Self.maxLength) allowed; use a shorter pattern."
+            )
+        }
         do {
             regex = try NSRegularExpression(pattern: pattern, options: caseInsensitive ? [.caseInsensitive] : [])
         } catch {

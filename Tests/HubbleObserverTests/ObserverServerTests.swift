@@ -363,6 +363,15 @@ struct ObserverServerTests {
                 .with { $0.whitelist = [.with { $0.experimental = .with { $0.celExpression = ["true"] } }] },
                 "CEL expressions"
             ),
+            // Hostile requests: refused before any flow is matched.
+            (
+                .with { $0.whitelist = Array(repeating: .with { $0.sourcePod = ["shop/"] }, count: 10_000) },
+                "at most 1000 filters, not 10000"
+            ),
+            (
+                .with { $0.blacklist = [.with { $0.dnsQuery = [String(repeating: "(a+)+", count: 200_000)] }] },
+                "1000000 bytes, longer than the 4096 allowed"
+            ),
         ])
     func invalidArgument(request: Observer_GetFlowsRequest, message: String) async throws {
         try await withServer { _, client in
