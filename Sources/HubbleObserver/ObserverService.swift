@@ -47,28 +47,44 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
         if request.follow {
             let marks = progressMarks && !request.hasUntil
             let (history, live) = observer.historyAndSubscribe(progress: marks)
-            for flow in query.select(from: history) { try await response.write(query.response(flow)) }
-            var lastMark = Date.distantPast
-            for await event in live {
-                switch event {
-                case .flow(let flow):
-                    if let until = query.until, flow.time > until { return }
-                    if let message = query.match(flow) { try await response.write(query.response(message)) }
-                case .lost(let lost):
-                    try await response.write(
-                        .with {
-                            $0.lostEvents = FlowMessage.lostEvent(lost)
-                            $0.nodeName = nodeName
-                            $0.time = FlowMessage.timestamp(lost.last)
-                        })
-                case .progress(let time):
-                    guard time.timeIntervalSince(lastMark) >= Self.markInterval else { continue }
-                    lastMark = time
-                    try await response.write(ProgressMark.response(node: nodeName, time: time))
-                }
+            // gRPC tells a handler that its client went away through the RPC's cancellation
+            // handle, not by cancelling its task: without this, a follower that left would stay
+            // subscribed until a flow passed its filters (perhaps never).
+            try await withRPCCancellationHandler {
+                try await follow(query, history: history, live: live, marks: marks, response: response)
+            } onCancelRPC: {
+                live.cancel()
             }
         } else {
             for flow in query.select(from: observer.history()) { try await response.write(query.response(flow)) }
+        }
+    }
+
+    /// A follow: the history's flows, then every new one that passes, lost-event records and
+    /// (when asked) progress marks, until the subscription ends.
+    func follow(
+        _ query: FlowQuery, history: [Flow], live: ObserverSubscription, marks: Bool,
+        response: RPCWriter<Observer_GetFlowsResponse>
+    ) async throws {
+        for flow in query.select(from: history) { try await response.write(query.response(flow)) }
+        var lastMark = Date.distantPast
+        for await event in live {
+            switch event {
+            case .flow(let flow):
+                if let until = query.until, flow.time > until { return }
+                if let message = query.match(flow) { try await response.write(query.response(message)) }
+            case .lost(let lost):
+                try await response.write(
+                    .with {
+                        $0.lostEvents = FlowMessage.lostEvent(lost)
+                        $0.nodeName = nodeName
+                        $0.time = FlowMessage.timestamp(lost.last)
+                    })
+            case .progress(let time):
+                guard time.timeIntervalSince(lastMark) >= Self.markInterval else { continue }
+                lastMark = time
+                try await response.write(ProgressMark.response(node: nodeName, time: time))
+            }
         }
     }
 

@@ -77,4 +77,8 @@ public struct ObserverSubscription: AsyncSequence, Sendable {
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(base: stream.makeAsyncIterator(), subscriber: subscriber)
     }
+
+    /// Ends the subscription: iteration finishes and the observer forgets the subscriber now
+    /// (for a reader whose client has gone, and who would otherwise wait for the next flow).
+    public func cancel() { subscriber.continuation.finish() }
 }

@@ -67,7 +67,29 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
     public func getFlows(
         request: Observer_GetFlowsRequest, response: RPCWriter<Observer_GetFlowsResponse>, context: ServerContext
     ) async throws {
-        try await merge(request) { try await response.write(try $0.decoded()) }
+        try await Self.untilClientLeaves(context) { [self] in
+            try await merge(request) { try await response.write(try $0.decoded()) }
+        }
+    }
+
+    /// Runs `body` until it ends or the RPC is cancelled (the client went away): gRPC says so
+    /// through the context's cancellation handle, not by cancelling the handler's task, and a
+    /// follow whose filters rarely match would otherwise keep every agent's stream open.
+    static func untilClientLeaves(
+        _ context: ServerContext, _ body: @escaping @Sendable () async throws -> Void
+    ) async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await body()
+                return true
+            }
+            group.addTask {
+                try await context.cancellation.cancelled
+                return false
+            }
+            defer { group.cancelAll() }
+            _ = try await group.next()
+        }
     }
 
     /// GetFlows registered over the generated one: flows go from the agents to the client as
@@ -82,11 +104,13 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                 forMethod: Observer_Observer.Method.GetFlows.descriptor,
                 deserializer: ProtobufDeserializer<Observer_GetFlowsRequest>(),
                 serializer: RawFlowResponseSerializer()
-            ) { [relay] request, _ in
+            ) { [relay] request, context in
                 let message = try await request.messages.first { _ in true }
                 guard let message else { throw RPCError(code: .invalidArgument, message: "GetFlows needs a request.") }
                 return StreamingServerResponse { writer in
-                    try await relay.merge(message) { try await writer.write($0) }
+                    try await RelayObserverService.untilClientLeaves(context) {
+                        try await relay.merge(message) { try await writer.write($0) }
+                    }
                     return [:]
                 }
             }

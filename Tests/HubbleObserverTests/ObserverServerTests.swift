@@ -316,6 +316,74 @@ struct ObserverServerTests {
         }
     }
 
+    @Test("500 followers at once: each gets every new flow in order, and none of them stays behind when they go")
+    func manyFollowers() async throws {
+        try await withServer { observer, _, socket in
+            // Five connections of 100 streams each (HTTP/2's usual limit of concurrent streams
+            // per connection; hubble clients each bring their own connection).
+            try await Self.withClients(5, socket: socket) { clients in
+                try await Self.follow(observer, clients: clients)
+            }
+        }
+    }
+
+    /// `count` more gRPC connections to the server's socket around `body`.
+    static func withClients(_ count: Int, socket: String, _ body: ([Client]) async throws -> Void) async throws {
+        func open(_ clients: [Client]) async throws {
+            guard clients.count < count else { return try await body(clients) }
+            try await withGRPCClient(
+                transport: .http2NIOPosix(target: .unixDomainSocket(path: socket), transportSecurity: .plaintext)
+            ) { client in try await open(clients + [client]) }
+        }
+        try await open([])
+    }
+
+    static func follow(_ observer: Observer, clients: [Client]) async throws {
+        do {
+            let followers = 500
+            let count = 20
+            let marked = (0..<count).map { index -> Flow in
+                var flow = Fixtures.drop
+                flow.uuid = UUID(uuidString: String(format: "00000000-0000-4000-8000-%012d", index + 1000))!
+                return flow
+            }
+            let wanted = marked.map { $0.uuid.uuidString.lowercased() }
+            let received = try await withThrowingTaskGroup(of: [String].self) { group in
+                for index in 0..<followers {
+                    let client = clients[index % clients.count]
+                    group.addTask {
+                        try await Observer_Observer.Client(wrapping: client).getFlows(
+                            .with { $0.follow = true }, options: Self.bounded
+                        ) { response in
+                            var uuids: [String] = []
+                            for try await message in response.messages
+                            where message.flow.uuid.hasPrefix("00000000-0000-4000-8000-00000000") {
+                                let uuid = message.flow.uuid
+                                guard Int(uuid.suffix(4)) ?? 0 >= 1000 else { continue }
+                                uuids.append(uuid)
+                                if uuids.count == count { break }
+                            }
+                            return uuids
+                        }
+                    }
+                }
+                // Every stream subscribed before the flows come.
+                for _ in 0..<1000 where observer.subscriberCount < followers {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                #expect(observer.subscriberCount == followers)
+                observer.append(marked)
+                var all: [[String]] = []
+                for try await uuids in group { all.append(uuids) }
+                return all
+            }
+            #expect(received.count == followers)
+            #expect(received.allSatisfy { $0 == wanted }, "every follower, every flow, in order")
+            for _ in 0..<250 where observer.subscriberCount > 0 { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(observer.subscriberCount == 0, "followers that left are unsubscribed")
+        }
+    }
+
     @Test("a follower that stops reading gets a lost-events record in its stream, never a stalled pipeline")
     func lostEvents() async throws {
         try await withServer { observer, client in

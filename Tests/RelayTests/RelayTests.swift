@@ -154,6 +154,36 @@ struct RelayTests {
         }
     }
 
+    @Test("a follow client that leaves: the relay ends its streams to every agent, filters matching nothing or not")
+    func followerLeaves() async throws {
+        try await withTwoAgents { n1, n2 in
+            try await withRelay(.fixed([(n1.name, n1.address), (n2.name, n2.address)]), connected: 2) { client, _, _ in
+                let quiet = Observer_GetFlowsRequest.with {
+                    $0.follow = true
+                    $0.whitelist = [.with { $0.sourcePod = ["nowhere/nothing"] }]
+                }
+                // The client reads the relay's node status, waits until the relay follows both
+                // agents, then goes away.
+                let first = try await Observer_Observer.Client(wrapping: client).getFlows(quiet) {
+                    response -> Observer_GetFlowsResponse? in
+                    for try await message in response.messages {
+                        for _ in 0..<250 where n1.observer.subscriberCount + n2.observer.subscriberCount < 2 {
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                        return message
+                    }
+                    return nil
+                }
+                #expect(first?.isNodeStatus == true)
+                #expect(n1.observer.subscriberCount == 1 && n2.observer.subscriberCount == 1)
+                for _ in 0..<250 where n1.observer.subscriberCount + n2.observer.subscriberCount > 0 {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                #expect(n1.observer.subscriberCount == 0 && n2.observer.subscriberCount == 0)
+            }
+        }
+    }
+
     static func numbers(_ responses: [Observer_GetFlowsResponse]) -> [Int] {
         responses.compactMap { $0.isFlow ? Int($0.flow.uuid.suffix(4)) : nil }
     }
