@@ -227,7 +227,9 @@ let package = Package(
             ],
             swiftSettings: strict),
         // The lab: a Kubernetes-like cluster of network namespaces on one machine.
-        .target(name: "Lab", dependencies: ["ClusterInventory", "HubbleTransport"], swiftSettings: strict),
+        .target(
+            name: "Lab", dependencies: ["ClusterInventory", "HubbleTransport", "KubernetesModel"], swiftSettings: strict
+        ),
         // osprey-relay: peer discovery and health, the merged observer.Observer.
         .target(
             name: "Relay",

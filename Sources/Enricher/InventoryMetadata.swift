@@ -11,7 +11,12 @@ public final class InventoryMetadata: MetadataSource {
     /// The file it follows; nil when held in memory.
     public let path: String?
     let retention: Double
-    private let state = Mutex(State())
+    private let state = Mutex(
+        {
+            var state = State()
+            state.flushCache()
+            return state
+        }())
 
     struct Tenure {
         var pod: PodIdentity
@@ -26,8 +31,9 @@ public final class InventoryMetadata: MetadataSource {
     struct State {
         /// Recent answers for addresses whose holder does not depend on time (one tenure):
         /// `cachedIPs[slot]` ("" when free) and its answer `cachedAnswers[slot]`.
-        var cachedIPs = [String](repeating: "", count: InventoryMetadata.cacheSlots)
-        var cachedAnswers = [AddressIdentity](repeating: .unknown, count: InventoryMetadata.cacheSlots)
+        /// Sized by `flushCache()` (a bare `State()` allocates nothing: `update` makes one per change).
+        var cachedIPs: [String] = []
+        var cachedAnswers: [AddressIdentity] = []
         var modified: Date?
         var checked = Date.distantPast
         var byIP: [String: [Tenure]] = [:]
@@ -47,6 +53,12 @@ public final class InventoryMetadata: MetadataSource {
         /// Label sets in use, shared by the pods that have them.
         var labelSets: [LabelSet: SharedLabels] = [:]
         var lastPrune: Date?
+
+        /// Empties the cache of answers (sizing it the first time).
+        mutating func flushCache() {
+            cachedIPs = [String](repeating: "", count: InventoryMetadata.cacheSlots)
+            cachedAnswers = [AddressIdentity](repeating: .unknown, count: InventoryMetadata.cacheSlots)
+        }
     }
 
     /// A pod's own labels in its namespace.
@@ -181,8 +193,9 @@ public final class InventoryMetadata: MetadataSource {
             body(&batch)
             batch.prune()
             state = batch.state
-            state.cachedIPs = [String](repeating: "", count: Self.cacheSlots)
-            state.cachedAnswers = [AddressIdentity](repeating: .unknown, count: Self.cacheSlots)
+            // Answers may have changed: forget the cached ones (only then: refresh() prunes
+            // every second, mostly with nothing to do).
+            if batch.changed { state.flushCache() }
         }
     }
 
@@ -191,10 +204,13 @@ public final class InventoryMetadata: MetadataSource {
         var state: State
         let now: Date
         let retention: Double
+        /// Whether anything an answer depends on changed.
+        var changed = false
 
         /// Adds or changes a pod: a new pod on an address ends the previous holder's tenure
         /// there at its creation; addresses it no longer has end its own now.
         public mutating func upsert(_ pod: Pod, cluster: String) {
+            changed = true
             let labels = sharedLabels(pod.labels, namespace: pod.namespace)
             let identity = PodIdentity(
                 uid: pod.uid, namespace: pod.namespace, name: pod.name, node: pod.node, labels: labels.merged,
@@ -270,6 +286,7 @@ public final class InventoryMetadata: MetadataSource {
 
         /// The cluster's Services (their addresses, and what their backends share).
         public mutating func setServices(_ services: [Service], cluster: String) {
+            changed = true
             state.services = [:]
             state.apiServerAddresses = []
             for service in services {
@@ -286,6 +303,7 @@ public final class InventoryMetadata: MetadataSource {
 
         /// The cluster's nodes: their InternalIPs and pod network gateways.
         public mutating func setNodes(_ nodes: [Node]) {
+            changed = true
             state.nodeAddresses = [:]
             for node in nodes {
                 for ip in node.internalIPs + node.podCIDRs.compactMap(IPText.gateway(ofCIDR:)) {
@@ -295,6 +313,7 @@ public final class InventoryMetadata: MetadataSource {
         }
 
         mutating func end(_ uid: String, at ip: String) {
+            changed = true
             guard var tenures = state.byIP[ip] else { return }
             for index in tenures.indices where tenures[index].pod.uid == uid && tenures[index].until == nil {
                 tenures[index].until = now
@@ -321,6 +340,7 @@ public final class InventoryMetadata: MetadataSource {
                 else { continue }
                 let kept = tenures.filter { $0.until.map { now.timeIntervalSince($0) <= retention } ?? true }
                 state.byIP[ip] = kept.isEmpty ? nil : kept
+                changed = true
             }
         }
     }

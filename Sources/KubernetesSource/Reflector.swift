@@ -103,8 +103,6 @@ struct Reflector<Object: KubeObject, Cached: Sendable>: Sendable {
         switch error {
         case KubernetesClientError.forbidden(let message):
             "RBAC forbids the agent to list and watch \(kind.resource) (\(message)); grant the verbs list and watch on \(kind.resource) to its ServiceAccount (deploy/kubernetes/rbac.yaml). Serving what is known and retrying."
-        case let error as KubernetesClientError:
-            "Kubernetes API \(client.access.server): \(kind.resource): \(error); retrying."
         default:
             "Kubernetes API \(client.access.server): \(kind.resource): \(error); retrying."
         }

@@ -1,4 +1,5 @@
 import HubbleTransport
+import KubernetesModel
 
 /// How one pod's process is started, and where its files go.
 public struct WorkloadLaunch: Sendable, Equatable {
@@ -102,27 +103,10 @@ public struct Workloads: Sendable {
     /// A kubeconfig for the lab's API server at `server`, with the token file and the lab's CA.
     public func kubeconfig(server: String) -> String {
         let config = plan.config
-        return """
-            # Written by `osprey lab up` for lab \(config.name): its Kubernetes API.
-            apiVersion: v1
-            kind: Config
-            current-context: \(config.name)
-            clusters:
-            - name: \(config.name)
-              cluster:
-                server: \(server)
-                certificate-authority: \(LabCertificates(config: config).caFile)
-            users:
-            - name: \(config.name)-admin
-              user:
-                tokenFile: \(config.apiTokenPath)
-            contexts:
-            - name: \(config.name)
-              context:
-                cluster: \(config.name)
-                user: \(config.name)-admin
-
-            """
+        return Kubeconfig.render(
+            name: config.name, server: server, certificateAuthority: LabCertificates(config: config).caFile,
+            credential: .tokenFile(config.apiTokenPath),
+            comment: "Written by `osprey lab up` for lab \(config.name): its Kubernetes API.")
     }
 
     /// With TLS: the agents' certificate, and the CA a client (the relay) must be signed by.

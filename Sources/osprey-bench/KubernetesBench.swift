@@ -30,15 +30,11 @@ enum KubernetesBench {
                 uplink: "",
                 netns: nil)
         }
-        func ip(_ index: Int) -> String {
-            index < 64
-                ? "10.244.1.\(index + 2)" : "10.\(64 + index / 65536).\((index / 256) % 256).\(index % 256)"
-        }
         let podList = (0..<pods).map { index in
             ClusterInventory.Pod(
                 uid: "uid-\(index)", namespace: "ns-\((index / 10) % 50)",
                 name: "app-\(index / 10)-7d4f9c8b6x-\(index)",
-                node: "node-\(index % 100)", ips: [ip(index)],
+                node: "node-\(index % 100)", ips: [podIP(index)],
                 labels: ["app": "app-\(index / 10)", "tier": index % 2 == 0 ? "web" : "backend"],
                 workload: Workload(kind: "Deployment", name: "app-\(index / 10)"), createdAt: created, netns: nil,
                 hostInterface: nil)
@@ -49,7 +45,7 @@ enum KubernetesBench {
                 clusterIP: "10.96.\(index / 250).\(index % 250 + 2)",
                 ports: [ServicePort(name: "http", protocol: "TCP", port: 80, targetPort: 8080)],
                 selector: ["app": "app-\(index)"],
-                endpoints: (0..<3).map { ip((index * 10 + $0) % max(pods, 1)) })
+                endpoints: (0..<3).map { podIP((index * 10 + $0) % max(pods, 1)) })
         }
         return Inventory(
             cluster: "bench", topology: "kubernetes", generatedAt: created, nodes: nodes, pods: podList,
@@ -74,14 +70,9 @@ enum KubernetesBench {
             keyFile: certificates.apiServerCertificate.key
         ) { channel in
             let port = channel.localAddress?.port ?? 0
-            let kubeconfig = """
-                apiVersion: v1
-                kind: Config
-                current-context: bench
-                clusters: [{name: bench, cluster: {server: "https://127.0.0.1:\(port)", certificate-authority: \(certificates.caFile)}}]
-                users: [{name: bench, user: {token: bench-token}}]
-                contexts: [{name: bench, context: {cluster: bench, user: bench}}]
-                """
+            let kubeconfig = Kubeconfig.render(
+                name: "bench", server: "https://127.0.0.1:\(port)", certificateAuthority: certificates.caFile,
+                credential: .token("bench-token"))
             try? kubeconfig.write(toFile: "\(directory)/kubeconfig", atomically: true, encoding: .utf8)
             try? String(format: "%.1f\n", loaded).write(toFile: "\(directory)/ready", atomically: true, encoding: .utf8)
         }
@@ -107,7 +98,7 @@ enum KubernetesBench {
         let started = Date()
         let task = Task { await source.run() }
         // Synced: every kind listed, and the last pod and Service resolve.
-        let lastPod = lastPodIP(pods)
+        let lastPod = podIP(pods - 1)
         let lastService = "10.96.\((services - 1) / 250).\((services - 1) % 250 + 2)"
         while !(source.hasSynced && source.pod(ip: lastPod, at: Date()) != nil
             && (services == 0 || source.service(ip: lastService) != nil))
@@ -141,9 +132,9 @@ enum KubernetesBench {
         task.cancel()
     }
 
-    static func lastPodIP(_ pods: Int) -> String {
-        let index = pods - 1
-        return index < 64 ? "10.244.1.\(index + 2)" : "10.\(64 + index / 65536).\((index / 256) % 256).\(index % 256)"
+    /// The address of the synthetic cluster's pod `index`.
+    static func podIP(_ index: Int) -> String {
+        index < 64 ? "10.244.1.\(index + 2)" : "10.\(64 + index / 65536).\((index / 256) % 256).\(index % 256)"
     }
 
     static func residentMiB() -> Double { statusMiB("VmRSS:") }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import KubernetesAPIServer
+import KubernetesModel
 import KubernetesSource
 import Lab
 import Logging
@@ -71,26 +72,10 @@ final class APIServerFixture: Sendable {
         -> String
     {
         let path = "\(directory)/\(name)"
-        let user = tokenFile.map { "tokenFile: \($0)" } ?? "token: \(token)"
-        try """
-        apiVersion: v1
-        kind: Config
-        current-context: lab
-        clusters:
-        - name: lab
-          cluster:
-            server: \(url)
-            certificate-authority: \(certificates.caFile)
-        users:
-        - name: agent
-          user:
-            \(user)
-        contexts:
-        - name: lab
-          context:
-            cluster: lab
-            user: agent
-        """.write(toFile: path, atomically: true, encoding: .utf8)
+        try Kubeconfig.render(
+            name: "lab", server: url, certificateAuthority: certificates.caFile,
+            credential: tokenFile.map { .tokenFile($0) } ?? .token(token)
+        ).write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
