@@ -42,6 +42,9 @@ public final class KubernetesMetadata: MetadataSource {
     struct Published {
         var nodes: [ClusterInventory.Node] = []
         var generation = 0
+        /// Whether a publication has included every kind's first list (Services' backends are
+        /// computed from the pods known then).
+        var complete = false
     }
 
     public init(
@@ -164,7 +167,7 @@ public final class KubernetesMetadata: MetadataSource {
 
     /// Makes the enricher's Services and Nodes match the caches now.
     func publish() {
-        let (services, nodes) = caches.withLock { caches in
+        let (services, nodes, complete) = caches.withLock { caches in
             var endpoints: [String: [String]] = [:]
             for slice in caches.endpointSlices.values { endpoints[slice.service, default: []] += slice.addresses }
             let services = caches.services.map { key, service in
@@ -172,7 +175,7 @@ public final class KubernetesMetadata: MetadataSource {
                 service.endpoints = endpoints[key] ?? []
                 return service
             }
-            return (services, Array(caches.nodes.values))
+            return (services, Array(caches.nodes.values), caches.synced.count == WatchedKind.all.count)
         }
         tables.update { batch in
             batch.setServices(services, cluster: cluster)
@@ -181,6 +184,7 @@ public final class KubernetesMetadata: MetadataSource {
         published.withLock {
             $0.nodes = nodes.sorted { $0.name < $1.name }
             $0.generation += 1
+            $0.complete = $0.complete || complete
         }
     }
 
@@ -192,10 +196,9 @@ public final class KubernetesMetadata: MetadataSource {
         ($0.group, $0.resource, ["list", "watch"])
     }
 
-    /// True once every kind has been listed once.
-    public var hasSynced: Bool {
-        caches.withLock { $0.synced.count == WatchedKind.all.count } && published.withLock { $0.generation > 0 }
-    }
+    /// True once every kind has been listed and published together (the enricher's tables have
+    /// the whole cluster, Services' backends included).
+    public var hasSynced: Bool { published.withLock { $0.complete } }
 
     /// How many times the enricher's tables were rebuilt.
     public var generation: Int { published.withLock { $0.generation } }
