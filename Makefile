@@ -25,7 +25,7 @@ build: bootstrap ## build everything (debug)
 
 test: bootstrap lint ## run every test (unit and root/lab integration)
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --skip WebUISoakTests
+	SWIFT=$(SWIFT) scripts/run-tests.sh --skip WebUISoakTests
 
 soak-ui: bootstrap ## the web UI open for 10 minutes (OSPREY_UI_SOAK_SECONDS): page heap and relay memory flat
 	$(SWIFT) build --build-tests

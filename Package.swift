@@ -363,7 +363,7 @@ let package = Package(
             name: "KubernetesTests",
             dependencies: [
                 "KubernetesSource", "KubernetesAPIServer", "KubernetesModel", "ClusterInventory", "Enricher", "Flows",
-                "Lab",
+                "Lab", "PrometheusExposition",
                 "TestSupport", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
             ],

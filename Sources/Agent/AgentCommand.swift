@@ -146,6 +146,49 @@ public struct AgentCommand: AsyncParsableCommand {
     )
     var metricsSeriesLimit = Int(environment["OSPREY_METRICS_SERIES_LIMIT"] ?? "") ?? HubbleMetrics.defaultSeriesLimit
 
+    @Flag(
+        help:
+            "Retina's advanced pod-level metrics (networkobservability_adv_*; Retina's enablePodLevel). Env: OSPREY_POD_LEVEL_METRICS=true."
+    )
+    var podLevelMetrics = environment["OSPREY_POD_LEVEL_METRICS"].map { $0 == "true" || $0 == "1" } ?? false
+
+    @Option(
+        help:
+            "Pod-level labels: `local` (the pod on this node, unprefixed) or `remote` (source_* and destination_*; Retina's remoteContext). Env: OSPREY_POD_LEVEL_CONTEXT."
+    )
+    var podLevelContext = environment["OSPREY_POD_LEVEL_CONTEXT"] ?? "local"
+
+    @Option(
+        help:
+            "Pod-level labels of a flow's source (local context: of the pod): ip, namespace, podname, workload, service, port, zone, comma-separated. Env: OSPREY_POD_LEVEL_SOURCE_LABELS."
+    )
+    var podLevelSourceLabels = environment["OSPREY_POD_LEVEL_SOURCE_LABELS"] ?? "ip,namespace,podname,workload"
+
+    @Option(
+        help:
+            "Pod-level labels of a flow's destination (remote context; same options). Env: OSPREY_POD_LEVEL_DESTINATION_LABELS."
+    )
+    var podLevelDestinationLabels =
+        environment["OSPREY_POD_LEVEL_DESTINATION_LABELS"] ?? "ip,namespace,podname,workload"
+
+    @Option(
+        help:
+            "More pod-level labels: is_reply (forward metrics, remote context). Env: OSPREY_POD_LEVEL_ADDITIONAL_LABELS."
+    )
+    var podLevelAdditionalLabels = environment["OSPREY_POD_LEVEL_ADDITIONAL_LABELS"] ?? ""
+
+    @Option(
+        help:
+            "Seconds after which a pod-level series nobody updated is removed (0: never; Retina's ttl). Env: OSPREY_POD_LEVEL_TTL."
+    )
+    var podLevelTtl = Double(environment["OSPREY_POD_LEVEL_TTL"] ?? "") ?? 0
+
+    @Option(
+        help:
+            "Seconds between timings of this node's TCP handshake with the Kubernetes API server (pod-level metrics). Env: OSPREY_APISERVER_PROBE_INTERVAL."
+    )
+    var apiserverProbeInterval = Double(environment["OSPREY_APISERVER_PROBE_INTERVAL"] ?? "") ?? 10
+
     @Option(
         help:
             "Write flows to this file as jsonpb lines, as Hubble's exporter (hubble-export-file-path; empty: off). Env: OSPREY_EXPORT_FILE_PATH."
@@ -217,6 +260,10 @@ public struct AgentCommand: AsyncParsableCommand {
             guard flowReportInterval > 0, flowReportInterval <= 3600 else {
                 throw ValidationError("--flow-report-interval must be between 0 and 3600 seconds.")
             }
+            let podLevel = try podLevelOptions()
+            guard apiserverProbeInterval >= 0.1, apiserverProbeInterval <= 3600 else {
+                throw ValidationError("--apiserver-probe-interval must be between 0.1 and 3600 seconds.")
+            }
             _ = try Observer(capacity: flowBufferCapacity)
             try Preflight.run(metricsAddress: address)
             try hubbleAddress?.checkBindable(flag: "--hubble-listen-address")
@@ -243,7 +290,8 @@ public struct AgentCommand: AsyncParsableCommand {
                 ignoredDrops: dropReasons == "all" ? [:] : Datapath.notNetworkDrops,
                 flowBufferCapacity: flowBufferCapacity, flowReportInterval: flowReportInterval,
                 perPacketEvents: perPacketEvents, conntrackMax: conntrackMax, metricsContext: context,
-                metricsSeriesLimit: metricsSeriesLimit, metricsFlavours: flavours, logLevel: level,
+                metricsSeriesLimit: metricsSeriesLimit, metricsFlavours: flavours, podLevel: podLevel,
+                apiServerProbeInterval: apiserverProbeInterval, logLevel: level,
                 exporter: exporter,
                 flowLogsConfigPath: flowlogsConfigPath)
         } catch let error as Observer.CapacityError {
@@ -256,7 +304,31 @@ public struct AgentCommand: AsyncParsableCommand {
             throw ValidationError(error.description)
         } catch let error as KubernetesConfigError {
             throw ValidationError(error.description)
+        } catch let error as PodLevelError {
+            throw ValidationError(error.description)
         }
+    }
+
+    /// The pod-level metrics the flags ask for (nil: off); a bad option is one sentence.
+    func podLevelOptions() throws -> PodLevelOptions? {
+        guard let context = PodLevelOptions.Context(rawValue: podLevelContext) else {
+            throw ValidationError("--pod-level-context must be `local` or `remote`, not `\(podLevelContext)`.")
+        }
+        guard podLevelTtl >= 0, podLevelTtl.isFinite else {
+            throw ValidationError("--pod-level-ttl must be 0 (never) or a number of seconds, not \(podLevelTtl).")
+        }
+        let options = PodLevelOptions(
+            context: context,
+            sourceLabels: try PodLevelOptions.labels(podLevelSourceLabels, flag: "--pod-level-source-labels"),
+            destinationLabels: try PodLevelOptions.labels(
+                podLevelDestinationLabels, flag: "--pod-level-destination-labels"),
+            isReply: try PodLevelOptions.isReply(podLevelAdditionalLabels, flag: "--pod-level-additional-labels"),
+            ttl: podLevelTtl)
+        if context == .local && options.sourceLabels.isEmpty {
+            throw ValidationError(
+                "--pod-level-source-labels is empty: in local context it names the pod's labels; give at least one.")
+        }
+        return podLevelMetrics ? options : nil
     }
 
     /// The metadata source the flags choose: `--metadata`, else Kubernetes in a pod or with a

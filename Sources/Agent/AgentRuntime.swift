@@ -66,14 +66,20 @@ struct AgentRuntime {
             translation: translation, observer: observer,
             metrics: HubbleMetrics(
                 context: settings.metricsContext, lostEvents: [observer, flowLogs],
-                seriesLimit: settings.metricsSeriesLimit))
+                seriesLimit: settings.metricsSeriesLimit, podLevel: settings.podLevel,
+                zones: { [metadata] in metadata?.nodeZones() ?? [:] }))
+        // Retina's API-server latency: with pod-level metrics, from the API server the agent uses.
+        var probe: APIServerProbe?
+        if settings.podLevel != nil, case .kubernetes(let access) = settings.metadata {
+            probe = try APIServerProbe(server: access.server, interval: settings.apiServerProbeInterval)
+        }
         let metrics = MetricsEndpoint(
             collector: NodeMetricsCollector(datapath: datapath, flavours: settings.metricsFlavours) {
                 watcher.namespaces
             },
             health: AgentHealth(
                 datapath: datapath, watcher: watcher, translation: translation, flowLogs: flowLogs,
-                kubernetes: kubernetes),
+                kubernetes: kubernetes, apiServerProbe: probe),
             hubble: pipeline.metrics, observer: observer,
             commonLabels: [("cluster", settings.cluster), ("instance", settings.nodeName)])
         let address = settings.metricsAddress
@@ -98,7 +104,7 @@ struct AgentRuntime {
                 services: [
                     EventReaderService(datapath: datapath, pipeline: pipeline),
                     HousekeepingService(datapath: datapath, pipeline: pipeline), watcher, http,
-                    KubernetesService(source: kubernetes),
+                    KubernetesService(source: kubernetes), APIServerProbeService(probe: probe),
                     HubbleService(server: hubble),
                     FlowLogsService(
                         flowLogs: flowLogs,
@@ -138,6 +144,15 @@ struct KubernetesService: Service {
             return
         }
         await cancelWhenGracefulShutdown { await source.run() }
+    }
+}
+
+/// The API-server probe as a Service (nothing to do without pod-level metrics or Kubernetes).
+struct APIServerProbeService: Service {
+    let probe: APIServerProbe?
+
+    func run() async throws {
+        if let probe { await cancelWhenGracefulShutdown { await probe.run() } } else { try? await gracefulShutdown() }
     }
 }
 

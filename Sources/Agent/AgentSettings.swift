@@ -32,6 +32,11 @@ struct AgentSettings: Sendable {
     var metricsSeriesLimit: Int
     /// Whose names the node's forward and drop counters carry (`--metrics-flavour`).
     var metricsFlavours: Set<MetricsFlavour>
+    /// Retina's advanced pod-level metrics and their labels (`--pod-level-metrics`); nil: off.
+    var podLevel: PodLevelOptions? = nil
+    /// How often the node's TCP handshake to the API server is timed (pod-level metrics with
+    /// the Kubernetes source).
+    var apiServerProbeInterval: Double = 10
     var logLevel: Logger.Level
     /// The static flow log exporter (`--export-file-path`), opened and checked.
     var exporter: FlowExporter?

@@ -50,12 +50,15 @@ public struct Node: Codable, Sendable, Equatable {
     public var netns: String?
     /// Processes the lab runs on the node itself, such as osprey-agent (lab only).
     public var processes: [ProcessRecord]
+    /// The node's zone (its `topology.kubernetes.io/zone` label), if it has one.
+    public var zone: String?
 
     public init(
         name: String, internalIPs: [String], podCIDRs: [String], uplink: String, netns: String?,
-        processes: [ProcessRecord] = []
+        processes: [ProcessRecord] = [], zone: String? = nil
     ) {
         self.name = name
+        self.zone = zone
         self.internalIPs = internalIPs
         self.podCIDRs = podCIDRs
         self.uplink = uplink

@@ -40,6 +40,8 @@ public final class InventoryMetadata: MetadataSource {
         var services: [String: ServiceAddress] = [:]
         /// Addresses of nodes (InternalIPs and pod network gateways) → node name.
         var nodeAddresses: [String: String] = [:]
+        /// Zones of the nodes that have one, by node name.
+        var nodeZones: [String: String] = [:]
         /// Endpoints of `default/kubernetes`: the API server.
         var apiServerAddresses: Set<String> = []
         var deleted: [(pod: PodIdentity, at: Date)] = []
@@ -148,6 +150,8 @@ public final class InventoryMetadata: MetadataSource {
             return state.deleted
         }
     }
+
+    public func nodeZones() -> [String: String] { state.withLock { $0.nodeZones } }
 
     public func refresh() -> [String] {
         reloadIfChanged()
@@ -305,7 +309,9 @@ public final class InventoryMetadata: MetadataSource {
         public mutating func setNodes(_ nodes: [Node]) {
             changed = true
             state.nodeAddresses = [:]
+            state.nodeZones = [:]
             for node in nodes {
+                if let zone = node.zone { state.nodeZones[node.name] = zone }
                 for ip in node.internalIPs + node.podCIDRs.compactMap(IPText.gateway(ofCIDR:)) {
                     state.nodeAddresses[ip] = node.name
                 }

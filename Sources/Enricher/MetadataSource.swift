@@ -15,6 +15,8 @@ public protocol MetadataSource: Sendable {
     /// Picks up changes (called about once a second, off the flow path) and returns the pods that
     /// went away since the last call, as `namespace/name` (their metric series expire).
     func refresh() -> [String]
+    /// The zone of each node that has one, by node name.
+    func nodeZones() -> [String: String]
 }
 
 extension MetadataSource {
@@ -23,6 +25,8 @@ extension MetadataSource {
     }
 
     public func refresh() -> [String] { [] }
+
+    public func nodeZones() -> [String: String] { [:] }
 }
 
 /// What a metadata source knows about one address. A class: every flow carrying the address
@@ -92,7 +96,7 @@ public final class PodIdentity: Sendable, Equatable {
         self.hubbleLabels = hubbleLabels
         endpoint = Endpoint(
             namespace: namespace, podName: name, labels: hubbleLabels,
-            workloads: workload.map { [($0.kind, $0.name)] } ?? [], clusterName: clusterName)
+            workloads: workload.map { [($0.kind, $0.name)] } ?? [], clusterName: clusterName, nodeName: node)
     }
 
     /// Kubernetes labels as Hubble shows them: `k8s:key=value` and the namespace label, sorted.

@@ -17,17 +17,28 @@ public final class HubbleMetrics: Sendable {
     private let store: Mutex<SeriesStore>
     /// Retina's basic DNS metrics (node-level), beside Hubble's.
     private let retinaDNS = Mutex(RetinaDNSMetrics())
+    /// Retina's advanced pod-level metrics, when asked for (`--pod-level-metrics`).
+    private let podLevel: Mutex<RetinaPodMetrics?>
+    private let podLevelEnabled: Bool
+    /// The zones of the cluster's nodes, by name (for the pod-level `zone` label).
+    private let zones: @Sendable () -> [String: String]
 
     /// - Parameter seriesLimit: the most series each metric may have; counts past it go to
     ///   `osprey_agent_metrics_series_overflow_total{metric}`.
+    /// - Parameter podLevel: Retina's advanced pod-level metrics and their labels; nil: none.
+    /// - Parameter zones: the zones of the cluster's nodes, asked at each scrape.
     public init(
         context: MetricsContext = MetricsContext(), expiry: Double = 60, lostEvents: [any LostEventLedger] = [],
-        seriesLimit: Int = HubbleMetrics.defaultSeriesLimit
+        seriesLimit: Int = HubbleMetrics.defaultSeriesLimit, podLevel: PodLevelOptions? = nil,
+        zones: @escaping @Sendable () -> [String: String] = { [:] }
     ) {
         self.context = context
         self.expiry = expiry
         self.lostEvents = lostEvents
         store = Mutex(SeriesStore(seriesLimit: seriesLimit))
+        self.podLevel = Mutex(podLevel.map { RetinaPodMetrics(options: $0, seriesLimit: seriesLimit) })
+        podLevelEnabled = podLevel != nil
+        self.zones = zones
     }
 
     /// Series per metric by default: far more than a node's pods make, few enough for Prometheus.
@@ -46,6 +57,13 @@ public final class HubbleMetrics: Sendable {
                 for index in flows.indices where flows[index].dns != nil { dns.count(flows[index]) }
             }
         }
+        guard podLevelEnabled else { return }
+        let now = Date().timeIntervalSince1970
+        podLevel.withLock { metrics in
+            flows.withUnsafeBufferPointer { flows in
+                for index in flows.indices { metrics?.count(flows[index], now: now) }
+            }
+        }
     }
 
     private func count(_ flow: borrowing Flow, _ store: SeriesStore) {
@@ -60,6 +78,7 @@ public final class HubbleMetrics: Sendable {
     /// Schedules removal of the series of pods that went away (`namespace/name`).
     public func podsDeleted(_ pods: [String], at time: Date = Date()) {
         store.withLock { $0.expiring += pods.map { ($0, time) } }
+        podLevel.withLock { $0?.deleted += pods.map { ($0, time) } }
     }
 
     public func families(now: Date = Date()) -> [MetricFamily] {
@@ -73,6 +92,28 @@ public final class HubbleMetrics: Sendable {
             return store.families()
         }
         families += retinaDNS.withLock { $0.families() }
+        if podLevelEnabled {
+            let zones = zones()
+            let (podFamilies, overflowed, expired) = podLevel.withLock { metrics in
+                metrics?.expire(now: now, expiry: expiry)
+                return (metrics?.families(zones: zones) ?? [], metrics?.overflowed ?? [], metrics?.expired ?? [])
+            }
+            families += podFamilies
+            // Their overflow goes into the one overflow family, beside the Hubble metrics'.
+            if let slot = families.firstIndex(where: { $0.name == SeriesStore.overflowFamilyName }) {
+                families[slot].samples += RetinaPodMetrics.Metric.allCases.map {
+                    .init([("metric", $0.name)], overflowed[$0.rawValue])
+                }
+            }
+            families.append(
+                MetricFamily(
+                    name: "controlplane_networkobservability_expired_metrics_counter",
+                    help: "Pod-level series removed because nothing updated them within the ttl (--pod-level-ttl).",
+                    kind: .counter,
+                    samples: RetinaPodMetrics.Metric.allCases.map {
+                        .init([("metric", $0.baseName)], expired[$0.rawValue])
+                    }))
+        }
         families.append(
             MetricFamily(
                 name: "hubble_lost_events_total", help: "Events lost before they became flows, by where.",

@@ -129,6 +129,8 @@ final class SeriesStore {
         forgetFastPath()
     }
 
+    static let overflowFamilyName = "osprey_agent_metrics_series_overflow_total"
+
     /// One family per metric, series sorted by their labels, and what the limit kept out.
     func families() -> [MetricFamily] {
         Metric.allCases.map { metric in
@@ -140,7 +142,7 @@ final class SeriesStore {
                 samples: samples.map { MetricFamily.Sample(Array(zip(names, $0.0)), $0.1) })
         } + [
             MetricFamily(
-                name: "osprey_agent_metrics_series_overflow_total",
+                name: Self.overflowFamilyName,
                 help:
                     "Counts that would have made a metric exceed its series limit (--metrics-series-limit), by metric; they are in no series.",
                 kind: .counter,

@@ -11,6 +11,7 @@ public struct Endpoint: Sendable, Equatable {
         var labels: [String] = []
         var workloads: [(kind: String, name: String)] = []
         var clusterName = ""
+        var nodeName = ""
         var podQualifiedName = ""
         var identity: UInt32 = 0
         /// The reserved identity of an endpoint without a namespace (0: world, printed as such).
@@ -47,6 +48,13 @@ public struct Endpoint: Sendable, Equatable {
     public var clusterName: String {
         get { storage.fields.clusterName }
         set { mutate { $0.clusterName = newValue } }
+    }
+    /// The node a pod runs on (empty when not a pod, or unknown). Not on Hubble's wire: it
+    /// tells a pod on this node from one elsewhere (Retina's local context) and names the
+    /// node whose zone a metric reports.
+    public var nodeName: String {
+        get { storage.fields.nodeName }
+        set { mutate { $0.nodeName = newValue } }
     }
     /// The identity of this endpoint's box: two endpoints with the same box are the same
     /// endpoint (a changed endpoint gets a new box), so consumers may remember per-endpoint
@@ -95,10 +103,11 @@ public struct Endpoint: Sendable, Equatable {
 
     public init(
         namespace: String, podName: String, labels: [String], workloads: [(kind: String, name: String)],
-        clusterName: String
+        clusterName: String, nodeName: String = ""
     ) {
         var fields = Fields(
-            namespace: namespace, podName: podName, labels: labels, workloads: workloads, clusterName: clusterName)
+            namespace: namespace, podName: podName, labels: labels, workloads: workloads, clusterName: clusterName,
+            nodeName: nodeName)
         Self.derive(&fields)
         storage = Storage(fields)
     }

@@ -17,6 +17,9 @@ public struct ClusterObjects: Sendable, Equatable {
 
     public init() {}
 
+    /// The well-known label that names a node's zone.
+    public static let zoneLabel = "topology.kubernetes.io/zone"
+
     /// The objects an inventory stands for. UIDs of objects the inventory does not carry
     /// (namespaces, nodes, services, workloads) are derived from their names, so they are
     /// stable from one conversion to the next.
@@ -28,7 +31,9 @@ public struct ClusterObjects: Sendable, Equatable {
             Node(
                 metadata: ObjectMeta(
                     name: node.name, uid: uid("Node", node.name), creationTimestamp: created,
-                    labels: ["kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux"]),
+                    labels: ["kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux"].merging(
+                        node.zone.map { [Self.zoneLabel: $0] } ?? [:]
+                    ) { $1 }),
                 spec: Node.Spec(podCIDR: node.podCIDRs.first, podCIDRs: node.podCIDRs),
                 status: Node.Status(
                     addresses: node.internalIPs.map { Node.Address(type: "InternalIP", address: $0) }
@@ -241,7 +246,8 @@ extension ClusterInventory.Service {
 extension ClusterInventory.Node {
     public init(kubernetes node: Node) {
         self.init(
-            name: node.metadata.name, internalIPs: node.internalIPs, podCIDRs: node.podCIDRs, uplink: "", netns: nil)
+            name: node.metadata.name, internalIPs: node.internalIPs, podCIDRs: node.podCIDRs, uplink: "", netns: nil,
+            zone: node.metadata.labels?[ClusterObjects.zoneLabel])
     }
 }
 

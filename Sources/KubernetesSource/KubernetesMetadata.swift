@@ -212,6 +212,7 @@ public final class KubernetesMetadata: MetadataSource {
         tables.withLookups(body)
     }
     public func refresh() -> [String] { tables.refresh() }
+    public func nodeZones() -> [String: String] { tables.nodeZones() }
 
     /// The source's health for /metrics.
     public func families() -> [MetricFamily] {

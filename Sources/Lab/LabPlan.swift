@@ -146,7 +146,8 @@ public struct LabPlan: Sendable {
             nodes: nodes.map {
                 Node(
                     name: $0.name, internalIPs: [$0.ipv4, $0.ipv6], podCIDRs: $0.podCIDRs,
-                    uplink: LabNames.nodeUplink, netns: $0.netns, processes: processes[$0.name] ?? [])
+                    uplink: LabNames.nodeUplink, netns: $0.netns, processes: processes[$0.name] ?? [],
+                    zone: LabNames.zone(node: $0.index))
             },
             pods: pods.map {
                 Pod(

@@ -9,6 +9,8 @@ public enum LabNames {
     public static let nftPolicyTable = "osp_policy"
 
     public static func nodeName(lab: String, index: Int) -> String { "\(lab)-node-\(index)" }
+    /// A node's zone: odd nodes in zone `a`, even ones in `b`, so a two-node lab spans two zones.
+    public static func zone(node index: Int) -> String { index % 2 == 1 ? "osp-zone-a" : "osp-zone-b" }
     public static func fabricNamespace(lab: String) -> String { "\(lab)-fabric" }
     /// The fabric-side end of a node's uplink veth.
     public static func fabricPort(node: Int) -> String { "osp-node\(node)" }

@@ -25,4 +25,22 @@ struct PrometheusTextTests {
 
                 """)
     }
+
+    @Test("a histogram: cumulative buckets with their bounds, +Inf, _sum and _count")
+    func histogram() {
+        let family = MetricFamily.histogram(
+            name: "latency", help: "Milliseconds.", bounds: [0.5, 1.5, 2.5], counts: [1, 0, 2, 1], sum: 9)
+        #expect(
+            PrometheusText.render([family], commonLabels: [("instance", "n1")]) == """
+                # HELP latency Milliseconds.
+                # TYPE latency histogram
+                latency_bucket{instance="n1",le="0.5"} 1
+                latency_bucket{instance="n1",le="1.5"} 1
+                latency_bucket{instance="n1",le="2.5"} 3
+                latency_bucket{instance="n1",le="+Inf"} 4
+                latency_sum{instance="n1"} 9
+                latency_count{instance="n1"} 4
+
+                """)
+    }
 }
