@@ -50,6 +50,8 @@ bench: bootstrap ## datapath overhead (iperf3, connection churn), live-flow late
 	gcc -O2 -shared -fPIC -o .build/osp-malloc-count.so scripts/malloc-count/malloc_count.c -ldl
 	.build/release/osprey-bench 2000000 4095
 	.build/release/osprey-bench 2000000 65535
+	.build/release/osprey-bench 2000000 4095 remote
+	.build/release/osprey-bench 2000000 4095 all
 	LD_PRELOAD=$(CURDIR)/.build/osp-malloc-count.so .build/release/osprey-bench 200000 4095 | grep allocations
 	.build/release/osprey-bench export 200000
 	scripts/bench-export.sh 67000 60

@@ -178,7 +178,8 @@ let package = Package(
         .target(
             name: "KubernetesAPIServer",
             dependencies: [
-                "KubernetesModel", "ClusterInventory", .product(name: "Hummingbird", package: "hummingbird"),
+                "KubernetesModel", "ClusterInventory", "PrometheusExposition",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

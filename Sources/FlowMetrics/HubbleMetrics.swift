@@ -54,7 +54,7 @@ public final class HubbleMetrics: Sendable {
         }
         retinaDNS.withLock { dns in
             flows.withUnsafeBufferPointer { flows in
-                for index in flows.indices where flows[index].dns != nil { dns.count(flows[index]) }
+                for index in flows.indices where flows[index].hasDNS { dns.count(flows[index]) }
             }
         }
         guard podLevelEnabled else { return }

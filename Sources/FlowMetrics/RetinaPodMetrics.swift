@@ -111,16 +111,34 @@ struct RetinaPodMetrics {
     private var index: [Key: Int] = [:]
     private var series: [Series] = []
     private var counts: [Int] = Array(repeating: 0, count: Metric.allCases.count)
+    /// Per metric: counts that found it at its series limit (drops and DNS; forwarded flows'
+    /// are the forward contexts').
+    private var limited: [Double] = Array(repeating: 0, count: Metric.allCases.count)
     /// Per metric: counts that found it at its series limit.
-    private(set) var overflowed: [Double] = Array(repeating: 0, count: Metric.allCases.count)
+    var overflowed: [Double] {
+        var overflowed = limited
+        overflowed[Metric.forwardCount.rawValue] += forward.overflow.packets
+        overflowed[Metric.forwardBytes.rawValue] += forward.overflow.bytes
+        overflowed[Metric.tcpFlags.rawValue] += forward.overflow.flags
+        return overflowed
+    }
     /// Per metric: series removed because nothing updated them within the ttl.
     private(set) var expired: [Double] = Array(repeating: 0, count: Metric.allCases.count)
     /// Pods that went away (`namespace/name`) and when.
     var deleted: [(pod: String, at: Date)] = []
 
+    /// Forwarded flows: the hot path.
+    private var forward: ForwardContexts
+
     init(options: PodLevelOptions, seriesLimit: Int) {
         self.options = options
         self.seriesLimit = seriesLimit
+        // In local context the one side is labelled with the source labels (Retina's rule).
+        forward = ForwardContexts(
+            source: ForwardContexts.Reads(options.sourceLabels),
+            destination: ForwardContexts.Reads(
+                options.context == .local ? options.sourceLabels : options.destinationLabels),
+            seriesLimit: seriesLimit)
     }
 
     // MARK: Counting
@@ -131,7 +149,7 @@ struct RetinaPodMetrics {
     mutating func count(_ flow: borrowing Flow, now: Double) {
         switch flow.verdict {
         case .forwarded:
-            if let dns = flow.dns {
+            if flow.hasDNS, let dns = flow.dns {
                 countDNS(flow, dns, now: now)
                 if dns.unanswered { return }  // a report of silence, not a packet
             }
@@ -143,26 +161,28 @@ struct RetinaPodMetrics {
         }
     }
 
-    /// The sides of a flow this node counts: (source side?, destination side?, direction).
-    /// Local: one pod per observation. Remote: the whole flow, once in the cluster.
-    private func sides(_ flow: borrowing Flow) -> [(source: Bool, destination: Bool, direction: TrafficDirection)] {
+    /// One side a flow is counted for: which ends its labels describe, and the direction.
+    typealias Side3 = (source: Bool, destination: Bool, direction: TrafficDirection)
+
+    /// The (at most two) sides of a flow this node counts. Local: one pod per observation.
+    /// Remote: the whole flow, once in the cluster.
+    private func sides(_ flow: borrowing Flow) -> (Side3?, Side3?) {
         switch options.context {
         case .local:
             switch flow.observationPoint {
-            case .fromEndpoint: return flow.source.podName.isEmpty ? [] : [(true, false, .egress)]
-            case .toEndpoint: return flow.destination.podName.isEmpty ? [] : [(false, true, .ingress)]
+            case .fromEndpoint: return (flow.source.podName.isEmpty ? nil : (true, false, .egress), nil)
+            case .toEndpoint: return (flow.destination.podName.isEmpty ? nil : (false, true, .ingress), nil)
             case .unknown:
-                var sides: [(Bool, Bool, TrafficDirection)] = []
-                if isLocalPod(flow.source, flow) { sides.append((true, false, .egress)) }
-                if isLocalPod(flow.destination, flow) { sides.append((false, true, .ingress)) }
-                return sides
+                return (
+                    isLocalPod(flow.source, flow) ? (true, false, .egress) : nil,
+                    isLocalPod(flow.destination, flow) ? (false, true, .ingress) : nil
+                )
             }
         case .remote:
             switch flow.observationPoint {
-            case .fromEndpoint: return [(true, true, flow.trafficDirection)]
+            case .fromEndpoint, .unknown: return ((true, true, flow.trafficDirection), nil)
             // A pod sender was counted at its own veth.
-            case .toEndpoint: return flow.source.podName.isEmpty ? [(true, true, flow.trafficDirection)] : []
-            case .unknown: return [(true, true, flow.trafficDirection)]
+            case .toEndpoint: return (flow.source.podName.isEmpty ? (true, true, flow.trafficDirection) : nil, nil)
             }
         }
     }
@@ -173,38 +193,40 @@ struct RetinaPodMetrics {
 
     private mutating func countForward(_ flow: borrowing Flow, now: Double) {
         let reply: UInt32 = options.isReply && options.context == .remote ? (flow.isReply == true ? 2 : 1) << 2 : 0
-        var flags: TCPFlags?
-        if case .tcp(_, _, let tcpFlags) = flow.l4 { flags = tcpFlags }
-        for side in sides(flow) {
-            let code = Self.directionCode(side.direction) | reply
-            add(.forwardCount, Key(metric: 0, code: code), flow, side, Double(flow.packets), now: now)
-            add(.forwardBytes, Key(metric: 0, code: code), flow, side, Double(flow.bytes), now: now)
-            guard let flags, !flags.isEmpty else { continue }
-            for (index, name) in Self.flagNames.enumerated() where Self.has(flags, name) {
-                add(.tcpFlags, Key(metric: 0, code: UInt32(index)), flow, side, 1, now: now)
-            }
+        var flags: UInt16 = 0
+        if case .tcp(_, _, let tcpFlags) = flow.l4 { flags = Self.flagMask(tcpFlags) }
+        let (first, second) = sides(flow)
+        if let side = first {
+            forward.add(
+                flow, sides: (side.source, side.destination), code: Self.directionCode(side.direction) | reply,
+                flags: flags, now: now)
+        }
+        if let side = second {
+            forward.add(
+                flow, sides: (side.source, side.destination), code: Self.directionCode(side.direction) | reply,
+                flags: flags, now: now)
         }
     }
 
-    static func has(_ flags: TCPFlags, _ name: String) -> Bool {
+    /// Retina's flags of a TCP flags byte, bit `i` for `flagNames[i]`: SYN with ACK is SYNACK
+    /// only. Looked up: every forwarded TCP flow needs it.
+    static func flagMask(_ flags: TCPFlags) -> UInt16 { flagMasks[Int(flags.rawValue)] }
+
+    private static let flagMasks: [UInt16] = (0...255).map { byte in
+        let flags = TCPFlags(rawValue: UInt8(byte))
         let synAck = flags.contains(.syn) && flags.contains(.ack)
-        switch name {
-        case "SYN": return flags.contains(.syn) && !synAck
-        case "SYNACK": return synAck
-        case "ACK": return flags.contains(.ack) && !synAck
-        case "FIN": return flags.contains(.fin)
-        case "RST": return flags.contains(.rst)
-        case "PSH": return flags.contains(.psh)
-        case "URG": return flags.contains(.urg)
-        case "ECE": return flags.contains(.ece)
-        case "CWR": return flags.contains(.cwr)
-        default: return false
-        }
+        let has = [
+            flags.contains(.syn) && !synAck, synAck, flags.contains(.ack) && !synAck, flags.contains(.fin),
+            flags.contains(.rst), flags.contains(.psh), flags.contains(.urg), flags.contains(.ece),
+            flags.contains(.cwr),
+        ]
+        return has.enumerated().reduce(0) { $0 | ($1.element ? 1 << $1.offset : 0) }
     }
 
     private mutating func countDrop(_ flow: borrowing Flow, now: Double) {
         let reason = flow.kernelDropReason ?? "UNKNOWN_DROP"
-        for side in sides(flow) {
+        let (first, second) = sides(flow)
+        for side in [first, second].compactMap({ $0 }) {
             let key = Key(metric: 0, code: Self.directionCode(side.direction), v0: reason)
             add(.dropCount, key, flow, side, Double(flow.packets), now: now)
             add(.dropBytes, key, flow, side, Double(flow.bytes), now: now)
@@ -269,7 +291,7 @@ struct RetinaPodMetrics {
             return
         }
         guard counts[metric.rawValue] < seriesLimit else {
-            overflowed[metric.rawValue] += amount
+            limited[metric.rawValue] += amount
             return
         }
         counts[metric.rawValue] += 1
@@ -309,15 +331,27 @@ struct RetinaPodMetrics {
         let due = Set(deleted.filter { now.timeIntervalSince($0.at) >= expiry }.map(\.pod))
         deleted.removeAll { due.contains($0.pod) }
         let cutoff = options.ttl > 0 ? now.timeIntervalSince1970 - options.ttl : -Double.infinity
+        func gone(_ endpoint: Endpoint?) -> Bool { endpoint.map { due.contains($0.podQualifiedName) } ?? false }
+        var stale = 0
+        _ = forward.retain { [forward] context, slot in
+            if context.updated < cutoff {
+                stale += 1
+                if (0..<ForwardContexts.flagCount).contains(where: { forward.flags(slot, $0) > 0 }) {
+                    expired[Metric.tcpFlags.rawValue] += 1
+                }
+                return false
+            }
+            return !gone(context.source) && !gone(context.destination)
+        }
+        expired[Metric.forwardCount.rawValue] += Double(stale)
+        expired[Metric.forwardBytes.rawValue] += Double(stale)
         guard !due.isEmpty || series.contains(where: { $0.updated < cutoff }) else { return }
         var kept: [Series] = []
         kept.reserveCapacity(series.count)
         for entry in series {
             if entry.updated < cutoff {
                 expired[Int(entry.key.metric)] += 1
-            } else if let pod = entry.source?.podQualifiedName, due.contains(pod) {
-            } else if let pod = entry.destination?.podQualifiedName, due.contains(pod) {
-            } else {
+            } else if !gone(entry.source) && !gone(entry.destination) {
                 kept.append(entry)
             }
         }
@@ -375,14 +409,36 @@ struct RetinaPodMetrics {
         let destinationNames =
             options.context == .local ? [] : options.names(options.destinationLabels, prefix: "destination_")
         var samples: [[[String]: Double]] = Array(repeating: [:], count: Metric.allCases.count)
+        for (slot, context) in forward.contexts.enumerated() {
+            var labels: [String]
+            if options.context == .local {
+                labels =
+                    context.key.code & 16 != 0
+                    ? values(options.sourceLabels, context.sourceSide, context.source, zones: zones)
+                    : values(options.sourceLabels, context.destinationSide, context.destination, zones: zones)
+            } else {
+                labels =
+                    values(options.sourceLabels, context.sourceSide, context.source, zones: zones)
+                    + values(options.destinationLabels, context.destinationSide, context.destination, zones: zones)
+            }
+            var forwardLabels = [direction(context.key.code)] + labels
+            if options.context == .remote && options.isReply {
+                forwardLabels.append((context.key.code >> 2) & 3 == 2 ? "true" : "false")
+            }
+            samples[Metric.forwardCount.rawValue][forwardLabels, default: 0] += context.packets
+            samples[Metric.forwardBytes.rawValue][forwardLabels, default: 0] += context.bytes
+            for flag in 0..<ForwardContexts.flagCount where forward.flags(slot, flag) > 0 {
+                samples[Metric.tcpFlags.rawValue][[Self.flagNames[flag]] + labels, default: 0] += forward.flags(
+                    slot, flag)
+            }
+        }
         for entry in series {
             let metric = Metric(rawValue: Int(entry.key.metric))!
             let key = entry.key
             var values: [String]
             switch metric {
-            case .forwardCount, .forwardBytes: values = [direction(key.code)]
+            case .forwardCount, .forwardBytes, .tcpFlags: continue  // the forward contexts'
             case .dropCount, .dropBytes: values = [key.v0, direction(key.code)]
-            case .tcpFlags: values = [Self.flagNames[Int(key.code)]]
             case .dnsRequests: values = [key.v0, key.v1]
             case .dnsResponses: values = [key.v0, key.v1, key.v2, key.v3, String(key.code)]
             }
@@ -397,9 +453,6 @@ struct RetinaPodMetrics {
                 values += self.values(options.sourceLabels, key.source ?? Side(), entry.source, zones: zones)
                 values += self.values(
                     options.destinationLabels, key.destination ?? Side(), entry.destination, zones: zones)
-                if options.isReply && (metric == .forwardCount || metric == .forwardBytes) {
-                    values.append(key.code >> 2 == 2 ? "true" : "false")
-                }
             }
             samples[metric.rawValue][values, default: 0] += entry.value
         }

@@ -223,6 +223,14 @@ public struct Flow: Sendable {
             yield &storage.fields.dns
         }
     }
+    /// Whether the flow carries DNS, asked without copying the DNS details out.
+    public var hasDNS: Bool {
+        if case .none = storage.fields.dns { return false }
+        return true
+    }
+    /// The endpoints' box identities (`Endpoint.boxIdentity`), without copying them out.
+    public var sourceBoxIdentity: ObjectIdentifier { storage.fields.source.boxIdentity }
+    public var destinationBoxIdentity: ObjectIdentifier { storage.fields.destination.boxIdentity }
     public var latencyNanoseconds: UInt64 {
         get { storage.fields.latencyNanoseconds }
         _modify {

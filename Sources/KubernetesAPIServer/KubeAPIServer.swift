@@ -7,6 +7,7 @@ import KubernetesModel
 import Logging
 import NIOCore
 import NIOSSL
+import PrometheusExposition
 import Synchronization
 
 /// A Kubernetes API endpoint for a lab: the read side of the real protocol, enough for kubectl
@@ -25,6 +26,8 @@ public final class KubeAPIServer: Sendable {
     let tokens: @Sendable () -> Set<String>
     let logger: Logger
     private let faults = Mutex(Faults())
+    /// What `apply` served last (for the kube-state-metrics stand-in).
+    private let applied = Mutex(ClusterObjects())
 
     struct Faults {
         var forbidden: Set<String> = []
@@ -47,6 +50,7 @@ public final class KubeAPIServer: Sendable {
 
     /// Serves exactly these objects from now on; watchers see the differences.
     public func apply(_ objects: ClusterObjects) {
+        applied.withLock { $0 = objects }
         store.replace(.namespaces, with: objects.namespaces)
         store.replace(.nodes, with: objects.nodes)
         store.replace(.deployments, with: objects.deployments)
@@ -110,6 +114,19 @@ public final class KubeAPIServer: Sendable {
         return Application(
             router: router(), server: server, configuration: .init(address: address, serverName: nil),
             onServerRunning: onServerRunning, logger: logger)
+    }
+
+    /// Plain HTTP on `address` with `/metrics` as kube-state-metrics would serve it for the
+    /// objects `apply` gave (see `KubeStateMetrics`).
+    public func stateMetricsApplication(address: BindAddress) -> some ApplicationProtocol {
+        let router = Router()
+        router.get("/metrics") { [self] _, _ -> Response in
+            let text = PrometheusText.render(KubeStateMetrics.families(applied.withLock { $0 }), commonLabels: [])
+            return Response(
+                status: .ok, headers: [.contentType: PrometheusText.contentType],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        return Application(router: router, configuration: .init(address: address, serverName: nil), logger: logger)
     }
 
     func router() -> Router<BasicRequestContext> {

@@ -99,6 +99,8 @@ public struct LabConfig: Sendable, Equatable {
 
     /// The lab's Kubernetes API inside the first node, as kube-apiserver's.
     public static let apiServerPort: UInt16 = 6443
+    /// kube-state-metrics' series, beside the API server (kube-state-metrics' own port).
+    public static let kubeStateMetricsPort: UInt16 = 8080
     /// Its default port on the host's loopback (`osprey lab up`).
     public static let apiServerHostPort = 6443
     /// The Kubernetes API's files: token, node kubeconfig, socket.

@@ -61,6 +61,8 @@ public struct Workloads: Sendable {
                 "--export-file-path", "\(dir)/flows.log",
                 // Dynamic flow logs, as a mounted ConfigMap would give them (absent: none).
                 "--flowlogs-config-path", "\(dir)/flowlogs.yaml",
+                // Retina's pod-level metrics, labelled as its Standard Pod Level dashboard reads them.
+                "--pod-level-metrics", "--pod-level-context", "remote",
             ] + agentTLSArguments + plan.config.agentArguments,
             "\(dir)/osprey-agent.log", "\(dir)/osprey-agent.pid.osprey"
         )
@@ -86,6 +88,8 @@ public struct Workloads: Sendable {
                 "unix://\(config.apiSocketPath)", "--tls-cert-file", certificate.cert, "--tls-key-file",
                 certificate.key,
                 "--token-file", config.apiTokenPath,
+                // kube-state-metrics' node and pod series, for Prometheus beside it.
+                "--state-metrics-address", "127.0.0.1:\(LabConfig.kubeStateMetricsPort)",
             ], "\(config.kubernetesDirectory)/apiserver.log", "\(config.kubernetesDirectory)/apiserver.pid.osprey"
         )
     }
@@ -206,6 +210,7 @@ public struct Workloads: Sendable {
                 honor_labels: true
                 static_configs:
             \(targets.joined(separator: "\n"))
+            \(plan.config.apiServerPath == nil ? "" : stateMetricsJob)
 
             """
         return (
@@ -217,6 +222,18 @@ public struct Workloads: Sendable {
             ],
             "\(dir)/prometheus.log", "\(dir)/prometheus.pid.osprey"
         )
+    }
+
+    /// kube-state-metrics' series (served by the lab's API server), as a cluster's Prometheus
+    /// scrapes them.
+    var stateMetricsJob: String {
+        """
+          - job_name: kube-state-metrics
+            honor_labels: true
+            static_configs:
+              - targets: ["127.0.0.1:\(LabConfig.kubeStateMetricsPort)"]
+                labels: {cluster: \(plan.config.name), instance: kube-state-metrics}
+        """
     }
 
     /// The rules with every `for:` set to 0s: the lab's scenarios run for seconds, not the

@@ -33,6 +33,12 @@ extension LabCommand {
         @Option(help: "Seconds between watch bookmarks.")
         var bookmarkSeconds: Int = 10
 
+        @Option(
+            help:
+                "Where to serve kube-state-metrics' kube_node_info and kube_pod_info on plain HTTP (host:port; empty: nowhere)."
+        )
+        var stateMetricsAddress: String = ""
+
         func run() async throws {
             try await reportingErrors {
                 guard FileManager.default.isReadableFile(atPath: inventory) else {
@@ -55,6 +61,10 @@ extension LabCommand {
                     services.append(
                         try server.application(
                             address: address.httpBindAddress, certificateFile: tlsCertFile, keyFile: tlsKeyFile))
+                }
+                if !stateMetricsAddress.isEmpty {
+                    let address = try HubbleAddress(parsing: stateMetricsAddress, defaultPort: 8080)
+                    services.append(server.stateMetricsApplication(address: address.httpBindAddress))
                 }
                 services.append(
                     Background { [inventory, bookmarkSeconds] in

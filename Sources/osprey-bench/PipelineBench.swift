@@ -1,6 +1,7 @@
 // `make bench` part 2: the user-space flow pipeline (decode → enrich → observer → metrics) on one
 // core, from a pre-built batch of raw datapath events, in events per second, and the memory a
-// full flow ring takes. Usage: osprey-bench [events] [ring capacity]
+// full flow ring takes. Usage: osprey-bench [events] [ring capacity] [pod-level metrics: off, local,
+// remote, all (remote context, every label, is_reply)]
 import CDatapathABI
 import ClusterInventory
 import Enricher
@@ -48,6 +49,18 @@ enum PipelineBench {
         let arguments = CommandLine.arguments.dropFirst()
         let count = Int(arguments.first ?? "") ?? 1_000_000
         let capacity = Int(arguments.dropFirst().first ?? "") ?? Observer.defaultCapacity
+        let podLevelName = arguments.dropFirst(2).first ?? "off"
+        let podLevel: PodLevelOptions? =
+            switch podLevelName {
+            case "off": nil
+            case "local": PodLevelOptions()
+            case "remote": PodLevelOptions(context: .remote)
+            case "all":
+                PodLevelOptions(
+                    context: .remote, sourceLabels: PodLevelOptions.Label.allCases,
+                    destinationLabels: PodLevelOptions.Label.allCases, isReply: true)
+            default: throw BenchError("pod-level metrics must be off, local, remote or all, not \(podLevelName)")
+            }
         // A cluster of 64 pods and a batch cycling through their connections.
         let pods = (0..<64).map { index in
             TestCluster.pod(
@@ -55,7 +68,8 @@ enum PipelineBench {
                 namespace: "ns\(index % 4)", created: Date(), uid: UUID().uuidString)
         }
         let run = try measure(
-            metadata: TestCluster.metadata(cluster: "bench", pods: pods), count: count, capacity: capacity)
+            metadata: TestCluster.metadata(cluster: "bench", pods: pods), count: count, capacity: capacity,
+            podLevel: podLevel)
         let processed = run.processed
         let stage = [run.times.decode, run.times.enrich, run.times.observe, run.times.metrics]
         let seconds = run.seconds
@@ -65,8 +79,8 @@ enum PipelineBench {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         print(
             String(
-                format: "| user-space pipeline (decode → enrich → observer → metrics), one core | %.0f events/s |",
-                Double(processed) / seconds))
+                format: "| user-space pipeline (decode → enrich → observer → metrics%@), one core | %.0f events/s |",
+                podLevel == nil ? "" : ", pod-level metrics: \(podLevelName)", Double(processed) / seconds))
         print(
             "| the same, nanoseconds per event by stage: decode / enrich / observer / metrics | "
                 + stage.map { String(format: "%.0f", $0 / Double(processed) * 1e9) }.joined(separator: " / ") + " |")
@@ -85,13 +99,13 @@ enum PipelineBench {
     /// Runs `count` events of connections among the pods 10.244.1.2–65 through a pipeline
     /// whose enricher asks `metadata`.
     static func measure(
-        metadata: any MetadataSource, count: Int, capacity: Int
+        metadata: any MetadataSource, count: Int, capacity: Int, podLevel: PodLevelOptions? = nil
     ) throws -> (
         processed: Int, seconds: Double, times: FlowPipeline.StageTimes, allocations: UInt, counted: Bool
     ) {
         let pipeline = FlowPipeline(
             nodeName: "node-1", clusterName: "bench", metadata: metadata, observer: try Observer(capacity: capacity),
-            metrics: HubbleMetrics())
+            metrics: HubbleMetrics(podLevel: podLevel))
         let events: [osp_event] = (0..<4096).map { (index: Int) -> osp_event in
             let client: [UInt8] = [10, 244, 1, UInt8(2 + index % 64)]
             let server: [UInt8] = [10, 244, 1, UInt8(2 + (index / 64) % 64)]

@@ -205,6 +205,21 @@ struct RetinaPodMetricsTests {
             ])
     }
 
+    @Test("a pod whose endpoint was rebuilt (same labels) stays one series")
+    func rebuiltEndpoint() {
+        let metrics = HubbleMetrics(podLevel: PodLevelOptions())
+        var again = Self.syn
+        var loadgen = again.source
+        loadgen.labels = loadgen.labels  // a new box with the same contents
+        again.source = loadgen
+        #expect(again.sourceBoxIdentity != Self.syn.sourceBoxIdentity)
+        metrics.process([Self.syn, again])
+        #expect(
+            Self.series(metrics, "networkobservability_adv_forward_count") == [
+                Self.loadgenLabels.merging(["direction": "egress"]) { $1 }: 2
+            ])
+    }
+
     @Test("a series nobody updates within the ttl goes and is counted; a deleted pod's go after the expiry")
     func expiry() {
         let metrics = HubbleMetrics(expiry: 60, podLevel: PodLevelOptions(sourceLabels: [.podname], ttl: 30))
