@@ -56,7 +56,7 @@ extension AgentIntegration {
         static let retinaExceptions: [String: [String: String]] = [
             "clusters.json": [
                 "Packets Dropped - Unknown":
-                    "every drop Osprey counts has a direction; Retina's netfilter kprobes make direction=\"unknown\"",
+                    "direction=\"unknown\" is a drop without a device; every drop in the lab has one",
                 "Windows TCP RST Packets":
                     "Windows-only in Retina, and it asks for flag=\"rst\": no Retina emits lower-case flags",
                 "Windows TCP SYN-ACK Packets":
