@@ -129,7 +129,7 @@ let package = Package(
             swiftSettings: strict),
         // Node-level metrics (Retina names) from the datapath's maps and the kernel's counters.
         .target(
-            name: "NodeMetrics", dependencies: ["Datapath", "Netns", "PrometheusExposition", "Flows"],
+            name: "NodeMetrics", dependencies: ["Datapath", "Netns", "Netlink", "PrometheusExposition", "Flows"],
             swiftSettings: strict),
 
         // Kubernetes API objects (trimmed to what Osprey reads and serves), watch events, status,
@@ -225,6 +225,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),
         // The lab: a Kubernetes-like cluster of network namespaces on one machine.
@@ -235,7 +236,7 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
-                "HubbleAPI", "HubbleServer", "HubbleTransport", "HubbleWire", "FlowFilters", "WebUI",
+                "HubbleAPI", "HubbleServer", "HubbleTransport", "HubbleWire", "FlowFilters", "WebUI", "Flows",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
@@ -303,7 +304,7 @@ let package = Package(
             name: "AgentIntegrationTests", dependencies: ["Lab", "ClusterInventory", "TestSupport", "HubbleTransport"],
             swiftSettings: strict),
         .testTarget(
-            name: "NodeMetricsTests", dependencies: ["NodeMetrics", "Datapath", "PrometheusExposition"],
+            name: "NodeMetricsTests", dependencies: ["NodeMetrics", "Datapath", "Netlink", "PrometheusExposition"],
             swiftSettings: strict),
         .testTarget(name: "PrometheusExpositionTests", dependencies: ["PrometheusExposition"], swiftSettings: strict),
         .testTarget(
@@ -364,7 +365,7 @@ let package = Package(
             name: "KubernetesTests",
             dependencies: [
                 "KubernetesSource", "KubernetesAPIServer", "KubernetesModel", "ClusterInventory", "Enricher", "Flows",
-                "Lab", "PrometheusExposition",
+                "Lab",
                 "TestSupport", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
             ],

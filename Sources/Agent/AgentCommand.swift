@@ -185,9 +185,9 @@ public struct AgentCommand: AsyncParsableCommand {
 
     @Option(
         help:
-            "Seconds between timings of this node's TCP handshake with the Kubernetes API server (pod-level metrics). Env: OSPREY_APISERVER_PROBE_INTERVAL."
+            "Seconds between readings of the round-trip times of this node's connections to the Kubernetes API server (pod-level metrics). Env: OSPREY_APISERVER_LATENCY_INTERVAL."
     )
-    var apiserverProbeInterval = Double(environment["OSPREY_APISERVER_PROBE_INTERVAL"] ?? "") ?? 10
+    var apiserverLatencyInterval = Double(environment["OSPREY_APISERVER_LATENCY_INTERVAL"] ?? "") ?? 10
 
     @Option(
         help:
@@ -218,6 +218,12 @@ public struct AgentCommand: AsyncParsableCommand {
             "Hubble's flowlogs config: YAML listing flow logs by name (file, filters, field mask, end time), re-read when it changes (hubble-flowlogs-config-path). Env: OSPREY_FLOWLOGS_CONFIG_PATH."
     )
     var flowlogsConfigPath: String = environment["OSPREY_FLOWLOGS_CONFIG_PATH"] ?? ""
+
+    @Option(
+        help:
+            "A YAML file of settings: flag names without dashes (metrics-flavour: both), or Retina's enablePodLevel and remoteContext; the command line wins over it, it over OSPREY_* variables. Env: OSPREY_CONFIG."
+    )
+    var config: String = ""
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. Env: OSPREY_LOG_LEVEL.")
     var logLevel: String = environment["OSPREY_LOG_LEVEL"] ?? "info"
@@ -261,8 +267,8 @@ public struct AgentCommand: AsyncParsableCommand {
                 throw ValidationError("--flow-report-interval must be between 0 and 3600 seconds.")
             }
             let podLevel = try podLevelOptions()
-            guard apiserverProbeInterval >= 0.1, apiserverProbeInterval <= 3600 else {
-                throw ValidationError("--apiserver-probe-interval must be between 0.1 and 3600 seconds.")
+            guard apiserverLatencyInterval >= 0.1, apiserverLatencyInterval <= 3600 else {
+                throw ValidationError("--apiserver-latency-interval must be between 0.1 and 3600 seconds.")
             }
             _ = try Observer(capacity: flowBufferCapacity)
             try Preflight.run(metricsAddress: address)
@@ -291,7 +297,7 @@ public struct AgentCommand: AsyncParsableCommand {
                 flowBufferCapacity: flowBufferCapacity, flowReportInterval: flowReportInterval,
                 perPacketEvents: perPacketEvents, conntrackMax: conntrackMax, metricsContext: context,
                 metricsSeriesLimit: metricsSeriesLimit, metricsFlavours: flavours, podLevel: podLevel,
-                apiServerProbeInterval: apiserverProbeInterval, logLevel: level,
+                apiServerLatencyInterval: apiserverLatencyInterval, logLevel: level,
                 exporter: exporter,
                 flowLogsConfigPath: flowlogsConfigPath)
         } catch let error as Observer.CapacityError {
@@ -350,6 +356,18 @@ public struct AgentCommand: AsyncParsableCommand {
         default:
             throw ValidationError("--metadata must be `kubernetes` or `inventory`, not `\(metadata)`.")
         }
+    }
+
+    /// Runs the agent with the configuration file's settings (`AgentConfigFile`) before the
+    /// command line's.
+    public static func mainWithConfigFile() async {
+        let arguments: [String]
+        do {
+            arguments = try AgentConfigFile.arguments(Array(CommandLine.arguments.dropFirst()))
+        } catch {
+            fail(error.description)
+        }
+        await main(arguments)
     }
 
     public func run() async throws {

@@ -68,10 +68,10 @@ struct AgentRuntime {
                 context: settings.metricsContext, lostEvents: [observer, flowLogs],
                 seriesLimit: settings.metricsSeriesLimit, podLevel: settings.podLevel,
                 zones: { [metadata] in metadata?.nodeZones() ?? [:] }))
-        // Retina's API-server latency: with pod-level metrics, from the API server the agent uses.
-        var probe: APIServerProbe?
+        // Retina's API-server latency: with pod-level metrics, to the API server the agent uses.
+        var apiServerLatency: APIServerLatency?
         if settings.podLevel != nil, case .kubernetes(let access) = settings.metadata {
-            probe = try APIServerProbe(server: access.server, interval: settings.apiServerProbeInterval)
+            apiServerLatency = try APIServerLatency(server: access.server, interval: settings.apiServerLatencyInterval)
         }
         let metrics = MetricsEndpoint(
             collector: NodeMetricsCollector(datapath: datapath, flavours: settings.metricsFlavours) {
@@ -79,7 +79,7 @@ struct AgentRuntime {
             },
             health: AgentHealth(
                 datapath: datapath, watcher: watcher, translation: translation, flowLogs: flowLogs,
-                kubernetes: kubernetes, apiServerProbe: probe),
+                kubernetes: kubernetes, apiServerLatency: apiServerLatency),
             hubble: pipeline.metrics, observer: observer,
             commonLabels: [("cluster", settings.cluster), ("instance", settings.nodeName)])
         let address = settings.metricsAddress
@@ -104,7 +104,7 @@ struct AgentRuntime {
                 services: [
                     EventReaderService(datapath: datapath, pipeline: pipeline),
                     HousekeepingService(datapath: datapath, pipeline: pipeline), watcher, http,
-                    KubernetesService(source: kubernetes), APIServerProbeService(probe: probe),
+                    KubernetesService(source: kubernetes), APIServerLatencyService(latency: apiServerLatency),
                     HubbleService(server: hubble),
                     FlowLogsService(
                         flowLogs: flowLogs,
@@ -147,12 +147,17 @@ struct KubernetesService: Service {
     }
 }
 
-/// The API-server probe as a Service (nothing to do without pod-level metrics or Kubernetes).
-struct APIServerProbeService: Service {
-    let probe: APIServerProbe?
+/// The API-server latency readings as a Service (nothing to do without pod-level metrics or
+/// the Kubernetes source).
+struct APIServerLatencyService: Service {
+    let latency: APIServerLatency?
 
     func run() async throws {
-        if let probe { await cancelWhenGracefulShutdown { await probe.run() } } else { try? await gracefulShutdown() }
+        if let latency {
+            await cancelWhenGracefulShutdown { await latency.run() }
+        } else {
+            try? await gracefulShutdown()
+        }
     }
 }
 

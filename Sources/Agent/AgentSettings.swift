@@ -34,9 +34,9 @@ struct AgentSettings: Sendable {
     var metricsFlavours: Set<MetricsFlavour>
     /// Retina's advanced pod-level metrics and their labels (`--pod-level-metrics`); nil: off.
     var podLevel: PodLevelOptions? = nil
-    /// How often the node's TCP handshake to the API server is timed (pod-level metrics with
-    /// the Kubernetes source).
-    var apiServerProbeInterval: Double = 10
+    /// How often the node's connections to the API server are read for their round-trip times
+    /// (pod-level metrics with the Kubernetes source).
+    var apiServerLatencyInterval: Double = 10
     var logLevel: Logger.Level
     /// The static flow log exporter (`--export-file-path`), opened and checked.
     var exporter: FlowExporter?

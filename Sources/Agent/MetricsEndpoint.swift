@@ -17,8 +17,8 @@ struct AgentHealth: Sendable {
     let flowLogs: FlowLogs
     /// The Kubernetes source, when it is the metadata source: its health by kind.
     var kubernetes: KubernetesMetadata?
-    /// The API-server latency probe (pod-level metrics with the Kubernetes source).
-    var apiServerProbe: APIServerProbe?
+    /// The API-server latency readings (pod-level metrics with the Kubernetes source).
+    var apiServerLatency: APIServerLatency?
 
     func families() -> [MetricFamily] {
         let interfaces = datapath.attachedInterfaces.count
@@ -40,7 +40,7 @@ struct AgentHealth: Sendable {
                 help: "Network namespaces whose drops and sockets are counted.",
                 kind: .gauge, samples: [.init([], Double(watcher.namespaces.count))]),
         ] + translationFamilies() + exportFamilies() + (kubernetes?.families() ?? [])
-            + (apiServerProbe?.families() ?? [])
+            + (apiServerLatency?.families() ?? [])
     }
 
     /// What each flow log exporter wrote and missed (absent without exporters).

@@ -2,6 +2,30 @@ import Foundation
 
 /// Text forms of addresses.
 public enum IPText {
+    /// The IPv4 and IPv6 addresses a host name resolves to (an address: itself), as
+    /// `getnameinfo` writes them, sorted; empty when it does not resolve.
+    public static func addresses(ofHost host: String) -> [String] {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &result) == 0 else { return [] }
+        defer { freeaddrinfo(result) }
+        var addresses: Set<String> = []
+        var entry = result
+        while let info = entry {
+            var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            if getnameinfo(
+                info.pointee.ai_addr, info.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0,
+                NI_NUMERICHOST) == 0
+            {
+                addresses.insert(
+                    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+            entry = info.pointee.ai_next
+        }
+        return addresses.sorted()
+    }
+
     /// Dotted decimal, written byte by byte without generic collection code (it runs for every flow).
     public static func ipv4(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) -> String {
         // At most 15 bytes: Swift keeps such strings inline, so this allocates nothing.

@@ -69,7 +69,8 @@ public struct LabController: Sendable {
             progress("starting osprey-agent on \(plan.nodes.count) nodes")
             for node in plan.nodes {
                 let agent = Workloads(plan: plan).agentLaunch(for: node, agentPath: agentPath)
-                try createDirectory((agent.logPath as NSString).deletingLastPathComponent)
+                let settings = Workloads(plan: plan).agentConfig(for: node)
+                try write(settings.contents, to: settings.path)
                 let pid = try host.launchDetached(agent.command, logPath: agent.logPath, pidPath: agent.pidPath)
                 // The agent first: what waits for a node's agent takes its first process.
                 processes[node.name, default: []].insert(ProcessRecord(command: "osprey-agent", pid: pid), at: 0)

@@ -61,10 +61,25 @@ public struct Workloads: Sendable {
                 "--export-file-path", "\(dir)/flows.log",
                 // Dynamic flow logs, as a mounted ConfigMap would give them (absent: none).
                 "--flowlogs-config-path", "\(dir)/flowlogs.yaml",
-                // Retina's pod-level metrics, labelled as its Standard Pod Level dashboard reads them.
-                "--pod-level-metrics", "--pod-level-context", "remote",
+                // Settings from a file, as a mounted ConfigMap gives them (see agentConfig).
+                "--config", agentConfig(for: node).path,
             ] + agentTLSArguments + plan.config.agentArguments,
             "\(dir)/osprey-agent.log", "\(dir)/osprey-agent.pid.osprey"
+        )
+    }
+
+    /// The agent's configuration file: Retina's pod-level metrics, labelled as its Standard Pod
+    /// Level dashboard reads them, in the keys of Retina's own configuration.
+    public func agentConfig(for node: PlannedNode) -> (path: String, contents: String) {
+        (
+            "\(plan.config.stateDirectory)/nodes/\(node.name)/agent.yaml",
+            """
+            # osprey-agent settings for \(node.name), as a ConfigMap would mount them: flag names
+            # without dashes, or Retina's keys.
+            enablePodLevel: true
+            remoteContext: true
+
+            """
         )
     }
 

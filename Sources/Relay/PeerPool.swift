@@ -1,3 +1,4 @@
+import Flows
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
@@ -228,27 +229,7 @@ public final class PeerPool: Sendable {
     }
 
     /// The IPv4 and IPv6 addresses of `host` (empty when it does not resolve).
-    static func resolve(_ host: String) -> [String] {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, nil, &hints, &result) == 0 else { return [] }
-        defer { freeaddrinfo(result) }
-        var addresses: [String] = []
-        var entry = result
-        while let info = entry {
-            var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-            if getnameinfo(
-                info.pointee.ai_addr, info.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0,
-                NI_NUMERICHOST) == 0
-            {
-                addresses.append(
-                    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-            }
-            entry = info.pointee.ai_next
-        }
-        return Array(Set(addresses)).sorted()
-    }
+    static func resolve(_ host: String) -> [String] { IPText.addresses(ofHost: host) }
 
     /// An error as one phrase (gRPC errors by their message).
     static func describe(_ error: any Error) -> String {

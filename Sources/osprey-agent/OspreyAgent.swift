@@ -3,6 +3,6 @@ import Agent
 @main
 enum OspreyAgent {
     static func main() async {
-        await AgentCommand.main()
+        await AgentCommand.mainWithConfigFile()
     }
 }

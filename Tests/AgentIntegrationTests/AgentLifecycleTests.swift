@@ -143,6 +143,59 @@ struct AgentBadInputTests {
                 == "osprey-agent: Listen address '9965' is not host:port (e.g. 0.0.0.0:9965 or [::]:9965).\n")
     }
 
+    @Test("a configuration file: its settings apply, the command line wins, and a bad one is one sentence naming it")
+    func configurationFile() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osp-config-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func file(_ name: String, _ contents: String) throws -> String {
+            let path = "\(directory)/\(name)"
+            try contents.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        // The file's value is used (the agent names the address it cannot listen on)…
+        let settings = try file("agent.yaml", "metrics-address: 203.0.113.7:9965\nenablePodLevel: true\n")
+        let applied = try OspreyBinary.agent.run(["--config", settings])
+        #expect(applied.status == 1)
+        #expect(
+            applied.stderr
+                == "osprey-agent: Cannot listen on 203.0.113.7:9965: Cannot assign requested address; choose another --metrics-address.\n"
+        )
+        // …unless the command line says otherwise.
+        let overridden = try OspreyBinary.agent.run(["--config=\(settings)", "--metrics-address", "9965"])
+        #expect(
+            overridden.stderr
+                == "osprey-agent: Listen address '9965' is not host:port (e.g. 0.0.0.0:9965 or [::]:9965).\n")
+        // Values are checked as flags are.
+        let context = try file("context.yaml", "pod-level-context: far\n")
+        #expect(
+            try OspreyBinary.agent.run(["--config", context]).stderr
+                == "osprey-agent: --pod-level-context must be `local` or `remote`, not `far`.\n")
+
+        let cases: [(String, String)] = [
+            (
+                "bogus: 1\n",
+                "`bogus` is not a setting of osprey-agent; use the flag names of `osprey-agent --help` without dashes, or Retina's enablePodLevel/remoteContext."
+            ),
+            ("remoteContext: maybe\n", "remoteContext must be true or false."),
+            ("uplink: {a: b}\n", "uplink must be a value or a list, not a mapping."),
+        ]
+        for (contents, sentence) in cases {
+            let path = try file("bad.yaml", contents)
+            let result = try OspreyBinary.agent.run(["--config", path])
+            #expect(result.status == 1, "\(contents)")
+            #expect(result.stderr == "osprey-agent: In \(path), \(sentence)\n")
+        }
+        let notYAML = try file("list.yaml", "- a\n- b\n")
+        #expect(
+            try OspreyBinary.agent.run(["--config", notYAML]).stderr
+                == "osprey-agent: The configuration file \(notYAML) must be a mapping of flag names to values (e.g. metrics-flavour: both).\n"
+        )
+        #expect(
+            try OspreyBinary.agent.run(["--config", "\(directory)/missing.yaml"]).stderr
+                == "osprey-agent: Cannot read the configuration file \(directory)/missing.yaml; check --config.\n")
+    }
+
     @Test("a flow log path it may not write is named in one sentence, before anything is attached")
     func flowLogPathDenied() throws {
         // sysfs refuses to create files, even for root: the agent's own permission-denied case.

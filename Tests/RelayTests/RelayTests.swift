@@ -594,7 +594,7 @@ struct RelayTests {
             // An agent that sends no marks (as Cilium's): the window is back.
             await n2.stop()
             try await n2.start(marks: false)
-            let back = Date().addingTimeInterval(10)
+            let back = Date().addingTimeInterval(window + 10)  // held for the window now
             while Date() < back, !Self.numbers(seen.all).contains(93) {
                 _ = live(n2.observer, "osp-n2", 93)
                 try await Task.sleep(for: .milliseconds(200))
