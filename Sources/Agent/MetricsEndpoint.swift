@@ -26,8 +26,9 @@ struct AgentHealth: Sendable {
         return [
             MetricFamily(
                 name: "osprey_agent_programs_attached",
-                help: "eBPF program attachments: two tc hooks per watched interface plus the drop tracepoint.",
-                kind: .gauge, samples: [.init([], Double(2 * interfaces + 1))]),
+                help:
+                    "eBPF program attachments: two tc hooks per watched interface plus the drop and retransmission tracepoints.",
+                kind: .gauge, samples: [.init([], Double(2 * interfaces + 2))]),
             MetricFamily(
                 name: "osprey_agent_interfaces_watched", help: "Interfaces the tc programs are attached to, by role.",
                 kind: .gauge,

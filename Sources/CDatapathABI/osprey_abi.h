@@ -97,8 +97,9 @@ struct osp_drop_key {
 
 /* What an event reports. */
 enum osp_event_kind {
-	OSP_EVENT_TRACE = 1, /* a packet of a connection crossed a pod's veth */
-	OSP_EVENT_DROP = 2,  /* the kernel dropped a packet (skb:kfree_skb) */
+	OSP_EVENT_TRACE = 1,	  /* a packet of a connection crossed a pod's veth */
+	OSP_EVENT_DROP = 2,	  /* the kernel dropped a packet (skb:kfree_skb) */
+	OSP_EVENT_RETRANSMIT = 3, /* a socket sent a TCP segment again (tcp:tcp_retransmit_skb) */
 };
 
 /* Where the packet was seen (Hubble's trace observation points). */
@@ -106,6 +107,7 @@ enum osp_observation {
 	OSP_OBS_FROM_ENDPOINT = 1, /* leaving a pod: tc ingress of the node side of its veth */
 	OSP_OBS_TO_ENDPOINT = 2,   /* entering a pod: tc egress of the node side of its veth */
 	OSP_OBS_DROP = 3,	   /* where the kernel dropped it */
+	OSP_OBS_SOCKET = 4,	   /* at the sending socket, before any device */
 };
 
 /* Why the connection table reported now. */
@@ -116,6 +118,7 @@ enum osp_report_reason {
 	OSP_REPORT_PAYLOAD = 4,	 /* DNS: every message, with its bytes */
 	OSP_REPORT_PACKET = 5,	 /* per-packet debugging mode */
 	OSP_REPORT_DROP = 6,
+	OSP_REPORT_RETRANSMIT = 7,
 };
 
 #define OSP_DNS_SNAPLEN 256 /* bytes of a DNS message carried by an event */

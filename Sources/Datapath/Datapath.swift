@@ -31,14 +31,16 @@ public enum TrafficDirection: Int, CaseIterable, Sendable {
 }
 
 /// The eBPF datapath of one node: the tc programs on the pod veths (`pod.c`) and uplink(s)
-/// (`uplink.c`) and the `skb:kfree_skb` drop program (`drops.c`), sharing one set of maps.
+/// (`uplink.c`), the `skb:kfree_skb` drop program (`drops.c`) and the
+/// `tcp:tcp_retransmit_skb` program (`retransmits.c`), sharing one set of maps.
 ///
 /// Thread-safe: attachments are tracked under a lock; map reads and updates are syscalls.
 /// `detachAll()` must run before the process exits (tc filters outlive their process).
 public final class Datapath: Sendable {
     /// The loaded objects: `pod` owns the maps, the others share them.
     private let objects: Mutex<Objects?>
-    private let tracepointLink: Mutex<OpaquePointer?>
+    /// The tracepoint programs' links (drops, retransmissions).
+    private let tracepointLinks: Mutex<[OpaquePointer]>
     private let attached = Mutex<[Int32: String]>([:])
     private let maps: Maps
     /// Entries of the connection table (`Options.connectionTableSize`).
@@ -53,8 +55,10 @@ public final class Datapath: Sendable {
         var pod: BPFObject
         var uplink: BPFObject
         var drops: BPFObject
+        var retransmits: BPFObject
 
         func close() {
+            retransmits.close()
             drops.close()
             uplink.close()
             pod.close()
@@ -73,6 +77,7 @@ public final class Datapath: Sendable {
         case podIngress = "osp_tc_pod_ingress", podEgress = "osp_tc_pod_egress"
         case uplinkIngress = "osp_tc_uplink_ingress", uplinkEgress = "osp_tc_uplink_egress"
         case drops = "osp_kfree_skb"
+        case retransmits = "osp_tcp_retransmit_skb"
     }
 
     /// The section holding `struct osp_config` in the objects that read it.
@@ -81,6 +86,7 @@ public final class Datapath: Sendable {
     /// The compiled objects by name, as the BPFCompiler plugin embedded them.
     static let images: [(name: String, bytes: [UInt8])] = [
         ("pod", BPFObjects.pod), ("uplink", BPFObjects.uplink), ("drops", BPFObjects.drops),
+        ("retransmits", BPFObjects.retransmits),
     ]
 
     struct Maps: Sendable {
@@ -167,6 +173,7 @@ public final class Datapath: Sendable {
         for map in MapName.allCases { fds[map.rawValue] = try pod.mapFD(map.rawValue) }
         let uplink = try BPFObject(name: "uplink", bytes: BPFObjects.uplink, sharing: fds)
         let drops = try BPFObject(name: "drops", bytes: BPFObjects.drops, sharing: fds, constants: constants)
+        let retransmits = try BPFObject(name: "retransmits", bytes: BPFObjects.retransmits, sharing: fds)
         func map<Key, Value>(_ name: MapName) -> BPFMap<Key, Value> {
             BPFMap(name: name.rawValue, fd: fds[name.rawValue]!)
         }
@@ -175,9 +182,14 @@ public final class Datapath: Sendable {
             drops: map(.drops), errors: map(.errors), ctStats: map(.ctStats))
         cpus = Int(osp_possible_cpus())
         events = EventReader(ringFD: fds[MapName.events.rawValue]!, lostMap: map(.lost), cpus: cpus)
-        let link = try drops.attachTracepoint(ProgramName.drops.rawValue)
-        objects = Mutex(Objects(pod: pod, uplink: uplink, drops: drops))
-        tracepointLink = Mutex(link)
+        let dropLink = try drops.attachTracepoint(ProgramName.drops.rawValue)
+        let retransmitLink: OpaquePointer
+        do { retransmitLink = try retransmits.attachTracepoint(ProgramName.retransmits.rawValue) } catch {
+            bpf_link__destroy(dropLink)
+            throw error
+        }
+        objects = Mutex(Objects(pod: pod, uplink: uplink, drops: drops, retransmits: retransmits))
+        tracepointLinks = Mutex([dropLink, retransmitLink])
     }
 
     /// `struct osp_config` for `options`, as the bytes of its section.
@@ -255,9 +267,9 @@ public final class Datapath: Sendable {
             _ = osp_tc_detach(index, 1)
             _ = osp_tc_detach(index, 0)
         }
-        tracepointLink.withLock { link in
-            if let link { bpf_link__destroy(link) }
-            link = nil
+        tracepointLinks.withLock { links in
+            for link in links { bpf_link__destroy(link) }
+            links = []
         }
         objects.withLock {
             $0?.close()

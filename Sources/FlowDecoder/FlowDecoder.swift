@@ -72,6 +72,7 @@ public struct FlowDecoder {
         default: l4 = .other(protocolNumber: tuple.protocol)
         }
         let isDrop = event.kind == UInt8(OSP_EVENT_DROP.rawValue)
+        let isRetransmission = event.kind == UInt8(OSP_EVENT_RETRANSMIT.rawValue)
         let observation: ObservationPoint =
             switch UInt32(event.observation) {
             case OSP_OBS_FROM_ENDPOINT.rawValue: .fromEndpoint
@@ -82,7 +83,7 @@ public struct FlowDecoder {
             time: Date(timeIntervalSince1970: Double(event.timestamp_ns) / 1e9 + clockOffset), uuid: uuids.next(),
             verdict: isDrop ? .dropped : .forwarded, ipVersion: family == 6 ? 2 : 1, sourceIP: source,
             destinationIP: destination, l4: l4, nodeName: nodeName,
-            trafficDirection: observation == .fromEndpoint
+            trafficDirection: observation == .fromEndpoint || isRetransmission
                 ? .egress : (observation == .toEndpoint ? .ingress : .unknown),
             isReply: event.is_reply == 2 ? nil : event.is_reply == 1, observationPoint: observation,
             interface: event.ifindex == 0 ? nil : (Int32(bitPattern: event.ifindex), interfaceName ?? ""),
@@ -90,6 +91,10 @@ public struct FlowDecoder {
         let sourceMAC = MACAddress(event.smac)
         let destinationMAC = MACAddress(event.dmac)
         if !sourceMAC.isZero || !destinationMAC.isZero { flow.ethernet = (sourceMAC, destinationMAC) }
+        if isRetransmission {
+            flow.isRetransmission = true
+            return flow
+        }
         if isDrop {
             let kernel = kernelDropReasons[event.drop_reason] ?? "REASON_\(event.drop_reason)"
             flow.kernelDropReason = kernel

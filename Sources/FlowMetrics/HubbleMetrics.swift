@@ -66,6 +66,16 @@ public final class HubbleMetrics: Sendable {
         }
     }
 
+    /// TCP retransmissions of this node's sockets: only Retina's pod-level
+    /// `adv_tcpretrans_count` counts them (they are no Hubble flows).
+    public func processRetransmissions(_ flows: [Flow]) {
+        guard podLevelEnabled else { return }
+        let now = Date().timeIntervalSince1970
+        podLevel.withLock { metrics in
+            for flow in flows { metrics?.countRetransmission(flow, now: now) }
+        }
+    }
+
     private func count(_ flow: borrowing Flow, _ store: SeriesStore) {
         let facts = FlowFacts(flow)
         var counter = StoreCounter(store: store, context: context, flow: copy flow)

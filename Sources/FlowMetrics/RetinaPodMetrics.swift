@@ -19,6 +19,7 @@ import PrometheusExposition
 struct RetinaPodMetrics {
     enum Metric: Int, CaseIterable {
         case forwardCount, forwardBytes, dropCount, dropBytes, tcpFlags, dnsRequests, dnsResponses
+        case tcpRetransmissions
 
         var name: String {
             switch self {
@@ -29,6 +30,7 @@ struct RetinaPodMetrics {
             case .tcpFlags: "networkobservability_adv_tcpflags_count"
             case .dnsRequests: "networkobservability_adv_dns_request_count"
             case .dnsResponses: "networkobservability_adv_dns_response_count"
+            case .tcpRetransmissions: "networkobservability_adv_tcpretrans_count"
             }
         }
 
@@ -42,6 +44,7 @@ struct RetinaPodMetrics {
             case .tcpFlags: "adv_tcpflags_count"
             case .dnsRequests: "dns_request_count"
             case .dnsResponses: "dns_response_count"
+            case .tcpRetransmissions: "adv_tcpretrans_count"
             }
         }
 
@@ -56,6 +59,7 @@ struct RetinaPodMetrics {
             case .dnsRequests: "DNS queries pods sent, by query type, name and pod context."
             case .dnsResponses:
                 "DNS responses pods received, by return code, query type, name, answers and pod context."
+            case .tcpRetransmissions: "TCP segments sockets sent again for want of an acknowledgement, by pod context."
             }
         }
 
@@ -65,7 +69,7 @@ struct RetinaPodMetrics {
         /// Metric-specific labels before the context labels (`direction` is added apart).
         var leading: [String] {
             switch self {
-            case .forwardCount, .forwardBytes: []
+            case .forwardCount, .forwardBytes, .tcpRetransmissions: []
             case .dropCount, .dropBytes: ["reason"]
             case .tcpFlags: ["flag"]
             case .dnsRequests: ["query_type", "query"]
@@ -221,6 +225,15 @@ struct RetinaPodMetrics {
             flags.contains(.cwr),
         ]
         return has.enumerated().reduce(0) { $0 | ($1.element ? 1 << $1.offset : 0) }
+    }
+
+    /// A retransmitted segment, on the sending socket's side (`egress`; in local context also
+    /// the receiver's `ingress` when it is a pod on this node, as Retina does).
+    mutating func countRetransmission(_ flow: borrowing Flow, now: Double) {
+        let (first, second) = sides(flow)
+        for side in [first, second].compactMap({ $0 }) {
+            add(.tcpRetransmissions, Key(metric: 0, code: Self.directionCode(side.direction)), flow, side, 1, now: now)
+        }
     }
 
     private mutating func countDrop(_ flow: borrowing Flow, now: Double) {
@@ -439,6 +452,7 @@ struct RetinaPodMetrics {
             switch metric {
             case .forwardCount, .forwardBytes, .tcpFlags: continue  // the forward contexts'
             case .dropCount, .dropBytes: values = [key.v0, direction(key.code)]
+            case .tcpRetransmissions: values = [direction(key.code)]
             case .dnsRequests: values = [key.v0, key.v1]
             case .dnsResponses: values = [key.v0, key.v1, key.v2, key.v3, String(key.code)]
             }

@@ -72,10 +72,12 @@ public final class FlowPipeline: Sendable {
         let start = Date()
         var flows: [Flow] = []
         flows.reserveCapacity(events.count)
+        var retransmissions = 0
         decoder.withLock { decoder in
             for event in events {
                 flows.append(
                     decoder.decode(event, interfaceName: interfaceNames[Int32(bitPattern: event.ifindex)]))
+                if event.kind == UInt8(OSP_EVENT_RETRANSMIT.rawValue) { retransmissions += 1 }
             }
         }
         if let translation {
@@ -89,7 +91,7 @@ public final class FlowPipeline: Sendable {
         }
         let decoded = Date()
         times.decode += decoded.timeIntervalSince(start)
-        deliver(&flows, times: &times, from: decoded)
+        deliver(&flows, times: &times, from: decoded, retransmissions: retransmissions)
     }
 
     /// Housekeeping, about once a second and never on the event reader's thread: names past
@@ -111,9 +113,15 @@ public final class FlowPipeline: Sendable {
         if delta > 0 { observer.recordLost(source, count: delta) }
     }
 
-    private func deliver(_ flows: inout [Flow], times: inout StageTimes, from start: Date) {
+    /// Enriches the flows, then hands them to the observer and the metrics. Retransmissions
+    /// (`retransmissions` of them) are no Hubble flows: only the pod-level metrics take them.
+    private func deliver(_ flows: inout [Flow], times: inout StageTimes, from start: Date, retransmissions: Int = 0) {
         guard !flows.isEmpty else { return }
         enricher?.enrich(&flows)
+        if retransmissions > 0 {
+            metrics.processRetransmissions(flows.filter(\.isRetransmission))
+            flows.removeAll(where: \.isRetransmission)
+        }
         let enriched = Date()
         observer.append(flows)
         let observed = Date()

@@ -36,6 +36,7 @@ public struct Flow: Sendable {
         var latencyNanoseconds: UInt64 = 0
         var packets: UInt64
         var bytes: UInt64
+        var isRetransmission = false
     }
 
     final class Storage: @unchecked Sendable {
@@ -221,6 +222,15 @@ public struct Flow: Sendable {
         _modify {
             unique()
             yield &storage.fields.dns
+        }
+    }
+    /// A TCP segment a socket of this node sent again (tcp:tcp_retransmit_skb), source → destination
+    /// as the socket sees it. Not a Hubble flow: only Retina's retransmission metric counts it.
+    public var isRetransmission: Bool {
+        get { storage.fields.isRetransmission }
+        _modify {
+            unique()
+            yield &storage.fields.isRetransmission
         }
     }
     /// Whether the flow carries DNS, asked without copying the DNS details out.

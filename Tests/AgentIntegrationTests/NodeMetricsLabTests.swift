@@ -336,6 +336,30 @@ extension AgentIntegration {
                 let dns = try LabFixture.scrape(loadgen)
                 #expect(dns.value("networkobservability_dns_request_count", ["query_type": "A"]) > 0)
                 #expect(dns.value("networkobservability_dns_response_count", ["return_code": "nxdomain"]) > 0)
+
+                // Retina's pod-level metrics (the lab's agents run them in remote context): the
+                // blocked client's SYNs, sent again and again, are its retransmissions (tracepoint
+                // tcp:tcp_retransmit_skb), on its own node, from its own socket.
+                let untrusted = try #require(plan.pods(of: "untrusted", in: "shop").first)
+                #expect(
+                    eventually(within: 30) {
+                        ((try? LabFixture.scrape(untrusted.node.netns))?.value(
+                            "networkobservability_adv_tcpretrans_count",
+                            ["source_podname": untrusted.name, "direction": "EGRESS"]) ?? 0) > 0
+                    })
+                // Every agent reads its node's connections to the lab's API server: its own watches.
+                for node in plan.nodes {
+                    #expect(
+                        eventually(within: 30) {
+                            ((try? LabFixture.scrape(node.netns))?.value(
+                                "networkobservability_adv_node_apiserver_latency_count") ?? 0) > 0
+                        }, "\(node.name)")
+                    let metrics = try LabFixture.scrape(node.netns)
+                    #expect(metrics.value("osprey_agent_apiserver_latency_failures_total") == 0)
+                    #expect(
+                        metrics.value("osprey_agent_programs_attached")
+                            == Double(2 * (plan.pods(on: node).count + 1) + 2))
+                }
             }
         }
     }

@@ -35,6 +35,21 @@ public enum RawEvent {
         return event
     }
 
+    /// A TCP segment the socket `source:sport` sent again to `destination:dport`
+    /// (tcp:tcp_retransmit_skb).
+    public static func retransmission(
+        _ source: [UInt8], _ sport: UInt16, _ destination: [UInt8], _ dport: UInt16, at ns: UInt64
+    ) -> osp_event {
+        var event = packet(source, sport, destination, dport, protocol: 6, at: ns, ifindex: 0, bytes: 1448)
+        event.kind = UInt8(OSP_EVENT_RETRANSMIT.rawValue)
+        event.observation = UInt8(OSP_OBS_SOCKET.rawValue)
+        event.report = UInt8(OSP_REPORT_RETRANSMIT.rawValue)
+        event.is_reply = 2
+        event.smac = (0, 0, 0, 0, 0, 0)
+        event.dmac = (0, 0, 0, 0, 0, 0)
+        return event
+    }
+
     /// The Service translation a packet entering a pod carries: `client → service` went to `backend`.
     public static func withNAT(
         _ event: osp_event, client: [UInt8], clientPort: UInt16, service: [UInt8], servicePort: UInt16,

@@ -1,4 +1,7 @@
 import ClusterInventory
+import FlowDecoder
+import FlowPipeline
+import FlowTestKit
 import Foundation
 import PrometheusExposition
 import Testing
@@ -125,6 +128,35 @@ struct FlowPipelineStageTests {
     @Test("capacities that are not 2^k−1 up to 65535 are rejected", arguments: [0, 2, 4096, 65536, 131071])
     func badCapacity(capacity: Int) {
         #expect(throws: Observer.CapacityError.self) { try Observer(capacity: capacity) }
+    }
+
+    @Test("a retransmission is no Hubble flow: only Retina's adv_tcpretrans_count counts it, on the sender's side")
+    func retransmissions() throws {
+        let start = Date()
+        let client = Self.pod("loadgen-1", ip: "10.244.1.4", app: "loadgen", created: start.addingTimeInterval(-60))
+        let metadata = InventoryMetadata(
+            inventory: Inventory(cluster: "osp", topology: "bridge", nodes: [], pods: [client], services: []))
+        let observer = try Observer(capacity: 15)
+        let metrics = HubbleMetrics(podLevel: PodLevelOptions(context: .local, sourceLabels: [.podname]))
+        let pipeline = FlowPipeline(
+            nodeName: "osp-node-1", clusterName: "osp", metadata: metadata, observer: observer, metrics: metrics)
+        let now = FlowDecoder.monotonicNow()
+        let events = [
+            RawEvent.packet([10, 244, 1, 4], 40000, [10, 244, 2, 3], 80, protocol: 6, flags: 0x10, at: now),
+            RawEvent.retransmission([10, 244, 1, 4], 40000, [10, 244, 2, 3], 80, at: now + 1000),
+            RawEvent.retransmission([10, 244, 1, 4], 40000, [10, 244, 2, 3], 80, at: now + 2000),
+        ]
+        events.withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [7: "osp0"]) }
+        #expect(observer.last(15).count == 1, "only the packet is a flow")
+        let families = metrics.families()
+        let retransmitted = families.first { $0.name == "networkobservability_adv_tcpretrans_count" }?.samples ?? []
+        #expect(
+            retransmitted.map { Dictionary(uniqueKeysWithValues: $0.labels) } == [
+                ["direction": "egress", "podname": "loadgen-1"]
+            ])
+        #expect(retransmitted.first?.value == 2)
+        let processed = families.first { $0.name == "hubble_flows_processed_total" }?.samples ?? []
+        #expect(processed.map(\.value).reduce(0, +) == 1)
     }
 
     @Test("a metric's series stop at its limit: what would make more is counted as overflow, nothing is lost")
