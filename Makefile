@@ -12,7 +12,7 @@ SWIFT_SOURCES := Package.swift tools/protoc-plugins/Package.swift \
 	$(shell find Sources Tests -name '*.swift' -not -path 'Sources/HubbleAPI/*')
 C_SOURCES = $(shell find Sources -name '*.c' -o -name '*.h')
 
-.PHONY: help bootstrap build test bench soak-ui demo demo-down fmt lint proto clean
+.PHONY: help bootstrap build test bench soak-ui fuzz demo demo-down fmt lint proto clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,12 @@ test: bootstrap lint ## run every test (unit and root/lab integration)
 soak-ui: bootstrap ## the web UI open for 10 minutes (OSPREY_UI_SOAK_SECONDS): page heap and relay memory flat
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --filter WebUISoakTests
+
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= dns event jsonpb request addresses kubernetes
+fuzz: bootstrap ## libFuzzer + AddressSanitizer on every parser of untrusted bytes, FUZZ_SECONDS each (corpora: Fuzz/corpus)
+	OSPREY_FUZZ=1 $(SWIFT) build -c release --build-path .build-fuzz --product osprey-fuzz
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 bench: bootstrap ## datapath overhead (iperf3, connection churn), live-flow latency, pipeline, export, UI
 	$(SWIFT) build -c release --product osprey

@@ -13,6 +13,12 @@ let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 /// ~2M events/s for this flag on `Flows` alone).
 let pipeline: [SwiftSetting] = strict + [.unsafeFlags(["-cross-module-optimization"])]
 
+/// `make fuzz` builds with OSPREY_FUZZ=1: the modules that parse untrusted bytes, and
+/// osprey-fuzz, get libFuzzer's coverage instrumentation and AddressSanitizer — those alone (the
+/// build's plugin tools and the dependencies stay plain).
+let fuzzing = Context.environment["OSPREY_FUZZ"] != nil
+let fuzzed: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"]), .define("OSPREY_FUZZ")] : []
+
 let package = Package(
     name: "osprey",
     platforms: [.macOS(.v15)],
@@ -41,9 +47,10 @@ let package = Package(
         // The flow model (Hubble's fields), lost events, drop reasons, IP text.
         // Flow's copy-on-write box is accessed on every field read: no dynamic exclusivity
         // checks there (they cost a tenth of the pipeline; the box is only mutated when unique).
-        .target(name: "Flows", swiftSettings: pipeline + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
+        .target(
+            name: "Flows", swiftSettings: pipeline + [.unsafeFlags(["-enforce-exclusivity=unchecked"])] + fuzzed),
         // The cluster as the Kubernetes API would describe it: nodes, pods, services.
-        .target(name: "ClusterInventory", swiftSettings: strict),
+        .target(name: "ClusterInventory", swiftSettings: strict + fuzzed),
         // Metric families and the Prometheus text exposition format.
         .target(name: "PrometheusExposition", swiftSettings: strict),
         // Structs and constants shared by the BPF C and Swift (osprey_abi.h), as a header module.
@@ -61,7 +68,7 @@ let package = Package(
         // ===== Layer 2, stages: each does one job on the vocabulary.
         // --- The flow pipeline (decode → enrich → observe → count) ---
         // Raw datapath events → flows; DNS messages; TCP handshake and DNS latency.
-        .target(name: "FlowDecoder", dependencies: ["Flows", "CDatapathABI"], swiftSettings: pipeline),
+        .target(name: "FlowDecoder", dependencies: ["Flows", "CDatapathABI"], swiftSettings: pipeline + fuzzed),
         // IP → pod/service identity from a metadata source (the lab inventory, standalone).
         .target(name: "Enricher", dependencies: ["Flows", "ClusterInventory"], swiftSettings: pipeline),
         // The ring of recent flows, live subscribers, lost-event accounting.
@@ -81,9 +88,9 @@ let package = Package(
         .target(
             name: "HubbleWire",
             dependencies: ["Flows", "HubbleAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
-            swiftSettings: strict),
+            swiftSettings: strict + fuzzed),
         // Hubble's FlowFilter semantics (allow/deny lists) over flow.Flow.
-        .target(name: "FlowFilters", dependencies: ["HubbleAPI", "HubbleWire"], swiftSettings: strict),
+        .target(name: "FlowFilters", dependencies: ["HubbleAPI", "HubbleWire"], swiftSettings: strict + fuzzed),
         // gzip through zlib (rotated flow logs, `osprey observe --input-file x.gz`).
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Gzip", dependencies: ["CZlib"], swiftSettings: strict),
@@ -103,7 +110,7 @@ let package = Package(
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            swiftSettings: strict),
+            swiftSettings: strict + fuzzed),
         // --- The node ---
         // setns(2) needs _GNU_SOURCE, which Swift's Glibc import does not give.
         .target(name: "CNetns"),
@@ -134,7 +141,7 @@ let package = Package(
 
         // Kubernetes API objects (trimmed to what Osprey reads and serves), watch events, status,
         // workload naming, and the conversion between them and the cluster inventory.
-        .target(name: "KubernetesModel", dependencies: ["ClusterInventory"], swiftSettings: strict),
+        .target(name: "KubernetesModel", dependencies: ["ClusterInventory"], swiftSettings: strict + fuzzed),
 
         // The web UI's service map: cards and edges from flows over a time window, their layout,
         // and Hubble UI's filter bar language (no server, no browser: unit-tested as is).
@@ -279,6 +286,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        // `make fuzz`: every parser of untrusted bytes (FuzzTargets), driven by libFuzzer when
+        // built with OSPREY_FUZZ=1 (see `fuzzed`); otherwise it writes the seed corpus.
+        .target(
+            name: "FuzzTargets",
+            dependencies: [
+                "CDatapathABI", "ClusterInventory", "FlowDecoder", "FlowFilters", "Flows", "HubbleAPI",
+                "HubbleTransport", "HubbleWire", "KubernetesModel",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict + fuzzed),
+        .executableTarget(
+            name: "osprey-fuzz", dependencies: ["FuzzTargets"], swiftSettings: strict + fuzzed,
+            linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []),
 
         // ===== Tests: one test target per source target it covers; kits shared by them.
         // Builders for stage tests without root or files: raw events, flows, in-memory metadata.
@@ -297,6 +317,7 @@ let package = Package(
             ],
             path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "LabTests", dependencies: ["Lab", "ClusterInventory"], swiftSettings: strict),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets"], swiftSettings: strict),
         .testTarget(
             name: "LabIntegrationTests", dependencies: ["Lab", "ClusterInventory", "TestSupport"],
             swiftSettings: strict),

@@ -1,0 +1,136 @@
+import CDatapathABI
+import ClusterInventory
+import FlowDecoder
+import FlowFilters
+import Flows
+import Foundation
+import HubbleAPI
+import HubbleTransport
+import HubbleWire
+import KubernetesModel
+import SwiftProtobuf
+
+/// Every parser of untrusted bytes, as one function each: what `make fuzz` drives with
+/// libFuzzer (`osprey-fuzz`) and what the corpus test replays. A target must never crash,
+/// whatever the bytes; it throws nothing and returns nothing.
+public enum FuzzTarget: String, CaseIterable, Sendable {
+    /// A DNS message as a pod sent it (the datapath copies its first bytes).
+    case dns
+    /// A raw datapath event (`struct osp_event`), DNS payload and all.
+    case event
+    /// A line of a flow log (`osprey observe --input-file`).
+    case jsonpb
+    /// A GetFlows request in protobuf: validation, filters, field mask, matching.
+    case request
+    /// Hubble addresses and durations (`--server`, `--since`, relay and agent flags).
+    case addresses
+    /// Kubernetes API JSON: a watch event and a list page of pods, and their conversion.
+    case kubernetes
+
+    /// The target the environment names (`OSPREY_FUZZ_TARGET`), for the libFuzzer entry point.
+    public static let selected: FuzzTarget = {
+        let name = ProcessInfo.processInfo.environment["OSPREY_FUZZ_TARGET"] ?? ""
+        guard let target = FuzzTarget(rawValue: name) else {
+            FileHandle.standardError.write(
+                Data(
+                    "osprey-fuzz: set OSPREY_FUZZ_TARGET to one of \(allCases.map(\.rawValue).joined(separator: ", ")).\n"
+                        .utf8))
+            exit(2)
+        }
+        return target
+    }()
+
+    public func run(_ bytes: UnsafeRawBufferPointer) {
+        switch self {
+        case .dns: Self.dns(Array(bytes))
+        case .event: Self.event(bytes)
+        case .jsonpb: Self.jsonpb(String(decoding: bytes, as: UTF8.self))
+        case .request: Self.request(Array(bytes))
+        case .addresses: Self.addresses(String(decoding: bytes, as: UTF8.self))
+        case .kubernetes: Self.kubernetes(Data(bytes))
+        }
+    }
+
+    static func dns(_ bytes: [UInt8]) {
+        guard let message = DNSMessage(bytes) else { return }
+        _ = (message.query, message.addresses, message.cnames, message.rrtypes, message.ttl)
+        _ = DNSMessage.typeName(message.qtype)
+    }
+
+    /// One decoder for the whole run, as the agent has: its tables (pending queries, names)
+    /// see every input.
+    nonisolated(unsafe) static var decoder = FlowDecoder(
+        nodeName: "fuzz", kernelDropReasons: [2: "NOT_SPECIFIED", 5: "NETFILTER_DROP"])
+
+    static func event(_ bytes: UnsafeRawBufferPointer) {
+        var event = osp_event()
+        withUnsafeMutableBytes(of: &event) { raw in
+            raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes.prefix(raw.count)))
+        }
+        let flow = decoder.decode(event, interfaceName: "osp0")
+        _ = FlowJSONLines.line(FlowMessage.make(flow))
+        _ = decoder.unansweredQueries(nowNs: event.timestamp_ns &+ 10_000_000_000)
+    }
+
+    static func jsonpb(_ line: String) {
+        guard let response = try? FlowJSONLines.parse(line) else { return }
+        _ = FlowJSONLines.line(response)
+    }
+
+    /// Flows a request's filters are matched against.
+    static let flows: [Flow_Flow] = {
+        var syn = Flow(
+            time: Date(timeIntervalSince1970: 1_800_000_000), verdict: .forwarded, ipVersion: 1,
+            sourceIP: "10.244.1.4", destinationIP: "10.244.2.2",
+            l4: .tcp(sourcePort: 40000, destinationPort: 80, flags: .syn), nodeName: "fuzz-node",
+            trafficDirection: .egress, isReply: false, observationPoint: .fromEndpoint)
+        syn.source = Endpoint(
+            namespace: "shop", podName: "loadgen-1", labels: ["k8s:app=loadgen"],
+            workloads: [(kind: "Deployment", name: "loadgen")], clusterName: "fuzz")
+        var dns = syn
+        dns.l4 = .udp(sourcePort: 53000, destinationPort: 53)
+        dns.dns = DNSInfo(query: "catalog.shop.svc.cluster.local.", isResponse: true, rcode: 3, qtypes: ["A"])
+        var drop = syn
+        drop.verdict = .dropped
+        drop.dropReason = 133
+        drop.kernelDropReason = "NETFILTER_DROP"
+        return [syn, dns, drop].map { FlowMessage.make($0) }
+    }()
+
+    static func request(_ bytes: [UInt8]) {
+        guard let message = try? Observer_GetFlowsRequest(serializedBytes: bytes),
+            let request = try? FlowRequest(message)
+        else { return }
+        for flow in flows where request.filters.matches(flow) {
+            _ = request.mask?.apply(flow)
+        }
+    }
+
+    static func addresses(_ text: String) {
+        _ = try? HubbleAddress(parsing: text, defaultPort: 4244)
+        _ = Durations.parse(text)
+    }
+
+    static func kubernetes(_ data: Data) {
+        let decoder = JSONDecoder()
+        if (try? decoder.decode(WatchEventHeader.self, from: data)) != nil,
+            let event = try? decoder.decode(WatchEvent<KubernetesModel.Pod>.self, from: data)
+        {
+            _ = ClusterInventory.Pod(kubernetes: event.object)
+        }
+        if let list = try? decoder.decode(ObjectList<KubernetesModel.Pod>.self, from: data) {
+            _ = list.items.map { ClusterInventory.Pod(kubernetes: $0) }
+        }
+    }
+
+    // Whether seeds get past each parser's first check (FuzzCorpusTests).
+    static func parsesDNS(_ bytes: [UInt8]) -> Bool { DNSMessage(bytes) != nil }
+    static func requestValid(_ bytes: [UInt8]) -> Bool {
+        guard let message = try? Observer_GetFlowsRequest(serializedBytes: bytes) else { return false }
+        return (try? FlowRequest(message)) != nil
+    }
+    static func jsonpbValid(_ line: String) -> Bool { (try? FlowJSONLines.parse(line)) != nil }
+    static func kubernetesValid(_ data: Data) -> Bool {
+        (try? JSONDecoder().decode(WatchEvent<KubernetesModel.Pod>.self, from: data)) != nil
+    }
+}
