@@ -98,11 +98,13 @@ struct AgentRuntime {
                 "metrics": "http://\(address)/metrics", "uplinks": "\(watcher.uplinks.joined(separator: ","))",
                 "interfaces": "\(datapath.attachedInterfaces.count)",
             ])
+        var metadataReady: (@Sendable () -> Bool)?
+        if let kubernetes { metadataReady = { kubernetes.hasSynced } }
         // Graceful shutdown runs in reverse order: the servers stop first, the event reader last.
         let group = ServiceGroup(
             configuration: .init(
                 services: [
-                    EventReaderService(datapath: datapath, pipeline: pipeline),
+                    EventReaderService(datapath: datapath, pipeline: pipeline, metadataReady: metadataReady),
                     HousekeepingService(datapath: datapath, pipeline: pipeline), watcher, http,
                     KubernetesService(source: kubernetes), APIServerLatencyService(latency: apiServerLatency),
                     HubbleService(server: hubble),
@@ -123,8 +125,23 @@ struct AgentRuntime {
 struct EventReaderService: Service {
     let datapath: Datapath
     let pipeline: FlowPipeline
+    /// Whether the metadata source has its first lists (the Kubernetes source); nil: nothing
+    /// to wait for (an inventory file is read before the agent starts).
+    var metadataReady: (@Sendable () -> Bool)?
+
+    /// At most this long the first flows wait for the metadata source; the datapath's events
+    /// wait in its ring meanwhile (what does not fit is counted as lost).
+    static let metadataWait: Duration = .seconds(5)
 
     func run() async throws {
+        // Flows named from the first one: a node or pod address enriched before the source
+        // knows it would be `world`.
+        if let metadataReady {
+            let deadline = ContinuousClock.now + Self.metadataWait
+            while !metadataReady(), ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
         datapath.events.start { [datapath, pipeline] events, drainedAt in
             pipeline.process(events, interfaceNames: datapath.attachedInterfaces, drainedAt: drainedAt)
         }
