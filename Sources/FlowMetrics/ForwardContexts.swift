@@ -69,9 +69,10 @@ struct ForwardContexts {
         }
     }
 
-    /// A context: what its labels are written from, and its counts.
+    /// A context: what its labels are written from, and its counts. (Its key is in `keys`.)
     struct Context {
-        var key: Key
+        /// The key's code: direction, is_reply, which sides.
+        var code: UInt32
         var source: Endpoint?
         var destination: Endpoint?
         var sourceSide = RetinaPodMetrics.Side()
@@ -201,7 +202,7 @@ struct ForwardContexts {
     private func context(
         _ key: Key, _ flow: borrowing Flow, sides: (source: Bool, destination: Bool), hasPorts: Bool, now: Double
     ) -> Context {
-        var context = Context(key: key, updated: now)
+        var context = Context(code: key.code, updated: now)
         let ports = flow.l4.ports
         if sides.source {
             if source.endpoint { context.source = flow.source }
@@ -218,20 +219,22 @@ struct ForwardContexts {
         return context
     }
 
-    /// Keeps the contexts `keep` says yes to (given each one's slot); returns how many went.
+    /// Keeps the contexts `keep` says yes to (asked once for each, with its slot); returns how
+    /// many went. Nothing is copied when all stay.
     mutating func retain(_ keep: (Context, Int) -> Bool) -> Int {
+        let leaving = Set(contexts.indices.filter { !keep(contexts[$0], $0) })
+        guard !leaving.isEmpty else { return 0 }
         var kept: [Context] = []
         var keptFlags: [Double] = []
         var keptHashes: [UInt64] = []
         var keptKeys: [Key] = []
-        for (slot, context) in contexts.enumerated() where keep(context, slot) {
+        for (slot, context) in contexts.enumerated() where !leaving.contains(slot) {
             kept.append(context)
             keptFlags += flagCounts[slot * Self.flagCount..<(slot + 1) * Self.flagCount]
             keptHashes.append(hashes[slot])
             keptKeys.append(keys[slot])
         }
-        let gone = contexts.count - kept.count
-        guard gone > 0 else { return 0 }
+        let gone = leaving.count
         contexts = kept
         flagCounts = keptFlags
         hashes = keptHashes

@@ -345,6 +345,7 @@ struct RetinaPodMetrics {
         deleted.removeAll { due.contains($0.pod) }
         let cutoff = options.ttl > 0 ? now.timeIntervalSince1970 - options.ttl : -Double.infinity
         func gone(_ endpoint: Endpoint?) -> Bool { endpoint.map { due.contains($0.podQualifiedName) } ?? false }
+        guard !due.isEmpty || options.ttl > 0 else { return }  // nothing can go
         var stale = 0
         _ = forward.retain { [forward] context, slot in
             if context.updated < cutoff {
@@ -426,7 +427,7 @@ struct RetinaPodMetrics {
             var labels: [String]
             if options.context == .local {
                 labels =
-                    context.key.code & 16 != 0
+                    context.code & 16 != 0
                     ? values(options.sourceLabels, context.sourceSide, context.source, zones: zones)
                     : values(options.sourceLabels, context.destinationSide, context.destination, zones: zones)
             } else {
@@ -434,9 +435,9 @@ struct RetinaPodMetrics {
                     values(options.sourceLabels, context.sourceSide, context.source, zones: zones)
                     + values(options.destinationLabels, context.destinationSide, context.destination, zones: zones)
             }
-            var forwardLabels = [direction(context.key.code)] + labels
+            var forwardLabels = [direction(context.code)] + labels
             if options.context == .remote && options.isReply {
-                forwardLabels.append((context.key.code >> 2) & 3 == 2 ? "true" : "false")
+                forwardLabels.append((context.code >> 2) & 3 == 2 ? "true" : "false")
             }
             samples[Metric.forwardCount.rawValue][forwardLabels, default: 0] += context.packets
             samples[Metric.forwardBytes.rawValue][forwardLabels, default: 0] += context.bytes

@@ -22,7 +22,7 @@ struct FuzzCorpusTests {
         }
     }
 
-    @Test("the committed seeds are what the seed writer makes (regenerate: osprey-fuzz seed Fuzz/corpus)")
+    @Test("every seed the seed writer makes is committed (regenerate: osprey-fuzz seed Fuzz/corpus)")
     func seedsCurrent() throws {
         for target in FuzzTarget.allCases {
             for seed in FuzzSeeds.seeds(target) {
