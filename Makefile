@@ -12,7 +12,7 @@ SWIFT_SOURCES := Package.swift tools/protoc-plugins/Package.swift \
 	$(shell find Sources Tests -name '*.swift' -not -path 'Sources/HubbleAPI/*')
 C_SOURCES = $(shell find Sources -name '*.c' -o -name '*.h')
 
-.PHONY: help bootstrap build test bench soak-ui fuzz demo demo-down fmt lint proto clean
+.PHONY: help bootstrap build test sanitize bench soak soak-ui fuzz demo demo-down fmt lint proto clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,9 +23,23 @@ bootstrap: ## install missing Debian packages, mount bpffs/tracefs, check the ke
 build: bootstrap ## build everything (debug)
 	$(SWIFT) build
 
-test: bootstrap lint ## run every test (unit and root/lab integration)
+test: bootstrap lint ## run every test (unit and root/lab integration), then the unit tests under ASan and TSan
 	$(SWIFT) build --build-tests
 	SWIFT=$(SWIFT) scripts/run-tests.sh --skip WebUISoakTests
+	SWIFT=$(SWIFT) scripts/sanitize.sh address
+	SWIFT=$(SWIFT) scripts/sanitize.sh thread
+
+sanitize: bootstrap ## only the sanitizer runs of `make test`: AddressSanitizer (+ leaks) and ThreadSanitizer on the tests without a lab
+	SWIFT=$(SWIFT) scripts/sanitize.sh address
+	SWIFT=$(SWIFT) scripts/sanitize.sh thread
+
+SOAK_MINUTES ?= 60
+soak: bootstrap ## SOAK_MINUTES (60) of lab traffic + a 100k events/s flood, relay follower, Prometheus: CSV + summary in .build/soak
+	$(SWIFT) build -c release --product osprey
+	$(SWIFT) build -c release --product osprey-agent
+	$(SWIFT) build -c release --product osprey-relay
+	$(SWIFT) build -c release --product osprey-bench
+	scripts/soak.sh $(SOAK_MINUTES)
 
 soak-ui: bootstrap ## the web UI open for 10 minutes (OSPREY_UI_SOAK_SECONDS): page heap and relay memory flat
 	$(SWIFT) build --build-tests

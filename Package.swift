@@ -55,6 +55,10 @@ let package = Package(
         .target(name: "PrometheusExposition", swiftSettings: strict),
         // Structs and constants shared by the BPF C and Swift (osprey_abi.h), as a header module.
         .systemLibrary(name: "CDatapathABI"),
+        // ThreadSanitizer's annotation hooks (weak: null outside a -sanitize=thread build).
+        .systemLibrary(name: "CSanitizerHooks"),
+        // Mutex as ThreadSanitizer can see it (`Lock`): every lock in Osprey is one.
+        .target(name: "Locking", dependencies: ["CSanitizerHooks"], swiftSettings: strict),
         // Swift generated from proto/ (`make proto`): Hubble's flow, observer, peer, relay
         // packages and grpc.health.v1, byte-compatible with upstream clients.
         .target(
@@ -70,18 +74,18 @@ let package = Package(
         // Raw datapath events → flows; DNS messages; TCP handshake and DNS latency.
         .target(name: "FlowDecoder", dependencies: ["Flows", "CDatapathABI"], swiftSettings: pipeline + fuzzed),
         // IP → pod/service identity from a metadata source (the lab inventory, standalone).
-        .target(name: "Enricher", dependencies: ["Flows", "ClusterInventory"], swiftSettings: pipeline),
+        .target(name: "Enricher", dependencies: ["Locking", "Flows", "ClusterInventory"], swiftSettings: pipeline),
         // The ring of recent flows, live subscribers, lost-event accounting.
-        .target(name: "Observer", dependencies: ["Flows", "CMalloc"], swiftSettings: pipeline),
+        .target(name: "Observer", dependencies: ["Locking", "Flows", "CMalloc"], swiftSettings: pipeline),
         .systemLibrary(name: "CMalloc"),
         // Pod-level Hubble metrics computed from flows.
         .target(
-            name: "FlowMetrics", dependencies: ["Flows", "HubbleWire", "PrometheusExposition"],
+            name: "FlowMetrics", dependencies: ["Locking", "Flows", "HubbleWire", "PrometheusExposition"],
             swiftSettings: pipeline),
         // The stages joined: one pipeline for the agent, the bench and the tests.
         .target(
             name: "FlowPipeline",
-            dependencies: ["Flows", "FlowDecoder", "Enricher", "Observer", "FlowMetrics", "CDatapathABI"],
+            dependencies: ["Locking", "Flows", "FlowDecoder", "Enricher", "Observer", "FlowMetrics", "CDatapathABI"],
             swiftSettings: pipeline),
         // --- Hubble on the wire ---
         // Flows on the wire: agent flow → flow.Flow, lost events, field masks, jsonpb lines.
@@ -132,11 +136,12 @@ let package = Package(
         .target(name: "DatapathBPF", exclude: ["bpf"], plugins: ["BPFCompiler"]),
         // Loads, attaches, detaches the programs and reads their maps.
         .target(
-            name: "Datapath", dependencies: ["DatapathBPF", "CBPFGlue", "CLibbpf", "CDatapathABI", "Netns"],
+            name: "Datapath", dependencies: ["Locking", "DatapathBPF", "CBPFGlue", "CLibbpf", "CDatapathABI", "Netns"],
             swiftSettings: strict),
         // Node-level metrics (Retina names) from the datapath's maps and the kernel's counters.
         .target(
-            name: "NodeMetrics", dependencies: ["Datapath", "Netns", "Netlink", "PrometheusExposition", "Flows"],
+            name: "NodeMetrics",
+            dependencies: ["Locking", "Datapath", "Netns", "Netlink", "PrometheusExposition", "Flows"],
             swiftSettings: strict),
 
         // Kubernetes API objects (trimmed to what Osprey reads and serves), watch events, status,
@@ -173,6 +178,7 @@ let package = Package(
         .target(
             name: "KubernetesSource",
             dependencies: [
+                "Locking",
                 "KubernetesModel", "ClusterInventory", "Enricher", "Flows", "PrometheusExposition",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -185,6 +191,7 @@ let package = Package(
         .target(
             name: "KubernetesAPIServer",
             dependencies: [
+                "Locking",
                 "KubernetesModel", "ClusterInventory", "PrometheusExposition",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -199,6 +206,7 @@ let package = Package(
         .target(
             name: "WebUI",
             dependencies: [
+                "Locking",
                 "ServiceMap", "HubbleAPI", "HubbleWire", "HubbleTransport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
@@ -213,6 +221,7 @@ let package = Package(
         .target(
             name: "FlowExport",
             dependencies: [
+                "Locking",
                 "Flows", "Observer", "HubbleAPI", "HubbleWire", "FlowFilters", "Gzip",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
@@ -225,6 +234,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
+                "Locking",
                 "Datapath", "Netlink", "NodeMetrics", "Netns", "Flows", "FlowPipeline", "Enricher", "Observer",
                 "FlowMetrics", "HubbleServer", "HubbleObserver", "HubbleWire", "HubbleTransport", "ClusterInventory",
                 "PrometheusExposition", "FlowExport", "KubernetesSource",
@@ -243,6 +253,7 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
+                "Locking",
                 "HubbleAPI", "HubbleServer", "HubbleTransport", "HubbleWire", "FlowFilters", "WebUI", "Flows",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -279,6 +290,7 @@ let package = Package(
         .executableTarget(
             name: "osprey-bench",
             dependencies: [
+                "Locking",
                 "FlowPipeline", "FlowTestKit", "Observer", "ClusterInventory", "Enricher", "FlowMetrics",
                 "CDatapathABI", "Netns", "FlowExport", "Flows", "Gzip", "HubbleWire", "ServiceMap", "HubbleAPI",
                 "HubbleTransport", "HubbleObserver", "HubbleServer", "KubernetesAPIServer", "KubernetesModel",
@@ -322,7 +334,8 @@ let package = Package(
             name: "LabIntegrationTests", dependencies: ["Lab", "ClusterInventory", "TestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "AgentIntegrationTests", dependencies: ["Lab", "ClusterInventory", "TestSupport", "HubbleTransport"],
+            name: "AgentIntegrationTests",
+            dependencies: ["Locking", "Lab", "ClusterInventory", "TestSupport", "HubbleTransport"],
             swiftSettings: strict),
         .testTarget(
             name: "NodeMetricsTests", dependencies: ["NodeMetrics", "Datapath", "Netlink", "PrometheusExposition"],
@@ -333,6 +346,7 @@ let package = Package(
         .testTarget(
             name: "FlowTests",
             dependencies: [
+                "Locking",
                 "Flows", "FlowDecoder", "Enricher", "Observer", "FlowMetrics", "FlowPipeline", "ClusterInventory",
                 "FlowTestKit", "HubbleWire", "PrometheusExposition", "CDatapathABI",
             ],
@@ -347,6 +361,7 @@ let package = Package(
         .testTarget(
             name: "WebUITests",
             dependencies: [
+                "Locking",
                 "WebUI", "HubbleObserver", "HubbleServer", "Observer", "FlowTestKit", "Flows", "HubbleAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
@@ -359,6 +374,7 @@ let package = Package(
         .testTarget(
             name: "FlowExportTests",
             dependencies: [
+                "Locking",
                 "FlowExport", "Observer", "Flows", "FlowTestKit", "HubbleWire", "HubbleAPI", "Gzip",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -375,6 +391,7 @@ let package = Package(
         .testTarget(
             name: "RelayTests",
             dependencies: [
+                "Locking",
                 "Relay", "HubbleAPI", "HubbleWire", "HubbleServer", "HubbleObserver", "HubbleTransport", "Flows",
                 "Observer", "Lab", "FlowTestKit", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -385,6 +402,7 @@ let package = Package(
         .testTarget(
             name: "KubernetesTests",
             dependencies: [
+                "Locking",
                 "KubernetesSource", "KubernetesAPIServer", "KubernetesModel", "ClusterInventory", "Enricher", "Flows",
                 "Lab",
                 "TestSupport", .product(name: "Hummingbird", package: "hummingbird"),

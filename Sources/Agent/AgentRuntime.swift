@@ -104,7 +104,8 @@ struct AgentRuntime {
         let group = ServiceGroup(
             configuration: .init(
                 services: [
-                    EventReaderService(datapath: datapath, pipeline: pipeline, metadataReady: metadataReady),
+                    EventReaderService(
+                        datapath: datapath, pipeline: pipeline, metadataReady: metadataReady, logger: logger),
                     HousekeepingService(datapath: datapath, pipeline: pipeline), watcher, http,
                     KubernetesService(source: kubernetes), APIServerLatencyService(latency: apiServerLatency),
                     HubbleService(server: hubble),
@@ -128,6 +129,7 @@ struct EventReaderService: Service {
     /// Whether the metadata source has its first lists (the Kubernetes source); nil: nothing
     /// to wait for (an inventory file is read before the agent starts).
     var metadataReady: (@Sendable () -> Bool)?
+    let logger: Logger
 
     /// At most this long the first flows wait for the metadata source; the datapath's events
     /// wait in its ring meanwhile (what does not fit is counted as lost).
@@ -140,6 +142,11 @@ struct EventReaderService: Service {
             let deadline = ContinuousClock.now + Self.metadataWait
             while !metadataReady(), ContinuousClock.now < deadline {
                 try? await Task.sleep(for: .milliseconds(20))
+            }
+            if !metadataReady() {
+                logger.warning(
+                    "The Kubernetes API has not answered the first lists in \(Self.metadataWait.components.seconds) s: flows are reported by address, without pod names, until it does (it is retried)."
+                )
             }
         }
         datapath.events.start { [datapath, pipeline] events, drainedAt in

@@ -1,8 +1,8 @@
 import Enricher
 import Flows
 import Foundation
+import Locking
 import Netlink
-import Synchronization
 
 /// The enricher's `ServiceTranslation` answered from the node's netfilter connection table:
 /// kube-proxy's DNAT (iptables or nftables) records there which backend it chose for each
@@ -37,11 +37,11 @@ final class ConntrackServiceTranslation: ServiceTranslation {
     static let missLifetime: Double = 1
     static let maxAnswers = 65536
 
-    private let state: Mutex<State>
+    private let state: Lock<State>
 
     /// Opens ctnetlink in the calling thread's network namespace (the node's).
     init() throws(NetlinkError) {
-        state = Mutex(State(conntrack: try Conntrack()))
+        state = Lock(State(conntrack: try Conntrack()))
     }
 
     /// Remembers translations the datapath read from the packets' own conntrack entries (see

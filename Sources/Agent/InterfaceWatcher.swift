@@ -1,5 +1,6 @@
 import Datapath
 import Foundation
+import Locking
 import Logging
 import Netlink
 import NodeMetrics
@@ -9,18 +10,22 @@ import Synchronization
 /// Keeps the datapath attached to exactly the node's uplink(s) and pod veths, and the drop
 /// program's namespace set equal to the node's and its pods' namespaces.
 ///
-/// Driven by rtnetlink link events: a pod that appears or disappears is handled within tens of
-/// milliseconds. Each event triggers a full resynchronization (links are few; a diff is simpler
-/// and cannot drift). The blocking netlink wait runs on its own thread, never on Swift's pool.
+/// Driven by rtnetlink link and route events: a pod that appears or disappears is handled within
+/// tens of milliseconds. Each event triggers a full resynchronization (links are few; a diff is
+/// simpler and cannot drift). The blocking netlink wait runs on its own thread, never on Swift's
+/// pool. An uplink that goes away while the agent runs is said once; the pods stay watched and
+/// the uplink is attached again when it comes back (a missing uplink is an error only at start).
 public final class InterfaceWatcher: Service, Sendable {
     let datapath: Datapath
     let configuredUplinks: [String]
     let logger: Logger
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     struct State {
         var namespaces: [NamespaceRef] = []
         var uplinks: [String] = []
+        /// Uplinks said to be gone and not back yet.
+        var missingUplinks: Set<String> = []
     }
 
     public init(datapath: Datapath, uplinks: [String], logger: Logger) {
@@ -36,7 +41,7 @@ public final class InterfaceWatcher: Service, Sendable {
     /// Attaches to what exists now; throws if the uplink cannot be found. Call before `run`.
     public func start() throws {
         let netlink = try RouteNetlink()
-        try resync(netlink)
+        try resync(netlink, atStart: true)
     }
 
     public func run() async throws {
@@ -45,12 +50,12 @@ public final class InterfaceWatcher: Service, Sendable {
         let thread = Thread { [self] in
             defer { finished.continuation.finish() }
             do {
-                let events = try RouteNetlink(subscribeToLinks: true)
+                let events = try RouteNetlink(subscribeToChanges: true)
                 let queries = try RouteNetlink()
                 // Resync once after subscribing: nothing that changed since start() is missed.
                 try? resync(queries)
                 while !stop.load(ordering: .relaxed) {
-                    guard events.waitForLinkChange(timeout: 0.2) else { continue }
+                    guard events.waitForChange(timeout: 0.2) else { continue }
                     do { try resync(queries) } catch {
                         logger.error("interface resync failed", metadata: ["error": "\(error)"])
                     }
@@ -69,9 +74,10 @@ public final class InterfaceWatcher: Service, Sendable {
     }
 
     /// One full pass: classify links, attach new ones, forget vanished ones, refresh namespaces.
-    func resync(_ netlink: RouteNetlink) throws {
+    /// At start a missing uplink throws; later it is said once and the pass goes on without it.
+    func resync(_ netlink: RouteNetlink, atStart: Bool = false) throws {
         let links = try netlink.links()
-        let uplinkNames = try resolveUplinks(links)
+        let uplinkNames = try resolveUplinks(links, atStart: atStart)
         let wanted = links.compactMap { link -> (Link, InterfaceRole)? in
             if uplinkNames.contains(link.name) { return (link, .uplink) }
             // A veth whose peer lives in another namespace is a pod's (CNI-agnostic: bridge
@@ -105,15 +111,39 @@ public final class InterfaceWatcher: Service, Sendable {
         }
     }
 
-    func resolveUplinks(_ links: [Link]) throws(AgentError) -> [String] {
+    /// The uplinks to attach: the configured ones, or the interfaces with a default route. At
+    /// start, one missing (or none found) is an error; later the ones present are used, the
+    /// auto-detected ones are kept while they exist (a default route being replaced is not an
+    /// uplink leaving), and each one that goes or comes back is logged once.
+    func resolveUplinks(_ links: [Link], atStart: Bool = false) throws(AgentError) -> [String] {
         let names = Set(links.map(\.name))
+        let present: [String]
+        let missing: [String]
         if !configuredUplinks.isEmpty {
-            for name in configuredUplinks where !names.contains(name) { throw .unknownUplink(name) }
-            return configuredUplinks
+            present = configuredUplinks.filter(names.contains)
+            missing = configuredUplinks.filter { !names.contains($0) }
+            if atStart, let first = missing.first { throw .unknownUplink(first) }
+        } else {
+            let detected = DefaultRoutes.interfaces().filter(names.contains)
+            if atStart, detected.isEmpty { throw .noUplink }
+            let previous = state.withLock { $0.uplinks }
+            present = detected.isEmpty ? previous.filter(names.contains) : detected
+            missing = previous.filter { !names.contains($0) }
         }
-        let detected = DefaultRoutes.interfaces().filter(names.contains)
-        guard !detected.isEmpty else { throw .noUplink }
-        return detected
+        let (gone, back) = state.withLock { state -> ([String], [String]) in
+            let gone = missing.filter { !state.missingUplinks.contains($0) }
+            let back = state.missingUplinks.filter(present.contains).sorted()
+            state.missingUplinks.formUnion(gone)
+            state.missingUplinks.subtract(back)
+            return (gone, back)
+        }
+        for name in gone {
+            logger.error(
+                "uplink gone: its traffic is not seen until it comes back; pod interfaces stay watched",
+                metadata: ["interface": "\(name)"])
+        }
+        for name in back { logger.info("uplink back", metadata: ["interface": "\(name)"]) }
+        return present
     }
 }
 

@@ -3,7 +3,7 @@ import CDatapathABI
 import CLibbpf
 import DatapathBPF
 import Foundation
-import Synchronization
+import Locking
 
 /// What an interface of the node's namespace is to Osprey.
 public enum InterfaceRole: UInt32, Sendable, CaseIterable {
@@ -38,15 +38,15 @@ public enum TrafficDirection: Int, CaseIterable, Sendable {
 /// `detachAll()` must run before the process exits (tc filters outlive their process).
 public final class Datapath: Sendable {
     /// The loaded objects: `pod` owns the maps, the others share them.
-    private let objects: Mutex<Objects?>
+    private let objects: Lock<Objects?>
     /// The tracepoint programs' links (drops, retransmissions).
-    private let tracepointLinks: Mutex<[OpaquePointer]>
-    private let attached = Mutex<[Int32: String]>([:])
+    private let tracepointLinks: Lock<[OpaquePointer]>
+    private let attached = Lock<[Int32: String]>([:])
     private let maps: Maps
     /// Entries of the connection table (`Options.connectionTableSize`).
     public let connectionTableSize: Int
     /// The most evictions the connection table's counters have proven so far (see `snapshot`).
-    private let provenEvictions = Mutex<UInt64>(0)
+    private let provenEvictions = Lock<UInt64>(0)
     public let cpus: Int
     /// Kernel drop reason values → names without `SKB_DROP_REASON_` (from the kernel's BTF).
     public let dropReasons: [UInt32: String]
@@ -188,8 +188,8 @@ public final class Datapath: Sendable {
             bpf_link__destroy(dropLink)
             throw error
         }
-        objects = Mutex(Objects(pod: pod, uplink: uplink, drops: drops, retransmits: retransmits))
-        tracepointLinks = Mutex([dropLink, retransmitLink])
+        objects = Lock(Objects(pod: pod, uplink: uplink, drops: drops, retransmits: retransmits))
+        tracepointLinks = Lock([dropLink, retransmitLink])
     }
 
     /// `struct osp_config` for `options`, as the bytes of its section.

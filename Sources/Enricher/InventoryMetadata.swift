@@ -1,7 +1,7 @@
 import ClusterInventory
 import Flows
 import Foundation
-import Synchronization
+import Locking
 
 /// The metadata source of a cluster inventory (docs/inventory.md): in standalone mode a file,
 /// re-read when it changes; in memory for tests and the bench (`replace(with:)` updates it).
@@ -11,7 +11,7 @@ public final class InventoryMetadata: MetadataSource {
     /// The file it follows; nil when held in memory.
     public let path: String?
     let retention: Double
-    private let state = Mutex(
+    private let state = Lock(
         {
             var state = State()
             state.flushCache()

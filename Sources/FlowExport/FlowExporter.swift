@@ -4,9 +4,9 @@ import Flows
 import Foundation
 import HubbleAPI
 import HubbleWire
+import Locking
 import Observer
 import SwiftProtobuf
-import Synchronization
 
 /// Writes the observer's flows to a file as Hubble's exporter does: one `GetFlowsResponse` per
 /// line in jsonpb (`{"flow":{…},"node_name":…,"time":…}`), lost-event records where flows were
@@ -19,13 +19,13 @@ public final class FlowExporter: FlowSink {
     let filters: FlowFilterSet
     let mask: FlowFieldMask?
     let nodeName: String
-    private let output: Mutex<Output>
-    private let counters = Mutex(Counters())
+    private let output: Lock<Output>
+    private let counters = Lock(Counters())
     /// Flows waiting for the writer thread, and what did not fit while it was behind.
-    private let pending = Mutex(Pending())
+    private let pending = Lock(Pending())
     private let wake = DispatchSemaphore(value: 0)
     private let writerDone = DispatchSemaphore(value: 0)
-    private let started = Mutex(false)
+    private let started = Lock(false)
 
     struct Pending {
         var flows: [Flow] = []
@@ -66,7 +66,7 @@ public final class FlowExporter: FlowSink {
                     + "cannot write flow logs to \(settings.path): \(error.reason); check \(settings.origin.names.path) and that its directory exists and is writable."
             )
         }
-        output = Mutex(Output(file: file, writer: FlowJSONWriter(mask: mask)))
+        output = Lock(Output(file: file, writer: FlowJSONWriter(mask: mask)))
     }
 
     /// The settings' filters and mask, checked: one sentence naming the setting when one is
@@ -130,7 +130,7 @@ public final class FlowExporter: FlowSink {
         /// Adds a line built by `append`; writes the batch first when the line would take it
         /// past the batch size or the file past its rotation size.
         mutating func add(
-            flow: Bool, into counters: borrowing Mutex<Counters>, _ append: (FlowJSONWriter, inout [UInt8]) -> Void
+            flow: Bool, into counters: borrowing Lock<Counters>, _ append: (FlowJSONWriter, inout [UInt8]) -> Void
         ) {
             let start = batch.count
             append(writer, &batch)
@@ -147,7 +147,7 @@ public final class FlowExporter: FlowSink {
         /// Writes the gathered lines in one append. When the file cannot take them all (a full
         /// disk), it writes them one by one, so every line that fits gets in; each line that
         /// does not is counted as an error, and its flow as lost.
-        mutating func flush(into counters: borrowing Mutex<Counters>) {
+        mutating func flush(into counters: borrowing Lock<Counters>) {
             guard !batch.isEmpty else { return }
             var written = (lines: 0, bytes: 0)
             var failed = (lines: 0, flows: 0)

@@ -1,8 +1,8 @@
 import Flows
 import Foundation
+import Locking
 import Logging
 import Observer
-import Synchronization
 
 /// The agent's flow logs: the static exporter from its `--export-*` flags and the dynamic ones
 /// from the flowlogs config, each a sink of the observer with its own writer thread. Adding,
@@ -14,9 +14,9 @@ public final class FlowLogs: LostEventLedger {
     let observer: Observer
     let nodeName: String
     let logger: Logger
-    private let running = Mutex<[String: Running]>([:])
+    private let running = Lock<[String: Running]>([:])
     /// What exporters that were stopped had missed, so that the lost-events counter never goes down.
-    private let retired = Mutex<[String: UInt64]>([:])
+    private let retired = Lock<[String: UInt64]>([:])
 
     struct Running {
         let exporter: FlowExporter
@@ -119,7 +119,7 @@ public final class FlowLogsConfigWatcher: Sendable {
     let flowLogs: FlowLogs
     let logger: Logger
     /// The content last read (nil: not read yet; empty: missing or empty).
-    private let last = Mutex<Data?>(nil)
+    private let last = Lock<Data?>(nil)
 
     public init(path: String, flowLogs: FlowLogs, logger: Logger) {
         self.path = path

@@ -8,7 +8,10 @@ import HubbleWire
 /// `events.log` starts, and only the newest `maxBackups` rotated files are kept.
 ///
 /// A line is written with one append or not at all: a write cut short (a full disk) is undone,
-/// so readers never see a partial line. Not thread-safe: one exporter task owns it.
+/// so readers never see a partial line. A rotated file is gzipped under a temporary name and
+/// renamed, so a process killed mid-rotation leaves no truncated `.gz`; what such a kill leaves
+/// (a temporary gzip, a rotated file not yet compressed or not yet removed) is put right when
+/// the file is opened again. Not thread-safe: one exporter task owns it.
 final class RotatingFile {
     let path: String
     let maxBytes: Int
@@ -29,6 +32,7 @@ final class RotatingFile {
         self.maxBackups = maxBackups
         self.compress = compress
         try open()
+        recoverBackups()
     }
 
     deinit { close() }
@@ -67,15 +71,40 @@ final class RotatingFile {
         let backup = FlowLogFiles.backupPath(for: path, at: Date())
         if rename(path, backup) == 0 {
             rotations += 1
-            if compress, let data = FileManager.default.contents(atPath: backup),
-                let packed = try? Gzip.compress(data),
-                FileManager.default.createFile(atPath: backup + ".gz", contents: packed)
-            {
-                unlink(backup)
-            }
+            if compress { Self.compressRotated(backup) }
             pruneBackups()
         }
         try? open()
+    }
+
+    /// The suffix of a gzip being written; renamed to `.gz` once whole.
+    static let partialSuffix = ".gz.partial"
+
+    /// Replaces the rotated file `backup` by `backup.gz`, which appears whole or not at all.
+    @discardableResult
+    static func compressRotated(_ backup: String) -> Bool {
+        let partial = backup + partialSuffix
+        guard let data = FileManager.default.contents(atPath: backup), let packed = try? Gzip.compress(data),
+            FileManager.default.createFile(atPath: partial, contents: packed), rename(partial, backup + ".gz") == 0
+        else {
+            unlink(partial)
+            return false
+        }
+        unlink(backup)
+        return true
+    }
+
+    /// Puts right what a process killed mid-rotation left of this file's rotations: gzips being
+    /// written are removed, and rotated files still uncompressed (or both compressed and not)
+    /// are compressed now when compressing.
+    private func recoverBackups() {
+        let (directory, stem, _) = FlowLogFiles.parts(of: path)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names where name.hasPrefix(stem + "-") && name.hasSuffix(Self.partialSuffix) {
+            unlink(directory + "/" + name)
+        }
+        guard compress else { return }
+        for backup in FlowLogFiles.backups(of: path) where !backup.hasSuffix(".gz") { Self.compressRotated(backup) }
     }
 
     private func pruneBackups() {

@@ -1,7 +1,7 @@
 import Flows
 import Foundation
+import Locking
 import PrometheusExposition
-import Synchronization
 
 /// The pod-level Hubble metrics, computed from flows: `hubble_flows_processed_total`,
 /// `hubble_drop_total`, `hubble_tcp_flags_total`, `hubble_dns_queries_total`,
@@ -14,11 +14,11 @@ public final class HubbleMetrics: Sendable {
     let expiry: Double
     /// Where lost events are counted, by source.
     let lostEvents: [any LostEventLedger]
-    private let store: Mutex<SeriesStore>
+    private let store: Lock<SeriesStore>
     /// Retina's basic DNS metrics (node-level), beside Hubble's.
-    private let retinaDNS = Mutex(RetinaDNSMetrics())
+    private let retinaDNS = Lock(RetinaDNSMetrics())
     /// Retina's advanced pod-level metrics, when asked for (`--pod-level-metrics`).
-    private let podLevel: Mutex<RetinaPodMetrics?>
+    private let podLevel: Lock<RetinaPodMetrics?>
     private let podLevelEnabled: Bool
     /// The zones of the cluster's nodes, by name (for the pod-level `zone` label).
     private let zones: @Sendable () -> [String: String]
@@ -35,8 +35,8 @@ public final class HubbleMetrics: Sendable {
         self.context = context
         self.expiry = expiry
         self.lostEvents = lostEvents
-        store = Mutex(SeriesStore(seriesLimit: seriesLimit))
-        self.podLevel = Mutex(podLevel.map { RetinaPodMetrics(options: $0, seriesLimit: seriesLimit) })
+        store = Lock(SeriesStore(seriesLimit: seriesLimit))
+        self.podLevel = Lock(podLevel.map { RetinaPodMetrics(options: $0, seriesLimit: seriesLimit) })
         podLevelEnabled = podLevel != nil
         self.zones = zones
     }

@@ -4,8 +4,8 @@ import FlowDecoder
 import FlowMetrics
 import Flows
 import Foundation
+import Locking
 import Observer
-import Synchronization
 
 /// The one flow pipeline: raw datapath events → decoder → enricher → observer ring and Hubble
 /// metrics, a batch at a time. osprey-agent feeds it from the event reader's thread and ticks it
@@ -17,9 +17,9 @@ public final class FlowPipeline: Sendable {
     let enricher: Enricher?
     let metadata: (any MetadataSource)?
     let translation: (any ServiceTranslation)?
-    private let decoder: Mutex<FlowDecoder>
+    private let decoder: Lock<FlowDecoder>
     /// The last running total of lost events seen per source (see `noteLost`).
-    private let lostTotals = Mutex<[LostEventSource: UInt64]>([:])
+    private let lostTotals = Lock<[LostEventSource: UInt64]>([:])
 
     /// Time spent in each stage, summed over batches (the bench reports it per event).
     public struct StageTimes: Sendable {
@@ -39,7 +39,7 @@ public final class FlowPipeline: Sendable {
         }
         self.observer = observer
         self.metrics = metrics
-        decoder = Mutex(FlowDecoder(nodeName: nodeName, kernelDropReasons: kernelDropReasons))
+        decoder = Lock(FlowDecoder(nodeName: nodeName, kernelDropReasons: kernelDropReasons))
     }
 
     /// How far before the reader's poll a progress mark is put: an event stamped just before the

@@ -4,11 +4,11 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import KubernetesModel
+import Locking
 import Logging
 import NIOCore
 import NIOSSL
 import PrometheusExposition
-import Synchronization
 
 /// A Kubernetes API endpoint for a lab: the read side of the real protocol, enough for kubectl
 /// and for any list-and-watch client such as Osprey's agent.
@@ -25,9 +25,9 @@ public final class KubeAPIServer: Sendable {
     let store: ObjectStore
     let tokens: @Sendable () -> Set<String>
     let logger: Logger
-    private let faults = Mutex(Faults())
+    private let faults = Lock(Faults())
     /// What `apply` served last (for the kube-state-metrics stand-in).
-    private let applied = Mutex(ClusterObjects())
+    private let applied = Lock(ClusterObjects())
 
     struct Faults {
         var forbidden: Set<String> = []

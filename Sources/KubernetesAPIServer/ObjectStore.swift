@@ -1,5 +1,6 @@
 import Foundation
 import KubernetesModel
+import Locking
 import Synchronization
 
 /// The server's objects, their resourceVersions and the recent history watches replay.
@@ -53,14 +54,14 @@ final class ObjectStore: Sendable {
     }
 
     let historyLimit: Int
-    private let state: Mutex<State>
+    private let state: Lock<State>
 
     /// Revisions start from the clock (milliseconds), so that a restarted server never hands out
     /// a resourceVersion it gave before: a client resuming from one of the old server gets 410
     /// and lists again, as it would after etcd compacted its history.
     init(historyLimit: Int = 50_000, firstRevision: Int = Int(Date().timeIntervalSince1970 * 1000)) {
         self.historyLimit = historyLimit
-        state = Mutex(State(revision: firstRevision, compactedBelow: firstRevision))
+        state = Lock(State(revision: firstRevision, compactedBelow: firstRevision))
     }
 
     static func encoder() -> JSONEncoder {

@@ -3,9 +3,9 @@ import Enricher
 import Flows
 import Foundation
 import KubernetesModel
+import Locking
 import Logging
 import PrometheusExposition
-import Synchronization
 
 /// The agent's metadata source on a cluster: lists and watches Pods, Services, EndpointSlices,
 /// Nodes and Namespaces, and keeps the enricher's address tables equal to what it has seen.
@@ -24,10 +24,10 @@ public final class KubernetesMetadata: MetadataSource {
     let health = SourceHealth()
     /// The enricher's tables, rebuilt from the caches.
     let tables: InventoryMetadata
-    private let caches = Mutex(Caches())
+    private let caches = Lock(Caches())
     private let changed: AsyncStream<Void>.Continuation
     private let changes: AsyncStream<Void>
-    private let published = Mutex(Published())
+    private let published = Lock(Published())
 
     struct Caches {
         var services: [String: ClusterInventory.Service] = [:]

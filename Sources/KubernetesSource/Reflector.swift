@@ -1,8 +1,8 @@
 import Foundation
 import KubernetesModel
+import Locking
 import Logging
 import NIOCore
-import Synchronization
 
 /// A change a reflector hands to its cache, in the cache's own form of an object (only what
 /// the enricher needs, so a cluster's worth of objects stays small).
@@ -134,7 +134,7 @@ struct Reflector<Object: KubeObject, Cached: Sendable>: Sendable {
         let seconds = Int.random(in: timing.watchSeconds)
         let query =
             "?watch=true&allowWatchBookmarks=true&timeoutSeconds=\(seconds)&resourceVersion=\(Self.escape(resourceVersion ?? ""))"
-        let latest = Mutex(resourceVersion)
+        let latest = Lock(resourceVersion)
         defer { resourceVersion = latest.withLock { $0 } }
         try await client.stream(kind.path + query, lasting: .seconds(seconds)) { [apply, health, kind] line in
             let data = Data(line)
@@ -183,7 +183,7 @@ final class SourceHealth: Sendable {
         var lastSync: Date?
     }
 
-    private let counts = Mutex([String: Counts]())
+    private let counts = Lock([String: Counts]())
 
     /// A list or a watch of the kind completed.
     func synced(_ kind: String) { counts.withLock { $0[kind, default: Counts()].lastSync = Date() } }

@@ -22,11 +22,7 @@ public struct NetworkSetup: Sendable {
         steps.append(.run(["ip", "-n", plan.fabricNamespace, "-batch", "-"], input: lines(fabricCommands)))
         for node in plan.nodes {
             steps.append(.run(["ip", "-n", node.netns, "-batch", "-"], input: lines(nodeCommands(node))))
-            steps.append(
-                .run([
-                    "ip", "-n", plan.fabricNamespace, "link", "set", LabNames.fabricPort(node: node.index),
-                    "master", LabNames.fabricBridge, "up",
-                ]))
+            steps.append(fabricPortStep(node))
             let podSysctls = plan.pods(on: node).flatMap(hostInterfaceSysctls(for:))
             if !podSysctls.isEmpty {
                 steps.append(.run(["ip", "netns", "exec", node.netns, "sysctl", "-q", "-w"] + podSysctls))
@@ -76,22 +72,21 @@ public struct NetworkSetup: Sendable {
         ]
     }
 
+    /// What (re)creates a node's uplink: its veth to the fabric with addresses and routes, and
+    /// the fabric's end on the fabric bridge (also what puts back an uplink a test deleted).
+    public func uplinkSteps(for node: PlannedNode) -> [SetupStep] {
+        [.run(["ip", "-n", node.netns, "-batch", "-"], input: lines(uplinkCommands(node))), fabricPortStep(node)]
+    }
+
+    func fabricPortStep(_ node: PlannedNode) -> SetupStep {
+        .run([
+            "ip", "-n", plan.fabricNamespace, "link", "set", LabNames.fabricPort(node: node.index),
+            "master", LabNames.fabricBridge, "up",
+        ])
+    }
+
     func nodeCommands(_ node: PlannedNode) -> [String] {
-        let uplink = LabNames.nodeUplink
-        var commands = [
-            "link set lo up",
-            "link add \(uplink) type veth peer name \(LabNames.fabricPort(node: node.index)) netns \(plan.fabricNamespace)",
-            "addr add \(node.ipv4)/\(AddressPlan.fabricPrefixLength.v4) dev \(uplink)",
-            "addr add \(node.ipv6)/\(AddressPlan.fabricPrefixLength.v6) dev \(uplink) nodad",
-            "link set \(uplink) up",
-            "route add default via \(AddressPlan.fabricRouter.v4) dev \(uplink)",
-            "route add ::/0 via \(AddressPlan.fabricRouter.v6) dev \(uplink)",
-        ]
-        // Other nodes' pod CIDRs through their node address, without NAT.
-        for peer in plan.nodes where peer.index != node.index {
-            commands.append("route add \(AddressPlan.podCIDRv4(peer.index)) via \(peer.ipv4) dev \(uplink)")
-            commands.append("route add \(AddressPlan.podCIDRv6(peer.index)) via \(peer.ipv6) dev \(uplink)")
-        }
+        var commands = ["link set lo up"] + uplinkCommands(node)
         let pods = plan.pods(on: node)
         switch plan.config.topology {
         case .bridge:
@@ -106,6 +101,25 @@ public struct NetworkSetup: Sendable {
         case .routed: break
         }
         return commands + pods.flatMap(hostSideCommands(for:))
+    }
+
+    /// The node's uplink in its namespace: the veth (its peer in the fabric), addresses, the
+    /// default routes and the other nodes' pod CIDRs through their node address, without NAT.
+    func uplinkCommands(_ node: PlannedNode) -> [String] {
+        let uplink = LabNames.nodeUplink
+        var commands = [
+            "link add \(uplink) type veth peer name \(LabNames.fabricPort(node: node.index)) netns \(plan.fabricNamespace)",
+            "addr add \(node.ipv4)/\(AddressPlan.fabricPrefixLength.v4) dev \(uplink)",
+            "addr add \(node.ipv6)/\(AddressPlan.fabricPrefixLength.v6) dev \(uplink) nodad",
+            "link set \(uplink) up",
+            "route add default via \(AddressPlan.fabricRouter.v4) dev \(uplink)",
+            "route add ::/0 via \(AddressPlan.fabricRouter.v6) dev \(uplink)",
+        ]
+        for peer in plan.nodes where peer.index != node.index {
+            commands.append("route add \(AddressPlan.podCIDRv4(peer.index)) via \(peer.ipv4) dev \(uplink)")
+            commands.append("route add \(AddressPlan.podCIDRv6(peer.index)) via \(peer.ipv6) dev \(uplink)")
+        }
+        return commands
     }
 
     /// The node's side of a pod: its veth (the other end moved into the pod), on the bridge or

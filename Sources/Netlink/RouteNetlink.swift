@@ -31,7 +31,9 @@ public final class RouteNetlink {
     // Values from linux/rtnetlink.h, linux/if_link.h and linux/net_namespace.h
     // (stable kernel ABI); the kernel's names are in the comments.
     static let netlinkRoute: Int32 = 0  // NETLINK_ROUTE
-    static let groupLink: UInt32 = 1  // RTMGRP_LINK
+    static let groupLink: UInt32 = 0x1  // RTMGRP_LINK
+    static let groupIPv4Route: UInt32 = 0x40  // RTMGRP_IPV4_ROUTE
+    static let groupIPv6Route: UInt32 = 0x400  // RTMGRP_IPV6_ROUTE
     static let newLink: UInt16 = 16  // RTM_NEWLINK
     static let getLink: UInt16 = 18  // RTM_GETLINK
     static let newNSID: UInt16 = 88  // RTM_NEWNSID
@@ -47,9 +49,12 @@ public final class RouteNetlink {
 
     private let socket: NetlinkSocket
 
-    /// Opens a socket; with `subscribeToLinks`, it also receives every link change.
-    public init(subscribeToLinks: Bool = false) throws(NetlinkError) {
-        socket = try NetlinkSocket(protocolNumber: Self.netlinkRoute, groups: subscribeToLinks ? Self.groupLink : 0)
+    /// Opens a socket; with `subscribeToChanges`, it also receives every link change and every
+    /// route change (a default route that comes or goes moves the uplink).
+    public init(subscribeToChanges: Bool = false) throws(NetlinkError) {
+        socket = try NetlinkSocket(
+            protocolNumber: Self.netlinkRoute,
+            groups: subscribeToChanges ? Self.groupLink | Self.groupIPv4Route | Self.groupIPv6Route : 0)
     }
 
     /// Every link of this namespace.
@@ -75,9 +80,9 @@ public final class RouteNetlink {
         return nil
     }
 
-    /// Blocks up to `timeout` seconds for link events; returns true if at least one arrived
-    /// (all pending ones are consumed). Needs `subscribeToLinks`.
-    public func waitForLinkChange(timeout: Double) -> Bool {
+    /// Blocks up to `timeout` seconds for link or route events; returns true if at least one
+    /// arrived (all pending ones are consumed). Needs `subscribeToChanges`.
+    public func waitForChange(timeout: Double) -> Bool {
         var pollFD = pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0)
         guard poll(&pollFD, 1, Int32(timeout * 1000)) > 0 else { return false }
         var buffer = [UInt8](repeating: 0, count: 65536)

@@ -1,8 +1,8 @@
 import Flows
 import Foundation
+import Locking
 import Netlink
 import PrometheusExposition
-import Synchronization
 
 /// Retina's API-server latency metrics, from what the kernel already measures: every
 /// `interval` the agent reads (sock_diag, as `ss -ti`) the node's established TCP connections to
@@ -44,7 +44,7 @@ public final class APIServerLatency: Sendable {
         /// Retransmissions of each connection at the last reading; nil before the first.
         var retransmissions: [String: UInt32]?
     }
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     public init(server: String, interval: Double) throws(APIServerLatencyError) {
         guard let url = URL(string: server), let host = url.host, !host.isEmpty else {

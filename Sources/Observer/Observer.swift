@@ -1,6 +1,6 @@
 import Flows
 import Foundation
-import Synchronization
+import Locking
 
 /// The agent's memory of flows: a ring of the last N (N = 2^k − 1, as Hubble's
 /// `hubble-event-buffer-capacity`), how many were ever seen, and what was lost where.
@@ -9,7 +9,7 @@ import Synchronization
 public final class Observer: LostEventLedger {
     public static let defaultCapacity = 4095
     public let capacity: Int
-    private let state: Mutex<State>
+    private let state: Lock<State>
 
     struct State {
         var ring: [Flow?]
@@ -44,7 +44,7 @@ public final class Observer: LostEventLedger {
     public init(capacity: Int = Observer.defaultCapacity) throws(CapacityError) {
         guard capacity >= 1, capacity <= 65535, (capacity + 1) & capacity == 0 else { throw .invalid(capacity) }
         self.capacity = capacity
-        state = Mutex(State(ring: Array(repeating: nil, count: capacity)))
+        state = Lock(State(ring: Array(repeating: nil, count: capacity)))
     }
 
     public func append(_ flows: [Flow]) {

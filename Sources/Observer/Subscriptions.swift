@@ -1,6 +1,6 @@
 import Flows
 import Foundation
-import Synchronization
+import Locking
 
 /// What a live subscriber receives: flows, a record of what it missed when it fell behind, and
 /// (when it asked for them) progress marks.
@@ -29,7 +29,7 @@ final class Subscriber: Sendable {
     let continuation: AsyncStream<ObserverEvent>.Continuation
     /// Whether it receives progress marks.
     let progress: Bool
-    private let missed = Mutex<LostEvents?>(nil)
+    private let missed = Lock<LostEvents?>(nil)
 
     init(_ continuation: AsyncStream<ObserverEvent>.Continuation, progress: Bool) {
         self.continuation = continuation

@@ -43,6 +43,13 @@ extension LabCommand {
         var noAgent = false
 
         @Option(
+            name: .customLong("agent-argument"),
+            help: ArgumentHelp(
+                "One more argument for every agent, repeatable (e.g. --agent-argument=--per-packet-events).",
+                valueName: "argument"))
+        var agentArguments: [String] = []
+
+        @Option(
             help:
                 "Also start Prometheus in the first node, scraping every agent, with these alerting rules (e.g. deploy/prometheus/osprey-alerts.yaml)."
         )
@@ -88,6 +95,10 @@ extension LabCommand {
                     stateRoot: lab.stateDir)
                 try LabController.requireRoot()
                 config.agentPath = noAgent ? nil : try agent ?? Self.sibling("osprey-agent")
+                guard agentArguments.isEmpty || !noAgent else {
+                    throw ValidationError("--agent-argument needs the agents; drop --no-agent.")
+                }
+                config.agentArguments = agentArguments
                 if !noAgent, !noRelay {
                     config.relayPath = try relay ?? Self.sibling("osprey-relay")
                     guard (0...65535).contains(relayPort) else {

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// A first-in first-out queue between tasks that holds at most `capacity` elements: a sender
 /// that finds it full waits until the receiver takes one. This is how the relay passes a slow
@@ -41,7 +41,7 @@ final class BoundedChannel<Element: Sendable>: Sendable {
     }
 
     let capacity: Int
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     init(capacity: Int) {
         precondition(capacity > 0)

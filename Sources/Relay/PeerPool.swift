@@ -5,6 +5,7 @@ import GRPCNIOTransportHTTP2Posix
 import HubbleAPI
 import HubbleServer
 import HubbleTransport
+import Locking
 import Logging
 import Synchronization
 
@@ -60,7 +61,7 @@ public final class PeerPool: Sendable {
     let checkInterval: Duration
     let retryInterval: Duration
     let logger: Logger
-    private let entries = Mutex<[String: Entry]>([:])
+    private let entries = Lock<[String: Entry]>([:])
     private let generations = Atomic<UInt64>(0)
     private let watches = AsyncStream<Watch>.makeStream()
 

@@ -6,8 +6,8 @@ import GRPCProtobuf
 import HubbleAPI
 import HubbleServer
 import HubbleWire
+import Locking
 import SwiftProtobuf
-import Synchronization
 
 /// `observer.Observer` for the whole cluster: every call goes to every connected agent.
 ///
@@ -236,7 +236,7 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
     ) async {
         var request = original
         // The time of the last flow delivered (ns since the epoch), to resume after it.
-        let last = Mutex<Int64?>(nil)
+        let last = Lock<Int64?>(nil)
         // Only a follow without an end is merged by marks.
         let metadata: Metadata = original.follow && !original.hasUntil ? [ProgressMark.header: "1"] : [:]
         while !Task.isCancelled {

@@ -1,9 +1,9 @@
 import Foundation
 import HubbleAPI
 import HubbleWire
+import Locking
 import ServiceMap
 import SwiftProtobuf
-import Synchronization
 
 /// What one view of the UI shows — a namespace (or all), verdicts, filter bar entries and a
 /// time window — kept live from one upstream `GetFlows(follow)` and shared by every browser tab
@@ -18,7 +18,7 @@ final class MapView: Sendable {
 
     let key: Key
     let upstream: any HubbleUpstream
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     /// Rows kept for a tab that opens the view (Hubble UI shows at most 1000).
     static let maxRows = 1000

@@ -5,10 +5,10 @@ import HubbleWire
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
+import Locking
 import Logging
 import NIOSSL
 import ServiceMap
-import Synchronization
 
 /// Osprey's web UI: the page and its script (embedded), JSON endpoints and one Server-Sent
 /// Events stream per tab, over any Hubble API server. Read-only: nothing it serves changes the
@@ -17,7 +17,7 @@ import Synchronization
 public final class UIServer: Sendable {
     let upstream: any HubbleUpstream
     let logger: Logger
-    private let views = Mutex<[MapView.Key: MapView]>([:])
+    private let views = Lock<[MapView.Key: MapView]>([:])
 
     /// How long a view with no tab keeps its upstream stream (a reload does not restart it).
     static let idleTimeout: TimeInterval = 30

@@ -6,7 +6,7 @@ import Foundation
 import GRPCCore
 import HubbleAPI
 import HubbleTransport
-import Synchronization
+import Locking
 
 enum LatencyBench {
     static func run(_ arguments: [String]) throws {
@@ -58,7 +58,7 @@ enum LatencyBench {
 
     /// Delays in seconds, gathered by the following task.
     final class Samples: Sendable {
-        private let state = Mutex<(values: [Double], failure: String?)>(([], nil))
+        private let state = Lock<(values: [Double], failure: String?)>(([], nil))
         func add(_ value: Double) { state.withLock { $0.values.append(value) } }
         func fail(_ error: any Error) { state.withLock { $0.failure = "\(error)" } }
         func result() -> ([Double], String?) { state.withLock { ($0.values.sorted(), $0.failure) } }

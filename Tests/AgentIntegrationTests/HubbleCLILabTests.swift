@@ -1,6 +1,6 @@
 import Foundation
 import Lab
-import Synchronization
+import Locking
 import TestSupport
 import Testing
 
@@ -202,7 +202,7 @@ extension AgentIntegration {
                 ]
                 let pipe = Pipe()
                 observe.standardOutput = pipe
-                let firstLine = Mutex<(String, Date)?>(nil)
+                let firstLine = Lock<(String, Date)?>(nil)
                 pipe.fileHandleForReading.readabilityHandler = { handle in
                     let text = String(decoding: handle.availableData, as: UTF8.self)
                     firstLine.withLock { if $0 == nil, !text.isEmpty { $0 = (text, Date()) } }

@@ -73,6 +73,14 @@ extension AgentIntegration {
             }
         }
 
+        /// The lab's API server process (from its pid file).
+        static func apiServerPID(_ config: LabConfig) -> Int32? {
+            let path = "\(config.kubernetesDirectory)/apiserver.pid.osprey"
+            return (try? String(contentsOfFile: path, encoding: .utf8)).flatMap {
+                Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+        }
+
         /// Requests from a pod to `ip` every 100 ms for `seconds`.
         static func call(_ ip: String, from netns: String, seconds: Double) throws {
             let end = Date().addingTimeInterval(seconds)
@@ -123,6 +131,64 @@ extension AgentIntegration {
             }
         }
 
+        @Test(
+            "the Kubernetes API unreachable when an agent starts: it serves flows at once, says so, and names pods when the API is back"
+        )
+        func apiServerDownAtStart() throws {
+            var config = try Self.config("d")
+            config.apiServerHostPort = nil
+            try LabFixture.withLab(config) { plan, inventory in
+                let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
+                let frontend = try #require(plan.pods(of: "frontend", in: "shop").first)
+                let node = frontend.node
+                LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
+                let server = try #require(Self.apiServerPID(config))
+                kill(server, SIGKILL)
+                let agent = try #require(LabFixture.agentPID(config, node: node.name))
+                kill(agent, SIGKILL)
+                #expect(AgentLifecycleTests.waitUntil(5) { !LabController.isRunning(agent) } != nil)
+
+                let launch = Workloads(plan: plan).agentLaunch(for: node, agentPath: try #require(config.agentPath))
+                _ = try Host().launchDetached(launch.command, logPath: launch.logPath, pidPath: launch.pidPath)
+                #expect(
+                    AgentLifecycleTests.waitUntil(20) { (try? LabFixture.scrape(node.netns)) != nil } != nil,
+                    "the agent serves without its metadata source")
+                // Flows from the start, by address only: nothing names them yet.
+                // (Held at most 5 s for the source's first lists, then by address only.)
+                let outage = Date()
+                try Self.call(frontend.ipv4, from: client.netns, seconds: 1.5)
+                var unnamed: [(time: Date, pod: String)] = []
+                #expect(
+                    try eventually(within: 10) {
+                        unnamed = try Self.flows(to: frontend.ipv4, config: config, node: node.name).filter {
+                            $0.time >= outage
+                        }
+                        return !unnamed.isEmpty
+                    })
+                #expect(unnamed.allSatisfy { $0.pod.isEmpty }, "\(unnamed)")
+                var log = ""
+                #expect(
+                    try eventually(within: 20) {
+                        log = try String(contentsOfFile: launch.logPath, encoding: .utf8)
+                        return log.contains("The Kubernetes API has not answered the first lists in 5 s")
+                    }, "\(log)")
+
+                let restarted = Workloads(plan: plan).apiServerLaunch(ospreyPath: try #require(config.apiServerPath))
+                _ = try Host().launchDetached(restarted.command, logPath: restarted.logPath, pidPath: restarted.pidPath)
+                #expect(
+                    try eventually(within: 30) {
+                        try LabFixture.scrape(node.netns).value("osprey_agent_kubernetes_objects", ["kind": "pods"])
+                            == Double(inventory.pods.count)
+                    })
+                let back = Date()
+                try Self.call(frontend.ipv4, from: client.netns, seconds: 1.5)
+                let named = try Self.flows(to: frontend.ipv4, config: config, node: node.name).filter {
+                    $0.time >= back
+                }
+                #expect(!named.isEmpty && named.allSatisfy { $0.pod == frontend.name }, "\(named)")
+            }
+        }
+
         @Test("the Kubernetes API goes away mid-run: agents keep naming flows, say so, and catch up when it is back")
         func apiServerOutage() throws {
             var config = try Self.config("o")
@@ -132,11 +198,7 @@ extension AgentIntegration {
                 let frontend = try #require(plan.pods(of: "frontend", in: "shop").first)
                 let node = frontend.node
                 LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
-                let pidFile = "\(config.kubernetesDirectory)/apiserver.pid.osprey"
-                let pid = try #require(
-                    Int32(
-                        (try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(
-                            in: .whitespacesAndNewlines)))
+                let pid = try #require(Self.apiServerPID(config))
                 func errors() throws -> Double {
                     try LabFixture.scrape(node.netns).value("osprey_agent_kubernetes_errors_total", ["kind": "pods"])
                 }

@@ -1,7 +1,7 @@
 import Foundation
 import HubbleTransport
 import Lab
-import Synchronization
+import Locking
 import TestSupport
 import Testing
 
@@ -135,7 +135,7 @@ extension AgentIntegration {
                 let errors = Pipe()
                 follow.standardOutput = output
                 follow.standardError = errors
-                let received = Mutex<(lines: [(Double, String)], stderr: String, partial: String)>(([], "", ""))
+                let received = Lock<(lines: [(Double, String)], stderr: String, partial: String)>(([], "", ""))
                 output.fileHandleForReading.readabilityHandler = { handle in
                     let text = String(decoding: handle.availableData, as: UTF8.self)
                     received.withLock { state in

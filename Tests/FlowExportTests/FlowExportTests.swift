@@ -4,8 +4,8 @@ import Foundation
 import Gzip
 import HubbleAPI
 import HubbleWire
+import Locking
 import Observer
-import Synchronization
 import Testing
 
 @testable import FlowExport
@@ -90,7 +90,7 @@ struct FlowExportTests {
     /// to the current file and those a rotation moved into a backup are each read once.
     final class Tailer: @unchecked Sendable {
         let directory: String
-        private let stopped = Mutex(false)
+        private let stopped = Lock(false)
         private let done = DispatchSemaphore(value: 0)
         private(set) var lines: [String] = []
 
@@ -207,6 +207,36 @@ struct FlowExportTests {
                     $0.flow.source.podName == "untrusted-9a8b-pqrst" && $0.flow.source.namespace.isEmpty
                 })
             #expect(lines.allSatisfy { $0.hasTime && !$0.flow.hasDestination })
+        }
+    }
+
+    @Test("what a kill mid-rotation leaves is put right at the next start: no partial gzip, no backup twice")
+    func killedMidRotation() async throws {
+        try await Self.withDirectory { directory in
+            let lines = (0..<4).map { index in
+                FlowJSONLines.line(Flow_Flow.with { $0.uuid = "00000000-0000-4000-8000-00000000000\(index)" }) + "\n"
+            }
+            // Killed before compressing, while writing the gzip, and after it but before the unlink.
+            let plain = directory + "/events-2026-11-30T09-45-00.000.log"
+            let gzipping = directory + "/events-2026-11-30T09-46-00.000.log"
+            let unlinking = directory + "/events-2026-11-30T09-47-00.000.log"
+            try lines[0].write(toFile: plain, atomically: false, encoding: .utf8)
+            try lines[1].write(toFile: gzipping, atomically: false, encoding: .utf8)
+            try Data([0x1f, 0x8b, 0x08]).write(to: URL(fileURLWithPath: gzipping + ".gz.partial"))
+            try lines[2].write(toFile: unlinking, atomically: false, encoding: .utf8)
+            try Gzip.compress(Data(lines[2].utf8)).write(to: URL(fileURLWithPath: unlinking + ".gz"))
+            try lines[3].write(toFile: directory + "/events.log", atomically: false, encoding: .utf8)
+
+            _ = try RotatingFile(path: directory + "/events.log", maxBytes: 1 << 20, maxBackups: 0, compress: true)
+            let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+            #expect(
+                names == [
+                    "events-2026-11-30T09-45-00.000.log.gz", "events-2026-11-30T09-46-00.000.log.gz",
+                    "events-2026-11-30T09-47-00.000.log.gz", "events.log",
+                ])
+            #expect(
+                try Self.responses(in: directory).map(\.flow.uuid).sorted()
+                    == (0..<4).map { "00000000-0000-4000-8000-00000000000\($0)" })
         }
     }
 

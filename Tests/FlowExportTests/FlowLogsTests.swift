@@ -3,9 +3,9 @@ import Flows
 import Foundation
 import HubbleAPI
 import HubbleWire
+import Locking
 import Logging
 import Observer
-import Synchronization
 import Testing
 
 @testable import FlowExport
@@ -16,7 +16,7 @@ import Testing
 struct FlowLogsTests {
     /// Log lines, kept for the test to read.
     final class Captured: LogHandler, @unchecked Sendable {
-        let lines = Mutex<[(Logger.Level, String)]>([])
+        let lines = Lock<[(Logger.Level, String)]>([])
         var metadata: Logger.Metadata = [:]
         var logLevel: Logger.Level = .trace
         subscript(metadataKey key: String) -> Logger.Metadata.Value? {

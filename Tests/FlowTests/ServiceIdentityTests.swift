@@ -4,8 +4,8 @@ import FlowMetrics
 import FlowPipeline
 import FlowTestKit
 import Foundation
+import Locking
 import Observer
-import Synchronization
 import Testing
 
 @testable import Enricher
@@ -19,7 +19,7 @@ struct ServiceIdentityTests {
     /// A NAT table as a test states it: (client, client port, VIP, VIP port) → backend.
     final class FakeTranslation: ServiceTranslation {
         let table: [String: ServiceBackend]
-        let asked = Mutex(0)
+        let asked = Lock(0)
         init(_ table: [String: ServiceBackend]) { self.table = table }
 
         func backend(
@@ -132,7 +132,7 @@ struct ServiceIdentityTests {
 
     /// Answers only from what the packets carried (an empty connection table).
     final class LearningTranslation: ServiceTranslation {
-        let learned = Mutex<[ObservedTranslation]>([])
+        let learned = Lock<[ObservedTranslation]>([])
 
         func learn(_ translations: [ObservedTranslation]) { learned.withLock { $0 += translations } }
 

@@ -4,8 +4,8 @@ import KubernetesAPIServer
 import KubernetesModel
 import KubernetesSource
 import Lab
+import Locking
 import Logging
-import Synchronization
 
 /// The lab's Kubernetes API server in this process, over TLS on a free loopback port, with a
 /// throwaway CA, accepted tokens a test can rotate, and kubeconfigs pointing at it.
@@ -115,7 +115,7 @@ struct CapturingLogHandler: LogHandler {
 }
 
 final class LogLines: Sendable {
-    let lines = Mutex<[String]>([])
+    let lines = Lock<[String]>([])
     var logger: Logger {
         Logger(label: "test") { [self] _ in CapturingLogHandler(sink: self) }
     }
@@ -124,8 +124,8 @@ final class LogLines: Sendable {
 
 /// The tokens the server accepts now.
 final class Tokens: Sendable {
-    private let tokens: Mutex<Set<String>>
-    init(_ tokens: Set<String>) { self.tokens = Mutex(tokens) }
+    private let tokens: Lock<Set<String>>
+    init(_ tokens: Set<String>) { self.tokens = Lock(tokens) }
     var current: Set<String> { tokens.withLock { $0 } }
     func set(_ new: Set<String>) { tokens.withLock { $0 = new } }
 }

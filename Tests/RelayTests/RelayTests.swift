@@ -8,9 +8,9 @@ import HubbleServer
 import HubbleTransport
 import HubbleWire
 import Lab
+import Locking
 import Logging
 import Observer
-import Synchronization
 import Testing
 
 @testable import Flows
@@ -30,7 +30,7 @@ struct RelayTests {
         let observer: Observer
         let peers: @Sendable () -> [PeerService.Peer]
         let tls: ServerTLS?
-        let task = Mutex<Task<Void, any Error>?>(nil)
+        let task = Lock<Task<Void, any Error>?>(nil)
 
         init(
             _ name: String, flows: [Flow] = [], tls: ServerTLS? = nil,
@@ -357,7 +357,7 @@ struct RelayTests {
     func peerChanges() async throws {
         let n2 = try Agent("osp-n2", flows: [Self.flow("osp-n2", at: 2, number: 2)])
         let n3 = try Agent("osp-n3", flows: [Self.flow("osp-n3", at: 3, number: 3)])
-        let listed = Mutex<[PeerService.Peer]>([])
+        let listed = Lock<[PeerService.Peer]>([])
         let n1 = try Agent("osp-n1", flows: [Self.flow("osp-n1", at: 1, number: 1)]) { listed.withLock { $0 } }
         listed.withLock {
             $0 = [.init(name: "osp-n1", address: n1.address), .init(name: "osp-n2", address: n2.address)]
@@ -448,7 +448,7 @@ struct RelayTests {
     /// Keeps telling each observer that its node's clock has got to now, as an agent's event
     /// reader does after every poll, except for the observers in `paused`.
     final class Clocks: Sendable {
-        let paused = Mutex<Set<ObjectIdentifier>>([])
+        let paused = Lock<Set<ObjectIdentifier>>([])
         let observers: [Observer]
 
         init(_ observers: [Observer]) { self.observers = observers }
@@ -534,7 +534,7 @@ struct RelayTests {
             .fixed([(n1.name, n1.address), (n2.name, n2.address)]), connected: 2, sortWindow: .seconds(window)
         ) { client, _, _ in
             let seen = Received()
-            let arrivals = Mutex<[Int: Date]>([:])
+            let arrivals = Lock<[Int: Date]>([:])
             let stream = Task { [client] in
                 try await Observer_Observer.Client(wrapping: client).getFlows(.with { $0.follow = true }) { response in
                     for try await message in response.messages {
@@ -695,7 +695,7 @@ struct RelayTests {
                 clientCAFiles: [certificates.caFile], flagPrefix: "hubble-tls-"))
         let n2 = try Agent("osp-n2", flows: [Self.flow("osp-n2", at: 2, number: 2)], tls: agentTLS)
         // n1 is the peer service: it lists itself and n2, each with the name its certificate carries.
-        let n1Address = Mutex("")
+        let n1Address = Lock("")
         let n1 = try Agent("osp-n1", flows: [Self.flow("osp-n1", at: 1, number: 1)], tls: agentTLS) {
             [n2] in
             [
@@ -775,7 +775,7 @@ struct RelayTests {
 
 /// What a follow stream has delivered so far, shared with the test.
 final class Received: Sendable {
-    private let items = Mutex<[Observer_GetFlowsResponse]>([])
+    private let items = Lock<[Observer_GetFlowsResponse]>([])
     var all: [Observer_GetFlowsResponse] { items.withLock { $0 } }
     func append(_ item: Observer_GetFlowsResponse) { items.withLock { $0.append(item) } }
 }

@@ -6,9 +6,9 @@ import GRPCInProcessTransport
 import HubbleAPI
 import HubbleObserver
 import HubbleServer
+import Locking
 import Logging
 import Observer
-import Synchronization
 import Testing
 
 @testable import WebUI
@@ -21,7 +21,7 @@ struct UIServerTests {
     /// The real upstream, counting the GetFlows streams it opens.
     final class Counted: HubbleUpstream, Sendable {
         let base: any HubbleUpstream
-        let streams = Mutex(0)
+        let streams = Lock(0)
         init(_ base: any HubbleUpstream) { self.base = base }
         func flows(
             _ request: Observer_GetFlowsRequest, _ body: @escaping @Sendable (Observer_GetFlowsResponse) async -> Void
@@ -57,7 +57,7 @@ struct UIServerTests {
     static func read(
         _ events: AsyncStream<String>, until done: @escaping @Sendable ([String]) -> Bool
     ) async -> [String] {
-        final class Seen: Sendable { let events = Mutex<[String]>([]) }
+        final class Seen: Sendable { let events = Lock<[String]>([]) }
         let seen = Seen()
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
