@@ -24,4 +24,4 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export LSAN_OPTIONS=suppressions=$PWD/scripts/sanitizers/lsan.supp:print_suppressions=0
 export TSAN_OPTIONS=suppressions=$PWD/scripts/sanitizers/tsan.supp:halt_on_error=0:second_deadlock_stack=1
 TEST_LOG=$build/test-output.log SWIFT="$swift" scripts/run-tests.sh \
-	--sanitize="$sanitizer" --build-path "$build" --skip '^(AgentIntegrationTests|LabIntegrationTests)\.'
+	--sanitize="$sanitizer" --build-path "$build" --no-parallel --skip '^(AgentIntegrationTests|LabIntegrationTests)\.'

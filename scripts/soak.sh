@@ -18,6 +18,7 @@ state=/run/osprey/labs/$lab
 out=.build/soak
 csv=$out/soak.csv
 mkdir -p "$out"
+rm -f "$out/follower.count"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done

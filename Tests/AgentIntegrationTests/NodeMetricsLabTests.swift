@@ -307,7 +307,7 @@ extension AgentIntegration {
                         "networkobservability_dns_request_count", "networkobservability_dns_response_count",
                         "networkobservability_adv_forward_count", "networkobservability_adv_drop_count",
                         "networkobservability_adv_dns_request_count", "networkobservability_adv_dns_response_count",
-                        "networkobservability_adv_tcpflags_count",
+                        "networkobservability_adv_tcpflags_count", "networkobservability_adv_tcpretrans_count",
                         "networkobservability_adv_node_apiserver_no_response",
                         "networkobservability_node_apiserver_handshake_latency_ms",
                         "controlplane_networkobservability_expired_metrics_counter",

@@ -57,7 +57,9 @@ struct KubernetesSourceTests {
         try await withAPIServer { fixture in
             fixture.server.apply(objects)
             try await Self.withSource(try fixture.kubeconfig()) { source in
-                #expect(await until { source.hasSynced })
+                // A generous window: beside the lab suites on a loaded 2-core machine, the first
+                // sync has been seen to take longer than 15 s.
+                #expect(await until(within: 60) { source.hasSynced })
                 // Pods: name, node, labels (with the namespace's, as Cilium's label source), workload.
                 let frontend = try #require(inventory.pods.first { $0.workload?.name == "frontend" })
                 let pod = try #require(source.pod(ip: frontend.ips[0], at: Date()))

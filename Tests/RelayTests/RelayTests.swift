@@ -134,7 +134,7 @@ struct RelayTests {
             listeners: [.init(address: HubbleAddress(endpoint: .unix(path: socket)), tls: serverTLS)])
         let tasks = [Task { await pool.run() }, Task { try await relay.run() }]
         defer { for task in tasks { task.cancel() } }
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(60)
         while Date() < deadline,
             pool.peers.filter(\.isConnected).count < connected || pool.peers.count < (known ?? connected)
                 || !FileManager.default.fileExists(atPath: socket)
