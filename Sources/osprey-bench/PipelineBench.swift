@@ -42,6 +42,9 @@ enum PipelineBench {
         if CommandLine.arguments.dropFirst().first == "kube-server" {
             return try KubernetesBench.serve(Array(CommandLine.arguments.dropFirst(2)))
         }
+        if CommandLine.arguments.dropFirst().first == "followers" {
+            return try FollowersBench.run(Array(CommandLine.arguments.dropFirst(2)))
+        }
         if CommandLine.arguments.dropFirst().first == "kube-sync" {
             return try KubernetesBench.sync(Array(CommandLine.arguments.dropFirst(2)))
         }
@@ -62,14 +65,7 @@ enum PipelineBench {
             default: throw BenchError("pod-level metrics must be off, local, remote or all, not \(podLevelName)")
             }
         // A cluster of 64 pods and a batch cycling through their connections.
-        let pods = (0..<64).map { index in
-            TestCluster.pod(
-                "pod-\(index)", ["10.244.1.\(index + 2)"], app: "app\(index % 8)", node: "node-1",
-                namespace: "ns\(index % 4)", created: Date(), uid: UUID().uuidString)
-        }
-        let run = try measure(
-            metadata: TestCluster.metadata(cluster: "bench", pods: pods), count: count, capacity: capacity,
-            podLevel: podLevel)
+        let run = try measure(metadata: cluster(), count: count, capacity: capacity, podLevel: podLevel)
         let processed = run.processed
         let stage = [run.times.decode, run.times.enrich, run.times.observe, run.times.metrics]
         let seconds = run.seconds
@@ -96,6 +92,27 @@ enum PipelineBench {
                 Double(usage.ru_maxrss) / 1024))
     }
 
+    /// 4,096 events of connections among the pods 10.244.1.2–65, seen on `osp0` (index 5).
+    static let events: [osp_event] = (0..<4096).map { (index: Int) -> osp_event in
+        let client: [UInt8] = [10, 244, 1, UInt8(2 + index % 64)]
+        let server: [UInt8] = [10, 244, 1, UInt8(2 + (index / 64) % 64)]
+        let flags = index % 4 == 0 ? RawEvent.syn : RawEvent.ack
+        return RawEvent.packet(
+            client, UInt16(30000 + index % 2000), server, 80, protocol: 6, flags: flags,
+            at: UInt64(index) * 1000, ifindex: 5, bytes: 1500)
+    }
+    static let interfaces: [Int32: String] = [5: "osp0"]
+
+    /// A cluster of 64 pods (10.244.1.2–65) on node-1, as the benchmark's events need.
+    static func cluster() -> any MetadataSource {
+        let pods = (0..<64).map { index in
+            TestCluster.pod(
+                "pod-\(index)", ["10.244.1.\(index + 2)"], app: "app\(index % 8)", node: "node-1",
+                namespace: "ns\(index % 4)", created: Date(), uid: UUID().uuidString)
+        }
+        return TestCluster.metadata(cluster: "bench", pods: pods)
+    }
+
     /// Runs `count` events of connections among the pods 10.244.1.2–65 through a pipeline
     /// whose enricher asks `metadata`.
     static func measure(
@@ -106,15 +123,7 @@ enum PipelineBench {
         let pipeline = FlowPipeline(
             nodeName: "node-1", clusterName: "bench", metadata: metadata, observer: try Observer(capacity: capacity),
             metrics: HubbleMetrics(podLevel: podLevel))
-        let events: [osp_event] = (0..<4096).map { (index: Int) -> osp_event in
-            let client: [UInt8] = [10, 244, 1, UInt8(2 + index % 64)]
-            let server: [UInt8] = [10, 244, 1, UInt8(2 + (index / 64) % 64)]
-            let flags = index % 4 == 0 ? RawEvent.syn : RawEvent.ack
-            return RawEvent.packet(
-                client, UInt16(30000 + index % 2000), server, 80, protocol: 6, flags: flags,
-                at: UInt64(index) * 1000, ifindex: 5, bytes: 1500)
-        }
-        let interfaces: [Int32: String] = [5: "osp0"]
+        let events = Self.events
         // With scripts/malloc-count preloaded, count heap allocations in the timed loop.
         typealias CountFunction = @convention(c) () -> UInt
         let counter = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "osp_malloc_count")
@@ -125,7 +134,7 @@ enum PipelineBench {
         var times = FlowPipeline.StageTimes()
         events.withUnsafeBufferPointer { batch in
             while processed < count {
-                pipeline.process(batch, interfaceNames: interfaces, times: &times)
+                pipeline.process(batch, interfaceNames: Self.interfaces, times: &times)
                 processed += batch.count
             }
         }
