@@ -22,9 +22,11 @@ public struct FlowDecoder {
     /// Recently formatted IPv4 addresses: flows repeat a few addresses, and text is the costly part.
     private var ipv4Texts = IPv4TextCache()
     private var pendingQueries: [PendingKey: (sentNs: UInt64, flow: Flow)] = [:]
-    /// No pending query becomes unanswered before this (monotonic ns; a lower bound, `.max`
-    /// when none waits), so the reader thread can look for lapsed ones after every batch for free.
-    private var earliestDeadline: UInt64 = .max
+    /// Every pending query's deadline, the soonest first, so finding the lapsed ones costs only
+    /// what lapsed: a DNS server down for every pod leaves tens of thousands waiting, and the
+    /// reader looks after every batch. Entries of answered queries stay until their deadline
+    /// (skipped then), bounded by `pruneDeadlines`.
+    private var queryDeadlines = MinHeap<QueryDeadline>()
     /// Which names each client resolved to which addresses (`source_names`/`destination_names`).
     private var names = DNSNames()
 
@@ -37,6 +39,15 @@ public struct FlowDecoder {
         var serverPort: UInt16
         var ifindex: UInt32
         var dnsID: UInt16
+    }
+
+    struct QueryDeadline: Comparable {
+        var deadline: UInt64
+        var sentNs: UInt64
+        var key: PendingKey
+
+        static func < (lhs: QueryDeadline, rhs: QueryDeadline) -> Bool { lhs.deadline < rhs.deadline }
+        static func == (lhs: QueryDeadline, rhs: QueryDeadline) -> Bool { lhs.deadline == rhs.deadline }
     }
 
     public init(nodeName: String, kernelDropReasons: [UInt32: String], dnsTimeout: Double = 5) {
@@ -153,7 +164,11 @@ public struct FlowDecoder {
             // Bounded: a flood of unanswered queries must not grow memory without limit.
             if pendingQueries.count < 65536 {
                 pendingQueries[key] = (event.timestamp_ns, flow)
-                earliestDeadline = min(earliestDeadline, event.timestamp_ns &+ UInt64(dnsTimeout * 1e9))
+                let limit = UInt64(dnsTimeout * 1e9)
+                // A time so late its deadline would overflow never lapses (only a corrupt event has one).
+                let deadline = event.timestamp_ns < UInt64.max - limit ? event.timestamp_ns + limit : .max
+                queryDeadlines.push(QueryDeadline(deadline: deadline, sentNs: event.timestamp_ns, key: key))
+                if queryDeadlines.count > 2 * pendingQueries.count + 4096 { pruneDeadlines() }
             }
         }
     }
@@ -178,35 +193,31 @@ public struct FlowDecoder {
     }
 
     /// DNS queries that got no answer within `dnsTimeout`, as flows of their own (verdict
-    /// FORWARDED, no response, `DNS Query … (no response)`); forgets them.
+    /// FORWARDED, no response, `DNS Query … (no response)`), in the order their deadlines fell;
+    /// forgets them. Costs what lapsed, so the event reader asks after every batch: an unanswered
+    /// query's flow follows the flows before its deadline and precedes those after.
     public mutating func unansweredQueries(nowNs: UInt64 = FlowDecoder.monotonicNow()) -> [Flow] {
-        let limit = UInt64(dnsTimeout * 1e9)
         var expired: [Flow] = []
-        var earliest = UInt64.max
-        for (key, pending) in pendingQueries where pending.sentNs < UInt64.max - limit {
-            guard nowNs > pending.sentNs &+ limit else {
-                earliest = min(earliest, pending.sentNs &+ limit)
-                continue
-            }
-            pendingQueries.removeValue(forKey: key)
+        while let next = queryDeadlines.first, nowNs > next.deadline {
+            _ = queryDeadlines.popFirst()
+            // An answered query has left `pendingQueries`; a query asked again under the same
+            // key waits under its own, later deadline.
+            guard let pending = pendingQueries[next.key], pending.sentNs == next.sentNs else { continue }
+            pendingQueries.removeValue(forKey: next.key)
             var flow = pending.flow
             flow.uuid = uuids.next()
-            flow.time = Date(timeIntervalSince1970: Double(pending.sentNs &+ limit) / 1e9 + clockOffset)
+            flow.time = Date(timeIntervalSince1970: Double(next.deadline) / 1e9 + clockOffset)
             flow.dns?.unanswered = true
             flow.packets = 0
             flow.bytes = 0
             expired.append(flow)
         }
-        earliestDeadline = earliest
-        forgetStale(nowNs: nowNs)
         return expired
     }
 
-    /// The queries whose answer is overdue at `nowNs` (see `unansweredQueries`), cheaply: nothing
-    /// is scanned before the earliest deadline. The event reader asks after every batch, so an
-    /// unanswered query's flow follows the flows before its deadline and precedes those after.
-    public mutating func lapsedQueries(nowNs: UInt64 = FlowDecoder.monotonicNow()) -> [Flow] {
-        nowNs > earliestDeadline ? unansweredQueries(nowNs: nowNs) : []
+    /// Drops the deadlines of queries answered since (they would be skipped when due).
+    private mutating func pruneDeadlines() {
+        queryDeadlines.filter { [pendingQueries] in pendingQueries[$0.key]?.sentNs == $0.sentNs }
     }
 
     /// Forgets resolved names past their TTL and SYNs that were never answered.

@@ -59,7 +59,9 @@ public final class FlowPipeline: Sendable {
         process(events, interfaceNames: interfaceNames, times: &times)
         guard let drainedAt else { return }
         let mark = drainedAt &- Self.progressMargin
-        var (lapsed, progress) = decoder.withLock { ($0.lapsedQueries(nowNs: mark), $0.wallTime(monotonicNs: mark)) }
+        var (lapsed, progress) = decoder.withLock {
+            ($0.unansweredQueries(nowNs: mark), $0.wallTime(monotonicNs: mark))
+        }
         deliver(&lapsed, times: &times, from: Date())
         observer.advance(to: progress)
     }

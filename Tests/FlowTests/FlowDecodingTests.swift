@@ -143,6 +143,52 @@ struct FlowDecodingTests {
         #expect(decoder.unansweredQueries(nowNs: 3_000_000_000).isEmpty, "reported once")
     }
 
+    @Test(
+        "a DNS server that stops answering: each query lapses once, in deadline order; answered and re-asked ones right"
+    )
+    func dnsOutage() {
+        var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [:], dnsTimeout: 1)
+        let dnsServer: [UInt8] = [10, 96, 0, 10]
+        func query(id: UInt16, port: UInt16, at ns: UInt64) {
+            let bytes = Self.dns(id: id, response: false, name: "q\(id).shop.svc.cluster.local", qtype: 1)
+            _ = decoder.decode(
+                RawEvent.packet(Self.client, port, dnsServer, 53, protocol: 17, at: ns, payload: bytes),
+                interfaceName: nil)
+        }
+        // 20,000 queries from 1 s on, a millisecond apart but out of order within each pair (the
+        // ring interleaves CPUs); every tenth is answered.
+        for index in 0..<20_000 {
+            let at = 1_000_000_000 + UInt64(index ^ 1) * 1_000_000
+            query(id: UInt16(index), port: UInt16(10_000 + index % 20_000), at: at)
+            if index % 10 == 0 {
+                let answer = Self.dns(
+                    id: UInt16(index), response: true, name: "q\(index).shop.svc.cluster.local", qtype: 1,
+                    answers: [(1, [10, 96, 0, 11], 5)])
+                _ = decoder.decode(
+                    RawEvent.packet(
+                        dnsServer, 53, Self.client, UInt16(10_000 + index % 20_000), protocol: 17, reply: 1,
+                        observation: OSP_OBS_TO_ENDPOINT, at: at + 100_000, payload: answer),
+                    interfaceName: nil)
+            }
+        }
+        var lapsed: [Flow] = []
+        var now: UInt64 = 1_000_000_000
+        while now < 30_000_000_000 {
+            now += 250_000_000
+            // The same client port and ID asked again long after it lapsed: a second flow.
+            if now == 15_000_000_000 { query(id: 1, port: 10_001, at: now) }
+            lapsed += decoder.unansweredQueries(nowNs: now)
+        }
+        #expect(lapsed.count == 18_001)
+        #expect(lapsed.allSatisfy { $0.dns?.unanswered == true && $0.summary.hasSuffix("(no response)") })
+        #expect(zip(lapsed, lapsed.dropFirst()).allSatisfy { $0.time <= $1.time }, "in the order they lapsed")
+        let names = lapsed.compactMap { $0.dns?.query }
+        #expect(Set(names).count == 18_000, "each once")
+        #expect(!names.contains("q10.shop.svc.cluster.local."), "an answered query never lapses")
+        #expect(names.filter { $0 == "q1.shop.svc.cluster.local." }.count == 2, "asked twice, lapsed twice")
+        #expect(decoder.unansweredQueries(nowNs: .max / 2).isEmpty)
+    }
+
     @Test("destination_names / source_names: what a client resolved names its flows to that address, for the TTL")
     func namesFromDNS() {
         var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [:])
@@ -178,11 +224,11 @@ struct FlowDecodingTests {
         #expect(back.sourceNames == out.destinationNames && back.destinationNames.isEmpty)
         #expect(syn(from: other, at: 3_000_000_000).destinationNames.isEmpty, "another client did not ask")
         // TTLs under a minute count as a minute; then the names are forgotten.
-        #expect(decoder.unansweredQueries(nowNs: 61_000_000_000).isEmpty)
+        decoder.forgetStale(nowNs: 61_000_000_000)
         #expect(syn(from: Self.client, at: 61_000_000_000).destinationNames.count == 2)
-        _ = decoder.unansweredQueries(nowNs: 62_100_000_000)
+        decoder.forgetStale(nowNs: 62_100_000_000)
         #expect(syn(from: Self.client, at: 62_100_000_000).destinationNames == ["billing-api.example.com"])
-        _ = decoder.unansweredQueries(nowNs: 303_000_000_000)
+        decoder.forgetStale(nowNs: 303_000_000_000)
         #expect(syn(from: Self.client, at: 303_000_000_000).destinationNames.isEmpty)
     }
 
