@@ -15,6 +15,8 @@ public final class Observer: LostEventLedger {
         var ring: [Flow?]
         var next = 0
         var count = 0
+        /// How many flows were ever appended: flow number `n` (from 0) sits at `ring[n % capacity]`
+        /// while it is among the last `count`. Subscribers' cursors count the same way.
         var seen: UInt64 = 0
         /// Flows pushed out of the ring by newer ones.
         var overwritten: UInt64 = 0
@@ -28,7 +30,14 @@ public final class Observer: LostEventLedger {
         var rateSamples: [(time: Date, seen: UInt64)] = []
         /// Every flow with an earlier time has been appended (see `advance`).
         var progress = Date.distantPast
+        /// The recent progress marks, oldest first, each with how many flows had been appended when
+        /// it was made: a subscriber gets a mark after the flows before it.
+        var marks: [(sequence: UInt64, time: Date)] = []
     }
+
+    /// How many recent marks are kept (some seconds' worth at the reader's pace; a subscriber
+    /// further behind skips to newer ones, which say more).
+    static let keptMarks = 256
 
     /// When the observer started (uptime in ServerStatus).
     public let started = Date()
@@ -48,6 +57,7 @@ public final class Observer: LostEventLedger {
     }
 
     public func append(_ flows: [Flow]) {
+        guard !flows.isEmpty else { return }
         let now = Date()
         // The batch's namespaces: clusters have few, so a short list compared by equality (cheap
         // for the shared strings the enricher hands out) beats hashing every flow's.
@@ -61,12 +71,17 @@ public final class Observer: LostEventLedger {
                 note(flows[index].destination.namespace)
             }
         }
-        state.withLock { state in
+        let waiters = state.withLock { state in
             for namespace in namespaces { state.namespaces[namespace] = now }
             if state.rateSamples.last.map({ now.timeIntervalSince($0.time) >= 1 }) ?? true {
                 state.rateSamples.append((now, state.seen))
                 if state.rateSamples.count > 62 { state.rateSamples.removeFirst(state.rateSamples.count - 62) }
             }
+            var missed: UInt64 = 0
+            for subscriber in state.subscribers.values {
+                missed += Self.lap(subscriber, by: flows, &state)
+            }
+            if missed > 0 { state.lost[.hubbleRingBuffer, default: 0] &+= missed }
             for index in flows.indices {
                 if state.ring[state.next] != nil { state.overwritten &+= 1 }
                 state.ring[state.next] = flows[index]
@@ -74,13 +89,41 @@ public final class Observer: LostEventLedger {
                 if state.count < capacity { state.count += 1 }
             }
             state.seen &+= UInt64(flows.count)
-            var missed: UInt64 = 0
-            for subscriber in state.subscribers.values {
-                for flow in flows { missed += subscriber.offer(flow) }
-            }
-            if missed > 0 { state.lost[.hubbleRingBuffer, default: 0] &+= missed }
             for sink in state.sinks.values { sink.receive(flows) }
+            return Self.takeWaiters(state.subscribers) { _ in true }
         }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Moves `subscriber`'s cursor past the flows it could no longer read once `flows` are
+    /// appended (it may lag at most its limit), recording them as missed; returns how many.
+    private static func lap(_ subscriber: Subscriber, by flows: [Flow], _ state: inout State) -> UInt64 {
+        let unread = state.seen - subscriber.cursor + UInt64(flows.count)
+        guard unread > subscriber.limit else { return 0 }
+        let skipped = unread - subscriber.limit
+        // Both ends are still readable: in the ring (the cursor never lags more than the ring
+        // holds) or in the batch.
+        let (seen, capacity) = (state.seen, UInt64(state.ring.count))
+        func time(_ sequence: UInt64, _ ring: inout [Flow?]) -> Date {
+            sequence >= seen ? flows[Int(sequence - seen)].time : ring[Int(sequence % capacity)]?.time ?? .distantPast
+        }
+        subscriber.miss(
+            skipped, first: time(subscriber.cursor, &state.ring),
+            last: time(subscriber.cursor + skipped - 1, &state.ring))
+        subscriber.cursor += skipped
+        return skipped
+    }
+
+    /// The waiting subscribers that `wanted` accepts, no longer waiting (resume them after the lock).
+    private static func takeWaiters(
+        _ subscribers: [UInt64: Subscriber], _ wanted: (Subscriber) -> Bool
+    ) -> [CheckedContinuation<Void, Never>] {
+        var waiters: [CheckedContinuation<Void, Never>] = []
+        for subscriber in subscribers.values where subscriber.waiter != nil && wanted(subscriber) {
+            waiters.append(subscriber.waiter!)
+            subscriber.waiter = nil
+        }
+        return waiters
     }
 
     /// Records that every flow with a time before `time` has been appended (the event reader
@@ -89,13 +132,14 @@ public final class Observer: LostEventLedger {
     /// can then release a flow as soon as every node has got past its time, instead of holding
     /// it for a fixed sort window. Times that do not move forward are ignored.
     public func advance(to time: Date) {
-        state.withLock { state in
-            guard time > state.progress else { return }
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard time > state.progress else { return [] }
             state.progress = time
-            for subscriber in state.subscribers.values where subscriber.progress {
-                subscriber.continuation.yield(.progress(time))
-            }
+            state.marks.append((state.seen, time))
+            if state.marks.count >= 2 * Self.keptMarks { state.marks.removeFirst(Self.keptMarks) }
+            return Self.takeWaiters(state.subscribers) { $0.progress }
         }
+        for waiter in waiters { waiter.resume() }
     }
 
     /// How far `advance` has got.
@@ -117,7 +161,7 @@ public final class Observer: LostEventLedger {
     /// Every flow in the ring, oldest first, and — atomically with it, so that nothing is missed
     /// or repeated — a live stream of every flow appended afterwards (see `subscribe`).
     public func historyAndSubscribe(
-        buffer: Int = 1024, progress: Bool = false
+        buffer: Int? = nil, progress: Bool = false
     ) -> (history: [Flow], live: ObserverSubscription) {
         var history: [Flow] = []
         let live = subscribe(buffer: buffer, progress: progress) { state in
@@ -158,28 +202,88 @@ public final class Observer: LostEventLedger {
     }
 
     /// A live stream of every flow appended from now on. The subscriber never slows the
-    /// pipeline: beyond `buffer` unread events, flows are dropped for it alone and replaced by
-    /// a `.lost` record (counted as `hubble_ring_buffer` losses). Ends when the stream is
-    /// dropped or cancelled. With `progress`, progress marks come in the stream too (a mark that
-    /// does not fit is left out: a later one says more).
-    public func subscribe(buffer: Int = 1024, progress: Bool = false) -> ObserverSubscription {
+    /// pipeline: it reads the ring at its own pace, and when it falls more than `buffer` flows
+    /// (at most the ring's capacity, the default) behind the newest, the oldest it has not read
+    /// are lost for it alone, replaced by a `.lost` record (counted as `hubble_ring_buffer`
+    /// losses), as with Hubble's ring readers. Ends when the subscription is dropped or
+    /// cancelled or its task is cancelled. With `progress`, progress marks come in the stream too,
+    /// each after the flows appended before it (one far behind skips to newer marks).
+    public func subscribe(buffer: Int? = nil, progress: Bool = false) -> ObserverSubscription {
         subscribe(buffer: buffer, progress: progress) { _ in }
     }
 
     /// Registers a subscriber, running `alongside` under the same lock.
-    private func subscribe(buffer: Int, progress: Bool, alongside: (State) -> Void) -> ObserverSubscription {
-        let (stream, continuation) = AsyncStream<ObserverEvent>.makeStream(bufferingPolicy: .bufferingOldest(buffer))
-        let subscriber = Subscriber(continuation, progress: progress)
-        let id = state.withLock { state -> UInt64 in
+    private func subscribe(buffer: Int?, progress: Bool, alongside: (State) -> Void) -> ObserverSubscription {
+        let limit = UInt64(max(1, min(buffer ?? capacity, capacity)))
+        let subscriber = state.withLock { state in
             state.nextSubscriber += 1
-            state.subscribers[state.nextSubscriber] = subscriber
+            let subscriber = Subscriber(
+                id: state.nextSubscriber, progress: progress, limit: limit, cursor: state.seen,
+                lastMark: state.progress)
+            state.subscribers[subscriber.id] = subscriber
             alongside(state)
-            return state.nextSubscriber
+            return subscriber
         }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+        return ObserverSubscription(handle: SubscriptionHandle(observer: self, subscriber: subscriber))
+    }
+
+    /// What `subscriber` has to read, up to `limit` events, in order: what it missed, flows, and
+    /// the marks that follow them; empty when there is nothing yet, nil once it has finished.
+    func take(_ subscriber: Subscriber, limit: Int = 256) -> [ObserverEvent]? {
+        state.withLock { state in
+            guard !subscriber.finished else { return nil }
+            var events: [ObserverEvent] = []
+            if let missed = subscriber.missed {
+                events.append(.lost(missed))
+                subscriber.missed = nil
+            }
+            func flows(until end: UInt64) {
+                while subscriber.cursor < end && events.count < limit {
+                    if let flow = state.ring[Int(subscriber.cursor % UInt64(capacity))] { events.append(.flow(flow)) }
+                    subscriber.cursor += 1
+                }
+            }
+            if subscriber.progress {
+                for mark in state.marks where mark.time > subscriber.lastMark {
+                    flows(until: mark.sequence)
+                    guard subscriber.cursor >= mark.sequence else { break }
+                    events.append(.progress(mark.time))
+                    subscriber.lastMark = mark.time
+                }
+            }
+            flows(until: state.seen)
+            return events
         }
-        return ObserverSubscription(stream: stream, subscriber: subscriber)
+    }
+
+    /// Waits until `subscriber` has something to read or has finished (or its task is cancelled,
+    /// which finishes it).
+    func wait(_ subscriber: Subscriber) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+                let ready = state.withLock { state in
+                    let ready =
+                        subscriber.finished || subscriber.missed != nil || subscriber.cursor < state.seen
+                        || (subscriber.progress && (state.marks.last.map { $0.time > subscriber.lastMark } ?? false))
+                    if !ready { subscriber.waiter = waiter }
+                    return ready
+                }
+                if ready { waiter.resume() }
+            }
+        } onCancel: {
+            finish(subscriber)
+        }
+    }
+
+    /// Ends a subscription: the observer forgets it, and a read waiting on it returns nil.
+    func finish(_ subscriber: Subscriber) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            subscriber.finished = true
+            state.subscribers.removeValue(forKey: subscriber.id)
+            defer { subscriber.waiter = nil }
+            return subscriber.waiter
+        }
+        waiter?.resume()
     }
 
     public var subscriberCount: Int { state.withLock { $0.subscribers.count } }

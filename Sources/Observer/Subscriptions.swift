@@ -22,63 +22,81 @@ public protocol FlowSink: AnyObject, Sendable {
     func receive(_ flows: [Flow])
 }
 
-/// One live subscriber: a bounded queue the pipeline fills without ever waiting. When the queue
-/// is full, flows are counted instead of queued; the reader learns how many (a `.lost` record)
-/// the next time it asks for an event, before the flows that were still queued.
-final class Subscriber: Sendable {
-    let continuation: AsyncStream<ObserverEvent>.Continuation
+/// One live subscriber: a cursor into the observer's ring, like a Hubble ring reader. The
+/// pipeline never waits for it and never copies a flow for it: appending a batch moves a lagging
+/// subscriber's cursor past what it can no longer read (counted, and told to it as a `.lost`
+/// record before what it reads next) and wakes it if it waits. All mutable state is guarded by
+/// the observer's lock.
+final class Subscriber: @unchecked Sendable {
+    let id: UInt64
     /// Whether it receives progress marks.
     let progress: Bool
-    private let missed = Lock<LostEvents?>(nil)
+    /// How far behind the newest flow it may fall before the oldest unread are lost.
+    let limit: UInt64
+    /// The sequence number (see `Observer.State.seen`) of the next flow it reads.
+    var cursor: UInt64
+    /// The newest mark it was given (or that was already made when it subscribed).
+    var lastMark: Date
+    var missed: LostEvents?
+    var waiter: CheckedContinuation<Void, Never>?
+    var finished = false
 
-    init(_ continuation: AsyncStream<ObserverEvent>.Continuation, progress: Bool) {
-        self.continuation = continuation
+    init(id: UInt64, progress: Bool, limit: UInt64, cursor: UInt64, lastMark: Date) {
+        self.id = id
         self.progress = progress
+        self.limit = limit
+        self.cursor = cursor
+        self.lastMark = lastMark
     }
 
-    /// Offers a flow; returns how many flows this call added to the missed count (0 or 1).
-    func offer(_ flow: Flow) -> UInt64 {
-        guard case .dropped = continuation.yield(.flow(flow)) else { return 0 }
-        missed.withLock { missed in
-            if missed == nil {
-                missed = LostEvents(source: .hubbleRingBuffer, count: 0, first: flow.time, last: flow.time)
-            }
-            missed!.count += 1
-            missed!.last = flow.time
-        }
-        return 1
-    }
-
-    /// What was missed since the last call, if anything.
-    func takeMissed() -> LostEvents? {
-        missed.withLock { missed in
-            defer { missed = nil }
-            return missed
-        }
+    func miss(_ count: UInt64, first: Date, last: Date) {
+        if missed == nil { missed = LostEvents(source: .hubbleRingBuffer, count: 0, first: first, last: last) }
+        missed!.count += count
+        missed!.last = last
     }
 }
 
-/// The events of one live subscription (see `Observer.subscribe`). Ends when dropped or when
-/// its task is cancelled.
-public struct ObserverSubscription: AsyncSequence, Sendable {
-    let stream: AsyncStream<ObserverEvent>
+/// Ends its subscription when the last copy of the subscription (or its iterator) goes.
+final class SubscriptionHandle: Sendable {
+    let observer: Observer
     let subscriber: Subscriber
 
+    init(observer: Observer, subscriber: Subscriber) {
+        self.observer = observer
+        self.subscriber = subscriber
+    }
+
+    deinit { observer.finish(subscriber) }
+}
+
+/// The events of one live subscription (see `Observer.subscribe`). Ends when dropped, when
+/// `cancel` is called or when its task is cancelled.
+public struct ObserverSubscription: AsyncSequence, Sendable {
+    let handle: SubscriptionHandle
+    var subscriber: Subscriber { handle.subscriber }
+
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: AsyncStream<ObserverEvent>.AsyncIterator
-        let subscriber: Subscriber
+        let handle: SubscriptionHandle
+        /// Events taken from the observer in one go (under one lock), handed out one by one.
+        var taken: [ObserverEvent] = []
+        var index = 0
 
         public mutating func next() async -> ObserverEvent? {
-            if let lost = subscriber.takeMissed() { return .lost(lost) }
-            return await base.next()
+            while true {
+                if index < taken.count {
+                    defer { index += 1 }
+                    return taken[index]
+                }
+                guard let events = handle.observer.take(handle.subscriber) else { return nil }
+                (taken, index) = (events, 0)
+                if events.isEmpty { await handle.observer.wait(handle.subscriber) }
+            }
         }
     }
 
-    public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: stream.makeAsyncIterator(), subscriber: subscriber)
-    }
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: handle) }
 
     /// Ends the subscription: iteration finishes and the observer forgets the subscriber now
     /// (for a reader whose client has gone, and who would otherwise wait for the next flow).
-    public func cancel() { subscriber.continuation.finish() }
+    public func cancel() { handle.observer.finish(handle.subscriber) }
 }

@@ -394,8 +394,8 @@ struct ObserverServerTests {
                 request, options: Self.bounded
             ) {
                 response -> (flows: Int, lost: Flow_LostEvent?) in
-                // Not reading while 100,000 flows (about 40 MB) arrive: far more than the follower's
-                // queue (1,024 flows) and HTTP/2's windows hold. append() must return at once regardless.
+                // Not reading while 100,000 flows (about 40 MB) arrive: far more than the ring (its
+                // 4,095 flows) and HTTP/2's windows hold. append() must return at once regardless.
                 for _ in 0..<(total / 500) { observer.append(Array(repeating: Fixtures.icmp, count: 500)) }
                 var flows = 0
                 for try await message in response.messages {
