@@ -51,7 +51,14 @@ struct AgentRuntime {
         let metadata: (any MetadataSource)?
         switch settings.metadata {
         case .none: metadata = nil
-        case .inventory(let path): metadata = InventoryMetadata(path: path)
+        case .inventory(let path):
+            metadata = InventoryMetadata(path: path) { [logger] problem in
+                if let problem {
+                    logger.warning("\(problem)")
+                } else {
+                    logger.notice("Inventory file \(path) read again; identities follow it.")
+                }
+            }
         case .kubernetes(let access):
             let source = try KubernetesMetadata(access: access, cluster: settings.cluster, logger: logger)
             kubernetes = source

@@ -11,6 +11,10 @@ public final class InventoryMetadata: MetadataSource {
     /// The file it follows; nil when held in memory.
     public let path: String?
     let retention: Double
+    /// Told once when the file can no longer be read (a sentence saying why) and once when it
+    /// is read again (nil). Meanwhile flows keep the identities read before.
+    private let onReadProblem: @Sendable (String?) -> Void
+    private let readProblem = Lock<String?>(nil)
     private let state = Lock(
         {
             var state = State()
@@ -82,9 +86,11 @@ public final class InventoryMetadata: MetadataSource {
         var backends: Endpoint?
     }
 
-    public init(path: String, retention: Double = 300) {
+    public init(path: String, retention: Double = 300, onReadProblem: @escaping @Sendable (String?) -> Void = { _ in })
+    {
         self.path = path
         self.retention = retention
+        self.onReadProblem = onReadProblem
         reloadIfChanged(force: true)
     }
 
@@ -92,6 +98,7 @@ public final class InventoryMetadata: MetadataSource {
     public init(inventory: Inventory, retention: Double = 300) {
         path = nil
         self.retention = retention
+        onReadProblem = { _ in }
         replace(with: inventory)
     }
 
@@ -172,8 +179,21 @@ public final class InventoryMetadata: MetadataSource {
         guard due else { return }
         let modified = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate]) as? Date
         guard force || modified != state.withLock({ $0.modified }) else { return }
-        guard let inventory = try? Inventory.load(from: path) else { return }
+        let inventory: Inventory
+        do { inventory = try Inventory.load(from: path) } catch {
+            return noteReadProblem("\(error) Flows keep the identities read before until it can be read again.")
+        }
         replace(with: inventory, modified: modified)
+        noteReadProblem(nil)
+    }
+
+    /// Tells `onReadProblem` when the problem changes (so a file gone for an hour is said once).
+    private func noteReadProblem(_ problem: String?) {
+        let changed = readProblem.withLock { current in
+            defer { current = problem }
+            return current != problem
+        }
+        if changed { onReadProblem(problem) }
     }
 
     /// Makes `inventory` the current one: pods missing from it end their tenure now.

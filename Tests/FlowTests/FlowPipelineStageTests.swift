@@ -94,6 +94,36 @@ struct FlowPipelineStageTests {
         #expect(gone == ["shop/cart-1"])
     }
 
+    @Test("an inventory file that goes or turns bad: said once, identities kept, said again when it is back")
+    func inventoryFileProblems() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-inventory-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let cart = Self.pod("cart-1", ip: "10.244.1.9", app: "cart", created: start)
+        let inventory = Inventory(cluster: "osp", topology: "bridge", nodes: [], pods: [cart], services: [])
+        try inventory.write(to: path)
+        let said = Lock<[String?]>([])
+        let metadata = InventoryMetadata(path: path) { problem in said.withLock { $0.append(problem) } }
+        #expect(said.withLock { $0 }.isEmpty, "nothing to say while the file reads")
+
+        try FileManager.default.removeItem(atPath: path)
+        metadata.reloadIfChanged(force: true)
+        metadata.reloadIfChanged(force: true)
+        let gone = said.withLock { $0 }
+        #expect(gone.count == 1, "said once, however often it is looked for")
+        #expect(gone.first??.contains("Cannot read the inventory \(path)") == true)
+        #expect(metadata.pod(ip: "10.244.1.9", at: start)?.name == "cart-1", "what was read is kept")
+
+        try Data("{ not json".utf8).write(to: URL(fileURLWithPath: path))
+        metadata.reloadIfChanged(force: true)
+        #expect(said.withLock { $0.last }??.contains("is not valid JSON") == true, "a new problem is said")
+        #expect(metadata.pod(ip: "10.244.1.9", at: start)?.name == "cart-1")
+
+        try inventory.write(to: path)
+        metadata.reloadIfChanged(force: true)
+        #expect(said.withLock { $0 }.count == 3 && said.withLock { $0.last } == .some(nil), "back: said once more")
+    }
+
     @Test("an inventory that names no cluster: endpoints carry the agent's cluster name, every time")
     func clusterNameFromAgent() throws {
         let client = Self.pod("loadgen-1", ip: "10.244.1.4", app: "loadgen", created: Date())
