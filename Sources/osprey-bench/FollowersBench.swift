@@ -18,7 +18,9 @@ enum FollowersBench {
             throw BenchError("usage: osprey-bench followers N [EVENTS] (e.g. 500 2000000)")
         }
         let count = arguments.dropFirst().first.flatMap(Int.init) ?? 2_000_000
-        print("| followers | events/s | pipeline CPU per event | flows received | flows lost (told) | accounted | peak RSS |")
+        print(
+            "| followers | events/s | pipeline CPU per event | flows received | flows lost (told) | accounted | peak RSS |"
+        )
         print("|---|---|---|---|---|---|---|")
         for n in [0, followers] { try measure(followers: n, count: count) }
     }
