@@ -23,12 +23,16 @@ struct AddressBits: Hashable {
 
 /// What each client resolved: (client address, answer address) → the names it asked for,
 /// learnt from DNS responses and kept for the answer's TTL (at least `minimumTTL`), as Cilium's
-/// DNS cache feeds Hubble's `source_names` and `destination_names`. Bounded; most flows are
-/// between addresses no DNS answer ever named, and a 4096-bit filter lets those skip the table.
+/// DNS cache feeds Hubble's `source_names` and `destination_names`. Bounded in pairs and in
+/// names per pair (a wildcard domain answers any name with one address: a pod asking for
+/// random names must not grow every flow's name list); most flows are between addresses no
+/// DNS answer ever named, and a 4096-bit filter lets those skip the table.
 struct DNSNames {
     /// Names stay at least this long: clients keep using an address after a short TTL ends.
     static let minimumTTL: UInt64 = 60
     static let maximumEntries = 65536
+    /// Names kept per (client, address) pair: the latest; the one that ends first makes room.
+    static let maximumNamesPerPair = 32
     static let filterSlots = 4096
 
     struct Key: Hashable {
@@ -41,6 +45,22 @@ struct DNSNames {
     struct Named {
         var names: [String]
         var expiresNs: [UInt64]
+
+        /// Keeps `name` until `expires` (or longer, if it already was).
+        mutating func remember(_ name: String, until expires: UInt64) {
+            if let index = names.firstIndex(of: name) {
+                expiresNs[index] = max(expiresNs[index], expires)
+                return
+            }
+            if names.count >= DNSNames.maximumNamesPerPair,
+                let soonest = expiresNs.indices.min(by: { expiresNs[$0] < expiresNs[$1] })
+            {
+                names.remove(at: soonest)
+                expiresNs.remove(at: soonest)
+            }
+            names.append(name)
+            expiresNs.append(expires)
+        }
 
         func valid(at nowNs: UInt64) -> Named {
             let kept = names.indices.filter { nowNs < expiresNs[$0] }
@@ -74,14 +94,8 @@ struct DNSNames {
         for text in addresses {
             guard let resolved = AddressBits(text: text) else { continue }
             let key = Key(client: clientBits, resolved: resolved)
-            if var named = entries[key] {
-                if let index = named.names.firstIndex(of: bare) {
-                    named.expiresNs[index] = max(named.expiresNs[index], expires)
-                } else {
-                    named.names.append(bare)
-                    named.expiresNs.append(expires)
-                }
-                entries[key] = named
+            if entries[key] != nil {
+                entries[key]!.remember(bare, until: expires)  // in place: no copy of the lists
             } else if entries.count < Self.maximumEntries {
                 entries[key] = Named(names: [bare], expiresNs: [expires])
             }

@@ -232,6 +232,27 @@ struct FlowDecodingTests {
         #expect(syn(from: Self.client, at: 303_000_000_000).destinationNames.isEmpty)
     }
 
+    @Test("a wildcard domain asked for 1,000 names: a flow carries the latest 32, not a list that grows")
+    func namesPerAddressBounded() {
+        var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [:])
+        let dnsServer: [UInt8] = [10, 96, 0, 10]
+        let cdn: [UInt8] = [198, 51, 100, 7]
+        for index in 0..<1000 {
+            let bytes = Self.dns(
+                id: UInt16(index), response: true, name: "r\(index).wild.example.com", qtype: 1,
+                answers: [(1, cdn, 300)])
+            _ = decoder.decode(
+                RawEvent.packet(
+                    dnsServer, 53, Self.client, 53000, protocol: 17, reply: 1, observation: OSP_OBS_TO_ENDPOINT,
+                    at: 1_000_000_000 + UInt64(index) * 1_000_000, payload: bytes),
+                interfaceName: nil)
+        }
+        let flow = decoder.decode(
+            RawEvent.packet(Self.client, 41000, cdn, 443, protocol: 6, flags: RawEvent.syn, at: 3_000_000_000),
+            interfaceName: nil)
+        #expect(flow.destinationNames == (968..<1000).map { "r\($0).wild.example.com" })
+    }
+
     @Test("TCP flag bits mean what the datapath's (osprey_abi.h) mean")
     func tcpFlagBits() {
         let bits: [(TCPFlags, osp_tcp_flag_bit)] = [
