@@ -3,13 +3,15 @@
 # from the committed seeds (Fuzz/corpus/<target>) plus what earlier runs found (.build-fuzz/corpus,
 # not committed). A crash stops the run; its input is saved in Fuzz/corpus/<target>/ (commit it:
 # the corpus test replays it from then on). Prints executions per target as a table.
-# Usage: scripts/fuzz.sh SECONDS TARGET...
+# Usage: scripts/fuzz.sh SECONDS TARGET...   (FUZZ_REPORT: where the table goes, so that runs on
+# several cores at once keep theirs apart; default .build-fuzz/fuzz-report.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=$1
 shift
 binary=.build-fuzz/release/osprey-fuzz
-printf '| fuzz target | seconds | executions | executions/s | corpus | crashes |\n|---|---|---|---|---|---|\n' > .build-fuzz/fuzz-report.md
+report=${FUZZ_REPORT:-.build-fuzz/fuzz-report.md}
+printf '| fuzz target | seconds | executions | executions/s | corpus | crashes |\n|---|---|---|---|---|---|\n' > $report
 for target in "$@"; do
   work=.build-fuzz/corpus/$target
   mkdir -p "$work"
@@ -22,12 +24,12 @@ for target in "$@"; do
   units=$(ls "$work" | wc -l)
   crashes=$([ "$status" -eq 0 ] && echo 0 || echo 1)
   printf '| %s | %s | %s | %s | %s | %s |\n' "$target" "$seconds" "${runs:-?}" "${rate:-?}" "$units" "$crashes" \
-    >> .build-fuzz/fuzz-report.md
+    >> $report
   if [ "$status" -ne 0 ]; then
     tail -40 "$log"
     echo "fuzz: $target crashed; the input is in Fuzz/corpus/$target/ (see $log)" >&2
-    cat .build-fuzz/fuzz-report.md
+    cat $report
     exit 1
   fi
 done
-cat .build-fuzz/fuzz-report.md
+cat $report

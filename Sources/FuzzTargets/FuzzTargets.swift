@@ -68,9 +68,24 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes.prefix(raw.count)))
         }
         let flow = decoder.decode(event, interfaceName: "osp0")
-        _ = FlowJSONLines.line(FlowMessage.make(flow))
+        // What the agent does with it: the Hubble message (the API) and a flow-log line, which
+        // must be JSON whatever the packet carried (DNS names are the pod's bytes). The
+        // `osprey observe` printer's line is the jsonpb target's.
+        _ = FlowMessage.make(flow)
+        var line: [UInt8] = []
+        writer.appendLine(flow, to: &line)
+        if (try? JSONSerialization.jsonObject(with: Data(line))) == nil {
+            fatalError("the flow-log line is not JSON: \(String(decoding: line, as: UTF8.self))")
+        }
         _ = decoder.unansweredQueries(nowNs: event.timestamp_ns &+ 10_000_000_000)
+        // The agent's housekeeping, about once a second there.
+        executions &+= 1
+        if executions % 4096 == 0 { decoder.forgetStale(nowNs: event.timestamp_ns) }
     }
+
+    nonisolated(unsafe) static var executions = 0
+
+    static let writer = FlowJSONWriter()
 
     static func jsonpb(_ line: String) {
         guard let response = try? FlowJSONLines.parse(line) else { return }
