@@ -163,7 +163,10 @@ public struct FlowDecoder {
                 dnsID: message.id)
             // Bounded: a flood of unanswered queries must not grow memory without limit.
             if pendingQueries.count < 65536 {
-                pendingQueries[key] = (event.timestamp_ns, flow)
+                let again = pendingQueries.updateValue((event.timestamp_ns, flow), forKey: key)
+                // The same query seen twice at one instant (another observation of one packet)
+                // already has its deadline: one entry per waiting query keeps pruning rare.
+                guard again?.sentNs != event.timestamp_ns else { return }
                 let limit = UInt64(dnsTimeout * 1e9)
                 // A time so late its deadline would overflow never lapses (only a corrupt event has one).
                 let deadline = event.timestamp_ns < UInt64.max - limit ? event.timestamp_ns + limit : .max
@@ -215,9 +218,13 @@ public struct FlowDecoder {
         return expired
     }
 
-    /// Drops the deadlines of queries answered since (they would be skipped when due).
+    /// Keeps one deadline per waiting query: those of queries answered (or asked again) since
+    /// would be skipped when due.
     private mutating func pruneDeadlines() {
-        queryDeadlines.filter { [pendingQueries] in pendingQueries[$0.key]?.sentNs == $0.sentNs }
+        var kept = Set<PendingKey>()
+        queryDeadlines.filter { [pendingQueries] in
+            pendingQueries[$0.key]?.sentNs == $0.sentNs && kept.insert($0.key).inserted
+        }
     }
 
     /// Forgets resolved names past their TTL and SYNs that were never answered.
@@ -225,7 +232,9 @@ public struct FlowDecoder {
         names.forgetExpired(at: nowNs)
         if pendingSYNs.count > 4096 {
             let limit = UInt64(dnsTimeout * 1e9)
-            pendingSYNs = pendingSYNs.filter { nowNs < $0.value + limit }
+            // Kept while younger than the limit (a time past `nowNs`, from a corrupt event,
+            // counts as young; the sum could overflow).
+            pendingSYNs = pendingSYNs.filter { nowNs <= $0.value || nowNs - $0.value < limit }
         }
     }
 

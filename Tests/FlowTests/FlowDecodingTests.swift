@@ -253,6 +253,30 @@ struct FlowDecodingTests {
         #expect(flow.destinationNames == (968..<1000).map { "r\($0).wild.example.com" })
     }
 
+    @Test("unanswered SYNs are forgotten after the timeout, even one stamped near the clock's end (fuzzing found it)")
+    func staleSYNs() {
+        var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [:], dnsTimeout: 1)
+        func syn(port: UInt16, at ns: UInt64) -> Flow {
+            decoder.decode(
+                RawEvent.packet(Self.client, port, Self.server, 80, protocol: 6, flags: RawEvent.syn, at: ns),
+                interfaceName: nil)
+        }
+        func synAck(port: UInt16, at ns: UInt64) -> Flow {
+            decoder.decode(
+                RawEvent.packet(
+                    Self.server, 80, Self.client, port, protocol: 6, flags: RawEvent.syn | RawEvent.ack, reply: 1,
+                    at: ns),
+                interfaceName: nil)
+        }
+        for port in 0..<5000 { _ = syn(port: UInt16(10_000 + port), at: 1_000_000_000) }
+        _ = syn(port: 9000, at: UInt64.max - 10)
+        _ = syn(port: 9001, at: 2_500_000_000)
+        decoder.forgetStale(nowNs: 3_000_000_000)
+        #expect(synAck(port: 10_000, at: 3_000_000_000).latencyNanoseconds == 0, "an old SYN is forgotten")
+        #expect(synAck(port: 9001, at: 3_000_000_000).latencyNanoseconds == 500_000_000, "a recent one is kept")
+        #expect(synAck(port: 9000, at: UInt64.max - 5).latencyNanoseconds == 5)
+    }
+
     @Test("TCP flag bits mean what the datapath's (osprey_abi.h) mean")
     func tcpFlagBits() {
         let bits: [(TCPFlags, osp_tcp_flag_bit)] = [
