@@ -11,7 +11,9 @@ import HubbleWire
 /// so readers never see a partial line. A rotated file is gzipped under a temporary name and
 /// renamed, so a process killed mid-rotation leaves no truncated `.gz`; what such a kill leaves
 /// (a temporary gzip, a rotated file not yet compressed or not yet removed) is put right when
-/// the file is opened again. Not thread-safe: one exporter task owns it.
+/// the file is opened again, and so is a last line a kill cut short inside its write (the kernel
+/// may stop a large write at a fatal signal): the file is cut back to its last whole line, so
+/// the next line does not join it. Not thread-safe: one exporter task owns it.
 final class RotatingFile {
     let path: String
     let maxBytes: Int
@@ -38,10 +40,27 @@ final class RotatingFile {
     deinit { close() }
 
     private func open() throws(OpenError) {
-        descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        descriptor = Glibc.open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw OpenError(reason: String(cString: strerror(errno))) }
         var status = stat()
         size = fstat(descriptor, &status) == 0 ? Int(status.st_size) : 0
+        let whole = Self.endOfLastWholeLine(descriptor, size: size)
+        if whole < size, ftruncate(descriptor, off_t(whole)) == 0 { size = whole }
+    }
+
+    /// Where the file's last whole line ends (0 when it has none; `size` when it cannot tell).
+    static func endOfLastWholeLine(_ descriptor: Int32, size: Int) -> Int {
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        var end = size
+        while end > 0 {
+            let start = max(0, end - chunk.count)
+            let count = end - start
+            let read = chunk.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, count, off_t(start)) }
+            guard read == count else { return size }
+            if let newline = chunk[..<count].lastIndex(of: UInt8(ascii: "\n")) { return start + newline + 1 }
+            end = start
+        }
+        return 0
     }
 
     func close() {

@@ -240,6 +240,25 @@ struct FlowExportTests {
         }
     }
 
+    @Test("a last line a kill cut short is cut off at the next start, so the next line stands alone")
+    func partialLastLine() async throws {
+        try await Self.withDirectory { directory in
+            let line = { (index: Int) in
+                FlowJSONLines.line(Flow_Flow.with { $0.uuid = "00000000-0000-4000-8000-00000000000\(index)" }) + "\n"
+            }
+            let path = directory + "/events.log"
+            let cut = String(line(1).prefix(40))
+            try (line(0) + cut).write(toFile: path, atomically: false, encoding: .utf8)
+            let file = try RotatingFile(path: path, maxBytes: 1 << 20, maxBackups: 0, compress: false)
+            #expect(file.size == line(0).utf8.count)
+            #expect(file.write(ArraySlice(line(2).utf8)))
+            #expect(try String(contentsOfFile: path, encoding: .utf8) == line(0) + line(2))
+            // A file with no whole line at all starts empty.
+            try cut.write(toFile: path, atomically: false, encoding: .utf8)
+            #expect(try RotatingFile(path: path, maxBytes: 1 << 20, maxBackups: 0, compress: false).size == 0)
+        }
+    }
+
     @Test("a subscriber that falls behind writes a lost-events record where the gap is")
     func lostEvents() async throws {
         try await Self.withDirectory { directory in
