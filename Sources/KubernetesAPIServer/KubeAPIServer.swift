@@ -99,9 +99,12 @@ public final class KubeAPIServer: Sendable {
         }
     }
 
-    /// An HTTP(S) application serving the API on `address` (TLS when a certificate and key are given).
+    /// An HTTP(S) application serving the API on `address` (TLS when a certificate and key are
+    /// given), on `eventLoopGroup` (a process that also carries other busy NIO servers, as the
+    /// test suites do, gives it threads of its own so TLS handshakes never wait behind them).
     public func application(
         address: BindAddress, certificateFile: String?, keyFile: String?,
+        eventLoopGroup: EventLoopGroupProvider = .singleton,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         var server = HTTPServerBuilder.http1()
@@ -113,7 +116,7 @@ public final class KubeAPIServer: Sendable {
         }
         return Application(
             router: router(), server: server, configuration: .init(address: address, serverName: nil),
-            onServerRunning: onServerRunning, logger: logger)
+            onServerRunning: onServerRunning, eventLoopGroupProvider: eventLoopGroup, logger: logger)
     }
 
     /// Plain HTTP on `address` with `/metrics` as kube-state-metrics would serve it for the

@@ -6,6 +6,7 @@ import KubernetesSource
 import Lab
 import Locking
 import Logging
+import NIOPosix
 
 /// The lab's Kubernetes API server in this process, over TLS on a free loopback port, with a
 /// throwaway CA, accepted tokens a test can rotate, and kubeconfigs pointing at it.
@@ -17,6 +18,9 @@ final class APIServerFixture: Sendable {
     private let accepted: Tokens
     private let task: Task<Void, any Error>
     private let bookmarks: Task<Void, Never>
+    /// The server's own event loop: the suites' gRPC servers and clients keep NIO's shared
+    /// threads busy, and kubectl gives up on a TLS handshake after 10 s.
+    private let eventLoops: MultiThreadedEventLoopGroup
 
     static func start(
         tokens: Set<String> = ["osp-token-1"], bookmarkInterval: Duration = .seconds(60)
@@ -32,9 +36,10 @@ final class APIServerFixture: Sendable {
         logger.logLevel = .critical  // stopping by cancellation makes Hummingbird log errors
         let server = KubeAPIServer(tokens: { accepted.current }, logger: logger)
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let app = try server.application(
             address: .hostname("127.0.0.1", port: 0), certificateFile: certificates.apiServerCertificate.cert,
-            keyFile: certificates.apiServerCertificate.key
+            keyFile: certificates.apiServerCertificate.key, eventLoopGroup: .shared(eventLoops)
         ) { channel in
             portContinuation.yield(channel.localAddress?.port ?? 0)
             portContinuation.finish()
@@ -45,12 +50,13 @@ final class APIServerFixture: Sendable {
         let bookmarks = Task { await server.run(bookmarkInterval: bookmarkInterval) }
         return APIServerFixture(
             server: server, directory: directory, port: port, certificates: certificates, accepted: accepted,
-            task: task, bookmarks: bookmarks)
+            task: task, bookmarks: bookmarks, eventLoops: eventLoops)
     }
 
     private init(
         server: KubeAPIServer, directory: String, port: Int, certificates: LabCertificates,
-        accepted: Tokens, task: Task<Void, any Error>, bookmarks: Task<Void, Never>
+        accepted: Tokens, task: Task<Void, any Error>, bookmarks: Task<Void, Never>,
+        eventLoops: MultiThreadedEventLoopGroup
     ) {
         self.server = server
         self.directory = directory
@@ -59,6 +65,7 @@ final class APIServerFixture: Sendable {
         self.accepted = accepted
         self.task = task
         self.bookmarks = bookmarks
+        self.eventLoops = eventLoops
     }
 
     var url: String { "https://127.0.0.1:\(port)" }
@@ -83,6 +90,7 @@ final class APIServerFixture: Sendable {
         bookmarks.cancel()
         task.cancel()
         _ = await task.result
+        try? await eventLoops.shutdownGracefully()
         try? FileManager.default.removeItem(atPath: directory)
     }
 }
