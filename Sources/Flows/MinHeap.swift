@@ -29,24 +29,33 @@ public struct MinHeap<Element: Comparable> {
         guard !elements.isEmpty else { return nil }
         elements.swapAt(0, elements.count - 1)
         let smallest = elements.removeLast()
-        var parent = 0
+        siftDown(from: 0)
+        return smallest
+    }
+
+    /// Keeps only the elements `isIncluded` accepts, in O(n): the kept ones are ordered again
+    /// bottom-up, each parent sifted below its already ordered subtrees.
+    @inlinable public mutating func filter(_ isIncluded: (Element) -> Bool) {
+        elements.removeAll { !isIncluded($0) }
+        var parent = elements.count / 2
+        while parent > 0 {
+            parent -= 1
+            siftDown(from: parent)
+        }
+    }
+
+    /// Moves the element at `parent` down until neither child is smaller.
+    @inlinable mutating func siftDown(from parent: Int) {
+        var parent = parent
         while true {
             let left = 2 * parent + 1
             let right = left + 1
             var first = parent
             if left < elements.count, elements[left] < elements[first] { first = left }
             if right < elements.count, elements[right] < elements[first] { first = right }
-            if first == parent { return smallest }
+            if first == parent { return }
             elements.swapAt(parent, first)
             parent = first
         }
-    }
-
-    /// Keeps only the elements `isIncluded` accepts (O(n)).
-    @inlinable public mutating func filter(_ isIncluded: (Element) -> Bool) {
-        let kept = elements.filter(isIncluded)
-        elements = []
-        elements.reserveCapacity(kept.count)
-        for element in kept { push(element) }
     }
 }

@@ -79,7 +79,7 @@ public final class Observer: LostEventLedger {
             }
             var missed: UInt64 = 0
             for subscriber in state.subscribers.values {
-                missed += Self.lap(subscriber, by: flows, &state)
+                missed += Self.lap(subscriber, by: flows, ring: state.ring, seen: state.seen)
             }
             if missed > 0 { state.lost[.hubbleRingBuffer, default: 0] &+= missed }
             for index in flows.indices {
@@ -97,19 +97,17 @@ public final class Observer: LostEventLedger {
 
     /// Moves `subscriber`'s cursor past the flows it could no longer read once `flows` are
     /// appended (it may lag at most its limit), recording them as missed; returns how many.
-    private static func lap(_ subscriber: Subscriber, by flows: [Flow], _ state: inout State) -> UInt64 {
-        let unread = state.seen - subscriber.cursor + UInt64(flows.count)
+    private static func lap(_ subscriber: Subscriber, by flows: [Flow], ring: [Flow?], seen: UInt64) -> UInt64 {
+        let unread = seen - subscriber.cursor + UInt64(flows.count)
         guard unread > subscriber.limit else { return 0 }
         let skipped = unread - subscriber.limit
         // Both ends are still readable: in the ring (the cursor never lags more than the ring
         // holds) or in the batch.
-        let (seen, capacity) = (state.seen, UInt64(state.ring.count))
-        func time(_ sequence: UInt64, _ ring: inout [Flow?]) -> Date {
-            sequence >= seen ? flows[Int(sequence - seen)].time : ring[Int(sequence % capacity)]?.time ?? .distantPast
+        func time(_ sequence: UInt64) -> Date {
+            sequence >= seen
+                ? flows[Int(sequence - seen)].time : ring[Int(sequence % UInt64(ring.count))]?.time ?? .distantPast
         }
-        subscriber.miss(
-            skipped, first: time(subscriber.cursor, &state.ring),
-            last: time(subscriber.cursor + skipped - 1, &state.ring))
+        subscriber.miss(skipped, first: time(subscriber.cursor), last: time(subscriber.cursor + skipped - 1))
         subscriber.cursor += skipped
         return skipped
     }

@@ -75,11 +75,8 @@ struct FlowPipelineStageTests {
 
     @Test("the standalone inventory file is re-read when it changes; pods that left it are reported once")
     func inventoryFile() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-inventory-\(UUID()).json").path
+        let (path, _, start) = try Self.cartInventoryFile()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let start = Date(timeIntervalSince1970: 1_800_000_000)
-        let cart = Self.pod("cart-1", ip: "10.244.1.9", app: "cart", created: start)
-        try Inventory(cluster: "osp", topology: "bridge", nodes: [], pods: [cart], services: []).write(to: path)
         let metadata = InventoryMetadata(path: path)
         #expect(metadata.pod(ip: "10.244.1.9", at: start)?.name == "cart-1")
         try Inventory(cluster: "osp", topology: "bridge", nodes: [], pods: [], services: []).write(to: path)
@@ -96,12 +93,8 @@ struct FlowPipelineStageTests {
 
     @Test("an inventory file that goes or turns bad: said once, identities kept, said again when it is back")
     func inventoryFileProblems() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-inventory-\(UUID()).json").path
+        let (path, inventory, start) = try Self.cartInventoryFile()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let start = Date(timeIntervalSince1970: 1_800_000_000)
-        let cart = Self.pod("cart-1", ip: "10.244.1.9", app: "cart", created: start)
-        let inventory = Inventory(cluster: "osp", topology: "bridge", nodes: [], pods: [cart], services: [])
-        try inventory.write(to: path)
         let said = Lock<[String?]>([])
         let metadata = InventoryMetadata(path: path) { problem in said.withLock { $0.append(problem) } }
         #expect(said.withLock { $0 }.isEmpty, "nothing to say while the file reads")
@@ -122,6 +115,17 @@ struct FlowPipelineStageTests {
         try inventory.write(to: path)
         metadata.reloadIfChanged(force: true)
         #expect(said.withLock { $0 }.count == 3 && said.withLock { $0.last } == .some(nil), "back: said once more")
+    }
+
+    /// A fresh temporary inventory file holding one pod, `shop/cart-1` at 10.244.1.9, created at
+    /// `start`; the caller removes the file.
+    static func cartInventoryFile() throws -> (path: String, inventory: Inventory, start: Date) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-inventory-\(UUID()).json").path
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let cart = Self.pod("cart-1", ip: "10.244.1.9", app: "cart", created: start)
+        let inventory = Inventory(cluster: "osp", topology: "bridge", nodes: [], pods: [cart], services: [])
+        try inventory.write(to: path)
+        return (path, inventory, start)
     }
 
     @Test("an inventory that names no cluster: endpoints carry the agent's cluster name, every time")
