@@ -9,22 +9,9 @@ import Netlink
 /// connection to a Service address. One ctnetlink lookup per connection; the answer is
 /// remembered for the rest of its flows (both directions, every report).
 final class ConntrackServiceTranslation: ServiceTranslation {
-    struct Key: Hashable {
-        var protocolNumber: UInt8
-        var client: String
-        var clientPort: UInt16
-        var service: String
-        var servicePort: UInt16
-    }
-
-    struct Answer {
-        var backend: ServiceBackend?
-        var until: Date
-    }
-
     struct State {
         var conntrack: Conntrack?
-        var answers: [Key: Answer] = [:]
+        var answers = TranslationCache()
         var lookups: UInt64 = 0
         var failures: UInt64 = 0
     }
@@ -35,7 +22,6 @@ final class ConntrackServiceTranslation: ServiceTranslation {
     /// How long "not translated" is believed: the connection may be confirmed a moment later,
     /// and retransmitted SYNs that a policy drops each get a new choice.
     static let missLifetime: Double = 1
-    static let maxAnswers = 65536
 
     private let state: Lock<State>
 
@@ -49,14 +35,11 @@ final class ConntrackServiceTranslation: ServiceTranslation {
     /// enriched — a connection refused with a RST is removed at once.
     func learn(_ translations: [ObservedTranslation]) {
         guard !translations.isEmpty else { return }
-        let until = Date().addingTimeInterval(Self.answerLifetime)
+        let now = Date()
+        let until = now.addingTimeInterval(Self.answerLifetime)
         state.withLock { state in
             for observed in translations {
-                let key = Key(
-                    protocolNumber: observed.protocolNumber, client: observed.client, clientPort: observed.clientPort,
-                    service: observed.service, servicePort: observed.servicePort)
-                if state.answers.count >= Self.maxAnswers { state.answers.removeAll() }
-                state.answers[key] = Answer(backend: observed.backend, until: until)
+                state.answers.remember(observed.connection, backend: observed.backend, until: until, now: now)
             }
         }
     }
@@ -69,25 +52,21 @@ final class ConntrackServiceTranslation: ServiceTranslation {
     )
         -> ServiceBackend?
     {
-        let key = Key(
+        let key = ServiceConnection(
             protocolNumber: protocolNumber, client: client, clientPort: clientPort, service: service,
             servicePort: servicePort)
         let now = Date()
         return state.withLock { state in
-            if let answer = state.answers[key], answer.until > now { return answer.backend }
+            if let answer = state.answers.answer(key, now: now) { return answer }
             let backend = Self.lookup(key, &state)
-            if state.answers.count >= Self.maxAnswers {
-                state.answers = state.answers.filter { $0.value.until > now }
-                if state.answers.count >= Self.maxAnswers { state.answers.removeAll() }
-            }
-            state.answers[key] = Answer(
-                backend: backend,
-                until: now.addingTimeInterval(backend == nil ? Self.missLifetime : Self.answerLifetime))
+            state.answers.remember(
+                key, backend: backend,
+                until: now.addingTimeInterval(backend == nil ? Self.missLifetime : Self.answerLifetime), now: now)
             return backend
         }
     }
 
-    static func lookup(_ key: Key, _ state: inout State) -> ServiceBackend? {
+    static func lookup(_ key: ServiceConnection, _ state: inout State) -> ServiceBackend? {
         guard key.protocolNumber == 6 || key.protocolNumber == 17, let conntrack = state.conntrack,
             let client = IPText.bytes(key.client), let service = IPText.bytes(key.service),
             client.count == service.count

@@ -25,25 +25,31 @@ public protocol ServiceTranslation: Sendable {
     func learn(_ translations: [ObservedTranslation])
 }
 
-/// A translation the datapath saw on a packet (the conntrack entry it carried): the connection
-/// `client:clientPort → service:servicePort` went to `backend`.
-public struct ObservedTranslation: Sendable, Equatable {
+/// A connection a client opened to a Service address: `client:clientPort → service:servicePort`.
+public struct ServiceConnection: Hashable, Sendable {
     public var protocolNumber: UInt8
     public var client: String
     public var clientPort: UInt16
     public var service: String
     public var servicePort: UInt16
-    public var backend: ServiceBackend
 
-    public init(
-        protocolNumber: UInt8, client: String, clientPort: UInt16, service: String, servicePort: UInt16,
-        backend: ServiceBackend
-    ) {
+    public init(protocolNumber: UInt8, client: String, clientPort: UInt16, service: String, servicePort: UInt16) {
         self.protocolNumber = protocolNumber
         self.client = client
         self.clientPort = clientPort
         self.service = service
         self.servicePort = servicePort
+    }
+}
+
+/// A translation the datapath saw on a packet (the conntrack entry it carried): the connection
+/// went to `backend`.
+public struct ObservedTranslation: Sendable, Equatable {
+    public var connection: ServiceConnection
+    public var backend: ServiceBackend
+
+    public init(connection: ServiceConnection, backend: ServiceBackend) {
+        self.connection = connection
         self.backend = backend
     }
 }

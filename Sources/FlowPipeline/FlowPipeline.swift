@@ -145,8 +145,9 @@ public final class FlowPipeline: Sendable {
             let backend = IPText.text(backend)
         else { return nil }
         return ObservedTranslation(
-            protocolNumber: nat.original.protocol, client: client, clientPort: nat.original.sport,
-            service: service, servicePort: nat.original.dport,
+            connection: ServiceConnection(
+                protocolNumber: nat.original.protocol, client: client, clientPort: nat.original.sport,
+                service: service, servicePort: nat.original.dport),
             backend: ServiceBackend(ip: backend, port: nat.backend_port))
     }
 }

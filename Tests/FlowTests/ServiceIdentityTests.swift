@@ -143,8 +143,10 @@ struct ServiceIdentityTests {
         {
             learned.withLock { learned in
                 learned.last {
-                    $0.client == client && $0.clientPort == clientPort && $0.service == service
-                        && $0.servicePort == servicePort && $0.protocolNumber == protocolNumber
+                    $0.connection
+                        == ServiceConnection(
+                            protocolNumber: protocolNumber, client: client, clientPort: clientPort, service: service,
+                            servicePort: servicePort)
                 }?.backend
             }
         }
