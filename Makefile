@@ -73,6 +73,7 @@ bench: bootstrap ## datapath overhead (iperf3, connection churn), live-flow late
 	.build/release/osprey-bench 2000000 4095 remote
 	.build/release/osprey-bench 2000000 4095 all
 	.build/release/osprey-bench followers 500 2000000
+	.build/release/osprey-bench filter 1000000
 	LD_PRELOAD=$(CURDIR)/.build/osp-malloc-count.so .build/release/osprey-bench 200000 4095 | grep allocations
 	.build/release/osprey-bench export 200000
 	scripts/bench-export.sh 67000 60

@@ -93,8 +93,10 @@ let package = Package(
             name: "HubbleWire",
             dependencies: ["Flows", "HubbleAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strict + fuzzed),
-        // Hubble's FlowFilter semantics (allow/deny lists) over flow.Flow.
-        .target(name: "FlowFilters", dependencies: ["HubbleAPI", "HubbleWire"], swiftSettings: strict + fuzzed),
+        // Hubble's FlowFilter semantics (allow/deny lists) over flow.Flow, and a quick check on the
+        // pipeline's own flows that lets a follower skip making messages it would drop.
+        .target(
+            name: "FlowFilters", dependencies: ["Flows", "HubbleAPI", "HubbleWire"], swiftSettings: strict + fuzzed),
         // gzip through zlib (rotated flow logs, `osprey observe --input-file x.gz`).
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Gzip", dependencies: ["CZlib"], swiftSettings: strict),
@@ -294,6 +296,7 @@ let package = Package(
                 "FlowPipeline", "FlowTestKit", "Observer", "ClusterInventory", "Enricher", "FlowMetrics",
                 "CDatapathABI", "Netns", "FlowExport", "Flows", "Gzip", "HubbleWire", "ServiceMap", "HubbleAPI",
                 "HubbleTransport", "HubbleObserver", "HubbleServer", "KubernetesAPIServer", "KubernetesModel",
+                "FlowFilters",
                 "KubernetesSource", "Lab", .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,3 +1,4 @@
+import Flows
 import Foundation
 import HubbleAPI
 import HubbleWire
@@ -5,25 +6,29 @@ import HubbleWire
 /// Filters on the two ends of a flow: addresses, pods, services, names, labels, workloads,
 /// clusters, identities.
 enum EndpointFilters {
-    static func checks(_ filter: Flow_FlowFilter) throws(FilterError) -> [CompiledFilter.Check] {
-        var checks = CheckList()
+    static func add(_ filter: Flow_FlowFilter, to checks: inout CheckList) throws(FilterError) {
         let sourceIPs = try filter.sourceIp.map { text throws(FilterError) in try IPMatcher(text) }
-        checks.add(sourceIPs) { flow in sourceIPs.contains { $0.matches(flow.ip.source) } }
+        checks.add(sourceIPs, quick: { flow in sourceIPs.contains { $0.matches(flow.sourceIP) } }) { flow in
+            sourceIPs.contains { $0.matches(flow.ip.source) }
+        }
         let sourceXlated = try filter.sourceIpXlated.map { text throws(FilterError) in try IPMatcher(text) }
         checks.add(sourceXlated) { flow in sourceXlated.contains { $0.matches(flow.ip.sourceXlated) } }
         let destinationIPs = try filter.destinationIp.map { text throws(FilterError) in try IPMatcher(text) }
-        checks.add(destinationIPs) { flow in destinationIPs.contains { $0.matches(flow.ip.destination) } }
+        checks.add(destinationIPs, quick: { flow in destinationIPs.contains { $0.matches(flow.destinationIP) } }) {
+            flow in destinationIPs.contains { $0.matches(flow.ip.destination) }
+        }
 
         let sourcePods = try filter.sourcePod.map { text throws(FilterError) in
             try NamePrefix(text, field: "source_pod")
         }
-        checks.add(sourcePods) { flow in sourcePods.contains { $0.matches(flow.source.namespace, flow.source.podName) }
+        checks.add(sourcePods, quick: { flow in sourcePods.contains { $0.matches(flow.source) } }) { flow in
+            sourcePods.contains { $0.matches(flow.source.namespace, flow.source.podName) }
         }
         let destinationPods = try filter.destinationPod.map { text throws(FilterError) in
             try NamePrefix(text, field: "destination_pod")
         }
-        checks.add(destinationPods) { flow in
-            destinationPods.contains { $0.matches(flow.destination.namespace, flow.destination.podName) }
+        checks.add(destinationPods, quick: { flow in destinationPods.contains { $0.matches(flow.destination) } }) {
+            flow in destinationPods.contains { $0.matches(flow.destination.namespace, flow.destination.podName) }
         }
         let sourceServices = try filter.sourceService.map { text throws(FilterError) in
             try NamePrefix(text, field: "source_service")
@@ -73,8 +78,6 @@ enum EndpointFilters {
         checks.add(sourceIdentities) { sourceIdentities.contains($0.source.identity) }
         let destinationIdentities = Set(filter.destinationIdentity)
         checks.add(destinationIdentities) { destinationIdentities.contains($0.destination.identity) }
-
-        return checks.list
     }
 
     static func workloads(_ workloads: [Flow_Workload], match filters: [Flow_Workload]) -> Bool {

@@ -5,15 +5,16 @@ import HubbleWire
 /// Filters on what happened and where: uuid, verdict, drop reason, direction, interface,
 /// event type, reply, node, trace ids, encryption.
 enum EventFilters {
-    static func checks(_ filter: Flow_FlowFilter) throws(FilterError) -> [CompiledFilter.Check] {
-        var checks = CheckList()
+    static func add(_ filter: Flow_FlowFilter, to checks: inout CheckList) throws(FilterError) {
         let uuids = Set(filter.uuid.map { $0.lowercased() })
         checks.add(uuids) { uuids.contains($0.uuid.lowercased()) }
 
         let directions = Set(filter.trafficDirection)
         checks.add(directions) { directions.contains($0.trafficDirection) }
         let verdicts = Set(filter.verdict)
-        checks.add(verdicts) { verdicts.contains($0.verdict) }
+        checks.add(verdicts, quick: { verdicts.contains(Flow_Verdict(rawValue: $0.verdict.rawValue) ?? .unknown) }) {
+            verdicts.contains($0.verdict)
+        }
         let dropReasons = Set(filter.dropReasonDesc)
         checks.add(dropReasons) { $0.verdict == .dropped && dropReasons.contains($0.dropReasonDesc) }
         let interfaces = filter.interface
@@ -45,7 +46,5 @@ enum EventFilters {
         checks.add(ipTraceIDs) { ipTraceIDs.contains($0.ipTraceID.traceID) }
         let encrypted = Set(filter.encrypted)
         checks.add(encrypted) { encrypted.contains($0.ip.encrypted) }
-
-        return checks.list
     }
 }

@@ -1,3 +1,4 @@
+import Flows
 import Foundation
 import HubbleAPI
 import HubbleWire
@@ -35,6 +36,15 @@ public struct FlowFilterSet: Sendable {
         if !allow.isEmpty, !allow.contains(where: { $0.matches(flow) }) { return false }
         return !deny.contains(where: { $0.matches(flow) })
     }
+
+    /// False when the pipeline's own `flow` cannot pass, decided without making its message: no
+    /// allow-list filter's addresses, pods or verdicts fit it. True says only that the message
+    /// must be made and matched. A follower filtering a busy node (`--namespace`, `--pod`, `--ip`,
+    /// `--verdict`) then skips making a message for each flow it drops — which was most of what
+    /// such a follower cost the agent.
+    public func mayMatch(_ flow: Flow) -> Bool {
+        allow.isEmpty || allow.contains { filter in filter.quickChecks.allSatisfy { $0(flow) } }
+    }
 }
 
 /// A filter that cannot be applied, in one sentence saying what to change.
@@ -47,23 +57,41 @@ public struct FilterError: Error, CustomStringConvertible, Equatable {
 /// that is set, built by the filters of its kind.
 struct CompiledFilter: Sendable {
     typealias Check = @Sendable (Flow_Flow) -> Bool
+    /// A check on the pipeline's flow that every flow whose message passes the field's `Check`
+    /// also passes (the fields the message copies unchanged: addresses, pods, verdict).
+    typealias QuickCheck = @Sendable (Flow) -> Bool
     let checks: [Check]
+    let quickChecks: [QuickCheck]
 
     func matches(_ flow: Flow_Flow) -> Bool { checks.allSatisfy { $0(flow) } }
 
     init(_ filter: Flow_FlowFilter) throws(FilterError) {
-        checks =
-            try EndpointFilters.checks(filter) + EventFilters.checks(filter) + L4Filters.checks(filter)
-            + L7Filters.checks(filter)
+        var checks = CheckList()
+        try EndpointFilters.add(filter, to: &checks)
+        try EventFilters.add(filter, to: &checks)
+        try L4Filters.add(filter, to: &checks)
+        try L7Filters.add(filter, to: &checks)
+        self.checks = checks.list
+        quickChecks = checks.quick
     }
 }
 
-/// The checks of one filter kind: a field adds its check only when it has values.
+/// The checks of a filter: a field adds its check only when it has values.
 struct CheckList {
     private(set) var list: [CompiledFilter.Check] = []
+    private(set) var quick: [CompiledFilter.QuickCheck] = []
 
     mutating func add(_ values: some Collection, _ check: @escaping CompiledFilter.Check) {
         if !values.isEmpty { list.append(check) }
+    }
+
+    /// A field's check and the quick check it implies on the pipeline's flow.
+    mutating func add(
+        _ values: some Collection, quick: @escaping CompiledFilter.QuickCheck, _ check: @escaping CompiledFilter.Check
+    ) {
+        guard !values.isEmpty else { return }
+        list.append(check)
+        self.quick.append(quick)
     }
 
     mutating func add(_ check: @escaping CompiledFilter.Check) { list.append(check) }

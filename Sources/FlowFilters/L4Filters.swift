@@ -4,8 +4,7 @@ import HubbleWire
 
 /// Filters on layer 3/4: protocol, ports, TCP flags, IP version.
 enum L4Filters {
-    static func checks(_ filter: Flow_FlowFilter) throws(FilterError) -> [CompiledFilter.Check] {
-        var checks = CheckList()
+    static func add(_ filter: Flow_FlowFilter, to checks: inout CheckList) throws(FilterError) {
         let protocols = try filter.protocol.map { name throws(FilterError) in try ProtocolName(name) }
         checks.add(protocols) { flow in protocols.contains { $0.matches(flow) } }
         let sourcePorts = try filter.sourcePort.map { text throws(FilterError) in try Self.port(text) }
@@ -21,7 +20,6 @@ enum L4Filters {
 
         let versions = Set(filter.ipVersion)
         checks.add(versions) { versions.contains($0.ip.ipVersion) }
-        return checks.list
     }
 
     static func port(_ text: String) throws(FilterError) -> UInt32 {

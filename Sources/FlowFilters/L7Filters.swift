@@ -4,8 +4,7 @@ import HubbleWire
 
 /// Filters on layer 7: DNS queries, HTTP (Osprey's flows carry none), CEL (refused).
 enum L7Filters {
-    static func checks(_ filter: Flow_FlowFilter) throws(FilterError) -> [CompiledFilter.Check] {
-        var checks = CheckList()
+    static func add(_ filter: Flow_FlowFilter, to checks: inout CheckList) throws(FilterError) {
         let queries = try filter.dnsQuery.map { pattern throws(FilterError) in
             try Pattern(regex: pattern, what: "DNS query")
         }
@@ -39,6 +38,5 @@ enum L7Filters {
                 "CEL expressions (experimental.cel_expression) are not supported by Osprey; "
                     + "use the other filter fields.")
         }
-        return checks.list
     }
 }

@@ -1,3 +1,4 @@
+import Flows
 import Foundation
 import HubbleAPI
 
@@ -69,6 +70,11 @@ struct NamePrefix: Sendable {
         if let wanted = self.namespace, wanted != namespace { return false }
         if self.namespace == nil, namespace.isEmpty { return false }
         return name.hasPrefix(prefix)
+    }
+
+    /// The pipeline's endpoint as its message names it: no pod (no namespace), no name.
+    func matches(_ endpoint: Endpoint) -> Bool {
+        !endpoint.namespace.isEmpty && matches(endpoint.namespace, endpoint.podName)
     }
 }
 

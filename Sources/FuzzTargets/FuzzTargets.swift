@@ -92,8 +92,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         _ = FlowJSONLines.line(response)
     }
 
-    /// Flows a request's filters are matched against.
-    static let flows: [Flow_Flow] = {
+    /// Flows a request's filters are matched against, with their messages.
+    static let flows: [(flow: Flow, message: Flow_Flow)] = {
         var syn = Flow(
             time: Date(timeIntervalSince1970: 1_800_000_000), verdict: .forwarded, ipVersion: 1,
             sourceIP: "10.244.1.4", destinationIP: "10.244.2.2",
@@ -109,15 +109,27 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         drop.verdict = .dropped
         drop.dropReason = 133
         drop.kernelDropReason = "NETFILTER_DROP"
-        return [syn, dns, drop].map { FlowMessage.make($0) }
+        var v6 = Flow(
+            time: Date(timeIntervalSince1970: 1_800_000_001), verdict: .forwarded, ipVersion: 2,
+            sourceIP: "fd00:10:244:1::4", destinationIP: "fd00:10:244:2::7",
+            l4: .tcp(sourcePort: 41000, destinationPort: 5432, flags: .ack), nodeName: "fuzz-node",
+            trafficDirection: .ingress, isReply: true, observationPoint: .toEndpoint)
+        v6.destination = Endpoint(
+            namespace: "billing", podName: "ledger-0", labels: ["k8s:app=ledger"], workloads: [], clusterName: "fuzz")
+        return [syn, dns, drop, v6].map { ($0, FlowMessage.make($0)) }
     }()
 
     static func request(_ bytes: [UInt8]) {
         guard let message = try? Observer_GetFlowsRequest(serializedBytes: bytes),
             let request = try? FlowRequest(message)
         else { return }
-        for flow in flows where request.filters.matches(flow) {
-            _ = request.mask?.apply(flow)
+        for (flow, message) in flows {
+            let matches = request.filters.matches(message)
+            // The quick check on the pipeline's flow may only reject what the message would.
+            if matches, !request.filters.mayMatch(flow) {
+                fatalError("mayMatch rejected a flow whose message matches: \(request.filters)")
+            }
+            if matches { _ = request.mask?.apply(message) }
         }
     }
 

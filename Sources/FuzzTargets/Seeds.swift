@@ -20,8 +20,10 @@ public enum FuzzSeeds {
                 ("dns-answer", event(protocol: 17, sport: 53, dport: 53000, flags: 0, payload: dnsAnswer)),
             ]
         case .jsonpb:
-            FuzzTarget.flows.enumerated().map { ("flow-\($0.offset)", Array(FlowJSONLines.line($0.element).utf8)) }
-        case .request: [("filters", requestBytes)]
+            FuzzTarget.flows.enumerated().map {
+                ("flow-\($0.offset)", Array(FlowJSONLines.line($0.element.message).utf8))
+            }
+        case .request: [("filters", requestBytes), ("filters-quick", quickRequestBytes)]
         case .addresses:
             [
                 "localhost:4245", "unix:///var/run/cilium/hubble.sock", "[fd00::1]:4244", "10.0.0.1", "1h30m",
@@ -84,6 +86,25 @@ public enum FuzzSeeds {
             ]
             $0.blacklist = [.with { $0.sourceLabel = ["k8s:app=untrusted"] }]
             $0.fieldMask = .with { $0.paths = ["time", "source.pod_name", "verdict"] }
+        }
+        return (try? request.serializedBytes()) ?? []
+    }
+
+    /// Filters on the fields `mayMatch` decides on the pipeline's flow: IPv6 ranges, pods in any
+    /// namespace or one, verdicts.
+    static var quickRequestBytes: [UInt8] {
+        let request = Observer_GetFlowsRequest.with {
+            $0.follow = true
+            $0.whitelist = [
+                .with {
+                    $0.destinationIp = ["fd00:10:244:2::/64"]
+                    $0.destinationPod = ["billing/led"]
+                },
+                .with {
+                    $0.sourcePod = ["/load"]
+                    $0.verdict = [.dropped]
+                },
+            ]
         }
         return (try? request.serializedBytes()) ?? []
     }

@@ -176,8 +176,10 @@ struct FlowQuery {
         }
     }
 
-    /// The flow as a message when it passes the filters, masked.
+    /// The flow as a message when it passes the filters, masked. A flow the filters can reject
+    /// by its addresses, pods or verdict alone never becomes a message.
     func match(_ flow: Flow) -> Flow_Flow? {
+        guard filters.mayMatch(flow) else { return nil }
         let message = FlowMessage.make(flow)
         guard filters.matches(message) else { return nil }
         return mask?.apply(message) ?? message

@@ -45,6 +45,9 @@ enum PipelineBench {
         if CommandLine.arguments.dropFirst().first == "followers" {
             return try FollowersBench.run(Array(CommandLine.arguments.dropFirst(2)))
         }
+        if CommandLine.arguments.dropFirst().first == "filter" {
+            return try FilterBench.run(Array(CommandLine.arguments.dropFirst(2)))
+        }
         if CommandLine.arguments.dropFirst().first == "kube-sync" {
             return try KubernetesBench.sync(Array(CommandLine.arguments.dropFirst(2)))
         }

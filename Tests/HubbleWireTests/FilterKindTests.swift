@@ -1,5 +1,6 @@
 import FlowFilters
 import FlowTestKit
+import Flows
 import HubbleAPI
 import HubbleWire
 import Testing
@@ -11,9 +12,13 @@ struct FilterKindTests {
     static let flows = Fixtures.all.map { FlowMessage.make($0) }
     static let names = ["syn", "synAck", "dnsRequest", "dnsResponse", "drop", "icmp"]
 
-    /// The fixture flows (by name) that `filter` allows.
+    /// The fixture flows (by name) that `filter` allows. The quick check on the pipeline's flow
+    /// (`mayMatch`, before any message is made) must let each of them through.
     static func allowed(_ filter: Flow_FlowFilter) throws -> [String] {
         let set = try FlowFilterSet(allow: [filter], deny: [])
+        for (name, (flow, message)) in zip(names, zip(Fixtures.all, flows)) where set.matches(message) {
+            #expect(set.mayMatch(flow), "mayMatch rejected \(name), which the filter allows")
+        }
         return zip(names, flows).filter { set.matches($0.1) }.map(\.0)
     }
 
@@ -97,6 +102,17 @@ struct FilterKindTests {
 
     @Test("layer 7 fields", arguments: l7Rows)
     func l7(_ row: Row) throws { #expect(try Self.allowed(row.filter) == row.expected) }
+
+    @Test(
+        "addresses, pods and verdicts decide on the pipeline's flow, before its message is made",
+        arguments: endpointRows.prefix(4) + eventRows.prefix(1))
+    func quick(_ row: Row) throws {
+        let set = try FlowFilterSet(allow: [row.filter], deny: [])
+        #expect(zip(Self.names, Fixtures.all).filter { set.mayMatch($0.1) }.map(\.0) == row.expected)
+        #expect(
+            try FlowFilterSet(allow: [row.filter, .with { $0.protocol = ["icmp"] }], deny: []).mayMatch(Fixtures.all[5])
+        )
+    }
 
     @Test("fields of one filter all apply; filters of a list are alternatives; deny wins")
     func combination() throws {
