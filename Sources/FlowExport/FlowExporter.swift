@@ -281,7 +281,7 @@ public final class FlowExporter: FlowSink {
     /// One flow, if it passes the filters, masked while it is written.
     func export(_ flow: Flow) {
         counters.withLock { $0.flows += 1 }
-        if !filters.isEmpty, !filters.mayMatch(flow) || !filters.matches(FlowMessage.make(flow)) { return }
+        if !filters.isEmpty, filters.message(for: flow) == nil { return }
         output.withLock { output in
             output.add(flow: true, into: counters) { writer, batch in writer.appendLine(flow, to: &batch) }
         }

@@ -45,6 +45,15 @@ public struct FlowFilterSet: Sendable {
     public func mayMatch(_ flow: Flow) -> Bool {
         allow.isEmpty || allow.contains { filter in filter.quickChecks.allSatisfy { $0(flow) } }
     }
+
+    /// The pipeline's `flow` as its Hubble message when the filters pass it, else nil: the quick
+    /// check first (`mayMatch`), so a flow it rejects never becomes a message. Every caller that
+    /// filters the pipeline's flows goes through here (GetFlows, flow logs).
+    public func message(for flow: Flow) -> Flow_Flow? {
+        guard mayMatch(flow) else { return nil }
+        let message = FlowMessage.make(flow)
+        return matches(message) ? message : nil
+    }
 }
 
 /// A filter that cannot be applied, in one sentence saying what to change.

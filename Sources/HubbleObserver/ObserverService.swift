@@ -56,7 +56,20 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
                 live.cancel()
             }
         } else {
-            for flow in query.select(from: observer.history()) { try await response.write(query.response(flow)) }
+            try await Self.write(query.select(from: observer.history()).map(query.response), to: response)
+        }
+    }
+
+    /// At most this many responses go to the client in one write.
+    static let writeBatch = 256
+
+    /// Writes `responses` a batch at a time: a write per message costs a hop to the
+    /// connection's event loop and a flush each, most of a busy stream's cost.
+    static func write(
+        _ responses: [Observer_GetFlowsResponse], to response: RPCWriter<Observer_GetFlowsResponse>
+    ) async throws {
+        for start in stride(from: 0, to: responses.count, by: writeBatch) {
+            try await response.write(contentsOf: responses[start..<min(start + writeBatch, responses.count)])
         }
     }
 
@@ -66,25 +79,34 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
         _ query: FlowQuery, history: [Flow], live: ObserverSubscription, marks: Bool,
         response: RPCWriter<Observer_GetFlowsResponse>
     ) async throws {
-        for flow in query.select(from: history) { try await response.write(query.response(flow)) }
+        try await Self.write(query.select(from: history).map(query.response), to: response)
         var lastMark = Date.distantPast
-        for await event in live {
-            switch event {
-            case .flow(let flow):
-                if let until = query.until, flow.time > until { return }
-                if let message = query.match(flow) { try await response.write(query.response(message)) }
-            case .lost(let lost):
-                try await response.write(
-                    .with {
-                        $0.lostEvents = FlowMessage.lostEvent(lost)
-                        $0.nodeName = nodeName
-                        $0.time = FlowMessage.timestamp(lost.last)
-                    })
-            case .progress(let time):
-                guard time.timeIntervalSince(lastMark) >= Self.markInterval else { continue }
-                lastMark = time
-                try await response.write(ProgressMark.response(node: nodeName, time: time))
+        var events = live.makeAsyncIterator()
+        var batch: [Observer_GetFlowsResponse] = []
+        while let ready = await events.nextBatch() {
+            for event in ready {
+                switch event {
+                case .flow(let flow):
+                    if let until = query.until, flow.time > until {
+                        try await Self.write(batch, to: response)
+                        return
+                    }
+                    if let message = query.match(flow) { batch.append(query.response(message)) }
+                case .lost(let lost):
+                    batch.append(
+                        .with {
+                            $0.lostEvents = FlowMessage.lostEvent(lost)
+                            $0.nodeName = nodeName
+                            $0.time = FlowMessage.timestamp(lost.last)
+                        })
+                case .progress(let time):
+                    guard time.timeIntervalSince(lastMark) >= Self.markInterval else { continue }
+                    lastMark = time
+                    batch.append(ProgressMark.response(node: nodeName, time: time))
+                }
             }
+            try await Self.write(batch, to: response)
+            batch.removeAll(keepingCapacity: true)
         }
     }
 
@@ -179,9 +201,7 @@ struct FlowQuery {
     /// The flow as a message when it passes the filters, masked. A flow the filters can reject
     /// by its addresses, pods or verdict alone never becomes a message.
     func match(_ flow: Flow) -> Flow_Flow? {
-        guard filters.mayMatch(flow) else { return nil }
-        let message = FlowMessage.make(flow)
-        guard filters.matches(message) else { return nil }
+        guard let message = filters.message(for: flow) else { return nil }
         return mask?.apply(message) ?? message
     }
 

@@ -92,6 +92,20 @@ public struct ObserverSubscription: AsyncSequence, Sendable {
                 if events.isEmpty { await handle.observer.wait(handle.subscriber) }
             }
         }
+
+        /// Every event that is ready (at least one, at most what one take holds), waiting for
+        /// the first; nil when the subscription has ended. For writers that send a batch at once.
+        public mutating func nextBatch() async -> ArraySlice<ObserverEvent>? {
+            while true {
+                if index < taken.count {
+                    defer { index = taken.count }
+                    return taken[index...]
+                }
+                guard let events = handle.observer.take(handle.subscriber) else { return nil }
+                (taken, index) = (events, 0)
+                if events.isEmpty { await handle.observer.wait(handle.subscriber) }
+            }
+        }
     }
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: handle) }

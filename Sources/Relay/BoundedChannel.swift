@@ -132,6 +132,13 @@ final class BoundedChannel<Element: Sendable>: Sendable {
         }
     }
 
+    /// The next element if one is queued (or a sender waits with one); never waits.
+    func tryReceive() -> Element? {
+        guard let (element, sender) = state.withLock({ attemptReceive(&$0) }) else { return nil }
+        sender?.resume()
+        return element
+    }
+
     /// The next element; nil once finished and empty, or when the receiving task is cancelled.
     func receive() async -> Element? {
         let first: (Element, CheckedContinuation<Void, any Error>?)?? = state.withLock { state in

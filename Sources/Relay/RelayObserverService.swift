@@ -68,7 +68,7 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         request: Observer_GetFlowsRequest, response: RPCWriter<Observer_GetFlowsResponse>, context: ServerContext
     ) async throws {
         try await Self.untilClientLeaves(context) { [self] in
-            try await merge(request) { try await response.write(try $0.decoded()) }
+            try await merge(request) { try await response.write(contentsOf: try $0.map { try $0.decoded() }) }
         }
     }
 
@@ -109,7 +109,7 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                 guard let message else { throw RPCError(code: .invalidArgument, message: "GetFlows needs a request.") }
                 return StreamingServerResponse { writer in
                     try await RelayObserverService.untilClientLeaves(context) {
-                        try await relay.merge(message) { try await writer.write($0) }
+                        try await relay.merge(message) { try await writer.write(contentsOf: $0) }
                     }
                     return [:]
                 }
@@ -117,10 +117,23 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         }
     }
 
-    /// The merge behind GetFlows: every agent's stream, in time order, handed to `write`.
+    /// At most this many responses go to the client in one write.
+    static let writeBatch = 256
+
+    /// The merge behind GetFlows: every agent's stream, in time order, handed to `write` in
+    /// batches. What the agents have sent is merged until nothing more is waiting (or a batch is
+    /// full), then written at once: one write per message cost the relay a hop to the
+    /// connection's event loop and a flush per flow, most of its time at high rates.
     func merge(
-        _ request: Observer_GetFlowsRequest, write: (RawFlowResponse) async throws -> Void
+        _ request: Observer_GetFlowsRequest, write: ([RawFlowResponse]) async throws -> Void
     ) async throws {
+        var outbox: [RawFlowResponse] = []
+        func send(_ response: RawFlowResponse) { outbox.append(response) }
+        func flush() async throws {
+            guard !outbox.isEmpty else { return }
+            try await write(outbox)
+            outbox.removeAll(keepingCapacity: true)
+        }
         // Refused once here rather than by every agent.
         do { _ = try FlowRequest(request) } catch {
             throw RPCError(code: .invalidArgument, message: error.description)
@@ -130,16 +143,17 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         let connected = peers.filter(\.isConnected)
         let unavailable = peers.filter { !$0.isConnected }
         if !connected.isEmpty {
-            try await write(try RawFlowResponse(Self.status(.nodeConnected, connected.map(\.name), relay: relayName)))
+            send(try RawFlowResponse(Self.status(.nodeConnected, connected.map(\.name), relay: relayName)))
         }
         if !unavailable.isEmpty {
-            try await write(
+            send(
                 try RawFlowResponse(
                     Self.status(
                         .nodeUnavailable, unavailable.map(\.name),
                         message: unavailable.compactMap { $0.lastError.map { "\($0)" } }.first ?? "", relay: relayName))
             )
         }
+        try await flush()
         guard !connected.isEmpty || request.follow else { return }
 
         // N per node for `number`, never more than the configured maximum (nor an overflow).
@@ -185,46 +199,52 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                 channel.finish()
                 group.cancelAll()
             }
-            merging: while let item = await channel.receive() {
-                switch item {
-                case .flow(let flow):
-                    if let oldest = buffer.push(flow) { try await write(oldest) }
-                    for flow in buffer.popOlder(than: released) { try await write(flow) }
-                case .joined(let name):
-                    marks[name] = .some(nil)
-                    released = cutoff()
-                case .mark(let name, let time):
-                    let before = marks[name] ?? nil
-                    marks[name] = time
-                    // Only the agent furthest behind can move the minimum (the scan is O(agents)).
-                    guard before.map({ $0 <= released }) ?? true else { continue }
-                    released = cutoff()
-                    for flow in buffer.popOlder(than: released) { try await write(flow) }
-                case .left(let name):
-                    marks[name] = nil
-                    released = cutoff()
-                    for flow in buffer.popOlder(than: released) { try await write(flow) }
-                case .status(let status) where NodeErrorAggregator.isNodeError(status):
-                    if let released = errors.add(status, now: .now) { try await write(try RawFlowResponse(released)) }
-                case .status(let status):
-                    try await write(try RawFlowResponse(status))
-                case .tick:
-                    released = cutoff()
-                    for flow in buffer.popOlder(than: released) { try await write(flow) }
-                    if let due = errors.expired(now: .now) { try await write(try RawFlowResponse(due)) }
-                    guard request.follow else { continue }
-                    // Agents that appeared (or came back before their first stream) join now.
-                    for peer in pool.peers where peer.isConnected && !streaming.contains(peer.name) {
-                        try await write(try RawFlowResponse(Self.status(.nodeConnected, [peer.name], relay: relayName)))
-                        start(peer, Self.resuming(request, after: nil, started: started))
+            merging: while var item = await channel.receive() {
+                while true {
+                    switch item {
+                    case .flow(let flow):
+                        if let oldest = buffer.push(flow) { send(oldest) }
+                        for flow in buffer.popOlder(than: released) { send(flow) }
+                    case .joined(let name):
+                        marks[name] = .some(nil)
+                        released = cutoff()
+                    case .mark(let name, let time):
+                        let before = marks[name] ?? nil
+                        marks[name] = time
+                        // Only the agent furthest behind can move the minimum (the scan is O(agents)).
+                        guard before.map({ $0 <= released }) ?? true else { break }
+                        released = cutoff()
+                        for flow in buffer.popOlder(than: released) { send(flow) }
+                    case .left(let name):
+                        marks[name] = nil
+                        released = cutoff()
+                        for flow in buffer.popOlder(than: released) { send(flow) }
+                    case .status(let status) where NodeErrorAggregator.isNodeError(status):
+                        if let released = errors.add(status, now: .now) { send(try RawFlowResponse(released)) }
+                    case .status(let status):
+                        send(try RawFlowResponse(status))
+                    case .tick:
+                        released = cutoff()
+                        for flow in buffer.popOlder(than: released) { send(flow) }
+                        if let due = errors.expired(now: .now) { send(try RawFlowResponse(due)) }
+                        guard request.follow else { break }
+                        // Agents that appeared (or came back before their first stream) join now.
+                        for peer in pool.peers where peer.isConnected && !streaming.contains(peer.name) {
+                            send(try RawFlowResponse(Self.status(.nodeConnected, [peer.name], relay: relayName)))
+                            start(peer, Self.resuming(request, after: nil, started: started))
+                        }
+                    case .finished:
+                        active -= 1
+                        if active == 0, !request.follow { break merging }
                     }
-                case .finished:
-                    active -= 1
-                    if active == 0, !request.follow { break merging }
+                    guard outbox.count < Self.writeBatch, let next = channel.tryReceive() else { break }
+                    item = next
                 }
+                try await flush()
             }
-            for flow in buffer.drain() { try await write(flow) }
-            if let held = errors.flush() { try await write(try RawFlowResponse(held)) }
+            for flow in buffer.drain() { send(flow) }
+            if let held = errors.flush() { send(try RawFlowResponse(held)) }
+            try await flush()
         }
     }
 

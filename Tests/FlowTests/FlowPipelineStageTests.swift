@@ -301,7 +301,9 @@ struct FlowPipelineStageTests {
             ])
     }
 
-    @Test("followers read the ring at their own pace: each flow received once and in order, or counted lost")
+    @Test(
+        "followers read the ring at their own pace, an event or a batch at a time: each flow received once and in order, or counted lost"
+    )
     func followersAccount() async throws {
         let observer = try Observer(capacity: 255)
         let total = 20_000
@@ -311,21 +313,28 @@ struct FlowPipelineStageTests {
             for (index, subscription) in subscriptions.enumerated() {
                 group.addTask {
                     var (received, lost, last, ordered) = (0, 0, -1.0, true)
-                    for await event in subscription {
-                        switch event {
-                        case .flow(let flow):
-                            ordered = ordered && flow.time.timeIntervalSince1970 > last
-                            last = flow.time.timeIntervalSince1970
-                            received += 1
-                            // Half of them are slow readers.
-                            if index % 2 == 1, received % 50 == 0 { try? await Task.sleep(for: .milliseconds(1)) }
-                        case .lost(let record):
-                            ordered = ordered && record.first.timeIntervalSince1970 > last
-                            last = record.last.timeIntervalSince1970
-                            lost += Int(record.count)
-                        case .progress: break
+                    var events = subscription.makeAsyncIterator()
+                    // Half of them take what is ready in one batch (as GetFlows writes it).
+                    func next() async -> ArraySlice<ObserverEvent>? {
+                        index < 4 ? await events.next().map { [$0][...] } : await events.nextBatch()
+                    }
+                    reading: while let ready = await next() {
+                        for event in ready {
+                            switch event {
+                            case .flow(let flow):
+                                ordered = ordered && flow.time.timeIntervalSince1970 > last
+                                last = flow.time.timeIntervalSince1970
+                                received += 1
+                                // Half of each kind are slow readers.
+                                if index % 2 == 1, received % 50 == 0 { try? await Task.sleep(for: .milliseconds(1)) }
+                            case .lost(let record):
+                                ordered = ordered && record.first.timeIntervalSince1970 > last
+                                last = record.last.timeIntervalSince1970
+                                lost += Int(record.count)
+                            case .progress: break
+                            }
+                            if received + lost == total { break reading }
                         }
-                        if received + lost == total { break }
                     }
                     return (received, lost, ordered)
                 }
