@@ -556,15 +556,8 @@ struct JSONBytes {
 
     /// A UUID in lower case, as `uuidString.lowercased()`.
     mutating func uuid(_ uuid: UUID) {
-        let hex = Self.lowerHex
         put(UInt8(ascii: "\""))
-        withUnsafeBytes(of: uuid.uuid) { bytes in
-            for (index, byte) in bytes.enumerated() {
-                if index == 4 || index == 6 || index == 8 || index == 10 { put(UInt8(ascii: "-")) }
-                put(hex[Int(byte >> 4)])
-                put(hex[Int(byte & 15)])
-            }
-        }
+        uuid.withLowercaseText { put($0) }
         put(UInt8(ascii: "\""))
     }
 
@@ -609,7 +602,6 @@ struct JSONBytes {
         put(UInt8(ascii: "\""))
     }
 
-    static let lowerHex = Array("0123456789abcdef".utf8)
     static let upperHex = Array("0123456789ABCDEF".utf8)
 
     private mutating func hexEscape(_ byte: UInt8) {

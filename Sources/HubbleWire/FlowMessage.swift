@@ -16,7 +16,7 @@ public enum FlowMessage {
     public static func make(_ flow: Flow, version: String = OspreyVersion.current) -> Flow_Flow {
         var message = Flow_Flow()
         message.time = timestamp(flow.time)
-        message.uuid = flow.uuid.uuidString.lowercased()
+        message.uuid = flow.uuid.lowercaseText
         message.emitter = .with {
             $0.name = emitterName
             $0.version = version

@@ -10,6 +10,22 @@ import Testing
 /// DNS server chose.
 @Suite("Flow JSON writer")
 struct FlowJSONWriterTests {
+    @Test("a flow's uuid is written as Foundation's uuidString in lower case, in messages and in JSON")
+    func uuidText() {
+        var generator = SystemRandomNumberGenerator()
+        let uuids = [UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))] + (0..<1000).map { _ in UUID() }
+            + [UUID(uuid: (255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255))]
+            + (0..<100).map { _ in
+                UUID(uuid: withUnsafeBytes(of: (generator.next(), generator.next())) { $0.load(as: uuid_t.self) })
+            }
+        for uuid in uuids {
+            #expect(uuid.lowercaseText == uuid.uuidString.lowercased())
+            var flow = Fixtures.syn
+            flow.uuid = uuid
+            #expect(FlowMessage.make(flow).uuid == uuid.uuidString.lowercased())
+        }
+    }
+
     /// Flows beyond the fixtures: every optional part set or absent, and hostile text.
     static var flows: [Flow] {
         var service = Fixtures.syn
