@@ -13,16 +13,22 @@ struct FlowJSONWriterTests {
     @Test("a flow's uuid is written as Foundation's uuidString in lower case, in messages and in JSON")
     func uuidText() {
         var generator = SystemRandomNumberGenerator()
-        let uuids = [UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))] + (0..<1000).map { _ in UUID() }
+        let uuids =
+            [UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))] + (0..<1000).map { _ in UUID() }
             + [UUID(uuid: (255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255))]
             + (0..<100).map { _ in
                 UUID(uuid: withUnsafeBytes(of: (generator.next(), generator.next())) { $0.load(as: uuid_t.self) })
             }
+        let writer = FlowJSONWriter()
         for uuid in uuids {
-            #expect(uuid.lowercaseText == uuid.uuidString.lowercased())
+            let expected = uuid.uuidString.lowercased()
+            #expect(uuid.lowercaseText == expected)
             var flow = Fixtures.syn
             flow.uuid = uuid
-            #expect(FlowMessage.make(flow).uuid == uuid.uuidString.lowercased())
+            #expect(FlowMessage.make(flow).uuid == expected)
+            var line: [UInt8] = []
+            writer.appendLine(flow, to: &line)
+            #expect(String(decoding: line, as: UTF8.self).contains("\"uuid\":\"\(expected)\""))
         }
     }
 
