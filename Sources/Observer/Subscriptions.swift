@@ -82,29 +82,28 @@ public struct ObserverSubscription: AsyncSequence, Sendable {
         var index = 0
 
         public mutating func next() async -> ObserverEvent? {
-            while true {
-                if index < taken.count {
-                    defer { index += 1 }
-                    return taken[index]
-                }
-                guard let events = handle.observer.take(handle.subscriber) else { return nil }
-                (taken, index) = (events, 0)
-                if events.isEmpty { await handle.observer.wait(handle.subscriber) }
-            }
+            guard await ready() else { return nil }
+            defer { index += 1 }
+            return taken[index]
         }
 
         /// Every event that is ready (at least one, at most what one take holds), waiting for
         /// the first; nil when the subscription has ended. For writers that send a batch at once.
         public mutating func nextBatch() async -> ArraySlice<ObserverEvent>? {
-            while true {
-                if index < taken.count {
-                    defer { index = taken.count }
-                    return taken[index...]
-                }
-                guard let events = handle.observer.take(handle.subscriber) else { return nil }
+            guard await ready() else { return nil }
+            defer { index = taken.count }
+            return taken[index...]
+        }
+
+        /// Takes more events once every taken one is handed out, waiting while there are none;
+        /// false when the subscription has ended.
+        private mutating func ready() async -> Bool {
+            while index >= taken.count {
+                guard let events = handle.observer.take(handle.subscriber) else { return false }
                 (taken, index) = (events, 0)
                 if events.isEmpty { await handle.observer.wait(handle.subscriber) }
             }
+            return true
         }
     }
 

@@ -199,48 +199,50 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                 channel.finish()
                 group.cancelAll()
             }
-            merging: while var item = await channel.receive() {
-                while true {
-                    switch item {
-                    case .flow(let flow):
-                        if let oldest = buffer.push(flow) { send(oldest) }
-                        for flow in buffer.popOlder(than: released) { send(flow) }
-                    case .joined(let name):
-                        marks[name] = .some(nil)
-                        released = cutoff()
-                    case .mark(let name, let time):
-                        let before = marks[name] ?? nil
-                        marks[name] = time
-                        // Only the agent furthest behind can move the minimum (the scan is O(agents)).
-                        guard before.map({ $0 <= released }) ?? true else { break }
-                        released = cutoff()
-                        for flow in buffer.popOlder(than: released) { send(flow) }
-                    case .left(let name):
-                        marks[name] = nil
-                        released = cutoff()
-                        for flow in buffer.popOlder(than: released) { send(flow) }
-                    case .status(let status) where NodeErrorAggregator.isNodeError(status):
-                        if let released = errors.add(status, now: .now) { send(try RawFlowResponse(released)) }
-                    case .status(let status):
-                        send(try RawFlowResponse(status))
-                    case .tick:
-                        released = cutoff()
-                        for flow in buffer.popOlder(than: released) { send(flow) }
-                        if let due = errors.expired(now: .now) { send(try RawFlowResponse(due)) }
-                        guard request.follow else { break }
-                        // Agents that appeared (or came back before their first stream) join now.
-                        for peer in pool.peers where peer.isConnected && !streaming.contains(peer.name) {
-                            send(try RawFlowResponse(Self.status(.nodeConnected, [peer.name], relay: relayName)))
-                            start(peer, Self.resuming(request, after: nil, started: started))
-                        }
-                    case .finished:
-                        active -= 1
-                        if active == 0, !request.follow { break merging }
-                    }
-                    guard outbox.count < Self.writeBatch, let next = channel.tryReceive() else { break }
-                    item = next
-                }
+            /// The next item: one already waiting while the batch has room, else (the batch
+            /// written) the next to arrive.
+            func next() async throws -> Item? {
+                if outbox.count < Self.writeBatch, let ready = channel.tryReceive() { return ready }
                 try await flush()
+                return await channel.receive()
+            }
+            merging: while let item = try await next() {
+                switch item {
+                case .flow(let flow):
+                    if let oldest = buffer.push(flow) { send(oldest) }
+                    for flow in buffer.popOlder(than: released) { send(flow) }
+                case .joined(let name):
+                    marks[name] = .some(nil)
+                    released = cutoff()
+                case .mark(let name, let time):
+                    let before = marks[name] ?? nil
+                    marks[name] = time
+                    // Only the agent furthest behind can move the minimum (the scan is O(agents)).
+                    guard before.map({ $0 <= released }) ?? true else { continue }
+                    released = cutoff()
+                    for flow in buffer.popOlder(than: released) { send(flow) }
+                case .left(let name):
+                    marks[name] = nil
+                    released = cutoff()
+                    for flow in buffer.popOlder(than: released) { send(flow) }
+                case .status(let status) where NodeErrorAggregator.isNodeError(status):
+                    if let released = errors.add(status, now: .now) { send(try RawFlowResponse(released)) }
+                case .status(let status):
+                    send(try RawFlowResponse(status))
+                case .tick:
+                    released = cutoff()
+                    for flow in buffer.popOlder(than: released) { send(flow) }
+                    if let due = errors.expired(now: .now) { send(try RawFlowResponse(due)) }
+                    guard request.follow else { continue }
+                    // Agents that appeared (or came back before their first stream) join now.
+                    for peer in pool.peers where peer.isConnected && !streaming.contains(peer.name) {
+                        send(try RawFlowResponse(Self.status(.nodeConnected, [peer.name], relay: relayName)))
+                        start(peer, Self.resuming(request, after: nil, started: started))
+                    }
+                case .finished:
+                    active -= 1
+                    if active == 0, !request.follow { break merging }
+                }
             }
             for flow in buffer.drain() { send(flow) }
             if let held = errors.flush() { send(try RawFlowResponse(held)) }
