@@ -342,7 +342,9 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "AgentIntegrationTests",
-            dependencies: ["Locking", "Lab", "ClusterInventory", "TestSupport", "HubbleTransport"],
+            dependencies: [
+                "Locking", "Lab", "ClusterInventory", "TestSupport", "HubbleTransport", "Datapath", "Netns",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "NodeMetricsTests", dependencies: ["NodeMetrics", "Datapath", "Netlink", "PrometheusExposition"],

@@ -122,6 +122,13 @@ public struct AgentCommand: AsyncParsableCommand {
         help: "Report every packet as a flow (debugging; costs throughput). Env: OSPREY_PER_PACKET_EVENTS=true.")
     var perPacketEvents = environment["OSPREY_PER_PACKET_EVENTS"].map { $0 == "true" || $0 == "1" } ?? false
 
+    @Flag(
+        inversion: .prefixedEnableDisable,
+        help:
+            "Attach the tc programs as tcx links where the kernel has them (Linux 6.6+, as Cilium's enable-tcx), else as cls_bpf filters. Env: OSPREY_ENABLE_TCX=false turns it off."
+    )
+    var tcx = environment["OSPREY_ENABLE_TCX"].map { $0 == "true" || $0 == "1" } ?? true
+
     @Option(
         help:
             "Hubble metrics `source` label for egress flows: pod, namespace, workload, app, ip, pod-name, workload-name; `|` for fallbacks. Env: OSPREY_METRICS_SOURCE_CONTEXT."
@@ -295,7 +302,7 @@ public struct AgentCommand: AsyncParsableCommand {
                 serviceTranslation: serviceTranslation,
                 ignoredDrops: dropReasons == "all" ? [:] : Datapath.notNetworkDrops,
                 flowBufferCapacity: flowBufferCapacity, flowReportInterval: flowReportInterval,
-                perPacketEvents: perPacketEvents, conntrackMax: conntrackMax, metricsContext: context,
+                perPacketEvents: perPacketEvents, conntrackMax: conntrackMax, tcx: tcx, metricsContext: context,
                 metricsSeriesLimit: metricsSeriesLimit, metricsFlavours: flavours, podLevel: podLevel,
                 apiServerLatencyInterval: apiserverLatencyInterval, logLevel: level,
                 exporter: exporter,

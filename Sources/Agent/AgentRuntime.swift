@@ -30,11 +30,17 @@ struct AgentRuntime {
         let datapath = try Datapath(
             options: .init(
                 reportInterval: settings.flowReportInterval, perPacket: settings.perPacketEvents,
-                ignoredDrops: settings.ignoredDrops, connectionTableSize: settings.conntrackMax))
-        // Whatever happens from here on, the tc filters must not outlive us.
+                ignoredDrops: settings.ignoredDrops, connectionTableSize: settings.conntrackMax, tcx: settings.tcx))
+        // Whatever happens from here on, the tc programs must not outlive us.
         defer {
             datapath.detachAll()
-            logger.info("stopped; every tc filter detached")
+            logger.info("stopped; every tc program detached")
+        }
+        switch datapath.attachMode {
+        case .tcx: logger.info("tc programs attach as tcx links, first on each hook")
+        case .tc where settings.tcx:
+            logger.notice("this kernel has no tcx (Linux 6.6+): tc programs attach as cls_bpf filters")
+        case .tc: logger.info("tc programs attach as cls_bpf filters (--disable-tcx)")
         }
         let watcher = InterfaceWatcher(datapath: datapath, uplinks: settings.uplinks, logger: logger)
         try watcher.start()

@@ -27,6 +27,8 @@ struct AgentSettings: Sendable {
     var perPacketEvents: Bool
     /// Entries of the datapath's connection table (`--conntrack-max`).
     var conntrackMax: Int
+    /// tcx links where the kernel has them, else tc filters (`--enable-tcx`).
+    var tcx: Bool
     var metricsContext: MetricsContext
     /// Most series each Hubble metric may have (`--metrics-series-limit`).
     var metricsSeriesLimit: Int

@@ -4,7 +4,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
@@ -43,6 +46,66 @@ int osp_tc_query(int ifindex, int ingress, uint32_t *prog_id)
 	if (err)
 		return err;
 	*prog_id = opts.prog_id;
+	return 0;
+}
+
+/* tcx (Linux 6.6): its attach types, the flag that places a program, and the query's layout,
+ * spelled out here because the build's uapi headers and libbpf predate them. */
+#define OSP_BPF_TCX_INGRESS 46
+#define OSP_BPF_TCX_EGRESS 47
+#define OSP_BPF_F_BEFORE (1U << 3)
+
+int osp_tcx_attach(int ifindex, int ingress, int prog_fd)
+{
+	/* BPF_F_BEFORE with no relative program: first on the hook, ahead of a CNI's programs
+	 * that may redirect the packet. Osprey's programs always let the next one run. */
+	LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = OSP_BPF_F_BEFORE);
+	int fd = bpf_link_create(prog_fd, ifindex,
+				 ingress ? OSP_BPF_TCX_INGRESS : OSP_BPF_TCX_EGRESS, &opts);
+	return fd < 0 ? (errno ? -errno : fd) : fd;
+}
+
+struct osp_tcx_query_attr {
+	uint32_t target_ifindex;
+	uint32_t attach_type;
+	uint32_t query_flags;
+	uint32_t attach_flags;
+	uint64_t prog_ids;
+	uint32_t count;
+	uint32_t pad;
+	uint64_t prog_attach_flags;
+	uint64_t link_ids;
+	uint64_t link_attach_flags;
+	uint64_t revision;
+};
+
+int osp_tcx_query(int ifindex, int ingress, uint32_t *prog_ids, uint32_t *count)
+{
+	struct osp_tcx_query_attr attr;
+	memset(&attr, 0, sizeof(attr));
+	attr.target_ifindex = (uint32_t)ifindex;
+	attr.attach_type = ingress ? OSP_BPF_TCX_INGRESS : OSP_BPF_TCX_EGRESS;
+	attr.prog_ids = (uint64_t)(uintptr_t)prog_ids;
+	attr.count = *count;
+	if (syscall(__NR_bpf, BPF_PROG_QUERY, &attr, sizeof(attr)) < 0)
+		return -errno;
+	*count = attr.count;
+	return 0;
+}
+
+int osp_prog_name(uint32_t prog_id, char *name, size_t len)
+{
+	int fd = bpf_prog_get_fd_by_id(prog_id);
+	if (fd < 0)
+		return -errno;
+	struct bpf_prog_info info;
+	memset(&info, 0, sizeof(info));
+	uint32_t size = sizeof(info);
+	int err = bpf_obj_get_info_by_fd(fd, &info, &size);
+	close(fd);
+	if (err)
+		return -errno;
+	snprintf(name, len, "%s", info.name);
 	return 0;
 }
 

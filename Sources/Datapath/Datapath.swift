@@ -30,18 +30,32 @@ public enum TrafficDirection: Int, CaseIterable, Sendable {
     }
 }
 
+/// How the tc programs hang on an interface's hooks.
+public enum TCAttachMode: String, Sendable {
+    /// tcx links (Linux 6.6+): the kernel runs the program straight from the hook, first in line,
+    /// and it stays attached while the agent holds the link — a killed agent leaves nothing.
+    case tcx
+    /// cls_bpf filters on a clsact qdisc at Osprey's fixed handle and priority: they outlive the
+    /// process, so a restarted agent replaces a killed one's filters in place.
+    case tc
+}
+
 /// The eBPF datapath of one node: the tc programs on the pod veths (`pod.c`) and uplink(s)
 /// (`uplink.c`), the `skb:kfree_skb` drop program (`drops.c`) and the
 /// `tcp:tcp_retransmit_skb` program (`retransmits.c`), sharing one set of maps.
 ///
 /// Thread-safe: attachments are tracked under a lock; map reads and updates are syscalls.
-/// `detachAll()` must run before the process exits (tc filters outlive their process).
+/// `detachAll()` must run before the process exits (tc filters outlive their process; tcx links
+/// do not).
 public final class Datapath: Sendable {
     /// The loaded objects: `pod` owns the maps, the others share them.
     private let objects: Lock<Objects?>
     /// The tracepoint programs' links (drops, retransmissions).
     private let tracepointLinks: Lock<[OpaquePointer]>
-    private let attached = Lock<[Int32: String]>([:])
+    /// What is attached, by interface index: its name, and the tcx links holding its programs.
+    private let attached = Lock<[Int32: Attachment]>([:])
+    /// tcx links when the kernel has them and `Options.tcx` asks for them, else tc filters.
+    public let attachMode: TCAttachMode
     private let maps: Maps
     /// Entries of the connection table (`Options.connectionTableSize`).
     public let connectionTableSize: Int
@@ -50,6 +64,14 @@ public final class Datapath: Sendable {
     public let cpus: Int
     /// Kernel drop reason values → names without `SKB_DROP_REASON_` (from the kernel's BTF).
     public let dropReasons: [UInt32: String]
+
+    struct Attachment {
+        var name: String
+        /// The ingress and egress links' fds (tcx); empty for tc filters.
+        var links: [Int32]
+
+        func closeLinks() { for link in links { close(link) } }
+    }
 
     struct Objects {
         var pod: BPFObject
@@ -110,6 +132,8 @@ public final class Datapath: Sendable {
         /// Connections the connection table holds (each pod veth's view of a connection is one);
         /// about 136 bytes of kernel memory each, allocated at load.
         public var connectionTableSize: Int
+        /// Attach the tc programs as tcx links where the kernel has them (6.6+); tc filters otherwise.
+        public var tcx: Bool
 
         /// Cilium's default for its TCP connection table (`bpf-ct-global-tcp-max`) is 524288.
         public static let defaultConnectionTableSize = 262_144
@@ -117,12 +141,13 @@ public final class Datapath: Sendable {
         public init(
             reportInterval: Double = 10, perPacket: Bool = false,
             ignoredDrops: [String: [DropIgnoreRule]] = Datapath.notNetworkDrops,
-            connectionTableSize: Int = Options.defaultConnectionTableSize
+            connectionTableSize: Int = Options.defaultConnectionTableSize, tcx: Bool = true
         ) {
             self.reportInterval = reportInterval
             self.perPacket = perPacket
             self.ignoredDrops = ignoredDrops
             self.connectionTableSize = connectionTableSize
+            self.tcx = tcx
         }
     }
 
@@ -162,8 +187,10 @@ public final class Datapath: Sendable {
     /// Loads the objects with `options` and attaches the drop tracepoint. tc programs are
     /// attached per interface with `attach(interface:index:role:)`.
     public init(options: Options = Options()) throws(DatapathError) {
-        osp_libbpf_set_verbosity(ProcessInfo.processInfo.environment["OSPREY_LIBBPF_LOG"] == "debug" ? 2 : 1)
+        Self.libbpfLog
         dropReasons = try Self.loadDropReasons()
+        let kernelHasTCX = try Self.kernelEnum("bpf_attach_type").values.contains("BPF_TCX_INGRESS")
+        attachMode = options.tcx && kernelHasTCX ? .tcx : .tc
         let constants = [Self.configSection: Self.config(options, dropReasons: dropReasons)]
         let pod = try BPFObject(
             name: "pod", bytes: BPFObjects.pod, constants: constants,
@@ -192,6 +219,10 @@ public final class Datapath: Sendable {
         tracepointLinks = Lock([dropLink, retransmitLink])
     }
 
+    /// libbpf's messages: warnings to stderr, debug too with OSPREY_LIBBPF_LOG=debug (set once).
+    static let libbpfLog: Void = osp_libbpf_set_verbosity(
+        ProcessInfo.processInfo.environment["OSPREY_LIBBPF_LOG"] == "debug" ? 2 : 1)
+
     /// `struct osp_config` for `options`, as the bytes of its section.
     static func config(_ options: Options, dropReasons: [UInt32: String]) -> [UInt8] {
         var config = osp_config()
@@ -210,7 +241,8 @@ public final class Datapath: Sendable {
 
     /// Counts traffic of `interface` (in the calling thread's namespace): records its role,
     /// then attaches the tc programs to its ingress and egress hooks, replacing a stale Osprey
-    /// filter if a killed agent left one. Returns true when it replaced such a filter.
+    /// filter if a killed agent left one (with tcx links, such a filter is removed: it would
+    /// count every packet twice). Returns true when it replaced such a filter.
     @discardableResult
     public func attach(interface name: String, index: Int32, role: InterfaceRole) throws(DatapathError) -> Bool {
         try maps.ifaces.update(UInt32(index), role.rawValue)
@@ -226,27 +258,67 @@ public final class Datapath: Sendable {
                     try objects.pod.programFD(ProgramName.podEgress.rawValue)
                 )
         }
+        // Links this agent already holds on the index (the interface was renamed) go first, so
+        // that no packet is counted by two programs.
+        attached.withLock { $0.removeValue(forKey: index) }?.closeLinks()
         var replaced = false
+        var links: [Int32] = []
         for (hook, fd) in [(1, ingress), (0, egress)] {
             var existing: UInt32 = 0
             if osp_tc_query(index, Int32(hook), &existing) == 0, existing != 0 { replaced = true }
-            let status = osp_tc_attach(index, Int32(hook), fd)
+            let status: Int32
+            switch attachMode {
+            case .tc: status = osp_tc_attach(index, Int32(hook), fd)
+            case .tcx:
+                if existing != 0 { _ = osp_tc_detach(index, Int32(hook)) }
+                let link = osp_tcx_attach(index, Int32(hook), fd)
+                if link >= 0 { links.append(link) }
+                status = min(link, 0)
+            }
             guard status == 0 else {
+                Attachment(name: name, links: links).closeLinks()
                 throw .attachTC(interface: name, hook: hook == 1 ? "ingress" : "egress", errno: -status)
             }
         }
-        attached.withLock { $0[index] = name }
+        attached.withLock { $0[index] = Attachment(name: name, links: links) }
         return replaced
     }
 
-    /// Stops counting an interface that went away (its filters went with it).
+    /// Stops counting an interface that went away (its filters went with it; its tcx links are
+    /// released).
     public func forget(index: Int32) {
         maps.ifaces.delete(UInt32(index))
-        attached.withLock { _ = $0.removeValue(forKey: index) }
+        attached.withLock { $0.removeValue(forKey: index) }?.closeLinks()
     }
 
     /// Interfaces currently attached, by index.
-    public var attachedInterfaces: [Int32: String] { attached.withLock { $0 } }
+    public var attachedInterfaces: [Int32: String] { attached.withLock { $0.mapValues(\.name) } }
+
+    /// Osprey's programs on an interface's hooks (in the calling thread's namespace), as the
+    /// kernel lists them: "tcx ingress osp_tc_pod_ingress", "tc egress osp_tc_pod_egress". What
+    /// an operator checks with `bpftool net`, for tests and diagnostics.
+    public static func ospreyPrograms(onInterface index: Int32) -> [String] {
+        Self.libbpfLog
+        var found: [String] = []
+        func name(_ id: UInt32) -> String? {
+            var buffer = [CChar](repeating: 0, count: 32)
+            guard osp_prog_name(id, &buffer, buffer.count) == 0 else { return nil }
+            let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return text.hasPrefix("osp_") ? text : nil
+        }
+        for (hook, label) in [(Int32(1), "ingress"), (0, "egress")] {
+            var ids = [UInt32](repeating: 0, count: 64)
+            var count = UInt32(ids.count)
+            if osp_tcx_query(index, hook, &ids, &count) == 0 {
+                found += ids.prefix(Int(count)).compactMap(name).map { "tcx \(label) \($0)" }
+            }
+            var filter: UInt32 = 0
+            if osp_tc_query(index, hook, &filter) == 0, filter != 0, let program = name(filter) {
+                found.append("tc \(label) \(program)")
+            }
+        }
+        return found
+    }
 
     /// Replaces the set of namespaces whose drops this node counts.
     public func setNamespaces(_ namespaces: [UInt32: NamespaceRole]) throws(DatapathError) {
@@ -255,7 +327,7 @@ public final class Datapath: Sendable {
         for inode in existing.subtracting(namespaces.keys) { maps.netns.delete(inode) }
     }
 
-    /// Removes every tc filter this process attached and the tracepoint, then unloads.
+    /// Removes every tc program this process attached and the tracepoints, then unloads.
     /// Idempotent.
     public func detachAll() {
         events.stop()
@@ -263,9 +335,13 @@ public final class Datapath: Sendable {
             defer { current.removeAll() }
             return current
         }
-        for index in interfaces.keys {
-            _ = osp_tc_detach(index, 1)
-            _ = osp_tc_detach(index, 0)
+        for (index, attachment) in interfaces {
+            switch attachMode {
+            case .tc:
+                _ = osp_tc_detach(index, 1)
+                _ = osp_tc_detach(index, 0)
+            case .tcx: attachment.closeLinks()
+            }
         }
         tracepointLinks.withLock { links in
             for link in links { bpf_link__destroy(link) }
@@ -327,18 +403,23 @@ public final class Datapath: Sendable {
     }
 
     static func loadDropReasons() throws(DatapathError) -> [UInt32: String] {
+        try kernelEnum("skb_drop_reason").mapValues { name in
+            name.hasPrefix("SKB_DROP_REASON_") ? String(name.dropFirst("SKB_DROP_REASON_".count)) : name
+        }
+    }
+
+    /// A kernel enum from its BTF: value → enumerator name.
+    static func kernelEnum(_ enumName: String) throws(DatapathError) -> [UInt32: String] {
         var buffer = [CChar](repeating: 0, count: 64 * 1024)
-        let count = osp_btf_enum_dump("skb_drop_reason", &buffer, buffer.count)
-        guard count >= 0 else { throw .btf("enum skb_drop_reason: \(DatapathError.text(-count))") }
+        let count = osp_btf_enum_dump(enumName, &buffer, buffer.count)
+        guard count >= 0 else { throw .btf("enum \(enumName): \(DatapathError.text(-count))") }
         let text = String(decoding: buffer.prefix(Int(count)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        var reasons: [UInt32: String] = [:]
+        var values: [UInt32: String] = [:]
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, let value = Int64(parts[0]) else { continue }
-            let name = String(parts[1])
-            reasons[UInt32(truncatingIfNeeded: value)] =
-                name.hasPrefix("SKB_DROP_REASON_") ? String(name.dropFirst("SKB_DROP_REASON_".count)) : name
+            values[UInt32(truncatingIfNeeded: value)] = String(parts[1])
         }
-        return reasons
+        return values
     }
 }

@@ -1,6 +1,8 @@
 import ClusterInventory
+import Datapath
 import Foundation
 import Lab
+import Netns
 import TestSupport
 import Testing
 
@@ -8,17 +10,23 @@ import Testing
 extension AgentIntegration {
     @Suite("Agent lifecycle")
     struct AgentLifecycleTests {
-        /// Osprey tc filters on each hook of each interface of a node: "<interface> ingress" → count.
-        static func filters(node: String, interfaces: [String]) throws -> [String: Int] {
-            var result: [String: Int] = [:]
-            for interface in interfaces {
-                for hook in ["ingress", "egress"] {
-                    let out = try LabFixture.exec(node, ["tc", "filter", "show", "dev", interface, hook]).stdout
-                    result["\(interface) \(hook)"] =
-                        out.split(separator: "\n").filter { $0.contains("name osp_tc_") }.count
+        /// Osprey's programs on each hook of each interface of a node, as the kernel lists them:
+        /// "<interface> ingress" → ["tcx osp_tc_pod_ingress"] (tcx links and tc filters alike).
+        static func programs(node: String, interfaces: [String]) throws -> [String: [String]] {
+            try NetworkNamespace.run(inNamespaceAt: NetworkNamespace.path(named: node)) {
+                var result: [String: [String]] = [:]
+                for interface in interfaces {
+                    let index = Int32(if_nametoindex(interface))
+                    let found = index > 0 ? Datapath.ospreyPrograms(onInterface: index) : []
+                    for hook in ["ingress", "egress"] {
+                        result["\(interface) \(hook)"] = found.compactMap { entry in
+                            let parts = entry.split(separator: " ")
+                            return parts.count == 3 && parts[1] == hook ? "\(parts[0]) \(parts[2])" : nil
+                        }
+                    }
                 }
+                return result
             }
-            return result
         }
 
         static func waitUntil(_ timeout: Double, _ condition: () throws -> Bool) rethrows -> Double? {
@@ -30,39 +38,74 @@ extension AgentIntegration {
             return nil
         }
 
-        @Test("kill -9 then restart: exactly one Osprey program per hook; SIGTERM: none")
-        func restartReplacesStaleFilters() throws {
+        @Test(
+            "tcx links die with a killed agent; tc filters stay and are replaced in place; tcx replaces them; SIGTERM: none"
+        )
+        func attachmentsOverRestarts() throws {
             let config = try LabConfig(
                 name: LabFixture.uniqueName("k"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
             try LabFixture.withLab(config) { plan, inventory in
                 let node = plan.nodes[0]
                 let interfaces = ["eth0"] + plan.pods(on: node).map(\.hostInterface)
-                let everyHookOnce = Dictionary(
-                    uniqueKeysWithValues: interfaces.flatMap { ["\($0) ingress", "\($0) egress"] }.map { ($0, 1) })
-                #expect(try Self.filters(node: node.netns, interfaces: interfaces) == everyHookOnce)
-
-                let first = try #require(inventory.nodes[0].processes.first?.pid)
-                kill(first, SIGKILL)
-                _ = Self.waitUntil(5) { !LabController.isRunning(first) }
-                #expect(
-                    try Self.filters(node: node.netns, interfaces: interfaces) == everyHookOnce,
-                    "a killed agent leaves its filters behind")
-
+                /// Exactly one Osprey program of `kind` on every hook: the pod or uplink program for it
+                /// (the kernel keeps a program's first 15 characters as its name).
+                func everyHookOnce(_ kind: String) -> [String: [String]] {
+                    Dictionary(
+                        uniqueKeysWithValues: interfaces.flatMap { interface in
+                            let role = interface == "eth0" ? "uplink" : "pod"
+                            return ["ingress", "egress"].map {
+                                ("\(interface) \($0)", ["\(kind) \("osp_tc_\(role)_\($0)".prefix(15))"])
+                            }
+                        })
+                }
+                let none = everyHookOnce("").mapValues { _ in [String]() }
+                func current() throws -> [String: [String]] {
+                    try Self.programs(node: node.netns, interfaces: interfaces)
+                }
                 let launch = Workloads(plan: plan).agentLaunch(for: node, agentPath: config.agentPath!)
-                let second = try Host().launchDetached(launch.command, logPath: launch.logPath, pidPath: launch.pidPath)
-                defer { kill(second, SIGKILL) }
-                #expect(
-                    Self.waitUntil(20) { (try? LabFixture.scrape(node.netns)) != nil } != nil, "restarted agent serves")
-                #expect(try Self.filters(node: node.netns, interfaces: interfaces) == everyHookOnce)
-                let log = try String(contentsOfFile: launch.logPath, encoding: .utf8)
-                #expect(log.contains("replacing a filter left by an earlier run"))
+                func start(_ extra: [String]) throws -> Int32 {
+                    let pid = try Host().launchDetached(
+                        launch.command + extra, logPath: launch.logPath, pidPath: launch.pidPath)
+                    #expect(
+                        Self.waitUntil(20) { (try? LabFixture.scrape(node.netns)) != nil } != nil,
+                        "restarted agent serves")
+                    return pid
+                }
+                func killHard(_ pid: Int32) {
+                    kill(pid, SIGKILL)
+                    _ = Self.waitUntil(5) { !LabController.isRunning(pid) }
+                }
+                func log() throws -> String { try String(contentsOfFile: launch.logPath, encoding: .utf8) }
 
-                kill(second, SIGTERM)
-                #expect(Self.waitUntil(10) { !LabController.isRunning(second) } != nil, "SIGTERM stops the agent")
-                let none = Dictionary(uniqueKeysWithValues: everyHookOnce.keys.map { ($0, 0) })
-                #expect(try Self.filters(node: node.netns, interfaces: interfaces) == none)
-                let stopped = try String(contentsOfFile: launch.logPath, encoding: .utf8)
-                #expect(stopped.contains("stopped; every tc filter detached"), "a clean stop, not an error: \(stopped)")
+                // The lab's agent, on this kernel: tcx links, first on each hook.
+                #expect(try current() == everyHookOnce("tcx"))
+                #expect(try log().contains("tc programs attach as tcx links"))
+                killHard(try #require(inventory.nodes[0].processes.first?.pid))
+                let afterKill = try eventually(within: 5) { try current() == none }
+                #expect(afterKill, "a killed agent's tcx links go with it: \(String(describing: try? current()))")
+
+                // tc filters outlive a killed agent; the next one replaces them in place.
+                let filters = try start(["--disable-tcx"])
+                #expect(try current() == everyHookOnce("tc"))
+                killHard(filters)
+                #expect(try current() == everyHookOnce("tc"), "a killed agent leaves its filters behind")
+                let again = try start(["--disable-tcx"])
+                #expect(try current() == everyHookOnce("tc"))
+                #expect(try log().contains("replacing a filter left by an earlier run"))
+                killHard(again)
+
+                // A tcx agent removes the stale filters: no packet is counted twice.
+                let links = try start([])
+                defer { kill(links, SIGKILL) }
+                #expect(try current() == everyHookOnce("tcx"))
+                #expect(try log().contains("replacing a filter left by an earlier run"))
+
+                kill(links, SIGTERM)
+                #expect(Self.waitUntil(10) { !LabController.isRunning(links) } != nil, "SIGTERM stops the agent")
+                #expect(try current() == none)
+                let stopped = try log()
+                #expect(
+                    stopped.contains("stopped; every tc program detached"), "a clean stop, not an error: \(stopped)")
             }
         }
 
@@ -88,7 +131,7 @@ extension AgentIntegration {
                 try host.run(["ip", "-n", netns, "route", "add", "default", "via", "10.244.1.1"])
 
                 let attachedAfter = try Self.waitUntil(1) {
-                    try Self.filters(node: node.netns, interfaces: [hostSide]).values.allSatisfy { $0 == 1 }
+                    try Self.programs(node: node.netns, interfaces: [hostSide]).values.allSatisfy { $0.count == 1 }
                 }
                 #expect(attachedAfter != nil, "attached within a second of the veth's creation")
                 let before = try LabFixture.scrape(node.netns)

@@ -40,9 +40,12 @@ extension AgentIntegration {
                     try Host().run(step.argv, input: step.input)
                 }
                 #expect(try eventually(within: 5) { try Self.watched(node, "uplink") == 1 })
+                // Attached again once per hook (the kernel keeps 15 characters of a program's name).
                 #expect(
-                    try AgentLifecycleTests.filters(node: node.netns, interfaces: [LabNames.nodeUplink])
-                        == ["\(LabNames.nodeUplink) ingress": 1, "\(LabNames.nodeUplink) egress": 1])
+                    try AgentLifecycleTests.programs(node: node.netns, interfaces: [LabNames.nodeUplink]) == [
+                        "\(LabNames.nodeUplink) ingress": ["tcx osp_tc_uplink_i"],
+                        "\(LabNames.nodeUplink) egress": ["tcx osp_tc_uplink_e"],
+                    ])
                 // Across nodes again (UDP from a pod of the other node), reported by this node's agent.
                 let target = try #require(plan.pods(on: node).first)
                 let client = try #require(plan.pods(on: plan.nodes[0]).first)

@@ -20,6 +20,18 @@ int osp_tc_detach(int ifindex, int ingress);
 /* The id of the program in Osprey's filter slot on the hook, 0 if the slot is empty. */
 int osp_tc_query(int ifindex, int ingress, uint32_t *prog_id);
 
+/* Attaches prog_fd to the tcx ingress (ingress=1) or egress hook of ifindex, first in line.
+ * Returns the link's fd: the program stays attached while the fd is open and no longer (a
+ * killed agent leaves nothing behind). -EINVAL on kernels before 6.6. */
+int osp_tcx_attach(int ifindex, int ingress, int prog_fd);
+
+/* The ids of the programs on a tcx hook, in order; *count is the room in prog_ids on entry
+ * and the number of programs on return. */
+int osp_tcx_query(int ifindex, int ingress, uint32_t *prog_ids, uint32_t *count);
+
+/* The name of a loaded program (at most 15 characters, as the kernel keeps it). */
+int osp_prog_name(uint32_t prog_id, char *name, size_t len);
+
 /* Writes "value name\n" for every enumerator of the kernel enum `enum_name` (from
  * /sys/kernel/btf/vmlinux) into buf. Returns the number of bytes written. */
 int osp_btf_enum_dump(const char *enum_name, char *buf, size_t len);
