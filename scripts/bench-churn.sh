@@ -12,12 +12,6 @@ lab=ospchurn
 source scripts/bench-lib.sh
 lab_pair
 
-# Prints "requests/s requests" of one wrk run.
-churn() {
-  ip netns exec "$client_ns" wrk -t1 -c16 -d"${seconds}s" -H 'Connection: close' "http://$server_ip/" \
-    | awk '/requests in/ {n = $1} /Requests\/sec/ {r = $2} END {print r, n}'
-}
-
 without=() with=() cpu=() lost=() syn_ratio=() fin_ratio=()
 measure_with_agents() {
   start_agents

@@ -9,14 +9,8 @@ cd "$(dirname "$0")/.."
 lab=ospbench
 source scripts/bench-lib.sh
 lab_pair
-ip netns exec "$server_ns" iperf3 -s > /dev/null 2>&1 &
-server_pid=$!
-sleep 0.5
+start_iperf_server
 
-throughput() { # Mbit/s received by the server
-  ip netns exec "$client_ns" iperf3 -c "$server_ip" -t "$seconds" -f m \
-    | awk '/receiver/ {for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") print $(i - 1)}'
-}
 without=() with=() idle_cpu=() load_cpu=() idle_rss=() load_rss=()
 measure_with_agents() {
   start_agents

@@ -35,16 +35,36 @@ lab_pair() {
   read -r client_ns _ < <(pod_on shop loadgen 1)
 }
 
+# An iperf3 server in the measured server pod (cleanup stops it).
+start_iperf_server() {
+  ip netns exec "$server_ns" iperf3 -s > /dev/null 2>&1 &
+  server_pid=$!
+  sleep 0.5
+}
+
+# One iperf3 run: Mbit/s received by the server.
+throughput() {
+  ip netns exec "$client_ns" iperf3 -c "$server_ip" -t "$seconds" -f m \
+    | awk '/receiver/ {for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") print $(i - 1)}'
+}
+
+# One churn run (wrk, 16 connections, `Connection: close`: a TCP connection per request): "requests/s requests".
+churn() {
+  ip netns exec "$client_ns" wrk -t1 -c16 -d"${seconds}s" -H 'Connection: close' "http://$server_ip/" \
+    | awk '/requests in/ {n = $1} /Requests\/sec/ {r = $2} END {print r, n}'
+}
+
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
+# start_agents [more agent flags...]
 start_agents() {
   agent_pids=""
   for node in 1 2; do
     ip netns exec "$lab-node-$node" sh -c \
       'mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing; exec "$0" "$@"' \
       "$bin/osprey-agent" --node-name "$lab-node-$node" --cluster "$lab" --uplink eth0 \
-      --hubble-socket-path "$state/bench-agent-$node.sock" \
+      --hubble-socket-path "$state/bench-agent-$node.sock" "$@" \
       > "$state/bench-agent-$node.log" 2>&1 &
     agent_pids="$agent_pids $!"
   done
