@@ -89,8 +89,10 @@ public final class InterfaceWatcher: Service, Sendable {
         for (link, role) in wanted where attached[link.index] != link.name {
             do {
                 let replaced = try datapath.attach(interface: link.name, index: link.index, role: role)
+                // Uplinks carry no program: their interface counters are read instead.
+                let done = role == .uplink ? "watched" : "attached"
                 logger.info(
-                    replaced ? "attached, replacing a filter left by an earlier run" : "attached",
+                    replaced ? "\(done), replacing a filter left by an earlier run" : "\(done)",
                     metadata: ["interface": "\(link.name)", "role": "\(role)"])
             } catch {
                 logger.warning("attach failed", metadata: ["interface": "\(link.name)", "error": "\(error)"])

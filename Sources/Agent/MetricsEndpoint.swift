@@ -27,8 +27,8 @@ struct AgentHealth: Sendable {
             MetricFamily(
                 name: "osprey_agent_programs_attached",
                 help:
-                    "eBPF program attachments: two tc hooks per watched interface plus the drop and retransmission tracepoints.",
-                kind: .gauge, samples: [.init([], Double(2 * interfaces + 2))]),
+                    "eBPF program attachments: two tc hooks per pod veth plus the drop and retransmission tracepoints.",
+                kind: .gauge, samples: [.init([], Double(2 * (interfaces - uplinks) + 2))]),
             MetricFamily(
                 name: "osprey_agent_interfaces_watched", help: "Interfaces the tc programs are attached to, by role.",
                 kind: .gauge,

@@ -40,9 +40,10 @@ public enum TCAttachMode: String, Sendable {
     case tc
 }
 
-/// The eBPF datapath of one node: the tc programs on the pod veths (`pod.c`) and uplink(s)
-/// (`uplink.c`), the `skb:kfree_skb` drop program (`drops.c`) and the
-/// `tcp:tcp_retransmit_skb` program (`retransmits.c`), sharing one set of maps.
+/// The eBPF datapath of one node: the tc programs on the pod veths (`pod.c`), the
+/// `skb:kfree_skb` drop program (`drops.c`) and the `tcp:tcp_retransmit_skb` program
+/// (`retransmits.c`), sharing one set of maps. The uplink(s) carry no program: what crosses them
+/// is in their own interface counters, and the drop program only needs to know which they are.
 ///
 /// Thread-safe: attachments are tracked under a lock; map reads and updates are syscalls.
 /// `detachAll()` must run before the process exits (tc filters outlive their process; tcx links
@@ -52,7 +53,7 @@ public final class Datapath: Sendable {
     private let objects: Lock<Objects?>
     /// The tracepoint programs' links (drops, retransmissions).
     private let tracepointLinks: Lock<[OpaquePointer]>
-    /// What is attached, by interface index: its name, and the tcx links holding its programs.
+    /// What is watched, by interface index: its name and role, and the tcx links holding its programs.
     private let attached = Lock<[Int32: Attachment]>([:])
     /// tcx links when the kernel has them and `Options.tcx` asks for them, else tc filters.
     public let attachMode: TCAttachMode
@@ -67,7 +68,8 @@ public final class Datapath: Sendable {
 
     struct Attachment {
         var name: String
-        /// The ingress and egress links' fds (tcx); empty for tc filters.
+        var role: InterfaceRole
+        /// The ingress and egress links' fds (tcx); empty for tc filters and uplinks.
         var links: [Int32]
 
         func closeLinks() { for link in links { close(link) } }
@@ -75,14 +77,12 @@ public final class Datapath: Sendable {
 
     struct Objects {
         var pod: BPFObject
-        var uplink: BPFObject
         var drops: BPFObject
         var retransmits: BPFObject
 
         func close() {
             retransmits.close()
             drops.close()
-            uplink.close()
             pod.close()
         }
     }
@@ -90,14 +90,13 @@ public final class Datapath: Sendable {
     /// Every map and program name Swift uses, as the C declares them (`DatapathABITests` fails
     /// when the two drift apart).
     enum MapName: String, CaseIterable {
-        case ifaces = "osp_ifaces", netns = "osp_netns", forward = "osp_forward", tcpFlags = "osp_tcp_flags"
+        case ifaces = "osp_ifaces", netns = "osp_netns", tcpFlags = "osp_tcp_flags"
         case drops = "osp_drops", errors = "osp_errors", conntrack = "osp_conntrack", events = "osp_events"
         case lost = "osp_lost", ctStats = "osp_ct_stats"
     }
 
     enum ProgramName: String, CaseIterable {
         case podIngress = "osp_tc_pod_ingress", podEgress = "osp_tc_pod_egress"
-        case uplinkIngress = "osp_tc_uplink_ingress", uplinkEgress = "osp_tc_uplink_egress"
         case drops = "osp_kfree_skb"
         case retransmits = "osp_tcp_retransmit_skb"
     }
@@ -107,14 +106,13 @@ public final class Datapath: Sendable {
 
     /// The compiled objects by name, as the BPFCompiler plugin embedded them.
     static let images: [(name: String, bytes: [UInt8])] = [
-        ("pod", BPFObjects.pod), ("uplink", BPFObjects.uplink), ("drops", BPFObjects.drops),
+        ("pod", BPFObjects.pod), ("drops", BPFObjects.drops),
         ("retransmits", BPFObjects.retransmits),
     ]
 
     struct Maps: Sendable {
         let ifaces: BPFMap<UInt32, UInt32>
         let netns: BPFMap<UInt32, UInt32>
-        let forward: BPFMap<UInt32, osp_counter>
         let tcpFlags: BPFMap<UInt32, UInt64>
         let drops: BPFMap<osp_drop_key, osp_counter>
         let errors: BPFMap<UInt32, UInt64>
@@ -198,14 +196,13 @@ public final class Datapath: Sendable {
         connectionTableSize = options.connectionTableSize
         var fds: [String: Int32] = [:]
         for map in MapName.allCases { fds[map.rawValue] = try pod.mapFD(map.rawValue) }
-        let uplink = try BPFObject(name: "uplink", bytes: BPFObjects.uplink, sharing: fds)
         let drops = try BPFObject(name: "drops", bytes: BPFObjects.drops, sharing: fds, constants: constants)
         let retransmits = try BPFObject(name: "retransmits", bytes: BPFObjects.retransmits, sharing: fds)
         func map<Key, Value>(_ name: MapName) -> BPFMap<Key, Value> {
             BPFMap(name: name.rawValue, fd: fds[name.rawValue]!)
         }
         maps = Maps(
-            ifaces: map(.ifaces), netns: map(.netns), forward: map(.forward), tcpFlags: map(.tcpFlags),
+            ifaces: map(.ifaces), netns: map(.netns), tcpFlags: map(.tcpFlags),
             drops: map(.drops), errors: map(.errors), ctStats: map(.ctStats))
         cpus = Int(osp_possible_cpus())
         events = EventReader(ringFD: fds[MapName.events.rawValue]!, lostMap: map(.lost), cpus: cpus)
@@ -215,7 +212,7 @@ public final class Datapath: Sendable {
             bpf_link__destroy(dropLink)
             throw error
         }
-        objects = Lock(Objects(pod: pod, uplink: uplink, drops: drops, retransmits: retransmits))
+        objects = Lock(Objects(pod: pod, drops: drops, retransmits: retransmits))
         tracepointLinks = Lock([dropLink, retransmitLink])
     }
 
@@ -239,24 +236,20 @@ public final class Datapath: Sendable {
 
     // MARK: - Interfaces and namespaces
 
-    /// Counts traffic of `interface` (in the calling thread's namespace): records its role,
-    /// then attaches the tc programs to its ingress and egress hooks, replacing a stale Osprey
-    /// filter if a killed agent left one (with tcx links, such a filter is removed: it would
-    /// count every packet twice). Returns true when it replaced such a filter.
+    /// Counts traffic of `interface` (in the calling thread's namespace): records its role, and
+    /// on a pod veth attaches the tc programs to its ingress and egress hooks. An Osprey filter a
+    /// killed agent left is replaced in place (tc filters) or removed (tcx links, and uplinks,
+    /// which carry no program), so that no packet is counted twice. Returns true when there was
+    /// one.
     @discardableResult
     public func attach(interface name: String, index: Int32, role: InterfaceRole) throws(DatapathError) -> Bool {
         try maps.ifaces.update(UInt32(index), role.rawValue)
         let (ingress, egress) = try objects.withLock { objects throws(DatapathError) -> (Int32, Int32) in
-            guard let objects else { throw .missing(what: "tc programs", object: "\(role) (closed)") }
-            return role == .uplink
-                ? (
-                    try objects.uplink.programFD(ProgramName.uplinkIngress.rawValue),
-                    try objects.uplink.programFD(ProgramName.uplinkEgress.rawValue)
-                )
-                : (
-                    try objects.pod.programFD(ProgramName.podIngress.rawValue),
-                    try objects.pod.programFD(ProgramName.podEgress.rawValue)
-                )
+            guard let objects else { throw .missing(what: "tc programs", object: "pod (closed)") }
+            return (
+                try objects.pod.programFD(ProgramName.podIngress.rawValue),
+                try objects.pod.programFD(ProgramName.podEgress.rawValue)
+            )
         }
         // Links this agent already holds on the index (the interface was renamed) go first, so
         // that no packet is counted by two programs.
@@ -266,21 +259,23 @@ public final class Datapath: Sendable {
         for (hook, fd) in [(1, ingress), (0, egress)] {
             var existing: UInt32 = 0
             if osp_tc_query(index, Int32(hook), &existing) == 0, existing != 0 { replaced = true }
-            let status: Int32
-            switch attachMode {
-            case .tc: status = osp_tc_attach(index, Int32(hook), fd)
-            case .tcx:
+            var status: Int32 = 0
+            switch (role, attachMode) {
+            case (.pod, .tc): status = osp_tc_attach(index, Int32(hook), fd)
+            case (.pod, .tcx):
                 if existing != 0 { _ = osp_tc_detach(index, Int32(hook)) }
                 let link = osp_tcx_attach(index, Int32(hook), fd)
                 if link >= 0 { links.append(link) }
                 status = min(link, 0)
+            case (.uplink, _):
+                if existing != 0 { _ = osp_tc_detach(index, Int32(hook)) }
             }
             guard status == 0 else {
-                Attachment(name: name, links: links).closeLinks()
+                Attachment(name: name, role: role, links: links).closeLinks()
                 throw .attachTC(interface: name, hook: hook == 1 ? "ingress" : "egress", errno: -status)
             }
         }
-        attached.withLock { $0[index] = Attachment(name: name, links: links) }
+        attached.withLock { $0[index] = Attachment(name: name, role: role, links: links) }
         return replaced
     }
 
@@ -291,8 +286,12 @@ public final class Datapath: Sendable {
         attached.withLock { $0.removeValue(forKey: index) }?.closeLinks()
     }
 
-    /// Interfaces currently attached, by index.
+    /// Interfaces currently watched (pod veths and uplinks), by index.
     public var attachedInterfaces: [Int32: String] { attached.withLock { $0.mapValues(\.name) } }
+
+    /// The uplinks currently watched, by name: their interface counters are the node's forward
+    /// counts.
+    public var uplinks: [String] { attached.withLock { $0.values.filter { $0.role == .uplink }.map(\.name) } }
 
     /// Osprey's programs on an interface's hooks (in the calling thread's namespace), as the
     /// kernel lists them: "tcx ingress osp_tc_pod_ingress", "tc egress osp_tc_pod_egress". What
@@ -335,7 +334,7 @@ public final class Datapath: Sendable {
             defer { current.removeAll() }
             return current
         }
-        for (index, attachment) in interfaces {
+        for (index, attachment) in interfaces where attachment.role == .pod {
             switch attachMode {
             case .tc:
                 _ = osp_tc_detach(index, 1)
@@ -358,11 +357,6 @@ public final class Datapath: Sendable {
     /// Sums of every counter map, read now.
     public func snapshot() -> DatapathSnapshot {
         var snapshot = DatapathSnapshot()
-        for direction in TrafficDirection.allCases {
-            let values = maps.forward.perCPU(UInt32(direction.rawValue), cpus: cpus) ?? []
-            snapshot.forward[direction] = Counter(
-                packets: values.reduce(0) { $0 + $1.packets }, bytes: values.reduce(0) { $0 + $1.bytes })
-        }
         for flag in TCPFlag.allCases {
             for direction in TrafficDirection.allCases where direction != .unknown {
                 let key = UInt32(flag.rawValue * TrafficDirection.allCases.count + direction.rawValue)

@@ -8,7 +8,7 @@ public struct Counter: Sendable, Equatable {
         self.bytes = bytes
     }
 
-    mutating func add(packets: UInt64, bytes: UInt64) {
+    public mutating func add(packets: UInt64, bytes: UInt64) {
         self.packets &+= packets
         self.bytes &+= bytes
     }
@@ -70,6 +70,8 @@ public enum ProgramError: Int, CaseIterable, Sendable {
 
 /// Every counter of the datapath at one instant; monotonic while the agent runs.
 public struct DatapathSnapshot: Sendable {
+    /// Packets and bytes through the uplink(s): from their interface counters, which the node
+    /// metrics fill in (`Datapath.snapshot()` leaves it empty; no program counts them).
     public var forward: [TrafficDirection: Counter] = [:]
     public var tcpFlags: [TCPFlagKey: UInt64] = [:]
     public var drops: [DropKey: Counter] = [:]

@@ -68,7 +68,27 @@ public struct NodeMetricsCollector: Sendable {
     ]
 
     public func collect() -> [MetricFamily] {
-        datapathFamilies(datapath.snapshot()) + socketFamilies(readNamespaces()) + interfaceFamilies()
+        let text = (try? String(contentsOfFile: "/proc/self/net/dev", encoding: .utf8)) ?? ""
+        let interfaces = ProcNet.interfaces(text)
+        var snapshot = datapath.snapshot()
+        snapshot.forward = Self.forward(uplinks: datapath.uplinks, interfaces: interfaces)
+        return datapathFamilies(snapshot) + socketFamilies(readNamespaces()) + interfaceFamilies(interfaces)
+    }
+
+    /// What crossed the uplinks, from their own counters (`rx_*` entering the node, `tx_*`
+    /// leaving it): the packets and bytes a tc program on the uplink would count, without a
+    /// program on the node's busiest interface. The kernel's counters run from the interface's
+    /// creation, so a recreated uplink restarts from zero, which Prometheus reads as a reset.
+    static func forward(uplinks: [String], interfaces: [String: [String: Double]]) -> [TrafficDirection: Counter] {
+        var ingress = Counter()
+        var egress = Counter()
+        for name in uplinks {
+            guard let stats = interfaces[name] else { continue }
+            func value(_ key: String) -> UInt64 { UInt64(stats[key] ?? 0) }
+            ingress.add(packets: value("rx_packets"), bytes: value("rx_bytes"))
+            egress.add(packets: value("tx_packets"), bytes: value("tx_bytes"))
+        }
+        return [.ingress: ingress, .egress: egress]
     }
 
     func datapathFamilies(_ snapshot: DatapathSnapshot) -> [MetricFamily] {
@@ -291,10 +311,8 @@ public struct NodeMetricsCollector: Sendable {
         ]
     }
 
-    func interfaceFamilies() -> [MetricFamily] {
-        let text = (try? String(contentsOfFile: "/proc/self/net/dev", encoding: .utf8)) ?? ""
-        let interfaces = ProcNet.interfaces(text)
-        return [
+    func interfaceFamilies(_ interfaces: [String: [String: Double]]) -> [MetricFamily] {
+        [
             MetricFamily(
                 name: "networkobservability_interface_stats", help: "Statistics of the node's network interfaces.",
                 kind: .gauge,

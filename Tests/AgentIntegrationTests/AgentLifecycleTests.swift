@@ -47,14 +47,17 @@ extension AgentIntegration {
             try LabFixture.withLab(config) { plan, inventory in
                 let node = plan.nodes[0]
                 let interfaces = ["eth0"] + plan.pods(on: node).map(\.hostInterface)
-                /// Exactly one Osprey program of `kind` on every hook: the pod or uplink program for it
-                /// (the kernel keeps a program's first 15 characters as its name).
+                /// Exactly one Osprey program of `kind` on every pod veth's hooks, and none on the
+                /// uplink's, whose interface counters are read instead (the kernel keeps a program's
+                /// first 15 characters as its name).
                 func everyHookOnce(_ kind: String) -> [String: [String]] {
                     Dictionary(
                         uniqueKeysWithValues: interfaces.flatMap { interface in
-                            let role = interface == "eth0" ? "uplink" : "pod"
-                            return ["ingress", "egress"].map {
-                                ("\(interface) \($0)", ["\(kind) \("osp_tc_\(role)_\($0)".prefix(15))"])
+                            ["ingress", "egress"].map {
+                                (
+                                    "\(interface) \($0)",
+                                    interface == "eth0" ? [] : ["\(kind) \("osp_tc_pod_\($0)".prefix(15))"]
+                                )
                             }
                         })
                 }

@@ -40,12 +40,13 @@ extension AgentIntegration {
                     try Host().run(step.argv, input: step.input)
                 }
                 #expect(try eventually(within: 5) { try Self.watched(node, "uplink") == 1 })
-                // Attached again once per hook (the kernel keeps 15 characters of a program's name).
+                // No program on the uplink: its own counters are the node's forward counts.
                 #expect(
                     try AgentLifecycleTests.programs(node: node.netns, interfaces: [LabNames.nodeUplink]) == [
-                        "\(LabNames.nodeUplink) ingress": ["tcx osp_tc_uplink_i"],
-                        "\(LabNames.nodeUplink) egress": ["tcx osp_tc_uplink_e"],
+                        "\(LabNames.nodeUplink) ingress": [], "\(LabNames.nodeUplink) egress": [],
                     ])
+                let forwarded = try LabFixture.scrape(node.netns).value(
+                    "networkobservability_forward_count", ["direction": "ingress"])
                 // Across nodes again (UDP from a pod of the other node), reported by this node's agent.
                 let target = try #require(plan.pods(on: node).first)
                 let client = try #require(plan.pods(on: plan.nodes[0]).first)
@@ -57,6 +58,10 @@ extension AgentIntegration {
                             $0.time >= back
                         }
                     })
+                #expect(
+                    try LabFixture.scrape(node.netns).value(
+                        "networkobservability_forward_count", ["direction": "ingress"]) >= forwarded + 20,
+                    "the new uplink's packets are counted")
                 let log = try Self.log(config, node)
                 #expect(log.components(separatedBy: "uplink gone").count - 1 == 1, "said once: \(log)")
                 #expect(log.contains("uplink back"))

@@ -356,9 +356,9 @@ extension AgentIntegration {
                         }, "\(node.name)")
                     let metrics = try LabFixture.scrape(node.netns)
                     #expect(metrics.value("osprey_agent_apiserver_latency_failures_total") == 0)
+                    // Two tc programs per pod veth, none on the uplink, and the two tracepoints.
                     #expect(
-                        metrics.value("osprey_agent_programs_attached")
-                            == Double(2 * (plan.pods(on: node).count + 1) + 2))
+                        metrics.value("osprey_agent_programs_attached") == Double(2 * plan.pods(on: node).count + 2))
                 }
             }
         }

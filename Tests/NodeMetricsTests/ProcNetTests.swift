@@ -1,3 +1,4 @@
+import Datapath
 import Testing
 
 @testable import NodeMetrics
@@ -48,5 +49,24 @@ struct ProcNetTests {
         #expect(stats["eth0"]?["rx_errors"] == 1)
         #expect(stats["eth0"]?["tx_dropped"] == 3)
         #expect(stats["lo"]?["tx_packets"] == 2)
+    }
+
+    @Test("forward counts: the uplinks' received (ingress) and sent (egress) counters, summed; others ignored")
+    func forwardFromUplinkCounters() {
+        let dev = """
+            Inter-|   Receive                                                |  Transmit
+             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+                lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
+              eth0: 5000      40    1    2    0     0          0         0     6000      50    0    3    0     0       0          0
+              eth1:  700       7    0    0    0     0          0         0      800       8    0    0    0     0       0          0
+            """
+        let interfaces = ProcNet.interfaces(dev)
+        let both = NodeMetricsCollector.forward(uplinks: ["eth0", "eth1"], interfaces: interfaces)
+        #expect(both[.ingress] == Counter(packets: 47, bytes: 5700))
+        #expect(both[.egress] == Counter(packets: 58, bytes: 6800))
+        // An uplink that is gone right now counts nothing (it comes back from zero).
+        let one = NodeMetricsCollector.forward(uplinks: ["eth0", "gone0"], interfaces: interfaces)
+        #expect(one[.ingress] == Counter(packets: 40, bytes: 5000))
+        #expect(one[.egress] == Counter(packets: 50, bytes: 6000))
     }
 }

@@ -22,14 +22,6 @@ struct {
 	__type(value, __u32);
 } osp_netns SEC(".maps");
 
-/* enum osp_direction -> packets and bytes crossing the uplink(s). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, OSP_DIR_MAX);
-	__type(key, __u32);
-	__type(value, struct osp_counter);
-} osp_forward SEC(".maps");
-
 /* flag * OSP_DIR_MAX + direction -> TCP packets of pods with that flag. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
