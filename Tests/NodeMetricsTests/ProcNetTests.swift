@@ -36,15 +36,17 @@ struct ProcNetTests {
         #expect(counters["Udp"]?["NoPorts"] == 3)
     }
 
+    static let dev = """
+        Inter-|   Receive                                                |  Transmit
+         face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+            lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
+          eth0: 5000      40    1    2    0     0          0         0     6000      50    0    3    0     0       0          0
+          eth1:  700       7    0    0    0     0          0         0      800       8    0    0    0     0       0          0
+        """
+
     @Test("/proc/net/dev gives every interface's rx/tx statistics")
     func interfaces() {
-        let dev = """
-            Inter-|   Receive                                                |  Transmit
-             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
-                lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
-              eth0: 5000      40    1    2    0     0          0         0     6000      50    0    3    0     0       0          0
-            """
-        let stats = ProcNet.interfaces(dev)
+        let stats = ProcNet.interfaces(Self.dev)
         #expect(stats["eth0"]?["rx_bytes"] == 5000)
         #expect(stats["eth0"]?["rx_errors"] == 1)
         #expect(stats["eth0"]?["tx_dropped"] == 3)
@@ -53,14 +55,7 @@ struct ProcNetTests {
 
     @Test("forward counts: the uplinks' received (ingress) and sent (egress) counters, summed; others ignored")
     func forwardFromUplinkCounters() {
-        let dev = """
-            Inter-|   Receive                                                |  Transmit
-             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
-                lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
-              eth0: 5000      40    1    2    0     0          0         0     6000      50    0    3    0     0       0          0
-              eth1:  700       7    0    0    0     0          0         0      800       8    0    0    0     0       0          0
-            """
-        let interfaces = ProcNet.interfaces(dev)
+        let interfaces = ProcNet.interfaces(Self.dev)
         let both = NodeMetricsCollector.forward(uplinks: ["eth0", "eth1"], interfaces: interfaces)
         #expect(both[.ingress] == Counter(packets: 47, bytes: 5700))
         #expect(both[.egress] == Counter(packets: 58, bytes: 6800))
