@@ -85,8 +85,11 @@ public enum AgentConfigFile {
             let translated: [String]
             switch value {
             case let flag as Bool:
-                // `false` for a flag without a `--no-` form: it is off already.
-                let off = (try? AgentCommand.parseAsRoot(["--no-\(key)"])) != nil ? ["--no-\(key)"] : []
+                // `false` is the flag's `--no-` or `--disable-` form (`enable-tcx: false`); a flag
+                // with neither is off already.
+                let offForms =
+                    ["--no-\(key)"] + (key.hasPrefix("enable-") ? ["--disable-\(key.dropFirst("enable-".count))"] : [])
+                let off = offForms.first { (try? AgentCommand.parseAsRoot([$0])) != nil }.map { [$0] } ?? []
                 translated = flag ? ["--\(key)"] : off
                 if !flag && off.isEmpty {
                     try check(["--\(key)"], key: key, path: path)

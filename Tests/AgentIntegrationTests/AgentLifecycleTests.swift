@@ -92,9 +92,15 @@ extension AgentIntegration {
                 #expect(try current() == everyHookOnce("tc"))
                 killHard(filters)
                 #expect(try current() == everyHookOnce("tc"), "a killed agent leaves its filters behind")
-                let again = try start(["--disable-tcx"])
+                // This time from a configuration file, as a ConfigMap would say it.
+                let settings = Workloads(plan: plan).agentConfig(for: node)
+                let filtersFile = settings.path.replacingOccurrences(of: ".yaml", with: "-filters.yaml")
+                try (settings.contents + "\nenable-tcx: false\n").write(
+                    toFile: filtersFile, atomically: true, encoding: .utf8)
+                let again = try start(["--config", filtersFile])
                 #expect(try current() == everyHookOnce("tc"))
                 #expect(try log().contains("replacing a filter left by an earlier run"))
+                #expect(try log().contains("as cls_bpf filters (--disable-tcx)"))
                 killHard(again)
 
                 // A tcx agent removes the stale filters: no packet is counted twice.
