@@ -60,9 +60,8 @@ int osp_tcx_attach(int ifindex, int ingress, int prog_fd)
 	/* BPF_F_BEFORE with no relative program: first on the hook, ahead of a CNI's programs
 	 * that may redirect the packet. Osprey's programs always let the next one run. */
 	LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = OSP_BPF_F_BEFORE);
-	int fd = bpf_link_create(prog_fd, ifindex,
-				 ingress ? OSP_BPF_TCX_INGRESS : OSP_BPF_TCX_EGRESS, &opts);
-	return fd < 0 ? (errno ? -errno : fd) : fd;
+	return bpf_link_create(prog_fd, ifindex, ingress ? OSP_BPF_TCX_INGRESS : OSP_BPF_TCX_EGRESS,
+			       &opts);
 }
 
 struct osp_tcx_query_attr {

@@ -187,8 +187,10 @@ public final class Datapath: Sendable {
     public init(options: Options = Options()) throws(DatapathError) {
         Self.libbpfLog
         dropReasons = try Self.loadDropReasons()
-        let kernelHasTCX = try Self.kernelEnum("bpf_attach_type").values.contains("BPF_TCX_INGRESS")
-        attachMode = options.tcx && kernelHasTCX ? .tcx : .tc
+        // The kernel's BTF says whether it has tcx (asked only when wanted).
+        var useTCX = false
+        if options.tcx { useTCX = try Self.kernelEnum("bpf_attach_type").values.contains("BPF_TCX_INGRESS") }
+        attachMode = useTCX ? .tcx : .tc
         let constants = [Self.configSection: Self.config(options, dropReasons: dropReasons)]
         let pod = try BPFObject(
             name: "pod", bytes: BPFObjects.pod, constants: constants,
@@ -294,11 +296,12 @@ public final class Datapath: Sendable {
     public var uplinks: [String] { attached.withLock { $0.values.filter { $0.role == .uplink }.map(\.name) } }
 
     /// Osprey's programs on an interface's hooks (in the calling thread's namespace), as the
-    /// kernel lists them: "tcx ingress osp_tc_pod_ingress", "tc egress osp_tc_pod_egress". What
-    /// an operator checks with `bpftool net`, for tests and diagnostics.
-    public static func ospreyPrograms(onInterface index: Int32) -> [String] {
+    /// kernel lists them, by hook: "ingress" → ["tcx osp_tc_pod_ingr"] (how it hangs there, and
+    /// the 15 characters of its name the kernel keeps). What an operator checks with
+    /// `bpftool net`, for tests and diagnostics.
+    public static func ospreyPrograms(onInterface index: Int32) -> [String: [String]] {
         Self.libbpfLog
-        var found: [String] = []
+        var found: [String: [String]] = [:]
         func name(_ id: UInt32) -> String? {
             var buffer = [CChar](repeating: 0, count: 32)
             guard osp_prog_name(id, &buffer, buffer.count) == 0 else { return nil }
@@ -308,13 +311,15 @@ public final class Datapath: Sendable {
         for (hook, label) in [(Int32(1), "ingress"), (0, "egress")] {
             var ids = [UInt32](repeating: 0, count: 64)
             var count = UInt32(ids.count)
+            var programs: [String] = []
             if osp_tcx_query(index, hook, &ids, &count) == 0 {
-                found += ids.prefix(Int(count)).compactMap(name).map { "tcx \(label) \($0)" }
+                programs += ids.prefix(Int(count)).compactMap(name).map { "tcx \($0)" }
             }
             var filter: UInt32 = 0
             if osp_tc_query(index, hook, &filter) == 0, filter != 0, let program = name(filter) {
-                found.append("tc \(label) \(program)")
+                programs.append("tc \(program)")
             }
+            found[label] = programs
         }
         return found
     }
