@@ -46,7 +46,7 @@ soak-ui: bootstrap ## the web UI open for 10 minutes (OSPREY_UI_SOAK_SECONDS): p
 	$(SWIFT) test --skip-build --filter WebUISoakTests
 
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS ?= dns event jsonpb request addresses kubernetes
+FUZZ_TARGETS ?= dns event jsonpb request addresses kubernetes batch
 fuzz: bootstrap ## libFuzzer + AddressSanitizer on every parser of untrusted bytes, FUZZ_SECONDS each or FUZZ_RUNS executions (corpora: Fuzz/corpus)
 	OSPREY_FUZZ=1 $(SWIFT) build -c release --build-path .build-fuzz --product osprey-fuzz
 	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

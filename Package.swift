@@ -175,6 +175,7 @@ let package = Package(
             dependencies: [
                 "Observer", "Flows", "HubbleAPI", "HubbleWire", "FlowFilters", "HubbleServer",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict),
@@ -302,6 +303,7 @@ let package = Package(
                 "HubbleTransport", "HubbleObserver", "HubbleServer", "KubernetesAPIServer", "KubernetesModel",
                 "FlowFilters",
                 "KubernetesSource", "Lab", .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -18,8 +18,8 @@ out=Sources/HubbleAPI
 mkdir -p "$out"
 find "$out" \( -name '*.pb.swift' -o -name '*.grpc.swift' \) -delete
 protos=(flow/flow.proto observer/observer.proto peer/peer.proto relay/relay.proto grpc/health/v1/health.proto
-    osprey/extensions.proto)
-services=(observer/observer.proto peer/peer.proto grpc/health/v1/health.proto)
+    osprey/extensions.proto osprey/batches.proto)
+services=(observer/observer.proto peer/peer.proto grpc/health/v1/health.proto osprey/batches.proto)
 protoc -I proto -I /usr/include --plugin=protoc-gen-swift="$bin/protoc-gen-swift" \
     --swift_out="$out" --swift_opt=Visibility=Public "${protos[@]}"
 protoc -I proto -I /usr/include --plugin=protoc-gen-grpc-swift="$bin/protoc-gen-grpc-swift-2" \

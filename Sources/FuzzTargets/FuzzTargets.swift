@@ -26,6 +26,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case addresses
     /// Kubernetes API JSON: a watch event and a list page of pods, and their conversion.
     case kubernetes
+    /// What an agent sends the relay: a `FlowBatch` (or a single `GetFlowsResponse`), read raw.
+    case batch
 
     /// The target the environment names (`OSPREY_FUZZ_TARGET`), for the libFuzzer entry point.
     public static let selected: FuzzTarget = {
@@ -48,6 +50,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .request: Self.request(Array(bytes))
         case .addresses: Self.addresses(String(decoding: bytes, as: UTF8.self))
         case .kubernetes: Self.kubernetes(Data(bytes))
+        case .batch: Self.batch(Array(bytes))
         }
     }
 
@@ -150,6 +153,30 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         }
     }
 
+    /// The relay's raw reading must agree with swift-protobuf on how many responses a batch
+    /// holds and what each one is, whenever swift-protobuf can decode them.
+    static func batch(_ bytes: [UInt8]) {
+        _ = try? RawFlowResponse(bytes: bytes)
+        guard let raw = try? RawFlowResponse.batch(bytes) else { return }
+        guard let decoded = try? Osprey_V1_FlowBatch(serializedBytes: bytes) else { return }
+        guard decoded.responses.count == raw.count else {
+            fatalError("the raw reading found \(raw.count) responses, swift-protobuf \(decoded.responses.count)")
+        }
+        for (response, message) in zip(raw, decoded.responses) {
+            let kind: RawFlowResponse.Kind =
+                switch message.responseTypes {
+                case .flow: .flow
+                case .nodeStatus: .nodeStatus
+                case .lostEvents: .lostEvents
+                default: ProgressMark.isMark(message) ? .mark : .other
+                }
+            // Field 1 with another wire type is an unknown field to swift-protobuf, as to the reader.
+            if response.kind != kind, message.unknownFields.data.isEmpty {
+                fatalError("the raw reading took a \(kind) response for \(response.kind)")
+            }
+        }
+    }
+
     // Whether seeds get past each parser's first check (FuzzCorpusTests).
     static func parsesDNS(_ bytes: [UInt8]) -> Bool { DNSMessage(bytes) != nil }
     static func requestValid(_ bytes: [UInt8]) -> Bool {
@@ -157,6 +184,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         return (try? FlowRequest(message)) != nil
     }
     static func jsonpbValid(_ line: String) -> Bool { (try? FlowJSONLines.parse(line)) != nil }
+    static func batchValid(_ bytes: [UInt8]) -> Bool { ((try? RawFlowResponse.batch(bytes))?.count ?? 0) > 0 }
     static func kubernetesValid(_ data: Data) -> Bool {
         (try? JSONDecoder().decode(WatchEvent<KubernetesModel.Pod>.self, from: data)) != nil
     }

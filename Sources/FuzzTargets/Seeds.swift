@@ -30,8 +30,24 @@ public enum FuzzSeeds {
                 "5s", "250ms",
             ].enumerated().map { ("text-\($0.offset)", Array($0.element.utf8)) }
         case .kubernetes: [("watch-pod", watchEvent), ("pod-list", podList)]
+        case .batch: [("flows-and-mark", batch)]
         }
     }
+
+    /// A FlowBatch as an agent sends it: the fuzz flows' responses, then a progress mark.
+    static let batch: [UInt8] = {
+        var encoder = FlowBatchEncoder()
+        for (flow, message) in FuzzTarget.flows {
+            try? encoder.append(
+                .with {
+                    $0.flow = message
+                    $0.nodeName = flow.nodeName
+                    $0.time = message.time
+                })
+        }
+        try? encoder.append(ProgressMark.response(node: "fuzz-node", time: Date(timeIntervalSince1970: 1_800_000_002)))
+        return encoder.take()
+    }()
 
     /// A DNS message: header, one question, answers (A records pointing at the question's name).
     static func dns(id: UInt16, response: Bool, rcode: UInt8, answers: [[UInt8]]) -> [UInt8] {

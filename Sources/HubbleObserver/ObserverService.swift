@@ -2,7 +2,9 @@ import FlowFilters
 import Flows
 import Foundation
 import GRPCCore
+import GRPCProtobuf
 import HubbleAPI
+import HubbleServer
 import HubbleWire
 import Observer
 import SwiftProtobuf
@@ -29,7 +31,7 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
     ) async throws -> StreamingServerResponse<Observer_GetFlowsResponse> {
         let marks = request.metadata[stringValues: ProgressMark.header].contains("1")
         return StreamingServerResponse { writer in
-            try await getFlows(request: request.message, response: writer, progressMarks: marks)
+            try await getFlows(request: request.message, progressMarks: marks) { try await Self.write($0, to: writer) }
             return [:]
         }
     }
@@ -37,11 +39,14 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
     public func getFlows(
         request: Observer_GetFlowsRequest, response: RPCWriter<Observer_GetFlowsResponse>, context: ServerContext
     ) async throws {
-        try await getFlows(request: request, response: response, progressMarks: false)
+        try await getFlows(request: request, progressMarks: false) { try await Self.write($0, to: response) }
     }
 
+    /// GetFlows's semantics, whatever carries the responses: `write` gets them as they are
+    /// ready, in order.
     func getFlows(
-        request: Observer_GetFlowsRequest, response: RPCWriter<Observer_GetFlowsResponse>, progressMarks: Bool
+        request: Observer_GetFlowsRequest, progressMarks: Bool,
+        write: @escaping ([Observer_GetFlowsResponse]) async throws -> Void
     ) async throws {
         let query = try FlowQuery(request)
         if request.follow {
@@ -51,12 +56,12 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
             // handle, not by cancelling its task: without this, a follower that left would stay
             // subscribed until a flow passed its filters (perhaps never).
             try await withRPCCancellationHandler {
-                try await follow(query, history: history, live: live, marks: marks, response: response)
+                try await follow(query, history: history, live: live, marks: marks, write: write)
             } onCancelRPC: {
                 live.cancel()
             }
         } else {
-            try await Self.write(query.select(from: observer.history()).map(query.response), to: response)
+            try await write(query.select(from: observer.history()).map(query.response))
         }
     }
 
@@ -73,13 +78,43 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
         }
     }
 
+    /// Writes `responses` as `FlowBatch` messages of about `FlowBatchEncoder.targetSize` each.
+    static func write(_ responses: [Observer_GetFlowsResponse], batchesTo writer: RPCWriter<[UInt8]>) async throws {
+        var batch = FlowBatchEncoder()
+        for response in responses {
+            try batch.append(response)
+            if batch.isFull { try await writer.write(batch.take()) }
+        }
+        if !batch.isEmpty { try await writer.write(batch.take()) }
+    }
+
+    /// `osprey.v1.FlowBatches`: GetFlows for Osprey's relay, many responses per message. Listed
+    /// after the service.
+    public var batches: some RegistrableRPCService { FlowBatchesService(observer: self) }
+
+    struct FlowBatchesService: RegistrableRPCService {
+        let observer: ObserverService
+
+        func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
+            router.registerServerStreaming(
+                Osprey_V1_FlowBatches.Method.GetFlowBatches.descriptor,
+                deserializer: ProtobufDeserializer<Observer_GetFlowsRequest>(), serializer: RawBytes()
+            ) { [observer] request, metadata, _, writer in
+                let marks = metadata[stringValues: ProgressMark.header].contains("1")
+                try await observer.getFlows(request: request, progressMarks: marks) {
+                    try await ObserverService.write($0, batchesTo: writer)
+                }
+            }
+        }
+    }
+
     /// A follow: the history's flows, then every new one that passes, lost-event records and
     /// (when asked) progress marks, until the subscription ends.
     func follow(
         _ query: FlowQuery, history: [Flow], live: ObserverSubscription, marks: Bool,
-        response: RPCWriter<Observer_GetFlowsResponse>
+        write: ([Observer_GetFlowsResponse]) async throws -> Void
     ) async throws {
-        try await Self.write(query.select(from: history).map(query.response), to: response)
+        try await write(query.select(from: history).map(query.response))
         var lastMark = Date.distantPast
         var events = live.makeAsyncIterator()
         var batch: [Observer_GetFlowsResponse] = []
@@ -88,7 +123,7 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
                 switch event {
                 case .flow(let flow):
                     if let until = query.until, flow.time > until {
-                        try await Self.write(batch, to: response)
+                        try await write(batch)
                         return
                     }
                     if let message = query.match(flow) { batch.append(query.response(message)) }
@@ -105,7 +140,7 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
                     batch.append(ProgressMark.response(node: nodeName, time: time))
                 }
             }
-            try await Self.write(batch, to: response)
+            try await write(batch)
             batch.removeAll(keepingCapacity: true)
         }
     }

@@ -1,8 +1,10 @@
 import Locking
 
-/// A first-in first-out queue between tasks that holds at most `capacity` elements: a sender
-/// that finds it full waits until the receiver takes one. This is how the relay passes a slow
-/// client's back-pressure to the agents instead of buffering without limit.
+/// A first-in first-out queue between tasks that holds at most `capacity` units: a sender that
+/// finds it full waits until the receiver has taken enough. This is how the relay passes a slow
+/// client's back-pressure to the agents instead of buffering without limit. An element weighs
+/// what `weight` says (by default 1, so the capacity counts elements); one heavier than the
+/// whole capacity still passes when the queue is empty.
 ///
 /// Many senders, one receiver. Cancelling a waiting sender makes its `send` throw.
 final class BoundedChannel<Element: Sendable>: Sendable {
@@ -15,17 +17,18 @@ final class BoundedChannel<Element: Sendable>: Sendable {
     private struct State {
         var buffer: [Element] = []
         var head = 0
+        /// What the queued elements weigh together.
+        var load = 0
         var senders: [Waiter] = []
         var receiver: CheckedContinuation<Element?, Never>?
         var finished = false
         var nextID: UInt64 = 0
 
-        var count: Int { buffer.count - head }
-
-        mutating func popFirst() -> Element? {
+        mutating func popFirst(_ weight: (Element) -> Int) -> Element? {
             guard head < buffer.count else { return nil }
             let element = buffer[head]
             head += 1
+            load -= weight(element)
             if head > 64, head * 2 > buffer.count {
                 buffer.removeFirst(head)
                 head = 0
@@ -41,11 +44,13 @@ final class BoundedChannel<Element: Sendable>: Sendable {
     }
 
     let capacity: Int
+    private let weight: @Sendable (Element) -> Int
     private let state = Lock(State())
 
-    init(capacity: Int) {
+    init(capacity: Int, weight: @escaping @Sendable (Element) -> Int = { _ in 1 }) {
         precondition(capacity > 0)
         self.capacity = capacity
+        self.weight = weight
     }
 
     /// Under the lock: hands `element` to a waiting receiver or queues it, if there is room.
@@ -55,22 +60,27 @@ final class BoundedChannel<Element: Sendable>: Sendable {
             state.receiver = nil
             return .accepted(receiver)
         }
-        guard state.count < capacity else { return .full }
+        guard state.load < capacity else { return .full }
         state.buffer.append(element)
+        state.load += weight(element)
         return .accepted(nil)
     }
 
-    /// Under the lock: the next element, and the sender to wake whose element took its place.
-    private func attemptReceive(_ state: inout State) -> (Element, CheckedContinuation<Void, any Error>?)? {
-        if let element = state.popFirst() {
-            guard !state.senders.isEmpty else { return (element, nil) }
+    /// Under the lock: the next element, and the senders to wake whose elements took its place.
+    private func attemptReceive(_ state: inout State) -> (Element, [CheckedContinuation<Void, any Error>])? {
+        guard let element = state.popFirst(weight) else {
+            guard !state.senders.isEmpty else { return nil }
+            let waiter = state.senders.removeFirst()
+            return (waiter.element, [waiter.continuation])
+        }
+        var woken: [CheckedContinuation<Void, any Error>] = []
+        while state.load < capacity, !state.senders.isEmpty {
             let waiter = state.senders.removeFirst()
             state.buffer.append(waiter.element)
-            return (element, waiter.continuation)
+            state.load += weight(waiter.element)
+            woken.append(waiter.continuation)
         }
-        guard !state.senders.isEmpty else { return nil }
-        let waiter = state.senders.removeFirst()
-        return (waiter.element, waiter.continuation)
+        return (element, woken)
     }
 
     /// Queues `element`, waiting while the channel is full. Returns false once finished.
@@ -134,32 +144,32 @@ final class BoundedChannel<Element: Sendable>: Sendable {
 
     /// The next element if one is queued (or a sender waits with one); never waits.
     func tryReceive() -> Element? {
-        guard let (element, sender) = state.withLock({ attemptReceive(&$0) }) else { return nil }
-        sender?.resume()
+        guard let (element, senders) = state.withLock({ attemptReceive(&$0) }) else { return nil }
+        for sender in senders { sender.resume() }
         return element
     }
 
     /// The next element; nil once finished and empty, or when the receiving task is cancelled.
     func receive() async -> Element? {
-        let first: (Element, CheckedContinuation<Void, any Error>?)?? = state.withLock { state in
+        let first: (Element, [CheckedContinuation<Void, any Error>])?? = state.withLock { state in
             if let received = attemptReceive(&state) { return .some(received) }
             return state.finished ? .some(nil) : nil
         }
         if let first {
-            guard let (element, sender) = first else { return nil }
-            sender?.resume()
+            guard let (element, senders) = first else { return nil }
+            for sender in senders { sender.resume() }
             return element
         }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Element?, Never>) in
-                let now: (Element, CheckedContinuation<Void, any Error>?)?? = state.withLock { state in
+                let now: (Element, [CheckedContinuation<Void, any Error>])?? = state.withLock { state in
                     if let received = attemptReceive(&state) { return .some(received) }
                     if Task.isCancelled || state.finished { return .some(nil) }
                     state.receiver = continuation
                     return nil
                 }
                 if let now {
-                    now?.1?.resume()
+                    for sender in now?.1 ?? [] { sender.resume() }
                     continuation.resume(returning: now?.0)
                 }
             }

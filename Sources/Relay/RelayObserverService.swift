@@ -46,6 +46,8 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
     /// What the per-agent readers hand the merging loop.
     enum Item: Sendable {
         case flow(RawFlowResponse)
+        /// An Osprey agent's `FlowBatch`: flows, lost events and its marks, in the order sent.
+        case batch(String, [RawFlowResponse])
         case status(Observer_GetFlowsResponse)
         /// An agent's stream (re)started: it has sent no mark yet.
         case joined(String)
@@ -59,8 +61,15 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         case finished
     }
 
-    /// How many responses may wait between the agents' streams and the client.
+    /// How many responses may wait between the agents' streams and the client (besides one
+    /// batch per agent whose reader waits for room).
     static let channelCapacity = 256
+
+    /// What an item weighs in the channel: the responses it carries.
+    static func weight(_ item: Item) -> Int {
+        if case .batch(_, let responses) = item { return responses.count }
+        return 1
+    }
 
     /// GetFlows with typed responses (what the generated service registers; `passthrough`
     /// replaces it with the same merge sending the agents' bytes as they came).
@@ -100,18 +109,12 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         let relay: RelayObserverService
 
         func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
-            router.registerHandler(
-                forMethod: Observer_Observer.Method.GetFlows.descriptor,
-                deserializer: ProtobufDeserializer<Observer_GetFlowsRequest>(),
-                serializer: RawFlowResponseSerializer()
-            ) { [relay] request, context in
-                let message = try await request.messages.first { _ in true }
-                guard let message else { throw RPCError(code: .invalidArgument, message: "GetFlows needs a request.") }
-                return StreamingServerResponse { writer in
-                    try await RelayObserverService.untilClientLeaves(context) {
-                        try await relay.merge(message) { try await writer.write(contentsOf: $0) }
-                    }
-                    return [:]
+            router.registerServerStreaming(
+                Observer_Observer.Method.GetFlows.descriptor,
+                deserializer: ProtobufDeserializer<Observer_GetFlowsRequest>(), serializer: RawFlowResponseSerializer()
+            ) { [relay] request, _, context, writer in
+                try await RelayObserverService.untilClientLeaves(context) {
+                    try await relay.merge(request) { try await writer.write(contentsOf: $0) }
                 }
             }
         }
@@ -161,7 +164,7 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         let wanted = perNode.multipliedReportingOverflow(by: max(1, connected.count))
         var buffer = SortBuffer(
             capacity: wanted.overflow ? sortBufferMaxLength : min(sortBufferMaxLength, wanted.partialValue))
-        let channel = BoundedChannel<Item>(capacity: Self.channelCapacity)
+        let channel = BoundedChannel<Item>(capacity: Self.channelCapacity, weight: Self.weight)
         let drainNanoseconds =
             Int64(sortBufferDrainTimeout.components.seconds) * 1_000_000_000
             + sortBufferDrainTimeout.components.attoseconds / 1_000_000_000
@@ -180,6 +183,18 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
             return marks.isEmpty ? window : max(window, passed)
         }
         var released = Int64.min
+        func add(_ flow: RawFlowResponse) {
+            if let oldest = buffer.push(flow) { send(oldest) }
+            for flow in buffer.popOlder(than: released) { send(flow) }
+        }
+        func mark(_ name: String, _ time: Int64) {
+            let before = marks[name] ?? nil
+            marks[name] = time
+            // Only the agent furthest behind can move the minimum (the scan is O(agents)).
+            guard before.map({ $0 <= released }) ?? true else { return }
+            released = cutoff()
+            for flow in buffer.popOlder(than: released) { send(flow) }
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             var streaming = Set<String>()
             var active = 0
@@ -209,18 +224,16 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
             merging: while let item = try await next() {
                 switch item {
                 case .flow(let flow):
-                    if let oldest = buffer.push(flow) { send(oldest) }
-                    for flow in buffer.popOlder(than: released) { send(flow) }
+                    add(flow)
+                case .batch(let name, let responses):
+                    for response in responses {
+                        if response.kind == .mark { mark(name, response.time) } else { add(response) }
+                    }
                 case .joined(let name):
                     marks[name] = .some(nil)
                     released = cutoff()
                 case .mark(let name, let time):
-                    let before = marks[name] ?? nil
-                    marks[name] = time
-                    // Only the agent furthest behind can move the minimum (the scan is O(agents)).
-                    guard before.map({ $0 <= released }) ?? true else { continue }
-                    released = cutoff()
-                    for flow in buffer.popOlder(than: released) { send(flow) }
+                    mark(name, time)
                 case .left(let name):
                     marks[name] = nil
                     released = cutoff()
@@ -261,21 +274,41 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         let last = Lock<Int64?>(nil)
         // Only a follow without an end is merged by marks.
         let metadata: Metadata = original.follow && !original.hasUntil ? [ProgressMark.header: "1"] : [:]
+        // Osprey agents send their flows in batches; others (Cilium's) answer UNIMPLEMENTED and
+        // are read one response at a time through Hubble's GetFlows.
+        var batched = true
         while !Task.isCancelled {
             guard let client = pool.peer(named: name)?.client else { break }
             let reason: String
             do {
                 if !metadata.isEmpty { try await channel.send(.joined(name)) }
-                try await client.serverStreaming(
-                    request: ClientRequest(message: request, metadata: metadata),
-                    descriptor: Observer_Observer.Method.GetFlows.descriptor,
-                    serializer: ProtobufSerializer<Observer_GetFlowsRequest>(),
-                    deserializer: RawFlowResponseDeserializer(), options: .defaults
-                ) { stream in
-                    for try await message in stream.messages {
+                /// The call, with `each` taking every message the agent sends.
+                func call<Message: Sendable>(
+                    _ descriptor: MethodDescriptor, _ deserializer: some MessageDeserializer<Message>,
+                    each: @escaping @Sendable (Message) async throws -> Void
+                ) async throws {
+                    try await client.serverStreaming(
+                        request: ClientRequest(message: request, metadata: metadata), descriptor: descriptor,
+                        serializer: ProtobufSerializer<Observer_GetFlowsRequest>(), deserializer: deserializer,
+                        options: .defaults
+                    ) { stream in
+                        for try await message in stream.messages { try await each(message) }
+                    }
+                }
+                if batched {
+                    try await call(Osprey_V1_FlowBatches.Method.GetFlowBatches.descriptor, FlowBatchDeserializer()) {
+                        batch in
+                        if let time = batch.last(where: { $0.hasTime && $0.kind != .mark })?.time {
+                            last.withLock { $0 = time }
+                        }
+                        try await channel.send(.batch(name, batch))
+                    }
+                } else {
+                    try await call(Observer_Observer.Method.GetFlows.descriptor, RawFlowResponseDeserializer()) {
+                        message in
                         if message.kind == .mark {
                             try await channel.send(.mark(name, message.time))
-                            continue
+                            return
                         }
                         if message.hasTime { last.withLock { $0 = message.time } }
                         try await channel.send(.flow(message))
@@ -283,6 +316,9 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                 }
                 guard request.follow, !request.hasUntil else { break }
                 reason = "the stream ended"
+            } catch let error as RPCError where batched && error.code == .unimplemented {
+                batched = false  // not an Osprey agent: nothing was sent yet, ask again with GetFlows
+                continue
             } catch {
                 if Task.isCancelled { return }
                 reason = PeerPool.describe(error)

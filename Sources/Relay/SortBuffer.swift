@@ -1,5 +1,6 @@
 import Flows
 import HubbleAPI
+import HubbleWire
 import SwiftProtobuf
 
 /// The relay's merge of many agents' streams: responses wait here, oldest first, so that what

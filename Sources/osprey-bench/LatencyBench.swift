@@ -4,8 +4,11 @@
 // Usage: osprey-bench latency ADDRESS SECONDS LABEL   (prints one Markdown table row)
 import Foundation
 import GRPCCore
+import GRPCProtobuf
 import HubbleAPI
+import HubbleServer
 import HubbleTransport
+import HubbleWire
 import Locking
 
 enum LatencyBench {
@@ -37,13 +40,19 @@ enum LatencyBench {
         do {
             let transport = try HubbleDialer(tls: nil).transport(to: address)
             try await withGRPCClient(transport: transport) { client in
+                // Each response's kind and time are read from its bytes, as the relay reads them;
+                // decoding whole flows would make the client, not the server, the limit.
                 let following = Task {
-                    try await Observer_Observer.Client(wrapping: client).getFlows(.with { $0.follow = true }) {
-                        response in
-                        for try await message in response.messages {
-                            guard case .flow(let flow)? = message.responseTypes else { continue }
-                            let sent = Double(flow.time.seconds) + Double(flow.time.nanos) / 1e9
-                            samples.add(Date().timeIntervalSince1970 - sent)
+                    try await client.serverStreaming(
+                        request: ClientRequest(message: Observer_GetFlowsRequest.with { $0.follow = true }),
+                        descriptor: Observer_Observer.Method.GetFlows.descriptor,
+                        serializer: ProtobufSerializer<Observer_GetFlowsRequest>(), deserializer: RawBytes(),
+                        options: .defaults
+                    ) { response in
+                        for try await bytes in response.messages {
+                            let message = try RawFlowResponse(bytes: bytes)
+                            guard message.kind == .flow else { continue }
+                            samples.add(Date().timeIntervalSince1970 - Double(message.time) / 1e9)
                         }
                     }
                 }

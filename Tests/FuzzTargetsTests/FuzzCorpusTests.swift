@@ -40,5 +40,6 @@ struct FuzzCorpusTests {
         #expect(
             FuzzSeeds.seeds(.jsonpb).allSatisfy { FuzzTarget.jsonpbValid(String(decoding: $0.bytes, as: UTF8.self)) })
         #expect(FuzzTarget.kubernetesValid(Data(FuzzSeeds.watchEvent)))
+        #expect(FuzzTarget.batchValid(FuzzSeeds.batch))
     }
 }

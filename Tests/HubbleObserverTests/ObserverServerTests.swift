@@ -87,7 +87,8 @@ struct ObserverServerTests {
                 #expect(
                     services == [
                         "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
-                        "grpc.reflection.v1alpha.ServerReflection", "observer.Observer", "peer.Peer",
+                        "grpc.reflection.v1alpha.ServerReflection", "observer.Observer", "osprey.v1.FlowBatches",
+                        "peer.Peer",
                     ])
                 let files = try Wire.all(Wire.fields(responses[1])[4] ?? []).map {
                     try Google_Protobuf_FileDescriptorProto(serializedBytes: $0.1)
@@ -314,6 +315,88 @@ struct ObserverServerTests {
                 return nil
             }
             #expect(received?.flow.uuid == "00000000-0000-4000-8000-000000000042")
+        }
+    }
+
+    @Test(
+        "osprey.v1.FlowBatches: GetFlows's answer many responses per message, in order, with marks when asked; bad requests refused"
+    )
+    func flowBatches() async throws {
+        let observer = try Observer(capacity: 4095)
+        observer.append(Fixtures.all)
+        var many: [Flow] = []
+        for number in 0..<3000 {
+            var flow = Fixtures.syn
+            flow.time = Fixtures.start.addingTimeInterval(10 + Double(number) / 1000)
+            flow.uuid = UUID(uuidString: String(format: "00000000-0000-4000-8000-%012d", 100_000 + number))!
+            many.append(flow)
+        }
+        observer.append(many)
+        try await withServer(observer: observer) { observer, client in
+            let batches = Osprey_V1_FlowBatches.Client(wrapping: client)
+            for request in [
+                Observer_GetFlowsRequest(),
+                .with { $0.number = 5000 },
+                .with {
+                    $0.number = 3
+                    $0.whitelist = [.with { $0.verdict = [.dropped] }]
+                    $0.fieldMask = .with { $0.paths = ["IP", "verdict"] }
+                },
+            ] {
+                let sizes = try await batches.getFlowBatches(request) { response in
+                    var sizes: [(count: Int, bytes: Int, responses: [Observer_GetFlowsResponse])] = []
+                    for try await batch in response.messages {
+                        sizes.append(
+                            (batch.responses.count, (try batch.serializedBytes() as [UInt8]).count, batch.responses))
+                    }
+                    return sizes
+                }
+                #expect(sizes.flatMap(\.responses) == (try await flows(client, request)))
+                // Whatever is ready goes together, up to about 128 KiB a message.
+                #expect(sizes.allSatisfy { $0.bytes < FlowBatchEncoder.targetSize + 4096 })
+                if request.number == 5000 {
+                    #expect(sizes.map(\.count).reduce(0, +) == 3000 + Fixtures.all.count)
+                    #expect(sizes.count > 1 && sizes.count < 50, "\(sizes.map(\.count))")
+                }
+            }
+            await #expect {
+                _ = try await batches.getFlowBatches(
+                    .with {
+                        $0.first = true; $0.follow = true
+                    }
+                ) { response in
+                    for try await _ in response.messages {}
+                }
+            } throws: { error in
+                (error as? RPCError)?.code == .invalidArgument
+                    && (error as? RPCError)?.message.contains("first cannot be specified with follow") == true
+            }
+            // A follow with the relay's header gets flows and progress marks in its batches.
+            let followed = try await batches.getFlowBatches(
+                request:
+                    ClientRequest(message: .with { $0.follow = true }, metadata: [ProgressMark.header: "1"]),
+                options: Self.bounded
+            ) { response -> (flows: [String], marks: Int) in
+                Task {
+                    try await Task.sleep(for: .milliseconds(200))
+                    var late = Fixtures.drop
+                    late.uuid = UUID(uuidString: "00000000-0000-4000-8000-000000000042")!
+                    late.time = Date()
+                    observer.append([late])
+                    observer.advance(to: Date())
+                }
+                var flows: [String] = []
+                var marks = 0
+                for try await batch in response.messages {
+                    for item in batch.responses {
+                        if ProgressMark.isMark(item) { marks += 1 } else { flows.append(item.flow.uuid) }
+                    }
+                    if !flows.isEmpty && marks > 0 { break }
+                }
+                return (flows, marks)
+            }
+            #expect(followed.flows == ["00000000-0000-4000-8000-000000000042"])
+            #expect(followed.marks > 0)
         }
     }
 

@@ -46,21 +46,26 @@ struct RelayTests {
 
         var address: String { "unix://\(socket)" }
 
-        /// Serves; `marks: false` serves like Cilium's agent, which never sends progress marks.
-        func start(observer: Observer? = nil, marks: Bool = true) async throws {
+        /// Serves; `marks: false` serves like Cilium's agent, which never sends progress marks
+        /// and has no osprey.v1.FlowBatches; `batchesOnly` serves FlowBatches without Hubble's
+        /// GetFlows, so flows that arrive prove the relay read them in batches.
+        func start(observer: Observer? = nil, marks: Bool = true, batchesOnly: Bool = false) async throws {
             let listener = HubbleServer.Listener(address: HubbleAddress(endpoint: .unix(path: socket)), tls: tls)
+            let service = ObserverService(observer: observer ?? self.observer, nodeName: name, clusterName: "osp")
             let server =
-                marks
-                ? HubbleServer.agent(
-                    observer: observer ?? self.observer, nodeName: name, clusterName: "osp", listeners: [listener],
-                    peers: peers)
-                : HubbleServer(
-                    services: [
-                        WithoutMarks(
-                            inner: ObserverService(
-                                observer: observer ?? self.observer, nodeName: name, clusterName: "osp")),
-                        HealthService(),
-                    ], listeners: [listener])
+                batchesOnly
+                ? HubbleServer(services: [service.batches, HealthService()], listeners: [listener])
+                : marks
+                    ? HubbleServer.agent(
+                        observer: observer ?? self.observer, nodeName: name, clusterName: "osp", listeners: [listener],
+                        peers: peers)
+                    : HubbleServer(
+                        services: [
+                            WithoutMarks(
+                                inner: ObserverService(
+                                    observer: observer ?? self.observer, nodeName: name, clusterName: "osp")),
+                            HealthService(),
+                        ], listeners: [listener])
             unlink(socket)
             task.withLock { $0 = Task { try await server.run() } }
             for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) {
@@ -184,6 +189,13 @@ struct RelayTests {
         }
     }
 
+    /// For follows: they end with DEADLINE_EXCEEDED rather than hang a failing test.
+    static let bounded: CallOptions = {
+        var options = CallOptions.defaults
+        options.timeout = .seconds(60)
+        return options
+    }()
+
     static func numbers(_ responses: [Observer_GetFlowsResponse]) -> [Int] {
         responses.compactMap { $0.isFlow ? Int($0.flow.uuid.suffix(4)) : nil }
     }
@@ -262,6 +274,49 @@ struct RelayTests {
             await #expect(throws: RPCError.self) {
                 _ = try await responses(client, .with { $0.whitelist = [.with { $0.sourceIp = ["10.0.0.300"] }] })
             }
+        }
+    }
+
+    @Test("Osprey agents are read through osprey.v1.FlowBatches, Cilium's through GetFlows, merged alike")
+    func batchesAndGetFlows() async throws {
+        // Flows of the last minute, so that the follow below releases them by the sort window.
+        @Sendable func recent(_ node: String, _ number: Int) -> Flow {
+            var flow = Self.flow(node, at: 0, number: number)
+            flow.time = Date().addingTimeInterval(Double(number) - 60)
+            return flow
+        }
+        let batched = try Agent("osp-n1", flows: [1, 3, 5].map { recent("osp-n1", $0) })
+        let cilium = try Agent("osp-n2", flows: [2, 4, 6].map { recent("osp-n2", $0) })
+        try await batched.start(batchesOnly: true)
+        try await cilium.start(marks: false)
+        defer {
+            batched.stopNow()
+            cilium.stopNow()
+        }
+        try await withRelay(.fixed([batched, cilium].map { ($0.name, $0.address) }), connected: 2) { client, _, _ in
+            #expect(Self.numbers(try await responses(client, .with { $0.number = 100 })) == [1, 2, 3, 4, 5, 6])
+            #expect(Self.numbers(try await responses(client, .with { $0.number = 1 })) == [5, 6])
+            // A follow: history, then a new flow from each, in time order.
+            let followed = try await Observer_Observer.Client(wrapping: client).getFlows(
+                .with {
+                    $0.follow = true
+                    $0.number = 1
+                }, options: Self.bounded
+            ) { response -> [Int] in
+                Task {
+                    try await Task.sleep(for: .milliseconds(300))
+                    batched.observer.append([recent("osp-n1", 60)])
+                    try await Task.sleep(for: .milliseconds(10))
+                    cilium.observer.append([recent("osp-n2", 61)])
+                }
+                var numbers: [Int] = []
+                for try await message in response.messages {
+                    numbers += Self.numbers([message])
+                    if numbers.count == 4 { break }
+                }
+                return numbers
+            }
+            #expect(followed == [5, 6, 60, 61])
         }
     }
 

@@ -1,4 +1,5 @@
 import HubbleAPI
+import HubbleWire
 import SwiftProtobuf
 import Testing
 

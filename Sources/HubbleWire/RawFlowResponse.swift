@@ -1,4 +1,3 @@
-import GRPCCore
 import HubbleAPI
 import SwiftProtobuf
 
@@ -6,21 +5,22 @@ import SwiftProtobuf
 /// read straight from them: its time and what it holds. The relay passes flows on to its
 /// clients as they came — decoding every flow and encoding it again was most of its work
 /// (docs/scaling.md).
-struct RawFlowResponse: Sendable {
-    enum Kind: Sendable, Equatable { case flow, nodeStatus, lostEvents, mark, other }
+public struct RawFlowResponse: Sendable {
+    public enum Kind: Sendable, Equatable { case flow, nodeStatus, lostEvents, mark, other }
 
-    let bytes: [UInt8]
+    /// The serialized response (a slice: responses read from one `FlowBatch` share its buffer).
+    public let bytes: ArraySlice<UInt8>
     /// `time` in nanoseconds since the epoch (0 when absent).
-    let time: Int64
-    let hasTime: Bool
-    let kind: Kind
+    public let time: Int64
+    public let hasTime: Bool
+    public let kind: Kind
 
     /// Reads the top-level fields (`flow` = 1, `node_status` = 2, `lost_events` = 3, `time` =
     /// 1001) without decoding the rest. A response with a time and none of the three is an
     /// Osprey agent's progress mark (`ProgressMark`).
-    init(bytes: [UInt8]) throws(WireError) {
+    public init(bytes: ArraySlice<UInt8>) throws(WireError) {
         self.bytes = bytes
-        var reader = WireReader(bytes: bytes[...])
+        var reader = WireReader(bytes: bytes)
         var kind = Kind.other
         var seconds: Int64 = 0
         var nanos: Int64 = 0
@@ -50,16 +50,20 @@ struct RawFlowResponse: Sendable {
         time = seconds &* 1_000_000_000 &+ nanos
     }
 
-    /// A response the relay made itself (a node status event).
-    init(_ message: Observer_GetFlowsResponse) throws {
-        try self.init(bytes: try message.serializedBytes())
+    public init(bytes: [UInt8]) throws(WireError) { try self.init(bytes: bytes[...]) }
+
+    /// A response made here (the relay's node status events).
+    public init(_ message: Observer_GetFlowsResponse) throws {
+        try self.init(bytes: try message.serializedBytes() as [UInt8])
     }
 
-    func decoded() throws -> Observer_GetFlowsResponse { try Observer_GetFlowsResponse(serializedBytes: bytes) }
+    public func decoded() throws -> Observer_GetFlowsResponse {
+        try Observer_GetFlowsResponse(serializedBytes: Array(bytes))
+    }
 
     /// Protobuf that does not parse.
-    struct WireError: Error, CustomStringConvertible {
-        var description: String { "an agent sent a GetFlowsResponse that is not valid protobuf" }
+    public struct WireError: Error, CustomStringConvertible {
+        public var description: String { "an agent sent a GetFlowsResponse that is not valid protobuf" }
     }
 
     /// Just enough of the protobuf wire format to walk a message's fields.
@@ -105,16 +109,4 @@ struct RawFlowResponse: Sendable {
             }
         }
     }
-}
-
-/// The agents' responses, kept as bytes.
-struct RawFlowResponseDeserializer: MessageDeserializer {
-    func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> RawFlowResponse {
-        try RawFlowResponse(bytes: serializedMessageBytes.withUnsafeBytes { Array($0) })
-    }
-}
-
-/// The relay's responses, sent as the agents' bytes.
-struct RawFlowResponseSerializer: MessageSerializer {
-    func serialize<Bytes: GRPCContiguousBytes>(_ message: RawFlowResponse) throws -> Bytes { Bytes(message.bytes) }
 }
