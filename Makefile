@@ -64,7 +64,11 @@ bench: bootstrap ## datapath overhead (iperf3, connection churn), live-flow late
 	scripts/bench-latency.sh 15
 	scripts/bench-connections.sh 100000 20
 	scripts/bench-relay.sh 12 20000 10 50 200
-	scripts/bench-relay.sh 12 100000 10 50 200
+	scripts/bench-relay.sh 12 500000 10 50 200
+	scripts/bench-relay.sh 12 800000 10 50 200
+	AGENTS=getflows scripts/bench-relay.sh 12 800000 50
+	CLIENT=grpc scripts/bench-relay.sh 12 800000 50
+	AGENTS=observer scripts/bench-relay.sh 12 800000 50
 	scripts/bench-kubernetes.sh 100000 10000
 	scripts/bench-events.sh 100000 60 4095 3
 	scripts/bench-events.sh 70000 5 65535

@@ -22,7 +22,7 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
     }
 
     /// How often a follow stream that asked for progress marks gets one, at most.
-    static let markInterval = 0.025
+    public static let markInterval = 0.025
 
     /// GetFlows with its request headers: a follow that asks for progress marks (an Osprey
     /// relay's) gets them; every other call is served exactly as Hubble's agent serves it.

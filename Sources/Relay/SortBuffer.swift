@@ -9,10 +9,12 @@ import SwiftProtobuf
 /// two responses are delivered in time order when they reach the relay while both are held,
 /// that is within `capacity` responses or the drain delay of each other (as Hubble Relay).
 struct SortBuffer {
+    /// What the heap orders: plain values, so that moving one costs no reference counting.
+    /// The response waits in `slots`.
     private struct Entry: Comparable {
         let time: Int64
         let sequence: UInt64
-        let response: RawFlowResponse
+        let slot: Int
 
         static func < (lhs: Entry, rhs: Entry) -> Bool {
             lhs.time != rhs.time ? lhs.time < rhs.time : lhs.sequence < rhs.sequence
@@ -22,6 +24,8 @@ struct SortBuffer {
 
     let capacity: Int
     private var heap: MinHeap<Entry>
+    private var slots: [RawFlowResponse?] = []
+    private var freeSlots: [Int] = []
     private var sequence: UInt64 = 0
 
     init(capacity: Int) {
@@ -35,7 +39,15 @@ struct SortBuffer {
     /// Adds `response`; returns the oldest held response when that makes the buffer overflow.
     mutating func push(_ response: RawFlowResponse) -> RawFlowResponse? {
         sequence += 1
-        heap.push(Entry(time: response.time, sequence: sequence, response: response))
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = free
+            slots[slot] = response
+        } else {
+            slot = slots.count
+            slots.append(response)
+        }
+        heap.push(Entry(time: response.time, sequence: sequence, slot: slot))
         return heap.count > capacity ? popOldest() : nil
     }
 
@@ -49,7 +61,14 @@ struct SortBuffer {
     /// Everything held, oldest first.
     mutating func drain() -> [RawFlowResponse] { popOlder(than: .max) }
 
-    mutating func popOldest() -> RawFlowResponse? { heap.popFirst()?.response }
+    mutating func popOldest() -> RawFlowResponse? {
+        guard let entry = heap.popFirst() else { return nil }
+        defer {
+            slots[entry.slot] = nil
+            freeSlots.append(entry.slot)
+        }
+        return slots[entry.slot]
+    }
 
     static func nanoseconds(_ time: Google_Protobuf_Timestamp) -> Int64 {
         time.seconds &* 1_000_000_000 &+ Int64(time.nanos)

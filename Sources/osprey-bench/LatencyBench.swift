@@ -1,7 +1,10 @@
 // `make bench`: how long a flow takes from its packet to a client following GetFlows — straight
 // from an agent, or through osprey-relay's merge. The flow's time is when the datapath saw the
 // packet; the latency is when the client received it, on the same machine's clock.
-// Usage: osprey-bench latency ADDRESS SECONDS LABEL   (prints one Markdown table row)
+// The client is grpc-swift's (as `osprey observe`), or with `wire` a reader of HTTP/2 and gRPC
+// framing on one thread (WireFollower.swift; unix sockets), which measures the server rather
+// than the client's library.
+// Usage: osprey-bench latency ADDRESS SECONDS LABEL [grpc|wire]   (prints one Markdown table row)
 import Foundation
 import GRPCCore
 import GRPCProtobuf
@@ -13,17 +16,34 @@ import Locking
 
 enum LatencyBench {
     static func run(_ arguments: [String]) throws {
-        guard arguments.count == 3, let seconds = Double(arguments[1]), seconds > 0 else {
-            throw BenchError("usage: osprey-bench latency ADDRESS SECONDS LABEL (e.g. unix:///run/relay.sock 20 relay)")
+        guard arguments.count == 3 || arguments.count == 4, let seconds = Double(arguments[1]), seconds > 0,
+            arguments.count == 3 || ["grpc", "wire"].contains(arguments[3])
+        else {
+            throw BenchError(
+                "usage: osprey-bench latency ADDRESS SECONDS LABEL [grpc|wire] (e.g. unix:///run/relay.sock 20 relay)")
         }
         let address = try HubbleAddress(parsing: arguments[0], defaultPort: 4245)
         let samples = Samples()
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            await follow(address, for: seconds, into: samples)
-            done.signal()
+        if arguments.count == 4, arguments[3] == "wire" {
+            guard case .unix(let path) = address.endpoint else {
+                throw BenchError("the wire client follows unix sockets only, not \(arguments[0])")
+            }
+            var follower = WireFollower(path: path)
+            do {
+                try follower.follow(until: Date().addingTimeInterval(seconds)) { time in
+                    samples.add(Date().timeIntervalSince1970 - Double(time) / 1e9)
+                }
+            } catch {
+                samples.fail(error)
+            }
+        } else {
+            let done = DispatchSemaphore(value: 0)
+            Task {
+                await follow(address, for: seconds, into: samples)
+                done.signal()
+            }
+            done.wait()
         }
-        done.wait()
         let (sorted, failure) = samples.result()
         guard !sorted.isEmpty else {
             throw BenchError("no flows arrived from \(arguments[0]) in \(seconds) s\(failure.map { ": \($0)" } ?? "")")
