@@ -242,6 +242,35 @@ struct RelayTests {
         }
     }
 
+    @Test(
+        "the queue weighs batches by what they hold: a sender waits while the load is at capacity, a heavy one passes alone"
+    )
+    func weightedChannel() async throws {
+        // Each element is a batch of that many responses.
+        let channel = BoundedChannel<Int>(capacity: 4, weight: { $0 })
+        #expect(channel.trySend(10), "heavier than the capacity, but the queue is empty")
+        #expect(!channel.trySend(1), "the load (10) is at capacity")
+        #expect(channel.tryReceive() == 10)
+        #expect(channel.trySend(3) && channel.trySend(3), "3 < 4 leaves room for one more")
+        #expect(!channel.trySend(1), "the load is 6")
+        // A waiting sender is let in once the load drops below the capacity, in order.
+        let waiting = Task {
+            try await channel.send(2)
+            try await channel.send(1)
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        var received: [Int] = []
+        while received.count < 4 {
+            if let value = channel.tryReceive() {
+                received.append(value)
+            } else {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        try await waiting.value
+        #expect(received == [3, 3, 2, 1])
+    }
+
     @Test("GetFlows merges every node's flows in time order, --last N is N per node, connected nodes come first")
     func mergesInTimeOrder() async throws {
         let agents = [
