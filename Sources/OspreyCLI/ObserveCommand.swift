@@ -109,7 +109,14 @@ struct ObserveFlows: AsyncParsableCommand {
             }
             if let inputFile {
                 var printer = FlowPrinter(options: printerOptions)
-                let files = (includeRotated ? FlowLogFiles.backups(of: inputFile) : []) + [inputFile]
+                var files = [inputFile]
+                if includeRotated {
+                    let backups = FlowLogFiles.backups(of: inputFile)
+                    // A log that rotates is briefly without its current file (renamed, not yet
+                    // opened again): its rotated files are still the log.
+                    if !backups.isEmpty, !FileManager.default.fileExists(atPath: inputFile) { files = [] }
+                    files = backups + files
+                }
                 try readFiles(files, filters: filters, printer: &printer)
             } else {
                 let options = printerOptions

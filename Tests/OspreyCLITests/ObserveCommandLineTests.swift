@@ -113,6 +113,16 @@ struct ObserveCommandLineTests {
         #expect(try pods(["--include-rotated", "--last", "2"]) == ["older", "current"])
         let stdin = try OspreyBinary.cli.run(["observe", "--input-file", "-", "--include-rotated"])
         #expect(stdin.status != 0 && stdin.stderr.contains("--include-rotated needs --input-file naming a flow log"))
+        // Caught mid-rotation (the current file renamed, the new one not open yet): the rotated
+        // files are read; without them, or without --include-rotated, a missing file is an error.
+        try FileManager.default.removeItem(atPath: "\(directory)/flows.log")
+        #expect(try pods(["--include-rotated"]) == ["oldest", "older"])
+        let missing = try OspreyBinary.cli.run(["observe", "--input-file", "\(directory)/flows.log"])
+        #expect(missing.status != 0 && missing.stderr.contains("Cannot read --input-file"))
+        let none = try OspreyBinary.cli.run([
+            "observe", "--input-file", "\(directory)/nothing.log", "--include-rotated",
+        ])
+        #expect(none.status != 0 && none.stderr.contains("Cannot read --input-file \(directory)/nothing.log"))
     }
 
     @Test("--input-file reads jsonpb lines and filters them locally")
