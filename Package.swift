@@ -163,7 +163,7 @@ let package = Package(
         .target(
             name: "HubbleServer",
             dependencies: [
-                "HubbleAPI", "HubbleTransport", .product(name: "GRPCCore", package: "grpc-swift-2"),
+                "HubbleAPI", "HubbleTransport", "HubbleWire", .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

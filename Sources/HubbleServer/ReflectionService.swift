@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import HubbleAPI
+import HubbleWire
 import SwiftProtobuf
 
 /// gRPC server reflection (`grpc.reflection.v1` and `v1alpha`) for the services a server
@@ -36,7 +37,7 @@ public struct ReflectionService: RegistrableRPCService {
 
     /// The answer to one ServerReflectionRequest (binary in, binary out).
     func answer(_ request: [UInt8]) -> [UInt8] {
-        var response = Wire.field(2, bytes: request)  // original_request
+        var response = ProtoWire.field(2, request)  // original_request
         let fields = Wire.fields(request)
         if let name = fields[3].flatMap(Wire.string) {  // file_by_filename
             response += files(catalog.closure(ofFile: name), missing: "file \(name)")
@@ -46,10 +47,10 @@ public struct ReflectionService: RegistrableRPCService {
         } else if fields[5] != nil {  // file_containing_extension: Osprey's protos declare none
             response += error(5, "Osprey's protos declare no extensions")
         } else if let type = fields[6].flatMap(Wire.string) {  // all_extension_numbers_of_type
-            response += Wire.field(5, bytes: Wire.field(1, bytes: Array(type.utf8)))
+            response += ProtoWire.field(5, ProtoWire.field(1, Array(type.utf8)))
         } else if fields[7] != nil {  // list_services
-            let list = services.flatMap { Wire.field(1, bytes: Wire.field(1, bytes: Array($0.utf8))) }
-            response += Wire.field(6, bytes: list)
+            let list = services.flatMap { ProtoWire.field(1, ProtoWire.field(1, Array($0.utf8))) }
+            response += ProtoWire.field(6, list)
         } else {
             response += error(3, "the request asks for nothing this server knows")
         }
@@ -58,12 +59,12 @@ public struct ReflectionService: RegistrableRPCService {
 
     func files(_ names: [String], missing: String) -> [UInt8] {
         guard !names.isEmpty else { return error(5, "\(missing) not found") }
-        return Wire.field(4, bytes: names.flatMap { Wire.field(1, bytes: catalog.serialized[$0] ?? []) })
+        return ProtoWire.field(4, names.flatMap { ProtoWire.field(1, catalog.serialized[$0] ?? []) })
     }
 
     /// ErrorResponse (field 7): a gRPC status code and a sentence.
     func error(_ code: Int, _ message: String) -> [UInt8] {
-        Wire.field(7, bytes: Wire.varintField(1, UInt64(code)) + Wire.field(2, bytes: Array(message.utf8)))
+        ProtoWire.field(7, ProtoWire.varintField(1, UInt64(code)) + ProtoWire.field(2, Array(message.utf8)))
     }
 
     /// The descriptors, indexed once per process: file name → bytes, symbol → defining file.
@@ -166,23 +167,6 @@ enum Wire {
 
     static func string(_ bytes: [UInt8]) -> String? { String(validating: bytes, as: UTF8.self) }
 
-    static func encodeVarint(_ value: UInt64) -> [UInt8] {
-        var value = value
-        var out: [UInt8] = []
-        repeat {
-            out.append(UInt8(value & 0x7f) | (value >= 0x80 ? 0x80 : 0))
-            value >>= 7
-        } while value > 0
-        return out
-    }
-
-    static func field(_ number: Int, bytes: [UInt8]) -> [UInt8] {
-        encodeVarint(UInt64(number << 3 | 2)) + encodeVarint(UInt64(bytes.count)) + bytes
-    }
-
-    static func varintField(_ number: Int, _ value: UInt64) -> [UInt8] {
-        encodeVarint(UInt64(number << 3)) + encodeVarint(value)
-    }
 }
 
 /// Messages passed through as their bytes.

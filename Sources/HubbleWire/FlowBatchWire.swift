@@ -23,14 +23,7 @@ public struct FlowBatchEncoder: Sendable {
     public mutating func append(_ response: Observer_GetFlowsResponse) throws {
         let encoded: [UInt8] = try response.serializedBytes()
         if bytes.isEmpty { bytes.reserveCapacity(Self.targetSize + 4096) }
-        bytes.append(0x0a)  // field 1, length-delimited
-        var length = UInt64(encoded.count)
-        while length >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: length) | 0x80)
-            length >>= 7
-        }
-        bytes.append(UInt8(length))
-        bytes.append(contentsOf: encoded)
+        ProtoWire.appendField(1, encoded, to: &bytes)  // responses
         count += 1
     }
 

@@ -109,14 +109,7 @@ struct ObserveFlows: AsyncParsableCommand {
             }
             if let inputFile {
                 var printer = FlowPrinter(options: printerOptions)
-                var files = [inputFile]
-                if includeRotated {
-                    let backups = FlowLogFiles.backups(of: inputFile)
-                    // A log that rotates is briefly without its current file (renamed, not yet
-                    // opened again): its rotated files are still the log.
-                    if !backups.isEmpty, !FileManager.default.fileExists(atPath: inputFile) { files = [] }
-                    files = backups + files
-                }
+                let files = includeRotated ? Self.logFiles(of: inputFile) : [inputFile]
                 try readFiles(files, filters: filters, printer: &printer)
             } else {
                 let options = printerOptions
@@ -203,6 +196,18 @@ struct ObserveFlows: AsyncParsableCommand {
         return options
     }
 
+    /// The files of the flow log `path` with its rotated ones, oldest first. A log read while
+    /// its agent writes it rotates under the reader: its current file is briefly missing
+    /// (renamed, not yet opened again), and a rotated file is for a moment there both plain and
+    /// gzipped (the gzip whole, the plain one about to go). Each flow is read once.
+    static func logFiles(of path: String) -> [String] {
+        let backups = FlowLogFiles.backups(of: path)
+        let listed = Set(backups)
+        let rotated = backups.filter { !listed.contains($0 + ".gz") }
+        let current = rotated.isEmpty || FileManager.default.fileExists(atPath: path) ? [path] : []
+        return rotated + current
+    }
+
     /// Prints the flows of `paths`, read in that order as one stream (`--first`/`--last`
     /// count across them).
     func readFiles(
@@ -211,7 +216,12 @@ struct ObserveFlows: AsyncParsableCommand {
         let set = try FlowFilterSet(allow: filters.allow, deny: filters.deny)
         var selected: [Observer_GetFlowsResponse] = []
         for path in paths {
-            let handle = path == "-" ? FileHandle.standardInput : FileHandle(forReadingAtPath: path)
+            // A rotated file gzipped since it was listed is read as its gzip.
+            let handle =
+                path == "-"
+                ? FileHandle.standardInput
+                : FileHandle(forReadingAtPath: path)
+                    ?? (includeRotated && path != inputFile ? FileHandle(forReadingAtPath: path + ".gz") : nil)
             guard let handle else { throw CLIError("Cannot read --input-file \(path); check the path.") }
             var data = handle.readDataToEndOfFile()
             // Rotated flow logs may be gzipped (`--export-file-compress`): read them as they are.

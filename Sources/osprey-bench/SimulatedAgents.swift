@@ -144,19 +144,21 @@ enum SimulatedAgents {
                 sequence += UInt64(perBatch)
                 return
             }
-            let timestamp = FlowMessage.timestamp(time)
-            let timestampBytes = Proto.varint(1, UInt64(timestamp.seconds)) + Proto.varint(2, UInt64(timestamp.nanos))
-            let timeField = Proto.message(1, timestampBytes)  // flow.Flow.time
-            let responseTime = Proto.message(1001, timestampBytes)  // GetFlowsResponse.time
-            let nodeName = Proto.message(1000, Array(node.utf8))
+            let stamp = FlowMessage.timestamp(time)
+            var timestamp: [UInt8] = []
+            ProtoWire.appendVarintField(1, UInt64(stamp.seconds), to: &timestamp)
+            ProtoWire.appendVarintField(2, UInt64(stamp.nanos), to: &timestamp)
+            let timeField = ProtoWire.field(1, timestamp)  // flow.Flow.time
+            // What follows the flow in each response: node_name, then time.
+            let tail = ProtoWire.field(1000, Array(node.utf8)) + ProtoWire.field(1001, timestamp)
             var batch: [UInt8] = []
             batch.reserveCapacity((rest.count + 120) * (perBatch + 1))
             var ranges: [Range<Int>] = []
             ranges.reserveCapacity(perBatch + 1)
+            /// Appends a response as `FlowBatch.responses` and notes where it lies.
             func append(_ response: [UInt8]) {
-                batch += Proto.lengthPrefix(1, response.count)
-                ranges.append(batch.count..<batch.count + response.count)
-                batch += response
+                ProtoWire.appendField(1, response, to: &batch)
+                ranges.append(batch.count - response.count..<batch.count)
             }
             var flow: [UInt8] = []
             var response: [UInt8] = []
@@ -164,22 +166,19 @@ enum SimulatedAgents {
                 sequence += 1
                 flow.removeAll(keepingCapacity: true)
                 flow += timeField
-                UUID(uuid: SimulatedAgents.uuid(sequence)).withLowercaseText { text in
-                    flow += Proto.lengthPrefix(34, text.count)
-                    flow += text
+                UUID(uuid: SimulatedAgents.uuid(sequence)).withLowercaseText {
+                    ProtoWire.appendField(34, $0, to: &flow)  // flow.Flow.uuid
                 }
                 flow += rest
                 response.removeAll(keepingCapacity: true)
-                response += Proto.lengthPrefix(1, flow.count)
-                response += flow
-                response += nodeName
-                response += responseTime
+                ProtoWire.appendField(1, flow, to: &response)  // GetFlowsResponse.flow
+                response += tail
                 append(response)
             }
             // A progress mark (a time and no flow), as often as a real agent sends them.
             if time.timeIntervalSince(lastMark) >= ObserverService.markInterval {
                 lastMark = time
-                append(nodeName + responseTime)
+                append(tail)
             }
             let ready = Batch(responses: ranges.map { batch[$0] }, batch: batch)
             let dropped = followers.withLock { followers in
@@ -233,26 +232,5 @@ enum SimulatedAgents {
                 }
             }
         }
-    }
-
-    /// The few protobuf encodings the feed writes by hand.
-    enum Proto {
-        static func varint(_ value: UInt64) -> [UInt8] {
-            var value = value
-            var bytes: [UInt8] = []
-            while value >= 0x80 {
-                bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
-                value >>= 7
-            }
-            bytes.append(UInt8(value))
-            return bytes
-        }
-        /// A varint field.
-        static func varint(_ field: Int, _ value: UInt64) -> [UInt8] { varint(UInt64(field << 3)) + varint(value) }
-        /// The key and length of a length-delimited field.
-        static func lengthPrefix(_ field: Int, _ length: Int) -> [UInt8] {
-            varint(UInt64(field << 3 | 2)) + varint(UInt64(length))
-        }
-        static func message(_ field: Int, _ bytes: [UInt8]) -> [UInt8] { lengthPrefix(field, bytes.count) + bytes }
     }
 }

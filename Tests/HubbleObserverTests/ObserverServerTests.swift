@@ -64,8 +64,8 @@ struct ObserverServerTests {
         try await withServer { _, client in
             for version in ["v1", "v1alpha"] {
                 let requests = [
-                    Wire.field(7, bytes: Array("*".utf8)), Wire.field(4, bytes: Array("observer.Observer".utf8)),
-                    Wire.field(4, bytes: Array("flow.FlowFilter".utf8)), Wire.field(3, bytes: Array("nope.proto".utf8)),
+                    ProtoWire.field(7, Array("*".utf8)), ProtoWire.field(4, Array("observer.Observer".utf8)),
+                    ProtoWire.field(4, Array("flow.FlowFilter".utf8)), ProtoWire.field(3, Array("nope.proto".utf8)),
                 ]
                 let responses = try await client.bidirectionalStreaming(
                     request: StreamingClientRequest(of: [UInt8].self) { writer in

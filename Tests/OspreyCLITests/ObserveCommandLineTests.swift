@@ -99,6 +99,11 @@ struct ObserveCommandLineTests {
             URL(fileURLWithPath: "/bin/gzip"), arguments: ["\(directory)/flows-2026-11-30T09-00-00.000.log"])
         gzip.waitUntilExit()
         #expect(gzip.terminationStatus == 0)
+        // Caught while being compressed: the gzip is whole, the plain file not yet removed.
+        let both = try Process.run(
+            URL(fileURLWithPath: "/bin/gzip"), arguments: ["-k", "\(directory)/flows-2026-11-30T10-00-00.000.log"])
+        both.waitUntilExit()
+        #expect(both.terminationStatus == 0)
         func pods(_ arguments: [String]) throws -> [String] {
             let result = try OspreyBinary.cli.run(
                 ["observe", "--input-file", "\(directory)/flows.log", "-o", "json"] + arguments)
@@ -114,7 +119,8 @@ struct ObserveCommandLineTests {
         let stdin = try OspreyBinary.cli.run(["observe", "--input-file", "-", "--include-rotated"])
         #expect(stdin.status != 0 && stdin.stderr.contains("--include-rotated needs --input-file naming a flow log"))
         // Caught mid-rotation (the current file renamed, the new one not open yet): the rotated
-        // files are read; without them, or without --include-rotated, a missing file is an error.
+        // files are read, each once; without them, or without --include-rotated, a missing file
+        // is an error.
         try FileManager.default.removeItem(atPath: "\(directory)/flows.log")
         #expect(try pods(["--include-rotated"]) == ["oldest", "older"])
         let missing = try OspreyBinary.cli.run(["observe", "--input-file", "\(directory)/flows.log"])
