@@ -165,7 +165,10 @@ struct osp_nat {
 	__u8 pad[5];
 };
 
-/* One event, fixed size. */
+/* One event. Only events carrying a DNS message take the whole struct in the ring buffer; the
+ * others end where `payload` begins (OSP_EVENT_HEADER_SIZE bytes), which keeps the ring's
+ * memory traffic per event — for the programs writing and the agent reading — to three cache
+ * lines instead of seven. Bytes of `payload` past `payload_len` mean nothing. */
 struct osp_event {
 	__u64 timestamp_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 	struct osp_tuple tuple;
@@ -186,6 +189,9 @@ struct osp_event {
 	struct osp_nat nat; /* trace events entering a pod through a translated connection */
 	__u8 payload[OSP_DNS_SNAPLEN];
 };
+
+/* Bytes of an event without a DNS message (offsetof(struct osp_event, payload)). */
+#define OSP_EVENT_HEADER_SIZE 160
 
 /* Kernel drop reasons below this value can be ignored (enum skb_drop_reason's core reasons;
  * subsystem reasons, 0x10000 and up, are always reported). */
@@ -212,6 +218,8 @@ _Static_assert(sizeof(struct osp_conn_key) == 48, "osp_conn_key layout");
 _Static_assert(sizeof(struct osp_conn) == 32, "osp_conn layout");
 _Static_assert(sizeof(struct osp_nat) == 64, "osp_nat layout");
 _Static_assert(sizeof(struct osp_event) == 416, "osp_event layout");
+_Static_assert(__builtin_offsetof(struct osp_event, payload) == OSP_EVENT_HEADER_SIZE,
+	       "osp_event header size");
 _Static_assert(sizeof(struct osp_config) == 16 + OSP_DROP_REASON_SLOTS, "osp_config layout");
 _Static_assert(sizeof(struct osp_drop_key) == 8, "osp_drop_key layout");
 

@@ -6,18 +6,22 @@ import Synchronization
 /// Drains the datapath's ring buffer of flow and drop events on its own thread and hands them
 /// on in batches (one call per poll, never one per event).
 ///
-/// The producers wake the reader only when 64 KiB are pending, so it polls every `pollInterval`.
+/// The producers wake the reader only each time another 64 KiB are pending, so it also polls
+/// every `pollInterval`. A batch holds at most `EventBatch.capacity` events: under a flood the
+/// reader hands on full batches and reads on, so its memory does not grow with the backlog.
 /// The handler runs on the reader thread after every poll (with an empty buffer when nothing
 /// came) and must not block; the buffer is valid only during the call.
 public final class EventReader: Sendable {
     /// A batch, and CLOCK_MONOTONIC nanoseconds taken just before the ring was read: every
-    /// event the kernel stamped before then is in this batch or an earlier one.
-    public typealias Handler = @Sendable (UnsafeBufferPointer<osp_event>, UInt64) -> Void
+    /// event the kernel stamped before then is in this batch or an earlier one. Nil for a
+    /// batch that filled up before the ring was empty (more follow at once).
+    public typealias Handler = @Sendable (UnsafeBufferPointer<osp_event>, UInt64?) -> Void
 
     private let ringFD: Int32
     private let lostMap: BPFMap<UInt32, UInt64>
     private let cpus: Int
     private let stopFlag = Atomic<Bool>(false)
+    private let unreadable = Atomic<UInt64>(0)
 
     init(ringFD: Int32, lostMap: BPFMap<UInt32, UInt64>, cpus: Int) {
         self.ringFD = ringFD
@@ -25,8 +29,12 @@ public final class EventReader: Sendable {
         self.cpus = cpus
     }
 
-    /// Events the kernel could not put into the ring since the datapath was loaded.
-    public var kernelLost: UInt64 { (lostMap.perCPU(0, cpus: cpus) ?? []).reduce(0, +) }
+    /// Events lost before user space could read them since the datapath was loaded: those the
+    /// kernel could not put into the ring, and records too short to be an event (none come
+    /// from Osprey's own programs).
+    public var kernelLost: UInt64 {
+        (lostMap.perCPU(0, cpus: cpus) ?? []).reduce(0, +) + unreadable.load(ordering: .relaxed)
+    }
 
     /// Starts the reader thread. Call `stop()` to end it.
     public func start(pollInterval: Double = 0.01, handler: @escaping Handler) {
@@ -34,10 +42,12 @@ public final class EventReader: Sendable {
             let batch = EventBatch()
             let context = Unmanaged.passRetained(batch)
             defer { context.release() }
+            // A negative return makes libbpf stop reading after this record: the batch is full.
             let callback: ring_buffer_sample_fn = { ctx, data, size in
-                guard let ctx, let data, size >= MemoryLayout<osp_event>.size else { return 0 }
-                Unmanaged<EventBatch>.fromOpaque(ctx).takeUnretainedValue().append(data)
-                return 0
+                guard let ctx, let data else { return 0 }
+                let batch = Unmanaged<EventBatch>.fromOpaque(ctx).takeUnretainedValue()
+                batch.append(data, size: Int(size))
+                return batch.isFull ? -1 : 0
             }
             guard let ring = ring_buffer__new(ringFD, callback, context.toOpaque(), nil) else {
                 FileHandle.standardError.write(
@@ -46,17 +56,22 @@ public final class EventReader: Sendable {
             }
             defer { ring_buffer__free(ring) }
             let timeout = Int32(pollInterval * 1000)
-            while !stopFlag.load(ordering: .relaxed) {
+            var stopping = false
+            while !stopping {
+                stopping = stopFlag.load(ordering: .relaxed)
                 // Producers mostly do not wake us (BPF_RB_NO_WAKEUP), and poll only consumes
                 // rings that woke it: wait out the interval, then consume whatever is there.
-                _ = ring_buffer__poll(ring, timeout)
-                let drainedAt = osp_monotonic_ns()
-                _ = ring_buffer__consume(ring)
-                batch.flush(handler, drainedAt: drainedAt)
+                if !stopping { _ = ring_buffer__poll(ring, timeout) }
+                while true {
+                    if batch.isFull { batch.flush(handler, drainedAt: nil) }
+                    let drainedAt = osp_monotonic_ns()
+                    _ = ring_buffer__consume(ring)
+                    if batch.isFull { continue }
+                    batch.flush(handler, drainedAt: drainedAt)
+                    break
+                }
+                unreadable.add(batch.takeMalformed(), ordering: .relaxed)
             }
-            let drainedAt = osp_monotonic_ns()
-            _ = ring_buffer__consume(ring)
-            batch.flush(handler, drainedAt: drainedAt)
         }
         thread.name = "osprey-events"
         thread.start()
@@ -65,19 +80,48 @@ public final class EventReader: Sendable {
     public func stop() { stopFlag.store(true, ordering: .relaxed) }
 }
 
-/// Events copied out of the ring during one poll. Touched only by the reader thread.
+/// Events copied out of the ring, at most `capacity` at a time. Touched only by the reader
+/// thread.
+///
+/// Events without a DNS message are only `OSP_EVENT_HEADER_SIZE` bytes in the ring: only those
+/// bytes are copied, so a slot's payload past its `payload_len` holds an earlier event's bytes
+/// (the slots start zeroed and are reused from batch to batch).
 private final class EventBatch: @unchecked Sendable {
-    private var events: [osp_event] = []
+    /// Most events handed on at once (1.7 MB of slots).
+    static let capacity = 4096
+    private let slots: UnsafeMutablePointer<osp_event>
+    private var count = 0
+    /// Records shorter than an event's header since the last `takeMalformed()`.
+    private var malformed: UInt64 = 0
 
-    init() { events.reserveCapacity(4096) }
+    init() {
+        slots = .allocate(capacity: Self.capacity)
+        slots.initialize(repeating: osp_event(), count: Self.capacity)
+    }
 
-    func append(_ data: UnsafeMutableRawPointer) {
-        events.append(data.loadUnaligned(as: osp_event.self))
+    deinit { slots.deallocate() }
+
+    var isFull: Bool { count == Self.capacity }
+
+    /// Copies one record; the reader never appends to a full batch (the callback stops libbpf).
+    func append(_ data: UnsafeRawPointer, size: Int) {
+        guard size >= Int(OSP_EVENT_HEADER_SIZE), count < Self.capacity else {
+            malformed += 1
+            return
+        }
+        UnsafeMutableRawPointer(slots + count).copyMemory(
+            from: data, byteCount: min(size, MemoryLayout<osp_event>.size))
+        count += 1
+    }
+
+    func takeMalformed() -> UInt64 {
+        defer { malformed = 0 }
+        return malformed
     }
 
     /// Hands the batch on (possibly empty: the handler also keeps time with it).
-    func flush(_ handler: EventReader.Handler, drainedAt: UInt64) {
-        events.withUnsafeBufferPointer { handler($0, drainedAt) }
-        events.removeAll(keepingCapacity: true)
+    func flush(_ handler: EventReader.Handler, drainedAt: UInt64?) {
+        handler(UnsafeBufferPointer(start: slots, count: count), drainedAt)
+        count = 0
     }
 }

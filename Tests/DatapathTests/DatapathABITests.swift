@@ -48,6 +48,13 @@ struct DatapathABITests {
         #expect(ProgramError.allCases.count == Int(OSP_ERR_MAX.rawValue) - 1, "every error but the reserved 0")
     }
 
+    @Test("an event without a DNS message is its header: everything up to the payload")
+    func eventHeader() {
+        #expect(MemoryLayout<osp_event>.offset(of: \osp_event.payload) == Int(OSP_EVENT_HEADER_SIZE))
+        #expect(MemoryLayout<osp_event>.offset(of: \osp_event.payload_len)! < Int(OSP_EVENT_HEADER_SIZE))
+        #expect(MemoryLayout<osp_event>.size == Int(OSP_EVENT_HEADER_SIZE) + Int(OSP_DNS_SNAPLEN))
+    }
+
     @Test("the load-time settings become the bytes of struct osp_config: interval, per-packet, ignored drop reasons")
     func config() {
         let reasons: [UInt32: String] = [

@@ -98,10 +98,9 @@ static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_devi
 					    __u32 reason, __u32 netns)
 {
 	struct osp_tuple tuple = *tuple_in;
-	struct osp_event *event = osp_reserve();
+	struct osp_event *event = osp_reserve(OSP_EVENT_HEADER_SIZE);
 	if (!event)
 		return;
-	__builtin_memset(event, 0, offsetof(struct osp_event, payload));
 	event->timestamp_ns = bpf_ktime_get_ns();
 	__builtin_memcpy(&event->tuple, &tuple, sizeof(tuple));
 	event->packets = 1;
@@ -114,7 +113,7 @@ static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_devi
 	event->report = OSP_REPORT_DROP;
 	event->is_reply = 2;
 	event->tcp_flags = tcp_flags;
-	osp_submit(event);
+	osp_submit(event, OSP_EVENT_HEADER_SIZE);
 }
 
 SEC("tracepoint/skb/kfree_skb")

@@ -9,40 +9,52 @@
 #include "maps.h"
 #include "parse.h"
 
-/* Reserves an event; counts it as lost when the ring is full. */
-static __always_inline struct osp_event *osp_reserve(void)
+/* Reserves an event of `size` bytes — OSP_EVENT_HEADER_SIZE, or the whole struct for one that
+ * carries a DNS message — with its header zeroed; counts it as lost when the ring is full. */
+static __always_inline struct osp_event *osp_reserve(__u64 size)
 {
-	struct osp_event *event = bpf_ringbuf_reserve(&osp_events, sizeof(*event), 0);
+	struct osp_event *event = bpf_ringbuf_reserve(&osp_events, size, 0);
 	if (!event) {
 		__u32 zero = 0;
 		__u64 *lost = bpf_map_lookup_elem(&osp_lost, &zero);
 		if (lost)
 			*lost += 1;
+		return 0;
 	}
+	__builtin_memset(event, 0, OSP_EVENT_HEADER_SIZE);
 	return event;
 }
 
-/* Batched wakeups: the reader polls every few milliseconds anyway, so producers only wake it
- * when 64 KiB or more are pending; a wakeup per event would cost several percent of throughput. */
-static __always_inline void osp_submit(struct osp_event *event)
+/* Batched wakeups: the reader polls every few milliseconds anyway, so a producer wakes it only
+ * when its event takes the bytes pending past a multiple of 64 KiB — once per 64 KiB, not for
+ * every event while that much is pending (each wakeup is an interrupt). `size` is what the
+ * event was reserved with. A crossing missed between two producers is caught at the next one,
+ * or by the poll. */
+static __always_inline void osp_submit(struct osp_event *event, __u64 size)
 {
-	__u64 flags = bpf_ringbuf_query(&osp_events, BPF_RB_AVAIL_DATA) >= (64 << 10)
+	__u64 record = (size + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL;
+	__u64 pending = bpf_ringbuf_query(&osp_events, BPF_RB_AVAIL_DATA);
+	__u64 flags = pending >= record && (pending >> 16) != ((pending - record) >> 16)
 			  ? BPF_RB_FORCE_WAKEUP
 			  : BPF_RB_NO_WAKEUP;
 	bpf_ringbuf_submit(event, flags);
 }
 
-/* Copies up to OSP_DNS_SNAPLEN bytes of a DNS message into the event. */
-static __always_inline void osp_copy_payload(struct __sk_buff *skb, const struct osp_packet *pkt,
-					     struct osp_event *event)
+/* Bytes of a DNS message the packet's event carries (up to OSP_DNS_SNAPLEN; 0 for none). */
+static __always_inline __u32 osp_dns_len(struct __sk_buff *skb, const struct osp_packet *pkt)
 {
 	if (pkt->tuple.sport != 53 && pkt->tuple.dport != 53)
-		return;
+		return 0;
 	if (skb->len <= pkt->payload)
-		return;
+		return 0;
 	__u32 len = skb->len - pkt->payload;
-	if (len > OSP_DNS_SNAPLEN)
-		len = OSP_DNS_SNAPLEN;
+	return len > OSP_DNS_SNAPLEN ? OSP_DNS_SNAPLEN : len;
+}
+
+/* Copies the DNS message (len from osp_dns_len, not 0) into an event reserved whole. */
+static __always_inline void osp_copy_payload(struct __sk_buff *skb, const struct osp_packet *pkt,
+					     struct osp_event *event, __u32 len)
+{
 	/* Identity for 1..OSP_DNS_SNAPLEN, written so the verifier sees that range. */
 	len = ((len - 1) & (OSP_DNS_SNAPLEN - 1)) + 1;
 	if (bpf_skb_load_bytes(skb, pkt->payload, event->payload, len) == 0)
@@ -79,17 +91,13 @@ static __always_inline void osp_nat_of(struct __sk_buff *skb, struct osp_event *
 	nat->present = 1;
 }
 
-/* Reports a packet of a tracked connection: its tuple and headers, the packets and bytes since
- * the connection's last report (which restart from zero), the NAT it went through, DNS bytes. */
-static __always_inline void osp_report_trace(struct __sk_buff *skb, const struct osp_packet *pkt,
-					     struct osp_conn *conn, __u8 observation, __u8 report,
-					     __u8 is_reply, __u64 now)
+/* Fills a trace event: the packet's tuple and headers, the packets and bytes since the
+ * connection's last report (which restart from zero), the NAT it went through. */
+static __always_inline void osp_fill_trace(struct osp_event *event, struct __sk_buff *skb,
+					   const struct osp_packet *pkt, struct osp_conn *conn,
+					   __u8 observation, __u8 report, __u8 is_reply, __u64 now)
 {
-	struct osp_event *event = osp_reserve();
-	if (!event)
-		return;
-	__builtin_memset(event, 0, offsetof(struct osp_event, payload));
-	event->timestamp_ns = now;
+	event->timestamp_ns = bpf_ktime_get_ns();
 	__builtin_memcpy(&event->tuple, &pkt->tuple, sizeof(event->tuple));
 	if (pkt->tuple.protocol == IPPROTO_ICMP || pkt->tuple.protocol == IPPROTO_ICMPV6) {
 		event->tuple.sport = pkt->icmp_type;
@@ -116,8 +124,29 @@ static __always_inline void osp_report_trace(struct __sk_buff *skb, const struct
 	    (pkt->tuple.protocol != IPPROTO_TCP ||
 	     (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_RST))))
 		osp_nat_of(skb, event);
-	osp_copy_payload(skb, pkt, event);
-	osp_submit(event);
+}
+
+/* Reports a packet of a tracked connection; `now` is the coarse clock of the connection's
+ * periodic reports. Only an event carrying a DNS message takes the whole struct. */
+static __always_inline void osp_report_trace(struct __sk_buff *skb, const struct osp_packet *pkt,
+					     struct osp_conn *conn, __u8 observation, __u8 report,
+					     __u8 is_reply, __u64 now)
+{
+	__u32 dns_len = osp_dns_len(skb, pkt);
+	if (dns_len) {
+		struct osp_event *event = osp_reserve(sizeof(*event));
+		if (!event)
+			return;
+		osp_fill_trace(event, skb, pkt, conn, observation, report, is_reply, now);
+		osp_copy_payload(skb, pkt, event, dns_len);
+		osp_submit(event, sizeof(*event));
+	} else {
+		struct osp_event *event = osp_reserve(OSP_EVENT_HEADER_SIZE);
+		if (!event)
+			return;
+		osp_fill_trace(event, skb, pkt, conn, observation, report, is_reply, now);
+		osp_submit(event, OSP_EVENT_HEADER_SIZE);
+	}
 }
 
 #endif

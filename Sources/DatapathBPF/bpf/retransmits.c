@@ -39,10 +39,9 @@ int osp_tcp_retransmit_skb(struct osp_tcp_retransmit_record *ctx)
 	if (!bpf_map_lookup_elem(&osp_netns, &inum))
 		return 0;
 
-	struct osp_event *event = osp_reserve();
+	struct osp_event *event = osp_reserve(OSP_EVENT_HEADER_SIZE);
 	if (!event)
 		return 0;
-	__builtin_memset(event, 0, offsetof(struct osp_event, payload));
 	event->timestamp_ns = bpf_ktime_get_ns();
 	if (ctx->family == 2 /* AF_INET */) {
 		event->tuple.family = 4;
@@ -64,7 +63,7 @@ int osp_tcp_retransmit_skb(struct osp_tcp_retransmit_record *ctx)
 	event->observation = OSP_OBS_SOCKET;
 	event->report = OSP_REPORT_RETRANSMIT;
 	event->is_reply = 2;
-	osp_submit(event);
+	osp_submit(event, OSP_EVENT_HEADER_SIZE);
 	return 0;
 }
 
