@@ -142,7 +142,8 @@ let package = Package(
         .target(name: "DatapathBPF", exclude: ["bpf"], plugins: ["BPFCompiler"]),
         // Loads, attaches, detaches the programs and reads their maps.
         .target(
-            name: "Datapath", dependencies: ["Locking", "DatapathBPF", "CBPFGlue", "CLibbpf", "CDatapathABI", "Netns"],
+            name: "Datapath",
+            dependencies: ["Locking", "DatapathBPF", "CBPFGlue", "CLibbpf", "CDatapathABI", "Netns", "Gzip"],
             swiftSettings: strict),
         // Node-level metrics (Retina names) from the datapath's maps and the kernel's counters.
         .target(
@@ -354,7 +355,8 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "PrometheusExpositionTests", dependencies: ["PrometheusExposition"], swiftSettings: strict),
         .testTarget(
-            name: "DatapathTests", dependencies: ["Datapath", "DatapathBPF", "CDatapathABI"], swiftSettings: strict),
+            name: "DatapathTests", dependencies: ["Datapath", "DatapathBPF", "CDatapathABI", "Gzip"],
+            swiftSettings: strict),
         .testTarget(
             name: "FlowTests",
             dependencies: [

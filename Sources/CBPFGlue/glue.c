@@ -108,6 +108,27 @@ int osp_prog_name(uint32_t prog_id, char *name, size_t len)
 	return 0;
 }
 
+int osp_prog_run_stats(int prog_fd, uint64_t *run_time_ns, uint64_t *run_cnt)
+{
+	struct bpf_prog_info info;
+	memset(&info, 0, sizeof(info));
+	uint32_t size = sizeof(info);
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &size))
+		return -errno;
+	*run_time_ns = info.run_time_ns;
+	*run_cnt = info.run_cnt;
+	return 0;
+}
+
+int osp_enable_run_stats(void)
+{
+	union bpf_attr attr;
+	memset(&attr, 0, sizeof(attr));
+	attr.enable_stats.type = BPF_STATS_RUN_TIME;
+	int fd = syscall(__NR_bpf, BPF_ENABLE_STATS, &attr, sizeof(attr));
+	return fd < 0 ? -errno : fd;
+}
+
 int osp_btf_enum_dump(const char *enum_name, char *buf, size_t len)
 {
 	struct btf *btf = btf__load_vmlinux_btf();

@@ -144,8 +144,8 @@ struct osp_conn_key {
 
 /* State of one connection at one observation point (value of osp_conntrack). */
 struct osp_conn {
-	__u64 last_report_ns;
-	__u64 packets; /* since the last report */
+	__u64 last_report_ns; /* on the periodic reports' clock (osp_period_now in config.h) */
+	__u64 packets;	      /* since the last report */
 	__u64 bytes;
 	__u8 flags_seen;
 	__u8 initiator_first; /* 1: the key's first end opened the connection */
@@ -203,7 +203,7 @@ struct osp_event {
 struct osp_config {
 	__u64 report_interval_ns; /* periodic report of active connections */
 	__u32 per_packet;	  /* 1: report every packet (debugging) */
-	__u32 pad;
+	__u32 tick_ns; /* nanoseconds per jiffy (1e9 / CONFIG_HZ); 0: not known, see config.h */
 	__u8 drops_ignored[OSP_DROP_REASON_SLOTS]; /* reason -> enum osp_drop_ignore bits */
 };
 

@@ -191,7 +191,9 @@ public final class Datapath: Sendable {
         var useTCX = false
         if options.tcx { useTCX = try Self.kernelEnum("bpf_attach_type").values.contains("BPF_TCX_INGRESS") }
         attachMode = useTCX ? .tcx : .tc
-        let constants = [Self.configSection: Self.config(options, dropReasons: dropReasons)]
+        let constants = [
+            Self.configSection: Self.config(options, dropReasons: dropReasons, kernelHZ: Self.kernelHZ())
+        ]
         let pod = try BPFObject(
             name: "pod", bytes: BPFObjects.pod, constants: constants,
             sizes: [MapName.conntrack.rawValue: UInt32(clamping: options.connectionTableSize)])
@@ -223,10 +225,11 @@ public final class Datapath: Sendable {
         ProcessInfo.processInfo.environment["OSPREY_LIBBPF_LOG"] == "debug" ? 2 : 1)
 
     /// `struct osp_config` for `options`, as the bytes of its section.
-    static func config(_ options: Options, dropReasons: [UInt32: String]) -> [UInt8] {
+    static func config(_ options: Options, dropReasons: [UInt32: String], kernelHZ: Int? = nil) -> [UInt8] {
         var config = osp_config()
         config.report_interval_ns = UInt64(max(0.001, options.reportInterval) * 1e9)
         config.per_packet = options.perPacket ? 1 : 0
+        if let kernelHZ, kernelHZ > 0 { config.tick_ns = UInt32(1_000_000_000 / kernelHZ) }
         withUnsafeMutableBytes(of: &config.drops_ignored) { slots in
             for (value, name) in dropReasons where Int(value) < slots.count {
                 guard let rules = options.ignoredDrops[name] else { continue }
@@ -381,7 +384,28 @@ public final class Datapath: Sendable {
             snapshot.errors[error] = (maps.errors.perCPU(UInt32(error.rawValue), cpus: cpus) ?? []).reduce(0, +)
         }
         snapshot.connections = connectionTable()
+        snapshot.programs = programRuns()
         return snapshot
+    }
+
+    /// Runs and run time of each loaded program, by name (see `ProgramRuns`).
+    public func programRuns() -> [String: ProgramRuns] {
+        objects.withLock { objects in
+            guard let objects else { return [:] }
+            let loaded: [(BPFObject, ProgramName)] = [
+                (objects.pod, .podIngress), (objects.pod, .podEgress), (objects.drops, .drops),
+                (objects.retransmits, .retransmits),
+            ]
+            var runs: [String: ProgramRuns] = [:]
+            for (object, name) in loaded {
+                guard let fd = try? object.programFD(name.rawValue), fd >= 0 else { continue }
+                var nanoseconds: UInt64 = 0
+                var count: UInt64 = 0
+                guard osp_prog_run_stats(fd, &nanoseconds, &count) == 0 else { continue }
+                runs[name.rawValue] = ProgramRuns(runs: count, nanoseconds: nanoseconds)
+            }
+            return runs
+        }
     }
 
     /// The connection table's counters, and the evictions they prove. The kernel evicts without

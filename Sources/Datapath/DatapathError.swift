@@ -9,6 +9,7 @@ public enum DatapathError: Error, Equatable, CustomStringConvertible {
     case attachTC(interface: String, hook: String, errno: Int32)
     case map(name: String, operation: String, errno: Int32)
     case btf(String)
+    case statistics(errno: Int32)
 
     public var description: String {
         switch self {
@@ -26,6 +27,8 @@ public enum DatapathError: Error, Equatable, CustomStringConvertible {
             "eBPF map \(name): \(operation) failed: \(Self.text(code))."
         case .btf(let detail):
             "Cannot read the kernel's BTF: \(detail)."
+        case .statistics(let code):
+            "Cannot turn on the kernel's eBPF run statistics (\(Self.text(code))); it needs Linux 5.8 and CAP_SYS_ADMIN."
         }
     }
 

@@ -1,3 +1,6 @@
+import CBPFGlue
+import Foundation
+
 /// Packets and bytes.
 public struct Counter: Sendable, Equatable {
     public var packets: UInt64 = 0
@@ -77,8 +80,17 @@ public struct DatapathSnapshot: Sendable {
     public var drops: [DropKey: Counter] = [:]
     public var errors: [ProgramError: UInt64] = [:]
     public var connections = ConnectionTable()
+    /// By program name (`osp_tc_pod_ingress`, ...): what the kernel counted of its runs.
+    public var programs: [String: ProgramRuns] = [:]
 
     public init() {}
+}
+
+/// How often the kernel ran one program and for how long in all. The kernel counts only while
+/// the `kernel.bpf_stats_enabled` sysctl is 1 (each run then costs two clock reads more).
+public struct ProgramRuns: Sendable, Equatable {
+    public var runs: UInt64 = 0
+    public var nanoseconds: UInt64 = 0
 }
 
 /// The connection table's size and traffic: connections the programs added and removed, and
@@ -92,4 +104,18 @@ public struct ConnectionTable: Sendable, Equatable {
     public init(size: Int = 0, inserted: UInt64 = 0, deleted: UInt64 = 0, evicted: UInt64 = 0) {
         (self.size, self.inserted, self.deleted, self.evicted) = (size, inserted, deleted, evicted)
     }
+}
+
+/// The kernel counting every eBPF program's runs and run time (`ProgramRuns`) for as long as
+/// this is open, as `sysctl kernel.bpf_stats_enabled=1` does, without changing the sysctl.
+public final class RunStatistics: Sendable {
+    private let fd: Int32
+
+    public init() throws(DatapathError) {
+        let fd = osp_enable_run_stats()
+        guard fd >= 0 else { throw .statistics(errno: -fd) }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
 }

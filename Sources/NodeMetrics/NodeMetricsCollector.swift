@@ -200,6 +200,22 @@ public struct NodeMetricsCollector: Sendable {
                     "Connections the kernel pushed out of the full connection table to make room (at least this many); one seen again is reported as new.",
                 kind: .counter, samples: [.init([], Double(snapshot.connections.evicted))]),
             MetricFamily(
+                name: "osprey_agent_bpf_program_runs_total",
+                help:
+                    "Times the kernel ran each of the agent's eBPF programs; counted only while the kernel.bpf_stats_enabled sysctl is 1.",
+                kind: .counter,
+                samples: snapshot.programs.keys.sorted().map {
+                    .init([("program", $0)], Double(snapshot.programs[$0]?.runs ?? 0))
+                }),
+            MetricFamily(
+                name: "osprey_agent_bpf_program_run_seconds_total",
+                help:
+                    "Time the kernel spent in each of the agent's eBPF programs; counted only while the kernel.bpf_stats_enabled sysctl is 1.",
+                kind: .counter,
+                samples: snapshot.programs.keys.sorted().map {
+                    .init([("program", $0)], Double(snapshot.programs[$0]?.nanoseconds ?? 0) / 1e9)
+                }),
+            MetricFamily(
                 name: "osprey_agent_bpf_program_errors_total",
                 help: "Times an eBPF program could not do its job (traffic is never affected).", kind: .counter,
                 samples: ProgramError.allCases.map {

@@ -1,4 +1,5 @@
 import ClusterInventory
+import Datapath
 import Foundation
 import Lab
 import TestSupport
@@ -316,6 +317,33 @@ extension AgentIntegration {
                         findings.allSatisfy { finding in retinaNames.contains { finding.hasPrefix($0 + " ") } },
                         "\(findings)")
                 }
+                // The programs' own cost, counted while the kernel's run statistics are on (the
+                // lab's clients keep talking meanwhile).
+                let statistics = try RunStatistics()
+                for node in plan.nodes {
+                    func pod(_ name: String) -> (runs: Double, seconds: Double) {
+                        let metrics = (try? LabFixture.scrape(node.netns)) ?? ScrapedMetrics(text: "")
+                        return (
+                            metrics.value("osprey_agent_bpf_program_runs_total", ["program": name]),
+                            metrics.value("osprey_agent_bpf_program_run_seconds_total", ["program": name])
+                        )
+                    }
+                    let before = pod("osp_tc_pod_ingress")
+                    #expect(eventually { pod("osp_tc_pod_ingress").runs > before.runs })
+                    let after = pod("osp_tc_pod_ingress")
+                    #expect(after.seconds > before.seconds, "\(node.name): \(before) → \(after)")
+                    #expect(
+                        (after.seconds - before.seconds) / (after.runs - before.runs) < 0.001,
+                        "\(node.name): a run takes nanoseconds to microseconds, not milliseconds")
+                    let programs = Set(
+                        ((try? LabFixture.scrape(node.netns))?.series("osprey_agent_bpf_program_runs_total") ?? [])
+                            .compactMap { $0.labels["program"] })
+                    #expect(
+                        programs == [
+                            "osp_tc_pod_ingress", "osp_tc_pod_egress", "osp_kfree_skb", "osp_tcp_retransmit_skb",
+                        ])
+                }
+                withExtendedLifetime(statistics) {}
                 // The policy-blocked client's drops, as Cilium names them.
                 #expect(
                     try eventually {

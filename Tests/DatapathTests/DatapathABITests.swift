@@ -1,5 +1,7 @@
 import CDatapathABI
 import DatapathBPF
+import Foundation
+import Gzip
 import Testing
 
 @testable import Datapath
@@ -71,11 +73,32 @@ struct DatapathABITests {
         #expect(ignored[2] == UInt8(OSP_DROP_IGNORE_MULTICAST.rawValue | OSP_DROP_IGNORE_LOOPBACK.rawValue))
         #expect(ignored[7] == 0, "a network drop is reported")
         #expect(ignored.enumerated().filter { $0.element != 0 }.map(\.offset) == [2, 5])
+        #expect(config.tick_ns == 0, "no tick known: the programs read the coarse clock")
+        let ticked = Datapath.config(.init(), dropReasons: reasons, kernelHZ: 250)
+        #expect(ticked.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self).tick_ns } == 4_000_000)
         let all = Datapath.config(.init(ignoredDrops: [:]), dropReasons: reasons)
         #expect(all.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self).per_packet } == 0)
         #expect(
             withUnsafeBytes(of: all.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self) }.drops_ignored) {
                 $0.allSatisfy { $0 == 0 }
             })
+    }
+
+    @Test("the kernel's tick rate comes from its configuration, plain in /boot or gzipped in /proc, else none")
+    func kernelHZ() throws {
+        #expect(Datapath.kernelHZ(fromConfig: "# CONFIG_HZ_100 is not set\nCONFIG_HZ_250=y\nCONFIG_HZ=250\n") == 250)
+        #expect(Datapath.kernelHZ(fromConfig: "CONFIG_HZ_1000=y\n") == nil)
+        #expect(Datapath.kernelHZ(fromConfig: "CONFIG_HZ=0\n") == nil)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("osp-hz-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let plain = directory.appendingPathComponent("config").path
+        let packed = directory.appendingPathComponent("config.gz").path
+        let missing = directory.appendingPathComponent("absent").path
+        try Data("CONFIG_HZ=1000\n".utf8).write(to: URL(fileURLWithPath: plain))
+        try Gzip.compress(Data("CONFIG_SMP=y\nCONFIG_HZ=300\n".utf8)).write(to: URL(fileURLWithPath: packed))
+        #expect(Datapath.kernelHZ(bootConfig: plain, procConfig: packed) == 1000)
+        #expect(Datapath.kernelHZ(bootConfig: missing, procConfig: packed) == 300)
+        #expect(Datapath.kernelHZ(bootConfig: missing, procConfig: missing) == nil)
     }
 }

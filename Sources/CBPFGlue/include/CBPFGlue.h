@@ -32,6 +32,14 @@ int osp_tcx_query(int ifindex, int ingress, uint32_t *prog_ids, uint32_t *count)
 /* The name of a loaded program (at most 15 characters, as the kernel keeps it). */
 int osp_prog_name(uint32_t prog_id, char *name, size_t len);
 
+/* Nanoseconds the kernel spent running a program and how often it ran, counted while the
+ * kernel.bpf_stats_enabled sysctl is 1. 0, or -errno. */
+int osp_prog_run_stats(int prog_fd, uint64_t *run_time_ns, uint64_t *run_cnt);
+
+/* Turns the kernel's run statistics on until the returned fd is closed (BPF_ENABLE_STATS, as
+ * the sysctl does but without changing it); -errno on failure. */
+int osp_enable_run_stats(void);
+
 /* Writes "value name\n" for every enumerator of the kernel enum `enum_name` (from
  * /sys/kernel/btf/vmlinux) into buf. Returns the number of bytes written. */
 int osp_btf_enum_dump(const char *enum_name, char *buf, size_t len);

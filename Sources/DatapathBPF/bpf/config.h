@@ -11,4 +11,14 @@ volatile const struct osp_config osp_config SEC(".rodata.config") = {
     .report_interval_ns = 10ULL * 1000 * 1000 * 1000,
 };
 
+/* The clock of the periodic reports: jiffies (a memory read) when user space told the tick's
+ * length, else the coarse clock (three kernel calls). A tick is plenty for an interval of
+ * seconds. Its epoch is not CLOCK_MONOTONIC's: compare it only with itself. */
+static __always_inline __u64 osp_period_now(void)
+{
+	if (osp_config.tick_ns)
+		return bpf_jiffies64() * osp_config.tick_ns;
+	return bpf_ktime_get_coarse_ns();
+}
+
 #endif

@@ -56,23 +56,28 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 		key.tuple.dport = 0;
 	}
 	__u8 report = 0;
-	struct osp_conn *conn = bpf_map_lookup_elem(&osp_conntrack, &key);
+	/* A SYN without ACK nearly always opens a connection: insert first, skipping a lookup
+	 * that would miss. */
+	int opening = (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) == OSP_TCPF_SYN;
+	struct osp_conn *conn = opening ? 0 : bpf_map_lookup_elem(&osp_conntrack, &key);
 	if (!conn) {
 		/* New here: this packet's source opened it — unless it is a SYN-ACK, whose
 		 * destination did (we missed the SYN). */
 		int synack = (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) ==
 			     (OSP_TCPF_SYN | OSP_TCPF_ACK);
 		struct osp_conn fresh = {.initiator_first = source_first ^ synack};
-		if (bpf_map_update_elem(&osp_conntrack, &key, &fresh, BPF_NOEXIST) == 0)
+		long inserted = bpf_map_update_elem(&osp_conntrack, &key, &fresh, BPF_NOEXIST);
+		if (inserted == 0) {
 			osp_count_ct(OSP_CT_INSERTED);
-		else if (!bpf_map_lookup_elem(&osp_conntrack, &key)) {
+			report = OSP_REPORT_NEW;
+		}
+		/* Not inserted: there already (a SYN sent again, or another CPU was first), or
+		 * the table could make no room. */
+		conn = bpf_map_lookup_elem(&osp_conntrack, &key);
+		if (!conn) {
 			osp_count_error(OSP_ERR_CONNTRACK_FULL);
 			return;
 		}
-		conn = bpf_map_lookup_elem(&osp_conntrack, &key);
-		if (!conn)
-			return;
-		report = OSP_REPORT_NEW;
 	}
 	__u8 is_reply = conn->initiator_first != source_first;
 	/* Plain adds: a connection's packets at one interface are handled by one CPU at a time
@@ -81,9 +86,6 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 	conn->bytes += skb->len;
 	conn->flags_seen |= pkt->tcp_flags;
 
-	/* The coarse clock (a tick's resolution) suffices for the periodic report and costs less
-	 * than a clock read per packet; an event's own time is read precisely. */
-	__u64 now = bpf_ktime_get_coarse_ns();
 	int dns = pkt->tuple.sport == 53 || pkt->tuple.dport == 53;
 	if (!report) {
 		if (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_FIN | OSP_TCPF_RST))
@@ -92,7 +94,7 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 			report = OSP_REPORT_PAYLOAD;
 		else if (osp_config.per_packet)
 			report = OSP_REPORT_PACKET;
-		else if (now - conn->last_report_ns >= osp_config.report_interval_ns)
+		else if (osp_period_now() - conn->last_report_ns >= osp_config.report_interval_ns)
 			report = OSP_REPORT_PERIODIC;
 	}
 	int ended = 0;
@@ -103,7 +105,7 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 			(conn->fins == 3 && !(pkt->tcp_flags & OSP_TCPF_FIN));
 	}
 	if (report)
-		osp_report_trace(skb, pkt, conn, observation, report, is_reply, now);
+		osp_report_trace(skb, pkt, conn, observation, report, is_reply);
 	if (ended && bpf_map_delete_elem(&osp_conntrack, &key) == 0)
 		osp_count_ct(OSP_CT_DELETED);
 }

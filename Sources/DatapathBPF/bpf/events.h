@@ -5,6 +5,7 @@
 
 #include <bpf/bpf_core_read.h>
 
+#include "config.h"
 #include "kernel.h"
 #include "maps.h"
 #include "parse.h"
@@ -70,7 +71,7 @@ extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 static __always_inline void osp_nat_of(struct __sk_buff *skb, struct osp_event *event)
 {
 	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	unsigned long nfct = BPF_CORE_READ(kskb, _nfct);
+	unsigned long nfct = kskb->_nfct; /* a trusted pointer: a plain load, no helper call */
 	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
 	if (!ct)
 		return;
@@ -91,11 +92,11 @@ static __always_inline void osp_nat_of(struct __sk_buff *skb, struct osp_event *
 	nat->present = 1;
 }
 
-/* Fills a trace event: the packet's tuple and headers, the packets and bytes since the
+/* Fills a trace event: the packet's time, tuple and headers, the packets and bytes since the
  * connection's last report (which restart from zero), the NAT it went through. */
 static __always_inline void osp_fill_trace(struct osp_event *event, struct __sk_buff *skb,
 					   const struct osp_packet *pkt, struct osp_conn *conn,
-					   __u8 observation, __u8 report, __u8 is_reply, __u64 now)
+					   __u8 observation, __u8 report, __u8 is_reply)
 {
 	event->timestamp_ns = bpf_ktime_get_ns();
 	__builtin_memcpy(&event->tuple, &pkt->tuple, sizeof(event->tuple));
@@ -107,7 +108,7 @@ static __always_inline void osp_fill_trace(struct osp_event *event, struct __sk_
 	event->bytes = conn->bytes;
 	conn->packets = 0;
 	conn->bytes = 0;
-	conn->last_report_ns = now;
+	conn->last_report_ns = osp_period_now();
 	event->ifindex = skb->ifindex;
 	event->kind = OSP_EVENT_TRACE;
 	event->observation = observation;
@@ -126,25 +127,25 @@ static __always_inline void osp_fill_trace(struct osp_event *event, struct __sk_
 		osp_nat_of(skb, event);
 }
 
-/* Reports a packet of a tracked connection; `now` is the coarse clock of the connection's
- * periodic reports. Only an event carrying a DNS message takes the whole struct. */
+/* Reports a packet of a tracked connection. Only an event carrying a DNS message takes the
+ * whole struct. */
 static __always_inline void osp_report_trace(struct __sk_buff *skb, const struct osp_packet *pkt,
 					     struct osp_conn *conn, __u8 observation, __u8 report,
-					     __u8 is_reply, __u64 now)
+					     __u8 is_reply)
 {
 	__u32 dns_len = osp_dns_len(skb, pkt);
 	if (dns_len) {
 		struct osp_event *event = osp_reserve(sizeof(*event));
 		if (!event)
 			return;
-		osp_fill_trace(event, skb, pkt, conn, observation, report, is_reply, now);
+		osp_fill_trace(event, skb, pkt, conn, observation, report, is_reply);
 		osp_copy_payload(skb, pkt, event, dns_len);
 		osp_submit(event, sizeof(*event));
 	} else {
 		struct osp_event *event = osp_reserve(OSP_EVENT_HEADER_SIZE);
 		if (!event)
 			return;
-		osp_fill_trace(event, skb, pkt, conn, observation, report, is_reply, now);
+		osp_fill_trace(event, skb, pkt, conn, observation, report, is_reply);
 		osp_submit(event, OSP_EVENT_HEADER_SIZE);
 	}
 }
