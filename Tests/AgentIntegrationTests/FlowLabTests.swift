@@ -177,6 +177,49 @@ extension AgentIntegration {
             }
         }
 
+        @Test(
+            "a long connection is reported again once per --flow-report-interval while it carries data, not per packet")
+        func periodicReports() throws {
+            var config = try LabConfig(
+                name: LabFixture.uniqueName("p"), nodeCount: 2, topology: .bridge, agentPath: OspreyBinary.agent.path)
+            config.agentArguments = ["--flow-report-interval", "1"]
+            try LabFixture.withLab(config) { plan, _ in
+                let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
+                let server = try #require(plan.pods(of: "ledger", in: "billing").first)
+                let socket = try #require(
+                    try PodSockets.connectTCP(from: client.netns, to: server.ipv4, port: 80, timeout: 2))
+                defer { close(socket) }
+                var local = sockaddr_in()
+                var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+                _ = withUnsafeMutablePointer(to: &local) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
+                }
+                let port = String(UInt16(bigEndian: local.sin_port))
+                // A slow request: a byte every 50 ms for 4.2 s (nginx waits for the rest of it),
+                // each a data packet and an ACK through the client's veth.
+                for byte in Array("GET /".utf8) + Array(repeating: UInt8(ascii: "a"), count: 79) {
+                    var byte = byte
+                    #expect(write(socket, &byte, 1) == 1)
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
+                let formatter = ISO8601DateFormatter()
+                formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+                // The connection's flows at the client's veth other than its handshake and end.
+                func reports() -> [Date] {
+                    ((try? Self.flows(client.node.netns)) ?? []).filter { flow in
+                        (Self.string(flow, "l4", "TCP", "source_port") == port
+                            || Self.string(flow, "l4", "TCP", "destination_port") == port)
+                            && ["SYN", "FIN", "RST"].allSatisfy { Self.string(flow, "l4", "TCP", "flags", $0) == nil }
+                    }.compactMap { Self.string($0, "time").flatMap { formatter.date(from: $0) } }.sorted()
+                }
+                eventually(poll: 0.5) { reports().count >= 3 }
+                let times = reports()
+                #expect((3...6).contains(times.count), "about one a second over 4.2 s, not 168: \(times.count)")
+                let gaps = zip(times, times.dropFirst()).map { $1.timeIntervalSince($0) }
+                #expect(gaps.allSatisfy { $0 >= 0.9 }, "no sooner than the interval: \(gaps)")
+            }
+        }
+
         @Test("the Hubble metrics count exactly the flows the agent reports over the same interval")
         func metricsAgreeWithFlows() throws {
             let config = try LabConfig(

@@ -66,8 +66,7 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 		int synack = (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) ==
 			     (OSP_TCPF_SYN | OSP_TCPF_ACK);
 		struct osp_conn fresh = {.initiator_first = source_first ^ synack};
-		long inserted = bpf_map_update_elem(&osp_conntrack, &key, &fresh, BPF_NOEXIST);
-		if (inserted == 0) {
+		if (bpf_map_update_elem(&osp_conntrack, &key, &fresh, BPF_NOEXIST) == 0) {
 			osp_count_ct(OSP_CT_INSERTED);
 			report = OSP_REPORT_NEW;
 		}
