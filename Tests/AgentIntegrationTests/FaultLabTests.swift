@@ -138,7 +138,12 @@ extension AgentIntegration {
                     kill(agent, SIGKILL)
                     #expect(AgentLifecycleTests.waitUntil(5) { !LabController.isRunning(agent) } != nil)
                     _ = try Host().launchDetached(launch.command, logPath: launch.logPath, pidPath: launch.pidPath)
-                    #expect(AgentLifecycleTests.waitUntil(20) { (try? LabFixture.scrape(node.netns)) != nil } != nil)
+                    let answered =
+                        AgentLifecycleTests.waitUntil(20) { (try? LabFixture.scrape(node.netns)) != nil } != nil
+                    let log = (try? String(contentsOfFile: launch.logPath, encoding: .utf8)) ?? ""
+                    try #require(
+                        answered,
+                        "the restarted agent answers /metrics; its log ends: \(log.split(separator: "\n").suffix(15))")
                 }
                 #expect(rotations >= 5, "the flow log rotated while the agents ran")
                 let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter {
