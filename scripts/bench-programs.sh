@@ -15,26 +15,30 @@ lab_pair
 sysctl -q kernel.bpf_stats_enabled=1
 
 programs=(osp_tc_pod_ingress osp_tc_pod_egress osp_kfree_skb osp_tcp_retransmit_skb)
-# "runs seconds" of PROGRAM, both nodes' agents summed.
+# One line per program, "program runs seconds", both nodes' agents summed: each agent is scraped
+# once (a scrape enters every pod namespace of its node).
 program_totals() {
-  for node in 1 2; do ip netns exec "$lab-node-$node" curl -s localhost:9965/metrics; done | awk -v p="program=\"$1\"" '
-    index($1, p) && $1 ~ /^osprey_agent_bpf_program_runs_total[{]/ { runs += $NF }
-    index($1, p) && $1 ~ /^osprey_agent_bpf_program_run_seconds_total[{]/ { seconds += $NF }
-    END { printf "%.0f %.9f\n", runs, seconds }'
+  for node in 1 2; do ip netns exec "$lab-node-$node" curl -s localhost:9965/metrics; done | awk '
+    match($1, /program="[^"]*"/) {
+      program = substr($1, RSTART + 9, RLENGTH - 10)
+      if ($1 ~ /^osprey_agent_bpf_program_runs_total[{]/) runs[program] += $NF
+      if ($1 ~ /^osprey_agent_bpf_program_run_seconds_total[{]/) seconds[program] += $NF
+    }
+    END { for (program in runs) printf "%s %.0f %.9f\n", program, runs[program], seconds[program] }'
 }
 
 declare -A per_request ns_per_run ns_per_request
 rates=()
 for round in $(seq "$rounds"); do
   start_agents
-  declare -A before=()
-  for program in "${programs[@]}"; do before[$program]=$(program_totals "$program"); done
+  before=$(program_totals)
   read -r rate requests < <(churn)
+  after=$(program_totals)
   rates+=("$rate")
   summary=""
   for program in "${programs[@]}"; do
-    read -r runs0 seconds0 <<< "${before[$program]}"
-    read -r runs1 seconds1 < <(program_totals "$program")
+    read -r runs0 seconds0 < <(awk -v p="$program" '$1 == p { print $2, $3 }' <<< "$before")
+    read -r runs1 seconds1 < <(awk -v p="$program" '$1 == p { print $2, $3 }' <<< "$after")
     runs=$((runs1 - runs0))
     ns=$(echo "($seconds1 - $seconds0) * 1000000000" | bc -l)
     per_request[$program]+=" $(echo "$runs / $requests" | bc -l)"

@@ -113,7 +113,7 @@ public struct AgentCommand: AsyncParsableCommand {
 
     @Option(
         help:
-            "Connections the datapath's connection table holds per node (each pod veth's view is one; ~136 bytes of kernel memory each); when full the least recently used are evicted and counted. Env: OSPREY_CONNTRACK_MAX."
+            "Connections the datapath's connection table holds per node (each pod veth's view is one; 84 bytes of kernel memory each), rounded up to a power of two. It is a set-associative cache, sets of 16: a new connection whose set is full evicts the set's least recently active one, counted. Env: OSPREY_CONNTRACK_MAX."
     )
     var conntrackMax: Int =
         Int(environment["OSPREY_CONNTRACK_MAX"] ?? "") ?? Datapath.Options.defaultConnectionTableSize
@@ -267,7 +267,7 @@ public struct AgentCommand: AsyncParsableCommand {
             }
             guard (64...16_777_216).contains(conntrackMax) else {
                 throw ValidationError(
-                    "--conntrack-max must be between 64 and 16777216 connections, not \(conntrackMax) (default 262144)."
+                    "--conntrack-max must be between 64 and 16777216 connections, not \(conntrackMax) (default \(Datapath.Options.defaultConnectionTableSize))."
                 )
             }
             guard flowReportInterval > 0, flowReportInterval <= 3600 else {

@@ -215,8 +215,7 @@ struct FlowLogsService: Service {
 }
 
 /// Once a second, away from the event reader's thread: the kernel's lost events are counted,
-/// the connection table's evictions are sampled, metadata is refreshed and deleted pods' series
-/// expire.
+/// metadata is refreshed and deleted pods' series expire.
 struct HousekeepingService: Service {
     let datapath: Datapath
     let pipeline: FlowPipeline
@@ -225,7 +224,6 @@ struct HousekeepingService: Service {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 pipeline.noteLost(.perfEventRingBuffer, total: datapath.events.kernelLost)
-                datapath.connectionTable()  // evictions are proven while the table is full
                 pipeline.tick()
                 try await Task.sleep(for: .seconds(1))
             }

@@ -129,6 +129,15 @@ int osp_enable_run_stats(void)
 	return fd < 0 ? -errno : fd;
 }
 
+int osp_prog_test_run(int prog_fd, const void *packet, uint32_t size, int *retval)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet, .data_size_in = size, .repeat = 1);
+	if (bpf_prog_test_run_opts(prog_fd, &opts))
+		return -errno;
+	*retval = (int)opts.retval;
+	return 0;
+}
+
 int osp_btf_enum_dump(const char *enum_name, char *buf, size_t len)
 {
 	struct btf *btf = btf__load_vmlinux_btf();

@@ -48,17 +48,16 @@ enum osp_error {
 	OSP_ERR_RESERVED = 0,	   /* formerly: interface role lookup (roles are per program now) */
 	OSP_ERR_TC_HEADER = 1,	   /* packet headers could not be read */
 	OSP_ERR_DROP_MAP_FULL = 2, /* osp_drops had no room for a new (reason, direction) */
-	OSP_ERR_CONNTRACK_FULL = 3, /* osp_conntrack refused a new connection */
+	OSP_ERR_CONNTRACK_FULL = 3, /* a new connection lost the race for a way of its set */
 	OSP_ERR_MAX = 4,
 };
 
-/* Counters of the connection table (map osp_ct_stats). The kernel evicts the least recently
- * used connection when osp_conntrack is full, without telling anyone: user space works out
- * evictions from these (live = inserted - deleted - evicted, and live <= max_entries). */
+/* Counters of the connection table (map osp_ct_stats): live = inserted - deleted - evicted. */
 enum osp_ct_stat {
 	OSP_CT_INSERTED = 0, /* connections added to the table */
 	OSP_CT_DELETED = 1,  /* connections the programs removed when they ended */
-	OSP_CT_STAT_MAX = 2,
+	OSP_CT_EVICTED = 2,  /* connections pushed out of a full set by a new one */
+	OSP_CT_STAT_MAX = 3,
 };
 
 /* Which drops of a kernel drop reason are no drops of the network path (bits of
@@ -142,7 +141,7 @@ struct osp_conn_key {
 	__u32 pad;
 };
 
-/* State of one connection at one observation point (value of osp_conntrack). */
+/* State of one connection at one observation point. */
 struct osp_conn {
 	__u64 last_report_ns; /* on the periodic reports' clock (osp_period_now in config.h) */
 	__u64 packets;	      /* since the last report */
@@ -150,7 +149,25 @@ struct osp_conn {
 	__u8 flags_seen;
 	__u8 initiator_first; /* 1: the key's first end opened the connection */
 	__u8 fins;	      /* TCP: 1 once the initiator sent FIN, 2 once the responder did */
-	__u8 pad[5];
+	__u8 pad;
+	__u32 seen; /* jiffies (low 32 bits) of its last packet: a full set evicts the oldest */
+};
+
+/* The connection table, map osp_conntrack: an array of sets of OSP_CT_WAYS connections, a
+ * set-associative cache like a CPU's. A key hashes to one set (conntrack.h); the set's first
+ * cache line holds a tag per way, so a lookup reads that line and the one way whose tag
+ * matches. A tag is odd (hash bits | 1); 0 is a free way, OSP_CT_CLAIMED one being filled. */
+#define OSP_CT_WAYS 16
+#define OSP_CT_CLAIMED 2
+
+struct osp_ct_way {
+	struct osp_conn_key key;
+	struct osp_conn conn;
+};
+
+struct osp_ct_set {
+	__u32 tags[OSP_CT_WAYS];
+	struct osp_ct_way ways[OSP_CT_WAYS];
 };
 
 /* A Service translation the node's netfilter made (kube-proxy's DNAT), read from the
@@ -203,7 +220,9 @@ struct osp_event {
 struct osp_config {
 	__u64 report_interval_ns; /* periodic report of active connections */
 	__u32 per_packet;	  /* 1: report every packet (debugging) */
-	__u32 tick_ns; /* nanoseconds per jiffy (1e9 / CONFIG_HZ); 0: not known, see config.h */
+	__u32 tick_ns;	   /* nanoseconds per jiffy (1e9 / CONFIG_HZ); 0: not known, see config.h */
+	__u32 ct_set_mask; /* sets of osp_conntrack - 1 (a power of two - 1) */
+	__u32 pad;
 	__u8 drops_ignored[OSP_DROP_REASON_SLOTS]; /* reason -> enum osp_drop_ignore bits */
 };
 
@@ -216,11 +235,13 @@ _Static_assert(sizeof(struct osp_counter) == 16, "osp_counter layout");
 _Static_assert(sizeof(struct osp_tuple) == 40, "osp_tuple layout");
 _Static_assert(sizeof(struct osp_conn_key) == 48, "osp_conn_key layout");
 _Static_assert(sizeof(struct osp_conn) == 32, "osp_conn layout");
+_Static_assert(sizeof(struct osp_ct_way) == 80, "osp_ct_way layout");
+_Static_assert(sizeof(struct osp_ct_set) == 64 + 80 * OSP_CT_WAYS, "osp_ct_set layout");
 _Static_assert(sizeof(struct osp_nat) == 64, "osp_nat layout");
 _Static_assert(sizeof(struct osp_event) == 416, "osp_event layout");
 _Static_assert(__builtin_offsetof(struct osp_event, payload) == OSP_EVENT_HEADER_SIZE,
 	       "osp_event header size");
-_Static_assert(sizeof(struct osp_config) == 16 + OSP_DROP_REASON_SLOTS, "osp_config layout");
+_Static_assert(sizeof(struct osp_config) == 24 + OSP_DROP_REASON_SLOTS, "osp_config layout");
 _Static_assert(sizeof(struct osp_drop_key) == 8, "osp_drop_key layout");
 
 /* The datapath's clock as user space reads it: bpf_ktime_get_ns() is CLOCK_MONOTONIC. */

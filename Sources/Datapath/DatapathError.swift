@@ -10,6 +10,7 @@ public enum DatapathError: Error, Equatable, CustomStringConvertible {
     case map(name: String, operation: String, errno: Int32)
     case btf(String)
     case statistics(errno: Int32)
+    case testRun(program: String, errno: Int32)
 
     public var description: String {
         switch self {
@@ -29,6 +30,8 @@ public enum DatapathError: Error, Equatable, CustomStringConvertible {
             "Cannot read the kernel's BTF: \(detail)."
         case .statistics(let code):
             "Cannot turn on the kernel's eBPF run statistics (\(Self.text(code))); it needs Linux 5.8 and CAP_SYS_ADMIN."
+        case .testRun(let program, let code):
+            "Cannot run \(program) on a test packet (\(Self.text(code))); it needs CAP_BPF."
         }
     }
 

@@ -93,8 +93,8 @@ public struct ProgramRuns: Sendable, Equatable {
     public var nanoseconds: UInt64 = 0
 }
 
-/// The connection table's size and traffic: connections the programs added and removed, and
-/// those the kernel evicted to make room (at least this many: see `Datapath.snapshot`).
+/// The connection table's size and traffic: connections the programs added, removed when they
+/// ended, and evicted to make room for new ones in a full set.
 public struct ConnectionTable: Sendable, Equatable {
     public var size = 0
     public var inserted: UInt64 = 0

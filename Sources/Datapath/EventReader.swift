@@ -105,7 +105,8 @@ private final class EventBatch: @unchecked Sendable {
 
     /// Copies one record; the reader never appends to a full batch (the callback stops libbpf).
     func append(_ data: UnsafeRawPointer, size: Int) {
-        guard size >= Int(OSP_EVENT_HEADER_SIZE), count < Self.capacity else {
+        precondition(count < Self.capacity, "an event appended to a full batch")
+        guard size >= Int(OSP_EVENT_HEADER_SIZE) else {
             malformed += 1
             return
         }

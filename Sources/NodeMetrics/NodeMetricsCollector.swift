@@ -192,12 +192,12 @@ public struct NodeMetricsCollector: Sendable {
                 }),
             MetricFamily(
                 name: "osprey_agent_conntrack_size",
-                help: "Connections the connection table can hold (--conntrack-max).",
+                help: "Connections the connection table can hold (--conntrack-max, rounded up to a power of two).",
                 kind: .gauge, samples: [.init([], Double(snapshot.connections.size))]),
             MetricFamily(
                 name: "osprey_agent_conntrack_evictions_total",
                 help:
-                    "Connections the kernel pushed out of the full connection table to make room (at least this many); one seen again is reported as new.",
+                    "Connections pushed out of the connection table to make room for a new one (the least recently active of its full set); one seen again is reported as new.",
                 kind: .counter, samples: [.init([], Double(snapshot.connections.evicted))]),
             MetricFamily(
                 name: "osprey_agent_bpf_program_runs_total",

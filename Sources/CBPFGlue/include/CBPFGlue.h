@@ -40,6 +40,10 @@ int osp_prog_run_stats(int prog_fd, uint64_t *run_time_ns, uint64_t *run_cnt);
  * the sysctl does but without changing it); -errno on failure. */
 int osp_enable_run_stats(void);
 
+/* Runs a tc program once on `packet`, an Ethernet frame (BPF_PROG_TEST_RUN: the kernel builds an
+ * sk_buff on the loopback device), and puts its return code in *retval. 0, or -errno. */
+int osp_prog_test_run(int prog_fd, const void *packet, uint32_t size, int *retval);
+
 /* Writes "value name\n" for every enumerator of the kernel enum `enum_name` (from
  * /sys/kernel/btf/vmlinux) into buf. Returns the number of bytes written. */
 int osp_btf_enum_dump(const char *enum_name, char *buf, size_t len);

@@ -37,15 +37,126 @@ static __always_inline void osp_reverse(struct osp_tuple *out, const struct osp_
 	out->pad = 0;
 }
 
+/* The connection table (map osp_conntrack, layout in osprey_abi.h). Everything happens in the
+ * program: a hash, one line of tags, one way — no helper call, lock or list on the packet path.
+ * Concurrency: a new connection claims its way with a compare-and-swap on the tag and publishes
+ * the tag after the key. A packet racing with the eviction or reuse of its connection's way may
+ * count towards the way's next connection: an increment in the wrong delta, as with the plain
+ * adds below. Two CPUs adding the same new connection at once may both add it; the copy that
+ * lookups do not find stays until its set needs the room. */
+
+/* Where a key lives or would live. */
+struct osp_ct_slot {
+	struct osp_ct_set *set;
+	__u32 tag;
+	__u32 way;  /* the connection's way, when found or inserted */
+	__u32 free; /* the first free way seen (OSP_CT_WAYS: none) */
+};
+
+/* The key's six words, mixed (multiply and xor-shift after each): the low bits pick the set,
+ * the high ones make the tag. */
+static __always_inline __u64 osp_ct_hash(const struct osp_conn_key *key)
+{
+	const __u64 *words = (const __u64 *)key;
+	__u64 hash = 0x9e3779b97f4a7c15ULL;
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*key) / 8); i++) {
+		hash = (hash ^ words[i]) * 0xff51afd7ed558ccdULL;
+		hash ^= hash >> 32;
+	}
+	return hash;
+}
+
+static __always_inline int osp_ct_key_equal(const struct osp_conn_key *a,
+					    const struct osp_conn_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]) |
+		(x[5] ^ y[5])) == 0;
+}
+
+/* The key's connection, or 0 with `slot` telling where it would go. */
+static __always_inline struct osp_conn *osp_ct_lookup(const struct osp_conn_key *key,
+						      struct osp_ct_slot *slot)
+{
+	__u64 hash = osp_ct_hash(key);
+	__u32 index = (__u32)hash & osp_config.ct_set_mask;
+	slot->tag = (__u32)(hash >> 32) | 1;
+	slot->free = OSP_CT_WAYS;
+	slot->set = bpf_map_lookup_elem(&osp_conntrack, &index);
+	if (!slot->set)
+		return 0;
+	for (__u32 i = 0; i < OSP_CT_WAYS; i++) {
+		__u32 tag = *(volatile __u32 *)&slot->set->tags[i];
+		if (tag == slot->tag && osp_ct_key_equal(&slot->set->ways[i].key, key)) {
+			slot->way = i;
+			return &slot->set->ways[i].conn;
+		}
+		if (tag == 0 && slot->free == OSP_CT_WAYS)
+			slot->free = i;
+	}
+	return 0;
+}
+
+/* Adds the key's connection (zeroed, `seen` now) in the free way `osp_ct_lookup` found, or in
+ * place of the set's least recently active connection (counted as evicted). 0 when another CPU
+ * took the way first. */
+static __always_inline struct osp_conn *osp_ct_insert(const struct osp_conn_key *key,
+						      struct osp_ct_slot *slot, __u32 now)
+{
+	struct osp_ct_set *set = slot->set;
+	if (!set)
+		return 0;
+	__u32 way = slot->free;
+	__u32 old = 0;
+	if (way >= OSP_CT_WAYS) {
+		__u32 idlest = 0;
+		way = 0;
+		for (__u32 i = 0; i < OSP_CT_WAYS; i++) {
+			__u32 idle = now - set->ways[i].conn.seen;
+			if (idle > idlest) {
+				idlest = idle;
+				way = i;
+			}
+		}
+		way &= OSP_CT_WAYS - 1;
+		old = *(volatile __u32 *)&set->tags[way];
+		if (old == OSP_CT_CLAIMED) /* another CPU is filling it */
+			return 0;
+	}
+	way &= OSP_CT_WAYS - 1;
+	if (__sync_val_compare_and_swap(&set->tags[way], old, OSP_CT_CLAIMED) != old)
+		return 0;
+	if (old)
+		osp_count_ct(OSP_CT_EVICTED);
+	struct osp_ct_way *entry = &set->ways[way];
+	__builtin_memcpy(&entry->key, key, sizeof(*key));
+	__builtin_memset(&entry->conn, 0, sizeof(entry->conn));
+	entry->conn.seen = now;
+	asm volatile("" ::: "memory"); /* the key before the tag that publishes it */
+	*(volatile __u32 *)&set->tags[way] = slot->tag;
+	slot->way = way;
+	osp_count_ct(OSP_CT_INSERTED);
+	return &entry->conn;
+}
+
+/* Frees the connection's way — unless it was evicted and taken meanwhile. */
+static __always_inline void osp_ct_delete(struct osp_ct_slot *slot)
+{
+	if (__sync_val_compare_and_swap(&slot->set->tags[slot->way & (OSP_CT_WAYS - 1)], slot->tag,
+					0) == slot->tag)
+		osp_count_ct(OSP_CT_DELETED);
+}
+
 /* Tracks the packet at an observation point and reports it when the connection starts, when
  * a TCP packet carries SYN, FIN or RST, for every DNS message, and periodically with deltas.
  * A TCP connection leaves the table when it ends — at its RST, or at the first packet without
  * FIN once both sides sent theirs (the last ACK) — so that short connections do not fill it
- * and push out live ones (the table is LRU: when full, inserting evicts the oldest). */
+ * and push out live ones. */
 static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *pkt,
 				      __u8 observation)
 {
-	struct osp_conn_key key = {.ifindex = skb->ifindex};
+	struct osp_conn_key key __attribute__((aligned(8))) = {.ifindex = skb->ifindex};
 	int source_first = osp_source_first(&pkt->tuple);
 	if (source_first)
 		__builtin_memcpy(&key.tuple, &pkt->tuple, sizeof(key.tuple));
@@ -55,28 +166,22 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 		key.tuple.sport = 0; /* echo request and reply share one entry */
 		key.tuple.dport = 0;
 	}
+	__u32 now = bpf_jiffies64();
 	__u8 report = 0;
-	/* A SYN without ACK nearly always opens a connection: insert first, skipping a lookup
-	 * that would miss. */
-	int opening = (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) == OSP_TCPF_SYN;
-	struct osp_conn *conn = opening ? 0 : bpf_map_lookup_elem(&osp_conntrack, &key);
+	struct osp_ct_slot slot = {};
+	struct osp_conn *conn = osp_ct_lookup(&key, &slot);
 	if (!conn) {
-		/* New here: this packet's source opened it — unless it is a SYN-ACK, whose
-		 * destination did (we missed the SYN). */
-		int synack = (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) ==
-			     (OSP_TCPF_SYN | OSP_TCPF_ACK);
-		struct osp_conn fresh = {.initiator_first = source_first ^ synack};
-		if (bpf_map_update_elem(&osp_conntrack, &key, &fresh, BPF_NOEXIST) == 0) {
-			osp_count_ct(OSP_CT_INSERTED);
-			report = OSP_REPORT_NEW;
-		}
-		/* Not inserted: there already (a SYN sent again, or another CPU was first), or
-		 * the table could make no room. */
-		conn = bpf_map_lookup_elem(&osp_conntrack, &key);
+		conn = osp_ct_insert(&key, &slot, now);
 		if (!conn) {
 			osp_count_error(OSP_ERR_CONNTRACK_FULL);
 			return;
 		}
+		/* New here: this packet's source opened it — unless it is a SYN-ACK, whose
+		 * destination did (we missed the SYN). */
+		int synack = (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) ==
+			     (OSP_TCPF_SYN | OSP_TCPF_ACK);
+		conn->initiator_first = source_first ^ synack;
+		report = OSP_REPORT_NEW;
 	}
 	__u8 is_reply = conn->initiator_first != source_first;
 	/* Plain adds: a connection's packets at one interface are handled by one CPU at a time
@@ -84,6 +189,7 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 	conn->packets += 1;
 	conn->bytes += skb->len;
 	conn->flags_seen |= pkt->tcp_flags;
+	conn->seen = now;
 
 	int dns = pkt->tuple.sport == 53 || pkt->tuple.dport == 53;
 	if (!report) {
@@ -105,8 +211,8 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 	}
 	if (report)
 		osp_report_trace(skb, pkt, conn, observation, report, is_reply);
-	if (ended && bpf_map_delete_elem(&osp_conntrack, &key) == 0)
-		osp_count_ct(OSP_CT_DELETED);
+	if (ended && slot.set)
+		osp_ct_delete(&slot);
 }
 
 #endif

@@ -46,14 +46,14 @@ struct {
 	__type(value, __u64);
 } osp_errors SEC(".maps");
 
-/* Connections by 5-tuple and observing interface -> reporting state. LRU: the oldest idle
- * connections make room; a connection evicted and seen again is simply reported as new. The
- * agent sets the size at load (--conntrack-max); evictions are counted from osp_ct_stats. */
+/* Connections by 5-tuple and observing interface -> reporting state: sets of OSP_CT_WAYS ways
+ * (struct osp_ct_set; lookups, inserts and evictions in conntrack.h). The agent sets the number
+ * of sets at load (--conntrack-max / OSP_CT_WAYS, a power of two) and osp_config.ct_set_mask. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
-	__type(key, struct osp_conn_key);
-	__type(value, struct osp_conn);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 524288 / OSP_CT_WAYS);
+	__type(key, __u32);
+	__type(value, struct osp_ct_set);
 } osp_conntrack SEC(".maps");
 
 /* enum osp_ct_stat -> how many connections entered and left osp_conntrack. */

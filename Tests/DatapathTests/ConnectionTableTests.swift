@@ -1,0 +1,153 @@
+import CDatapathABI
+import Foundation
+import Locking
+import Testing
+
+@testable import Datapath
+
+/// The pod programs' connection table, driven packet by packet: each test loads its own datapath
+/// (its own maps) and runs the tc program on hand-made frames with BPF_PROG_TEST_RUN, then reads
+/// the table's counters and the events user space receives. Needs root (CI runs as root).
+@Suite("Connection table: the pod program packet by packet", .serialized)
+struct ConnectionTableTests {
+    /// What a test checks of one event.
+    struct Report: Equatable, CustomStringConvertible {
+        var reason: osp_report_reason
+        var flags: UInt8
+        var isReply: Bool
+        var packets: UInt64
+        var clientPort: UInt16
+
+        var description: String { "\(reason.rawValue)/\(flags)/reply \(isReply)/\(packets) pkt/:\(clientPort)" }
+    }
+
+    final class Reports: Sendable {
+        let list = Lock<[Report]>([])
+    }
+
+    /// A datapath with a table of `entries`, its events collected.
+    final class Lab: @unchecked Sendable {
+        let datapath: Datapath
+        private let reports = Reports()
+
+        init(entries: Int) throws {
+            datapath = try Datapath(options: .init(connectionTableSize: entries))
+            datapath.events.start { [reports] events, _ in
+                let new = events.filter { $0.kind == UInt8(OSP_EVENT_TRACE.rawValue) }.map {
+                    Report(
+                        reason: osp_report_reason(UInt32($0.report)), flags: $0.tcp_flags, isReply: $0.is_reply == 1,
+                        packets: $0.packets, clientPort: $0.is_reply == 1 ? $0.tuple.dport : $0.tuple.sport)
+                }
+                reports.list.withLock { $0 += new }
+            }
+        }
+
+        deinit { datapath.detachAll() }
+
+        /// One TCP segment from `port` on 10.0.0.1 to 10.0.0.2:80, or back when `reply`,
+        /// leaving the client pod (the node side's tc ingress).
+        func segment(_ port: UInt16, _ flags: UInt8, reply: Bool = false) throws {
+            let client: [UInt8] = [10, 0, 0, 1]
+            let server: [UInt8] = [10, 0, 0, 2]
+            var frame: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]
+            frame += [0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0] + (reply ? server + client : client + server)
+            let ports = reply ? [80, port] : [port, 80]
+            frame += ports.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
+            frame += [0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]
+            #expect(try datapath.run(.podIngress, packet: frame) == -1, "TC_ACT_UNSPEC: the packet goes on")
+        }
+
+        /// The events received once `count` have arrived (or after 5 s, whatever came).
+        func reports(_ count: Int) -> [Report] {
+            let deadline = Date().addingTimeInterval(5)
+            while reports.list.withLock({ $0.count }) < count, Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+            Thread.sleep(forTimeInterval: 0.05)  // and nothing more than expected
+            return reports.list.withLock { $0 }
+        }
+    }
+
+    static let syn: UInt8 = 0x02, ack: UInt8 = 0x10, fin: UInt8 = 0x01, psh: UInt8 = 0x08
+
+    @Test(
+        "a connection takes one entry from its SYN to its last ACK, is reported at its start, SYN-ACK and FINs with the packets between, and leaves"
+    )
+    func lifecycle() throws {
+        let lab = try Lab(entries: 64)
+        #expect(lab.datapath.connectionTable().size == 64)
+        try lab.segment(40_000, Self.syn)
+        try lab.segment(40_000, Self.syn | Self.ack, reply: true)
+        try lab.segment(40_000, Self.ack)
+        try lab.segment(40_000, Self.psh | Self.ack)
+        try lab.segment(40_000, Self.psh | Self.ack, reply: true)
+        try lab.segment(40_000, Self.fin | Self.ack, reply: true)
+        try lab.segment(40_000, Self.ack)
+        try lab.segment(40_000, Self.fin | Self.ack)
+        try lab.segment(40_000, Self.ack, reply: true)  // the last ACK: the connection leaves
+        #expect(
+            lab.reports(4) == [
+                Report(reason: OSP_REPORT_NEW, flags: Self.syn, isReply: false, packets: 1, clientPort: 40_000),
+                Report(
+                    reason: OSP_REPORT_FLAGS, flags: Self.syn | Self.ack, isReply: true, packets: 1, clientPort: 40_000),
+                Report(
+                    reason: OSP_REPORT_FLAGS, flags: Self.fin | Self.ack, isReply: true, packets: 4, clientPort: 40_000),
+                Report(
+                    reason: OSP_REPORT_FLAGS, flags: Self.fin | Self.ack, isReply: false, packets: 2, clientPort: 40_000
+                ),
+            ])
+        #expect(lab.datapath.connectionTable() == ConnectionTable(size: 64, inserted: 1, deleted: 1, evicted: 0))
+        try lab.segment(40_000, Self.syn)  // the same ports again: a new connection
+        #expect(lab.datapath.connectionTable().inserted == 2)
+        #expect(lab.datapath.snapshot().errors[.conntrackFull] == 0)
+    }
+
+    @Test(
+        "a table fuller than it holds evicts the least recently active connections, counts each, and still reports every start"
+    )
+    func eviction() throws {
+        let lab = try Lab(entries: 64)  // 4 sets of 16
+        try lab.segment(1_000, Self.syn)  // the connection kept active
+        var port: UInt16 = 2_000
+        for _ in 0..<40 {
+            // A tick later (jiffies: 10 ms is at least one at any HZ), the kept connection is
+            // the most recently active of its set; the 10 new ones after it are newer only
+            // within this tick, and no set gets 16 of them.
+            Thread.sleep(forTimeInterval: 0.01)
+            try lab.segment(1_000, Self.ack)
+            for _ in 0..<10 {
+                try lab.segment(port, Self.syn)
+                port += 1
+            }
+        }
+        try lab.segment(1_000, Self.ack)
+        let reports = lab.reports(401)
+        #expect(reports.count == 401, "a start for each connection and nothing for the kept one's ACKs")
+        #expect(reports.allSatisfy { $0.reason == OSP_REPORT_NEW && $0.flags == Self.syn })
+        #expect(reports.first?.clientPort == 1_000)
+        // Every set is full: 64 live, everything else evicted, the kept connection never.
+        #expect(
+            lab.datapath.connectionTable() == ConnectionTable(size: 64, inserted: 401, deleted: 0, evicted: 401 - 64))
+        // The first new one was pushed out long ago: seen again, it is new again.
+        try lab.segment(2_000, Self.ack)
+        #expect(
+            lab.reports(402).last
+                == Report(reason: OSP_REPORT_NEW, flags: Self.ack, isReply: false, packets: 1, clientPort: 2_000))
+        #expect(lab.datapath.connectionTable().inserted == 402)
+        #expect(lab.datapath.snapshot().errors[.conntrackFull] == 0)
+        #expect(lab.datapath.events.kernelLost == 0)
+    }
+
+    @Test("--conntrack-max becomes whole sets of 16: a power of two, at least 4, never fewer entries than asked")
+    func sizes() {
+        #expect(Datapath.connectionTableSets(64) == 4)
+        #expect(Datapath.connectionTableSets(1) == 4)
+        #expect(Datapath.connectionTableSets(65) == 8)
+        #expect(Datapath.connectionTableSets(256) == 16)
+        #expect(Datapath.connectionTableSets(262_144) == 16_384)
+        #expect(Datapath.connectionTableSets(300_000) == 32_768)
+        #expect(Datapath.connectionTableSets(16_777_216) == 1_048_576)
+        let config = Datapath.config(.init(connectionTableSize: 1_000), dropReasons: [:])
+        #expect(config.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self).ct_set_mask } == 63)
+    }
+}
