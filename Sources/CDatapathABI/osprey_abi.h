@@ -80,6 +80,11 @@ enum osp_tcp_flag_bit {
 	OSP_TCPF_CWR = 0x80,
 };
 
+/* TCP packets of pods by enum osp_tcp_flag: the value of osp_tcp_flags, one per direction. */
+struct osp_tcp_flag_counts {
+	__u64 packets[OSP_TCP_FLAG_MAX];
+};
+
 /* Packets and bytes; the value of every per-CPU counter map. */
 struct osp_counter {
 	__u64 packets;
@@ -232,6 +237,8 @@ struct osp_config {
 #define OSP_TC_HANDLE 0x5052   /* "PR" */
 
 _Static_assert(sizeof(struct osp_counter) == 16, "osp_counter layout");
+_Static_assert(sizeof(struct osp_tcp_flag_counts) == 8 * OSP_TCP_FLAG_MAX,
+	       "osp_tcp_flag_counts layout");
 _Static_assert(sizeof(struct osp_tuple) == 40, "osp_tuple layout");
 _Static_assert(sizeof(struct osp_conn_key) == 48, "osp_conn_key layout");
 _Static_assert(sizeof(struct osp_conn) == 32, "osp_conn layout");

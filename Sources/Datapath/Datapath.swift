@@ -112,7 +112,7 @@ public final class Datapath: Sendable {
     struct Maps: Sendable {
         let ifaces: BPFMap<UInt32, UInt32>
         let netns: BPFMap<UInt32, UInt32>
-        let tcpFlags: BPFMap<UInt32, UInt64>
+        let tcpFlags: BPFMap<UInt32, osp_tcp_flag_counts>
         let drops: BPFMap<osp_drop_key, osp_counter>
         let errors: BPFMap<UInt32, UInt64>
         let ctStats: BPFMap<UInt32, UInt64>
@@ -390,11 +390,17 @@ public final class Datapath: Sendable {
     /// Sums of every counter map, read now.
     public func snapshot() -> DatapathSnapshot {
         var snapshot = DatapathSnapshot()
-        for flag in TCPFlag.allCases {
-            for direction in TrafficDirection.allCases where direction != .unknown {
-                let key = UInt32(flag.rawValue * TrafficDirection.allCases.count + direction.rawValue)
-                let total = (maps.tcpFlags.perCPU(key, cpus: cpus) ?? []).reduce(0, +)
-                snapshot.tcpFlags[TCPFlagKey(flag: flag, direction: direction)] = total
+        for direction in TrafficDirection.allCases where direction != .unknown {
+            var totals = [UInt64](repeating: 0, count: TCPFlag.allCases.count)
+            for counts in maps.tcpFlags.perCPU(UInt32(direction.rawValue), cpus: cpus) ?? [] {
+                withUnsafeBytes(of: counts.packets) { packets in
+                    for flag in totals.indices {
+                        totals[flag] += packets.load(fromByteOffset: flag * 8, as: UInt64.self)
+                    }
+                }
+            }
+            for flag in TCPFlag.allCases {
+                snapshot.tcpFlags[TCPFlagKey(flag: flag, direction: direction)] = totals[flag.rawValue]
             }
         }
         for key in maps.drops.keys() {

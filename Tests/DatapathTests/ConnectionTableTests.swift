@@ -97,6 +97,13 @@ struct ConnectionTableTests {
                 ),
             ])
         #expect(lab.datapath.connectionTable() == ConnectionTable(size: 64, inserted: 1, deleted: 1, evicted: 0))
+        // The flag counters, every packet leaving "the pod" (tc ingress of the node side).
+        let flags = lab.datapath.snapshot().tcpFlags
+        let counted: [TCPFlag: UInt64] = [.syn: 1, .synack: 1, .ack: 7, .fin: 2, .psh: 2, .rst: 0, .urg: 0]
+        for (flag, count) in counted {
+            #expect(flags[TCPFlagKey(flag: flag, direction: .egress)] == count, "\(flag)")
+            #expect(flags[TCPFlagKey(flag: flag, direction: .ingress)] == 0, "\(flag)")
+        }
         try lab.segment(40_000, Self.syn)  // the same ports again: a new connection
         #expect(lab.datapath.connectionTable().inserted == 2)
         #expect(lab.datapath.snapshot().errors[.conntrackFull] == 0)

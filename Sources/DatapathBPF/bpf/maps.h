@@ -22,12 +22,12 @@ struct {
 	__type(value, __u32);
 } osp_netns SEC(".maps");
 
-/* flag * OSP_DIR_MAX + direction -> TCP packets of pods with that flag. */
+/* enum osp_direction -> TCP packets of pods by flag: one lookup per packet, whatever its flags. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, OSP_TCP_FLAG_MAX *OSP_DIR_MAX);
+	__uint(max_entries, OSP_DIR_MAX);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct osp_tcp_flag_counts);
 } osp_tcp_flags SEC(".maps");
 
 /* struct osp_drop_key -> packets and bytes the kernel dropped. */

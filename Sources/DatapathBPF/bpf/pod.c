@@ -13,28 +13,29 @@
  * flag independently. */
 static __always_inline void osp_count_tcp_flags(__u8 flags, __u32 direction)
 {
-	__u32 hits[OSP_TCP_FLAG_MAX] = {};
+	struct osp_tcp_flag_counts *counts = bpf_map_lookup_elem(&osp_tcp_flags, &direction);
+	if (!counts)
+		return;
 	if ((flags & OSP_TCPF_SYN) && (flags & OSP_TCPF_ACK)) {
-		hits[OSP_TCP_SYNACK] = 1;
+		counts->packets[OSP_TCP_SYNACK] += 1;
 	} else {
-		hits[OSP_TCP_SYN] = (flags & OSP_TCPF_SYN) != 0;
-		hits[OSP_TCP_ACK] = (flags & OSP_TCPF_ACK) != 0;
+		if (flags & OSP_TCPF_SYN)
+			counts->packets[OSP_TCP_SYN] += 1;
+		if (flags & OSP_TCPF_ACK)
+			counts->packets[OSP_TCP_ACK] += 1;
 	}
-	hits[OSP_TCP_FIN] = (flags & OSP_TCPF_FIN) != 0;
-	hits[OSP_TCP_RST] = (flags & OSP_TCPF_RST) != 0;
-	hits[OSP_TCP_PSH] = (flags & OSP_TCPF_PSH) != 0;
-	hits[OSP_TCP_URG] = (flags & OSP_TCPF_URG) != 0;
-	hits[OSP_TCP_ECE] = (flags & OSP_TCPF_ECE) != 0;
-	hits[OSP_TCP_CWR] = (flags & OSP_TCPF_CWR) != 0;
-#pragma unroll
-	for (__u32 flag = 0; flag < OSP_TCP_FLAG_MAX; flag++) {
-		if (!hits[flag])
-			continue;
-		__u32 key = flag * OSP_DIR_MAX + direction;
-		__u64 *count = bpf_map_lookup_elem(&osp_tcp_flags, &key);
-		if (count)
-			*count += 1;
-	}
+	if (flags & OSP_TCPF_FIN)
+		counts->packets[OSP_TCP_FIN] += 1;
+	if (flags & OSP_TCPF_RST)
+		counts->packets[OSP_TCP_RST] += 1;
+	if (flags & OSP_TCPF_PSH)
+		counts->packets[OSP_TCP_PSH] += 1;
+	if (flags & OSP_TCPF_URG)
+		counts->packets[OSP_TCP_URG] += 1;
+	if (flags & OSP_TCPF_ECE)
+		counts->packets[OSP_TCP_ECE] += 1;
+	if (flags & OSP_TCPF_CWR)
+		counts->packets[OSP_TCP_CWR] += 1;
 }
 
 /* Headers are parsed once for both the flag counters and the connection table. */
