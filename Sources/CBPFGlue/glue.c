@@ -108,13 +108,20 @@ int osp_prog_name(uint32_t prog_id, char *name, size_t len)
 	return 0;
 }
 
+/* The kernel's information about a loaded program: 0, or -errno. */
+static int osp_prog_info(int prog_fd, struct bpf_prog_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	uint32_t size = sizeof(*info);
+	return bpf_obj_get_info_by_fd(prog_fd, info, &size) ? -errno : 0;
+}
+
 int osp_prog_run_stats(int prog_fd, uint64_t *run_time_ns, uint64_t *run_cnt)
 {
 	struct bpf_prog_info info;
-	memset(&info, 0, sizeof(info));
-	uint32_t size = sizeof(info);
-	if (bpf_obj_get_info_by_fd(prog_fd, &info, &size))
-		return -errno;
+	int status = osp_prog_info(prog_fd, &info);
+	if (status)
+		return status;
 	*run_time_ns = info.run_time_ns;
 	*run_cnt = info.run_cnt;
 	return 0;
@@ -127,6 +134,16 @@ int osp_enable_run_stats(void)
 	attr.enable_stats.type = BPF_STATS_RUN_TIME;
 	int fd = syscall(__NR_bpf, BPF_ENABLE_STATS, &attr, sizeof(attr));
 	return fd < 0 ? -errno : fd;
+}
+
+int osp_prog_verified_insns(int prog_fd, uint32_t *count)
+{
+	struct bpf_prog_info info;
+	int status = osp_prog_info(prog_fd, &info);
+	if (status)
+		return status;
+	*count = info.verified_insns;
+	return 0;
 }
 
 int osp_prog_test_run(int prog_fd, const void *packet, uint32_t size, int *retval)

@@ -175,6 +175,14 @@ struct osp_ct_set {
 	struct osp_ct_way ways[OSP_CT_WAYS];
 };
 
+/* Per-CPU scratch of the table's loops (map osp_ct_scratch; see osp_ct_lookup). */
+struct osp_ct_scratch {
+	__u32 way;
+	__u32 free;
+	__u32 idlest;
+	__u32 pad;
+};
+
 /* A Service translation the node's netfilter made (kube-proxy's DNAT), read from the
  * conntrack entry a packet carried when it entered a pod: the connection as its client opened
  * it (client -> Service address) and the backend the NAT chose. Lets user space name the

@@ -91,7 +91,7 @@ public final class Datapath: Sendable {
     enum MapName: String, CaseIterable {
         case ifaces = "osp_ifaces", netns = "osp_netns", tcpFlags = "osp_tcp_flags"
         case drops = "osp_drops", errors = "osp_errors", conntrack = "osp_conntrack", events = "osp_events"
-        case lost = "osp_lost", ctStats = "osp_ct_stats"
+        case lost = "osp_lost", ctStats = "osp_ct_stats", ctScratch = "osp_ct_scratch"
     }
 
     enum ProgramName: String, CaseIterable {
@@ -383,6 +383,21 @@ public final class Datapath: Sendable {
         let status = packet.withUnsafeBytes { osp_prog_test_run(fd, $0.baseAddress, UInt32($0.count), &verdict) }
         guard status == 0 else { throw .testRun(program: program.rawValue, errno: -status) }
         return verdict
+    }
+
+    /// Instructions the verifier went through to accept `program` when it was loaded (what
+    /// the agent's start waits for).
+    func verifiedInstructions(_ program: ProgramName) throws(DatapathError) -> UInt32 {
+        let fd = try objects.withLock { objects throws(DatapathError) -> Int32 in
+            guard let objects else { throw .missing(what: "tc programs", object: "pod (closed)") }
+            return try objects.pod.programFD(program.rawValue)
+        }
+        var count: UInt32 = 0
+        let status = osp_prog_verified_insns(fd, &count)
+        guard status == 0 else {
+            throw .map(name: program.rawValue, operation: "reading its information", errno: -status)
+        }
+        return count
     }
 
     // MARK: - Counters

@@ -40,6 +40,9 @@ int osp_prog_run_stats(int prog_fd, uint64_t *run_time_ns, uint64_t *run_cnt);
  * the sysctl does but without changing it); -errno on failure. */
 int osp_enable_run_stats(void);
 
+/* How many instructions the verifier went through to accept the program (its work at load). */
+int osp_prog_verified_insns(int prog_fd, uint32_t *count);
+
 /* Runs a tc program once on `packet`, an Ethernet frame (BPF_PROG_TEST_RUN: the kernel builds an
  * sk_buff on the loopback device), and puts its return code in *retval. 0, or -errno. */
 int osp_prog_test_run(int prog_fd, const void *packet, uint32_t size, int *retval);

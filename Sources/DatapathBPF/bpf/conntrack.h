@@ -48,9 +48,9 @@ static __always_inline void osp_reverse(struct osp_tuple *out, const struct osp_
 /* Where a key lives or would live. */
 struct osp_ct_slot {
 	struct osp_ct_set *set;
+	struct osp_ct_scratch *scratch;
 	__u32 tag;
-	__u32 way;  /* the connection's way, when found or inserted */
-	__u32 free; /* the first free way seen (OSP_CT_WAYS: none) */
+	__u32 way; /* the connection's way, when found or inserted */
 };
 
 /* The key's six words, mixed (multiply and xor-shift after each): the low bits pick the set,
@@ -75,27 +75,45 @@ static __always_inline int osp_ct_key_equal(const struct osp_conn_key *a,
 		(x[5] ^ y[5])) == 0;
 }
 
-/* The key's connection, or 0 with `slot` telling where it would go. */
+/* The loops below leave their results (a way's index) in per-CPU map memory, not in registers
+ * or on the stack: the verifier tracks those exactly, so each way a loop could end at would be
+ * a different constant and the whole rest of the program would be verified once per way (that
+ * took the verifier 430,000 instructions and the agent's start 1.5 s). Read back from a map, an
+ * index is one unknown value, masked to [0, OSP_CT_WAYS). */
+static __always_inline __u32 osp_ct_read(__u32 *field)
+{
+	return *(volatile __u32 *)field & (OSP_CT_WAYS - 1);
+}
+
+/* The key's connection, or 0 with `slot` telling where it would go (scratch->free: the first
+ * free way, OSP_CT_WAYS if none). */
 static __always_inline struct osp_conn *osp_ct_lookup(const struct osp_conn_key *key,
 						      struct osp_ct_slot *slot)
 {
+	__u32 zero = 0;
 	__u64 hash = osp_ct_hash(key);
 	__u32 index = (__u32)hash & osp_config.ct_set_mask;
 	slot->tag = (__u32)(hash >> 32) | 1;
-	slot->free = OSP_CT_WAYS;
 	slot->set = bpf_map_lookup_elem(&osp_conntrack, &index);
-	if (!slot->set)
+	slot->scratch = bpf_map_lookup_elem(&osp_ct_scratch, &zero);
+	struct osp_ct_scratch *scratch = slot->scratch;
+	if (!slot->set || !scratch)
 		return 0;
+	*(volatile __u32 *)&scratch->free = OSP_CT_WAYS;
+	*(volatile __u32 *)&scratch->way = OSP_CT_WAYS;
 	for (__u32 i = 0; i < OSP_CT_WAYS; i++) {
 		__u32 tag = *(volatile __u32 *)&slot->set->tags[i];
 		if (tag == slot->tag && osp_ct_key_equal(&slot->set->ways[i].key, key)) {
-			slot->way = i;
-			return &slot->set->ways[i].conn;
+			*(volatile __u32 *)&scratch->way = i;
+			break;
 		}
-		if (tag == 0 && slot->free == OSP_CT_WAYS)
-			slot->free = i;
+		if (tag == 0 && *(volatile __u32 *)&scratch->free == OSP_CT_WAYS)
+			*(volatile __u32 *)&scratch->free = i;
 	}
-	return 0;
+	if (*(volatile __u32 *)&scratch->way == OSP_CT_WAYS)
+		return 0;
+	slot->way = osp_ct_read(&scratch->way);
+	return &slot->set->ways[slot->way].conn;
 }
 
 /* Adds the key's connection (zeroed, `seen` now) in the free way `osp_ct_lookup` found, or in
@@ -105,26 +123,25 @@ static __always_inline struct osp_conn *osp_ct_insert(const struct osp_conn_key 
 						      struct osp_ct_slot *slot, __u32 now)
 {
 	struct osp_ct_set *set = slot->set;
-	if (!set)
+	struct osp_ct_scratch *scratch = slot->scratch;
+	if (!set || !scratch)
 		return 0;
-	__u32 way = slot->free;
 	__u32 old = 0;
-	if (way >= OSP_CT_WAYS) {
-		__u32 idlest = 0;
-		way = 0;
+	if (*(volatile __u32 *)&scratch->free == OSP_CT_WAYS) {
+		*(volatile __u32 *)&scratch->idlest = 0;
+		*(volatile __u32 *)&scratch->free = 0;
 		for (__u32 i = 0; i < OSP_CT_WAYS; i++) {
 			__u32 idle = now - set->ways[i].conn.seen;
-			if (idle > idlest) {
-				idlest = idle;
-				way = i;
+			if (idle > *(volatile __u32 *)&scratch->idlest) {
+				*(volatile __u32 *)&scratch->idlest = idle;
+				*(volatile __u32 *)&scratch->free = i;
 			}
 		}
-		way &= OSP_CT_WAYS - 1;
-		old = *(volatile __u32 *)&set->tags[way];
+		old = *(volatile __u32 *)&set->tags[osp_ct_read(&scratch->free)];
 		if (old == OSP_CT_CLAIMED) /* another CPU is filling it */
 			return 0;
 	}
-	way &= OSP_CT_WAYS - 1;
+	__u32 way = osp_ct_read(&scratch->free);
 	if (__sync_val_compare_and_swap(&set->tags[way], old, OSP_CT_CLAIMED) != old)
 		return 0;
 	if (old)

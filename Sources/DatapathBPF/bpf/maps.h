@@ -56,6 +56,14 @@ struct {
 	__type(value, struct osp_ct_set);
 } osp_conntrack SEC(".maps");
 
+/* 0 -> where the table's loops keep their results (conntrack.h says why not on the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct osp_ct_scratch);
+} osp_ct_scratch SEC(".maps");
+
 /* enum osp_ct_stat -> how many connections entered and left osp_conntrack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
