@@ -231,9 +231,19 @@ struct ObserveFlows: AsyncParsableCommand {
                 }
             }
             let text = String(decoding: data, as: UTF8.self)
-            for (number, line) in text.split(separator: "\n").enumerated() where !line.isEmpty {
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            for (number, line) in lines.enumerated() where !line.isEmpty {
                 let response: Observer_GetFlowsResponse
                 do { response = try FlowJSONLines.parse(String(line)) } catch {
+                    // A file its agent is still writing, or a copy taken meanwhile, can end in
+                    // the part of a line written so far: not an error, and not a flow yet.
+                    if number == lines.count - 1 {
+                        FileHandle.standardError.write(
+                            Data(
+                                "osprey: the last line of \(path) is cut short (written while it was read); skipped.\n"
+                                    .utf8))
+                        break
+                    }
                     throw CLIError("Line \(number + 1) of \(path) is not a jsonpb flow (hubble observe -o jsonpb).")
                 }
                 if case .flow(let flow)? = response.responseTypes, !set.matches(flow) { continue }
