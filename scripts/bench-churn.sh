@@ -16,11 +16,12 @@ without=() with=() cpu=() lost=() syn_ratio=() fin_ratio=()
 measure_with_agents() {
   start_agents
   local t0=() t1=() pid
-  for pid in $agent_pids; do t0+=("$(cpu_ticks "$pid")"); done
   local lost0 syn0 fin0 requests rate
   lost0=$(($(scrape 1 hubble_lost_events_total) + $(scrape 2 hubble_lost_events_total)))
   syn0=$(scrape 1 hubble_tcp_flags_total 'flag="SYN"')
   fin0=$(scrape 1 hubble_tcp_flags_total 'flag="FIN"')
+  # The agents' CPU during the run only: rendering the scrapes above is not the churn's.
+  for pid in $agent_pids; do t0+=("$(cpu_ticks "$pid")"); done
   read -r rate requests < <(churn)
   for pid in $agent_pids; do t1+=("$(cpu_ticks "$pid")"); done
   sleep 1 # the last poll's flows reach the metrics

@@ -55,10 +55,12 @@ sleep 3 # the last polls reach the metrics
 syn=$(($(scrape 1 hubble_tcp_flags_total 'flag="SYN"') - syn0))
 lost=$(($(scrape 1 hubble_lost_events_total) + $(scrape 2 hubble_lost_events_total) - lost0))
 # The connection table's kernel memory, from the agent's map file descriptors: the array
-# (map_type 2) whose values are struct osp_ct_set (16 ways: 64 + 16 * 80 bytes).
+# (map_type 2) of one value per set of 16 ways, as many sets as the agent's size says.
+table_size=$(scrape 1 osprey_agent_conntrack_size)
 table_memory=$(for fd in /proc/"$node1_agent"/fdinfo/*; do
-  awk '/^map_type:/ {t = $2} /^value_size:/ {v = $2} /^memlock:/ {l = $2} END {if (t == 2 && v == 1344) print l}' "$fd"
-done 2> /dev/null | sort -u | head -1)
+  awk -v sets=$((table_size / 16)) '/^map_type:/ {t = $2} /^max_entries:/ {n = $2} /^memlock:/ {l = $2}
+    END {if (t == 2 && n == sets) print l}' "$fd"
+done 2> /dev/null | sort -n | tail -1)
 printf '\n| %d connections held open, loadgen (node 1) → ledger (node 2) | |\n|---|---|\n' "$count"
 printf '| established / failed | %d / %d in %.1f s |\n' "$established" "$failed" "$(echo "$opened - $started" | bc -l)"
 printf '| connection starts reported on node 1 (SYN flows; goal: every one) | %d |\n' "$syn"
@@ -67,5 +69,5 @@ printf '| agent RSS, node 1 / node 2 (goal ≤ 128 MiB) | %.1f / %.1f MiB (node 
   "$(echo "$(rss_kib "$node1_agent") / 1024" | bc -l)" "$(echo "$(rss_kib "$node2_agent") / 1024" | bc -l)" \
   "$(echo "$rss0 / 1024" | bc -l)"
 printf '| connection table: size, kernel memory, evictions on node 1 | %d entries, %.1f MiB, %d evicted |\n' \
-  "$(scrape 1 osprey_agent_conntrack_size)" "$(echo "$table_memory / 1048576" | bc -l)" \
+  "$table_size" "$(echo "$table_memory / 1048576" | bc -l)" \
   "$(scrape 1 osprey_agent_conntrack_evictions_total)"

@@ -194,13 +194,15 @@ public final class Datapath: Sendable {
         var useTCX = false
         if options.tcx { useTCX = try Self.kernelEnum("bpf_attach_type").values.contains("BPF_TCX_INGRESS") }
         attachMode = useTCX ? .tcx : .tc
+        let sets = Self.connectionTableSets(options.connectionTableSize)
         let constants = [
-            Self.configSection: Self.config(options, dropReasons: dropReasons, kernelHZ: Self.kernelHZ())
+            Self.configSection: Self.config(
+                options, connectionTableSets: sets, dropReasons: dropReasons, kernelHZ: Self.kernelHZ())
         ]
         let pod = try BPFObject(
             name: "pod", bytes: BPFObjects.pod, constants: constants,
-            sizes: [MapName.conntrack.rawValue: UInt32(Self.connectionTableSets(options.connectionTableSize))])
-        connectionTableSize = Self.connectionTableSets(options.connectionTableSize) * Int(OSP_CT_WAYS)
+            sizes: [MapName.conntrack.rawValue: UInt32(sets)])
+        connectionTableSize = sets * Int(OSP_CT_WAYS)
         var fds: [String: Int32] = [:]
         for map in MapName.allCases { fds[map.rawValue] = try pod.mapFD(map.rawValue) }
         let drops = try BPFObject(name: "drops", bytes: BPFObjects.drops, sharing: fds, constants: constants)
@@ -234,13 +236,16 @@ public final class Datapath: Sendable {
         return 1 << (Int.bitWidth - (sets - 1).leadingZeroBitCount)
     }
 
-    /// `struct osp_config` for `options`, as the bytes of its section.
-    static func config(_ options: Options, dropReasons: [UInt32: String], kernelHZ: Int? = nil) -> [UInt8] {
+    /// `struct osp_config` for `options` and a table of `connectionTableSets` sets, as the
+    /// bytes of its section.
+    static func config(
+        _ options: Options, connectionTableSets: Int, dropReasons: [UInt32: String], kernelHZ: Int? = nil
+    ) -> [UInt8] {
         var config = osp_config()
         config.report_interval_ns = UInt64(max(0.001, options.reportInterval) * 1e9)
         config.per_packet = options.perPacket ? 1 : 0
         if let kernelHZ, kernelHZ > 0 { config.tick_ns = UInt32(1_000_000_000 / kernelHZ) }
-        config.ct_set_mask = UInt32(connectionTableSets(options.connectionTableSize) - 1)
+        config.ct_set_mask = UInt32(connectionTableSets - 1)
         withUnsafeMutableBytes(of: &config.drops_ignored) { slots in
             for (value, name) in dropReasons where Int(value) < slots.count {
                 guard let rules = options.ignoredDrops[name] else { continue }
@@ -260,13 +265,7 @@ public final class Datapath: Sendable {
     @discardableResult
     public func attach(interface name: String, index: Int32, role: InterfaceRole) throws(DatapathError) -> Bool {
         try maps.ifaces.update(UInt32(index), role.rawValue)
-        let (ingress, egress) = try objects.withLock { objects throws(DatapathError) -> (Int32, Int32) in
-            guard let objects else { throw .missing(what: "tc programs", object: "pod (closed)") }
-            return (
-                try objects.pod.programFD(ProgramName.podIngress.rawValue),
-                try objects.pod.programFD(ProgramName.podEgress.rawValue)
-            )
-        }
+        let (ingress, egress) = (try podProgramFD(.podIngress), try podProgramFD(.podEgress))
         // Links this agent already holds on the index (the interface was renamed) go first, so
         // that no packet is counted by two programs.
         attached.withLock { $0.removeValue(forKey: index) }?.closeLinks()
@@ -371,14 +370,19 @@ public final class Datapath: Sendable {
         }
     }
 
+    /// A pod program's descriptor, while the datapath is open.
+    private func podProgramFD(_ program: ProgramName) throws(DatapathError) -> Int32 {
+        try objects.withLock { objects throws(DatapathError) -> Int32 in
+            guard let objects else { throw .missing(what: "tc programs", object: "pod (closed)") }
+            return try objects.pod.programFD(program.rawValue)
+        }
+    }
+
     /// Runs a tc program once on `packet`, an Ethernet frame, as if it crossed a pod veth (the
     /// kernel's BPF_PROG_TEST_RUN; the loopback device stands in for the veth). Returns the
     /// program's verdict. For tests of what the programs count and report.
     func run(_ program: ProgramName, packet: [UInt8]) throws(DatapathError) -> Int32 {
-        let fd = try objects.withLock { objects throws(DatapathError) -> Int32 in
-            guard let objects else { throw .missing(what: "tc programs", object: "pod (closed)") }
-            return try objects.pod.programFD(program.rawValue)
-        }
+        let fd = try podProgramFD(program)
         var verdict: Int32 = 0
         let status = packet.withUnsafeBytes { osp_prog_test_run(fd, $0.baseAddress, UInt32($0.count), &verdict) }
         guard status == 0 else { throw .testRun(program: program.rawValue, errno: -status) }
@@ -388,10 +392,7 @@ public final class Datapath: Sendable {
     /// Instructions the verifier went through to accept `program` when it was loaded (what
     /// the agent's start waits for).
     func verifiedInstructions(_ program: ProgramName) throws(DatapathError) -> UInt32 {
-        let fd = try objects.withLock { objects throws(DatapathError) -> Int32 in
-            guard let objects else { throw .missing(what: "tc programs", object: "pod (closed)") }
-            return try objects.pod.programFD(program.rawValue)
-        }
+        let fd = try podProgramFD(program)
         var count: UInt32 = 0
         let status = osp_prog_verified_insns(fd, &count)
         guard status == 0 else {

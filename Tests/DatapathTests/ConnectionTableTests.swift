@@ -165,7 +165,8 @@ struct ConnectionTableTests {
         #expect(Datapath.connectionTableSets(262_144) == 16_384)
         #expect(Datapath.connectionTableSets(300_000) == 32_768)
         #expect(Datapath.connectionTableSets(16_777_216) == 1_048_576)
-        let config = Datapath.config(.init(connectionTableSize: 1_000), dropReasons: [:])
+        let config = Datapath.config(
+            .init(), connectionTableSets: Datapath.connectionTableSets(1_000), dropReasons: [:])
         #expect(config.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self).ct_set_mask } == 63)
     }
 }

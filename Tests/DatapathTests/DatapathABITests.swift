@@ -62,11 +62,13 @@ struct DatapathABITests {
         let reasons: [UInt32: String] = [
             2: "NOT_SPECIFIED", 5: "SOCKET_CLOSE", 7: "NETFILTER_DROP", 70_000: "SOCKET_CLOSE",
         ]
-        let bytes = Datapath.config(.init(reportInterval: 2.5, perPacket: true), dropReasons: reasons)
+        let bytes = Datapath.config(
+            .init(reportInterval: 2.5, perPacket: true), connectionTableSets: 4, dropReasons: reasons)
         #expect(bytes.count == MemoryLayout<osp_config>.size)
         let config = bytes.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self) }
         #expect(config.report_interval_ns == 2_500_000_000)
         #expect(config.per_packet == 1)
+        #expect(config.ct_set_mask == 3, "a set is the hash's low bits: 4 sets, mask 3")
         let ignored = withUnsafeBytes(of: config.drops_ignored) { Array($0) }
         #expect(ignored.count == Int(OSP_DROP_REASON_SLOTS))
         #expect(ignored[5] == UInt8(OSP_DROP_IGNORE_ALWAYS.rawValue))
@@ -74,9 +76,9 @@ struct DatapathABITests {
         #expect(ignored[7] == 0, "a network drop is reported")
         #expect(ignored.enumerated().filter { $0.element != 0 }.map(\.offset) == [2, 5])
         #expect(config.tick_ns == 0, "no tick known: the programs read the coarse clock")
-        let ticked = Datapath.config(.init(), dropReasons: reasons, kernelHZ: 250)
+        let ticked = Datapath.config(.init(), connectionTableSets: 4, dropReasons: reasons, kernelHZ: 250)
         #expect(ticked.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self).tick_ns } == 4_000_000)
-        let all = Datapath.config(.init(ignoredDrops: [:]), dropReasons: reasons)
+        let all = Datapath.config(.init(ignoredDrops: [:]), connectionTableSets: 4, dropReasons: reasons)
         #expect(all.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self).per_packet } == 0)
         #expect(
             withUnsafeBytes(of: all.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self) }.drops_ignored) {

@@ -38,7 +38,8 @@ static __always_inline void osp_reverse(struct osp_tuple *out, const struct osp_
 }
 
 /* The connection table (map osp_conntrack, layout in osprey_abi.h). Everything happens in the
- * program: a hash, one line of tags, one way — no helper call, lock or list on the packet path.
+ * program: a hash, one line of tags, one way. Its array lookups are inlined by the verifier, so
+ * the packet path makes no helper call and takes no lock or list.
  * Concurrency: a new connection claims its way with a compare-and-swap on the tag and publishes
  * the tag after the key. A packet racing with the eviction or reuse of its connection's way may
  * count towards the way's next connection: an increment in the wrong delta, as with the plain

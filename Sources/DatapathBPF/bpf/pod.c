@@ -9,6 +9,15 @@
 #include "maps.h"
 #include "parse.h"
 
+/* The counter of each flag a packet's flags count independently (SYN and ACK apart). */
+static const struct {
+	__u8 flag;
+	__u8 counter;
+} osp_flag_counters[] = {
+    {OSP_TCPF_FIN, OSP_TCP_FIN}, {OSP_TCPF_RST, OSP_TCP_RST}, {OSP_TCPF_PSH, OSP_TCP_PSH},
+    {OSP_TCPF_URG, OSP_TCP_URG}, {OSP_TCPF_ECE, OSP_TCP_ECE}, {OSP_TCPF_CWR, OSP_TCP_CWR},
+};
+
 /* networkobservability_tcp_flag_counters: a SYN with ACK counts as SYNACK only, every other
  * flag independently. */
 static __always_inline void osp_count_tcp_flags(__u8 flags, __u32 direction)
@@ -24,18 +33,11 @@ static __always_inline void osp_count_tcp_flags(__u8 flags, __u32 direction)
 		if (flags & OSP_TCPF_ACK)
 			counts->packets[OSP_TCP_ACK] += 1;
 	}
-	if (flags & OSP_TCPF_FIN)
-		counts->packets[OSP_TCP_FIN] += 1;
-	if (flags & OSP_TCPF_RST)
-		counts->packets[OSP_TCP_RST] += 1;
-	if (flags & OSP_TCPF_PSH)
-		counts->packets[OSP_TCP_PSH] += 1;
-	if (flags & OSP_TCPF_URG)
-		counts->packets[OSP_TCP_URG] += 1;
-	if (flags & OSP_TCPF_ECE)
-		counts->packets[OSP_TCP_ECE] += 1;
-	if (flags & OSP_TCPF_CWR)
-		counts->packets[OSP_TCP_CWR] += 1;
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(osp_flag_counters) / sizeof(osp_flag_counters[0])); i++) {
+		if (flags & osp_flag_counters[i].flag)
+			counts->packets[osp_flag_counters[i].counter] += 1;
+	}
 }
 
 /* Headers are parsed once for both the flag counters and the connection table. */
