@@ -39,8 +39,9 @@ printf '| without osprey-agent | %.0f Mbit/s |\n| with osprey-agent on both node
 ratios=()
 for i in "${!with[@]}"; do ratios+=("$(echo "${with[$i]} / ${without[$i]}" | bc -l)"); done
 printf '| ratio of the medians with/without | %.3f |\n' "$(echo "$m_with / $m_without" | bc -l)"
-printf '| median of the rounds'"'"' ratios (each round pairs two neighbouring runs; goal ≥ 0.98) | %.3f |\n' \
-  "$(median "${ratios[@]}")"
+read -r q1 q3 < <(quartiles "${ratios[@]}")
+printf '| median of the rounds'"'"' ratios (each round pairs two neighbouring runs; goal ≥ 0.98); middle half | %.3f; %.3f–%.3f |\n' \
+  "$(median "${ratios[@]}")" "$q1" "$q3"
 printf '| agent CPU, idle | %.1f %% of a core |\n| agent CPU, under load | %.1f %% of a core |\n' \
   "$(median "${idle_cpu[@]}")" "$(median "${load_cpu[@]}")"
 printf '| agent RSS, idle | %.1f MiB |\n| agent RSS, under load | %.1f MiB |\n' \

@@ -118,3 +118,7 @@ interleave() {
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+# The lower and upper quartile (nearest rank): the middle half of the values lies between them.
+# On this noisy machine a single round's ratio can be off by ±10 %; the spread says how far
+# the median can be trusted.
+quartiles() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {q = int((NR + 3) / 4); print a[q], a[NR + 1 - q]}'; }
