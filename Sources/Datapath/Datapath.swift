@@ -54,7 +54,7 @@ public final class Datapath: Sendable {
     /// The tracepoint programs' links (drops, retransmissions).
     private let tracepointLinks: Lock<[OpaquePointer]>
     /// What is watched, by interface index: its name and role, and the tcx links holding its programs.
-    private let attached = Lock<[Int32: Attachment]>([:])
+    private let attached = Lock(Attachments())
     /// tcx links when the kernel has them and `Options.tcx` asks for them, else tc filters.
     public let attachMode: TCAttachMode
     private let maps: Maps
@@ -72,6 +72,28 @@ public final class Datapath: Sendable {
         var links: [Int32]
 
         func closeLinks() { for link in links { close(link) } }
+    }
+
+    /// The attachments by interface index, with their names kept ready: the event reader asks
+    /// for the names with every batch, a hundred times a second.
+    struct Attachments {
+        private(set) var byIndex: [Int32: Attachment] = [:]
+        private(set) var names: [Int32: String] = [:]
+
+        mutating func set(_ index: Int32, _ attachment: Attachment) {
+            byIndex[index] = attachment
+            names[index] = attachment.name
+        }
+
+        mutating func remove(_ index: Int32) -> Attachment? {
+            names[index] = nil
+            return byIndex.removeValue(forKey: index)
+        }
+
+        mutating func removeAll() -> [Int32: Attachment] {
+            defer { self = Attachments() }
+            return byIndex
+        }
     }
 
     struct Objects {
@@ -268,7 +290,7 @@ public final class Datapath: Sendable {
         let (ingress, egress) = (try podProgramFD(.podIngress), try podProgramFD(.podEgress))
         // Links this agent already holds on the index (the interface was renamed) go first, so
         // that no packet is counted by two programs.
-        attached.withLock { $0.removeValue(forKey: index) }?.closeLinks()
+        attached.withLock { $0.remove(index) }?.closeLinks()
         var replaced = false
         var links: [Int32] = []
         for (hook, fd) in [(1, ingress), (0, egress)] {
@@ -290,7 +312,7 @@ public final class Datapath: Sendable {
                 throw .attachTC(interface: name, hook: hook == 1 ? "ingress" : "egress", errno: -status)
             }
         }
-        attached.withLock { $0[index] = Attachment(name: name, role: role, links: links) }
+        attached.withLock { $0.set(index, Attachment(name: name, role: role, links: links)) }
         return replaced
     }
 
@@ -298,15 +320,17 @@ public final class Datapath: Sendable {
     /// released).
     public func forget(index: Int32) {
         maps.ifaces.delete(UInt32(index))
-        attached.withLock { $0.removeValue(forKey: index) }?.closeLinks()
+        attached.withLock { $0.remove(index) }?.closeLinks()
     }
 
     /// Interfaces currently watched (pod veths and uplinks), by index.
-    public var attachedInterfaces: [Int32: String] { attached.withLock { $0.mapValues(\.name) } }
+    public var attachedInterfaces: [Int32: String] { attached.withLock { $0.names } }
 
     /// The uplinks currently watched, by name: their interface counters are the node's forward
     /// counts.
-    public var uplinks: [String] { attached.withLock { $0.values.filter { $0.role == .uplink }.map(\.name) } }
+    public var uplinks: [String] {
+        attached.withLock { $0.byIndex.values.filter { $0.role == .uplink }.map(\.name) }
+    }
 
     /// Osprey's programs on an interface's hooks (in the calling thread's namespace), as the
     /// kernel lists them, by hook: "ingress" → ["tcx osp_tc_pod_ingr"] (how it hangs there, and
@@ -348,10 +372,7 @@ public final class Datapath: Sendable {
     /// Idempotent.
     public func detachAll() {
         events.stop()
-        let interfaces = attached.withLock { current in
-            defer { current.removeAll() }
-            return current
-        }
+        let interfaces = attached.withLock { $0.removeAll() }
         for (index, attachment) in interfaces where attachment.role == .pod {
             switch attachMode {
             case .tc:
