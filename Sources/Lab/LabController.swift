@@ -282,13 +282,21 @@ public struct LabController: Sendable {
     }
 
     /// True when `pid` exists and is not a zombie (a zombie has ended; only its parent — often
-    /// init, for detached workloads — has yet to collect it).
+    /// init, for detached workloads — has yet to collect it). A process is a zombie only once
+    /// all its threads are: its first thread shows `Z` as soon as it has exited itself, while
+    /// the others may still be exiting and holding the process's files — a killed agent's
+    /// listening socket, which its restart would then find in use.
     public static func isRunning(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return false }
-        let state = stat[stat.index(after: close)...].dropFirst().first
-        return state != "Z" && state != "X"
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else {
+            return false
+        }
+        return threads.contains { thread in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(thread)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            let state = stat[stat.index(after: close)...].dropFirst().first
+            return state != "Z" && state != "X"
+        }
     }
 
     /// PIDs from the `*.pid.osprey` files `launchDetached` wrote.
