@@ -291,12 +291,16 @@ public struct LabController: Sendable {
             return false
         }
         return threads.contains { thread in
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(thread)/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")")
-            else { return false }
-            let state = stat[stat.index(after: close)...].dropFirst().first
+            guard let state = state(statFile: "/proc/\(pid)/task/\(thread)/stat") else { return false }
             return state != "Z" && state != "X"
         }
+    }
+
+    /// The state letter (`R`, `S`, `Z`…) of a `/proc/…/stat` file; nil when it cannot be read.
+    static func state(statFile path: String) -> Character? {
+        guard let stat = try? String(contentsOfFile: path, encoding: .utf8), let close = stat.lastIndex(of: ")")
+        else { return nil }
+        return stat[stat.index(after: close)...].dropFirst().first
     }
 
     /// PIDs from the `*.pid.osprey` files `launchDetached` wrote.

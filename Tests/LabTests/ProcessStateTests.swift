@@ -23,8 +23,7 @@ struct ProcessStateTests {
         let deadline = Date().addingTimeInterval(1)
         while leaderState != "Z", Date() < deadline {
             Thread.sleep(forTimeInterval: 0.02)
-            let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
-            leaderState = stat.lastIndex(of: ")").flatMap { stat[stat.index(after: $0)...].dropFirst().first }
+            leaderState = LabController.state(statFile: "/proc/\(pid)/stat")
         }
         #expect(leaderState == "Z", "the first thread has exited")
         #expect(LabController.isRunning(pid), "the sleeping thread keeps the process running")
