@@ -63,7 +63,7 @@ start_agents() {
   for node in 1 2; do
     ip netns exec "$lab-node-$node" sh -c \
       'mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing; exec "$0" "$@"' \
-      "$bin/osprey-agent" --node-name "$lab-node-$node" --cluster "$lab" --uplink eth0 \
+      "${agent:-$bin/osprey-agent}" --node-name "$lab-node-$node" --cluster "$lab" --uplink eth0 \
       --hubble-socket-path "$state/bench-agent-$node.sock" "$@" \
       > "$state/bench-agent-$node.log" 2>&1 &
     agent_pids="$agent_pids $!"
@@ -95,6 +95,20 @@ stop_agents() {
   agent_pids=""
 }
 
+# One line per eBPF program, "program runs seconds", from the kernel's run statistics as both
+# nodes' agents export them (osprey_agent_bpf_program_runs_total / _run_seconds_total), summed.
+# Each agent is scraped once (a scrape enters every pod namespace of its node). The statistics
+# count only while kernel.bpf_stats_enabled is 1.
+program_totals() {
+  for node in 1 2; do ip netns exec "$lab-node-$node" curl -s localhost:9965/metrics; done | awk '
+    match($1, /program="[^"]*"/) {
+      program = substr($1, RSTART + 9, RLENGTH - 10)
+      if ($1 ~ /^osprey_agent_bpf_program_runs_total[{]/) runs[program] += $NF
+      if ($1 ~ /^osprey_agent_bpf_program_run_seconds_total[{]/) seconds[program] += $NF
+    }
+    END { for (program in runs) printf "%s %.0f %.9f\n", program, runs[program], seconds[program] }'
+}
+
 # Sum of a metric's series on node N's agent: scrape N NAME [LABEL="VALUE"].
 scrape() {
   ip netns exec "$lab-node-$1" curl -s localhost:9965/metrics | awk -v name="$2" -v label="${3:-}" '
@@ -122,3 +136,18 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) 
 # On this noisy machine a single round's ratio can be off by ±10 %; the spread says how far
 # the median can be trusted.
 quartiles() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {q = int((NR + 3) / 4); print a[q], a[NR + 1 - q]}'; }
+# A 95 % interval for the median itself (bootstrap: the medians of 10,000 resamples of the values,
+# drawn with replacement; a fixed seed, so the same rounds give the same interval). A goal is shown
+# only when the whole interval meets it. "nan nan" for fewer than 8 values: the resampled medians
+# of so few say nothing.
+median_interval() {
+  python3 -c '
+import random, statistics, sys
+values = [float(v) for v in sys.argv[1:]]
+if len(values) < 8:
+    print("nan nan")
+    sys.exit()
+rng = random.Random(1)
+medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(10000))
+print(medians[250], medians[9749])' "$@"
+}

@@ -15,18 +15,6 @@ lab_pair
 sysctl -q kernel.bpf_stats_enabled=1
 
 programs=(osp_tc_pod_ingress osp_tc_pod_egress osp_kfree_skb osp_tcp_retransmit_skb)
-# One line per program, "program runs seconds", both nodes' agents summed: each agent is scraped
-# once (a scrape enters every pod namespace of its node).
-program_totals() {
-  for node in 1 2; do ip netns exec "$lab-node-$node" curl -s localhost:9965/metrics; done | awk '
-    match($1, /program="[^"]*"/) {
-      program = substr($1, RSTART + 9, RLENGTH - 10)
-      if ($1 ~ /^osprey_agent_bpf_program_runs_total[{]/) runs[program] += $NF
-      if ($1 ~ /^osprey_agent_bpf_program_run_seconds_total[{]/) seconds[program] += $NF
-    }
-    END { for (program in runs) printf "%s %.0f %.9f\n", program, runs[program], seconds[program] }'
-}
-
 declare -A per_request ns_per_run ns_per_request
 rates=()
 for round in $(seq "$rounds"); do
