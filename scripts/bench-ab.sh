@@ -58,16 +58,6 @@ for round in $(seq "$rounds"); do
     "${program_ns[A,$round]}" "${program_ns[B,$round]}" "${cpu[A,$round]}" "${cpu[B,$round]}" >&2
 done
 
-# ratios ARRAY NUMERATOR DENOMINATOR: the rounds' ratios of two arms, one per line.
-ratios() {
-  local -n values=$1
-  for round in $(seq "$rounds"); do echo "${values[$2,$round]} / ${values[$3,$round]}" | bc -l; done
-}
-# column ARRAY ARM: the rounds' values of one arm.
-column() {
-  local -n values=$1
-  for round in $(seq "$rounds"); do echo "${values[$2,$round]}"; done
-}
 # row LABEL DECIMALS VALUES...: median; its 95 % interval.
 row() {
   local label=$1 format="%.$2f"
@@ -79,14 +69,14 @@ printf '\n| A: %s, B: %s; %s, %d rounds of %d s per run, run statistics on | med
   "${builds[A]}" "${builds[B]}" "$where" "$rounds" "$seconds"
 # shellcheck disable=SC2046
 {
-  row "churn requests/s, A / no agent" 3 $(ratios rps A none)
-  row "churn requests/s, B / no agent" 3 $(ratios rps B none)
-  row "churn requests/s, B / A" 3 $(ratios rps B A)
-  row "iperf3 Mbit/s, A / no agent" 3 $(ratios mbits A none)
-  row "iperf3 Mbit/s, B / no agent" 3 $(ratios mbits B none)
-  row "iperf3 Mbit/s, B / A" 3 $(ratios mbits B A)
-  row "pod programs, ns per request, A" 0 $(column program_ns A)
-  row "pod programs, ns per request, B" 0 $(column program_ns B)
-  row "agents' CPU per 10,000 connections/s, % of a core, A" 2 $(column cpu A)
-  row "agents' CPU per 10,000 connections/s, % of a core, B" 2 $(column cpu B)
+  row "churn requests/s, A / no agent" 3 $(per_round rps A none)
+  row "churn requests/s, B / no agent" 3 $(per_round rps B none)
+  row "churn requests/s, B / A" 3 $(per_round rps B A)
+  row "iperf3 Mbit/s, A / no agent" 3 $(per_round mbits A none)
+  row "iperf3 Mbit/s, B / no agent" 3 $(per_round mbits B none)
+  row "iperf3 Mbit/s, B / A" 3 $(per_round mbits B A)
+  row "pod programs, ns per request, A" 0 $(per_round program_ns A)
+  row "pod programs, ns per request, B" 0 $(per_round program_ns B)
+  row "agents' CPU per 10,000 connections/s, % of a core, A" 2 $(per_round cpu A)
+  row "agents' CPU per 10,000 connections/s, % of a core, B" 2 $(per_round cpu B)
 }

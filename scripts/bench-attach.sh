@@ -36,14 +36,8 @@ for round in $(seq "$rounds"); do
 done
 
 # median_of ARRAY ARM [DIVISOR_ARM]: the median over rounds of ARRAY[ARM] (/ ARRAY[DIVISOR_ARM]).
-median_of() {
-  local -n values=$1
-  local out=()
-  for round in $(seq "$rounds"); do
-    if [ -n "${3:-}" ]; then out+=("$(echo "${values[$2,$round]} / ${values[$3,$round]}" | bc -l)"); else out+=("${values[$2,$round]}"); fi
-  done
-  median "${out[@]}"
-}
+# shellcheck disable=SC2046
+median_of() { median $(per_round "$@"); }
 printf '\n| tc programs attached %s, %d rounds of %d s each | churn requests/s | ratio to no agent | iperf3 Mbit/s | ratio to no agent |\n|---|---|---|---|---|\n' \
   "$where" "$rounds" "$seconds"
 printf '| no agent | %.0f | | %.0f | |\n' "$(median_of rps none)" "$(median_of mbits none)"

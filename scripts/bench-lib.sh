@@ -132,6 +132,16 @@ interleave() {
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+# per_round ARRAY ARM [DIVISOR_ARM]: for benchmarks that rotate arms (values in ARRAY[ARM,ROUND]),
+# ARRAY[ARM] of every round, divided by ARRAY[DIVISOR_ARM] of the same round when given; one per
+# line.
+per_round() {
+  local -n values=$1
+  local round
+  for round in $(seq "$rounds"); do
+    if [ -n "${3:-}" ]; then echo "${values[$2,$round]} / ${values[$3,$round]}" | bc -l; else echo "${values[$2,$round]}"; fi
+  done
+}
 # The lower and upper quartile (nearest rank): the middle half of the values lies between them.
 # On this noisy machine a single round's ratio can be off by ±10 %; the spread says how far
 # the median can be trusted.
