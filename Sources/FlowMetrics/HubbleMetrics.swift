@@ -11,6 +11,9 @@ import PrometheusExposition
 /// Thread-safe. Series of a deleted pod are removed `expiry` seconds after it went away.
 public final class HubbleMetrics: Sendable {
     let context: MetricsContext
+    /// `context.dependsOnEndpointsOnly`, worked out once: series may then be found by a flow's
+    /// signature.
+    let fastPath: Bool
     let expiry: Double
     /// Where lost events are counted, by source.
     let lostEvents: [any LostEventLedger]
@@ -33,6 +36,7 @@ public final class HubbleMetrics: Sendable {
         zones: @escaping @Sendable () -> [String: String] = { [:] }
     ) {
         self.context = context
+        fastPath = context.dependsOnEndpointsOnly
         self.expiry = expiry
         self.lostEvents = lostEvents
         store = Lock(SeriesStore(seriesLimit: seriesLimit))
@@ -76,13 +80,24 @@ public final class HubbleMetrics: Sendable {
         }
     }
 
+    /// Counts a flow into its series: those of a flow with the same signature seen before, or
+    /// the ones the handlers name (then remembered by the signature).
     private func count(_ flow: borrowing Flow, _ store: SeriesStore) {
+        let signature = fastPath ? FlowSignature(flow) : nil
+        if let signature, let slots = store.fast[signature] {
+            slots.add(1, to: &store.values)
+            return
+        }
         let facts = FlowFacts(flow)
-        var counter = StoreCounter(store: store, context: context, flow: copy flow)
+        var counter = StoreCounter(store: store, labels: context.labels(flow))
         FlowHandler.count(flow, facts, into: &counter)
         DropHandler.count(flow, facts, into: &counter)
         TCPFlagsHandler.count(flow, facts, into: &counter)
         DNSHandler.count(flow, facts, into: &counter)
+        guard let signature, let slots = counter.slots else { return }
+        store.fast[signature] = slots
+        if let source = signature.source { store.anchors[source] = flow.source }
+        if let destination = signature.destination { store.anchors[destination] = flow.destination }
     }
 
     /// Schedules removal of the series of pods that went away (`namespace/name`).
@@ -133,43 +148,18 @@ public final class HubbleMetrics: Sendable {
     }
 }
 
-/// Counts one flow's series into the store: on the fast path by numbers (the series' codes and
-/// the endpoints' boxes) when the context labels follow from the endpoints alone, else by labels.
+/// Counts one flow's series into the store by their labels, and notes where they are.
 struct StoreCounter: SeriesCounter {
     let store: SeriesStore
-    let context: MetricsContext
-    let flow: Flow
-    /// The context labels, worked out the first time a series needs them.
-    var labels: (source: String, destination: String)?
+    /// The flow's context labels.
+    let labels: (source: String, destination: String)
+    /// The series counted so far; nil if more than a flow can have.
+    var slots: SeriesSlots? = SeriesSlots()
 
-    init(store: SeriesStore, context: MetricsContext, flow: Flow) {
-        self.store = store
-        self.context = context
-        self.flow = flow
-    }
-
-    mutating func count(_ metric: Metric, codes: UInt64?, _ v0: String, _ v1: String, _ v2: String, _ v3: String) {
-        let egress = flow.trafficDirection == .egress
-        let ingress = flow.trafficDirection == .ingress
-        let fastKey =
-            codes != nil && context.dependsOnEndpointsOnly
-            ? FastKey(
-                metric: UInt8(metric.rawValue), codes: codes!, source: egress ? flow.source.boxIdentity : nil,
-                destination: ingress ? flow.destination.boxIdentity : nil)
-            : nil
-        if let fastKey, let index = store.fast[fastKey] {
-            store.values[index] += 1
-            return
-        }
-        if labels == nil { labels = context.labels(flow) }
-        let (source, destination) = labels!
+    mutating func count(_ metric: Metric, _ v0: String, _ v1: String, _ v2: String, _ v3: String) {
         let index = store.slot(
-            metric, SeriesKey(v0: v0, v1: v1, v2: v2, v3: v3, source: source, destination: destination))
+            metric, SeriesKey(v0: v0, v1: v1, v2: v2, v3: v3, source: labels.source, destination: labels.destination))
         store.values[index] += 1
-        if let fastKey {
-            store.fast[fastKey] = index
-            if egress { store.anchors[flow.source.boxIdentity] = flow.source }
-            if ingress { store.anchors[flow.destination.boxIdentity] = flow.destination }
-        }
+        if slots?.append(index) == false { slots = nil }
     }
 }

@@ -40,25 +40,73 @@ enum Metric: Int, CaseIterable, Sendable {
     }
 }
 
-/// A series named by numbers: the metric, its label values packed as codes (they come from
-/// a flow's enums), and the endpoints whose context labels it carries, by box identity.
-/// Hashing it costs a fraction of hashing the label strings.
-struct FastKey: Hashable {
-    var metric: UInt8
-    var codes: UInt64
+/// What a flow's series follow from, as numbers: every field of the flow a handler reads (for
+/// flows without DNS; their labels are free text), packed, and the endpoint whose context label
+/// the series carry, by box identity. Flows with equal signatures count into the same series,
+/// so the store finds them with one lookup per flow instead of hashing label strings per
+/// series — while the context labels follow from the endpoints alone (`HubbleMetrics.fastPath`:
+/// not `ip`). A handler that reads another field of the flow must add it here.
+struct FlowSignature: Hashable {
+    var fields: UInt64
     var source: ObjectIdentifier?
     var destination: ObjectIdentifier?
 
-    /// One word into the hasher instead of each field (with the optionals' tags): every flow
-    /// looks up one key per metric, and the hasher's rounds were most of the lookup. Equality
-    /// still compares every field; a nil endpoint and an endpoint box at address 0 cannot both
-    /// occur.
+    /// Nil for a flow with DNS.
+    init?(_ flow: borrowing Flow) {
+        guard !flow.hasDNS else { return nil }
+        let l4: UInt64
+        var flags: UInt64 = 0
+        switch flow.l4 {
+        case .tcp(_, _, let tcpFlags):
+            l4 = 1
+            flags =
+                (tcpFlags.contains(.syn) ? 1 : 0) | (tcpFlags.contains(.ack) ? 2 : 0)
+                | (tcpFlags.contains(.fin) ? 4 : 0) | (tcpFlags.contains(.rst) ? 8 : 0)
+        case .udp: l4 = 2
+        case .icmpv4: l4 = 3
+        case .icmpv6: l4 = 4
+        case .other: l4 = 5
+        }
+        // Bits: 0-2 the protocol, 3-7 the verdict, 8-15 the observation point, 16-19 the TCP
+        // flags, 20 IPv6, 32-63 the drop reason.
+        fields =
+            l4 | UInt64(flow.verdict.rawValue & 0x1F) << 3 | UInt64(flow.observationPoint.rawValue & 0xFF) << 8
+            | flags << 16 | (flow.ipVersion == 2 ? 1 << 20 : 0)
+            | UInt64(UInt32(truncatingIfNeeded: flow.dropReason)) << 32
+        let direction = flow.trafficDirection
+        source = direction == .egress ? flow.sourceBoxIdentity : nil
+        destination = direction == .ingress ? flow.destinationBoxIdentity : nil
+    }
+
+    /// One word into the hasher instead of each field (with the optionals' tags): the hasher's
+    /// rounds are most of a lookup. Equality still compares every field; a nil endpoint and an
+    /// endpoint box at address 0 cannot both occur.
     func hash(into hasher: inout Hasher) {
         let source = UInt64(source.map { UInt(bitPattern: $0) } ?? 0)
         let destination = UInt64(destination.map { UInt(bitPattern: $0) } ?? 0)
         hasher.combine(
-            (codes &* 0x9E37_79B9_7F4A_7C15) ^ (source &* 0xFF51_AFD7_ED55_8CCD)
-                ^ (destination &* 0xC4CE_B9FE_1A85_EC53) ^ UInt64(metric))
+            (fields &* 0x9E37_79B9_7F4A_7C15) ^ (source &* 0xFF51_AFD7_ED55_8CCD)
+                ^ (destination &* 0xC4CE_B9FE_1A85_EC53))
+    }
+}
+
+/// The series one flow counts into, by index in `SeriesStore.values`: at most five for a flow
+/// without DNS (flows processed, a drop, three TCP flags).
+struct SeriesSlots {
+    static let capacity = 5
+    private var slots = InlineArray<5, Int32>(repeating: 0)
+    private(set) var count = 0
+
+    /// False when full (the flow is then not remembered).
+    mutating func append(_ slot: Int) -> Bool {
+        guard count < Self.capacity, let slot = Int32(exactly: slot) else { return false }
+        slots[count] = slot
+        count += 1
+        return true
+    }
+
+    func add(_ amount: Double, to values: inout [Double]) {
+        for index in 0..<count { values[Int(slots[index])] += amount }
     }
 }
 
@@ -72,8 +120,8 @@ struct SeriesKey: Hashable {
     func values(_ count: Int) -> [String] { Array([v0, v1, v2, v3].prefix(count)) + [source, destination] }
 }
 
-/// Every series' value, found by its labels or, on the fast path, by numbers. Guarded by
-/// `HubbleMetrics`'s lock.
+/// Every series' value, found by its labels or, on the fast path, by a flow's signature.
+/// Guarded by `HubbleMetrics`'s lock.
 final class SeriesStore {
     /// One dictionary per metric (indexed by `Metric.rawValue`): series → index in `values`.
     var series: [[SeriesKey: Int]] = Array(repeating: [:], count: Metric.allCases.count)
@@ -87,8 +135,8 @@ final class SeriesStore {
 
     /// A churn storm of pods must not make a Prometheus series per pod pair without bound.
     static let defaultSeriesLimit = 50_000
-    /// The same series found without hashing label strings (see `FastKey`).
-    var fast: [FastKey: Int] = [:]
+    /// The series of flows seen before, by signature: one lookup per flow (see `FlowSignature`).
+    var fast: [FlowSignature: SeriesSlots] = [:]
     /// The endpoints `fast` refers to by box identity, kept alive so no identity is reused.
     var anchors: [ObjectIdentifier: Endpoint] = [:]
     var expiring: [(pod: String, at: Date)] = []

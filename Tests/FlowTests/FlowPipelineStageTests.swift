@@ -230,6 +230,55 @@ struct FlowPipelineStageTests {
     }
 
     @Test(
+        "flows of one pod that differ only in a field a metric reads count into their own series, also when found again"
+    )
+    func seriesBySignature() {
+        let metrics = HubbleMetrics(expiry: 60)
+        var pod = Self.flow(from: "10.244.1.4", to: "10.244.2.3")
+        pod.source.namespace = "shop"
+        pod.source.podName = "loadgen-1"
+        // Copies of one flow share its endpoints, as the enricher's flows of one pod do.
+        func flow(flags: TCPFlags = .syn, ipVersion: Int = 1, dropReason: Int? = nil) -> Flow {
+            var flow = pod
+            flow.l4 = .tcp(sourcePort: 40000, destinationPort: 80, flags: flags)
+            flow.ipVersion = ipVersion
+            if let dropReason {
+                flow.verdict = .dropped
+                flow.dropReason = dropReason
+            }
+            return flow
+        }
+        let flows = [
+            flow(), flow(flags: [.syn, .ack]), flow(flags: [.fin, .ack]), flow(flags: .rst), flow(ipVersion: 2),
+            flow(dropReason: 133), flow(dropReason: 130),
+        ]
+        // The first round names the series; the second finds them by the flows' signatures.
+        metrics.process(flows)
+        metrics.process(flows)
+        func values(_ name: String, _ keys: [String]) -> [String: Double] {
+            let family = metrics.families().first { $0.name == name }
+            return Dictionary(
+                uniqueKeysWithValues: (family?.samples ?? []).map { sample in
+                    let labels = Dictionary(uniqueKeysWithValues: sample.labels)
+                    return (keys.map { labels[$0] ?? "?" }.joined(separator: " "), sample.value)
+                })
+        }
+        #expect(
+            values("hubble_tcp_flags_total", ["flag", "family", "source"]) == [
+                "SYN IPv4 shop/loadgen-1": 2, "SYN-ACK IPv4 shop/loadgen-1": 2, "FIN IPv4 shop/loadgen-1": 2,
+                "RST IPv4 shop/loadgen-1": 2, "SYN IPv6 shop/loadgen-1": 2,
+            ])
+        #expect(
+            values("hubble_drop_total", ["reason", "source"]) == [
+                "POLICY_DENIED shop/loadgen-1": 2, "INVALID_SOURCE_MAC shop/loadgen-1": 2,
+            ])
+        #expect(
+            values("hubble_flows_processed_total", ["type", "subtype", "verdict"]) == [
+                "Trace from-endpoint FORWARDED": 10, "Drop  DROPPED": 4,
+            ])
+    }
+
+    @Test(
         "metric labels: source on egress, destination on ingress; DNS on the client's side; deleted pods' series expire"
     )
     func metrics() {

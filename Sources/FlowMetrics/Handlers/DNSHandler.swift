@@ -8,11 +8,11 @@ enum DNSHandler: MetricHandler {
         guard let dns = flow.dns else { return }
         let qtypes = dns.qtypes.joined(separator: ",")
         if dns.unanswered {
-            counter.count(.unanswered, codes: nil, qtypes, dns.query)
+            counter.count(.unanswered, qtypes, dns.query)
         } else if !dns.isResponse, flow.observationPoint == .fromEndpoint {
-            counter.count(.dnsQueries, codes: nil, "", qtypes, "0", dns.query)
+            counter.count(.dnsQueries, "", qtypes, "0", dns.query)
         } else if dns.isResponse, flow.observationPoint == .toEndpoint {
-            counter.count(.dnsResponses, codes: nil, dns.rcodeName, qtypes, String(dns.ips.count), dns.query)
+            counter.count(.dnsResponses, dns.rcodeName, qtypes, String(dns.ips.count), dns.query)
         }
     }
 }

@@ -5,8 +5,6 @@ import HubbleWire
 enum DropHandler: MetricHandler {
     static func count<Counter: SeriesCounter>(_ flow: borrowing Flow, _ facts: FlowFacts, into counter: inout Counter) {
         guard flow.verdict == .dropped else { return }
-        counter.count(
-            .drops, codes: facts.l4Code | UInt64(UInt32(truncatingIfNeeded: flow.dropReason)) << 8,
-            flow.l4.protocolName, ProtoNames.dropReason(flow.dropReason))
+        counter.count(.drops, flow.l4.protocolName, ProtoNames.dropReason(flow.dropReason))
     }
 }

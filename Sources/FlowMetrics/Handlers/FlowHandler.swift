@@ -3,14 +3,11 @@ import Flows
 /// `hubble_flows_processed_total{protocol, type, subtype, verdict}`: every flow.
 enum FlowHandler: MetricHandler {
     static func count<Counter: SeriesCounter>(_ flow: borrowing Flow, _ facts: FlowFacts, into counter: inout Counter) {
-        let codes =
-            facts.l4Code | (facts.isL7 ? 8 : 0) | UInt64(flow.verdict.rawValue) << 4
-            | UInt64(flow.observationPoint.rawValue) << 8
         if flow.verdict == .dropped {
-            counter.count(.flows, codes: codes, facts.proto, "Drop", "", flow.verdict.description)
+            counter.count(.flows, facts.proto, "Drop", "", flow.verdict.description)
         } else {
             counter.count(
-                .flows, codes: codes, facts.proto, facts.isL7 ? "L7" : "Trace",
+                .flows, facts.proto, facts.isL7 ? "L7" : "Trace",
                 facts.isL7 ? "DNS" : flow.observationPoint.name, flow.verdict.description)
         }
     }
