@@ -85,7 +85,7 @@ public final class HubbleMetrics: Sendable {
     private func count(_ flow: borrowing Flow, _ store: SeriesStore) {
         let signature = fastPath ? FlowSignature(flow) : nil
         if let signature, let slots = store.fast[signature] {
-            slots.add(1, to: &store.values)
+            slots.increment(&store.values)
             return
         }
         let facts = FlowFacts(flow)

@@ -93,20 +93,20 @@ struct FlowSignature: Hashable {
 /// The series one flow counts into, by index in `SeriesStore.values`: at most five for a flow
 /// without DNS (flows processed, a drop, three TCP flags).
 struct SeriesSlots {
-    static let capacity = 5
     private var slots = InlineArray<5, Int32>(repeating: 0)
-    private(set) var count = 0
+    private var count = 0
 
     /// False when full (the flow is then not remembered).
     mutating func append(_ slot: Int) -> Bool {
-        guard count < Self.capacity, let slot = Int32(exactly: slot) else { return false }
+        guard count < slots.count, let slot = Int32(exactly: slot) else { return false }
         slots[count] = slot
         count += 1
         return true
     }
 
-    func add(_ amount: Double, to values: inout [Double]) {
-        for index in 0..<count { values[Int(slots[index])] += amount }
+    /// Counts one more flow in each of the series.
+    func increment(_ values: inout [Double]) {
+        for index in 0..<count { values[Int(slots[index])] += 1 }
     }
 }
 

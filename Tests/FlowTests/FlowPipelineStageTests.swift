@@ -248,9 +248,11 @@ struct FlowPipelineStageTests {
             }
             return flow
         }
+        var udp = pod
+        udp.l4 = .udp(sourcePort: 40000, destinationPort: 53)
         let flows = [
             flow(), flow(flags: [.syn, .ack]), flow(flags: [.fin, .ack]), flow(flags: .rst), flow(ipVersion: 2),
-            flow(dropReason: 133), flow(dropReason: 130),
+            flow(dropReason: 133), flow(dropReason: 130), flow(flags: []), udp,
         ]
         // The first round names the series; the second finds them by the flows' signatures.
         metrics.process(flows)
@@ -273,8 +275,9 @@ struct FlowPipelineStageTests {
                 "POLICY_DENIED shop/loadgen-1": 2, "INVALID_SOURCE_MAC shop/loadgen-1": 2,
             ])
         #expect(
-            values("hubble_flows_processed_total", ["type", "subtype", "verdict"]) == [
-                "Trace from-endpoint FORWARDED": 10, "Drop  DROPPED": 4,
+            values("hubble_flows_processed_total", ["protocol", "type", "subtype", "verdict"]) == [
+                "TCP Trace from-endpoint FORWARDED": 12, "UDP Trace from-endpoint FORWARDED": 2,
+                "TCP Drop  DROPPED": 4,
             ])
     }
 
