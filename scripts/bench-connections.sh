@@ -54,7 +54,7 @@ done
 sleep 3 # the last polls reach the metrics
 syn=$(($(scrape 1 hubble_tcp_flags_total 'flag="SYN"') - syn0))
 lost=$(($(scrape 1 hubble_lost_events_total) + $(scrape 2 hubble_lost_events_total) - lost0))
-# The connection table's kernel memory, from the agent's map file descriptors: both arrays
+# The connection table's kernel memory, from the agent's map file descriptors: the arrays
 # (map_type 2) whose value is a set (struct osp_ct_set: per way a 4-byte tag and an 80-byte
 # entry, a 48-byte key and 32 bytes of state), each map counted once (by map_id).
 table_size=$(scrape 1 osprey_agent_conntrack_size)

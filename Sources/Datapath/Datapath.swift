@@ -58,9 +58,8 @@ public final class Datapath: Sendable {
     /// tcx links when the kernel has them and `Options.tcx` asks for them, else tc filters.
     public let attachMode: TCAttachMode
     private let maps: Maps
-    /// Entries of the connection table, its young and old parts together:
-    /// `Options.connectionTableSize` rounded up to whole sets (see `connectionTableSets`), and
-    /// the young sets in front of them (`youngSets`).
+    /// Entries of the connection table: `Options.connectionTableSize` rounded up to whole sets
+    /// (see `connectionTableSets`).
     public let connectionTableSize: Int
     public let cpus: Int
     /// Kernel drop reason values → names without `SKB_DROP_REASON_` (from the kernel's BTF).
@@ -114,7 +113,7 @@ public final class Datapath: Sendable {
     enum MapName: String, CaseIterable {
         case ifaces = "osp_ifaces", netns = "osp_netns", tcpFlags = "osp_tcp_flags"
         case drops = "osp_drops", errors = "osp_errors", conntrack = "osp_conntrack", events = "osp_events"
-        case lost = "osp_lost", ctStats = "osp_ct_stats", ctScratch = "osp_ct_scratch", ctYoung = "osp_ct_young"
+        case lost = "osp_lost", ctStats = "osp_ct_stats", ctScratch = "osp_ct_scratch"
     }
 
     enum ProgramName: String, CaseIterable {
@@ -224,8 +223,8 @@ public final class Datapath: Sendable {
         ]
         let pod = try BPFObject(
             name: "pod", bytes: BPFObjects.pod, constants: constants,
-            sizes: [MapName.conntrack.rawValue: UInt32(sets), MapName.ctYoung.rawValue: UInt32(Self.youngSets(sets))])
-        connectionTableSize = (sets + Self.youngSets(sets)) * Int(OSP_CT_WAYS)
+            sizes: [MapName.conntrack.rawValue: UInt32(sets)])
+        connectionTableSize = sets * Int(OSP_CT_WAYS)
         var fds: [String: Int32] = [:]
         for map in MapName.allCases { fds[map.rawValue] = try pod.mapFD(map.rawValue) }
         let drops = try BPFObject(name: "drops", bytes: BPFObjects.drops, sharing: fds, constants: constants)
@@ -259,11 +258,6 @@ public final class Datapath: Sendable {
         return 1 << (Int.bitWidth - (sets - 1).leadingZeroBitCount)
     }
 
-    /// Sets of the young table in front of `sets` old ones, where new connections enter: a
-    /// sixteenth of them, at least 1 and at most 256 (4,096 connections in 344 KiB, small
-    /// enough to stay in the CPUs' caches and TLBs; see conntrack.h).
-    public static func youngSets(_ sets: Int) -> Int { min(256, max(1, sets / 16)) }
-
     /// `struct osp_config` for `options` and a table of `connectionTableSets` sets, as the
     /// bytes of its section.
     static func config(
@@ -274,7 +268,6 @@ public final class Datapath: Sendable {
         config.per_packet = options.perPacket ? 1 : 0
         if let kernelHZ, kernelHZ > 0 { config.tick_ns = UInt32(1_000_000_000 / kernelHZ) }
         config.ct_set_mask = UInt32(connectionTableSets - 1)
-        config.ct_young_mask = UInt32(youngSets(connectionTableSets) - 1)
         withUnsafeMutableBytes(of: &config.drops_ignored) { slots in
             for (value, name) in dropReasons where Int(value) < slots.count {
                 guard let rules = options.ignoredDrops[name] else { continue }
