@@ -146,6 +146,12 @@ extension AgentIntegration {
                         "the restarted agent answers /metrics; its log ends: \(log.split(separator: "\n").suffix(15))")
                 }
                 #expect(rotations >= 5, "the flow log rotated while the agents ran")
+                // A kill between a rotation's rename and the next write leaves no flows.log until
+                // the restarted agent writes a flow: some traffic first.
+                try? PodSockets.sendUDP(from: sender.netns, to: receiver.ipv4, port: 9, count: 200, payload: 32)
+                _ = eventually(within: 10, poll: 0.05) {
+                    FileManager.default.fileExists(atPath: "\(directory)/flows.log")
+                }
                 let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter {
                     $0.hasPrefix("flows")
                 }
