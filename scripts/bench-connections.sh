@@ -54,15 +54,14 @@ done
 sleep 3 # the last polls reach the metrics
 syn=$(($(scrape 1 hubble_tcp_flags_total 'flag="SYN"') - syn0))
 lost=$(($(scrape 1 hubble_lost_events_total) + $(scrape 2 hubble_lost_events_total) - lost0))
-# The connection table's kernel memory, from the agent's map file descriptors: the arrays
-# (map_type 2) whose value is a set (struct osp_ct_set: per way a 4-byte tag and an 80-byte
-# entry, a 48-byte key and 32 bytes of state), each map counted once (by map_id).
+# The connection table's kernel memory, from the agent's map file descriptors: the array
+# (map_type 2) of one value per set of OSP_CT_WAYS ways, as many sets as the agent's size says.
 table_size=$(scrape 1 osprey_agent_conntrack_size)
 ways=$(awk '$1 == "#define" && $2 == "OSP_CT_WAYS" {print $3}' Sources/CDatapathABI/osprey_abi.h)
 table_memory=$(for fd in /proc/"$node1_agent"/fdinfo/*; do
-  awk -v value=$((ways * (4 + 80))) '/^map_type:/ {t = $2} /^value_size:/ {v = $2} /^memlock:/ {l = $2}
-    /^map_id:/ {id = $2} END {if (t == 2 && v == value) print id, l}' "$fd"
-done 2> /dev/null | sort -u | awk '{sum += $2} END {print sum + 0}')
+  awk -v sets=$((table_size / ways)) '/^map_type:/ {t = $2} /^max_entries:/ {n = $2} /^memlock:/ {l = $2}
+    END {if (t == 2 && n == sets) print l}' "$fd"
+done 2> /dev/null | sort -n | tail -1)
 printf '\n| %d connections held open, loadgen (node 1) → ledger (node 2) | |\n|---|---|\n' "$count"
 printf '| established / failed | %d / %d in %.1f s |\n' "$established" "$failed" "$(echo "$opened - $started" | bc -l)"
 printf '| connection starts reported on node 1 (SYN flows; goal: every one) | %d |\n' "$syn"

@@ -149,7 +149,7 @@ extension AgentIntegration {
                 // A kill between a rotation's rename and the next write leaves no flows.log until
                 // the restarted agent writes a flow: some traffic first.
                 try? PodSockets.sendUDP(from: sender.netns, to: receiver.ipv4, port: 9, count: 200, payload: 32)
-                _ = eventually(within: 10, poll: 0.05) {
+                eventually(within: 10, poll: 0.05) {
                     FileManager.default.fileExists(atPath: "\(directory)/flows.log")
                 }
                 let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter {
