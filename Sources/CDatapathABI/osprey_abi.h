@@ -48,7 +48,8 @@ enum osp_error {
 	OSP_ERR_RESERVED = 0,	   /* formerly: interface role lookup (roles are per program now) */
 	OSP_ERR_TC_HEADER = 1,	   /* packet headers could not be read */
 	OSP_ERR_DROP_MAP_FULL = 2, /* osp_drops had no room for a new (reason, direction) */
-	OSP_ERR_CONNTRACK_FULL = 3, /* a new connection lost the race for a way of its set */
+	OSP_ERR_CONNTRACK_FULL =
+	    3, /* a new connection lost the race for a way: reported, not kept */
 	OSP_ERR_MAX = 4,
 };
 
@@ -158,10 +159,12 @@ struct osp_conn {
 	__u32 seen; /* jiffies (low 32 bits) of its last packet: a full set evicts the oldest */
 };
 
-/* The connection table, map osp_conntrack: an array of sets of OSP_CT_WAYS connections, a
- * set-associative cache like a CPU's. A key hashes to one set (conntrack.h); the set's first
- * cache line holds a tag per way, so a lookup reads that line and the one way whose tag
- * matches. A tag is odd (hash bits | 1); 0 is a free way, OSP_CT_CLAIMED one being filled. */
+/* The connection table: two arrays of sets of OSP_CT_WAYS connections, set-associative caches
+ * like a CPU's. New connections enter the small osp_ct_young; a connection pushed out of a full
+ * young set moves to the large osp_conntrack, where a full set evicts for good (conntrack.h).
+ * A key hashes to one set of each; the set's first cache line holds a tag per way, so a lookup
+ * reads that line and the one way whose tag matches. A tag is odd (hash bits | 1); 0 is a free
+ * way, OSP_CT_CLAIMED one being filled. */
 #define OSP_CT_WAYS 16
 #define OSP_CT_CLAIMED 2
 
@@ -175,7 +178,7 @@ struct osp_ct_set {
 	struct osp_ct_way ways[OSP_CT_WAYS];
 };
 
-/* Per-CPU scratch of the table's loops (map osp_ct_scratch; see osp_ct_lookup). */
+/* Per-CPU scratch of the table's loops, one per table (map osp_ct_scratch; see osp_ct_find). */
 struct osp_ct_scratch {
 	__u32 way;
 	__u32 free;
@@ -235,7 +238,7 @@ struct osp_config {
 	__u32 per_packet;	  /* 1: report every packet (debugging) */
 	__u32 tick_ns;	   /* nanoseconds per jiffy (1e9 / CONFIG_HZ); 0: not known, see config.h */
 	__u32 ct_set_mask; /* sets of osp_conntrack - 1 (a power of two - 1) */
-	__u32 pad;
+	__u32 ct_young_mask;			   /* sets of osp_ct_young - 1 */
 	__u8 drops_ignored[OSP_DROP_REASON_SLOTS]; /* reason -> enum osp_drop_ignore bits */
 };
 

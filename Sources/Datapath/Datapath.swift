@@ -58,8 +58,9 @@ public final class Datapath: Sendable {
     /// tcx links when the kernel has them and `Options.tcx` asks for them, else tc filters.
     public let attachMode: TCAttachMode
     private let maps: Maps
-    /// Entries of the connection table: `Options.connectionTableSize` rounded up to whole sets
-    /// (see `connectionTableSets`).
+    /// Entries of the connection table, its young and old parts together:
+    /// `Options.connectionTableSize` rounded up to whole sets (see `connectionTableSets`), and
+    /// the young sets in front of them (`youngSets`).
     public let connectionTableSize: Int
     public let cpus: Int
     /// Kernel drop reason values → names without `SKB_DROP_REASON_` (from the kernel's BTF).
@@ -113,7 +114,7 @@ public final class Datapath: Sendable {
     enum MapName: String, CaseIterable {
         case ifaces = "osp_ifaces", netns = "osp_netns", tcpFlags = "osp_tcp_flags"
         case drops = "osp_drops", errors = "osp_errors", conntrack = "osp_conntrack", events = "osp_events"
-        case lost = "osp_lost", ctStats = "osp_ct_stats", ctScratch = "osp_ct_scratch"
+        case lost = "osp_lost", ctStats = "osp_ct_stats", ctScratch = "osp_ct_scratch", ctYoung = "osp_ct_young"
     }
 
     enum ProgramName: String, CaseIterable {
@@ -138,6 +139,9 @@ public final class Datapath: Sendable {
         let drops: BPFMap<osp_drop_key, osp_counter>
         let errors: BPFMap<UInt32, UInt64>
         let ctStats: BPFMap<UInt32, UInt64>
+        /// The young connection table's sets; the tests occupy one to make a new connection
+        /// lose the race for a way.
+        let ctYoung: BPFMap<UInt32, osp_ct_set>
     }
 
     /// What is fixed when the programs are loaded (`struct osp_config`).
@@ -223,8 +227,8 @@ public final class Datapath: Sendable {
         ]
         let pod = try BPFObject(
             name: "pod", bytes: BPFObjects.pod, constants: constants,
-            sizes: [MapName.conntrack.rawValue: UInt32(sets)])
-        connectionTableSize = sets * Int(OSP_CT_WAYS)
+            sizes: [MapName.conntrack.rawValue: UInt32(sets), MapName.ctYoung.rawValue: UInt32(Self.youngSets(sets))])
+        connectionTableSize = (sets + Self.youngSets(sets)) * Int(OSP_CT_WAYS)
         var fds: [String: Int32] = [:]
         for map in MapName.allCases { fds[map.rawValue] = try pod.mapFD(map.rawValue) }
         let drops = try BPFObject(name: "drops", bytes: BPFObjects.drops, sharing: fds, constants: constants)
@@ -234,7 +238,7 @@ public final class Datapath: Sendable {
         }
         maps = Maps(
             ifaces: map(.ifaces), netns: map(.netns), tcpFlags: map(.tcpFlags),
-            drops: map(.drops), errors: map(.errors), ctStats: map(.ctStats))
+            drops: map(.drops), errors: map(.errors), ctStats: map(.ctStats), ctYoung: map(.ctYoung))
         cpus = Int(osp_possible_cpus())
         events = EventReader(ringFD: fds[MapName.events.rawValue]!, lostMap: map(.lost), cpus: cpus)
         let dropLink = try drops.attachTracepoint(ProgramName.drops.rawValue)
@@ -258,6 +262,11 @@ public final class Datapath: Sendable {
         return 1 << (Int.bitWidth - (sets - 1).leadingZeroBitCount)
     }
 
+    /// Sets of the young table in front of `sets` old ones, where new connections enter: a
+    /// sixteenth of them, at least 1 and at most 256 (4,096 connections in 344 KiB, small
+    /// enough to stay in the CPUs' caches and TLBs; see conntrack.h).
+    public static func youngSets(_ sets: Int) -> Int { min(256, max(1, sets / 16)) }
+
     /// `struct osp_config` for `options` and a table of `connectionTableSets` sets, as the
     /// bytes of its section.
     static func config(
@@ -268,6 +277,7 @@ public final class Datapath: Sendable {
         config.per_packet = options.perPacket ? 1 : 0
         if let kernelHZ, kernelHZ > 0 { config.tick_ns = UInt32(1_000_000_000 / kernelHZ) }
         config.ct_set_mask = UInt32(connectionTableSets - 1)
+        config.ct_young_mask = UInt32(youngSets(connectionTableSets) - 1)
         withUnsafeMutableBytes(of: &config.drops_ignored) { slots in
             for (value, name) in dropReasons where Int(value) < slots.count {
                 guard let rules = options.ignoredDrops[name] else { continue }
@@ -485,6 +495,9 @@ public final class Datapath: Sendable {
             size: connectionTableSize, inserted: total(OSP_CT_INSERTED), deleted: total(OSP_CT_DELETED),
             evicted: total(OSP_CT_EVICTED))
     }
+
+    /// Writes a set of the young connection table (tests).
+    func setYoungSet(_ index: UInt32, _ set: osp_ct_set) throws(DatapathError) { try maps.ctYoung.update(index, set) }
 
     static func loadDropReasons() throws(DatapathError) -> [UInt32: String] {
         try kernelEnum("skb_drop_reason").mapValues { name in

@@ -37,21 +37,34 @@ static __always_inline void osp_reverse(struct osp_tuple *out, const struct osp_
 	out->pad = 0;
 }
 
-/* The connection table (map osp_conntrack, layout in osprey_abi.h). Everything happens in the
- * program: a hash, one line of tags, one way. Its array lookups are inlined by the verifier, so
- * the packet path makes no helper call and takes no lock or list.
- * Concurrency: a new connection claims its way with a compare-and-swap on the tag and publishes
- * the tag after the key. A packet racing with the eviction or reuse of its connection's way may
- * count towards the way's next connection: an increment in the wrong delta, as with the plain
- * adds below. Two CPUs adding the same new connection at once may both add it; the copy that
- * lookups do not find stays until its set needs the room. */
+/* The connection table: two set-associative caches in BPF arrays (layout in osprey_abi.h). A
+ * new connection enters the young table, a few hundred KiB; when its set there is full, the
+ * set's least recently active connection moves to the old table (up to --conntrack-max, tens of
+ * MiB), and when that set is full too, its least recently active connection is evicted for
+ * good. A packet looks in the young table first. Short connections, most of a busy node's, thus
+ * live and end in memory that stays in the CPUs' caches and TLBs: in one table of 42 MiB, the
+ * first read of a connection's set was a third of the pod programs' time under churn. A SYN
+ * without ACK opens a connection and looks only in the young table; an old entry with its
+ * tuple stays until the new one replaces it on moving there, or until evicted.
+ * Everything happens in the program: a hash, one line of tags, one way. Array lookups are
+ * inlined by the verifier, so the packet path makes no helper call and takes no lock or list.
+ * Concurrency: a connection claims its way with a compare-and-swap on the tag and publishes the
+ * tag after the key. A packet racing with the eviction, move or reuse of its connection's way
+ * may count towards the way's next connection, or be lost to the copy that moves: an increment
+ * in the wrong delta, as with the plain adds below. Two CPUs adding the same new connection at
+ * once may both add it; the copy that lookups do not find stays until its set needs the room. */
 
-/* Where a key lives or would live. */
+enum {
+	OSP_CT_SCRATCH_YOUNG = 0,
+	OSP_CT_SCRATCH_OLD = 1,
+};
+
+/* Where a key lives or would live in one table. */
 struct osp_ct_slot {
 	struct osp_ct_set *set;
 	struct osp_ct_scratch *scratch;
 	__u32 tag;
-	__u32 way; /* the connection's way, when found or inserted */
+	__u32 way; /* the connection's way, when found or claimed */
 };
 
 /* The key's six words, mixed (multiply and xor-shift after each): the low bits pick the set,
@@ -76,6 +89,28 @@ static __always_inline int osp_ct_key_equal(const struct osp_conn_key *a,
 		(x[5] ^ y[5])) == 0;
 }
 
+/* The slot of a hash in the set of the young or the old table that `set` is. The callers look
+ * the set up themselves: a lookup call site that sees two maps is not inlined by the verifier. */
+static __always_inline void osp_ct_slot(struct osp_ct_slot *slot, struct osp_ct_set *set,
+					__u32 scratch, __u64 hash)
+{
+	slot->set = set;
+	slot->scratch = bpf_map_lookup_elem(&osp_ct_scratch, &scratch);
+	slot->tag = (__u32)(hash >> 32) | 1;
+}
+
+static __always_inline struct osp_ct_set *osp_ct_young_set(__u64 hash)
+{
+	__u32 index = (__u32)hash & osp_config.ct_young_mask;
+	return bpf_map_lookup_elem(&osp_ct_young, &index);
+}
+
+static __always_inline struct osp_ct_set *osp_ct_old_set(__u64 hash)
+{
+	__u32 index = (__u32)hash & osp_config.ct_set_mask;
+	return bpf_map_lookup_elem(&osp_conntrack, &index);
+}
+
 /* The loops below leave their results (a way's index) in per-CPU map memory, not in registers
  * or on the stack: the verifier tracks those exactly, so each way a loop could end at would be
  * a different constant and the whole rest of the program would be verified once per way (that
@@ -86,25 +121,20 @@ static __always_inline __u32 osp_ct_read(__u32 *field)
 	return *(volatile __u32 *)field & (OSP_CT_WAYS - 1);
 }
 
-/* The key's connection, or 0 with `slot` telling where it would go (scratch->free: the first
- * free way, OSP_CT_WAYS if none). */
-static __always_inline struct osp_conn *osp_ct_lookup(const struct osp_conn_key *key,
-						      struct osp_ct_slot *slot)
+/* The key's connection in the slot's set, or 0 (scratch->free: the set's first free way,
+ * OSP_CT_WAYS if none). */
+static __always_inline struct osp_conn *osp_ct_find(const struct osp_conn_key *key,
+						    struct osp_ct_slot *slot)
 {
-	__u32 zero = 0;
-	__u64 hash = osp_ct_hash(key);
-	__u32 index = (__u32)hash & osp_config.ct_set_mask;
-	slot->tag = (__u32)(hash >> 32) | 1;
-	slot->set = bpf_map_lookup_elem(&osp_conntrack, &index);
-	slot->scratch = bpf_map_lookup_elem(&osp_ct_scratch, &zero);
+	struct osp_ct_set *set = slot->set;
 	struct osp_ct_scratch *scratch = slot->scratch;
-	if (!slot->set || !scratch)
+	if (!set || !scratch)
 		return 0;
 	*(volatile __u32 *)&scratch->free = OSP_CT_WAYS;
 	*(volatile __u32 *)&scratch->way = OSP_CT_WAYS;
 	for (__u32 i = 0; i < OSP_CT_WAYS; i++) {
-		__u32 tag = *(volatile __u32 *)&slot->set->tags[i];
-		if (tag == slot->tag && osp_ct_key_equal(&slot->set->ways[i].key, key)) {
+		__u32 tag = *(volatile __u32 *)&set->tags[i];
+		if (tag == slot->tag && osp_ct_key_equal(&set->ways[i].key, key)) {
 			*(volatile __u32 *)&scratch->way = i;
 			break;
 		}
@@ -114,19 +144,19 @@ static __always_inline struct osp_conn *osp_ct_lookup(const struct osp_conn_key 
 	if (*(volatile __u32 *)&scratch->way == OSP_CT_WAYS)
 		return 0;
 	slot->way = osp_ct_read(&scratch->way);
-	return &slot->set->ways[slot->way].conn;
+	return &set->ways[slot->way].conn;
 }
 
-/* Adds the key's connection (zeroed, `seen` now) in the free way `osp_ct_lookup` found, or in
- * place of the set's least recently active connection (counted as evicted). 0 when another CPU
- * took the way first. */
-static __always_inline struct osp_conn *osp_ct_insert(const struct osp_conn_key *key,
-						      struct osp_ct_slot *slot, __u32 now)
+/* Claims a way of the slot's set after a lookup that did not find the key: the free way it
+ * saw, else the way whose last packet is oldest. Returns the way's tag before (0: it was free;
+ * else its connection, still in the way, must go), or OSP_CT_CLAIMED when another CPU took the
+ * way first. */
+static __always_inline __u32 osp_ct_claim(struct osp_ct_slot *slot, __u32 now)
 {
 	struct osp_ct_set *set = slot->set;
 	struct osp_ct_scratch *scratch = slot->scratch;
 	if (!set || !scratch)
-		return 0;
+		return OSP_CT_CLAIMED;
 	__u32 old = 0;
 	if (*(volatile __u32 *)&scratch->free == OSP_CT_WAYS) {
 		*(volatile __u32 *)&scratch->idlest = 0;
@@ -140,25 +170,66 @@ static __always_inline struct osp_conn *osp_ct_insert(const struct osp_conn_key 
 		}
 		old = *(volatile __u32 *)&set->tags[osp_ct_read(&scratch->free)];
 		if (old == OSP_CT_CLAIMED) /* another CPU is filling it */
-			return 0;
+			return OSP_CT_CLAIMED;
 	}
 	__u32 way = osp_ct_read(&scratch->free);
 	if (__sync_val_compare_and_swap(&set->tags[way], old, OSP_CT_CLAIMED) != old)
-		return 0;
-	if (old)
-		osp_count_ct(OSP_CT_EVICTED);
-	struct osp_ct_way *entry = &set->ways[way];
-	__builtin_memcpy(&entry->key, key, sizeof(*key));
-	__builtin_memset(&entry->conn, 0, sizeof(entry->conn));
-	entry->conn.seen = now;
-	asm volatile("" ::: "memory"); /* the key before the tag that publishes it */
-	*(volatile __u32 *)&set->tags[way] = slot->tag;
+		return OSP_CT_CLAIMED;
 	slot->way = way;
-	osp_count_ct(OSP_CT_INSERTED);
+	return old;
+}
+
+/* Makes the claimed way hold `key` and `conn` and publishes it. */
+static __always_inline struct osp_conn *
+osp_ct_fill(struct osp_ct_slot *slot, const struct osp_conn_key *key, const struct osp_conn *conn)
+{
+	struct osp_ct_way *entry = &slot->set->ways[slot->way & (OSP_CT_WAYS - 1)];
+	__builtin_memcpy(&entry->key, key, sizeof(*key));
+	__builtin_memcpy(&entry->conn, conn, sizeof(*conn));
+	asm volatile("" ::: "memory"); /* the key before the tag that publishes it */
+	*(volatile __u32 *)&slot->set->tags[slot->way & (OSP_CT_WAYS - 1)] = slot->tag;
 	return &entry->conn;
 }
 
-/* Frees the connection's way — unless it was evicted and taken meanwhile. */
+/* Moves a connection pushed out of a young set (its way claimed, so its key stays) to the old
+ * table: over an old copy of its tuple, or into a free way, or in place of the set's least
+ * recently active connection, which is evicted. */
+static __always_inline void osp_ct_age(const struct osp_ct_way *moving, __u32 now)
+{
+	struct osp_ct_slot slot = {};
+	__u64 hash = osp_ct_hash(&moving->key);
+	osp_ct_slot(&slot, osp_ct_old_set(hash), OSP_CT_SCRATCH_OLD, hash);
+	struct osp_conn *stale = osp_ct_find(&moving->key, &slot);
+	if (stale) {
+		__builtin_memcpy(stale, &moving->conn, sizeof(*stale));
+		return;
+	}
+	__u32 old = osp_ct_claim(&slot, now);
+	if (old == OSP_CT_CLAIMED) { /* lost in a race: gone as if evicted */
+		osp_count_ct(OSP_CT_EVICTED);
+		return;
+	}
+	if (old)
+		osp_count_ct(OSP_CT_EVICTED);
+	osp_ct_fill(&slot, &moving->key, &moving->conn);
+}
+
+/* Adds the key's connection (zeroed, `seen` now) to the young table after a lookup there did
+ * not find it. 0 when another CPU took the way first. */
+static __always_inline struct osp_conn *osp_ct_insert(const struct osp_conn_key *key,
+						      struct osp_ct_slot *slot, __u32 now)
+{
+	__u32 old = osp_ct_claim(slot, now);
+	if (old == OSP_CT_CLAIMED)
+		return 0;
+	if (old)
+		osp_ct_age(&slot->set->ways[slot->way & (OSP_CT_WAYS - 1)], now);
+	struct osp_conn conn = {.seen = now};
+	osp_count_ct(OSP_CT_INSERTED);
+	return osp_ct_fill(slot, key, &conn);
+}
+
+/* Frees the connection's way — unless it was evicted or moved and taken meanwhile. */
 static __always_inline void osp_ct_delete(struct osp_ct_slot *slot)
 {
 	if (__sync_val_compare_and_swap(&slot->set->tags[slot->way & (OSP_CT_WAYS - 1)], slot->tag,
@@ -186,18 +257,33 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 	}
 	__u32 now = bpf_jiffies64();
 	__u8 report = 0;
-	struct osp_ct_slot slot = {};
-	struct osp_conn *conn = osp_ct_lookup(&key, &slot);
+	__u64 hash = osp_ct_hash(&key);
+	struct osp_ct_slot young = {}, old = {};
+	struct osp_ct_slot *slot = &young;
+	osp_ct_slot(&young, osp_ct_young_set(hash), OSP_CT_SCRATCH_YOUNG, hash);
+	struct osp_conn *conn = osp_ct_find(&key, &young);
+	int opening = (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) == OSP_TCPF_SYN;
+	if (!conn && !opening) {
+		osp_ct_slot(&old, osp_ct_old_set(hash), OSP_CT_SCRATCH_OLD, hash);
+		conn = osp_ct_find(&key, &old);
+		if (conn)
+			slot = &old;
+	}
 	if (!conn) {
-		conn = osp_ct_insert(&key, &slot, now);
-		if (!conn) {
-			osp_count_error(OSP_ERR_CONNTRACK_FULL);
-			return;
-		}
 		/* New here: this packet's source opened it — unless it is a SYN-ACK, whose
 		 * destination did (we missed the SYN). */
 		int synack = (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) ==
 			     (OSP_TCPF_SYN | OSP_TCPF_ACK);
+		conn = osp_ct_insert(&key, &young, now);
+		if (!conn) {
+			/* Another CPU claimed the way it would take: reported all the same, from a
+			 * state of its own, so that no start goes missing; its next packet tries
+			 * again. */
+			osp_count_error(OSP_ERR_CONNTRACK_FULL);
+			struct osp_conn untracked = {.packets = 1, .bytes = skb->len};
+			osp_report_trace(skb, pkt, &untracked, observation, OSP_REPORT_NEW, synack);
+			return;
+		}
 		conn->initiator_first = source_first ^ synack;
 		report = OSP_REPORT_NEW;
 	}
@@ -229,8 +315,8 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 	}
 	if (report)
 		osp_report_trace(skb, pkt, conn, observation, report, is_reply);
-	if (ended && slot.set)
-		osp_ct_delete(&slot);
+	if (ended && slot->set)
+		osp_ct_delete(slot);
 }
 
 #endif

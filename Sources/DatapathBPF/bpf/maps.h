@@ -47,8 +47,9 @@ struct {
 } osp_errors SEC(".maps");
 
 /* Connections by 5-tuple and observing interface -> reporting state: sets of OSP_CT_WAYS ways
- * (struct osp_ct_set; lookups, inserts and evictions in conntrack.h). The agent sets the number
- * of sets at load (--conntrack-max / OSP_CT_WAYS, a power of two) and osp_config.ct_set_mask. */
+ * (struct osp_ct_set; lookups, inserts and evictions in conntrack.h). The connections pushed
+ * out of osp_ct_young live here. The agent sets the number of sets at load (--conntrack-max /
+ * OSP_CT_WAYS, a power of two) and osp_config.ct_set_mask. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 524288 / OSP_CT_WAYS);
@@ -56,10 +57,21 @@ struct {
 	__type(value, struct osp_ct_set);
 } osp_conntrack SEC(".maps");
 
-/* 0 -> where the table's loops keep their results (conntrack.h says why not on the stack). */
+/* The same for new connections: a few hundred KiB, so that the sets of the connections a node
+ * is busy with stay in the CPUs' caches and TLBs (conntrack.h). The agent sets its sets at load
+ * and osp_config.ct_young_mask. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct osp_ct_set);
+} osp_ct_young SEC(".maps");
+
+/* OSP_CT_SCRATCH_* -> where the table's loops keep their results (conntrack.h says why not on
+ * the stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct osp_ct_scratch);
 } osp_ct_scratch SEC(".maps");
