@@ -54,14 +54,18 @@ done
 sleep 3 # the last polls reach the metrics
 syn=$(($(scrape 1 hubble_tcp_flags_total 'flag="SYN"') - syn0))
 lost=$(($(scrape 1 hubble_lost_events_total) + $(scrape 2 hubble_lost_events_total) - lost0))
-# The connection table's kernel memory, from the agent's map file descriptors: the array
-# (map_type 2) of one value per set of OSP_CT_WAYS ways, as many sets as the agent's size says.
+# The connection table's kernel memory, from the agent's map file descriptors: its arrays
+# (map_type 2; the young and the old table) hold one set of OSP_CT_WAYS ways per entry, all of
+# one value size, and as many sets together as the agent's size says. Each map counts once
+# (by map_id).
 table_size=$(scrape 1 osprey_agent_conntrack_size)
 ways=$(awk '$1 == "#define" && $2 == "OSP_CT_WAYS" {print $3}' Sources/CDatapathABI/osprey_abi.h)
 table_memory=$(for fd in /proc/"$node1_agent"/fdinfo/*; do
-  awk -v sets=$((table_size / ways)) '/^map_type:/ {t = $2} /^max_entries:/ {n = $2} /^memlock:/ {l = $2}
-    END {if (t == 2 && n == sets) print l}' "$fd"
-done 2> /dev/null | sort -n | tail -1)
+  awk '/^map_type:/ {t = $2} /^value_size:/ {v = $2} /^max_entries:/ {n = $2} /^memlock:/ {l = $2}
+    /^map_id:/ {id = $2} END {if (t == 2) print id, v, n, l}' "$fd"
+done 2> /dev/null | sort -u | awk -v sets=$((table_size / ways)) '
+  {entries[$2] += $3; memory[$2] += $4}
+  END {for (v in entries) if (entries[v] == sets) print memory[v]}' | head -1)
 printf '\n| %d connections held open, loadgen (node 1) → ledger (node 2) | |\n|---|---|\n' "$count"
 printf '| established / failed | %d / %d in %.1f s |\n' "$established" "$failed" "$(echo "$opened - $started" | bc -l)"
 printf '| connection starts reported on node 1 (SYN flows; goal: every one) | %d |\n' "$syn"
