@@ -52,7 +52,9 @@ static __always_inline void osp_reverse(struct osp_tuple *out, const struct osp_
  * tag after the key. A packet racing with the eviction, move or reuse of its connection's way
  * may count towards the way's next connection, or be lost to the copy that moves: an increment
  * in the wrong delta, as with the plain adds below. Two CPUs adding the same new connection at
- * once may both add it; the copy that lookups do not find stays until its set needs the room. */
+ * once may both add it; the copy that lookups do not find stays until its set needs the room.
+ * Two CPUs adding different connections may pick the same way (in one jiffy a full set's ways
+ * are all equally old); the one that loses reports its packet untracked (osp_track). */
 
 enum {
 	OSP_CT_SCRATCH_YOUNG = 0,
