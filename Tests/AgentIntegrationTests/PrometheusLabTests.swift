@@ -143,6 +143,12 @@ extension AgentIntegration {
                 _ = try LabFixture.exec(
                     loadgen.netns,
                     ["bash", "-c", "for i in $(seq 30000); do echo x > /dev/udp/\(frontend.ipv4)/9; done 2>/dev/null"])
+                // Traffic to a pod from outside every pod (the node itself), which Retina's "All
+                // Outgoing pps per pod" shows by source IP. Without it only the link-local
+                // multicast of interfaces coming up would, if the agent was attached in time.
+                _ = try LabFixture.exec(
+                    plan.nodes[0].netns,
+                    ["bash", "-c", "for i in $(seq 5); do echo x > /dev/udp/\(frontend.ipv4)/9; done 2>/dev/null"])
 
                 let queries = try Self.panelQueries(cluster: config.name)
                 #expect(queries.count >= 40)
