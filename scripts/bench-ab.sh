@@ -79,4 +79,5 @@ printf '\n| A: %s, B: %s; %s, %d rounds of %d s per run, run statistics on | med
   row "pod programs, ns per request, B" 0 $(per_round program_ns B)
   row "agents' CPU per 10,000 connections/s, % of a core, A" 2 $(per_round cpu A)
   row "agents' CPU per 10,000 connections/s, % of a core, B" 2 $(per_round cpu B)
+  pace_row 1
 }

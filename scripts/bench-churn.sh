@@ -53,3 +53,4 @@ printf '| both agents'"'"' CPU per 10,000 connections/s | %.1f %% of a core |\n'
 printf '| events lost, all rounds (goal 0) | %d |\n' "$(IFS=+; echo $((${lost[*]})))"
 printf '| connections reported: SYN / FIN flows per request (lowest round; goal ≥ 1) | %.3f / %.3f |\n' \
   "$(printf '%s\n' "${syn_ratio[@]}" | sort -g | head -1)" "$(printf '%s\n' "${fin_ratio[@]}" | sort -g | head -1)"
+pace_row

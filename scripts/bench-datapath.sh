@@ -47,3 +47,4 @@ printf '| agent CPU, idle | %.1f %% of a core |\n| agent CPU, under load | %.1f 
   "$(median "${idle_cpu[@]}")" "$(median "${load_cpu[@]}")"
 printf '| agent RSS, idle | %.1f MiB |\n| agent RSS, under load | %.1f MiB |\n' \
   "$(echo "$(median "${idle_rss[@]}") / 1024" | bc -l)" "$(echo "$(median "${load_rss[@]}") / 1024" | bc -l)"
+pace_row

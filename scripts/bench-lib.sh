@@ -8,6 +8,24 @@ bin=.build/release
 state=/run/osprey/labs/$lab
 hz=$(getconf CLK_TCK)
 
+# How fast this machine runs at the moment: seconds of a shell loop of a million iterations.
+# About 0.6 s in calm hours here; at times the host's neighbours make it two to four times
+# slower, and the agents' CPU per connection and the overhead ratios worsen with it. The
+# benchmarks print it from their start and end beside their figures, so a figure can be
+# judged by its hour.
+machine_pace() {
+  local TIMEFORMAT=%R
+  { time bash -c 'for i in $(seq 1000000); do :; done'; } 2>&1
+}
+pace_at_start=$(machine_pace)
+# The table row: the pace at the start and now (then empty cells for a wider table: pace_row 1).
+pace_row() {
+  printf '| machine pace: a shell loop of 10^6 iterations at the start / end (about 0.6 s when calm) | %s / %s s |' \
+    "$pace_at_start" "$(machine_pace)"
+  for _ in $(seq "${1:-0}"); do printf ' |'; done
+  echo
+}
+
 cleanup() {
   for pid in ${agent_pids:-} ${server_pid:-}; do kill "$pid" 2> /dev/null || true; done
   "$bin/osprey" lab down --name "$lab" > /dev/null 2>&1 || true

@@ -221,14 +221,15 @@ public final class Datapath: Sendable {
         if options.tcx { useTCX = try Self.kernelEnum("bpf_attach_type").values.contains("BPF_TCX_INGRESS") }
         attachMode = useTCX ? .tcx : .tc
         let sets = Self.connectionTableSets(options.connectionTableSize)
+        let youngSets = Self.youngSets(sets)
         let constants = [
             Self.configSection: Self.config(
                 options, connectionTableSets: sets, dropReasons: dropReasons, kernelHZ: Self.kernelHZ())
         ]
         let pod = try BPFObject(
             name: "pod", bytes: BPFObjects.pod, constants: constants,
-            sizes: [MapName.conntrack.rawValue: UInt32(sets), MapName.ctYoung.rawValue: UInt32(Self.youngSets(sets))])
-        connectionTableSize = (sets + Self.youngSets(sets)) * Int(OSP_CT_WAYS)
+            sizes: [MapName.conntrack.rawValue: UInt32(sets), MapName.ctYoung.rawValue: UInt32(youngSets)])
+        connectionTableSize = (sets + youngSets) * Int(OSP_CT_WAYS)
         var fds: [String: Int32] = [:]
         for map in MapName.allCases { fds[map.rawValue] = try pod.mapFD(map.rawValue) }
         let drops = try BPFObject(name: "drops", bytes: BPFObjects.drops, sharing: fds, constants: constants)
