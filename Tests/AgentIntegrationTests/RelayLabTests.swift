@@ -46,6 +46,18 @@ extension AgentIntegration {
             Issue.record("the relay never reported \(expected): \(last)")
         }
 
+        /// Waits until every node's agent holds at least `count` flows: the clients' first rounds
+        /// reach every node within seconds of the lab's start, but not always before a test asks.
+        static func waitForFlows(_ config: LabConfig, _ plan: LabPlan, atLeast count: Int, tls: [String] = []) {
+            let everyNode = eventually {
+                let all = (try? osprey(config, ["observe", "--last", "1000", "-o", "json"], tls: tls))?.stdout ?? ""
+                var seen: [String: Int] = [:]
+                for flow in flows(all) { seen[FlowLabTests.string(flow, "node_name") ?? "?", default: 0] += 1 }
+                return plan.nodes.allSatisfy { seen[$0.name, default: 0] >= count }
+            }
+            #expect(everyNode, "some node never held \(count) flows")
+        }
+
         /// The JSON lines of `osprey observe -o json` that carry a flow.
         static func flows(_ output: String) -> [[String: Any]] {
             output.split(separator: "\n").compactMap {
@@ -107,6 +119,7 @@ extension AgentIntegration {
                 #expect(points["\(frontend.node.name) TO_ENDPOINT"] == 1, "\(points)")
 
                 // Hubble Relay's --last N: N from each node.
+                Self.waitForFlows(config, plan, atLeast: 3)
                 let last = try Self.osprey(config, ["observe", "--last", "3", "-o", "json"])
                 let lastFlows = Self.flows(last.stdout)
                 var perNode: [String: Int] = [:]
@@ -307,6 +320,7 @@ extension AgentIntegration {
                     #expect(
                         refused.stderr.split(separator: "\n").count == 1, "\(what): one sentence: \(refused.stderr)")
                 }
+                Self.waitForFlows(config, plan, atLeast: 2, tls: trust + client)
                 let flows = try Self.osprey(config, ["observe", "--last", "2", "-o", "json"], tls: trust + client)
                 #expect(flows.status == 0, "\(flows.stderr)")
                 #expect(Self.flows(flows.stdout).count == 4)
