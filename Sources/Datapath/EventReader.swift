@@ -1,10 +1,11 @@
+import CBPFGlue
 import CDatapathABI
-import CLibbpf
 import Foundation
 import Synchronization
 
 /// Drains the datapath's ring buffer of flow and drop events on its own thread and hands them
-/// on in batches (one call per poll, never one per event).
+/// on in batches (one call per poll, never one per event). It reads the ring's mapped pages
+/// itself (`osp_ring_drain`) and gives a batch's space back to the programs in one store.
 ///
 /// The producers wake the reader only each time another 64 KiB are pending, so it also polls
 /// every `pollInterval`. A batch holds at most `EventBatch.capacity` events: under a flood the
@@ -14,7 +15,8 @@ import Synchronization
 public final class EventReader: Sendable {
     /// A batch, and CLOCK_MONOTONIC nanoseconds taken just before the ring was read: every
     /// event the kernel stamped before then is in this batch or an earlier one. Nil for a
-    /// batch that filled up before the ring was empty (more follow at once).
+    /// batch that filled up before the ring was empty (more follow at once), or that stopped
+    /// at an event a program was still writing (it follows with the next poll).
     public typealias Handler = @Sendable (UnsafeBufferPointer<osp_event>, UInt64?) -> Void
 
     private let ringFD: Int32
@@ -39,35 +41,26 @@ public final class EventReader: Sendable {
     /// Starts the reader thread. Call `stop()` to end it.
     public func start(pollInterval: Double = 0.01, handler: @escaping Handler) {
         let thread = Thread { [self] in
-            let batch = EventBatch()
-            let context = Unmanaged.passRetained(batch)
-            defer { context.release() }
-            // A negative return makes libbpf stop reading after this record: the batch is full.
-            let callback: ring_buffer_sample_fn = { ctx, data, size in
-                guard let ctx, let data else { return 0 }
-                let batch = Unmanaged<EventBatch>.fromOpaque(ctx).takeUnretainedValue()
-                batch.append(data, size: Int(size))
-                return batch.isFull ? -1 : 0
-            }
-            guard let ring = ring_buffer__new(ringFD, callback, context.toOpaque(), nil) else {
+            guard let ring = osp_ring_open(ringFD) else {
                 FileHandle.standardError.write(
                     Data("osprey: cannot read the event ring (\(String(cString: strerror(errno))))\n".utf8))
                 return
             }
-            defer { ring_buffer__free(ring) }
+            defer { osp_ring_close(ring) }
+            let batch = EventBatch()
             let timeout = Int32(pollInterval * 1000)
             var stopping = false
             while !stopping {
                 stopping = stopFlag.load(ordering: .relaxed)
-                // Producers mostly do not wake us (BPF_RB_NO_WAKEUP), and poll only consumes
-                // rings that woke it: wait out the interval, then consume whatever is there.
-                if !stopping { _ = ring_buffer__poll(ring, timeout) }
+                // Producers mostly do not wake us (BPF_RB_NO_WAKEUP): wait out the interval,
+                // then take whatever is there.
+                if !stopping { _ = osp_ring_wait(ring, timeout) }
                 while true {
                     if batch.isFull { batch.flush(handler, drainedAt: nil) }
                     let drainedAt = osp_monotonic_ns()
-                    _ = ring_buffer__consume(ring)
+                    let caughtUp = batch.fill(from: ring)
                     if batch.isFull { continue }
-                    batch.flush(handler, drainedAt: drainedAt)
+                    batch.flush(handler, drainedAt: caughtUp ? drainedAt : nil)
                     break
                 }
                 unreadable.add(batch.takeMalformed(), ordering: .relaxed)
@@ -103,16 +96,17 @@ private final class EventBatch: @unchecked Sendable {
 
     var isFull: Bool { count == Self.capacity }
 
-    /// Copies one record; the reader never appends to a full batch (the callback stops libbpf).
-    func append(_ data: UnsafeRawPointer, size: Int) {
-        precondition(count < Self.capacity, "an event appended to a full batch")
-        guard size >= Int(OSP_EVENT_HEADER_SIZE) else {
-            malformed += 1
-            return
-        }
-        UnsafeMutableRawPointer(slots + count).copyMemory(
-            from: data, byteCount: min(size, MemoryLayout<osp_event>.size))
-        count += 1
+    /// Copies the ring's committed records into the free slots, then frees their space in the
+    /// ring. True when it read up to the producers' position; false when the batch filled or a
+    /// record was still being written (the rest waits for the next fill).
+    func fill(from ring: OpaquePointer) -> Bool {
+        var stoppedAtBusy: Int32 = 0
+        let room = Self.capacity - count
+        count += Int(
+            osp_ring_drain(
+                ring, slots + count, MemoryLayout<osp_event>.stride, Int(OSP_EVENT_HEADER_SIZE), Int32(room),
+                &malformed, &stoppedAtBusy))
+        return count < Self.capacity && stoppedAtBusy == 0
     }
 
     func takeMalformed() -> UInt64 {

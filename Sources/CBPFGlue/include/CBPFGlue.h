@@ -57,4 +57,23 @@ void osp_libbpf_set_verbosity(int level);
 /* libbpf's number of possible CPUs (the length of a per-CPU map value array). */
 int osp_possible_cpus(void);
 
+/* A BPF ring buffer map read over its mapped pages (ring.c). One thread reads it. */
+struct osp_ring;
+
+/* Maps the ring of map_fd and an epoll set that its wakeups signal. NULL with errno set. */
+struct osp_ring *osp_ring_open(int map_fd);
+
+void osp_ring_close(struct osp_ring *ring);
+
+/* Waits until a producer wakes the ring or timeout_ms pass: 1, 0, or -errno (EINTR too). */
+int osp_ring_wait(struct osp_ring *ring, int timeout_ms);
+
+/* Copies up to `max` committed records, in order, into `slots` (slot_size bytes apart; a longer
+ * record is cut to slot_size) and then releases their space to the producers in one store.
+ * Records shorter than min_size are skipped and counted in *malformed. Returns the number
+ * copied. *stopped_at_busy is 1 when it stopped at a record reserved but not yet submitted:
+ * records after it wait for the next drain. */
+int osp_ring_drain(struct osp_ring *ring, void *slots, size_t slot_size, size_t min_size, int max,
+		   uint64_t *malformed, int *stopped_at_busy);
+
 #endif
