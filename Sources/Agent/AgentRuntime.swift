@@ -162,7 +162,8 @@ struct EventReaderService: Service {
                 )
             }
         }
-        datapath.events.start { [datapath, pipeline] events, drainedAt in
+        // Idle, the reader polls as often as a follow stream gets a progress mark: no more.
+        datapath.events.start(idleInterval: ObserverService.markInterval) { [datapath, pipeline] events, drainedAt in
             pipeline.process(events, interfaceNames: datapath.attachedInterfaces, drainedAt: drainedAt)
         }
         defer { datapath.events.stop() }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 
 struct osp_ring {
 	int epoll_fd;
+	int interrupt_fd; /* an eventfd in the epoll set: osp_ring_interrupt ends a wait */
 	size_t page_size;
 	uint64_t mask;
 	/* The consumer page (ours to write) and the producer page followed by the data pages,
@@ -46,6 +48,7 @@ struct osp_ring *osp_ring_open(int map_fd)
 	ring->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	ring->mask = (uint64_t)info.max_entries - 1;
 	ring->epoll_fd = -1;
+	ring->interrupt_fd = -1;
 	ring->consumer_page =
 	    mmap(NULL, ring->page_size, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
 	if (ring->consumer_page == MAP_FAILED) {
@@ -66,6 +69,10 @@ struct osp_ring *osp_ring_open(int map_fd)
 	struct epoll_event wanted = {.events = EPOLLIN};
 	if (epoll_ctl(ring->epoll_fd, EPOLL_CTL_ADD, map_fd, &wanted))
 		goto fail;
+	ring->interrupt_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ring->interrupt_fd < 0 ||
+	    epoll_ctl(ring->epoll_fd, EPOLL_CTL_ADD, ring->interrupt_fd, &wanted))
+		goto fail;
 	return ring;
 fail : {
 	int saved = errno;
@@ -81,6 +88,8 @@ void osp_ring_close(struct osp_ring *ring)
 		return;
 	if (ring->epoll_fd >= 0)
 		close(ring->epoll_fd);
+	if (ring->interrupt_fd >= 0)
+		close(ring->interrupt_fd);
 	if (ring->producer_pages)
 		munmap(ring->producer_pages, ring->producer_len);
 	if (ring->consumer_page)
@@ -93,6 +102,13 @@ int osp_ring_wait(struct osp_ring *ring, int timeout_ms)
 	struct epoll_event event;
 	int n = epoll_wait(ring->epoll_fd, &event, 1, timeout_ms);
 	return n < 0 ? -errno : n;
+}
+
+void osp_ring_interrupt(struct osp_ring *ring)
+{
+	uint64_t one = 1;
+	ssize_t written = write(ring->interrupt_fd, &one, sizeof(one));
+	(void)written; /* EAGAIN: the counter is already non-zero, the wait already ends */
 }
 
 int osp_ring_drain(struct osp_ring *ring, void *slots, size_t slot_size, size_t min_size, int max,

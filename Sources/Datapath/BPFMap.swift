@@ -16,6 +16,15 @@ struct BPFMap<Key: BitwiseCopyable, Value: BitwiseCopyable> {
         }
     }
 
+    /// The value for `key`, nil if absent.
+    func value(_ key: Key) -> Value? {
+        var key = key
+        let value = UnsafeMutablePointer<Value>.allocate(capacity: 1)
+        defer { value.deallocate() }
+        guard bpf_map_lookup_elem(fd, &key, value) == 0 else { return nil }
+        return value.pointee
+    }
+
     func delete(_ key: Key) {
         var key = key
         _ = bpf_map_delete_elem(fd, &key)

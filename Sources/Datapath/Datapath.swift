@@ -115,6 +115,7 @@ public final class Datapath: Sendable {
         case ifaces = "osp_ifaces", netns = "osp_netns", tcpFlags = "osp_tcp_flags"
         case drops = "osp_drops", errors = "osp_errors", conntrack = "osp_conntrack", events = "osp_events"
         case lost = "osp_lost", ctStats = "osp_ct_stats", ctScratch = "osp_ct_scratch", ctYoung = "osp_ct_young"
+        case reader = "osp_reader"
     }
 
     enum ProgramName: String, CaseIterable {
@@ -241,7 +242,8 @@ public final class Datapath: Sendable {
             ifaces: map(.ifaces), netns: map(.netns), tcpFlags: map(.tcpFlags),
             drops: map(.drops), errors: map(.errors), ctStats: map(.ctStats), ctYoung: map(.ctYoung))
         cpus = Int(osp_possible_cpus())
-        events = EventReader(ringFD: fds[MapName.events.rawValue]!, lostMap: map(.lost), cpus: cpus)
+        events = try EventReader(
+            ringFD: fds[MapName.events.rawValue]!, lostMap: map(.lost), sleepMap: map(.reader), cpus: cpus)
         let dropLink = try drops.attachTracepoint(ProgramName.drops.rawValue)
         let retransmitLink: OpaquePointer
         do { retransmitLink = try retransmits.attachTracepoint(ProgramName.retransmits.rawValue) } catch {

@@ -8,10 +8,13 @@ import Synchronization
 /// itself (`osp_ring_drain`) and gives a batch's space back to the programs in one store.
 ///
 /// The producers wake the reader only each time another 64 KiB are pending, so it also polls
-/// every `pollInterval`. A batch holds at most `EventBatch.capacity` events: under a flood the
-/// reader hands on full batches and reads on, so its memory does not grow with the backlog.
-/// The handler runs on the reader thread after every poll (with an empty buffer when nothing
-/// came) and must not block; the buffer is valid only during the call.
+/// every `pollInterval`. After `quietPolls` polls in a row that found nothing it polls only
+/// every `idleInterval` and sets the `osp_reader` flag, so the next event wakes it at once: an
+/// idle node's reader wakes less often, and the first flow after a quiet spell waits for no
+/// poll. A batch holds at most `EventBatch.capacity` events: under a flood the reader hands on
+/// full batches and reads on, so its memory does not grow with the backlog. The handler runs
+/// on the reader thread after every poll (with an empty buffer when nothing came) and must not
+/// block; the buffer is valid only during the call.
 public final class EventReader: Sendable {
     /// A batch, and CLOCK_MONOTONIC nanoseconds taken just before the ring was read: every
     /// event the kernel stamped before then is in this batch or an earlier one. Nil for a
@@ -19,17 +22,35 @@ public final class EventReader: Sendable {
     /// at an event a program was still writing (it follows with the next poll).
     public typealias Handler = @Sendable (UnsafeBufferPointer<osp_event>, UInt64?) -> Void
 
-    private let ringFD: Int32
+    /// The ring's mapped pages; the reader thread alone drains it, `stop()` interrupts its wait.
+    private nonisolated(unsafe) let ring: OpaquePointer
     private let lostMap: BPFMap<UInt32, UInt64>
+    /// `osp_reader`: 1 asks the next event's program to wake the reader (and clear it).
+    private let sleepMap: BPFMap<UInt32, UInt32>
     private let cpus: Int
     private let stopFlag = Atomic<Bool>(false)
     private let unreadable = Atomic<UInt64>(0)
+    private let sleeps = Atomic<UInt64>(0)
 
-    init(ringFD: Int32, lostMap: BPFMap<UInt32, UInt64>, cpus: Int) {
-        self.ringFD = ringFD
+    init(
+        ringFD: Int32, lostMap: BPFMap<UInt32, UInt64>, sleepMap: BPFMap<UInt32, UInt32>, cpus: Int
+    )
+        throws(DatapathError)
+    {
+        guard let ring = osp_ring_open(ringFD) else {
+            throw .map(name: Datapath.MapName.events.rawValue, operation: "mapping the ring", errno: errno)
+        }
+        self.ring = ring
         self.lostMap = lostMap
+        self.sleepMap = sleepMap
         self.cpus = cpus
     }
+
+    /// How often the reader has gone over to idle polls since it started.
+    public var idleSpells: UInt64 { sleeps.load(ordering: .relaxed) }
+
+    /// Whether the next event's program is to wake the reader (the `osp_reader` flag is set).
+    var wakeRequested: Bool { sleepMap.value(0) == 1 }
 
     /// Events lost before user space could read them since the datapath was loaded: those the
     /// kernel could not put into the ring, and records too short to be an event (none come
@@ -39,38 +60,63 @@ public final class EventReader: Sendable {
     }
 
     /// Starts the reader thread. Call `stop()` to end it.
-    public func start(pollInterval: Double = 0.01, handler: @escaping Handler) {
+    public func start(
+        pollInterval: Double = 0.01, idleInterval: Double = 0.025, quietPolls: Int = 10,
+        handler: @escaping Handler
+    ) {
         let thread = Thread { [self] in
-            guard let ring = osp_ring_open(ringFD) else {
-                FileHandle.standardError.write(
-                    Data("osprey: cannot read the event ring (\(String(cString: strerror(errno))))\n".utf8))
-                return
-            }
-            defer { osp_ring_close(ring) }
             let batch = EventBatch()
-            let timeout = Int32(pollInterval * 1000)
+            let busyTimeout = Int32(pollInterval * 1000)
+            let idleTimeout = Int32(idleInterval * 1000)
+            var quiet = 0  // polls in a row that found the ring empty
+            var asleep = false
+            var lookAgain = false
             var stopping = false
             while !stopping {
                 stopping = stopFlag.load(ordering: .relaxed)
                 // Producers mostly do not wake us (BPF_RB_NO_WAKEUP): wait out the interval,
                 // then take whatever is there.
-                if !stopping { _ = osp_ring_wait(ring, timeout) }
+                if !stopping && !lookAgain { _ = osp_ring_wait(ring, asleep ? idleTimeout : busyTimeout) }
+                lookAgain = false
+                var read = 0
+                var caughtUp = true
                 while true {
                     if batch.isFull { batch.flush(handler, drainedAt: nil) }
                     let drainedAt = osp_monotonic_ns()
-                    let caughtUp = batch.fill(from: ring)
+                    let drained = batch.fill(from: ring)
+                    read += drained.read
+                    caughtUp = drained.caughtUp
                     if batch.isFull { continue }
                     batch.flush(handler, drainedAt: caughtUp ? drainedAt : nil)
                     break
                 }
                 unreadable.add(batch.takeMalformed(), ordering: .relaxed)
+                if read > 0 || !caughtUp {
+                    // The flag, if still set, costs one early wakeup at most.
+                    quiet = 0
+                    asleep = false
+                } else if !asleep {
+                    quiet += 1
+                    if quiet >= quietPolls, (try? sleepMap.update(0, 1)) != nil {
+                        asleep = true
+                        sleeps.add(1, ordering: .relaxed)
+                        // An event committed before the flag was set woke no one: one more look.
+                        lookAgain = true
+                    }
+                }
             }
         }
         thread.name = "osprey-events"
         thread.start()
     }
 
-    public func stop() { stopFlag.store(true, ordering: .relaxed) }
+    /// Ends the reader thread after its current poll (it does not wait out an idle interval).
+    public func stop() {
+        stopFlag.store(true, ordering: .relaxed)
+        osp_ring_interrupt(ring)
+    }
+
+    deinit { osp_ring_close(ring) }
 }
 
 /// Events copied out of the ring, at most `capacity` at a time. Touched only by the reader
@@ -97,16 +143,17 @@ private final class EventBatch: @unchecked Sendable {
     var isFull: Bool { count == Self.capacity }
 
     /// Copies the ring's committed records into the free slots, then frees their space in the
-    /// ring. True when it read up to the producers' position; false when the batch filled or a
-    /// record was still being written (the rest waits for the next fill).
-    func fill(from ring: OpaquePointer) -> Bool {
+    /// ring. `caughtUp` when it read up to the producers' position; not when the batch filled
+    /// or a record was still being written (the rest waits for the next fill).
+    func fill(from ring: OpaquePointer) -> (read: Int, caughtUp: Bool) {
         var stoppedAtBusy: Int32 = 0
         let room = Self.capacity - count
-        count += Int(
+        let read = Int(
             osp_ring_drain(
                 ring, slots + count, MemoryLayout<osp_event>.stride, Int(OSP_EVENT_HEADER_SIZE), Int32(room),
                 &malformed, &stoppedAtBusy))
-        return count < Self.capacity && stoppedAtBusy == 0
+        count += read
+        return (read, count < Self.capacity && stoppedAtBusy == 0)
     }
 
     func takeMalformed() -> UInt64 {

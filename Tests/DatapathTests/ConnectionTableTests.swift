@@ -30,9 +30,9 @@ struct ConnectionTableTests {
         let datapath: Datapath
         private let reports = Reports()
 
-        init(entries: Int) throws {
+        init(entries: Int, idleInterval: Double = 0.025) throws {
             datapath = try Datapath(options: .init(connectionTableSize: entries))
-            datapath.events.start { [reports] events, _ in
+            datapath.events.start(idleInterval: idleInterval, quietPolls: 3) { [reports] events, _ in
                 let new = events.filter { $0.kind == UInt8(OSP_EVENT_TRACE.rawValue) }.map {
                     Report(
                         reason: osp_report_reason(UInt32($0.report)), flags: $0.tcp_flags, isReply: $0.is_reply == 1,
@@ -69,6 +69,16 @@ struct ConnectionTableTests {
     }
 
     static let syn: UInt8 = 0x02, ack: UInt8 = 0x10, fin: UInt8 = 0x01, psh: UInt8 = 0x08
+
+    /// Whether `condition` holds within `seconds`.
+    static func within(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition() {
+            if Date() >= deadline { return false }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return true
+    }
 
     @Test(
         "a connection takes one entry from its SYN to its last ACK, is reported at its start, SYN-ACK and FINs with the packets between, and leaves; its flags are counted"
@@ -107,6 +117,23 @@ struct ConnectionTableTests {
         try lab.segment(40_000, Self.syn)  // the same ports again: a new connection
         #expect(lab.datapath.connectionTable().inserted == 2)
         #expect(lab.datapath.snapshot().errors[.conntrackFull] == 0)
+    }
+
+    @Test("a reader asleep on an idle ring is woken by the next event's program, long before its next poll")
+    func idleReaderWakes() throws {
+        let lab = try Lab(entries: 64, idleInterval: 600)
+        // Nothing comes: after three empty polls the reader waits up to 600 s and asks to be woken.
+        #expect(Self.within(10) { lab.datapath.events.idleSpells >= 1 }, "the reader never went idle")
+        #expect(lab.datapath.events.wakeRequested)
+        let spells = lab.datapath.events.idleSpells
+        try lab.segment(40_001, Self.syn)
+        #expect(!lab.datapath.events.wakeRequested, "the SYN's program cleared the request when it woke the reader")
+        #expect(
+            lab.reports(1).first
+                == Report(reason: OSP_REPORT_NEW, flags: Self.syn, isReply: false, packets: 1, clientPort: 40_001))
+        // Awake again, it polls often until the ring is quiet again, then asks anew.
+        #expect(Self.within(10) { lab.datapath.events.idleSpells > spells })
+        #expect(lab.datapath.events.wakeRequested)
     }
 
     @Test(

@@ -65,8 +65,12 @@ struct osp_ring *osp_ring_open(int map_fd);
 
 void osp_ring_close(struct osp_ring *ring);
 
-/* Waits until a producer wakes the ring or timeout_ms pass: 1, 0, or -errno (EINTR too). */
+/* Waits until a producer wakes the ring, osp_ring_interrupt is called (every wait after it
+ * returns at once) or timeout_ms pass: 1, 0, or -errno (EINTR too). */
 int osp_ring_wait(struct osp_ring *ring, int timeout_ms);
+
+/* Ends the current and every later wait; any thread may call it. */
+void osp_ring_interrupt(struct osp_ring *ring);
 
 /* Copies up to `max` committed records, in order, into `slots` (slot_size bytes apart; a longer
  * record is cut to slot_size) and then releases their space to the producers in one store.

@@ -30,7 +30,8 @@ static __always_inline struct osp_event *osp_reserve(__u64 size)
  * when its event takes the bytes pending past a multiple of 64 KiB — once per 64 KiB, not for
  * every event while that much is pending (each wakeup is an interrupt). `size` is what the
  * event was reserved with. A crossing missed between two producers is caught at the next one,
- * or by the poll. */
+ * or by the poll. A reader asleep on an idle ring is woken by the first event, so that a quiet
+ * node's flows are not held until its slow poll. */
 static __always_inline void osp_submit(struct osp_event *event, __u64 size)
 {
 	__u64 record = (size + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL;
@@ -38,6 +39,12 @@ static __always_inline void osp_submit(struct osp_event *event, __u64 size)
 	__u64 flags = pending >= record && (pending >> 16) != ((pending - record) >> 16)
 			  ? BPF_RB_FORCE_WAKEUP
 			  : BPF_RB_NO_WAKEUP;
+	__u32 zero = 0;
+	__u32 *asleep = bpf_map_lookup_elem(&osp_reader, &zero);
+	if (asleep && *asleep) {
+		*asleep = 0;
+		flags = BPF_RB_FORCE_WAKEUP;
+	}
 	bpf_ringbuf_submit(event, flags);
 }
 

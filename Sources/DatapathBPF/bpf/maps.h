@@ -91,6 +91,15 @@ struct {
 	__uint(max_entries, 8 << 20);
 } osp_events SEC(".maps");
 
+/* 0 -> 1 while the reader sleeps between slow polls of an idle ring: the next event wakes it
+ * (osp_submit) and clears this. Written by the reader only when it falls asleep or wakes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} osp_reader SEC(".maps");
+
 /* 0 -> events that could not be reserved in osp_events (user space reports them as lost). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
