@@ -15,12 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <bpf/bpf.h>
-
-/* The kernel's record header: the length with two flag bits, then the page offset. */
-#define OSP_RINGBUF_BUSY_BIT (1U << 31)
-#define OSP_RINGBUF_DISCARD_BIT (1U << 30)
-#define OSP_RINGBUF_HDR_SZ 8
+#include <bpf/bpf.h> /* and linux/bpf.h: the record header's BPF_RINGBUF_* bits and size */
 
 struct osp_ring {
 	int epoll_fd;
@@ -130,23 +125,23 @@ int osp_ring_drain(struct osp_ring *ring, void *slots, size_t slot_size, size_t 
 		}
 		const uint32_t *header = (const uint32_t *)(ring->data + (cons & ring->mask));
 		uint32_t len = __atomic_load_n(header, __ATOMIC_ACQUIRE);
-		if (len & OSP_RINGBUF_BUSY_BIT) {
+		if (len & BPF_RINGBUF_BUSY_BIT) {
 			/* Reserved, not yet submitted: records are read in order, so stop here. */
 			*stopped_at_busy = 1;
 			break;
 		}
-		uint32_t size = len & ~OSP_RINGBUF_DISCARD_BIT;
-		if (!(len & OSP_RINGBUF_DISCARD_BIT)) {
+		uint32_t size = len & ~BPF_RINGBUF_DISCARD_BIT;
+		if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
 			if (size < min_size) {
 				*malformed += 1;
 			} else {
 				memcpy((uint8_t *)slots + (size_t)count * slot_size,
-				       (const uint8_t *)header + OSP_RINGBUF_HDR_SZ,
+				       (const uint8_t *)header + BPF_RINGBUF_HDR_SZ,
 				       size < slot_size ? size : slot_size);
 				count += 1;
 			}
 		}
-		cons += ((uint64_t)size + OSP_RINGBUF_HDR_SZ + 7) & ~7ULL;
+		cons += ((uint64_t)size + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL;
 	}
 	if (cons != start)
 		__atomic_store_n(consumer, cons, __ATOMIC_RELEASE);

@@ -51,11 +51,17 @@ extension AgentIntegration {
         static func waitForFlows(_ config: LabConfig, _ plan: LabPlan, atLeast count: Int, tls: [String] = []) {
             let everyNode = eventually {
                 let all = (try? osprey(config, ["observe", "--last", "1000", "-o", "json"], tls: tls))?.stdout ?? ""
-                var seen: [String: Int] = [:]
-                for flow in flows(all) { seen[FlowLabTests.string(flow, "node_name") ?? "?", default: 0] += 1 }
+                let seen = perNode(flows(all))
                 return plan.nodes.allSatisfy { seen[$0.name, default: 0] >= count }
             }
             #expect(everyNode, "some node never held \(count) flows")
+        }
+
+        /// How many of `flows` each node reported.
+        static func perNode(_ flows: [[String: Any]]) -> [String: Int] {
+            var counts: [String: Int] = [:]
+            for flow in flows { counts[FlowLabTests.string(flow, "node_name") ?? "?", default: 0] += 1 }
+            return counts
         }
 
         /// The JSON lines of `osprey observe -o json` that carry a flow.
@@ -122,9 +128,7 @@ extension AgentIntegration {
                 Self.waitForFlows(config, plan, atLeast: 3)
                 let last = try Self.osprey(config, ["observe", "--last", "3", "-o", "json"])
                 let lastFlows = Self.flows(last.stdout)
-                var perNode: [String: Int] = [:]
-                for flow in lastFlows { perNode[FlowLabTests.string(flow, "node_name") ?? "?", default: 0] += 1 }
-                #expect(perNode == Dictionary(uniqueKeysWithValues: plan.nodes.map { ($0.name, 3) }))
+                #expect(Self.perNode(lastFlows) == Dictionary(uniqueKeysWithValues: plan.nodes.map { ($0.name, 3) }))
                 let lastTimes = lastFlows.map { Self.seconds(FlowLabTests.string($0, "time")) }
                 #expect(lastTimes == lastTimes.sorted())
 

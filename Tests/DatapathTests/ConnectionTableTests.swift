@@ -59,10 +59,7 @@ struct ConnectionTableTests {
 
         /// The events received once `count` have arrived (or after 5 s, whatever came).
         func reports(_ count: Int) -> [Report] {
-            let deadline = Date().addingTimeInterval(5)
-            while reports.list.withLock({ $0.count }) < count, Date() < deadline {
-                Thread.sleep(forTimeInterval: 0.01)
-            }
+            _ = ConnectionTableTests.within(5) { reports.list.withLock { $0.count } >= count }
             Thread.sleep(forTimeInterval: 0.05)  // and nothing more than expected
             return reports.list.withLock { $0 }
         }
