@@ -80,7 +80,12 @@ struct AgentRuntime {
             metrics: HubbleMetrics(
                 context: settings.metricsContext, lostEvents: [observer, flowLogs],
                 seriesLimit: settings.metricsSeriesLimit, podLevel: settings.podLevel,
-                zones: { [metadata] in metadata?.nodeZones() ?? [:] }))
+                zones: { [metadata] in metadata?.nodeZones() ?? [:] }),
+            clockStepped: { [logger] step in
+                logger.notice(
+                    "The wall clock was \(step < 0 ? "set back" : "set forward") by \(String(format: "%.3f", abs(step))) s (NTP, a resumed VM or a manual set); flow times follow it from now on."
+                )
+            })
         // Retina's API-server latency: with pod-level metrics, to the API server the agent uses.
         var apiServerLatency: APIServerLatency?
         if settings.podLevel != nil, case .kubernetes(let access) = settings.metadata {

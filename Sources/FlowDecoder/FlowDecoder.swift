@@ -13,7 +13,9 @@ public struct FlowDecoder {
     public let dnsTimeout: Double
     /// Kernel drop reason values → names (from the datapath's BTF).
     let kernelDropReasons: [UInt32: String]
-    /// Wall clock minus CLOCK_MONOTONIC, to turn bpf_ktime_get_ns() into dates.
+    /// Wall clock minus CLOCK_MONOTONIC, to turn bpf_ktime_get_ns() into dates. The two clocks
+    /// run at one rate (NTP's frequency corrections steer both), so it changes only when the wall
+    /// clock is set: NTP stepping it, a VM resumed, `date -s`. `followWallClock` adopts such steps.
     var clockOffset: Double
     private var pendingSYNs: [PendingKey: UInt64] = [:]
     /// Flow UUIDs come from a generator seeded once from the system: a system call per flow
@@ -50,17 +52,67 @@ public struct FlowDecoder {
         static func == (lhs: QueryDeadline, rhs: QueryDeadline) -> Bool { lhs.deadline == rhs.deadline }
     }
 
-    public init(nodeName: String, kernelDropReasons: [UInt32: String], dnsTimeout: Double = 5) {
+    public init(
+        nodeName: String, kernelDropReasons: [UInt32: String], dnsTimeout: Double = 5,
+        clocks: ClockReading = FlowDecoder.readClocks()
+    ) {
         self.nodeName = nodeName
         self.kernelDropReasons = kernelDropReasons
         self.dnsTimeout = dnsTimeout
-        clockOffset = Self.currentClockOffset()
+        clockOffset = clocks.offset
     }
 
-    static func currentClockOffset() -> Double {
-        var mono = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &mono)
-        return Date().timeIntervalSince1970 - (Double(mono.tv_sec) + Double(mono.tv_nsec) / 1e9)
+    /// The wall clock and CLOCK_MONOTONIC read at one instant, as near as can be.
+    public struct ClockReading: Sendable {
+        /// Seconds since the epoch.
+        public var wall: Double
+        public var monotonicNs: UInt64
+        /// How far `wall` may be from the wall clock's time at `monotonicNs`, in seconds.
+        public var uncertainty: Double
+
+        public init(wall: Double, monotonicNs: UInt64, uncertainty: Double = 0) {
+            self.wall = wall
+            self.monotonicNs = monotonicNs
+            self.uncertainty = uncertainty
+        }
+
+        /// Wall clock minus CLOCK_MONOTONIC, in seconds.
+        public var offset: Double { wall - Double(monotonicNs) / 1e9 }
+    }
+
+    /// Reads both clocks: the monotonic one between two wall-clock reads, the pair kept whose
+    /// reads lay closest together (a reader preempted between them would be off by the pause).
+    public static func readClocks() -> ClockReading {
+        var best = ClockReading(wall: 0, monotonicNs: 0, uncertainty: .infinity)
+        for _ in 0..<3 {
+            let before = Date().timeIntervalSince1970
+            let monotonic = osp_monotonic_ns()
+            let after = Date().timeIntervalSince1970
+            let half = abs(after - before) / 2
+            if half < best.uncertainty {
+                best = ClockReading(wall: before + (after - before) / 2, monotonicNs: monotonic, uncertainty: half)
+            }
+            if best.uncertainty < 25e-6 { break }
+        }
+        return best
+    }
+
+    /// A change of the offset smaller than this is the reading's own jitter, not a step.
+    public static let clockStepTolerance = 0.001
+
+    /// Follows a step of the wall clock: when the offset in `clocks` differs from the one in use
+    /// by more than `clockStepTolerance`, flows from now on take the new one (events stamped
+    /// before the step, still unread, take it too: they are told in the clock the node now
+    /// keeps). A reading less certain than half the tolerance is passed over (the reader was
+    /// preempted three times running). Returns the step in seconds (negative: the clock was set
+    /// back), or nil.
+    public mutating func followWallClock(_ clocks: ClockReading = FlowDecoder.readClocks()) -> Double? {
+        let step = clocks.offset - clockOffset
+        guard abs(step) > Self.clockStepTolerance, clocks.uncertainty < Self.clockStepTolerance / 2 else {
+            return nil
+        }
+        clockOffset = clocks.offset
+        return step
     }
 
     /// Nanoseconds of CLOCK_MONOTONIC now, the datapath's clock.

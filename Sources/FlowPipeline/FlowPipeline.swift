@@ -18,6 +18,10 @@ public final class FlowPipeline: Sendable {
     let metadata: (any MetadataSource)?
     let translation: (any ServiceTranslation)?
     private let decoder: Lock<FlowDecoder>
+    /// Reads the wall clock and CLOCK_MONOTONIC (tests step it).
+    private let clocks: @Sendable () -> FlowDecoder.ClockReading
+    /// Told of each step of the wall clock that flow times followed (the agent logs it).
+    private let clockStepped: (@Sendable (Double) -> Void)?
     /// The last running total of lost events seen per source (see `noteLost`).
     private let lostTotals = Lock<[LostEventSource: UInt64]>([:])
 
@@ -30,7 +34,8 @@ public final class FlowPipeline: Sendable {
     public init(
         nodeName: String, clusterName: String, kernelDropReasons: [UInt32: String] = [:],
         metadata: (any MetadataSource)?, translation: (any ServiceTranslation)? = nil, observer: Observer,
-        metrics: HubbleMetrics
+        metrics: HubbleMetrics, clocks: @escaping @Sendable () -> FlowDecoder.ClockReading = FlowDecoder.readClocks,
+        clockStepped: (@Sendable (Double) -> Void)? = nil
     ) {
         self.metadata = metadata
         self.translation = translation
@@ -39,7 +44,9 @@ public final class FlowPipeline: Sendable {
         }
         self.observer = observer
         self.metrics = metrics
-        decoder = Lock(FlowDecoder(nodeName: nodeName, kernelDropReasons: kernelDropReasons))
+        decoder = Lock(FlowDecoder(nodeName: nodeName, kernelDropReasons: kernelDropReasons, clocks: clocks()))
+        self.clocks = clocks
+        self.clockStepped = clockStepped
     }
 
     /// How far before the reader's poll a progress mark is put: an event stamped just before the
@@ -52,10 +59,14 @@ public final class FlowPipeline: Sendable {
     /// stamped earlier is in this batch or an earlier one), queries whose answer is overdue
     /// become flows, then the observer's progress moves to that time (less `progressMargin`).
     /// Only the event reader's thread passes it: flows reach the observer in one sequence.
+    /// Such a poll first follows a step of the wall clock: its flows and mark take the new time,
+    /// and a mark after a step back may be earlier than the one before.
     public func process(
         _ events: UnsafeBufferPointer<osp_event>, interfaceNames: [Int32: String], drainedAt: UInt64? = nil
     ) {
         var times = StageTimes()
+        // The batch is at most a poll old: it is told in the clock as the node keeps it now.
+        let step = drainedAt == nil ? nil : decoder.withLock { [clocks] in $0.followWallClock(clocks()) }
         process(events, interfaceNames: interfaceNames, times: &times)
         guard let drainedAt else { return }
         let mark = drainedAt &- Self.progressMargin
@@ -63,7 +74,8 @@ public final class FlowPipeline: Sendable {
             ($0.unansweredQueries(nowNs: mark), $0.wallTime(monotonicNs: mark))
         }
         deliver(&lapsed, times: &times, from: Date())
-        observer.advance(to: progress)
+        observer.advance(to: progress, afterClockStep: step.map { $0 < 0 } ?? false)
+        if let step { clockStepped?(step) }
     }
 
     /// The same, adding each stage's time to `times`.

@@ -135,7 +135,8 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
                             $0.time = FlowMessage.timestamp(lost.last)
                         })
                 case .progress(let time):
-                    guard time.timeIntervalSince(lastMark) >= Self.markInterval else { continue }
+                    // At most one a markInterval, but at once after the node's clock was set back.
+                    guard time < lastMark || time.timeIntervalSince(lastMark) >= Self.markInterval else { continue }
                     lastMark = time
                     batch.append(ProgressMark.response(node: nodeName, time: time))
                 }

@@ -30,9 +30,12 @@ public final class Observer: LostEventLedger {
         var rateSamples: [(time: Date, seen: UInt64)] = []
         /// Every flow with an earlier time has been appended (see `advance`).
         var progress = Date.distantPast
-        /// The recent progress marks, oldest first, each with how many flows had been appended when
-        /// it was made: a subscriber gets a mark after the flows before it.
-        var marks: [(sequence: UInt64, time: Date)] = []
+        /// The recent progress marks, oldest first, each with its number (counting from 1) and
+        /// how many flows had been appended when it was made: a subscriber gets a mark after the
+        /// flows before it.
+        var marks: [(number: UInt64, sequence: UInt64, time: Date)] = []
+        /// How many marks were made.
+        var markCount: UInt64 = 0
     }
 
     /// How many recent marks are kept (some seconds' worth at the reader's pace; a subscriber
@@ -128,12 +131,15 @@ public final class Observer: LostEventLedger {
     /// says so after each poll of the kernel's ring), and tells the subscribers that asked for
     /// progress, after the flows they were handed before. A relay merging several nodes' streams
     /// can then release a flow as soon as every node has got past its time, instead of holding
-    /// it for a fixed sort window. Times that do not move forward are ignored.
-    public func advance(to time: Date) {
+    /// it for a fixed sort window. Times that do not move forward are ignored, except
+    /// `afterClockStep`: the node's wall clock was set back, and flows from now on carry times
+    /// from the clock as it is now, so marks start again from this one.
+    public func advance(to time: Date, afterClockStep: Bool = false) {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            guard time > state.progress else { return [] }
+            guard time > state.progress || (afterClockStep && time != state.progress) else { return [] }
             state.progress = time
-            state.marks.append((state.seen, time))
+            state.markCount += 1
+            state.marks.append((state.markCount, state.seen, time))
             if state.marks.count >= 2 * Self.keptMarks { state.marks.removeFirst(Self.keptMarks) }
             return Self.takeWaiters(state.subscribers) { $0.progress }
         }
@@ -217,7 +223,7 @@ public final class Observer: LostEventLedger {
             state.nextSubscriber += 1
             let subscriber = Subscriber(
                 id: state.nextSubscriber, progress: progress, limit: limit, cursor: state.seen,
-                lastMark: state.progress)
+                lastMark: state.markCount)
             state.subscribers[subscriber.id] = subscriber
             alongside(state)
             return subscriber
@@ -242,11 +248,11 @@ public final class Observer: LostEventLedger {
                 }
             }
             if subscriber.progress {
-                for mark in state.marks where mark.time > subscriber.lastMark {
+                for mark in state.marks where mark.number > subscriber.lastMark {
                     flows(until: mark.sequence)
                     guard subscriber.cursor >= mark.sequence else { break }
                     events.append(.progress(mark.time))
-                    subscriber.lastMark = mark.time
+                    subscriber.lastMark = mark.number
                 }
             }
             flows(until: state.seen)
@@ -262,7 +268,7 @@ public final class Observer: LostEventLedger {
                 let ready = state.withLock { state in
                     let ready =
                         subscriber.finished || subscriber.missed != nil || subscriber.cursor < state.seen
-                        || (subscriber.progress && (state.marks.last.map { $0.time > subscriber.lastMark } ?? false))
+                        || (subscriber.progress && state.markCount > subscriber.lastMark)
                     if !ready { subscriber.waiter = waiter }
                     return ready
                 }

@@ -35,13 +35,14 @@ final class Subscriber: @unchecked Sendable {
     let limit: UInt64
     /// The sequence number (see `Observer.State.seen`) of the next flow it reads.
     var cursor: UInt64
-    /// The newest mark it was given (or that was already made when it subscribed).
-    var lastMark: Date
+    /// The number of the newest mark it was given (or that was already made when it
+    /// subscribed).
+    var lastMark: UInt64
     var missed: LostEvents?
     var waiter: CheckedContinuation<Void, Never>?
     var finished = false
 
-    init(id: UInt64, progress: Bool, limit: UInt64, cursor: UInt64, lastMark: Date) {
+    init(id: UInt64, progress: Bool, limit: UInt64, cursor: UInt64, lastMark: UInt64) {
         self.id = id
         self.progress = progress
         self.limit = limit

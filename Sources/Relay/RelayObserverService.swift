@@ -190,6 +190,15 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         func mark(_ name: String, _ time: Int64) {
             let before = marks[name] ?? nil
             marks[name] = time
+            if let before, time < before {
+                // The agent's wall clock was set back (its marks otherwise only move forward).
+                // Flows told in the old clock and in the new one cannot be merged by time: what
+                // is held leaves now, in order, rather than wait until the new clock reaches
+                // the old one's times, and the merge starts again from the marks as they are.
+                for flow in buffer.drain() { send(flow) }
+                released = cutoff()
+                return
+            }
             // Only the agent furthest behind can move the minimum (the scan is O(agents)).
             guard before.map({ $0 <= released }) ?? true else { return }
             released = cutoff()

@@ -543,6 +543,8 @@ struct RelayTests {
     final class Clocks: Sendable {
         let paused = Lock<Set<ObjectIdentifier>>([])
         let observers: [Observer]
+        /// How far the nodes' wall clocks are ahead of this process's, in seconds.
+        let ahead = Lock<Double>(0)
 
         init(_ observers: [Observer]) { self.observers = observers }
 
@@ -551,16 +553,58 @@ struct RelayTests {
             Task { [self] in
                 while !Task.isCancelled {
                     let held = paused.withLock { $0 }
+                    let ahead = ahead.withLock { $0 }
                     for observer in observers where !held.contains(ObjectIdentifier(observer)) {
-                        observer.advance(to: Date())
+                        observer.advance(to: Date().addingTimeInterval(ahead), afterClockStep: true)
                     }
                     try? await Task.sleep(for: .milliseconds(10))
                 }
             }
         }
 
+        /// Appends flow `number` to `agent`'s observer, stamped with the node's clock (or `at`);
+        /// returns when.
+        @discardableResult
+        func live(_ agent: Agent, _ number: Int, at time: Date? = nil) -> Date {
+            var flow = RelayTests.flow(agent.name, at: 0, number: number)
+            flow.time = time ?? Date().addingTimeInterval(ahead.withLock { $0 })
+            agent.observer.append([flow])
+            return Date()
+        }
+
         func pause(_ observer: Observer) { _ = paused.withLock { $0.insert(ObjectIdentifier(observer)) } }
         func resume(_ observer: Observer) { _ = paused.withLock { $0.remove(ObjectIdentifier(observer)) } }
+    }
+
+    /// A follow through the relay, with when each numbered flow arrived, until `cancel()`.
+    final class LiveFollow: Sendable {
+        let seen = Received()
+        let stream: Task<Void, any Error>
+
+        init(_ client: Client) {
+            stream = Task { [seen] in
+                try await Observer_Observer.Client(wrapping: client).getFlows(.with { $0.follow = true }) { response in
+                    for try await message in response.messages { seen.append(message) }
+                }
+            }
+        }
+
+        var numbers: [Int] { RelayTests.numbers(seen.all) }
+
+        /// Seconds from `start` to the arrival of flow `number` (nil: not arrived).
+        func arrival(_ number: Int, since start: Date) -> Double? {
+            seen.arrivals.withLock { $0[number] }.map { $0.timeIntervalSince(start) }
+        }
+
+        /// Waits until every flow in `numbers` arrived, or `seconds` passed.
+        func wait(_ wanted: Set<Int>, for seconds: Double) async throws {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline, !Set(numbers).isSuperset(of: wanted) {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+
+        func cancel() { stream.cancel() }
     }
 
     @Test("an agent sends progress marks only to a follow that asks for them; hubble's requests see none")
@@ -617,86 +661,110 @@ struct RelayTests {
         try await withTwoAgents { n1, n2 in try await progressMarks(n1, n2) }
     }
 
-    func progressMarks(_ n1: Agent, _ n2: Agent) async throws {
+    /// A relay with sort window `window` over `n1` and `n2`, whose clocks run `ahead` seconds
+    /// ahead of this process's, and a follow through it; once both agents stream, `body` runs.
+    func withMarkedMerge(
+        _ n1: Agent, _ n2: Agent, ahead: Double = 0, window: Double,
+        _ body: (Clocks, LiveFollow) async throws -> Void
+    ) async throws {
         let clocks = Clocks([n1.observer, n2.observer])
+        clocks.ahead.withLock { $0 = ahead }
         let ticking = clocks.run()
         defer { ticking.cancel() }
-        // Long enough that "well before the window" holds on a loaded two-core CI machine.
-        let window = 8.0
         try await withRelay(
             .fixed([(n1.name, n1.address), (n2.name, n2.address)]), connected: 2, sortWindow: .seconds(window)
         ) { client, _, _ in
-            let seen = Received()
-            let arrivals = Lock<[Int: Date]>([:])
-            let stream = Task { [client] in
-                try await Observer_Observer.Client(wrapping: client).getFlows(.with { $0.follow = true }) { response in
-                    for try await message in response.messages {
-                        seen.append(message)
-                        if message.isFlow, let number = Int(message.flow.uuid.suffix(4)) {
-                            arrivals.withLock { $0[number] = Date() }
-                        }
-                    }
-                }
-            }
-            defer { stream.cancel() }
-            func live(_ observer: Observer, _ node: String, _ number: Int, at time: Date = Date()) -> Date {
-                var flow = Self.flow(node, at: 0, number: number)
-                flow.time = time
-                observer.append([flow])
-                return Date()
-            }
-            func wait(_ numbers: Set<Int>, for seconds: Double) async throws {
-                let deadline = Date().addingTimeInterval(seconds)
-                while Date() < deadline, !Set(Self.numbers(seen.all)).isSuperset(of: numbers) {
-                    try await Task.sleep(for: .milliseconds(10))
-                }
-            }
+            let follow = LiveFollow(client)
+            defer { follow.cancel() }
             // Both agents stream (the relay subscribes just after announcing them).
             let deadline = Date().addingTimeInterval(10)
-            while Date() < deadline, !Set(Self.numbers(seen.all)).isSuperset(of: [91, 92]) {
-                _ = live(n1.observer, "osp-n1", 91)
-                _ = live(n2.observer, "osp-n2", 92)
+            while Date() < deadline, !Set(follow.numbers).isSuperset(of: [91, 92]) {
+                clocks.live(n1, 91)
+                clocks.live(n2, 92)
                 try await Task.sleep(for: .milliseconds(100))
             }
-            try #require(Set(Self.numbers(seen.all)).isSuperset(of: [91, 92]))
+            try #require(Set(follow.numbers).isSuperset(of: [91, 92]), "both agents stream")
             try await Task.sleep(for: .milliseconds(300))
+            try await body(clocks, follow)
+        }
+    }
 
+    /// n2's clock stops: n1's flow `later` waits for it; n2's flow `earlier`, stamped before
+    /// `later` but sent after it, goes first once n2's clock runs again. Returns when it did.
+    func expectMergeWaits(
+        _ clocks: Clocks, _ follow: LiveFollow, _ n1: Agent, _ n2: Agent, later: Int, earlier: Int, window: Double
+    ) async throws -> Date {
+        clocks.pause(n2.observer)
+        let pausedAt = Date().addingTimeInterval(clocks.ahead.withLock { $0 })
+        try await Task.sleep(for: .milliseconds(300))
+        clocks.live(n1, later)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(!follow.numbers.contains(later), "held while n2 has not passed its time")
+        // n2 was behind: its flow from between its last mark and n1's flow comes now.
+        clocks.live(n2, earlier, at: pausedAt.addingTimeInterval(0.15))
+        let resumed = Date()
+        clocks.resume(n2.observer)
+        try await follow.wait([later, earlier], for: window)
+        let order = follow.numbers.filter { $0 == later || $0 == earlier }
+        #expect(order == [earlier, later], "time order across nodes: \(order)")
+        return resumed
+    }
+
+    func progressMarks(_ n1: Agent, _ n2: Agent) async throws {
+        // Long enough that "well before the window" holds on a loaded two-core CI machine.
+        let window = 8.0
+        try await withMarkedMerge(n1, n2, window: window) { clocks, follow in
             // Both clocks run: a flow leaves long before the sort window.
-            let sent = live(n1.observer, "osp-n1", 1)
-            try await wait([1], for: window)
-            let latency = arrivals.withLock { $0[1] }.map { $0.timeIntervalSince(sent) }
+            let sent = clocks.live(n1, 1)
+            try await follow.wait([1], for: window)
+            let latency = follow.arrival(1, since: sent)
             #expect(latency.map { $0 < window / 2 } == true, "released by marks after \(latency ?? -1) s")
 
-            // n2's clock stops: n1's flow waits for it; n2's older flow, sent later, goes first.
-            clocks.pause(n2.observer)
-            let pausedAt = Date()
-            try await Task.sleep(for: .milliseconds(300))
-            _ = live(n1.observer, "osp-n1", 2)
-            try await Task.sleep(for: .milliseconds(500))
-            #expect(!Self.numbers(seen.all).contains(2), "held while n2 has not passed its time")
-            // n2 was behind: its flow from between its last mark and n1's flow comes now.
-            _ = live(n2.observer, "osp-n2", 3, at: pausedAt.addingTimeInterval(0.15))
-            let resumed = Date()
-            clocks.resume(n2.observer)
-            try await wait([2, 3], for: window)
-            let order = Self.numbers(seen.all).filter { $0 == 2 || $0 == 3 }
-            #expect(order == [3, 2], "time order across nodes: \(order)")
-            let released = arrivals.withLock { $0[2] }.map { $0.timeIntervalSince(resumed) }
+            let resumed = try await expectMergeWaits(clocks, follow, n1, n2, later: 2, earlier: 3, window: window)
+            let released = follow.arrival(2, since: resumed)
             #expect(released.map { $0 < window / 2 } == true, "released once n2 passed: \(released ?? -1) s")
 
             // An agent that sends no marks (as Cilium's): the window is back.
             await n2.stop()
             try await n2.start(marks: false)
             let back = Date().addingTimeInterval(window + 10)  // held for the window now
-            while Date() < back, !Self.numbers(seen.all).contains(93) {
-                _ = live(n2.observer, "osp-n2", 93)
+            while Date() < back, !follow.numbers.contains(93) {
+                clocks.live(n2, 93)
                 try await Task.sleep(for: .milliseconds(200))
             }
-            try #require(Self.numbers(seen.all).contains(93), "n2 streams again")
-            let held = live(n1.observer, "osp-n1", 4)
-            try await wait([4], for: window * 3)
-            let waited = arrivals.withLock { $0[4] }.map { $0.timeIntervalSince(held) }
+            try #require(follow.numbers.contains(93), "n2 streams again")
+            let held = clocks.live(n1, 4)
+            try await follow.wait([4], for: window * 3)
+            let waited = follow.arrival(4, since: held)
             #expect(waited.map { $0 >= window * 0.9 } == true, "held for the window: \(waited ?? -1) s")
+        }
+    }
+
+    @Test(
+        "the nodes' wall clocks set back 20 s: what the relay held in the old time leaves at once, and the merge goes on in the new time"
+    )
+    func clockSetBack() async throws {
+        try await withTwoAgents { n1, n2 in
+            let window = 8.0
+            try await withMarkedMerge(n1, n2, ahead: 20, window: window) { clocks, follow in
+                // n1's flow waits for n2, whose clock stands still.
+                clocks.pause(n2.observer)
+                try await Task.sleep(for: .milliseconds(300))
+                clocks.live(n1, 1)
+                try await Task.sleep(for: .milliseconds(500))
+                #expect(!follow.numbers.contains(1), "held while n2 has not passed its time")
+
+                // Both clocks are set back 20 s: the held flow no longer waits for marks 20 s on.
+                clocks.ahead.withLock { $0 = 0 }
+                let stepped = Date()
+                clocks.resume(n2.observer)
+                try await follow.wait([1], for: window * 2)
+                let released = follow.arrival(1, since: stepped)
+                #expect(released.map { $0 < window / 2 } == true, "released at the step: \(released ?? -1) s")
+
+                // In the new time the merge holds a flow for the node behind it, as before.
+                _ = try await expectMergeWaits(clocks, follow, n1, n2, later: 2, earlier: 3, window: window)
+            }
         }
     }
 
@@ -869,8 +937,14 @@ struct RelayTests {
 /// What a follow stream has delivered so far, shared with the test.
 final class Received: Sendable {
     private let items = Lock<[Observer_GetFlowsResponse]>([])
+    /// When each flow numbered by its UUID's last digits arrived.
+    let arrivals = Lock<[Int: Date]>([:])
     var all: [Observer_GetFlowsResponse] { items.withLock { $0 } }
-    func append(_ item: Observer_GetFlowsResponse) { items.withLock { $0.append(item) } }
+
+    func append(_ item: Observer_GetFlowsResponse) {
+        items.withLock { $0.append(item) }
+        if item.isFlow, let number = Int(item.flow.uuid.suffix(4)) { arrivals.withLock { $0[number] = Date() } }
+    }
 }
 
 extension Observer_GetFlowsResponse {
