@@ -5,7 +5,9 @@ import Foundation
 /// The compact form used inside the agent; the Hubble protobuf message is built only where a
 /// flow leaves the process. Its fields live in one copy-on-write box, so handing a flow from
 /// stage to stage (decoder, ring, metrics, subscribers) costs one reference count, not one per
-/// string, endpoint and array inside it.
+/// string, endpoint and array inside it. The fields most flows leave empty (DNS, resolved
+/// names, the kernel's drop reason) wait in a second box that only the flows carrying one of
+/// them allocate, so that a full ring of flows takes fewer cache lines.
 public struct Flow: Sendable {
     /// Every field of a flow, in one value: copying the box copies them all (a new field
     /// cannot be forgotten by a copy).
@@ -14,7 +16,6 @@ public struct Flow: Sendable {
         var uuid: UUID
         var verdict: Verdict
         var dropReason: Int = 0
-        var kernelDropReason: String? = nil
         var ethernet: (source: MACAddress, destination: MACAddress)? = nil
         var ipVersion: Int
         var sourceIP: String
@@ -22,21 +23,28 @@ public struct Flow: Sendable {
         var l4: Layer4
         var source: Endpoint = Endpoint()
         var destination: Endpoint = Endpoint()
-        var sourceService: ServiceRef? = nil
-        var destinationService: ServiceRef? = nil
-        var serviceAddress: String? = nil
-        var sourceNames: [String] = []
-        var destinationNames: [String] = []
         var nodeName: String
         var trafficDirection: TrafficDirection
         var isReply: Bool?
         var observationPoint: ObservationPoint
         var interface: (index: Int32, name: String)?
-        var dns: DNSInfo? = nil
         var latencyNanoseconds: UInt64 = 0
         var packets: UInt64
         var bytes: UInt64
         var isRetransmission = false
+        var sourceService: ServiceRef? = nil
+        var destinationService: ServiceRef? = nil
+        var serviceAddress: String? = nil
+        /// The rarely set fields; nil while all of them are empty.
+        var rare: RareStorage? = nil
+    }
+
+    /// The fields most flows leave empty.
+    struct RareFields {
+        var kernelDropReason: String? = nil
+        var sourceNames: [String] = []
+        var destinationNames: [String] = []
+        var dns: DNSInfo? = nil
     }
 
     final class Storage: @unchecked Sendable {
@@ -45,11 +53,31 @@ public struct Flow: Sendable {
         init(_ fields: Fields) { self.fields = fields }
     }
 
+    final class RareStorage: @unchecked Sendable {
+        // Mutated only while uniquely referenced (see `mutateRare`).
+        var fields: RareFields
+        init(_ fields: RareFields) { self.fields = fields }
+    }
+
     private var storage: Storage
 
     /// Makes the box this flow's own before a change (copy-on-write).
     private mutating func unique() {
         if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
+    }
+
+    /// Changes the rare fields, making their box this flow's own first (or creating it) —
+    /// unless `clears` (the new value is empty) and the flow has none.
+    private mutating func mutateRare(clears: Bool, _ change: (inout RareFields) -> Void) {
+        if clears, case .none = storage.fields.rare { return }
+        unique()
+        if case .some = storage.fields.rare, isKnownUniquelyReferenced(&storage.fields.rare!) {
+            change(&storage.fields.rare!.fields)
+        } else {
+            var fields = storage.fields.rare?.fields ?? RareFields()
+            change(&fields)
+            storage.fields.rare = RareStorage(fields)
+        }
     }
 
     public var time: Date {
@@ -83,11 +111,8 @@ public struct Flow: Sendable {
     }
     /// The kernel's own drop reason name (e.g. `NETFILTER_DROP`), kept next to Hubble's.
     public var kernelDropReason: String? {
-        get { storage.fields.kernelDropReason }
-        _modify {
-            unique()
-            yield &storage.fields.kernelDropReason
-        }
+        get { storage.fields.rare?.fields.kernelDropReason }
+        set { mutateRare(clears: newValue == nil) { $0.kernelDropReason = newValue } }
     }
     /// Ethernet addresses (`aa:bb:cc:dd:ee:ff`) where the packet was seen; nil for drops.
     /// Kept as numbers (48 bits each): their text is only needed where a flow leaves the process.
@@ -167,19 +192,13 @@ public struct Flow: Sendable {
     /// DNS names the other end resolved to this flow's source address (Hubble's
     /// `source_names`), without the trailing dot.
     public var sourceNames: [String] {
-        get { storage.fields.sourceNames }
-        _modify {
-            unique()
-            yield &storage.fields.sourceNames
-        }
+        get { storage.fields.rare?.fields.sourceNames ?? [] }
+        set { mutateRare(clears: newValue.isEmpty) { $0.sourceNames = newValue } }
     }
     /// DNS names this flow's source resolved to its destination address (`destination_names`).
     public var destinationNames: [String] {
-        get { storage.fields.destinationNames }
-        _modify {
-            unique()
-            yield &storage.fields.destinationNames
-        }
+        get { storage.fields.rare?.fields.destinationNames ?? [] }
+        set { mutateRare(clears: newValue.isEmpty) { $0.destinationNames = newValue } }
     }
     public var nodeName: String {
         get { storage.fields.nodeName }
@@ -218,11 +237,8 @@ public struct Flow: Sendable {
         }
     }
     public var dns: DNSInfo? {
-        get { storage.fields.dns }
-        _modify {
-            unique()
-            yield &storage.fields.dns
-        }
+        get { storage.fields.rare?.fields.dns }
+        set { mutateRare(clears: newValue == nil) { $0.dns = newValue } }
     }
     /// A TCP segment a socket of this node sent again (tcp:tcp_retransmit_skb), source → destination
     /// as the socket sees it. Not a Hubble flow: only Retina's retransmission metric counts it.
@@ -235,7 +251,7 @@ public struct Flow: Sendable {
     }
     /// Whether the flow carries DNS, asked without copying the DNS details out.
     public var hasDNS: Bool {
-        if case .none = storage.fields.dns { return false }
+        if case .none = storage.fields.rare?.fields.dns { return false }
         return true
     }
     /// The endpoints' box identities (`Endpoint.boxIdentity`), without copying them out.
