@@ -87,11 +87,17 @@ public final class FlowPipeline: Sendable {
         var flows: [Flow] = []
         flows.reserveCapacity(events.count)
         var retransmissions = 0
+        // Each event is decoded where it lies: `for event in events` (or `events[i]`) would copy
+        // its 416 bytes first. The batch's address goes into the lock as a number, since the
+        // decoder, which keeps no pointer, cannot say so to the compiler's isolation checks.
+        let base = UInt(bitPattern: events.baseAddress)
+        let count = events.count
         decoder.withLock { decoder in
-            for event in events {
+            guard let first = UnsafePointer<osp_event>(bitPattern: base) else { return }
+            for event in first..<first + count {
                 flows.append(
-                    decoder.decode(event, interfaceName: interfaceNames[Int32(bitPattern: event.ifindex)]))
-                if event.kind == UInt8(OSP_EVENT_RETRANSMIT.rawValue) { retransmissions += 1 }
+                    decoder.decode(event, interfaceName: interfaceNames[Int32(bitPattern: event.pointee.ifindex)]))
+                if event.pointee.kind == UInt8(OSP_EVENT_RETRANSMIT.rawValue) { retransmissions += 1 }
             }
         }
         if let translation {
