@@ -171,21 +171,37 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         var errors = NodeErrorAggregator(window: errorAggregationWindow)
         // The agents whose stream runs, and the last mark of each (nil: none yet).
         var marks: [String: Int64?] = [:]
-        /// Flows before this time may leave: every running agent has passed it, or it is older
-        /// than the sort window.
-        func cutoff() -> Int64 {
-            let window = SortBuffer.nanoseconds(FlowMessage.timestamp(Date())) - drainNanoseconds
-            var passed = Int64.max
+        /// Flows before this time may leave: every running agent has passed it (Int64.min while
+        /// an agent has sent no mark yet, or none is running).
+        var passed = Int64.min
+        /// Flows before `window` (the sort window's edge, wall clock) that reached the relay
+        /// before `arrivedBefore` (as long ago, monotonic) may leave as well: a flow waits out the
+        /// window from its arrival too, so that the history a follow starts with, older than the
+        /// window, is merged like live flows. Both move at each tick.
+        var window = Int64.min
+        var arrivedBefore = Int64.min
+        func recompute(tick: Bool = false) {
+            var lowest = Int64.max
             for mark in marks.values {
-                guard let mark else { return window }  // an agent without marks: the window alone
-                passed = min(passed, mark)
+                guard let mark else {
+                    lowest = .min
+                    break
+                }
+                lowest = min(lowest, mark)
             }
-            return marks.isEmpty ? window : max(window, passed)
+            passed = marks.isEmpty ? .min : lowest
+            guard tick else { return }
+            window = SortBuffer.nanoseconds(FlowMessage.timestamp(Date())) - drainNanoseconds
+            arrivedBefore = Self.monotonicNow() - drainNanoseconds
         }
-        var released = Int64.min
-        func add(_ flow: RawFlowResponse) {
-            if let oldest = buffer.push(flow) { send(oldest) }
-            for flow in buffer.popOlder(than: released) { send(flow) }
+        func release() {
+            for flow in buffer.popReleased(passed: passed, window: window, arrivedBefore: arrivedBefore) {
+                send(flow)
+            }
+        }
+        func add(_ flow: RawFlowResponse, arrived: Int64) {
+            if let oldest = buffer.push(flow, arrived: arrived) { send(oldest) }
+            release()
         }
         func mark(_ name: String, _ time: Int64) {
             let before = marks[name] ?? nil
@@ -196,13 +212,13 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                 // is held leaves now, in order, rather than wait until the new clock reaches
                 // the old one's times, and the merge starts again from the marks as they are.
                 for flow in buffer.drain() { send(flow) }
-                released = cutoff()
+                recompute()
                 return
             }
             // Only the agent furthest behind can move the minimum (the scan is O(agents)).
-            guard before.map({ $0 <= released }) ?? true else { return }
-            released = cutoff()
-            for flow in buffer.popOlder(than: released) { send(flow) }
+            guard before.map({ $0 <= passed }) ?? true else { return }
+            recompute()
+            release()
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             var streaming = Set<String>()
@@ -213,9 +229,11 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
                 group.addTask { await read(from: peer.name, request: request, started: started, into: channel) }
             }
             for peer in connected { start(peer, request) }
+            // Four ticks a window: a flow released by the window waits it out and a quarter more
+            // at most.
             group.addTask {
                 while !Task.isCancelled {
-                    try await Task.sleep(for: sortBufferDrainTimeout)
+                    try await Task.sleep(for: sortBufferDrainTimeout / 4)
                     channel.trySend(.tick)
                 }
             }
@@ -233,27 +251,28 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
             merging: while let item = try await next() {
                 switch item {
                 case .flow(let flow):
-                    add(flow)
+                    add(flow, arrived: Self.monotonicNow())
                 case .batch(let name, let responses):
+                    let arrived = Self.monotonicNow()
                     for response in responses {
-                        if response.kind == .mark { mark(name, response.time) } else { add(response) }
+                        if response.kind == .mark { mark(name, response.time) } else { add(response, arrived: arrived) }
                     }
                 case .joined(let name):
                     marks[name] = .some(nil)
-                    released = cutoff()
+                    recompute()
                 case .mark(let name, let time):
                     mark(name, time)
                 case .left(let name):
                     marks[name] = nil
-                    released = cutoff()
-                    for flow in buffer.popOlder(than: released) { send(flow) }
+                    recompute()
+                    release()
                 case .status(let status) where NodeErrorAggregator.isNodeError(status):
                     if let released = errors.add(status, now: .now) { send(try RawFlowResponse(released)) }
                 case .status(let status):
                     send(try RawFlowResponse(status))
                 case .tick:
-                    released = cutoff()
-                    for flow in buffer.popOlder(than: released) { send(flow) }
+                    recompute(tick: true)
+                    release()
                     if let due = errors.expired(now: .now) { send(try RawFlowResponse(due)) }
                     guard request.follow else { continue }
                     // Agents that appeared (or came back before their first stream) join now.
@@ -362,6 +381,9 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
 
     /// The request that continues a follow stream: the flows after `after` (else since the
     /// call started), then live ones.
+    /// Monotonic nanoseconds: when a flow reached the relay.
+    static func monotonicNow() -> Int64 { Int64(truncatingIfNeeded: DispatchTime.now().uptimeNanoseconds) }
+
     static func resuming(
         _ request: Observer_GetFlowsRequest, after last: Int64?, started: Date
     ) -> Observer_GetFlowsRequest {

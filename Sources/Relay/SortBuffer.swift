@@ -5,9 +5,11 @@ import SwiftProtobuf
 
 /// The relay's merge of many agents' streams: responses wait here, oldest first, so that what
 /// leaves is in time order across nodes. It holds at most `capacity` responses; when full the
-/// oldest leaves, and responses older than the drain delay leave on their own. The guarantee:
-/// two responses are delivered in time order when they reach the relay while both are held,
-/// that is within `capacity` responses or the drain delay of each other (as Hubble Relay).
+/// oldest leaves. Otherwise a response leaves once every agent has passed its time (progress
+/// marks), or once it is older than the drain delay and has waited that long here. The
+/// guarantee: two responses are delivered in time order when they reach the relay while both
+/// are held, that is within `capacity` responses or the drain delay of each other (as Hubble
+/// Relay) — flows of the past too, such as the history a follow starts with.
 struct SortBuffer {
     /// What the heap orders: plain values, so that moving one costs no reference counting.
     /// The response waits in `slots`.
@@ -15,6 +17,8 @@ struct SortBuffer {
         let time: Int64
         let sequence: UInt64
         let slot: Int
+        /// When it reached the relay (monotonic nanoseconds).
+        let arrived: Int64
 
         static func < (lhs: Entry, rhs: Entry) -> Bool {
             lhs.time != rhs.time ? lhs.time < rhs.time : lhs.sequence < rhs.sequence
@@ -36,8 +40,9 @@ struct SortBuffer {
 
     var count: Int { heap.count }
 
-    /// Adds `response`; returns the oldest held response when that makes the buffer overflow.
-    mutating func push(_ response: RawFlowResponse) -> RawFlowResponse? {
+    /// Adds `response`, which reached the relay at `arrived` (monotonic nanoseconds); returns the
+    /// oldest held response when that makes the buffer overflow.
+    mutating func push(_ response: RawFlowResponse, arrived: Int64 = 0) -> RawFlowResponse? {
         sequence += 1
         let slot: Int
         if let free = freeSlots.popLast() {
@@ -47,7 +52,7 @@ struct SortBuffer {
             slot = slots.count
             slots.append(response)
         }
-        heap.push(Entry(time: response.time, sequence: sequence, slot: slot))
+        heap.push(Entry(time: response.time, sequence: sequence, slot: slot, arrived: arrived))
         return heap.count > capacity ? popOldest() : nil
     }
 
@@ -55,6 +60,20 @@ struct SortBuffer {
     mutating func popOlder(than cutoff: Int64) -> [RawFlowResponse] {
         var out: [RawFlowResponse] = []
         while let first = heap.first, first.time < cutoff, let response = popOldest() { out.append(response) }
+        return out
+    }
+
+    /// Removes and returns, oldest first, the held responses that may leave: those older than
+    /// `passed` (every agent has passed their time), and those older than `window` that arrived
+    /// before `arrivedBefore`. Stops at the oldest that may not, so that nothing overtakes it.
+    mutating func popReleased(passed: Int64, window: Int64, arrivedBefore: Int64) -> [RawFlowResponse] {
+        var out: [RawFlowResponse] = []
+        while let first = heap.first,
+            first.time < passed || (first.time < window && first.arrived < arrivedBefore),
+            let response = popOldest()
+        {
+            out.append(response)
+        }
         return out
     }
 

@@ -48,6 +48,32 @@ struct SortBufferTests {
         #expect(Self.times(buffer.drain()) == [3_000_000_000, 4_000_000_000])
     }
 
+    @Test(
+        "flows older than the window still wait it out from their arrival: two nodes' history, arriving out of order, leaves sorted; marks release at once"
+    )
+    func windowCountsFromArrival() throws {
+        var buffer = SortBuffer(capacity: 100)
+        let second: Int64 = 1_000_000_000
+        // A follow's history from two nodes, a minute old, the later flow first.
+        #expect(buffer.push(try Self.response(6, node: "n2"), arrived: 100) == nil)
+        let window = 60 * second
+        #expect(buffer.popReleased(passed: .min, window: window, arrivedBefore: 100).isEmpty, "not waited yet")
+        #expect(buffer.push(try Self.response(5, node: "n1"), arrived: 101) == nil)
+        #expect(buffer.push(try Self.response(7, node: "n1"), arrived: 300) == nil)
+        // The window has passed for the first two only.
+        #expect(
+            Self.times(buffer.popReleased(passed: .min, window: window, arrivedBefore: 200)) == [
+                5 * second, 6 * second,
+            ])
+        // A flow that arrived later but is older than the one waiting goes first: nothing overtakes.
+        #expect(buffer.push(try Self.response(6, 500_000_000, node: "n2"), arrived: 400) == nil)
+        #expect(buffer.popReleased(passed: .min, window: window, arrivedBefore: 350).isEmpty, "6.5 s holds 7 s back")
+        // Every agent's mark past a flow releases it whenever it arrived.
+        #expect(
+            Self.times(buffer.popReleased(passed: 7 * second, window: .min, arrivedBefore: .min)) == [6_500_000_000])
+        #expect(Self.times(buffer.popReleased(passed: .min, window: window, arrivedBefore: 500)) == [7 * second])
+    }
+
     @Test("nanoseconds count in the order, and many random times come out sorted")
     func manyTimes() throws {
         var buffer = SortBuffer(capacity: 1000)
