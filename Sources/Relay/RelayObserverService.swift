@@ -379,11 +379,11 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         _ = try? await channel.send(.finished)
     }
 
-    /// The request that continues a follow stream: the flows after `after` (else since the
-    /// call started), then live ones.
     /// Monotonic nanoseconds: when a flow reached the relay.
     static func monotonicNow() -> Int64 { Int64(truncatingIfNeeded: DispatchTime.now().uptimeNanoseconds) }
 
+    /// The request that continues a follow stream: the flows after `after` (else since the
+    /// call started), then live ones.
     static func resuming(
         _ request: Observer_GetFlowsRequest, after last: Int64?, started: Date
     ) -> Observer_GetFlowsRequest {

@@ -551,11 +551,16 @@ struct RelayTests {
         /// Runs until the task is cancelled.
         func run() -> Task<Void, Never> {
             Task { [self] in
+                // How far ahead each node's clock was at its last mark.
+                var previous: [ObjectIdentifier: Double] = [:]
                 while !Task.isCancelled {
                     let held = paused.withLock { $0 }
                     let ahead = ahead.withLock { $0 }
                     for observer in observers where !held.contains(ObjectIdentifier(observer)) {
-                        observer.advance(to: Date().addingTimeInterval(ahead), afterClockStep: true)
+                        // As the agent's pipeline: a mark may go back only after the clock was set back.
+                        let setBack = previous[ObjectIdentifier(observer)].map { ahead < $0 } ?? false
+                        observer.advance(to: Date().addingTimeInterval(ahead), afterClockStep: setBack)
+                        previous[ObjectIdentifier(observer)] = ahead
                     }
                     try? await Task.sleep(for: .milliseconds(10))
                 }
