@@ -17,7 +17,7 @@ C_SOURCES = $(shell find Sources -name '*.c' -o -name '*.h')
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-bootstrap: ## install missing Debian packages, mount bpffs/tracefs, check the kernel
+bootstrap: ## install missing Debian packages, mount bpffs, check the kernel
 	@scripts/bootstrap.sh
 
 build: bootstrap ## build everything (debug)

@@ -27,9 +27,7 @@ done
 senders_ns=$(ls /run/netns | grep -E "^$lab-shop-(loadgen|checkout|untrusted|reporter)" | head -"$senders")
 receiver=$(ls /run/netns | grep "^$lab-billing-ledger" | head -1)
 target=$(ip -n "$receiver" -4 -br addr show dev eth0 | awk '{print $3}' | cut -d/ -f1)
-ip netns exec "$lab-node-1" sh -c \
-  'mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing; exec "$0" "$@"' \
-  "$bin/osprey-agent" --node-name "$lab-node-1" --cluster "$lab" --uplink eth0 --per-packet-events \
+ip netns exec "$lab-node-1" "$bin/osprey-agent" --node-name "$lab-node-1" --cluster "$lab" --uplink eth0 --per-packet-events \
   --flow-buffer-capacity "$capacity" --hubble-socket-path "/run/osprey/labs/$lab/bench-agent.sock" \
   > "/run/osprey/labs/$lab/bench-agent.log" 2>&1 &
 agent=$!
@@ -54,6 +52,6 @@ printf '| kernel → user: UDP flood, %d sender(s) × %d packets/s for %d s (%d 
   "$senders" "$pps" "$seconds" "$sent" "$events" "$(echo "$events / $seconds" | bc -l)"
 printf '| events lost (goal 0) | %d (of about %d expected: 3 per packet sent, %d sent) |\n' \
   "$((lost1 - lost0))" "$((sent * 3))" "$sent"
-# The agent runs as the child of `ip netns exec … sh -c 'exec …'`: same PID.
+# `ip netns exec` execs the agent: same PID.
 printf '| agent resident memory with a full %d-flow ring | %.1f MiB |\n' "$capacity" \
   "$(awk '/VmRSS/ {print $2 / 1024}' "/proc/$agent/status")"

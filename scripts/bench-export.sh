@@ -24,9 +24,7 @@ rm -rf "$logs" && mkdir -p "$logs"
 sender=$(ls /run/netns | grep "^$lab-shop-loadgen" | head -1)
 receiver=$(ls /run/netns | grep "^$lab-billing-ledger" | head -1)
 target=$(ip -n "$receiver" -4 -br addr show dev eth0 | awk '{print $3}' | cut -d/ -f1)
-ip netns exec "$lab-node-1" sh -c \
-  'mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing; exec "$0" "$@"' \
-  "$bin/osprey-agent" --node-name "$lab-node-1" --cluster "$lab" --uplink eth0 --per-packet-events \
+ip netns exec "$lab-node-1" "$bin/osprey-agent" --node-name "$lab-node-1" --cluster "$lab" --uplink eth0 --per-packet-events \
   --inventory "/run/osprey/labs/$lab/inventory.json" --hubble-socket-path "/run/osprey/labs/$lab/bench-agent.sock" \
   --export-file-path "$logs/flows.log" --export-file-max-size-mb 1 --export-file-max-backups 0 \
   > "/run/osprey/labs/$lab/bench-agent.log" 2>&1 &

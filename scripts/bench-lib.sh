@@ -75,7 +75,8 @@ churn() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
-# start_agents [more agent flags...]
+# start_agents [more agent flags...] (tracefs is mounted for builds before 2026-12-03, whose
+# tracepoint programs were classic ones; `bench-ab.sh` runs such builds too.)
 start_agents() {
   agent_pids=""
   for node in 1 2; do

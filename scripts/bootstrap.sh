@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepares this machine for Osprey: Debian packages, bpffs and tracefs, and a check that the
+# Prepares this machine for Osprey: Debian packages, bpffs, and a check that the
 # kernel has what Osprey needs. Idempotent: a second run installs nothing and takes a second.
 # Usage: scripts/bootstrap.sh   (as root; `make demo` and `make test` call it)
 set -euo pipefail
@@ -42,18 +42,20 @@ fi
 command -v kubectl > /dev/null \
   || fail "kubectl is missing: install it (https://kubernetes.io/docs/tasks/tools/) so that /usr/bin/kubectl exists; the tests and the demo use the real kubectl against the lab's Kubernetes API."
 
-# Filesystems the eBPF datapath needs: bpffs for pinning, tracefs for tracepoints.
+# bpffs, for the tests that pin and unmount it. (The tracepoint programs attach through BTF: no
+# tracefs needed.)
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || fail "cannot mount bpffs at /sys/fs/bpf."
-if ! mountpoint -q /sys/kernel/tracing; then
-  mount -t tracefs tracefs /sys/kernel/tracing || fail "cannot mount tracefs at /sys/kernel/tracing."
-fi
 
 # Kernel features: say exactly which is missing.
 problems=()
 [ -r /sys/kernel/btf/vmlinux ] || problems+=("BTF (/sys/kernel/btf/vmlinux; CONFIG_DEBUG_INFO_BTF)")
 [ -e /proc/sys/kernel/unprivileged_bpf_disabled ] || problems+=("the bpf() system call (CONFIG_BPF_SYSCALL)")
 [ -e /proc/self/ns/net ] || problems+=("network namespaces (CONFIG_NET_NS)")
-[ -d /sys/kernel/tracing/events/skb/kfree_skb ] || problems+=("the skb:kfree_skb tracepoint (CONFIG_TRACEPOINTS)")
+# The tracepoints' BTF types, named in the kernel's BTF as btf_trace_<tracepoint>.
+for tracepoint in kfree_skb tcp_retransmit_skb; do
+  grep -qa "btf_trace_$tracepoint" /sys/kernel/btf/vmlinux 2> /dev/null \
+    || problems+=("the $tracepoint tracepoint as a BTF tracepoint (CONFIG_TRACEPOINTS, CONFIG_DEBUG_INFO_BTF)")
+done
 nft list tables > /dev/null 2>&1 || problems+=("nftables (CONFIG_NF_TABLES)")
 # Link types are probed in a throwaway namespace: the host's own network is never touched.
 probe="ospboot$$"

@@ -3,7 +3,6 @@ import Foundation
 /// Why osprey-agent cannot start, each as one sentence naming what to do.
 public enum AgentError: Error, Equatable, CustomStringConvertible {
     case missingCapabilities([String])
-    case tracefsNotMounted
     case noBTF
     case invalidListenAddress(String)
     case cannotListen(address: String, reason: String, flag: String)
@@ -14,8 +13,6 @@ public enum AgentError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .missingCapabilities(let names):
             "osprey-agent needs \(names.joined(separator: ", ")) to load and attach eBPF programs; run it as root or grant the missing capabilities."
-        case .tracefsNotMounted:
-            "tracefs is not mounted, so the drop tracepoint cannot be attached; mount it with `mount -t tracefs tracefs /sys/kernel/tracing`."
         case .noBTF:
             "This kernel does not expose BTF (/sys/kernel/btf/vmlinux); Osprey needs a kernel built with CONFIG_DEBUG_INFO_BTF."
         case .invalidListenAddress(let text):

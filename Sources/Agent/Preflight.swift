@@ -9,16 +9,11 @@ public enum Preflight {
         ("CAP_NET_ADMIN", 12), ("CAP_SYS_ADMIN", 21), ("CAP_PERFMON", 38), ("CAP_BPF", 39),
     ]
 
-    public static func run(
-        metricsAddress: ListenAddress, tracefsRoots: [String] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-    )
-        throws(AgentError)
-    {
+    /// No tracefs is needed: the tracepoint programs attach through BTF (tp_btf).
+    public static func run(metricsAddress: ListenAddress) throws(AgentError) {
         let missing = missingCapabilities()
         guard missing.isEmpty else { throw .missingCapabilities(missing) }
         guard FileManager.default.fileExists(atPath: "/sys/kernel/btf/vmlinux") else { throw .noBTF }
-        guard tracefsRoots.contains(where: { FileManager.default.fileExists(atPath: "\($0)/events/skb/kfree_skb") })
-        else { throw .tracefsNotMounted }
         try metricsAddress.checkBindable(flag: "--metrics-address")
     }
 

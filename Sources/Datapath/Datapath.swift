@@ -42,8 +42,10 @@ public enum TCAttachMode: String, Sendable {
 
 /// The eBPF datapath of one node: the tc programs on the pod veths (`pod.c`), the
 /// `skb:kfree_skb` drop program (`drops.c`) and the `tcp:tcp_retransmit_skb` program
-/// (`retransmits.c`), sharing one set of maps. The uplink(s) carry no program: what crosses them
-/// is in their own interface counters, and the drop program only needs to know which they are.
+/// (`retransmits.c`), sharing one set of maps. The two tracepoint programs attach as BTF
+/// tracepoints: no tracefs needed, and the kernel hands them its arguments as they are. The
+/// uplink(s) carry no program: what crosses them is in their own interface counters, and the
+/// drop program only needs to know which they are.
 ///
 /// Thread-safe: attachments are tracked under a lock; map reads and updates are syscalls.
 /// `detachAll()` must run before the process exits (tc filters outlive their process; tcx links

@@ -21,7 +21,7 @@ public enum DatapathError: Error, Equatable, CustomStringConvertible {
         case .missing(let what, let object):
             "The eBPF object \(object) has no \(what); the build is inconsistent, rebuild Osprey."
         case .attachTracepoint(let program, let code):
-            "Cannot attach \(program) to its tracepoint (\(Self.text(code))); is tracefs mounted at /sys/kernel/tracing and CAP_PERFMON granted?"
+            "Cannot attach \(program) to its tracepoint (\(Self.text(code))); it needs BTF and CAP_PERFMON."
         case .attachTC(let interface, let hook, let code):
             "Cannot attach the tc \(hook) program to \(interface): \(Self.text(code))."
         case .map(let name, let operation, let code):

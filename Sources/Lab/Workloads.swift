@@ -42,17 +42,15 @@ public struct Workloads: Sendable {
 
     public func launches() -> [WorkloadLaunch] { plan.pods.map(launch(for:)) }
 
-    /// How the agent of `node` runs: in the node's namespace, with tracefs mounted in the
-    /// private mount namespace `ip netns exec` gives it (as a DaemonSet's hostPath would).
+    /// How the agent of `node` runs: in the node's namespace (whose private mount namespace,
+    /// as `ip netns exec` gives it, has no tracefs: the agent needs none).
     public func agentLaunch(
         for node: PlannedNode, agentPath: String
     ) -> (command: [String], logPath: String, pidPath: String) {
         let dir = "\(plan.config.stateDirectory)/nodes/\(node.name)"
-        let mountTracefs =
-            "mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing; exec \"$0\" \"$@\""
         return (
             [
-                "ip", "netns", "exec", node.netns, "sh", "-c", mountTracefs, agentPath, "--node-name", node.name,
+                "ip", "netns", "exec", node.netns, agentPath, "--node-name", node.name,
                 "--cluster", plan.config.name, "--metrics-address", "0.0.0.0:\(LabConfig.agentMetricsPort)",
                 "--uplink", LabNames.nodeUplink,
             ] + metadataArguments + [

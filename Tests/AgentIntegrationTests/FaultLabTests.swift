@@ -69,7 +69,7 @@ extension AgentIntegration {
         }
 
         @Test(
-            "tracefs and bpffs unmounted under a running agent: drops and flows keep coming; nothing broke, nothing said"
+            "bpffs unmounted under a running agent that never had tracefs: drops, retransmissions and flows keep coming; nothing broke, nothing said"
         )
         func filesystemsUnmounted() throws {
             let config = try LabConfig(
@@ -77,22 +77,27 @@ extension AgentIntegration {
             try LabFixture.withLab(config) { plan, _ in
                 let node = plan.nodes[0]
                 let agent = try #require(LabFixture.agentPID(config, node: node.name))
-                // The agent's own mount namespace (`ip netns exec` gives it one), with bpffs
-                // mounted as a DaemonSet's hostPath would; then both go.
+                // The agent's own mount namespace (`ip netns exec` gives it one): no tracefs
+                // there (the tracepoint programs attach through BTF), and bpffs mounted as a
+                // DaemonSet's hostPath would, then gone.
                 let inAgent = ["nsenter", "-t", "\(agent)", "-m", "--"]
+                #expect(try Host().execute(inAgent + ["mountpoint", "-q", "/sys/kernel/tracing"]).status != 0)
+                #expect(try Host().execute(inAgent + ["mountpoint", "-q", "/sys/kernel/debug"]).status != 0)
                 try Host().run(inAgent + ["sh", "-c", "mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf"])
                 let before = try LabFixture.scrape(node.netns)
                 let logBefore = try Self.log(config, node)
-                try Host().run(inAgent + ["umount", "/sys/kernel/tracing"])
                 try Host().run(inAgent + ["umount", "/sys/fs/bpf"])
-                #expect(try Host().execute(inAgent + ["mountpoint", "-q", "/sys/kernel/tracing"]).status != 0)
                 #expect(try Host().execute(inAgent + ["mountpoint", "-q", "/sys/fs/bpf"]).status != 0)
 
-                // The drop tracepoint and the tc programs are held by descriptors, not by paths.
+                // The tracepoints and the tc programs are held by descriptors, not by paths. The
+                // lab's blocked client keeps sending SYNs its policy drops: drops, and
+                // retransmissions of those SYNs.
+                let retransmissions = "networkobservability_adv_tcpretrans_count"
                 #expect(
-                    try eventually(within: 20) {
+                    try eventually(within: 30) {
                         let now = try LabFixture.scrape(node.netns)
                         return now.value("hubble_drop_total") > before.value("hubble_drop_total")
+                            && now.value(retransmissions) > before.value(retransmissions)
                             && now.value("hubble_flows_processed_total") > before.value("hubble_flows_processed_total")
                     })
                 let after = try LabFixture.scrape(node.netns)

@@ -2,7 +2,12 @@
 /* Tracepoint skb:kfree_skb: every packet the kernel drops, with the kernel's reason. Fires in
  * every network namespace of the machine; only drops in this node's namespaces (map osp_netns)
  * are counted. Consumed packets (normal end of life) are not drops and are skipped, as are the
- * reasons the agent marked in osp_config.drops_ignored. */
+ * reasons the agent marked in osp_config.drops_ignored.
+ * Attached as a BTF tracepoint (tp_btf): the kernel passes the tracepoint's arguments as they
+ * are, and the sk_buff's fields are plain loads. A classic tracepoint first copies every field
+ * into a perf record, and each field read is a helper call. The program runs about twice per
+ * connection under churn (sockets' queue purges, skipped at once): 95 ns a run against 149. Only
+ * the packet's headers, behind a pointer the verifier does not type, are read with a helper. */
 #include <linux/bpf.h>
 
 #include <bpf/bpf_core_read.h>
@@ -22,10 +27,10 @@
 static __always_inline __u32 osp_netns_of(struct sk_buff *skb, struct net_device *dev)
 {
 	if (dev)
-		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
-	struct sock *sk = BPF_CORE_READ(skb, sk);
+		return dev->nd_net.net->ns.inum;
+	struct sock *sk = skb->sk;
 	if (sk)
-		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+		return sk->__sk_common.skc_net.net->ns.inum;
 	return 0;
 }
 
@@ -34,9 +39,9 @@ static __always_inline __u32 osp_netns_of(struct sk_buff *skb, struct net_device
 static __always_inline int osp_drop_tuple(struct sk_buff *skb, struct osp_tuple *tuple,
 					  __u8 *tcp_flags)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 network = BPF_CORE_READ(skb, network_header);
-	__u16 protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	unsigned char *head = skb->head;
+	__u16 network = skb->network_header;
+	__u16 protocol = bpf_ntohs(skb->protocol);
 	if (!head || network == (__u16)~0U)
 		return -1;
 	unsigned char *ip = head + network;
@@ -104,8 +109,8 @@ static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_devi
 	event->timestamp_ns = bpf_ktime_get_ns();
 	__builtin_memcpy(&event->tuple, &tuple, sizeof(tuple));
 	event->packets = 1;
-	event->bytes = BPF_CORE_READ(skb, len);
-	event->ifindex = dev ? BPF_CORE_READ(dev, ifindex) : 0;
+	event->bytes = skb->len;
+	event->ifindex = dev ? dev->ifindex : 0;
 	event->drop_reason = reason;
 	event->netns = netns;
 	event->kind = OSP_EVENT_DROP;
@@ -116,21 +121,26 @@ static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_devi
 	osp_submit(event, OSP_EVENT_HEADER_SIZE);
 }
 
-SEC("tracepoint/skb/kfree_skb")
-int osp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
+/* The tracepoint's arguments: (struct sk_buff *skb, void *location, enum skb_drop_reason
+ * reason), since Linux 5.17; 6.12 appended the receiving socket. */
+SEC("tp_btf/kfree_skb")
+int osp_kfree_skb(__u64 *ctx)
 {
-	__u32 reason = BPF_CORE_READ(ctx, reason);
+	struct sk_buff *skb = (struct sk_buff *)ctx[0];
+	__u32 reason = (__u32)ctx[2];
 	if (reason == bpf_core_enum_value(enum skb_drop_reason, SKB_NOT_DROPPED_YET) ||
 	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
 		return 0;
-	__u8 ignore = reason < OSP_DROP_REASON_SLOTS ? osp_config.drops_ignored[reason] : 0;
+	/* The mask repeats the bound for the verifier, which sees the compare on another copy. */
+	__u8 ignore = reason < OSP_DROP_REASON_SLOTS
+			  ? osp_config.drops_ignored[reason & (OSP_DROP_REASON_SLOTS - 1)]
+			  : 0;
 	if (ignore & OSP_DROP_IGNORE_ALWAYS)
 		return 0; /* freed on a socket's way out, not dropped by the network */
 
-	struct sk_buff *skb = BPF_CORE_READ(ctx, skbaddr);
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct net_device *dev = skb->dev;
 	/* IFF_LOOPBACK: e.g. TCP discarding a FIN that reached a TIME-WAIT socket over lo. */
-	if ((ignore & OSP_DROP_IGNORE_LOOPBACK) && dev && (BPF_CORE_READ(dev, flags) & 0x8))
+	if ((ignore & OSP_DROP_IGNORE_LOOPBACK) && dev && (dev->flags & 0x8))
 		return 0;
 	__u32 inum = osp_netns_of(skb, dev);
 	__u32 *netns_role = bpf_map_lookup_elem(&osp_netns, &inum);
@@ -142,12 +152,12 @@ int osp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 	 * packet the stack produced itself was on its way out (egress). */
 	__u32 direction = OSP_DIR_UNKNOWN;
 	if (dev) {
-		if (BPF_CORE_READ(skb, skb_iif) == 0) {
+		if (skb->skb_iif == 0) {
 			direction = OSP_DIR_EGRESS;
 		} else if (*netns_role == OSP_NETNS_POD) {
 			direction = OSP_DIR_INGRESS;
 		} else {
-			__u32 ifindex = BPF_CORE_READ(dev, ifindex);
+			__u32 ifindex = dev->ifindex;
 			__u32 *if_role = bpf_map_lookup_elem(&osp_ifaces, &ifindex);
 			direction = (if_role && *if_role == OSP_IF_UPLINK) ? OSP_DIR_INGRESS
 									   : OSP_DIR_EGRESS;
@@ -173,7 +183,7 @@ int osp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 		}
 	}
 	counter->packets += 1;
-	counter->bytes += BPF_CORE_READ(skb, len);
+	counter->bytes += skb->len;
 	if (has_tuple) /* not IP (or headers gone): counted in the metrics, no flow */
 		osp_report_drop(skb, dev, &tuple, tcp_flags, reason, inum);
 	return 0;

@@ -4,6 +4,7 @@
 #ifndef OSPREY_KERNEL_H
 #define OSPREY_KERNEL_H
 
+#include <linux/in6.h>
 #include <linux/types.h>
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
@@ -26,8 +27,16 @@ struct net_device {
 	possible_net_t nd_net;
 };
 
+/* The addresses and ports sit in anonymous unions in the kernel; libbpf finds them there. */
 struct sock_common {
+	__be32 skc_daddr;
+	__be32 skc_rcv_saddr;
+	__be16 skc_dport;
+	__u16 skc_num; /* the local port, host byte order */
+	unsigned short skc_family;
 	possible_net_t skc_net;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
 };
 
 struct sock {
@@ -85,21 +94,6 @@ struct nf_conn {
 enum skb_drop_reason {
 	SKB_NOT_DROPPED_YET = 0,
 	SKB_CONSUMED = 1,
-};
-
-struct trace_entry {
-	unsigned short type;
-	unsigned char flags;
-	unsigned char preempt_count;
-	int pid;
-};
-
-struct trace_event_raw_kfree_skb {
-	struct trace_entry ent;
-	void *skbaddr;
-	void *location;
-	unsigned short protocol;
-	enum skb_drop_reason reason;
 };
 
 #pragma clang attribute pop

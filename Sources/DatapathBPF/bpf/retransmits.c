@@ -6,33 +6,20 @@
 #include <linux/bpf.h>
 
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "events.h"
 #include "kernel.h"
 #include "maps.h"
 
-/* The tracepoint's record as its format file gives it (the same from Linux 4.16 on; 6.10 named
- * the event's struct anew and appended `err`, so it is read by offset, not by BTF name). Ports
- * are in host byte order. */
-struct osp_tcp_retransmit_record {
-	__u64 common;
-	const void *skbaddr;
-	const void *skaddr;
-	int state;
-	__u16 sport;
-	__u16 dport;
-	__u16 family;
-	__u8 saddr[4];
-	__u8 daddr[4];
-	__u8 saddr_v6[16];
-	__u8 daddr_v6[16];
-};
-
-SEC("tracepoint/tcp/tcp_retransmit_skb")
-int osp_tcp_retransmit_skb(struct osp_tcp_retransmit_record *ctx)
+/* A BTF tracepoint (tp_btf): its arguments are (const struct sock *sk, const struct sk_buff *skb),
+ * and since Linux 6.10 an error code. The connection is read from the socket: local end first. */
+SEC("tp_btf/tcp_retransmit_skb")
+int osp_tcp_retransmit_skb(__u64 *ctx)
 {
-	struct sock *sk = (struct sock *)ctx->skaddr;
+	struct sock *sk = (struct sock *)ctx[0];
+	struct sk_buff *skb = (struct sk_buff *)ctx[1];
 	if (!sk)
 		return 0;
 	__u32 inum = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
@@ -43,20 +30,19 @@ int osp_tcp_retransmit_skb(struct osp_tcp_retransmit_record *ctx)
 	if (!event)
 		return 0;
 	event->timestamp_ns = bpf_ktime_get_ns();
-	if (ctx->family == 2 /* AF_INET */) {
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) == 2 /* AF_INET */) {
 		event->tuple.family = 4;
-		__builtin_memcpy(event->tuple.saddr, ctx->saddr, 4);
-		__builtin_memcpy(event->tuple.daddr, ctx->daddr, 4);
+		bpf_core_read(event->tuple.saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(event->tuple.daddr, 4, &sk->__sk_common.skc_daddr);
 	} else {
 		event->tuple.family = 6;
-		__builtin_memcpy(event->tuple.saddr, ctx->saddr_v6, 16);
-		__builtin_memcpy(event->tuple.daddr, ctx->daddr_v6, 16);
+		bpf_core_read(event->tuple.saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(event->tuple.daddr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
-	event->tuple.sport = ctx->sport;
-	event->tuple.dport = ctx->dport;
+	event->tuple.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	event->tuple.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	event->tuple.protocol = 6; /* IPPROTO_TCP */
 	event->packets = 1;
-	struct sk_buff *skb = (struct sk_buff *)ctx->skbaddr;
 	event->bytes = skb ? BPF_CORE_READ(skb, len) : 0;
 	event->netns = inum;
 	event->kind = OSP_EVENT_RETRANSMIT;
