@@ -4,7 +4,9 @@
 # to judge a datapath or pipeline change. Each arm runs connection churn (wrk -c16,
 # `Connection: close`, as scripts/bench-churn.sh), then iperf3; for A and B also, during the
 # churn, the pod programs' time per request from the kernel's run statistics (on for the whole
-# run: they cost each program run two clock reads, the same in every arm) and both agents' CPU
+# run: they cost each program run two clock reads, the same for A and B; the arm without agents
+# runs no program, so A and B against it read about two points lower than scripts/bench-churn.sh
+# (0.911 against 0.934 in one hour of 2026-12-03), which leaves them off) and both agents' CPU
 # per 10,000 connections/s.
 # Usage: scripts/bench-ab.sh AGENT_A AGENT_B [rounds] [seconds per run] [cross|same]   (as root)
 # e.g. copy .build/release/osprey-agent to /tmp/agent-a before a change, build, and compare it
