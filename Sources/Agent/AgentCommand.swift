@@ -198,7 +198,7 @@ public struct AgentCommand: AsyncParsableCommand {
 
     @Option(
         help:
-            "Write flows to this file as jsonpb lines, as Hubble's exporter (hubble-export-file-path; empty: off). Env: OSPREY_EXPORT_FILE_PATH."
+            "Write flows to this file as jsonpb lines, as Hubble's exporter (hubble-export-file-path; stdout: the agent's standard output, not rotated; empty: off). Env: OSPREY_EXPORT_FILE_PATH."
     )
     var exportFilePath: String = environment["OSPREY_EXPORT_FILE_PATH"] ?? ""
 
@@ -378,6 +378,9 @@ public struct AgentCommand: AsyncParsableCommand {
     }
 
     public func run() async throws {
+        // A reader of its standard output that goes away (flow logs to stdout) is a failed write,
+        // counted as lost lines, not a signal that ends the agent.
+        signal(SIGPIPE, SIG_IGN)
         let settings: AgentSettings
         do { settings = try self.settings() } catch { Self.fail("\(error)") }
         // Nothing is attached yet; from here on the agent cleans up after itself before it fails.

@@ -8,9 +8,10 @@ import Locking
 import Observer
 import SwiftProtobuf
 
-/// Writes the observer's flows to a file as Hubble's exporter does: one `GetFlowsResponse` per
-/// line in jsonpb (`{"flow":{…},"node_name":…,"time":…}`), lost-event records where flows were
-/// missed, rotation by size. A sink of the observer: each batch is queued as it is appended and
+/// Writes the observer's flows to a file, or to the agent's standard output (`StandardOutput`),
+/// as Hubble's exporter does: one `GetFlowsResponse` per line in jsonpb
+/// (`{"flow":{…},"node_name":…,"time":…}`), lost-event records where flows were missed, rotation
+/// of a file by size. A sink of the observer: each batch is queued as it is appended and
 /// written by the exporter's own thread, so a slow or stalled disk makes it miss flows (counted,
 /// and written as a lost-events line), never slows the pipeline or Swift's cooperative pool.
 public final class FlowExporter: FlowSink {
@@ -50,21 +51,30 @@ public final class FlowExporter: FlowSink {
         public var lost: UInt64 = 0
     }
 
-    public init(name: String, settings: ExportSettings, nodeName: String) throws(ExportError) {
+    /// `standardOutput`: the stream a `stdout` path writes to (tests pass a pipe).
+    public convenience init(name: String, settings: ExportSettings, nodeName: String) throws(ExportError) {
+        try self.init(name: name, settings: settings, nodeName: nodeName, standardOutput: STDOUT_FILENO)
+    }
+
+    init(name: String, settings: ExportSettings, nodeName: String, standardOutput: Int32) throws(ExportError) {
         self.name = name
         self.settings = settings
         self.nodeName = nodeName
         (filters, mask) = try Self.compile(settings, name: name)
-        let file: RotatingFile
-        do {
-            file = try RotatingFile(
-                path: settings.path, maxBytes: settings.maxSizeMB * 1024 * 1024, maxBackups: settings.maxBackups,
-                compress: settings.compress)
-        } catch {
-            throw ExportError(
-                settings.origin.prefix(name)
-                    + "cannot write flow logs to \(settings.path): \(error.reason); check \(settings.origin.names.path) and that its directory exists and is writable."
-            )
+        let file: any LineOutput
+        if settings.path == StandardOutput.path {
+            file = StandardOutput(descriptor: standardOutput)
+        } else {
+            do {
+                file = try RotatingFile(
+                    path: settings.path, maxBytes: settings.maxSizeMB * 1024 * 1024, maxBackups: settings.maxBackups,
+                    compress: settings.compress)
+            } catch {
+                throw ExportError(
+                    settings.origin.prefix(name)
+                        + "cannot write flow logs to \(settings.path): \(error.reason); check \(settings.origin.names.path) and that its directory exists and is writable."
+                )
+            }
         }
         output = Lock(Output(file: file, writer: FlowJSONWriter(mask: mask)))
     }
@@ -110,21 +120,19 @@ public final class FlowExporter: FlowSink {
         return counts
     }
 
-    /// The file and the lines not yet in it: lines are gathered into one write of up to
-    /// `batchBytes` (never across a rotation), then written whole.
+    /// The file (or stream) and the lines not yet in it: lines are gathered into one write of
+    /// up to the output's `batchBytes` (never across a rotation), then written whole.
     struct Output: ~Copyable {
-        let file: RotatingFile
+        let file: any LineOutput
         let writer: FlowJSONWriter
         var batch: [UInt8] = []
         /// Where each gathered line ends, and whether it is a flow (rather than a lost-events record).
         var lines: [(end: Int, flow: Bool)] = []
 
-        static let batchBytes = 64 * 1024
-
-        init(file: RotatingFile, writer: FlowJSONWriter) {
+        init(file: any LineOutput, writer: FlowJSONWriter) {
             self.file = file
             self.writer = writer
-            batch.reserveCapacity(Self.batchBytes + 4096)
+            batch.reserveCapacity(file.batchBytes + 4096)
         }
 
         /// Adds a line built by `append`; writes the batch first when the line would take it
@@ -135,7 +143,7 @@ public final class FlowExporter: FlowSink {
             let start = batch.count
             append(writer, &batch)
             let length = batch.count - start
-            if start > 0, start + length > Self.batchBytes || file.size + start + length > file.maxBytes {
+            if start > 0, start + length > file.batchBytes || file.size + start + length > file.maxBytes {
                 let line = Array(batch[start...])
                 batch.removeSubrange(start...)
                 flush(into: counters)
@@ -290,7 +298,7 @@ public final class FlowExporter: FlowSink {
     /// Writes what is gathered.
     public func flush() { output.withLock { $0.flush(into: counters) } }
 
-    /// Closes the file (the agent stops).
+    /// Closes the file (the agent stops); standard output stays open.
     public func close() {
         output.withLock { output in
             output.flush(into: counters)

@@ -43,7 +43,8 @@ public enum FlowLogsConfig {
             guard exporters[settings.name] == nil else {
                 throw refuse("two flow logs are named \"\(settings.name)\"; names must be unique.")
             }
-            guard paths.insert(settings.settings.path).inserted else {
+            // Several may share standard output: each writes whole lines.
+            guard settings.settings.path == StandardOutput.path || paths.insert(settings.settings.path).inserted else {
                 throw refuse("two flow logs write to \(settings.settings.path); each needs a file of its own.")
             }
             _ = try FlowExporter.compile(settings.settings, name: settings.name)
@@ -70,8 +71,8 @@ public enum FlowLogsConfig {
             throw refuse("the name \"static\" belongs to the agent's --export-file-path flow log; choose another.")
         }
         guard let file = fields["filePath"] as? String, !file.isEmpty else { throw refuse("filePath is required.") }
-        guard file.hasPrefix("/") else {
-            throw refuse("filePath must be absolute (\(file)); stdout is not supported, use the agent's log.")
+        guard file.hasPrefix("/") || file == StandardOutput.path else {
+            throw refuse("filePath must be absolute (\(file)), or stdout for the agent's standard output.")
         }
         if let aggregate = fields["fieldAggregate"], !((aggregate as? [Any])?.isEmpty ?? (aggregate is NSNull)) {
             throw refuse("fieldAggregate is not supported by Osprey; remove it to write every flow.")

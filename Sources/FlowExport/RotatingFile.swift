@@ -14,7 +14,7 @@ import HubbleWire
 /// the file is opened again, and so is a last line a kill cut short inside its write (the kernel
 /// may stop a large write at a fatal signal): the file is cut back to its last whole line, so
 /// the next line does not join it. Not thread-safe: one exporter task owns it.
-final class RotatingFile {
+final class RotatingFile: LineOutput {
     let path: String
     let maxBytes: Int
     let maxBackups: Int
@@ -22,6 +22,8 @@ final class RotatingFile {
     private var descriptor: Int32 = -1
     private(set) var size = 0
     private(set) var rotations: UInt64 = 0
+    /// Lines are gathered into writes of up to 64 KiB (never across a rotation).
+    let batchBytes = 64 * 1024
 
     /// Why the file could not be opened (strerror's text).
     struct OpenError: Error {

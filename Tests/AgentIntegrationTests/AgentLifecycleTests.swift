@@ -115,6 +115,50 @@ extension AgentIntegration {
             }
         }
 
+        @Test(
+            "flow logs to stdout: the agent's standard output is whole jsonpb lines of its node's flows, which observe --input-file reads; its log stays on stderr"
+        )
+        func flowLogsToStandardOutput() throws {
+            let config = try LabConfig(
+                name: LabFixture.uniqueName("o"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
+            try LabFixture.withLab(config) { plan, _ in
+                let node = plan.nodes[0]
+                let agent = try #require(LabFixture.agentPID(config, node: node.name))
+                kill(agent, SIGTERM)
+                #expect(Self.waitUntil(10) { !LabController.isRunning(agent) } != nil)
+                let launch = Workloads(plan: plan).agentLaunch(for: node, agentPath: config.agentPath!)
+                // Standard output to the launch's log file, standard error to a file of its own.
+                let stderrPath = launch.logPath + ".stderr"
+                let command =
+                    ["sh", "-c", "exec \"$0\" \"$@\" 2> \"\(stderrPath)\""] + launch.command + [
+                        "--export-file-path", "stdout",
+                    ]
+                _ = try Host().launchDetached(command, logPath: launch.logPath, pidPath: launch.pidPath)
+                var lines: [Substring] = []
+                #expect(
+                    eventually(within: 30) {
+                        let text = (try? String(contentsOfFile: launch.logPath, encoding: .utf8)) ?? ""
+                        // A line still being written is left for the next look.
+                        lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+                        return lines.contains { $0.contains("\"namespace\":\"shop\"") } && lines.count >= 20
+                    }, "\(lines.count) lines")
+                #expect(
+                    lines.allSatisfy { $0.hasPrefix("{\"flow\":{") || $0.hasPrefix("{\"lost_events\":{") },
+                    "\(lines.first { !$0.hasPrefix("{\"flow\":{") } ?? "")")
+                #expect(lines.allSatisfy { $0.contains("\"node_name\":\"\(node.name)\"") })
+                let log = try String(contentsOfFile: stderrPath, encoding: .utf8)
+                #expect(log.contains("tc programs attach"), "the agent's log is on stderr: \(log)")
+
+                let whole = launch.logPath + ".lines"
+                try lines.joined(separator: "\n").appending("\n").write(
+                    toFile: whole, atomically: true, encoding: .utf8)
+                defer { try? FileManager.default.removeItem(atPath: whole) }
+                let read = try OspreyBinary.cli.run(["observe", "--input-file", whole, "--namespace", "shop", "--all"])
+                #expect(read.status == 0, "\(read.stderr)")
+                #expect(read.stdout.split(separator: "\n").count > 0)
+            }
+        }
+
         @Test("a pod created after the agent started is attached and counted within a second")
         func newPodIsCounted() throws {
             let config = try LabConfig(

@@ -305,6 +305,75 @@ struct FlowExportTests {
         }
     }
 
+    @Test(
+        "stdout: whole lines in writes of at most PIPE_BUF bytes, so that they stay whole among other writers; nothing rotates"
+    )
+    func standardOutput() throws {
+        // A socket pair of datagrams keeps each write apart, so the test sees every write.
+        var pair: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0, &pair) == 0)
+        var size = Int32(4 << 20)
+        setsockopt(pair[1], SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        let writes = Lock<[[UInt8]]>([])
+        let receiving = pair[0]
+        let reader = Thread {
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { recv(receiving, $0.baseAddress, $0.count, 0) }
+                if count <= 0 { break }
+                writes.withLock { $0.append(Array(buffer[..<count])) }
+            }
+        }
+        reader.start()
+        // 3,000 flows are over 2 MB: a file of 1 MB would rotate twice.
+        let flows = Self.flows(3000)
+        let lost = LostEvents(source: .hubbleRingBuffer, count: 7, first: Fixtures.start, last: Fixtures.start)
+        let exporter = try FlowExporter(
+            name: "test", settings: ExportSettings(path: "stdout", maxSizeMB: 1), nodeName: "osp-node-1",
+            standardOutput: pair[1])
+        for event in flows.prefix(1500).map(ObserverEvent.flow) + [.lost(lost)]
+            + flows.dropFirst(1500).map(ObserverEvent.flow)
+        {
+            exporter.handle(event)
+        }
+        exporter.close()
+        close(pair[1])
+        while !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+        close(pair[0])
+
+        let all = writes.withLock { $0 }
+        #expect(all.count > 100, "many writes of a few lines each: \(all.count)")
+        for write in all {
+            #expect(write.last == UInt8(ascii: "\n"), "each write ends a line")
+            let lines = write.split(separator: UInt8(ascii: "\n"))
+            #expect(write.count <= Int(PIPE_BUF) || lines.count == 1, "\(write.count) bytes in \(lines.count) lines")
+        }
+        let responses = try all.flatMap { $0.split(separator: UInt8(ascii: "\n")) }.map {
+            try FlowJSONLines.parse(String(decoding: $0, as: UTF8.self))
+        }
+        #expect(responses.filter(\.isFlow).count == 3000)
+        let records = responses.compactMap { response -> UInt64? in
+            if case .lostEvents(let record)? = response.responseTypes { record.numEventsLost } else { nil }
+        }
+        #expect(records == [7], "the lost-events record, in its place")
+        #expect(exporter.counts.rotations == 0 && exporter.counts.errors == 0 && exporter.counts.lines == 3001)
+    }
+
+    @Test("stdout that is gone: the lines are counted as errors and their flows as lost")
+    func standardOutputGone() throws {
+        var pair: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
+        close(pair[0])
+        let exporter = try FlowExporter(
+            name: "test", settings: ExportSettings(path: "stdout"), nodeName: "n", standardOutput: pair[1])
+        // Writing to a socket whose reader is gone raises SIGPIPE unless it is ignored, as the agent does.
+        let previous = signal(SIGPIPE, SIG_IGN)
+        defer { signal(SIGPIPE, previous) }
+        exporter.export(Self.flows(10))
+        close(pair[1])
+        #expect(exporter.counts.lost == 10 && exporter.counts.errors == 10 && exporter.counts.lines == 0)
+    }
+
     @Test("a path that cannot be written is one sentence naming it; bad settings too")
     func badSettings() throws {
         #expect {

@@ -182,7 +182,10 @@ struct FlowLogsTests {
             ("flowLogs: [", "not valid YAML"),
             ("flowLogs:\n- filePath: /tmp/a.log\n", "flowLogs[0]: name is required."),
             ("flowLogs:\n- name: a\n", "flow log \"a\": filePath is required."),
-            ("flowLogs:\n- name: a\n  filePath: stdout\n", "filePath must be absolute (stdout)"),
+            (
+                "flowLogs:\n- name: a\n  filePath: flows.log\n",
+                "filePath must be absolute (flows.log), or stdout for the agent's standard output."
+            ),
             ("flowLogs:\n- name: a\n  filePath: /tmp/a.log\n  filepath: /tmp/b.log\n", "unknown setting \"filepath\"."),
             ("flowlogs: []\n", "unknown key \"flowlogs\" at the top"),
             (
@@ -219,6 +222,22 @@ struct FlowLogsTests {
             return sentence.hasPrefix("/etc/osprey/flowlogs.yaml: ") && sentence.contains(expected)
                 && !sentence.contains("\n")
         }
+    }
+
+    @Test("stdout as a flow log's filePath: the agent's standard output, which several flow logs may share")
+    func standardOutput() throws {
+        let configs = try FlowLogsConfig.parse(
+            """
+            flowLogs:
+            - name: denied
+              filePath: stdout
+              includeFilters: [{verdict: [DROPPED]}]
+            - name: dns
+              filePath: stdout
+              includeFilters: [{protocol: [dns]}]
+            """, path: "flowlogs.yaml")
+        #expect(configs.keys.sorted() == ["denied", "dns"])
+        #expect(configs.values.allSatisfy { $0.path == "stdout" })
     }
 
     @Test("Hubble's own example config parses: names, files, masks, filters, sizes, end times")
