@@ -51,11 +51,11 @@ public final class FlowExporter: FlowSink {
         public var lost: UInt64 = 0
     }
 
-    /// `standardOutput`: the stream a `stdout` path writes to (tests pass a pipe).
     public convenience init(name: String, settings: ExportSettings, nodeName: String) throws(ExportError) {
         try self.init(name: name, settings: settings, nodeName: nodeName, standardOutput: STDOUT_FILENO)
     }
 
+    /// `standardOutput`: the stream a `stdout` path writes to (tests pass a socket).
     init(name: String, settings: ExportSettings, nodeName: String, standardOutput: Int32) throws(ExportError) {
         self.name = name
         self.settings = settings

@@ -18,9 +18,10 @@ protocol LineOutput: AnyObject {
 /// path, for a container runtime to collect with the pod's log. Nothing rotates. Lines go out in
 /// writes of at most `PIPE_BUF` bytes of whole lines (a longer line alone), which a pipe keeps
 /// whole among other writers: the agent's log is on stderr, but several flow logs may share
-/// stdout. A write is finished whatever it takes (a pipe may take part of it, a signal may cut
-/// it short), so a line never stops half-way; when the stream is gone, the lines are lost and
-/// counted.
+/// stdout. A write that has begun is finished whatever it takes (a pipe may take part of it, a
+/// signal may cut it short, a non-blocking stream may be full for a while), so a line never
+/// stops half-way and is never written twice; one that a full stream does not take within a
+/// second, or that a stream which is gone refuses, is lost and counted.
 final class StandardOutput: LineOutput {
     /// The export path that means the agent's standard output, as in Hubble.
     static let path = "stdout"
@@ -46,9 +47,10 @@ final class StandardOutput: LineOutput {
                 } else if written < 0, errno == EINTR {
                     continue
                 } else if written < 0, errno == EAGAIN {
-                    // A non-blocking stream that is full: wait until it takes more.
+                    // A non-blocking stream that is full: wait until it takes more; give up only
+                    // while nothing of these lines is out.
                     var ready = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-                    guard poll(&ready, 1, 1000) > 0 else { return false }
+                    guard poll(&ready, 1, done == 0 ? 1000 : -1) > 0 || done > 0 else { return false }
                 } else {
                     return false
                 }

@@ -359,6 +359,40 @@ struct FlowExportTests {
         #expect(exporter.counts.rotations == 0 && exporter.counts.errors == 0 && exporter.counts.lines == 3001)
     }
 
+    @Test("stdout that is non-blocking and full for a while: the writer waits, and every line arrives whole, once")
+    func standardOutputNonBlocking() throws {
+        var pair: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
+        _ = fcntl(pair[1], F_SETFL, fcntl(pair[1], F_GETFL) | O_NONBLOCK)
+        var size = Int32(4096)
+        setsockopt(pair[1], SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        let received = Lock<[UInt8]>([])
+        let receiving = pair[0]
+        let reader = Thread {
+            // Late, and then slow: the stream is full for most of the export.
+            Thread.sleep(forTimeInterval: 0.3)
+            var buffer = [UInt8](repeating: 0, count: 2048)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { recv(receiving, $0.baseAddress, $0.count, 0) }
+                if count <= 0 { break }
+                received.withLock { $0 += buffer[..<count] }
+            }
+        }
+        reader.start()
+        let exporter = try FlowExporter(
+            name: "test", settings: ExportSettings(path: "stdout"), nodeName: "n", standardOutput: pair[1])
+        exporter.export(Self.flows(500))
+        close(pair[1])
+        while !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+        close(pair[0])
+        let text = received.withLock { String(decoding: $0, as: UTF8.self) }
+        #expect(text.hasSuffix("\n"))
+        let responses = try text.split(separator: "\n").map { try FlowJSONLines.parse(String($0)) }
+        #expect(responses.count == 500 && responses.allSatisfy(\.isFlow))
+        #expect(Set(responses.map(\.flow.uuid)).count == 500, "each flow once")
+        #expect(exporter.counts.lost == 0 && exporter.counts.errors == 0)
+    }
+
     @Test("stdout that is gone: the lines are counted as errors and their flows as lost")
     func standardOutputGone() throws {
         var pair: [Int32] = [0, 0]
