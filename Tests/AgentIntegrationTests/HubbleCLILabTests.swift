@@ -197,8 +197,11 @@ extension AgentIntegration {
                 let port = Int.random(in: 42000...42999)
                 let observe = Process()
                 observe.executableURL = URL(fileURLWithPath: OspreyBinary.cli.path)
+                // The port alone is not enough: the lab's other clients on that node pick their
+                // ports from the same ephemeral range (one run printed checkout's SYN from 42848).
                 observe.arguments = [
-                    "observe", "--server", server, "--follow", "--from-port", String(port), "--color", "never",
+                    "observe", "--server", server, "--follow", "--from-pod", "shop/\(loadgen.name)", "--from-port",
+                    String(port), "--color", "never",
                 ]
                 let pipe = Pipe()
                 observe.standardOutput = pipe
