@@ -222,6 +222,18 @@ public struct AgentCommand: AsyncParsableCommand {
 
     @Option(
         help:
+            "Write one line per group of flows alike in these fields, comma-separated, with their counts, each --export-aggregation-interval (source.pod_name,destination.pod_name,verdict; hubble-export-fieldaggregate)."
+    )
+    var exportFieldaggregate: [String] = []
+
+    @Option(
+        help:
+            "How often aggregated flows are written: 30s, 1m (hubble-export-aggregation-interval; needed with --export-fieldaggregate)."
+    )
+    var exportAggregationInterval: String = ""
+
+    @Option(
+        help:
             "Hubble's flowlogs config: YAML listing flow logs by name (file, filters, field mask, end time), re-read when it changes (hubble-flowlogs-config-path). Env: OSPREY_FLOWLOGS_CONFIG_PATH."
     )
     var flowlogsConfigPath: String = environment["OSPREY_FLOWLOGS_CONFIG_PATH"] ?? ""
@@ -286,6 +298,15 @@ public struct AgentCommand: AsyncParsableCommand {
                         address: hubbleSocketPath, reason: error.reason, flag: "--hubble-socket-path")
                 }
             }
+            var aggregationInterval = Duration.zero
+            if !exportAggregationInterval.isEmpty, exportAggregationInterval != "0" {
+                guard let interval = Durations.parse(exportAggregationInterval) else {
+                    throw ValidationError(
+                        "--export-aggregation-interval must be a duration such as 30s, 1m or 500ms, not `\(exportAggregationInterval)`."
+                    )
+                }
+                aggregationInterval = interval
+            }
             var exporter: FlowExporter?
             if !exportFilePath.isEmpty {
                 exporter = try FlowExporter(
@@ -293,7 +314,9 @@ public struct AgentCommand: AsyncParsableCommand {
                     settings: ExportSettings(
                         path: exportFilePath, maxSizeMB: exportFileMaxSizeMb, maxBackups: exportFileMaxBackups,
                         compress: exportFileCompress, allowlist: exportAllowlist, denylist: exportDenylist,
-                        fieldMask: exportFieldmask.flatMap { $0.split(separator: ",").map(String.init) }),
+                        fieldMask: exportFieldmask.flatMap { $0.split(separator: ",").map(String.init) },
+                        fieldAggregate: exportFieldaggregate.flatMap { $0.split(separator: ",").map(String.init) },
+                        aggregationInterval: aggregationInterval),
                     nodeName: nodeName)
             }
             return AgentSettings(

@@ -12,6 +12,11 @@ public struct ExportSettings: Sendable, Equatable {
     public var denylist: [String]
     /// Flow fields to keep (`time`, `source.pod_name`, `IP`…); empty: every field.
     public var fieldMask: [String]
+    /// Hubble's flow-log aggregation: flows alike in these fields (paths as in `fieldMask`) are
+    /// written as one line per `aggregationInterval`, with their count per traffic direction.
+    /// Aggregation needs both; empty or zero: every flow is written.
+    public var fieldAggregate: [String]
+    public var aggregationInterval: Duration
     /// When the exporter stops writing (a dynamic exporter's `end`); nil: never.
     public var end: Date?
     /// Where the settings came from, so that a refusal names what to change.
@@ -19,7 +24,8 @@ public struct ExportSettings: Sendable, Equatable {
 
     public init(
         path: String, maxSizeMB: Int = 10, maxBackups: Int = 5, compress: Bool = false, allowlist: [String] = [],
-        denylist: [String] = [], fieldMask: [String] = [], end: Date? = nil, origin: Origin = .flags
+        denylist: [String] = [], fieldMask: [String] = [], fieldAggregate: [String] = [],
+        aggregationInterval: Duration = .zero, end: Date? = nil, origin: Origin = .flags
     ) {
         self.path = path
         self.maxSizeMB = maxSizeMB
@@ -28,6 +34,8 @@ public struct ExportSettings: Sendable, Equatable {
         self.allowlist = allowlist
         self.denylist = denylist
         self.fieldMask = fieldMask
+        self.fieldAggregate = fieldAggregate
+        self.aggregationInterval = aggregationInterval
         self.end = end
         self.origin = origin
     }
@@ -39,17 +47,24 @@ public struct ExportSettings: Sendable, Equatable {
         case config(String)
 
         /// What each setting is called where it was set.
-        var names: (path: String, maxSize: String, maxBackups: String, allow: String, deny: String, fieldMask: String) {
+        var names: Names {
             switch self {
             case .flags:
-                (
-                    "--export-file-path", "--export-file-max-size-mb", "--export-file-max-backups",
-                    "--export-allowlist",
-                    "--export-denylist", "--export-fieldmask"
-                )
+                Names(
+                    path: "--export-file-path", maxSize: "--export-file-max-size-mb",
+                    maxBackups: "--export-file-max-backups", allow: "--export-allowlist", deny: "--export-denylist",
+                    fieldMask: "--export-fieldmask", fieldAggregate: "--export-fieldaggregate",
+                    aggregationInterval: "--export-aggregation-interval")
             case .config:
-                ("filePath", "fileMaxSizeMb", "fileMaxBackups", "includeFilters", "excludeFilters", "fieldMask")
+                Names(
+                    path: "filePath", maxSize: "fileMaxSizeMb", maxBackups: "fileMaxBackups", allow: "includeFilters",
+                    deny: "excludeFilters", fieldMask: "fieldMask", fieldAggregate: "fieldAggregate",
+                    aggregationInterval: "aggregationInterval")
             }
+        }
+
+        struct Names {
+            var path, maxSize, maxBackups, allow, deny, fieldMask, fieldAggregate, aggregationInterval: String
         }
 
         /// How a sentence about exporter `name` starts.

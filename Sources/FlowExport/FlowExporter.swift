@@ -10,15 +10,14 @@ import SwiftProtobuf
 
 /// Writes the observer's flows to a file, or to the agent's standard output (`StandardOutput`),
 /// as Hubble's exporter does: one `GetFlowsResponse` per line in jsonpb
-/// (`{"flow":{…},"node_name":…,"time":…}`), lost-event records where flows were missed, rotation
-/// of a file by size. A sink of the observer: each batch is queued as it is appended and
+/// (`{"flow":{…},"node_name":…,"time":…}`), or per group of flows alike when it aggregates
+/// (`FlowAggregator`), lost-event records where flows were missed, rotation of a file by size. A sink of the observer: each batch is queued as it is appended and
 /// written by the exporter's own thread, so a slow or stalled disk makes it miss flows (counted,
 /// and written as a lost-events line), never slows the pipeline or Swift's cooperative pool.
 public final class FlowExporter: FlowSink {
     public let name: String
     public let settings: ExportSettings
     let filters: FlowFilterSet
-    let mask: FlowFieldMask?
     let nodeName: String
     private let output: Lock<Output>
     private let counters = Lock(Counters())
@@ -55,12 +54,18 @@ public final class FlowExporter: FlowSink {
         try self.init(name: name, settings: settings, nodeName: nodeName, standardOutput: STDOUT_FILENO)
     }
 
-    /// `standardOutput`: the stream a `stdout` path writes to (tests pass a socket).
-    init(name: String, settings: ExportSettings, nodeName: String, standardOutput: Int32) throws(ExportError) {
+    /// `standardOutput`: the stream a `stdout` path writes to (tests pass a socket);
+    /// `groupLimit`: the most groups of flows an aggregating exporter holds (tests pass a few).
+    init(
+        name: String, settings: ExportSettings, nodeName: String, standardOutput: Int32,
+        groupLimit: Int = FlowAggregator.defaultGroupLimit
+    ) throws(ExportError) {
         self.name = name
         self.settings = settings
         self.nodeName = nodeName
-        (filters, mask) = try Self.compile(settings, name: name)
+        var compiled = try Self.compile(settings, name: name)
+        compiled.aggregator?.groupLimit = groupLimit
+        filters = compiled.filters
         let file: any LineOutput
         if settings.path == StandardOutput.path {
             file = StandardOutput(descriptor: standardOutput)
@@ -76,14 +81,20 @@ public final class FlowExporter: FlowSink {
                 )
             }
         }
-        output = Lock(Output(file: file, writer: FlowJSONWriter(mask: mask)))
+        output = Lock(
+            Output(file: file, writer: FlowJSONWriter(mask: compiled.mask), aggregator: compiled.aggregator))
     }
 
-    /// The settings' filters and mask, checked: one sentence naming the setting when one is
-    /// not valid. Nothing is opened.
-    static func compile(
-        _ settings: ExportSettings, name: String
-    ) throws(ExportError) -> (FlowFilterSet, FlowFieldMask?) {
+    /// What the settings make of each flow.
+    struct Compiled {
+        var filters: FlowFilterSet
+        var mask: FlowFieldMask?
+        var aggregator: FlowAggregator?
+    }
+
+    /// The settings' filters, mask and aggregation, checked: one sentence naming the setting
+    /// when one is not valid. Nothing is opened.
+    static func compile(_ settings: ExportSettings, name: String) throws(ExportError) -> Compiled {
         let names = settings.origin.names
         func refuse(_ setting: String, _ reason: String) -> ExportError {
             ExportError(settings.origin.prefix(name) + "\(setting): \(reason)")
@@ -109,8 +120,24 @@ public final class FlowExporter: FlowSink {
         do { filters = try FlowFilterSet(allow: allow, deny: deny) } catch {
             throw refuse("\(names.allow)/\(names.deny)", error.description)
         }
-        do { return (filters, try FlowFieldMask(paths: settings.fieldMask)) } catch {
+        let mask: FlowFieldMask?
+        do { mask = try FlowFieldMask(paths: settings.fieldMask) } catch {
             throw refuse(names.fieldMask, error.description)
+        }
+        // As Hubble: aggregation takes both settings; an interval alone has nothing to group by.
+        guard !settings.fieldAggregate.isEmpty else { return Compiled(filters: filters, mask: mask) }
+        guard settings.aggregationInterval > .zero else {
+            throw ExportError(
+                settings.origin.prefix(name)
+                    + "\(names.aggregationInterval) is needed with \(names.fieldAggregate): how often each group of flows is written, e.g. 30s."
+            )
+        }
+        do {
+            let aggregator = try FlowAggregator(
+                fields: settings.fieldAggregate, interval: settings.aggregationInterval)
+            return Compiled(filters: filters, mask: mask, aggregator: aggregator)
+        } catch {
+            throw refuse(names.fieldAggregate, error.description)
         }
     }
 
@@ -125,20 +152,45 @@ public final class FlowExporter: FlowSink {
     struct Output: ~Copyable {
         let file: any LineOutput
         let writer: FlowJSONWriter
+        /// The groups of flows not yet written, when the exporter aggregates.
+        var aggregator: FlowAggregator?
         var batch: [UInt8] = []
-        /// Where each gathered line ends, and whether it is a flow (rather than a lost-events record).
-        var lines: [(end: Int, flow: Bool)] = []
+        /// Where each gathered line ends, and how many flows it stands for (0: a lost-events record).
+        var lines: [(end: Int, flows: UInt64)] = []
 
-        init(file: any LineOutput, writer: FlowJSONWriter) {
+        init(file: any LineOutput, writer: FlowJSONWriter, aggregator: FlowAggregator?) {
             self.file = file
             self.writer = writer
+            self.aggregator = aggregator
             batch.reserveCapacity(file.batchBytes + 4096)
+        }
+
+        /// A flow that passed the filters: its line, or its count in its group.
+        mutating func add(_ flow: Flow, into counters: borrowing Lock<Counters>) {
+            guard aggregator != nil else {
+                add(flows: 1, into: counters) { writer, batch in writer.appendLine(flow, to: &batch) }
+                return
+            }
+            if !aggregator!.add(flow) {
+                addAggregates(into: counters)
+                _ = aggregator!.add(flow)
+            }
+        }
+
+        /// Adds a line for each group of flows held, and starts the groups over.
+        mutating func addAggregates(into counters: borrowing Lock<Counters>) {
+            guard let line = aggregator?.line, let groups = aggregator?.take() else { return }
+            for group in groups {
+                add(flows: group.counts.total, into: counters) { _, batch in
+                    line.appendAggregateLine(group.flow, counts: group.counts, to: &batch)
+                }
+            }
         }
 
         /// Adds a line built by `append`; writes the batch first when the line would take it
         /// past the batch size or the file past its rotation size.
         mutating func add(
-            flow: Bool, into counters: borrowing Lock<Counters>, _ append: (FlowJSONWriter, inout [UInt8]) -> Void
+            flows: UInt64, into counters: borrowing Lock<Counters>, _ append: (FlowJSONWriter, inout [UInt8]) -> Void
         ) {
             let start = batch.count
             append(writer, &batch)
@@ -149,7 +201,7 @@ public final class FlowExporter: FlowSink {
                 flush(into: counters)
                 batch += line
             }
-            lines.append((batch.count, flow))
+            lines.append((batch.count, flows))
         }
 
         /// Writes the gathered lines in one append. When the file cannot take them all (a full
@@ -158,7 +210,7 @@ public final class FlowExporter: FlowSink {
         mutating func flush(into counters: borrowing Lock<Counters>) {
             guard !batch.isEmpty else { return }
             var written = (lines: 0, bytes: 0)
-            var failed = (lines: 0, flows: 0)
+            var failed = (lines: 0, flows: UInt64(0))
             if file.write(batch[...]) {
                 written = (lines.count, batch.count)
             } else {
@@ -169,7 +221,7 @@ public final class FlowExporter: FlowSink {
                         written.bytes += line.end - start
                     } else {
                         failed.lines += 1
-                        if line.flow { failed.flows += 1 }
+                        failed.flows += line.flows
                     }
                     start = line.end
                 }
@@ -180,7 +232,7 @@ public final class FlowExporter: FlowSink {
                 counters.lines += UInt64(written.lines)
                 counters.bytes += UInt64(written.bytes)
                 counters.errors += UInt64(failed.lines)
-                counters.lost += UInt64(failed.flows)
+                counters.lost += failed.flows
             }
         }
     }
@@ -232,10 +284,16 @@ public final class FlowExporter: FlowSink {
         close()
     }
 
-    /// The writer thread: takes what is queued, writes it, until `finish`.
+    /// The writer thread: takes what is queued, writes it, until `finish`. When aggregating, it
+    /// also writes the groups of flows once per interval.
     private func writeQueued() {
+        let interval = output.withLock { $0.aggregator?.interval }.map { duration in
+            let (seconds, attoseconds) = duration.components
+            return DispatchTimeInterval.nanoseconds(Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+        }
+        var due = interval.map { DispatchTime.now() + $0 }
         while true {
-            wake.wait()
+            if let due { _ = wake.wait(timeout: due) } else { wake.wait() }
             let (flows, missed, done) = pending.withLock { pending -> ([Flow], LostEvents?, Bool) in
                 defer {
                     pending.flows.removeAll(keepingCapacity: true)
@@ -253,8 +311,14 @@ public final class FlowExporter: FlowSink {
             }
             for flow in flows { export(flow) }
             if let missed { handle(.lost(missed)) }
+            if let interval, let next = due, DispatchTime.now() >= next {
+                output.withLock { $0.addAggregates(into: counters) }
+                // The next interval from this one's end, or from now if the writer fell behind.
+                let following = next + interval
+                due = following > DispatchTime.now() ? following : DispatchTime.now() + interval
+            }
             flush()
-            if done { return }
+            if done { return }  // `close` writes the groups held
         }
     }
 
@@ -272,7 +336,7 @@ public final class FlowExporter: FlowSink {
                 $0.time = FlowMessage.timestamp(lost.last)
             }
             output.withLock { output in
-                output.add(flow: false, into: counters) { _, batch in
+                output.add(flows: 0, into: counters) { _, batch in
                     batch.append(contentsOf: (FlowJSONLines.unorderedLine(response) + "\n").utf8)
                 }
             }
@@ -286,21 +350,21 @@ public final class FlowExporter: FlowSink {
         flush()
     }
 
-    /// One flow, if it passes the filters, masked while it is written.
+    /// One flow, if it passes the filters: masked while it is written, or counted in its group.
     func export(_ flow: Flow) {
         counters.withLock { $0.flows += 1 }
         if !filters.isEmpty, filters.message(for: flow) == nil { return }
-        output.withLock { output in
-            output.add(flow: true, into: counters) { writer, batch in writer.appendLine(flow, to: &batch) }
-        }
+        output.withLock { $0.add(flow, into: counters) }
     }
 
     /// Writes what is gathered.
     public func flush() { output.withLock { $0.flush(into: counters) } }
 
-    /// Closes the file (the agent stops); standard output stays open.
+    /// Writes the groups of flows held and what is gathered, and closes the file (the agent
+    /// stops, or the flow log is removed); standard output stays open.
     public func close() {
         output.withLock { output in
+            output.addAggregates(into: counters)
             output.flush(into: counters)
             output.file.close()
         }

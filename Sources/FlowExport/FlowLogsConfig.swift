@@ -1,4 +1,5 @@
 import Foundation
+import HubbleWire
 import Yams
 
 /// Hubble's dynamic exporter configuration (`hubble-flowlogs-config-path`): a YAML file with a
@@ -74,9 +75,6 @@ public enum FlowLogsConfig {
         guard file.hasPrefix("/") || file == StandardOutput.path else {
             throw refuse("filePath must be absolute (\(file)), or stdout for the agent's standard output.")
         }
-        if let aggregate = fields["fieldAggregate"], !((aggregate as? [Any])?.isEmpty ?? (aggregate is NSNull)) {
-            throw refuse("fieldAggregate is not supported by Osprey; remove it to write every flow.")
-        }
         func strings(_ key: String) throws(ExportError) -> [String] {
             switch fields[key] {
             case nil, is NSNull: return []
@@ -123,6 +121,17 @@ public enum FlowLogsConfig {
             end = date
         default: throw refuse("end must be an RFC 3339 time (e.g. 2026-12-31T23:59:59Z).")
         }
+        var interval = Duration.zero
+        switch fields["aggregationInterval"] {
+        case nil, is NSNull: break
+        case let number as Int where number == 0: break  // Go's "0"
+        case let text as String:
+            guard let duration = Durations.parse(text) else {
+                throw refuse("aggregationInterval \"\(text)\" is not a duration (e.g. 30s, 1m or 500ms).")
+            }
+            interval = duration
+        default: throw refuse("aggregationInterval must be a duration (e.g. 30s, 1m or 500ms).")
+        }
         let compress: Bool
         switch fields["fileCompress"] {
         case nil, is NSNull: compress = false
@@ -135,7 +144,8 @@ public enum FlowLogsConfig {
                 path: file, maxSizeMB: try count("fileMaxSizeMb", default: 10),
                 maxBackups: try count("fileMaxBackups", default: 5), compress: compress,
                 allowlist: try filters("includeFilters"), denylist: try filters("excludeFilters"),
-                fieldMask: try strings("fieldMask"), end: end, origin: .config(path))
+                fieldMask: try strings("fieldMask"), fieldAggregate: try strings("fieldAggregate"),
+                aggregationInterval: interval, end: end, origin: .config(path))
         )
     }
 

@@ -15,12 +15,32 @@ public struct FlowJSONWriter: Sendable {
 
     /// Appends `{"flow":{…},"node_name":…,"time":…}` and a newline.
     public func appendLine(_ flow: Flow, to out: inout [UInt8]) {
+        appendLine(flow, aggregate: nil, nodeName: !flow.nodeName.isEmpty, to: &out)
+    }
+
+    /// Appends the line of an aggregate, as Hubble's aggregating exporter writes it: the flow
+    /// under the mask (the fields flows were grouped by, and the time of the first) with
+    /// `aggregate`, the counts by traffic direction; the line's `node_name` only when the mask
+    /// keeps the flow's.
+    public func appendAggregateLine(_ flow: Flow, counts: FlowAggregateCounts, to out: inout [UInt8]) {
+        appendLine(flow, aggregate: counts, nodeName: !flow.nodeName.isEmpty && Self.keeps(mask, 11), to: &out)
+    }
+
+    /// Appends the flow object alone, `{…}` under the mask: what aggregation groups flows by.
+    public func appendFlowObject(_ flow: Flow, to out: inout [UInt8]) {
+        var json = JSONBytes()
+        defer { json.free() }
+        writeFlow(flow, time: Self.keeps(mask, 1) ? Self.timestamp(flow.time) : [], mask: mask, into: &json)
+        out.append(contentsOf: UnsafeBufferPointer(start: json.base, count: json.count))
+    }
+
+    private func appendLine(_ flow: Flow, aggregate: FlowAggregateCounts?, nodeName: Bool, to out: inout [UInt8]) {
         var json = JSONBytes()
         defer { json.free() }
         let time = Self.timestamp(flow.time)
         json.raw("{\"flow\":")
-        writeFlow(flow, time: time, mask: mask, into: &json)
-        if !flow.nodeName.isEmpty {
+        writeFlow(flow, time: time, mask: mask, aggregate: aggregate, into: &json)
+        if nodeName {
             json.raw(",\"node_name\":")
             json.string(flow.nodeName)
         }
@@ -32,7 +52,10 @@ public struct FlowJSONWriter: Sendable {
 
     // MARK: - flow.Flow, fields in number order as swift-protobuf writes them
 
-    private func writeFlow(_ flow: Flow, time: [UInt8], mask: FlowFieldMask.Node?, into json: inout JSONBytes) {
+    private func writeFlow(
+        _ flow: Flow, time: [UInt8], mask: FlowFieldMask.Node?, aggregate: FlowAggregateCounts? = nil,
+        into json: inout JSONBytes
+    ) {
         var object = json.object()
         defer { json.close(object) }
         let dropped = flow.verdict == .dropped
@@ -169,6 +192,19 @@ public struct FlowJSONWriter: Sendable {
             if Self.keeps(inner, 1) { fields.string("name", FlowMessage.emitterName, &json) }
             if Self.keeps(inner, 2), !OspreyVersion.current.isEmpty {
                 fields.string("version", OspreyVersion.current, &json)
+            }
+            json.close(fields)
+        }
+        if let aggregate {  // field 21007, not a field a mask names
+            object.key("aggregate", &json)
+            var fields = json.object()
+            let counts: [(StaticString, UInt32)] = [
+                ("ingress_flow_count", aggregate.ingress), ("egress_flow_count", aggregate.egress),
+                ("unknown_direction_flow_count", aggregate.unknown),
+            ]
+            for (name, count) in counts where count != 0 {
+                fields.key(name, &json)
+                json.uint(UInt64(count))
             }
             json.close(fields)
         }
@@ -437,6 +473,31 @@ public struct FlowJSONWriter: Sendable {
             return Table(names: table)
         }
     }
+}
+
+/// How many flows one aggregated flow-log line stands for, by traffic direction (`flow.Aggregate`).
+public struct FlowAggregateCounts: Sendable, Equatable {
+    public var ingress: UInt32 = 0
+    public var egress: UInt32 = 0
+    public var unknown: UInt32 = 0
+
+    public init() {}
+
+    /// Counts one more flow; false (nothing counted) when its direction's count is full.
+    public mutating func count(_ direction: TrafficDirection) -> Bool {
+        func add(_ count: inout UInt32) -> Bool {
+            guard count < .max else { return false }
+            count += 1
+            return true
+        }
+        switch direction {
+        case .ingress: return add(&ingress)
+        case .egress: return add(&egress)
+        case .unknown: return add(&unknown)
+        }
+    }
+
+    public var total: UInt64 { UInt64(ingress) + UInt64(egress) + UInt64(unknown) }
 }
 
 /// A JSON byte buffer with the few writes a flow needs.

@@ -1,5 +1,5 @@
 import Foundation
-import HubbleTransport
+import HubbleWire
 
 /// The CLI's settings with hubble's precedence — flag, then environment (`OSPREY_SERVER`,
 /// `OSPREY_TLS_ALLOW_INSECURE`: `OSPREY_` and the key in capitals, dashes as underscores), then

@@ -5,6 +5,7 @@ import GRPCNIOTransportHTTP2Posix
 import HubbleAPI
 import HubbleServer
 import HubbleTransport
+import HubbleWire
 
 /// Flags every command that talks to a Hubble server shares (as hubble's).
 struct ServerOptions: ParsableArguments {

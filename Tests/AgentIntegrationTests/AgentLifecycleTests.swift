@@ -155,7 +155,18 @@ extension AgentIntegration {
                 defer { try? FileManager.default.removeItem(atPath: whole) }
                 let read = try OspreyBinary.cli.run(["observe", "--input-file", whole, "--namespace", "shop", "--all"])
                 #expect(read.status == 0, "\(read.stderr)")
-                #expect(read.stdout.split(separator: "\n").count > 0)
+                // One printed line per flow from or to the shop namespace on the agent's stdout.
+                let shopFlows = lines.filter { line in
+                    guard
+                        let flow = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?[
+                            "flow"] as? [String: Any]
+                    else { return false }
+                    return ["source", "destination"].contains {
+                        (flow[$0] as? [String: Any])?["namespace"] as? String == "shop"
+                    }
+                }
+                #expect(!shopFlows.isEmpty)
+                #expect(read.stdout.split(separator: "\n").count == shopFlows.count)
             }
         }
 

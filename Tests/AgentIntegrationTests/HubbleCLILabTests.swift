@@ -145,8 +145,9 @@ extension AgentIntegration {
                 #expect(metrics.value("osprey_agent_export_lines_total", ["exporter": "static"]) > 0)
                 #expect(metrics.value("osprey_agent_export_errors_total", ["exporter": "static"]) == 0)
 
-                // A dynamic flow log added while the agents run (their flowlogs config): it starts
-                // within seconds, writes only drops, and has its own metrics and lost-events count.
+                // Dynamic flow logs added while the agents run (their flowlogs config): they start
+                // within seconds. One writes only drops, and has its own metrics and lost-events
+                // count; the other aggregates the flows by pod pair and verdict each second.
                 for node in plan.nodes {
                     let dir = "\(config.stateDirectory)/nodes/\(node.name)"
                     try """
@@ -156,6 +157,10 @@ extension AgentIntegration {
                       fieldMask: [time, verdict, drop_reason_desc, source.pod_name, destination]
                       includeFilters:
                       - verdict: [DROPPED]
+                    - name: pairs
+                      filePath: \(dir)/pairs.log
+                      fieldAggregate: [source.namespace, source.pod_name, destination.pod_name, verdict]
+                      aggregationInterval: 1s
                     """.write(toFile: dir + "/flowlogs.yaml", atomically: true, encoding: .utf8)
                 }
                 let dropLogs = plan.nodes.map { "\(config.stateDirectory)/nodes/\($0.name)/drops.log" }
@@ -182,6 +187,35 @@ extension AgentIntegration {
                     })
                 let dropMetrics = try LabFixture.scrape(dropNode.netns)
                 #expect(dropMetrics.value("hubble_lost_events_total", ["source": "exporter_drops"]) == 0)
+
+                // The aggregated one: a line per pod pair and verdict each second, holding those
+                // fields, the first flow's time and the counts; the untrusted client's drops among them.
+                let pairLogs = plan.nodes.map { "\(config.stateDirectory)/nodes/\($0.name)/pairs.log" }
+                var pairs: [[String: Any]] = []
+                eventually {
+                    pairs = Self.lines(pairLogs).compactMap { line in
+                        (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["flow"]
+                            as? [String: Any]
+                    }
+                    return pairs.contains {
+                        ($0["source"] as? [String: Any])?["pod_name"] as? String == untrusted.name
+                            && $0["verdict"] as? String == "DROPPED"
+                    }
+                }
+                #expect(!pairs.isEmpty)
+                #expect(
+                    pairs.allSatisfy {
+                        Set($0.keys).isSubset(of: ["time", "verdict", "source", "destination", "aggregate"])
+                    },
+                    "only the grouped fields, the time and the counts: \(pairs.first.map { "\($0.keys)" } ?? "")")
+                let counts = pairs.map { flow in
+                    ((flow["aggregate"] as? [String: Any]) ?? [:]).values.reduce(0) { $0 + (($1 as? Int) ?? 0) }
+                }
+                #expect(counts.allSatisfy { $0 >= 1 } && counts.contains { $0 > 1 }, "\(counts)")
+                let pairsLog = try #require(pairLogs.first { FileManager.default.fileExists(atPath: $0) })
+                let fromPairs = try OspreyBinary.cli.run(["observe", "--input-file", pairsLog, "-o", "jsonpb", "--all"])
+                #expect(fromPairs.status == 0, "\(fromPairs.stderr)")
+                #expect(fromPairs.stdout.contains("\"aggregate\":{"), "observe --input-file reads aggregated lines")
             }
         }
 

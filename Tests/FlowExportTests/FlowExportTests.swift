@@ -408,6 +408,133 @@ struct FlowExportTests {
         #expect(exporter.counts.lost == 10 && exporter.counts.errors == 10 && exporter.counts.lines == 0)
     }
 
+    /// Flows as aggregation sees them: loadgen → frontend 3 times egress and twice ingress (other
+    /// ports, times and ids each), frontend → loadgen once, untrusted → ledger dropped twice.
+    static var alike: [Flow] {
+        var flows: [Flow] = []
+        for index in 0..<5 {
+            var flow = Fixtures.syn
+            flow.time = Fixtures.start.addingTimeInterval(Double(index))
+            flow.uuid = UUID()
+            flow.l4 = .tcp(sourcePort: UInt16(40000 + index), destinationPort: 80, flags: .syn)
+            flow.trafficDirection = index < 3 ? .egress : .ingress
+            flows.append(flow)
+        }
+        flows.insert(Fixtures.synAck, at: 2)
+        flows += [Fixtures.drop, Fixtures.drop]
+        return flows
+    }
+
+    /// The lines of `text`, each parsed and as written.
+    static func lines(_ text: String) throws -> [(response: Observer_GetFlowsResponse, text: String)] {
+        try text.split(separator: "\n").map { (try FlowJSONLines.parse(String($0)), String($0)) }
+    }
+
+    @Test(
+        "aggregation: one line per group of flows alike in the chosen fields, with its counts by direction, the first flow's time and nothing else"
+    )
+    func aggregation() async throws {
+        try await Self.withDirectory { directory in
+            let path = directory + "/events.log"
+            let lost = LostEvents(source: .hubbleRingBuffer, count: 7, first: Fixtures.start, last: Fixtures.start)
+            var events = Self.alike.map(ObserverEvent.flow)
+            events.insert(.lost(lost), at: 4)
+            let exporter = try Self.export(
+                events,
+                ExportSettings(
+                    path: path, fieldMask: ["IP"],
+                    fieldAggregate: ["source.pod_name", "destination.pod_name", "verdict"],
+                    aggregationInterval: .seconds(30)))
+            let lines = try Self.lines(String(contentsOfFile: path, encoding: .utf8))
+            try #require(lines.count == 4, "the lost-events record as it came, then a line per group")
+            #expect(!lines[0].response.isFlow, "records of missed flows are not aggregated")
+            let groups = lines.dropFirst().map(\.response)
+            #expect(
+                groups.map { "\($0.flow.source.podName) > \($0.flow.destination.podName)" } == [
+                    "loadgen-7d9f-abcde > frontend-5c8b-fghij", "frontend-5c8b-fghij > loadgen-7d9f-abcde",
+                    "untrusted-9a8b-pqrst > ledger-4e5f-uvwxy",
+                ], "in the order each group's first flow came")
+            #expect(groups.map(\.flow.aggregate.egressFlowCount) == [3, 0, 2])
+            #expect(groups.map(\.flow.aggregate.ingressFlowCount) == [2, 1, 0])
+            #expect(groups.map(\.flow.verdict) == [.forwarded, .forwarded, .dropped])
+            #expect(
+                groups[0].flow.time == FlowMessage.timestamp(Fixtures.start) && groups[0].time == groups[0].flow.time)
+            // Only the chosen fields (the field mask does not apply to aggregates, as in Hubble).
+            #expect(groups.allSatisfy { !$0.flow.hasIp && !$0.flow.hasL4 && $0.flow.source.namespace.isEmpty })
+            #expect(groups.allSatisfy { $0.nodeName.isEmpty && $0.flow.nodeName.isEmpty }, "not grouped by node")
+            #expect(
+                lines[1].text.hasPrefix(
+                    #"{"flow":{"time":"2027-01-15T08:00:00.250Z","verdict":"FORWARDED","source":{"pod_name":"loadgen-7d9f-abcde"},"destination":{"pod_name":"frontend-5c8b-fghij"},"aggregate":{"ingress_flow_count":2,"egress_flow_count":3}},"time":"#
+                ), "Hubble's names; counts of 0 left out")
+            #expect(exporter.counts.flows == 8 && exporter.counts.lines == 4 && exporter.counts.lost == 7)
+
+            // Grouped by node: the line carries it.
+            let byNode = try Self.export(
+                Self.alike,
+                ExportSettings(
+                    path: directory + "/nodes.log", fieldAggregate: ["node_name"], aggregationInterval: .seconds(1)))
+            let nodes = try Self.lines(String(contentsOfFile: directory + "/nodes.log", encoding: .utf8)).map(
+                \.response)
+            #expect(nodes.map(\.nodeName) == ["osp-node-1", "osp-node-2"])
+            #expect(nodes.map { $0.flow.aggregate.egressFlowCount + $0.flow.aggregate.ingressFlowCount } == [6, 2])
+            #expect(byNode.counts.lines == 2)
+        }
+    }
+
+    @Test("aggregation through the writer thread: each interval's groups are written then, the rest when it finishes")
+    func aggregationInterval() async throws {
+        try await Self.withDirectory { directory in
+            let path = directory + "/events.log"
+            let exporter = try FlowExporter(
+                name: "test",
+                settings: ExportSettings(
+                    path: path, fieldAggregate: ["source.pod_name", "verdict"], aggregationInterval: .milliseconds(200)),
+                nodeName: "n")
+            exporter.start()
+            exporter.receive(Array(Self.alike.prefix(6)))
+            var written: [(response: Observer_GetFlowsResponse, text: String)] = []
+            for _ in 0..<100 where written.isEmpty {
+                try await Task.sleep(for: .milliseconds(50))
+                written = try Self.lines((try? String(contentsOfFile: path, encoding: .utf8)) ?? "")
+            }
+            #expect(written.count == 2, "the interval's two groups, written at its end")
+            exporter.receive(Array(Self.alike.suffix(2)))
+            await exporter.finish()
+            let lines = try Self.lines(String(contentsOfFile: path, encoding: .utf8)).map(\.response)
+            #expect(
+                lines.map(\.flow.source.podName) == [
+                    "loadgen-7d9f-abcde", "frontend-5c8b-fghij", "untrusted-9a8b-pqrst",
+                ])
+            #expect(
+                lines.map { Int($0.flow.aggregate.egressFlowCount + $0.flow.aggregate.ingressFlowCount) } == [5, 1, 2])
+            #expect(exporter.counts.flows == 8 && exporter.counts.lost == 0)
+        }
+    }
+
+    @Test("aggregation holds a bounded number of groups: one more writes those held first, and no flow goes uncounted")
+    func aggregationGroupLimit() async throws {
+        try await Self.withDirectory { directory in
+            let path = directory + "/events.log"
+            let exporter = try FlowExporter(
+                name: "test",
+                settings: ExportSettings(
+                    path: path, fieldAggregate: ["l4.TCP.source_port"], aggregationInterval: .seconds(60)),
+                nodeName: "n", standardOutput: STDOUT_FILENO, groupLimit: 4)
+            let flows = Self.flows(40).filter { $0.verdict == .forwarded }.enumerated().map { index, flow in
+                var flow = flow
+                flow.l4 = .tcp(sourcePort: UInt16(40000 + index % 10), destinationPort: 80, flags: .syn)
+                return flow
+            }
+            exporter.export(flows)
+            #expect(exporter.counts.lines == 16, "four groups written each time a fifth came: \(exporter.counts.lines)")
+            exporter.close()
+            let lines = try Self.lines(String(contentsOfFile: path, encoding: .utf8)).map(\.response)
+            #expect(lines.count == 20)
+            #expect(lines.reduce(0) { $0 + Int($1.flow.aggregate.egressFlowCount) } == 20)
+            #expect(lines.prefix(5).map(\.flow.l4.tcp.sourcePort) == [40000, 40001, 40002, 40003, 40004])
+        }
+    }
+
     @Test("a path that cannot be written is one sentence naming it; bad settings too")
     func badSettings() throws {
         #expect {
@@ -422,6 +549,18 @@ struct FlowExportTests {
             _ = try FlowExporter(
                 name: "x", settings: ExportSettings(path: "/tmp/osp-never.log", fieldMask: ["sources"]), nodeName: "n")
         } throws: { "\($0)".contains("sources") }
+        #expect {
+            _ = try FlowExporter(
+                name: "x", settings: ExportSettings(path: "/tmp/osp-never.log", fieldAggregate: ["verdict"]),
+                nodeName: "n")
+        } throws: { "\($0)".hasPrefix("--export-aggregation-interval is needed with --export-fieldaggregate") }
+        #expect {
+            _ = try FlowExporter(
+                name: "x",
+                settings: ExportSettings(
+                    path: "/tmp/osp-never.log", fieldAggregate: ["verdicts"], aggregationInterval: .seconds(1)),
+                nodeName: "n")
+        } throws: { "\($0)".hasPrefix("--export-fieldaggregate: ") && "\($0)".contains("verdicts") }
         #expect(!FileManager.default.fileExists(atPath: "/tmp/osp-never.log"), "refused before creating the file")
     }
 

@@ -206,7 +206,15 @@ struct FlowLogsTests {
             ),
             (
                 "flowLogs:\n- name: a\n  filePath: /tmp/a.log\n  fieldAggregate: [source]\n",
-                "fieldAggregate is not supported"
+                "aggregationInterval is needed with fieldAggregate"
+            ),
+            (
+                "flowLogs:\n- name: a\n  filePath: /tmp/a.log\n  fieldAggregate: [source]\n  aggregationInterval: soon\n",
+                "aggregationInterval \"soon\" is not a duration"
+            ),
+            (
+                "flowLogs:\n- name: a\n  filePath: /tmp/a.log\n  fieldAggregate: [sources]\n  aggregationInterval: 1m\n",
+                "fieldAggregate: field_mask path \"sources\""
             ),
             ("flowLogs:\n- name: static\n  filePath: /tmp/a.log\n", "belongs to the agent's --export-file-path"),
             (
@@ -238,6 +246,28 @@ struct FlowLogsTests {
             """, path: "flowlogs.yaml")
         #expect(configs.keys.sorted() == ["denied", "dns"])
         #expect(configs.values.allSatisfy { $0.path == "stdout" })
+    }
+
+    @Test("aggregation as Hubble writes it: the fields to group by and a Go duration; an interval alone groups nothing")
+    func aggregation() throws {
+        let configs = try FlowLogsConfig.parse(
+            """
+            flowLogs:
+            - name: pairs
+              filePath: /var/log/osprey/pairs.log
+              fieldAggregate: [source.namespace, source.pod_name, destination.pod_name, verdict]
+              aggregationInterval: 1m30s
+            - name: plain
+              filePath: /var/log/osprey/plain.log
+              aggregationInterval: 500ms
+            """, path: "flowlogs.yaml")
+        let pairs = try #require(configs["pairs"])
+        #expect(pairs.fieldAggregate == ["source.namespace", "source.pod_name", "destination.pod_name", "verdict"])
+        #expect(pairs.aggregationInterval == .seconds(90))
+        let plain = try #require(configs["plain"])
+        #expect(plain.fieldAggregate.isEmpty && plain.aggregationInterval == .milliseconds(500))
+        #expect(try FlowExporter.compile(plain, name: "plain").aggregator == nil, "nothing to group by")
+        #expect(try FlowExporter.compile(pairs, name: "pairs").aggregator?.interval == .seconds(90))
     }
 
     @Test("Hubble's own example config parses: names, files, masks, filters, sizes, end times")
