@@ -4,7 +4,8 @@ import Flows
 import Foundation
 
 /// `make bench`: flow log throughput — flows written per second on one core as jsonpb lines,
-/// with every field and with a field mask, into a file under /tmp (rotating at 10 MB).
+/// with every field, with a field mask, and aggregated by pod pair and verdict (a line per
+/// group when the bench ends), into a file under /tmp (rotating at 10 MB).
 enum ExportBench {
     static func run(_ arguments: [String]) throws {
         let count = Int(arguments.first ?? "") ?? 200_000
@@ -16,15 +17,17 @@ enum ExportBench {
             flow.time = Date()
             return flow
         }
-        for (label, mask) in [
-            ("every field", [String]()),
-            ("field mask time,verdict,source,destination", ["time", "verdict", "source", "destination"]),
-        ] {
+        let pairs = ["source.namespace", "source.pod_name", "destination.namespace", "destination.pod_name", "verdict"]
+        for (index, (label, mask, aggregate)) in [
+            ("every field", [String](), [String]()),
+            ("field mask time,verdict,source,destination", ["time", "verdict", "source", "destination"], []),
+            ("aggregated by pod pair and verdict", [], pairs),
+        ].enumerated() {
             let exporter = try FlowExporter(
                 name: "bench",
                 settings: ExportSettings(
-                    path: directory.appendingPathComponent("flows-\(mask.count).log").path, maxBackups: 2,
-                    fieldMask: mask),
+                    path: directory.appendingPathComponent("flows-\(index).log").path, maxBackups: 2,
+                    fieldMask: mask, fieldAggregate: aggregate, aggregationInterval: .seconds(3600)),
                 nodeName: "node-1")
             let start = Date()
             var written = 0
