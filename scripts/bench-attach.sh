@@ -35,9 +35,6 @@ for round in $(seq "$rounds"); do
     "Mbit/s ${mbits[none,$round]} / ${mbits[filters,$round]} / ${mbits[links,$round]} (none / filters / links)" >&2
 done
 
-# median_of ARRAY ARM [DIVISOR_ARM]: the median over rounds of ARRAY[ARM] (/ ARRAY[DIVISOR_ARM]).
-# shellcheck disable=SC2046
-median_of() { median $(per_round "$@"); }
 printf '\n| tc programs attached %s, %d rounds of %d s each | churn requests/s | ratio to no agent | iperf3 Mbit/s | ratio to no agent |\n|---|---|---|---|---|\n' \
   "$where" "$rounds" "$seconds"
 printf '| no agent | %.0f | | %.0f | |\n' "$(median_of rps none)" "$(median_of mbits none)"

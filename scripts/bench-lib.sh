@@ -161,6 +161,9 @@ per_round() {
     if [ -n "${3:-}" ]; then echo "${values[$2,$round]} / ${values[$3,$round]}" | bc -l; else echo "${values[$2,$round]}"; fi
   done
 }
+# median_of ARRAY ARM [DIVISOR_ARM]: the median over rounds of ARRAY[ARM] (/ ARRAY[DIVISOR_ARM]).
+# shellcheck disable=SC2046
+median_of() { median $(per_round "$@"); }
 # The lower and upper quartile (nearest rank): the middle half of the values lies between them.
 # On this noisy machine a single round's ratio can be off by ±10 %; the spread says how far
 # the median can be trusted.
