@@ -27,27 +27,33 @@ static void on_signal(int signal)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: empty-hooks IFNAME... (as root, in the interfaces' namespace)\n");
+		fprintf(stderr,
+			"usage: empty-hooks IFNAME... (as root, in the interfaces' namespace)\n");
 		return 2;
 	}
 	struct bpf_insn program[] = {
-	    {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = -1}, /* TC_ACT_UNSPEC */
+	    {.code = BPF_ALU64 | BPF_MOV | BPF_K,
+	     .dst_reg = BPF_REG_0,
+	     .imm = -1}, /* TC_ACT_UNSPEC */
 	    {.code = BPF_JMP | BPF_EXIT},
 	};
 	int fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "osp_empty", "GPL", program, 2, NULL);
 	if (fd < 0) {
-		fprintf(stderr, "empty-hooks: the kernel refused the program: %s\n", strerror(errno));
+		fprintf(stderr, "empty-hooks: the kernel refused the program: %s\n",
+			strerror(errno));
 		return 1;
 	}
 	for (int i = 1; i < argc; i++) {
 		unsigned index = if_nametoindex(argv[i]);
 		if (index == 0) {
-			fprintf(stderr, "empty-hooks: no interface %s in this namespace\n", argv[i]);
+			fprintf(stderr, "empty-hooks: no interface %s in this namespace\n",
+				argv[i]);
 			return 1;
 		}
 		for (int type = OSP_TCX_INGRESS; type <= OSP_TCX_EGRESS; type++) {
 			if (bpf_link_create(fd, (int)index, (enum bpf_attach_type)type, NULL) < 0) {
-				fprintf(stderr, "empty-hooks: cannot attach to %s as a tcx link: %s\n",
+				fprintf(stderr,
+					"empty-hooks: cannot attach to %s as a tcx link: %s\n",
 					argv[i], strerror(errno));
 				return 1;
 			}
