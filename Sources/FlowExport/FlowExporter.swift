@@ -11,9 +11,10 @@ import SwiftProtobuf
 /// Writes the observer's flows to a file, or to the agent's standard output (`StandardOutput`),
 /// as Hubble's exporter does: one `GetFlowsResponse` per line in jsonpb
 /// (`{"flow":{…},"node_name":…,"time":…}`), or per group of flows alike when it aggregates
-/// (`FlowAggregator`), lost-event records where flows were missed, rotation of a file by size. A sink of the observer: each batch is queued as it is appended and
-/// written by the exporter's own thread, so a slow or stalled disk makes it miss flows (counted,
-/// and written as a lost-events line), never slows the pipeline or Swift's cooperative pool.
+/// (`FlowAggregator`), lost-event records where flows were missed, rotation of a file by size.
+/// A sink of the observer: each batch is queued as it is appended and written by the exporter's
+/// own thread, so a slow or stalled disk makes it miss flows (counted, and written as a
+/// lost-events line), never slows the pipeline or Swift's cooperative pool.
 public final class FlowExporter: FlowSink {
     public let name: String
     public let settings: ExportSettings
