@@ -13,13 +13,15 @@ import HubbleWire
 /// stays bounded and no flow goes uncounted.
 struct FlowAggregator {
     /// Writes the chosen fields alone: what groups flows.
-    let key: FlowJSONWriter
+    let keyWriter: FlowJSONWriter
     /// Writes a group's line: the chosen fields and the time.
     let line: FlowJSONWriter
     let interval: Duration
     var groupLimit: Int
     private var index: [[UInt8]: Int] = [:]
     private var groups: [Group] = []
+    /// Where each flow's key is written: its storage is reused while flows join known groups.
+    private var key = [UInt8]()
 
     struct Group {
         /// The group's first flow: its time and chosen fields are the line's.
@@ -31,7 +33,7 @@ struct FlowAggregator {
 
     /// `fields`: the paths flows are grouped by (not empty, checked by `FlowExporter.compile`).
     init(fields: [String], interval: Duration, groupLimit: Int = defaultGroupLimit) throws(FlowFieldMask.MaskError) {
-        key = FlowJSONWriter(mask: try FlowFieldMask(paths: fields))
+        keyWriter = FlowJSONWriter(mask: try FlowFieldMask(paths: fields))
         line = FlowJSONWriter(mask: try FlowFieldMask(paths: fields + ["time"]))
         self.interval = interval
         self.groupLimit = groupLimit
@@ -42,13 +44,13 @@ struct FlowAggregator {
     /// Counts the flow in its group. False, counting nothing, when the groups held must be
     /// written first: the flow would start a group past the limit, or its count is full.
     mutating func add(_ flow: Flow) -> Bool {
-        var bytes: [UInt8] = []
-        key.appendFlowObject(flow, to: &bytes)
-        if let at = index[bytes] { return groups[at].counts.count(flow.trafficDirection) }
+        key.removeAll(keepingCapacity: true)
+        keyWriter.appendFlowObject(flow, to: &key)
+        if let at = index[key] { return groups[at].counts.count(flow.trafficDirection) }
         guard groups.count < groupLimit else { return false }
         var group = Group(flow: flow)
         _ = group.counts.count(flow.trafficDirection)
-        index[bytes] = groups.count
+        index[key] = groups.count
         groups.append(group)
         return true
     }

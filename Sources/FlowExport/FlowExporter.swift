@@ -288,9 +288,8 @@ public final class FlowExporter: FlowSink {
     /// The writer thread: takes what is queued, writes it, until `finish`. When aggregating, it
     /// also writes the groups of flows once per interval.
     private func writeQueued() {
-        let interval = output.withLock { $0.aggregator?.interval }.map { duration in
-            let (seconds, attoseconds) = duration.components
-            return DispatchTimeInterval.nanoseconds(Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+        let interval = output.withLock { $0.aggregator?.interval }.map {
+            DispatchTimeInterval.nanoseconds(Int(Durations.nanoseconds($0)))
         }
         var due = interval.map { DispatchTime.now() + $0 }
         while true {

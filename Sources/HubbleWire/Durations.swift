@@ -1,5 +1,10 @@
 /// Go-style durations: `500ms`, `5s`, `4m`, `1h43m`.
 public enum Durations {
+    /// A duration in whole nanoseconds (one `parse` returns always fits).
+    public static func nanoseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+    }
+
     public static func parse(_ text: String) -> Duration? {
         guard !text.isEmpty else { return nil }
         var total = 0.0

@@ -165,9 +165,7 @@ public struct RelayObserverService: Observer_Observer.SimpleServiceProtocol {
         var buffer = SortBuffer(
             capacity: wanted.overflow ? sortBufferMaxLength : min(sortBufferMaxLength, wanted.partialValue))
         let channel = BoundedChannel<Item>(capacity: Self.channelCapacity, weight: Self.weight)
-        let drainNanoseconds =
-            Int64(sortBufferDrainTimeout.components.seconds) * 1_000_000_000
-            + sortBufferDrainTimeout.components.attoseconds / 1_000_000_000
+        let drainNanoseconds = Durations.nanoseconds(sortBufferDrainTimeout)
         var errors = NodeErrorAggregator(window: errorAggregationWindow)
         // The agents whose stream runs, and the last mark of each (nil: none yet).
         var marks: [String: Int64?] = [:]
