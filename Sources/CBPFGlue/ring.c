@@ -106,8 +106,13 @@ void osp_ring_interrupt(struct osp_ring *ring)
 	(void)written; /* EAGAIN: the counter is already non-zero, the wait already ends */
 }
 
-int osp_ring_drain(struct osp_ring *ring, void *slots, size_t slot_size, size_t min_size, int max,
-		   uint64_t *malformed, int *stopped_at_busy)
+uint64_t osp_ring_consumed(const struct osp_ring *ring)
+{
+	return __atomic_load_n((const uint64_t *)ring->consumer_page, __ATOMIC_RELAXED);
+}
+
+int osp_ring_drain(struct osp_ring *ring, void *slots, size_t slot_size, size_t min_size,
+		   size_t zeroed_size, int max, uint64_t *malformed, int *stopped_at_busy)
 {
 	uint64_t *consumer = ring->consumer_page;
 	const uint64_t *producer = ring->producer_pages;
@@ -135,9 +140,11 @@ int osp_ring_drain(struct osp_ring *ring, void *slots, size_t slot_size, size_t 
 			if (size < min_size) {
 				*malformed += 1;
 			} else {
-				memcpy((uint8_t *)slots + (size_t)count * slot_size,
-				       (const uint8_t *)header + BPF_RINGBUF_HDR_SZ,
+				uint8_t *slot = (uint8_t *)slots + (size_t)count * slot_size;
+				memcpy(slot, (const uint8_t *)header + BPF_RINGBUF_HDR_SZ,
 				       size < slot_size ? size : slot_size);
+				if (size < zeroed_size)
+					memset(slot + size, 0, zeroed_size - size);
 				count += 1;
 			}
 		}

@@ -198,10 +198,13 @@ struct osp_nat {
 	__u8 pad[5];
 };
 
-/* One event. Only events carrying a DNS message take the whole struct in the ring buffer; the
- * others end where `payload` begins (OSP_EVENT_HEADER_SIZE bytes), which keeps the ring's
- * memory traffic per event — for the programs writing and the agent reading — to three cache
- * lines instead of seven. Bytes of `payload` past `payload_len` mean nothing. */
+/* One event. An event takes only the bytes it uses in the ring buffer: its base
+ * (OSP_EVENT_BASE_SIZE, up to `nat`) when it carries neither a Service translation nor a DNS
+ * message — most events: drops, retransmits, and every trace event but a connection's first
+ * packets into a pod —, up to `payload` (OSP_EVENT_HEADER_SIZE) with a translation, the whole
+ * struct with a DNS message. That keeps the ring's memory traffic per event, for the programs
+ * writing and the agent reading, to two cache lines instead of seven. A reader treats the bytes
+ * an event did not take as zero; bytes of `payload` past `payload_len` mean nothing. */
 struct osp_event {
 	__u64 timestamp_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 	struct osp_tuple tuple;
@@ -223,7 +226,9 @@ struct osp_event {
 	__u8 payload[OSP_DNS_SNAPLEN];
 };
 
-/* Bytes of an event without a DNS message (offsetof(struct osp_event, payload)). */
+/* Bytes of an event without a translation or a DNS message (offsetof(struct osp_event, nat)). */
+#define OSP_EVENT_BASE_SIZE 96
+/* Bytes of an event with a translation and no DNS message (offsetof(struct osp_event, payload)). */
 #define OSP_EVENT_HEADER_SIZE 160
 
 /* Kernel drop reasons below this value can be ignored (enum skb_drop_reason's core reasons;
@@ -259,6 +264,8 @@ _Static_assert(sizeof(struct osp_nat) == 64, "osp_nat layout");
 _Static_assert(sizeof(struct osp_event) == 416, "osp_event layout");
 _Static_assert(__builtin_offsetof(struct osp_event, payload) == OSP_EVENT_HEADER_SIZE,
 	       "osp_event header size");
+_Static_assert(__builtin_offsetof(struct osp_event, nat) == OSP_EVENT_BASE_SIZE,
+	       "osp_event base size");
 _Static_assert(sizeof(struct osp_config) == 24 + OSP_DROP_REASON_SLOTS, "osp_config layout");
 _Static_assert(sizeof(struct osp_drop_key) == 8, "osp_drop_key layout");
 

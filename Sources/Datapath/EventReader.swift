@@ -49,6 +49,9 @@ public final class EventReader: Sendable {
     /// How often the reader has gone over to idle polls since it started.
     public var idleSpells: UInt64 { sleeps.load(ordering: .relaxed) }
 
+    /// Bytes of the ring the reader has drained: each event's record with its 8-byte header.
+    var bytesRead: UInt64 { osp_ring_consumed(ring) }
+
     /// Whether the next event's program is to wake the reader (the `osp_reader` flag is set).
     var wakeRequested: Bool { sleepMap.value(0) == 1 }
 
@@ -122,15 +125,17 @@ public final class EventReader: Sendable {
 /// Events copied out of the ring, at most `capacity` at a time. Touched only by the reader
 /// thread.
 ///
-/// Events without a DNS message are only `OSP_EVENT_HEADER_SIZE` bytes in the ring: only those
-/// bytes are copied, so a slot's payload past its `payload_len` holds an earlier event's bytes
-/// (the slots start zeroed and are reused from batch to batch).
+/// An event takes only the bytes it uses in the ring (`OSP_EVENT_BASE_SIZE` without a Service
+/// translation, `OSP_EVENT_HEADER_SIZE` without a DNS message): only those are copied, and the
+/// rest of a slot's header is zeroed, so that a slot reads as the whole event. A slot's payload
+/// past its `payload_len` holds an earlier event's bytes (the slots start zeroed and are reused
+/// from batch to batch).
 private final class EventBatch: @unchecked Sendable {
     /// Most events handed on at once (1.7 MB of slots).
     static let capacity = 4096
     private let slots: UnsafeMutablePointer<osp_event>
     private var count = 0
-    /// Records shorter than an event's header since the last `takeMalformed()`.
+    /// Records shorter than an event's base since the last `takeMalformed()`.
     private var malformed: UInt64 = 0
 
     init() {
@@ -150,8 +155,8 @@ private final class EventBatch: @unchecked Sendable {
         let room = Self.capacity - count
         let read = Int(
             osp_ring_drain(
-                ring, slots + count, MemoryLayout<osp_event>.stride, Int(OSP_EVENT_HEADER_SIZE), Int32(room),
-                &malformed, &stoppedAtBusy))
+                ring, slots + count, MemoryLayout<osp_event>.stride, Int(OSP_EVENT_BASE_SIZE),
+                Int(OSP_EVENT_HEADER_SIZE), Int32(room), &malformed, &stoppedAtBusy))
         count += read
         return (read, count < Self.capacity && stoppedAtBusy == 0)
     }

@@ -45,8 +45,9 @@ struct ConnectionTableTests {
         deinit { datapath.detachAll() }
 
         /// One TCP segment from `port` on 10.0.0.1 to 10.0.0.2:80, or back when `reply`,
-        /// leaving the client pod (the node side's tc ingress).
-        func segment(_ port: UInt16, _ flags: UInt8, reply: Bool = false) throws {
+        /// leaving a pod (the node side's tc ingress), or entering one when `entering` (its
+        /// tc egress).
+        func segment(_ port: UInt16, _ flags: UInt8, reply: Bool = false, entering: Bool = false) throws {
             let client: [UInt8] = [10, 0, 0, 1]
             let server: [UInt8] = [10, 0, 0, 2]
             var frame: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]
@@ -54,7 +55,9 @@ struct ConnectionTableTests {
             let ports = reply ? [80, port] : [port, 80]
             frame += ports.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
             frame += [0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]
-            #expect(try datapath.run(.podIngress, packet: frame) == -1, "TC_ACT_UNSPEC: the packet goes on")
+            #expect(
+                try datapath.run(entering ? .podEgress : .podIngress, packet: frame) == -1,
+                "TC_ACT_UNSPEC: the packet goes on")
         }
 
         /// The events received once `count` have arrived (or after 5 s, whatever came).
@@ -114,6 +117,27 @@ struct ConnectionTableTests {
         try lab.segment(40_000, Self.syn)  // the same ports again: a new connection
         #expect(lab.datapath.connectionTable().inserted == 2)
         #expect(lab.datapath.snapshot().errors[.conntrackFull] == 0)
+    }
+
+    @Test(
+        "an event takes only the ring bytes it uses: 96 and its 8-byte header, 160 where the program looks for a Service translation (a connection's first packets into a pod)"
+    )
+    func eventSizes() throws {
+        let lab = try Lab(entries: 64)
+        try lab.segment(40_002, Self.syn)  // leaving a pod
+        try lab.segment(40_003, Self.syn, entering: true)  // the SYN into the server pod
+        try lab.segment(40_003, Self.ack, entering: true)  // nothing to report
+        try lab.segment(40_003, Self.fin | Self.ack, entering: true)
+        #expect(
+            lab.reports(3) == [
+                Report(reason: OSP_REPORT_NEW, flags: Self.syn, isReply: false, packets: 1, clientPort: 40_002),
+                Report(reason: OSP_REPORT_NEW, flags: Self.syn, isReply: false, packets: 1, clientPort: 40_003),
+                Report(
+                    reason: OSP_REPORT_FLAGS, flags: Self.fin | Self.ack, isReply: false, packets: 2, clientPort: 40_003
+                ),
+            ])
+        #expect(lab.datapath.events.bytesRead == 104 + 168 + 104)
+        #expect(lab.datapath.events.kernelLost == 0, "no record too short to be an event")
     }
 
     @Test("a reader asleep on an idle ring is woken by the next event's program, long before its next poll")

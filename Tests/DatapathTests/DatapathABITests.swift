@@ -50,10 +50,14 @@ struct DatapathABITests {
         #expect(ProgramError.allCases.count == Int(OSP_ERR_MAX.rawValue) - 1, "every error but the reserved 0")
     }
 
-    @Test("an event without a DNS message is its header: everything up to the payload")
+    @Test(
+        "an event's base is everything up to its Service translation, its header everything up to its DNS message"
+    )
     func eventHeader() {
+        #expect(MemoryLayout<osp_event>.offset(of: \osp_event.nat) == Int(OSP_EVENT_BASE_SIZE))
+        #expect(MemoryLayout<osp_event>.offset(of: \osp_event.dmac)! + 6 == Int(OSP_EVENT_BASE_SIZE))
         #expect(MemoryLayout<osp_event>.offset(of: \osp_event.payload) == Int(OSP_EVENT_HEADER_SIZE))
-        #expect(MemoryLayout<osp_event>.offset(of: \osp_event.payload_len)! < Int(OSP_EVENT_HEADER_SIZE))
+        #expect(MemoryLayout<osp_event>.offset(of: \osp_event.payload_len)! < Int(OSP_EVENT_BASE_SIZE))
         #expect(MemoryLayout<osp_event>.size == Int(OSP_EVENT_HEADER_SIZE) + Int(OSP_DNS_SNAPLEN))
     }
 

@@ -72,12 +72,17 @@ int osp_ring_wait(struct osp_ring *ring, int timeout_ms);
 /* Ends the current and every later wait; any thread may call it. */
 void osp_ring_interrupt(struct osp_ring *ring);
 
+/* Bytes of records (with their 8-byte headers, 8-aligned) drained since the ring was created;
+ * any thread may call it. */
+uint64_t osp_ring_consumed(const struct osp_ring *ring);
+
 /* Copies up to `max` committed records, in order, into `slots` (slot_size bytes apart; a longer
- * record is cut to slot_size) and then releases their space to the producers in one store.
- * Records shorter than min_size are skipped and counted in *malformed. Returns the number
- * copied. *stopped_at_busy is 1 when it stopped at a record reserved but not yet submitted:
- * records after it wait for the next drain. */
-int osp_ring_drain(struct osp_ring *ring, void *slots, size_t slot_size, size_t min_size, int max,
-		   uint64_t *malformed, int *stopped_at_busy);
+ * record is cut to slot_size; a slot's bytes past a shorter record are zeroed up to
+ * zeroed_size, those after that keep what an earlier record left) and then releases their space
+ * to the producers in one store. Records shorter than min_size are skipped and counted in
+ * *malformed. Returns the number copied. *stopped_at_busy is 1 when it stopped at a record
+ * reserved but not yet submitted: records after it wait for the next drain. */
+int osp_ring_drain(struct osp_ring *ring, void *slots, size_t slot_size, size_t min_size,
+		   size_t zeroed_size, int max, uint64_t *malformed, int *stopped_at_busy);
 
 #endif

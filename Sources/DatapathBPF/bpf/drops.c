@@ -103,7 +103,7 @@ static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_devi
 					    __u32 reason, __u32 netns)
 {
 	struct osp_tuple tuple = *tuple_in;
-	struct osp_event *event = osp_reserve(OSP_EVENT_HEADER_SIZE);
+	struct osp_event *event = osp_reserve(OSP_EVENT_BASE_SIZE);
 	if (!event)
 		return;
 	event->timestamp_ns = bpf_ktime_get_ns();
@@ -118,7 +118,7 @@ static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_devi
 	event->report = OSP_REPORT_DROP;
 	event->is_reply = 2;
 	event->tcp_flags = tcp_flags;
-	osp_submit(event, OSP_EVENT_HEADER_SIZE);
+	osp_submit(event, OSP_EVENT_BASE_SIZE);
 }
 
 /* The tracepoint's arguments: (struct sk_buff *skb, void *location, enum skb_drop_reason

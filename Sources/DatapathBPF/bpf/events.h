@@ -10,8 +10,9 @@
 #include "maps.h"
 #include "parse.h"
 
-/* Reserves an event of `size` bytes — OSP_EVENT_HEADER_SIZE, or the whole struct for one that
- * carries a DNS message — with its header zeroed; counts it as lost when the ring is full. */
+/* Reserves an event of `size` bytes — OSP_EVENT_BASE_SIZE, OSP_EVENT_HEADER_SIZE with a
+ * Service translation, or the whole struct with a DNS message (osprey_abi.h) — with all but its
+ * payload zeroed; counts it as lost when the ring is full. */
 static __always_inline struct osp_event *osp_reserve(__u64 size)
 {
 	struct osp_event *event = bpf_ringbuf_reserve(&osp_events, size, 0);
@@ -22,7 +23,7 @@ static __always_inline struct osp_event *osp_reserve(__u64 size)
 			*lost += 1;
 		return 0;
 	}
-	__builtin_memset(event, 0, OSP_EVENT_HEADER_SIZE);
+	__builtin_memset(event, 0, size < OSP_EVENT_HEADER_SIZE ? size : OSP_EVENT_HEADER_SIZE);
 	return event;
 }
 
@@ -99,8 +100,8 @@ static __always_inline void osp_nat_of(struct __sk_buff *skb, struct osp_event *
 	nat->present = 1;
 }
 
-/* Fills a trace event: the packet's time, tuple and headers, the packets and bytes since the
- * connection's last report (which restart from zero), the NAT it went through. */
+/* Fills a trace event's base: the packet's time, tuple and headers, the packets and bytes since
+ * the connection's last report (which restart from zero). */
 static __always_inline void osp_fill_trace(struct osp_event *event, struct __sk_buff *skb,
 					   const struct osp_packet *pkt, struct osp_conn *conn,
 					   __u8 observation, __u8 report, __u8 is_reply)
@@ -124,36 +125,49 @@ static __always_inline void osp_fill_trace(struct osp_event *event, struct __sk_
 	event->is_reply = is_reply;
 	__builtin_memcpy(event->dmac, pkt->macs, 6);
 	__builtin_memcpy(event->smac, pkt->macs + 6, 6);
-	/* For TCP the translation comes with the handshake — the SYN, the SYN-ACK, or the RST that
-	 * refuses it — and user space keeps it for the connection's later flows: the kernel reads
-	 * of the conntrack entry are the costliest part of an event, not worth repeating at every
-	 * FIN. */
-	if (observation == OSP_OBS_TO_ENDPOINT &&
-	    (pkt->tuple.protocol != IPPROTO_TCP ||
-	     (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_RST))))
-		osp_nat_of(skb, event);
 }
 
-/* Reports a packet of a tracked connection. Only an event carrying a DNS message takes the
- * whole struct. */
+/* Whether the packet's event looks for a Service translation: packets entering a pod (only
+ * they have crossed the node's netfilter hooks), and for TCP only those of the handshake — the
+ * SYN, the SYN-ACK, or the RST that refuses it. User space keeps the translation for the
+ * connection's later flows: the kernel reads of the conntrack entry are the costliest part of
+ * an event, and the translation its largest, neither worth repeating at every FIN. */
+static __always_inline int osp_wants_nat(const struct osp_packet *pkt, __u8 observation)
+{
+	return observation == OSP_OBS_TO_ENDPOINT &&
+	       (pkt->tuple.protocol != IPPROTO_TCP ||
+		(pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_RST)));
+}
+
+/* Reports a packet of a tracked connection, in an event of the size it needs (osp_reserve). */
 static __always_inline void osp_report_trace(struct __sk_buff *skb, const struct osp_packet *pkt,
 					     struct osp_conn *conn, __u8 observation, __u8 report,
 					     __u8 is_reply)
 {
 	__u32 dns_len = osp_dns_len(skb, pkt);
+	struct osp_event *event;
 	if (dns_len) {
-		struct osp_event *event = osp_reserve(sizeof(*event));
+		event = osp_reserve(sizeof(*event));
 		if (!event)
 			return;
 		osp_fill_trace(event, skb, pkt, conn, observation, report, is_reply);
+		if (osp_wants_nat(pkt, observation))
+			osp_nat_of(skb, event);
 		osp_copy_payload(skb, pkt, event, dns_len);
 		osp_submit(event, sizeof(*event));
-	} else {
-		struct osp_event *event = osp_reserve(OSP_EVENT_HEADER_SIZE);
+	} else if (osp_wants_nat(pkt, observation)) {
+		event = osp_reserve(OSP_EVENT_HEADER_SIZE);
 		if (!event)
 			return;
 		osp_fill_trace(event, skb, pkt, conn, observation, report, is_reply);
+		osp_nat_of(skb, event);
 		osp_submit(event, OSP_EVENT_HEADER_SIZE);
+	} else {
+		event = osp_reserve(OSP_EVENT_BASE_SIZE);
+		if (!event)
+			return;
+		osp_fill_trace(event, skb, pkt, conn, observation, report, is_reply);
+		osp_submit(event, OSP_EVENT_BASE_SIZE);
 	}
 }
 

@@ -26,7 +26,7 @@ int osp_tcp_retransmit_skb(__u64 *ctx)
 	if (!bpf_map_lookup_elem(&osp_netns, &inum))
 		return 0;
 
-	struct osp_event *event = osp_reserve(OSP_EVENT_HEADER_SIZE);
+	struct osp_event *event = osp_reserve(OSP_EVENT_BASE_SIZE);
 	if (!event)
 		return 0;
 	event->timestamp_ns = bpf_ktime_get_ns();
@@ -49,7 +49,7 @@ int osp_tcp_retransmit_skb(__u64 *ctx)
 	event->observation = OSP_OBS_SOCKET;
 	event->report = OSP_REPORT_RETRANSMIT;
 	event->is_reply = 2;
-	osp_submit(event, OSP_EVENT_HEADER_SIZE);
+	osp_submit(event, OSP_EVENT_BASE_SIZE);
 	return 0;
 }
 
