@@ -17,8 +17,11 @@ struct ConnectionTableTests {
         var isReply: Bool
         var packets: UInt64
         var clientPort: UInt16
+        var protocolNumber: UInt8 = 6
 
-        var description: String { "\(reason.rawValue)/\(flags)/reply \(isReply)/\(packets) pkt/:\(clientPort)" }
+        var description: String {
+            "\(reason.rawValue)/\(flags)/reply \(isReply)/\(packets) pkt/:\(clientPort)/proto \(protocolNumber)"
+        }
     }
 
     final class Reports: Sendable {
@@ -36,7 +39,8 @@ struct ConnectionTableTests {
                 let new = events.filter { $0.kind == UInt8(OSP_EVENT_TRACE.rawValue) }.map {
                     Report(
                         reason: osp_report_reason(UInt32($0.report)), flags: $0.tcp_flags, isReply: $0.is_reply == 1,
-                        packets: $0.packets, clientPort: $0.is_reply == 1 ? $0.tuple.dport : $0.tuple.sport)
+                        packets: $0.packets, clientPort: $0.is_reply == 1 ? $0.tuple.dport : $0.tuple.sport,
+                        protocolNumber: $0.tuple.protocol)
                 }
                 reports.list.withLock { $0 += new }
             }
@@ -55,6 +59,11 @@ struct ConnectionTableTests {
             let ports = reply ? [80, port] : [port, 80]
             frame += ports.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
             frame += [0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]
+            try run(frame, entering: entering)
+        }
+
+        /// Runs the pod program on `frame`: leaving a pod, or entering one when `entering`.
+        func run(_ frame: [UInt8], entering: Bool = false) throws {
             #expect(
                 try datapath.run(entering ? .podEgress : .podIngress, packet: frame) == -1,
                 "TC_ACT_UNSPEC: the packet goes on")
@@ -138,6 +147,45 @@ struct ConnectionTableTests {
             ])
         #expect(lab.datapath.events.bytesRead == 104 + 168 + 104)
         #expect(lab.datapath.events.kernelLost == 0, "no record too short to be an event")
+    }
+
+    @Test(
+        "IPv6 extension headers are walked to the TCP header (hop-by-hop, destination options, a first fragment); a later fragment, which has none, is reported as protocol 44 without ports"
+    )
+    func ipv6Extensions() throws {
+        let lab = try Lab(entries: 64)
+        /// An IPv6 frame from fd00::1 to fd00::2 whose first header is `first`, then `rest`.
+        func frame(_ first: UInt8, _ rest: [UInt8]) -> [UInt8] {
+            let length = UInt16(rest.count)
+            var frame: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd]
+            frame += [0x60, 0, 0, 0, UInt8(length >> 8), UInt8(length & 0xff), first, 64]
+            frame += [0xfd] + [UInt8](repeating: 0, count: 14) + [1]
+            frame += [0xfd] + [UInt8](repeating: 0, count: 14) + [2]
+            return frame + rest
+        }
+        func syn(_ port: UInt16) -> [UInt8] {
+            [
+                UInt8(port >> 8), UInt8(port & 0xff), 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, Self.syn, 0xff, 0xff, 0, 0,
+                0, 0,
+            ]
+        }
+        let tcp: UInt8 = 6, destinationOptions: UInt8 = 60, fragment: UInt8 = 44
+        // Hop-by-hop (8 bytes, PadN), then destination options of 16 bytes, then TCP.
+        let hopByHop: [UInt8] = [destinationOptions, 0, 1, 4, 0, 0, 0, 0]
+        let options: [UInt8] = [tcp, 1, 1, 12] + [UInt8](repeating: 0, count: 12)
+        try lab.run(frame(0, hopByHop + options + syn(41_000)))
+        // A datagram's first fragment (offset 0, more fragments), then a later one (offset 23).
+        try lab.run(frame(fragment, [tcp, 0, 0x00, 0x01, 0, 0, 0, 7] + syn(41_001)))
+        try lab.run(frame(fragment, [tcp, 0, 0x00, 0xb9, 0, 0, 0, 7] + [UInt8](repeating: 0xaa, count: 24)))
+        #expect(
+            lab.reports(3) == [
+                Report(reason: OSP_REPORT_NEW, flags: Self.syn, isReply: false, packets: 1, clientPort: 41_000),
+                Report(reason: OSP_REPORT_NEW, flags: Self.syn, isReply: false, packets: 1, clientPort: 41_001),
+                Report(
+                    reason: OSP_REPORT_NEW, flags: 0, isReply: false, packets: 1, clientPort: 0,
+                    protocolNumber: fragment),
+            ])
+        #expect(lab.datapath.snapshot().errors[.tcHeader] == 0)
     }
 
     @Test("a reader asleep on an idle ring is woken by the next event's program, long before its next poll")

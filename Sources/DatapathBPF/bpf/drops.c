@@ -64,11 +64,17 @@ static __always_inline int osp_drop_tuple(struct sk_buff *skb, struct osp_tuple 
 		__builtin_memcpy(tuple->daddr, &ip6.daddr, 16);
 		tuple->protocol = ip6.nexthdr;
 		l4 = sizeof(ip6);
-		if (tuple->protocol == 0) { /* hop-by-hop header first (MLD) */
-			__u8 ext[2] = {};
-			bpf_probe_read_kernel(ext, 2, ip + l4);
-			tuple->protocol = ext[0];
-			l4 += (ext[1] + 1) * 8;
+#pragma unroll
+		for (int i = 0; i < OSP_IPV6_EXTENSIONS_MAX; i++) {
+			if (!osp_ipv6_is_extension(tuple->protocol))
+				break;
+			__u8 hdr[4];
+			if (bpf_probe_read_kernel(hdr, sizeof(hdr), ip + (l4 & 0x3fff)) < 0)
+				return -1;
+			__u32 length = osp_ipv6_extension(&tuple->protocol, hdr);
+			if (length == 0)
+				break;
+			l4 += length;
 		}
 	} else {
 		return -1;
@@ -76,7 +82,7 @@ static __always_inline int osp_drop_tuple(struct sk_buff *skb, struct osp_tuple 
 	if (tuple->protocol == IPPROTO_TCP || tuple->protocol == IPPROTO_UDP ||
 	    tuple->protocol == IPPROTO_ICMP || tuple->protocol == IPPROTO_ICMPV6) {
 		__be16 ports[2];
-		if (bpf_probe_read_kernel(ports, sizeof(ports), ip + (l4 & 0x3ff)) == 0) {
+		if (bpf_probe_read_kernel(ports, sizeof(ports), ip + (l4 & 0x3fff)) == 0) {
 			int icmp =
 			    tuple->protocol == IPPROTO_ICMP || tuple->protocol == IPPROTO_ICMPV6;
 			/* ICMP: type and code in place of the ports */
@@ -84,7 +90,7 @@ static __always_inline int osp_drop_tuple(struct sk_buff *skb, struct osp_tuple 
 			tuple->dport = icmp ? ((__u8 *)ports)[1] : bpf_ntohs(ports[1]);
 		}
 		if (tuple->protocol == IPPROTO_TCP)
-			bpf_probe_read_kernel(tcp_flags, 1, ip + (l4 & 0x3ff) + 13);
+			bpf_probe_read_kernel(tcp_flags, 1, ip + (l4 & 0x3fff) + 13);
 	}
 	return 0;
 }

@@ -8,14 +8,45 @@
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
+#include <linux/in6.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 
 #include "osprey_abi.h"
 
-/* Offset of the L4 header and its protocol, or -1 if not IPv4/IPv6 (or unreadable). Of IPv6
- * extension headers only a leading hop-by-hop header is walked (MLD carries one); packets with
- * others report the extension's next-header value. */
+/* IPv6 extension headers walked to find the L4 header; a packet with more reports the
+ * extension's next-header value as its protocol. */
+#define OSP_IPV6_EXTENSIONS_MAX 6
+
+/* Whether an IPv6 next-header value is an extension header osp_ipv6_extension steps over. */
+static __always_inline int osp_ipv6_is_extension(__u8 protocol)
+{
+	return protocol == IPPROTO_HOPOPTS || protocol == IPPROTO_ROUTING ||
+	       protocol == IPPROTO_DSTOPTS || protocol == IPPROTO_MH || protocol == IPPROTO_AH ||
+	       protocol == IPPROTO_FRAGMENT;
+}
+
+/* One step over an IPv6 extension header: `*protocol` is its type (osp_ipv6_is_extension) and
+ * `hdr` its first 4 bytes. Returns its length and sets `*protocol` to the next header's type;
+ * 0 for a fragment that is not its datagram's first, which has no L4 header (its protocol stays
+ * IPPROTO_FRAGMENT). Hop-by-hop, routing, destination options and mobility headers count 8-byte
+ * units past the first 8, the authentication header 4-byte units past the first 8; a fragment
+ * header is 8 bytes. */
+static __always_inline __u32 osp_ipv6_extension(__u8 *protocol, const __u8 hdr[4])
+{
+	if (*protocol == IPPROTO_FRAGMENT) {
+		if ((((__u32)hdr[2] << 8 | hdr[3]) & 0xfff8) != 0)
+			return 0;
+		*protocol = hdr[0];
+		return 8;
+	}
+	__u32 length = *protocol == IPPROTO_AH ? ((__u32)hdr[1] + 2) * 4 : ((__u32)hdr[1] + 1) * 8;
+	*protocol = hdr[0];
+	return length;
+}
+
+/* Offset of the L4 header and its protocol, or -1 if not IPv4/IPv6 (or unreadable). IPv6
+ * extension headers are walked (osp_ipv6_extension). */
 static __always_inline int osp_l4_offset(struct __sk_buff *skb, __u8 *protocol)
 {
 	__u16 proto = bpf_ntohs(skb->protocol);
@@ -32,13 +63,18 @@ static __always_inline int osp_l4_offset(struct __sk_buff *skb, __u8 *protocol)
 		if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, nexthdr), protocol,
 				       1) < 0)
 			return -1;
-		int offset = ETH_HLEN + sizeof(struct ipv6hdr);
-		if (*protocol == 0) { /* hop-by-hop: next header, then length in 8-byte units - 1 */
-			__u8 ext[2];
-			if (bpf_skb_load_bytes(skb, offset, ext, 2) < 0)
+		__u32 offset = ETH_HLEN + sizeof(struct ipv6hdr);
+#pragma unroll
+		for (int i = 0; i < OSP_IPV6_EXTENSIONS_MAX; i++) {
+			if (!osp_ipv6_is_extension(*protocol))
+				break;
+			__u8 hdr[4];
+			if (bpf_skb_load_bytes(skb, offset, hdr, 4) < 0)
 				return -1;
-			*protocol = ext[0];
-			offset += (ext[1] + 1) * 8;
+			__u32 length = osp_ipv6_extension(protocol, hdr);
+			if (length == 0)
+				break;
+			offset += length;
 		}
 		return offset;
 	}
