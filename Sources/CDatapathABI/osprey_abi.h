@@ -203,8 +203,9 @@ struct osp_nat {
  * message — most events: drops, retransmits, and every trace event but a connection's first
  * packets into a pod —, up to `payload` (OSP_EVENT_HEADER_SIZE) with a translation, the whole
  * struct with a DNS message. That keeps the ring's memory traffic per event, for the programs
- * writing and the agent reading, to two cache lines instead of seven. A reader treats the bytes
- * an event did not take as zero; bytes of `payload` past `payload_len` mean nothing. */
+ * writing and the agent reading, to 104 bytes with the record's header instead of 424. A reader
+ * treats the bytes an event did not take as zero; bytes of `payload` past `payload_len` mean
+ * nothing. */
 struct osp_event {
 	__u64 timestamp_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 	struct osp_tuple tuple;
