@@ -248,6 +248,25 @@ struct osp_config {
 	__u8 drops_ignored[OSP_DROP_REASON_SLOTS]; /* reason -> enum osp_drop_ignore bits */
 };
 
+/* A fragmented datagram (key of osp_fragments): its addresses, identification and protocol. */
+struct osp_fragment_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 id; /* IPv4: the 16-bit identification; IPv6: the fragment header's 32 bits */
+	__u8 family;
+	__u8 protocol;
+	__u16 pad;
+};
+
+/* What a datagram's first fragment carried for the later ones, which have no L4 header. */
+struct osp_fragment_ports {
+	__u16 sport; /* host byte order */
+	__u16 dport;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u16 pad;
+};
+
 /* Priority and handle of Osprey's tc filters: fixed, so a restarted agent replaces its own
  * filters in place instead of stacking a second program on the hook. */
 #define OSP_TC_PRIORITY 0x4f53 /* "OS" */
@@ -269,6 +288,8 @@ _Static_assert(__builtin_offsetof(struct osp_event, nat) == OSP_EVENT_BASE_SIZE,
 	       "osp_event base size");
 _Static_assert(sizeof(struct osp_config) == 24 + OSP_DROP_REASON_SLOTS, "osp_config layout");
 _Static_assert(sizeof(struct osp_drop_key) == 8, "osp_drop_key layout");
+_Static_assert(sizeof(struct osp_fragment_key) == 40, "osp_fragment_key layout");
+_Static_assert(sizeof(struct osp_fragment_ports) == 8, "osp_fragment_ports layout");
 
 /* The datapath's clock as user space reads it: bpf_ktime_get_ns() is CLOCK_MONOTONIC. */
 #ifndef __bpf__

@@ -117,7 +117,7 @@ public final class Datapath: Sendable {
         case ifaces = "osp_ifaces", netns = "osp_netns", tcpFlags = "osp_tcp_flags"
         case drops = "osp_drops", errors = "osp_errors", conntrack = "osp_conntrack", events = "osp_events"
         case lost = "osp_lost", ctStats = "osp_ct_stats", ctScratch = "osp_ct_scratch", ctYoung = "osp_ct_young"
-        case reader = "osp_reader"
+        case reader = "osp_reader", fragments = "osp_fragments"
     }
 
     enum ProgramName: String, CaseIterable {

@@ -46,6 +46,7 @@ static __always_inline int osp_drop_tuple(struct sk_buff *skb, struct osp_tuple 
 		return -1;
 	unsigned char *ip = head + network;
 	__u32 l4 = 0;
+	struct osp_fragment frag = {};
 	if (protocol == ETH_P_IP) {
 		struct iphdr iph;
 		if (bpf_probe_read_kernel(&iph, sizeof(iph), ip) < 0 || iph.version != 4)
@@ -55,6 +56,7 @@ static __always_inline int osp_drop_tuple(struct sk_buff *skb, struct osp_tuple 
 		__builtin_memcpy(tuple->daddr, &iph.daddr, 4);
 		tuple->protocol = iph.protocol;
 		l4 = iph.ihl * 4;
+		osp_ipv4_fragment(&frag, iph.id, iph.frag_off);
 	} else if (protocol == ETH_P_IPV6) {
 		struct ipv6hdr ip6;
 		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), ip) < 0 || ip6.version != 6)
@@ -68,16 +70,23 @@ static __always_inline int osp_drop_tuple(struct sk_buff *skb, struct osp_tuple 
 		for (int i = 0; i < OSP_IPV6_EXTENSIONS_MAX; i++) {
 			if (!osp_ipv6_is_extension(tuple->protocol))
 				break;
-			__u8 hdr[4];
+			__u8 hdr[8];
 			if (bpf_probe_read_kernel(hdr, sizeof(hdr), ip + (l4 & 0x3fff)) < 0)
 				return -1;
-			__u32 length = osp_ipv6_extension(&tuple->protocol, hdr);
-			if (length == 0)
+			l4 += osp_ipv6_extension(&tuple->protocol, hdr, &frag);
+			if (frag.later)
 				break;
-			l4 += length;
 		}
 	} else {
 		return -1;
+	}
+	if (frag.later) { /* no L4 header: the ports its datagram's first fragment carried */
+		struct osp_fragment_ports ports = {};
+		osp_fragment_recall(tuple, &frag, &ports);
+		int icmp = tuple->protocol == IPPROTO_ICMP || tuple->protocol == IPPROTO_ICMPV6;
+		tuple->sport = icmp ? ports.icmp_type : ports.sport;
+		tuple->dport = icmp ? ports.icmp_code : ports.dport;
+		return 0;
 	}
 	if (tuple->protocol == IPPROTO_TCP || tuple->protocol == IPPROTO_UDP ||
 	    tuple->protocol == IPPROTO_ICMP || tuple->protocol == IPPROTO_ICMPV6) {

@@ -100,6 +100,16 @@ struct {
 	__type(value, __u32);
 } osp_reader SEC(".maps");
 
+/* Fragmented datagrams -> the ports (or ICMP type and code) their first fragment carried: a
+ * later fragment has no L4 header and takes them from here (parse.h). Written by the pod
+ * programs at a first fragment; least recently used entries make room. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct osp_fragment_key);
+	__type(value, struct osp_fragment_ports);
+} osp_fragments SEC(".maps");
+
 /* 0 -> events that could not be reserved in osp_events (user space reports them as lost). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -12,11 +12,35 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 
+#include "maps.h"
 #include "osprey_abi.h"
 
 /* IPv6 extension headers walked to find the L4 header; a packet with more reports the
  * extension's next-header value as its protocol. */
 #define OSP_IPV6_EXTENSIONS_MAX 6
+
+/* Where a packet is in its datagram, when the datagram was fragmented. */
+struct osp_fragment {
+	__u32 id;   /* the datagram's identification */
+	__u8 first; /* the first fragment: it has the L4 header */
+	__u8 later; /* a later fragment: no L4 header */
+};
+
+/* IPv4 fragmentation: more fragments follow, and the fragment's offset (host byte order). */
+#define OSP_IP_MF 0x2000
+#define OSP_IP_OFFSET 0x1fff
+
+/* A fragment of an IPv4 datagram, from its header's identification and fragment field (both
+ * in network byte order). */
+static __always_inline void osp_ipv4_fragment(struct osp_fragment *frag, __be16 id, __be16 field)
+{
+	__u16 flags = bpf_ntohs(field);
+	if (!(flags & (OSP_IP_MF | OSP_IP_OFFSET)))
+		return;
+	frag->id = bpf_ntohs(id);
+	frag->later = (flags & OSP_IP_OFFSET) != 0;
+	frag->first = !frag->later;
+}
 
 /* Whether an IPv6 next-header value is an extension header osp_ipv6_extension steps over. */
 static __always_inline int osp_ipv6_is_extension(__u8 protocol)
@@ -27,37 +51,66 @@ static __always_inline int osp_ipv6_is_extension(__u8 protocol)
 }
 
 /* One step over an IPv6 extension header: `*protocol` is its type (osp_ipv6_is_extension) and
- * `hdr` its first 4 bytes. Returns its length and sets `*protocol` to the next header's type;
- * 0 for a fragment that is not its datagram's first, which has no L4 header (its protocol stays
- * IPPROTO_FRAGMENT). Hop-by-hop, routing, destination options and mobility headers count 8-byte
- * units past the first 8, the authentication header 4-byte units past the first 8; a fragment
- * header is 8 bytes. */
-static __always_inline __u32 osp_ipv6_extension(__u8 *protocol, const __u8 hdr[4])
+ * `hdr` its first 8 bytes. Returns its length and sets `*protocol` to the next header's type.
+ * Hop-by-hop, routing, destination options and mobility headers count 8-byte units past the
+ * first 8, the authentication header 4-byte units past the first 8; a fragment header is 8
+ * bytes and fills `frag` (a later fragment has no more headers: its next-header value is the
+ * datagram's protocol). */
+static __always_inline __u32 osp_ipv6_extension(__u8 *protocol, const __u8 hdr[8],
+						struct osp_fragment *frag)
 {
-	if (*protocol == IPPROTO_FRAGMENT) {
-		if ((((__u32)hdr[2] << 8 | hdr[3]) & 0xfff8) != 0)
-			return 0;
-		*protocol = hdr[0];
+	__u8 type = *protocol;
+	*protocol = hdr[0];
+	if (type == IPPROTO_FRAGMENT) {
+		frag->id =
+		    ((__u32)hdr[4] << 24) | ((__u32)hdr[5] << 16) | ((__u32)hdr[6] << 8) | hdr[7];
+		frag->later = ((((__u32)hdr[2] << 8) | hdr[3]) & 0xfff8) != 0;
+		frag->first = !frag->later;
 		return 8;
 	}
-	__u32 length = *protocol == IPPROTO_AH ? ((__u32)hdr[1] + 2) * 4 : ((__u32)hdr[1] + 1) * 8;
-	*protocol = hdr[0];
-	return length;
+	return type == IPPROTO_AH ? ((__u32)hdr[1] + 2) * 4 : ((__u32)hdr[1] + 1) * 8;
 }
 
-/* Offset of the L4 header and its protocol, or -1 if not IPv4/IPv6 (or unreadable). IPv6
- * extension headers are walked (osp_ipv6_extension). */
-static __always_inline int osp_l4_offset(struct __sk_buff *skb, __u8 *protocol)
+/* The key of a fragmented datagram whose tuple's addresses, family and protocol are set. */
+static __always_inline void osp_fragment_key(struct osp_fragment_key *key,
+					     const struct osp_tuple *tuple,
+					     const struct osp_fragment *frag)
+{
+	__builtin_memcpy(key->saddr, tuple->saddr, 16);
+	__builtin_memcpy(key->daddr, tuple->daddr, 16);
+	key->id = frag->id;
+	key->family = tuple->family;
+	key->protocol = tuple->protocol;
+	key->pad = 0;
+}
+
+/* The ports (or ICMP type and code) of a later fragment's datagram, from its first fragment;
+ * left 0 when that was not seen. */
+static __always_inline void osp_fragment_recall(const struct osp_tuple *tuple,
+						const struct osp_fragment *frag,
+						struct osp_fragment_ports *ports)
+{
+	struct osp_fragment_key key = {};
+	osp_fragment_key(&key, tuple, frag);
+	struct osp_fragment_ports *seen = bpf_map_lookup_elem(&osp_fragments, &key);
+	if (seen)
+		*ports = *seen;
+}
+
+/* Offset of the L4 header and its protocol, or -1 if not IPv4/IPv6 (or unreadable); `frag`
+ * says where a fragment is in its datagram (a later one has no L4 header: the offset is where
+ * its data begins). IPv6 extension headers are walked (osp_ipv6_extension). */
+static __always_inline int osp_l4_offset(struct __sk_buff *skb, __u8 *protocol,
+					 struct osp_fragment *frag)
 {
 	__u16 proto = bpf_ntohs(skb->protocol);
 	if (proto == ETH_P_IP) {
-		__u8 vihl;
-		if (bpf_skb_load_bytes(skb, ETH_HLEN, &vihl, 1) < 0)
+		struct iphdr ip;
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
 			return -1;
-		if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, protocol), protocol,
-				       1) < 0)
-			return -1;
-		return ETH_HLEN + (vihl & 0x0f) * 4;
+		*protocol = ip.protocol;
+		osp_ipv4_fragment(frag, ip.id, ip.frag_off);
+		return ETH_HLEN + (ip.ihl & 0x0f) * 4;
 	}
 	if (proto == ETH_P_IPV6) {
 		if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, nexthdr), protocol,
@@ -68,13 +121,12 @@ static __always_inline int osp_l4_offset(struct __sk_buff *skb, __u8 *protocol)
 		for (int i = 0; i < OSP_IPV6_EXTENSIONS_MAX; i++) {
 			if (!osp_ipv6_is_extension(*protocol))
 				break;
-			__u8 hdr[4];
-			if (bpf_skb_load_bytes(skb, offset, hdr, 4) < 0)
+			__u8 hdr[8];
+			if (bpf_skb_load_bytes(skb, offset, hdr, sizeof(hdr)) < 0)
 				return -1;
-			__u32 length = osp_ipv6_extension(protocol, hdr);
-			if (length == 0)
+			offset += osp_ipv6_extension(protocol, hdr, frag);
+			if (frag->later)
 				break;
-			offset += length;
 		}
 		return offset;
 	}
@@ -105,6 +157,8 @@ static __always_inline int osp_parse_direct(struct __sk_buff *skb, struct osp_pa
 	__builtin_memcpy(pkt->macs, eth, 12);
 	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
 		return -1;
+	if (ip->frag_off & bpf_htons(OSP_IP_MF | OSP_IP_OFFSET))
+		return -1; /* a fragment */
 	__u32 ihl = (ip->ihl & 0x0f) * 4;
 	if (ihl < sizeof(*ip))
 		return -1;
@@ -127,15 +181,36 @@ static __always_inline int osp_parse_direct(struct __sk_buff *skb, struct osp_pa
 	return 0;
 }
 
-/* 0: parsed; 1: not an IP packet (ARP and the like), nothing to track; -1: headers unreadable. */
-static __always_inline int osp_parse(struct __sk_buff *skb, struct osp_packet *pkt)
+/* A first fragment's ports (or ICMP type and code), kept for its datagram's later fragments. */
+static __always_inline void osp_fragment_remember(const struct osp_packet *pkt,
+						  const struct osp_fragment *frag)
 {
-	if (osp_parse_direct(skb, pkt) == 0)
-		return 0;
+	struct osp_fragment_key key = {};
+	osp_fragment_key(&key, &pkt->tuple, frag);
+	struct osp_fragment_ports ports = {
+	    .sport = pkt->tuple.sport,
+	    .dport = pkt->tuple.dport,
+	    .icmp_type = pkt->icmp_type,
+	    .icmp_code = pkt->icmp_code,
+	};
+	bpf_map_update_elem(&osp_fragments, &key, &ports, BPF_ANY);
+}
+
+/* The general path of osp_parse: every packet but IPv4 TCP/UDP whose headers are in the
+ * linear data — IPv6, ICMP, fragments, headers the direct path cannot see. A global function:
+ * the verifier checks it once on its own, and the rest of the program once for what it returns,
+ * not once for every path through its header walk (that made the pod programs' verification
+ * four times as long). A datagram's later fragments, which have no L4 header, take their ports
+ * from its first fragment (osp_fragments) and carry no TCP flags or DNS message. */
+__noinline int osp_parse_general(struct __sk_buff *skb, struct osp_packet *pkt)
+{
+	if (!pkt)
+		return -1;
 	if (bpf_skb_load_bytes(skb, 0, pkt->macs, 12) < 0)
 		return -1;
 	__u8 protocol = 0;
-	int l4 = osp_l4_offset(skb, &protocol);
+	struct osp_fragment frag = {};
+	int l4 = osp_l4_offset(skb, &protocol, &frag);
 	if (l4 < 0)
 		return 1;
 	pkt->l4 = l4;
@@ -154,6 +229,16 @@ static __always_inline int osp_parse(struct __sk_buff *skb, struct osp_packet *p
 		    bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, daddr),
 				       pkt->tuple.daddr, 16) < 0)
 			return -1;
+	}
+	if (frag.later) {
+		struct osp_fragment_ports ports = {};
+		osp_fragment_recall(&pkt->tuple, &frag, &ports);
+		pkt->tuple.sport = ports.sport;
+		pkt->tuple.dport = ports.dport;
+		pkt->icmp_type = ports.icmp_type;
+		pkt->icmp_code = ports.icmp_code;
+		pkt->payload = skb->len; /* nothing to read past the headers */
+		return 0;
 	}
 	if (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP) {
 		__be16 ports[2];
@@ -178,7 +263,17 @@ static __always_inline int osp_parse(struct __sk_buff *skb, struct osp_packet *p
 		pkt->icmp_code = typecode[1];
 		pkt->payload = l4 + 8;
 	}
+	if (frag.first)
+		osp_fragment_remember(pkt, &frag);
 	return 0;
+}
+
+/* 0: parsed; 1: not an IP packet (ARP and the like), nothing to track; -1: headers unreadable. */
+static __always_inline int osp_parse(struct __sk_buff *skb, struct osp_packet *pkt)
+{
+	if (osp_parse_direct(skb, pkt) == 0)
+		return 0;
+	return osp_parse_general(skb, pkt);
 }
 
 #endif
