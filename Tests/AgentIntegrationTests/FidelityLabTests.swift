@@ -183,6 +183,24 @@ struct FidelityLabTests {
                         && string($0, "extensions", "value", "service_address") == "\(ledgerService.clusterIP):8080"
                 }, "the refused SYN names the ledger pod")
 
+            // A datagram larger than the MTU leaves loadgen in fragments: the later ones carry no
+            // UDP header. They are counted on the datagram's connection, never shown with ports
+            // read from its data (0x6f6f: 28527). Port 9 is closed: one more NO_SOCKET drop.
+            let across = try #require(frontends.first { $0.node.name != loadgen.node.name })
+            try PodSockets.sendUDP(from: loadgen.netns, to: across.ipv4, port: 9, count: 3, payload: 4000)
+            var fragmented: [[String: Any]] = []
+            eventually(within: 15, poll: 0.5) {
+                let all = plan.nodes.flatMap { (try? Flows.flows($0.netns)) ?? [] }
+                fragmented = all.filter {
+                    string($0, "IP", "source") == loadgen.ipv4 && string($0, "IP", "destination") == across.ipv4
+                        && string($0, "l4", "UDP") != nil
+                }
+                return fragmented.contains { string($0, "trace_observation_point") == "TO_ENDPOINT" }
+                    && fragmented.contains { string($0, "trace_observation_point") == "FROM_ENDPOINT" }
+            }
+            let ports = Set(fragmented.map { string($0, "l4", "UDP", "destination_port") ?? "none" })
+            #expect(!fragmented.isEmpty && ports == ["9"], "fragmented datagrams' flows have ports \(ports)")
+
             // Whatever Osprey adds travels as a well-known type that clients built from the
             // upstream protos alone can print (hubble -o json used to stop at the first drop).
             let extended = flows.values.joined().compactMap { $0["extensions"] as? [String: Any] }
