@@ -53,14 +53,8 @@ struct ConnectionTableTests {
         /// leaving a pod (the node side's tc ingress), or entering one when `entering` (its
         /// tc egress).
         func segment(_ port: UInt16, _ flags: UInt8, reply: Bool = false, entering: Bool = false) throws {
-            let client: [UInt8] = [10, 0, 0, 1]
-            let server: [UInt8] = [10, 0, 0, 2]
-            var frame: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]
-            frame += [0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0] + (reply ? server + client : client + server)
-            let ports = reply ? [80, port] : [port, 80]
-            frame += ports.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
-            frame += [0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]
-            try run(frame, entering: entering)
+            let segment = ConnectionTableTests.tcp(port, flags, reply: reply)
+            try run(ConnectionTableTests.ipv4(6, reply: reply, segment), entering: entering)
         }
 
         /// Runs the pod program on `frame`: leaving a pod, or entering one when `entering`.
@@ -150,9 +144,11 @@ struct ConnectionTableTests {
         #expect(lab.datapath.events.kernelLost == 0, "no record too short to be an event")
     }
 
-    /// A TCP header from `port` to port 80 with `flags`.
-    static func tcp(_ port: UInt16, _ flags: UInt8) -> [UInt8] {
-        [UInt8(port >> 8), UInt8(port & 0xff), 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]
+    /// A TCP header from `port` to port 80 with `flags`, or back when `reply`.
+    static func tcp(_ port: UInt16, _ flags: UInt8, reply: Bool = false) -> [UInt8] {
+        let ports = reply ? [80, port] : [port, 80]
+        return ports.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
+            + [0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]
     }
 
     /// An IPv6 frame from fd00::1 to fd00::2 whose first header is `first`, then `rest`.
@@ -165,15 +161,21 @@ struct ConnectionTableTests {
         return frame + rest
     }
 
-    /// An IPv4 frame from 10.0.0.1 to 10.0.0.2 of `protocolNumber`: a fragment of datagram `id`
-    /// at `offset` (8-byte units), more following when `more`.
-    static func ipv4(_ protocolNumber: UInt8, id: UInt16, offset: UInt16, more: Bool, _ rest: [UInt8]) -> [UInt8] {
+    /// An IPv4 frame from 10.0.0.1 to 10.0.0.2 (or back when `reply`) of `protocolNumber`,
+    /// then `rest`; a fragment of datagram `id` at `offset` (8-byte units) when `offset` or
+    /// `more` (more fragments follow).
+    static func ipv4(
+        _ protocolNumber: UInt8, id: UInt16 = 0, offset: UInt16 = 0, more: Bool = false, reply: Bool = false,
+        _ rest: [UInt8]
+    ) -> [UInt8] {
+        let client: [UInt8] = [10, 0, 0, 1]
+        let server: [UInt8] = [10, 0, 0, 2]
         let length = UInt16(20 + rest.count)
         let field = offset | (more ? 0x2000 : 0)
         var frame: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]
         frame += [0x45, 0, UInt8(length >> 8), UInt8(length & 0xff), UInt8(id >> 8), UInt8(id & 0xff)]
-        frame += [UInt8(field >> 8), UInt8(field & 0xff), 64, protocolNumber, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]
-        return frame + rest
+        frame += [UInt8(field >> 8), UInt8(field & 0xff), 64, protocolNumber, 0, 0]
+        return frame + (reply ? server + client : client + server) + rest
     }
 
     @Test(

@@ -139,36 +139,40 @@ static __always_inline int osp_wants_nat(const struct osp_packet *pkt, __u8 obse
 		(pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_RST)));
 }
 
+/* Reserves, fills and submits one trace event of `size` bytes (a constant at each call, as the
+ * verifier wants a reservation's size): with the Service translation when `nat`, with the DNS
+ * message when `dns_len`. */
+static __always_inline void osp_emit_trace(struct __sk_buff *skb, const struct osp_packet *pkt,
+					   struct osp_conn *conn, __u8 observation, __u8 report,
+					   __u8 is_reply, __u64 size, int nat, __u32 dns_len)
+{
+	struct osp_event *event = osp_reserve(size);
+	if (!event)
+		return;
+	osp_fill_trace(event, skb, pkt, conn, observation, report, is_reply);
+	if (nat)
+		osp_nat_of(skb, event);
+	if (dns_len)
+		osp_copy_payload(skb, pkt, event, dns_len);
+	osp_submit(event, size);
+}
+
 /* Reports a packet of a tracked connection, in an event of the size it needs (osp_reserve). */
 static __always_inline void osp_report_trace(struct __sk_buff *skb, const struct osp_packet *pkt,
 					     struct osp_conn *conn, __u8 observation, __u8 report,
 					     __u8 is_reply)
 {
 	__u32 dns_len = osp_dns_len(skb, pkt);
-	struct osp_event *event;
-	if (dns_len) {
-		event = osp_reserve(sizeof(*event));
-		if (!event)
-			return;
-		osp_fill_trace(event, skb, pkt, conn, observation, report, is_reply);
-		if (osp_wants_nat(pkt, observation))
-			osp_nat_of(skb, event);
-		osp_copy_payload(skb, pkt, event, dns_len);
-		osp_submit(event, sizeof(*event));
-	} else if (osp_wants_nat(pkt, observation)) {
-		event = osp_reserve(OSP_EVENT_HEADER_SIZE);
-		if (!event)
-			return;
-		osp_fill_trace(event, skb, pkt, conn, observation, report, is_reply);
-		osp_nat_of(skb, event);
-		osp_submit(event, OSP_EVENT_HEADER_SIZE);
-	} else {
-		event = osp_reserve(OSP_EVENT_BASE_SIZE);
-		if (!event)
-			return;
-		osp_fill_trace(event, skb, pkt, conn, observation, report, is_reply);
-		osp_submit(event, OSP_EVENT_BASE_SIZE);
-	}
+	int nat = osp_wants_nat(pkt, observation);
+	if (dns_len)
+		osp_emit_trace(skb, pkt, conn, observation, report, is_reply,
+			       sizeof(struct osp_event), nat, dns_len);
+	else if (nat)
+		osp_emit_trace(skb, pkt, conn, observation, report, is_reply, OSP_EVENT_HEADER_SIZE,
+			       1, 0);
+	else
+		osp_emit_trace(skb, pkt, conn, observation, report, is_reply, OSP_EVENT_BASE_SIZE,
+			       0, 0);
 }
 
 #endif
