@@ -113,7 +113,7 @@ public struct AgentCommand: AsyncParsableCommand {
 
     @Option(
         help:
-            "Connections the datapath's connection table holds per node (each pod veth's view is one; 84 bytes of kernel memory each), rounded up to a power of two. It is a set-associative cache, sets of 16: a new connection whose set is full evicts the set's least recently active one, counted. Env: OSPREY_CONNTRACK_MAX."
+            "Connections the datapath's connection table holds per node (each pod veth's view is one; 100 bytes of kernel memory each), rounded up to a power of two. It is a set-associative cache, sets of 16: a new connection whose set is full evicts the set's least recently active one, counted. Env: OSPREY_CONNTRACK_MAX."
     )
     var conntrackMax: Int =
         Int(environment["OSPREY_CONNTRACK_MAX"] ?? "") ?? Datapath.Options.defaultConnectionTableSize

@@ -147,16 +147,18 @@ struct osp_conn_key {
 	__u32 pad;
 };
 
-/* State of one connection at one observation point. */
+/* State of one connection at one observation point. Each direction counts and reports its own
+ * packets, so that a flow's packets and bytes are those that went its way. Index [0]: sent by
+ * the key's first end, [1]: by its second. 48 bytes, so that a way (key and state) of the
+ * set takes two cache lines wherever it starts. */
 struct osp_conn {
-	__u64 last_report_ns; /* on the periodic reports' clock (osp_period_now in config.h) */
-	__u64 packets;	      /* since the last report */
-	__u64 bytes;
-	__u8 flags_seen;
+	__u64 packets[2]; /* since the direction's last report */
+	__u64 bytes[2];
+	__u32 last_report[2]; /* the direction's last report, on the report clock (config.h) */
+	__u32 seen; /* jiffies (low 32 bits) of its last packet: a full set evicts the oldest */
 	__u8 initiator_first; /* 1: the key's first end opened the connection */
 	__u8 fins;	      /* TCP: 1 once the initiator sent FIN, 2 once the responder did */
-	__u8 pad;
-	__u32 seen; /* jiffies (low 32 bits) of its last packet: a full set evicts the oldest */
+	__u16 pad;
 };
 
 /* The connection table: two arrays of sets of OSP_CT_WAYS connections, set-associative caches
@@ -183,7 +185,7 @@ struct osp_ct_scratch {
 	__u32 way;
 	__u32 free;
 	__u32 idlest;
-	__u32 pad;
+	__u32 direction; /* the packet's (osp_track) */
 };
 
 /* A Service translation the node's netfilter made (kube-proxy's DNAT), read from the
@@ -277,9 +279,9 @@ _Static_assert(sizeof(struct osp_tcp_flag_counts) == 8 * OSP_TCP_FLAG_MAX,
 	       "osp_tcp_flag_counts layout");
 _Static_assert(sizeof(struct osp_tuple) == 40, "osp_tuple layout");
 _Static_assert(sizeof(struct osp_conn_key) == 48, "osp_conn_key layout");
-_Static_assert(sizeof(struct osp_conn) == 32, "osp_conn layout");
-_Static_assert(sizeof(struct osp_ct_way) == 80, "osp_ct_way layout");
-_Static_assert(sizeof(struct osp_ct_set) == 64 + 80 * OSP_CT_WAYS, "osp_ct_set layout");
+_Static_assert(sizeof(struct osp_conn) == 48, "osp_conn layout");
+_Static_assert(sizeof(struct osp_ct_way) == 96, "osp_ct_way layout");
+_Static_assert(sizeof(struct osp_ct_set) == 64 + 96 * OSP_CT_WAYS, "osp_ct_set layout");
 _Static_assert(sizeof(struct osp_nat) == 64, "osp_nat layout");
 _Static_assert(sizeof(struct osp_event) == 416, "osp_event layout");
 _Static_assert(__builtin_offsetof(struct osp_event, payload) == OSP_EVENT_HEADER_SIZE,

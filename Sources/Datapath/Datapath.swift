@@ -156,13 +156,13 @@ public final class Datapath: Sendable {
         /// Kernel drop reasons (names without `SKB_DROP_REASON_`) whose drops are not reported.
         public var ignoredDrops: [String: [DropIgnoreRule]]
         /// Connections the connection table holds (each pod veth's view of a connection is one);
-        /// 84 bytes of kernel memory each, allocated at load. Rounded up to a power of two of at
+        /// 100 bytes of kernel memory each, allocated at load. Rounded up to a power of two of at
         /// least 64 (`Datapath.connectionTableSets`).
         public var connectionTableSize: Int
         /// Attach the tc programs as tcx links where the kernel has them (6.6+); tc filters otherwise.
         public var tcx: Bool
 
-        /// Cilium's default for its TCP connection table (`bpf-ct-global-tcp-max`); 42 MiB. A
+        /// Cilium's default for its TCP connection table (`bpf-ct-global-tcp-max`); 50 MiB. A
         /// set-associative table evicts from a full set before the whole table is full: at this
         /// size 100,000 connections (19 %) evict none, while in 262,144 entries (38 %) some
         /// sets overflowed (13 evictions in `scripts/bench-connections.sh`).
@@ -268,7 +268,7 @@ public final class Datapath: Sendable {
     }
 
     /// Sets of the young table in front of `sets` old ones, where new connections enter: a
-    /// sixteenth of them, at least 1 and at most 256 (4,096 connections in 344 KiB, small
+    /// sixteenth of them, at least 1 and at most 256 (4,096 connections in 400 KiB, small
     /// enough to stay in the CPUs' caches and TLBs; see conntrack.h).
     public static func youngSets(_ sets: Int) -> Int { min(256, max(1, sets / 16)) }
 

@@ -177,15 +177,28 @@ extension AgentIntegration {
             }
         }
 
-        @Test(
-            "a long connection is reported again once per --flow-report-interval while it carries data, not per packet")
-        func periodicReports() throws {
+        /// A 2-node lab whose agents report active connections once a second, with loadgen as
+        /// the client and ledger, on the other node, as the server.
+        static func withReportingLab(
+            _ prefix: Character, _ body: (LabPlan, _ client: PlannedPod, _ server: PlannedPod) throws -> Void
+        ) throws {
             var config = try LabConfig(
-                name: LabFixture.uniqueName("p"), nodeCount: 2, topology: .bridge, agentPath: OspreyBinary.agent.path)
+                name: LabFixture.uniqueName(prefix), nodeCount: 2, topology: .bridge,
+                agentPath: OspreyBinary.agent.path)
             config.agentArguments = ["--flow-report-interval", "1"]
             try LabFixture.withLab(config) { plan, _ in
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let server = try #require(plan.pods(of: "ledger", in: "billing").first)
+                #expect(client.node != server.node)
+                try body(plan, client, server)
+            }
+        }
+
+        @Test(
+            "a long connection's directions are each reported again once per --flow-report-interval while they carry packets, not per packet"
+        )
+        func periodicReports() throws {
+            try Self.withReportingLab("p") { plan, client, server in
                 let socket = try #require(
                     try PodSockets.connectTCP(from: client.netns, to: server.ipv4, port: 80, timeout: 2))
                 defer { close(socket) }
@@ -204,19 +217,73 @@ extension AgentIntegration {
                 }
                 let formatter = ISO8601DateFormatter()
                 formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-                // The connection's flows at the client's veth other than its handshake and end.
-                func reports() -> [Date] {
+                // The connection's flows at the client's veth other than its handshake and end, in
+                // one direction: the client's bytes ("source_port") or the server's ACKs.
+                func reports(_ side: String) -> [Date] {
                     ((try? Self.flows(client.node.netns)) ?? []).filter { flow in
-                        (Self.string(flow, "l4", "TCP", "source_port") == port
-                            || Self.string(flow, "l4", "TCP", "destination_port") == port)
+                        Self.string(flow, "l4", "TCP", side) == port
                             && ["SYN", "FIN", "RST"].allSatisfy { Self.string(flow, "l4", "TCP", "flags", $0) == nil }
                     }.compactMap { Self.string($0, "time").flatMap { formatter.date(from: $0) } }.sorted()
                 }
-                eventually(poll: 0.5) { reports().count >= 3 }
-                let times = reports()
-                #expect((3...6).contains(times.count), "about one a second over 4.2 s, not 168: \(times.count)")
-                let gaps = zip(times, times.dropFirst()).map { $1.timeIntervalSince($0) }
-                #expect(gaps.allSatisfy { $0 >= 0.9 }, "no sooner than the interval: \(gaps)")
+                eventually(poll: 0.5) { reports("source_port").count >= 3 && reports("destination_port").count >= 3 }
+                for side in ["source_port", "destination_port"] {
+                    let times = reports(side)
+                    #expect(
+                        (3...6).contains(times.count), "\(side): about one a second over 4.2 s, not 84: \(times.count)")
+                    let gaps = zip(times, times.dropFirst()).map { $1.timeIntervalSince($0) }
+                    #expect(gaps.allSatisfy { $0 >= 0.9 }, "\(side): no sooner than the interval: \(gaps)")
+                }
+            }
+        }
+
+        @Test(
+            "a bulk upload is counted once, as the uploader's, in the pod-level metrics; the ACKs coming back are the receiver's, and few"
+        )
+        func directionsCountApart() throws {
+            // Periodic reports once a second, so that most of the upload is reported while it
+            // runs, by whichever packet of the connection comes first after each second: a
+            // report the receiver's ACK makes must carry only what the receiver sent.
+            try Self.withReportingLab("d") { plan, client, server in
+                // The lab's pod-level metrics are in remote context: a series per source and
+                // destination, each packet counted once in the cluster, at its sender's veth.
+                func bytes(_ source: PlannedPod, _ destination: PlannedPod) -> Double {
+                    plan.nodes.reduce(0) { sum, node in
+                        sum
+                            + ((try? LabFixture.scrape(node.netns)) ?? ScrapedMetrics(text: "")).value(
+                                "networkobservability_adv_forward_bytes",
+                                ["source_podname": source.name, "destination_podname": destination.name])
+                    }
+                }
+                let before = (upload: bytes(client, server), back: bytes(server, client))
+                let receiver = Process()
+                receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                receiver.arguments = ["ip", "netns", "exec", server.netns, "iperf3", "-s", "-1", "-p", "5201"]
+                receiver.standardOutput = FileHandle.nullDevice
+                try receiver.run()
+                defer {
+                    killProcessTree(receiver.processIdentifier)
+                    receiver.waitUntilExit()
+                }
+                Thread.sleep(forTimeInterval: 0.5)
+                let run = try LabFixture.exec(
+                    client.netns, ["iperf3", "-c", server.ipv4, "-p", "5201", "-t", "3", "-J"])
+                #expect(run.status == 0, "iperf3 ran")
+                let result = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+                let sent = try #require(
+                    (((result?["end"] as? [String: Any])?["sum_sent"] as? [String: Any])?["bytes"] as? NSNumber)?
+                        .doubleValue)
+                #expect(sent > 10_000_000)
+                // Both ends' FINs report what is left (headers count too: at least what iperf3 sent).
+                var upload = 0.0
+                var back = 0.0
+                eventually(within: 15, poll: 0.5) {
+                    upload = bytes(client, server) - before.upload
+                    back = bytes(server, client) - before.back
+                    return upload >= sent
+                }
+                #expect(upload >= sent && upload < sent * 1.1, "the upload, counted once: \(upload) of \(sent)")
+                // ACKs: a few per cent of the upload at most.
+                #expect(back < sent * 0.05, "the receiver sent little: \(back) of \(sent)")
             }
         }
 

@@ -21,4 +21,24 @@ static __always_inline __u64 osp_period_now(void)
 	return bpf_ktime_get_coarse_ns();
 }
 
+/* The periodic reports' clock in units of 2^20 ns (about a millisecond), in 32 bits: a
+ * connection's report times take 4 bytes each, and the differences of two of them are right
+ * for 52 days, across a wrap too. */
+#define OSP_REPORT_CLOCK_SHIFT 20
+
+static __always_inline __u32 osp_report_clock(void)
+{
+	return (__u32)(osp_period_now() >> OSP_REPORT_CLOCK_SHIFT);
+}
+
+/* Whether the report interval has passed since `last` (osp_report_clock): the interval
+ * rounded up to whole units, so that no report comes early. */
+static __always_inline int osp_report_due(__u32 last)
+{
+	__u32 interval =
+	    (__u32)((osp_config.report_interval_ns + (1ULL << OSP_REPORT_CLOCK_SHIFT) - 1) >>
+		    OSP_REPORT_CLOCK_SHIFT);
+	return osp_report_clock() - last >= interval;
+}
+
 #endif

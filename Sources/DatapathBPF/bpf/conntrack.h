@@ -123,6 +123,17 @@ static __always_inline __u32 osp_ct_read(__u32 *field)
 	return *(volatile __u32 *)field & (OSP_CT_WAYS - 1);
 }
 
+/* The packet's direction in its connection (0: sent by the key's first end), through the same
+ * per-CPU memory: computed by comparing the packet's addresses, it would be a known 0 or 1 on
+ * each path of the comparison, and everything after it verified twice. */
+static __always_inline __u32 osp_ct_direction(struct osp_ct_scratch *scratch, int source_first)
+{
+	if (!scratch)
+		return !source_first;
+	*(volatile __u32 *)&scratch->direction = !source_first;
+	return *(volatile __u32 *)&scratch->direction & 1;
+}
+
 /* The key's connection in the slot's set, or 0 (scratch->free: the set's first free way,
  * OSP_CT_WAYS if none). */
 static __always_inline struct osp_conn *osp_ct_find(const struct osp_conn_key *key,
@@ -226,7 +237,9 @@ static __always_inline struct osp_conn *osp_ct_insert(const struct osp_conn_key 
 		return 0;
 	if (old)
 		osp_ct_age(&slot->set->ways[slot->way & (OSP_CT_WAYS - 1)], now);
-	struct osp_conn conn = {.seen = now};
+	/* The start's report is both directions' first. */
+	__u32 reported = osp_report_clock();
+	struct osp_conn conn = {.last_report = {reported, reported}, .seen = now};
 	osp_count_ct(OSP_CT_INSERTED);
 	return osp_ct_fill(slot, key, &conn);
 }
@@ -240,7 +253,8 @@ static __always_inline void osp_ct_delete(struct osp_ct_slot *slot)
 }
 
 /* Tracks the packet at an observation point and reports it when the connection starts, when
- * a TCP packet carries SYN, FIN or RST, for every DNS message, and periodically with deltas.
+ * a TCP packet carries SYN, FIN or RST, for every DNS message, and periodically with deltas:
+ * each report carries what the packet's direction sent since that direction's last report.
  * A TCP connection leaves the table when it ends — at its RST, or at the first packet without
  * FIN once both sides sent theirs (the last ACK) — so that short connections do not fill it
  * and push out live ones. */
@@ -263,6 +277,7 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 	struct osp_ct_slot young = {}, old = {};
 	struct osp_ct_slot *slot = &young;
 	osp_ct_slot(&young, osp_ct_young_set(hash), OSP_CT_SCRATCH_YOUNG, hash);
+	__u32 direction = osp_ct_direction(young.scratch, source_first);
 	struct osp_conn *conn = osp_ct_find(&key, &young);
 	int opening = (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) == OSP_TCPF_SYN;
 	if (!conn && !opening) {
@@ -282,8 +297,11 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 			 * state of its own, so that no start goes missing; its next packet tries
 			 * again. */
 			osp_count_error(OSP_ERR_CONNTRACK_FULL);
-			struct osp_conn untracked = {.packets = 1, .bytes = skb->len};
-			osp_report_trace(skb, pkt, &untracked, observation, OSP_REPORT_NEW, synack);
+			struct osp_conn untracked = {};
+			untracked.packets[direction & 1] = 1;
+			untracked.bytes[direction & 1] = skb->len;
+			osp_report_trace(skb, pkt, &untracked, direction, observation,
+					 OSP_REPORT_NEW, synack);
 			return;
 		}
 		conn->initiator_first = source_first ^ synack;
@@ -292,9 +310,8 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 	__u8 is_reply = conn->initiator_first != source_first;
 	/* Plain adds: a connection's packets at one interface are handled by one CPU at a time
 	 * in practice, and an occasional lost increment only shifts a delta to the next report. */
-	conn->packets += 1;
-	conn->bytes += skb->len;
-	conn->flags_seen |= pkt->tcp_flags;
+	conn->packets[direction & 1] += 1;
+	conn->bytes[direction & 1] += skb->len;
 	conn->seen = now;
 
 	int dns = pkt->tuple.sport == 53 || pkt->tuple.dport == 53;
@@ -305,7 +322,7 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 			report = OSP_REPORT_PAYLOAD;
 		else if (osp_config.per_packet)
 			report = OSP_REPORT_PACKET;
-		else if (osp_period_now() - conn->last_report_ns >= osp_config.report_interval_ns)
+		else if (osp_report_due(conn->last_report[direction & 1]))
 			report = OSP_REPORT_PERIODIC;
 	}
 	int ended = 0;
@@ -316,7 +333,7 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 			(conn->fins == 3 && !(pkt->tcp_flags & OSP_TCPF_FIN));
 	}
 	if (report)
-		osp_report_trace(skb, pkt, conn, observation, report, is_reply);
+		osp_report_trace(skb, pkt, conn, direction, observation, report, is_reply);
 	if (ended && slot->set)
 		osp_ct_delete(slot);
 }

@@ -100,11 +100,13 @@ static __always_inline void osp_nat_of(struct __sk_buff *skb, struct osp_event *
 	nat->present = 1;
 }
 
-/* Fills a trace event's base: the packet's time, tuple and headers, the packets and bytes since
- * the connection's last report (which restart from zero). */
+/* Fills a trace event's base: the packet's time, tuple and headers, the packets and bytes its
+ * direction of the connection sent since that direction's last report (which restart from
+ * zero). */
 static __always_inline void osp_fill_trace(struct osp_event *event, struct __sk_buff *skb,
 					   const struct osp_packet *pkt, struct osp_conn *conn,
-					   __u8 observation, __u8 report, __u8 is_reply)
+					   __u32 direction, __u8 observation, __u8 report,
+					   __u8 is_reply)
 {
 	event->timestamp_ns = bpf_ktime_get_ns();
 	__builtin_memcpy(&event->tuple, &pkt->tuple, sizeof(event->tuple));
@@ -112,11 +114,11 @@ static __always_inline void osp_fill_trace(struct osp_event *event, struct __sk_
 		event->tuple.sport = pkt->icmp_type;
 		event->tuple.dport = pkt->icmp_code;
 	}
-	event->packets = conn->packets;
-	event->bytes = conn->bytes;
-	conn->packets = 0;
-	conn->bytes = 0;
-	conn->last_report_ns = osp_period_now();
+	event->packets = conn->packets[direction & 1];
+	event->bytes = conn->bytes[direction & 1];
+	conn->packets[direction & 1] = 0;
+	conn->bytes[direction & 1] = 0;
+	conn->last_report[direction & 1] = osp_report_clock();
 	event->ifindex = skb->ifindex;
 	event->kind = OSP_EVENT_TRACE;
 	event->observation = observation;
@@ -143,13 +145,14 @@ static __always_inline int osp_wants_nat(const struct osp_packet *pkt, __u8 obse
  * verifier wants a reservation's size): with the Service translation when `nat`, with the DNS
  * message when `dns_len`. */
 static __always_inline void osp_emit_trace(struct __sk_buff *skb, const struct osp_packet *pkt,
-					   struct osp_conn *conn, __u8 observation, __u8 report,
-					   __u8 is_reply, __u64 size, int nat, __u32 dns_len)
+					   struct osp_conn *conn, __u32 direction, __u8 observation,
+					   __u8 report, __u8 is_reply, __u64 size, int nat,
+					   __u32 dns_len)
 {
 	struct osp_event *event = osp_reserve(size);
 	if (!event)
 		return;
-	osp_fill_trace(event, skb, pkt, conn, observation, report, is_reply);
+	osp_fill_trace(event, skb, pkt, conn, direction, observation, report, is_reply);
 	if (nat)
 		osp_nat_of(skb, event);
 	if (dns_len)
@@ -159,20 +162,20 @@ static __always_inline void osp_emit_trace(struct __sk_buff *skb, const struct o
 
 /* Reports a packet of a tracked connection, in an event of the size it needs (osp_reserve). */
 static __always_inline void osp_report_trace(struct __sk_buff *skb, const struct osp_packet *pkt,
-					     struct osp_conn *conn, __u8 observation, __u8 report,
-					     __u8 is_reply)
+					     struct osp_conn *conn, __u32 direction,
+					     __u8 observation, __u8 report, __u8 is_reply)
 {
 	__u32 dns_len = osp_dns_len(skb, pkt);
 	int nat = osp_wants_nat(pkt, observation);
 	if (dns_len)
-		osp_emit_trace(skb, pkt, conn, observation, report, is_reply,
+		osp_emit_trace(skb, pkt, conn, direction, observation, report, is_reply,
 			       sizeof(struct osp_event), nat, dns_len);
 	else if (nat)
-		osp_emit_trace(skb, pkt, conn, observation, report, is_reply, OSP_EVENT_HEADER_SIZE,
-			       1, 0);
+		osp_emit_trace(skb, pkt, conn, direction, observation, report, is_reply,
+			       OSP_EVENT_HEADER_SIZE, 1, 0);
 	else
-		osp_emit_trace(skb, pkt, conn, observation, report, is_reply, OSP_EVENT_BASE_SIZE,
-			       0, 0);
+		osp_emit_trace(skb, pkt, conn, direction, observation, report, is_reply,
+			       OSP_EVENT_BASE_SIZE, 0, 0);
 }
 
 #endif
