@@ -124,7 +124,7 @@ struct AgentRuntime {
                 services: [
                     EventReaderService(
                         datapath: datapath, pipeline: pipeline, metadataReady: metadataReady, logger: logger),
-                    HousekeepingService(datapath: datapath, pipeline: pipeline), watcher, http,
+                    HousekeepingService(datapath: datapath, pipeline: pipeline, logger: logger), watcher, http,
                     KubernetesService(source: kubernetes), APIServerLatencyService(latency: apiServerLatency),
                     HubbleService(server: hubble),
                     FlowLogsService(
@@ -220,15 +220,26 @@ struct FlowLogsService: Service {
     }
 }
 
-/// Once a second, away from the event reader's thread: the kernel's lost events are counted,
-/// metadata is refreshed and deleted pods' series expire.
+/// Once a second, away from the event reader's thread: silent connections' last packets are
+/// reported (`Datapath.flushIdle`), the kernel's lost events are counted, metadata is refreshed
+/// and deleted pods' series expire.
 struct HousekeepingService: Service {
     let datapath: Datapath
     let pipeline: FlowPipeline
+    let logger: Logger
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
+            var flushFailed = false
             while !Task.isCancelled {
+                do { try datapath.flushIdle() } catch {
+                    if !flushFailed {
+                        logger.error(
+                            "Silent connections' last packets cannot be reported: \(error). Their counts wait for the connections' next packets."
+                        )
+                    }
+                    flushFailed = true
+                }
                 pipeline.noteLost(.perfEventRingBuffer, total: datapath.events.kernelLost)
                 pipeline.tick()
                 try await Task.sleep(for: .seconds(1))

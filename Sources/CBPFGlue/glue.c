@@ -155,6 +155,15 @@ int osp_prog_test_run(int prog_fd, const void *packet, uint32_t size, int *retva
 	return 0;
 }
 
+int osp_prog_run_context(int prog_fd, void *context, uint32_t size, int *retval)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = context, .ctx_size_in = size, );
+	if (bpf_prog_test_run_opts(prog_fd, &opts))
+		return -errno;
+	*retval = (int)opts.retval;
+	return 0;
+}
+
 int osp_btf_enum_dump(const char *enum_name, char *buf, size_t len)
 {
 	struct btf *btf = btf__load_vmlinux_btf();

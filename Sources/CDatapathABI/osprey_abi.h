@@ -124,6 +124,7 @@ enum osp_report_reason {
 	OSP_REPORT_PACKET = 5,	 /* per-packet debugging mode */
 	OSP_REPORT_DROP = 6,
 	OSP_REPORT_RETRANSMIT = 7,
+	OSP_REPORT_IDLE = 8, /* what a direction sent before it fell silent (the flush program) */
 };
 
 #define OSP_DNS_SNAPLEN 256 /* bytes of a DNS message carried by an event */
@@ -158,7 +159,8 @@ struct osp_conn {
 	__u32 seen; /* jiffies (low 32 bits) of its last packet: a full set evicts the oldest */
 	__u8 initiator_first; /* 1: the key's first end opened the connection */
 	__u8 fins;	      /* TCP: 1 once the initiator sent FIN, 2 once the responder did */
-	__u16 pad;
+	__u8 pod_sends;	      /* the direction that leaves the pod behind the interface */
+	__u8 pad;
 };
 
 /* The connection table: two arrays of sets of OSP_CT_WAYS connections, set-associative caches
@@ -186,6 +188,15 @@ struct osp_ct_scratch {
 	__u32 free;
 	__u32 idlest;
 	__u32 direction; /* the packet's (osp_track) */
+};
+
+/* The flush program's context (BPF_PROG_TEST_RUN of osp_flush_idle, flush.c): which sets of
+ * osp_conntrack it walks this run (the young table it walks whole), and what it did. */
+struct osp_flush_args {
+	__u32 old_start; /* in: the first set of osp_conntrack */
+	__u32 old_sets;	 /* in: how many sets from there (wrapping around) */
+	__u32 reports;	 /* out: reports made */
+	__u32 pad;
 };
 
 /* A Service translation the node's netfilter made (kube-proxy's DNAT), read from the
@@ -282,6 +293,7 @@ _Static_assert(sizeof(struct osp_conn_key) == 48, "osp_conn_key layout");
 _Static_assert(sizeof(struct osp_conn) == 48, "osp_conn layout");
 _Static_assert(sizeof(struct osp_ct_way) == 96, "osp_ct_way layout");
 _Static_assert(sizeof(struct osp_ct_set) == 64 + 96 * OSP_CT_WAYS, "osp_ct_set layout");
+_Static_assert(sizeof(struct osp_flush_args) == 16, "osp_flush_args layout");
 _Static_assert(sizeof(struct osp_nat) == 64, "osp_nat layout");
 _Static_assert(sizeof(struct osp_event) == 416, "osp_event layout");
 _Static_assert(__builtin_offsetof(struct osp_event, payload) == OSP_EVENT_HEADER_SIZE,

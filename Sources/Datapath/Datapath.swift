@@ -41,8 +41,9 @@ public enum TCAttachMode: String, Sendable {
 }
 
 /// The eBPF datapath of one node: the tc programs on the pod veths (`pod.c`), the
-/// `skb:kfree_skb` drop program (`drops.c`) and the `tcp:tcp_retransmit_skb` program
-/// (`retransmits.c`), sharing one set of maps. The two tracepoint programs attach as BTF
+/// `skb:kfree_skb` drop program (`drops.c`), the `tcp:tcp_retransmit_skb` program
+/// (`retransmits.c`) and the flush of silent connections (`flush.c`, run by `flushIdle()`),
+/// sharing one set of maps. The two tracepoint programs attach as BTF
 /// tracepoints: no tracefs needed, and the kernel hands them its arguments as they are. The
 /// uplink(s) carry no program: what crosses them is in their own interface counters, and the
 /// drop program only needs to know which they are.
@@ -64,6 +65,9 @@ public final class Datapath: Sendable {
     /// `Options.connectionTableSize` rounded up to whole sets (see `connectionTableSets`), and
     /// the young sets in front of them (`youngSets`).
     public let connectionTableSize: Int
+    /// Sets of the old connection table, and the first one the next flush walks.
+    private let oldSets: Int
+    private let flushCursor = Lock(0)
     public let cpus: Int
     /// Kernel drop reason values → names without `SKB_DROP_REASON_` (from the kernel's BTF).
     public let dropReasons: [UInt32: String]
@@ -103,8 +107,10 @@ public final class Datapath: Sendable {
         var pod: BPFObject
         var drops: BPFObject
         var retransmits: BPFObject
+        var flush: BPFObject
 
         func close() {
+            flush.close()
             retransmits.close()
             drops.close()
             pod.close()
@@ -124,6 +130,7 @@ public final class Datapath: Sendable {
         case podIngress = "osp_tc_pod_ingress", podEgress = "osp_tc_pod_egress"
         case drops = "osp_kfree_skb"
         case retransmits = "osp_tcp_retransmit_skb"
+        case flush = "osp_flush_idle"
     }
 
     /// The section holding `struct osp_config` in the objects that read it.
@@ -132,7 +139,7 @@ public final class Datapath: Sendable {
     /// The compiled objects by name, as the BPFCompiler plugin embedded them.
     static let images: [(name: String, bytes: [UInt8])] = [
         ("pod", BPFObjects.pod), ("drops", BPFObjects.drops),
-        ("retransmits", BPFObjects.retransmits),
+        ("retransmits", BPFObjects.retransmits), ("flush", BPFObjects.flush),
     ]
 
     struct Maps: Sendable {
@@ -237,6 +244,8 @@ public final class Datapath: Sendable {
         for map in MapName.allCases { fds[map.rawValue] = try pod.mapFD(map.rawValue) }
         let drops = try BPFObject(name: "drops", bytes: BPFObjects.drops, sharing: fds, constants: constants)
         let retransmits = try BPFObject(name: "retransmits", bytes: BPFObjects.retransmits, sharing: fds)
+        let flush = try BPFObject(name: "flush", bytes: BPFObjects.flush, sharing: fds, constants: constants)
+        oldSets = sets
         func map<Key, Value>(_ name: MapName) -> BPFMap<Key, Value> {
             BPFMap(name: name.rawValue, fd: fds[name.rawValue]!)
         }
@@ -252,7 +261,7 @@ public final class Datapath: Sendable {
             bpf_link__destroy(dropLink)
             throw error
         }
-        objects = Lock(Objects(pod: pod, drops: drops, retransmits: retransmits))
+        objects = Lock(Objects(pod: pod, drops: drops, retransmits: retransmits, flush: flush))
         tracepointLinks = Lock([dropLink, retransmitLink])
     }
 
@@ -412,6 +421,33 @@ public final class Datapath: Sendable {
             guard let objects else { throw .missing(what: "tc programs", object: "pod (closed)") }
             return try objects.pod.programFD(program.rawValue)
         }
+    }
+
+    // MARK: - Silent connections
+
+    /// Sets of the old connection table one flush walks (1.6 MiB of tag lines, and the ways in
+    /// use): the default table of 32,768 sets in four runs.
+    public static let flushOldSets = 8192
+
+    /// Reports what silent connections sent since their last report (`flush.c`): every direction
+    /// of a connection that sent packets since its last report, an interval ago or more. Walks the
+    /// young table and the next `flushOldSets` sets of the old one; the agent runs it once a
+    /// second. Returns the reports made.
+    @discardableResult
+    public func flushIdle() throws(DatapathError) -> Int {
+        let fd = try objects.withLock { objects throws(DatapathError) -> Int32 in
+            guard let objects else { throw .missing(what: "flush program", object: "flush (closed)") }
+            return try objects.flush.programFD(ProgramName.flush.rawValue)
+        }
+        let start = flushCursor.withLock { cursor in
+            defer { cursor = (cursor + Self.flushOldSets) % oldSets }
+            return cursor
+        }
+        var args = osp_flush_args(old_start: UInt32(start), old_sets: UInt32(Self.flushOldSets), reports: 0, pad: 0)
+        var verdict: Int32 = 0
+        let status = osp_prog_run_context(fd, &args, UInt32(MemoryLayout<osp_flush_args>.size), &verdict)
+        guard status == 0 else { throw .flush(errno: -status) }
+        return Int(args.reports)
     }
 
     /// Runs a tc program once on `packet`, an Ethernet frame, as if it crossed a pod veth (the

@@ -11,6 +11,7 @@ public enum DatapathError: Error, Equatable, CustomStringConvertible {
     case btf(String)
     case statistics(errno: Int32)
     case testRun(program: String, errno: Int32)
+    case flush(errno: Int32)
 
     public var description: String {
         switch self {
@@ -32,6 +33,8 @@ public enum DatapathError: Error, Equatable, CustomStringConvertible {
             "Cannot turn on the kernel's eBPF run statistics (\(Self.text(code))); it needs Linux 5.8 and CAP_SYS_ADMIN."
         case .testRun(let program, let code):
             "Cannot run \(program) on a test packet (\(Self.text(code))); it needs CAP_BPF."
+        case .flush(let code):
+            "Cannot run the flush of silent connections (osp_flush_idle: \(Self.text(code))); it needs CAP_BPF."
         }
     }
 

@@ -237,12 +237,12 @@ extension AgentIntegration {
         }
 
         @Test(
-            "a bulk upload is counted once, as the uploader's, in the pod-level metrics; the ACKs coming back are the receiver's, and few"
+            "an upload, a pause, then a byte back: the upload is counted once, as the client's, in the pod-level metrics, and the report the server's byte makes carries only what the server sent"
         )
         func directionsCountApart() throws {
-            // Periodic reports once a second, so that most of the upload is reported while it
-            // runs, by whichever packet of the connection comes first after each second: a
-            // report the receiver's ACK makes must carry only what the receiver sent.
+            // Reports once a second. The upload takes well under a second; the server's byte comes
+            // after an interval, so its packet makes a periodic report at the server's veth. With
+            // one count for both directions, that report carried the upload as the server's.
             try Self.withReportingLab("d") { plan, client, server in
                 // The lab's pod-level metrics are in remote context: a series per source and
                 // destination, each packet counted once in the cluster, at its sender's veth.
@@ -255,35 +255,59 @@ extension AgentIntegration {
                     }
                 }
                 let before = (upload: bytes(client, server), back: bytes(server, client))
-                let receiver = Process()
-                receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                receiver.arguments = ["ip", "netns", "exec", server.netns, "iperf3", "-s", "-1", "-p", "5201"]
-                receiver.standardOutput = FileHandle.nullDevice
-                try receiver.run()
-                defer {
-                    killProcessTree(receiver.processIdentifier)
-                    receiver.waitUntilExit()
-                }
-                Thread.sleep(forTimeInterval: 0.5)
-                let run = try LabFixture.exec(
-                    client.netns, ["iperf3", "-c", server.ipv4, "-p", "5201", "-t", "3", "-J"])
-                #expect(run.status == 0, "iperf3 ran")
-                let result = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
-                let sent = try #require(
-                    (((result?["end"] as? [String: Any])?["sum_sent"] as? [String: Any])?["bytes"] as? NSNumber)?
-                        .doubleValue)
-                #expect(sent > 10_000_000)
-                // Both ends' FINs report what is left (headers count too: at least what iperf3 sent).
-                var upload = 0.0
-                var back = 0.0
+                let listener = try PodSockets.listenTCP(in: server.netns, port: 7070)
+                defer { close(listener) }
+                let clientSocket = try #require(
+                    try PodSockets.connectTCP(from: client.netns, to: server.ipv4, port: 7070, timeout: 2))
+                defer { close(clientSocket) }
+                let serverSocket = try #require(PodSockets.accept(listener, timeout: 2))
+                defer { close(serverSocket) }
+                let upload = 2_000_000
+                #expect(PodSockets.transfer(upload, from: clientSocket, to: serverSocket), "the upload went through")
+                Thread.sleep(forTimeInterval: 1.5)
+                #expect(PodSockets.transfer(1, from: serverSocket, to: clientSocket), "the byte went back")
+                Thread.sleep(forTimeInterval: 0.2)
+                var (sent, back) = (0.0, 0.0)
+                // The flush reports what the client sent last; headers count too: at least the upload.
                 eventually(within: 15, poll: 0.5) {
-                    upload = bytes(client, server) - before.upload
+                    sent = bytes(client, server) - before.upload
                     back = bytes(server, client) - before.back
-                    return upload >= sent
+                    return sent >= Double(upload) && back > 0
                 }
-                #expect(upload >= sent && upload < sent * 1.1, "the upload, counted once: \(upload) of \(sent)")
-                // ACKs: a few per cent of the upload at most.
-                #expect(back < sent * 0.05, "the receiver sent little: \(back) of \(sent)")
+                #expect(
+                    sent >= Double(upload) && sent < Double(upload) * 1.1, "the upload, counted once: \(sent)")
+                // The server's ACKs and its byte: a few per cent of the upload at most.
+                #expect(back > 0 && back < Double(upload) * 0.05, "what the server sent: \(back)")
+            }
+        }
+
+        @Test(
+            "a burst of UDP datagrams and then silence: every datagram is counted in the pod-level metrics, the ones after the first by the flush of silent connections"
+        )
+        func silentConnectionsFlushed() throws {
+            try Self.withReportingLab("s") { plan, client, server in
+                LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
+                func packets() -> Double {
+                    plan.nodes.reduce(0) { sum, node in
+                        sum
+                            + ((try? LabFixture.scrape(node.netns)) ?? ScrapedMetrics(text: "")).value(
+                                "networkobservability_adv_forward_count",
+                                ["source_podname": client.name, "destination_podname": server.name])
+                    }
+                }
+                // The stopped clients' last packets are counted before the baseline is taken.
+                let before = settled(interval: 2.5) { packets() }
+                // 300 datagrams in well under the report interval (1 s), then nothing: only the
+                // first is reported by a packet of its own (the connection's start).
+                try PodSockets.sendUDP(from: client.netns, to: server.ipv4, port: 9, count: 300, payload: 100)
+                var counted = 0.0
+                eventually(within: 15, poll: 0.5) {
+                    counted = packets() - before
+                    return counted >= 300
+                }
+                Thread.sleep(forTimeInterval: 2.5)  // and no more comes: each counted once
+                counted = packets() - before
+                #expect(counted == 300, "the datagrams counted at the sender's veth: \(counted)")
             }
         }
 

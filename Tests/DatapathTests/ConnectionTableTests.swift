@@ -26,6 +26,8 @@ struct ConnectionTableTests {
 
     final class Reports: Sendable {
         let list = Lock<[Report]>([])
+        /// Each report's observation point (enum osp_observation), in the same order.
+        let observations = Lock<[UInt8]>([])
     }
 
     /// A datapath with a table of `entries`, its events collected.
@@ -34,15 +36,18 @@ struct ConnectionTableTests {
         private let reports = Reports()
 
         /// `perPacket`: every packet reported (`--per-packet-events`).
-        init(entries: Int, idleInterval: Double = 0.025, perPacket: Bool = false) throws {
-            datapath = try Datapath(options: .init(perPacket: perPacket, connectionTableSize: entries))
+        init(entries: Int, idleInterval: Double = 0.025, perPacket: Bool = false, reportInterval: Double = 10) throws {
+            datapath = try Datapath(
+                options: .init(reportInterval: reportInterval, perPacket: perPacket, connectionTableSize: entries))
             datapath.events.start(idleInterval: idleInterval, quietPolls: 3) { [reports] events, _ in
-                let new = events.filter { $0.kind == UInt8(OSP_EVENT_TRACE.rawValue) }.map {
+                let traces = events.filter { $0.kind == UInt8(OSP_EVENT_TRACE.rawValue) }
+                let new = traces.map {
                     Report(
                         reason: osp_report_reason(UInt32($0.report)), flags: $0.tcp_flags, isReply: $0.is_reply == 1,
                         packets: $0.packets, clientPort: $0.is_reply == 1 ? $0.tuple.dport : $0.tuple.sport,
                         protocolNumber: $0.tuple.protocol)
                 }
+                reports.observations.withLock { $0 += traces.map(\.observation) }
                 reports.list.withLock { $0 += new }
             }
         }
@@ -70,6 +75,9 @@ struct ConnectionTableTests {
             Thread.sleep(forTimeInterval: 0.05)  // and nothing more than expected
             return reports.list.withLock { $0 }
         }
+
+        /// The observation points of the events received so far (after `reports`).
+        var observations: [UInt8] { reports.observations.withLock { $0 } }
     }
 
     static let syn: UInt8 = 0x02, ack: UInt8 = 0x10, fin: UInt8 = 0x01, psh: UInt8 = 0x08
@@ -316,6 +324,63 @@ struct ConnectionTableTests {
         try lab.segment(40_000, Self.ack)  // gone from both tables: new again
         #expect(lab.reports(21).last?.reason == OSP_REPORT_NEW)
         #expect(lab.datapath.connectionTable().inserted == 18)
+    }
+
+    @Test(
+        "a direction that falls silent with packets unreported is reported by the flush once its interval has passed, in the young table and the old, with its own packets and where they crossed; ICMP is left out"
+    )
+    func flushSilent() throws {
+        let lab = try Lab(entries: 64, reportInterval: 0.2)  // 1 young set, 4 old ones
+        // A UDP exchange that is not DNS: the request opens it, two replies enter the pod.
+        let udp: (Bool) -> [UInt8] = { reply in
+            let ports: [UInt8] = reply ? [0x13, 0x88, 0x9c, 0x40] : [0x9c, 0x40, 0x13, 0x88]  // 40000 <-> 5000
+            return ConnectionTableTests.ipv4(17, reply: reply, ports + [0, 12, 0, 0, 1, 2, 3, 4])
+        }
+        try lab.run(udp(false))
+        try lab.run(udp(true), entering: true)
+        try lab.run(udp(true), entering: true)
+        // A ping: the request reported at once, its reply left to the next periodic report.
+        let echo: (UInt8) -> [UInt8] = { type in ConnectionTableTests.ipv4(1, [type, 0, 0, 0, 0, 1, 0, 1]) }
+        try lab.run(echo(8))
+        try lab.run(echo(0), entering: true)
+        // A TCP connection whose client sent an ACK, then pushed to the old table by 16 new
+        // ones a tick later, where the client sends another.
+        try lab.segment(41_000, Self.syn)
+        try lab.segment(41_000, Self.syn | Self.ack, reply: true)
+        try lab.segment(41_000, Self.ack)
+        Thread.sleep(forTimeInterval: 0.01)
+        for port in UInt16(42_000)..<42_016 { try lab.segment(port, Self.syn) }
+        try lab.segment(41_000, Self.ack)
+        #expect(lab.reports(20).count == 20, "the starts, the SYN-ACK and the ping")
+        #expect(try lab.datapath.flushIdle() == 0, "nothing is due within the interval")
+        Thread.sleep(forTimeInterval: 0.25)
+        #expect(try lab.datapath.flushIdle() == 2)
+        let flushed = Array(lab.reports(22).dropFirst(20))
+        #expect(
+            flushed.sorted { $0.clientPort < $1.clientPort } == [
+                Report(
+                    reason: OSP_REPORT_IDLE, flags: 0, isReply: true, packets: 2, clientPort: 40_000, protocolNumber: 17
+                ),
+                Report(reason: OSP_REPORT_IDLE, flags: 0, isReply: false, packets: 2, clientPort: 41_000),
+            ])
+        let observed = Array(lab.observations.dropFirst(20))
+        for (report, observation) in zip(flushed, observed) {
+            // The replies entered the pod; the client's ACKs left it.
+            let expected = report.isReply ? OSP_OBS_TO_ENDPOINT : OSP_OBS_FROM_ENDPOINT
+            #expect(UInt32(observation) == expected.rawValue, "\(report)")
+        }
+        #expect(try lab.datapath.flushIdle() == 0, "reported once")
+        // The flush restarted the direction's interval: a reply now waits for the next flush.
+        try lab.run(udp(true), entering: true)
+        #expect(try lab.datapath.flushIdle() == 0)
+        Thread.sleep(forTimeInterval: 0.25)
+        #expect(try lab.datapath.flushIdle() == 1)
+        #expect(
+            lab.reports(23).last
+                == Report(
+                    reason: OSP_REPORT_IDLE, flags: 0, isReply: true, packets: 1, clientPort: 40_000, protocolNumber: 17
+                ))
+        #expect(lab.datapath.events.kernelLost == 0)
     }
 
     @Test(

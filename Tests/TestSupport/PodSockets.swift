@@ -38,6 +38,60 @@ public enum PodSockets {
         }
     }
 
+    /// A TCP socket listening on `port` in the pod (nonblocking; the caller closes it).
+    public static func listenTCP(in netns: String, port: UInt16) throws -> Int32 {
+        let fd = try socket(in: netns, type: Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var local = address("0.0.0.0", port)
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0, listen(fd, 8) == 0 else {
+            let code = errno
+            close(fd)
+            throw POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO)
+        }
+        return fd
+    }
+
+    /// The next connection `listener` accepts within `timeout` (nonblocking), or nil.
+    public static func accept(_ listener: Int32, timeout: Double) -> Int32? {
+        var pollFD = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        guard poll(&pollFD, 1, Int32(timeout * 1000)) == 1 else { return nil }
+        let fd = Glibc.accept(listener, nil, nil)
+        guard fd >= 0 else { return nil }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        return fd
+    }
+
+    /// Moves `count` bytes from the connected nonblocking socket `sender` to its peer
+    /// `receiver`, reading them as they arrive; false if it stalls for `timeout`.
+    public static func transfer(_ count: Int, from sender: Int32, to receiver: Int32, timeout: Double = 10) -> Bool {
+        let chunk = [UInt8](repeating: 0x61, count: 65536)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var (written, read) = (0, 0)
+        while read < count {
+            var fds = [
+                pollfd(fd: sender, events: written < count ? Int16(POLLOUT) : 0, revents: 0),
+                pollfd(fd: receiver, events: Int16(POLLIN), revents: 0),
+            ]
+            guard poll(&fds, 2, Int32(timeout * 1000)) > 0 else { return false }
+            if written < count, fds[0].revents & Int16(POLLOUT) != 0 {
+                let sent = write(sender, chunk, min(chunk.count, count - written))
+                if sent > 0 { written += sent }
+            }
+            if fds[1].revents & Int16(POLLIN) != 0 {
+                let got = Glibc.read(receiver, &buffer, buffer.count)
+                if got <= 0 { return false }
+                read += got
+            }
+        }
+        return true
+    }
+
     /// Starts a TCP connection from the pod and waits up to `timeout` for it to be established.
     /// Returns the connected socket (the caller closes it), or nil if it was not established —
     /// then the socket is already closed, so the kernel sends nothing more for it.

@@ -47,6 +47,10 @@ int osp_prog_verified_insns(int prog_fd, uint32_t *count);
  * sk_buff on the loopback device), and puts its return code in *retval. 0, or -errno. */
 int osp_prog_test_run(int prog_fd, const void *packet, uint32_t size, int *retval);
 
+/* Runs a syscall program once on `context` (`size` bytes, which it may change in place) and puts
+ * its return code in *retval. 0, or -errno. */
+int osp_prog_run_context(int prog_fd, void *context, uint32_t size, int *retval);
+
 /* Writes "value name\n" for every enumerator of the kernel enum `enum_name` (from
  * /sys/kernel/btf/vmlinux) into buf. Returns the number of bytes written. */
 int osp_btf_enum_dump(const char *enum_name, char *buf, size_t len);

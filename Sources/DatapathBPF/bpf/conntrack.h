@@ -227,10 +227,11 @@ static __always_inline void osp_ct_age(const struct osp_ct_way *moving, __u32 no
 	osp_ct_fill(&slot, &moving->key, &moving->conn);
 }
 
-/* Adds the key's connection (zeroed, `seen` now) to the young table after a lookup there did
- * not find it. 0 when another CPU took the way first. */
-static __always_inline struct osp_conn *osp_ct_insert(const struct osp_conn_key *key,
-						      struct osp_ct_slot *slot, __u32 now)
+/* Adds the key's connection (zeroed, `seen` now; `pod_sends` is the direction that leaves the
+ * pod) to the young table after a lookup there did not find it. 0 when another CPU took the
+ * way first. */
+static __always_inline struct osp_conn *
+osp_ct_insert(const struct osp_conn_key *key, struct osp_ct_slot *slot, __u32 now, __u32 pod_sends)
 {
 	__u32 old = osp_ct_claim(slot, now);
 	if (old == OSP_CT_CLAIMED)
@@ -239,7 +240,8 @@ static __always_inline struct osp_conn *osp_ct_insert(const struct osp_conn_key 
 		osp_ct_age(&slot->set->ways[slot->way & (OSP_CT_WAYS - 1)], now);
 	/* The start's report is both directions' first. */
 	__u32 reported = osp_report_clock();
-	struct osp_conn conn = {.last_report = {reported, reported}, .seen = now};
+	struct osp_conn conn = {
+	    .last_report = {reported, reported}, .seen = now, .pod_sends = pod_sends};
 	osp_count_ct(OSP_CT_INSERTED);
 	return osp_ct_fill(slot, key, &conn);
 }
@@ -255,6 +257,7 @@ static __always_inline void osp_ct_delete(struct osp_ct_slot *slot)
 /* Tracks the packet at an observation point and reports it when the connection starts, when
  * a TCP packet carries SYN, FIN or RST, for every DNS message, and periodically with deltas:
  * each report carries what the packet's direction sent since that direction's last report.
+ * What a direction sent before falling silent is reported by the flush (flush.c).
  * A TCP connection leaves the table when it ends — at its RST, or at the first packet without
  * FIN once both sides sent theirs (the last ACK) — so that short connections do not fill it
  * and push out live ones. */
@@ -291,7 +294,9 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 		 * destination did (we missed the SYN). */
 		int synack = (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) ==
 			     (OSP_TCPF_SYN | OSP_TCPF_ACK);
-		conn = osp_ct_insert(&key, &young, now);
+		conn =
+		    osp_ct_insert(&key, &young, now,
+				  observation == OSP_OBS_FROM_ENDPOINT ? direction : direction ^ 1);
 		if (!conn) {
 			/* Another CPU claimed the way it would take: reported all the same, from a
 			 * state of its own, so that no start goes missing; its next packet tries

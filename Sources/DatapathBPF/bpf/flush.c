@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The flush of silent connections: a program the agent runs once a second (BPF_PROG_TEST_RUN of
+ * a syscall program; it is attached nowhere). The pod programs report what a direction of a
+ * connection sent only at one of its own packets (conntrack.h): at a SYN, FIN or RST, or at its
+ * first packet after the report interval. A direction that falls silent between reports would
+ * keep its last packets forever — a UDP reply, the last burst of a keep-alive connection. This
+ * program reports them: every direction that sent something since its last report, and last
+ * reported an interval ago or more, gets a report of reason OSP_REPORT_IDLE, stamped now.
+ * It walks the whole young table and, each run, the part of the old table user space asks for
+ * (struct osp_flush_args), reading a set's tag line and only the ways in use.
+ * ICMP is left out: its entries key on addresses alone, and a report must name a type and code
+ * that the table does not keep. */
+#include <linux/bpf.h>
+
+#include "conntrack.h"
+
+/* What the walk carries from set to set. */
+struct osp_flush_walk {
+	__u32 old_start;
+	__u32 old_mask;
+	__u32 reports;
+	__u32 now; /* the report clock */
+};
+
+/* Reports what direction `direction` of the connection in `way` sent since its last report:
+ * the counts are taken with atomic exchanges, so a packet counted meanwhile on another CPU goes
+ * to the next report (unless its plain add races with the exchange itself). Returns 1 when it
+ * made a report. */
+static __always_inline int osp_flush_direction(struct osp_ct_way *way,
+					       const struct osp_conn_key *key, __u32 direction,
+					       __u32 now)
+{
+	struct osp_conn *conn = &way->conn;
+	if (*(volatile __u64 *)&conn->packets[direction & 1] == 0)
+		return 0;
+	if (!osp_report_due(conn->last_report[direction & 1]))
+		return 0;
+	struct osp_event *event = osp_reserve(OSP_EVENT_BASE_SIZE);
+	if (!event)
+		return 0;
+	event->packets = __sync_lock_test_and_set(&conn->packets[direction & 1], 0);
+	event->bytes = __sync_lock_test_and_set(&conn->bytes[direction & 1], 0);
+	conn->last_report[direction & 1] = now;
+	event->timestamp_ns = bpf_ktime_get_ns();
+	if (direction == 0)
+		__builtin_memcpy(&event->tuple, &key->tuple, sizeof(event->tuple));
+	else
+		osp_reverse(&event->tuple, &key->tuple);
+	event->ifindex = key->ifindex;
+	event->kind = OSP_EVENT_TRACE;
+	event->observation =
+	    direction == conn->pod_sends ? OSP_OBS_FROM_ENDPOINT : OSP_OBS_TO_ENDPOINT;
+	event->report = OSP_REPORT_IDLE;
+	event->is_reply = conn->initiator_first != (direction == 0);
+	osp_submit(event, OSP_EVENT_BASE_SIZE);
+	return 1;
+}
+
+/* One set: each way in use (an odd tag; 0 is free, OSP_CT_CLAIMED being filled) whose tag is
+ * still the same once its key is copied. */
+static __always_inline void osp_flush_set(struct osp_ct_set *set, struct osp_flush_walk *walk)
+{
+	for (__u32 i = 0; i < OSP_CT_WAYS; i++) {
+		__u32 tag = *(volatile __u32 *)&set->tags[i];
+		if (!(tag & 1))
+			continue;
+		struct osp_conn_key key __attribute__((aligned(8)));
+		__builtin_memcpy(&key, &set->ways[i].key, sizeof(key));
+		if (*(volatile __u32 *)&set->tags[i] != tag)
+			continue;
+		if (key.tuple.protocol == IPPROTO_ICMP || key.tuple.protocol == IPPROTO_ICMPV6)
+			continue;
+		walk->reports += osp_flush_direction(&set->ways[i], &key, 0, walk->now);
+		walk->reports += osp_flush_direction(&set->ways[i], &key, 1, walk->now);
+	}
+}
+
+static long osp_flush_young(__u32 index, struct osp_flush_walk *walk)
+{
+	struct osp_ct_set *set = bpf_map_lookup_elem(&osp_ct_young, &index);
+	if (!set)
+		return 1;
+	osp_flush_set(set, walk);
+	return 0;
+}
+
+static long osp_flush_old(__u32 index, struct osp_flush_walk *walk)
+{
+	__u32 set_index = (walk->old_start + index) & walk->old_mask;
+	struct osp_ct_set *set = bpf_map_lookup_elem(&osp_conntrack, &set_index);
+	if (!set)
+		return 1;
+	osp_flush_set(set, walk);
+	return 0;
+}
+
+SEC("syscall")
+int osp_flush_idle(struct osp_flush_args *args)
+{
+	struct osp_flush_walk walk = {
+	    .old_start = args->old_start,
+	    .old_mask = osp_config.ct_set_mask,
+	    .now = osp_report_clock(),
+	};
+	__u32 old_sets = args->old_sets;
+	if (old_sets > osp_config.ct_set_mask + 1)
+		old_sets = osp_config.ct_set_mask + 1;
+	bpf_loop(osp_config.ct_young_mask + 1, osp_flush_young, &walk, 0);
+	bpf_loop(old_sets, osp_flush_old, &walk, 0);
+	args->reports = walk.reports;
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
