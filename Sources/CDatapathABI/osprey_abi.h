@@ -193,11 +193,17 @@ struct osp_ct_scratch {
 /* The flush program's context (BPF_PROG_TEST_RUN of osp_flush_idle, flush.c): which sets of
  * osp_conntrack it walks this run (the young table it walks whole), and what it did. */
 struct osp_flush_args {
-	__u32 old_start; /* in: the first set of osp_conntrack */
-	__u32 old_sets;	 /* in: how many sets from there (wrapping around) */
-	__u32 reports;	 /* out: reports made */
-	__u32 pad;
+	__u32 old_start;  /* in: the first set of osp_conntrack */
+	__u32 old_sets;	  /* in: how many sets from there (wrapping around) */
+	__u32 reports;	  /* out: reports made */
+	__u32 old_walked; /* out: sets of osp_conntrack walked (fewer when the ring neared
+			   * OSP_FLUSH_RING_LIMIT: the next run goes on from there) */
 };
+
+/* The event ring's size, and how full the flush leaves it at most: a quarter, so that a table
+ * full of silent connections never crowds out the pod programs' events. */
+#define OSP_EVENTS_RING_BYTES (8 << 20)
+#define OSP_FLUSH_RING_LIMIT (OSP_EVENTS_RING_BYTES / 4)
 
 /* A Service translation the node's netfilter made (kube-proxy's DNAT), read from the
  * conntrack entry a packet carried when it entered a pod: the connection as its client opened

@@ -431,23 +431,25 @@ public final class Datapath: Sendable {
 
     /// Reports what silent connections sent since their last report (`flush.c`): every direction
     /// of a connection that sent packets since its last report, an interval ago or more. Walks the
-    /// young table and the next `flushOldSets` sets of the old one; the agent runs it once a
-    /// second. Returns the reports made.
+    /// young table and the next `flushOldSets` sets of the old one, and stops early where the
+    /// event ring is a quarter full (`OSP_FLUSH_RING_LIMIT`; the next run goes on from there).
+    /// The agent runs it once a second. Returns the reports made.
     @discardableResult
     public func flushIdle() throws(DatapathError) -> Int {
         let fd = try objects.withLock { objects throws(DatapathError) -> Int32 in
             guard let objects else { throw .missing(what: "flush program", object: "flush (closed)") }
             return try objects.flush.programFD(ProgramName.flush.rawValue)
         }
-        let start = flushCursor.withLock { cursor in
-            defer { cursor = (cursor + Self.flushOldSets) % oldSets }
-            return cursor
+        // One flush at a time: each goes on where the last stopped.
+        return try flushCursor.withLock { cursor throws(DatapathError) -> Int in
+            var args = osp_flush_args(
+                old_start: UInt32(cursor), old_sets: UInt32(Self.flushOldSets), reports: 0, old_walked: 0)
+            var verdict: Int32 = 0
+            let status = osp_prog_run_context(fd, &args, UInt32(MemoryLayout<osp_flush_args>.size), &verdict)
+            guard status == 0 else { throw .flush(errno: -status) }
+            cursor = (cursor + Int(args.old_walked)) % oldSets
+            return Int(args.reports)
         }
-        var args = osp_flush_args(old_start: UInt32(start), old_sets: UInt32(Self.flushOldSets), reports: 0, pad: 0)
-        var verdict: Int32 = 0
-        let status = osp_prog_run_context(fd, &args, UInt32(MemoryLayout<osp_flush_args>.size), &verdict)
-        guard status == 0 else { throw .flush(errno: -status) }
-        return Int(args.reports)
     }
 
     /// Runs a tc program once on `packet`, an Ethernet frame, as if it crossed a pod veth (the

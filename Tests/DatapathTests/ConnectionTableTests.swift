@@ -35,10 +35,21 @@ struct ConnectionTableTests {
         let datapath: Datapath
         private let reports = Reports()
 
-        /// `perPacket`: every packet reported (`--per-packet-events`).
-        init(entries: Int, idleInterval: Double = 0.025, perPacket: Bool = false, reportInterval: Double = 10) throws {
+        private let idleInterval: Double
+
+        /// `perPacket`: every packet reported (`--per-packet-events`). Unless `reading`, the
+        /// events stay in the ring until `startReading()`.
+        init(
+            entries: Int, idleInterval: Double = 0.025, perPacket: Bool = false, reportInterval: Double = 10,
+            reading: Bool = true
+        ) throws {
             datapath = try Datapath(
                 options: .init(reportInterval: reportInterval, perPacket: perPacket, connectionTableSize: entries))
+            self.idleInterval = idleInterval
+            if reading { startReading() }
+        }
+
+        func startReading() {
             datapath.events.start(idleInterval: idleInterval, quietPolls: 3) { [reports] events, _ in
                 let traces = events.filter { $0.kind == UInt8(OSP_EVENT_TRACE.rawValue) }
                 let new = traces.map {
@@ -380,6 +391,45 @@ struct ConnectionTableTests {
                 == Report(
                     reason: OSP_REPORT_IDLE, flags: 0, isReply: true, packets: 1, clientPort: 40_000, protocolNumber: 17
                 ))
+        #expect(lab.datapath.events.kernelLost == 0)
+    }
+
+    @Test(
+        "a flush with more to report than a quarter of the event ring holds stops there and goes on at its next runs: every silent direction is reported, none lost"
+    )
+    func flushBounded() throws {
+        let lab = try Lab(entries: 131_072, reportInterval: 0.05, reading: false)
+        // UDP connections from ports of their own, each a datagram reported at its start and
+        // a second one left to the flush.
+        let connections = 15_000
+        for port in UInt16(20_000)..<UInt16(20_000 + connections) {
+            let datagram = [UInt8(port >> 8), UInt8(port & 0xff), 0x13, 0x88, 0, 12, 0, 0, 1, 2, 3, 4]
+            let frame = ConnectionTableTests.ipv4(17, datagram)
+            try lab.run(frame)
+            try lab.run(frame)
+        }
+        Thread.sleep(forTimeInterval: 0.1)
+        // Nobody reads the ring yet: it holds the starts, 104 bytes each with their headers.
+        // The flush walks a set only while the set's reports (32 at most) cannot take the ring
+        // past OSP_FLUSH_RING_LIMIT bytes.
+        let record = 8 + Int(OSP_EVENT_BASE_SIZE)
+        let room = Int(OSP_FLUSH_RING_LIMIT) - connections * record
+        let first = try lab.datapath.flushIdle()
+        #expect(((room - 32 * record) / record...room / record).contains(first), "\(first) reports")
+        #expect(try lab.datapath.flushIdle() == 0, "the ring is as full as a flush may fill it")
+        lab.startReading()
+        var flushed = first
+        #expect(lab.reports(connections + flushed).count == connections + flushed)
+        for _ in 0..<20 where flushed < connections {
+            flushed += try lab.datapath.flushIdle()
+            _ = lab.reports(connections + flushed)
+        }
+        let reports = lab.reports(2 * connections)
+        let idle = reports.filter { $0.reason == OSP_REPORT_IDLE }
+        #expect(idle.count == connections)
+        #expect(idle.allSatisfy { $0.packets == 1 && $0.protocolNumber == 17 })
+        #expect(Set(idle.map(\.clientPort)).count == connections, "each connection once")
+        #expect(try lab.datapath.flushIdle() == 0)
         #expect(lab.datapath.events.kernelLost == 0)
     }
 

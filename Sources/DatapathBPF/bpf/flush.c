@@ -7,7 +7,10 @@
  * program reports them: every direction that sent something since its last report, and last
  * reported an interval ago or more, gets a report of reason OSP_REPORT_IDLE, stamped now.
  * It walks the whole young table and, each run, the part of the old table user space asks for
- * (struct osp_flush_args), reading a set's tag line and only the ways in use.
+ * (struct osp_flush_args), reading a set's tag line and only the ways in use. It stops before
+ * a set whose reports could take the ring past OSP_FLUSH_RING_LIMIT bytes, and the next run goes
+ * on from there: a table full of silent connections is reported over a few runs, never by
+ * events lost.
  * ICMP is left out: its entries key on addresses alone, and a report must name a type and code
  * that the table does not keep. */
 #include <linux/bpf.h>
@@ -16,11 +19,23 @@
 
 /* What the walk carries from set to set. */
 struct osp_flush_walk {
+	struct osp_ct_set *set; /* the set being walked */
 	__u32 old_start;
 	__u32 old_mask;
 	__u32 reports;
-	__u32 now; /* the report clock */
+	__u32 now;	  /* the report clock */
+	__u32 old_walked; /* old sets walked to the end */
 };
+
+/* Whether the ring lacks room below OSP_FLUSH_RING_LIMIT for a set's worth of reports (two per
+ * way). Asked before each set, not before each report: a flag the walk kept and tested at each
+ * report would split the verifier's paths at each of a set's 32 reports. */
+static __always_inline int osp_flush_ring_full(void)
+{
+	__u64 set_reports = 2 * OSP_CT_WAYS * (BPF_RINGBUF_HDR_SZ + OSP_EVENT_BASE_SIZE);
+	return bpf_ringbuf_query(&osp_events, BPF_RB_AVAIL_DATA) + set_reports >
+	       OSP_FLUSH_RING_LIMIT;
+}
 
 /* Reports what direction `direction` of the connection in `way` sent since its last report:
  * the counts are taken with atomic exchanges, so a packet counted meanwhile on another CPU goes
@@ -28,7 +43,7 @@ struct osp_flush_walk {
  * made a report. */
 static __always_inline int osp_flush_direction(struct osp_ct_way *way,
 					       const struct osp_conn_key *key, __u32 direction,
-					       __u32 now)
+					       struct osp_flush_walk *walk)
 {
 	struct osp_conn *conn = &way->conn;
 	if (*(volatile __u64 *)&conn->packets[direction & 1] == 0)
@@ -40,7 +55,7 @@ static __always_inline int osp_flush_direction(struct osp_ct_way *way,
 		return 0;
 	event->packets = __sync_lock_test_and_set(&conn->packets[direction & 1], 0);
 	event->bytes = __sync_lock_test_and_set(&conn->bytes[direction & 1], 0);
-	conn->last_report[direction & 1] = now;
+	conn->last_report[direction & 1] = walk->now;
 	event->timestamp_ns = bpf_ktime_get_ns();
 	if (direction == 0)
 		__builtin_memcpy(&event->tuple, &key->tuple, sizeof(event->tuple));
@@ -56,29 +71,37 @@ static __always_inline int osp_flush_direction(struct osp_ct_way *way,
 	return 1;
 }
 
-/* One set: each way in use (an odd tag; 0 is free, OSP_CT_CLAIMED being filled) whose tag is
- * still the same once its key is copied. */
+/* One way of walk->set: if in use (an odd tag; 0 is free, OSP_CT_CLAIMED being filled) and its
+ * tag is still the same once its key is copied, each direction. A loop of its own
+ * (bpf_loop), so that the verifier goes through a way once, not once for each of the 16. */
+static long osp_flush_way(__u32 index, struct osp_flush_walk *walk)
+{
+	struct osp_ct_set *set = walk->set;
+	__u32 i = index & (OSP_CT_WAYS - 1);
+	__u32 tag = *(volatile __u32 *)&set->tags[i];
+	if (!(tag & 1))
+		return 0;
+	struct osp_conn_key key __attribute__((aligned(8)));
+	__builtin_memcpy(&key, &set->ways[i].key, sizeof(key));
+	if (*(volatile __u32 *)&set->tags[i] != tag)
+		return 0;
+	if (key.tuple.protocol == IPPROTO_ICMP || key.tuple.protocol == IPPROTO_ICMPV6)
+		return 0;
+	walk->reports += osp_flush_direction(&set->ways[i], &key, 0, walk);
+	walk->reports += osp_flush_direction(&set->ways[i], &key, 1, walk);
+	return 0;
+}
+
 static __always_inline void osp_flush_set(struct osp_ct_set *set, struct osp_flush_walk *walk)
 {
-	for (__u32 i = 0; i < OSP_CT_WAYS; i++) {
-		__u32 tag = *(volatile __u32 *)&set->tags[i];
-		if (!(tag & 1))
-			continue;
-		struct osp_conn_key key __attribute__((aligned(8)));
-		__builtin_memcpy(&key, &set->ways[i].key, sizeof(key));
-		if (*(volatile __u32 *)&set->tags[i] != tag)
-			continue;
-		if (key.tuple.protocol == IPPROTO_ICMP || key.tuple.protocol == IPPROTO_ICMPV6)
-			continue;
-		walk->reports += osp_flush_direction(&set->ways[i], &key, 0, walk->now);
-		walk->reports += osp_flush_direction(&set->ways[i], &key, 1, walk->now);
-	}
+	walk->set = set;
+	bpf_loop(OSP_CT_WAYS, osp_flush_way, walk, 0);
 }
 
 static long osp_flush_young(__u32 index, struct osp_flush_walk *walk)
 {
 	struct osp_ct_set *set = bpf_map_lookup_elem(&osp_ct_young, &index);
-	if (!set)
+	if (!set || osp_flush_ring_full())
 		return 1;
 	osp_flush_set(set, walk);
 	return 0;
@@ -88,9 +111,10 @@ static long osp_flush_old(__u32 index, struct osp_flush_walk *walk)
 {
 	__u32 set_index = (walk->old_start + index) & walk->old_mask;
 	struct osp_ct_set *set = bpf_map_lookup_elem(&osp_conntrack, &set_index);
-	if (!set)
+	if (!set || osp_flush_ring_full())
 		return 1;
 	osp_flush_set(set, walk);
+	walk->old_walked += 1;
 	return 0;
 }
 
@@ -105,9 +129,11 @@ int osp_flush_idle(struct osp_flush_args *args)
 	__u32 old_sets = args->old_sets;
 	if (old_sets > osp_config.ct_set_mask + 1)
 		old_sets = osp_config.ct_set_mask + 1;
-	bpf_loop(osp_config.ct_young_mask + 1, osp_flush_young, &walk, 0);
-	bpf_loop(old_sets, osp_flush_old, &walk, 0);
+	__u32 young_sets = osp_config.ct_young_mask + 1;
+	if (bpf_loop(young_sets, osp_flush_young, &walk, 0) == young_sets)
+		bpf_loop(old_sets, osp_flush_old, &walk, 0);
 	args->reports = walk.reports;
+	args->old_walked = walk.old_walked;
 	return 0;
 }
 

@@ -88,7 +88,7 @@ struct {
  * only when a lot is pending (see osp_submit). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20);
+	__uint(max_entries, OSP_EVENTS_RING_BYTES);
 } osp_events SEC(".maps");
 
 /* 0 -> 1 while the reader sleeps between slow polls of an idle ring: the next event wakes it
