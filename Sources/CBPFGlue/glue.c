@@ -157,7 +157,7 @@ int osp_prog_test_run(int prog_fd, const void *packet, uint32_t size, int *retva
 
 int osp_prog_run_context(int prog_fd, void *context, uint32_t size, int *retval)
 {
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = context, .ctx_size_in = size, );
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = context, .ctx_size_in = size);
 	if (bpf_prog_test_run_opts(prog_fd, &opts))
 		return -errno;
 	*retval = (int)opts.retval;
