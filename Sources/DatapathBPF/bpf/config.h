@@ -31,14 +31,20 @@ static __always_inline __u32 osp_report_clock(void)
 	return (__u32)(osp_period_now() >> OSP_REPORT_CLOCK_SHIFT);
 }
 
-/* Whether the report interval has passed since `last` (osp_report_clock): the interval
- * rounded up to whole units, so that no report comes early. */
-static __always_inline int osp_report_due(__u32 last)
+/* Whether the report interval has passed from `last` to `now` (both osp_report_clock): the
+ * interval rounded up to whole units, so that no report comes early. */
+static __always_inline int osp_report_due_at(__u32 last, __u32 now)
 {
 	__u32 interval =
 	    (__u32)((osp_config.report_interval_ns + (1ULL << OSP_REPORT_CLOCK_SHIFT) - 1) >>
 		    OSP_REPORT_CLOCK_SHIFT);
-	return osp_report_clock() - last >= interval;
+	return now - last >= interval;
+}
+
+/* Whether the report interval has passed since `last`. */
+static __always_inline int osp_report_due(__u32 last)
+{
+	return osp_report_due_at(last, osp_report_clock());
 }
 
 #endif

@@ -21,7 +21,6 @@
 struct osp_flush_walk {
 	struct osp_ct_set *set; /* the set being walked */
 	__u32 old_start;
-	__u32 old_mask;
 	__u32 reports;
 	__u32 now;	  /* the report clock */
 	__u32 old_walked; /* old sets walked to the end */
@@ -48,7 +47,7 @@ static __always_inline int osp_flush_direction(struct osp_ct_way *way,
 	struct osp_conn *conn = &way->conn;
 	if (*(volatile __u64 *)&conn->packets[direction & 1] == 0)
 		return 0;
-	if (!osp_report_due(conn->last_report[direction & 1]))
+	if (!osp_report_due_at(conn->last_report[direction & 1], walk->now))
 		return 0;
 	struct osp_event *event = osp_reserve(OSP_EVENT_BASE_SIZE);
 	if (!event)
@@ -109,7 +108,7 @@ static long osp_flush_young(__u32 index, struct osp_flush_walk *walk)
 
 static long osp_flush_old(__u32 index, struct osp_flush_walk *walk)
 {
-	__u32 set_index = (walk->old_start + index) & walk->old_mask;
+	__u32 set_index = (walk->old_start + index) & osp_config.ct_set_mask;
 	struct osp_ct_set *set = bpf_map_lookup_elem(&osp_conntrack, &set_index);
 	if (!set || osp_flush_ring_full())
 		return 1;
@@ -123,7 +122,6 @@ int osp_flush_idle(struct osp_flush_args *args)
 {
 	struct osp_flush_walk walk = {
 	    .old_start = args->old_start,
-	    .old_mask = osp_config.ct_set_mask,
 	    .now = osp_report_clock(),
 	};
 	__u32 old_sets = args->old_sets;
