@@ -143,7 +143,9 @@ struct osp_tuple {
 
 struct osp_conn_key {
 	struct osp_tuple tuple; /* canonical: the lower (address, port) end first, so that both
-				 * directions of a connection find the same entry with one lookup */
+				 * directions of a connection find the same entry with one lookup;
+				 * ICMP's "ports" name an echo's requester or a message's kind
+				 * (osp_icmp_ends, conntrack.h) */
 	__u32 ifindex;
 	__u32 pad;
 };

@@ -282,32 +282,48 @@ extension AgentIntegration {
         }
 
         @Test(
-            "a burst of UDP datagrams and then silence: every datagram is counted in the pod-level metrics, the ones after the first by the flush of silent connections"
+            "a burst of UDP datagrams, and one of pings, and then silence: every datagram, echo request and echo reply is counted in the pod-level metrics, the ones after the first of each direction by the flush of silent connections"
         )
         func silentConnectionsFlushed() throws {
             try Self.withReportingLab("s") { plan, client, server in
                 LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
-                func packets() -> Double {
+                func packets(_ from: PlannedPod, _ to: PlannedPod) -> Double {
                     plan.nodes.reduce(0) { sum, node in
                         sum
                             + ((try? LabFixture.scrape(node.netns)) ?? ScrapedMetrics(text: "")).value(
                                 "networkobservability_adv_forward_count",
-                                ["source_podname": client.name, "destination_podname": server.name])
+                                ["source_podname": from.name, "destination_podname": to.name])
                     }
                 }
+                func counts() -> [Double] { [packets(client, server), packets(server, client)] }
+                /// What `send` adds to both directions' counts once no more comes (the counts
+                /// settled before it).
+                func added(by expected: [Double], _ send: () throws -> Void) rethrows -> [Double] {
+                    let before = counts()
+                    try send()
+                    var counted: [Double] = []
+                    eventually(within: 15, poll: 0.5) {
+                        counted = zip(counts(), before).map { $0 - $1 }
+                        return zip(counted, expected).allSatisfy { $0 >= $1 }
+                    }
+                    Thread.sleep(forTimeInterval: 2.5)  // and no more comes: each counted once
+                    return zip(counts(), before).map { $0 - $1 }
+                }
                 // The stopped clients' last packets are counted before the baseline is taken.
-                let before = settled(interval: 2.5) { packets() }
+                _ = settled(interval: 2.5) { counts() }
                 // 300 datagrams in well under the report interval (1 s), then nothing: only the
                 // first is reported by a packet of its own (the connection's start).
-                try PodSockets.sendUDP(from: client.netns, to: server.ipv4, port: 9, count: 300, payload: 100)
-                var counted = 0.0
-                eventually(within: 15, poll: 0.5) {
-                    counted = packets() - before
-                    return counted >= 300
+                let datagrams = try added(by: [300, 0]) {
+                    try PodSockets.sendUDP(from: client.netns, to: server.ipv4, port: 9, count: 300, payload: 100)
                 }
-                Thread.sleep(forTimeInterval: 2.5)  // and no more comes: each counted once
-                counted = packets() - before
-                #expect(counted == 300, "the datagrams counted at the sender's veth: \(counted)")
+                #expect(datagrams[0] == 300, "the datagrams counted at the sender's veth: \(datagrams)")
+                // 40 echo requests and their replies: only the first of each direction is
+                // reported by a packet of its own (the request the ping's start, the reply the
+                // first of its direction), the others by the flush.
+                let pings = try added(by: [40, 40]) {
+                    try PodSockets.ping(from: client.netns, to: server.ipv4, count: 40)
+                }
+                #expect(pings == [40, 40], "echo requests and replies counted at their senders' veths: \(pings)")
             }
         }
 

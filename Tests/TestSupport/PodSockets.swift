@@ -6,9 +6,9 @@ import Netns
 /// known packets, sizes and connections.
 public enum PodSockets {
     /// A socket of `type` created in the namespace (it stays there whatever thread uses it).
-    static func socket(in netns: String, type: Int32, family: Int32 = AF_INET) throws -> Int32 {
+    static func socket(in netns: String, type: Int32, family: Int32 = AF_INET, proto: Int32 = 0) throws -> Int32 {
         let fd = try NetworkNamespace.run(inNamespaceAt: NetworkNamespace.path(named: netns)) {
-            Glibc.socket(family, type, 0)
+            Glibc.socket(family, type, proto)
         }
         guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         return fd
@@ -35,6 +35,34 @@ public enum PodSockets {
                 }
             }
             guard sent == payload else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        }
+    }
+
+    /// Sends `count` ICMP echo requests (identifier `identifier`, sequence 1, 2, …) from the pod
+    /// to `ip` through a raw socket, without waiting for the replies (the destination's kernel
+    /// answers each).
+    public static func ping(from netns: String, to ip: String, count: Int, identifier: UInt16 = 0x05b1) throws {
+        let fd = try socket(in: netns, type: Int32(SOCK_RAW.rawValue), proto: Int32(IPPROTO_ICMP))
+        defer { close(fd) }
+        var destination = address(ip, 0)
+        for sequence in 1...UInt16(count) {
+            var message: [UInt8] = [8, 0, 0, 0, UInt8(identifier >> 8), UInt8(identifier & 0xff)]
+            message += [UInt8(sequence >> 8), UInt8(sequence & 0xff)] + [UInt8](repeating: 0x6f, count: 56)
+            // The Internet checksum: the ones' complement of the ones' complement sum of 16-bit words.
+            var sum: UInt32 = 0
+            for index in stride(from: 0, to: message.count, by: 2) {
+                sum += UInt32(message[index]) << 8 | UInt32(message[index + 1])
+            }
+            while sum >> 16 != 0 { sum = (sum & 0xffff) + (sum >> 16) }
+            let checksum = ~UInt16(sum)
+            message[2] = UInt8(checksum >> 8)
+            message[3] = UInt8(checksum & 0xff)
+            let sent = withUnsafePointer(to: &destination) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, message, message.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard sent == message.count else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         }
     }
 

@@ -119,7 +119,7 @@ static __always_inline void osp_fill_trace(struct osp_event *event, struct __sk_
 	conn->packets[direction & 1] = 0;
 	conn->bytes[direction & 1] = 0;
 	conn->last_report[direction & 1] = osp_report_clock();
-	event->ifindex = skb->ifindex;
+	event->ifindex = osp_skb_ifindex(skb);
 	event->kind = OSP_EVENT_TRACE;
 	event->observation = observation;
 	event->report = report;

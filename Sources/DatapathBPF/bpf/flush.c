@@ -11,8 +11,8 @@
  * a set whose reports could take the ring past OSP_FLUSH_RING_LIMIT bytes, and the next run goes
  * on from there: a table full of silent connections is reported over a few runs, never by
  * events lost.
- * ICMP is left out: its entries key on addresses alone, and a report must name a type and code
- * that the table does not keep. */
+ * An ICMP report names the type and code its direction sent, from the entry's ends
+ * (osp_icmp_message): an echo's request or reply, or the one kind of message of its entry. */
 #include <linux/bpf.h>
 
 #include "conntrack.h"
@@ -60,6 +60,8 @@ static __always_inline int osp_flush_direction(struct osp_ct_way *way,
 		__builtin_memcpy(&event->tuple, &key->tuple, sizeof(event->tuple));
 	else
 		osp_reverse(&event->tuple, &key->tuple);
+	if (key->tuple.protocol == IPPROTO_ICMP || key->tuple.protocol == IPPROTO_ICMPV6)
+		osp_icmp_message(&event->tuple);
 	event->ifindex = key->ifindex;
 	event->kind = OSP_EVENT_TRACE;
 	event->observation =
@@ -83,8 +85,6 @@ static long osp_flush_way(__u32 index, struct osp_flush_walk *walk)
 	struct osp_conn_key key __attribute__((aligned(8)));
 	__builtin_memcpy(&key, &set->ways[i].key, sizeof(key));
 	if (*(volatile __u32 *)&set->tags[i] != tag)
-		return 0;
-	if (key.tuple.protocol == IPPROTO_ICMP || key.tuple.protocol == IPPROTO_ICMPV6)
 		return 0;
 	walk->reports += osp_flush_direction(&set->ways[i], &key, 0, walk);
 	walk->reports += osp_flush_direction(&set->ways[i], &key, 1, walk);

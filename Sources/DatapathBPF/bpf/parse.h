@@ -133,6 +133,18 @@ static __always_inline int osp_l4_offset(struct __sk_buff *skb, __u8 *protocol,
 	return -1;
 }
 
+/* skb->ifindex. With a plain field read clang may keep the field's address (skb + 40) in a
+ * register or on the stack for a later read, and the verifier refuses a load through a context
+ * pointer that was moved; this load is always from the context itself. */
+static __always_inline __u32 osp_skb_ifindex(struct __sk_buff *skb)
+{
+	__u32 ifindex;
+	asm volatile("%0 = *(u32 *)(%1 + %2)"
+		     : "=r"(ifindex)
+		     : "r"(skb), "i"(offsetof(struct __sk_buff, ifindex)));
+	return ifindex;
+}
+
 /* Everything the tracker needs from one packet. */
 struct osp_packet {
 	struct osp_tuple tuple;
