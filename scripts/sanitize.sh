@@ -16,12 +16,7 @@ thread) build=.build-tsan ;;
 	;;
 esac
 swift=${SWIFT:-swift}
-# Without debug information: these trees are built from clean in every CI run, and writing
-# and linking the DWARF of the whole dependency set is a good part of that. A sanitizer's
-# report still names each frame's function (from the symbol tables; a debug build inlines
-# almost nothing); for file and line, build the tree with debug information and run the test
-# that failed.
-"$swift" build --build-tests --sanitize="$sanitizer" --build-path "$build" -debug-info-format none || exit
+"$swift" build --build-tests --sanitize="$sanitizer" --build-path "$build" || exit
 # The Swift runtime's crash reporter reads the crashed process's memory in ways AddressSanitizer
 # itself reports (and then waits for ever); with it off, a crash is the sanitizer's own report.
 export SWIFT_BACKTRACE=enable=no
