@@ -118,21 +118,23 @@ struct AgentRuntime {
             ])
         var metadataReady: (@Sendable () -> Bool)?
         if let kubernetes { metadataReady = { kubernetes.hasSynced } }
-        // Graceful shutdown runs in reverse order: the servers stop first, the event reader last.
+        // Graceful shutdown runs in reverse order, each service once the one after it has
+        // ended: the servers stop first, then the event reader, whose last drain hands on what
+        // the ring held, and the flow logs last, writing those flows too.
         let group = ServiceGroup(
             configuration: .init(
                 services: [
-                    EventReaderService(
-                        datapath: datapath, pipeline: pipeline, metadataReady: metadataReady, logger: logger),
-                    HousekeepingService(datapath: datapath, pipeline: pipeline, logger: logger), watcher, http,
-                    KubernetesService(source: kubernetes), APIServerLatencyService(latency: apiServerLatency),
-                    HubbleService(server: hubble),
                     FlowLogsService(
                         flowLogs: flowLogs,
                         watcher: settings.flowLogsConfigPath.isEmpty
                             ? nil
                             : FlowLogsConfigWatcher(
                                 path: settings.flowLogsConfigPath, flowLogs: flowLogs, logger: logger)),
+                    EventReaderService(
+                        datapath: datapath, pipeline: pipeline, metadataReady: metadataReady, logger: logger),
+                    HousekeepingService(datapath: datapath, pipeline: pipeline, logger: logger), watcher, http,
+                    KubernetesService(source: kubernetes), APIServerLatencyService(latency: apiServerLatency),
+                    HubbleService(server: hubble),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -140,7 +142,7 @@ struct AgentRuntime {
 }
 
 /// The datapath's event reader as a Service: its thread feeds the pipeline batch by batch until
-/// the agent stops.
+/// the agent stops, and its last drain has been handed on when the service returns.
 struct EventReaderService: Service {
     let datapath: Datapath
     let pipeline: FlowPipeline
@@ -205,7 +207,8 @@ struct APIServerLatencyService: Service {
 }
 
 /// The flow logs as a Service: it follows the flowlogs config (when one is given) until the
-/// agent stops, then every exporter writes what it has queued and closes its file.
+/// agent stops, then, once the event reader has ended (the flow logs are shut down last), every exporter
+/// writes what it has queued and closes its file.
 struct FlowLogsService: Service {
     let flowLogs: FlowLogs
     let watcher: FlowLogsConfigWatcher?

@@ -29,6 +29,10 @@ public final class EventReader: Sendable {
     private let sleepMap: BPFMap<UInt32, UInt32>
     private let cpus: Int
     private let stopFlag = Atomic<Bool>(false)
+    /// Whether a reader thread runs that `stop()` has not waited for yet.
+    private let running = Atomic<Bool>(false)
+    /// Signalled by the reader thread as it ends, after its last batch's handler returned.
+    private let ended = DispatchSemaphore(value: 0)
     private let unreadable = Atomic<UInt64>(0)
     private let sleeps = Atomic<UInt64>(0)
 
@@ -67,7 +71,9 @@ public final class EventReader: Sendable {
         pollInterval: Double = 0.01, idleInterval: Double = 0.025, quietPolls: Int = 10,
         handler: @escaping Handler
     ) {
+        running.store(true, ordering: .relaxed)
         let thread = Thread { [self] in
+            defer { ended.signal() }
             let batch = EventBatch()
             let busyTimeout = Int32(pollInterval * 1000)
             let idleTimeout = Int32(idleInterval * 1000)
@@ -113,10 +119,16 @@ public final class EventReader: Sendable {
         thread.start()
     }
 
-    /// Ends the reader thread after its current poll (it does not wait out an idle interval).
-    public func stop() {
+    /// Ends the reader thread after one more poll, which drains what the ring holds (it does not
+    /// wait out an idle interval), and waits up to `timeout` seconds for that poll's handlers to
+    /// return: whatever was in the ring when the agent began to stop is handed on before this
+    /// returns. Calls after the first return at once.
+    public func stop(timeout: Double = 5) {
         stopFlag.store(true, ordering: .relaxed)
         osp_ring_interrupt(ring)
+        if running.exchange(false, ordering: .relaxed) {
+            _ = ended.wait(timeout: .now() + timeout)
+        }
     }
 
     deinit { osp_ring_close(ring) }

@@ -116,6 +116,52 @@ extension AgentIntegration {
         }
 
         @Test(
+            "a stopping agent writes to its flow log the flows of every event its ring held when it was told to stop"
+        )
+        func lastFlowsWritten() throws {
+            var config = try LabConfig(
+                name: LabFixture.uniqueName("w"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
+            // Every datagram an event at each veth, and a flow log that does not rotate meanwhile.
+            config.agentArguments = ["--per-packet-events", "--export-file-max-size-mb", "500"]
+            try LabFixture.withLab(config) { plan, _ in
+                let node = plan.nodes[0]
+                LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
+                let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
+                let server = try #require(plan.pods(of: "ledger", in: "billing").first)
+                let agent = try #require(LabFixture.agentPID(config, node: node.name))
+                let flowLog = "\(config.stateDirectory)/nodes/\(node.name)/flows.log"
+                /// The forwarded flows of datagrams from the client to port 9 in the flow log (the
+                /// server, which has no socket there, also drops each: flows of their own).
+                func datagrams() -> Int {
+                    let text = (try? String(contentsOfFile: flowLog, encoding: .utf8)) ?? ""
+                    return text.split(separator: "\n").filter { line in
+                        guard
+                            let flow = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?[
+                                "flow"] as? [String: Any],
+                            flow["verdict"] as? String == "FORWARDED",
+                            (flow["source"] as? [String: Any])?["pod_name"] as? String == client.name,
+                            let udp = (flow["l4"] as? [String: Any])?["UDP"] as? [String: Any]
+                        else { return false }
+                        return udp["destination_port"] as? Int == 9
+                    }.count
+                }
+                // The reader runs and the flow log is written: one datagram, at both veths.
+                try PodSockets.sendUDP(from: client.netns, to: server.ipv4, port: 9, count: 1, payload: 20)
+                #expect(eventually(within: 15) { datagrams() == 2 }, "\(datagrams())")
+                // Stopped, the agent reads nothing: the next 3,000 datagrams' events wait in its
+                // ring. Told to stop as it goes on, it must hand them all to the flow log first.
+                kill(agent, SIGSTOP)
+                try PodSockets.sendUDP(from: client.netns, to: server.ipv4, port: 9, count: 3_000, payload: 20)
+                kill(agent, SIGTERM)
+                kill(agent, SIGCONT)
+                #expect(Self.waitUntil(30) { !LabController.isRunning(agent) } != nil, "SIGTERM stops the agent")
+                #expect(datagrams() == 2 + 6_000, "every datagram's flows at the client's and the server's veth")
+                let text = try String(contentsOfFile: flowLog, encoding: .utf8)
+                #expect(!text.contains("\"lost_events\""), "nothing lost on the way out")
+            }
+        }
+
+        @Test(
             "flow logs to stdout: the agent's standard output is whole jsonpb lines of its node's flows, which observe --input-file reads; its log stays on stderr"
         )
         func flowLogsToStandardOutput() throws {

@@ -45,13 +45,14 @@ public enum PodSockets {
         let fd = try socket(in: netns, type: Int32(SOCK_RAW.rawValue), proto: Int32(IPPROTO_ICMP))
         defer { close(fd) }
         var destination = address(ip, 0)
-        for sequence in 1...UInt16(count) {
+        for index in 0..<count {
+            let sequence = UInt16(truncatingIfNeeded: index + 1)
             var message: [UInt8] = [8, 0, 0, 0, UInt8(identifier >> 8), UInt8(identifier & 0xff)]
             message += [UInt8(sequence >> 8), UInt8(sequence & 0xff)] + [UInt8](repeating: 0x6f, count: 56)
             // The Internet checksum: the ones' complement of the ones' complement sum of 16-bit words.
             var sum: UInt32 = 0
-            for index in stride(from: 0, to: message.count, by: 2) {
-                sum += UInt32(message[index]) << 8 | UInt32(message[index + 1])
+            for offset in stride(from: 0, to: message.count, by: 2) {
+                sum += UInt32(message[offset]) << 8 | UInt32(message[offset + 1])
             }
             while sum >> 16 != 0 { sum = (sum & 0xffff) + (sum >> 16) }
             let checksum = ~UInt16(sum)
