@@ -207,8 +207,8 @@ struct APIServerLatencyService: Service {
 }
 
 /// The flow logs as a Service: it follows the flowlogs config (when one is given) until the
-/// agent stops, then, once the event reader has ended (the flow logs are shut down last), every exporter
-/// writes what it has queued and closes its file.
+/// agent stops. Shut down last, after the event reader has ended, every exporter then writes
+/// what it has queued, the reader's last flows included, and closes its file.
 struct FlowLogsService: Service {
     let flowLogs: FlowLogs
     let watcher: FlowLogsConfigWatcher?
