@@ -148,14 +148,16 @@ extension AgentIntegration {
                 // The reader runs and the flow log is written: one datagram, at both veths.
                 try PodSockets.sendUDP(from: client.netns, to: server.ipv4, port: 9, count: 1, payload: 20)
                 #expect(eventually(within: 15) { datagrams() == 2 }, "\(datagrams())")
-                // Stopped, the agent reads nothing: the next 3,000 datagrams' events wait in its
+                // Stopped, the agent reads nothing: the next 2,000 datagrams' events wait in its
                 // ring. Told to stop as it goes on, it must hand them all to the flow log first.
+                // (Their 6,000 flows, with the drops, fit the exporter's queue of 8,192 even if
+                // its writer wrote none before the last.)
                 kill(agent, SIGSTOP)
-                try PodSockets.sendUDP(from: client.netns, to: server.ipv4, port: 9, count: 3_000, payload: 20)
+                try PodSockets.sendUDP(from: client.netns, to: server.ipv4, port: 9, count: 2_000, payload: 20)
                 kill(agent, SIGTERM)
                 kill(agent, SIGCONT)
                 #expect(Self.waitUntil(30) { !LabController.isRunning(agent) } != nil, "SIGTERM stops the agent")
-                #expect(datagrams() == 2 + 6_000, "every datagram's flows at the client's and the server's veth")
+                #expect(datagrams() == 2 + 4_000, "every datagram's flows at the client's and the server's veth")
                 let text = try String(contentsOfFile: flowLog, encoding: .utf8)
                 #expect(!text.contains("\"lost_events\""), "nothing lost on the way out")
             }
