@@ -37,16 +37,7 @@ public enum DNSProbe {
 
         let id = UInt16.random(in: 1...UInt16.max)
         let message = encodeQuery(id: id, name: name, type: type)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(53).bigEndian
-        inet_pton(AF_INET, server, &address.sin_addr)
-        let sent = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(fd, message, message.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard sent == message.count else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        try PodSockets.send(fd, message, to: server, port: 53)
         var buffer = [UInt8](repeating: 0, count: 1500)
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {

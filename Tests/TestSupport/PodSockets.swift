@@ -14,28 +14,31 @@ public enum PodSockets {
         return fd
     }
 
-    static func address(_ ip: String, _ port: UInt16) -> sockaddr_in {
+    /// Calls `body` with the IPv4 address `ip:port` as a `sockaddr` and its length, as `bind`,
+    /// `connect` and `sendto` take it.
+    static func withAddress<T>(_ ip: String, _ port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         inet_pton(AF_INET, ip, &address.sin_addr)
-        return address
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+    }
+
+    /// Sends `bytes` as one datagram (or raw packet) on `fd` to `ip:port`; throws unless all of
+    /// it was sent.
+    static func send(_ fd: Int32, _ bytes: [UInt8], to ip: String, port: UInt16) throws {
+        let sent = withAddress(ip, port) { sendto(fd, bytes, bytes.count, 0, $0, $1) }
+        guard sent == bytes.count else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
     }
 
     /// Sends `count` UDP datagrams of `payload` bytes each from the pod to `ip:port`.
     public static func sendUDP(from netns: String, to ip: String, port: UInt16, count: Int, payload: Int) throws {
         let fd = try socket(in: netns, type: Int32(SOCK_DGRAM.rawValue))
         defer { close(fd) }
-        var destination = address(ip, port)
         let bytes = [UInt8](repeating: 0x6f, count: payload)
-        for _ in 0..<count {
-            let sent = withUnsafePointer(to: &destination) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            guard sent == payload else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        }
+        for _ in 0..<count { try send(fd, bytes, to: ip, port: port) }
     }
 
     /// Sends `count` ICMP echo requests (identifier `identifier`, sequence 1, 2, …) from the pod
@@ -44,7 +47,6 @@ public enum PodSockets {
     public static func ping(from netns: String, to ip: String, count: Int, identifier: UInt16 = 0x05b1) throws {
         let fd = try socket(in: netns, type: Int32(SOCK_RAW.rawValue), proto: Int32(IPPROTO_ICMP))
         defer { close(fd) }
-        var destination = address(ip, 0)
         for index in 0..<count {
             let sequence = UInt16(truncatingIfNeeded: index + 1)
             var message: [UInt8] = [8, 0, 0, 0, UInt8(identifier >> 8), UInt8(identifier & 0xff)]
@@ -58,12 +60,7 @@ public enum PodSockets {
             let checksum = ~UInt16(sum)
             message[2] = UInt8(checksum >> 8)
             message[3] = UInt8(checksum & 0xff)
-            let sent = withUnsafePointer(to: &destination) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, message, message.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            guard sent == message.count else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            try send(fd, message, to: ip, port: 0)
         }
     }
 
@@ -72,12 +69,7 @@ public enum PodSockets {
         let fd = try socket(in: netns, type: Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var local = address("0.0.0.0", port)
-        let bound = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
+        let bound = withAddress("0.0.0.0", port) { bind(fd, $0, $1) }
         guard bound == 0, listen(fd, 8) == 0 else {
             let code = errno
             close(fd)
@@ -126,12 +118,7 @@ public enum PodSockets {
     /// then the socket is already closed, so the kernel sends nothing more for it.
     public static func connectTCP(from netns: String, to ip: String, port: UInt16, timeout: Double) throws -> Int32? {
         let fd = try socket(in: netns, type: Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
-        var destination = address(ip, port)
-        let status = withUnsafePointer(to: &destination) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
+        let status = withAddress(ip, port) { Glibc.connect(fd, $0, $1) }
         if status != 0 && errno != EINPROGRESS {
             close(fd)
             return nil

@@ -326,7 +326,7 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 	/* A SYN-ACK or an echo reply: the packet's destination opened the connection. */
 	int answer =
 	    (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) == (OSP_TCPF_SYN | OSP_TCPF_ACK);
-	if (pkt->tuple.protocol == IPPROTO_ICMP || pkt->tuple.protocol == IPPROTO_ICMPV6)
+	if (osp_is_icmp(pkt->tuple.protocol))
 		answer = osp_icmp_ends(pkt);
 	int source_first = osp_source_first(&pkt->tuple);
 	if (source_first)

@@ -83,17 +83,15 @@ static __always_inline int osp_drop_tuple(struct sk_buff *skb, struct osp_tuple 
 	if (frag.later) { /* no L4 header: the ports its datagram's first fragment carried */
 		struct osp_fragment_ports ports = {};
 		osp_fragment_recall(tuple, &frag, &ports);
-		int icmp = tuple->protocol == IPPROTO_ICMP || tuple->protocol == IPPROTO_ICMPV6;
+		int icmp = osp_is_icmp(tuple->protocol);
 		tuple->sport = icmp ? ports.icmp_type : ports.sport;
 		tuple->dport = icmp ? ports.icmp_code : ports.dport;
 		return 0;
 	}
-	if (tuple->protocol == IPPROTO_TCP || tuple->protocol == IPPROTO_UDP ||
-	    tuple->protocol == IPPROTO_ICMP || tuple->protocol == IPPROTO_ICMPV6) {
+	int icmp = osp_is_icmp(tuple->protocol);
+	if (tuple->protocol == IPPROTO_TCP || tuple->protocol == IPPROTO_UDP || icmp) {
 		__be16 ports[2];
 		if (bpf_probe_read_kernel(ports, sizeof(ports), ip + (l4 & 0x3fff)) == 0) {
-			int icmp =
-			    tuple->protocol == IPPROTO_ICMP || tuple->protocol == IPPROTO_ICMPV6;
 			/* ICMP: type and code in place of the ports */
 			tuple->sport = icmp ? ((__u8 *)ports)[0] : bpf_ntohs(ports[0]);
 			tuple->dport = icmp ? ((__u8 *)ports)[1] : bpf_ntohs(ports[1]);

@@ -110,7 +110,7 @@ static __always_inline void osp_fill_trace(struct osp_event *event, struct __sk_
 {
 	event->timestamp_ns = bpf_ktime_get_ns();
 	__builtin_memcpy(&event->tuple, &pkt->tuple, sizeof(event->tuple));
-	if (pkt->tuple.protocol == IPPROTO_ICMP || pkt->tuple.protocol == IPPROTO_ICMPV6) {
+	if (osp_is_icmp(pkt->tuple.protocol)) {
 		event->tuple.sport = pkt->icmp_type;
 		event->tuple.dport = pkt->icmp_code;
 	}

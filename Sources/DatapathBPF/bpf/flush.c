@@ -60,7 +60,7 @@ static __always_inline int osp_flush_direction(struct osp_ct_way *way,
 		__builtin_memcpy(&event->tuple, &key->tuple, sizeof(event->tuple));
 	else
 		osp_reverse(&event->tuple, &key->tuple);
-	if (key->tuple.protocol == IPPROTO_ICMP || key->tuple.protocol == IPPROTO_ICMPV6)
+	if (osp_is_icmp(key->tuple.protocol))
 		osp_icmp_message(&event->tuple);
 	event->ifindex = key->ifindex;
 	event->kind = OSP_EVENT_TRACE;

@@ -19,6 +19,12 @@
  * extension's next-header value as its protocol. */
 #define OSP_IPV6_EXTENSIONS_MAX 6
 
+/* ICMP or ICMPv6: type and code where other protocols have ports. */
+static __always_inline int osp_is_icmp(__u8 protocol)
+{
+	return protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6;
+}
+
 /* Where a packet is in its datagram, when the datagram was fragmented. */
 struct osp_fragment {
 	__u32 id;   /* the datagram's identification */
@@ -268,7 +274,7 @@ __noinline int osp_parse_general(struct __sk_buff *skb, struct osp_packet *pkt)
 		} else {
 			pkt->payload = l4 + 8;
 		}
-	} else if (protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6) {
+	} else if (osp_is_icmp(protocol)) {
 		__u8 typecode[2];
 		if (bpf_skb_load_bytes(skb, l4, typecode, 2) < 0)
 			return -1;
