@@ -117,6 +117,7 @@ public struct LabController: Sendable {
             try waitUntilListening(
                 pid: pid, proto: "tcp", port: LabConfig.prometheusPort, what: "Prometheus",
                 logPath: prometheus.logPath)
+            try waitUntilPrometheusReady(pid: pid, netns: plan.nodes[0].netns, logPath: prometheus.logPath)
             if let port = config.prometheusHostPort {
                 try forward(port, Workloads(plan: plan).prometheusForwardLaunch(port: port), "Prometheus", progress)
             }
@@ -354,6 +355,24 @@ public struct LabController: Sendable {
         }
         throw .workloadNotReady(
             what: what, detail: "nothing listened on \(proto.uppercased()) port \(port) within 20 s; see \(logPath)")
+    }
+
+    /// Prometheus listens before it has opened its storage, and answers its API with 503
+    /// "Service Unavailable" until then: waits until `/-/ready` says it is ready.
+    func waitUntilPrometheusReady(pid: Int32, netns: String, logPath: String) throws(LabError) {
+        let url = "http://127.0.0.1:\(LabConfig.prometheusPort)/-/ready"
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let status = try host.execute(
+                ["ip", "netns", "exec", netns, "curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", url])
+            if status.stdout == "200" { return }
+            guard Self.isRunning(pid) else {
+                let log = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").last ?? ""
+                throw .workloadNotReady(what: "Prometheus", detail: "its process exited (\(log)); see \(logPath)")
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw .workloadNotReady(what: "Prometheus", detail: "\(url) did not answer 200 within 30 s; see \(logPath)")
     }
 
     func waitUntilInNamespace(pid: Int32, netns: String, what: String) throws(LabError) {

@@ -41,8 +41,8 @@ extension AgentIntegration {
                 netns,
                 ["curl", "-s", "-m", "5", "http://127.0.0.1:\(LabConfig.prometheusPort)\(path)"]
                     + parameters.flatMap { ["--data-urlencode", $0] })
-            let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
-            return try #require(object, "Prometheus answered \(result.stdout)")
+            let object = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            return try #require(object, "Prometheus answered \(path) with \(result.stdout)")
         }
 
         /// Where Retina's dashboards are (upstream data, not Osprey's: read in place).
