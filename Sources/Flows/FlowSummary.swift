@@ -26,20 +26,71 @@ extension Flow {
         switch l4 {
         case .tcp(_, _, let flags): return "TCP Flags: \(flags.names.joined(separator: ", "))"
         case .udp: return "UDP"
-        case .icmpv4(let type, _): return "ICMPv4 \(ICMPNames.v4[type] ?? "Type\(type)")"
-        case .icmpv6(let type, _): return "ICMPv6 \(ICMPNames.v6[type] ?? "Type\(type)")"
+        case .icmpv4(let type, let code): return "ICMPv4 " + ICMPNames.text(type, code, in: ICMPNames.v4)
+        case .icmpv6(let type, let code): return "ICMPv6 " + ICMPNames.text(type, code, in: ICMPNames.v6)
         case .other(let number): return "IP protocol \(number)"
         }
     }
 }
 
+/// ICMP types and codes as Cilium's parser writes them in a flow's summary (gopacket's
+/// `ICMPv4TypeCode.String()` and `ICMPv6TypeCode.String()`): the type's name, with the code's in
+/// parentheses for types that name their codes (`DestinationUnreachable(Port)`),
+/// `Name(Code: N)` for a code the type does not name, and `type(code)` in numbers for a type
+/// without a name (`143(0)`, MLDv2's report).
 enum ICMPNames {
-    static let v4: [UInt8: String] = [
-        0: "EchoReply", 3: "DestinationUnreachable", 5: "Redirect", 8: "EchoRequest", 11: "TimeExceeded",
+    struct Kind {
+        let name: String
+        let codes: [UInt8: String]?
+        init(_ name: String, _ codes: [UInt8: String]? = nil) {
+            self.name = name
+            self.codes = codes
+        }
+    }
+
+    static func text(_ type: UInt8, _ code: UInt8, in kinds: [UInt8: Kind]) -> String {
+        guard let kind = kinds[type] else { return "\(type)(\(code))" }
+        guard let codes = kind.codes else { return code == 0 ? kind.name : "\(kind.name)(Code: \(code))" }
+        return "\(kind.name)(\(codes[code] ?? "Code: \(code)"))"
+    }
+
+    static let v4: [UInt8: Kind] = [
+        0: Kind("EchoReply"),
+        3: Kind(
+            "DestinationUnreachable",
+            [
+                0: "Net", 1: "Host", 2: "Protocol", 3: "Port", 4: "FragmentationNeeded", 5: "SourceRoutingFailed",
+                6: "NetUnknown", 7: "HostUnknown", 8: "SourceIsolated", 9: "NetAdminProhibited",
+                10: "HostAdminProhibited", 11: "NetTOS", 12: "HostTOS", 13: "CommAdminProhibited",
+                14: "HostPrecedence", 15: "PrecedenceCutoff",
+            ]),
+        4: Kind("SourceQuench"),
+        5: Kind("Redirect", [0: "Net", 1: "Host", 2: "TOS+Net", 3: "TOS+Host"]),
+        8: Kind("EchoRequest"),
+        9: Kind("RouterAdvertisement"),
+        10: Kind("RouterSolicitation"),
+        11: Kind("TimeExceeded", [0: "TTLExceeded", 1: "FragmentReassemblyTimeExceeded"]),
+        12: Kind("ParameterProblem", [0: "PointerIndicatesError", 1: "MissingOption", 2: "BadLength"]),
+        13: Kind("TimestampRequest"), 14: Kind("TimestampReply"),
+        15: Kind("InfoRequest"), 16: Kind("InfoReply"),
+        17: Kind("AddressMaskRequest"), 18: Kind("AddressMaskReply"),
     ]
-    static let v6: [UInt8: String] = [
-        1: "DestinationUnreachable", 2: "PacketTooBig", 3: "TimeExceeded", 128: "EchoRequest", 129: "EchoReply",
-        133: "RouterSolicitation", 134: "RouterAdvertisement", 135: "NeighborSolicitation",
-        136: "NeighborAdvertisement",
+
+    static let v6: [UInt8: Kind] = [
+        1: Kind(
+            "DestinationUnreachable",
+            [
+                0: "NoRouteToDst", 1: "AdminProhibited", 2: "BeyondScopeOfSrc", 3: "AddressUnreachable",
+                4: "PortUnreachable", 5: "SrcAddressFailedPolicy", 6: "RejectRouteToDst",
+            ]),
+        2: Kind("PacketTooBig"),
+        3: Kind("TimeExceeded", [0: "HopLimitExceeded", 1: "FragmentReassemblyTimeExceeded"]),
+        4: Kind(
+            "ParameterProblem",
+            [0: "ErroneousHeaderField", 1: "UnrecognizedNextHeader", 2: "UnrecognizedIPv6Option"]),
+        128: Kind("EchoRequest"), 129: Kind("EchoReply"),
+        133: Kind("RouterSolicitation"), 134: Kind("RouterAdvertisement"),
+        135: Kind("NeighborSolicitation"), 136: Kind("NeighborAdvertisement"),
+        137: Kind("Redirect"),
     ]
 }

@@ -91,6 +91,32 @@ struct FlowDecodingTests {
         #expect(rst.summary == "TCP Flags: ACK, RST")
     }
 
+    @Test(
+        "ICMP: the summary names the type, and the code where the type has named codes, as Cilium's parser writes them",
+        arguments: [
+            (1, 8, 0, "ICMPv4 EchoRequest"), (1, 0, 0, "ICMPv4 EchoReply"),
+            (1, 3, 3, "ICMPv4 DestinationUnreachable(Port)"),
+            (1, 3, 13, "ICMPv4 DestinationUnreachable(CommAdminProhibited)"),
+            (1, 3, 99, "ICMPv4 DestinationUnreachable(Code: 99)"), (1, 11, 0, "ICMPv4 TimeExceeded(TTLExceeded)"),
+            (1, 5, 2, "ICMPv4 Redirect(TOS+Net)"), (1, 8, 1, "ICMPv4 EchoRequest(Code: 1)"), (1, 42, 7, "ICMPv4 42(7)"),
+            (58, 128, 0, "ICMPv6 EchoRequest"), (58, 1, 4, "ICMPv6 DestinationUnreachable(PortUnreachable)"),
+            (58, 135, 0, "ICMPv6 NeighborSolicitation"), (58, 143, 0, "ICMPv6 143(0)"),
+            (58, 3, 0, "ICMPv6 TimeExceeded(HopLimitExceeded)"), (58, 2, 0, "ICMPv6 PacketTooBig"),
+        ] as [(UInt8, UInt16, UInt16, String)])
+    func icmpSummaries(proto: UInt8, type: UInt16, code: UInt16, summary: String) {
+        var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [:])
+        let (source, destination) =
+            proto == 1
+            ? (Self.client, Self.server)
+            : (
+                [0xfd, 0, 0x10, 0x44, 0, 1] + [UInt8](repeating: 0, count: 9) + [4],
+                [0xff, 2] + [UInt8](repeating: 0, count: 13) + [0x16]
+            )
+        let flow = decoder.decode(
+            RawEvent.packet(source, type, destination, code, protocol: proto, at: 1_000), interfaceName: nil)
+        #expect(flow.summary == summary)
+    }
+
     @Test("drops: DROPPED, Hubble's reason next to the kernel's, no reply status")
     func drops() {
         var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [11: "NETFILTER_DROP", 2: "NO_SOCKET"])
