@@ -169,6 +169,7 @@ public struct FlowDecoder {
             flow.isRetransmission = true
             return flow
         }
+        if event.pointee.report == UInt8(OSP_REPORT_NEW.rawValue) && !isDrop { flow.opensConnection = true }
         if isDrop {
             let kernel = kernelDropReasons[event.pointee.drop_reason] ?? "REASON_\(event.pointee.drop_reason)"
             flow.kernelDropReason = kernel

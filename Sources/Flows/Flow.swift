@@ -32,6 +32,7 @@ public struct Flow: Sendable {
         var packets: UInt64
         var bytes: UInt64
         var isRetransmission = false
+        var opensConnection = false
         var sourceService: ServiceRef? = nil
         var destinationService: ServiceRef? = nil
         var serviceAddress: String? = nil
@@ -247,6 +248,16 @@ public struct Flow: Sendable {
         _modify {
             unique()
             yield &storage.fields.isRetransmission
+        }
+    }
+    /// The report that put its connection in this observation point's connection table: the
+    /// first packet of it seen here (Hubble's trace reason NEW, where the others are ESTABLISHED
+    /// or, from the responder, REPLY).
+    public var opensConnection: Bool {
+        get { storage.fields.opensConnection }
+        _modify {
+            unique()
+            yield &storage.fields.opensConnection
         }
     }
     /// Whether the flow carries DNS, asked without copying the DNS details out.

@@ -183,7 +183,7 @@ public struct FlowJSONWriter: Sendable {
         }
         if let isReply = flow.isReply, Self.keeps(mask, 36) {
             object.key("trace_reason", &json)
-            json.raw(isReply ? "\"REPLY\"" : "\"ESTABLISHED\"")
+            json.raw(isReply ? "\"REPLY\"" : (flow.opensConnection ? "\"NEW\"" : "\"ESTABLISHED\""))
         }
         if Self.keeps(mask, 41) {
             let inner = Self.inner(mask, 41)

@@ -59,7 +59,7 @@ public enum FlowMessage {
         if let isReply = flow.isReply {
             message.isReply = Google_Protobuf_BoolValue(isReply)
             message.reply = isReply
-            message.traceReason = isReply ? .reply : .established
+            message.traceReason = isReply ? .reply : (flow.opensConnection ? .new : .established)
         }
         if let interface = flow.interface {
             message.interface = .with {

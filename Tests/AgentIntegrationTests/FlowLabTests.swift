@@ -23,6 +23,17 @@ extension AgentIntegration {
             return value.map { "\($0)" }
         }
 
+        /// Whether every connection among these SYN flows (by client port) has one with trace
+        /// reason NEW: the SYN that opened it.
+        static func openedByNew(_ syns: [[String: Any]]) -> Bool {
+            let ports = Set(syns.compactMap { string($0, "l4", "TCP", "source_port") })
+            let opened = Set(
+                syns.filter { string($0, "trace_reason") == "NEW" }.compactMap {
+                    string($0, "l4", "TCP", "source_port")
+                })
+            return !ports.isEmpty && ports == opened
+        }
+
         @Test(
             "SYN, SYN-ACK, DNS (answered, NXDOMAIN, unanswered), policy drop, RST and service VIPs, on both nodes",
             arguments: Topology.allCases)
@@ -67,6 +78,9 @@ extension AgentIntegration {
                     Self.string($0, "is_reply") == "0" && Self.string($0, "traffic_direction") == "EGRESS"
                 }
                 #expect(outgoing.count == synOut.count)
+                // Each connection's first SYN opened it at this observation point: Cilium's trace
+                // reason NEW (a SYN sent again is ESTABLISHED, as in Cilium's table).
+                #expect(Self.openedByNew(synOut), "every connection's SYN leaving the client is trace_reason NEW")
                 // loadgen looked the service up first: its flows name what it asked for, as Hubble's do.
                 #expect(
                     synOut.contains {
@@ -87,6 +101,13 @@ extension AgentIntegration {
                 }
                 let replies = synAck.filter { Self.string($0, "is_reply") == "1" }
                 #expect(!replies.isEmpty, "the SYN-ACK is a reply")
+                #expect(replies.allSatisfy { Self.string($0, "trace_reason") == "REPLY" })
+                #expect(Self.openedByNew(synIn), "every connection's SYN entering the server is trace_reason NEW")
+                let fins = matching(ledger.node.netns) {
+                    isPod($0, "source", loadgen) && isPod($0, "destination", ledger)
+                        && (Self.string($0, "Summary") ?? "").contains("FIN")
+                }
+                #expect(fins.contains { Self.string($0, "trace_reason") == "ESTABLISHED" }, "the client's FIN")
                 let timed = synAck.filter {
                     (Double(Self.string($0, "extensions", "value", "tcp_handshake_latency_ns") ?? "") ?? 0) > 0
                 }

@@ -63,10 +63,12 @@ struct FlowDecodingTests {
     @Test("TCP: SYN from the client, SYN-ACK marked as reply with the handshake round trip")
     func tcpHandshake() {
         var decoder = FlowDecoder(nodeName: "osp-node-1", kernelDropReasons: [:])
-        let syn = decoder.decode(
-            RawEvent.packet(Self.client, 40000, Self.server, 80, protocol: 6, flags: RawEvent.syn, at: 1_000_000),
-            interfaceName: "ospabc")
+        var opening = RawEvent.packet(
+            Self.client, 40000, Self.server, 80, protocol: 6, flags: RawEvent.syn, at: 1_000_000)
+        opening.report = UInt8(OSP_REPORT_NEW.rawValue)
+        let syn = decoder.decode(opening, interfaceName: "ospabc")
         #expect(syn.verdict == .forwarded && syn.isReply == false)
+        #expect(syn.opensConnection, "the report that put the connection in the table")
         #expect(syn.sourceIP == "10.244.1.4" && syn.destinationIP == "10.244.2.3")
         #expect(syn.summary == "TCP Flags: SYN")
         #expect(syn.observationPoint == .fromEndpoint && syn.trafficDirection == .egress)
@@ -89,6 +91,7 @@ struct FlowDecodingTests {
                 at: 2_000_000),
             interfaceName: nil)
         #expect(rst.summary == "TCP Flags: ACK, RST")
+        #expect(!synAck.opensConnection && !rst.opensConnection)
     }
 
     @Test(

@@ -32,6 +32,26 @@ struct FlowJSONWriterTests {
         }
     }
 
+    @Test(
+        "trace_reason: NEW for the report that opens a connection, REPLY from its responder, ESTABLISHED otherwise, none for a drop"
+    )
+    func traceReasons() {
+        var opening = Fixtures.syn
+        opening.opensConnection = true
+        let cases: [(Flow, Flow_TraceReason, String?)] = [
+            (opening, .new, "NEW"), (Fixtures.syn, .established, "ESTABLISHED"), (Fixtures.synAck, .reply, "REPLY"),
+            (Fixtures.drop, .unknown, nil),
+        ]
+        for (flow, reason, text) in cases {
+            #expect(FlowMessage.make(flow).traceReason == reason, "\(flow.summary)")
+            var line: [UInt8] = []
+            FlowJSONWriter().appendLine(flow, to: &line)
+            let json = String(decoding: line, as: UTF8.self)
+            #expect(json.contains("\"trace_reason\":\"\(text ?? "")\"") == (text != nil), "\(json)")
+            #expect(json.contains("trace_reason") == (text != nil), "\(json)")
+        }
+    }
+
     /// Flows beyond the fixtures: every optional part set or absent, and hostile text.
     static var flows: [Flow] {
         var service = Fixtures.syn
@@ -71,7 +91,9 @@ struct FlowJSONWriterTests {
         host.destination = .remoteNode
         host.dropReason = 999  // not a flow.DropReason
         host.kernelDropReason = nil
-        return Fixtures.all + [service, answer, unanswered, hostile, ipv6, other, early, host]
+        var opening = Fixtures.syn
+        opening.opensConnection = true
+        return Fixtures.all + [service, answer, unanswered, hostile, ipv6, other, early, host, opening]
     }
 
     static let masks: [[String]] = [
