@@ -251,14 +251,23 @@ public struct Flow: Sendable {
         }
     }
     /// The report that put its connection in this observation point's connection table: the
-    /// first packet of it seen here (Hubble's trace reason NEW, where the others are ESTABLISHED
-    /// or, from the responder, REPLY).
+    /// first packet of it seen here (trace reason NEW).
     public var opensConnection: Bool {
         get { storage.fields.opensConnection }
         _modify {
             unique()
             yield &storage.fields.opensConnection
         }
+    }
+    /// Hubble's `trace_reason`, as Cilium's connection tracking gives it: RELATED for an ICMP
+    /// error, REPLY from a connection's responder, NEW for the report that opened the
+    /// connection here, ESTABLISHED for the others; nil where the reply status is unknown
+    /// (drops).
+    public var traceReason: TraceReason? {
+        guard let isReply else { return nil }
+        if l4.isICMPError { return .related }
+        if isReply { return .reply }
+        return opensConnection ? .new : .established
     }
     /// Whether the flow carries DNS, asked without copying the DNS details out.
     public var hasDNS: Bool {

@@ -36,6 +36,11 @@ public enum ObservationPoint: Int, Sendable {
     }
 }
 
+/// flow.TraceReason, by wire value: what the connection table said of a forwarded packet.
+public enum TraceReason: Int, Sendable {
+    case new = 1, established = 2, reply = 3, related = 4
+}
+
 /// flow.TrafficDirection, by wire value.
 public enum TrafficDirection: Int, Sendable {
     case unknown = 0, ingress = 1, egress = 2

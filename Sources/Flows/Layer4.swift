@@ -35,6 +35,17 @@ public enum Layer4: Sendable, Equatable {
         }
     }
 
+    /// An ICMP error about another packet (destination unreachable, time exceeded, parameter
+    /// problem; ICMPv6's packet too big too): what Cilium's connection tracking calls related to
+    /// the connection that packet belongs to.
+    public var isICMPError: Bool {
+        switch self {
+        case .icmpv4(let type, _): type == 3 || type == 11 || type == 12
+        case .icmpv6(let type, _): (1...4).contains(type)
+        default: false
+        }
+    }
+
     /// The IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
     public var protocolNumber: UInt8 {
         switch self {

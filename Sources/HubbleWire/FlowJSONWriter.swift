@@ -181,9 +181,9 @@ public struct FlowJSONWriter: Sendable {
             object.key("uuid", &json)
             json.uuid(flow.uuid)
         }
-        if let isReply = flow.isReply, Self.keeps(mask, 36) {
+        if let reason = flow.traceReason, Self.keeps(mask, 36), let name = Names.traceReasons[reason.rawValue] {
             object.key("trace_reason", &json)
-            json.raw(isReply ? "\"REPLY\"" : (flow.opensConnection ? "\"NEW\"" : "\"ESTABLISHED\""))
+            json.put(name)
         }
         if Self.keeps(mask, 41) {
             let inner = Self.inner(mask, 41)
@@ -459,6 +459,11 @@ public struct FlowJSONWriter: Sendable {
         static let observationPoints = quoted(
             ProtoNames.table(Flow_TraceObservationPoint.allCases, "trace_observation_point") { value in
                 Flow_Flow.with { $0.traceObservationPoint = value }
+            }.names.map { ($0.key.rawValue, $0.value) })
+
+        static let traceReasons = quoted(
+            ProtoNames.table(Flow_TraceReason.allCases, "trace_reason") { value in
+                Flow_Flow.with { $0.traceReason = value }
             }.names.map { ($0.key.rawValue, $0.value) })
 
         /// Looked up per flow: an array by raw value rather than a dictionary.

@@ -59,7 +59,7 @@ public enum FlowMessage {
         if let isReply = flow.isReply {
             message.isReply = Google_Protobuf_BoolValue(isReply)
             message.reply = isReply
-            message.traceReason = isReply ? .reply : (flow.opensConnection ? .new : .established)
+            message.traceReason = flow.traceReason.flatMap { Flow_TraceReason(rawValue: $0.rawValue) } ?? .unknown
         }
         if let interface = flow.interface {
             message.interface = .with {

@@ -38,8 +38,16 @@ struct FlowJSONWriterTests {
     func traceReasons() {
         var opening = Fixtures.syn
         opening.opensConnection = true
+        var unreachable = Fixtures.icmp
+        unreachable.l4 = .icmpv4(type: 3, code: 3)
+        unreachable.opensConnection = true
+        var tooBig = Fixtures.icmp
+        tooBig.l4 = .icmpv6(type: 2, code: 0)
+        tooBig.isReply = true
         let cases: [(Flow, Flow_TraceReason, String?)] = [
             (opening, .new, "NEW"), (Fixtures.syn, .established, "ESTABLISHED"), (Fixtures.synAck, .reply, "REPLY"),
+            (unreachable, .related, "RELATED"), (tooBig, .related, "RELATED"),
+            (Fixtures.icmp, .established, "ESTABLISHED"),
             (Fixtures.drop, .unknown, nil),
         ]
         for (flow, reason, text) in cases {
@@ -93,7 +101,9 @@ struct FlowJSONWriterTests {
         host.kernelDropReason = nil
         var opening = Fixtures.syn
         opening.opensConnection = true
-        return Fixtures.all + [service, answer, unanswered, hostile, ipv6, other, early, host, opening]
+        var unreachable = Fixtures.icmp
+        unreachable.l4 = .icmpv4(type: 3, code: 3)
+        return Fixtures.all + [service, answer, unanswered, hostile, ipv6, other, early, host, opening, unreachable]
     }
 
     static let masks: [[String]] = [
