@@ -315,19 +315,30 @@ public struct LabController: Sendable {
 
     /// Waits until a process has created its unix socket.
     private func waitForSocket(_ path: String, pid: Int32, what: String, logPath: String) throws(LabError) {
-        let deadline = Date().addingTimeInterval(20)
+        try waitFor(what, pid: pid, logPath: logPath, seconds: 20, poll: 0.05, failure: "it did not create \(path)") {
+            FileManager.default.fileExists(atPath: path)
+        }
+    }
+
+    /// Polls `ready` every `poll` seconds until it holds; a workload whose process `pid` exits
+    /// meanwhile, or that is not ready within `seconds`, is an error naming `what` and its log
+    /// (`failure` says what it did not do in time).
+    private func waitFor(
+        _ what: String, pid: Int32, logPath: String, seconds: Double, poll: Double, failure: String,
+        _ ready: () throws(LabError) -> Bool
+    ) throws(LabError) {
+        let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if FileManager.default.fileExists(atPath: path) { return }
+            if try ready() { return }
             guard Self.isRunning(pid) else {
                 let log = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").last ?? ""
                 throw .workloadNotReady(what: what, detail: "its process exited (\(log)); see \(logPath)")
             }
-            Thread.sleep(forTimeInterval: 0.05)
+            Thread.sleep(forTimeInterval: poll)
         }
-        throw .workloadNotReady(what: what, detail: "it did not create \(path) within 20 s; see \(logPath)")
+        throw .workloadNotReady(what: what, detail: "\(failure) within \(Int(seconds)) s; see \(logPath)")
     }
 
-    /// Polls `/proc/<pid>/net/{tcp,udp}[6]` — the pod's own socket tables — for a listener.
     /// Starts a port forward from the host's `127.0.0.1:port` and waits until it listens.
     private func forward(
         _ port: Int, _ launch: (command: [String], logPath: String, pidPath: String), _ what: String,
@@ -339,40 +350,29 @@ public struct LabController: Sendable {
             pid: pid, proto: "tcp", port: UInt16(port), what: "the port forward to \(what)", logPath: launch.logPath)
     }
 
+    /// Waits until the process listens on `port` (in its own network namespace).
     func waitUntilListening(
         pid: Int32, proto: String, port: UInt16, what: String, logPath: String
     )
         throws(LabError)
     {
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if Self.isListening(pid: pid, proto: proto, port: port) { return }
-            guard Self.isRunning(pid) else {
-                let log = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").first ?? ""
-                throw .workloadNotReady(what: what, detail: "its process exited (\(log)); see \(logPath)")
-            }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        throw .workloadNotReady(
-            what: what, detail: "nothing listened on \(proto.uppercased()) port \(port) within 20 s; see \(logPath)")
+        try waitFor(
+            what, pid: pid, logPath: logPath, seconds: 20, poll: 0.02,
+            failure: "nothing listened on \(proto.uppercased()) port \(port)"
+        ) { Self.isListening(pid: pid, proto: proto, port: port) }
     }
 
     /// Prometheus listens before it has opened its storage, and answers its API with 503
     /// "Service Unavailable" until then: waits until `/-/ready` says it is ready.
     func waitUntilPrometheusReady(pid: Int32, netns: String, logPath: String) throws(LabError) {
         let url = "http://127.0.0.1:\(LabConfig.prometheusPort)/-/ready"
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
+        try waitFor(
+            "Prometheus", pid: pid, logPath: logPath, seconds: 30, poll: 0.1, failure: "\(url) did not answer 200"
+        ) { () throws(LabError) -> Bool in
             let status = try host.execute(
                 ["ip", "netns", "exec", netns, "curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", url])
-            if status.stdout == "200" { return }
-            guard Self.isRunning(pid) else {
-                let log = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").last ?? ""
-                throw .workloadNotReady(what: "Prometheus", detail: "its process exited (\(log)); see \(logPath)")
-            }
-            Thread.sleep(forTimeInterval: 0.1)
+            return status.stdout == "200"
         }
-        throw .workloadNotReady(what: "Prometheus", detail: "\(url) did not answer 200 within 30 s; see \(logPath)")
     }
 
     func waitUntilInNamespace(pid: Int32, netns: String, what: String) throws(LabError) {
@@ -392,6 +392,7 @@ public struct LabController: Sendable {
         throw .workloadNotReady(what: what, detail: "its process did not enter \(netns) within 10 s")
     }
 
+    /// Reads `/proc/<pid>/net/{tcp,udp}[6]` — the pod's own socket tables — for a listener.
     static func isListening(pid: Int32, proto: String, port: UInt16) -> Bool {
         let portHex = String(format: ":%04X", port)
         // TCP listeners are in state 0A (LISTEN); bound UDP sockets show 07 (CLOSE).
