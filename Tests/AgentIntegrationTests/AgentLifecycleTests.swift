@@ -36,10 +36,10 @@ extension AgentIntegration {
         @Test(
             "tcx links die with a killed agent; tc filters stay and are replaced in place; tcx replaces them; SIGTERM: none"
         )
-        func attachmentsOverRestarts() throws {
+        func attachmentsOverRestarts() async throws {
             let config = try LabConfig(
                 name: LabFixture.uniqueName("k"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
-            try LabFixture.withLab(config) { plan, inventory in
+            try await LabFixture.withLab(config) { plan, inventory in
                 let node = plan.nodes[0]
                 let interfaces = ["eth0"] + plan.pods(on: node).map(\.hostInterface)
                 /// Exactly one Osprey program of `kind` on every pod veth's hooks, and none on the
@@ -118,12 +118,12 @@ extension AgentIntegration {
         @Test(
             "a stopping agent writes to its flow log the flows of every event its ring held when it was told to stop"
         )
-        func lastFlowsWritten() throws {
+        func lastFlowsWritten() async throws {
             var config = try LabConfig(
                 name: LabFixture.uniqueName("w"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
             // Every datagram an event at each veth, and a flow log that does not rotate meanwhile.
             config.agentArguments = ["--per-packet-events", "--export-file-max-size-mb", "500"]
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let node = plan.nodes[0]
                 LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
@@ -166,10 +166,10 @@ extension AgentIntegration {
         @Test(
             "flow logs to stdout: the agent's standard output is whole jsonpb lines of its node's flows, which observe --input-file reads; its log stays on stderr"
         )
-        func flowLogsToStandardOutput() throws {
+        func flowLogsToStandardOutput() async throws {
             let config = try LabConfig(
                 name: LabFixture.uniqueName("o"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let node = plan.nodes[0]
                 let agent = try #require(LabFixture.agentPID(config, node: node.name))
                 kill(agent, SIGTERM)
@@ -219,10 +219,10 @@ extension AgentIntegration {
         }
 
         @Test("a pod created after the agent started is attached and counted within a second")
-        func newPodIsCounted() throws {
+        func newPodIsCounted() async throws {
             let config = try LabConfig(
                 name: LabFixture.uniqueName("n"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let node = plan.nodes[0]
                 let netns = "\(config.name)-shop-latecomer"
                 let hostSide = "osplatecomer0"

@@ -18,10 +18,10 @@ extension AgentIntegration {
         }
 
         @Test("the node's uplink deleted and recreated: pods stay watched, one line each way, the new one is attached")
-        func uplinkRecreated() throws {
+        func uplinkRecreated() async throws {
             let config = try LabConfig(
                 name: LabFixture.uniqueName("u"), nodeCount: 2, agentPath: OspreyBinary.agent.path)
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let node = plan.nodes[1]
                 let pods = try Self.watched(node, "pod")
                 #expect(try Self.watched(node, "uplink") == 1 && pods > 0)
@@ -71,10 +71,10 @@ extension AgentIntegration {
         @Test(
             "bpffs unmounted under a running agent that never had tracefs: drops, retransmissions and flows keep coming; nothing broke, nothing said"
         )
-        func filesystemsUnmounted() throws {
+        func filesystemsUnmounted() async throws {
             let config = try LabConfig(
                 name: LabFixture.uniqueName("m"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let node = plan.nodes[0]
                 let agent = try #require(LabFixture.agentPID(config, node: node.name))
                 // The agent's own mount namespace (`ip netns exec` gives it one): no tracefs
@@ -109,7 +109,7 @@ extension AgentIntegration {
         }
 
         @Test("kill -9 while the flow log rotates, five times: every file reads back whole, no partial gzip stays")
-        func killedWhileRotating() throws {
+        func killedWhileRotating() async throws {
             var config = try LabConfig(
                 name: LabFixture.uniqueName("r"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
             // About 1 MB of flow log every few thousand packets: rotations many times a second.
@@ -117,7 +117,7 @@ extension AgentIntegration {
                 "--per-packet-events", "--export-file-max-size-mb", "1", "--export-file-compress",
                 "--export-file-max-backups", "0",
             ]
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let node = plan.nodes[0]
                 let directory = "\(config.stateDirectory)/nodes/\(node.name)"
                 let pods = plan.pods(on: node)

@@ -35,13 +35,13 @@ struct FidelityLabTests {
     @Test(
         "Service backends same- and cross-node, IPv4 and IPv6, TCP and DNS; only real drops; one identity per pod",
         arguments: Topology.allCases)
-    func fidelity(topology: Topology) throws {
+    func fidelity(topology: Topology) async throws {
         var config = try LabConfig(
             name: LabFixture.uniqueName(topology == .bridge ? "s" : "t"), nodeCount: 2, topology: topology,
             agentPath: OspreyBinary.agent.path)
         config.relayPath = OspreyBinary.relay.path
         config.relayPort = nil
-        try LabFixture.withLab(config) { plan, _ in
+        try await LabFixture.withLab(config) { plan, _ in
             let string = Flows.string
             let loadgen = try #require(plan.pods(of: "loadgen", in: "shop").first)
             let frontends = plan.pods(of: "frontend", in: "shop")

@@ -37,11 +37,11 @@ extension AgentIntegration {
         @Test(
             "SYN, SYN-ACK, DNS (answered, NXDOMAIN, unanswered), policy drop, RST and service VIPs, on both nodes",
             arguments: Topology.allCases)
-        func scenarios(topology: Topology) throws {
+        func scenarios(topology: Topology) async throws {
             let config = try LabConfig(
                 name: LabFixture.uniqueName(topology == .bridge ? "f" : "g"), nodeCount: 2, topology: topology,
                 agentPath: OspreyBinary.agent.path)
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let loadgen = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let ledger = try #require(plan.pods(of: "ledger", in: "billing").first)
                 let untrusted = try #require(plan.pods(of: "untrusted", in: "shop").first)
@@ -202,12 +202,12 @@ extension AgentIntegration {
         /// the client and ledger, on the other node, as the server.
         static func withReportingLab(
             _ prefix: Character, _ body: (LabPlan, _ client: PlannedPod, _ server: PlannedPod) throws -> Void
-        ) throws {
+        ) async throws {
             var config = try LabConfig(
                 name: LabFixture.uniqueName(prefix), nodeCount: 2, topology: .bridge,
                 agentPath: OspreyBinary.agent.path)
             config.agentArguments = ["--flow-report-interval", "1"]
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let server = try #require(plan.pods(of: "ledger", in: "billing").first)
                 #expect(client.node != server.node)
@@ -218,8 +218,8 @@ extension AgentIntegration {
         @Test(
             "a long connection's directions are each reported again once per --flow-report-interval while they carry packets, not per packet"
         )
-        func periodicReports() throws {
-            try Self.withReportingLab("p") { plan, client, server in
+        func periodicReports() async throws {
+            try await Self.withReportingLab("p") { plan, client, server in
                 let socket = try #require(
                     try PodSockets.connectTCP(from: client.netns, to: server.ipv4, port: 80, timeout: 2))
                 defer { close(socket) }
@@ -260,11 +260,11 @@ extension AgentIntegration {
         @Test(
             "an upload, a pause, then a byte back: the upload is counted once, as the client's, in the pod-level metrics, and the report the server's byte makes carries only what the server sent"
         )
-        func directionsCountApart() throws {
+        func directionsCountApart() async throws {
             // Reports once a second. The upload takes well under a second; the server's byte comes
             // after an interval, so its packet makes a periodic report at the server's veth. With
             // one count for both directions, that report carried the upload as the server's.
-            try Self.withReportingLab("d") { plan, client, server in
+            try await Self.withReportingLab("d") { plan, client, server in
                 // The lab's pod-level metrics are in remote context: a series per source and
                 // destination, each packet counted once in the cluster, at its sender's veth.
                 func bytes(_ source: PlannedPod, _ destination: PlannedPod) -> Double {
@@ -305,8 +305,8 @@ extension AgentIntegration {
         @Test(
             "a burst of UDP datagrams, and one of pings, and then silence: every datagram, echo request and echo reply is counted in the pod-level metrics, the ones after the first of each direction by the flush of silent connections"
         )
-        func silentConnectionsFlushed() throws {
-            try Self.withReportingLab("s") { plan, client, server in
+        func silentConnectionsFlushed() async throws {
+            try await Self.withReportingLab("s") { plan, client, server in
                 LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
                 func packets(_ from: PlannedPod, _ to: PlannedPod) -> Double {
                     plan.nodes.reduce(0) { sum, node in
@@ -349,11 +349,11 @@ extension AgentIntegration {
         }
 
         @Test("the Hubble metrics count exactly the flows the agent reports over the same interval")
-        func metricsAgreeWithFlows() throws {
+        func metricsAgreeWithFlows() async throws {
             let config = try LabConfig(
                 name: LabFixture.uniqueName("m"), nodeCount: 2, agentPath: OspreyBinary.agent.path)
             // The standalone metadata source: the agents read the lab's inventory file.
-            try LabFixture.withLab(config, kubernetes: false) { plan, _ in
+            try await LabFixture.withLab(config, kubernetes: false) { plan, _ in
                 LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let server = try #require(plan.pods(of: "ledger", in: "billing").first)

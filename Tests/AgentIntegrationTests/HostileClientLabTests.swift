@@ -9,10 +9,10 @@ extension AgentIntegration {
     @Suite("Hostile clients on a lab")
     struct HostileClients {
         @Test("1,000 idle connections to /metrics and garbage on both ports: scrapes and the Hubble API still answer")
-        func idleAndGarbage() throws {
+        func idleAndGarbage() async throws {
             let config = try LabConfig(
                 name: LabFixture.uniqueName("h"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let node = plan.nodes[0]
                 let pod = try #require(plan.pods(of: "untrusted", in: "shop").first)
                 var sockets: [Int32] = []

@@ -32,10 +32,10 @@ extension AgentIntegration {
         }
 
         @Test("observe --namespace shop --verdict DROPPED -o json shows the blocked client's drops; status, list, TCP")
-        func observeDrops() throws {
+        func observeDrops() async throws {
             let config = try LabConfig(
                 name: LabFixture.uniqueName("h"), nodeCount: 2, topology: .bridge, agentPath: OspreyBinary.agent.path)
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let untrusted = try #require(plan.pods(of: "untrusted", in: "shop").first)
                 let servers = plan.nodes.map { Self.socket(config, $0.name) }
                 for server in servers { try Self.waitForAgent(server) }
@@ -220,10 +220,10 @@ extension AgentIntegration {
         }
 
         @Test("observe --follow prints a new request within a second")
-        func follow() throws {
+        func follow() async throws {
             let config = try LabConfig(
                 name: LabFixture.uniqueName("i"), nodeCount: 2, topology: .bridge, agentPath: OspreyBinary.agent.path)
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let loadgen = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let frontend = try #require(plan.pods(of: "frontend", in: "shop").first { $0.node != loadgen.node })
                 let server = Self.socket(config, loadgen.node.name)

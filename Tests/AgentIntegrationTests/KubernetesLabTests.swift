@@ -18,9 +18,9 @@ extension AgentIntegration {
         }
 
         @Test("kubectl on the host lists the lab; every agent has every pod, Service and node from the API")
-        func kubectlAndAgents() throws {
+        func kubectlAndAgents() async throws {
             let config = try Self.config("k")
-            try LabFixture.withLab(config) { plan, inventory in
+            try await LabFixture.withLab(config) { plan, inventory in
                 let result = try Host().execute([
                     "kubectl", "--kubeconfig", config.kubeconfigPath, "--cache-dir",
                     config.stateDirectory + "/kubecache",
@@ -92,9 +92,9 @@ extension AgentIntegration {
 
         @Test(
             "lab scale: a new pod's flows carry its name within 1 s of it answering; its IP, reused, names the new pod")
-        func scaledPods() throws {
+        func scaledPods() async throws {
             let config = try Self.config("s")
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
                 let controller = LabController()
@@ -134,10 +134,10 @@ extension AgentIntegration {
         @Test(
             "the Kubernetes API unreachable when an agent starts: it serves flows at once, says so, and names pods when the API is back"
         )
-        func apiServerDownAtStart() throws {
+        func apiServerDownAtStart() async throws {
             var config = try Self.config("d")
             config.apiServerHostPort = nil
-            try LabFixture.withLab(config) { plan, inventory in
+            try await LabFixture.withLab(config) { plan, inventory in
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let frontend = try #require(plan.pods(of: "frontend", in: "shop").first)
                 let node = frontend.node
@@ -190,10 +190,10 @@ extension AgentIntegration {
         }
 
         @Test("the Kubernetes API goes away mid-run: agents keep naming flows, say so, and catch up when it is back")
-        func apiServerOutage() throws {
+        func apiServerOutage() async throws {
             var config = try Self.config("o")
             config.apiServerHostPort = nil
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let frontend = try #require(plan.pods(of: "frontend", in: "shop").first)
                 let node = frontend.node

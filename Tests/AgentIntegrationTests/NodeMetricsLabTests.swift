@@ -25,8 +25,8 @@ extension AgentIntegration {
         static let background = 10.0
 
         @Test("UDP across nodes: uplink counts exact, NO_SOCKET drops exact", arguments: Topology.allCases)
-        func udpCountsAreExact(topology: Topology) throws {
-            try LabFixture.withLab(Self.config(topology == .bridge ? "x" : "y", topology)) { plan, _ in
+        func udpCountsAreExact(topology: Topology) async throws {
+            try await LabFixture.withLab(Self.config(topology == .bridge ? "x" : "y", topology)) { plan, _ in
                 LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
                 let sender = try #require(plan.pods.first { $0.node.index == 1 && $0.spec.name == "frontend" })
                 let receiver = try #require(plan.pods.first { $0.node.index == 2 && $0.spec.name == "ledger" })
@@ -84,8 +84,8 @@ extension AgentIntegration {
         }
 
         @Test("the policy-blocked client's packets are NETFILTER_DROP drops, one for one")
-        func policyDrops() throws {
-            try LabFixture.withLab(Self.config("p")) { plan, _ in
+        func policyDrops() async throws {
+            try await LabFixture.withLab(Self.config("p")) { plan, _ in
                 LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
                 let untrusted = try #require(plan.pods(of: "untrusted", in: "shop").first)
                 let target = try #require(plan.pods(of: "frontend", in: "shop").first { $0.node != untrusted.node })
@@ -130,8 +130,8 @@ extension AgentIntegration {
         }
 
         @Test("held TCP connections show in tcp_state and tcp_connection_remote, and leave when closed")
-        func tcpConnections() throws {
-            try LabFixture.withLab(Self.config("c")) { plan, _ in
+        func tcpConnections() async throws {
+            try await LabFixture.withLab(Self.config("c")) { plan, _ in
                 LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let server = try #require(plan.pods(of: "ledger", in: "billing").first)
@@ -177,10 +177,10 @@ extension AgentIntegration {
         @Test(
             "a full connection table: evictions are counted, every connection's start is still reported, and connections that end leave the table"
         )
-        func connectionTableFull() throws {
+        func connectionTableFull() async throws {
             var config = try Self.config("t")
             config.agentArguments = ["--conntrack-max", "256"]
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let server = try #require(plan.pods(of: "ledger", in: "billing").first)
@@ -239,10 +239,10 @@ extension AgentIntegration {
         }
 
         @Test("every series carries cluster and instance; interface_stats covers every pod veth; promtool parses it")
-        func exposition() throws {
+        func exposition() async throws {
             var config = try Self.config("e", .routed)
             config.agentArguments = ["--metrics-flavour", "both"]  // Retina's names and Cilium's
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 for node in plan.nodes {
                     let metrics = try LabFixture.scrape(node.netns)
                     #expect(!metrics.samples.isEmpty)

@@ -105,11 +105,11 @@ extension AgentIntegration {
         }
 
         @Test("every dashboard panel has data, rules load, drop/DNS/lost-events alerts fire; promtool checks configs")
-        func dashboardsAndAlerts() throws {
+        func dashboardsAndAlerts() async throws {
             var config = try LabConfig(
                 name: LabFixture.uniqueName("p"), nodeCount: 2, topology: .bridge, agentPath: OspreyBinary.agent.path)
             config.prometheusRules = Self.deploy + "/prometheus/osprey-alerts.yaml"
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let prometheus = plan.nodes[0].netns
                 // A follower that never reads: its agent must count what it cannot deliver as lost.
                 let socket = "unix://\(config.stateDirectory)/nodes/\(plan.nodes[0].name)/hubble.sock"

@@ -82,9 +82,9 @@ extension AgentIntegration {
         @Test(
             "a cross-node request appears once per observation point, from both nodes, in time order; --last N is N per node"
         )
-        func mergedView() throws {
+        func mergedView() async throws {
             let config = try Self.labConfig("r")
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 try Self.waitForNodes(config, connected: 3)
                 let loadgen = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let frontend = try #require(plan.pods(of: "frontend", in: "shop").first { $0.node != loadgen.node })
@@ -138,9 +138,9 @@ extension AgentIntegration {
         }
 
         @Test("kill an agent under a follow stream: the stream goes on and names it; restarted, its flows come back")
-        func agentRestart() throws {
+        func agentRestart() async throws {
             let config = try Self.labConfig("s")
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 try Self.waitForNodes(config, connected: 3)
                 let loadgen = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let frontend = try #require(plan.pods(of: "frontend", in: "shop").first { $0.node != loadgen.node })
@@ -237,9 +237,9 @@ extension AgentIntegration {
         }
 
         @Test("a client that stops reading: the relay's memory stays bounded and the agents count the loss")
-        func slowClient() throws {
+        func slowClient() async throws {
             let config = try Self.labConfig("u", nodes: 2)
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 try Self.waitForNodes(config, connected: 2)
                 let pidFile = "\(config.stateDirectory)/relay/osprey-relay.pid.osprey"
                 let relay = try #require(
@@ -298,9 +298,9 @@ extension AgentIntegration {
         }
 
         @Test("TLS with a throwaway CA: no client certificate, no TLS or no CA is refused; with them everything works")
-        func tls() throws {
+        func tls() async throws {
             let config = try Self.labConfig("t", nodes: 2, tls: true)
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let certificates = LabCertificates(config: config)
                 let trust = [
                     "--tls-ca-cert-files", certificates.caFile, "--tls-server-name", certificates.relayServerName,

@@ -21,9 +21,9 @@ extension AgentIntegration {
         }
 
         @Test("the shop's map, table, filters, details, node status and a hostile name, in a real browser")
-        func browser() throws {
+        func browser() async throws {
             let config = try Self.labConfig("w")
-            try LabFixture.withLab(config) { plan, _ in
+            try await LabFixture.withLab(config) { plan, _ in
                 let browser = try Browser()
                 defer { browser.close() }
                 /// Records a failed step with the screenshot that shows it.

@@ -10,10 +10,10 @@ import Testing
 @Suite("web UI soak", .serialized)
 struct WebUISoakTests {
     @Test("the page's heap and the relay's memory stay flat while the map and table stream")
-    func soak() throws {
+    func soak() async throws {
         let seconds = Double(ProcessInfo.processInfo.environment["OSPREY_UI_SOAK_SECONDS"] ?? "") ?? 600
         let config = try AgentIntegration.WebUILabTests.labConfig("s")
-        try LabFixture.withLab(config) { _, _ in
+        try await LabFixture.withLab(config) { _, _ in
             let browser = try Browser()
             defer { browser.close() }
             try browser.open("http://127.0.0.1:\(config.uiPort!)/")

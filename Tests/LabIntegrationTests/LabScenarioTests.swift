@@ -9,10 +9,10 @@ import Testing
 @Suite("Lab scenarios (root)")
 struct LabScenarioTests {
     @Test("every client's traffic does what the scenario says", arguments: Topology.allCases)
-    func scenarios(topology: Topology) throws {
+    func scenarios(topology: Topology) async throws {
         let config = try LabConfig(
             name: LabFixture.uniqueName(topology == .bridge ? "b" : "r"), nodeCount: 2, topology: topology)
-        try LabFixture.withLab(config) { plan, inventory in
+        try await LabFixture.withLab(config) { plan, inventory in
             let loadgen = try #require(plan.pods(of: "loadgen", in: "shop").first)
             let ledger = try #require(plan.pods(of: "ledger", in: "billing").first)
             let frontends = plan.pods(of: "frontend", in: "shop")
@@ -80,26 +80,28 @@ struct LabScenarioTests {
     }
 
     @Test("lab down leaves nothing behind, and a second down is harmless")
-    func downRemovesEverything() throws {
-        let config = try LabConfig(name: LabFixture.uniqueName("d"), nodeCount: 2)
-        let controller = LabController()
-        defer { _ = try? controller.down(name: config.name) }
-        let inventory = try controller.up(config)
-        let inodes = LabFixture.namespaceInodes(of: config.name)
-        #expect(inodes.count == 1 + config.nodeCount + inventory.pods.count)
-        #expect(!LabFixture.leftovers(of: config.name, inodes: inodes).isEmpty, "the check sees a running lab")
+    func downRemovesEverything() async throws {
+        try await onOwnThread {
+            let config = try LabConfig(name: LabFixture.uniqueName("d"), nodeCount: 2)
+            let controller = LabController()
+            defer { _ = try? controller.down(name: config.name) }
+            let inventory = try controller.up(config)
+            let inodes = LabFixture.namespaceInodes(of: config.name)
+            #expect(inodes.count == 1 + config.nodeCount + inventory.pods.count)
+            #expect(!LabFixture.leftovers(of: config.name, inodes: inodes).isEmpty, "the check sees a running lab")
 
-        let report = try controller.down(name: config.name)
-        #expect(report.namespaces.count == inodes.count)
-        #expect(report.processes >= inventory.pods.count)
-        #expect(LabFixture.leftovers(of: config.name, inodes: inodes) == [])
-        #expect(try controller.down(name: config.name).isEmpty)
+            let report = try controller.down(name: config.name)
+            #expect(report.namespaces.count == inodes.count)
+            #expect(report.processes >= inventory.pods.count)
+            #expect(LabFixture.leftovers(of: config.name, inodes: inodes) == [])
+            #expect(try controller.down(name: config.name).isEmpty)
+        }
     }
 
     @Test("lab up on an existing lab refuses clearly and leaves it running")
-    func upTwiceRefuses() throws {
+    func upTwiceRefuses() async throws {
         let config = try LabConfig(name: LabFixture.uniqueName("u"), nodeCount: 1)
-        try LabFixture.withLab(config) { plan, _ in
+        try await LabFixture.withLab(config) { plan, _ in
             let error = #expect(throws: LabError.self) { try LabController().up(config) }
             #expect(error?.description.hasPrefix("A lab named '\(config.name)' is already up") == true)
             let status = try LabStatus(name: config.name)
@@ -109,30 +111,32 @@ struct LabScenarioTests {
     }
 
     @Test("lab down cleans up after a crash half-way through lab up")
-    func downAfterHalfFinishedUp() throws {
-        let config = try LabConfig(name: LabFixture.uniqueName("h"), nodeCount: 2, topology: .routed)
-        let controller = LabController()
-        defer { _ = try? controller.down(name: config.name) }
-        // Do what `up` does until it is half done — namespaces, links, some workloads — as if
-        // the process had been killed there.
-        let plan = LabPlan(config: config)
-        let steps = NetworkSetup(plan: plan).steps
-        for step in steps.prefix(steps.count / 2) { try controller.host.run(step.argv, input: step.input) }
-        let workloads = Workloads(plan: plan)
-        for launch in workloads.launches().prefix(2) {
-            try FileManager.default.createDirectory(
-                atPath: workloads.directory(of: launch.pod), withIntermediateDirectories: true)
-            for file in launch.files {
+    func downAfterHalfFinishedUp() async throws {
+        try await onOwnThread {
+            let config = try LabConfig(name: LabFixture.uniqueName("h"), nodeCount: 2, topology: .routed)
+            let controller = LabController()
+            defer { _ = try? controller.down(name: config.name) }
+            // Do what `up` does until it is half done — namespaces, links, some workloads — as if
+            // the process had been killed there.
+            let plan = LabPlan(config: config)
+            let steps = NetworkSetup(plan: plan).steps
+            for step in steps.prefix(steps.count / 2) { try controller.host.run(step.argv, input: step.input) }
+            let workloads = Workloads(plan: plan)
+            for launch in workloads.launches().prefix(2) {
                 try FileManager.default.createDirectory(
-                    atPath: (file.path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                try file.contents.write(toFile: file.path, atomically: true, encoding: .utf8)
+                    atPath: workloads.directory(of: launch.pod), withIntermediateDirectories: true)
+                for file in launch.files {
+                    try FileManager.default.createDirectory(
+                        atPath: (file.path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                    try file.contents.write(toFile: file.path, atomically: true, encoding: .utf8)
+                }
+                _ = try controller.host.launchDetached(launch.command, logPath: launch.logPath, pidPath: launch.pidPath)
             }
-            _ = try controller.host.launchDetached(launch.command, logPath: launch.logPath, pidPath: launch.pidPath)
-        }
-        let inodes = LabFixture.namespaceInodes(of: config.name)
-        #expect(LabFixture.leftovers(of: config.name, inodes: inodes).contains { $0.hasPrefix("process") })
+            let inodes = LabFixture.namespaceInodes(of: config.name)
+            #expect(LabFixture.leftovers(of: config.name, inodes: inodes).contains { $0.hasPrefix("process") })
 
-        try controller.down(name: config.name)
-        #expect(LabFixture.leftovers(of: config.name, inodes: inodes) == [])
+            try controller.down(name: config.name)
+            #expect(LabFixture.leftovers(of: config.name, inodes: inodes) == [])
+        }
     }
 }
