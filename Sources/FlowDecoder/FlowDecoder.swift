@@ -151,14 +151,15 @@ public struct FlowDecoder {
             case OSP_OBS_TO_ENDPOINT.rawValue: .toEndpoint
             default: .unknown
             }
+        // An ICMP error is related to a connection, not its reply, as in Cilium's flows.
+        let isReply = event.pointee.is_reply == 2 ? nil : event.pointee.is_reply == 1 && !l4.isICMPError
         var flow = Flow(
             time: Date(timeIntervalSince1970: Double(event.pointee.timestamp_ns) / 1e9 + clockOffset),
             uuid: uuids.next(),
             verdict: isDrop ? .dropped : .forwarded, ipVersion: family == 6 ? 2 : 1, sourceIP: source,
             destinationIP: destination, l4: l4, nodeName: nodeName,
-            trafficDirection: observation == .fromEndpoint || isRetransmission
-                ? .egress : (observation == .toEndpoint ? .ingress : .unknown),
-            isReply: event.pointee.is_reply == 2 ? nil : event.pointee.is_reply == 1, observationPoint: observation,
+            trafficDirection: isRetransmission ? .egress : Self.direction(observation, isReply: isReply),
+            isReply: isReply, observationPoint: observation,
             interface: event.pointee.ifindex == 0
                 ? nil : (Int32(bitPattern: event.pointee.ifindex), interfaceName ?? ""),
             packets: event.pointee.packets, bytes: event.pointee.bytes)
@@ -190,6 +191,20 @@ public struct FlowDecoder {
         return flow
     }
 
+    /// Hubble's `traffic_direction`, as Cilium's parser gives it for a packet its connection
+    /// tracking has seen: the direction of the packet's connection at the pod it crosses, not of
+    /// the packet. A request leaving a pod and a reply entering one belong to a connection out of
+    /// that pod (EGRESS); a request entering a pod and a reply leaving it, to one into it
+    /// (INGRESS). Unknown without an observation point (drops: the enricher decides). DNS flows
+    /// take Retina's rule instead (`decodeDNS`).
+    static func direction(_ observation: ObservationPoint, isReply: Bool?) -> TrafficDirection {
+        switch observation {
+        case .fromEndpoint: isReply == true ? .ingress : .egress
+        case .toEndpoint: isReply == true ? .egress : .ingress
+        case .unknown: .unknown
+        }
+    }
+
     private mutating func decodeDNS(_ event: UnsafePointer<osp_event>, into flow: inout Flow) {
         var payload = withUnsafeBytes(of: event.pointee.payload) { Array($0.prefix(Int(event.pointee.payload_len))) }
         if case .tcp = flow.l4 { payload = Array(payload.dropFirst(2)) }  // DNS over TCP: 2-byte length
@@ -204,6 +219,10 @@ public struct FlowDecoder {
             dns.rrtypes = message.rrtypes
         }
         flow.dns = dns
+        // A DNS flow stands for the L7 record Retina's DNS plugin makes, whose direction the
+        // ACNS dashboards group on (responses by the pod that got them, `destination` in the
+        // Hubble metrics): a query is EGRESS, a response INGRESS, wherever it was seen.
+        flow.trafficDirection = message.isResponse ? .ingress : .egress
         let ports = flow.l4.ports
         if message.isResponse {
             flow.isReply = true

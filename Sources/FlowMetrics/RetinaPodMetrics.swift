@@ -183,10 +183,13 @@ struct RetinaPodMetrics {
                 )
             }
         case .remote:
+            // `direction` is the packet's way at the veth (the flow's traffic_direction is its
+            // connection's, as Cilium gives it); a drop's is the enricher's.
             switch flow.observationPoint {
-            case .fromEndpoint, .unknown: return ((true, true, flow.trafficDirection), nil)
+            case .fromEndpoint: return ((true, true, .egress), nil)
+            case .unknown: return ((true, true, flow.trafficDirection), nil)
             // A pod sender was counted at its own veth.
-            case .toEndpoint: return (flow.source.podName.isEmpty ? (true, true, flow.trafficDirection) : nil, nil)
+            case .toEndpoint: return (flow.source.podName.isEmpty ? (true, true, .ingress) : nil, nil)
             }
         }
     }

@@ -102,6 +102,21 @@ extension AgentIntegration {
                 let replies = synAck.filter { Self.string($0, "is_reply") == "1" }
                 #expect(!replies.isEmpty, "the SYN-ACK is a reply")
                 #expect(replies.allSatisfy { Self.string($0, "trace_reason") == "REPLY" })
+                // traffic_direction is the connection's at the pod, as in Cilium: ledger's
+                // connection is an ingress one, both ways; loadgen's an egress one, both ways.
+                #expect(synIn.allSatisfy { Self.string($0, "traffic_direction") == "INGRESS" })
+                #expect(
+                    replies.allSatisfy { Self.string($0, "traffic_direction") == "INGRESS" },
+                    "the SYN-ACK leaving the server belongs to its ingress connection")
+                let synAckIn = matching(loadgen.node.netns) {
+                    isPod($0, "destination", loadgen) && Self.string($0, "Summary") == "TCP Flags: SYN, ACK"
+                        && Self.string($0, "trace_observation_point") == "TO_ENDPOINT"
+                }
+                #expect(!synAckIn.isEmpty, "the SYN-ACK entering the client")
+                #expect(
+                    synAckIn.allSatisfy {
+                        Self.string($0, "traffic_direction") == "EGRESS" && Self.string($0, "is_reply") == "1"
+                    }, "the SYN-ACK entering the client belongs to its egress connection")
                 #expect(Self.openedByNew(synIn), "every connection's SYN entering the server is trace_reason NEW")
                 let fins = matching(ledger.node.netns) {
                     isPod($0, "source", loadgen) && isPod($0, "destination", ledger)

@@ -2,7 +2,9 @@ import Flows
 import Foundation
 
 /// Five flows an operator sees every day, at fixed times: a SYN, its SYN-ACK, a DNS request and
-/// its NXDOMAIN answer, a policy drop, an ICMP echo to the outside.
+/// its NXDOMAIN answer, a policy drop, an ICMP echo to the outside. The SYN-ACK enters the
+/// client's veth, so its traffic direction is the client's connection's: EGRESS; a DNS response
+/// is INGRESS (Retina's rule for DNS flows).
 public enum Fixtures {
     public static let start = Date(timeIntervalSince1970: 1_800_000_000.25)  // 2027-01-15T08:00:00.250Z
 
@@ -37,7 +39,7 @@ public enum Fixtures {
             time: start.addingTimeInterval(0.001), uuid: UUID(uuidString: "00000000-0000-4000-8000-000000000002")!,
             verdict: .forwarded, ipVersion: 1, sourceIP: "10.244.2.2", destinationIP: "10.244.1.4",
             l4: .tcp(sourcePort: 80, destinationPort: 40000, flags: [.syn, .ack]), nodeName: "osp-node-1",
-            trafficDirection: .ingress, isReply: true, observationPoint: .toEndpoint)
+            trafficDirection: .egress, isReply: true, observationPoint: .toEndpoint)
         flow.source = frontend
         flow.destination = loadgen
         flow.latencyNanoseconds = 250_000

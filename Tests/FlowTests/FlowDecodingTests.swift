@@ -84,7 +84,8 @@ struct FlowDecodingTests {
         #expect(synAck.isReply == true)
         #expect(synAck.summary == "TCP Flags: SYN, ACK")
         #expect(synAck.latencyNanoseconds == 250_000)
-        #expect(synAck.trafficDirection == .ingress && synAck.eventSubType == 0)
+        #expect(synAck.trafficDirection == .egress, "a reply entering the client: its connection out of the client")
+        #expect(synAck.eventSubType == 0)
         let rst = decoder.decode(
             RawEvent.packet(
                 Self.server, 8080, Self.client, 40001, protocol: 6, flags: RawEvent.rst | RawEvent.ack, reply: 1,
@@ -92,6 +93,62 @@ struct FlowDecodingTests {
             interfaceName: nil)
         #expect(rst.summary == "TCP Flags: ACK, RST")
         #expect(!synAck.opensConnection && !rst.opensConnection)
+    }
+
+    @Test(
+        "traffic_direction is the direction of the packet's connection at the pod it crosses, as Cilium gives it: a reply leaving a pod is INGRESS, a reply entering one EGRESS; DNS flows take Retina's rule"
+    )
+    func trafficDirections() {
+        var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [11: "NETFILTER_DROP"])
+        func direction(
+            _ observation: osp_observation, reply: UInt8, _ proto: UInt8 = 6, payload: [UInt8] = []
+        )
+            -> TrafficDirection
+        {
+            decoder.decode(
+                RawEvent.packet(
+                    Self.client, 40000, Self.server, 53, protocol: proto, reply: reply, observation: observation,
+                    at: 1_000, payload: payload),
+                interfaceName: nil
+            ).trafficDirection
+        }
+        #expect(direction(OSP_OBS_FROM_ENDPOINT, reply: 0) == .egress, "a request leaving its client")
+        #expect(direction(OSP_OBS_TO_ENDPOINT, reply: 0) == .ingress, "a request entering its server")
+        #expect(direction(OSP_OBS_FROM_ENDPOINT, reply: 1) == .ingress, "a reply leaving its server")
+        #expect(direction(OSP_OBS_TO_ENDPOINT, reply: 1) == .egress, "a reply entering its client")
+        #expect(direction(OSP_OBS_FROM_ENDPOINT, reply: 2) == .egress, "reply status unknown: the packet's way")
+        // DNS flows take Retina's rule, on which the ACNS dashboards group: a query is EGRESS, a
+        // response INGRESS, wherever seen (the message's own reply bit decides).
+        let query = Self.dns(id: 7, response: false, name: "ledger.billing.svc.cluster.local", qtype: 1)
+        let answer = Self.dns(id: 7, response: true, name: "ledger.billing.svc.cluster.local", qtype: 1)
+        #expect(direction(OSP_OBS_TO_ENDPOINT, reply: 0, 17, payload: query) == .egress)
+        #expect(direction(OSP_OBS_TO_ENDPOINT, reply: 1, 17, payload: answer) == .ingress)
+        #expect(direction(OSP_OBS_FROM_ENDPOINT, reply: 0, 17, payload: answer) == .ingress)
+        let drop = decoder.decode(
+            RawEvent.packet(Self.client, 40000, Self.server, 80, protocol: 6, at: 2_000, drop: 11), interfaceName: nil)
+        #expect(drop.trafficDirection == .unknown, "the enricher gives a drop its direction from the node's pods")
+    }
+
+    @Test(
+        "an ICMP error is RELATED and never a reply, whichever end of its entry sent it; its direction is the packet's way"
+    )
+    func icmpErrors() {
+        var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [:])
+        for (reply, observation, direction) in [
+            (UInt8(0), OSP_OBS_FROM_ENDPOINT, TrafficDirection.egress), (1, OSP_OBS_FROM_ENDPOINT, .egress),
+            (1, OSP_OBS_TO_ENDPOINT, .ingress),
+        ] {
+            let unreachable = decoder.decode(
+                RawEvent.packet(
+                    Self.server, 3, Self.client, 3, protocol: 1, reply: reply, observation: observation, at: 1),
+                interfaceName: nil)
+            #expect(unreachable.summary == "ICMPv4 DestinationUnreachable(Port)")
+            #expect(unreachable.isReply == false && unreachable.traceReason == .related)
+            #expect(unreachable.trafficDirection == direction)
+        }
+        let echoReply = decoder.decode(
+            RawEvent.packet(Self.server, 0, Self.client, 0, protocol: 1, reply: 1, at: 2), interfaceName: nil)
+        #expect(echoReply.isReply == true && echoReply.traceReason == .reply, "an echo reply is a reply")
     }
 
     @Test(

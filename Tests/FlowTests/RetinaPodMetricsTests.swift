@@ -95,7 +95,12 @@ struct RetinaPodMetricsTests {
         fromOutside.sourceIP = "192.0.2.7"
         fromOutside.observationPoint = .toEndpoint
         fromOutside.trafficDirection = .ingress
-        metrics.process([Self.syn, arriving, fromOutside])
+        // The SYN-ACK leaving frontend's veth: its connection is frontend's ingress one (the
+        // flow's traffic_direction), the packet goes out: Retina's remote direction is EGRESS.
+        var reply = Self.synAck
+        reply.observationPoint = .fromEndpoint
+        reply.trafficDirection = .ingress
+        metrics.process([Self.syn, arriving, fromOutside, reply])
         #expect(
             Self.names(metrics, "networkobservability_adv_forward_count") == [
                 "direction", "source_ip", "source_podname", "destination_podname", "destination_port", "is_reply",
@@ -109,6 +114,10 @@ struct RetinaPodMetricsTests {
                 [
                     "direction": "INGRESS", "source_ip": "192.0.2.7", "source_podname": "unknown",
                     "destination_podname": "frontend-5c8b-fghij", "destination_port": "80", "is_reply": "false",
+                ]: 1,
+                [
+                    "direction": "EGRESS", "source_ip": "10.244.2.2", "source_podname": "frontend-5c8b-fghij",
+                    "destination_podname": "loadgen-7d9f-abcde", "destination_port": "40000", "is_reply": "true",
                 ]: 1,
             ])
         // is_reply is a forward label only.

@@ -59,9 +59,11 @@ struct FilterKindTests {
     static let eventRows: [Row] = [
         Row(field: "verdict", filter: .with { $0.verdict = [.dropped] }, expected: ["drop"]),
         Row(field: "drop_reason_desc", filter: .with { $0.dropReasonDesc = [.policyDenied] }, expected: ["drop"]),
+        // The SYN-ACK entering loadgen belongs to loadgen's connection out (EGRESS); a DNS
+        // response is INGRESS.
         Row(
             field: "traffic_direction", filter: .with { $0.trafficDirection = [.ingress] },
-            expected: ["synAck", "dnsResponse"]),
+            expected: ["dnsResponse"]),
         Row(field: "reply", filter: .with { $0.reply = [true] }, expected: ["synAck", "dnsResponse"]),
         Row(field: "node_name glob", filter: .with { $0.nodeName = ["*-2"] }, expected: ["drop"]),
         Row(
@@ -115,6 +117,16 @@ struct FilterKindTests {
         #expect(
             try FlowFilterSet(allow: [row.filter, .with { $0.protocol = ["icmp"] }], deny: []).mayMatch(Fixtures.all[5])
         )
+    }
+
+    @Test("traffic_direction INGRESS selects the server's side of a connection, its replies leaving it included")
+    func trafficDirection() throws {
+        var atServer = Fixtures.synAck  // the same SYN-ACK, where it leaves frontend
+        atServer.observationPoint = .fromEndpoint
+        atServer.trafficDirection = .ingress
+        let ingress = try FlowFilterSet(allow: [.with { $0.trafficDirection = [.ingress] }], deny: [])
+        #expect(ingress.matches(FlowMessage.make(atServer)) && ingress.mayMatch(atServer))
+        #expect(!ingress.matches(FlowMessage.make(Fixtures.synAck)), "entering loadgen, it is loadgen's egress")
     }
 
     @Test("fields of one filter all apply; filters of a list are alternatives; deny wins")
