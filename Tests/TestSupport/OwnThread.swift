@@ -24,6 +24,8 @@ private final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     /// Guarded by `condition`.
     private var jobs: [UnownedJob] = []
     private var finishing = false
+    /// The thread has ended.
+    private var ended = false
 
     init() {
         let thread = Thread { [self] in runJobs() }
@@ -34,6 +36,13 @@ private final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         condition.lock()
+        // A job given after the thread ended (the runtime owes this executor nothing once the
+        // preference is gone, but a lost job would hang its test) runs on a thread of its own.
+        guard !ended else {
+            condition.unlock()
+            Thread { [self] in job.runSynchronously(on: asUnownedTaskExecutor()) }.start()
+            return
+        }
         jobs.append(job)
         condition.signal()
         condition.unlock()
@@ -52,6 +61,7 @@ private final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
             condition.lock()
             while jobs.isEmpty && !finishing { condition.wait() }
             guard !jobs.isEmpty else {
+                ended = true
                 condition.unlock()
                 return
             }
