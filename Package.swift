@@ -355,7 +355,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "PrometheusExpositionTests", dependencies: ["PrometheusExposition"], swiftSettings: strict),
         .testTarget(
-            name: "DatapathTests", dependencies: ["Datapath", "DatapathBPF", "CDatapathABI", "Gzip", "Locking"],
+            name: "DatapathTests", dependencies: ["Datapath", "DatapathBPF", "CDatapathABI", "Gzip", "Locking", "Lab"],
             swiftSettings: strict),
         .testTarget(
             name: "FlowTests",

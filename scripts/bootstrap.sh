@@ -11,12 +11,13 @@ fail() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
 [ "$(uname -s)" = Linux ] || fail "Osprey runs on Linux only; this is $(uname -s)."
 
 # Debian packages: build (libbpf, libelf, zlib), lab (iproute2, nftables, nginx, dnsmasq, curl,
-# util-linux for setsid/setpriv, procps for sysctl, openssl for the lab's TLS certificates, socat for its port forward), tests and benchmarks (iperf3, wrk, prometheus
+# util-linux for setsid/setpriv, procps for sysctl, openssl for the lab's TLS certificates, socat for its port forward;
+# ethtool for the drop tests' GRO settings), tests and benchmarks (iperf3, wrk, prometheus
 # for promtool; Chromium and chromedriver for the web UI's browser tests), formatting and lint (clang-format,
 # python3).
 packages=(
   ca-certificates make pkg-config libbpf-dev libelf-dev zlib1g-dev
-  iproute2 nftables nginx-light dnsmasq-base curl util-linux procps libc-bin openssl socat
+  iproute2 nftables nginx-light dnsmasq-base curl util-linux procps libc-bin openssl socat ethtool
   iperf3 wrk prometheus clang-format bc gcc python3 chromium chromium-driver
 )
 missing=()

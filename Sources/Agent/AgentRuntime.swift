@@ -42,6 +42,11 @@ struct AgentRuntime {
             logger.notice("this kernel has no tcx (Linux 6.6+): tc programs attach as cls_bpf filters")
         case .tc: logger.info("tc programs attach as cls_bpf filters (--disable-tcx)")
         }
+        if datapath.listFree == nil, settings.ignoredDrops["NOT_SPECIFIED"]?.contains(.listMember) == true {
+            logger.notice(
+                "\(Datapath.listFreeFunction) is not in /proc/kallsyms: datagrams a GRO list holds behind a dropped or consumed packet will count as NOT_SPECIFIED drops"
+            )
+        }
         let watcher = InterfaceWatcher(datapath: datapath, uplinks: settings.uplinks, logger: logger)
         try watcher.start()
 

@@ -67,6 +67,7 @@ enum osp_drop_ignore {
 	OSP_DROP_IGNORE_ALWAYS = 1,    /* every one (a closing socket's freed buffers) */
 	OSP_DROP_IGNORE_MULTICAST = 2, /* those to a multicast group nobody here listens to */
 	OSP_DROP_IGNORE_LOOPBACK = 4,  /* those on a loopback device: host-internal traffic */
+	OSP_DROP_IGNORE_LIST = 8, /* a GRO list's datagrams freed with their head (list_free_*) */
 };
 
 /* TCP header flag bits (byte 13 of the header), as the programs and the decoder read them. */
@@ -265,7 +266,11 @@ struct osp_config {
 	__u32 per_packet;	  /* 1: report every packet (debugging) */
 	__u32 tick_ns;	   /* nanoseconds per jiffy (1e9 / CONFIG_HZ); 0: not known, see config.h */
 	__u32 ct_set_mask; /* sets of osp_conntrack - 1 (a power of two - 1) */
-	__u32 ct_young_mask;			   /* sets of osp_ct_young - 1 */
+	__u32 ct_young_mask; /* sets of osp_ct_young - 1 */
+	/* The kernel text that frees a GRO list's datagrams after their head (skb_release_data):
+	 * [start, end) of kfree_skb's location; 0, 0: not known. */
+	__u64 list_free_start;
+	__u64 list_free_end;
 	__u8 drops_ignored[OSP_DROP_REASON_SLOTS]; /* reason -> enum osp_drop_ignore bits */
 };
 
@@ -308,7 +313,7 @@ _Static_assert(__builtin_offsetof(struct osp_event, payload) == OSP_EVENT_HEADER
 	       "osp_event header size");
 _Static_assert(__builtin_offsetof(struct osp_event, nat) == OSP_EVENT_BASE_SIZE,
 	       "osp_event base size");
-_Static_assert(sizeof(struct osp_config) == 24 + OSP_DROP_REASON_SLOTS, "osp_config layout");
+_Static_assert(sizeof(struct osp_config) == 40 + OSP_DROP_REASON_SLOTS, "osp_config layout");
 _Static_assert(sizeof(struct osp_drop_key) == 8, "osp_drop_key layout");
 _Static_assert(sizeof(struct osp_fragment_key) == 40, "osp_fragment_key layout");
 _Static_assert(sizeof(struct osp_fragment_ports) == 8, "osp_fragment_ports layout");

@@ -60,6 +60,9 @@ public final class Datapath: Sendable {
     private let attached = Lock(Attachments())
     /// tcx links when the kernel has them and `Options.tcx` asks for them, else tc filters.
     public let attachMode: TCAttachMode
+    /// The kernel text of `listFreeFunction`, from /proc/kallsyms; nil when not found, and then
+    /// a GRO list's datagrams freed behind their head count as `NOT_SPECIFIED` drops.
+    public let listFree: Range<UInt64>?
     private let maps: Maps
     /// Entries of the connection table, its young and old parts together:
     /// `Options.connectionTableSize` rounded up to whole sets (see `connectionTableSets`), and
@@ -196,12 +199,17 @@ public final class Datapath: Sendable {
         case multicast
         /// Drops on a loopback device: host-internal traffic, never the network's.
         case loopback
+        /// The datagrams GRO merged behind a head, freed with it (by `listFreeFunction`): the
+        /// head's own drop reports them, with its reason and a length that covers them; or the
+        /// head was consumed, and they were never dropped.
+        case listMember
 
         var bit: UInt8 {
             switch self {
             case .always: UInt8(OSP_DROP_IGNORE_ALWAYS.rawValue)
             case .multicast: UInt8(OSP_DROP_IGNORE_MULTICAST.rawValue)
             case .loopback: UInt8(OSP_DROP_IGNORE_LOOPBACK.rawValue)
+            case .listMember: UInt8(OSP_DROP_IGNORE_LIST.rawValue)
             }
         }
     }
@@ -212,10 +220,13 @@ public final class Datapath: Sendable {
     /// `QUEUE_PURGE` from sk_stream_kill_queues) and IGMP/MLD membership reports that reach
     /// hosts not listening to the group (`NOT_SPECIFIED` from ip6_mc_input and
     /// ip_rcv_finish_core), and TCP's own discards on the loopback device (`NOT_SPECIFIED`: a
-    /// FIN reaching a socket already in TIME-WAIT, seen when a local client closes first). Not
-    /// reported unless the agent runs with `--drop-reasons all`.
+    /// FIN reaching a socket already in TIME-WAIT, seen when a local client closes first), and
+    /// the datagrams of a GRO list freed behind their head (`NOT_SPECIFIED` from
+    /// skb_release_data, whether the head was dropped or consumed). Not reported unless the
+    /// agent runs with `--drop-reasons all`.
     public static let notNetworkDrops: [String: [DropIgnoreRule]] = [
-        "SOCKET_CLOSE": [.always], "QUEUE_PURGE": [.always], "NOT_SPECIFIED": [.multicast, .loopback],
+        "SOCKET_CLOSE": [.always], "QUEUE_PURGE": [.always],
+        "NOT_SPECIFIED": [.multicast, .loopback, .listMember],
     ]
 
     /// The reader of flow and drop events.
@@ -232,9 +243,11 @@ public final class Datapath: Sendable {
         attachMode = useTCX ? .tcx : .tc
         let sets = Self.connectionTableSets(options.connectionTableSize)
         let youngSets = Self.youngSets(sets)
+        listFree = Self.kernelFunction(Self.listFreeFunction)
         let constants = [
             Self.configSection: Self.config(
-                options, connectionTableSets: sets, dropReasons: dropReasons, kernelHZ: Self.kernelHZ())
+                options, connectionTableSets: sets, dropReasons: dropReasons, kernelHZ: Self.kernelHZ(),
+                listFree: listFree)
         ]
         let pod = try BPFObject(
             name: "pod", bytes: BPFObjects.pod, constants: constants,
@@ -282,9 +295,11 @@ public final class Datapath: Sendable {
     public static func youngSets(_ sets: Int) -> Int { min(256, max(1, sets / 16)) }
 
     /// `struct osp_config` for `options` and a table of `connectionTableSets` sets, as the
-    /// bytes of its section.
+    /// bytes of its section. `listFree` is the text of `listFreeFunction`; without it the
+    /// `listMember` rule matches nothing.
     static func config(
-        _ options: Options, connectionTableSets: Int, dropReasons: [UInt32: String], kernelHZ: Int? = nil
+        _ options: Options, connectionTableSets: Int, dropReasons: [UInt32: String], kernelHZ: Int? = nil,
+        listFree: Range<UInt64>? = nil
     ) -> [UInt8] {
         var config = osp_config()
         config.report_interval_ns = UInt64(max(0.001, options.reportInterval) * 1e9)
@@ -292,6 +307,10 @@ public final class Datapath: Sendable {
         if let kernelHZ, kernelHZ > 0 { config.tick_ns = UInt32(1_000_000_000 / kernelHZ) }
         config.ct_set_mask = UInt32(connectionTableSets - 1)
         config.ct_young_mask = UInt32(youngSets(connectionTableSets) - 1)
+        if let listFree {
+            config.list_free_start = listFree.lowerBound
+            config.list_free_end = listFree.upperBound
+        }
         withUnsafeMutableBytes(of: &config.drops_ignored) { slots in
             for (value, name) in dropReasons where Int(value) < slots.count {
                 guard let rules = options.ignoredDrops[name] else { continue }

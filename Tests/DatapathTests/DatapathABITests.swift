@@ -76,18 +76,58 @@ struct DatapathABITests {
         let ignored = withUnsafeBytes(of: config.drops_ignored) { Array($0) }
         #expect(ignored.count == Int(OSP_DROP_REASON_SLOTS))
         #expect(ignored[5] == UInt8(OSP_DROP_IGNORE_ALWAYS.rawValue))
-        #expect(ignored[2] == UInt8(OSP_DROP_IGNORE_MULTICAST.rawValue | OSP_DROP_IGNORE_LOOPBACK.rawValue))
+        #expect(
+            ignored[2]
+                == UInt8(
+                    OSP_DROP_IGNORE_MULTICAST.rawValue | OSP_DROP_IGNORE_LOOPBACK.rawValue
+                        | OSP_DROP_IGNORE_LIST.rawValue))
+        #expect(config.list_free_start == 0 && config.list_free_end == 0, "no kernel text given: no list rule")
         #expect(ignored[7] == 0, "a network drop is reported")
         #expect(ignored.enumerated().filter { $0.element != 0 }.map(\.offset) == [2, 5])
         #expect(config.tick_ns == 0, "no tick known: the programs read the coarse clock")
         let ticked = Datapath.config(.init(), connectionTableSets: 4, dropReasons: reasons, kernelHZ: 250)
         #expect(ticked.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self).tick_ns } == 4_000_000)
+        let listed = Datapath.config(
+            .init(), connectionTableSets: 4, dropReasons: reasons,
+            listFree: 0xffff_ffff_81e9_2930..<0xffff_ffff_81e9_2b00)
+        let listedConfig = listed.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self) }
+        #expect(listedConfig.list_free_start == 0xffff_ffff_81e9_2930)
+        #expect(listedConfig.list_free_end == 0xffff_ffff_81e9_2b00)
         let all = Datapath.config(.init(ignoredDrops: [:]), connectionTableSets: 4, dropReasons: reasons)
         #expect(all.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self).per_packet } == 0)
         #expect(
             withUnsafeBytes(of: all.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self) }.drops_ignored) {
                 $0.allSatisfy { $0 == 0 }
             })
+    }
+
+    @Test("a kernel function's text comes from kallsyms: its address to the next symbol's; hidden or absent, none")
+    func kernelFunction() {
+        let kallsyms = """
+            ffffffff81e926e0 T kfree_skb_list_reason
+            ffffffff81e92920 t __pfx_skb_release_data
+            ffffffff81e92930 t skb_release_data
+            ffffffff81e92b00 T __pfx_pskb_expand_head
+            ffffffffc0a01000 t skb_release_data_extra\t[osp_module]
+            ffffffffc0a02000 t last_one
+
+            """
+        let text = Data(kallsyms.utf8)
+        #expect(
+            Datapath.kernelFunction("skb_release_data", inKallsyms: text)
+                == 0xffff_ffff_81e9_2930..<0xffff_ffff_81e9_2b00)
+        #expect(
+            Datapath.kernelFunction("kfree_skb_list_reason", inKallsyms: text)
+                == 0xffff_ffff_81e9_26e0..<0xffff_ffff_81e9_2920)
+        #expect(Datapath.kernelFunction("release_data", inKallsyms: text) == nil, "a suffix of a name is not the name")
+        #expect(Datapath.kernelFunction("skb_release_data_extra", inKallsyms: text) == nil, "a module's symbol")
+        #expect(Datapath.kernelFunction("last_one", inKallsyms: text) == nil, "no symbol after it: no end")
+        #expect(Datapath.kernelFunction("absent", inKallsyms: text) == nil)
+        let hidden = Data(
+            kallsyms.split(separator: "\n").map { "0000000000000000" + $0.dropFirst(16) }.joined(separator: "\n").utf8)
+        #expect(
+            Datapath.kernelFunction("skb_release_data", inKallsyms: hidden) == nil, "addresses hidden by kptr_restrict")
+        #expect(Datapath.kernelFunction("skb_release_data") != nil, "this kernel's own, from /proc/kallsyms")
     }
 
     @Test("the kernel's tick rate comes from its configuration, plain in /boot or gzipped in /proc, else none")

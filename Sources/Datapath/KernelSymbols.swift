@@ -1,0 +1,45 @@
+import Foundation
+
+extension Datapath {
+    /// The kernel function that frees a GRO list's datagrams after their head: the location
+    /// skb:kfree_skb gives for each of them. It frees them with the reason it was handed, which
+    /// on the common paths is `NOT_SPECIFIED` whatever became of the head (a head consumed, or
+    /// dropped for no socket: both were seen on the lab's veths with GRO lists).
+    public static let listFreeFunction = "skb_release_data"
+
+    /// The kernel text of the function `name`, as `/proc/kallsyms` lists it: from its address to
+    /// the next symbol's. Nil when it is not there, when the addresses are hidden (zeros, for a
+    /// process without CAP_SYSLOG under kptr_restrict), or when the file cannot be read.
+    static func kernelFunction(_ name: String, kallsyms path: String = "/proc/kallsyms") -> Range<UInt64>? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        // procfs reports a size of 0: read to the end.
+        guard let bytes = try? handle.readToEnd() else { return nil }
+        return kernelFunction(name, inKallsyms: bytes)
+    }
+
+    /// The text of function `name` in the contents of a kallsyms file (lines `address type
+    /// name [module]`, core kernel symbols in address order): from its address to the next
+    /// line's. Nil when absent, hidden or not followed by a higher address.
+    static func kernelFunction(_ name: String, inKallsyms bytes: Data) -> Range<UInt64>? {
+        let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        let name = Array(name.utf8)
+        for (index, line) in lines.enumerated() where line.count > name.count && line.last == name.last {
+            // `address type name`: a symbol of the kernel's text (t or T), not a module's.
+            let fields = line.split(separator: UInt8(ascii: " "))
+            guard fields.count == 3, fields[2].elementsEqual(name) else { continue }
+            guard fields[1].count == 1, "tT".utf8.contains(fields[1].first!),
+                let address = hexadecimal(fields[0]), address != 0, index + 1 < lines.count,
+                let next = lines[index + 1].split(separator: UInt8(ascii: " ")).first,
+                let end = hexadecimal(next), end > address
+            else { return nil }
+            return address..<end
+        }
+        return nil
+    }
+
+    private static func hexadecimal<Digits: Collection<UInt8>>(_ digits: Digits) -> UInt64? {
+        guard !digits.isEmpty, digits.count <= 16 else { return nil }
+        return UInt64(String(decoding: digits, as: UTF8.self), radix: 16)
+    }
+}
