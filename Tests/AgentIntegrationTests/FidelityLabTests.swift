@@ -267,22 +267,29 @@ struct FidelityLabTests {
             let start = Date()
             Thread.sleep(forTimeInterval: 60)
             let after = try plan.nodes.map { try LabFixture.scrape($0.netns) }
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
             for (node, (old, new)) in zip(plan.nodes, zip(before, after)) {
+                // What the node's flows still hold, for a failure to say whether a drop had a flow.
+                let recent = try Flows.flows(node.netns)
+                let times = recent.compactMap { string($0, "time").flatMap { formatter.date(from: $0) } }
+                let held =
+                    "\(recent.count) flows kept since \(times.min().map { "\($0.timeIntervalSince(start)) s" } ?? "-"), "
+                    + "events lost \(new.value("hubble_lost_events_total") - old.value("hubble_lost_events_total"))"
                 for metric in ["networkobservability_drop_count", "hubble_drop_total"] {
                     #expect(
                         Self.dropReasons(new, metric) == Self.dropReasons(old, metric),
-                        "\(metric) on \(node.name) must not grow on healthy traffic")
+                        "\(metric) on \(node.name) must not grow on healthy traffic (\(held))")
                 }
                 #expect(new.value("hubble_flows_processed_total") > old.value("hubble_flows_processed_total"))
-            }
-            let formatter = ISO8601DateFormatter()
-            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            for node in plan.nodes {
-                let late = try Flows.flows(node.netns).filter {
+                let late = recent.filter {
                     string($0, "verdict") == "DROPPED"
                         && (string($0, "time").flatMap { formatter.date(from: $0) } ?? .distantPast) >= start
                 }
-                #expect(late.isEmpty, "DROPPED flows on \(node.name): \(late.compactMap { string($0, "Summary") })")
+                #expect(
+                    late.isEmpty,
+                    "DROPPED flows on \(node.name): \(late.map { "\(string($0, "Summary") ?? "-") \(string($0, "interface", "name") ?? "-")" })"
+                )
             }
         }
     }

@@ -15,10 +15,9 @@ public enum LabFixture {
     /// (`kubernetes: false`: they read the inventory file, the standalone mode).
     ///
     /// The body runs on the calling test's pool thread, blocking it. Run on a thread of its own
-    /// (`onOwnThread`), the lab tests overlapped the unit tests at full speed, and under that load
-    /// FidelityLabTests once counted `NOT_SPECIFIED` drops: most likely the datagrams of a GRO
-    /// list whose head was dropped for no socket, which the kernel frees with no reason (see
-    /// README, Limits). Until the datapath names those, lab bodies stay on the pool.
+    /// (`onOwnThread`), the lab tests overlap the unit tests at full speed, and under that load
+    /// FidelityLabTests' routed lab counts a `NOT_SPECIFIED` drop now and then (one `make test` in
+    /// four; README, Limits), not yet explained. Until it is, lab bodies stay on the pool.
     public static func withLab<T>(
         _ config: LabConfig, kubernetes: Bool = true, _ body: (LabPlan, Inventory) throws -> T
     ) async throws -> T {
