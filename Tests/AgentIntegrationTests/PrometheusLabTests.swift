@@ -65,23 +65,30 @@ extension AgentIntegration {
                 "Tx No Op Errors": "a NIC driver's ethtool counter (txN_nop), not a Linux one",
                 "Rx Comp Full Errors": "a NIC driver's ethtool counter (rx_comp_full), not a Linux one",
                 "Tx Send Full Errors": "a NIC driver's ethtool counter (tx_send_full), not a Linux one",
-            ],
+            ]
+        ]
+
+        /// Panels of Retina's dashboards that may have data here or not, and why: checked neither way.
+        static let retinaEitherWay: [String: [String: String]] = [
             "hubble-pod-flows-namespace.json": [
-                "Pods Missing SYN-ACKs (past 10 minutes)":
-                    "upstream PromQL: `A - B` keeps only pods on both sides, so pods never answered drop out"
+                "Pods Missing SYN-ACKs (past 10 minutes)": missingSYNACKs
             ],
             "hubble-pod-flows-workload.json": [
-                "Pods Missing SYN-ACKs (past 10 minutes)":
-                    "upstream PromQL: `A - B` keeps only pods on both sides, so pods never answered drop out"
+                "Pods Missing SYN-ACKs (past 10 minutes)": missingSYNACKs
             ],
         ]
+        static let missingSYNACKs =
+            "pods whose SYNs outnumber their SYN-ACKs by 0.01/s: none on a healthy lab (upstream PromQL `A - B` "
+            + "keeps only pods on both sides, so pods never answered drop out), but one SYN retransmitted under "
+            + "load before its SYN-ACK came is enough (seen in a make test, 2026-12-04)"
 
         /// Panels that show only what is non-zero: judged by their series (the lab's
         /// interfaces drop nothing).
         static let retinaNonZeroPanels: Set<String> = ["Dropped Rx Packets", "Dropped Tx Packets"]
 
         /// What is wrong with Retina's dashboards on this Prometheus: panels without data but
-        /// the named exceptions, and exceptions that have data (the list is out of date).
+        /// the named exceptions (and those either way), and exceptions that have data (the list
+        /// is out of date).
         static func retinaDashboards(prometheus: GrafanaDashboard.Prometheus) throws -> [String] {
             let found = retinaDashboardDirectories.first { FileManager.default.fileExists(atPath: $0) }
             let directory = try #require(
@@ -93,7 +100,8 @@ extension AgentIntegration {
                 let dashboard = try GrafanaDashboard(path: "\(directory)/\(file)")
                 let empty = try dashboard.emptyPanels(prometheus: prometheus, withoutThreshold: retinaNonZeroPanels)
                 let excused = retinaExceptions[file] ?? [:]
-                let unexcused = empty.filter { excused[$0] == nil }
+                let eitherWay = retinaEitherWay[file] ?? [:]
+                let unexcused = empty.filter { excused[$0] == nil && eitherWay[$0] == nil }
                 let filled = Set(excused.keys).subtracting(empty)
                 if !unexcused.isEmpty { problems.append("\(file): panels without data: \(unexcused)") }
                 if !filled.isEmpty {
