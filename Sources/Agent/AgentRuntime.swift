@@ -44,7 +44,7 @@ struct AgentRuntime {
         }
         if datapath.listFree == nil, settings.ignoredDrops["NOT_SPECIFIED"]?.contains(.listMember) == true {
             logger.notice(
-                "\(Datapath.listFreeFunction) is not in /proc/kallsyms: datagrams a GRO list holds behind a dropped or consumed packet will count as NOT_SPECIFIED drops"
+                "\(Datapath.listFreeFunction) is not in /proc/kallsyms: the datagrams of a GRO list freed behind its first will count as NOT_SPECIFIED drops"
             )
         }
         let watcher = InterfaceWatcher(datapath: datapath, uplinks: settings.uplinks, logger: logger)

@@ -199,9 +199,8 @@ public final class Datapath: Sendable {
         case multicast
         /// Drops on a loopback device: host-internal traffic, never the network's.
         case loopback
-        /// The datagrams GRO merged behind a head, freed with it (by `listFreeFunction`): the
-        /// head's own drop reports them, with its reason and a length that covers them; or the
-        /// head was consumed, and they were never dropped.
+        /// The datagrams GRO merged behind a head, freed with it (by `listFreeFunction`): a
+        /// dropped head's own drop reports them, with its reason and a length that covers them.
         case listMember
 
         var bit: UInt8 {
@@ -222,8 +221,8 @@ public final class Datapath: Sendable {
     /// ip_rcv_finish_core), and TCP's own discards on the loopback device (`NOT_SPECIFIED`: a
     /// FIN reaching a socket already in TIME-WAIT, seen when a local client closes first), and
     /// the datagrams of a GRO list freed behind their head (`NOT_SPECIFIED` from
-    /// skb_release_data, whether the head was dropped or consumed). Not reported unless the
-    /// agent runs with `--drop-reasons all`.
+    /// skb_release_data, without the head's reason). Not reported unless the agent runs with
+    /// `--drop-reasons all`.
     public static let notNetworkDrops: [String: [DropIgnoreRule]] = [
         "SOCKET_CLOSE": [.always], "QUEUE_PURGE": [.always],
         "NOT_SPECIFIED": [.multicast, .loopback, .listMember],

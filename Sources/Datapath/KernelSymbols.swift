@@ -3,8 +3,8 @@ import Foundation
 extension Datapath {
     /// The kernel function that frees a GRO list's datagrams after their head: the location
     /// skb:kfree_skb gives for each of them. It frees them with the reason it was handed, which
-    /// on the common paths is `NOT_SPECIFIED` whatever became of the head (a head consumed, or
-    /// dropped for no socket: both were seen on the lab's veths with GRO lists).
+    /// on the common paths is `NOT_SPECIFIED`, not the head's (seen with `perf` on a veth pair
+    /// with GRO lists, behind heads dropped for no socket; DropTests).
     public static let listFreeFunction = "skb_release_data"
 
     /// The kernel text of the function `name`, as `/proc/kallsyms` lists it: from its address to

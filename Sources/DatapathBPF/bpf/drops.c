@@ -150,8 +150,8 @@ int osp_kfree_skb(__u64 *ctx)
 			  : 0;
 	if (ignore & OSP_DROP_IGNORE_ALWAYS)
 		return 0; /* freed on a socket's way out, not dropped by the network */
-	/* A datagram GRO merged behind a head, freed with it: the head's own free, with the
-	 * head's reason and a length covering the list, reports it (or it was consumed). */
+	/* A datagram GRO merged behind a head, freed with it and without the head's reason: a
+	 * dropped head's own free reports it, with its reason and a length covering the list. */
 	__u64 location = ctx[1];
 	if ((ignore & OSP_DROP_IGNORE_LIST) && location >= osp_config.list_free_start &&
 	    location < osp_config.list_free_end)
