@@ -355,7 +355,8 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "PrometheusExpositionTests", dependencies: ["PrometheusExposition"], swiftSettings: strict),
         .testTarget(
-            name: "DatapathTests", dependencies: ["Datapath", "DatapathBPF", "CDatapathABI", "Gzip", "Locking", "Lab"],
+            name: "DatapathTests",
+            dependencies: ["Datapath", "DatapathBPF", "CDatapathABI", "Gzip", "Locking", "Lab", "TestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "FlowTests",

@@ -22,20 +22,18 @@ extension Datapath {
     /// name [module]`, core kernel symbols in address order): from its address to the next
     /// line's. Nil when absent, hidden or not followed by a higher address.
     static func kernelFunction(_ name: String, inKallsyms bytes: Data) -> Range<UInt64>? {
-        let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        let name = Array(name.utf8)
-        for (index, line) in lines.enumerated() where line.count > name.count && line.last == name.last {
-            // `address type name`: a symbol of the kernel's text (t or T), not a module's.
-            let fields = line.split(separator: UInt8(ascii: " "))
-            guard fields.count == 3, fields[2].elementsEqual(name) else { continue }
-            guard fields[1].count == 1, "tT".utf8.contains(fields[1].first!),
-                let address = hexadecimal(fields[0]), address != 0, index + 1 < lines.count,
-                let next = lines[index + 1].split(separator: UInt8(ascii: " ")).first,
-                let end = hexadecimal(next), end > address
-            else { return nil }
-            return address..<end
-        }
-        return nil
+        // ` name` ending a line is the third field of a core kernel symbol (a module's line
+        // ends with its `[module]`): one search in Foundation's code, not a split of 100,000 lines.
+        guard let hit = bytes.range(of: Data(" \(name)\n".utf8)) else { return nil }
+        let newline = UInt8(ascii: "\n")
+        let lineStart = bytes[..<hit.lowerBound].lastIndex(of: newline).map { $0 + 1 } ?? bytes.startIndex
+        let fields = bytes[lineStart..<hit.lowerBound].split(separator: UInt8(ascii: " "))
+        let nextLine = bytes[hit.upperBound...].prefix { $0 != UInt8(ascii: " ") && $0 != newline }
+        guard fields.count == 2, fields[1].count == 1, "tT".utf8.contains(fields[1].first!),
+            let address = hexadecimal(fields[0]), address != 0,
+            let end = hexadecimal(nextLine), end > address
+        else { return nil }
+        return address..<end
     }
 
     private static func hexadecimal<Digits: Collection<UInt8>>(_ digits: Digits) -> UInt64? {

@@ -271,10 +271,11 @@ struct FidelityLabTests {
             formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
             for (node, (old, new)) in zip(plan.nodes, zip(before, after)) {
                 // What the node's flows still hold, for a failure to say whether a drop had a flow.
-                let recent = try Flows.flows(node.netns)
-                let times = recent.compactMap { string($0, "time").flatMap { formatter.date(from: $0) } }
+                let recent = try Flows.flows(node.netns).map {
+                    (flow: $0, time: string($0, "time").flatMap { formatter.date(from: $0) } ?? .distantPast)
+                }
                 let held =
-                    "\(recent.count) flows kept since \(times.min().map { "\($0.timeIntervalSince(start)) s" } ?? "-"), "
+                    "\(recent.count) flows kept since \(recent.map(\.time).min().map { "\($0.timeIntervalSince(start)) s" } ?? "-"), "
                     + "events lost \(new.value("hubble_lost_events_total") - old.value("hubble_lost_events_total"))"
                 for metric in ["networkobservability_drop_count", "hubble_drop_total"] {
                     #expect(
@@ -282,10 +283,7 @@ struct FidelityLabTests {
                         "\(metric) on \(node.name) must not grow on healthy traffic (\(held))")
                 }
                 #expect(new.value("hubble_flows_processed_total") > old.value("hubble_flows_processed_total"))
-                let late = recent.filter {
-                    string($0, "verdict") == "DROPPED"
-                        && (string($0, "time").flatMap { formatter.date(from: $0) } ?? .distantPast) >= start
-                }
+                let late = recent.filter { string($0.flow, "verdict") == "DROPPED" && $0.time >= start }.map(\.flow)
                 #expect(
                     late.isEmpty,
                     "DROPPED flows on \(node.name): \(late.map { "\(string($0, "Summary") ?? "-") \(string($0, "interface", "name") ?? "-")" })"

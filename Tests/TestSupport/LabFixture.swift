@@ -16,8 +16,8 @@ public enum LabFixture {
     ///
     /// The body runs on the calling test's pool thread, blocking it. Run on a thread of its own
     /// (`onOwnThread`), the lab tests overlap the unit tests at full speed, and under that load
-    /// FidelityLabTests' routed lab counts a `NOT_SPECIFIED` drop now and then (one `make test` in
-    /// four; README, Limits), not yet explained. Until it is, lab bodies stay on the pool.
+    /// FidelityLabTests' routed lab counts a `NOT_SPECIFIED` drop now and then (two full runs in
+    /// six; README, Limits), not yet explained. Until it is, lab bodies stay on the pool.
     public static func withLab<T>(
         _ config: LabConfig, kubernetes: Bool = true, _ body: (LabPlan, Inventory) throws -> T
     ) async throws -> T {

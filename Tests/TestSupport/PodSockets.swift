@@ -33,12 +33,18 @@ public enum PodSockets {
         guard sent == bytes.count else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
     }
 
-    /// Sends `count` UDP datagrams of `payload` bytes each from the pod to `ip:port`.
-    public static func sendUDP(from netns: String, to ip: String, port: UInt16, count: Int, payload: Int) throws {
+    /// Sends `count` UDP datagrams of `payload` bytes each from the pod to `ip:port`: all at
+    /// once, or in bursts of `burst` a millisecond apart.
+    public static func sendUDP(
+        from netns: String, to ip: String, port: UInt16, count: Int, payload: Int, burst: Int? = nil
+    ) throws {
         let fd = try socket(in: netns, type: Int32(SOCK_DGRAM.rawValue))
         defer { close(fd) }
         let bytes = [UInt8](repeating: 0x6f, count: payload)
-        for _ in 0..<count { try send(fd, bytes, to: ip, port: port) }
+        for index in 0..<count {
+            try send(fd, bytes, to: ip, port: port)
+            if let burst, (index + 1) % burst == 0 { usleep(1000) }
+        }
     }
 
     /// Sends `count` ICMP echo requests (identifier `identifier`, sequence 1, 2, …) from the pod
