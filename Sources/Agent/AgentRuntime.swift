@@ -47,6 +47,11 @@ struct AgentRuntime {
                 "\(Datapath.listFreeFunction) is not in /proc/kallsyms: the datagrams of a GRO list freed behind its first will count as NOT_SPECIFIED drops"
             )
         }
+        if !datapath.dropReceivingSocket, settings.ignoredDrops["NOT_SPECIFIED"]?.contains(.timeWait) == true {
+            logger.notice(
+                "the kernel's kfree_skb tracepoint does not name the receiving socket (Linux 6.12+): segments TCP answers at a socket in TIME-WAIT will count as NOT_SPECIFIED drops, except on loopback"
+            )
+        }
         let watcher = InterfaceWatcher(datapath: datapath, uplinks: settings.uplinks, logger: logger)
         try watcher.start()
 

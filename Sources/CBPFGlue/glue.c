@@ -191,6 +191,27 @@ int osp_btf_enum_dump(const char *enum_name, char *buf, size_t len)
 	return (int)used;
 }
 
+int osp_btf_tracepoint_arguments(const char *tracepoint)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	if (!btf)
+		return -errno;
+	char name[128];
+	snprintf(name, sizeof(name), "btf_trace_%s", tracepoint);
+	int result = -ENOENT;
+	int id = btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF);
+	if (id >= 0) {
+		/* typedef -> pointer -> function prototype, whose first parameter is the context */
+		const struct btf_type *type = btf__type_by_id(btf, id);
+		type = type ? btf__type_by_id(btf, type->type) : NULL;
+		type = type && btf_is_ptr(type) ? btf__type_by_id(btf, type->type) : NULL;
+		if (type && btf_is_func_proto(type) && btf_vlen(type) > 0)
+			result = btf_vlen(type) - 1;
+	}
+	btf__free(btf);
+	return result;
+}
+
 static int verbosity = 1;
 
 static int osp_libbpf_print(enum libbpf_print_level level, const char *format, va_list args)

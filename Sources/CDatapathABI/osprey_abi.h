@@ -68,6 +68,8 @@ enum osp_drop_ignore {
 	OSP_DROP_IGNORE_MULTICAST = 2, /* those to a multicast group nobody here listens to */
 	OSP_DROP_IGNORE_LOOPBACK = 4,  /* those on a loopback device: host-internal traffic */
 	OSP_DROP_IGNORE_LIST = 8, /* a GRO list's datagrams freed with their head (list_free_*) */
+	OSP_DROP_IGNORE_TIME_WAIT = 16, /* segments TCP answered at a socket in TIME-WAIT
+					 * (needs osp_config.drop_rx_sk) */
 };
 
 /* TCP header flag bits (byte 13 of the header), as the programs and the decoder read them. */
@@ -148,7 +150,9 @@ struct osp_conn_key {
 				 * ICMP's "ports" name an echo's requester or a message's kind
 				 * (osp_icmp_ends, conntrack.h) */
 	__u32 ifindex;
-	__u32 pad;
+	__u16 echo_id; /* an ICMP echo's identifier, which its request and replies share: each
+			* ping is a connection of its own, as in Cilium; 0 for everything else */
+	__u16 pad;
 };
 
 /* State of one connection at one observation point. Each direction counts and reports its own
@@ -267,6 +271,9 @@ struct osp_config {
 	__u32 tick_ns;	   /* nanoseconds per jiffy (1e9 / CONFIG_HZ); 0: not known, see config.h */
 	__u32 ct_set_mask; /* sets of osp_conntrack - 1 (a power of two - 1) */
 	__u32 ct_young_mask; /* sets of osp_ct_young - 1 */
+	__u32 drop_rx_sk;    /* 1: the kernel's kfree_skb tracepoint passes the receiving socket as
+			      * its fourth argument (Linux 6.12 and later) */
+	__u32 pad;
 	/* The kernel text that frees a GRO list's datagrams after their head (skb_release_data):
 	 * [start, end) of kfree_skb's location; 0, 0: not known. */
 	__u64 list_free_start;
@@ -290,7 +297,7 @@ struct osp_fragment_ports {
 	__u16 dport;
 	__u8 icmp_type;
 	__u8 icmp_code;
-	__u16 pad;
+	__u16 echo_id; /* an ICMP echo's identifier (osp_conn_key) */
 };
 
 /* Priority and handle of Osprey's tc filters: fixed, so a restarted agent replaces its own
@@ -313,7 +320,7 @@ _Static_assert(__builtin_offsetof(struct osp_event, payload) == OSP_EVENT_HEADER
 	       "osp_event header size");
 _Static_assert(__builtin_offsetof(struct osp_event, nat) == OSP_EVENT_BASE_SIZE,
 	       "osp_event base size");
-_Static_assert(sizeof(struct osp_config) == 40 + OSP_DROP_REASON_SLOTS, "osp_config layout");
+_Static_assert(sizeof(struct osp_config) == 48 + OSP_DROP_REASON_SLOTS, "osp_config layout");
 _Static_assert(sizeof(struct osp_drop_key) == 8, "osp_drop_key layout");
 _Static_assert(sizeof(struct osp_fragment_key) == 40, "osp_fragment_key layout");
 _Static_assert(sizeof(struct osp_fragment_ports) == 8, "osp_fragment_ports layout");

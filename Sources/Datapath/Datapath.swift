@@ -63,6 +63,9 @@ public final class Datapath: Sendable {
     /// The kernel text of `listFreeFunction`, from /proc/kallsyms; nil when not found, and then
     /// a GRO list's datagrams freed behind their head count as `NOT_SPECIFIED` drops.
     public let listFree: Range<UInt64>?
+    /// Whether the kernel's kfree_skb tracepoint names the receiving socket (Linux 6.12 and
+    /// later), which the `timeWait` rule needs.
+    public let dropReceivingSocket: Bool
     private let maps: Maps
     /// Entries of the connection table, its young and old parts together:
     /// `Options.connectionTableSize` rounded up to whole sets (see `connectionTableSets`), and
@@ -202,6 +205,10 @@ public final class Datapath: Sendable {
         /// The datagrams GRO merged behind a head, freed with it (by `listFreeFunction`): a
         /// dropped head's own drop reports them, with its reason and a length that covers them.
         case listMember
+        /// Segments that reached a socket in TIME-WAIT (a FIN sent again after a lost last ACK,
+        /// a late duplicate), which TCP answered and freed. Needs the tracepoint's receiving
+        /// socket (`dropReceivingSocket`, Linux 6.12 and later); matches nothing without it.
+        case timeWait
 
         var bit: UInt8 {
             switch self {
@@ -209,6 +216,7 @@ public final class Datapath: Sendable {
             case .multicast: UInt8(OSP_DROP_IGNORE_MULTICAST.rawValue)
             case .loopback: UInt8(OSP_DROP_IGNORE_LOOPBACK.rawValue)
             case .listMember: UInt8(OSP_DROP_IGNORE_LIST.rawValue)
+            case .timeWait: UInt8(OSP_DROP_IGNORE_TIME_WAIT.rawValue)
             }
         }
     }
@@ -218,14 +226,15 @@ public final class Datapath: Sendable {
     /// buffers a socket still held when it closed (`SOCKET_CLOSE` from unix_release_sock,
     /// `QUEUE_PURGE` from sk_stream_kill_queues) and IGMP/MLD membership reports that reach
     /// hosts not listening to the group (`NOT_SPECIFIED` from ip6_mc_input and
-    /// ip_rcv_finish_core), and TCP's own discards on the loopback device (`NOT_SPECIFIED`: a
-    /// FIN reaching a socket already in TIME-WAIT, seen when a local client closes first), and
-    /// the datagrams of a GRO list freed behind their head (`NOT_SPECIFIED` from
-    /// skb_release_data, without the head's reason). Not reported unless the agent runs with
-    /// `--drop-reasons all`.
+    /// ip_rcv_finish_core), TCP's own discards on the loopback device and, where the kernel
+    /// names the receiving socket, anywhere (`NOT_SPECIFIED` from tcp_v4_rcv: a FIN reaching a
+    /// socket already in TIME-WAIT, seen when a local client closes first, or after its last
+    /// ACK was lost), and the datagrams of a GRO list freed behind their head (`NOT_SPECIFIED`
+    /// from skb_release_data, without the head's reason). Not reported unless the agent runs
+    /// with `--drop-reasons all`.
     public static let notNetworkDrops: [String: [DropIgnoreRule]] = [
         "SOCKET_CLOSE": [.always], "QUEUE_PURGE": [.always],
-        "NOT_SPECIFIED": [.multicast, .loopback, .listMember],
+        "NOT_SPECIFIED": [.multicast, .loopback, .listMember, .timeWait],
     ]
 
     /// The reader of flow and drop events.
@@ -243,10 +252,11 @@ public final class Datapath: Sendable {
         let sets = Self.connectionTableSets(options.connectionTableSize)
         let youngSets = Self.youngSets(sets)
         listFree = Self.kernelFunction(Self.listFreeFunction)
+        dropReceivingSocket = osp_btf_tracepoint_arguments("kfree_skb") >= 4
         let constants = [
             Self.configSection: Self.config(
                 options, connectionTableSets: sets, dropReasons: dropReasons, kernelHZ: Self.kernelHZ(),
-                listFree: listFree)
+                listFree: listFree, receivingSocket: dropReceivingSocket)
         ]
         let pod = try BPFObject(
             name: "pod", bytes: BPFObjects.pod, constants: constants,
@@ -295,10 +305,11 @@ public final class Datapath: Sendable {
 
     /// `struct osp_config` for `options` and a table of `connectionTableSets` sets, as the
     /// bytes of its section. `listFree` is the text of `listFreeFunction`; without it the
-    /// `listMember` rule matches nothing.
+    /// `listMember` rule matches nothing. `receivingSocket`: the drop tracepoint passes the
+    /// receiving socket; without it the `timeWait` rule matches nothing.
     static func config(
         _ options: Options, connectionTableSets: Int, dropReasons: [UInt32: String], kernelHZ: Int? = nil,
-        listFree: Range<UInt64>? = nil
+        listFree: Range<UInt64>? = nil, receivingSocket: Bool = false
     ) -> [UInt8] {
         var config = osp_config()
         config.report_interval_ns = UInt64(max(0.001, options.reportInterval) * 1e9)
@@ -310,6 +321,7 @@ public final class Datapath: Sendable {
             config.list_free_start = listFree.lowerBound
             config.list_free_end = listFree.upperBound
         }
+        config.drop_rx_sk = receivingSocket ? 1 : 0
         withUnsafeMutableBytes(of: &config.drops_ignored) { slots in
             for (value, name) in dropReasons where Int(value) < slots.count {
                 guard let rules = options.ignoredDrops[name] else { continue }

@@ -190,10 +190,17 @@ struct ConnectionTableTests {
     /// An IPv4 frame from 10.0.0.1 to 10.0.0.2 (or back when `reply`) of `protocolNumber`,
     /// then `rest`; a fragment of datagram `id` at `offset` (8-byte units) when `offset` or
     /// `more` (more fragments follow).
-    /// An ICMP echo request (`type` 8) or reply (0) with identifier 1, from 10.0.0.1 to
-    /// 10.0.0.2 or back when `reply`.
-    static func echo(_ type: UInt8, reply: Bool = false) -> [UInt8] {
-        ipv4(1, reply: reply, [type, 0, 0, 0, 0, 1, 0, 1])
+    /// An ICMP echo request (`type` 8) or reply (0) with identifier `id` and sequence 1, from
+    /// 10.0.0.1 to 10.0.0.2 or back when `reply`.
+    static func echo(_ type: UInt8, id: UInt16 = 1, reply: Bool = false) -> [UInt8] {
+        ipv4(1, reply: reply, [type, 0, 0, 0, UInt8(id >> 8), UInt8(id & 0xff), 0, 1])
+    }
+
+    /// The report of one ICMP packet of `type` and `code`, which its event carries as ports.
+    static func icmpReport(_ reason: osp_report_reason, _ type: UInt8, _ code: UInt8, reply: Bool = false) -> Report {
+        Report(
+            reason: reason, flags: 0, isReply: reply, packets: 1, clientPort: UInt16(reply ? code : type),
+            protocolNumber: 1, icmp: [type, code])
     }
 
     static func ipv4(
@@ -421,29 +428,21 @@ struct ConnectionTableTests {
         try lab.run(Self.echo(0, reply: true), entering: true)  // the server answers
         try lab.run(unreachable, entering: true)
         try lab.run(unreachable, entering: true)
-        let request = Report(
-            reason: OSP_REPORT_NEW, flags: 0, isReply: false, packets: 1, clientPort: 8, protocolNumber: 1,
-            icmp: [8, 0])
+        let request = Self.icmpReport(OSP_REPORT_NEW, 8, 0)
         #expect(
             lab.reports(3) == [
                 request, request,
-                Report(
-                    reason: OSP_REPORT_NEW, flags: 0, isReply: false, packets: 1, clientPort: 3, protocolNumber: 1,
-                    icmp: [3, 3]),
+                Self.icmpReport(OSP_REPORT_NEW, 3, 3),
             ])
         #expect(lab.datapath.connectionTable().inserted == 3)
         Thread.sleep(forTimeInterval: 0.25)
         #expect(try lab.datapath.flushIdle() == 3)
-        let reply = Report(
-            reason: OSP_REPORT_IDLE, flags: 0, isReply: true, packets: 1, clientPort: 0, protocolNumber: 1,
-            icmp: [0, 0])
+        let reply = Self.icmpReport(OSP_REPORT_IDLE, 0, 0, reply: true)
         let flushed = Array(lab.reports(6).dropFirst(3))
         #expect(flushed.filter { $0 == reply }.count == 2, "each ping's reply: \(flushed)")
         #expect(
             flushed.contains(
-                Report(
-                    reason: OSP_REPORT_IDLE, flags: 0, isReply: false, packets: 1, clientPort: 3, protocolNumber: 1,
-                    icmp: [3, 3])), "the second port unreachable: \(flushed)")
+                Self.icmpReport(OSP_REPORT_IDLE, 3, 3)), "the second port unreachable: \(flushed)")
 
         // A reply seen before its request (the agent started mid-ping): the destination asked.
         let late = try Lab(entries: 64, reportInterval: 0.2)
@@ -451,18 +450,38 @@ struct ConnectionTableTests {
         try late.run(Self.echo(8))
         #expect(
             late.reports(1) == [
-                Report(
-                    reason: OSP_REPORT_NEW, flags: 0, isReply: true, packets: 1, clientPort: 0, protocolNumber: 1,
-                    icmp: [0, 0])
+                Self.icmpReport(OSP_REPORT_NEW, 0, 0, reply: true)
             ])
         Thread.sleep(forTimeInterval: 0.25)
         #expect(try late.datapath.flushIdle() == 1)
         #expect(
             late.reports(2).last
-                == Report(
-                    reason: OSP_REPORT_IDLE, flags: 0, isReply: false, packets: 1, clientPort: 8, protocolNumber: 1,
-                    icmp: [8, 0]))
+                == Self.icmpReport(OSP_REPORT_IDLE, 8, 0))
         #expect(lab.datapath.events.kernelLost == 0 && late.datapath.events.kernelLost == 0)
+    }
+
+    @Test(
+        "ICMP: each ping (echo identifier) between two addresses is a connection of its own, with its own start, as in Cilium; a ping's later requests and replies stay on its entry"
+    )
+    func pingsByIdentifier() throws {
+        let lab = try Lab(entries: 64, reportInterval: 0.2)
+        try lab.run(Self.echo(8, id: 0x0101))  // the first ping
+        try lab.run(Self.echo(0, id: 0x0101, reply: true), entering: true)
+        try lab.run(Self.echo(8, id: 0x0202))  // a second ping, right after, between the same pods
+        try lab.run(Self.echo(0, id: 0x0202, reply: true), entering: true)
+        try lab.run(Self.echo(8, id: 0x0101))  // the first one's next request
+        let start = Self.icmpReport(OSP_REPORT_NEW, 8, 0)
+        #expect(lab.reports(2) == [start, start], "each ping's first request starts a connection")
+        #expect(lab.datapath.connectionTable().inserted == 2)
+        Thread.sleep(forTimeInterval: 0.25)
+        #expect(try lab.datapath.flushIdle() == 3, "each ping's reply, and the first one's second request")
+        let flushed = Array(lab.reports(5).dropFirst(2))
+        let reply = Self.icmpReport(OSP_REPORT_IDLE, 0, 0, reply: true)
+        #expect(flushed.filter { $0 == reply }.count == 2, "\(flushed)")
+        #expect(
+            flushed.contains(
+                Self.icmpReport(OSP_REPORT_IDLE, 8, 0)), "the first ping's second request, on its entry: \(flushed)")
+        #expect(lab.datapath.events.kernelLost == 0)
     }
 
     @Test(

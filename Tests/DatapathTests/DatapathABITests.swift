@@ -80,8 +80,9 @@ struct DatapathABITests {
             ignored[2]
                 == UInt8(
                     OSP_DROP_IGNORE_MULTICAST.rawValue | OSP_DROP_IGNORE_LOOPBACK.rawValue
-                        | OSP_DROP_IGNORE_LIST.rawValue))
+                        | OSP_DROP_IGNORE_LIST.rawValue | OSP_DROP_IGNORE_TIME_WAIT.rawValue))
         #expect(config.list_free_start == 0 && config.list_free_end == 0, "no kernel text given: no list rule")
+        #expect(config.drop_rx_sk == 0, "no receiving socket said: no TIME-WAIT rule")
         #expect(ignored[7] == 0, "a network drop is reported")
         #expect(ignored.enumerated().filter { $0.element != 0 }.map(\.offset) == [2, 5])
         #expect(config.tick_ns == 0, "no tick known: the programs read the coarse clock")
@@ -93,6 +94,8 @@ struct DatapathABITests {
         let listedConfig = listed.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self) }
         #expect(listedConfig.list_free_start == 0xffff_ffff_81e9_2930)
         #expect(listedConfig.list_free_end == 0xffff_ffff_81e9_2b00)
+        let socketed = Datapath.config(.init(), connectionTableSets: 4, dropReasons: reasons, receivingSocket: true)
+        #expect(socketed.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self).drop_rx_sk } == 1)
         let all = Datapath.config(.init(ignoredDrops: [:]), connectionTableSets: 4, dropReasons: reasons)
         #expect(all.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self).per_packet } == 0)
         #expect(

@@ -80,14 +80,18 @@ struct DropTests {
         datapath.snapshot().drops.reduce(into: [:]) { $0[$1.key.reason, default: 0] += $1.value.packets }
     }
 
-    /// Two datapaths watching the pair's receiver: one with the agent's rules, one without the
-    /// rule for lists (what the kernel reports for their members).
-    static func datapaths(_ pair: Pair) throws -> (agent: Datapath, unfiltered: Datapath) {
+    /// Two datapaths watching the pair's receiver: one with the agent's rules, one without
+    /// `NOT_SPECIFIED`'s rule `rule` (what the kernel reports without it).
+    static func datapaths(
+        _ pair: Pair, without rule: Datapath.DropIgnoreRule
+    ) throws -> (
+        agent: Datapath, unfiltered: Datapath
+    ) {
         let agent = try Datapath(options: .init())
-        var withoutListRule = Datapath.notNetworkDrops
-        withoutListRule["NOT_SPECIFIED"] = [.multicast, .loopback]
+        var withoutRule = Datapath.notNetworkDrops
+        withoutRule["NOT_SPECIFIED"]?.removeAll { $0 == rule }
         let unfiltered: Datapath
-        do { unfiltered = try Datapath(options: .init(ignoredDrops: withoutListRule)) } catch {
+        do { unfiltered = try Datapath(options: .init(ignoredDrops: withoutRule)) } catch {
             agent.detachAll()
             throw error
         }
@@ -110,7 +114,7 @@ struct DropTests {
     func reassembledDatagram() throws {
         let pair = try Pair()
         defer { pair.down() }
-        let (agent, unfiltered) = try Self.datapaths(pair)
+        let (agent, unfiltered) = try Self.datapaths(pair, without: .listMember)
         defer { for datapath in [agent, unfiltered] { datapath.detachAll() } }
 
         // 4,008 bytes of UDP leave in three fragments. The receiver reassembles them into one
@@ -128,7 +132,7 @@ struct DropTests {
     func groListBehindDroppedHead() throws {
         let pair = try Pair(groLists: true)
         defer { pair.down() }
-        let (agent, unfiltered) = try Self.datapaths(pair)
+        let (agent, unfiltered) = try Self.datapaths(pair, without: .listMember)
         defer { for datapath in [agent, unfiltered] { datapath.detachAll() } }
         #expect(agent.listFree != nil, "\(Datapath.listFreeFunction) is found in /proc/kallsyms")
 
@@ -155,5 +159,48 @@ struct DropTests {
         if ringDrops > 0 { expected["NOT_SPECIFIED"] = ringDrops }
         let counted = Self.packets(agent)
         #expect(counted == expected, "only the heads count, as NO_SOCKET: \(counted), \(ringDrops) dropped by the ring")
+    }
+
+    @Test(
+        "a FIN sent again to a client in TIME-WAIT, whose last ACK was lost, is answered and freed by TCP: not a drop; the lost ACKs are"
+    )
+    func timeWaitDiscard() throws {
+        let pair = try Pair()
+        defer { pair.down() }
+        let (agent, unfiltered) = try Self.datapaths(pair, without: .timeWait)
+        defer { for datapath in [agent, unfiltered] { datapath.detachAll() } }
+        #expect(agent.dropReceivingSocket, "this kernel's kfree_skb tracepoint names the receiving socket (6.12+)")
+
+        // A client in the watched namespace connects to a server in the other and closes
+        // first; the server closes in turn. The client's namespace drops its pure ACKs from
+        // then on (nftables, a real drop), so the server never hears the last ACK and sends
+        // its FIN again (after 200 ms, 400 ms, ...) to a client now in TIME-WAIT, which
+        // answers with an ACK (dropped again) and frees the FIN: NOT_SPECIFIED, in tcp_v4_rcv.
+        let listener = try PodSockets.listenTCP(in: pair.sender, port: 8080)
+        defer { close(listener) }
+        let client = try #require(
+            try PodSockets.connectTCP(from: pair.receiver, to: "10.251.0.1", port: 8080, timeout: 5))
+        defer { close(client) }
+        let server = try #require(PodSockets.accept(listener, timeout: 5))
+        defer { close(server) }
+        for command in [
+            ["add", "table", "inet", "osptw"],
+            ["add", "chain", "inet", "osptw", "out", "{ type filter hook output priority 0 ; }"],
+            ["add", "rule", "inet", "osptw", "out", "tcp", "dport", "8080", "tcp", "flags", "==", "ack", "drop"],
+        ] {
+            try pair.host.run(["ip", "netns", "exec", pair.receiver, "nft"] + command)
+        }
+        shutdown(client, Int32(SHUT_WR))
+        var end = pollfd(fd: server, events: Int16(POLLIN), revents: 0)
+        var byte: UInt8 = 0
+        #expect(poll(&end, 1, 5000) == 1 && read(server, &byte, 1) == 0, "the server reads the client's FIN")
+        close(server)
+
+        let seen = Self.packets(unfiltered, reaching: 3)  // the lost ACK, a FIN again, its ACK
+        #expect((seen["NOT_SPECIFIED"] ?? 0) >= 1, "the FIN sent again was freed at TIME-WAIT: \(seen)")
+        #expect((seen["NETFILTER_DROP"] ?? 0) >= 2, "the last ACK and the answer to the FIN: \(seen)")
+        let counted = Self.packets(agent)
+        #expect(counted["NOT_SPECIFIED"] == nil, "TCP answered the FIN; not a drop: \(counted)")
+        #expect(counted["NETFILTER_DROP"] == seen["NETFILTER_DROP"], "the ACKs nftables dropped: \(counted)")
     }
 }

@@ -55,6 +55,10 @@ int osp_prog_run_context(int prog_fd, void *context, uint32_t size, int *retval)
  * /sys/kernel/btf/vmlinux) into buf. Returns the number of bytes written. */
 int osp_btf_enum_dump(const char *enum_name, char *buf, size_t len);
 
+/* The number of arguments the kernel passes to BTF programs on `tracepoint` (from its
+ * btf_trace_<tracepoint> type in /sys/kernel/btf/vmlinux), or a negative errno. */
+int osp_btf_tracepoint_arguments(const char *tracepoint);
+
 /* Routes libbpf's messages: 0 = silent, 1 = warnings to stderr, 2 = debug too. */
 void osp_libbpf_set_verbosity(int level);
 

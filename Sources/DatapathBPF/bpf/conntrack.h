@@ -21,21 +21,13 @@ static __always_inline int osp_source_first(const struct osp_tuple *t)
 
 /* ICMP has no ports: in the table, an ICMP message's tuple names the entry's two ends instead.
  * An echo request and its replies share one entry, whose requester end is OSP_ICMP_REQUESTER
- * and responder end 0, so that the flush (flush.c) can name what each direction sent. Any other
+ * and responder end 0, so that the flush (flush.c) can name what each direction sent; the key
+ * also holds the echo's identifier, so that each ping (each `ping` process, on Linux) between
+ * two addresses is a connection of its own, with a start of its own, as in Cilium. Any other
  * message takes its type and code at both ends (type << 8 | code, at least 256: never a DNS
  * port): its entry holds only messages of that kind between the two addresses. Events still
  * name each packet's own type and code (osp_fill_trace). */
 #define OSP_ICMP_REQUESTER 1
-
-static __always_inline __u8 osp_icmp_echo_request(__u8 protocol)
-{
-	return protocol == IPPROTO_ICMP ? 8 : 128;
-}
-
-static __always_inline __u8 osp_icmp_echo_reply(__u8 protocol)
-{
-	return protocol == IPPROTO_ICMP ? 0 : 129;
-}
 
 /* Sets an ICMP packet's ends in its tuple. Returns 1 for an echo reply: its destination opened
  * the entry. A global function, so that the verifier checks what follows once for whatever it
@@ -322,7 +314,8 @@ static __always_inline void osp_ct_delete(struct osp_ct_slot *slot)
 static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *pkt,
 				      __u8 observation)
 {
-	struct osp_conn_key key __attribute__((aligned(8))) = {.ifindex = osp_skb_ifindex(skb)};
+	struct osp_conn_key key __attribute__((aligned(8))) = {.ifindex = osp_skb_ifindex(skb),
+							       .echo_id = pkt->echo_id};
 	/* A SYN-ACK or an echo reply: the packet's destination opened the connection. */
 	int answer =
 	    (pkt->tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) == (OSP_TCPF_SYN | OSP_TCPF_ACK);

@@ -24,6 +24,9 @@
 #include "kernel.h"
 #include "maps.h"
 
+/* TCP_TIME_WAIT (include/net/tcp_states.h): the state of a timewait socket. */
+#define OSP_TCP_TIME_WAIT 6
+
 static __always_inline __u32 osp_netns_of(struct sk_buff *skb, struct net_device *dev)
 {
 	if (dev)
@@ -135,7 +138,7 @@ static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_devi
 }
 
 /* The tracepoint's arguments: (struct sk_buff *skb, void *location, enum skb_drop_reason
- * reason), since Linux 5.17; 6.12 appended the receiving socket. */
+ * reason), since Linux 5.17; 6.12 appended the receiving socket (struct sock *rx_sk). */
 SEC("tp_btf/kfree_skb")
 int osp_kfree_skb(__u64 *ctx)
 {
@@ -157,8 +160,20 @@ int osp_kfree_skb(__u64 *ctx)
 	    location < osp_config.list_free_end)
 		return 0;
 
+	/* A segment that reached a socket in TIME-WAIT (its peer's FIN sent again because the last
+	 * ACK was lost, a late duplicate): TCP answered it, as it should, and freed it. The
+	 * receiving socket is the tracepoint's fourth argument since Linux 6.12; on older kernels
+	 * drop_rx_sk is 0 and the verifier, which prunes what the read-only config turns off, never
+	 * sees the read of an argument they do not have. */
+	if ((ignore & OSP_DROP_IGNORE_TIME_WAIT) && osp_config.drop_rx_sk) {
+		struct sock *rx_sk = (struct sock *)ctx[3];
+		if (rx_sk && rx_sk->__sk_common.skc_state == OSP_TCP_TIME_WAIT)
+			return 0;
+	}
+
 	struct net_device *dev = skb->dev;
-	/* IFF_LOOPBACK: e.g. TCP discarding a FIN that reached a TIME-WAIT socket over lo. */
+	/* IFF_LOOPBACK: host-internal traffic (e.g. TCP discarding a FIN that reached a TIME-WAIT
+	 * socket over lo, on kernels without the receiving socket). */
 	if ((ignore & OSP_DROP_IGNORE_LOOPBACK) && dev && (dev->flags & 0x8))
 		return 0;
 	__u32 inum = osp_netns_of(skb, dev);

@@ -34,6 +34,7 @@ struct sock_common {
 	__be16 skc_dport;
 	__u16 skc_num; /* the local port, host byte order */
 	unsigned short skc_family;
+	unsigned char skc_state; /* TCP's state (include/net/tcp_states.h) */
 	possible_net_t skc_net;
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;

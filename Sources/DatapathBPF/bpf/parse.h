@@ -25,6 +25,22 @@ static __always_inline int osp_is_icmp(__u8 protocol)
 	return protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6;
 }
 
+static __always_inline __u8 osp_icmp_echo_request(__u8 protocol)
+{
+	return protocol == IPPROTO_ICMP ? 8 : 128;
+}
+
+static __always_inline __u8 osp_icmp_echo_reply(__u8 protocol)
+{
+	return protocol == IPPROTO_ICMP ? 0 : 129;
+}
+
+/* Whether an ICMP message of `type` is an echo request or reply (ICMP or ICMPv6). */
+static __always_inline int osp_icmp_is_echo(__u8 protocol, __u8 type)
+{
+	return type == osp_icmp_echo_request(protocol) || type == osp_icmp_echo_reply(protocol);
+}
+
 /* Where a packet is in its datagram, when the datagram was fragmented. */
 struct osp_fragment {
 	__u32 id;   /* the datagram's identification */
@@ -159,6 +175,7 @@ struct osp_packet {
 	__u8 tcp_flags;
 	__u8 icmp_type;
 	__u8 icmp_code;
+	__u16 echo_id; /* an ICMP echo's identifier, else 0 */
 	__u8 macs[12]; /* destination, then source, as on the wire */
 };
 
@@ -210,6 +227,7 @@ static __always_inline void osp_fragment_remember(const struct osp_packet *pkt,
 	    .dport = pkt->tuple.dport,
 	    .icmp_type = pkt->icmp_type,
 	    .icmp_code = pkt->icmp_code,
+	    .echo_id = pkt->echo_id,
 	};
 	bpf_map_update_elem(&osp_fragments, &key, &ports, BPF_ANY);
 }
@@ -256,6 +274,7 @@ __noinline int osp_parse_general(struct __sk_buff *skb, struct osp_packet *pkt)
 		pkt->tuple.dport = ports.dport;
 		pkt->icmp_type = ports.icmp_type;
 		pkt->icmp_code = ports.icmp_code;
+		pkt->echo_id = ports.echo_id;
 		pkt->payload = skb->len; /* nothing to read past the headers */
 		return 0;
 	}
@@ -281,6 +300,10 @@ __noinline int osp_parse_general(struct __sk_buff *skb, struct osp_packet *pkt)
 		pkt->icmp_type = typecode[0];
 		pkt->icmp_code = typecode[1];
 		pkt->payload = l4 + 8;
+		__be16 id;
+		if (osp_icmp_is_echo(protocol, typecode[0]) &&
+		    bpf_skb_load_bytes(skb, l4 + 4, &id, sizeof(id)) == 0)
+			pkt->echo_id = bpf_ntohs(id);
 	}
 	if (frag.first)
 		osp_fragment_remember(pkt, &frag);
