@@ -68,8 +68,9 @@ enum osp_drop_ignore {
 	OSP_DROP_IGNORE_MULTICAST = 2, /* those to a multicast group nobody here listens to */
 	OSP_DROP_IGNORE_LOOPBACK = 4,  /* those on a loopback device: host-internal traffic */
 	OSP_DROP_IGNORE_LIST = 8, /* a GRO list's datagrams freed with their head (list_free_*) */
-	OSP_DROP_IGNORE_TIME_WAIT = 16, /* segments TCP answered at a socket in TIME-WAIT
-					 * (needs osp_config.drop_rx_sk) */
+	OSP_DROP_IGNORE_TIME_WAIT = 16,	 /* segments TCP answered at a socket in TIME-WAIT
+					  * (needs osp_config.drop_rx_sk) */
+	OSP_DROP_IGNORE_ECHO_REPLY = 32, /* ICMP echo replies no ping socket took */
 };
 
 /* TCP header flag bits (byte 13 of the header), as the programs and the decoder read them. */

@@ -209,6 +209,9 @@ public final class Datapath: Sendable {
         /// a late duplicate), which TCP answered and freed. Needs the tracepoint's receiving
         /// socket (`dropReceivingSocket`, Linux 6.12 and later); matches nothing without it.
         case timeWait
+        /// ICMP echo replies that reached their host, where no ping socket took them (`NO_SOCKET`
+        /// from ping_rcv): a raw socket, `ping` run as root, has had its copy before that lookup.
+        case echoReply
 
         var bit: UInt8 {
             switch self {
@@ -217,6 +220,7 @@ public final class Datapath: Sendable {
             case .loopback: UInt8(OSP_DROP_IGNORE_LOOPBACK.rawValue)
             case .listMember: UInt8(OSP_DROP_IGNORE_LIST.rawValue)
             case .timeWait: UInt8(OSP_DROP_IGNORE_TIME_WAIT.rawValue)
+            case .echoReply: UInt8(OSP_DROP_IGNORE_ECHO_REPLY.rawValue)
             }
         }
     }
@@ -230,11 +234,12 @@ public final class Datapath: Sendable {
     /// names the receiving socket, anywhere (`NOT_SPECIFIED` from tcp_v4_rcv: a FIN reaching a
     /// socket already in TIME-WAIT, seen when a local client closes first, or after its last
     /// ACK was lost), and the datagrams of a GRO list freed behind their head (`NOT_SPECIFIED`
-    /// from skb_release_data, without the head's reason). Not reported unless the agent runs
-    /// with `--drop-reasons all`.
+    /// from skb_release_data, without the head's reason), and ICMP echo replies that no ping
+    /// socket took (`NO_SOCKET` from ping_rcv, every reply to a `ping` run as root, whose raw
+    /// socket had its copy). Not reported unless the agent runs with `--drop-reasons all`.
     public static let notNetworkDrops: [String: [DropIgnoreRule]] = [
         "SOCKET_CLOSE": [.always], "QUEUE_PURGE": [.always],
-        "NOT_SPECIFIED": [.multicast, .loopback, .listMember, .timeWait],
+        "NOT_SPECIFIED": [.multicast, .loopback, .listMember, .timeWait], "NO_SOCKET": [.echoReply],
     ]
 
     /// The reader of flow and drop events.

@@ -64,7 +64,7 @@ struct DatapathABITests {
     @Test("the load-time settings become the bytes of struct osp_config: interval, per-packet, ignored drop reasons")
     func config() {
         let reasons: [UInt32: String] = [
-            2: "NOT_SPECIFIED", 5: "SOCKET_CLOSE", 7: "NETFILTER_DROP", 70_000: "SOCKET_CLOSE",
+            2: "NOT_SPECIFIED", 3: "NO_SOCKET", 5: "SOCKET_CLOSE", 7: "NETFILTER_DROP", 70_000: "SOCKET_CLOSE",
         ]
         let bytes = Datapath.config(
             .init(reportInterval: 2.5, perPacket: true), connectionTableSets: 4, dropReasons: reasons)
@@ -84,7 +84,8 @@ struct DatapathABITests {
         #expect(config.list_free_start == 0 && config.list_free_end == 0, "no kernel text given: no list rule")
         #expect(config.drop_rx_sk == 0, "no receiving socket said: no TIME-WAIT rule")
         #expect(ignored[7] == 0, "a network drop is reported")
-        #expect(ignored.enumerated().filter { $0.element != 0 }.map(\.offset) == [2, 5])
+        #expect(ignored[3] == UInt8(OSP_DROP_IGNORE_ECHO_REPLY.rawValue))
+        #expect(ignored.enumerated().filter { $0.element != 0 }.map(\.offset) == [2, 3, 5])
         #expect(config.tick_ns == 0, "no tick known: the programs read the coarse clock")
         let ticked = Datapath.config(.init(), connectionTableSets: 4, dropReasons: reasons, kernelHZ: 250)
         #expect(ticked.withUnsafeBytes { $0.loadUnaligned(as: osp_config.self).tick_ns } == 4_000_000)

@@ -81,15 +81,13 @@ struct DropTests {
     }
 
     /// Two datapaths watching the pair's receiver: one with the agent's rules, one without
-    /// `NOT_SPECIFIED`'s rule `rule` (what the kernel reports without it).
+    /// `reason`'s rule `rule` (what the kernel reports without it).
     static func datapaths(
-        _ pair: Pair, without rule: Datapath.DropIgnoreRule
-    ) throws -> (
-        agent: Datapath, unfiltered: Datapath
-    ) {
+        _ pair: Pair, without rule: Datapath.DropIgnoreRule, of reason: String = "NOT_SPECIFIED"
+    ) throws -> (agent: Datapath, unfiltered: Datapath) {
         let agent = try Datapath(options: .init())
         var withoutRule = Datapath.notNetworkDrops
-        withoutRule["NOT_SPECIFIED"]?.removeAll { $0 == rule }
+        withoutRule[reason]?.removeAll { $0 == rule }
         let unfiltered: Datapath
         do { unfiltered = try Datapath(options: .init(ignoredDrops: withoutRule)) } catch {
             agent.detachAll()
@@ -202,5 +200,24 @@ struct DropTests {
         let counted = Self.packets(agent)
         #expect(counted["NOT_SPECIFIED"] == nil, "TCP answered the FIN; not a drop: \(counted)")
         #expect(counted["NETFILTER_DROP"] == seen["NETFILTER_DROP"], "the ACKs nftables dropped: \(counted)")
+    }
+
+    @Test(
+        "the echo replies of a ping run as root (a raw socket, which has its copy first) are not NO_SOCKET drops; datagrams to a closed port still are"
+    )
+    func echoRepliesToRawPing() throws {
+        let pair = try Pair()
+        defer { pair.down() }
+        let (agent, unfiltered) = try Self.datapaths(pair, without: .echoReply, of: "NO_SOCKET")
+        defer { for datapath in [agent, unfiltered] { datapath.detachAll() } }
+
+        // The watched namespace pings the other through a raw socket: each reply reaches it,
+        // and ping_rcv, finding no ping socket for its identifier, frees it for NO_SOCKET.
+        try PodSockets.ping(from: pair.receiver, to: "10.251.0.1", count: 10)
+        try PodSockets.sendUDP(from: pair.sender, to: pair.receiverAddress, port: 9, count: 3, payload: 16)
+        let seen = Self.packets(unfiltered, reaching: 13)
+        #expect(seen == ["NO_SOCKET": 13], "each echo reply and each datagram freed for no socket: \(seen)")
+        // The kernel runs both datapaths' programs at each free: the agent's counts are final.
+        #expect(Self.packets(agent) == ["NO_SOCKET": 3], "only the datagrams to the closed port")
     }
 }

@@ -203,6 +203,11 @@ int osp_kfree_skb(__u64 *ctx)
 	int has_tuple = osp_drop_tuple(skb, &tuple, &tcp_flags) == 0;
 	if ((ignore & OSP_DROP_IGNORE_MULTICAST) && has_tuple && osp_multicast(&tuple))
 		return 0; /* a group report that no listener on this host wanted */
+	/* An echo reply that reached its host, where no ping socket took it (ping_rcv): a raw
+	 * socket, `ping` run as root, has had its copy before that lookup. */
+	if ((ignore & OSP_DROP_IGNORE_ECHO_REPLY) && has_tuple && osp_is_icmp(tuple.protocol) &&
+	    tuple.sport == osp_icmp_echo_reply(tuple.protocol))
+		return 0;
 
 	struct osp_drop_key key = {.reason = reason, .direction = direction};
 	struct osp_counter *counter = bpf_map_lookup_elem(&osp_drops, &key);
