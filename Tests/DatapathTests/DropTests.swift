@@ -17,6 +17,7 @@ struct DropTests {
         let receiver: String
         let senderLink: String
         let receiverLink: String
+        let senderAddress = "10.251.0.1"
         let receiverAddress = "10.251.0.2"
         let host = Host()
 
@@ -36,7 +37,7 @@ struct DropTests {
                     "ip", "link", "add", senderLink, "netns", sender, "type", "veth", "peer", "name", receiverLink,
                     "netns", receiver,
                 ])
-                try host.run(["ip", "-n", sender, "addr", "add", "10.251.0.1/24", "dev", senderLink])
+                try host.run(["ip", "-n", sender, "addr", "add", "\(senderAddress)/24", "dev", senderLink])
                 try host.run(["ip", "-n", receiver, "addr", "add", "\(receiverAddress)/24", "dev", receiverLink])
                 try host.run(["ip", "-n", sender, "link", "set", senderLink, "up"])
                 try host.run(["ip", "-n", receiver, "link", "set", receiverLink, "up"])
@@ -177,10 +178,11 @@ struct DropTests {
         let listener = try PodSockets.listenTCP(in: pair.sender, port: 8080)
         defer { close(listener) }
         let client = try #require(
-            try PodSockets.connectTCP(from: pair.receiver, to: "10.251.0.1", port: 8080, timeout: 5))
+            try PodSockets.connectTCP(from: pair.receiver, to: pair.senderAddress, port: 8080, timeout: 5))
         defer { close(client) }
         let server = try #require(PodSockets.accept(listener, timeout: 5))
-        defer { close(server) }
+        var serverOpen = true  // closed once, by the test or, when it throws before, here
+        defer { if serverOpen { close(server) } }
         for command in [
             ["add", "table", "inet", "osptw"],
             ["add", "chain", "inet", "osptw", "out", "{ type filter hook output priority 0 ; }"],
@@ -193,11 +195,20 @@ struct DropTests {
         var byte: UInt8 = 0
         #expect(poll(&end, 1, 5000) == 1 && read(server, &byte, 1) == 0, "the server reads the client's FIN")
         close(server)
+        serverOpen = false
 
-        let seen = Self.packets(unfiltered, reaching: 3)  // the lost ACK, a FIN again, its ACK
+        _ = Self.packets(unfiltered, reaching: 3)  // the lost ACK, a FIN again, its ACK
+        // The server keeps sending its FIN (200 ms, 400 ms, … apart): both datapaths' counts
+        // are read between two equal readings of the first, so that they cover the same frees.
+        var seen: [String: UInt64] = [:]
+        var counted: [String: UInt64] = [:]
+        for _ in 0..<20 {
+            seen = Self.packets(unfiltered)
+            counted = Self.packets(agent)
+            if Self.packets(unfiltered) == seen { break }
+        }
         #expect((seen["NOT_SPECIFIED"] ?? 0) >= 1, "the FIN sent again was freed at TIME-WAIT: \(seen)")
         #expect((seen["NETFILTER_DROP"] ?? 0) >= 2, "the last ACK and the answer to the FIN: \(seen)")
-        let counted = Self.packets(agent)
         #expect(counted["NOT_SPECIFIED"] == nil, "TCP answered the FIN; not a drop: \(counted)")
         #expect(counted["NETFILTER_DROP"] == seen["NETFILTER_DROP"], "the ACKs nftables dropped: \(counted)")
     }
@@ -213,7 +224,7 @@ struct DropTests {
 
         // The watched namespace pings the other through a raw socket: each reply reaches it,
         // and ping_rcv, finding no ping socket for its identifier, frees it for NO_SOCKET.
-        try PodSockets.ping(from: pair.receiver, to: "10.251.0.1", count: 10)
+        try PodSockets.ping(from: pair.receiver, to: pair.senderAddress, count: 10)
         try PodSockets.sendUDP(from: pair.sender, to: pair.receiverAddress, port: 9, count: 3, payload: 16)
         let seen = Self.packets(unfiltered, reaching: 13)
         #expect(seen == ["NO_SOCKET": 13], "each echo reply and each datagram freed for no socket: \(seen)")
