@@ -62,10 +62,9 @@ done
 
 # row LABEL DECIMALS VALUES...: median; its 95 % interval.
 row() {
-  local label=$1 format="%.$2f"
+  local label=$1 decimals=$2
   shift 2
-  read -r low high < <(median_interval "$@")
-  printf "| %s | $format | $format–$format |\n" "$label" "$(median "$@")" "$low" "$high"
+  printf "| %s | %.${decimals}f | %s |\n" "$label" "$(median "$@")" "$(median_interval "$decimals" "$@")"
 }
 printf '\n| A: %s, B: %s; %s, %d rounds of %d s per run, run statistics on | median of the rounds | its 95 %% interval |\n|---|---|---|\n' \
   "${builds[A]}" "${builds[B]}" "$where" "$rounds" "$seconds"

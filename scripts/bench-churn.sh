@@ -46,9 +46,8 @@ printf '\n| connection churn %s (wrk -c16, Connection: close), %d rounds of %d s
 printf '| without osprey-agent | %.0f requests/s |\n| with osprey-agent on both nodes | %.0f requests/s |\n' \
   "$(median "${without[@]}")" "$(median "${with[@]}")"
 read -r q1 q3 < <(quartiles "${ratios[@]}")
-read -r low high < <(median_interval "${ratios[@]}")
-printf '| median of the rounds'"'"' ratios (goal ≥ 0.97); its 95 %% interval; middle half of the rounds | %.3f; %.3f–%.3f; %.3f–%.3f |\n' \
-  "$(median "${ratios[@]}")" "$low" "$high" "$q1" "$q3"
+printf '| median of the rounds'"'"' ratios (goal ≥ 0.97); its 95 %% interval; middle half of the rounds | %.3f; %s; %.3f–%.3f |\n' \
+  "$(median "${ratios[@]}")" "$(median_interval 3 "${ratios[@]}")" "$q1" "$q3"
 printf '| both agents'"'"' CPU per 10,000 connections/s | %.1f %% of a core |\n' "$(median "${cpu[@]}")"
 printf '| events lost, all rounds (goal 0) | %d |\n' "$(IFS=+; echo $((${lost[*]})))"
 printf '| connections reported: SYN / FIN flows per request (lowest round; goal ≥ 1) | %.3f / %.3f |\n' \

@@ -40,9 +40,8 @@ ratios=()
 for i in "${!with[@]}"; do ratios+=("$(echo "${with[$i]} / ${without[$i]}" | bc -l)"); done
 printf '| ratio of the medians with/without | %.3f |\n' "$(echo "$m_with / $m_without" | bc -l)"
 read -r q1 q3 < <(quartiles "${ratios[@]}")
-read -r low high < <(median_interval "${ratios[@]}")
-printf '| median of the rounds'"'"' ratios (each round pairs two neighbouring runs; goal ≥ 0.98); its 95 %% interval; middle half | %.3f; %.3f–%.3f; %.3f–%.3f |\n' \
-  "$(median "${ratios[@]}")" "$low" "$high" "$q1" "$q3"
+printf '| median of the rounds'"'"' ratios (each round pairs two neighbouring runs; goal ≥ 0.98); its 95 %% interval; middle half | %.3f; %s; %.3f–%.3f |\n' \
+  "$(median "${ratios[@]}")" "$(median_interval 3 "${ratios[@]}")" "$q1" "$q3"
 printf '| agent CPU, idle | %.1f %% of a core |\n| agent CPU, under load | %.1f %% of a core |\n' \
   "$(median "${idle_cpu[@]}")" "$(median "${load_cpu[@]}")"
 printf '| agent RSS, idle | %.1f MiB |\n| agent RSS, under load | %.1f MiB |\n' \

@@ -49,8 +49,7 @@ done
 
 row() { # label arm divisor
   # shellcheck disable=SC2046
-  read -r low high < <(median_interval $(per_round rps "$2" "$3"))
-  printf '| %s | %.3f | %.3f–%.3f |\n' "$1" "$(median_of rps "$2" "$3")" "$low" "$high"
+  printf '| %s | %.3f | %s |\n' "$1" "$(median_of rps "$2" "$3")" "$(median_interval 3 $(per_round rps "$2" "$3"))"
 }
 printf '\n| churn %s, %d rounds of %d s | median of the rounds'"'"' ratios | 95 %% interval |\n|---|---|---|\n' \
   "$where" "$rounds" "$seconds"

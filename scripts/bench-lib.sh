@@ -169,17 +169,19 @@ median_of() { median $(per_round "$@"); }
 # the median can be trusted.
 quartiles() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {q = int((NR + 3) / 4); print a[q], a[NR + 1 - q]}'; }
 # A 95 % interval for the median itself (bootstrap: the medians of 10,000 resamples of the values,
-# drawn with replacement; a fixed seed, so the same rounds give the same interval). A goal is shown
-# only when the whole interval meets it. "nan nan" for fewer than 8 values: the resampled medians
-# of so few say nothing.
+# drawn with replacement; a fixed seed, so the same rounds give the same interval), printed as
+# `low–high` with DECIMALS decimals. A goal is shown only when the whole interval meets it. With
+# fewer than 8 values the resampled medians say nothing, and it prints that instead.
+# Usage: median_interval DECIMALS VALUES...
 median_interval() {
   python3 -c '
 import random, statistics, sys
-values = [float(v) for v in sys.argv[1:]]
+decimals = int(sys.argv[1])
+values = [float(v) for v in sys.argv[2:]]
 if len(values) < 8:
-    print("nan nan")
+    print("none below 8 rounds")
     sys.exit()
 rng = random.Random(1)
 medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(10000))
-print(medians[250], medians[9749])' "$@"
+print(f"{medians[250]:.{decimals}f}–{medians[9749]:.{decimals}f}")' "$@"
 }
