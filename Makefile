@@ -61,6 +61,7 @@ bench: bootstrap ## datapath overhead (iperf3, connection churn), live-flow late
 	scripts/bench-churn.sh $(ROUNDS) $(SECONDS_PER_RUN) cross
 	scripts/bench-churn.sh $(ROUNDS) $(SECONDS_PER_RUN) same
 	scripts/bench-programs.sh 3 $(SECONDS_PER_RUN) cross
+	scripts/bench-program-cost.sh
 	scripts/bench-attach.sh $(ROUNDS) $(SECONDS_PER_RUN) cross
 	scripts/bench-hooks.sh $(ROUNDS) $(SECONDS_PER_RUN) same
 	scripts/bench-latency.sh 15
