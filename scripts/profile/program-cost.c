@@ -19,8 +19,8 @@
 
 #include "osprey_abi.h"
 
-/* A TCP segment from 10.244.1.4:40000 to 10.244.1.3:80 with the SYN, ACK and FIN flags given and 60
- * bytes of payload; returns its length. */
+/* A TCP segment from 10.244.1.4:40000 to 10.244.1.3:80 with the SYN, ACK and FIN flags given
+ * and 60 bytes of payload; returns its length. */
 static int segment(unsigned char *packet, int syn, int ack, int fin)
 {
 	memset(packet, 0, 128);
