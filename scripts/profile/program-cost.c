@@ -1,5 +1,5 @@
 /* The pod programs' own cost per run with hot caches: loads the datapath's pod object (as the
- * agent would, with a connection table of 32,768 old and 256 young sets), and runs each pod
+ * agent would, with the connection table sizes compiled into it), and runs each pod
  * program many times on one packet in the kernel (BPF_PROG_TEST_RUN), which reports the mean
  * nanoseconds a run. One CPU, one connection: its lines, the ring's and the packet stay in the
  * caches, so this is the instructions' and helper calls' cost, the part a code change moves.
@@ -92,20 +92,32 @@ int main(int argc, char **argv)
 		fprintf(stderr, "program-cost: cannot open %s as an eBPF object\n", argv[1]);
 		return 1;
 	}
+	/* The table's masks from the sizes compiled into the object (the agent's defaults), as the
+	 * agent derives them from the sizes it sets. */
+	struct bpf_map *old_sets = bpf_object__find_map_by_name(object, "osp_conntrack");
+	struct bpf_map *young_sets = bpf_object__find_map_by_name(object, "osp_ct_young");
+	struct osp_config *config = 0;
 	struct bpf_map *map;
 	bpf_object__for_each_map(map, object)
 	{
 		if (!strstr(bpf_map__name(map), ".rodata.config"))
 			continue;
-		size_t size;
-		struct osp_config *config = (struct osp_config *)bpf_map__initial_value(map, &size);
-		if (!config || size < sizeof(*config))
-			break;
-		config->ct_set_mask = 32767;
-		config->ct_young_mask = 255;
-		config->tick_ns = 4000000; /* CONFIG_HZ=250 */
-		config->report_interval_ns = 10000000000ULL;
+		size_t size = 0;
+		config = (struct osp_config *)bpf_map__initial_value(map, &size);
+		if (size < sizeof(*config))
+			config = 0;
 	}
+	if (!config || !old_sets || !young_sets) {
+		fprintf(stderr,
+			"program-cost: %s has no osp_config, osp_conntrack or osp_ct_young: "
+			"not the datapath's pod object\n",
+			argv[1]);
+		return 1;
+	}
+	config->ct_set_mask = bpf_map__max_entries(old_sets) - 1;
+	config->ct_young_mask = bpf_map__max_entries(young_sets) - 1;
+	config->tick_ns = 4000000; /* a jiffy's length only scales the report clock */
+	config->report_interval_ns = 10000000000ULL;
 	if (bpf_object__load(object)) {
 		fprintf(stderr, "program-cost: the kernel refused %s (run as root)\n", argv[1]);
 		return 1;
