@@ -29,7 +29,7 @@ sleep 2
 perf record -a -o "$work/perf.data" -- sleep "$profile_seconds" > /dev/null 2>&1
 # The programs as loaded now (both nodes' agents load the same code: one's line table serves).
 mkdir "$work/lines"
-for program in osp_tc_pod_ingress osp_tc_pod_egress; do
+for program in osp_tc_pod osp_tc_pod_ingress osp_tc_pod_egress; do
   id=$(bpftool prog show name "$program" | awk -F: 'NR == 1 {print $1}')
   "$work/jit-lines" "$id" > "$work/lines/$program.lines"
 done
@@ -38,7 +38,7 @@ stop_agents
 read -r rate _ < "$work/churn"
 perf report -i "$work/perf.data" --sort sym --stdio 2> /dev/null | awk -v rate="$rate" -v where="$where" '
   /pv_native_safe_halt|default_idle|cpuidle/ {gsub("%", "", $1); idle += $1}
-  /bpf_prog_[0-9a-f]+_osp_tc_pod_/ {gsub("%", "", $1); programs += $1}
+  /bpf_prog_[0-9a-f]+_osp_tc_pod/ {gsub("%", "", $1); programs += $1}
   END {printf "churn %s, %s requests/s: the pod programs took %.2f %% of the busy samples (%.2f %% of all)\n",
        where, rate, 100 * programs / (100 - idle), programs}'
 perf script -i "$work/perf.data" -F ip,sym,symoff 2> /dev/null | python3 scripts/profile/attribute.py "$work/lines" 15 \

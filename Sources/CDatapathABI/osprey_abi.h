@@ -49,8 +49,9 @@ enum osp_error {
 	OSP_ERR_TC_HEADER = 1,	   /* packet headers could not be read */
 	OSP_ERR_DROP_MAP_FULL = 2, /* osp_drops had no room for a new (reason, direction) */
 	OSP_ERR_CONNTRACK_FULL =
-	    3, /* a new connection lost the race for a way: reported, not kept */
-	OSP_ERR_MAX = 4,
+	    3,		       /* a new connection lost the race for a way: reported, not kept */
+	OSP_ERR_TAIL_CALL = 4, /* a pod hook's program could not pass the packet on to osp_tc_pod */
+	OSP_ERR_MAX = 5,
 };
 
 /* Counters of the connection table (map osp_ct_stats): live = inserted - deleted - evicted. */

@@ -133,7 +133,8 @@ public final class Datapath: Sendable {
     }
 
     enum ProgramName: String, CaseIterable {
-        case podIngress = "osp_tc_pod_ingress", podEgress = "osp_tc_pod_egress"
+        /// The programs at a pod veth's two hooks, and the one both pass each packet on to.
+        case podIngress = "osp_tc_pod_ingress", podEgress = "osp_tc_pod_egress", pod = "osp_tc_pod"
         case drops = "osp_kfree_skb"
         case retransmits = "osp_tcp_retransmit_skb"
         case flush = "osp_flush_idle"
@@ -456,6 +457,16 @@ public final class Datapath: Sendable {
             guard let objects else { throw .missing(what: "tc programs", object: "pod (closed)") }
             return try objects.pod.programFD(program.rawValue)
         }
+    }
+
+    /// Empties the slot through which the pod hooks' programs pass each packet on to
+    /// `osp_tc_pod` (tests: a hook that cannot is counted, and its packet goes on).
+    func emptyPodBody() throws(DatapathError) {
+        let fd = try objects.withLock { objects throws(DatapathError) -> Int32 in
+            guard let objects else { throw .missing(what: "map osp_pod_body", object: "pod (closed)") }
+            return try objects.pod.mapFD("osp_pod_body")
+        }
+        BPFMap<UInt32, UInt32>(name: "osp_pod_body", fd: fd).delete(0)
     }
 
     // MARK: - Silent connections

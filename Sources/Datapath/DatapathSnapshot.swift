@@ -59,7 +59,7 @@ public struct DropKey: Hashable, Sendable {
 
 /// Failures of the eBPF programs themselves (enum osp_error); they never affect traffic.
 public enum ProgramError: Int, CaseIterable, Sendable {
-    case tcHeader = 1, dropMapFull = 2, conntrackFull = 3
+    case tcHeader = 1, dropMapFull = 2, conntrackFull = 3, tailCall = 4
 
     /// The program the error belongs to, and a label for it.
     public var labels: (program: String, error: String) {
@@ -67,6 +67,7 @@ public enum ProgramError: Int, CaseIterable, Sendable {
         case .tcHeader: ("pod", "header_read")
         case .dropMapFull: ("drops", "drop_map_full")
         case .conntrackFull: ("pod", "conntrack_full")
+        case .tailCall: ("pod", "tail_call")
         }
     }
 }
