@@ -74,11 +74,13 @@ int osp_tc_pod(struct __sk_buff *skb)
 	return osp_pod(skb, skb->cb[OSP_CB_FROM_POD] != 0);
 }
 
-/* osp_tc_pod, which libbpf puts in the only slot when the object is loaded. */
+/* osp_tc_pod, which libbpf puts in the only slot when the object is loaded. Sizes, not types:
+ * the kernel takes no BTF for a program array's key and value, and libbpf would log the
+ * refusal before retrying without it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, 1);
-	__type(key, __u32);
+	__uint(key_size, sizeof(__u32));
 	__array(values, int(struct __sk_buff *));
 } osp_pod_body SEC(".maps") = {
     .values = {[0] = (void *)&osp_tc_pod},
