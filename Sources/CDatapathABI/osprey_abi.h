@@ -45,12 +45,16 @@ enum osp_tcp_flag {
 
 /* Failures of the programs themselves (map osp_errors). They never affect traffic. */
 enum osp_error {
-	OSP_ERR_RESERVED = 0,	   /* formerly: interface role lookup (roles are per program now) */
-	OSP_ERR_TC_HEADER = 1,	   /* packet headers could not be read */
-	OSP_ERR_DROP_MAP_FULL = 2, /* osp_drops had no room for a new (reason, direction) */
-	OSP_ERR_CONNTRACK_FULL =
-	    3,		       /* a new connection lost the race for a way: reported, not kept */
-	OSP_ERR_TAIL_CALL = 4, /* a pod hook's program could not pass the packet on to osp_tc_pod */
+	/* Formerly the interface role lookup (roles are per program now). */
+	OSP_ERR_RESERVED = 0,
+	/* The packet's headers could not be read. */
+	OSP_ERR_TC_HEADER = 1,
+	/* osp_drops had no room for a new (reason, direction). */
+	OSP_ERR_DROP_MAP_FULL = 2,
+	/* A new connection lost the race for a way: reported, not kept. */
+	OSP_ERR_CONNTRACK_FULL = 3,
+	/* A pod hook's program could not pass the packet on to osp_tc_pod. */
+	OSP_ERR_TAIL_CALL = 4,
 	OSP_ERR_MAX = 5,
 };
 

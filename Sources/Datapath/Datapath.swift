@@ -459,14 +459,22 @@ public final class Datapath: Sendable {
         }
     }
 
+    /// The descriptor of a map only the pod object declares, while the datapath is open.
+    private func podMapFD(_ name: String) throws(DatapathError) -> Int32 {
+        try objects.withLock { objects throws(DatapathError) -> Int32 in
+            guard let objects else { throw .missing(what: "map \(name)", object: "pod (closed)") }
+            return try objects.pod.mapFD(name)
+        }
+    }
+
+    /// The pod object's own map: the one-entry program array through which the pod hooks'
+    /// programs pass each packet on to `osp_tc_pod` (libbpf fills it as the object loads).
+    static let podBodyMap = "osp_pod_body"
+
     /// Empties the slot through which the pod hooks' programs pass each packet on to
     /// `osp_tc_pod` (tests: a hook that cannot is counted, and its packet goes on).
     func emptyPodBody() throws(DatapathError) {
-        let fd = try objects.withLock { objects throws(DatapathError) -> Int32 in
-            guard let objects else { throw .missing(what: "map osp_pod_body", object: "pod (closed)") }
-            return try objects.pod.mapFD("osp_pod_body")
-        }
-        BPFMap<UInt32, UInt32>(name: "osp_pod_body", fd: fd).delete(0)
+        BPFMap<UInt32, UInt32>(name: Self.podBodyMap, fd: try podMapFD(Self.podBodyMap)).delete(0)
     }
 
     // MARK: - Silent connections

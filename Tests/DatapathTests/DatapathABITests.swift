@@ -18,7 +18,7 @@ struct DatapathABITests {
             let declared = try #require(BPFObject.declarations(of: image.bytes), "\(image.name) does not open")
             // The maps all objects share, and the pod object's own: the slot its hooks' programs
             // pass each packet on through (osp_tc_pod).
-            let own: Set<String> = image.name == "pod" ? ["osp_pod_body"] : []
+            let own: Set<String> = image.name == "pod" ? [Datapath.podBodyMap] : []
             #expect(
                 declared.maps == Set(Datapath.MapName.allCases.map(\.rawValue)).union(own),
                 "\(image.name) declares maps Swift does not share (or lacks one): \(declared.maps.sorted())")
