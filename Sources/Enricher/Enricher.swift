@@ -26,15 +26,44 @@ public struct Enricher: Sendable {
         self.clusterName = clusterName
     }
 
-    public func enrich(_ flow: inout Flow) {
+    /// Enriches one flow. False: the flow is a report that a DNS query went unanswered which
+    /// the querier's side makes on its own (`oneRecordPerDNSMessage`); drop it.
+    @discardableResult
+    public func enrich(_ flow: inout Flow) -> Bool {
         metadata.withLookups { lookup in apply(lookup, to: &flow) }
+        return Self.oneRecordPerDNSMessage(&flow)
     }
 
-    /// Enriches a whole batch (the metadata source's lock is taken once).
+    /// Enriches a whole batch (the metadata source's lock is taken once), dropping the flows
+    /// `enrich` says to drop.
     public func enrich(_ flows: inout [Flow]) {
         metadata.withLookups { lookup in
             for index in flows.indices { apply(lookup, to: &flows[index]) }
         }
+        var redundant: [Int] = []
+        for index in flows.indices where !Self.oneRecordPerDNSMessage(&flows[index]) { redundant.append(index) }
+        for index in redundant.reversed() { flows.remove(at: index) }
+    }
+
+    /// One L7 record per DNS message, as Hubble shows a message once (from Cilium's DNS proxy,
+    /// on the querier's side). The datapath reports a message at every pod veth it crosses: where
+    /// a pod queries a pod, at the querier's veth (query leaving, answer arriving) and at the
+    /// server's (query arriving, answer leaving) — on one node, or on two through the relay. The
+    /// querier's side keeps the record, as the DNS metrics count it there; at the server's, when
+    /// the querier is a pod (whose agent reports it), the flow stays a trace of its packet
+    /// (`to-endpoint` / `from-endpoint`, `UDP`) with its connection's direction. A querier that is
+    /// no pod (the node itself, outside the cluster) has only the server's side: it keeps the
+    /// record there. False for a report that the query went unanswered at the server's side of a
+    /// pod querier: the querier's side reports it.
+    static func oneRecordPerDNSMessage(_ flow: inout Flow) -> Bool {
+        guard flow.hasDNS, flow.isDNSAtServer, let dns = flow.dns else { return true }
+        let querier = dns.isResponse ? flow.destination : flow.source
+        guard !querier.podName.isEmpty else { return true }
+        if dns.unanswered { return false }
+        flow.dns = nil
+        flow.latencyNanoseconds = 0
+        flow.trafficDirection = .ofConnection(at: flow.observationPoint, isReply: flow.isReply)
+        return true
     }
 
     private func apply(_ lookup: (String, Date) -> AddressIdentity, to flow: inout Flow) {

@@ -158,7 +158,8 @@ public struct FlowDecoder {
             uuid: uuids.next(),
             verdict: isDrop ? .dropped : .forwarded, ipVersion: family == 6 ? 2 : 1, sourceIP: source,
             destinationIP: destination, l4: l4, nodeName: nodeName,
-            trafficDirection: isRetransmission ? .egress : Self.direction(observation, isReply: isReply),
+            trafficDirection: isRetransmission
+                ? .egress : TrafficDirection.ofConnection(at: observation, isReply: isReply),
             isReply: isReply, observationPoint: observation,
             interface: event.pointee.ifindex == 0
                 ? nil : (Int32(bitPattern: event.pointee.ifindex), interfaceName ?? ""),
@@ -189,20 +190,6 @@ public struct FlowDecoder {
             measureHandshake(event, flow: &flow, sport, dport, flags)
         }
         return flow
-    }
-
-    /// Hubble's `traffic_direction`, as Cilium's parser gives it for a packet its connection
-    /// tracking has seen: the direction of the packet's connection at the pod it crosses, not of
-    /// the packet. A request leaving a pod and a reply entering one belong to a connection out of
-    /// that pod (EGRESS); a request entering a pod and a reply leaving it, to one into it
-    /// (INGRESS). Unknown without an observation point (drops: the enricher decides). DNS flows
-    /// take Retina's rule instead (`decodeDNS`).
-    static func direction(_ observation: ObservationPoint, isReply: Bool?) -> TrafficDirection {
-        switch observation {
-        case .fromEndpoint: isReply == true ? .ingress : .egress
-        case .toEndpoint: isReply == true ? .egress : .ingress
-        case .unknown: .unknown
-        }
     }
 
     private mutating func decodeDNS(_ event: UnsafePointer<osp_event>, into flow: inout Flow) {

@@ -44,6 +44,19 @@ public enum TraceReason: Int, Sendable {
 /// flow.TrafficDirection, by wire value.
 public enum TrafficDirection: Int, Sendable {
     case unknown = 0, ingress = 1, egress = 2
+
+    /// Hubble's `traffic_direction`, as Cilium's parser gives it for a packet its connection
+    /// tracking has seen: the direction of the packet's connection at the pod it crosses, not of
+    /// the packet. A request leaving a pod and a reply entering one belong to a connection out of
+    /// that pod (EGRESS); a request entering a pod and a reply leaving it, to one into it
+    /// (INGRESS). Unknown without an observation point (drops: the enricher decides).
+    public static func ofConnection(at observation: ObservationPoint, isReply: Bool?) -> TrafficDirection {
+        switch observation {
+        case .fromEndpoint: isReply == true ? .ingress : .egress
+        case .toEndpoint: isReply == true ? .egress : .ingress
+        case .unknown: .unknown
+        }
+    }
 }
 
 /// Cilium's reserved identities that Osprey assigns to addresses without a pod: their numbers

@@ -142,8 +142,8 @@ struct FidelityLabTests {
             #expect(health.value("osprey_agent_service_translation_errors_total") == 0)
             // DNS (UDP) through the kube-dns ClusterIP: the coredns pod, both ways.
             let coredns = try #require(plan.pods(of: "coredns", in: "kube-system").first)
-            // (Where coredns shares the node, its own to-endpoint copy of a query is already
-            // translated: it names the pod, and no Service, as Hubble's would.)
+            // (Only the querier's side carries a DNS message's L7 record; coredns's own veth
+            // reports the packet as a trace, FlowLabTests.)
             let queries = clientFlows.filter {
                 string($0, "source", "pod_name") == loadgen.name && string($0, "l7", "type") == "REQUEST"
                     && string($0, "trace_observation_point") == "FROM_ENDPOINT"

@@ -152,6 +152,27 @@ extension AgentIntegration {
                         && Self.string($0, "Summary") == "DNS Query frontend.shop.svc.cluster.local. A"
                 }
                 #expect(!queries.isEmpty)
+                // One L7 record per DNS message, on the querier's side; wherever coredns runs, its
+                // own veth's copies of loadgen's queries and answers are traces of their packets.
+                let coredns = try #require(plan.pods(of: "coredns", in: "kube-system").first)
+                let everywhere = Array(flows.values.joined())
+                let dnsRecords = everywhere.filter {
+                    (isPod($0, "source", loadgen) || isPod($0, "destination", loadgen)) && $0["l7"] != nil
+                        && !(Self.string($0, "Summary") ?? "").hasSuffix("(no response)")
+                }
+                #expect(
+                    dnsRecords.allSatisfy {
+                        Self.string($0, "trace_observation_point")
+                            == (Self.string($0, "l7", "type") == "RESPONSE" ? "TO_ENDPOINT" : "FROM_ENDPOINT")
+                    }, "loadgen's DNS messages as L7 flows only at loadgen's veth")
+                let atServer = everywhere.filter {
+                    (isPod($0, "source", loadgen) && isPod($0, "destination", coredns)
+                        && Self.string($0, "trace_observation_point") == "TO_ENDPOINT")
+                        || (isPod($0, "source", coredns) && isPod($0, "destination", loadgen)
+                            && Self.string($0, "trace_observation_point") == "FROM_ENDPOINT")
+                }
+                #expect(!atServer.isEmpty, "coredns's veth saw loadgen's queries and answers")
+                #expect(atServer.allSatisfy { $0["l7"] == nil && Self.string($0, "Summary") == "UDP" })
                 let nx = matching(loadgen.node.netns) {
                     Self.string($0, "l7", "dns", "query") == "catalog.shop.svc.cluster.local."
                         && Self.string($0, "l7", "dns", "rcode") == "3"

@@ -73,6 +73,80 @@ struct FlowPipelineStageTests {
         #expect(metadata.refresh().isEmpty, "a deleted pod is reported once")
     }
 
+    @Test(
+        "a DNS message is an L7 flow once: at the querier's veth; at the server's a trace of its packet, unless the querier is no pod"
+    )
+    func oneRecordPerDNSMessage() throws {
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let client = Self.pod("loadgen-1", ip: "10.244.1.4", app: "loadgen", created: start)
+        let server = Self.pod("coredns-1", ip: "10.244.1.2", app: "kube-dns", created: start)
+        let enricher = Enricher(
+            metadata: InventoryMetadata(
+                inventory: Inventory(
+                    cluster: "osp", topology: "bridge", nodes: [], pods: [client, server], services: [])),
+            nodeName: "osp-node-1", clusterName: "osp")
+        func message(
+            from source: String, to destination: String, _ point: ObservationPoint, response: Bool = false,
+            unanswered: Bool = false
+        ) -> Flow {
+            var flow = Flow(
+                time: start.addingTimeInterval(1), verdict: .forwarded, ipVersion: 1, sourceIP: source,
+                destinationIP: destination,
+                l4: .udp(sourcePort: response ? 53 : 40000, destinationPort: response ? 40000 : 53),
+                nodeName: "osp-node-1", trafficDirection: response ? .ingress : .egress, isReply: response,
+                observationPoint: point)
+            var dns = DNSInfo(query: "frontend.shop.svc.cluster.local.", isResponse: response, rcode: 0, qtypes: ["A"])
+            dns.unanswered = unanswered
+            flow.dns = dns
+            flow.latencyNanoseconds = response ? 250_000 : 0
+            return flow
+        }
+        // A pod asks a pod on this node: four reports of two messages, in the order they come.
+        var batch = [
+            message(from: "10.244.1.4", to: "10.244.1.2", .fromEndpoint),
+            message(from: "10.244.1.4", to: "10.244.1.2", .toEndpoint),
+            message(from: "10.244.1.2", to: "10.244.1.4", .fromEndpoint, response: true),
+            message(from: "10.244.1.2", to: "10.244.1.4", .toEndpoint, response: true),
+        ]
+        enricher.enrich(&batch)
+        #expect(batch.map(\.isL7) == [true, false, false, true])
+        #expect(
+            batch.map(\.summary) == [
+                "DNS Query frontend.shop.svc.cluster.local. A", "UDP", "UDP",
+                "DNS Answer \"\" TTL: 0 (frontend.shop.svc.cluster.local. A)",
+            ])
+        // The server's side keeps its packets' trace: observation point, reply, and its
+        // connection's direction (into coredns), with no DNS latency.
+        #expect(batch.map(\.observationPoint) == [.fromEndpoint, .toEndpoint, .fromEndpoint, .toEndpoint])
+        #expect(batch.map(\.trafficDirection) == [.egress, .ingress, .ingress, .ingress])
+        #expect(batch.map(\.isReply) == [false, false, true, true])
+        #expect(batch.map(\.latencyNanoseconds) == [0, 0, 0, 250_000])
+        #expect(batch.allSatisfy { $0.source.podName != "" && $0.destination.podName != "" })
+
+        // A query that goes unanswered: reported once, by the querier's side.
+        var silence = [
+            message(from: "10.244.1.4", to: "10.244.1.2", .fromEndpoint, unanswered: true),
+            message(from: "10.244.1.4", to: "10.244.1.2", .toEndpoint, unanswered: true),
+        ]
+        enricher.enrich(&silence)
+        #expect(silence.count == 1)
+        #expect(silence.first?.observationPoint == .fromEndpoint)
+        #expect(silence.first?.summary == "DNS Query frontend.shop.svc.cluster.local. A (no response)")
+        var alone = message(from: "10.244.1.4", to: "10.244.1.2", .toEndpoint, unanswered: true)
+        #expect(!enricher.enrich(&alone), "one flow: enrich says to drop it")
+
+        // The node itself asks (no pod, no agent's querier side): the server's side keeps the
+        // record, and its silence.
+        var fromNode = [
+            message(from: "10.240.0.11", to: "10.244.1.2", .toEndpoint),
+            message(from: "10.244.1.2", to: "10.240.0.11", .fromEndpoint, response: true),
+            message(from: "10.240.0.11", to: "10.244.1.2", .toEndpoint, unanswered: true),
+        ]
+        enricher.enrich(&fromNode)
+        #expect(fromNode.map(\.isL7) == [true, true, true])
+        #expect(fromNode.map(\.trafficDirection) == [.egress, .ingress, .egress], "Retina's rule for DNS flows")
+    }
+
     @Test("the standalone inventory file is re-read when it changes; pods that left it are reported once")
     func inventoryFile() throws {
         let (path, _, start) = try Self.cartInventoryFile()
