@@ -120,10 +120,15 @@ struct FilterBuilder {
             case .endpoint(let set):
                 let direction: Direction =
                     spelling.hasPrefix("--from-") ? .source : spelling.hasPrefix("--to-") ? .destination : .both
-                try side.set(direction) {
-                    try set(&$0, value, true, namespace)
-                } dst: {
-                    try set(&$0, value, false, namespace)
+                // An endpoint flag's value errors name no flag: the spelling given does.
+                do {
+                    try side.set(direction) {
+                        try set(&$0, value, true, namespace)
+                    } dst: {
+                        try set(&$0, value, false, namespace)
+                    }
+                } catch let error as CLIError {
+                    throw CLIError("\(spelling) \(error.description)")
                 }
             case .common(let set):
                 try set(&side.common, value)
@@ -155,7 +160,7 @@ struct FilterBuilder {
         if let reserved = HubbleVocabulary.reservedIdentities.first(where: { $0.value == name })?.key {
             return reserved
         }
-        throw CLIError("--identity \"\(value)\" is neither a number nor a reserved identity such as world or host.")
+        throw CLIError("\"\(value)\" is neither a number nor a reserved identity such as world or host.")
     }
 
     static func tcpFlags(_ value: String) throws(CLIError) -> Flow_TCPFlags {

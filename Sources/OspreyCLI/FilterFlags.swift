@@ -88,7 +88,7 @@ struct FilterFlag: Sendable {
             if source { filter.sourceFqdn.append(value) } else { filter.destinationFqdn.append(value) }
         },
         .endpoint("port", value: "port", "Port number.") { filter, value, source, _ in
-            guard UInt16(value) != nil else { throw CLIError("--port \"\(value)\" is not a port number (0–65535).") }
+            guard UInt16(value) != nil else { throw CLIError("\"\(value)\" is not a port number (0–65535).") }
             if source { filter.sourcePort.append(value) } else { filter.destinationPort.append(value) }
         },
         .endpoint("identity", value: "identity", "Identity: a number or a reserved name such as world.") {

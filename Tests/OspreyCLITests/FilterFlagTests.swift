@@ -106,7 +106,9 @@ struct FilterFlagTests {
     @Test(
         "bad values are one sentence",
         arguments: [
-            (["--verdict", "MAYBE"], "is not a verdict"), (["--port", "http"], "is not a port number"),
+            (["--verdict", "MAYBE"], "is not a verdict"), (["--port", "http"], "--port \"http\" is not a port number"),
+            (["--to-port", "99999"], "--to-port \"99999\" is not a port number"),
+            (["--from-identity", "nobody"], "--from-identity \"nobody\" is neither a number"),
             (["--tcp-flags", "SYN,BOGUS"], "BOGUS is not a TCP flag"), (["-t", "trace:sideways"], "not a trace"),
             (["--drop-reason-desc", "OOPS"], "not a Hubble drop reason"), (["--not"], "--not must be followed"),
             (["--traffic-direction", "up"], "must be ingress or egress"),
