@@ -3,7 +3,8 @@ import Flows
 import Foundation
 import Synchronization
 
-/// Fills in a flow's source and destination endpoints and services.
+/// Fills in a flow's source and destination endpoints and services, and, knowing them, leaves a
+/// DNS message's L7 record on the querier's side only (`oneRecordPerDNSMessage`).
 ///
 /// A pod's packets to a Service carry its ClusterIP where Osprey sees them leave the pod (the
 /// node translates them later); with a `ServiceTranslation` the enricher names the backend the
@@ -56,7 +57,9 @@ public struct Enricher: Sendable {
     /// record there. False for a report that the query went unanswered at the server's side of a
     /// pod querier: the querier's side reports it.
     static func oneRecordPerDNSMessage(_ flow: inout Flow) -> Bool {
-        guard flow.hasDNS, flow.isDNSAtServer, let dns = flow.dns else { return true }
+        guard flow.hasDNS, let dns = flow.dns else { return true }
+        // The server's side: a query entering a pod, an answer leaving one.
+        guard flow.observationPoint == (dns.isResponse ? .fromEndpoint : .toEndpoint) else { return true }
         let querier = dns.isResponse ? flow.destination : flow.source
         guard !querier.podName.isEmpty else { return true }
         if dns.unanswered { return false }

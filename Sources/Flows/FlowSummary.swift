@@ -6,14 +6,6 @@ extension Flow {
     /// Hubble's flow type: L7 for DNS flows, L3_L4 otherwise.
     public var isL7: Bool { dns != nil }
 
-    /// Whether the flow is a DNS message at the server's side of its exchange: a query entering
-    /// a pod (to-endpoint) or an answer leaving one (from-endpoint). The querier's side sees the
-    /// same message leave it as a query, or reach it as an answer.
-    public var isDNSAtServer: Bool {
-        guard let dns else { return false }
-        return observationPoint == (dns.isResponse ? .fromEndpoint : .toEndpoint)
-    }
-
     /// Monitor event type: 1 = drop, 4 = trace, 129 = L7.
     public var eventType: Int { verdict == .dropped ? 1 : (isL7 ? 129 : 4) }
 
