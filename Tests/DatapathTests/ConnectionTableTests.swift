@@ -97,7 +97,7 @@ struct ConnectionTableTests {
         var observations: [UInt8] { reports.observations.withLock { $0 } }
     }
 
-    static let syn: UInt8 = 0x02, ack: UInt8 = 0x10, fin: UInt8 = 0x01, psh: UInt8 = 0x08
+    static let syn: UInt8 = 0x02, ack: UInt8 = 0x10, fin: UInt8 = 0x01, psh: UInt8 = 0x08, rst: UInt8 = 0x04
 
     /// Whether `condition` holds within `seconds`.
     static func within(_ seconds: Double, _ condition: () -> Bool) -> Bool {
@@ -414,6 +414,25 @@ struct ConnectionTableTests {
                     reason: OSP_REPORT_IDLE, flags: 0, isReply: true, packets: 1, clientPort: 40_000, protocolNumber: 17
                 ))
         #expect(lab.datapath.events.kernelLost == 0)
+    }
+
+    @Test(
+        "the flush skips a set only when no way of it is in use: a connection alone in a set's second way (the first freed by an RST) is reported"
+    )
+    func flushFindsEveryWay() throws {
+        let lab = try Lab(entries: 64, reportInterval: 0.2)  // 1 young set
+        try lab.segment(41_000, Self.syn)  // the set's first way
+        // A UDP exchange in the second way: the request opens it, a reply is left to the flush.
+        try lab.run(Self.ipv4(17, [0x9c, 0x40, 0x13, 0x88, 0, 12, 0, 0, 1, 2, 3, 4]))
+        try lab.run(Self.ipv4(17, reply: true, [0x13, 0x88, 0x9c, 0x40, 0, 12, 0, 0, 1, 2, 3, 4]), entering: true)
+        try lab.segment(41_000, Self.rst)  // ends the TCP connection: the first way is free
+        #expect(lab.reports(3).count == 3, "the two starts and the RST")
+        #expect(lab.datapath.connectionTable().deleted == 1)
+        Thread.sleep(forTimeInterval: 0.25)
+        #expect(try lab.datapath.flushIdle() == 1)
+        let idle = lab.reports(4).filter { $0.reason == OSP_REPORT_IDLE }
+        #expect(idle.map(\.clientPort) == [40_000], "the UDP reply, from the set's second way")
+        #expect(idle.allSatisfy { $0.isReply && $0.packets == 1 && $0.protocolNumber == 17 })
     }
 
     @Test(
