@@ -34,12 +34,13 @@ struct ObserveFlows: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
 
     // MARK: Selectors
-    @Option(help: "Get the last N flows (per node through a relay).") var last: UInt64?
-    @Option(help: "Get the first N flows still in the buffer.") var first: UInt64?
+    @Option(parsing: .unconditional, help: "Get the last N flows (per node through a relay).") var last: UInt64?
+    @Option(parsing: .unconditional, help: "Get the first N flows still in the buffer.") var first: UInt64?
     @Flag(help: "Get every flow in the buffer.") var all = false
     @Flag(name: [.short, .long], help: "Follow new flows as they come.") var follow = false
-    @Option(help: "Flows since a time: 5m, 1h30m ago or RFC 3339 (2026-11-27T10:00:00Z).") var since: String?
-    @Option(help: "Flows until a time (same forms as --since).") var until: String?
+    @Option(parsing: .unconditional, help: "Flows since a time: 5m, 1h30m ago or RFC 3339 (2026-11-27T10:00:00Z).")
+    var since: String?
+    @Option(parsing: .unconditional, help: "Flows until a time (same forms as --since).") var until: String?
 
     // MARK: Filters (FilterFlag.all: read in the order typed, listed by --help)
     @Argument(parsing: .allUnrecognized, help: .hidden) var filterArguments: [String] = []
@@ -95,8 +96,10 @@ struct ObserveFlows: AsyncParsableCommand {
             throw ValidationError(
                 "--time-format must be one of \(TimeFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
         }
-        for text in [since, until].compactMap({ $0 }) where Self.time(text) == nil {
-            throw ValidationError("\"\(text)\" is not a time: use 30s, 5m, 1h30m (ago) or RFC 3339.")
+        for (flag, text) in [("--since", since), ("--until", until)] {
+            if let text, Self.time(text) == nil {
+                throw ValidationError("\(flag) \"\(text)\" is not a time: use 30s, 5m, 1h30m (ago) or RFC 3339.")
+            }
         }
     }
 

@@ -9,8 +9,8 @@ import SwiftProtobuf
 
 /// What `observe agent-events` and `observe debug-events` share: the selectors and the output.
 struct EventOptions: ParsableArguments {
-    @Option(help: "Get the last N events.") var last: UInt64?
-    @Option(help: "Get the first N events still in the buffer.") var first: UInt64?
+    @Option(parsing: .unconditional, help: "Get the last N events.") var last: UInt64?
+    @Option(parsing: .unconditional, help: "Get the first N events still in the buffer.") var first: UInt64?
     @Flag(name: [.short, .long], help: "Follow new events as they come.") var follow = false
     @Option(name: [.short, .long], help: "Output: compact, json, jsonpb.") var output = "compact"
     @Option(help: "Time format (as for observe).") var timeFormat = "StampMilli"

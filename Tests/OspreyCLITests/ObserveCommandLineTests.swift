@@ -29,7 +29,11 @@ struct ObserveCommandLineTests {
             (["--last", "3", "--all"], "--last and --all cannot be used together"),
             (["-o", "table", "--follow"], "--output table cannot be used with --follow"),
             (["-o", "yaml"], "must be one of compact, dict, json, jsonpb, table"),
-            (["--since", "yesterday"], "is not a time"),
+            (["--since", "yesterday"], "--since \"yesterday\" is not a time"),
+            // A value that starts with a dash is the flag's value, not a flag of its own.
+            (["--until", "-5m"], "--until \"-5m\" is not a time"),
+            (["--last", "-5"], "The value '-5' is invalid for '--last <last>'"),
+            (["--first", "-1"], "The value '-1' is invalid for '--first <first>'"),
             (["--ip", "10.0.0.300"], "is not an IP address or CIDR"),
             (["--verdict", "SOMETIMES"], "is not a verdict"),
             (["--server", "no-port-here:xyz"], "is not host:port"),
