@@ -34,6 +34,8 @@ struct ObserveFlows: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
 
     // MARK: Selectors
+    // `.unconditional`: the word after the flag is its value even when it starts with a dash, as
+    // hubble's flags read it (`--last -5` is a bad value, not a missing one).
     @Option(parsing: .unconditional, help: "Get the last N flows (per node through a relay).") var last: UInt64?
     @Option(parsing: .unconditional, help: "Get the first N flows still in the buffer.") var first: UInt64?
     @Flag(help: "Get every flow in the buffer.") var all = false
