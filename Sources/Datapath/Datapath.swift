@@ -451,20 +451,27 @@ public final class Datapath: Sendable {
         }
     }
 
+    /// A descriptor `read` takes from the loaded objects, while the datapath is open; once it is
+    /// closed, `.missing(what:)` names what was asked for and the object it lives in.
+    private func descriptor(
+        of what: String, in object: String, _ read: (Objects) throws(DatapathError) -> Int32
+    ) throws(DatapathError) -> Int32 {
+        try objects.withLock { objects throws(DatapathError) -> Int32 in
+            guard let objects else { throw .missing(what: what, object: "\(object) (closed)") }
+            return try read(objects)
+        }
+    }
+
     /// A pod program's descriptor, while the datapath is open.
     private func podProgramFD(_ program: ProgramName) throws(DatapathError) -> Int32 {
-        try objects.withLock { objects throws(DatapathError) -> Int32 in
-            guard let objects else { throw .missing(what: "tc programs", object: "pod (closed)") }
-            return try objects.pod.programFD(program.rawValue)
+        try descriptor(of: "tc programs", in: "pod") { objects throws(DatapathError) in
+            try objects.pod.programFD(program.rawValue)
         }
     }
 
     /// The descriptor of a map only the pod object declares, while the datapath is open.
     private func podMapFD(_ name: String) throws(DatapathError) -> Int32 {
-        try objects.withLock { objects throws(DatapathError) -> Int32 in
-            guard let objects else { throw .missing(what: "map \(name)", object: "pod (closed)") }
-            return try objects.pod.mapFD(name)
-        }
+        try descriptor(of: "map \(name)", in: "pod") { objects throws(DatapathError) in try objects.pod.mapFD(name) }
     }
 
     /// The pod object's own map: the one-entry program array through which the pod hooks'
@@ -490,9 +497,8 @@ public final class Datapath: Sendable {
     /// The agent runs it once a second. Returns the reports made.
     @discardableResult
     public func flushIdle() throws(DatapathError) -> Int {
-        let fd = try objects.withLock { objects throws(DatapathError) -> Int32 in
-            guard let objects else { throw .missing(what: "flush program", object: "flush (closed)") }
-            return try objects.flush.programFD(ProgramName.flush.rawValue)
+        let fd = try descriptor(of: "flush program", in: "flush") { objects throws(DatapathError) in
+            try objects.flush.programFD(ProgramName.flush.rawValue)
         }
         // One flush at a time: each goes on where the last stopped.
         return try flushCursor.withLock { cursor throws(DatapathError) -> Int in

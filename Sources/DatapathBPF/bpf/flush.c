@@ -27,8 +27,8 @@ struct osp_flush_walk {
 };
 
 /* Whether the ring lacks room below OSP_FLUSH_RING_LIMIT for a set's worth of reports (two per
- * way). Asked before each set, not before each report: a flag the walk kept and tested at each
- * report would split the verifier's paths at each of a set's 32 reports. */
+ * way). Asked before each set in use, not before each report: a flag the walk kept and tested at
+ * each report would split the verifier's paths at each of a set's 32 reports. */
 static __always_inline int osp_flush_ring_full(void)
 {
 	__u64 set_reports = 2 * OSP_CT_WAYS * (BPF_RINGBUF_HDR_SZ + OSP_EVENT_BASE_SIZE);
@@ -104,30 +104,31 @@ static __always_inline int osp_flush_set_used(const struct osp_ct_set *set)
 	return (any & 0x0000000100000001ULL) != 0;
 }
 
-static __always_inline void osp_flush_set(struct osp_ct_set *set, struct osp_flush_walk *walk)
+/* Reports what the set's ways hold. 1 when the set has a way in use and the ring lacks room for
+ * its reports: the walk stops before it (empty sets cost no ring query). */
+static __always_inline int osp_flush_set(struct osp_ct_set *set, struct osp_flush_walk *walk)
 {
 	if (!osp_flush_set_used(set))
-		return;
+		return 0;
+	if (osp_flush_ring_full())
+		return 1;
 	walk->set = set;
 	bpf_loop(OSP_CT_WAYS, osp_flush_way, walk, 0);
+	return 0;
 }
 
 static long osp_flush_young(__u32 index, struct osp_flush_walk *walk)
 {
 	struct osp_ct_set *set = bpf_map_lookup_elem(&osp_ct_young, &index);
-	if (!set || osp_flush_ring_full())
-		return 1;
-	osp_flush_set(set, walk);
-	return 0;
+	return !set || osp_flush_set(set, walk);
 }
 
 static long osp_flush_old(__u32 index, struct osp_flush_walk *walk)
 {
 	__u32 set_index = (walk->old_start + index) & osp_config.ct_set_mask;
 	struct osp_ct_set *set = bpf_map_lookup_elem(&osp_conntrack, &set_index);
-	if (!set || osp_flush_ring_full())
+	if (!set || osp_flush_set(set, walk))
 		return 1;
-	osp_flush_set(set, walk);
 	walk->old_walked += 1;
 	return 0;
 }
