@@ -95,7 +95,7 @@ struct AgentRuntime {
                 logger.notice(
                     "The wall clock was \(step < 0 ? "set back" : "set forward") by \(String(format: "%.3f", abs(step))) s (NTP, a resumed VM or a manual set); flow times follow it from now on."
                 )
-            })
+            }, kernelLocation: { Datapath.kernelLocation(of: $0) })
         // Retina's API-server latency: with pod-level metrics, to the API server the agent uses.
         var apiServerLatency: APIServerLatency?
         if settings.podLevel != nil, case .kubernetes(let access) = settings.metadata {

@@ -253,8 +253,15 @@ struct osp_event {
 	__u8 is_reply;	   /* 1: responder -> initiator; 0: initiator -> responder; 2: unknown */
 	__u8 pad[1];
 	__u16 payload_len; /* bytes of DNS message in payload (0 if none) */
-	__u8 smac[6];	   /* Ethernet source and destination (zero for drops) */
-	__u8 dmac[6];
+	union {
+		struct {
+			__u8 smac[6]; /* trace events: Ethernet source and destination */
+			__u8 dmac[6];
+		};
+		/* drops: the kernel text address that freed the packet (skb:kfree_skb's location,
+		 * the caller of kfree_skb_reason), unaligned: user space names the function */
+		__u8 location[8];
+	};
 	struct osp_nat nat; /* trace events entering a pod through a translated connection */
 	__u8 payload[OSP_DNS_SNAPLEN];
 };
@@ -326,6 +333,9 @@ _Static_assert(__builtin_offsetof(struct osp_event, payload) == OSP_EVENT_HEADER
 	       "osp_event header size");
 _Static_assert(__builtin_offsetof(struct osp_event, nat) == OSP_EVENT_BASE_SIZE,
 	       "osp_event base size");
+_Static_assert(__builtin_offsetof(struct osp_event, location) ==
+		   __builtin_offsetof(struct osp_event, smac),
+	       "a drop's location in place of the Ethernet addresses");
 _Static_assert(sizeof(struct osp_config) == 48 + OSP_DROP_REASON_SLOTS, "osp_config layout");
 _Static_assert(sizeof(struct osp_drop_key) == 8, "osp_drop_key layout");
 _Static_assert(sizeof(struct osp_fragment_key) == 40, "osp_fragment_key layout");

@@ -11,11 +11,15 @@ extension Datapath {
     /// the next symbol's. Nil when it is not there, when the addresses are hidden (zeros, for a
     /// process without CAP_SYSLOG under kptr_restrict), or when the file cannot be read.
     static func kernelFunction(_ name: String, kallsyms path: String = "/proc/kallsyms") -> Range<UInt64>? {
+        kallsyms(path).flatMap { kernelFunction(name, inKallsyms: $0) }
+    }
+
+    /// The whole kallsyms file, nil when it cannot be read. procfs reports a size of 0: read to
+    /// the end.
+    private static func kallsyms(_ path: String) -> Data? {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? handle.close() }
-        // procfs reports a size of 0: read to the end.
-        guard let bytes = try? handle.readToEnd() else { return nil }
-        return kernelFunction(name, inKallsyms: bytes)
+        return try? handle.readToEnd()
     }
 
     /// The text of function `name` in the contents of a kallsyms file (lines `address type
@@ -39,5 +43,65 @@ extension Datapath {
     private static func hexadecimal<Digits: Collection<UInt8>>(_ digits: Digits) -> UInt64? {
         guard !digits.isEmpty, digits.count <= 16 else { return nil }
         return UInt64(String(decoding: digits, as: UTF8.self), radix: 16)
+    }
+}
+
+extension Datapath {
+    /// Where in the kernel text `address` is, as the kernel prints a code address (`%pS`):
+    /// `nf_hook_slow+0x9c/0x120`, with ` [module]` after a module's function. Read from
+    /// `/proc/kallsyms` at each call (the kernel takes about 36 ms to write its 120,000 lines
+    /// here): callers keep what it says. Nil when the addresses are hidden, the address is in no function, or the file
+    /// cannot be read.
+    public static func kernelLocation(of address: UInt64, kallsyms path: String = "/proc/kallsyms") -> String? {
+        guard address != 0 else { return nil }
+        return kallsyms(path).flatMap { kernelLocation(of: address, inKallsyms: $0) }
+    }
+
+    /// `kernelLocation(of:)` over the contents of a kallsyms file: the text symbol (type `t` or
+    /// `T`) at the highest address not above `address`, and the size up to the next symbol of
+    /// any type. Lines need not be in address order (modules' are not).
+    static func kernelLocation(of address: UInt64, inKallsyms bytes: Data) -> String? {
+        var best: (start: UInt64, line: Range<Int>)? = nil
+        var next = UInt64.max
+        bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            var lineStart = 0
+            while lineStart < raw.count {
+                var lineEnd = lineStart
+                while lineEnd < raw.count && raw[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+                defer { lineStart = lineEnd + 1 }
+                var index = lineStart
+                var value: UInt64 = 0
+                var digits = 0
+                while index < lineEnd, let digit = hexDigit(raw[index]), digits < 16 {
+                    value = value << 4 | UInt64(digit)
+                    digits += 1
+                    index += 1
+                }
+                guard digits > 0, index + 2 < lineEnd, raw[index] == UInt8(ascii: " ") else { continue }
+                if value > address {
+                    next = min(next, value)
+                } else if raw[index + 1] | 0x20 == UInt8(ascii: "t"), value >= (best?.start ?? 0) {
+                    best = (value, (index + 3)..<lineEnd)
+                }
+            }
+        }
+        guard let best, best.start != 0 else { return nil }
+        // The rest of the line: `name` or `name\t[module]`.
+        let fields = bytes[bytes.startIndex + best.line.lowerBound..<bytes.startIndex + best.line.upperBound]
+            .split(whereSeparator: { $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: " ") })
+        guard let name = fields.first.map({ String(decoding: $0, as: UTF8.self) }) else { return nil }
+        let offset = "+0x" + String(address - best.start, radix: 16)
+        let size = next == .max ? "" : "/0x" + String(next - best.start, radix: 16)
+        let module = fields.count > 1 ? " " + String(decoding: fields[1], as: UTF8.self) : ""
+        return name + offset + size + module
+    }
+
+    private static func hexDigit(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }

@@ -13,6 +13,11 @@ public struct FlowDecoder {
     public let dnsTimeout: Double
     /// Kernel drop reason values → names (from the datapath's BTF).
     let kernelDropReasons: [UInt32: String]
+    /// Names a kernel text address (`Datapath.kernelLocation(of:)`); nil: drops carry no location.
+    let kernelLocation: (@Sendable (UInt64) -> String?)?
+    /// The drop locations named so far, and those that could not be (nil): a node's drops come
+    /// from a few dozen places in the kernel, and naming one reads the kernel's symbol list.
+    private var kernelLocations: [UInt64: String?] = [:]
     /// Wall clock minus CLOCK_MONOTONIC, to turn bpf_ktime_get_ns() into dates. The two clocks
     /// run at one rate (NTP's frequency corrections steer both), so it changes only when the wall
     /// clock is set: NTP stepping it, a VM resumed, `date -s`. `followWallClock` adopts such steps.
@@ -66,10 +71,11 @@ public struct FlowDecoder {
 
     public init(
         nodeName: String, kernelDropReasons: [UInt32: String], dnsTimeout: Double = 5,
-        clocks: ClockReading = FlowDecoder.readClocks()
+        clocks: ClockReading = FlowDecoder.readClocks(), kernelLocation: (@Sendable (UInt64) -> String?)? = nil
     ) {
         self.nodeName = nodeName
         self.kernelDropReasons = kernelDropReasons
+        self.kernelLocation = kernelLocation
         self.dnsTimeout = dnsTimeout
         clockOffset = clocks.offset
     }
@@ -176,9 +182,11 @@ public struct FlowDecoder {
             interface: event.pointee.ifindex == 0
                 ? nil : (Int32(bitPattern: event.pointee.ifindex), interfaceName ?? ""),
             packets: event.pointee.packets, bytes: event.pointee.bytes)
-        let sourceMAC = MACAddress(event.pointee.smac)
-        let destinationMAC = MACAddress(event.pointee.dmac)
-        if !sourceMAC.isZero || !destinationMAC.isZero { flow.ethernet = (sourceMAC, destinationMAC) }
+        if !isDrop {
+            let sourceMAC = MACAddress(event.pointee.smac)
+            let destinationMAC = MACAddress(event.pointee.dmac)
+            if !sourceMAC.isZero || !destinationMAC.isZero { flow.ethernet = (sourceMAC, destinationMAC) }
+        }
         if isRetransmission {
             flow.isRetransmission = true
             return flow
@@ -188,6 +196,7 @@ public struct FlowDecoder {
             let kernel = kernelDropReasons[event.pointee.drop_reason] ?? "REASON_\(event.pointee.drop_reason)"
             flow.kernelDropReason = kernel
             flow.dropReason = DropReasons.hubbleReason(forKernel: kernel)
+            flow.kernelDropLocation = dropLocation(event)
         }
         if event.pointee.payload_len > 0 { decodeDNS(event, into: &flow) }
         if names.mayKnow(event.pointee.tuple.daddr) {
@@ -203,6 +212,23 @@ public struct FlowDecoder {
         }
         return flow
     }
+
+    /// The kernel function that freed a dropped packet, named once per address.
+    private mutating func dropLocation(_ event: UnsafePointer<osp_event>) -> String? {
+        guard let kernelLocation else { return nil }
+        let address = withUnsafeBytes(of: event.pointee.location) { $0.loadUnaligned(as: UInt64.self) }
+        guard address != 0 else { return nil }
+        if let known = kernelLocations[address] { return known }
+        // Bounded: the kernel has only so many places that drop, but a bad actor in the ring
+        // must not grow the table without end.
+        if kernelLocations.count >= Self.kernelLocationsMax { kernelLocations.removeAll(keepingCapacity: true) }
+        let named = kernelLocation(address)
+        kernelLocations[address] = .some(named)
+        return named
+    }
+
+    /// Most drop locations the decoder keeps named.
+    static let kernelLocationsMax = 1_024
 
     private mutating func decodeDNS(_ event: UnsafePointer<osp_event>, into flow: inout Flow) {
         var payload = withUnsafeBytes(of: event.pointee.payload) { Array($0.prefix(Int(event.pointee.payload_len))) }

@@ -35,7 +35,7 @@ public final class FlowPipeline: Sendable {
         nodeName: String, clusterName: String, kernelDropReasons: [UInt32: String] = [:],
         metadata: (any MetadataSource)?, translation: (any ServiceTranslation)? = nil, observer: Observer,
         metrics: HubbleMetrics, clocks: @escaping @Sendable () -> FlowDecoder.ClockReading = FlowDecoder.readClocks,
-        clockStepped: (@Sendable (Double) -> Void)? = nil
+        clockStepped: (@Sendable (Double) -> Void)? = nil, kernelLocation: (@Sendable (UInt64) -> String?)? = nil
     ) {
         self.metadata = metadata
         self.translation = translation
@@ -44,7 +44,10 @@ public final class FlowPipeline: Sendable {
         }
         self.observer = observer
         self.metrics = metrics
-        decoder = Lock(FlowDecoder(nodeName: nodeName, kernelDropReasons: kernelDropReasons, clocks: clocks()))
+        decoder = Lock(
+            FlowDecoder(
+                nodeName: nodeName, kernelDropReasons: kernelDropReasons, clocks: clocks(),
+                kernelLocation: kernelLocation))
         self.clocks = clocks
         self.clockStepped = clockStepped
     }

@@ -43,6 +43,7 @@ public struct Flow: Sendable {
     /// The fields most flows leave empty.
     struct RareFields {
         var kernelDropReason: String? = nil
+        var kernelDropLocation: String? = nil
         var sourceNames: [String] = []
         var destinationNames: [String] = []
         var dns: DNSInfo? = nil
@@ -114,6 +115,12 @@ public struct Flow: Sendable {
     public var kernelDropReason: String? {
         get { storage.fields.rare?.fields.kernelDropReason }
         set { mutateRare(clears: newValue == nil) { $0.kernelDropReason = newValue } }
+    }
+    /// Where in the kernel the packet was freed, as the kernel prints a code address
+    /// (`nf_hook_slow+0x9c/0x120`); nil when the kernel's symbols are hidden from the agent.
+    public var kernelDropLocation: String? {
+        get { storage.fields.rare?.fields.kernelDropLocation }
+        set { mutateRare(clears: newValue == nil) { $0.kernelDropLocation = newValue } }
     }
     /// Ethernet addresses (`aa:bb:cc:dd:ee:ff`) where the packet was seen; nil for drops.
     /// Kept as numbers (48 bits each): their text is only needed where a flow leaves the process.

@@ -1,4 +1,5 @@
 import Flows
+import Foundation
 import HubbleAPI
 import SwiftProtobuf
 
@@ -10,6 +11,8 @@ import SwiftProtobuf
 public enum FlowExtensions {
     /// The kernel's drop reason without `SKB_DROP_REASON_` (`NETFILTER_DROP`), on drops.
     public static let kernelDropReason = "kernel_drop_reason"
+    /// Where the kernel freed a dropped packet (`nf_hook_slow+0x9c/0x120`), on drops.
+    public static let kernelDropLocation = "kernel_drop_location"
     /// The Service address the client used (`10.96.0.11:80`) on a flow that names the backend.
     public static let serviceAddress = "service_address"
 
@@ -21,12 +24,24 @@ public enum FlowExtensions {
     static func make(_ flow: Flow) -> Google_Protobuf_Any? {
         var fields: [String: Google_Protobuf_Value] = [:]
         if let kernel = flow.kernelDropReason { fields[kernelDropReason] = Google_Protobuf_Value(stringValue: kernel) }
+        if let location = flow.kernelDropLocation {
+            fields[kernelDropLocation] = Google_Protobuf_Value(stringValue: location)
+        }
         if let address = flow.serviceAddress { fields[serviceAddress] = Google_Protobuf_Value(stringValue: address) }
         if flow.dns == nil, flow.latencyNanoseconds > 0 {
             fields[handshakeLatency] = Google_Protobuf_Value(numberValue: Double(flow.latencyNanoseconds))
         }
         guard !fields.isEmpty else { return nil }
-        return try? Google_Protobuf_Any(message: Google_Protobuf_Struct(fields: fields))
+        // The Struct's bytes with its fields in key order: a dictionary's own order differs
+        // from one instance to the next, and the same flow must make the same message.
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        guard let value: Data = try? Google_Protobuf_Struct(fields: fields).serializedBytes(options: options)
+        else { return nil }
+        var any = Google_Protobuf_Any()
+        any.typeURL = "type.googleapis.com/" + Google_Protobuf_Struct.protoMessageName
+        any.value = value
+        return any
     }
 
     /// The fields of a flow's extension as text, numbers as integers (also the kernel reason

@@ -218,12 +218,14 @@ public struct FlowJSONWriter: Sendable {
     /// `FlowExtensions.make(flow)` as an Any holding a Struct, its keys in sorted order.
     private func writeExtensions(_ flow: Flow, into object: inout JSONBytes.Object, _ json: inout JSONBytes) {
         let kernel = flow.kernelDropReason
+        let location = flow.kernelDropLocation
         let address = flow.serviceAddress
         let latency = flow.dns == nil && flow.latencyNanoseconds > 0 ? flow.latencyNanoseconds : nil
-        guard kernel != nil || address != nil || latency != nil else { return }
+        guard kernel != nil || location != nil || address != nil || latency != nil else { return }
         object.key("extensions", &json)
         json.raw("{\"@type\":\"type.googleapis.com/google.protobuf.Struct\",\"value\":")
         var fields = json.object()
+        if let location { fields.string("kernel_drop_location", location, &json) }
         if let kernel { fields.string("kernel_drop_reason", kernel, &json) }
         if let address { fields.string("service_address", address, &json) }
         if let latency {

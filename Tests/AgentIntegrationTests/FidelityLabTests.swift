@@ -256,6 +256,15 @@ struct FidelityLabTests {
             let dropped = flows.values.joined().filter { string($0, "verdict") == "DROPPED" }
             let flowReasons = Set(dropped.compactMap { string($0, "extensions", "value", "kernel_drop_reason") })
             #expect(flowReasons == ["NETFILTER_DROP", "NO_SOCKET"])
+            // Where the kernel freed them, by function (the offset varies with the build): the
+            // policy where nftables evaluated the drop rule (nft_do_chain on this 6.18 kernel),
+            // the refused connection in TCP's receive path.
+            let functions = dropped.reduce(into: [String: Set<String>]()) { functions, flow in
+                let location = string(flow, "extensions", "value", "kernel_drop_location") ?? "none"
+                functions[string(flow, "extensions", "value", "kernel_drop_reason") ?? "-", default: []].insert(
+                    String(location.prefix { $0 != "+" }))
+            }
+            #expect(functions == ["NETFILTER_DROP": ["nft_do_chain"], "NO_SOCKET": ["tcp_v4_rcv"]])
 
             // Healthy traffic only (the clients that cause drops stopped): 60 s without one drop.
             let troublemakers = ["untrusted", "checkout", "reporter"].flatMap { plan.pods(of: $0, in: "shop") }

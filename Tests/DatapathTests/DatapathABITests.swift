@@ -58,7 +58,17 @@ struct DatapathABITests {
     )
     func eventHeader() {
         #expect(MemoryLayout<osp_event>.offset(of: \osp_event.nat) == Int(OSP_EVENT_BASE_SIZE))
-        #expect(MemoryLayout<osp_event>.offset(of: \osp_event.dmac)! + 6 == Int(OSP_EVENT_BASE_SIZE))
+        // The Ethernet addresses (a drop's location in their place) end the base.
+        var event = osp_event()
+        event.dmac = (1, 2, 3, 4, 5, 6)
+        #expect(
+            withUnsafeBytes(of: event) { Array($0[Int(OSP_EVENT_BASE_SIZE) - 12..<Int(OSP_EVENT_BASE_SIZE)]) } == [
+                0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6,
+            ])
+        event.location = (1, 2, 3, 4, 5, 6, 7, 8)
+        #expect(
+            withUnsafeBytes(of: event.smac) { Array($0) } == [1, 2, 3, 4, 5, 6],
+            "a drop's location is where a trace's MACs are")
         #expect(MemoryLayout<osp_event>.offset(of: \osp_event.payload) == Int(OSP_EVENT_HEADER_SIZE))
         #expect(MemoryLayout<osp_event>.offset(of: \osp_event.payload_len)! < Int(OSP_EVENT_BASE_SIZE))
         #expect(MemoryLayout<osp_event>.size == Int(OSP_EVENT_HEADER_SIZE) + Int(OSP_DNS_SNAPLEN))
@@ -135,6 +145,47 @@ struct DatapathABITests {
         #expect(
             Datapath.kernelFunction("skb_release_data", inKallsyms: hidden) == nil, "addresses hidden by kptr_restrict")
         #expect(Datapath.kernelFunction("skb_release_data") != nil, "this kernel's own, from /proc/kallsyms")
+    }
+
+    @Test(
+        "a kernel text address is named as the kernel prints it: function+offset/size, a module's in brackets; hidden or in no function, none"
+    )
+    func kernelLocation() throws {
+        let kallsyms = """
+            ffffffffc0a01000 t osp_mod_rcv	[osp_module]
+            ffffffffc0a01080 t osp_mod_next	[osp_module]
+            ffffffff81f77040 T __pfx_nf_hook_slow
+            ffffffff81f77050 T nf_hook_slow
+            ffffffff81f77100 D some_data
+            ffffffff81f78000 T tcp_v4_rcv
+            ffffffff81f79000 T last_text
+
+            """
+        let text = Data(kallsyms.utf8)
+        #expect(Datapath.kernelLocation(of: 0xffff_ffff_81f7_70ec, inKallsyms: text) == "nf_hook_slow+0x9c/0xb0")
+        #expect(Datapath.kernelLocation(of: 0xffff_ffff_81f7_7050, inKallsyms: text) == "nf_hook_slow+0x0/0xb0")
+        #expect(
+            Datapath.kernelLocation(of: 0xffff_ffff_81f7_7200, inKallsyms: text) == "nf_hook_slow+0x1b0/0xfb0",
+            "past a data symbol, still the function before it (its size runs to the next symbol of any kind)")
+        #expect(Datapath.kernelLocation(of: 0xffff_ffff_81f7_8123, inKallsyms: text) == "tcp_v4_rcv+0x123/0x1000")
+        #expect(
+            Datapath.kernelLocation(of: 0xffff_ffff_c0a0_1010, inKallsyms: text)
+                == "osp_mod_rcv+0x10/0x80 [osp_module]",
+            "a module's symbols come first in the file, out of address order")
+        #expect(
+            Datapath.kernelLocation(of: 0xffff_ffff_c0a0_1085, inKallsyms: text) == "osp_mod_next+0x5 [osp_module]",
+            "no symbol after it: no size")
+        #expect(Datapath.kernelLocation(of: 0xffff_ffff_8000_0000, inKallsyms: text) == nil, "below every function")
+        #expect(Datapath.kernelLocation(of: 0, inKallsyms: text) == nil)
+        let hidden = Data(
+            kallsyms.split(separator: "\n").map { "0000000000000000" + $0.dropFirst(16) }.joined(separator: "\n").utf8)
+        #expect(
+            Datapath.kernelLocation(of: 0xffff_ffff_81f7_70ec, inKallsyms: hidden) == nil,
+            "addresses hidden by kptr_restrict")
+        let slow = try #require(Datapath.kernelFunction("nf_hook_slow"), "this kernel has netfilter")
+        #expect(
+            Datapath.kernelLocation(of: slow.lowerBound + 4)?.hasPrefix("nf_hook_slow+0x4/0x") == true,
+            "this kernel's own, from /proc/kallsyms")
     }
 
     @Test("the kernel's tick rate comes from its configuration, plain in /boot or gzipped in /proc, else none")

@@ -81,6 +81,7 @@ public enum Fixtures {
         flow.destination = ledger
         flow.dropReason = 133
         flow.kernelDropReason = "NETFILTER_DROP"
+        flow.kernelDropLocation = "nf_hook_slow+0x9c/0x120"
         return flow
     }
 

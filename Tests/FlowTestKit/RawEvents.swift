@@ -3,12 +3,12 @@ import CDatapathABI
 /// Raw datapath events as the eBPF programs write them (`struct osp_event`), for decoder and
 /// pipeline tests and the bench: no kernel needed.
 public enum RawEvent {
-    /// A trace event of one packet (or a drop when `drop` is a kernel drop reason), IPv4 when the
-    /// addresses have 4 bytes, IPv6 when 16.
+    /// A trace event of one packet (or a drop when `drop` is a kernel drop reason, freed at the
+    /// kernel text address `location`), IPv4 when the addresses have 4 bytes, IPv6 when 16.
     public static func packet(
         _ source: [UInt8], _ sport: UInt16, _ destination: [UInt8], _ dport: UInt16, protocol proto: UInt8,
         flags: UInt8 = 0, reply: UInt8 = 0, observation: osp_observation = OSP_OBS_FROM_ENDPOINT, at ns: UInt64,
-        payload: [UInt8] = [], drop: UInt32? = nil, ifindex: UInt32 = 7, bytes: UInt64 = 74
+        payload: [UInt8] = [], drop: UInt32? = nil, location: UInt64 = 0, ifindex: UInt32 = 7, bytes: UInt64 = 74
     ) -> osp_event {
         var event = osp_event()
         withUnsafeMutableBytes(of: &event.tuple.saddr) { $0.copyBytes(from: source) }
@@ -31,6 +31,8 @@ public enum RawEvent {
         if drop == nil {
             withUnsafeMutableBytes(of: &event.smac) { $0.copyBytes(from: [0x02, 0, 0, 0, 0, 0x0a] as [UInt8]) }
             withUnsafeMutableBytes(of: &event.dmac) { $0.copyBytes(from: [0xee, 0xff, 0, 0, 0x1b, 0xc2] as [UInt8]) }
+        } else {
+            withUnsafeMutableBytes(of: &event.location) { $0.storeBytes(of: location, as: UInt64.self) }
         }
         return event
     }

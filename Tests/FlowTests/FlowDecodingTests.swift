@@ -2,6 +2,7 @@ import CDatapathABI
 import FlowTestKit
 import Foundation
 import HubbleWire
+import Synchronization
 import Testing
 
 @testable import FlowDecoder
@@ -193,6 +194,34 @@ struct FlowDecodingTests {
             RawEvent.packet(Self.client, 5000, Self.server, 9, protocol: 17, at: 6, drop: 2), interfaceName: nil)
         #expect(ProtoNames.dropReason(noSocket.dropReason) == "SOCKET_LOOKUP_FAILED")
         #expect(noSocket.kernelDropReason == "NO_SOCKET")
+        #expect(drop.kernelDropLocation == nil, "a decoder told no way to name kernel addresses")
+    }
+
+    @Test("a drop names where the kernel freed it, each address looked up once; none where it cannot be named")
+    func dropLocations() {
+        let lookups = Mutex<[UInt64]>([])
+        var decoder = FlowDecoder(
+            nodeName: "n", kernelDropReasons: [11: "NETFILTER_DROP"],
+            kernelLocation: { address in
+                lookups.withLock { $0.append(address) }
+                return address == 0xffff_ffff_81f7_70ec ? "nf_hook_slow+0x9c/0xb0" : nil
+            })
+        func drop(at location: UInt64) -> Flow {
+            decoder.decode(
+                RawEvent.packet(Self.client, 40000, Self.server, 80, protocol: 6, at: 5, drop: 11, location: location),
+                interfaceName: nil)
+        }
+        let first = drop(at: 0xffff_ffff_81f7_70ec)
+        #expect(first.kernelDropLocation == "nf_hook_slow+0x9c/0xb0")
+        #expect(first.ethernet == nil, "the location is not read as Ethernet addresses")
+        #expect(drop(at: 0xffff_ffff_81f7_70ec).kernelDropLocation == "nf_hook_slow+0x9c/0xb0")
+        #expect(drop(at: 0xffff_ffff_8000_0001).kernelDropLocation == nil)
+        #expect(drop(at: 0xffff_ffff_8000_0001).kernelDropLocation == nil)
+        #expect(drop(at: 0).kernelDropLocation == nil, "no location")
+        #expect(lookups.withLock { $0 } == [0xffff_ffff_81f7_70ec, 0xffff_ffff_8000_0001], "each address once")
+        let trace = decoder.decode(
+            RawEvent.packet(Self.client, 40000, Self.server, 80, protocol: 6, at: 6), interfaceName: nil)
+        #expect(trace.kernelDropLocation == nil && trace.ethernet != nil)
     }
 
     @Test("DNS: request and response flows with latency; an unanswered query becomes a flow")

@@ -96,7 +96,11 @@ struct OutputFormatTests {
         #expect(drop.flow.verdict == .dropped)
         #expect(drop.flow.dropReasonDesc == .policyDenied)
         #expect(!drop.flow.hasIsReply)
-        #expect(FlowExtensions.fields(of: drop.flow) == [FlowExtensions.kernelDropReason: "NETFILTER_DROP"])
+        #expect(
+            FlowExtensions.fields(of: drop.flow) == [
+                FlowExtensions.kernelDropReason: "NETFILTER_DROP",
+                FlowExtensions.kernelDropLocation: "nf_hook_slow+0x9c/0x120",
+            ])
         // Any keeps its value as bytes: compare the extension by its fields (above), the rest whole.
         var parsed = drop.flow
         var made = FlowMessage.make(Fixtures.drop)
@@ -108,7 +112,7 @@ struct OutputFormatTests {
         // A well-known type: clients that know only the upstream protos print it too.
         #expect(
             lines[4].contains(
-                #""extensions":{"@type":"type.googleapis.com/google.protobuf.Struct","value":{"kernel_drop_reason":"NETFILTER_DROP"}}"#
+                #""extensions":{"@type":"type.googleapis.com/google.protobuf.Struct","value":{"kernel_drop_location":"nf_hook_slow+0x9c/0x120","kernel_drop_reason":"NETFILTER_DROP"}}"#
             ))
         let response = try FlowJSONLines.parse(lines[3])
         #expect(response.flow.l7.dns.rcode == 3)

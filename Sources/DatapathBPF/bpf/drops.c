@@ -113,10 +113,10 @@ static __always_inline int osp_multicast(const struct osp_tuple *tuple)
 	return tuple->daddr[0] == 0xff;
 }
 
-/* Reports one drop with its tuple and, for TCP, its flags. */
+/* Reports one drop with its tuple, for TCP its flags, and where in the kernel it was freed. */
 static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_device *dev,
 					    const struct osp_tuple *tuple_in, __u8 tcp_flags,
-					    __u32 reason, __u32 netns)
+					    __u32 reason, __u32 netns, __u64 location)
 {
 	struct osp_tuple tuple = *tuple_in;
 	struct osp_event *event = osp_reserve(OSP_EVENT_BASE_SIZE);
@@ -134,6 +134,7 @@ static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_devi
 	event->report = OSP_REPORT_DROP;
 	event->is_reply = 2;
 	event->tcp_flags = tcp_flags;
+	__builtin_memcpy(event->location, &location, sizeof(location));
 	osp_submit(event, OSP_EVENT_BASE_SIZE);
 }
 
@@ -224,7 +225,7 @@ int osp_kfree_skb(__u64 *ctx)
 	counter->packets += 1;
 	counter->bytes += skb->len;
 	if (has_tuple) /* not IP (or headers gone): counted in the metrics, no flow */
-		osp_report_drop(skb, dev, &tuple, tcp_flags, reason, inum);
+		osp_report_drop(skb, dev, &tuple, tcp_flags, reason, inum, location);
 	return 0;
 }
 
