@@ -50,8 +50,8 @@ extension Datapath {
     /// Where in the kernel text `address` is, as the kernel prints a code address (`%pS`):
     /// `nf_hook_slow+0x9c/0x120`, with ` [module]` after a module's function. Read from
     /// `/proc/kallsyms` at each call (the kernel takes about 36 ms to write its 120,000 lines
-    /// here): callers keep what it says. Nil when the addresses are hidden, the address is in no function, or the file
-    /// cannot be read.
+    /// here): callers keep what it says. Nil when the addresses are hidden, the address is in
+    /// no function, or the file cannot be read.
     public static func kernelLocation(of address: UInt64, kallsyms path: String = "/proc/kallsyms") -> String? {
         guard address != 0 else { return nil }
         return kallsyms(path).flatMap { kernelLocation(of: address, inKallsyms: $0) }

@@ -219,8 +219,7 @@ public struct FlowDecoder {
         let address = withUnsafeBytes(of: event.pointee.location) { $0.loadUnaligned(as: UInt64.self) }
         guard address != 0 else { return nil }
         if let known = kernelLocations[address] { return known }
-        // Bounded: the kernel has only so many places that drop, but a bad actor in the ring
-        // must not grow the table without end.
+        // Bounded whatever the events say (the kernel has only so many places that drop).
         if kernelLocations.count >= Self.kernelLocationsMax { kernelLocations.removeAll(keepingCapacity: true) }
         let named = kernelLocation(address)
         kernelLocations[address] = .some(named)
