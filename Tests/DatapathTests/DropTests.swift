@@ -129,8 +129,8 @@ struct DropTests {
         for _ in 0..<50 where locations.withLock({ $0.count }) < 3 { Thread.sleep(forTimeInterval: 0.1) }
         let seen = locations.withLock { $0 }
         #expect(seen.count == 3, "one event per datagram")
-        // On this kernel __udp4_lib_rcv frees a datagram no socket wants (`perf` of
-        // skb:kfree_skb); the name and its offset come from /proc/kallsyms.
+        // On this 6.18 kernel __udp4_lib_rcv frees a datagram no socket wants; the name and
+        // its offset come from /proc/kallsyms.
         let named = Set(seen.map { Datapath.kernelLocation(of: $0) ?? "unnamed \(String($0, radix: 16))" })
         #expect(named.count == 1, "one place in the kernel: \(named)")
         #expect(named.allSatisfy { $0.hasPrefix("__udp4_lib_rcv+0x") }, "\(named)")

@@ -2,7 +2,7 @@ import CDatapathABI
 import FlowTestKit
 import Foundation
 import HubbleWire
-import Synchronization
+import Locking
 import Testing
 
 @testable import FlowDecoder
@@ -199,7 +199,7 @@ struct FlowDecodingTests {
 
     @Test("a drop names where the kernel freed it, each address looked up once; none where it cannot be named")
     func dropLocations() {
-        let lookups = Mutex<[UInt64]>([])
+        let lookups = Lock<[UInt64]>([])
         var decoder = FlowDecoder(
             nodeName: "n", kernelDropReasons: [11: "NETFILTER_DROP"],
             kernelLocation: { address in
