@@ -42,7 +42,12 @@ extension Datapath {
 
     private static func hexadecimal<Digits: Collection<UInt8>>(_ digits: Digits) -> UInt64? {
         guard !digits.isEmpty, digits.count <= 16 else { return nil }
-        return UInt64(String(decoding: digits, as: UTF8.self), radix: 16)
+        var value: UInt64 = 0
+        for byte in digits {
+            guard let digit = hexDigit(byte) else { return nil }
+            value = value << 4 | UInt64(digit)
+        }
+        return value
     }
 }
 
