@@ -9,8 +9,16 @@ extension Flow {
     /// Monitor event type: 1 = drop, 4 = trace, 129 = L7.
     public var eventType: Int { verdict == .dropped ? 1 : (isL7 ? 129 : 4) }
 
-    /// Monitor event sub-type: the drop reason for drops, the observation point for traces.
-    public var eventSubType: Int { verdict == .dropped ? dropReason : observationPoint.traceSubType }
+    /// Monitor event sub-type: the drop reason for drops, the observation point for traces, none
+    /// for L7 records (Cilium's access-log events have no sub-type).
+    public var eventSubType: Int {
+        verdict == .dropped ? dropReason : (isL7 ? 0 : observationPoint.traceSubType)
+    }
+
+    /// Whether the flow is a trace event, which alone names an observation point on the wire:
+    /// Cilium's drops and L7 records carry none, and a script that counts `TO_ENDPOINT` flows
+    /// must not count a DNS record besides the packet's own flow.
+    public var isTrace: Bool { verdict != .dropped && !isL7 }
 
     /// The text Hubble prints in parentheses at the end of a flow line.
     public var summary: String {

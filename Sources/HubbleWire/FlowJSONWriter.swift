@@ -149,7 +149,7 @@ public struct FlowJSONWriter: Sendable {
             object.key("traffic_direction", &json)
             json.put(name)
         }
-        if !dropped, Self.keeps(mask, 24), let name = Names.observationPoints[flow.observationPoint.rawValue] {
+        if flow.isTrace, Self.keeps(mask, 24), let name = Names.observationPoints[flow.observationPoint.rawValue] {
             object.key("trace_observation_point", &json)
             json.put(name)
         }

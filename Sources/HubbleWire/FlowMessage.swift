@@ -52,7 +52,7 @@ public enum FlowMessage {
             $0.subType = Int32(truncatingIfNeeded: flow.eventSubType)
         }
         message.trafficDirection = Flow_TrafficDirection(rawValue: flow.trafficDirection.rawValue) ?? .unknown
-        if flow.verdict != .dropped {
+        if flow.isTrace {
             message.traceObservationPoint =
                 Flow_TraceObservationPoint(rawValue: flow.observationPoint.rawValue) ?? .unknownPoint
         }

@@ -78,9 +78,9 @@ struct FidelityLabTests {
                 let dns = Set(
                     client.filter {
                         (string($0, "source", "pod_name") == loadgen.name
-                            && string($0, "trace_observation_point") == "FROM_ENDPOINT")
+                            && string($0, "traffic_direction") == "EGRESS")
                             || (string($0, "destination", "pod_name") == loadgen.name
-                                && string($0, "trace_observation_point") == "TO_ENDPOINT")
+                                && string($0, "traffic_direction") == "INGRESS")
                     }.compactMap { string($0, "l7", "type") })
                 let resets = (flows[checkoutNode] ?? []).contains {
                     string($0, "trace_observation_point") == "TO_ENDPOINT"
@@ -146,14 +146,14 @@ struct FidelityLabTests {
             // reports the packet as a trace, FlowLabTests.)
             let queries = clientFlows.filter {
                 string($0, "source", "pod_name") == loadgen.name && string($0, "l7", "type") == "REQUEST"
-                    && string($0, "trace_observation_point") == "FROM_ENDPOINT"
+                    && string($0, "traffic_direction") == "EGRESS"
             }
             #expect(!queries.isEmpty)
             #expect(queries.allSatisfy { string($0, "destination", "pod_name") == coredns.name })
             #expect(queries.allSatisfy { string($0, "destination_service", "name") == "kube-dns" })
             let answers = clientFlows.filter {
                 string($0, "destination", "pod_name") == loadgen.name && string($0, "l7", "type") == "RESPONSE"
-                    && string($0, "trace_observation_point") == "TO_ENDPOINT"
+                    && string($0, "traffic_direction") == "INGRESS"
             }
             #expect(!answers.isEmpty && answers.allSatisfy { string($0, "source", "pod_name") == coredns.name })
             #expect(answers.allSatisfy { string($0, "source_service", "name") == "kube-dns" })

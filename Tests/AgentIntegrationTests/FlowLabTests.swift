@@ -134,7 +134,6 @@ extension AgentIntegration {
                     isPod($0, "destination", loadgen)
                         && Self.string($0, "l7", "dns", "query") == "frontend.shop.svc.cluster.local."
                         && Self.string($0, "l7", "type") == "RESPONSE"
-                        && Self.string($0, "trace_observation_point") == "TO_ENDPOINT"
                         && ((($0["l7"] as? [String: Any])?["dns"] as? [String: Any])?["qtypes"] as? [String]) == ["A"]
                 }
                 let answer = try #require(answered.first, "an answered A query for frontend")
@@ -154,17 +153,27 @@ extension AgentIntegration {
                 #expect(!queries.isEmpty)
                 // One L7 record per DNS message, on the querier's side; wherever coredns runs, its
                 // own veth's copies of loadgen's queries and answers are traces of their packets.
+                // A record is no trace event: no observation point, no sub-type (Cilium's L7 flows).
                 let coredns = try #require(plan.pods(of: "coredns", in: "kube-system").first)
                 let everywhere = Array(flows.values.joined())
                 let dnsRecords = everywhere.filter {
                     (isPod($0, "source", loadgen) || isPod($0, "destination", loadgen)) && $0["l7"] != nil
                         && !(Self.string($0, "Summary") ?? "").hasSuffix("(no response)")
                 }
+                let loadgenVeth = LabNames.hostInterface(namespace: loadgen.namespace, pod: loadgen.name)
+                #expect(!dnsRecords.isEmpty)
                 #expect(
                     dnsRecords.allSatisfy {
-                        Self.string($0, "trace_observation_point")
-                            == (Self.string($0, "l7", "type") == "RESPONSE" ? "TO_ENDPOINT" : "FROM_ENDPOINT")
+                        Self.string($0, "interface", "name") == loadgenVeth
+                            && Self.string($0, "traffic_direction")
+                                == (Self.string($0, "l7", "type") == "RESPONSE" ? "INGRESS" : "EGRESS")
                     }, "loadgen's DNS messages as L7 flows only at loadgen's veth")
+                #expect(
+                    dnsRecords.allSatisfy {
+                        Self.string($0, "trace_observation_point") == nil && Self.string($0, "trace_reason") == nil
+                            && Self.string($0, "event_type", "type") == "129"
+                            && Self.string($0, "event_type", "sub_type") == nil
+                    }, "L7 records are no trace events")
                 let atServer = everywhere.filter {
                     (isPod($0, "source", loadgen) && isPod($0, "destination", coredns)
                         && Self.string($0, "trace_observation_point") == "TO_ENDPOINT")

@@ -33,7 +33,31 @@ struct FlowJSONWriterTests {
     }
 
     @Test(
-        "trace_reason: NEW for the report that opens a connection, REPLY from its responder, ESTABLISHED otherwise, none for a drop"
+        "an L7 record names no observation point and no event sub-type, as Cilium's access-log flows; the packet's own flow does"
+    )
+    func l7Records() {
+        var packet = Fixtures.dnsRequest
+        packet.dns = nil
+        let cases: [(Flow, type: Int32, subType: Int32, point: Flow_TraceObservationPoint, text: String?)] = [
+            (Fixtures.dnsRequest, 129, 0, .unknownPoint, nil), (Fixtures.dnsResponse, 129, 0, .unknownPoint, nil),
+            (packet, 4, 5, .fromEndpoint, "FROM_ENDPOINT"), (Fixtures.synAck, 4, 0, .toEndpoint, "TO_ENDPOINT"),
+        ]
+        for (flow, type, subType, point, text) in cases {
+            let message = FlowMessage.make(flow)
+            #expect(message.eventType.type == type && message.eventType.subType == subType, "\(flow.summary)")
+            #expect(message.traceObservationPoint == point, "\(flow.summary)")
+            var line: [UInt8] = []
+            FlowJSONWriter().appendLine(flow, to: &line)
+            let json = String(decoding: line, as: UTF8.self)
+            #expect(json.contains("trace_observation_point") == (text != nil), "\(json)")
+            if let text { #expect(json.contains("\"trace_observation_point\":\"\(text)\""), "\(json)") }
+            let eventType = subType == 0 ? "{\"type\":\(type)}" : "{\"type\":\(type),\"sub_type\":\(subType)}"
+            #expect(json.contains("\"event_type\":\(eventType)"), "\(json)")
+        }
+    }
+
+    @Test(
+        "trace_reason: NEW for the report that opens a connection, REPLY from its responder, ESTABLISHED otherwise, none for a drop or an L7 record"
     )
     func traceReasons() {
         var opening = Fixtures.syn
@@ -48,7 +72,7 @@ struct FlowJSONWriterTests {
             (opening, .new, "NEW"), (Fixtures.syn, .established, "ESTABLISHED"), (Fixtures.synAck, .reply, "REPLY"),
             (unreachable, .related, "RELATED"), (tooBig, .related, "RELATED"),
             (Fixtures.icmp, .established, "ESTABLISHED"),
-            (Fixtures.drop, .unknown, nil),
+            (Fixtures.drop, .unknown, nil), (Fixtures.dnsRequest, .unknown, nil), (Fixtures.dnsResponse, .unknown, nil),
         ]
         for (flow, reason, text) in cases {
             #expect(FlowMessage.make(flow).traceReason == reason, "\(flow.summary)")
