@@ -16,8 +16,8 @@ extension Flow {
     }
 
     /// Whether the flow is a trace event, which alone names an observation point on the wire:
-    /// Cilium's drops and L7 records carry none, and a script that counts `TO_ENDPOINT` flows
-    /// must not count a DNS record besides the packet's own flow.
+    /// Cilium's drops and L7 records carry none (an L7 record's veth is in `interface`, its way
+    /// in `traffic_direction`).
     public var isTrace: Bool { verdict != .dropped && !isL7 }
 
     /// The text Hubble prints in parentheses at the end of a flow line.
@@ -26,10 +26,17 @@ extension Flow {
             let question = "\(dns.query) \(dns.qtypes.joined(separator: ","))"
             if dns.unanswered { return "DNS Query \(question) (no response)" }
             guard dns.isResponse else { return "DNS Query \(question)" }
-            guard dns.rcode == 0 else { return "DNS Answer RCode: \(dns.rcodeName) (\(question))" }
-            var text = "DNS Answer \"\(dns.ips.joined(separator: ","))\""
-            if !dns.cnames.isEmpty { text += " CNAMEs: \"\(dns.cnames.joined(separator: ","))\"" }
-            return text + " TTL: \(dns.ttl) (\(question))"
+            // As Cilium's L7 parser words an answer: the rcode's name, else the addresses and
+            // CNAMEs that are there (nothing for an empty answer); then the TTL, and the
+            // question after "Query" (Cilium writes "Proxy" only for its DNS proxy's records).
+            var answer: [String] = []
+            if dns.rcode != 0 {
+                answer.append("RCode: \(dns.rcodeName)")
+            } else {
+                if !dns.ips.isEmpty { answer.append("\"\(dns.ips.joined(separator: ","))\"") }
+                if !dns.cnames.isEmpty { answer.append("CNAMEs: \"\(dns.cnames.joined(separator: ","))\"") }
+            }
+            return "DNS Answer \(answer.joined(separator: " ")) TTL: \(dns.ttl) (Query \(question))"
         }
         switch l4 {
         case .tcp(_, _, let flags): return "TCP Flags: \(flags.names.joined(separator: ", "))"

@@ -188,7 +188,8 @@ extension AgentIntegration {
                 }
                 let nxSummaries = nx.compactMap { Self.string($0, "Summary") }
                 #expect(
-                    nxSummaries.contains("DNS Answer RCode: Non-Existent Domain (catalog.shop.svc.cluster.local. A)"))
+                    nxSummaries.contains(
+                        "DNS Answer RCode: Non-Existent Domain TTL: 0 (Query catalog.shop.svc.cluster.local. A)"))
                 // The reporter's queries to a server that never answers.
                 let reporterUnanswered = unanswered.filter {
                     isPod($0, "source", reporter) && Self.string($0, "IP", "destination") == AddressPlan.unreachableDNS

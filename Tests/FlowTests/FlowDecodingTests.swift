@@ -178,6 +178,32 @@ struct FlowDecodingTests {
         #expect(flow.summary == summary)
     }
 
+    @Test(
+        "DNS answers: the summary words them as Cilium's L7 parser does (hubble observe's last column)",
+        arguments: [
+            (0, ["10.96.0.11"], [], 30, #"DNS Answer "10.96.0.11" TTL: 30 (Query frontend.shop.svc.cluster.local. A)"#),
+            (
+                0, ["10.0.0.1", "10.0.0.2"], ["a.example.", "b.example."], 5,
+                #"DNS Answer "10.0.0.1,10.0.0.2" CNAMEs: "a.example.,b.example." TTL: 5 (Query frontend.shop.svc.cluster.local. A)"#
+            ),
+            (
+                0, [], ["a.example."], 7,
+                #"DNS Answer CNAMEs: "a.example." TTL: 7 (Query frontend.shop.svc.cluster.local. A)"#
+            ),
+            (0, [], [], 0, "DNS Answer  TTL: 0 (Query frontend.shop.svc.cluster.local. A)"),
+            (3, [], [], 0, "DNS Answer RCode: Non-Existent Domain TTL: 0 (Query frontend.shop.svc.cluster.local. A)"),
+            (2, [], [], 0, "DNS Answer RCode: Server Failure TTL: 0 (Query frontend.shop.svc.cluster.local. A)"),
+        ] as [(Int, [String], [String], UInt32, String)])
+    func dnsAnswerSummaries(rcode: Int, ips: [String], cnames: [String], ttl: UInt32, summary: String) {
+        var flow = Fixtures.dnsResponse
+        var dns = DNSInfo(query: "frontend.shop.svc.cluster.local.", isResponse: true, rcode: rcode, qtypes: ["A"])
+        dns.ips = ips
+        dns.cnames = cnames
+        dns.ttl = ttl
+        flow.dns = dns
+        #expect(flow.summary == summary)
+    }
+
     @Test("drops: DROPPED, Hubble's reason next to the kernel's, no reply status")
     func drops() {
         var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [11: "NETFILTER_DROP", 2: "NO_SOCKET"])
@@ -245,7 +271,7 @@ struct FlowDecodingTests {
             interfaceName: nil)
         #expect(response.dns?.ips == ["10.96.0.11"])
         #expect(response.latencyNanoseconds == 400_000)
-        #expect(response.summary == "DNS Answer \"10.96.0.11\" TTL: 5 (frontend.shop.svc.cluster.local. A)")
+        #expect(response.summary == "DNS Answer \"10.96.0.11\" TTL: 5 (Query frontend.shop.svc.cluster.local. A)")
 
         let lonely = Self.dns(id: 43, response: false, name: "ledger.billing.svc.cluster.local", qtype: 1)
         _ = decoder.decode(

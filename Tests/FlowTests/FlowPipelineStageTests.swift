@@ -113,7 +113,7 @@ struct FlowPipelineStageTests {
         #expect(
             batch.map(\.summary) == [
                 "DNS Query frontend.shop.svc.cluster.local. A", "UDP", "UDP",
-                "DNS Answer \"\" TTL: 0 (frontend.shop.svc.cluster.local. A)",
+                "DNS Answer  TTL: 0 (Query frontend.shop.svc.cluster.local. A)",
             ])
         // The server's side keeps its packets' trace: observation point, reply, and its
         // connection's direction (into coredns), with no DNS latency.

@@ -40,7 +40,7 @@ struct OutputFormatTests {
                 Jan 15 08:00:00.250: shop/loadgen-7d9f-abcde:40000 (ID:\(id(Fixtures.loadgen))) -> shop/frontend-5c8b-fghij:80 (ID:\(id(Fixtures.frontend))) from-endpoint FORWARDED (TCP Flags: SYN)
                 Jan 15 08:00:00.251: shop/loadgen-7d9f-abcde:40000 (ID:\(id(Fixtures.loadgen))) <- shop/frontend-5c8b-fghij:80 (ID:\(id(Fixtures.frontend))) to-endpoint FORWARDED (TCP Flags: SYN, ACK)
                 Jan 15 08:00:00.252: shop/loadgen-7d9f-abcde:53000 (ID:\(id(Fixtures.loadgen))) -> kube-system/coredns-6f4d-klmno:53 (ID:\(id(Fixtures.coredns))) dns-request datapath FORWARDED (DNS Query catalog.shop.svc.cluster.local. A)
-                Jan 15 08:00:00.253: shop/loadgen-7d9f-abcde:53000 (ID:\(id(Fixtures.loadgen))) <- kube-system/coredns-6f4d-klmno:53 (ID:\(id(Fixtures.coredns))) dns-response datapath FORWARDED (DNS Answer RCode: Non-Existent Domain (catalog.shop.svc.cluster.local. A))
+                Jan 15 08:00:00.253: shop/loadgen-7d9f-abcde:53000 (ID:\(id(Fixtures.loadgen))) <- kube-system/coredns-6f4d-klmno:53 (ID:\(id(Fixtures.coredns))) dns-response datapath FORWARDED (DNS Answer RCode: Non-Existent Domain TTL: 0 (Query catalog.shop.svc.cluster.local. A))
                 Jan 15 08:00:01.250: shop/untrusted-9a8b-pqrst:41000 (ID:\(id(Fixtures.untrusted))) <> billing/ledger-4e5f-uvwxy:80 (ID:\(id(Fixtures.ledger))) Policy denied DROPPED (TCP Flags: SYN)
                 Jan 15 08:00:02.250: shop/loadgen-7d9f-abcde (ID:\(id(Fixtures.loadgen))) -> 192.0.2.80 (world) from-endpoint FORWARDED (ICMPv4 EchoRequest)
                 """)
