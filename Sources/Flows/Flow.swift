@@ -269,9 +269,9 @@ public struct Flow: Sendable {
     /// Hubble's `trace_reason`, as Cilium's connection tracking gives it: RELATED for an ICMP
     /// error, REPLY from a connection's responder, NEW for the report that opened the
     /// connection here, ESTABLISHED for the others; nil where the reply status is unknown
-    /// (drops) and for L7 records, which are not trace events.
+    /// and for what is not a trace event (drops, L7 records).
     public var traceReason: TraceReason? {
-        guard let isReply, !isL7 else { return nil }
+        guard isTrace, let isReply else { return nil }
         if l4.isICMPError { return .related }
         if isReply { return .reply }
         return opensConnection ? .new : .established

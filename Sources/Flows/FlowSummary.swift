@@ -12,7 +12,7 @@ extension Flow {
     /// Monitor event sub-type: the drop reason for drops, the observation point for traces, none
     /// for L7 records (Cilium's access-log events have no sub-type).
     public var eventSubType: Int {
-        verdict == .dropped ? dropReason : (isL7 ? 0 : observationPoint.traceSubType)
+        verdict == .dropped ? dropReason : (isTrace ? observationPoint.traceSubType : 0)
     }
 
     /// Whether the flow is a trace event, which alone names an observation point on the wire:
