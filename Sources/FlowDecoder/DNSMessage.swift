@@ -37,12 +37,12 @@ public struct DNSMessage: Sendable, Equatable {
         qtype = UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
         offset += 4
         for _ in 1..<max(questions, 1) {  // further questions are skipped
-            guard Self.name(bytes, &offset) != nil else { return }
+            guard Self.skipName(bytes, &offset) else { return }
             offset += 4
         }
         var ttlSet = false
         for _ in 0..<answers {
-            guard Self.name(bytes, &offset) != nil, offset + 10 <= bytes.count else { return }
+            guard Self.skipName(bytes, &offset), offset + 10 <= bytes.count else { return }
             let type = UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
             let ttl =
                 UInt32(bytes[offset + 4]) << 24 | UInt32(bytes[offset + 5]) << 16 | UInt32(bytes[offset + 6]) << 8
@@ -66,31 +66,67 @@ public struct DNSMessage: Sendable, Equatable {
         }
     }
 
-    /// Reads a (possibly compressed) name at `offset` as `a.b.c.` and moves past it.
+    /// Reads a (possibly compressed) name at `offset` and moves past it. The name is in
+    /// presentation format, as Cilium's DNS library writes it: `a.b.c.` (`.` for the root),
+    /// with a label's dots, spaces and `'@;()"\` escaped by a backslash and its bytes outside
+    /// printable ASCII written `\DDD`, so that no byte is lost or mistaken for a separator.
     static func name(_ bytes: [UInt8], _ offset: inout Int) -> String? {
-        var labels: [String] = []
+        var text: [UInt8] = []
+        guard walkName(bytes, &offset, into: &text, keep: true) else { return nil }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// Moves past a name as `name` does, without writing it out.
+    static func skipName(_ bytes: [UInt8], _ offset: inout Int) -> Bool {
+        var none: [UInt8] = []
+        return walkName(bytes, &offset, into: &none, keep: false)
+    }
+
+    private static func walkName(_ bytes: [UInt8], _ offset: inout Int, into text: inout [UInt8], keep: Bool) -> Bool {
         var position = offset
         var jumped = false
+        var wireLength = 0
         for _ in 0..<64 {
-            guard position < bytes.count else { return nil }
+            guard position < bytes.count else { return false }
             let length = Int(bytes[position])
             if length == 0 {
                 if !jumped { offset = position + 1 }
-                return labels.joined(separator: ".") + "."
+                if keep && text.isEmpty { text.append(UInt8(ascii: ".")) }
+                return true
             }
             if length & 0xc0 == 0xc0 {
-                guard position + 1 < bytes.count else { return nil }
+                guard position + 1 < bytes.count else { return false }
                 if !jumped { offset = position + 2 }
                 jumped = true
                 position = (length & 0x3f) << 8 | Int(bytes[position + 1])
                 continue
             }
-            guard position + 1 + length <= bytes.count else { return nil }
-            labels.append(String(decoding: bytes[(position + 1)...(position + length)], as: UTF8.self))
+            guard position + 1 + length <= bytes.count else { return false }
             // RFC 1035: a name is at most 255 bytes; longer is malformed (or a pointer loop).
-            guard labels.reduce(0, { $0 + $1.utf8.count + 1 }) <= 255 else { return nil }
+            wireLength += length + 1
+            guard wireLength <= 255 else { return false }
+            if keep {
+                for byte in bytes[(position + 1)...(position + length)] { appendEscaped(byte, to: &text) }
+                text.append(UInt8(ascii: "."))
+            }
             position += 1 + length
         }
-        return nil
+        return false
+    }
+
+    private static func appendEscaped(_ byte: UInt8, to text: inout [UInt8]) {
+        switch byte {
+        case UInt8(ascii: "."), UInt8(ascii: " "), UInt8(ascii: "'"), UInt8(ascii: "@"), UInt8(ascii: ";"),
+            UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "\""), UInt8(ascii: "\\"):
+            text.append(UInt8(ascii: "\\"))
+            text.append(byte)
+        case 0x21...0x7e:
+            text.append(byte)
+        default:
+            text.append(UInt8(ascii: "\\"))
+            text.append(UInt8(ascii: "0") + byte / 100)
+            text.append(UInt8(ascii: "0") + byte / 10 % 10)
+            text.append(UInt8(ascii: "0") + byte % 10)
+        }
     }
 }

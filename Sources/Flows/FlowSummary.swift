@@ -33,8 +33,8 @@ extension Flow {
             if dns.rcode != 0 {
                 answer.append("RCode: \(dns.rcodeName)")
             } else {
-                if !dns.ips.isEmpty { answer.append("\"\(dns.ips.joined(separator: ","))\"") }
-                if !dns.cnames.isEmpty { answer.append("CNAMEs: \"\(dns.cnames.joined(separator: ","))\"") }
+                if !dns.ips.isEmpty { answer.append(goQuoted(dns.ips.joined(separator: ","))) }
+                if !dns.cnames.isEmpty { answer.append("CNAMEs: " + goQuoted(dns.cnames.joined(separator: ","))) }
             }
             return "DNS Answer \(answer.joined(separator: " ")) TTL: \(dns.ttl) (Query \(question))"
         }
@@ -46,6 +46,31 @@ extension Flow {
         case .other(let number): return "IP protocol \(number)"
         }
     }
+}
+
+/// `text` in double quotes as Go's `%q` writes it: quotes and backslashes escaped, control
+/// characters as `\n`-style or `\xNN` escapes (Cilium's summary quotes DNS answers so). Names
+/// come in presentation format, whose bytes are printable ASCII; other Unicode is kept as is.
+func goQuoted(_ text: String) -> String {
+    var quoted = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": quoted += "\\\""
+        case "\\": quoted += "\\\\"
+        case "\u{07}": quoted += "\\a"
+        case "\u{08}": quoted += "\\b"
+        case "\u{0C}": quoted += "\\f"
+        case "\n": quoted += "\\n"
+        case "\r": quoted += "\\r"
+        case "\t": quoted += "\\t"
+        case "\u{0B}": quoted += "\\v"
+        case "\u{00}"..."\u{1F}", "\u{7F}":
+            let hex = String(scalar.value, radix: 16)
+            quoted += "\\x" + (hex.count == 1 ? "0" + hex : hex)
+        default: quoted.unicodeScalars.append(scalar)
+        }
+    }
+    return quoted + "\""
 }
 
 /// ICMP types and codes as Cilium's parser writes them in a flow's summary (gopacket's

@@ -262,9 +262,11 @@ extension AgentIntegration {
                         return true
                         """, timeout: 20), "the all-namespaces view has its cards and none overlap")
 
-                // A pod asks DNS for a hostile name: the UI shows the text, never runs it.
+                // A pod asks DNS for a hostile name: the UI shows the text, never runs it. The
+                // name is in presentation format (a label's spaces and parentheses escaped), which
+                // leaves the markup in it intact.
                 let reporter = try #require(plan.pods.first { $0.name.hasPrefix("reporter") })
-                let hostile = "<img src=x onerror=alert(1)>"
+                let hostile = #"<img\ src=x\ onerror=alert\(1\)>"#
                 let query = """
                     import socket, struct
                     labels = [b'<img src=x onerror=alert(1)>', b'evil']

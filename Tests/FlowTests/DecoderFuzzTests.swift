@@ -30,7 +30,10 @@ struct DecoderFuzzTests {
             if let message = DNSMessage(bytes) {
                 // Answers cannot outnumber what the bytes can hold (each takes at least 11 bytes).
                 #expect(message.addresses.count + message.cnames.count <= bytes.count / 11 + 1)
-                #expect(message.query.utf8.count <= 256, "RFC 1035 bounds a name to 255 bytes")
+                // RFC 1035 bounds a name to 255 bytes on the wire; presentation format writes a
+                // byte as at most 4 (`\DDD`), a label's length byte as its dot.
+                #expect(message.query.utf8.count <= 4 * 255, "a name of at most 255 bytes")
+                #expect(message.query.hasSuffix("."))
             }
         }
     }

@@ -58,6 +58,31 @@ struct FlowDecodingTests {
         #expect(cut.addresses == ["10.96.0.11"])
     }
 
+    @Test("DNS names in presentation format, as Cilium's DNS library writes them: no byte lost or read as a dot")
+    func dnsNamePresentation() throws {
+        // Labels as bytes: one with a dot and a quote in it, one with a space, a backslash and
+        // bytes outside printable ASCII (a tab, an invalid UTF-8 byte).
+        let labels: [[UInt8]] = [Array("a.b\"c".utf8), [0x20, 0x5c, 0x09, 0xff, 0x41], Array("example".utf8)]
+        var bytes: [UInt8] = [0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]
+        for label in labels { bytes += [UInt8(label.count)] + label }
+        bytes += [0, 0, 1, 0, 1]
+        let cname: [UInt8] = [4] + Array("w(x)".utf8) + [0xc0, 12]  // w(x).<question name>
+        bytes += [0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, UInt8(cname.count)] + cname
+        let message = try #require(DNSMessage(bytes))
+        #expect(message.query == #"a\.b\"c.\ \\\009\255A.example."#)
+        #expect(message.cnames == [#"w\(x\).a\.b\"c.\ \\\009\255A.example."#])
+        let root = try #require(DNSMessage([0, 2, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1]))
+        #expect(root.query == ".")
+
+        // The summary quotes the answer as Go's %q does: the presentation's backslashes and
+        // quotes escaped once more.
+        var flow = Fixtures.dnsResponse
+        var dns = DNSInfo(query: message.query, isResponse: true, rcode: 0, qtypes: ["A"])
+        dns.cnames = [#"q\"t.example."#]
+        flow.dns = dns
+        #expect(flow.summary == #"DNS Answer CNAMEs: "q\\\"t.example." TTL: 0 (Query \#(message.query) A)"#)
+    }
+
     static let client: [UInt8] = [10, 244, 1, 4]
     static let server: [UInt8] = [10, 244, 2, 3]
 
