@@ -141,7 +141,8 @@ struct AgentRuntime {
                             : FlowLogsConfigWatcher(
                                 path: settings.flowLogsConfigPath, flowLogs: flowLogs, logger: logger)),
                     EventReaderService(
-                        datapath: datapath, pipeline: pipeline, metadataReady: metadataReady, logger: logger),
+                        datapath: datapath, interfaces: watcher, pipeline: pipeline, metadataReady: metadataReady,
+                        logger: logger),
                     HousekeepingService(datapath: datapath, pipeline: pipeline, logger: logger), watcher, http,
                     KubernetesService(source: kubernetes), APIServerLatencyService(latency: apiServerLatency),
                     HubbleService(server: hubble),
@@ -155,6 +156,8 @@ struct AgentRuntime {
 /// the agent stops, and its last drain has been handed on when the service returns.
 struct EventReaderService: Service {
     let datapath: Datapath
+    /// Names the events' interfaces.
+    let interfaces: InterfaceWatcher
     let pipeline: FlowPipeline
     /// Whether the metadata source has its first lists (the Kubernetes source); nil: nothing
     /// to wait for (an inventory file is read before the agent starts).
@@ -180,8 +183,8 @@ struct EventReaderService: Service {
             }
         }
         // Idle, the reader polls as often as a follow stream gets a progress mark: no more.
-        datapath.events.start(idleInterval: ObserverService.markInterval) { [datapath, pipeline] events, drainedAt in
-            pipeline.process(events, interfaceNames: datapath.attachedInterfaces, drainedAt: drainedAt)
+        datapath.events.start(idleInterval: ObserverService.markInterval) { [interfaces, pipeline] events, drainedAt in
+            pipeline.process(events, interfaceNames: interfaces.interfaceNames, drainedAt: drainedAt)
         }
         defer { datapath.events.stop() }
         try? await gracefulShutdown()

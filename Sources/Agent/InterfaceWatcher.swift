@@ -1,4 +1,5 @@
 import Datapath
+import FlowPipeline
 import Foundation
 import Locking
 import Logging
@@ -26,6 +27,9 @@ public final class InterfaceWatcher: Service, Sendable {
         var uplinks: [String] = []
         /// Uplinks said to be gone and not back yet.
         var missingUplinks: Set<String> = []
+        /// The id the node's namespace gives each pod's, by the pod namespace's inode.
+        var namespaceIDs: [UInt64: Int32] = [:]
+        var interfaceNames = InterfaceNames(node: [:])
     }
 
     public init(datapath: Datapath, uplinks: [String], logger: Logger) {
@@ -37,6 +41,9 @@ public final class InterfaceWatcher: Service, Sendable {
     /// The node's namespaces as of the last resynchronization (its own first).
     public var namespaces: [NamespaceRef] { state.withLock { $0.namespaces } }
     public var uplinks: [String] { state.withLock { $0.uplinks } }
+    /// Every interface of the node's namespace and of its pods', as of the last
+    /// resynchronization: what names the interface of an event, in the namespace it happened in.
+    public var interfaceNames: InterfaceNames { state.withLock { $0.interfaceNames } }
 
     /// Attaches to what exists now; throws if the uplink cannot be found. Call before `run`.
     public func start() throws {
@@ -54,11 +61,21 @@ public final class InterfaceWatcher: Service, Sendable {
                 let queries = try RouteNetlink()
                 // Resync once after subscribing: nothing that changed since start() is missed.
                 try? resync(queries)
+                var named = ContinuousClock.now
                 while !stop.load(ordering: .relaxed) {
-                    guard events.waitForChange(timeout: 0.2) else { continue }
+                    guard events.waitForChange(timeout: 0.2) else {
+                        // A pod's own interfaces change without a link event here (a CNI that
+                        // renames the pod's end after moving it): their names are read again.
+                        if ContinuousClock.now - named > Self.namesInterval {
+                            try? renameInterfaces(queries)
+                            named = ContinuousClock.now
+                        }
+                        continue
+                    }
                     do { try resync(queries) } catch {
                         logger.error("interface resync failed", metadata: ["error": "\(error)"])
                     }
+                    named = ContinuousClock.now
                 }
             } catch {
                 logger.error("cannot watch links", metadata: ["error": "\(error)"])
@@ -77,6 +94,8 @@ public final class InterfaceWatcher: Service, Sendable {
     /// At start a missing uplink throws; later it is said once and the pass goes on without it.
     func resync(_ netlink: RouteNetlink, atStart: Bool = false) throws {
         let links = try netlink.links()
+        // The node's names first: a pod veth attached below has its events named at once.
+        state.withLock { $0.interfaceNames.node = Self.byIndex(links) }
         let uplinkNames = try resolveUplinks(links, atStart: atStart)
         let wanted = links.compactMap { link -> (Link, InterfaceRole)? in
             if uplinkNames.contains(link.name) { return (link, .uplink) }
@@ -104,13 +123,47 @@ public final class InterfaceWatcher: Service, Sendable {
             logger.info("detached", metadata: ["interface": "\(name)"])
         }
         let peerIDs = Set(wanted.compactMap { $0.1 == .pod ? $0.0.peerNamespaceID : nil })
-        let namespaces = NamespaceDiscovery.namespaces(peerIDs: peerIDs, netlink: netlink)
+        let (namespaces, namespaceIDs) = NamespaceDiscovery.namespaces(peerIDs: peerIDs, netlink: netlink)
         try datapath.setNamespaces(
             Dictionary(namespaces.map { (UInt32(truncatingIfNeeded: $0.inode), $0.role) }) { a, _ in a })
+        let names = Self.interfaceNames(links, namespaces: namespaces, namespaceIDs: namespaceIDs, netlink: netlink)
         state.withLock {
             $0.namespaces = namespaces
+            $0.namespaceIDs = namespaceIDs
             $0.uplinks = uplinkNames
+            $0.interfaceNames = names
         }
+    }
+
+    /// How often the interfaces' names are read again when no link changed.
+    static let namesInterval: Duration = .seconds(10)
+
+    /// Reads the node's and its pods' interface names again, for the namespaces already known.
+    func renameInterfaces(_ netlink: RouteNetlink) throws {
+        let links = try netlink.links()
+        let (namespaces, namespaceIDs) = state.withLock { ($0.namespaces, $0.namespaceIDs) }
+        let names = Self.interfaceNames(links, namespaces: namespaces, namespaceIDs: namespaceIDs, netlink: netlink)
+        state.withLock { $0.interfaceNames = names }
+    }
+
+    /// The node's links and each pod namespace's (one dump per pod, asked by the id the node's
+    /// namespace gives it). A pod whose links cannot be listed keeps its interfaces unnamed.
+    static func interfaceNames(
+        _ links: [Link], namespaces: [NamespaceRef], namespaceIDs: [UInt64: Int32], netlink: RouteNetlink
+    ) -> InterfaceNames {
+        var names = InterfaceNames(node: byIndex(links))
+        for namespace in namespaces {
+            if namespace.role == .node { names.nodeNamespace = UInt32(truncatingIfNeeded: namespace.inode) }
+            guard let id = namespaceIDs[namespace.inode], let podLinks = try? netlink.links(inNamespaceID: id) else {
+                continue
+            }
+            names.namespaces[UInt32(truncatingIfNeeded: namespace.inode)] = byIndex(podLinks)
+        }
+        return names
+    }
+
+    static func byIndex(_ links: [Link]) -> [Int32: String] {
+        Dictionary(links.map { ($0.index, $0.name) }) { first, _ in first }
     }
 
     /// The uplinks to attach: the configured ones, or the interfaces with a default route. At
@@ -175,11 +228,14 @@ enum DefaultRoutes {
 /// veths live. Candidates are every namespace a process is in (/proc/*/ns/net) and every named
 /// one (/run/netns); the kernel tells which of them carry the peer namespace ids (RTM_GETNSID).
 enum NamespaceDiscovery {
-    static func namespaces(peerIDs: Set<Int32>, netlink: RouteNetlink) -> [NamespaceRef] {
+    /// The node's namespace and those of its pods (the peers of its pod veths), with the id the
+    /// node's namespace gives each pod's.
+    static func namespaces(peerIDs: Set<Int32>, netlink: RouteNetlink) -> ([NamespaceRef], [UInt64: Int32]) {
         var own = stat()
         stat("/proc/self/ns/net", &own)
         var result = [NamespaceRef(inode: UInt64(own.st_ino), path: "/proc/self/ns/net", role: .node)]
-        guard !peerIDs.isEmpty else { return result }
+        var ids: [UInt64: Int32] = [:]
+        guard !peerIDs.isEmpty else { return (result, ids) }
         var seen: Set<UInt64> = [UInt64(own.st_ino)]
         let fm = FileManager.default
         var candidates = ((try? fm.contentsOfDirectory(atPath: "/run/netns")) ?? []).map { "/run/netns/\($0)" }
@@ -196,9 +252,10 @@ enum NamespaceDiscovery {
             defer { close(fd) }
             guard let id = try? netlink.namespaceID(ofNamespaceFD: fd), peerIDs.contains(id) else { continue }
             result.append(NamespaceRef(inode: UInt64(info.st_ino), path: path, role: .pod))
+            ids[UInt64(info.st_ino)] = id
             found.insert(id)
             if found == peerIDs { break }
         }
-        return result
+        return (result, ids)
     }
 }

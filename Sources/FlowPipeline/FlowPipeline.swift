@@ -57,7 +57,7 @@ public final class FlowPipeline: Sendable {
     /// microseconds before it submits).
     public static let progressMargin: UInt64 = 2_000_000
 
-    /// One batch of raw events; `interfaceNames` names the interfaces by index. With
+    /// One batch of raw events; `interfaceNames` names their interfaces. With
     /// `drainedAt` (CLOCK_MONOTONIC nanoseconds taken before the ring was read: every event
     /// stamped earlier is in this batch or an earlier one), queries whose answer is overdue
     /// become flows, then the observer's progress moves to that time (less `progressMargin`).
@@ -65,7 +65,7 @@ public final class FlowPipeline: Sendable {
     /// Such a poll first follows a step of the wall clock: its flows and mark take the new time,
     /// and a mark after a step back may be earlier than the one before.
     public func process(
-        _ events: UnsafeBufferPointer<osp_event>, interfaceNames: [Int32: String], drainedAt: UInt64? = nil
+        _ events: UnsafeBufferPointer<osp_event>, interfaceNames: InterfaceNames, drainedAt: UInt64? = nil
     ) {
         var times = StageTimes()
         // The batch is at most a poll old: it is told in the clock as the node keeps it now.
@@ -83,7 +83,7 @@ public final class FlowPipeline: Sendable {
 
     /// The same, adding each stage's time to `times`.
     public func process(
-        _ events: UnsafeBufferPointer<osp_event>, interfaceNames: [Int32: String], times: inout StageTimes
+        _ events: UnsafeBufferPointer<osp_event>, interfaceNames: InterfaceNames, times: inout StageTimes
     ) {
         guard !events.isEmpty else { return }
         let start = Date()
@@ -98,8 +98,7 @@ public final class FlowPipeline: Sendable {
         decoder.withLock { decoder in
             guard let first = UnsafePointer<osp_event>(bitPattern: base) else { return }
             for event in first..<first + count {
-                flows.append(
-                    decoder.decode(event, interfaceName: interfaceNames[Int32(bitPattern: event.pointee.ifindex)]))
+                flows.append(decoder.decode(event, interfaceName: interfaceNames.name(of: event)))
                 if event.pointee.kind == UInt8(OSP_EVENT_RETRANSMIT.rawValue) { retransmissions += 1 }
             }
         }

@@ -43,6 +43,7 @@ public final class RouteNetlink {
     static let attrLinkInfo: UInt16 = 18  // IFLA_LINKINFO
     static let attrInfoKind: UInt16 = 1  // IFLA_INFO_KIND
     static let attrLinkNetnsID: UInt16 = 37  // IFLA_LINK_NETNSID
+    static let attrTargetNetnsID: UInt16 = 46  // IFLA_TARGET_NETNSID
     static let attrNSID: UInt16 = 1  // NETNSA_NSID
     static let attrNamespaceFD: UInt16 = 3  // NETNSA_FD
     static let flagUp: UInt32 = 0x1  // IFF_UP
@@ -57,11 +58,15 @@ public final class RouteNetlink {
             groups: subscribeToChanges ? Self.groupLink | Self.groupIPv4Route | Self.groupIPv6Route : 0)
     }
 
-    /// Every link of this namespace.
-    public func links() throws(NetlinkError) -> [Link] {
+    /// Every link of this namespace, or of the namespace it numbers `namespaceID` (a pod's, as
+    /// its veth's `peerNamespaceID` names it; Linux 4.20 and later).
+    public func links(inNamespaceID namespaceID: Int32? = nil) throws(NetlinkError) -> [Link] {
         // struct ifinfomsg { u8 family; u8 pad; u16 type; s32 index; u32 flags; u32 change; }
-        let messages = try socket.request(
-            type: Self.getLink, flags: NetlinkSocket.flagDump, payload: [UInt8](repeating: 0, count: 16))
+        var payload = [UInt8](repeating: 0, count: 16)
+        if let namespaceID {
+            payload += NetlinkSocket.attribute(type: Self.attrTargetNetnsID, value: UInt32(bitPattern: namespaceID))
+        }
+        let messages = try socket.request(type: Self.getLink, flags: NetlinkSocket.flagDump, payload: payload)
         return messages.compactMap { $0.type == Self.newLink ? Self.parseLink($0.payload) : nil }
     }
 

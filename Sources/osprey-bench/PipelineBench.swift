@@ -104,7 +104,7 @@ enum PipelineBench {
             client, UInt16(30000 + index % 2000), server, 80, protocol: 6, flags: flags,
             at: UInt64(index) * 1000, ifindex: 5, bytes: 1500)
     }
-    static let interfaces: [Int32: String] = [5: "osp0"]
+    static let interfaces: InterfaceNames = [5: "osp0"]
 
     /// A cluster of 64 pods (10.244.1.2–65) on node-1, as the benchmark's events need.
     static func cluster() -> any MetadataSource {

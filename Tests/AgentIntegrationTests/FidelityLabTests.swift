@@ -24,6 +24,13 @@ struct FidelityLabTests {
         }.compactMap { $0["flow"] as? [String: Any] }
     }
 
+    /// The name of interface `index` in network namespace `netns`, as `ip link` shows it.
+    static func interfaceName(_ index: Int, in netns: String) throws -> String {
+        let links = try LabFixture.exec(netns, ["ip", "-j", "link", "show"]).stdout
+        let parsed = (try JSONSerialization.jsonObject(with: Data(links.utf8))) as? [[String: Any]] ?? []
+        return parsed.first { ($0["ifindex"] as? Int) == index }?["ifname"] as? String ?? "(none)"
+    }
+
     static func dropReasons(_ metrics: ScrapedMetrics, _ name: String) -> [String: Double] {
         var reasons: [String: Double] = [:]
         for sample in metrics.series(name) where sample.value > 0 {
@@ -265,6 +272,20 @@ struct FidelityLabTests {
                     String(location.prefix { $0 != "+" }))
             }
             #expect(functions == ["NETFILTER_DROP": ["nft_do_chain"], "NO_SOCKET": ["tcp_v4_rcv"]])
+            // Each drop names the device it was freed on as the namespace it was freed in names
+            // it: the policy's in the node's (the bridge, or the client's veth when routed), the
+            // closed port's in the server pod's (its own interface, not the node's of that index).
+            for (node, nodeFlows) in flows {
+                for flow in nodeFlows where string(flow, "verdict") == "DROPPED" {
+                    let reason = string(flow, "extensions", "value", "kernel_drop_reason")
+                    let namespace = reason == "NO_SOCKET" ? ledger.netns : node
+                    let index = try #require(Int(string(flow, "interface", "index") ?? ""), "a drop's device")
+                    let device = try Self.interfaceName(index, in: namespace)
+                    #expect(
+                        string(flow, "interface", "name") == device,
+                        "\(reason ?? "-") drop: device \(index) is \(device) in \(namespace)")
+                }
+            }
 
             // Healthy traffic only (the clients that cause drops stopped): 60 s without one drop.
             let troublemakers = ["untrusted", "checkout", "reporter"].flatMap { plan.pods(of: $0, in: "shop") }

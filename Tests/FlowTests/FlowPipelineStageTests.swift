@@ -1,3 +1,4 @@
+import CDatapathABI
 import ClusterInventory
 import FlowDecoder
 import FlowPipeline
@@ -237,6 +238,40 @@ struct FlowPipelineStageTests {
     @Test("capacities that are not 2^k−1 up to 65535 are rejected", arguments: [0, 2, 4096, 65536, 131071])
     func badCapacity(capacity: Int) {
         #expect(throws: Observer.CapacityError.self) { try Observer(capacity: capacity) }
+    }
+
+    @Test(
+        "an interface is named in the namespace the event happened in: a pod's eth0, the node's bridge, never another's"
+    )
+    func interfaceNamesByNamespace() throws {
+        let observer = try Observer(capacity: 15)
+        let pipeline = FlowPipeline(
+            nodeName: "osp-node-1", clusterName: "osp", metadata: nil, observer: observer, metrics: HubbleMetrics())
+        let now = FlowDecoder.monotonicNow()
+        // Index 2 is the uplink in the node's namespace and the pod's own eth0 in its.
+        let names = InterfaceNames(
+            nodeNamespace: 4_026_531_840, node: [2: "ens5", 3: "cbr0", 7: "osp0a1"],
+            namespaces: [4_026_532_001: [1: "lo", 2: "eth0"]])
+        func event(ifindex: UInt32, netns: UInt32, drop: UInt32?, at offset: UInt64) -> osp_event {
+            var event = RawEvent.packet(
+                [10, 244, 1, 4], 40000, [10, 244, 1, 5], 8080, protocol: 6, flags: 0x02, at: now + offset, drop: drop,
+                ifindex: ifindex)
+            event.netns = netns
+            return event
+        }
+        let events = [
+            event(ifindex: 7, netns: 0, drop: nil, at: 1_000),  // a pod veth's program
+            event(ifindex: 2, netns: 4_026_532_001, drop: 2, at: 2_000),  // no socket, in the pod
+            event(ifindex: 3, netns: 4_026_531_840, drop: 11, at: 3_000),  // nftables, on the bridge
+            event(ifindex: 2, netns: 4_026_532_999, drop: 2, at: 4_000),  // a namespace not (yet) known
+        ]
+        events.withUnsafeBufferPointer { pipeline.process($0, interfaceNames: names) }
+        let flows = observer.last(15)
+        try #require(flows.count == 4)
+        #expect(flows[0].interface?.name == "osp0a1")
+        #expect(flows[1].interface?.index == 2 && flows[1].interface?.name == "eth0")
+        #expect(flows[2].interface?.name == "cbr0")
+        #expect(flows[3].interface?.index == 2 && flows[3].interface?.name == "", "the index alone, not ens5")
     }
 
     @Test("a retransmission is no Hubble flow: only Retina's adv_tcpretrans_count counts it, on the sender's side")
