@@ -8,8 +8,9 @@ import NodeMetrics
 import ServiceLifecycle
 import Synchronization
 
-/// Keeps the datapath attached to exactly the node's uplink(s) and pod veths, and the drop
-/// program's namespace set equal to the node's and its pods' namespaces.
+/// Keeps the datapath attached to exactly the node's uplink(s) and pod veths, the drop
+/// program's namespace set equal to the node's and its pods' namespaces, and the names of
+/// their interfaces, by which the agent names the interface of each event.
 ///
 /// Driven by rtnetlink link and route events: a pod that appears or disappears is handled within
 /// tens of milliseconds. Each event triggers a full resynchronization (links are few; a diff is
@@ -67,7 +68,7 @@ public final class InterfaceWatcher: Service, Sendable {
                         // A pod's own interfaces change without a link event here (a CNI that
                         // renames the pod's end after moving it): their names are read again.
                         if ContinuousClock.now - named > Self.namesInterval {
-                            try? renameInterfaces(queries)
+                            try? refreshInterfaceNames(queries)
                             named = ContinuousClock.now
                         }
                         continue
@@ -139,7 +140,7 @@ public final class InterfaceWatcher: Service, Sendable {
     static let namesInterval: Duration = .seconds(10)
 
     /// Reads the node's and its pods' interface names again, for the namespaces already known.
-    func renameInterfaces(_ netlink: RouteNetlink) throws {
+    func refreshInterfaceNames(_ netlink: RouteNetlink) throws {
         let links = try netlink.links()
         let (namespaces, namespaceIDs) = state.withLock { ($0.namespaces, $0.namespaceIDs) }
         let names = Self.interfaceNames(links, namespaces: namespaces, namespaceIDs: namespaceIDs, netlink: netlink)
