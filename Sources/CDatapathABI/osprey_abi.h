@@ -173,7 +173,9 @@ struct osp_conn {
 	__u8 initiator_first; /* 1: the key's first end opened the connection */
 	__u8 fins;	      /* TCP: 1 once the initiator sent FIN, 2 once the responder did */
 	__u8 pod_sends;	      /* the direction that leaves the pod behind the interface */
-	__u8 pad;
+	__u8
+	    quiet; /* 1: its peer is a pod of this node, whose own interface reports what this
+		    * pod sends it (osp_config.local_aggregation): pod_sends is not reported here */
 };
 
 /* The connection table: two arrays of sets of OSP_CT_WAYS connections, set-associative caches
@@ -286,12 +288,21 @@ struct osp_config {
 	__u32 ct_young_mask; /* sets of osp_ct_young - 1 */
 	__u32 drop_rx_sk;    /* 1: the kernel's kfree_skb tracepoint passes the receiving socket as
 			      * its fourth argument (Linux 6.12 and later) */
-	__u32 pad;
+	__u32 local_aggregation; /* 1: what a pod sends a pod of this node is reported only where it
+				  * enters that pod, as Cilium's default monitor aggregation does
+				  * (no from-* observation points); map osp_local_pods */
 	/* The kernel text that frees a GRO list's datagrams after their head (skb_release_data):
 	 * [start, end) of kfree_skb's location; 0, 0: not known. */
 	__u64 list_free_start;
 	__u64 list_free_end;
 	__u8 drops_ignored[OSP_DROP_REASON_SLOTS]; /* reason -> enum osp_drop_ignore bits */
+};
+
+/* An address of a pod of this node (key of osp_local_pods): IPv4 in the first 4 bytes. */
+struct osp_pod_address {
+	__u8 addr[16];
+	__u8 family; /* 4 or 6 */
+	__u8 pad[3];
 };
 
 /* A fragmented datagram (key of osp_fragments): its addresses, identification and protocol. */
@@ -339,6 +350,7 @@ _Static_assert(__builtin_offsetof(struct osp_event, location) ==
 _Static_assert(sizeof(struct osp_config) == 48 + OSP_DROP_REASON_SLOTS, "osp_config layout");
 _Static_assert(sizeof(struct osp_drop_key) == 8, "osp_drop_key layout");
 _Static_assert(sizeof(struct osp_fragment_key) == 40, "osp_fragment_key layout");
+_Static_assert(sizeof(struct osp_pod_address) == 20, "osp_pod_address layout");
 _Static_assert(sizeof(struct osp_fragment_ports) == 8, "osp_fragment_ports layout");
 
 /* The datapath's clock as user space reads it: bpf_ktime_get_ns() is CLOCK_MONOTONIC. */

@@ -129,7 +129,7 @@ public final class Datapath: Sendable {
         case ifaces = "osp_ifaces", netns = "osp_netns", tcpFlags = "osp_tcp_flags"
         case drops = "osp_drops", errors = "osp_errors", conntrack = "osp_conntrack", events = "osp_events"
         case lost = "osp_lost", ctStats = "osp_ct_stats", ctScratch = "osp_ct_scratch", ctYoung = "osp_ct_young"
-        case reader = "osp_reader", fragments = "osp_fragments"
+        case reader = "osp_reader", fragments = "osp_fragments", localPods = "osp_local_pods"
     }
 
     enum ProgramName: String, CaseIterable {
@@ -159,6 +159,8 @@ public final class Datapath: Sendable {
         /// The young connection table's sets; the tests occupy one to make a new connection
         /// lose the race for a way.
         let ctYoung: BPFMap<UInt32, osp_ct_set>
+        /// This node's pod addresses (`Options.localAggregation`).
+        let localPods: BPFMap<osp_pod_address, UInt8>
     }
 
     /// What is fixed when the programs are loaded (`struct osp_config`).
@@ -175,6 +177,10 @@ public final class Datapath: Sendable {
         public var connectionTableSize: Int
         /// Attach the tc programs as tcx links where the kernel has them (6.6+); tc filters otherwise.
         public var tcx: Bool
+        /// What a pod sends a pod of this node (`setLocalPods`) is reported only where it enters
+        /// that pod (`to-endpoint`), not also where it leaves (`from-endpoint`): Cilium's default
+        /// monitor aggregation, which reports no `from-*` observation point.
+        public var localAggregation: Bool
 
         /// Cilium's default for its TCP connection table (`bpf-ct-global-tcp-max`); 50 MiB. A
         /// set-associative table evicts from a full set before the whole table is full: at this
@@ -185,8 +191,10 @@ public final class Datapath: Sendable {
         public init(
             reportInterval: Double = 10, perPacket: Bool = false,
             ignoredDrops: [String: [DropIgnoreRule]] = Datapath.notNetworkDrops,
-            connectionTableSize: Int = Options.defaultConnectionTableSize, tcx: Bool = true
+            connectionTableSize: Int = Options.defaultConnectionTableSize, tcx: Bool = true,
+            localAggregation: Bool = false
         ) {
+            self.localAggregation = localAggregation
             self.reportInterval = reportInterval
             self.perPacket = perPacket
             self.ignoredDrops = ignoredDrops
@@ -279,7 +287,8 @@ public final class Datapath: Sendable {
         }
         maps = Maps(
             ifaces: map(.ifaces), netns: map(.netns), tcpFlags: map(.tcpFlags),
-            drops: map(.drops), errors: map(.errors), ctStats: map(.ctStats), ctYoung: map(.ctYoung))
+            drops: map(.drops), errors: map(.errors), ctStats: map(.ctStats), ctYoung: map(.ctYoung),
+            localPods: map(.localPods))
         cpus = Int(osp_possible_cpus())
         events = try EventReader(
             ringFD: fds[MapName.events.rawValue]!, lostMap: map(.lost), sleepMap: map(.reader), cpus: cpus)
@@ -320,6 +329,7 @@ public final class Datapath: Sendable {
         var config = osp_config()
         config.report_interval_ns = UInt64(max(0.001, options.reportInterval) * 1e9)
         config.per_packet = options.perPacket ? 1 : 0
+        config.local_aggregation = options.localAggregation ? 1 : 0
         if let kernelHZ, kernelHZ > 0 { config.tick_ns = UInt32(1_000_000_000 / kernelHZ) }
         config.ct_set_mask = UInt32(connectionTableSets - 1)
         config.ct_young_mask = UInt32(youngSets(connectionTableSets) - 1)
@@ -426,6 +436,27 @@ public final class Datapath: Sendable {
         let existing = Set(maps.netns.keys())
         for (inode, role) in namespaces { try maps.netns.update(inode, role.rawValue) }
         for inode in existing.subtracting(namespaces.keys) { maps.netns.delete(inode) }
+    }
+
+    /// Replaces this node's pod addresses (`Options.localAggregation`): a connection whose peer
+    /// is one of them when it starts is reported, at its pod's interface, only where it enters
+    /// the pod. Addresses that are not IP addresses are left out.
+    public func setLocalPods(_ addresses: [String]) throws(DatapathError) {
+        func bytes(_ key: osp_pod_address) -> [UInt8] { withUnsafeBytes(of: key) { Array($0) } }
+        var wanted: [[UInt8]: osp_pod_address] = [:]
+        for address in addresses {
+            var key = osp_pod_address()
+            if address.contains(":") {
+                guard inet_pton(AF_INET6, address, &key.addr) == 1 else { continue }
+                key.family = 6
+            } else {
+                guard inet_pton(AF_INET, address, &key.addr) == 1 else { continue }
+                key.family = 4
+            }
+            wanted[bytes(key)] = key
+        }
+        for key in maps.localPods.keys() where wanted[bytes(key)] == nil { maps.localPods.delete(key) }
+        for key in wanted.values { try maps.localPods.update(key, 1) }
     }
 
     /// Removes every tc program this process attached and the tracepoints, then unloads.

@@ -44,10 +44,12 @@ struct ConnectionTableTests {
         /// events stay in the ring until `startReading()`.
         init(
             entries: Int, idleInterval: Double = 0.025, perPacket: Bool = false, reportInterval: Double = 10,
-            reading: Bool = true
+            reading: Bool = true, localAggregation: Bool = false
         ) throws {
             datapath = try Datapath(
-                options: .init(reportInterval: reportInterval, perPacket: perPacket, connectionTableSize: entries))
+                options: .init(
+                    reportInterval: reportInterval, perPacket: perPacket, connectionTableSize: entries,
+                    localAggregation: localAggregation))
             self.idleInterval = idleInterval
             if reading { startReading() }
         }
@@ -168,6 +170,48 @@ struct ConnectionTableTests {
             ])
         #expect(lab.datapath.events.bytesRead == 104 + 168 + 104)
         #expect(lab.datapath.events.kernelLost == 0, "no record too short to be an event")
+    }
+
+    @Test(
+        "with local aggregation, a connection to a pod of this node is reported at its pod's interface only where it enters the pod (as Cilium's default aggregation): still tracked both ways, it ends on its FINs, and the flush leaves what left the pod alone; a connection to any other address is reported both ways"
+    )
+    func localAggregation() throws {
+        let lab = try Lab(entries: 64, reportInterval: 0.2, localAggregation: true)
+        try lab.datapath.setLocalPods(["10.0.0.2", "fd00::2", "not an address"])
+        // The pod behind the interface, 10.0.0.1, to the local pod 10.0.0.2:80.
+        try lab.segment(40_000, Self.syn)
+        try lab.segment(40_000, Self.syn | Self.ack, reply: true, entering: true)
+        try lab.segment(40_000, Self.ack)
+        try lab.segment(40_000, Self.fin | Self.ack, reply: true, entering: true)
+        try lab.segment(40_000, Self.fin | Self.ack)
+        try lab.segment(40_000, Self.ack, reply: true, entering: true)  // the last ACK
+        // The start is its peer's interface's to report (where the SYN enters the server pod).
+        #expect(
+            lab.reports(2) == [
+                Report(
+                    reason: OSP_REPORT_FLAGS, flags: Self.syn | Self.ack, isReply: true, packets: 1, clientPort: 40_000),
+                Report(
+                    reason: OSP_REPORT_FLAGS, flags: Self.fin | Self.ack, isReply: true, packets: 1, clientPort: 40_000),
+            ])
+        #expect(lab.observations.allSatisfy { UInt32($0) == OSP_OBS_TO_ENDPOINT.rawValue })
+        #expect(lab.datapath.connectionTable().deleted == 1, "it ended on its FINs")
+        // One left open: the flush reports what entered the pod, never what left it.
+        try lab.segment(40_002, Self.syn)
+        try lab.segment(40_002, Self.syn | Self.ack, reply: true, entering: true)
+        try lab.segment(40_002, Self.ack)
+        try lab.segment(40_002, Self.psh | Self.ack, reply: true, entering: true)
+        #expect(lab.reports(3).count == 3)
+        Thread.sleep(forTimeInterval: 0.25)
+        #expect(try lab.datapath.flushIdle() == 1)
+        #expect(
+            lab.reports(4).last
+                == Report(reason: OSP_REPORT_IDLE, flags: 0, isReply: true, packets: 1, clientPort: 40_002))
+        // The peer no longer a pod of this node: a new connection is reported where it leaves.
+        try lab.datapath.setLocalPods([])
+        try lab.segment(40_001, Self.syn)
+        #expect(
+            lab.reports(5).last
+                == Report(reason: OSP_REPORT_NEW, flags: Self.syn, isReply: false, packets: 1, clientPort: 40_001))
     }
 
     /// A TCP header from `port` to port 80 with `flags`, or back when `reply`.

@@ -47,6 +47,8 @@ static __always_inline int osp_flush_direction(struct osp_ct_way *way,
 	struct osp_conn *conn = &way->conn;
 	if (*(volatile __u64 *)&conn->packets[direction & 1] == 0)
 		return 0;
+	if (conn->quiet && direction == conn->pod_sends) /* its peer's interface reports it */
+		return 0;
 	if (!osp_report_due_at(conn->last_report[direction & 1], walk->now))
 		return 0;
 	struct osp_event *event = osp_reserve(OSP_EVENT_BASE_SIZE);

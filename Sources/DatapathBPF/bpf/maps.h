@@ -14,6 +14,14 @@ struct {
 	__type(value, __u32);
 } osp_ifaces SEC(".maps");
 
+/* The addresses of this node's pods (osp_config.local_aggregation), kept by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct osp_pod_address);
+	__type(value, __u8);
+} osp_local_pods SEC(".maps");
+
 /* network namespace inode -> enum osp_netns_role: the namespaces whose drops this node counts. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
