@@ -122,6 +122,12 @@ public struct AgentCommand: AsyncParsableCommand {
         help: "Report every packet as a flow (debugging; costs throughput). Env: OSPREY_PER_PACKET_EVENTS=true.")
     var perPacketEvents = environment["OSPREY_PER_PACKET_EVENTS"].map { $0 == "true" || $0 == "1" } ?? false
 
+    @Option(
+        help:
+            "Where traffic between two pods of this node is reported, by Cilium's monitor aggregation levels: none (where it leaves one pod and where it enters the other: from-endpoint and to-endpoint flows), or low, medium, maximum (only where it enters a pod, to-endpoint, as Cilium reports no from-* point from low up). Each connection is reported at its TCP flags and every --flow-report-interval at every level; --per-packet-events reports every packet at both. Env: OSPREY_MONITOR_AGGREGATION."
+    )
+    var monitorAggregation = environment["OSPREY_MONITOR_AGGREGATION"] ?? "medium"
+
     @Flag(
         inversion: .prefixedEnableDisable,
         help:
@@ -282,6 +288,10 @@ public struct AgentCommand: AsyncParsableCommand {
                     "--conntrack-max must be between 64 and 16777216 connections, not \(conntrackMax) (default \(Datapath.Options.defaultConnectionTableSize))."
                 )
             }
+            guard let aggregation = MonitorAggregation(rawValue: monitorAggregation) else {
+                throw ValidationError(
+                    "--monitor-aggregation must be none, low, medium or maximum, not `\(monitorAggregation)`.")
+            }
             guard flowReportInterval > 0, flowReportInterval <= 3600 else {
                 throw ValidationError("--flow-report-interval must be between 0 and 3600 seconds.")
             }
@@ -325,7 +335,8 @@ public struct AgentCommand: AsyncParsableCommand {
                 serviceTranslation: serviceTranslation,
                 ignoredDrops: dropReasons == "all" ? [:] : Datapath.notNetworkDrops,
                 flowBufferCapacity: flowBufferCapacity, flowReportInterval: flowReportInterval,
-                perPacketEvents: perPacketEvents, conntrackMax: conntrackMax, tcx: tcx, metricsContext: context,
+                perPacketEvents: perPacketEvents, monitorAggregation: aggregation, conntrackMax: conntrackMax, tcx: tcx,
+                metricsContext: context,
                 metricsSeriesLimit: metricsSeriesLimit, metricsFlavours: flavours, podLevel: podLevel,
                 apiServerLatencyInterval: apiserverLatencyInterval, logLevel: level,
                 exporter: exporter,

@@ -30,7 +30,8 @@ struct AgentRuntime {
         let datapath = try Datapath(
             options: .init(
                 reportInterval: settings.flowReportInterval, perPacket: settings.perPacketEvents,
-                ignoredDrops: settings.ignoredDrops, connectionTableSize: settings.conntrackMax, tcx: settings.tcx))
+                ignoredDrops: settings.ignoredDrops, connectionTableSize: settings.conntrackMax, tcx: settings.tcx,
+                localAggregation: settings.monitorAggregation.onlyWhereItEnters))
         // Whatever happens from here on, the tc programs must not outlive us.
         defer {
             datapath.detachAll()
@@ -125,6 +126,7 @@ struct AgentRuntime {
                 "node": "\(settings.nodeName)", "cluster": "\(settings.cluster)",
                 "metrics": "http://\(address)/metrics", "uplinks": "\(watcher.uplinks.joined(separator: ","))",
                 "interfaces": "\(datapath.attachedInterfaces.count)",
+                "monitor-aggregation": "\(settings.monitorAggregation.rawValue)",
             ])
         var metadataReady: (@Sendable () -> Bool)?
         if let kubernetes { metadataReady = { kubernetes.hasSynced } }

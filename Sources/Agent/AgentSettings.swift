@@ -25,6 +25,8 @@ struct AgentSettings: Sendable {
     var flowBufferCapacity: Int
     var flowReportInterval: Double
     var perPacketEvents: Bool
+    /// Where traffic between two pods of this node is reported (`--monitor-aggregation`).
+    var monitorAggregation: MonitorAggregation
     /// Entries of the datapath's connection table (`--conntrack-max`).
     var conntrackMax: Int
     /// tcx links where the kernel has them, else tc filters (`--enable-tcx`).
@@ -104,4 +106,17 @@ struct AgentSettings: Sendable {
                 tlsServerName: serverName(nodeName))
         ]
     }
+}
+
+/// Cilium's monitor aggregation levels (`--monitor-aggregation`), as far as Osprey's datapath
+/// has them: at `none` traffic between two pods of this node is reported where it leaves one
+/// and where it enters the other; from `low` up only where it enters a pod, as Cilium reports
+/// no `from-*` observation point from `low` up. Osprey reports a connection at its TCP flags and
+/// periodically at every level (Cilium's `medium` for connections), so `low`, `medium` and
+/// `maximum` report the same.
+enum MonitorAggregation: String, Sendable {
+    case none, low, medium, maximum
+
+    /// Whether a connection between two pods of this node is reported only where it enters each.
+    var onlyWhereItEnters: Bool { self != .none }
 }

@@ -31,6 +31,9 @@ public final class InterfaceWatcher: Service, Sendable {
         /// The id the node's namespace gives each pod's, by the pod namespace's inode.
         var namespaceIDs: [UInt64: Int32] = [:]
         var interfaceNames = InterfaceNames(node: [:])
+        /// The addresses of the pods behind attached veths, as last given to the datapath.
+        var podAddresses: Set<String> = []
+        var podAddressesFailed = false
     }
 
     public init(datapath: Datapath, uplinks: [String], logger: Logger) {
@@ -134,17 +137,54 @@ public final class InterfaceWatcher: Service, Sendable {
             $0.uplinks = uplinkNames
             $0.interfaceNames = names
         }
+        updatePodAddresses(links, netlink: netlink)
+    }
+
+    /// Gives the datapath the addresses of the pods whose veths carry its programs, when they
+    /// changed (monitor aggregation: a connection between two of them is reported only where
+    /// it enters each). Only attached veths' pods: a pod whose interface reports nothing must
+    /// not be counted on to report what enters it. Read from each pod's end of its veth; a new
+    /// pod's address, set after its veth appeared, is picked up by the next pass (within
+    /// `namesInterval`), and until then its connections are reported at both pods.
+    func updatePodAddresses(_ links: [Link], netlink: RouteNetlink) {
+        guard datapath.localAggregation else { return }
+        let attached = datapath.attachedInterfaces
+        let uplinks = Set(state.withLock { $0.uplinks })
+        var addresses = Set<String>()
+        for link in links where link.kind == "veth" && attached[link.index] == link.name && !uplinks.contains(link.name) {
+            guard let id = link.peerNamespaceID, let peer = link.peerIndex,
+                let found = try? netlink.addresses(inNamespaceID: id, interfaceIndex: peer)
+            else { continue }
+            addresses.formUnion(found)
+        }
+        guard addresses != state.withLock({ $0.podAddresses }) else { return }
+        do {
+            try datapath.setLocalPods(Array(addresses))
+            state.withLock {
+                $0.podAddresses = addresses
+                $0.podAddressesFailed = false
+            }
+        } catch {
+            // Said once until it works again; each pass tries again.
+            guard !state.withLock({ $0.podAddressesFailed }) else { return }
+            state.withLock { $0.podAddressesFailed = true }
+            logger.warning(
+                "The node's pod addresses cannot all be given to the datapath (\(error)): connections with the pods left out are reported both where they leave a pod and where they enter one."
+            )
+        }
     }
 
     /// How often the interfaces' names are read again when no link changed.
     static let namesInterval: Duration = .seconds(10)
 
-    /// Reads the node's and its pods' interface names again, for the namespaces already known.
+    /// Reads the node's and its pods' interface names again, for the namespaces already known,
+    /// and their addresses.
     func refreshInterfaceNames(_ netlink: RouteNetlink) throws {
         let links = try netlink.links()
         let (namespaces, namespaceIDs) = state.withLock { ($0.namespaces, $0.namespaceIDs) }
         let names = Self.interfaceNames(links, namespaces: namespaces, namespaceIDs: namespaceIDs, netlink: netlink)
         state.withLock { $0.interfaceNames = names }
+        updatePodAddresses(links, netlink: netlink)
     }
 
     /// The node's links and each pod namespace's (one dump per pod, asked by the id the node's

@@ -173,9 +173,18 @@ struct osp_conn {
 	__u8 initiator_first; /* 1: the key's first end opened the connection */
 	__u8 fins;	      /* TCP: 1 once the initiator sent FIN, 2 once the responder did */
 	__u8 pod_sends;	      /* the direction that leaves the pod behind the interface */
-	__u8
-	    quiet; /* 1: its peer is a pod of this node, whose own interface reports what this
-		    * pod sends it (osp_config.local_aggregation): pod_sends is not reported here */
+	__u8 quiet; /* enum osp_quiet bits (osp_config.local_aggregation) */
+};
+
+/* A connection between two pods of this node (osp_config.local_aggregation), decided once when
+ * it enters an interface's table from the map of the node's pod addresses: each pod's interface
+ * reports only what enters its pod, as Cilium's default monitor aggregation. The connection's
+ * trace events carry these bits too (osp_event.flags). */
+enum osp_quiet {
+	OSP_QUIET_SENDS = 1, /* pod_sends is not reported here: the peer's interface reports it */
+	OSP_QUIET_PEER = 2,  /* and the peer's interface does not report what enters here either
+			      * (no Service translation between them): this report stands for both
+			      * observation points */
 };
 
 /* The connection table: two arrays of sets of OSP_CT_WAYS connections, set-associative caches
@@ -253,7 +262,7 @@ struct osp_event {
 	__u8 report;	   /* enum osp_report_reason */
 	__u8 tcp_flags;	   /* TCP flags byte of this packet */
 	__u8 is_reply;	   /* 1: responder -> initiator; 0: initiator -> responder; 2: unknown */
-	__u8 pad[1];
+	__u8 flags;	   /* trace events: their connection's enum osp_quiet bits */
 	__u16 payload_len; /* bytes of DNS message in payload (0 if none) */
 	union {
 		struct {

@@ -75,6 +75,8 @@ public final class Datapath: Sendable {
     private let oldSets: Int
     private let flushCursor = Lock(0)
     public let cpus: Int
+    /// `Options.localAggregation`: the node's pod addresses are wanted (`setLocalPods`).
+    public let localAggregation: Bool
     /// Kernel drop reason values → names without `SKB_DROP_REASON_` (from the kernel's BTF).
     public let dropReasons: [UInt32: String]
 
@@ -290,6 +292,7 @@ public final class Datapath: Sendable {
             drops: map(.drops), errors: map(.errors), ctStats: map(.ctStats), ctYoung: map(.ctYoung),
             localPods: map(.localPods))
         cpus = Int(osp_possible_cpus())
+        localAggregation = options.localAggregation
         events = try EventReader(
             ringFD: fds[MapName.events.rawValue]!, lostMap: map(.lost), sleepMap: map(.reader), cpus: cpus)
         let dropLink = try drops.attachTracepoint(ProgramName.drops.rawValue)
@@ -438,9 +441,10 @@ public final class Datapath: Sendable {
         for inode in existing.subtracting(namespaces.keys) { maps.netns.delete(inode) }
     }
 
-    /// Replaces this node's pod addresses (`Options.localAggregation`): a connection whose peer
-    /// is one of them when it starts is reported, at its pod's interface, only where it enters
-    /// the pod. Addresses that are not IP addresses are left out.
+    /// Replaces this node's pod addresses (`Options.localAggregation`): those of the pods whose
+    /// veths carry the programs. A connection between two of them when it starts is reported at
+    /// each pod's interface only where it enters the pod. Addresses that are not IP addresses
+    /// are left out.
     public func setLocalPods(_ addresses: [String]) throws(DatapathError) {
         func bytes(_ key: osp_pod_address) -> [UInt8] { withUnsafeBytes(of: key) { Array($0) } }
         var wanted: [[UInt8]: osp_pod_address] = [:]

@@ -54,12 +54,16 @@ public struct Enricher: Sendable {
     /// the querier is a pod (whose agent reports it), the flow stays a trace of its packet
     /// (`to-endpoint` / `from-endpoint`, `UDP`) with its connection's direction. A querier that is
     /// no pod (the node itself, outside the cluster) has only the server's side: it keeps the
-    /// record there. False for a report that the query went unanswered at the server's side of a
-    /// pod querier: the querier's side reports it.
+    /// record there, as does a querier on the server's node whose interface did not report the
+    /// query leaving (monitor aggregation: `Flow.departureUnreported`). False for a report that
+    /// the query went unanswered at the server's side of a pod querier: the querier's side
+    /// reports it.
     static func oneRecordPerDNSMessage(_ flow: inout Flow) -> Bool {
         guard flow.hasDNS, let dns = flow.dns else { return true }
         // The server's side: a query entering a pod, an answer leaving one.
         guard flow.observationPoint == (dns.isResponse ? .fromEndpoint : .toEndpoint) else { return true }
+        // Its querier's interface did not report the query leaving: the record is here.
+        if flow.departureUnreported { return true }
         let querier = dns.isResponse ? flow.destination : flow.source
         guard !querier.podName.isEmpty else { return true }
         if dns.unanswered { return false }

@@ -192,13 +192,15 @@ public struct FlowDecoder {
             return flow
         }
         if event.pointee.report == UInt8(OSP_REPORT_NEW.rawValue) && !isDrop { flow.opensConnection = true }
+        let matchedAt = isDrop ? event.pointee.ifindex : Self.matchingInterface(event)
+        if !isDrop, event.pointee.flags & UInt8(OSP_QUIET_PEER.rawValue) != 0 { flow.departureUnreported = true }
         if isDrop {
             let kernel = kernelDropReasons[event.pointee.drop_reason] ?? "REASON_\(event.pointee.drop_reason)"
             flow.kernelDropReason = kernel
             flow.dropReason = DropReasons.hubbleReason(forKernel: kernel)
             flow.kernelDropLocation = dropLocation(event)
         }
-        if event.pointee.payload_len > 0 { decodeDNS(event, into: &flow) }
+        if event.pointee.payload_len > 0 { decodeDNS(event, into: &flow, matchedAt: matchedAt) }
         if names.mayKnow(event.pointee.tuple.daddr) {
             flow.destinationNames = names.names(
                 client: event.pointee.tuple.saddr, resolved: event.pointee.tuple.daddr, at: event.pointee.timestamp_ns)
@@ -208,7 +210,7 @@ public struct FlowDecoder {
                 client: event.pointee.tuple.daddr, resolved: event.pointee.tuple.saddr, at: event.pointee.timestamp_ns)
         }
         if case .tcp(let sport, let dport, let flags) = l4, !isDrop, flags.contains(.syn) {
-            measureHandshake(event, flow: &flow, sport, dport, flags)
+            if let matchedAt { measureHandshake(event, flow: &flow, sport, dport, flags, at: matchedAt) }
         }
         return flow
     }
@@ -229,7 +231,7 @@ public struct FlowDecoder {
     /// Most drop locations the decoder keeps named.
     static let kernelLocationsMax = 1_024
 
-    private mutating func decodeDNS(_ event: UnsafePointer<osp_event>, into flow: inout Flow) {
+    private mutating func decodeDNS(_ event: UnsafePointer<osp_event>, into flow: inout Flow, matchedAt: UInt32?) {
         var payload = withUnsafeBytes(of: event.pointee.payload) { Array($0.prefix(Int(event.pointee.payload_len))) }
         if case .tcp = flow.l4 { payload = Array(payload.dropFirst(2)) }  // DNS over TCP: 2-byte length
         guard let message = DNSMessage(payload) else { return }
@@ -256,21 +258,21 @@ public struct FlowDecoder {
                     ttl: message.ttl,
                     at: event.pointee.timestamp_ns)
             }
+            guard let matchedAt else { return }
             let key = PendingKey(
                 client: AddressBits(event.pointee.tuple.daddr), clientPort: ports.destination,
                 server: AddressBits(event.pointee.tuple.saddr), serverPort: ports.source,
-                ifindex: event.pointee.ifindex,
-                dnsID: message.id)
+                ifindex: matchedAt, dnsID: message.id)
             if let pending = pendingQueries.removeValue(forKey: key), event.pointee.timestamp_ns >= pending.sentNs {
                 flow.latencyNanoseconds = event.pointee.timestamp_ns - pending.sentNs
             }
         } else {
             flow.isReply = false
+            guard let matchedAt else { return }
             let key = PendingKey(
                 client: AddressBits(event.pointee.tuple.saddr), clientPort: ports.source,
                 server: AddressBits(event.pointee.tuple.daddr), serverPort: ports.destination,
-                ifindex: event.pointee.ifindex,
-                dnsID: message.id)
+                ifindex: matchedAt, dnsID: message.id)
             // Bounded: a flood of unanswered queries must not grow memory without limit.
             if pendingQueries.count < 65536 {
                 let again = pendingQueries.updateValue((event.pointee.timestamp_ns, flow), forKey: key)
@@ -287,21 +289,34 @@ public struct FlowDecoder {
         }
     }
 
+    /// Where a query and its answer (a SYN and its SYN-ACK) are matched: at the interface that
+    /// reports both; nil at one that reports only the query (its pod's answers are reported
+    /// where they enter the peer, whose interface reported the query leaving too); 0 (the node)
+    /// between two pods of this node that each report only what enters them — the query where
+    /// it entered the server, the answer where it entered the client (`osp_quiet`).
+    static func matchingInterface(_ event: UnsafePointer<osp_event>) -> UInt32? {
+        let quiet = UInt32(event.pointee.flags)
+        if quiet & OSP_QUIET_PEER.rawValue != 0 { return 0 }
+        if quiet & OSP_QUIET_SENDS.rawValue != 0 { return nil }
+        return event.pointee.ifindex
+    }
+
     private mutating func measureHandshake(
-        _ event: UnsafePointer<osp_event>, flow: inout Flow, _ sport: UInt16, _ dport: UInt16, _ flags: TCPFlags
+        _ event: UnsafePointer<osp_event>, flow: inout Flow, _ sport: UInt16, _ dport: UInt16, _ flags: TCPFlags,
+        at ifindex: UInt32
     ) {
         if flags.contains(.syn) && !flags.contains(.ack) {
             let key = PendingKey(
                 client: AddressBits(event.pointee.tuple.saddr), clientPort: sport,
                 server: AddressBits(event.pointee.tuple.daddr),
-                serverPort: dport, ifindex: event.pointee.ifindex, dnsID: 0)
+                serverPort: dport, ifindex: ifindex, dnsID: 0)
             if pendingSYNs[key] == nil { pendingSYNs[key] = event.pointee.timestamp_ns }
             if pendingSYNs.count > 65536 { pendingSYNs.removeAll() }  // bounded: a SYN flood must not grow memory
         } else if flags.contains(.syn) && flags.contains(.ack) {
             let key = PendingKey(
                 client: AddressBits(event.pointee.tuple.daddr), clientPort: dport,
                 server: AddressBits(event.pointee.tuple.saddr),
-                serverPort: sport, ifindex: event.pointee.ifindex, dnsID: 0)
+                serverPort: sport, ifindex: ifindex, dnsID: 0)
             if let sent = pendingSYNs.removeValue(forKey: key), event.pointee.timestamp_ns >= sent {
                 flow.latencyNanoseconds = event.pointee.timestamp_ns - sent
             }

@@ -52,7 +52,7 @@ struct RetinaDNSMetrics {
         guard let dns = flow.dns, !dns.unanswered else { return }
         let queryType = dns.qtypes.first ?? "Unknown"
         if !dns.isResponse {
-            guard flow.observationPoint == .fromEndpoint else { return }
+            guard flow.reportsDeparture else { return }
             Self.add(
                 &requests, Request(queryType: queryType, query: dns.query),
                 other: Request(queryType: queryType, query: "other"), overflowed: &overflowed)

@@ -175,7 +175,11 @@ struct RetinaPodMetrics {
         case .local:
             switch flow.observationPoint {
             case .fromEndpoint: return (flow.source.podName.isEmpty ? nil : (true, false, .egress), nil)
-            case .toEndpoint: return (flow.destination.podName.isEmpty ? nil : (false, true, .ingress), nil)
+            case .toEndpoint:
+                let ingress: Side3? = flow.destination.podName.isEmpty ? nil : (false, true, .ingress)
+                // Its sender's interface did not report it leaving: its egress is counted here.
+                let egress: Side3? = flow.departureUnreported && !flow.source.podName.isEmpty ? (true, false, .egress) : nil
+                return (ingress, egress)
             case .unknown:
                 return (
                     isLocalPod(flow.source, flow) ? (true, false, .egress) : nil,
@@ -188,6 +192,9 @@ struct RetinaPodMetrics {
             switch flow.observationPoint {
             case .fromEndpoint: return ((true, true, .egress), nil)
             case .unknown: return ((true, true, flow.trafficDirection), nil)
+            // Counted once, where it leaves a pod (here, when its sender's interface did not
+            // report that), else where it enters one from outside the pods.
+            case .toEndpoint where flow.departureUnreported: return ((true, true, .egress), nil)
             // A pod sender was counted at its own veth.
             case .toEndpoint: return (flow.source.podName.isEmpty ? (true, true, .ingress) : nil, nil)
             }
@@ -253,7 +260,7 @@ struct RetinaPodMetrics {
         guard !dns.unanswered else { return }
         let queryType = dns.qtypes.first ?? "Unknown"
         if !dns.isResponse {
-            guard flow.observationPoint == .fromEndpoint, !flow.source.podName.isEmpty || options.context == .remote
+            guard flow.reportsDeparture, !flow.source.podName.isEmpty || options.context == .remote
             else { return }
             let side = (source: true, destination: options.context == .remote, direction: TrafficDirection.egress)
             add(.dnsRequests, Key(metric: 0, code: 0, v0: queryType, v1: dns.query), flow, side, 1, now: now)

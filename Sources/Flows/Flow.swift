@@ -33,6 +33,7 @@ public struct Flow: Sendable {
         var bytes: UInt64
         var isRetransmission = false
         var opensConnection = false
+        var departureUnreported = false
         var sourceService: ServiceRef? = nil
         var destinationService: ServiceRef? = nil
         var serviceAddress: String? = nil
@@ -266,6 +267,20 @@ public struct Flow: Sendable {
             yield &storage.fields.opensConnection
         }
     }
+    /// A packet entering a pod from another pod of this node whose own interface did not report
+    /// it leaving (monitor aggregation above `none`, as Cilium's default): this `to-endpoint`
+    /// flow stands for that `from-endpoint` one too. Not on the wire; the metrics counted
+    /// where a packet leaves its pod count it here.
+    public var departureUnreported: Bool {
+        get { storage.fields.departureUnreported }
+        _modify {
+            unique()
+            yield &storage.fields.departureUnreported
+        }
+    }
+    /// Whether the flow reports its packet leaving its source pod: a `from-endpoint` flow, or a
+    /// `to-endpoint` one standing for it (`departureUnreported`).
+    public var reportsDeparture: Bool { observationPoint == .fromEndpoint || departureUnreported }
     /// Hubble's `trace_reason`, as Cilium's connection tracking gives it: RELATED for an ICMP
     /// error, REPLY from a connection's responder, NEW for the report that opened the
     /// connection here, ESTABLISHED for the others; nil where the reply status is unknown

@@ -139,6 +139,15 @@ final class NetlinkSocket {
         attribute(type: type | attributeNested, bytes: children)
     }
 
+    /// An IPv4 or IPv6 address's text (`10.0.1.5`, `fd00::5`); nil for bytes of the wrong length.
+    static func addressText(_ address: [UInt8], family: Int32) -> String? {
+        guard address.count == (family == AF_INET6 ? 16 : 4) else { return nil }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        guard address.withUnsafeBytes({ inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count)) }) != nil
+        else { return nil }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     static func load<T: FixedWidthInteger>(_: T.Type, _ bytes: [UInt8], _ offset: Int) -> T {
         bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) }
     }

@@ -11,6 +11,8 @@ public struct Link: Sendable, Equatable, Hashable {
     public var peerNamespaceID: Int32?
     /// Index of the bridge this link is a port of (`IFLA_MASTER`).
     public var master: Int32?
+    /// For a veth: its peer's index, in the peer's namespace (`IFLA_LINK`).
+    public var peerIndex: Int32?
     public var isUp: Bool
 
     public init(
@@ -38,7 +40,15 @@ public final class RouteNetlink {
     static let getLink: UInt16 = 18  // RTM_GETLINK
     static let newNSID: UInt16 = 88  // RTM_NEWNSID
     static let getNSID: UInt16 = 90  // RTM_GETNSID
+    static let newAddress: UInt16 = 20  // RTM_NEWADDR
+    static let getAddress: UInt16 = 22  // RTM_GETADDR
     static let attrIfName: UInt16 = 3  // IFLA_IFNAME
+    static let attrLink: UInt16 = 5  // IFLA_LINK
+    static let attrAddress: UInt16 = 1  // IFA_ADDRESS
+    static let attrLocal: UInt16 = 2  // IFA_LOCAL
+    static let attrAddressTargetNetnsID: UInt16 = 10  // IFA_TARGET_NETNSID
+    static let socketLevelNetlink: Int32 = 270  // SOL_NETLINK
+    static let optionStrictCheck: Int32 = 12  // NETLINK_GET_STRICT_CHK
     static let attrMaster: UInt16 = 10  // IFLA_MASTER
     static let attrLinkInfo: UInt16 = 18  // IFLA_LINKINFO
     static let attrInfoKind: UInt16 = 1  // IFLA_INFO_KIND
@@ -49,6 +59,9 @@ public final class RouteNetlink {
     static let flagUp: UInt32 = 0x1  // IFF_UP
 
     private let socket: NetlinkSocket
+    /// Whether the kernel checks this socket's dump requests strictly (set at the first
+    /// address dump, which needs it to honour a target namespace and an interface filter).
+    private var strict = false
 
     /// Opens a socket; with `subscribeToChanges`, it also receives every link change and every
     /// route change (a default route that comes or goes moves the uplink).
@@ -68,6 +81,45 @@ public final class RouteNetlink {
         }
         let messages = try socket.request(type: Self.getLink, flags: NetlinkSocket.flagDump, payload: payload)
         return messages.compactMap { $0.type == Self.newLink ? Self.parseLink($0.payload) : nil }
+    }
+
+    /// The global addresses of one interface, as text (`10.0.1.5`, `fd00::5`), of this namespace
+    /// or of the one it numbers `namespaceID` (a pod's: its end of a veth, whose index is the
+    /// node-side veth's `peerIndex`). Link-local and host addresses are left out.
+    public func addresses(inNamespaceID namespaceID: Int32? = nil, interfaceIndex: Int32) throws(NetlinkError)
+        -> [String]
+    {
+        if !strict {
+            var on: Int32 = 1
+            guard
+                setsockopt(
+                    socket.fd, Self.socketLevelNetlink, Self.optionStrictCheck, &on, socklen_t(MemoryLayout<Int32>.size))
+                    == 0
+            else { throw .system(operation: "setsockopt NETLINK_GET_STRICT_CHK", errno: errno) }
+            strict = true
+        }
+        var result: [String] = []
+        for family in [AF_INET, AF_INET6] {
+            // struct ifaddrmsg { u8 family; u8 prefixlen; u8 flags; u8 scope; u32 index; }
+            var payload: [UInt8] = [UInt8(family), 0, 0, 0]
+            withUnsafeBytes(of: interfaceIndex.littleEndian) { payload += $0 }
+            if let namespaceID {
+                payload += NetlinkSocket.attribute(
+                    type: Self.attrAddressTargetNetnsID, value: UInt32(bitPattern: namespaceID))
+            }
+            let messages = try socket.request(type: Self.getAddress, flags: NetlinkSocket.flagDump, payload: payload)
+            for message in messages where message.type == Self.newAddress && message.payload.count >= 8 {
+                let scope = message.payload[3]  // RT_SCOPE_UNIVERSE is 0
+                guard scope == 0, Self.load(Int32.self, message.payload, 4) == interfaceIndex else { continue }
+                var address: [UInt8]?
+                for (type, value) in NetlinkSocket.attributes(message.payload, from: 8) {
+                    if type == Self.attrLocal || (type == Self.attrAddress && address == nil) { address = value }
+                }
+                guard let address, let text = NetlinkSocket.addressText(address, family: family) else { continue }
+                result.append(text)
+            }
+        }
+        return result
     }
 
     /// The id this namespace gives the namespace open at `namespaceFD`, or nil if it has none
@@ -106,6 +158,7 @@ public final class RouteNetlink {
             switch type {
             case attrIfName: link.name = NetlinkSocket.string(value)
             case attrMaster where value.count >= 4: link.master = load(Int32.self, value, 0)
+            case attrLink where value.count >= 4: link.peerIndex = load(Int32.self, value, 0)
             case attrLinkNetnsID where value.count >= 4:
                 let id = load(Int32.self, value, 0)
                 link.peerNamespaceID = id < 0 ? nil : id

@@ -74,10 +74,7 @@ public final class SocketDiag {
         let family = Int32(payload[0])
         let length = family == AF_INET6 ? 16 : 4
         func address(_ offset: Int) -> String {
-            var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-            let bytes = Array(payload[offset..<(offset + length)])
-            _ = bytes.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count)) }
-            return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            NetlinkSocket.addressText(Array(payload[offset..<(offset + length)]), family: family) ?? ""
         }
         func port(_ offset: Int) -> UInt16 { UInt16(payload[offset]) << 8 | UInt16(payload[offset + 1]) }
         guard

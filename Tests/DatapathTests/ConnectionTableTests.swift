@@ -31,6 +31,8 @@ struct ConnectionTableTests {
         let list = Lock<[Report]>([])
         /// Each report's observation point (enum osp_observation), in the same order.
         let observations = Lock<[UInt8]>([])
+        /// Each report's `enum osp_quiet` bits (`osp_event.flags`), in the same order.
+        let quiet = Lock<[UInt8]>([])
     }
 
     /// A datapath with a table of `entries`, its events collected.
@@ -67,6 +69,7 @@ struct ConnectionTableTests {
                             : nil)
                 }
                 reports.observations.withLock { $0 += traces.map(\.observation) }
+                reports.quiet.withLock { $0 += traces.map(\.flags) }
                 reports.list.withLock { $0 += new }
             }
         }
@@ -97,6 +100,8 @@ struct ConnectionTableTests {
 
         /// The observation points of the events received so far (after `reports`).
         var observations: [UInt8] { reports.observations.withLock { $0 } }
+        /// The `enum osp_quiet` bits of the events received so far (after `reports`).
+        var quiet: [UInt8] { reports.quiet.withLock { $0 } }
     }
 
     static let syn: UInt8 = 0x02, ack: UInt8 = 0x10, fin: UInt8 = 0x01, psh: UInt8 = 0x08, rst: UInt8 = 0x04
@@ -173,11 +178,12 @@ struct ConnectionTableTests {
     }
 
     @Test(
-        "with local aggregation, a connection to a pod of this node is reported at its pod's interface only where it enters the pod (as Cilium's default aggregation): still tracked both ways, it ends on its FINs, and the flush leaves what left the pod alone; a connection to any other address is reported both ways"
+        "with local aggregation, a connection between two pods of this node is reported at each pod's interface only where it enters the pod (as Cilium's default aggregation), its events marked as standing for both points: still tracked both ways, it ends on its FINs, and the flush leaves what left the pod alone; a connection with any other address is reported both ways, unmarked"
     )
     func localAggregation() throws {
         let lab = try Lab(entries: 64, reportInterval: 0.2, localAggregation: true)
-        try lab.datapath.setLocalPods(["10.0.0.2", "fd00::2", "not an address"])
+        let both = UInt8(OSP_QUIET_SENDS.rawValue | OSP_QUIET_PEER.rawValue)
+        try lab.datapath.setLocalPods(["10.0.0.1", "10.0.0.2", "fd00::2", "not an address"])
         // The pod behind the interface, 10.0.0.1, to the local pod 10.0.0.2:80.
         try lab.segment(40_000, Self.syn)
         try lab.segment(40_000, Self.syn | Self.ack, reply: true, entering: true)
@@ -194,6 +200,7 @@ struct ConnectionTableTests {
                     reason: OSP_REPORT_FLAGS, flags: Self.fin | Self.ack, isReply: true, packets: 1, clientPort: 40_000),
             ])
         #expect(lab.observations.allSatisfy { UInt32($0) == OSP_OBS_TO_ENDPOINT.rawValue })
+        #expect(lab.quiet == [both, both], "each stands for the departure the peer's interface left unreported")
         #expect(lab.datapath.connectionTable().deleted == 1, "it ended on its FINs")
         // One left open: the flush reports what entered the pod, never what left it.
         try lab.segment(40_002, Self.syn)
@@ -206,12 +213,19 @@ struct ConnectionTableTests {
         #expect(
             lab.reports(4).last
                 == Report(reason: OSP_REPORT_IDLE, flags: 0, isReply: true, packets: 1, clientPort: 40_002))
-        // The peer no longer a pod of this node: a new connection is reported where it leaves.
-        try lab.datapath.setLocalPods([])
+        #expect(lab.quiet.last == both)
+        // This pod no longer one of the node's (its peer still is): the peer's interface decides
+        // the same way, so a new connection is reported here both ways, unmarked.
+        try lab.datapath.setLocalPods(["10.0.0.2"])
         try lab.segment(40_001, Self.syn)
+        try lab.segment(40_001, Self.syn | Self.ack, reply: true, entering: true)
         #expect(
-            lab.reports(5).last
-                == Report(reason: OSP_REPORT_NEW, flags: Self.syn, isReply: false, packets: 1, clientPort: 40_001))
+            Array(lab.reports(6).suffix(2)) == [
+                Report(reason: OSP_REPORT_NEW, flags: Self.syn, isReply: false, packets: 1, clientPort: 40_001),
+                Report(
+                    reason: OSP_REPORT_FLAGS, flags: Self.syn | Self.ack, isReply: true, packets: 1, clientPort: 40_001),
+            ])
+        #expect(lab.quiet.suffix(2) == [0, 0])
     }
 
     /// A TCP header from `port` to port 80 with `flags`, or back when `reply`.

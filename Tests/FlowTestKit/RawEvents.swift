@@ -8,7 +8,8 @@ public enum RawEvent {
     public static func packet(
         _ source: [UInt8], _ sport: UInt16, _ destination: [UInt8], _ dport: UInt16, protocol proto: UInt8,
         flags: UInt8 = 0, reply: UInt8 = 0, observation: osp_observation = OSP_OBS_FROM_ENDPOINT, at ns: UInt64,
-        payload: [UInt8] = [], drop: UInt32? = nil, location: UInt64 = 0, ifindex: UInt32 = 7, bytes: UInt64 = 74
+        payload: [UInt8] = [], drop: UInt32? = nil, location: UInt64 = 0, ifindex: UInt32 = 7, bytes: UInt64 = 74,
+        quiet: UInt8 = 0
     ) -> osp_event {
         var event = osp_event()
         withUnsafeMutableBytes(of: &event.tuple.saddr) { $0.copyBytes(from: source) }
@@ -25,6 +26,7 @@ public enum RawEvent {
         event.observation = UInt8(drop == nil ? observation.rawValue : OSP_OBS_DROP.rawValue)
         event.tcp_flags = flags
         event.is_reply = drop == nil ? reply : 2
+        event.flags = quiet  // enum osp_quiet: between two pods of one node (monitor aggregation)
         event.drop_reason = drop ?? 0
         event.payload_len = UInt16(payload.count)
         withUnsafeMutableBytes(of: &event.payload) { $0.copyBytes(from: payload) }

@@ -355,6 +355,53 @@ struct FlowDecodingTests {
         #expect(decoder.unansweredQueries(nowNs: .max / 2).isEmpty)
     }
 
+    @Test(
+        "between two pods of one node reported only where packets enter them: the query entering the server and the answer entering the client are matched, as are a SYN and its SYN-ACK; a query whose answer is reported at the querier (a Service between them) waits for nothing where it entered"
+    )
+    func onlyWhereItEnters() {
+        var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [:], dnsTimeout: 1)
+        let both = UInt8(OSP_QUIET_SENDS.rawValue | OSP_QUIET_PEER.rawValue)
+        let coredns: [UInt8] = [10, 244, 1, 2]
+        let query = Self.dns(id: 7, response: false, name: "frontend.shop.svc.cluster.local", qtype: 1)
+        // The query entering coredns's veth (index 9), the answer entering the client's (7).
+        let request = decoder.decode(
+            RawEvent.packet(
+                Self.client, 53000, coredns, 53, protocol: 17, observation: OSP_OBS_TO_ENDPOINT, at: 10_000_000,
+                payload: query, ifindex: 9, quiet: both),
+            interfaceName: nil)
+        #expect(request.departureUnreported && request.reportsDeparture)
+        let answer = Self.dns(
+            id: 7, response: true, name: "frontend.shop.svc.cluster.local", qtype: 1,
+            answers: [(1, [10, 96, 0, 11], 5)])
+        let response = decoder.decode(
+            RawEvent.packet(
+                coredns, 53, Self.client, 53000, protocol: 17, reply: 1, observation: OSP_OBS_TO_ENDPOINT,
+                at: 10_300_000, payload: answer, ifindex: 7, quiet: both),
+            interfaceName: nil)
+        #expect(response.latencyNanoseconds == 300_000)
+        _ = decoder.decode(
+            RawEvent.packet(
+                Self.client, 40000, Self.server, 80, protocol: 6, flags: RawEvent.syn,
+                observation: OSP_OBS_TO_ENDPOINT, at: 20_000_000, ifindex: 9, quiet: both),
+            interfaceName: nil)
+        let synAck = decoder.decode(
+            RawEvent.packet(
+                Self.server, 80, Self.client, 40000, protocol: 6, flags: RawEvent.syn | RawEvent.ack, reply: 1,
+                observation: OSP_OBS_TO_ENDPOINT, at: 20_100_000, ifindex: 7, quiet: both),
+            interfaceName: nil)
+        #expect(synAck.latencyNanoseconds == 100_000)
+        // Through kube-dns: coredns's veth does not report its answer (the client's reports it
+        // entering), and the client's reported the query leaving: nothing waits at coredns's.
+        let viaService = decoder.decode(
+            RawEvent.packet(
+                Self.client, 53001, coredns, 53, protocol: 17, observation: OSP_OBS_TO_ENDPOINT, at: 30_000_000,
+                payload: Self.dns(id: 8, response: false, name: "ledger.billing.svc.cluster.local", qtype: 1),
+                ifindex: 9, quiet: UInt8(OSP_QUIET_SENDS.rawValue)),
+            interfaceName: nil)
+        #expect(!viaService.departureUnreported && !viaService.reportsDeparture)
+        #expect(decoder.unansweredQueries(nowNs: 5_000_000_000).isEmpty)
+    }
+
     @Test("destination_names / source_names: what a client resolved names its flows to that address, for the TTL")
     func namesFromDNS() {
         var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [:])

@@ -146,6 +146,22 @@ struct FlowPipelineStageTests {
         enricher.enrich(&fromNode)
         #expect(fromNode.map(\.isL7) == [true, true, true])
         #expect(fromNode.map(\.trafficDirection) == [.egress, .ingress, .egress], "Retina's rule for DNS flows")
+
+        // Monitor aggregation: each pod's interface reports only what enters it, so the query is
+        // reported only where it enters the server, standing for its departure: the record, and
+        // its silence, are there.
+        func entering(unanswered: Bool = false) -> Flow {
+            var flow = message(from: "10.244.1.4", to: "10.244.1.2", .toEndpoint, unanswered: unanswered)
+            flow.departureUnreported = true
+            return flow
+        }
+        var aggregated = [
+            entering(), message(from: "10.244.1.2", to: "10.244.1.4", .toEndpoint, response: true),
+            entering(unanswered: true),
+        ]
+        enricher.enrich(&aggregated)
+        #expect(aggregated.map(\.isL7) == [true, true, true])
+        #expect(aggregated.map(\.trafficDirection) == [.egress, .ingress, .egress])
     }
 
     @Test("the standalone inventory file is re-read when it changes; pods that left it are reported once")

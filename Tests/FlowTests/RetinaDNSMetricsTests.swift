@@ -50,6 +50,22 @@ struct RetinaDNSMetricsTests {
             ])
     }
 
+    @Test(
+        "between two pods of one node reported only where packets enter them (monitor aggregation): the query entering the server is the one counted"
+    )
+    func onlyWhereItEnters() {
+        let metrics = HubbleMetrics()
+        var queryArriving = Fixtures.dnsRequest
+        queryArriving.observationPoint = .toEndpoint
+        queryArriving.departureUnreported = true
+        metrics.process([queryArriving, Fixtures.dnsResponse])
+        #expect(
+            Self.series(metrics, "networkobservability_dns_request_count") == [
+                ["query_type": "A", "query": "catalog.shop.svc.cluster.local."]: 1
+            ])
+        #expect(Self.series(metrics, "networkobservability_dns_response_count").values.reduce(0, +) == 1)
+    }
+
     @Test("at the series limit, new names count under query=\"other\" and the overflow is counted")
     func bounded() {
         let metrics = HubbleMetrics()

@@ -183,6 +183,51 @@ struct RetinaPodMetricsTests {
         #expect(metrics.families().first { $0.name == "networkobservability_adv_dns_request_count" }?.kind == .counter)
     }
 
+    @Test(
+        "between two pods of this node reported only where packets enter them (monitor aggregation): a flow standing for its departure counts the sender's egress too, once in the cluster in remote context; a query entering the server is the querier's request"
+    )
+    func onlyWhereItEnters() {
+        var arriving = Self.syn  // loadgen's SYN entering frontend's veth, both on node 1
+        arriving.destination.nodeName = "osp-node-1"
+        arriving.observationPoint = .toEndpoint
+        arriving.departureUnreported = true
+        var reported = arriving  // the same, when loadgen's own veth reported it leaving
+        reported.departureUnreported = false
+        let local = HubbleMetrics(podLevel: PodLevelOptions(sourceLabels: [.podname]))
+        local.process([arriving])
+        let both: Series = [
+            ["direction": "egress", "podname": "loadgen-7d9f-abcde"]: 1,
+            ["direction": "ingress", "podname": "frontend-5c8b-fghij"]: 1,
+        ]
+        #expect(Self.series(local, "networkobservability_adv_forward_count") == both)
+        let split = HubbleMetrics(podLevel: PodLevelOptions(sourceLabels: [.podname]))
+        split.process([Self.syn, reported])
+        #expect(Self.series(split, "networkobservability_adv_forward_count") == both, "the same as reported twice")
+        let remote = HubbleMetrics(
+            podLevel: PodLevelOptions(context: .remote, sourceLabels: [.podname], destinationLabels: [.podname]))
+        remote.process([arriving, reported])
+        #expect(
+            Self.series(remote, "networkobservability_adv_forward_count") == [
+                [
+                    "direction": "EGRESS", "source_podname": "loadgen-7d9f-abcde",
+                    "destination_podname": "frontend-5c8b-fghij",
+                ]: 1
+            ], "counted where it stands for its departure, not again where it only enters")
+
+        var query = Self.placed(Fixtures.dnsRequest)  // loadgen's query entering coredns's veth
+        query.observationPoint = .toEndpoint
+        query.departureUnreported = true
+        let dns = HubbleMetrics(podLevel: PodLevelOptions(sourceLabels: [.podname]))
+        dns.process([query])
+        #expect(
+            Self.series(dns, "networkobservability_adv_dns_request_count") == [
+                ["query_type": "A", "query": "catalog.shop.svc.cluster.local.", "podname": "loadgen-7d9f-abcde"]: 1
+            ])
+        #expect(
+            Self.series(dns, "hubble_dns_queries_total").filter { $0.key["source"] == "shop/loadgen-7d9f-abcde" }
+                .values.reduce(0, +) == 1, "Hubble's DNS queries too")
+    }
+
     @Test("service, port and zone labels; the API server is `kubernetes-apiserver`, ICMP has no port")
     func otherLabels() {
         let options = PodLevelOptions(

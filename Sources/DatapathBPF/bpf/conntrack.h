@@ -304,23 +304,28 @@ static __always_inline void osp_ct_delete(struct osp_ct_slot *slot)
 		osp_count_ct(OSP_CT_DELETED);
 }
 
-/* Whether a new connection's peer — the destination of what leaves the pod — is a pod of this
- * node (osp_config.local_aggregation): then that pod's own interface reports what this pod
- * sends it, where it enters, and this one reports only what enters its pod. Decided once per
- * connection, so both interfaces keep tracking both directions (each connection still ends on
- * its FINs) and need not agree packet by packet. A connection to a Service address is not to a
- * pod: its requests are reported where they leave, and where they enter the backend; the
- * backend's replies only where they enter the client, with the translation. */
-static __always_inline __u8 osp_peer_is_local(const struct osp_packet *pkt, __u8 observation)
+/* enum osp_quiet for a connection new at this interface (osp_config.local_aggregation). Both
+ * ends must be pods of this node: the same lookups at the two pods' interfaces then make the
+ * same decision, so each reports only what enters its pod and nothing goes unreported. Each
+ * connection still ends on its FINs at both, since both track both directions. A connection to
+ * a Service address is not between two pods where it leaves the client: the client's interface
+ * reports it both ways (the backend's replies entering it with the translation); the backend's
+ * reports what enters it, which the client's did report leaving (no OSP_QUIET_PEER). */
+static __always_inline __u8 osp_quiet_of(struct __sk_buff *skb, const struct osp_packet *pkt,
+					 __u8 observation)
 {
-	if (!osp_config.local_aggregation)
+	if (!osp_config.local_aggregation || osp_config.per_packet)
 		return 0;
-	struct osp_pod_address peer = {.family = pkt->tuple.family};
-	if (observation == OSP_OBS_FROM_ENDPOINT)
-		__builtin_memcpy(peer.addr, pkt->tuple.daddr, 16);
-	else
-		__builtin_memcpy(peer.addr, pkt->tuple.saddr, 16);
-	return bpf_map_lookup_elem(&osp_local_pods, &peer) != 0;
+	struct osp_pod_address end = {.family = pkt->tuple.family};
+	__builtin_memcpy(end.addr, pkt->tuple.saddr, 16);
+	if (!bpf_map_lookup_elem(&osp_local_pods, &end))
+		return 0;
+	__builtin_memcpy(end.addr, pkt->tuple.daddr, 16);
+	if (!bpf_map_lookup_elem(&osp_local_pods, &end))
+		return 0;
+	if (observation == OSP_OBS_TO_ENDPOINT && osp_translated_ct(skb))
+		return OSP_QUIET_SENDS;
+	return OSP_QUIET_SENDS | OSP_QUIET_PEER;
 }
 
 /* Tracks the packet at an observation point and reports it when the connection starts, when
@@ -379,7 +384,7 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 			return;
 		}
 		conn->initiator_first = source_first ^ answer;
-		conn->quiet = osp_peer_is_local(pkt, observation);
+		conn->quiet = osp_quiet_of(skb, pkt, observation);
 		report = OSP_REPORT_NEW;
 	}
 	__u8 is_reply = conn->initiator_first != source_first;
@@ -407,7 +412,7 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 		ended = (pkt->tcp_flags & OSP_TCPF_RST) ||
 			(conn->fins == 3 && !(pkt->tcp_flags & OSP_TCPF_FIN));
 	}
-	if (conn->quiet && direction == conn->pod_sends && !osp_config.per_packet)
+	if ((conn->quiet & OSP_QUIET_SENDS) && direction == conn->pod_sends)
 		report = 0; /* its peer's interface reports it, where it enters that pod */
 	if (report)
 		osp_report_trace(skb, pkt, conn, direction, observation, report, is_reply);

@@ -73,17 +73,26 @@ static __always_inline void osp_copy_payload(struct __sk_buff *skb, const struct
 /* The kernel's sk_buff of a tc program's context (a kfunc since Linux 6.3). */
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
+/* The conntrack entry the packet carries, when the node's NAT translated its connection's
+ * destination (a Service address to a backend); else 0. Only packets entering a pod carry one:
+ * they have crossed the node's netfilter hooks. */
+static __always_inline struct nf_conn *osp_translated_ct(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	unsigned long nfct = kskb->_nfct; /* a trusted pointer: a plain load, no helper call */
+	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
+	if (!ct || !(BPF_CORE_READ(ct, status) & OSP_IPS_DST_NAT))
+		return 0;
+	return ct;
+}
+
 /* Fills the event's Service translation from the conntrack entry the packet carries, when the
  * node's NAT translated the connection's destination (a Service address to a backend). Only
  * packets entering a pod carry one: they have crossed the node's netfilter hooks. */
 static __always_inline void osp_nat_of(struct __sk_buff *skb, struct osp_event *event)
 {
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	unsigned long nfct = kskb->_nfct; /* a trusted pointer: a plain load, no helper call */
-	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
+	struct nf_conn *ct = osp_translated_ct(skb);
 	if (!ct)
-		return;
-	if (!(BPF_CORE_READ(ct, status) & OSP_IPS_DST_NAT))
 		return;
 	struct osp_nat *nat = &event->nat;
 	struct osp_tuple *original = &nat->original;
@@ -125,6 +134,7 @@ static __always_inline void osp_fill_trace(struct osp_event *event, struct __sk_
 	event->report = report;
 	event->tcp_flags = pkt->tcp_flags;
 	event->is_reply = is_reply;
+	event->flags = conn->quiet;
 	__builtin_memcpy(event->dmac, pkt->macs, 6);
 	__builtin_memcpy(event->smac, pkt->macs + 6, 6);
 }

@@ -47,7 +47,7 @@ static __always_inline int osp_flush_direction(struct osp_ct_way *way,
 	struct osp_conn *conn = &way->conn;
 	if (*(volatile __u64 *)&conn->packets[direction & 1] == 0)
 		return 0;
-	if (conn->quiet && direction == conn->pod_sends) /* its peer's interface reports it */
+	if ((conn->quiet & OSP_QUIET_SENDS) && direction == conn->pod_sends) /* the peer's reports it */
 		return 0;
 	if (!osp_report_due_at(conn->last_report[direction & 1], walk->now))
 		return 0;
@@ -70,6 +70,7 @@ static __always_inline int osp_flush_direction(struct osp_ct_way *way,
 	    direction == conn->pod_sends ? OSP_OBS_FROM_ENDPOINT : OSP_OBS_TO_ENDPOINT;
 	event->report = OSP_REPORT_IDLE;
 	event->is_reply = conn->initiator_first != (direction == 0);
+	event->flags = conn->quiet;
 	osp_submit(event, OSP_EVENT_BASE_SIZE);
 	return 1;
 }
