@@ -151,7 +151,8 @@ public final class InterfaceWatcher: Service, Sendable {
         let attached = datapath.attachedInterfaces
         let uplinks = Set(state.withLock { $0.uplinks })
         var addresses = Set<String>()
-        for link in links where link.kind == "veth" && attached[link.index] == link.name && !uplinks.contains(link.name) {
+        for link in links where link.kind == "veth" && attached[link.index] == link.name && !uplinks.contains(link.name)
+        {
             guard let id = link.peerNamespaceID, let peer = link.peerIndex,
                 let found = try? netlink.addresses(inNamespaceID: id, interfaceIndex: peer)
             else { continue }

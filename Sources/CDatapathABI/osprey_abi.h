@@ -173,7 +173,7 @@ struct osp_conn {
 	__u8 initiator_first; /* 1: the key's first end opened the connection */
 	__u8 fins;	      /* TCP: 1 once the initiator sent FIN, 2 once the responder did */
 	__u8 pod_sends;	      /* the direction that leaves the pod behind the interface */
-	__u8 quiet; /* enum osp_quiet bits (osp_config.local_aggregation) */
+	__u8 quiet;	      /* enum osp_quiet bits (osp_config.local_aggregation) */
 };
 
 /* A connection between two pods of this node (osp_config.local_aggregation), decided once when

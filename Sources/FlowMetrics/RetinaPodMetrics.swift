@@ -178,7 +178,8 @@ struct RetinaPodMetrics {
             case .toEndpoint:
                 let ingress: Side3? = flow.destination.podName.isEmpty ? nil : (false, true, .ingress)
                 // Its sender's interface did not report it leaving: its egress is counted here.
-                let egress: Side3? = flow.departureUnreported && !flow.source.podName.isEmpty ? (true, false, .egress) : nil
+                let egress: Side3? =
+                    flow.departureUnreported && !flow.source.podName.isEmpty ? (true, false, .egress) : nil
                 return (ingress, egress)
             case .unknown:
                 return (

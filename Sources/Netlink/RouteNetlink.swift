@@ -86,14 +86,17 @@ public final class RouteNetlink {
     /// The global addresses of one interface, as text (`10.0.1.5`, `fd00::5`), of this namespace
     /// or of the one it numbers `namespaceID` (a pod's: its end of a veth, whose index is the
     /// node-side veth's `peerIndex`). Link-local and host addresses are left out.
-    public func addresses(inNamespaceID namespaceID: Int32? = nil, interfaceIndex: Int32) throws(NetlinkError)
+    public func addresses(
+        inNamespaceID namespaceID: Int32? = nil, interfaceIndex: Int32
+    ) throws(NetlinkError)
         -> [String]
     {
         if !strict {
             var on: Int32 = 1
             guard
                 setsockopt(
-                    socket.fd, Self.socketLevelNetlink, Self.optionStrictCheck, &on, socklen_t(MemoryLayout<Int32>.size))
+                    socket.fd, Self.socketLevelNetlink, Self.optionStrictCheck, &on, socklen_t(MemoryLayout<Int32>.size)
+                )
                     == 0
             else { throw .system(operation: "setsockopt NETLINK_GET_STRICT_CHK", errno: errno) }
             strict = true

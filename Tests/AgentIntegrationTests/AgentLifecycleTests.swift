@@ -326,6 +326,11 @@ struct AgentBadInputTests {
         #expect(
             try OspreyBinary.agent.run(["--config", context]).stderr
                 == "osprey-agent: --pod-level-context must be `local` or `remote`, not `far`.\n")
+        let aggregation = try OspreyBinary.agent.run(["--monitor-aggregation", "high"])
+        #expect(aggregation.status != 0)
+        #expect(
+            aggregation.stderr
+                == "osprey-agent: --monitor-aggregation must be none, low, medium or maximum, not `high`.\n")
 
         let cases: [(String, String)] = [
             (

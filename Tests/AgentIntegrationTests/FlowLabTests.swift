@@ -394,6 +394,176 @@ extension AgentIntegration {
             }
         }
 
+        @Test(
+            "between two pods of one node, at the default monitor aggregation, each packet is reported once, where it enters a pod: no from-endpoint flow between them, every connection's start and flags still there, pod-level counts exact, DNS records, latency and counts at the querier's; through a Service the client's side is reported both ways"
+        )
+        func onlyWhereItEnters() async throws {
+            var config = try LabConfig(
+                name: LabFixture.uniqueName("a"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
+            // Connections' last packets reported within a second or two (the flush): the counts settle.
+            config.agentArguments = ["--flow-report-interval", "1"]
+            try await LabFixture.withLab(config, kubernetes: false) { plan, _ in
+                LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
+                let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
+                let server = try #require(plan.pods(of: "frontend", in: "shop").first)
+                let coredns = try #require(plan.pods(of: "coredns", in: "kube-system").first)
+                let frontend = try #require(plan.services.first { $0.spec.name == "frontend" })
+                let node = client.node.netns
+                func isPod(_ flow: [String: Any], _ side: String, _ pod: PlannedPod) -> Bool {
+                    Self.string(flow, side, "pod_name") == pod.name
+                }
+                func between(_ flows: [[String: Any]], _ a: PlannedPod, _ b: PlannedPod) -> [[String: Any]] {
+                    flows.filter {
+                        (isPod($0, "source", a) && isPod($0, "destination", b))
+                            || (isPod($0, "source", b) && isPod($0, "destination", a))
+                    }
+                }
+                func since(_ start: Date) -> [[String: Any]] {
+                    ((try? Self.flows(node)) ?? []).filter {
+                        (Self.string($0, "time").flatMap(Self.date) ?? .distantPast) >= start.addingTimeInterval(-0.01)
+                    }
+                }
+                func forwarded(_ from: PlannedPod, _ to: PlannedPod) -> Double {
+                    ((try? LabFixture.scrape(node)) ?? ScrapedMetrics(text: "")).value(
+                        "networkobservability_adv_forward_count",
+                        ["source_podname": from.name, "destination_podname": to.name])
+                }
+                // Until the agent has read the pods' addresses (a pod's is set after its veth).
+                #expect(
+                    eventually(within: 20, poll: 0.5) {
+                        let port = UInt16.random(in: 20_000...29_999)
+                        let listener = try? PodSockets.listenTCP(in: server.netns, port: port)
+                        defer { listener.map { _ = close($0) } }
+                        if let socket = try? PodSockets.connectTCP(
+                            from: client.netns, to: server.ipv4, port: port, timeout: 2)
+                        {
+                            close(socket)
+                        }
+                        Thread.sleep(forTimeInterval: 0.5)
+                        let flows = (try? Self.flows(node)) ?? []
+                        return !flows.contains {
+                            Self.string($0, "l4", "TCP", "destination_port") == String(port)
+                                && Self.string($0, "trace_observation_point") == "FROM_ENDPOINT"
+                        }
+                            && flows.contains { Self.string($0, "l4", "TCP", "destination_port") == String(port) }
+                    }, "the agent reports connections between the node's pods only where they enter")
+
+                // Three connections straight to the server pod.
+                let start = Date()
+                for _ in 0..<3 {
+                    if let socket = try PodSockets.connectTCP(from: client.netns, to: server.ipv4, port: 80, timeout: 2)
+                    {
+                        close(socket)
+                    }
+                }
+                var direct: [[String: Any]] = []
+                eventually(within: 15, poll: 0.5) {
+                    direct = between(since(start), client, server)
+                    return direct.filter { Self.string($0, "Summary") == "TCP Flags: SYN" }.count >= 3
+                        && direct.filter { Self.string($0, "Summary") == "TCP Flags: SYN, ACK" }.count >= 3
+                }
+                let points = Set(direct.compactMap { Self.string($0, "trace_observation_point") })
+                #expect(points == ["TO_ENDPOINT"], "reported only where it enters a pod: \(points)")
+                let syns = direct.filter { Self.string($0, "Summary") == "TCP Flags: SYN" }
+                #expect(syns.count == 3, "each SYN once, entering the server")
+                #expect(
+                    syns.allSatisfy { Self.string($0, "trace_reason") == "NEW" && Self.string($0, "is_reply") == "0" })
+                #expect(direct.filter { Self.string($0, "Summary") == "TCP Flags: SYN, ACK" }.count == 3)
+                #expect(direct.filter { (Self.string($0, "Summary") ?? "").contains("FIN") }.count >= 6, "both FINs")
+                // The pod-level counts: each packet once, 50 datagrams and 20 echo requests one
+                // way, the echo replies and the port's ICMP errors (at most one a datagram) back.
+                let settledCounts = settled(interval: 2.5) { [forwarded(client, server), forwarded(server, client)] }
+                try PodSockets.sendUDP(from: client.netns, to: server.ipv4, port: 9, count: 50, payload: 100)
+                try PodSockets.ping(from: client.netns, to: server.ipv4, count: 20)
+                var counted: [Double] = []
+                eventually(within: 15, poll: 0.5) {
+                    counted = zip([forwarded(client, server), forwarded(server, client)], settledCounts).map { $0 - $1 }
+                    return counted[0] >= 70 && counted[1] >= 20
+                }
+                Thread.sleep(forTimeInterval: 2.5)  // and no more comes
+                counted = zip([forwarded(client, server), forwarded(server, client)], settledCounts).map { $0 - $1 }
+                #expect(counted[0] == 70, "the client's packets once: \(counted)")
+                #expect(counted[1] >= 20 && counted[1] <= 70, "the server's packets once: \(counted)")
+
+                // Through the Service: the client's interface reports both ways (the request
+                // leaving towards the ClusterIP, the answer entering from it), the server's only
+                // what enters its pod.
+                let socket = try #require(
+                    try PodSockets.connectTCP(from: client.netns, to: frontend.clusterIP, port: 80, timeout: 2))
+                var local = sockaddr_in()
+                var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+                _ = withUnsafeMutablePointer(to: &local) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
+                }
+                close(socket)
+                let clientPort = String(UInt16(bigEndian: local.sin_port))
+                var service: [[String: Any]] = []
+                eventually(within: 15, poll: 0.5) {
+                    service = ((try? Self.flows(node)) ?? []).filter {
+                        Self.string($0, "l4", "TCP", "source_port") == clientPort
+                            || Self.string($0, "l4", "TCP", "destination_port") == clientPort
+                    }
+                    return service.contains {
+                        Self.string($0, "Summary") == "TCP Flags: SYN, ACK"
+                            && Self.string($0, "trace_observation_point") == "TO_ENDPOINT"
+                    }
+                }
+                let serviceSYNs = service.filter { Self.string($0, "Summary") == "TCP Flags: SYN" }
+                #expect(
+                    Set(serviceSYNs.compactMap { Self.string($0, "trace_observation_point") })
+                        == ["FROM_ENDPOINT", "TO_ENDPOINT"],
+                    "the SYN leaving the client and entering the backend: \(service.map { "\(Self.string($0, "trace_observation_point") ?? "-") \(Self.string($0, "Summary") ?? "-") \(Self.string($0, "IP", "destination") ?? "-")" })"
+                )
+                #expect(
+                    serviceSYNs.contains {
+                        Self.string($0, "trace_observation_point") == "FROM_ENDPOINT"
+                            && Self.string($0, "destination_service", "name") == "frontend"
+                    }, "the client's SYN names the Service")
+                let synAcks = service.filter { Self.string($0, "Summary") == "TCP Flags: SYN, ACK" }
+                #expect(
+                    synAcks.count == 1 && synAcks.allSatisfy { isPod($0, "destination", client) },
+                    "the SYN-ACK only where it enters the client")
+
+                // DNS straight to the coredns pod: the query's record where it enters coredns,
+                // the answer's where it enters the client, with the latency; counted as the
+                // client's query; never reported unanswered.
+                let name = "osp-aggregation.shop.svc.cluster.local"
+                let metricsBefore = try LabFixture.scrape(node)
+                #expect(try DNSProbe.query(name, server: coredns.ipv4, fromNamespace: client.netns) != nil)
+                var records: [[String: Any]] = []
+                eventually(within: 15, poll: 0.5) {
+                    records = ((try? Self.flows(node)) ?? []).filter {
+                        Self.string($0, "l7", "dns", "query") == name + "."
+                    }
+                    return records.contains { Self.string($0, "l7", "type") == "RESPONSE" }
+                        && records.contains { Self.string($0, "l7", "type") == "REQUEST" }
+                }
+                let requests = records.filter { Self.string($0, "l7", "type") == "REQUEST" }
+                let responses = records.filter { Self.string($0, "l7", "type") == "RESPONSE" }
+                #expect(requests.count == 1 && responses.count == 1, "one record per message: \(records.count)")
+                #expect(requests.allSatisfy { isPod($0, "source", client) && isPod($0, "destination", coredns) })
+                #expect(responses.allSatisfy { Int(Self.string($0, "l7", "latency_ns") ?? "0") ?? 0 > 0 })
+                let metricsAfter = try LabFixture.scrape(node)
+                let queries = ["qtypes": "A", "source": client.qualifiedName]
+                #expect(
+                    metricsAfter.value("hubble_dns_queries_total", queries)
+                        - metricsBefore.value("hubble_dns_queries_total", queries) == 1)
+                Thread.sleep(forTimeInterval: 6)  // past the DNS timeout (5 s)
+                #expect(
+                    !((try? Self.flows(node)) ?? []).contains {
+                        Self.string($0, "l7", "dns", "query") == name + "."
+                            && (Self.string($0, "Summary") ?? "").hasSuffix("(no response)")
+                    }, "an answered query is not reported unanswered at the server's side")
+            }
+        }
+
+        /// The time of a flow's `time` (RFC 3339 with fractional seconds).
+        static func date(_ text: String) -> Date? {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return formatter.date(from: text)
+        }
+
         @Test("the Hubble metrics count exactly the flows the agent reports over the same interval")
         func metricsAgreeWithFlows() async throws {
             let config = try LabConfig(
