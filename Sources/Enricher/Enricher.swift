@@ -47,9 +47,10 @@ public struct Enricher: Sendable {
     }
 
     /// One L7 record per DNS message, as Hubble shows a message once (from Cilium's DNS proxy,
-    /// on the querier's side). The datapath reports a message at every pod veth it crosses: where
+    /// on the querier's side). The datapath reports a message at the pod veths it crosses: where
     /// a pod queries a pod, at the querier's veth (query leaving, answer arriving) and at the
-    /// server's (query arriving, answer leaving) — on one node, or on two through the relay. The
+    /// server's (query arriving, answer leaving) — on one node (unless each veth reports only
+    /// what enters its pod, monitor aggregation), or on two through the relay. The
     /// querier's side keeps the record, as the DNS metrics count it there; at the server's, when
     /// the querier is a pod (whose agent reports it), the flow stays a trace of its packet
     /// (`to-endpoint` / `from-endpoint`, `UDP`) with its connection's direction. A querier that is
