@@ -316,11 +316,13 @@ static __always_inline __u8 osp_quiet_of(struct __sk_buff *skb, const struct osp
 {
 	if (!osp_config.local_aggregation || osp_config.per_packet)
 		return 0;
+	/* The peer first (the destination of what leaves the pod): across nodes, one lookup. */
+	int leaving = observation == OSP_OBS_FROM_ENDPOINT;
 	struct osp_pod_address end = {.family = pkt->tuple.family};
-	__builtin_memcpy(end.addr, pkt->tuple.saddr, 16);
+	__builtin_memcpy(end.addr, leaving ? pkt->tuple.daddr : pkt->tuple.saddr, 16);
 	if (!bpf_map_lookup_elem(&osp_local_pods, &end))
 		return 0;
-	__builtin_memcpy(end.addr, pkt->tuple.daddr, 16);
+	__builtin_memcpy(end.addr, leaving ? pkt->tuple.saddr : pkt->tuple.daddr, 16);
 	if (!bpf_map_lookup_elem(&osp_local_pods, &end))
 		return 0;
 	if (observation == OSP_OBS_TO_ENDPOINT && osp_translated_ct(skb))
