@@ -29,9 +29,8 @@ measure_with_agents() {
   lost+=($(($(scrape 1 hubble_lost_events_total) + $(scrape 2 hubble_lost_events_total) - lost0)))
   # Node 1 sees each connection's SYN once: leaving loadgen across nodes; on one node, at the
   # default monitor aggregation, only entering frontend (each FIN likewise once).
-  local per=1
-  syn_ratio+=("$(echo "($(scrape 1 hubble_tcp_flags_total 'flag="SYN"') - $syn0) / $per / $requests" | bc -l)")
-  fin_ratio+=("$(echo "($(scrape 1 hubble_tcp_flags_total 'flag="FIN"') - $fin0) / $per / $requests" | bc -l)")
+  syn_ratio+=("$(echo "($(scrape 1 hubble_tcp_flags_total 'flag="SYN"') - $syn0) / $requests" | bc -l)")
+  fin_ratio+=("$(echo "($(scrape 1 hubble_tcp_flags_total 'flag="FIN"') - $fin0) / $requests" | bc -l)")
   local ticks=$(((t1[0] - t0[0]) + (t1[1] - t0[1])))
   # Both agents' CPU (% of one core) per 10,000 connections/s.
   cpu+=("$(echo "$ticks * 100 / $hz / $seconds / ($rate / 10000)" | bc -l)")

@@ -330,6 +330,14 @@ static __always_inline __u8 osp_quiet_of(struct __sk_buff *skb, const struct osp
 	return OSP_QUIET_SENDS | OSP_QUIET_PEER;
 }
 
+/* Whether `direction` of a connection goes unreported at this interface: what its pod sends a
+ * pod of this node whose own interface reports it, where it enters (OSP_QUIET_SENDS). The packet
+ * path and the flush ask the same. */
+static __always_inline int osp_reported_elsewhere(const struct osp_conn *conn, __u32 direction)
+{
+	return (conn->quiet & OSP_QUIET_SENDS) && direction == conn->pod_sends;
+}
+
 /* Tracks the packet at an observation point and reports it when the connection starts, when
  * a TCP packet carries SYN, FIN or RST, for every DNS message, and periodically with deltas:
  * each report carries what the packet's direction sent since that direction's last report.
@@ -414,8 +422,8 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 		ended = (pkt->tcp_flags & OSP_TCPF_RST) ||
 			(conn->fins == 3 && !(pkt->tcp_flags & OSP_TCPF_FIN));
 	}
-	if ((conn->quiet & OSP_QUIET_SENDS) && direction == conn->pod_sends)
-		report = 0; /* its peer's interface reports it, where it enters that pod */
+	if (osp_reported_elsewhere(conn, direction))
+		report = 0;
 	if (report)
 		osp_report_trace(skb, pkt, conn, direction, observation, report, is_reply);
 	if (ended && slot->set)

@@ -47,8 +47,7 @@ static __always_inline int osp_flush_direction(struct osp_ct_way *way,
 	struct osp_conn *conn = &way->conn;
 	if (*(volatile __u64 *)&conn->packets[direction & 1] == 0)
 		return 0;
-	if ((conn->quiet & OSP_QUIET_SENDS) &&
-	    direction == conn->pod_sends) /* the peer's reports it */
+	if (osp_reported_elsewhere(conn, direction))
 		return 0;
 	if (!osp_report_due_at(conn->last_report[direction & 1], walk->now))
 		return 0;
