@@ -32,7 +32,7 @@ public final class InterfaceWatcher: Service, Sendable {
         var namespaceIDs: [UInt64: Int32] = [:]
         var interfaceNames = InterfaceNames(node: [:])
         /// The addresses of the pods behind attached veths, as last given to the datapath.
-        var podAddresses: Set<String> = []
+        var podAddresses: Set<[UInt8]> = []
         var podAddressesFailed = false
     }
 
@@ -150,7 +150,7 @@ public final class InterfaceWatcher: Service, Sendable {
         guard datapath.localAggregation else { return }
         let attached = datapath.attachedInterfaces
         let uplinks = Set(state.withLock { $0.uplinks })
-        var addresses = Set<String>()
+        var addresses = Set<[UInt8]>()
         for link in links where link.kind == "veth" && attached[link.index] == link.name && !uplinks.contains(link.name)
         {
             guard let id = link.peerNamespaceID, let peer = link.peerIndex,
@@ -160,7 +160,7 @@ public final class InterfaceWatcher: Service, Sendable {
         }
         guard addresses != state.withLock({ $0.podAddresses }) else { return }
         do {
-            try datapath.setLocalPods(Array(addresses))
+            try datapath.setLocalPods(addresses)
             state.withLock {
                 $0.podAddresses = addresses
                 $0.podAddressesFailed = false

@@ -442,21 +442,16 @@ public final class Datapath: Sendable {
     }
 
     /// Replaces this node's pod addresses (`Options.localAggregation`): those of the pods whose
-    /// veths carry the programs. A connection between two of them when it starts is reported at
-    /// each pod's interface only where it enters the pod. Addresses that are not IP addresses
-    /// are left out.
-    public func setLocalPods(_ addresses: [String]) throws(DatapathError) {
+    /// veths carry the programs, as their bytes (4 for IPv4, 16 for IPv6; any other length is
+    /// left out). A connection between two of them when it starts is reported at each pod's
+    /// interface only where it enters the pod.
+    public func setLocalPods(_ addresses: some Collection<[UInt8]>) throws(DatapathError) {
         func bytes(_ key: osp_pod_address) -> [UInt8] { withUnsafeBytes(of: key) { Array($0) } }
         var wanted: [[UInt8]: osp_pod_address] = [:]
-        for address in addresses {
+        for address in addresses where address.count == 4 || address.count == 16 {
             var key = osp_pod_address()
-            if address.contains(":") {
-                guard inet_pton(AF_INET6, address, &key.addr) == 1 else { continue }
-                key.family = 6
-            } else {
-                guard inet_pton(AF_INET, address, &key.addr) == 1 else { continue }
-                key.family = 4
-            }
+            key.family = address.count == 4 ? 4 : 6
+            withUnsafeMutableBytes(of: &key.addr) { $0.copyBytes(from: address) }
             wanted[bytes(key)] = key
         }
         for key in maps.localPods.keys() where wanted[bytes(key)] == nil { maps.localPods.delete(key) }

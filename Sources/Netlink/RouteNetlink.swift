@@ -83,13 +83,13 @@ public final class RouteNetlink {
         return messages.compactMap { $0.type == Self.newLink ? Self.parseLink($0.payload) : nil }
     }
 
-    /// The global addresses of one interface, as text (`10.0.1.5`, `fd00::5`), of this namespace
+    /// The global addresses of one interface, as their bytes (4 for IPv4, 16 for IPv6), of this namespace
     /// or of the one it numbers `namespaceID` (a pod's: its end of a veth, whose index is the
     /// node-side veth's `peerIndex`). Link-local and host addresses are left out.
     public func addresses(
         inNamespaceID namespaceID: Int32? = nil, interfaceIndex: Int32
     ) throws(NetlinkError)
-        -> [String]
+        -> [[UInt8]]
     {
         if !strict {
             var on: Int32 = 1
@@ -101,7 +101,7 @@ public final class RouteNetlink {
             else { throw .system(operation: "setsockopt NETLINK_GET_STRICT_CHK", errno: errno) }
             strict = true
         }
-        var result: [String] = []
+        var result: [[UInt8]] = []
         for family in [AF_INET, AF_INET6] {
             // struct ifaddrmsg { u8 family; u8 prefixlen; u8 flags; u8 scope; u32 index; }
             var payload: [UInt8] = [UInt8(family), 0, 0, 0]
@@ -118,8 +118,8 @@ public final class RouteNetlink {
                 for (type, value) in NetlinkSocket.attributes(message.payload, from: 8) {
                     if type == Self.attrLocal || (type == Self.attrAddress && address == nil) { address = value }
                 }
-                guard let address, let text = NetlinkSocket.addressText(address, family: family) else { continue }
-                result.append(text)
+                guard let address, address.count == (family == AF_INET6 ? 16 : 4) else { continue }
+                result.append(address)
             }
         }
         return result

@@ -183,7 +183,10 @@ struct ConnectionTableTests {
     func localAggregation() throws {
         let lab = try Lab(entries: 64, reportInterval: 0.2, localAggregation: true)
         let both = UInt8(OSP_QUIET_SENDS.rawValue | OSP_QUIET_PEER.rawValue)
-        try lab.datapath.setLocalPods(["10.0.0.1", "10.0.0.2", "fd00::2", "not an address"])
+        // 10.0.0.1, 10.0.0.2, fd00::2, and bytes that are no address.
+        try lab.datapath.setLocalPods([
+            [10, 0, 0, 1], [10, 0, 0, 2], [0xfd] + [UInt8](repeating: 0, count: 14) + [2], [1, 2, 3],
+        ])
         // The pod behind the interface, 10.0.0.1, to the local pod 10.0.0.2:80.
         try lab.segment(40_000, Self.syn)
         try lab.segment(40_000, Self.syn | Self.ack, reply: true, entering: true)
@@ -216,7 +219,7 @@ struct ConnectionTableTests {
         #expect(lab.quiet.last == both)
         // This pod no longer one of the node's (its peer still is): the peer's interface decides
         // the same way, so a new connection is reported here both ways, unmarked.
-        try lab.datapath.setLocalPods(["10.0.0.2"])
+        try lab.datapath.setLocalPods([[10, 0, 0, 2]])
         try lab.segment(40_001, Self.syn)
         try lab.segment(40_001, Self.syn | Self.ack, reply: true, entering: true)
         #expect(
