@@ -632,6 +632,14 @@ public final class Datapath: Sendable {
     /// Writes a set of the young connection table (tests).
     func setYoungSet(_ index: UInt32, _ set: osp_ct_set) throws(DatapathError) { try maps.ctYoung.update(index, set) }
 
+    /// The pod addresses the programs hold (`setLocalPods`), as family and bytes (tests).
+    func localPods() -> Set<[UInt8]> {
+        Set(
+            maps.localPods.keys().map { key in
+                [key.family] + withUnsafeBytes(of: key.addr) { Array($0.prefix(key.family == 4 ? 4 : 16)) }
+            })
+    }
+
     static func loadDropReasons() throws(DatapathError) -> [UInt32: String] {
         try kernelEnum("skb_drop_reason").mapValues { name in
             name.hasPrefix("SKB_DROP_REASON_") ? String(name.dropFirst("SKB_DROP_REASON_".count)) : name

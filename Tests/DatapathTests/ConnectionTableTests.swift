@@ -187,6 +187,11 @@ struct ConnectionTableTests {
         try lab.datapath.setLocalPods([
             [10, 0, 0, 1], [10, 0, 0, 2], [0xfd] + [UInt8](repeating: 0, count: 14) + [2], [1, 2, 3],
         ])
+        #expect(
+            lab.datapath.localPods() == [
+                [4, 10, 0, 0, 1], [4, 10, 0, 0, 2], [6, 0xfd] + [UInt8](repeating: 0, count: 14) + [2],
+            ],
+            "the two IPv4 addresses and the IPv6 one, by family; the three bytes left out")
         // The pod behind the interface, 10.0.0.1, to the local pod 10.0.0.2:80.
         try lab.segment(40_000, Self.syn)
         try lab.segment(40_000, Self.syn | Self.ack, reply: true, entering: true)
@@ -220,6 +225,7 @@ struct ConnectionTableTests {
         // This pod no longer one of the node's (its peer still is): the peer's interface decides
         // the same way, so a new connection is reported here both ways, unmarked.
         try lab.datapath.setLocalPods([[10, 0, 0, 2]])
+        #expect(lab.datapath.localPods() == [[4, 10, 0, 0, 2]], "the others removed")
         try lab.segment(40_001, Self.syn)
         try lab.segment(40_001, Self.syn | Self.ack, reply: true, entering: true)
         #expect(
