@@ -62,24 +62,38 @@ public final class InterfaceWatcher: Service, Sendable {
             defer { finished.continuation.finish() }
             do {
                 let events = try RouteNetlink(subscribeToChanges: true)
+                let addressEvents = followPodAddresses()
                 let queries = try RouteNetlink()
                 // Resync once after subscribing: nothing that changed since start() is missed.
                 try? resync(queries)
                 var named = ContinuousClock.now
+                // Address events come in bursts (each new pod: IPv4, IPv6, link-local): the first
+                // is read at once, the rest of a burst at most every `addressesInterval`.
+                var addressesPending = false
+                var addressesRead = ContinuousClock.now - Self.addressesInterval
                 while !stop.load(ordering: .relaxed) {
-                    guard events.waitForChange(timeout: 0.2) else {
-                        // A pod's own interfaces change without a link event here (a CNI that
-                        // renames the pod's end after moving it): their names are read again.
-                        if ContinuousClock.now - named > Self.namesInterval {
-                            try? refreshInterfaceNames(queries)
-                            named = ContinuousClock.now
+                    let changed = RouteNetlink.waitForChanges(
+                        [events] + (addressEvents.map { [$0] } ?? []), timeout: 0.2)
+                    if changed[0] {
+                        do { try resync(queries) } catch {
+                            logger.error("interface resync failed", metadata: ["error": "\(error)"])
                         }
-                        continue
+                        named = ContinuousClock.now
+                        (addressesPending, addressesRead) = (false, named)
+                    } else if changed.count > 1 && changed[1] {
+                        addressesPending = true
                     }
-                    do { try resync(queries) } catch {
-                        logger.error("interface resync failed", metadata: ["error": "\(error)"])
+                    if addressesPending && ContinuousClock.now - addressesRead >= Self.addressesInterval {
+                        if let links = try? queries.links() { updatePodAddresses(links, netlink: queries) }
+                        (addressesPending, addressesRead) = (false, ContinuousClock.now)
                     }
-                    named = ContinuousClock.now
+                    if ContinuousClock.now - named > Self.namesInterval {
+                        // A pod's own interfaces change without a link event here (a CNI that
+                        // renames the pod's end after moving it): their names are read again,
+                        // and their addresses when no address events come.
+                        try? refreshInterfaceNames(queries, addresses: addressEvents == nil)
+                        named = ContinuousClock.now
+                    }
                 }
             } catch {
                 logger.error("cannot watch links", metadata: ["error": "\(error)"])
@@ -140,12 +154,28 @@ public final class InterfaceWatcher: Service, Sendable {
         updatePodAddresses(links, netlink: netlink)
     }
 
+    /// Address events of every pod's namespace (`RouteNetlink.addressChanges`), when monitor
+    /// aggregation wants the pods' addresses: a pod's address is set after its veth appears
+    /// (bridge CNIs set it with nothing changing in the node's namespace), and is read as soon
+    /// as it is set. Without CAP_NET_BROADCAST, said once: addresses are then read every
+    /// `namesInterval`.
+    func followPodAddresses() -> RouteNetlink? {
+        guard datapath.localAggregation else { return nil }
+        do { return try RouteNetlink.addressChanges() } catch {
+            logger.warning(
+                "Pod addresses are read every \(Self.namesInterval.components.seconds) s, not as they change: address events of the pods' namespaces need CAP_NET_BROADCAST (\(error)). Until a new pod's address is read, its connections with this node's pods are reported where they leave a pod too."
+            )
+            return nil
+        }
+    }
+
     /// Gives the datapath the addresses of the pods whose veths carry its programs, when they
     /// changed (monitor aggregation: a connection between two of them is reported only where
     /// it enters each). Only attached veths' pods: a pod whose interface reports nothing must
-    /// not be counted on to report what enters it. Read from each pod's end of its veth; a new
-    /// pod's address, set after its veth appeared, is picked up by the next pass (within
-    /// `namesInterval`), and until then its connections are reported at both pods.
+    /// not be counted on to report what enters it. Read from each pod's end of its veth at
+    /// every link or route change, at every address change in a pod's namespace
+    /// (`followPodAddresses`), or without those every `namesInterval`; until a new pod's
+    /// address is read, its connections are reported at both pods.
     func updatePodAddresses(_ links: [Link], netlink: RouteNetlink) {
         guard datapath.localAggregation else { return }
         let attached = datapath.attachedInterfaces
@@ -178,14 +208,18 @@ public final class InterfaceWatcher: Service, Sendable {
     /// How often the interfaces' names are read again when no link changed.
     static let namesInterval: Duration = .seconds(10)
 
+    /// The shortest time between two reads of the pods' addresses for address events: each read
+    /// asks every pod's namespace (two dumps a pod).
+    static let addressesInterval: Duration = .milliseconds(500)
+
     /// Reads the node's and its pods' interface names again, for the namespaces already known,
-    /// and their addresses.
-    func refreshInterfaceNames(_ netlink: RouteNetlink) throws {
+    /// and, with `addresses`, the pods' addresses.
+    func refreshInterfaceNames(_ netlink: RouteNetlink, addresses: Bool) throws {
         let links = try netlink.links()
         let (namespaces, namespaceIDs) = state.withLock { ($0.namespaces, $0.namespaceIDs) }
         let names = Self.interfaceNames(links, namespaces: namespaces, namespaceIDs: namespaceIDs, netlink: netlink)
         state.withLock { $0.interfaceNames = names }
-        updatePodAddresses(links, netlink: netlink)
+        if addresses { updatePodAddresses(links, netlink: netlink) }
     }
 
     /// The node's links and each pod namespace's (one dump per pod, asked by the id the node's

@@ -36,6 +36,9 @@ public final class RouteNetlink {
     static let groupLink: UInt32 = 0x1  // RTMGRP_LINK
     static let groupIPv4Route: UInt32 = 0x40  // RTMGRP_IPV4_ROUTE
     static let groupIPv6Route: UInt32 = 0x400  // RTMGRP_IPV6_ROUTE
+    static let groupIPv4Address: UInt32 = 0x10  // RTMGRP_IPV4_IFADDR
+    static let groupIPv6Address: UInt32 = 0x100  // RTMGRP_IPV6_IFADDR
+    static let optionListenAllNamespaces: Int32 = 8  // NETLINK_LISTEN_ALL_NSID
     static let newLink: UInt16 = 16  // RTM_NEWLINK
     static let getLink: UInt16 = 18  // RTM_GETLINK
     static let newNSID: UInt16 = 88  // RTM_NEWNSID
@@ -65,10 +68,26 @@ public final class RouteNetlink {
 
     /// Opens a socket; with `subscribeToChanges`, it also receives every link change and every
     /// route change (a default route that comes or goes moves the uplink).
-    public init(subscribeToChanges: Bool = false) throws(NetlinkError) {
-        socket = try NetlinkSocket(
-            protocolNumber: Self.netlinkRoute,
-            groups: subscribeToChanges ? Self.groupLink | Self.groupIPv4Route | Self.groupIPv6Route : 0)
+    public convenience init(subscribeToChanges: Bool = false) throws(NetlinkError) {
+        try self.init(groups: subscribeToChanges ? Self.groupLink | Self.groupIPv4Route | Self.groupIPv6Route : 0)
+    }
+
+    private init(groups: UInt32) throws(NetlinkError) {
+        socket = try NetlinkSocket(protocolNumber: Self.netlinkRoute, groups: groups)
+    }
+
+    /// A socket that receives every address change of this namespace and of each namespace it
+    /// numbers (a pod's, once a veth joins the two): `NETLINK_LISTEN_ALL_NSID`, which needs
+    /// CAP_NET_BROADCAST. Wait on it with `waitForChange` or `waitForChanges`.
+    public static func addressChanges() throws(NetlinkError) -> RouteNetlink {
+        let netlink = try RouteNetlink(groups: groupIPv4Address | groupIPv6Address)
+        var on: Int32 = 1
+        guard
+            setsockopt(
+                netlink.socket.fd, socketLevelNetlink, optionListenAllNamespaces, &on,
+                socklen_t(MemoryLayout<Int32>.size)) == 0
+        else { throw .system(operation: "setsockopt NETLINK_LISTEN_ALL_NSID", errno: errno) }
+        return netlink
     }
 
     /// Every link of this namespace, or of the namespace it numbers `namespaceID` (a pod's, as
@@ -140,15 +159,29 @@ public final class RouteNetlink {
         return nil
     }
 
-    /// Blocks up to `timeout` seconds for link or route events; returns true if at least one
-    /// arrived (all pending ones are consumed). Needs `subscribeToChanges`.
+    /// Blocks up to `timeout` seconds for the events this socket subscribed to; returns true if
+    /// at least one arrived (all pending ones are consumed). Needs `subscribeToChanges` or
+    /// `addressChanges()`.
     public func waitForChange(timeout: Double) -> Bool {
-        var pollFD = pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&pollFD, 1, Int32(timeout * 1000)) > 0 else { return false }
+        Self.waitForChanges([self], timeout: timeout)[0]
+    }
+
+    /// Blocks up to `timeout` seconds for events on any of `sockets`; says for each whether
+    /// events arrived on it (all pending ones are consumed).
+    public static func waitForChanges(_ sockets: [RouteNetlink], timeout: Double) -> [Bool] {
+        var pollFDs = sockets.map { pollfd(fd: $0.socket.fd, events: Int16(POLLIN), revents: 0) }
+        guard poll(&pollFDs, nfds_t(pollFDs.count), Int32(timeout * 1000)) > 0 else {
+            return Array(repeating: false, count: sockets.count)
+        }
+        return zip(sockets, pollFDs).map { netlink, pollFD in pollFD.revents != 0 && netlink.drain() }
+    }
+
+    /// Consumes every pending event; true if there was one, or if some were lost (ENOBUFS: the
+    /// caller must read the state again).
+    private func drain() -> Bool {
         var buffer = [UInt8](repeating: 0, count: 65536)
         var changed = false
         while recv(socket.fd, &buffer, buffer.count, Int32(MSG_DONTWAIT)) > 0 { changed = true }
-        // ENOBUFS means events were lost: report a change so the caller resynchronizes.
         return changed || errno == ENOBUFS
     }
 

@@ -23,6 +23,38 @@ extension AgentIntegration {
             return value.map { "\($0)" }
         }
 
+        /// Makes a connection from `client` to `server` at `ip` (one of the server's addresses)
+        /// on a port of its own: true when the agent of the node namespace `node` reported it,
+        /// and only where it enters a pod (monitor aggregation, both ends the node's pods).
+        static func reportedOnlyEntering(
+            from client: PlannedPod, to server: PlannedPod, at ip: String, node: String
+        )
+            -> Bool
+        {
+            let port = UInt16.random(in: 20_000...29_999)
+            let listener = try? PodSockets.listenTCP(in: server.netns, port: port)
+            defer { listener.map { _ = close($0) } }
+            if let socket = try? PodSockets.connectTCP(from: client.netns, to: ip, port: port, timeout: 2) {
+                close(socket)
+            }
+            Thread.sleep(forTimeInterval: 0.5)
+            let flows = (try? Self.flows(node)) ?? []
+            return !flows.contains {
+                string($0, "l4", "TCP", "destination_port") == String(port)
+                    && string($0, "trace_observation_point") == "FROM_ENDPOINT"
+            } && flows.contains { string($0, "l4", "TCP", "destination_port") == String(port) }
+        }
+
+        /// Gives `pod` a second IPv4 address, one the lab gave no pod (its own with the last
+        /// octet 200: lab pods count up from 2), as `ip addr add` in the pod would; returns it.
+        static func addSpareAddress(to pod: PlannedPod) throws -> String {
+            let spare = pod.ipv4.split(separator: ".").dropLast().joined(separator: ".") + ".200"
+            let added = try LabFixture.exec(
+                pod.netns, ["ip", "addr", "add", spare + "/24", "dev", LabNames.podInterface])
+            #expect(added.status == 0, "\(spare) added to \(pod.name)")
+            return spare
+        }
+
         /// Whether every connection among these SYN flows (by client port) has one with trace
         /// reason NEW: the SYN that opened it.
         static func openedByNew(_ syns: [[String: Any]]) -> Bool {
@@ -430,25 +462,13 @@ extension AgentIntegration {
                         "networkobservability_adv_forward_count",
                         ["source_podname": from.name, "destination_podname": to.name])
                 }
+                func reportedOnlyEntering(_ ip: String) -> Bool {
+                    Self.reportedOnlyEntering(from: client, to: server, at: ip, node: node)
+                }
                 // Until the agent has read the pods' addresses (a pod's is set after its veth).
                 #expect(
-                    eventually(within: 20, poll: 0.5) {
-                        let port = UInt16.random(in: 20_000...29_999)
-                        let listener = try? PodSockets.listenTCP(in: server.netns, port: port)
-                        defer { listener.map { _ = close($0) } }
-                        if let socket = try? PodSockets.connectTCP(
-                            from: client.netns, to: server.ipv4, port: port, timeout: 2)
-                        {
-                            close(socket)
-                        }
-                        Thread.sleep(forTimeInterval: 0.5)
-                        let flows = (try? Self.flows(node)) ?? []
-                        return !flows.contains {
-                            Self.string($0, "l4", "TCP", "destination_port") == String(port)
-                                && Self.string($0, "trace_observation_point") == "FROM_ENDPOINT"
-                        }
-                            && flows.contains { Self.string($0, "l4", "TCP", "destination_port") == String(port) }
-                    }, "the agent reports connections between the node's pods only where they enter")
+                    eventually(within: 20, poll: 0.5) { reportedOnlyEntering(server.ipv4) },
+                    "the agent reports connections between the node's pods only where they enter")
 
                 // Three connections straight to the server pod.
                 let start = Date()
@@ -556,6 +576,51 @@ extension AgentIntegration {
                         Self.string($0, "l7", "dns", "query") == name + "."
                             && (Self.string($0, "Summary") ?? "").hasSuffix("(no response)")
                     }, "an answered query is not reported unanswered at the server's side")
+
+                // An address the server pod gets while the agent runs, with nothing changing in
+                // the node's namespace (as a bridge CNI sets a new pod's address after its
+                // veth): the agent reads it from the pods' address events (it no longer reads
+                // addresses on a timer when it has them), and a connection to it is reported
+                // only where it enters.
+                let extra = try Self.addSpareAddress(to: server)
+                #expect(
+                    eventually(within: 8, poll: 0.5) { reportedOnlyEntering(extra) },
+                    "a pod's address added while the agent runs is read from its address events")
+            }
+        }
+
+        @Test(
+            "without CAP_NET_BROADCAST the agent says once that it reads the pods' addresses every 10 s, and does: a pod's new address is read by that pass"
+        )
+        func podAddressesWithoutBroadcast() async throws {
+            let config = try LabConfig(
+                name: LabFixture.uniqueName("b"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
+            try await LabFixture.withLab(config, kubernetes: false) { plan, _ in
+                LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
+                let node = plan.nodes[0]
+                let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
+                let server = try #require(plan.pods(of: "frontend", in: "shop").first)
+                let agent = try #require(LabFixture.agentPID(config, node: node.name))
+                kill(agent, SIGTERM)
+                #expect(AgentLifecycleTests.waitUntil(10) { !LabController.isRunning(agent) } != nil)
+                let launch = Workloads(plan: plan).agentLaunch(for: node, agentPath: try #require(config.agentPath))
+                // Root without CAP_NET_BROADCAST: neither inherited nor in the bounding set.
+                _ = try Host().launchDetached(
+                    ["setpriv", "--inh-caps=-net_broadcast", "--bounding-set=-net_broadcast"] + launch.command,
+                    logPath: launch.logPath, pidPath: launch.pidPath)
+                let sentence = "Pod addresses are read every 10 s, not as they change"
+                func log() -> String { (try? String(contentsOfFile: launch.logPath, encoding: .utf8)) ?? "" }
+                #expect(eventually(within: 20) { log().contains(sentence) }, "\(log())")
+                #expect(
+                    eventually(within: 20, poll: 0.5) {
+                        Self.reportedOnlyEntering(from: client, to: server, at: server.ipv4, node: node.netns)
+                    }, "the addresses it found at start")
+                let extra = try Self.addSpareAddress(to: server)
+                #expect(
+                    eventually(within: 25, poll: 0.5) {
+                        Self.reportedOnlyEntering(from: client, to: server, at: extra, node: node.netns)
+                    }, "an address added later is read by the periodic pass")
+                #expect(log().components(separatedBy: sentence).count == 2, "said once")
             }
         }
 
