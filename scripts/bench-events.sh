@@ -20,7 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT
 "$bin/osprey" lab down --name "$lab" > /dev/null
-"$bin/osprey" lab up --name "$lab" --nodes 1 --no-agent > /dev/null
+"$bin/osprey" lab up --name "$lab" --nodes 1 --no-agent --api-port 0 > /dev/null
 for ns in $(ls /run/netns | grep -E "^$lab-shop-(loadgen|untrusted|checkout|reporter)"); do
   for pid in $(ip netns pids "$ns"); do kill -9 "$pid" 2> /dev/null || true; done
 done

@@ -20,7 +20,7 @@ cleanup() {
 trap cleanup EXIT
 "$bin/osprey" lab down --name "$lab" > /dev/null
 rm -rf "$logs" && mkdir -p "$logs"
-"$bin/osprey" lab up --name "$lab" --nodes 1 --no-agent > /dev/null
+"$bin/osprey" lab up --name "$lab" --nodes 1 --no-agent --api-port 0 > /dev/null
 sender=$(ls /run/netns | grep "^$lab-shop-loadgen" | head -1)
 receiver=$(ls /run/netns | grep "^$lab-billing-ledger" | head -1)
 target=$(ip -n "$receiver" -4 -br addr show dev eth0 | awk '{print $3}' | cut -d/ -f1)

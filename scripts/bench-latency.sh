@@ -16,7 +16,7 @@ cleanup() {
 }
 trap cleanup EXIT
 "$bin/osprey" lab down --name "$lab" > /dev/null
-"$bin/osprey" lab up --name "$lab" --nodes 2 --relay-port 0 --ui-port 0 > /dev/null
+"$bin/osprey" lab up --name "$lab" --nodes 2 --relay-port 0 --ui-port 0 --api-port 0 > /dev/null
 sleep 3
 relay="unix://$state/relay.sock"
 agent="unix://$state/nodes/$lab-node-1/hubble.sock"

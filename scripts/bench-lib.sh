@@ -32,10 +32,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A 2-node lab with only the benchmark's traffic: the shop's own clients are stopped.
+# A 2-node lab with only the benchmark's traffic: the shop's own clients are stopped. Nothing
+# on the host's loopback (`--api-port 0`; no relay, UI or Prometheus without agents), so that it
+# starts beside the demo lab (whose traffic then shares the two cores: figures taken so are noisier).
 quiet_lab() {
   "$bin/osprey" lab down --name "$lab" > /dev/null
-  "$bin/osprey" lab up --name "$lab" --nodes 2 --no-agent > /dev/null
+  "$bin/osprey" lab up --name "$lab" --nodes 2 --no-agent --api-port 0 > /dev/null
   for ns in $(ls /run/netns | grep -E "^$lab-shop-(loadgen|untrusted|checkout|reporter)"); do
     for pid in $(ip netns pids "$ns"); do kill -9 "$pid" 2> /dev/null || true; done
   done
