@@ -584,7 +584,7 @@ extension AgentIntegration {
                 // only where it enters.
                 let extra = try Self.addSpareAddress(to: server)
                 #expect(
-                    eventually(within: 8, poll: 0.5) { reportedOnlyEntering(extra) },
+                    eventually(within: 15, poll: 0.5) { reportedOnlyEntering(extra) },
                     "a pod's address added while the agent runs is read from its address events")
             }
         }
@@ -617,7 +617,7 @@ extension AgentIntegration {
                     }, "the addresses it found at start")
                 let extra = try Self.addSpareAddress(to: server)
                 #expect(
-                    eventually(within: 25, poll: 0.5) {
+                    eventually(within: 30, poll: 0.5) {
                         Self.reportedOnlyEntering(from: client, to: server, at: extra, node: node.netns)
                     }, "an address added later is read by the periodic pass")
                 #expect(log().components(separatedBy: sentence).count == 2, "said once")
