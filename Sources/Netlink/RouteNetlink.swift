@@ -27,8 +27,8 @@ public struct Link: Sendable, Equatable, Hashable {
     }
 }
 
-/// A route netlink socket of the calling thread's network namespace: link dumps, link events
-/// and namespace ids. Not thread-safe; use one per thread.
+/// A route netlink socket of the calling thread's network namespace: link and address dumps,
+/// link, route and address events, and namespace ids. Not thread-safe; use one per thread.
 public final class RouteNetlink {
     // Values from linux/rtnetlink.h, linux/if_link.h and linux/net_namespace.h
     // (stable kernel ABI); the kernel's names are in the comments.
