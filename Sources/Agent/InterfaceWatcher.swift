@@ -63,6 +63,7 @@ public final class InterfaceWatcher: Service, Sendable {
             do {
                 let events = try RouteNetlink(subscribeToChanges: true)
                 let addressEvents = followPodAddresses()
+                let watched = [events] + (addressEvents.map { [$0] } ?? [])
                 let queries = try RouteNetlink()
                 // Resync once after subscribing: nothing that changed since start() is missed.
                 try? resync(queries)
@@ -72,15 +73,14 @@ public final class InterfaceWatcher: Service, Sendable {
                 var addressesPending = false
                 var addressesRead = ContinuousClock.now - Self.addressesInterval
                 while !stop.load(ordering: .relaxed) {
-                    let changed = RouteNetlink.waitForChanges(
-                        [events] + (addressEvents.map { [$0] } ?? []), timeout: 0.2)
+                    let changed = RouteNetlink.waitForChanges(watched, timeout: 0.2)
                     if changed[0] {
                         do { try resync(queries) } catch {
                             logger.error("interface resync failed", metadata: ["error": "\(error)"])
                         }
                         named = ContinuousClock.now
                         (addressesPending, addressesRead) = (false, named)
-                    } else if changed.count > 1 && changed[1] {
+                    } else if changed.dropFirst().contains(true) {
                         addressesPending = true
                     }
                     if addressesPending && ContinuousClock.now - addressesRead >= Self.addressesInterval {
