@@ -188,7 +188,11 @@ struct EventReaderService: Service {
         datapath.events.start(idleInterval: ObserverService.markInterval) { [interfaces, pipeline] events, drainedAt in
             pipeline.process(events, interfaceNames: interfaces.interfaceNames, drainedAt: drainedAt)
         }
-        defer { datapath.events.stop() }
+        defer {
+            datapath.events.stop()
+            // Flows held for a translation the last poll did not bring go on as they are.
+            pipeline.releaseHeld()
+        }
         try? await gracefulShutdown()
     }
 }

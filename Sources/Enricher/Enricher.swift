@@ -10,7 +10,9 @@ import Synchronization
 /// node translates them later); with a `ServiceTranslation` the enricher names the backend the
 /// node chose instead — its address, port and pod — keeps the Service in `destination_service`
 /// (`source_service` on replies) and the ClusterIP in `serviceAddress`, as Hubble shows a
-/// Service's traffic on a Cilium cluster.
+/// Service's traffic on a Cilium cluster. A flow to a Service address the node had not
+/// translated yet keeps the ClusterIP and is marked `awaitsTranslation`; enriching it again once
+/// the reply's translation is known names the backend.
 public struct Enricher: Sendable {
     let metadata: any MetadataSource
     let translation: (any ServiceTranslation)?
@@ -82,11 +84,14 @@ public struct Enricher: Sendable {
         let destinationService = destinationAddress.service
         if let translation, destinationAddress.isServiceAddress || sourceAddress.isServiceAddress {
             let ports = flow.l4.ports
-            if destinationAddress.isServiceAddress,
-                let backend = translation.backend(
+            let toService = destinationAddress.isServiceAddress
+            let backend =
+                toService
+                ? translation.backend(
                     client: flow.sourceIP, clientPort: ports.source, service: flow.destinationIP,
-                    servicePort: ports.destination, protocolNumber: flow.l4.protocolNumber)
-            {
+                    servicePort: ports.destination, protocolNumber: flow.l4.protocolNumber) : nil
+            flow.awaitsTranslation = toService && backend == nil
+            if let backend {
                 flow.serviceAddress = Self.hostPort(flow.destinationIP, ports.destination)
                 flow.destinationIP = backend.ip
                 flow.l4 = flow.l4.withPorts(source: ports.source, destination: backend.port)

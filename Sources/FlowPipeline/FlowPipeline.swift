@@ -24,6 +24,13 @@ public final class FlowPipeline: Sendable {
     private let clockStepped: (@Sendable (Double) -> Void)?
     /// The last running total of lost events seen per source (see `noteLost`).
     private let lostTotals = Lock<[LostEventSource: UInt64]>([:])
+    /// Flows held back for one batch: from the first flow to a Service address the node had not
+    /// translated (`Flow.awaitsTranslation`) on, so that the observer still gets them in order.
+    /// The reader can drain a connection's first packet before the node has confirmed its
+    /// conntrack entry, or before the reply that carries the translation (the SYN-ACK, or the RST
+    /// of a refused connection, whose entry conntrack drops at once) reaches the ring; the next
+    /// poll, at most one poll interval later, mostly holds that reply.
+    private let held = Lock<[Flow]>([])
 
     /// Time spent in each stage, summed over batches (the bench reports it per event).
     public struct StageTimes: Sendable {
@@ -60,8 +67,10 @@ public final class FlowPipeline: Sendable {
     /// One batch of raw events; `interfaceNames` names their interfaces. With
     /// `drainedAt` (CLOCK_MONOTONIC nanoseconds taken before the ring was read: every event
     /// stamped earlier is in this batch or an earlier one), queries whose answer is overdue
-    /// become flows, then the observer's progress moves to that time (less `progressMargin`).
-    /// Only the event reader's thread passes it: flows reach the observer in one sequence.
+    /// become flows, then the observer's progress moves to that time (less `progressMargin`, and
+    /// never past a held flow). Only the event reader's thread passes it: flows reach the
+    /// observer in one sequence. A flow that awaits a Service translation waits, with those after
+    /// it, for the next batch (an empty one too: the reader hands one on at every poll).
     /// Such a poll first follows a step of the wall clock: its flows and mark take the new time,
     /// and a mark after a step back may be earlier than the one before.
     public func process(
@@ -77,6 +86,10 @@ public final class FlowPipeline: Sendable {
             ($0.unansweredQueries(nowNs: mark), $0.wallTime(monotonicNs: mark))
         }
         deliver(&lapsed, times: &times, from: Date())
+        // Not past a held flow: every flow stamped before the mark has reached the observer.
+        if let earliest = held.withLock({ $0.lazy.map(\.time).min() }) {
+            progress = min(progress, earliest.addingTimeInterval(-1e-6))
+        }
         observer.advance(to: progress, afterClockStep: step.map { $0 < 0 } ?? false)
         if let step { clockStepped?(step) }
     }
@@ -85,7 +98,10 @@ public final class FlowPipeline: Sendable {
     public func process(
         _ events: UnsafeBufferPointer<osp_event>, interfaceNames: InterfaceNames, times: inout StageTimes
     ) {
-        guard !events.isEmpty else { return }
+        guard !events.isEmpty else {
+            releaseHeld(times: &times)
+            return
+        }
         let start = Date()
         var flows: [Flow] = []
         flows.reserveCapacity(events.count)
@@ -113,7 +129,40 @@ public final class FlowPipeline: Sendable {
         }
         let decoded = Date()
         times.decode += decoded.timeIntervalSince(start)
-        deliver(&flows, times: &times, from: decoded, retransmissions: retransmissions)
+        // The flows held at the last batch go first, enriched again now that this batch's
+        // translations are known.
+        deliver(&flows, times: &times, from: decoded, retransmissions: retransmissions, after: takeHeld())
+    }
+
+    /// Hands the held flows on (enriched once more) without waiting for another batch: the
+    /// agent calls it after the event reader's last poll.
+    public func releaseHeld() {
+        var times = StageTimes()
+        releaseHeld(times: &times)
+    }
+
+    private func releaseHeld(times: inout StageTimes) {
+        let earlier = takeHeld()
+        guard !earlier.isEmpty else { return }
+        var none: [Flow] = []
+        deliver(&none, times: &times, from: Date(), after: earlier)
+    }
+
+    /// Takes the held flows, enriching those still awaiting a translation once more (the others
+    /// are final). None is held a second time.
+    private func takeHeld() -> [Flow] {
+        var flows = held.withLock { held in
+            defer { held = [] }
+            return held
+        }
+        guard let enricher, !flows.isEmpty else { return flows }
+        var dropped: [Int] = []
+        for index in flows.indices where flows[index].awaitsTranslation {
+            if !enricher.enrich(&flows[index]) { dropped.append(index) }
+            flows[index].awaitsTranslation = false
+        }
+        for index in dropped.reversed() { flows.remove(at: index) }
+        return flows
     }
 
     /// Housekeeping, about once a second and never on the event reader's thread: names past
@@ -135,15 +184,31 @@ public final class FlowPipeline: Sendable {
         if delta > 0 { observer.recordLost(source, count: delta) }
     }
 
-    /// Enriches the flows, then hands them to the observer and the metrics. Retransmissions
-    /// (`retransmissions` of them) are no Hubble flows: only the pod-level metrics take them.
-    private func deliver(_ flows: inout [Flow], times: inout StageTimes, from start: Date, retransmissions: Int = 0) {
-        guard !flows.isEmpty else { return }
+    /// Enriches the flows, then hands them, after the already enriched `earlier` ones, to the
+    /// observer and the metrics — or holds them: all of them while flows are held, else from the
+    /// first that awaits a Service translation on. Retransmissions (`retransmissions` of them)
+    /// are no Hubble flows: only the pod-level metrics take them.
+    private func deliver(
+        _ flows: inout [Flow], times: inout StageTimes, from start: Date, retransmissions: Int = 0,
+        after earlier: [Flow] = []
+    ) {
+        guard !flows.isEmpty || !earlier.isEmpty else { return }
         enricher?.enrich(&flows)
         if retransmissions > 0 {
             metrics.processRetransmissions(flows.filter(\.isRetransmission))
             flows.removeAll(where: \.isRetransmission)
         }
+        if !earlier.isEmpty { flows = earlier + flows }
+        held.withLock { held in
+            if !held.isEmpty {
+                held += flows
+                flows = []
+            } else if let first = flows[earlier.count...].firstIndex(where: \.awaitsTranslation) {
+                held = Array(flows[first...])
+                flows.removeSubrange(first...)
+            }
+        }
+        guard !flows.isEmpty else { return }
         let enriched = Date()
         observer.append(flows)
         let observed = Date()

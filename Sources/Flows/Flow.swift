@@ -34,6 +34,7 @@ public struct Flow: Sendable {
         var isRetransmission = false
         var opensConnection = false
         var departureUnreported = false
+        var awaitsTranslation = false
         var sourceService: ServiceRef? = nil
         var destinationService: ServiceRef? = nil
         var serviceAddress: String? = nil
@@ -276,6 +277,16 @@ public struct Flow: Sendable {
         _modify {
             unique()
             yield &storage.fields.departureUnreported
+        }
+    }
+    /// The flow's destination is a Service address the node had not translated when the flow
+    /// was enriched: the reply that carries the translation may follow in the next poll (see
+    /// `FlowPipeline`). Not on the wire.
+    public var awaitsTranslation: Bool {
+        get { storage.fields.awaitsTranslation }
+        _modify {
+            unique()
+            yield &storage.fields.awaitsTranslation
         }
     }
     /// Whether the flow reports its packet leaving its source pod: a `from-endpoint` flow, or a

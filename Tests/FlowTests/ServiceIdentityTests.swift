@@ -1,5 +1,6 @@
 import CDatapathABI
 import ClusterInventory
+import FlowDecoder
 import FlowMetrics
 import FlowPipeline
 import FlowTestKit
@@ -152,23 +153,35 @@ struct ServiceIdentityTests {
         }
     }
 
+    /// loadgen-1 (10.244.1.4:41000) refused at the frontend ClusterIP (10.96.0.11:80) by
+    /// frontend-b (10.244.2.5:8080): its SYN at `at`, the RST `after` nanoseconds later. The RST
+    /// enters the client from the ClusterIP (the NAT undone), carrying the entry.
+    static func refused(at: UInt64, after: UInt64) -> (syn: osp_event, rst: osp_event) {
+        let client: [UInt8] = [10, 244, 1, 4]
+        let vip: [UInt8] = [10, 96, 0, 11]
+        let syn = RawEvent.packet(client, 41000, vip, 80, protocol: 6, flags: RawEvent.syn, at: at)
+        let rst = RawEvent.withNAT(
+            RawEvent.packet(
+                vip, 80, client, 41000, protocol: 6, flags: RawEvent.rst | RawEvent.ack, reply: 1,
+                observation: OSP_OBS_TO_ENDPOINT, at: at + after),
+            client: client, clientPort: 41000, service: vip, servicePort: 80, backend: [10, 244, 2, 5],
+            backendPort: 8080)
+        return (syn, rst)
+    }
+
+    /// A pipeline on osp-node-1 with `translation`, into `observer`.
+    static func pipeline(_ translation: any ServiceTranslation, into observer: Observer) -> FlowPipeline {
+        FlowPipeline(
+            nodeName: "osp-node-1", clusterName: "osp", metadata: metadata(), translation: translation,
+            observer: observer, metrics: HubbleMetrics())
+    }
+
     @Test("a refused connection: the pipeline learns the NAT its RST carried before enriching the batch")
     func refusedConnection() throws {
         let translation = LearningTranslation()
         let observer = try Observer(capacity: 15)
-        let pipeline = FlowPipeline(
-            nodeName: "osp-node-1", clusterName: "osp", metadata: Self.metadata(), translation: translation,
-            observer: observer, metrics: HubbleMetrics())
-        let client: [UInt8] = [10, 244, 1, 4]
-        let vip: [UInt8] = [10, 96, 0, 11]
-        let syn = RawEvent.packet(client, 41000, vip, 80, protocol: 6, flags: RawEvent.syn, at: 1_000)
-        // The RST enters the client from the ClusterIP (the NAT undone), carrying the entry.
-        let rst = RawEvent.withNAT(
-            RawEvent.packet(
-                vip, 80, client, 41000, protocol: 6, flags: RawEvent.rst | RawEvent.ack, reply: 1,
-                observation: OSP_OBS_TO_ENDPOINT, at: 2_000),
-            client: client, clientPort: 41000, service: vip, servicePort: 80, backend: [10, 244, 2, 5],
-            backendPort: 8080)
+        let pipeline = Self.pipeline(translation, into: observer)
+        let (syn, rst) = Self.refused(at: 1_000, after: 1_000)
         [syn, rst].withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [7: "osp-veth"]) }
         let flows = observer.history()
         #expect(flows.count == 2)
@@ -176,6 +189,60 @@ struct ServiceIdentityTests {
         #expect(flows.last?.source.podName == "frontend-b" && flows.last?.l4.ports.source == 8080)
         #expect(flows.allSatisfy { $0.serviceAddress == "10.96.0.11:80" })
         #expect(translation.learned.withLock { $0.count } == 1)
+    }
+
+    @Test("a refused connection drained in two polls: the SYN waits for the RST's NAT, and progress waits for the SYN")
+    func refusedAcrossPolls() throws {
+        let observer = try Observer(capacity: 15)
+        let pipeline = Self.pipeline(LearningTranslation(), into: observer)
+        let at: UInt64 = 10_000_000_000
+        let (syn, rst) = Self.refused(at: at, after: 50_000)
+        // Another pod's packet right after the SYN, drained in the same poll.
+        let other = RawEvent.packet(
+            [10, 244, 1, 5], 8080, [10, 244, 1, 4], 40999, protocol: 6, flags: RawEvent.ack, at: at + 1)
+        [syn, other].withUnsafeBufferPointer {
+            pipeline.process($0, interfaceNames: [7: "osp-veth"], drainedAt: at + 10_000_000)
+        }
+        #expect(observer.history().isEmpty, "the SYN and the flow after it wait for the next poll")
+        let synTime = FlowDecoder(nodeName: "osp-node-1", kernelDropReasons: [:]).wallTime(monotonicNs: at)
+        #expect(observer.progress < synTime, "no mark passes a held flow")
+
+        [rst].withUnsafeBufferPointer {
+            pipeline.process($0, interfaceNames: [7: "osp-veth"], drainedAt: at + 20_000_000)
+        }
+        let flows = observer.history()
+        #expect(flows.count == 3)
+        #expect(flows.map(\.time) == flows.map(\.time).sorted(), "in the order they were stamped")
+        #expect(flows.first?.destination.podName == "frontend-b" && flows.first?.destinationIP == "10.244.2.5")
+        #expect(flows.first?.serviceAddress == "10.96.0.11:80")
+        #expect(flows.first?.destinationService?.name == "frontend")
+        #expect(flows.last?.source.podName == "frontend-b")
+        #expect(observer.progress > synTime)
+    }
+
+    @Test("a connection the node never translated: its flows wait one poll, then go on naming the Service's backends")
+    func neverTranslated() throws {
+        let observer = try Observer(capacity: 15)
+        let pipeline = Self.pipeline(FakeTranslation([:]), into: observer)
+        let client: [UInt8] = [10, 244, 1, 4]
+        let at: UInt64 = 10_000_000_000
+        let syn = RawEvent.packet(client, 41000, [10, 96, 0, 11], 80, protocol: 6, flags: RawEvent.syn, at: at)
+        [syn].withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: at + 10_000_000) }
+        #expect(observer.history().isEmpty)
+        let empty: [osp_event] = []
+        empty.withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: at + 20_000_000) }
+        let flows = observer.history()
+        #expect(flows.count == 1)
+        #expect(flows.first?.destinationIP == "10.96.0.11" && flows.first?.destinationService?.name == "frontend")
+        #expect(flows.first?.awaitsTranslation == false)
+
+        // Held at the reader's last poll: the agent hands it on as it stops.
+        let again = RawEvent.packet(client, 41001, [10, 96, 0, 11], 80, protocol: 6, flags: RawEvent.syn, at: at + 1)
+        [again].withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: at + 30_000_000) }
+        #expect(observer.history().count == 1)
+        pipeline.releaseHeld()
+        #expect(observer.history().count == 2)
+        #expect(observer.history().last?.l4.ports.source == 41001)
     }
 
     @Test("DNS over UDP to kube-dns names the coredns pod, both ways")
