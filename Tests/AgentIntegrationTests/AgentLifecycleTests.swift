@@ -60,10 +60,9 @@ extension AgentIntegration {
                 func current() throws -> [String: [String]] {
                     try Self.programs(node: node.netns, interfaces: interfaces)
                 }
-                let launch = Workloads(plan: plan).agentLaunch(for: node, agentPath: config.agentPath!)
+                let launch = LabFixture.agentLaunch(plan, node: node)
                 func start(_ extra: [String]) throws -> Int32 {
-                    let pid = try Host().launchDetached(
-                        launch.command + extra, logPath: launch.logPath, pidPath: launch.pidPath)
+                    let pid = try LabFixture.startAgent(plan, node: node, extra: extra)
                     #expect(
                         Self.waitUntil(20) { (try? LabFixture.scrape(node.netns)) != nil } != nil,
                         "restarted agent serves")
@@ -174,17 +173,13 @@ extension AgentIntegration {
                 name: LabFixture.uniqueName("o"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
             try await LabFixture.withLab(config) { plan, _ in
                 let node = plan.nodes[0]
-                let agent = try #require(LabFixture.agentPID(config, node: node.name))
-                kill(agent, SIGTERM)
-                #expect(Self.waitUntil(10) { !LabController.isRunning(agent) } != nil)
-                let launch = Workloads(plan: plan).agentLaunch(for: node, agentPath: config.agentPath!)
+                try #require(LabFixture.stopAgent(config, node: node.name))
+                let launch = LabFixture.agentLaunch(plan, node: node)
                 // Standard output to the launch's log file, standard error to a file of its own.
                 let stderrPath = launch.logPath + ".stderr"
-                let command =
-                    ["sh", "-c", "exec \"$0\" \"$@\" 2> \"\(stderrPath)\""] + launch.command + [
-                        "--export-file-path", "stdout",
-                    ]
-                _ = try Host().launchDetached(command, logPath: launch.logPath, pidPath: launch.pidPath)
+                try LabFixture.startAgent(
+                    plan, node: node, prefix: ["sh", "-c", "exec \"$0\" \"$@\" 2> \"\(stderrPath)\""],
+                    extra: ["--export-file-path", "stdout"])
                 var lines: [Substring] = []
                 #expect(
                     eventually(within: 30) {

@@ -122,10 +122,9 @@ extension AgentIntegration {
                 let directory = "\(config.stateDirectory)/nodes/\(node.name)"
                 let pods = plan.pods(on: node)
                 let (sender, receiver) = (pods[0], pods[1])
-                let launch = Workloads(plan: plan).agentLaunch(for: node, agentPath: try #require(config.agentPath))
+                let launch = LabFixture.agentLaunch(plan, node: node)
                 var rotations = 0.0
                 for _ in 0..<5 {
-                    let agent = try #require(LabFixture.agentPID(config, node: node.name))
                     let flood = Thread {
                         try? PodSockets.sendUDP(
                             from: sender.netns, to: receiver.ipv4, port: 9, count: 20000, payload: 32)
@@ -140,9 +139,8 @@ extension AgentIntegration {
                         return rotated > 0
                     }
                     rotations += rotated
-                    kill(agent, SIGKILL)
-                    #expect(AgentLifecycleTests.waitUntil(5) { !LabController.isRunning(agent) } != nil)
-                    _ = try Host().launchDetached(launch.command, logPath: launch.logPath, pidPath: launch.pidPath)
+                    try #require(LabFixture.stopAgent(config, node: node.name, signal: SIGKILL, timeout: 5))
+                    try LabFixture.startAgent(plan, node: node)
                     let answered =
                         AgentLifecycleTests.waitUntil(20) { (try? LabFixture.scrape(node.netns)) != nil } != nil
                     let log = (try? String(contentsOfFile: launch.logPath, encoding: .utf8)) ?? ""

@@ -600,14 +600,11 @@ extension AgentIntegration {
                 let node = plan.nodes[0]
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let server = try #require(plan.pods(of: "frontend", in: "shop").first)
-                let agent = try #require(LabFixture.agentPID(config, node: node.name))
-                kill(agent, SIGTERM)
-                #expect(AgentLifecycleTests.waitUntil(10) { !LabController.isRunning(agent) } != nil)
-                let launch = Workloads(plan: plan).agentLaunch(for: node, agentPath: try #require(config.agentPath))
+                try #require(LabFixture.stopAgent(config, node: node.name))
+                let launch = LabFixture.agentLaunch(plan, node: node)
                 // Root without CAP_NET_BROADCAST: neither inherited nor in the bounding set.
-                _ = try Host().launchDetached(
-                    ["setpriv", "--inh-caps=-net_broadcast", "--bounding-set=-net_broadcast"] + launch.command,
-                    logPath: launch.logPath, pidPath: launch.pidPath)
+                try LabFixture.startAgent(
+                    plan, node: node, prefix: ["setpriv", "--inh-caps=-net_broadcast", "--bounding-set=-net_broadcast"])
                 let sentence = "Pod addresses are read every 10 s, not as they change"
                 func log() -> String { (try? String(contentsOfFile: launch.logPath, encoding: .utf8)) ?? "" }
                 #expect(eventually(within: 20) { log().contains(sentence) }, "\(log())")

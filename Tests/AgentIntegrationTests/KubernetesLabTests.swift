@@ -144,12 +144,10 @@ extension AgentIntegration {
                 LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
                 let server = try #require(Self.apiServerPID(config))
                 kill(server, SIGKILL)
-                let agent = try #require(LabFixture.agentPID(config, node: node.name))
-                kill(agent, SIGKILL)
-                #expect(AgentLifecycleTests.waitUntil(5) { !LabController.isRunning(agent) } != nil)
+                try #require(LabFixture.stopAgent(config, node: node.name, signal: SIGKILL, timeout: 5))
 
-                let launch = Workloads(plan: plan).agentLaunch(for: node, agentPath: try #require(config.agentPath))
-                _ = try Host().launchDetached(launch.command, logPath: launch.logPath, pidPath: launch.pidPath)
+                let launch = LabFixture.agentLaunch(plan, node: node)
+                try LabFixture.startAgent(plan, node: node)
                 #expect(
                     AgentLifecycleTests.waitUntil(20) { (try? LabFixture.scrape(node.netns)) != nil } != nil,
                     "the agent serves without its metadata source")

@@ -199,8 +199,7 @@ extension AgentIntegration {
                 try waitFor("a flow of \(victim.name) in the stream") {
                     received.withLock { $0.lines.contains { $0.1 == victim.name } }
                 }
-                let pid = try #require(LabFixture.agentPID(config, node: victim.name))
-                kill(pid, SIGKILL)
+                try #require(LabFixture.stopAgent(config, node: victim.name, signal: SIGKILL, timeout: 5))
                 let killed = Date().timeIntervalSince1970
 
                 try waitFor("\(victim.name) listed Unavailable") { try nodeLine(victim.name).contains("Unavailable") }
@@ -213,9 +212,7 @@ extension AgentIntegration {
                     received.withLock { $0.lines.contains { $0.0 > killed + 0.5 && $0.1 != victim.name } }
                 }
 
-                let agent = Workloads(plan: plan).agentLaunch(for: victim, agentPath: OspreyBinary.agent.path)
-                _ = try Host().launchDetached(
-                    agent.command, logPath: agent.logPath + ".restarted", pidPath: agent.pidPath)
+                try LabFixture.startAgent(plan, node: victim, logSuffix: ".restarted")
                 try waitFor("\(victim.name) listed Connected again", seconds: 30) {
                     try nodeLine(victim.name).contains("Connected")
                 }

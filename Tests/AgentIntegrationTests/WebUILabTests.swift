@@ -297,17 +297,14 @@ extension AgentIntegration {
                     browser.waitFor("return /2\\/2 nodes/.test(document.getElementById('status').textContent)"),
                     "2/2 nodes")
                 let victim = plan.nodes[1]
-                let pid = try #require(LabFixture.agentPID(config, node: victim.name))
-                kill(pid, SIGKILL)
+                try #require(LabFixture.stopAgent(config, node: victim.name, signal: SIGKILL, timeout: 5))
                 step(
                     "node-down",
                     browser.waitFor(
                         "return /1\\/2 nodes/.test(document.getElementById('status').textContent)", timeout: 10),
                     "1/2 nodes within 10 s of stopping an agent: \(text("return document.getElementById('status').textContent"))"
                 )
-                let agent = Workloads(plan: plan).agentLaunch(for: victim, agentPath: OspreyBinary.agent.path)
-                _ = try Host().launchDetached(
-                    agent.command, logPath: agent.logPath + ".restarted", pidPath: agent.pidPath)
+                try LabFixture.startAgent(plan, node: victim, logSuffix: ".restarted")
                 step(
                     "node-back",
                     browser.waitFor(

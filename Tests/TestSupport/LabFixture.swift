@@ -39,6 +39,37 @@ public enum LabFixture {
         }
     }
 
+    /// Stops the agent the lab runs on `node` with `signal` and waits up to `timeout` seconds for
+    /// it to end: whether it did (false too when the lab started none there).
+    public static func stopAgent(
+        _ config: LabConfig, node: String, signal: Int32 = SIGTERM, timeout: Double = 10
+    ) -> Bool {
+        guard let pid = agentPID(config, node: node) else { return false }
+        kill(pid, signal)
+        return eventually(within: timeout, poll: 0.01) { !LabController.isRunning(pid) }
+    }
+
+    /// How the lab runs the agent of `node`: its command, log and pid file.
+    public static func agentLaunch(
+        _ plan: LabPlan, node: PlannedNode
+    ) -> (
+        command: [String], logPath: String, pidPath: String
+    ) {
+        Workloads(plan: plan).agentLaunch(for: node, agentPath: plan.config.agentPath ?? OspreyBinary.agent.path)
+    }
+
+    /// Starts the agent of `node` again as the lab started it: behind `prefix` (a wrapper such as
+    /// `setpriv …`), with `extra` arguments after the lab's, its output to the lab's agent log
+    /// (plus `logSuffix`) and its pid in the lab's pid file. The new agent's pid.
+    @discardableResult
+    public static func startAgent(
+        _ plan: LabPlan, node: PlannedNode, prefix: [String] = [], extra: [String] = [], logSuffix: String = ""
+    ) throws -> Int32 {
+        let launch = agentLaunch(plan, node: node)
+        return try Host().launchDetached(
+            prefix + launch.command + extra, logPath: launch.logPath + logSuffix, pidPath: launch.pidPath)
+    }
+
     /// Runs a command inside a network namespace: `ip netns exec <netns> argv…`.
     public static func exec(_ netns: String, _ argv: [String]) throws -> (status: Int32, stdout: String) {
         let result = try Host().execute(["ip", "netns", "exec", netns] + argv)
