@@ -88,6 +88,15 @@ public struct LabConfig: Sendable, Equatable {
 
     /// The directory holding this lab's files.
     public var stateDirectory: String { Self.stateDirectory(stateRoot: stateRoot, name: name) }
+    /// The directory of node `node`'s agent: its log, pid file, Hubble socket, flow logs and
+    /// configuration.
+    public func nodeDirectory(_ node: String) -> String {
+        Self.nodeDirectory(stateRoot: stateRoot, name: name, node: node)
+    }
+    /// The agent's log (its standard output and error) on node `node`.
+    public func agentLogPath(_ node: String) -> String { nodeDirectory(node) + "/osprey-agent.log" }
+    /// The file holding the pid of the agent on node `node` while it runs.
+    public func agentPIDPath(_ node: String) -> String { nodeDirectory(node) + "/osprey-agent.pid.osprey" }
     /// The relay's unix socket (always served when the lab has a relay).
     public var relaySocketPath: String { stateDirectory + "/relay.sock" }
     /// The relay's web UI socket (always served when the lab has a relay).
@@ -119,5 +128,9 @@ public struct LabConfig: Sendable, Equatable {
 
     public static func stateDirectory(stateRoot: String = defaultStateRoot, name: String) -> String {
         "\(stateRoot)/\(name)"
+    }
+
+    public static func nodeDirectory(stateRoot: String = defaultStateRoot, name: String, node: String) -> String {
+        stateDirectory(stateRoot: stateRoot, name: name) + "/nodes/" + node
     }
 }

@@ -79,7 +79,7 @@ public struct LabController: Sendable {
                 guard let pid = processes[node.name]?.first?.pid else { continue }
                 try waitUntilListening(
                     pid: pid, proto: "tcp", port: LabConfig.agentMetricsPort, what: "osprey-agent on \(node.name)",
-                    logPath: "\(config.stateDirectory)/nodes/\(node.name)/osprey-agent.log")
+                    logPath: config.agentLogPath(node.name))
             }
         }
         if let relayPath = config.relayPath, config.agentPath != nil {

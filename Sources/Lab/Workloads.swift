@@ -47,7 +47,7 @@ public struct Workloads: Sendable {
     public func agentLaunch(
         for node: PlannedNode, agentPath: String
     ) -> (command: [String], logPath: String, pidPath: String) {
-        let dir = "\(plan.config.stateDirectory)/nodes/\(node.name)"
+        let dir = plan.config.nodeDirectory(node.name)
         return (
             [
                 "ip", "netns", "exec", node.netns, agentPath, "--node-name", node.name,
@@ -62,7 +62,7 @@ public struct Workloads: Sendable {
                 // Settings from a file, as a mounted ConfigMap gives them (see agentConfig).
                 "--config", agentConfig(for: node).path,
             ] + agentTLSArguments + plan.config.agentArguments,
-            "\(dir)/osprey-agent.log", "\(dir)/osprey-agent.pid.osprey"
+            plan.config.agentLogPath(node.name), plan.config.agentPIDPath(node.name)
         )
     }
 
@@ -70,7 +70,7 @@ public struct Workloads: Sendable {
     /// Level dashboard reads them, in the keys of Retina's own configuration.
     public func agentConfig(for node: PlannedNode) -> (path: String, contents: String) {
         (
-            "\(plan.config.stateDirectory)/nodes/\(node.name)/agent.yaml",
+            "\(plan.config.nodeDirectory(node.name))/agent.yaml",
             """
             # osprey-agent settings for \(node.name), as a ConfigMap would mount them: flag names
             # without dashes, or Retina's keys.

@@ -112,8 +112,8 @@ enum LabReport {
                 lines.append("  \(osprey) list nodes\(flags)")
             }
             if let node = agents.first {
-                let state = LabConfig.stateDirectory(name: inventory.cluster)
-                let server = "--server unix://\(state)/nodes/\(node.name)/hubble.sock"
+                let directory = LabConfig.nodeDirectory(name: inventory.cluster, node: node.name)
+                let server = "--server unix://\(directory)/hubble.sock"
                 lines.append("One agent's own Hubble API (hubble observe's flags and formats):")
                 lines.append("  \(osprey) observe \(server)")
                 lines.append("  \(osprey) observe \(server) --namespace shop --verdict DROPPED")
@@ -125,9 +125,9 @@ enum LabReport {
                     )
                 }
                 lines.append("Each agent's flow log (Hubble's exporter format, rotated at 10 MB):")
-                lines.append("  \(osprey) observe --input-file \(state)/nodes/\(node.name)/flows.log --verdict DROPPED")
+                lines.append("  \(osprey) observe --input-file \(directory)/flows.log --verdict DROPPED")
                 lines.append(
-                    "More flow logs, added and removed while it runs: write \(state)/nodes/\(node.name)/flowlogs.yaml (Hubble's flowlogs format)."
+                    "More flow logs, added and removed while it runs: write \(directory)/flowlogs.yaml (Hubble's flowlogs format)."
                 )
             }
         }

@@ -63,9 +63,7 @@ extension AgentIntegration {
                 let launch = LabFixture.agentLaunch(plan, node: node)
                 func start(_ extra: [String]) throws -> Int32 {
                     let pid = try LabFixture.startAgent(plan, node: node, extra: extra)
-                    #expect(
-                        Self.waitUntil(20) { (try? LabFixture.scrape(node.netns)) != nil } != nil,
-                        "restarted agent serves")
+                    #expect(LabFixture.servesMetrics(node.netns), "restarted agent serves")
                     return pid
                 }
                 func killHard(_ pid: Int32) {
@@ -131,7 +129,7 @@ extension AgentIntegration {
                 let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
                 let server = try #require(plan.pods(of: "ledger", in: "billing").first)
                 let agent = try #require(LabFixture.agentPID(config, node: node.name))
-                let flowLog = "\(config.stateDirectory)/nodes/\(node.name)/flows.log"
+                let flowLog = "\(config.nodeDirectory(node.name))/flows.log"
                 /// The forwarded flows of datagrams from the client to port 9 in the flow log (the
                 /// server, which has no socket there, also drops each: flows of their own).
                 func datagrams() -> Int {

@@ -14,7 +14,7 @@ extension AgentIntegration {
         }
 
         static func log(_ config: LabConfig, _ node: PlannedNode) throws -> String {
-            try String(contentsOfFile: "\(config.stateDirectory)/nodes/\(node.name)/osprey-agent.log", encoding: .utf8)
+            try String(contentsOfFile: config.agentLogPath(node.name), encoding: .utf8)
         }
 
         @Test("the node's uplink deleted and recreated: pods stay watched, one line each way, the new one is attached")
@@ -119,7 +119,7 @@ extension AgentIntegration {
             ]
             try await LabFixture.withLab(config) { plan, _ in
                 let node = plan.nodes[0]
-                let directory = "\(config.stateDirectory)/nodes/\(node.name)"
+                let directory = config.nodeDirectory(node.name)
                 let pods = plan.pods(on: node)
                 let (sender, receiver) = (pods[0], pods[1])
                 let launch = LabFixture.agentLaunch(plan, node: node)
@@ -141,8 +141,7 @@ extension AgentIntegration {
                     rotations += rotated
                     try #require(LabFixture.stopAgent(config, node: node.name, signal: SIGKILL, timeout: 5))
                     try LabFixture.startAgent(plan, node: node)
-                    let answered =
-                        AgentLifecycleTests.waitUntil(20) { (try? LabFixture.scrape(node.netns)) != nil } != nil
+                    let answered = LabFixture.servesMetrics(node.netns)
                     let log = (try? String(contentsOfFile: launch.logPath, encoding: .utf8)) ?? ""
                     try #require(
                         answered,

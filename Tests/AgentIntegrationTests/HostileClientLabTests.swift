@@ -41,7 +41,7 @@ extension AgentIntegration {
                         close(fd)
                     }
                 }
-                let socket = "unix://\(config.stateDirectory)/nodes/\(node.name)/hubble.sock"
+                let socket = "unix://\(config.nodeDirectory(node.name))/hubble.sock"
                 let status = try OspreyBinary.cli.run(["status", "--server", socket])
                 #expect(status.status == 0, "\(status.stderr)")
                 #expect(status.stdout.contains("Healthcheck") && status.stdout.contains("Ok"))

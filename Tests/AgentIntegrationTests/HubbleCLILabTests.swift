@@ -18,7 +18,7 @@ extension AgentIntegration {
         }
 
         static func socket(_ config: LabConfig, _ node: String) -> String {
-            "unix://\(config.stateDirectory)/nodes/\(node)/hubble.sock"
+            "unix://\(config.nodeDirectory(node))/hubble.sock"
         }
 
         /// Waits until the agent answers `osprey status`.
@@ -111,7 +111,7 @@ extension AgentIntegration {
 
                 // The agents' flow logs (the lab enables --export-file-path): whole jsonpb lines that
                 // `observe --input-file` reads, plain and gzipped, with the same drops.
-                let logs = plan.nodes.map { "\(config.stateDirectory)/nodes/\($0.name)/flows.log" }
+                let logs = plan.nodes.map { "\(config.nodeDirectory($0.name))/flows.log" }
                 var logged: [String] = []
                 eventually {
                     logged = Self.lines(logs)
@@ -149,7 +149,7 @@ extension AgentIntegration {
                 // within seconds. One writes only drops, and has its own metrics and lost-events
                 // count; the other aggregates the flows by pod pair and verdict each second.
                 for node in plan.nodes {
-                    let dir = "\(config.stateDirectory)/nodes/\(node.name)"
+                    let dir = config.nodeDirectory(node.name)
                     try """
                     flowLogs:
                     - name: drops
@@ -163,7 +163,7 @@ extension AgentIntegration {
                       aggregationInterval: 1s
                     """.write(toFile: dir + "/flowlogs.yaml", atomically: true, encoding: .utf8)
                 }
-                let dropLogs = plan.nodes.map { "\(config.stateDirectory)/nodes/\($0.name)/drops.log" }
+                let dropLogs = plan.nodes.map { "\(config.nodeDirectory($0.name))/drops.log" }
                 var dropped: [String] = []
                 eventually {
                     dropped = Self.lines(dropLogs)
@@ -190,7 +190,7 @@ extension AgentIntegration {
 
                 // The aggregated one: a line per pod pair and verdict each second, holding those
                 // fields, the first flow's time and the counts; the untrusted client's drops among them.
-                let pairLogs = plan.nodes.map { "\(config.stateDirectory)/nodes/\($0.name)/pairs.log" }
+                let pairLogs = plan.nodes.map { "\(config.nodeDirectory($0.name))/pairs.log" }
                 var pairs: [[String: Any]] = []
                 eventually {
                     pairs = Self.lines(pairLogs).compactMap { line in

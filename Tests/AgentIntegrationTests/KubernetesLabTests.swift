@@ -56,7 +56,7 @@ extension AgentIntegration {
 
         /// Flows to `ip` from the agent of `node`: (time, destination pod name).
         static func flows(to ip: String, config: LabConfig, node: String) throws -> [(time: Date, pod: String)] {
-            let socket = "unix://\(config.stateDirectory)/nodes/\(node)/hubble.sock"
+            let socket = "unix://\(config.nodeDirectory(node))/hubble.sock"
             let result = try OspreyBinary.cli.run([
                 "observe", "--server", socket, "--last", "2000", "--to-ip", ip, "-o", "jsonpb",
             ])
@@ -148,9 +148,7 @@ extension AgentIntegration {
 
                 let launch = LabFixture.agentLaunch(plan, node: node)
                 try LabFixture.startAgent(plan, node: node)
-                #expect(
-                    AgentLifecycleTests.waitUntil(20) { (try? LabFixture.scrape(node.netns)) != nil } != nil,
-                    "the agent serves without its metadata source")
+                #expect(LabFixture.servesMetrics(node.netns), "the agent serves without its metadata source")
                 // Flows from the start, by address only: nothing names them yet.
                 // (Held at most 5 s for the source's first lists, then by address only.)
                 let outage = Date()
@@ -211,7 +209,7 @@ extension AgentIntegration {
                 }
                 #expect(!named.isEmpty && named.allSatisfy { $0.pod == frontend.name }, "\(named)")
                 let log = try String(
-                    contentsOfFile: "\(config.stateDirectory)/nodes/\(node.name)/osprey-agent.log", encoding: .utf8)
+                    contentsOfFile: config.agentLogPath(node.name), encoding: .utf8)
                 #expect(
                     log.contains("Kubernetes API https://\(plan.nodes[0].ipv4):6443: pods:") && log.contains("retrying")
                 )

@@ -120,7 +120,7 @@ extension AgentIntegration {
             try await LabFixture.withLab(config) { plan, _ in
                 let prometheus = plan.nodes[0].netns
                 // A follower that never reads: its agent must count what it cannot deliver as lost.
-                let socket = "unix://\(config.stateDirectory)/nodes/\(plan.nodes[0].name)/hubble.sock"
+                let socket = "unix://\(config.nodeDirectory(plan.nodes[0].name))/hubble.sock"
                 let marker = "osp-stall-\(config.name)"
                 let stalled = Process()
                 stalled.executableURL = URL(fileURLWithPath: "/bin/bash")

@@ -33,7 +33,7 @@ public enum LabFixture {
 
     /// The pid of the agent the lab started on `node` (from its pid file).
     public static func agentPID(_ config: LabConfig, node: String) -> Int32? {
-        let path = "\(config.stateDirectory)/nodes/\(node)/osprey-agent.pid.osprey"
+        let path = config.agentPIDPath(node)
         return (try? String(contentsOfFile: path, encoding: .utf8)).flatMap {
             Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
         }
@@ -68,6 +68,12 @@ public enum LabFixture {
         let launch = agentLaunch(plan, node: node)
         return try Host().launchDetached(
             prefix + launch.command + extra, logPath: launch.logPath + logSuffix, pidPath: launch.pidPath)
+    }
+
+    /// Whether the agent of the node whose namespace is `netns` answers /metrics within
+    /// `timeout` seconds: a started or restarted agent is ready.
+    public static func servesMetrics(_ netns: String, within timeout: Double = 20) -> Bool {
+        eventually(within: timeout, poll: 0.01) { (try? scrape(netns)) != nil }
     }
 
     /// Runs a command inside a network namespace: `ip netns exec <netns> argv…`.
