@@ -20,7 +20,10 @@ final class ConntrackServiceTranslation: ServiceTranslation {
     /// same Service address within this (TIME_WAIT alone holds it 60 s).
     static let answerLifetime: Double = 30
     /// How long "not translated" is believed: the connection may be confirmed a moment later,
-    /// and retransmitted SYNs that a policy drops each get a new choice.
+    /// and retransmitted SYNs that a policy drops each get a new choice. A flow held for its
+    /// translation (`again`) asks the table once more all the same: its first lookup may have
+    /// come before the node confirmed the connection, and a reply that never comes (a backend
+    /// that does not answer) brings no translation of its own.
     static let missLifetime: Double = 1
 
     private let state: Lock<State>
@@ -48,7 +51,8 @@ final class ConntrackServiceTranslation: ServiceTranslation {
     var counts: (lookups: UInt64, failures: UInt64) { state.withLock { ($0.lookups, $0.failures) } }
 
     func backend(
-        client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8
+        client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8,
+        again: Bool
     )
         -> ServiceBackend?
     {
@@ -57,7 +61,7 @@ final class ConntrackServiceTranslation: ServiceTranslation {
             servicePort: servicePort)
         let now = Date()
         return state.withLock { state in
-            if let answer = state.answers.answer(key, now: now) { return answer }
+            if let answer = state.answers.answer(key, now: now, again: again) { return answer }
             let backend = Self.lookup(key, &state)
             state.answers.remember(
                 key, backend: backend,

@@ -89,7 +89,8 @@ public struct Enricher: Sendable {
                 toService
                 ? translation.backend(
                     client: flow.sourceIP, clientPort: ports.source, service: flow.destinationIP,
-                    servicePort: ports.destination, protocolNumber: flow.l4.protocolNumber) : nil
+                    servicePort: ports.destination, protocolNumber: flow.l4.protocolNumber,
+                    again: flow.awaitsTranslation) : nil
             flow.awaitsTranslation = toService && backend == nil
             if let backend {
                 flow.serviceAddress = Self.hostPort(flow.destinationIP, ports.destination)

@@ -16,8 +16,11 @@ public struct ServiceBackend: Sendable, Equatable {
 public protocol ServiceTranslation: Sendable {
     /// The backend of the connection `client:clientPort → service:servicePort`, or nil when the
     /// node did not translate it (yet, or ever: a first packet dropped before NAT was confirmed).
+    /// `again`: the flow asking was held because this question had no answer a poll ago; a
+    /// source that remembers "not translated" asks its table once more rather than repeat it.
     func backend(
-        client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8
+        client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8,
+        again: Bool
     )
         -> ServiceBackend?
     /// Translations the packets themselves carried, told before their flows are enriched (the
@@ -57,4 +60,13 @@ public struct ObservedTranslation: Sendable, Equatable {
 extension ServiceTranslation {
     /// Sources that only look up ignore what the packets carried.
     public func learn(_ translations: [ObservedTranslation]) {}
+
+    /// The backend, asked for the first time.
+    public func backend(
+        client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8
+    ) -> ServiceBackend? {
+        backend(
+            client: client, clientPort: clientPort, service: service, servicePort: servicePort,
+            protocolNumber: protocolNumber, again: false)
+    }
 }

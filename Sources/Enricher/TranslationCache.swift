@@ -30,9 +30,12 @@ public struct TranslationCache: Sendable {
     public var count: Int { answers.count }
 
     /// The remembered answer while it holds: `.some(nil)` when the connection was not translated,
-    /// nil when nothing (current) is known.
-    public func answer(_ connection: ServiceConnection, now: Date) -> ServiceBackend?? {
-        guard let answer = answers[connection], answer.until > now else { return nil }
+    /// nil when nothing (current) is known. Asked `again` (by a flow held because this question
+    /// had no answer), "not translated" is not given: the table is worth asking once more.
+    public func answer(_ connection: ServiceConnection, now: Date, again: Bool = false) -> ServiceBackend?? {
+        guard let answer = answers[connection], answer.until > now, answer.backend != nil || !again else {
+            return nil
+        }
         return .some(answer.backend)
     }
 

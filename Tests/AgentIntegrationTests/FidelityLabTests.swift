@@ -331,4 +331,56 @@ struct FidelityLabTests {
             }
         }
     }
+
+    @Test("a Service backend that never answers: the client's SYNs still name it (no reply brings the translation)")
+    func unansweredBackend() async throws {
+        let config = try LabConfig(
+            name: LabFixture.uniqueName("u"), nodeCount: 2, topology: .bridge, agentPath: OspreyBinary.agent.path)
+        try await LabFixture.withLab(config) { plan, _ in
+            let string = Flows.string
+            let loadgen = try #require(plan.pods(of: "loadgen", in: "shop").first)
+            let ledger = try #require(plan.pods(of: "ledger", in: "billing").first)
+            let service = try #require(plan.services.first { $0.spec.name == "ledger" })
+            // The backend's own firewall drops everything loadgen sends it over TCP: no SYN-ACK
+            // or RST ever carries the node's translation back, so only the node's connection
+            // table knows where the SYNs went (its entry confirmed as they left the node).
+            for command in [
+                ["nft", "add", "table", "inet", "ospblackhole"],
+                [
+                    "nft", "add", "chain", "inet", "ospblackhole", "input",
+                    "{ type filter hook input priority 0; policy accept; }",
+                ],
+                [
+                    "nft", "add", "rule", "inet", "ospblackhole", "input", "ip", "saddr", loadgen.ipv4, "tcp", "dport",
+                    "0-65535", "drop",
+                ],
+            ] {
+                try #require(try LabFixture.exec(ledger.netns, command).status == 0, "\(command)")
+            }
+            let reply = try LabFixture.curl(from: loadgen.netns, "http://\(service.clusterIP)/", timeout: 2)
+            #expect(reply.status == 28, "the request times out")
+            var syns: [[String: Any]] = []
+            let address = "\(service.clusterIP):80"
+            eventually(within: 10, poll: 0.5) {
+                syns = ((try? Flows.flows(loadgen.node.netns)) ?? []).filter {
+                    string($0, "source", "pod_name") == loadgen.name && string($0, "Summary") == "TCP Flags: SYN"
+                        && string($0, "trace_observation_point") == "FROM_ENDPOINT"
+                        && (string($0, "extensions", "value", "service_address") == address
+                            || string($0, "IP", "destination") == service.clusterIP)
+                }
+                return syns.count >= 2  // the SYN and its retransmission a second later
+            }
+            let named = syns.map {
+                "\(string($0, "IP", "destination") ?? "-") \(string($0, "destination", "pod_name") ?? "-")"
+            }
+            #expect(syns.count >= 2, "the SYN and its retransmission: \(named)")
+            #expect(
+                syns.allSatisfy {
+                    string($0, "destination", "pod_name") == ledger.name
+                        && string($0, "IP", "destination") == ledger.ipv4
+                        && string($0, "destination_service", "name") == "ledger"
+                        && string($0, "extensions", "value", "service_address") == address
+                }, "every SYN names the ledger pod, keeping the ClusterIP: \(named)")
+        }
+    }
 }

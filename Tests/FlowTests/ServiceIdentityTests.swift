@@ -21,14 +21,18 @@ struct ServiceIdentityTests {
     final class FakeTranslation: ServiceTranslation {
         let table: [String: ServiceBackend]
         let asked = Lock(0)
+        /// The asks of flows held for their translation (`again`).
+        let askedAgain = Lock(0)
         init(_ table: [String: ServiceBackend]) { self.table = table }
 
         func backend(
-            client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8
+            client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8,
+            again: Bool
         )
             -> ServiceBackend?
         {
             asked.withLock { $0 += 1 }
+            if again { askedAgain.withLock { $0 += 1 } }
             return table["\(protocolNumber) \(client):\(clientPort) \(service):\(servicePort)"]
         }
     }
@@ -138,7 +142,8 @@ struct ServiceIdentityTests {
         func learn(_ translations: [ObservedTranslation]) { learned.withLock { $0 += translations } }
 
         func backend(
-            client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8
+            client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8,
+            again: Bool
         )
             -> ServiceBackend?
         {
@@ -223,14 +228,18 @@ struct ServiceIdentityTests {
     @Test("a connection the node never translated: its flows wait one poll, then go on naming the Service's backends")
     func neverTranslated() throws {
         let observer = try Observer(capacity: 15)
-        let pipeline = Self.pipeline(FakeTranslation([:]), into: observer)
+        let nat = FakeTranslation([:])
+        let pipeline = Self.pipeline(nat, into: observer)
         let client: [UInt8] = [10, 244, 1, 4]
         let at: UInt64 = 10_000_000_000
         let syn = RawEvent.packet(client, 41000, [10, 96, 0, 11], 80, protocol: 6, flags: RawEvent.syn, at: at)
         [syn].withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: at + 10_000_000) }
         #expect(observer.history().isEmpty)
+        #expect(nat.asked.withLock { $0 } == 1 && nat.askedAgain.withLock { $0 } == 0)
         let empty: [osp_event] = []
         empty.withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: at + 20_000_000) }
+        // Asked again, as the held flow's: a table that remembers "not translated" looks once more.
+        #expect(nat.asked.withLock { $0 } == 2 && nat.askedAgain.withLock { $0 } == 1)
         let flows = observer.history()
         #expect(flows.count == 1)
         #expect(flows.first?.destinationIP == "10.96.0.11" && flows.first?.destinationService?.name == "frontend")

@@ -43,6 +43,10 @@ struct TranslationCacheTests {
         #expect(cache.answer(Self.key(1), now: now) == .some(nil))
         #expect(cache.answer(Self.key(1), now: now.addingTimeInterval(2)) == nil)
         #expect(cache.answer(Self.key(2), now: now) == nil)
+        // A flow held for its translation asks again: only a backend is an answer then.
+        #expect(cache.answer(Self.key(1), now: now, again: true) == nil)
+        cache.remember(Self.key(3), backend: Self.coredns, until: now.addingTimeInterval(30), now: now)
+        #expect(cache.answer(Self.key(3), now: now, again: true) == .some(Self.coredns))
     }
 
     @Test("a flood of new connections, each still current, stays within the limit")
