@@ -100,7 +100,7 @@ public struct Enricher: Sendable {
             } else if sourceAddress.isServiceAddress,
                 let backend = translation.backend(
                     client: flow.destinationIP, clientPort: ports.destination, service: flow.sourceIP,
-                    servicePort: ports.source, protocolNumber: flow.l4.protocolNumber)
+                    servicePort: ports.source, protocolNumber: flow.l4.protocolNumber, again: false)
             {
                 flow.serviceAddress = Self.hostPort(flow.sourceIP, ports.source)
                 flow.sourceIP = backend.ip

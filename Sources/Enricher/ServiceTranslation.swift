@@ -60,13 +60,4 @@ public struct ObservedTranslation: Sendable, Equatable {
 extension ServiceTranslation {
     /// Sources that only look up ignore what the packets carried.
     public func learn(_ translations: [ObservedTranslation]) {}
-
-    /// The backend, asked for the first time.
-    public func backend(
-        client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8
-    ) -> ServiceBackend? {
-        backend(
-            client: client, clientPort: clientPort, service: service, servicePort: servicePort,
-            protocolNumber: protocolNumber, again: false)
-    }
 }

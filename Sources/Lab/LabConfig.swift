@@ -130,6 +130,7 @@ public struct LabConfig: Sendable, Equatable {
         "\(stateRoot)/\(name)"
     }
 
+    /// `nodeDirectory(_:)` of a lab known only by its name (the report of a lab already up).
     public static func nodeDirectory(stateRoot: String = defaultStateRoot, name: String, node: String) -> String {
         stateDirectory(stateRoot: stateRoot, name: name) + "/nodes/" + node
     }
