@@ -230,9 +230,10 @@ struct osp_flush_args {
 #define OSP_FLUSH_RING_LIMIT (OSP_EVENTS_RING_BYTES / 4)
 
 /* A Service translation the node's netfilter made (kube-proxy's DNAT), read from the
- * conntrack entry a packet carried when it entered a pod: the connection as its client opened
- * it (client -> Service address) and the backend the NAT chose. Lets user space name the
- * backend even for connections whose entry is gone by the time it looks (refused by a RST). */
+ * conntrack entry a packet carried when it entered a pod or was dropped: the connection as its
+ * client opened it (client -> Service address) and the backend the NAT chose. Lets user space
+ * name the backend even for connections whose entry is gone by the time it looks (refused by a
+ * RST) or was never confirmed (the SYN dropped by a network policy after the NAT). */
 struct osp_nat {
 	struct osp_tuple original; /* client -> Service address, ports in host byte order */
 	__u8 backend[16];
@@ -243,12 +244,12 @@ struct osp_nat {
 
 /* One event. An event takes only the bytes it uses in the ring buffer: its base
  * (OSP_EVENT_BASE_SIZE, up to `nat`) when it carries neither a Service translation nor a DNS
- * message — most events: drops, retransmits, and every trace event but a connection's first
- * packets into a pod —, up to `payload` (OSP_EVENT_HEADER_SIZE) with a translation, the whole
- * struct with a DNS message. That keeps the ring's memory traffic per event, for the programs
- * writing and the agent reading, to 104 bytes with the record's header instead of 424. A reader
- * treats the bytes an event did not take as zero; bytes of `payload` past `payload_len` mean
- * nothing. */
+ * message — most events: retransmits, drops but those of translated packets, and every trace
+ * event but a connection's first packets into a pod —, up to `payload` (OSP_EVENT_HEADER_SIZE) with
+ * a translation, the whole struct with a DNS message. That keeps the ring's memory traffic per
+ * event, for the programs writing and the agent reading, to 104 bytes with the record's header
+ * instead of 424. A reader treats the bytes an event did not take as zero; bytes of `payload` past
+ * `payload_len` mean nothing. */
 struct osp_event {
 	__u64 timestamp_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 	struct osp_tuple tuple;
@@ -273,7 +274,7 @@ struct osp_event {
 		 * the caller of kfree_skb_reason), unaligned: user space names the function */
 		__u8 location[8];
 	};
-	struct osp_nat nat; /* trace events entering a pod through a translated connection */
+	struct osp_nat nat; /* trace events entering a pod, and drops, of a translated connection */
 	__u8 payload[OSP_DNS_SNAPLEN];
 };
 

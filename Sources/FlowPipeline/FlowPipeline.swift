@@ -120,7 +120,8 @@ public final class FlowPipeline: Sendable {
         }
         if let translation {
             // Translations the packets carried, before any flow of the batch is enriched: a
-            // connection's first packet is reported before the reply that carries its NAT.
+            // connection's first packet is reported before the reply, or the drop, that carries
+            // its NAT.
             var observed: [ObservedTranslation] = []
             for event in events where event.nat.present != 0 {
                 if let translation = Self.translation(event.nat) { observed.append(translation) }

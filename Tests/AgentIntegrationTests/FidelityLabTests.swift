@@ -200,6 +200,33 @@ struct FidelityLabTests {
                         && string($0, "extensions", "value", "service_address") == "\(ledgerService.clusterIP):8080"
                 }, "every refused SYN names the ledger pod; they name \(named)")
 
+            // A SYN the network policy drops on the client's node after the NAT: its conntrack
+            // entry is never confirmed, so the node's table cannot answer; the drop carries the
+            // translation, and the SYN names the backend its drop names (each retransmission is
+            // translated anew, possibly to the other replica).
+            let untrusted = try #require(plan.pods(of: "untrusted", in: "shop").first)
+            var denied: [[String: Any]] = []
+            eventually(within: 15, poll: 0.5) {
+                denied = ((try? Flows.flows(untrusted.node.netns)) ?? []).filter {
+                    string($0, "source", "pod_name") == untrusted.name && string($0, "Summary") == "TCP Flags: SYN"
+                }
+                return denied.contains { string($0, "trace_observation_point") == "FROM_ENDPOINT" }
+                    && denied.contains { string($0, "verdict") == "DROPPED" }
+            }
+            let deniedSYNs = denied.filter { string($0, "trace_observation_point") == "FROM_ENDPOINT" }
+            let drops = Set(
+                denied.filter { string($0, "verdict") == "DROPPED" }.map {
+                    "\(string($0, "l4", "TCP", "source_port") ?? "-") → \(string($0, "destination", "pod_name") ?? "-")"
+                })
+            for syn in deniedSYNs {
+                let pod = string(syn, "destination", "pod_name") ?? "-"
+                #expect(frontends.map(\.name).contains(pod), "untrusted's SYN names a frontend pod, not \(pod)")
+                #expect(string(syn, "extensions", "value", "service_address") == "\(frontend.clusterIP):80")
+                #expect(string(syn, "destination_service", "name") == "frontend")
+                let port = string(syn, "l4", "TCP", "source_port") ?? "-"
+                #expect(drops.contains("\(port) → \(pod)"), "SYN \(port) → \(pod) has its drop; drops: \(drops)")
+            }
+
             // A datagram larger than the MTU leaves loadgen in fragments: the later ones carry no
             // UDP header. They are counted on the datagram's connection, never shown with ports
             // read from its data (0x6f6f: 28527). Port 9 is closed: one more NO_SOCKET drop.

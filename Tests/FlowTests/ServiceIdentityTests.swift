@@ -225,6 +225,42 @@ struct ServiceIdentityTests {
         #expect(observer.progress > synTime)
     }
 
+    @Test(
+        "a SYN a network policy dropped after the NAT: the drop, drained a poll later, carries the backend the SYN then names"
+    )
+    func droppedAfterTranslation() throws {
+        let observer = try Observer(capacity: 15)
+        let pipeline = Self.pipeline(LearningTranslation(), into: observer)
+        let at: UInt64 = 10_000_000_000
+        let client: [UInt8] = [10, 244, 1, 4]
+        let vip: [UInt8] = [10, 96, 0, 11]
+        let backend: [UInt8] = [10, 244, 2, 5]
+        let syn = RawEvent.packet(client, 41000, vip, 80, protocol: 6, flags: RawEvent.syn, at: at)
+        // The node's netfilter translated the SYN, then dropped it: the drop event has the
+        // packet as it was freed (to the backend) and the translation its conntrack entry held.
+        let drop = RawEvent.withNAT(
+            RawEvent.packet(client, 41000, backend, 8080, protocol: 6, flags: RawEvent.syn, at: at + 20_000, drop: 11),
+            client: client, clientPort: 41000, service: vip, servicePort: 80, backend: backend, backendPort: 8080)
+        [syn].withUnsafeBufferPointer {
+            pipeline.process($0, interfaceNames: [7: "osp-veth"], drainedAt: at + 10_000)
+        }
+        #expect(observer.history().isEmpty, "the SYN waits a poll for its translation")
+        [drop].withUnsafeBufferPointer {
+            pipeline.process($0, interfaceNames: [7: "osp-veth"], drainedAt: at + 10_000_000)
+        }
+        let flows = observer.history()
+        #expect(flows.count == 2)
+        let departure = try #require(flows.first)
+        #expect(departure.verdict == .forwarded)
+        #expect(departure.destination.podName == "frontend-b" && departure.destinationIP == "10.244.2.5")
+        #expect(departure.l4.ports.destination == 8080)
+        #expect(departure.serviceAddress == "10.96.0.11:80")
+        #expect(departure.destinationService?.name == "frontend")
+        let dropped = try #require(flows.last)
+        #expect(dropped.verdict == .dropped)
+        #expect(dropped.destination.podName == "frontend-b", "the drop names the pod the SYN now names")
+    }
+
     @Test("a connection the node never translated: its flows wait one poll, then go on naming the Service's backends")
     func neverTranslated() throws {
         let observer = try Observer(capacity: 15)

@@ -113,17 +113,18 @@ static __always_inline int osp_multicast(const struct osp_tuple *tuple)
 	return tuple->daddr[0] == 0xff;
 }
 
-/* Reports one drop with its tuple, for TCP its flags, and where in the kernel it was freed. */
-static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_device *dev,
-					    const struct osp_tuple *tuple_in, __u8 tcp_flags,
-					    __u32 reason, __u32 netns, __u64 location)
+/* Reserves, fills and submits one drop event of `size` bytes (a constant at each call, as the
+ * verifier wants a reservation's size): with the Service translation of `ct` when given. */
+static __always_inline void osp_emit_drop(struct sk_buff *skb, struct net_device *dev,
+					  const struct osp_tuple *tuple, __u8 tcp_flags,
+					  __u32 reason, __u32 netns, __u64 location,
+					  struct nf_conn *ct, __u64 size)
 {
-	struct osp_tuple tuple = *tuple_in;
-	struct osp_event *event = osp_reserve(OSP_EVENT_BASE_SIZE);
+	struct osp_event *event = osp_reserve(size);
 	if (!event)
 		return;
 	event->timestamp_ns = bpf_ktime_get_ns();
-	__builtin_memcpy(&event->tuple, &tuple, sizeof(tuple));
+	__builtin_memcpy(&event->tuple, tuple, sizeof(*tuple));
 	event->packets = 1;
 	event->bytes = skb->len;
 	event->ifindex = dev ? dev->ifindex : 0;
@@ -135,7 +136,28 @@ static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_devi
 	event->is_reply = 2;
 	event->tcp_flags = tcp_flags;
 	__builtin_memcpy(event->location, &location, sizeof(location));
-	osp_submit(event, OSP_EVENT_BASE_SIZE);
+	if (ct)
+		osp_fill_nat(ct, event);
+	osp_submit(event, size);
+}
+
+/* Reports one drop with its tuple, for TCP its flags, and where in the kernel it was freed. A
+ * packet the node's NAT translated (a Service address to a backend) and then dropped — by a
+ * network policy in the node's netfilter, before its conntrack entry was confirmed and so
+ * before user space could look the connection up — carries the translation, so that the
+ * client's flows of that connection can name the backend the drop names. */
+static __always_inline void osp_report_drop(struct sk_buff *skb, struct net_device *dev,
+					    const struct osp_tuple *tuple_in, __u8 tcp_flags,
+					    __u32 reason, __u32 netns, __u64 location)
+{
+	struct osp_tuple tuple = *tuple_in;
+	struct nf_conn *ct = osp_dst_nat_ct(skb->_nfct);
+	if (ct)
+		osp_emit_drop(skb, dev, &tuple, tcp_flags, reason, netns, location, ct,
+			      OSP_EVENT_HEADER_SIZE);
+	else
+		osp_emit_drop(skb, dev, &tuple, tcp_flags, reason, netns, location, 0,
+			      OSP_EVENT_BASE_SIZE);
 }
 
 /* The tracepoint's arguments: (struct sk_buff *skb, void *location, enum skb_drop_reason

@@ -73,27 +73,29 @@ static __always_inline void osp_copy_payload(struct __sk_buff *skb, const struct
 /* The kernel's sk_buff of a tc program's context (a kfunc since Linux 6.3). */
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
-/* The conntrack entry the packet carries, when the node's NAT translated its connection's
- * destination (a Service address to a backend); else 0. Only packets entering a pod carry one:
- * they have crossed the node's netfilter hooks. */
-static __always_inline struct nf_conn *osp_translated_ct(struct __sk_buff *skb)
+/* The conntrack entry of a sk_buff's `_nfct` (its low bits are the packet's ctinfo), when the
+ * node's NAT translated its connection's destination (a Service address to a backend); else 0. */
+static __always_inline struct nf_conn *osp_dst_nat_ct(unsigned long nfct)
 {
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	unsigned long nfct = kskb->_nfct; /* a trusted pointer: a plain load, no helper call */
 	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
 	if (!ct || !(BPF_CORE_READ(ct, status) & OSP_IPS_DST_NAT))
 		return 0;
 	return ct;
 }
 
-/* Fills the event's Service translation from the conntrack entry the packet carries, when the
- * node's NAT translated the connection's destination (a Service address to a backend). Only
- * packets entering a pod carry one: they have crossed the node's netfilter hooks. */
-static __always_inline void osp_nat_of(struct __sk_buff *skb, struct osp_event *event)
+/* The conntrack entry the packet carries, when the node's NAT translated its connection's
+ * destination (a Service address to a backend); else 0. Only packets entering a pod carry one:
+ * they have crossed the node's netfilter hooks. */
+static __always_inline struct nf_conn *osp_translated_ct(struct __sk_buff *skb)
 {
-	struct nf_conn *ct = osp_translated_ct(skb);
-	if (!ct)
-		return;
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	return osp_dst_nat_ct(kskb->_nfct); /* a trusted pointer: a plain load, no helper call */
+}
+
+/* Fills the event's Service translation from a conntrack entry whose destination the node's
+ * NAT translated (osp_dst_nat_ct): the connection as its client opened it and the backend. */
+static __always_inline void osp_fill_nat(struct nf_conn *ct, struct osp_event *event)
+{
 	struct osp_nat *nat = &event->nat;
 	struct osp_tuple *original = &nat->original;
 	original->family = event->tuple.family;
@@ -107,6 +109,16 @@ static __always_inline void osp_nat_of(struct __sk_buff *skb, struct osp_event *
 	original->dport = bpf_ntohs(BPF_CORE_READ(ct, tuplehash[0].tuple.dst.u.all));
 	nat->backend_port = bpf_ntohs(BPF_CORE_READ(ct, tuplehash[1].tuple.src.u.all));
 	nat->present = 1;
+}
+
+/* Fills the event's Service translation from the conntrack entry the packet carries, when the
+ * node's NAT translated the connection's destination. Only packets entering a pod carry one:
+ * they have crossed the node's netfilter hooks. */
+static __always_inline void osp_nat_of(struct __sk_buff *skb, struct osp_event *event)
+{
+	struct nf_conn *ct = osp_translated_ct(skb);
+	if (ct)
+		osp_fill_nat(ct, event);
 }
 
 /* Fills a trace event's base: the packet's time, tuple and headers, the packets and bytes its
