@@ -214,6 +214,7 @@ struct FidelityLabTests {
                     && denied.contains { string($0, "verdict") == "DROPPED" }
             }
             let deniedSYNs = denied.filter { string($0, "trace_observation_point") == "FROM_ENDPOINT" }
+            #expect(!deniedSYNs.isEmpty, "untrusted's SYNs leaving its pod are reported")
             let drops = Set(
                 denied.filter { string($0, "verdict") == "DROPPED" }.map {
                     "\(string($0, "l4", "TCP", "source_port") ?? "-") → \(string($0, "destination", "pod_name") ?? "-")"
