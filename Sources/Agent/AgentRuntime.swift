@@ -50,7 +50,7 @@ struct AgentRuntime {
         }
         if !datapath.dropReceivingSocket, settings.ignoredDrops["NOT_SPECIFIED"]?.contains(.timeWait) == true {
             logger.notice(
-                "the kernel's kfree_skb tracepoint does not name the receiving socket (Linux 6.12+): segments TCP answers at a socket in TIME-WAIT will count as NOT_SPECIFIED drops, except on loopback"
+                "the kernel's kfree_skb tracepoint does not name the receiving socket (Linux 6.12+): segments TCP answers at a socket in TIME-WAIT, except on loopback, and SYNs sent again or RSTs at a connection still opening will count as NOT_SPECIFIED drops"
             )
         }
         let watcher = InterfaceWatcher(datapath: datapath, uplinks: settings.uplinks, logger: logger)

@@ -76,6 +76,8 @@ enum osp_drop_ignore {
 	OSP_DROP_IGNORE_TIME_WAIT = 16,	 /* segments TCP answered at a socket in TIME-WAIT
 					  * (needs osp_config.drop_rx_sk) */
 	OSP_DROP_IGNORE_ECHO_REPLY = 32, /* ICMP echo replies no ping socket took */
+	OSP_DROP_IGNORE_OPENING = 64,	 /* a SYN sent again or an RST that TCP handled at a
+					  * connection still opening (needs drop_rx_sk) */
 };
 
 /* TCP header flag bits (byte 13 of the header), as the programs and the decoder read them. */

@@ -64,7 +64,7 @@ public final class Datapath: Sendable {
     /// a GRO list's datagrams freed behind their head count as `NOT_SPECIFIED` drops.
     public let listFree: Range<UInt64>?
     /// Whether the kernel's kfree_skb tracepoint names the receiving socket (Linux 6.12 and
-    /// later), which the `timeWait` rule needs.
+    /// later), which the `timeWait` and `opening` rules need.
     public let dropReceivingSocket: Bool
     private let maps: Maps
     /// Entries of the connection table, its young and old parts together:
@@ -223,6 +223,12 @@ public final class Datapath: Sendable {
         /// ICMP echo replies that reached their host, where no ping socket took them (`NO_SOCKET`
         /// from ping_rcv): a raw socket, `ping` run as root, has had its copy before that lookup.
         case echoReply
+        /// Segments TCP handled at a connection still opening (its request socket; the free
+        /// names the listener): a SYN sent again because the SYN-ACK was lost or slow, answered
+        /// with the SYN-ACK again, and an RST that reset the connection (an established
+        /// connection's RST is consumed, not dropped). Needs the tracepoint's receiving socket,
+        /// as `timeWait` does.
+        case opening
 
         var bit: UInt8 {
             switch self {
@@ -232,6 +238,7 @@ public final class Datapath: Sendable {
             case .listMember: UInt8(OSP_DROP_IGNORE_LIST.rawValue)
             case .timeWait: UInt8(OSP_DROP_IGNORE_TIME_WAIT.rawValue)
             case .echoReply: UInt8(OSP_DROP_IGNORE_ECHO_REPLY.rawValue)
+            case .opening: UInt8(OSP_DROP_IGNORE_OPENING.rawValue)
             }
         }
     }
@@ -244,13 +251,14 @@ public final class Datapath: Sendable {
     /// ip_rcv_finish_core), TCP's own discards on the loopback device and, where the kernel
     /// names the receiving socket, anywhere (`NOT_SPECIFIED` from tcp_v4_rcv: a FIN reaching a
     /// socket already in TIME-WAIT, seen when a local client closes first, or after its last
-    /// ACK was lost), and the datagrams of a GRO list freed behind their head (`NOT_SPECIFIED`
+    /// ACK was lost; and, at a connection still opening, a SYN sent again, answered with the
+    /// SYN-ACK again, or an RST that reset it), and the datagrams of a GRO list freed behind their head (`NOT_SPECIFIED`
     /// from skb_release_data, without the head's reason), and ICMP echo replies that no ping
     /// socket took (`NO_SOCKET` from ping_rcv, every reply to a `ping` run as root, whose raw
     /// socket had its copy). Not reported unless the agent runs with `--drop-reasons all`.
     public static let notNetworkDrops: [String: [DropIgnoreRule]] = [
         "SOCKET_CLOSE": [.always], "QUEUE_PURGE": [.always],
-        "NOT_SPECIFIED": [.multicast, .loopback, .listMember, .timeWait], "NO_SOCKET": [.echoReply],
+        "NOT_SPECIFIED": [.multicast, .loopback, .listMember, .timeWait, .opening], "NO_SOCKET": [.echoReply],
     ]
 
     /// The reader of flow and drop events.
@@ -324,7 +332,7 @@ public final class Datapath: Sendable {
     /// `struct osp_config` for `options` and a table of `connectionTableSets` sets, as the
     /// bytes of its section. `listFree` is the text of `listFreeFunction`; without it the
     /// `listMember` rule matches nothing. `receivingSocket`: the drop tracepoint passes the
-    /// receiving socket; without it the `timeWait` rule matches nothing.
+    /// receiving socket; without it the `timeWait` and `opening` rules match nothing.
     static func config(
         _ options: Options, connectionTableSets: Int, dropReasons: [UInt32: String], kernelHZ: Int? = nil,
         listFree: Range<UInt64>? = nil, receivingSocket: Bool = false

@@ -241,6 +241,61 @@ struct DropTests {
     }
 
     @Test(
+        "at a connection still opening, a SYN sent again (its SYN-ACK lost) and the RST that ends it are handled by TCP at the listener: not drops"
+    )
+    func openingConnection() throws {
+        let pair = try Pair()
+        defer { pair.down() }
+        let (agent, unfiltered) = try Self.datapaths(pair, without: .opening)
+        defer { for datapath in [agent, unfiltered] { datapath.detachAll() } }
+        #expect(agent.dropReceivingSocket, "this kernel's kfree_skb tracepoint names the receiving socket (6.12+)")
+        // The TCP flags of the segments the kernel freed as NOT_SPECIFIED, as the datapath
+        // without the rule reports them.
+        let freed = Lock<[UInt8]>([])
+        unfiltered.events.start { events, _ in
+            let drops = events.filter { $0.kind == UInt8(OSP_EVENT_DROP.rawValue) && $0.drop_reason == 2 }
+            freed.withLock { $0 += drops.map(\.tcp_flags) }
+        }
+
+        // The watched namespace listens; the client's namespace drops every SYN-ACK it receives
+        // (nftables there, unwatched), so the client sends its SYN again after 1 s: the server
+        // finds the connection's request socket, sends its SYN-ACK again and frees the SYN
+        // (NOT_SPECIFIED in tcp_v4_rcv, naming the listener as the receiving socket).
+        let listener = try PodSockets.listenTCP(in: pair.receiver, port: 8080)
+        defer { close(listener) }
+        for command in [
+            ["add", "table", "inet", "ospsyn"],
+            ["add", "chain", "inet", "ospsyn", "in", "{ type filter hook input priority 0 ; }"],
+            ["add", "rule", "inet", "ospsyn", "in", "tcp", "sport", "8080", "tcp", "flags", "syn", "drop"],
+        ] {
+            try pair.host.run(["ip", "netns", "exec", pair.sender, "nft"] + command)
+        }
+        let client = try PodSockets.connectTCP(from: pair.sender, to: pair.receiverAddress, port: 8080, timeout: 2.5)
+        #expect(client == nil, "every SYN-ACK is dropped: the connection cannot open")
+        if let client { close(client) }
+        // The client has given up; the server's next SYN-ACK (about 3 s after the first) reaches
+        // it, finds no socket and is answered with an RST, which resets the server's request
+        // socket and is freed there as NOT_SPECIFIED too.
+        try pair.host.run(["ip", "netns", "exec", pair.sender, "nft", "delete", "table", "inet", "ospsyn"])
+        for _ in 0..<60 where !freed.withLock({ $0.contains { $0 & UInt8(OSP_TCPF_RST.rawValue) != 0 } }) {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        // A real drop in the watched namespace, after them: datagrams to a closed port.
+        try PodSockets.sendUDP(from: pair.sender, to: pair.receiverAddress, port: 9, count: 3, payload: 16)
+
+        let seen = Self.packets(unfiltered, reaching: 5)
+        let flags = freed.withLock { $0 }
+        #expect(flags.contains(UInt8(OSP_TCPF_SYN.rawValue)), "the SYN sent again was freed at the listener: \(flags)")
+        #expect(
+            flags.contains { $0 & UInt8(OSP_TCPF_RST.rawValue) != 0 },
+            "the client's RST was freed at the listener: \(flags)")
+        #expect(seen["NO_SOCKET"] == 3, "the datagrams to the closed port: \(seen)")
+        // The kernel runs both datapaths' programs at each free: the agent's counts are final.
+        #expect(
+            Self.packets(agent) == ["NO_SOCKET": 3], "TCP handled the SYN and the RST; only the datagrams are drops")
+    }
+
+    @Test(
         "the echo replies of a ping run as root (a raw socket, which has its copy first) are not NO_SOCKET drops; datagrams to a closed port still are"
     )
     func echoRepliesToRawPing() throws {

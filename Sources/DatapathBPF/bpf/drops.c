@@ -24,8 +24,9 @@
 #include "kernel.h"
 #include "maps.h"
 
-/* TCP_TIME_WAIT (include/net/tcp_states.h): the state of a timewait socket. */
+/* TCP states (include/net/tcp_states.h): a timewait socket's, and a listener's. */
 #define OSP_TCP_TIME_WAIT 6
+#define OSP_TCP_LISTEN 10
 
 static __always_inline __u32 osp_netns_of(struct sk_buff *skb, struct net_device *dev)
 {
@@ -231,6 +232,18 @@ int osp_kfree_skb(__u64 *ctx)
 	if ((ignore & OSP_DROP_IGNORE_ECHO_REPLY) && has_tuple && osp_is_icmp(tuple.protocol) &&
 	    tuple.sport == osp_icmp_echo_reply(tuple.protocol))
 		return 0;
+	/* A connection still opening (a request socket; the listener is the receiving socket the
+	 * tracepoint names, tcp_check_req): a SYN sent again because the SYN-ACK was lost or slow,
+	 * which TCP answers with the SYN-ACK again, and an RST that resets the connection, as an
+	 * established connection's RST does (consumed there). Handled, not dropped. */
+	if ((ignore & OSP_DROP_IGNORE_OPENING) && osp_config.drop_rx_sk && has_tuple &&
+	    tuple.protocol == IPPROTO_TCP &&
+	    ((tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) == OSP_TCPF_SYN ||
+	     (tcp_flags & OSP_TCPF_RST))) {
+		struct sock *rx_sk = (struct sock *)ctx[3];
+		if (rx_sk && rx_sk->__sk_common.skc_state == OSP_TCP_LISTEN)
+			return 0;
+	}
 
 	struct osp_drop_key key = {.reason = reason, .direction = direction};
 	struct osp_counter *counter = bpf_map_lookup_elem(&osp_drops, &key);
