@@ -252,10 +252,11 @@ public final class Datapath: Sendable {
     /// names the receiving socket, anywhere (`NOT_SPECIFIED` from tcp_v4_rcv: a FIN reaching a
     /// socket already in TIME-WAIT, seen when a local client closes first, or after its last
     /// ACK was lost; and, at a connection still opening, a SYN sent again, answered with the
-    /// SYN-ACK again, or an RST that reset it), and the datagrams of a GRO list freed behind their head (`NOT_SPECIFIED`
-    /// from skb_release_data, without the head's reason), and ICMP echo replies that no ping
-    /// socket took (`NO_SOCKET` from ping_rcv, every reply to a `ping` run as root, whose raw
-    /// socket had its copy). Not reported unless the agent runs with `--drop-reasons all`.
+    /// SYN-ACK again, or an RST that reset it), the datagrams of a GRO list freed behind their
+    /// head (`NOT_SPECIFIED` from skb_release_data, without the head's reason), and ICMP echo
+    /// replies that no ping socket took (`NO_SOCKET` from ping_rcv, every reply to a `ping` run
+    /// as root, whose raw socket had its copy). Not reported unless the agent runs with
+    /// `--drop-reasons all`.
     public static let notNetworkDrops: [String: [DropIgnoreRule]] = [
         "SOCKET_CLOSE": [.always], "QUEUE_PURGE": [.always],
         "NOT_SPECIFIED": [.multicast, .loopback, .listMember, .timeWait, .opening], "NO_SOCKET": [.echoReply],
