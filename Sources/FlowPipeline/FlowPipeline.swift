@@ -24,13 +24,24 @@ public final class FlowPipeline: Sendable {
     private let clockStepped: (@Sendable (Double) -> Void)?
     /// The last running total of lost events seen per source (see `noteLost`).
     private let lostTotals = Lock<[LostEventSource: UInt64]>([:])
-    /// Flows held back for one batch: from the first flow to a Service address the node had not
-    /// translated (`Flow.awaitsTranslation`) on, so that the observer still gets them in order.
-    /// The reader can drain a connection's first packet before the node has confirmed its
-    /// conntrack entry, or before the reply that carries the translation (the SYN-ACK, or the RST
-    /// of a refused connection, whose entry conntrack drops at once) reaches the ring; the next
-    /// poll, at most one poll interval later, mostly holds that reply.
-    private let held = Lock<[Flow]>([])
+    /// Flows held back: from the first flow to a Service address the node had not translated
+    /// (`Flow.awaitsTranslation`) on, so that the observer still gets them in order. The reader
+    /// can drain a connection's first packet before the node has confirmed its conntrack entry,
+    /// or before the event that carries the translation (the SYN-ACK, the RST of a refused
+    /// connection, whose entry conntrack drops at once, or the drop of a SYN a policy refused
+    /// after the NAT) reaches the ring. That event mostly comes in the next poll, but a loaded
+    /// node can stall between the two (a vCPU the host preempts): each batch enriches the held
+    /// flows again, and they go on once all are named or once a batch drained `holdLimit` after
+    /// the first of them — without a drain time (`process` without `drainedAt`), after one batch.
+    private let held = Lock<Held>(Held())
+
+    struct Held {
+        var flows: [Flow] = []
+    }
+
+    /// How long flows wait for a Service translation at most, measured from the first held
+    /// flow's time to a batch's drain time.
+    public static let holdLimit: TimeInterval = 0.1
 
     /// Time spent in each stage, summed over batches (the bench reports it per event).
     public struct StageTimes: Sendable {
@@ -79,7 +90,8 @@ public final class FlowPipeline: Sendable {
         var times = StageTimes()
         // The batch is at most a poll old: it is told in the clock as the node keeps it now.
         let step = drainedAt == nil ? nil : decoder.withLock { [clocks] in $0.followWallClock(clocks()) }
-        process(events, interfaceNames: interfaceNames, times: &times)
+        let drained = drainedAt.map { monotonic in decoder.withLock { $0.wallTime(monotonicNs: monotonic) } }
+        process(events, interfaceNames: interfaceNames, times: &times, drainedAt: drained)
         guard let drainedAt else { return }
         let mark = drainedAt &- Self.progressMargin
         var (lapsed, progress) = decoder.withLock {
@@ -87,19 +99,21 @@ public final class FlowPipeline: Sendable {
         }
         deliver(&lapsed, times: &times, from: Date())
         // Not past a held flow: every flow stamped before the mark has reached the observer.
-        if let earliest = held.withLock({ $0.lazy.map(\.time).min() }) {
+        if let earliest = held.withLock({ $0.flows.lazy.map(\.time).min() }) {
             progress = min(progress, earliest.addingTimeInterval(-1e-6))
         }
         observer.advance(to: progress, afterClockStep: step.map { $0 < 0 } ?? false)
         if let step { clockStepped?(step) }
     }
 
-    /// The same, adding each stage's time to `times`.
+    /// The same, adding each stage's time to `times`; `drainedAt`, the wall time the batch was
+    /// drained at, bounds how long flows wait for a translation (`holdLimit`).
     public func process(
-        _ events: UnsafeBufferPointer<osp_event>, interfaceNames: InterfaceNames, times: inout StageTimes
+        _ events: UnsafeBufferPointer<osp_event>, interfaceNames: InterfaceNames, times: inout StageTimes,
+        drainedAt: Date? = nil
     ) {
         guard !events.isEmpty else {
-            releaseHeld(times: &times)
+            releaseHeld(times: &times, drainedAt: drainedAt)
             return
         }
         let start = Date()
@@ -132,37 +146,48 @@ public final class FlowPipeline: Sendable {
         times.decode += decoded.timeIntervalSince(start)
         // The flows held at the last batch go first, enriched again now that this batch's
         // translations are known.
-        deliver(&flows, times: &times, from: decoded, retransmissions: retransmissions, after: takeHeld())
+        deliver(
+            &flows, times: &times, from: decoded, retransmissions: retransmissions,
+            after: takeHeld(drainedAt: drainedAt))
     }
 
     /// Hands the held flows on (enriched once more) without waiting for another batch: the
     /// agent calls it after the event reader's last poll.
     public func releaseHeld() {
         var times = StageTimes()
-        releaseHeld(times: &times)
+        releaseHeld(times: &times, drainedAt: nil, force: true)
     }
 
-    private func releaseHeld(times: inout StageTimes) {
-        let earlier = takeHeld()
+    private func releaseHeld(times: inout StageTimes, drainedAt: Date?, force: Bool = false) {
+        let earlier = takeHeld(drainedAt: drainedAt, force: force)
         guard !earlier.isEmpty else { return }
         var none: [Flow] = []
         deliver(&none, times: &times, from: Date(), after: earlier)
     }
 
     /// Takes the held flows, enriching those still awaiting a translation once more (the others
-    /// are final). None is held a second time.
-    private func takeHeld() -> [Flow] {
+    /// are final). While some still await one and the batch was drained less than `holdLimit`
+    /// after the first held flow, they stay held and none is taken (`force`: all are taken).
+    private func takeHeld(drainedAt: Date?, force: Bool = false) -> [Flow] {
         var flows = held.withLock { held in
-            defer { held = [] }
-            return held
+            defer { held = Held() }
+            return held.flows
         }
         guard let enricher, !flows.isEmpty else { return flows }
         var dropped: [Int] = []
+        var waiting = false
         for index in flows.indices where flows[index].awaitsTranslation {
             if !enricher.enrich(&flows[index]) { dropped.append(index) }
-            flows[index].awaitsTranslation = false
+            waiting = waiting || flows[index].awaitsTranslation
         }
         for index in dropped.reversed() { flows.remove(at: index) }
+        if waiting, !force, let drainedAt, let first = flows.first,
+            drainedAt.timeIntervalSince(first.time) < Self.holdLimit
+        {
+            held.withLock { $0.flows = flows + $0.flows }
+            return []
+        }
+        for index in flows.indices { flows[index].awaitsTranslation = false }
         return flows
     }
 
@@ -201,11 +226,11 @@ public final class FlowPipeline: Sendable {
         }
         if !earlier.isEmpty { flows = earlier + flows }
         held.withLock { held in
-            if !held.isEmpty {
-                held += flows
+            if !held.flows.isEmpty {
+                held.flows += flows
                 flows = []
             } else if let first = flows[earlier.count...].firstIndex(where: \.awaitsTranslation) {
-                held = Array(flows[first...])
+                held.flows = Array(flows[first...])
                 flows.removeSubrange(first...)
             }
         }

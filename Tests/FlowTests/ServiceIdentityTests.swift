@@ -261,7 +261,9 @@ struct ServiceIdentityTests {
         #expect(dropped.destination.podName == "frontend-b", "the drop names the pod the SYN now names")
     }
 
-    @Test("a connection the node never translated: its flows wait one poll, then go on naming the Service's backends")
+    @Test(
+        "a connection the node never translated: its flows wait for a translation up to the hold limit, then go on naming the Service's backends"
+    )
     func neverTranslated() throws {
         let observer = try Observer(capacity: 15)
         let nat = FakeTranslation([:])
@@ -273,9 +275,15 @@ struct ServiceIdentityTests {
         #expect(observer.history().isEmpty)
         #expect(nat.asked.withLock { $0 } == 1 && nat.askedAgain.withLock { $0 } == 0)
         let empty: [osp_event] = []
+        // Drained 20 ms after the SYN: it still waits, and asks again (a table that remembers
+        // "not translated" looks once more).
         empty.withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: at + 20_000_000) }
-        // Asked again, as the held flow's: a table that remembers "not translated" looks once more.
+        #expect(observer.history().isEmpty, "within the hold limit")
         #expect(nat.asked.withLock { $0 } == 2 && nat.askedAgain.withLock { $0 } == 1)
+        // Drained past the hold limit: it goes on untranslated.
+        let late = at + UInt64(FlowPipeline.holdLimit * 1e9) + 10_000_000
+        empty.withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: late) }
+        #expect(nat.asked.withLock { $0 } == 3 && nat.askedAgain.withLock { $0 } == 2)
         let flows = observer.history()
         #expect(flows.count == 1)
         #expect(flows.first?.destinationIP == "10.96.0.11" && flows.first?.destinationService?.name == "frontend")
@@ -283,7 +291,7 @@ struct ServiceIdentityTests {
 
         // Held at the reader's last poll: the agent hands it on as it stops.
         let again = RawEvent.packet(client, 41001, [10, 96, 0, 11], 80, protocol: 6, flags: RawEvent.syn, at: at + 1)
-        [again].withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: at + 30_000_000) }
+        [again].withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: late + 10_000_000) }
         #expect(observer.history().count == 1)
         pipeline.releaseHeld()
         #expect(observer.history().count == 2)
