@@ -124,6 +124,9 @@ let package = Package(
         // --- The node ---
         // setns(2) needs _GNU_SOURCE, which Swift's Glibc import does not give.
         .target(name: "CNetns"),
+        // posix_spawn's close-from action, a GNU extension too: the lab's programs start with
+        // their three standard descriptors only.
+        .target(name: "CSpawn"),
         // Run code or open sockets inside another network namespace.
         .target(name: "Netns", dependencies: ["CNetns"], swiftSettings: strict),
         // rtnetlink (links, namespace ids) and ctnetlink (conntrack lookups).
@@ -255,7 +258,8 @@ let package = Package(
             swiftSettings: strict),
         // The lab: a Kubernetes-like cluster of network namespaces on one machine.
         .target(
-            name: "Lab", dependencies: ["ClusterInventory", "HubbleTransport", "KubernetesModel"], swiftSettings: strict
+            name: "Lab", dependencies: ["CSpawn", "ClusterInventory", "HubbleTransport", "KubernetesModel"],
+            swiftSettings: strict
         ),
         // osprey-relay: peer discovery and health, the merged observer.Observer.
         .target(

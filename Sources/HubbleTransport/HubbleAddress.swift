@@ -123,7 +123,7 @@ extension HubbleAddress {
             let status = getaddrinfo(host, String(port), &hints, &result)
             guard status == 0, let info = result else { throw BindError(reason: "'\(host)' is not an IP address") }
             defer { freeaddrinfo(result) }
-            let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue), 0)
+            let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw BindError(reason: String(cString: strerror(errno))) }
             defer { close(fd) }
             var one: Int32 = 1
@@ -158,7 +158,7 @@ extension HubbleAddress {
 
     /// Whether a process accepts connections on the unix socket at `path` (within the limit).
     private static func accepts(_ path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return true }  // cannot tell: assume it is served, remove nothing
         defer { close(fd) }
         var address = sockaddr_un()

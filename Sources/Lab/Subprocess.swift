@@ -1,3 +1,4 @@
+import CSpawn
 import Foundation
 
 /// Starts programs with posix_spawn and waits for them with waitpid.
@@ -19,6 +20,10 @@ enum Subprocess {
         posix_spawn_file_actions_adddup2(&actions, stdin, 0)
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        // And nothing else: a descriptor this process opened without close-on-exec (a socket
+        // a test holds, another thread's pipe) must not live on in the child — a detached
+        // workload would keep it open, a connection the test closed among them, long after.
+        osp_spawn_close_from(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

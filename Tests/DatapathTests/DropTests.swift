@@ -273,13 +273,23 @@ struct DropTests {
         let client = try PodSockets.connectTCP(from: pair.sender, to: pair.receiverAddress, port: 8080, timeout: 2)
         #expect(client == nil, "every SYN-ACK is dropped: the connection cannot open")
         if let client { close(client) }
-        // The client has given up; the server's next SYN-ACK (its timer doubles: about 3 s, 7 s,
-        // 15 s after the first, later on a loaded machine) reaches it, finds no socket and is
-        // answered with an RST, which resets the server's request socket and is freed there as
-        // NOT_SPECIFIED too.
+        // The client has given up; the server's next SYN-ACK (its timer doubles: 3 s, 7 s, 15 s
+        // and 31 s after the first, the last before it gives up) reaches it, finds no socket and
+        // is answered with an RST, which resets the server's request socket and is freed there
+        // as NOT_SPECIFIED too.
         try pair.host.run(["ip", "netns", "exec", pair.sender, "nft", "delete", "table", "inet", "ospsyn"])
-        for _ in 0..<200 where !freed.withLock({ $0.contains { $0 & UInt8(OSP_TCPF_RST.rawValue) != 0 } }) {
+        let deadline = Date().addingTimeInterval(40)
+        while Date() < deadline, !freed.withLock({ $0.contains { $0 & UInt8(OSP_TCPF_RST.rawValue) != 0 } }) {
             Thread.sleep(forTimeInterval: 0.1)
+        }
+        // What TCP did on each side, for a failure's message: SYN-ACKs sent again and request
+        // sockets reset (server), RSTs sent (client).
+        let counters = try [pair.receiver, pair.sender].map { netns in
+            try pair.host.run([
+                "ip", "netns", "exec", netns, "nstat", "-asz", "TcpExtTCPSynRetrans", "TcpExtEmbryonicRsts",
+                "TcpOutRsts", "TcpExtTCPTimeouts",
+            ]).split(separator: "\n").filter { !$0.hasPrefix("#") }
+                .map { $0.split(separator: " ").prefix(2).joined(separator: "=") }.joined(separator: ", ")
         }
         // A real drop in the watched namespace, after them: datagrams to a closed port.
         try PodSockets.sendUDP(from: pair.sender, to: pair.receiverAddress, port: 9, count: 3, payload: 16)
@@ -289,7 +299,7 @@ struct DropTests {
         #expect(flags.contains(UInt8(OSP_TCPF_SYN.rawValue)), "the SYN sent again was freed at the listener: \(flags)")
         #expect(
             flags.contains { $0 & UInt8(OSP_TCPF_RST.rawValue) != 0 },
-            "the client's RST was freed at the listener: \(flags)")
+            "the client's RST was freed at the listener: \(flags); server \(counters[0]); client \(counters[1])")
         #expect(seen["NO_SOCKET"] == 3, "the datagrams to the closed port: \(seen)")
         // The kernel runs both datapaths' programs at each free: the agent's counts are final.
         #expect(

@@ -31,3 +31,17 @@ struct ProcessStateTests {
         #expect(!LabController.isRunning(pid))
     }
 }
+
+@Suite("Programs the lab starts")
+struct SubprocessTests {
+    @Test("a program the lab starts holds only its standard input, output and error, not what this process has open")
+    func onlyStandardDescriptors() throws {
+        // A descriptor without close-on-exec, as a socket some thread holds while a program starts.
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        defer { ends.forEach { close($0) } }
+        let listing = try Host().run(["sh", "-c", "ls /proc/$$/fd"])
+        let held = listing.split(separator: "\n").compactMap { Int32($0) }
+        #expect(held.sorted() == [0, 1, 2], "the shell's own descriptors: \(held)")
+    }
+}

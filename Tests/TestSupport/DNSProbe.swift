@@ -28,7 +28,7 @@ public enum DNSProbe {
     ) throws -> DNSAnswer? {
         // The socket is created inside the pod's namespace and keeps living there.
         let fd = try NetworkNamespace.run(inNamespaceAt: NetworkNamespace.path(named: netns)) {
-            socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         }
         guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         defer { close(fd) }

@@ -5,10 +5,11 @@ import Netns
 /// Sockets opened inside a pod's network namespace from the test process: traffic with exactly
 /// known packets, sizes and connections.
 public enum PodSockets {
-    /// A socket of `type` created in the namespace (it stays there whatever thread uses it).
+    /// A socket of `type` created in the namespace (it stays there whatever thread uses it),
+    /// close-on-exec: a program another test starts meanwhile must not hold it open.
     static func socket(in netns: String, type: Int32, family: Int32 = AF_INET, proto: Int32 = 0) throws -> Int32 {
         let fd = try NetworkNamespace.run(inNamespaceAt: NetworkNamespace.path(named: netns)) {
-            Glibc.socket(family, type, proto)
+            Glibc.socket(family, type | Int32(SOCK_CLOEXEC.rawValue), proto)
         }
         guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         return fd
