@@ -33,11 +33,7 @@ public final class FlowPipeline: Sendable {
     /// node can stall between the two (a vCPU the host preempts): each batch enriches the held
     /// flows again, and they go on once all are named or once a batch drained `holdLimit` after
     /// the first of them — without a drain time (`process` without `drainedAt`), after one batch.
-    private let held = Lock<Held>(Held())
-
-    struct Held {
-        var flows: [Flow] = []
-    }
+    private let held = Lock<[Flow]>([])
 
     /// How long flows wait for a Service translation at most, measured from the first held
     /// flow's time to a batch's drain time.
@@ -99,7 +95,7 @@ public final class FlowPipeline: Sendable {
         }
         deliver(&lapsed, times: &times, from: Date())
         // Not past a held flow: every flow stamped before the mark has reached the observer.
-        if let earliest = held.withLock({ $0.flows.lazy.map(\.time).min() }) {
+        if let earliest = held.withLock({ $0.lazy.map(\.time).min() }) {
             progress = min(progress, earliest.addingTimeInterval(-1e-6))
         }
         observer.advance(to: progress, afterClockStep: step.map { $0 < 0 } ?? false)
@@ -170,21 +166,19 @@ public final class FlowPipeline: Sendable {
     /// after the first held flow, they stay held and none is taken (`force`: all are taken).
     private func takeHeld(drainedAt: Date?, force: Bool = false) -> [Flow] {
         var flows = held.withLock { held in
-            defer { held = Held() }
-            return held.flows
+            defer { held = [] }
+            return held
         }
         guard let enricher, !flows.isEmpty else { return flows }
         var dropped: [Int] = []
-        var waiting = false
         for index in flows.indices where flows[index].awaitsTranslation {
             if !enricher.enrich(&flows[index]) { dropped.append(index) }
-            waiting = waiting || flows[index].awaitsTranslation
         }
         for index in dropped.reversed() { flows.remove(at: index) }
-        if waiting, !force, let drainedAt, let first = flows.first,
+        if flows.contains(where: \.awaitsTranslation), !force, let drainedAt, let first = flows.first,
             drainedAt.timeIntervalSince(first.time) < Self.holdLimit
         {
-            held.withLock { $0.flows = flows + $0.flows }
+            held.withLock { $0 = flows + $0 }
             return []
         }
         for index in flows.indices { flows[index].awaitsTranslation = false }
@@ -226,11 +220,11 @@ public final class FlowPipeline: Sendable {
         }
         if !earlier.isEmpty { flows = earlier + flows }
         held.withLock { held in
-            if !held.flows.isEmpty {
-                held.flows += flows
+            if !held.isEmpty {
+                held += flows
                 flows = []
             } else if let first = flows[earlier.count...].firstIndex(where: \.awaitsTranslation) {
-                held.flows = Array(flows[first...])
+                held = Array(flows[first...])
                 flows.removeSubrange(first...)
             }
         }
