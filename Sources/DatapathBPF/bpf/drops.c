@@ -184,16 +184,21 @@ int osp_kfree_skb(__u64 *ctx)
 	    location < osp_config.list_free_end)
 		return 0;
 
-	/* A segment that reached a socket in TIME-WAIT (its peer's FIN sent again because the last
-	 * ACK was lost, a late duplicate): TCP answered it, as it should, and freed it. The
-	 * receiving socket is the tracepoint's fourth argument since Linux 6.12; on older kernels
-	 * drop_rx_sk is 0 and the verifier, which prunes what the read-only config turns off, never
-	 * sees the read of an argument they do not have. */
-	if ((ignore & OSP_DROP_IGNORE_TIME_WAIT) && osp_config.drop_rx_sk) {
+	/* The receiving socket's state, for the rules that need it (0 where none is named): the
+	 * socket is the tracepoint's fourth argument since Linux 6.12; on older kernels drop_rx_sk
+	 * is 0 and the verifier, which prunes what the read-only config turns off, never sees the
+	 * read of an argument they do not have. */
+	__u8 rx_state = 0;
+	if ((ignore & (OSP_DROP_IGNORE_TIME_WAIT | OSP_DROP_IGNORE_OPENING)) &&
+	    osp_config.drop_rx_sk) {
 		struct sock *rx_sk = (struct sock *)ctx[3];
-		if (rx_sk && rx_sk->__sk_common.skc_state == OSP_TCP_TIME_WAIT)
-			return 0;
+		if (rx_sk)
+			rx_state = rx_sk->__sk_common.skc_state;
 	}
+	/* A segment that reached a socket in TIME-WAIT (its peer's FIN sent again because the last
+	 * ACK was lost, a late duplicate): TCP answered it, as it should, and freed it. */
+	if ((ignore & OSP_DROP_IGNORE_TIME_WAIT) && rx_state == OSP_TCP_TIME_WAIT)
+		return 0;
 
 	struct net_device *dev = skb->dev;
 	/* IFF_LOOPBACK: host-internal traffic (e.g. TCP discarding a FIN that reached a TIME-WAIT
@@ -236,14 +241,11 @@ int osp_kfree_skb(__u64 *ctx)
 	 * tracepoint names, tcp_check_req): a SYN sent again because the SYN-ACK was lost or slow,
 	 * which TCP answers with the SYN-ACK again, and an RST that resets the connection, as an
 	 * established connection's RST does (consumed there). Handled, not dropped. */
-	if ((ignore & OSP_DROP_IGNORE_OPENING) && osp_config.drop_rx_sk && has_tuple &&
+	if ((ignore & OSP_DROP_IGNORE_OPENING) && rx_state == OSP_TCP_LISTEN && has_tuple &&
 	    tuple.protocol == IPPROTO_TCP &&
 	    ((tcp_flags & (OSP_TCPF_SYN | OSP_TCPF_ACK)) == OSP_TCPF_SYN ||
-	     (tcp_flags & OSP_TCPF_RST))) {
-		struct sock *rx_sk = (struct sock *)ctx[3];
-		if (rx_sk && rx_sk->__sk_common.skc_state == OSP_TCP_LISTEN)
-			return 0;
-	}
+	     (tcp_flags & OSP_TCPF_RST)))
+		return 0;
 
 	struct osp_drop_key key = {.reason = reason, .direction = direction};
 	struct osp_counter *counter = bpf_map_lookup_elem(&osp_drops, &key);
