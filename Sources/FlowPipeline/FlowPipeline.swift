@@ -32,11 +32,21 @@ public final class FlowPipeline: Sendable {
     /// after the NAT) reaches the ring. That event mostly comes in the next poll, but a loaded
     /// node can stall between the two (a vCPU the host preempts): each batch enriches the held
     /// flows again, and they go on once all are named or once a batch drained `holdLimit` after
-    /// the first of them — without a drain time (`process` without `drainedAt`), after one batch.
-    private let held = Lock<[Flow]>([])
+    /// the batch that first held them — without a drain time (`process` without `drainedAt`),
+    /// after one batch.
+    private let held = Lock(Held())
 
-    /// How long flows wait for a Service translation at most, measured from the first held
-    /// flow's time to a batch's drain time.
+    /// The held flows and the drain time of the batch that began holding them. The limit counts
+    /// from that drain, not from the flows' packet times: a reader that drained a SYN late (a
+    /// loaded node) would otherwise have used up the wait before the first poll that could bring
+    /// its translation.
+    private struct Held {
+        var since: Date?
+        var flows: [Flow] = []
+    }
+
+    /// How long flows wait for a Service translation at most, measured from the drain time of
+    /// the batch that first held them to a later batch's drain time.
     public static let holdLimit: TimeInterval = 0.1
 
     /// Time spent in each stage, summed over batches (the bench reports it per event).
@@ -85,17 +95,21 @@ public final class FlowPipeline: Sendable {
     ) {
         var times = StageTimes()
         // The batch is at most a poll old: it is told in the clock as the node keeps it now.
-        let step = drainedAt == nil ? nil : decoder.withLock { [clocks] in $0.followWallClock(clocks()) }
-        let drained = drainedAt.map { monotonic in decoder.withLock { $0.wallTime(monotonicNs: monotonic) } }
+        guard let drainedAt else {
+            process(events, interfaceNames: interfaceNames, times: &times)
+            return
+        }
+        let (step, drained) = decoder.withLock { [clocks] in
+            ($0.followWallClock(clocks()), $0.wallTime(monotonicNs: drainedAt))
+        }
         process(events, interfaceNames: interfaceNames, times: &times, drainedAt: drained)
-        guard let drainedAt else { return }
         let mark = drainedAt &- Self.progressMargin
         var (lapsed, progress) = decoder.withLock {
             ($0.unansweredQueries(nowNs: mark), $0.wallTime(monotonicNs: mark))
         }
-        deliver(&lapsed, times: &times, from: Date())
+        deliver(&lapsed, times: &times, from: Date(), drainedAt: drained)
         // Not past a held flow: every flow stamped before the mark has reached the observer.
-        if let earliest = held.withLock({ $0.lazy.map(\.time).min() }) {
+        if let earliest = held.withLock({ $0.flows.lazy.map(\.time).min() }) {
             progress = min(progress, earliest.addingTimeInterval(-1e-6))
         }
         observer.advance(to: progress, afterClockStep: step.map { $0 < 0 } ?? false)
@@ -144,7 +158,7 @@ public final class FlowPipeline: Sendable {
         // translations are known.
         deliver(
             &flows, times: &times, from: decoded, retransmissions: retransmissions,
-            after: takeHeld(drainedAt: drainedAt))
+            after: takeHeld(drainedAt: drainedAt), drainedAt: drainedAt)
     }
 
     /// Hands the held flows on (enriched once more) without waiting for another batch: the
@@ -163,23 +177,27 @@ public final class FlowPipeline: Sendable {
 
     /// Takes the held flows, enriching those still awaiting a translation once more (the others
     /// are final). While some still await one and the batch was drained less than `holdLimit`
-    /// after the first held flow, they stay held and none is taken (`force`: all are taken).
+    /// after the batch that began holding them, they stay held and none is taken (`force`: all
+    /// are taken).
     private func takeHeld(drainedAt: Date?, force: Bool = false) -> [Flow] {
-        var flows = held.withLock { held in
-            defer { held = [] }
+        let taken = held.withLock { held in
+            defer { held = Held() }
             return held
         }
+        var flows = taken.flows
         guard let enricher, !flows.isEmpty else { return flows }
         var dropped: [Int] = []
         for index in flows.indices where flows[index].awaitsTranslation {
             if !enricher.enrich(&flows[index]) { dropped.append(index) }
         }
         for index in dropped.reversed() { flows.remove(at: index) }
-        if flows.contains(where: \.awaitsTranslation), !force, let drainedAt, let first = flows.first,
-            drainedAt.timeIntervalSince(first.time) < Self.holdLimit
-        {
-            held.withLock { $0 = flows + $0 }
-            return []
+        if flows.contains(where: \.awaitsTranslation), !force, let drainedAt {
+            // Held by a batch without a drain time: the wait counts from this one.
+            let since = taken.since ?? drainedAt
+            if drainedAt.timeIntervalSince(since) < Self.holdLimit {
+                held.withLock { $0 = Held(since: since, flows: flows) }
+                return []
+            }
         }
         for index in flows.indices { flows[index].awaitsTranslation = false }
         return flows
@@ -206,11 +224,12 @@ public final class FlowPipeline: Sendable {
 
     /// Enriches the flows, then hands them, after the already enriched `earlier` ones, to the
     /// observer and the metrics — or holds them: all of them while flows are held, else from the
-    /// first that awaits a Service translation on. Retransmissions (`retransmissions` of them)
-    /// are no Hubble flows: only the pod-level metrics take them.
+    /// first that awaits a Service translation on, `drainedAt` (the batch's drain time) starting
+    /// their wait. Retransmissions (`retransmissions` of them) are no Hubble flows: only the
+    /// pod-level metrics take them.
     private func deliver(
         _ flows: inout [Flow], times: inout StageTimes, from start: Date, retransmissions: Int = 0,
-        after earlier: [Flow] = []
+        after earlier: [Flow] = [], drainedAt: Date? = nil
     ) {
         guard !flows.isEmpty || !earlier.isEmpty else { return }
         enricher?.enrich(&flows)
@@ -220,11 +239,11 @@ public final class FlowPipeline: Sendable {
         }
         if !earlier.isEmpty { flows = earlier + flows }
         held.withLock { held in
-            if !held.isEmpty {
-                held += flows
+            if !held.flows.isEmpty {
+                held.flows += flows
                 flows = []
             } else if let first = flows[earlier.count...].firstIndex(where: \.awaitsTranslation) {
-                held = Array(flows[first...])
+                held = Held(since: drainedAt, flows: Array(flows[first...]))
                 flows.removeSubrange(first...)
             }
         }

@@ -271,17 +271,20 @@ struct ServiceIdentityTests {
         let client: [UInt8] = [10, 244, 1, 4]
         let at: UInt64 = 10_000_000_000
         let syn = RawEvent.packet(client, 41000, [10, 96, 0, 11], 80, protocol: 6, flags: RawEvent.syn, at: at)
-        [syn].withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: at + 10_000_000) }
+        // A loaded node's reader drains the SYN 90 ms after its packet: the wait counts from here.
+        let firstDrain = at + 90_000_000
+        [syn].withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: firstDrain) }
         #expect(observer.history().isEmpty)
         #expect(nat.asked.withLock { $0 } == 1 && nat.askedAgain.withLock { $0 } == 0)
         let empty: [osp_event] = []
-        // Drained 20 ms after the SYN: it still waits, and asks again (a table that remembers
-        // "not translated" looks once more).
-        empty.withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: at + 20_000_000) }
-        #expect(observer.history().isEmpty, "within the hold limit")
+        // The next poll, 30 ms on (120 ms after the packet, past the limit if it counted from
+        // there): it still waits, and asks again (a table that remembers "not translated" looks
+        // once more).
+        empty.withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: firstDrain + 30_000_000) }
+        #expect(observer.history().isEmpty, "within the hold limit of the first drain")
         #expect(nat.asked.withLock { $0 } == 2 && nat.askedAgain.withLock { $0 } == 1)
-        // Drained past the hold limit: it goes on untranslated.
-        let late = at + UInt64(FlowPipeline.holdLimit * 1e9) + 10_000_000
+        // Drained past the hold limit from the first drain: it goes on untranslated.
+        let late = firstDrain + UInt64(FlowPipeline.holdLimit * 1e9) + 10_000_000
         empty.withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: late) }
         #expect(nat.asked.withLock { $0 } == 3 && nat.askedAgain.withLock { $0 } == 2)
         let flows = observer.history()
