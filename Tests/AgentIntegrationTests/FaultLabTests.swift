@@ -149,11 +149,13 @@ extension AgentIntegration {
                 }
                 #expect(rotations >= 5, "the flow log rotated while the agents ran")
                 // A kill between a rotation's rename and the next write leaves no flows.log until
-                // the restarted agent writes a flow: some traffic first.
-                try? PodSockets.sendUDP(from: sender.netns, to: receiver.ipv4, port: 9, count: 200, payload: 32)
-                eventually(within: 10, poll: 0.05) {
-                    FileManager.default.fileExists(atPath: "\(directory)/flows.log")
+                // the restarted agent writes a flow: traffic until it has (a loaded machine may
+                // take a while to attach the restarted agent's programs and export).
+                let written = eventually(within: 30, poll: 0.5) {
+                    try? PodSockets.sendUDP(from: sender.netns, to: receiver.ipv4, port: 9, count: 20, payload: 32)
+                    return FileManager.default.fileExists(atPath: "\(directory)/flows.log")
                 }
+                #expect(written, "the restarted agent wrote flows.log again")
                 let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter {
                     $0.hasPrefix("flows")
                 }

@@ -31,6 +31,26 @@ struct FidelityLabTests {
         return parsed.first { ($0["ifindex"] as? Int) == index }?["ifname"] as? String ?? "(none)"
     }
 
+    /// For a failure message: every flow of the node with `port` at either end, read again after
+    /// `wait` seconds (a late event shows there) — time, observation point, verdict, summary and
+    /// the destination it names — and the events the node's agent lost.
+    static func history(port: String, in netns: String, wait: Double = 3) -> String {
+        let string = Flows.string
+        Thread.sleep(forTimeInterval: wait)
+        let flows = ((try? Flows.flows(netns)) ?? []).filter {
+            string($0, "l4", "TCP", "source_port") == port || string($0, "l4", "TCP", "destination_port") == port
+        }
+        let lines = flows.map {
+            [
+                string($0, "time") ?? "-", string($0, "trace_observation_point") ?? "-", string($0, "verdict") ?? "-",
+                string($0, "Summary") ?? "-", "→", string($0, "destination", "pod_name") ?? "-",
+                string($0, "IP", "destination") ?? "-",
+            ].joined(separator: " ")
+        }
+        let lost = (try? LabFixture.scrape(netns)).map { "\($0.value("hubble_lost_events_total"))" } ?? "?"
+        return "port \(port)'s flows \(wait) s later: [\(lines.joined(separator: "; "))]; events lost: \(lost)"
+    }
+
     static func dropReasons(_ metrics: ScrapedMetrics, _ name: String) -> [String: Double] {
         var reasons: [String: Double] = [:]
         for sample in metrics.series(name) where sample.value > 0 {
@@ -194,11 +214,15 @@ struct FidelityLabTests {
             // SYN waits a poll for the translation the RST carries.
             let named = refusedSYNs.map { string($0, "destination", "pod_name") ?? "-" }
             #expect(!refusedSYNs.isEmpty)
+            let unnamed = refusedSYNs.filter {
+                string($0, "destination", "pod_name") != ledger.name
+                    || string($0, "extensions", "value", "service_address") != "\(ledgerService.clusterIP):8080"
+            }
+            let unnamedHistory = unnamed.first.map {
+                Self.history(port: string($0, "l4", "TCP", "source_port") ?? "-", in: checkout.node.netns)
+            }
             #expect(
-                refusedSYNs.allSatisfy {
-                    string($0, "destination", "pod_name") == ledger.name
-                        && string($0, "extensions", "value", "service_address") == "\(ledgerService.clusterIP):8080"
-                }, "every refused SYN names the ledger pod; they name \(named)")
+                unnamed.isEmpty, "every refused SYN names the ledger pod; they name \(named); \(unnamedHistory ?? "")")
 
             // A SYN the network policy drops on the client's node after the NAT: its conntrack
             // entry is never confirmed, so the node's table cannot answer; the drop carries the
@@ -221,10 +245,16 @@ struct FidelityLabTests {
                 })
             for syn in deniedSYNs {
                 let pod = string(syn, "destination", "pod_name") ?? "-"
-                #expect(frontends.map(\.name).contains(pod), "untrusted's SYN names a frontend pod, not \(pod)")
+                let port = string(syn, "l4", "TCP", "source_port") ?? "-"
+                let complete =
+                    frontends.map(\.name).contains(pod)
+                    && string(syn, "extensions", "value", "service_address") == "\(frontend.clusterIP):80"
+                    && drops.contains("\(port) → \(pod)")
+                let history = complete ? "" : Self.history(port: port, in: untrusted.node.netns)
+                #expect(
+                    frontends.map(\.name).contains(pod), "untrusted's SYN names a frontend pod, not \(pod); \(history)")
                 #expect(string(syn, "extensions", "value", "service_address") == "\(frontend.clusterIP):80")
                 #expect(string(syn, "destination_service", "name") == "frontend")
-                let port = string(syn, "l4", "TCP", "source_port") ?? "-"
                 #expect(drops.contains("\(port) → \(pod)"), "SYN \(port) → \(pod) has its drop; drops: \(drops)")
             }
 
