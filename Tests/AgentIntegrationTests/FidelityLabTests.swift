@@ -31,24 +31,35 @@ struct FidelityLabTests {
         return parsed.first { ($0["ifindex"] as? Int) == index }?["ifname"] as? String ?? "(none)"
     }
 
-    /// For a failure message: every flow of the node with `port` at either end, read again after
-    /// `wait` seconds (a late event shows there) — time, observation point, verdict, summary and
-    /// the destination it names — and the events the node's agent lost.
-    static func history(port: String, in netns: String, wait: Double = 3) -> String {
+    /// For a failure message: every flow of each node with `port` at either end, read again
+    /// after `wait` seconds (a late event shows there) — time, observation point, verdict,
+    /// summary and the destination it names — and what each node's agent lost and asked
+    /// netfilter's connection table. Every node: a packet lost on the way shows as the last
+    /// node that reported it.
+    static func history(port: String, in nodes: [PlannedNode], wait: Double = 3) -> String {
         let string = Flows.string
         Thread.sleep(forTimeInterval: wait)
-        let flows = ((try? Flows.flows(netns)) ?? []).filter {
-            string($0, "l4", "TCP", "source_port") == port || string($0, "l4", "TCP", "destination_port") == port
+        let nodes = nodes.map { node in
+            let flows = ((try? Flows.flows(node.netns)) ?? []).filter {
+                string($0, "l4", "TCP", "source_port") == port || string($0, "l4", "TCP", "destination_port") == port
+            }
+            let lines = flows.map {
+                [
+                    string($0, "time") ?? "-", string($0, "trace_observation_point") ?? "-",
+                    string($0, "verdict") ?? "-", string($0, "Summary") ?? "-", "→",
+                    string($0, "destination", "pod_name") ?? "-", string($0, "IP", "destination") ?? "-",
+                ].joined(separator: " ")
+            }
+            let health = (try? LabFixture.scrape(node.netns)).map {
+                [
+                    "events lost \($0.value("hubble_lost_events_total"))",
+                    "table lookups \($0.value("osprey_agent_service_translation_lookups_total"))",
+                    "failed \($0.value("osprey_agent_service_translation_errors_total"))",
+                ].joined(separator: ", ")
+            }
+            return "\(node.name): [\(lines.joined(separator: "; "))]; \(health ?? "no metrics")"
         }
-        let lines = flows.map {
-            [
-                string($0, "time") ?? "-", string($0, "trace_observation_point") ?? "-", string($0, "verdict") ?? "-",
-                string($0, "Summary") ?? "-", "→", string($0, "destination", "pod_name") ?? "-",
-                string($0, "IP", "destination") ?? "-",
-            ].joined(separator: " ")
-        }
-        let lost = (try? LabFixture.scrape(netns)).map { "\($0.value("hubble_lost_events_total"))" } ?? "?"
-        return "port \(port)'s flows \(wait) s later: [\(lines.joined(separator: "; "))]; events lost: \(lost)"
+        return "port \(port)'s flows \(wait) s later, by node: \(nodes.joined(separator: " | "))"
     }
 
     static func dropReasons(_ metrics: ScrapedMetrics, _ name: String) -> [String: Double] {
@@ -219,7 +230,7 @@ struct FidelityLabTests {
                     || string($0, "extensions", "value", "service_address") != "\(ledgerService.clusterIP):8080"
             }
             let unnamedHistory = unnamed.first.map {
-                Self.history(port: string($0, "l4", "TCP", "source_port") ?? "-", in: checkout.node.netns)
+                Self.history(port: string($0, "l4", "TCP", "source_port") ?? "-", in: plan.nodes)
             }
             #expect(
                 unnamed.isEmpty, "every refused SYN names the ledger pod; they name \(named); \(unnamedHistory ?? "")")
@@ -249,13 +260,13 @@ struct FidelityLabTests {
                 // A comment is built only when its expectation fails: the history waits 3 s.
                 #expect(
                     frontends.map(\.name).contains(pod),
-                    "untrusted's SYN names a frontend pod, not \(pod); \(Self.history(port: port, in: untrusted.node.netns))"
+                    "untrusted's SYN names a frontend pod, not \(pod); \(Self.history(port: port, in: plan.nodes))"
                 )
                 #expect(string(syn, "extensions", "value", "service_address") == "\(frontend.clusterIP):80")
                 #expect(string(syn, "destination_service", "name") == "frontend")
                 #expect(
                     drops.contains("\(port) → \(pod)"),
-                    "SYN \(port) → \(pod) has its drop; drops: \(drops); \(Self.history(port: port, in: untrusted.node.netns))"
+                    "SYN \(port) → \(pod) has its drop; drops: \(drops); \(Self.history(port: port, in: plan.nodes))"
                 )
             }
 
