@@ -19,6 +19,12 @@ public struct Enricher: Sendable {
     let nodeName: String
     let clusterName: String
 
+    /// The kernel's drop reason for a netfilter rule's drop (`SKB_DROP_REASON_NETFILTER_DROP`).
+    static let netfilterDrop = "NETFILTER_DROP"
+    /// Hubble's DropReason for a packet to a Service that has no backend (Cilium's
+    /// `SERVICE_BACKEND_NOT_FOUND`, "Service backend not found").
+    static let serviceBackendNotFound = 158
+
     public init(
         metadata: any MetadataSource, nodeName: String, clusterName: String,
         translation: (any ServiceTranslation)? = nil
@@ -85,22 +91,32 @@ public struct Enricher: Sendable {
         if let translation, destinationAddress.isServiceAddress || sourceAddress.isServiceAddress {
             let ports = flow.l4.ports
             let toService = destinationAddress.isServiceAddress
-            let backend =
+            let answer =
                 toService
-                ? translation.backend(
+                ? translation.answer(
                     client: flow.sourceIP, clientPort: ports.source, service: flow.destinationIP,
                     servicePort: ports.destination, protocolNumber: flow.l4.protocolNumber,
-                    again: flow.awaitsTranslation) : nil
-            flow.awaitsTranslation = toService && backend == nil
-            if let backend {
+                    again: flow.awaitsTranslation) : .unknown
+            // A drop waits for nothing: its own event carried the translation, if there was one.
+            flow.awaitsTranslation = toService && answer == .unknown && flow.verdict != .dropped
+            if toService, flow.verdict == .dropped, answer.backend == nil,
+                flow.kernelDropReason == Self.netfilterDrop
+            {
+                // Dropped by netfilter while still addressed to the Service: kube-proxy's
+                // rejection of a Service without endpoints (its first packet of a connection
+                // is translated, or rejected, before any filter sees it).
+                flow.dropReason = Self.serviceBackendNotFound
+            }
+            if let backend = answer.backend {
                 flow.serviceAddress = Self.hostPort(flow.destinationIP, ports.destination)
                 flow.destinationIP = backend.ip
                 flow.l4 = flow.l4.withPorts(source: ports.source, destination: backend.port)
                 destinationAddress = lookup(backend.ip, time)
             } else if sourceAddress.isServiceAddress,
-                let backend = translation.backend(
+                let backend = translation.answer(
                     client: flow.destinationIP, clientPort: ports.destination, service: flow.sourceIP,
-                    servicePort: ports.source, protocolNumber: flow.l4.protocolNumber, again: false)
+                    servicePort: ports.source, protocolNumber: flow.l4.protocolNumber, again: false
+                ).backend
             {
                 flow.serviceAddress = Self.hostPort(flow.sourceIP, ports.source)
                 flow.sourceIP = backend.ip

@@ -145,10 +145,16 @@ public final class FlowPipeline: Sendable {
         if let translation {
             // Translations the packets carried, before any flow of the batch is enriched: a
             // connection's first packet is reported before the reply, or the drop, that carries
-            // its NAT.
+            // its NAT — or, a drop without one, that it was never translated.
             var observed: [ObservedTranslation] = []
-            for event in events where event.nat.present != 0 {
-                if let translation = Self.translation(event.nat) { observed.append(translation) }
+            for index in events.indices {
+                if events[index].nat.present != 0 {
+                    if let translation = Self.translation(events[index].nat) { observed.append(translation) }
+                } else if events[index].kind == UInt8(OSP_EVENT_DROP.rawValue),
+                    let untranslated = ObservedTranslation.untranslated(dropped: flows[index])
+                {
+                    observed.append(untranslated)
+                }
             }
             if !observed.isEmpty { translation.learn(observed) }
         }

@@ -202,16 +202,26 @@ public struct NetworkSetup: Sendable {
     }
 
     /// The node's nftables: kube-proxy-style DNAT of every service VIP to its pods (random
-    /// choice among endpoints, in prerouting for pods and output for the node itself), and the
-    /// policy drops in the forward hook.
+    /// choice among endpoints, in prerouting for pods and output for the node itself), the
+    /// rejection of a new connection to a Service without endpoints (ICMP port unreachable, as
+    /// kube-proxy's filter rules answer: the client is refused at once), and the policy drops in
+    /// the forward hook.
     public func nftRuleset(for node: PlannedNode) -> String {
         var services: [String] = []
-        for service in plan.services where !service.endpoints.isEmpty {
+        var noEndpoints: [String] = []
+        for service in plan.services {
             for port in service.spec.ports {
                 let proto = port.protocol.lowercased()
                 for (family, vip, address) in [
                     ("ip", service.clusterIP, \PlannedPod.ipv4), ("ip6", service.clusterIPv6, \PlannedPod.ipv6),
                 ] {
+                    guard !service.endpoints.isEmpty else {
+                        noEndpoints.append(
+                            "    \(family) daddr \(vip) \(proto) dport \(port.port) reject "
+                                + "comment \"\(service.spec.namespace)/\(service.spec.name):\(port.name) has no endpoints\""
+                        )
+                        continue
+                    }
                     let targets = service.endpoints.enumerated()
                         .map { "\($0.offset) : \($0.element[keyPath: address]) . \(port.targetPort)" }
                         .joined(separator: ", ")
@@ -244,6 +254,17 @@ public struct NetworkSetup: Sendable {
               chain output {
                 type nat hook output priority -100; policy accept;
                 jump services
+              }
+              chain no-endpoints {
+            \(noEndpoints.joined(separator: "\n"))
+              }
+              chain filter-forward {
+                type filter hook forward priority filter - 10; policy accept;
+                ct state new jump no-endpoints
+              }
+              chain filter-output {
+                type filter hook output priority filter - 10; policy accept;
+                ct state new jump no-endpoints
               }
             }
             table inet \(LabNames.nftPolicyTable) {

@@ -17,13 +17,22 @@ enum Subprocess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdin, 0)
-        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
-        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
-        // And nothing else: a descriptor this process opened without close-on-exec (a socket
-        // a test holds, another thread's pipe) must not live on in the child — a detached
-        // workload would keep it open, a connection the test closed among them, long after.
-        osp_spawn_close_from(&actions, 3)
+        // The three descriptors, and nothing else: a descriptor this process opened without
+        // close-on-exec (a socket a test holds, another thread's pipe) must not live on in the
+        // child — a detached workload would keep it open, a connection the test closed among
+        // them, long after. An action that cannot be recorded (out of memory, a bad
+        // descriptor) fails the spawn rather than start a child without it.
+        let recorded = [
+            posix_spawn_file_actions_adddup2(&actions, stdin, 0),
+            posix_spawn_file_actions_adddup2(&actions, stdout, 1),
+            posix_spawn_file_actions_adddup2(&actions, stderr, 2),
+            osp_spawn_close_from(&actions, 3),
+        ]
+        if let failed = recorded.first(where: { $0 != 0 }) {
+            throw .commandFailed(
+                command: argv.joined(separator: " "), status: -1,
+                output: "posix_spawn's file actions: \(String(cString: strerror(failed)))")
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -402,7 +402,9 @@ struct FidelityLabTests {
         }
     }
 
-    @Test("a Service backend that never answers: the client's SYNs still name it (no reply brings the translation)")
+    @Test(
+        "a Service backend that never answers: the client's SYNs still name it (no reply brings the translation); then none: Service backend not found"
+    )
     func unansweredBackend() async throws {
         let config = try LabConfig(
             name: LabFixture.uniqueName("u"), nodeCount: 2, topology: .bridge, agentPath: OspreyBinary.agent.path)
@@ -451,6 +453,47 @@ struct FidelityLabTests {
                         && string($0, "destination_service", "name") == "ledger"
                         && string($0, "extensions", "value", "service_address") == address
                 }, "every SYN names the ledger pod, keeping the ClusterIP: \(named)")
+
+            // Then no backend at all: kube-proxy's rules refuse a new connection to a Service
+            // without endpoints (ICMP port unreachable), netfilter dropping its SYN while it is
+            // still addressed to the ClusterIP. Hubble says what Cilium says for it.
+            _ = try LabController().scale(
+                name: config.name, stateRoot: config.stateRoot, deployment: "ledger", namespace: "billing", replicas: 0)
+            let refused = try LabFixture.curl(from: loadgen.netns, "http://\(service.clusterIP)/", timeout: 2)
+            #expect(refused.status == 7, "the client is refused at once (curl: couldn't connect)")
+            var rejected: [[String: Any]] = []
+            eventually(within: 10, poll: 0.5) {
+                rejected = ((try? Flows.flows(loadgen.node.netns)) ?? []).filter {
+                    string($0, "source", "pod_name") == loadgen.name
+                        && string($0, "IP", "destination") == service.clusterIP
+                        && string($0, "Summary") == "TCP Flags: SYN"
+                }
+                return rejected.contains { string($0, "verdict") == "DROPPED" }
+            }
+            let drops = rejected.filter { string($0, "verdict") == "DROPPED" }
+            let summary = rejected.map {
+                "\(string($0, "verdict") ?? "-") \(string($0, "drop_reason_desc") ?? "-") \(string($0, "destination_service", "name") ?? "-") \(string($0, "destination", "pod_name") ?? "-")"
+            }
+            #expect(!drops.isEmpty, "\(summary)")
+            #expect(
+                drops.allSatisfy {
+                    string($0, "drop_reason_desc") == "SERVICE_BACKEND_NOT_FOUND"
+                        && string($0, "extensions", "value", "kernel_drop_reason") == "NETFILTER_DROP"
+                        && string($0, "destination_service", "name") == "ledger"
+                        && string($0, "destination", "pod_name") == nil
+                }, "\(summary)")
+            let departures = rejected.filter { string($0, "trace_observation_point") == "FROM_ENDPOINT" }
+            #expect(
+                !departures.isEmpty
+                    && departures.allSatisfy {
+                        string($0, "destination_service", "name") == "ledger"
+                            && string($0, "destination", "pod_name") == nil
+                    }, "the SYN names the Service, no pod: \(summary)")
+            let metrics = try LabFixture.scrape(loadgen.node.netns)
+            #expect(Self.dropReasons(metrics, "hubble_drop_total")["SERVICE_BACKEND_NOT_FOUND", default: 0] >= 1)
+            #expect(
+                Self.dropReasons(metrics, "networkobservability_drop_count")["NETFILTER_DROP", default: 0] >= 1,
+                "Retina's metric keeps the kernel's reason")
         }
     }
 }

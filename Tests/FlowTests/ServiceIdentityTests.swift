@@ -19,21 +19,22 @@ import Testing
 struct ServiceIdentityTests {
     /// A NAT table as a test states it: (client, client port, VIP, VIP port) → backend.
     final class FakeTranslation: ServiceTranslation {
-        let table: [String: ServiceBackend]
+        let table: [String: TranslationAnswer]
         let asked = Lock(0)
         /// The asks of flows held for their translation (`again`).
         let askedAgain = Lock(0)
-        init(_ table: [String: ServiceBackend]) { self.table = table }
+        init(_ backends: [String: ServiceBackend]) { table = backends.mapValues(TranslationAnswer.backend) }
+        init(answers: [String: TranslationAnswer]) { table = answers }
 
-        func backend(
+        func answer(
             client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8,
             again: Bool
         )
-            -> ServiceBackend?
+            -> TranslationAnswer
         {
             asked.withLock { $0 += 1 }
             if again { askedAgain.withLock { $0 += 1 } }
-            return table["\(protocolNumber) \(client):\(clientPort) \(service):\(servicePort)"]
+            return table["\(protocolNumber) \(client):\(clientPort) \(service):\(servicePort)"] ?? .unknown
         }
     }
 
@@ -141,20 +142,17 @@ struct ServiceIdentityTests {
 
         func learn(_ translations: [ObservedTranslation]) { learned.withLock { $0 += translations } }
 
-        func backend(
+        func answer(
             client: String, clientPort: UInt16, service: String, servicePort: UInt16, protocolNumber: UInt8,
             again: Bool
         )
-            -> ServiceBackend?
+            -> TranslationAnswer
         {
-            learned.withLock { learned in
-                learned.last {
-                    $0.connection
-                        == ServiceConnection(
-                            protocolNumber: protocolNumber, client: client, clientPort: clientPort, service: service,
-                            servicePort: servicePort)
-                }?.backend
-            }
+            let connection = ServiceConnection(
+                protocolNumber: protocolNumber, client: client, clientPort: clientPort, service: service,
+                servicePort: servicePort)
+            guard let observed = learned.withLock({ $0.last { $0.connection == connection } }) else { return .unknown }
+            return observed.backend.map(TranslationAnswer.backend) ?? .untranslated
         }
     }
 
@@ -177,8 +175,8 @@ struct ServiceIdentityTests {
     /// A pipeline on osp-node-1 with `translation`, into `observer`.
     static func pipeline(_ translation: any ServiceTranslation, into observer: Observer) -> FlowPipeline {
         FlowPipeline(
-            nodeName: "osp-node-1", clusterName: "osp", metadata: metadata(), translation: translation,
-            observer: observer, metrics: HubbleMetrics())
+            nodeName: "osp-node-1", clusterName: "osp", kernelDropReasons: [11: "NETFILTER_DROP"],
+            metadata: metadata(), translation: translation, observer: observer, metrics: HubbleMetrics())
     }
 
     @Test("a refused connection: the pipeline learns the NAT its RST carried before enriching the batch")
@@ -259,6 +257,74 @@ struct ServiceIdentityTests {
         let dropped = try #require(flows.last)
         #expect(dropped.verdict == .dropped)
         #expect(dropped.destination.podName == "frontend-b", "the drop names the pod the SYN now names")
+        #expect(FlowMessage.make(dropped).dropReasonDesc == .policyDenied, "dropped after the NAT: a policy")
+    }
+
+    /// loadgen-1's SYN to the frontend ClusterIP and netfilter's drop of it, still addressed to
+    /// the ClusterIP (kube-proxy rejecting a Service without endpoints): the drop carries no
+    /// translation.
+    static func rejected(at: UInt64) -> (syn: osp_event, drop: osp_event) {
+        let client: [UInt8] = [10, 244, 1, 4]
+        let vip: [UInt8] = [10, 96, 0, 11]
+        return (
+            RawEvent.packet(client, 42000, vip, 80, protocol: 6, flags: RawEvent.syn, at: at),
+            RawEvent.packet(client, 42000, vip, 80, protocol: 6, flags: RawEvent.syn, at: at + 20_000, drop: 11)
+        )
+    }
+
+    @Test(
+        "a Service without endpoints: netfilter drops the SYN still addressed to it; the drop says so and releases the SYN at once",
+        arguments: [false, true])
+    func serviceWithoutEndpoints(acrossPolls: Bool) throws {
+        let observer = try Observer(capacity: 15)
+        let translation = LearningTranslation()
+        let pipeline = Self.pipeline(translation, into: observer)
+        let at: UInt64 = 10_000_000_000
+        let (syn, drop) = Self.rejected(at: at)
+        if acrossPolls {
+            [syn].withUnsafeBufferPointer {
+                pipeline.process($0, interfaceNames: [7: "osp-veth"], drainedAt: at + 10_000)
+            }
+            #expect(observer.history().isEmpty, "the SYN waits a poll for its translation")
+            // The next poll, 10 ms on: the drop says the SYN will never be translated.
+            [drop].withUnsafeBufferPointer {
+                pipeline.process($0, interfaceNames: [7: "osp-veth"], drainedAt: at + 10_000_000)
+            }
+        } else {
+            [syn, drop].withUnsafeBufferPointer {
+                pipeline.process($0, interfaceNames: [7: "osp-veth"], drainedAt: at + 10_000_000)
+            }
+        }
+        let flows = observer.history()
+        #expect(flows.count == 2, "delivered with the drop's poll, not at the hold limit")
+        let departure = try #require(flows.first)
+        #expect(departure.verdict == .forwarded)
+        #expect(departure.destinationIP == "10.96.0.11" && departure.destination.podName.isEmpty)
+        #expect(departure.destinationService?.name == "frontend")
+        let dropped = try #require(flows.last)
+        #expect(dropped.verdict == .dropped)
+        #expect(dropped.kernelDropReason == "NETFILTER_DROP")
+        #expect(dropped.destinationService?.name == "frontend" && dropped.destination.podName.isEmpty)
+        let message = FlowMessage.make(dropped)
+        #expect(message.dropReasonDesc == .serviceBackendNotFound)
+        #expect(message.dropReason == 158)
+        #expect(translation.learned.withLock { $0 }.map(\.backend) == [nil])
+    }
+
+    @Test(
+        "the node's table holds the connection untranslated (its NAT ran, no backend): final, the flow goes on at once")
+    func untranslatedInTheTable() throws {
+        let observer = try Observer(capacity: 15)
+        let nat = FakeTranslation(answers: ["6 10.244.1.4:43000 10.96.0.11:80": .untranslated])
+        let pipeline = Self.pipeline(nat, into: observer)
+        let at: UInt64 = 10_000_000_000
+        let syn = RawEvent.packet(
+            [10, 244, 1, 4], 43000, [10, 96, 0, 11], 80, protocol: 6, flags: RawEvent.syn, at: at)
+        [syn].withUnsafeBufferPointer { pipeline.process($0, interfaceNames: [:], drainedAt: at + 10_000) }
+        let flows = observer.history()
+        #expect(flows.count == 1)
+        #expect(flows.first?.destinationService?.name == "frontend" && flows.first?.awaitsTranslation == false)
+        #expect(nat.asked.withLock { $0 } == 1, "asked once, not again at every poll")
     }
 
     @Test(

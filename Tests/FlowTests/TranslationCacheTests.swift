@@ -22,11 +22,11 @@ struct TranslationCacheTests {
         var largest = 0
         for index in 0..<72_000 {
             let now = start.addingTimeInterval(Double(index) / 20)
-            cache.remember(Self.key(index), backend: Self.coredns, until: now.addingTimeInterval(30), now: now)
+            cache.remember(Self.key(index), .backend(Self.coredns), until: now.addingTimeInterval(30), now: now)
             largest = max(largest, cache.count)
             if index >= 20 {
                 let earlier = Self.key(index - 20)
-                #expect(cache.answer(earlier, now: now) == .some(Self.coredns), "answered within its lifetime")
+                #expect(cache.answer(earlier, now: now) == .backend(Self.coredns), "answered within its lifetime")
             }
         }
         // 30 s of answers plus at most one sweep interval (10 s) of lapsed ones: 800 at 20/s.
@@ -35,18 +35,24 @@ struct TranslationCacheTests {
         #expect(cache.answer(Self.key(0), now: end) == nil, "a lapsed answer is not given")
     }
 
-    @Test("not translated is an answer too, until it lapses")
+    @Test(
+        "a miss and \"not translated\" are answers too, until they lapse; a held flow asking again gets only the latter"
+    )
     func untranslated() {
         var cache = TranslationCache()
         let now = Date(timeIntervalSince1970: 1_800_000_000)
-        cache.remember(Self.key(1), backend: nil, until: now.addingTimeInterval(1), now: now)
-        #expect(cache.answer(Self.key(1), now: now) == .some(nil))
+        cache.remember(Self.key(1), .unknown, until: now.addingTimeInterval(1), now: now)
+        #expect(cache.answer(Self.key(1), now: now) == .unknown)
         #expect(cache.answer(Self.key(1), now: now.addingTimeInterval(2)) == nil)
         #expect(cache.answer(Self.key(2), now: now) == nil)
-        // A flow held for its translation asks again: only a backend is an answer then.
+        // A flow held for its translation asks again: a miss is worth looking up once more.
         #expect(cache.answer(Self.key(1), now: now, again: true) == nil)
-        cache.remember(Self.key(3), backend: Self.coredns, until: now.addingTimeInterval(30), now: now)
-        #expect(cache.answer(Self.key(3), now: now, again: true) == .some(Self.coredns))
+        cache.remember(Self.key(3), .backend(Self.coredns), until: now.addingTimeInterval(30), now: now)
+        #expect(cache.answer(Self.key(3), now: now, again: true) == .backend(Self.coredns))
+        // The NAT ran and chose no backend: final, also for a held flow.
+        cache.remember(Self.key(4), .untranslated, until: now.addingTimeInterval(1), now: now)
+        #expect(cache.answer(Self.key(4), now: now, again: true) == .untranslated)
+        #expect(cache.answer(Self.key(4), now: now.addingTimeInterval(2), again: true) == nil)
     }
 
     @Test("a flood of new connections, each still current, stays within the limit")
@@ -54,9 +60,9 @@ struct TranslationCacheTests {
         var cache = TranslationCache(sweepInterval: 10, limit: 1000)
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         for index in 0..<10_000 {
-            cache.remember(Self.key(index), backend: Self.coredns, until: now.addingTimeInterval(30), now: now)
+            cache.remember(Self.key(index), .backend(Self.coredns), until: now.addingTimeInterval(30), now: now)
             #expect(cache.count <= 1000)
         }
-        #expect(cache.answer(Self.key(9_999), now: now) == .some(Self.coredns), "the newest is kept")
+        #expect(cache.answer(Self.key(9_999), now: now) == .backend(Self.coredns), "the newest is kept")
     }
 }

@@ -62,6 +62,27 @@ struct LabRenderingTests {
                 "ip6 saddr { \(untrusted.ipv6) } ip6 daddr { \(frontend[0].ipv6), \(frontend[1].ipv6) } tcp dport 80 counter drop"
             ))
         #expect(rules.contains("type filter hook forward priority filter"))
+        #expect(!rules.contains("has no endpoints"), "every Service of the catalog has endpoints")
+    }
+
+    @Test("nftables: a Service without endpoints rejects new connections, as kube-proxy does")
+    func nftablesWithoutEndpoints() throws {
+        let config = try LabConfig(nodeCount: 2)
+        let before = LabPlan(config: config)
+        let ledger = try #require(Catalog.workloads.first { $0.name == "ledger" })
+        let plan = LabPlan(config: config, scale: before.scale.scaling(ledger, to: 0, in: before))
+        let index = try #require(plan.services.firstIndex { $0.spec.name == "ledger" })
+        #expect(plan.services[index].endpoints.isEmpty)
+        let rules = NetworkSetup(plan: plan).nftRuleset(for: plan.nodes[0])
+        #expect(!rules.contains("ip daddr 10.96.0.12 tcp dport 8080 dnat"))
+        #expect(
+            rules.contains(
+                "ip daddr 10.96.0.12 tcp dport 8080 reject comment \"billing/ledger:metrics has no endpoints\""))
+        #expect(rules.contains("ip6 daddr \(plan.services[index].clusterIPv6) tcp dport 8080 reject"))
+        #expect(
+            rules.contains(
+                "type filter hook forward priority filter - 10; policy accept;\n    ct state new jump no-endpoints"))
+        #expect(rules.contains("ip daddr 10.96.0.11 tcp dport 80 dnat"), "the others still DNAT")
     }
 
     @Test("pods get the kubelet's resolv.conf; the DNS server knows services and pods")
