@@ -103,8 +103,9 @@ public struct Enricher: Sendable {
                 flow.kernelDropReason == Self.netfilterDrop
             {
                 // Dropped by netfilter while still addressed to the Service: kube-proxy's
-                // rejection of a Service without endpoints (its first packet of a connection
-                // is translated, or rejected, before any filter sees it).
+                // rejection of a Service without endpoints (a connection's first packet meets
+                // the NAT before any filter, and a translated connection's drops carry the
+                // translation).
                 flow.dropReason = Self.serviceBackendNotFound
             }
             if let backend = answer.backend {

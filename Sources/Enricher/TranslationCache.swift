@@ -2,11 +2,11 @@ import Foundation
 
 /// What a `ServiceTranslation` knows about connections to Service addresses, each answer kept for
 /// a while: the backend a connection went to, that it was not translated, or that the table did
-/// not hold it (a miss, believed for a moment). Every connection to
-/// a Service has an answer of its own (each DNS query comes from a new client port), so answers past their
-/// time are swept out as the clock moves on — a node's steady traffic holds about a lifetime's
-/// worth of connections, not every connection it has seen — and a flood of new connections is
-/// bounded by `limit`.
+/// not hold it (a miss, believed for a moment). Every connection to a Service has an answer of
+/// its own (each DNS query comes from a new client port), so answers past their time are swept
+/// out as the clock moves on — a node's steady traffic holds about a lifetime's worth of
+/// connections, not every connection it has seen — and a flood of new connections is bounded
+/// by `limit`.
 public struct TranslationCache: Sendable {
     struct Answer {
         var answer: TranslationAnswer
