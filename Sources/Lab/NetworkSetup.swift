@@ -128,7 +128,12 @@ public struct NetworkSetup: Sendable {
         let veth = "link add \(pod.hostInterface) type veth peer name \(LabNames.podInterface) netns \(pod.netns)"
         switch plan.config.topology {
         case .bridge:
-            return [veth, "link set \(pod.hostInterface) master \(LabNames.nodeBridge) up"]
+            // Hairpin, as the kubelet sets it for kubenet's bridge: a pod's packet to a Service
+            // that chose the pod itself is bridged back out of the port it came in on.
+            return [
+                veth, "link set \(pod.hostInterface) master \(LabNames.nodeBridge) up",
+                "link set \(pod.hostInterface) type bridge_slave hairpin on",
+            ]
         case .routed:
             return [
                 veth,
@@ -204,8 +209,8 @@ public struct NetworkSetup: Sendable {
     /// The node's nftables: kube-proxy-style DNAT of every service VIP to its pods (random
     /// choice among endpoints, in prerouting for pods and output for the node itself), the
     /// rejection of a new connection to a Service without endpoints (ICMP port unreachable, as
-    /// kube-proxy's filter rules answer: the client is refused at once), and the policy drops in
-    /// the forward hook.
+    /// kube-proxy's filter rules answer: the client is refused at once), the masquerade of a pod
+    /// reaching itself through a Service, and the policy drops in the forward hook.
     public func nftRuleset(for node: PlannedNode) -> String {
         var services: [String] = []
         var noEndpoints: [String] = []
@@ -232,6 +237,17 @@ public struct NetworkSetup: Sendable {
                 }
             }
         }
+        // A pod that reached itself through a Service is answered through the node, as
+        // kube-proxy masquerades such hairpin connections: from itself it would take the
+        // packet as a martian and the reply would never be translated back.
+        let local = plan.pods(on: node)
+        var hairpin: [String] = []
+        for (family, address) in [("ip", \PlannedPod.ipv4), ("ip6", \PlannedPod.ipv6)] where !local.isEmpty {
+            let pairs = local.map { "\($0[keyPath: address]) . \($0[keyPath: address])" }.joined(separator: ", ")
+            hairpin.append(
+                "    ct status dnat \(family) saddr . \(family) daddr { \(pairs) } masquerade "
+                    + "comment \"a pod reaching itself through a Service\"")
+        }
         var policy: [String] = []
         for rule in plan.policies where !rule.from.isEmpty && !rule.to.isEmpty {
             for (family, address) in [("ip", \PlannedPod.ipv4), ("ip6", \PlannedPod.ipv6)] {
@@ -254,6 +270,10 @@ public struct NetworkSetup: Sendable {
               chain output {
                 type nat hook output priority -100; policy accept;
                 jump services
+              }
+              chain postrouting {
+                type nat hook postrouting priority srcnat; policy accept;
+            \(hairpin.joined(separator: "\n"))
               }
               chain no-endpoints {
             \(noEndpoints.joined(separator: "\n"))

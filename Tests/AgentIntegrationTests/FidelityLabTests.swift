@@ -288,6 +288,39 @@ struct FidelityLabTests {
             let ports = Set(fragmented.map { string($0, "l4", "UDP", "destination_port") ?? "none" })
             #expect(!fragmented.isEmpty && ports == ["9"], "fragmented datagrams' flows have ports \(ports)")
 
+            // A pod reaching itself through its own Service (hairpin), as on a cluster: the node
+            // masquerades it, as kube-proxy does, so the pod is answered. The SYN leaving the pod
+            // names the pod itself as the backend; the SYN entering it comes from the node.
+            let caller = frontends[0]
+            var hairpin: [[String: Any]] = []
+            for _ in 0..<30 where hairpin.isEmpty {  // each request picks one of the two replicas
+                let reply = try LabFixture.curl(from: caller.netns, "http://\(frontend.clusterIP)/", timeout: 2)
+                #expect(reply.status == 0, "a frontend pod reaches its own Service (curl exit \(reply.status))")
+                hairpin = ((try? Flows.flows(caller.node.netns)) ?? []).filter {
+                    string($0, "Summary") == "TCP Flags: SYN" && string($0, "destination", "pod_name") == caller.name
+                        && string($0, "extensions", "value", "service_address") == "\(frontend.clusterIP):80"
+                        && string($0, "source", "pod_name") == caller.name
+                }
+            }
+            let leaving = try #require(hairpin.first, "a SYN of the pod to itself through the Service")
+            #expect(string(leaving, "trace_observation_point") == "FROM_ENDPOINT")
+            #expect(string(leaving, "IP", "destination") == caller.ipv4)
+            #expect(string(leaving, "destination_service", "name") == "frontend")
+            let port = string(leaving, "l4", "TCP", "source_port")
+            var entering: [String: Any]?
+            eventually(within: 5, poll: 0.25) {
+                entering = ((try? Flows.flows(caller.node.netns)) ?? []).first {
+                    string($0, "Summary") == "TCP Flags: SYN" && string($0, "trace_observation_point") == "TO_ENDPOINT"
+                        && string($0, "destination", "pod_name") == caller.name
+                        && string($0, "l4", "TCP", "source_port") == port
+                }
+                return entering != nil
+            }
+            #expect(
+                entering.map { string($0, "source", "identity") } == "1",
+                "the hairpin SYN enters the pod from the node (host): \(entering.map { string($0, "IP", "source") ?? "-" } ?? "none")"
+            )
+
             // Whatever Osprey adds travels as a well-known type that clients built from the
             // upstream protos alone can print (hubble -o json used to stop at the first drop).
             let extended = flows.values.joined().compactMap { $0["extensions"] as? [String: Any] }

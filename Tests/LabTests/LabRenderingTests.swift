@@ -13,6 +13,8 @@ struct LabRenderingTests {
         let commands = setup.nodeCommands(node)
         for pod in plan.pods(on: node) {
             #expect(commands.contains("link set \(pod.hostInterface) master cbr0 up"))
+            // Hairpin, so that a pod can reach itself through a Service.
+            #expect(commands.contains("link set \(pod.hostInterface) type bridge_slave hairpin on"))
         }
         #expect(commands.contains("route add 10.244.2.0/24 via 10.240.0.12 dev eth0"))
         #expect(setup.sysctls(for: node.netns).argv.contains("net.bridge.bridge-nf-call-iptables=1"))
@@ -63,6 +65,16 @@ struct LabRenderingTests {
             ))
         #expect(rules.contains("type filter hook forward priority filter"))
         #expect(!rules.contains("has no endpoints"), "every Service of the catalog has endpoints")
+        // A pod reaching itself through a Service is masqueraded, on the node it lives on.
+        let local = plan.pods(on: plan.nodes[0])
+        #expect(
+            rules.contains(
+                "ct status dnat ip saddr . ip daddr { \(local.map { "\($0.ipv4) . \($0.ipv4)" }.joined(separator: ", ")) } masquerade"
+            ))
+        #expect(rules.contains("ct status dnat ip6 saddr . ip6 daddr { \(local[0].ipv6) . \(local[0].ipv6)"))
+        #expect(rules.contains("type nat hook postrouting priority srcnat"))
+        let remote = plan.pods(on: plan.nodes[1])
+        #expect(!rules.contains("\(remote[0].ipv4) . \(remote[0].ipv4)"))
     }
 
     @Test("nftables: a Service without endpoints rejects new connections, as kube-proxy does")
