@@ -206,6 +206,11 @@ public struct NetworkSetup: Sendable {
         return commands
     }
 
+    /// nftables' address families and each pod's address in them.
+    static let families: [(family: String, address: any KeyPath<PlannedPod, String> & Sendable)] = [
+        ("ip", \PlannedPod.ipv4), ("ip6", \PlannedPod.ipv6),
+    ]
+
     /// The node's nftables: kube-proxy-style DNAT of every service VIP to its pods (random
     /// choice among endpoints, in prerouting for pods and output for the node itself), the
     /// rejection of a new connection to a Service without endpoints (ICMP port unreachable, as
@@ -241,16 +246,17 @@ public struct NetworkSetup: Sendable {
         // kube-proxy masquerades such hairpin connections: from itself it would take the
         // packet as a martian and the reply would never be translated back.
         let local = plan.pods(on: node)
-        var hairpin: [String] = []
-        for (family, address) in [("ip", \PlannedPod.ipv4), ("ip6", \PlannedPod.ipv6)] where !local.isEmpty {
-            let pairs = local.map { "\($0[keyPath: address]) . \($0[keyPath: address])" }.joined(separator: ", ")
-            hairpin.append(
-                "    ct status dnat \(family) saddr . \(family) daddr { \(pairs) } masquerade "
-                    + "comment \"a pod reaching itself through a Service\"")
-        }
+        let hairpin: [String] =
+            local.isEmpty
+            ? []
+            : Self.families.map { family, address in
+                let pairs = local.map { "\($0[keyPath: address]) . \($0[keyPath: address])" }.joined(separator: ", ")
+                return "    ct status dnat \(family) saddr . \(family) daddr { \(pairs) } masquerade "
+                    + "comment \"a pod reaching itself through a Service\""
+            }
         var policy: [String] = []
         for rule in plan.policies where !rule.from.isEmpty && !rule.to.isEmpty {
-            for (family, address) in [("ip", \PlannedPod.ipv4), ("ip6", \PlannedPod.ipv6)] {
+            for (family, address) in Self.families {
                 let sources = rule.from.map { $0[keyPath: address] }.joined(separator: ", ")
                 let destinations = rule.to.map { $0[keyPath: address] }.joined(separator: ", ")
                 policy.append(
