@@ -42,7 +42,9 @@ public struct ServiceMap {
             cards[to.id]?.receives(port: port, protocol: proto, dns: isDNS, at: time)
         }
         let key = EdgeKey(source: from.id, destination: to.id, protocol: proto, port: port)
-        edges[key, default: EdgeState()].add(flow, at: time, reply: reply)
+        let connection =
+            proto == "TCP" ? Connection(client: clientIP, port: reply ? ports.destination : ports.source) : nil
+        edges[key, default: EdgeState()].add(flow, at: time, reply: reply, connection: connection)
     }
 
     private mutating func note(_ identity: CardIdentity, _ endpoint: Flow_Endpoint, _ time: Date) {
@@ -186,9 +188,18 @@ public struct Edge: Sendable, Codable, Equatable {
     public var verdicts: [String: Int]
     /// Drops by reason name (`POLICY_DENIED`).
     public var dropReasons: [String: Int]
+    /// TCP connections opened (their SYN seen), each counted once however many nodes reported
+    /// it and however often it was sent again.
+    public var connections: Int
+    /// TCP connections with at least one dropped packet (a refused or denied connection counts
+    /// once, not once per SYN it sent).
+    public var droppedConnections: Int
+    /// TCP connections reset (an RST seen), each counted once.
     public var resets: Int
     public var handshakeRTT: Latency?
     public var dnsLatency: Latency?
+    /// DNS queries (one record each, whichever node reported it).
+    public var dnsQueries: Int
     /// DNS answers that were errors, by rcode name (`Non-Existent Domain`).
     public var dnsErrors: [String: Int]
     public var unansweredDNS: Int
@@ -307,10 +318,13 @@ struct EdgeState {
         var start: Date
         var verdicts: [Int: Int] = [:]
         var dropReasons: [Int: Int] = [:]
+        var connections = 0
+        var droppedConnections = 0
         var resets = 0
         var rtt: [Double] = []
         var dnsLatency: [Double] = []
         var dnsErrors: [Int: Int] = [:]
+        var dnsQueries = 0
         var unanswered = 0
     }
 
@@ -319,8 +333,10 @@ struct EdgeState {
 
     var buckets: [Bucket] = []
     var lastSeen = Date.distantPast
+    /// What has been counted for this edge's recent TCP connections.
+    var recent = RecentConnections()
 
-    mutating func add(_ flow: Flow_Flow, at time: Date, reply: Bool) {
+    mutating func add(_ flow: Flow_Flow, at time: Date, reply: Bool, connection: Connection?) {
         lastSeen = max(lastSeen, time)
         let start = Date(
             timeIntervalSince1970: (time.timeIntervalSince1970 / ServiceMap.bucketSeconds).rounded(.down)
@@ -333,7 +349,12 @@ struct EdgeState {
         if flow.verdict == .dropped {
             bucket.dropReasons[flow.dropReasonDesc.rawValue, default: 0] += 1
         }
-        if flow.l4.tcp.flags.rst { bucket.resets += 1 }
+        if let connection {
+            let flags = flow.l4.tcp.flags
+            if flags.syn, !flags.ack, !reply, recent.first(.opened, of: connection) { bucket.connections += 1 }
+            if flow.verdict == .dropped, recent.first(.dropped, of: connection) { bucket.droppedConnections += 1 }
+            if flags.rst, recent.first(.reset, of: connection) { bucket.resets += 1 }
+        }
         if let rtt = FlowExtensions.fields(of: flow)[FlowExtensions.handshakeLatency].flatMap(Double.init),
             bucket.rtt.count < Self.samplesPerBucket
         {
@@ -347,6 +368,8 @@ struct EdgeState {
                 if flow.l7.dns.rcode != 0 { bucket.dnsErrors[Int(flow.l7.dns.rcode), default: 0] += 1 }
             } else if flow.summary.hasSuffix("(no response)") {
                 bucket.unanswered += 1
+            } else {
+                bucket.dnsQueries += 1
             }
         }
     }
@@ -361,7 +384,8 @@ struct EdgeState {
         var verdicts: [String: Int] = [:]
         var reasons: [String: Int] = [:]
         var errors: [String: Int] = [:]
-        var (resets, unanswered, rtt, dns) = (0, 0, [Double](), [Double]())
+        var (connections, droppedConnections, resets, queries, unanswered) = (0, 0, 0, 0, 0)
+        var (rtt, dns) = ([Double](), [Double]())
         for bucket in kept {
             for (verdict, count) in bucket.verdicts {
                 verdicts[ProtoNames.verdicts.name(Flow_Verdict(rawValue: verdict) ?? .unknown), default: 0] += count
@@ -370,15 +394,19 @@ struct EdgeState {
             for (rcode, count) in bucket.dnsErrors {
                 errors[DNSInfo.rcodeNames[rcode] ?? "RCode \(rcode)", default: 0] += count
             }
+            connections += bucket.connections
+            droppedConnections += bucket.droppedConnections
             resets += bucket.resets
+            queries += bucket.dnsQueries
             unanswered += bucket.unanswered
             rtt += bucket.rtt
             dns += bucket.dnsLatency
         }
         return Edge(
             id: key.id, source: key.source, destination: key.destination, protocol: key.protocol, port: key.port,
-            flows: verdicts.values.reduce(0, +), verdicts: verdicts, dropReasons: reasons, resets: resets,
-            handshakeRTT: Self.latency(rtt), dnsLatency: Self.latency(dns), dnsErrors: errors,
+            flows: verdicts.values.reduce(0, +), verdicts: verdicts, dropReasons: reasons, connections: connections,
+            droppedConnections: droppedConnections, resets: resets,
+            handshakeRTT: Self.latency(rtt), dnsLatency: Self.latency(dns), dnsQueries: queries, dnsErrors: errors,
             unansweredDNS: unanswered, lastSeen: lastSeen)
     }
 
@@ -389,6 +417,51 @@ struct EdgeState {
             sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.down)))]
         }
         return Edge.Latency(samples: sorted.count, p50: percentile(0.5), p95: percentile(0.95))
+    }
+}
+
+/// A TCP connection of an edge, by its client's address and port (the edge holds the rest).
+struct Connection: Hashable {
+    var client: String
+    var port: Int
+}
+
+/// What has been counted for an edge's last `limit` TCP connections, so that each is counted
+/// once: a connection between pods of two nodes is reported by both, a refused or denied client
+/// sends its SYN again, and each packet of it can be a flow. Flows reach the map in time order,
+/// so a connection's reports come close together; one that comes after `limit` newer
+/// connections is counted again.
+struct RecentConnections {
+    struct Counted: OptionSet {
+        let rawValue: UInt8
+        static let opened = Counted(rawValue: 1)
+        static let dropped = Counted(rawValue: 2)
+        static let reset = Counted(rawValue: 4)
+    }
+
+    static let limit = 512
+
+    private var counted: [Connection: Counted] = [:]
+    /// The connections in the order they were first seen, as a ring of `limit`.
+    private var order: [Connection] = []
+    private var oldest = 0
+
+    /// Notes `what` for `connection`: true if it had not been noted for it yet.
+    mutating func first(_ what: Counted, of connection: Connection) -> Bool {
+        if let already = counted[connection] {
+            guard !already.contains(what) else { return false }
+            counted[connection] = already.union(what)
+            return true
+        }
+        if order.count < Self.limit {
+            order.append(connection)
+        } else {
+            counted[order[oldest]] = nil
+            order[oldest] = connection
+            oldest = (oldest + 1) % Self.limit
+        }
+        counted[connection] = what
+        return true
     }
 }
 

@@ -80,20 +80,38 @@ extension AgentIntegration {
                 let first = text(edgeLabel, [web])
                 Thread.sleep(forTimeInterval: 3)
                 let second = text(edgeLabel, [web])
-                func count(_ label: String) -> Int {
-                    Int(label.split(separator: "·").dropFirst().first?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+                /// The number a label gives for `what` ("12 conn", "3 dropped"), if it says it.
+                func count(_ what: String, in label: String) -> Int? {
+                    label.split(separator: "·").lazy.map { $0.trimmingCharacters(in: .whitespaces) }
+                        .compactMap { part in
+                            part.hasSuffix(" \(what)") ? Int(part.dropLast(what.count + 1)) : nil
+                        }.first
+                }
+                /// A step: every connection of `edge` went `what` ("dropped", "RST"), counted once each.
+                func everyConnection(_ name: String, _ edge: String, _ what: String) {
+                    let label = text(edgeLabel, [edge])
+                    let opened = count("conn", in: label) ?? -10
+                    let failed = count(what, in: label) ?? 0
+                    step(
+                        name, failed >= 1 && abs(opened - failed) <= 2,
+                        "\(edge): every connection is \(what), counted once each: \(label)")
                 }
                 step(
-                    "web-edge", first.hasPrefix("80/TCP") && first.contains("rtt") && count(second) > count(first),
-                    "loadgen → frontend says 80/TCP, a rising count and an RTT: \(first) then \(second)")
+                    "web-edge",
+                    first.hasPrefix("80/TCP") && first.contains("rtt")
+                        && (count("conn", in: second) ?? 0) > (count("conn", in: first) ?? .max),
+                    "loadgen → frontend says 80/TCP, a rising count of connections and an RTT: \(first) then \(second)")
                 step(
                     "web-edge-forwarded",
                     bool(
                         "return !document.querySelector(`[data-test=edge][data-edge=\"${arguments[0]}\"]`).classList.contains('dropped')",
                         [web]), "loadgen → frontend is not drawn as dropped")
 
-                // untrusted → frontend: dropped, with its reason in the details.
+                // untrusted → frontend: dropped, with its reason in the details. Each denied
+                // connection counts once, though its SYN is a flow leaving the pod and each of
+                // its tries a drop.
                 let denied = "shop/untrusted→shop/frontend:TCP/80"
+                everyConnection("denied-count", denied, "dropped")
                 try browser.run(
                     "document.querySelector(`[data-test=edge-label][data-edge=\"${arguments[0]}\"]`).dispatchEvent(new MouseEvent('click'))",
                     [denied])
@@ -114,6 +132,9 @@ extension AgentIntegration {
                         ["shop/checkout→billing/ledger:TCP/8080"]),
                     "checkout → ledger:8080 is marked with resets: \(text(edgeLabel, ["shop/checkout→billing/ledger:TCP/8080"]))"
                 )
+                // Every connection to the closed port is reset, and each counts once, though its
+                // SYN and RST are flows on both nodes.
+                everyConnection("reset-count", "shop/checkout→billing/ledger:TCP/8080", "RST")
                 step(
                     "unanswered",
                     browser.waitFor(
@@ -121,6 +142,11 @@ extension AgentIntegration {
                         ["shop/reporter→world/192.0.2.53:UDP/53"], timeout: 20),
                     "the reporter's DNS to 192.0.2.53 is marked unanswered: \(text(edgeLabel, ["shop/reporter→world/192.0.2.53:UDP/53"]))"
                 )
+                // DNS edges count queries, one each whichever node reported it.
+                let lookups = text(edgeLabel, ["shop/loadgen→kube-system/coredns:UDP/53"])
+                step(
+                    "dns-queries", (count("queries", in: lookups) ?? 0) > 0,
+                    "loadgen → coredns counts DNS queries: \(lookups)")
 
                 // The page stays responsive while it streams: a script call answers within 250 ms.
                 var calls: [Double] = []

@@ -19,7 +19,8 @@ struct MapLayoutTests {
     static func edge(_ source: String, _ destination: String) -> Edge {
         Edge(
             id: "\(source)→\(destination)", source: source, destination: destination, protocol: "TCP", port: 80,
-            flows: 1, verdicts: ["FORWARDED": 1], dropReasons: [:], resets: 0, handshakeRTT: nil, dnsLatency: nil,
+            flows: 1, verdicts: ["FORWARDED": 1], dropReasons: [:], connections: 1, droppedConnections: 0, resets: 0,
+            handshakeRTT: nil, dnsLatency: nil, dnsQueries: 0,
             dnsErrors: [:], unansweredDNS: 0, lastSeen: Date(timeIntervalSince1970: 0))
     }
 

@@ -38,6 +38,7 @@ struct ServiceMapTests {
         // The NXDOMAIN answer: a DNS error and a latency on the client's edge to DNS.
         let lookup = try #require(snapshot.edges.first { $0.id == "shop/loadgen→kube-system/kube-dns:UDP/53" })
         #expect(lookup.dnsErrors == ["Non-Existent Domain": 1] && lookup.dnsLatency?.p50 == 0.08)
+        #expect(lookup.dnsQueries == 1 && lookup.flows == 2)
         let drop = try #require(snapshot.edges.first { $0.source == "shop/untrusted" })
         #expect(drop.dropped && drop.dropReasons == ["POLICY_DENIED": 1] && drop.destination == "billing/ledger")
         #expect(snapshot.edges.contains { $0.id == "shop/loadgen→world/192.0.2.80:ICMPv4/0" })
@@ -56,7 +57,9 @@ struct ServiceMapTests {
         let snapshot = Self.map([Fixtures.syn, reset, unanswered, named]).snapshot(
             window: 300, now: Fixtures.start.addingTimeInterval(10))
         #expect(snapshot.edges.first { $0.destination == "shop/frontend" }?.resets == 1)
-        #expect(snapshot.edges.first { $0.destination == "kube-system/kube-dns" }?.unansweredDNS == 1)
+        // The report that a query went unanswered is no query of its own.
+        let unansweredEdge = snapshot.edges.first { $0.destination == "kube-system/kube-dns" }
+        #expect(unansweredEdge?.unansweredDNS == 1 && unansweredEdge?.dnsQueries == 0)
         #expect(snapshot.cards.contains { $0.id == "world/api.example.com" && $0.kind == .world })
         // Neighbour discovery and multicast: one card, however many addresses.
         var solicit = Fixtures.icmp
@@ -70,6 +73,55 @@ struct ServiceMapTests {
         let noise = Self.map([solicit, igmp, linkLocal]).snapshot(
             window: 300, now: Fixtures.start.addingTimeInterval(10))
         #expect(noise.cards.map(\.id) == ["shop/loadgen", "world/link-local"])
+    }
+
+    @Test("an edge counts each TCP connection once: reported by two nodes, its SYN sent again and dropped, reset")
+    func connectionsCountedOnce() throws {
+        func flow(
+            _ base: Flow, port: UInt16, node: String = "osp-node-1", _ change: (inout Flow) -> Void = { _ in }
+        ) -> Flow {
+            var flow = base
+            let reply = flow.isReply == true
+            let ports = flow.l4.ports
+            flow.l4 = flow.l4.withPorts(
+                source: reply ? ports.source : port, destination: reply ? port : ports.destination)
+            flow.nodeName = node
+            change(&flow)
+            return flow
+        }
+        var deniedSyn = Fixtures.drop
+        deniedSyn.sourceIP = Fixtures.syn.sourceIP
+        deniedSyn.destinationIP = Fixtures.syn.destinationIP
+        deniedSyn.source = Fixtures.loadgen
+        deniedSyn.destination = Fixtures.frontend
+        var reset = Fixtures.synAck
+        reset.l4 = .tcp(sourcePort: 80, destinationPort: 40000, flags: [.rst, .ack])
+        reset.latencyNanoseconds = 0
+        let flows = [
+            // Between two nodes: the SYN leaving the client's pod and entering the server's.
+            flow(Fixtures.syn, port: 40000),
+            flow(Fixtures.syn, port: 40000, node: "osp-node-2") { $0.observationPoint = .toEndpoint },
+            flow(Fixtures.synAck, port: 40000, node: "osp-node-2"),
+            // A SYN that left the client's pod, then it and the two sent again were dropped.
+            flow(Fixtures.syn, port: 40001),
+            flow(deniedSyn, port: 40001), flow(deniedSyn, port: 40001), flow(deniedSyn, port: 40001),
+            // Refused: the RST reported leaving the server's pod and entering the client's.
+            flow(Fixtures.syn, port: 40002),
+            flow(reset, port: 40002, node: "osp-node-2") { $0.observationPoint = .fromEndpoint },
+            flow(reset, port: 40002),
+        ]
+        let snapshot = Self.map(flows).snapshot(window: 300, now: Fixtures.start.addingTimeInterval(10))
+        let web = try #require(snapshot.edges.first { $0.id == "shop/loadgen→shop/frontend:TCP/80" })
+        #expect(web.flows == 10 && web.verdicts == ["FORWARDED": 7, "DROPPED": 3])
+        #expect(web.connections == 3 && web.droppedConnections == 1 && web.resets == 1)
+
+        // Each connection is remembered among an edge's last 512: a SYN of one older than that counts again.
+        var many = ServiceMap()
+        for port: UInt16 in 20000..<20513 { many.add(FlowMessage.make(flow(Fixtures.syn, port: port))) }
+        many.add(FlowMessage.make(flow(Fixtures.syn, port: 20512, node: "osp-node-2")))
+        #expect(many.snapshot(window: 300, now: Fixtures.start).edges.first?.connections == 513)
+        many.add(FlowMessage.make(flow(Fixtures.syn, port: 20000, node: "osp-node-2")))
+        #expect(many.snapshot(window: 300, now: Fixtures.start).edges.first?.connections == 514)
     }
 
     @Test("the window: edges and cards older than it are left out; a namespace keeps its cards and their peers")

@@ -358,14 +358,18 @@ function svg(name, attributes, text) {
   return element;
 }
 
-// On the map, in two short lines that fit between two columns of cards: port, protocol, flows
-// and the handshake RTT; then what went wrong. The rest on hover and in the details panel.
+// On the map, in two short lines that fit between two columns of cards: port, protocol, how
+// much (TCP connections opened, DNS queries, else flows) and the handshake RTT; then what went
+// wrong (for TCP, connections dropped or reset; else dropped flows). The rest on hover and in the
+// details panel.
 function edgeLabel(edge) {
   const head = edge.protocol.startsWith('ICMP') || !edge.port ? edge.protocol : `${edge.port}/${edge.protocol}`;
-  const first = [head, `${edge.flows}`];
+  const tcp = edge.protocol === 'TCP';
+  const first = [head, tcp && edge.connections ? `${edge.connections} conn`
+    : edge.dnsQueries ? `${edge.dnsQueries} queries` : `${edge.flows} flows`];
   if (edge.handshakeRTT) first.push(`rtt ${ms(edge.handshakeRTT.p50)}`);
   const second = [];
-  const dropped = edge.verdicts.DROPPED || 0;
+  const dropped = tcp ? edge.droppedConnections : edge.verdicts.DROPPED || 0;
   if (dropped) second.push(`${dropped} dropped`);
   if (edge.resets) second.push(`${edge.resets} RST`);
   const dnsErrors = Object.values(edge.dnsErrors).reduce((a, b) => a + b, 0);
@@ -380,11 +384,16 @@ function edgeDetails(edge) {
   const entries = [['from', edge.source, `from:workload=${edge.source}`], ['to', edge.destination, `to:workload=${edge.destination}`]];
   if (!edge.protocol.startsWith('ICMP') && edge.port) entries.push(['port', `${edge.port}/${edge.protocol}`, `to:port=${edge.port}`]);
   else entries.push(['protocol', edge.protocol]);
+  if (edge.protocol === 'TCP') {
+    entries.push(['connections', String(edge.connections)]);
+    if (edge.droppedConnections) entries.push(['connections with drops', String(edge.droppedConnections)]);
+    if (edge.resets) entries.push(['connections reset', String(edge.resets)]);
+  }
   entries.push(['flows', String(edge.flows)]);
-  for (const [verdict, count] of Object.entries(edge.verdicts)) entries.push([verdict.toLowerCase(), String(count)]);
+  for (const [verdict, count] of Object.entries(edge.verdicts)) entries.push([`${verdict.toLowerCase()} flows`, String(count)]);
   for (const [reason, count] of Object.entries(edge.dropReasons)) entries.push(['drop reason', `${reason} × ${count}`]);
-  if (edge.resets) entries.push(['TCP resets', String(edge.resets)]);
   if (edge.handshakeRTT) entries.push(['handshake RTT', `p50 ${ms(edge.handshakeRTT.p50)} · p95 ${ms(edge.handshakeRTT.p95)} (${edge.handshakeRTT.samples})`]);
+  if (edge.dnsQueries) entries.push(['DNS queries', String(edge.dnsQueries)]);
   if (edge.dnsLatency) entries.push(['DNS latency', `p50 ${ms(edge.dnsLatency.p50)} · p95 ${ms(edge.dnsLatency.p95)} (${edge.dnsLatency.samples})`]);
   for (const [rcode, count] of Object.entries(edge.dnsErrors)) entries.push(['DNS error', `${rcode} × ${count}`]);
   if (edge.unansweredDNS) entries.push(['unanswered DNS', String(edge.unansweredDNS)]);
