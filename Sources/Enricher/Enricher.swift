@@ -88,26 +88,18 @@ public struct Enricher: Sendable {
         var destinationAddress = lookup(flow.destinationIP, time)
         let sourceService = sourceAddress.service
         let destinationService = destinationAddress.service
-        if let translation, destinationAddress.isServiceAddress || sourceAddress.isServiceAddress {
+        let toService = destinationAddress.isServiceAddress
+        var answer = TranslationAnswer.unknown
+        if let translation, toService || sourceAddress.isServiceAddress {
             let ports = flow.l4.ports
-            let toService = destinationAddress.isServiceAddress
-            let answer =
-                toService
-                ? translation.answer(
+            if toService {
+                answer = translation.answer(
                     client: flow.sourceIP, clientPort: ports.source, service: flow.destinationIP,
                     servicePort: ports.destination, protocolNumber: flow.l4.protocolNumber,
-                    again: flow.awaitsTranslation) : .unknown
+                    again: flow.awaitsTranslation)
+            }
             // A drop waits for nothing: its own event carried the translation, if there was one.
             flow.awaitsTranslation = toService && answer == .unknown && flow.verdict != .dropped
-            if toService, flow.verdict == .dropped, answer.backend == nil,
-                flow.kernelDropReason == Self.netfilterDrop
-            {
-                // Dropped by netfilter while still addressed to the Service: kube-proxy's
-                // rejection of a Service without endpoints (a connection's first packet meets
-                // the NAT before any filter, and a translated connection's drops carry the
-                // translation).
-                flow.dropReason = Self.serviceBackendNotFound
-            }
             if let backend = answer.backend {
                 flow.serviceAddress = Self.hostPort(flow.destinationIP, ports.destination)
                 flow.destinationIP = backend.ip
@@ -124,6 +116,14 @@ public struct Enricher: Sendable {
                 flow.l4 = flow.l4.withPorts(source: backend.port, destination: ports.destination)
                 sourceAddress = lookup(backend.ip, time)
             }
+        }
+        if toService, flow.verdict == .dropped, answer.backend == nil, flow.kernelDropReason == Self.netfilterDrop {
+            // Dropped by netfilter while still addressed to the Service: kube-proxy's rejection
+            // of a Service without endpoints. A connection's first packet meets the NAT before
+            // any filter, so a drop after it is addressed to the backend; a drop that still names
+            // the Service while the node translated its connection came before the NAT (a raw or
+            // mangle rule), which only Service naming can tell.
+            flow.dropReason = Self.serviceBackendNotFound
         }
         flow.setIdentities(
             source: endpoint(sourceAddress), destination: endpoint(destinationAddress),

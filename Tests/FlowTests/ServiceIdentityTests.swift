@@ -312,6 +312,31 @@ struct ServiceIdentityTests {
     }
 
     @Test(
+        "without Service naming (--no-service-translation): a drop still addressed to the Service came before the NAT, so the Service had no backend; a drop to the backend is the policy's"
+    )
+    func serviceWithoutEndpointsUnnamed() throws {
+        let observer = try Observer(capacity: 15)
+        let pipeline = FlowPipeline(
+            nodeName: "osp-node-1", clusterName: "osp", kernelDropReasons: [11: "NETFILTER_DROP"],
+            metadata: Self.metadata(), translation: nil, observer: observer, metrics: HubbleMetrics())
+        let at: UInt64 = 10_000_000_000
+        let (syn, drop) = Self.rejected(at: at)
+        let afterNAT = RawEvent.packet(
+            [10, 244, 1, 4], 41000, [10, 244, 2, 5], 8080, protocol: 6, flags: RawEvent.syn, at: at + 40_000, drop: 11)
+        [syn, drop, afterNAT].withUnsafeBufferPointer {
+            pipeline.process($0, interfaceNames: [7: "osp-veth"], drainedAt: at + 10_000_000)
+        }
+        let flows = observer.history()
+        #expect(flows.count == 3)
+        #expect(flows.first?.destinationService?.name == "frontend" && flows.first?.verdict == .forwarded)
+        let rejected = FlowMessage.make(try #require(flows.dropFirst().first))
+        #expect(rejected.destinationService.name == "frontend" && rejected.destination.podName.isEmpty)
+        #expect(rejected.dropReasonDesc == .serviceBackendNotFound)
+        let denied = FlowMessage.make(try #require(flows.last))
+        #expect(denied.destination.podName == "frontend-b" && denied.dropReasonDesc == .policyDenied)
+    }
+
+    @Test(
         "the node's table holds the connection untranslated (its NAT ran, no backend): final, the flow goes on at once")
     func untranslatedInTheTable() throws {
         let observer = try Observer(capacity: 15)
