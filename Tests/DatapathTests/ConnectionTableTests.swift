@@ -157,6 +157,31 @@ struct ConnectionTableTests {
     }
 
     @Test(
+        "a TCP connection picked up mid-stream: a segment from a server port to an ephemeral one is the server's answer; any other, the client's"
+    )
+    func pickedUpMidStream() throws {
+        let lab = try Lab(entries: 64)
+        // Open before the agent: the server (port 80) speaks first, then the client.
+        try lab.segment(45_000, Self.psh | Self.ack, reply: true)
+        try lab.segment(45_000, Self.ack)
+        // The client speaks first.
+        try lab.segment(46_000, Self.psh | Self.ack)
+        // Both ports below the ephemeral range (a client bound to a low port): no telling, so
+        // the segment's source is taken as the client.
+        try lab.segment(20_000, Self.psh | Self.ack, reply: true)
+        /// A connection's start, reported at its first data segment.
+        func start(client: UInt16, reply: Bool) -> Report {
+            Report(reason: OSP_REPORT_NEW, flags: Self.psh | Self.ack, isReply: reply, packets: 1, clientPort: client)
+        }
+        #expect(
+            lab.reports(3) == [
+                start(client: 45_000, reply: true), start(client: 46_000, reply: false),
+                start(client: 80, reply: false),
+            ])
+        #expect(lab.datapath.connectionTable().inserted == 3)
+    }
+
+    @Test(
         "an event takes only the ring bytes it uses: 96 and its 8-byte header, 160 where the program looks for a Service translation (a connection's first packets into a pod)"
     )
     func eventSizes() throws {

@@ -338,6 +338,19 @@ static __always_inline int osp_reported_elsewhere(const struct osp_conn *conn, _
 	return (conn->quiet & OSP_QUIET_SENDS) && direction == conn->pod_sends;
 }
 
+/* Linux's ephemeral ports start here (net.ipv4.ip_local_port_range); Kubernetes' NodePorts end
+ * below it. */
+#define OSP_EPHEMERAL_PORTS 32768
+
+/* A TCP connection picked up mid-stream (open when the agent started, or evicted and seen
+ * again) has no SYN to say who opened it. A segment from a port below the ephemeral range to
+ * one in it is taken as the server's answer; otherwise its source is taken as the client, as
+ * netfilter's conntrack picks such a connection up. */
+static __always_inline int osp_from_server_port(const struct osp_tuple *t)
+{
+	return t->sport < OSP_EPHEMERAL_PORTS && t->dport >= OSP_EPHEMERAL_PORTS;
+}
+
 /* Tracks the packet at an observation point and reports it when the connection starts, when
  * a TCP packet carries SYN, FIN or RST, for every DNS message, and periodically with deltas:
  * each report carries what the packet's direction sent since that direction's last report.
@@ -378,6 +391,8 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 	if (!conn) {
 		/* New here: this packet's source opened it — unless it answers, and its
 		 * destination did (we missed the SYN or the echo request). */
+		if (pkt->tuple.protocol == IPPROTO_TCP && !opening)
+			answer |= osp_from_server_port(&pkt->tuple);
 		conn =
 		    osp_ct_insert(&key, &young, now,
 				  observation == OSP_OBS_FROM_ENDPOINT ? direction : direction ^ 1);
