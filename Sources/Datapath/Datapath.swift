@@ -375,7 +375,10 @@ public final class Datapath: Sendable {
         attached.withLock { $0.remove(index) }?.closeLinks()
         var replaced = false
         var links: [Int32] = []
-        for (hook, fd) in [(1, ingress), (0, egress)] {
+        // Where packets enter the pod (egress) first: between the two attachments (milliseconds)
+        // an answer may be seen without its request, never a request without the answer that
+        // came — a DNS query whose answer went unseen would be reported unanswered.
+        for (hook, fd) in [(0, egress), (1, ingress)] {
             var existing: UInt32 = 0
             if osp_tc_query(index, Int32(hook), &existing) == 0, existing != 0 { replaced = true }
             var status: Int32 = 0

@@ -263,6 +263,59 @@ extension AgentIntegration {
                 #expect(!after.series("networkobservability_interface_stats", ["interface_name": hostSide]).isEmpty)
             }
         }
+
+        @Test(
+            "an agent that starts while a pod asks DNS query after query calls no answered query unanswered"
+        )
+        func startedDuringDNS() async throws {
+            let config = try LabConfig(
+                name: LabFixture.uniqueName("s"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
+            try await LabFixture.withLab(config) { plan, _ in
+                let node = plan.nodes[0]
+                // Only this test's queries (from ports none of the workloads uses: DNSAsker).
+                LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
+                let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
+                let server = try #require(plan.pods(of: "coredns", in: "kube-system").first)
+                #expect(LabFixture.stopAgent(config, node: node.name))
+                let name = "osp-start-probe.shop.svc.cluster.local"
+                let asker = DNSAsker(name: name, server: server.ipv4, netns: client.netns)
+                asker.start()
+                let agent = try LabFixture.startAgent(plan, node: node)
+                defer { kill(agent, SIGTERM) }
+                // Each hook is attached in a moment of its own: the queries go on through them and
+                // for a second after the agent serves.
+                #expect(LabFixture.servesMetrics(node.netns))
+                Thread.sleep(forTimeInterval: 1)
+                let (asked, answered) = asker.stop()
+                let stopped = Date()
+                #expect(asked > 100 && answered == asked, "every query answered: \(answered) of \(asked)")
+
+                // A query is reported unanswered 5 s after it was sent (the agent's DNS timeout):
+                // the last ones' time has come 7 s after the last was asked.
+                Thread.sleep(until: stopped.addingTimeInterval(7))
+                let records = Self.dnsRecords(
+                    inFlowLog: "\(config.nodeDirectory(node.name))/flows.log", query: name + ".")
+                let unanswered = records.filter { ($0["Summary"] as? String ?? "").hasSuffix("(no response)") }
+                #expect(
+                    unanswered.isEmpty,
+                    "answered queries reported unanswered: \(unanswered.prefix(5).map { $0["Summary"] ?? "" })")
+                #expect(records.count > 50, "the agent reported the queries: \(records.count) records")
+            }
+        }
+
+        /// The DNS records (flows with an `l7.dns`) of `query` in a node's flow log.
+        static func dnsRecords(inFlowLog path: String, query: String) -> [[String: Any]] {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").compactMap { line in
+                guard
+                    let flow = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["flow"]
+                        as? [String: Any],
+                    let dns = (flow["l7"] as? [String: Any])?["dns"] as? [String: Any],
+                    dns["query"] as? String == query
+                else { return nil }
+                return flow
+            }
+        }
     }
 
 }
