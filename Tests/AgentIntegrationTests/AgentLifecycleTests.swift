@@ -280,25 +280,31 @@ extension AgentIntegration {
                 let name = "osp-start-probe.shop.svc.cluster.local"
                 let asker = DNSAsker(name: name, server: server.ipv4, netns: client.netns)
                 asker.start()
+                defer { asker.stop() }
                 let agent = try LabFixture.startAgent(plan, node: node)
                 defer { kill(agent, SIGTERM) }
                 // Each hook is attached in a moment of its own: the queries go on through them and
                 // for a second after the agent serves.
                 #expect(LabFixture.servesMetrics(node.netns))
                 Thread.sleep(forTimeInterval: 1)
-                let (asked, answered) = asker.stop()
+                let (asked, lost) = asker.stop()
                 let stopped = Date()
-                #expect(asked > 100 && answered == asked, "every query answered: \(answered) of \(asked)")
+                #expect(asked > 100 && lost.count < asked / 100, "\(lost.count) of \(asked) queries got no answer")
 
                 // A query is reported unanswered 5 s after it was sent (the agent's DNS timeout):
                 // the last ones' time has come 7 s after the last was asked.
                 Thread.sleep(until: stopped.addingTimeInterval(7))
                 let records = Self.dnsRecords(
                     inFlowLog: "\(config.nodeDirectory(node.name))/flows.log", query: name + ".")
-                let unanswered = records.filter { ($0["Summary"] as? String ?? "").hasSuffix("(no response)") }
+                // Reported unanswered though the asker had its answer.
+                let wronged = records.filter { record in
+                    let port = ((record["l4"] as? [String: Any])?["UDP"] as? [String: Any])?["source_port"] as? Int
+                    return (record["Summary"] as? String ?? "").hasSuffix("(no response)")
+                        && !lost.contains(UInt16(truncatingIfNeeded: port ?? 0))
+                }
                 #expect(
-                    unanswered.isEmpty,
-                    "answered queries reported unanswered: \(unanswered.prefix(5).map { $0["Summary"] ?? "" })")
+                    wronged.isEmpty,
+                    "answered queries reported unanswered: \(wronged.prefix(5).map { $0["Summary"] ?? "" })")
                 #expect(records.count > 50, "the agent reported the queries: \(records.count) records")
             }
         }

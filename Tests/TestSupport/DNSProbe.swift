@@ -88,7 +88,7 @@ public final class DNSAsker: @unchecked Sendable {
     private var stopping = false
     private var done = false
     private var asked = 0
-    private var answered = 0
+    private var unansweredPorts: Set<UInt16> = []
 
     public init(name: String, server: String, netns: String) {
         self.name = name
@@ -104,7 +104,7 @@ public final class DNSAsker: @unchecked Sendable {
                     name, server: server, fromNamespace: netns, timeout: 1, sourcePort: port)
                 lock.withLock {
                     asked += 1
-                    if answer != nil { answered += 1 }
+                    if answer == nil { unansweredPorts.insert(port) }
                 }
             }
             lock.withLock {
@@ -114,13 +114,14 @@ public final class DNSAsker: @unchecked Sendable {
         }.start()
     }
 
-    /// Stops asking, once the query under way has its answer or timed out: how many were asked
-    /// and how many answered.
-    public func stop() -> (asked: Int, answered: Int) {
+    /// Stops asking, once the query under way has its answer or timed out (again: nothing more):
+    /// how many were asked, and the ports of those that got no answer.
+    @discardableResult
+    public func stop() -> (asked: Int, unansweredPorts: Set<UInt16>) {
         lock.lock()
         defer { lock.unlock() }
         stopping = true
         while !done { lock.wait() }
-        return (asked, answered)
+        return (asked, unansweredPorts)
     }
 }
