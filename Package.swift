@@ -352,6 +352,7 @@ let package = Package(
             name: "AgentIntegrationTests",
             dependencies: [
                 "Locking", "Lab", "ClusterInventory", "TestSupport", "HubbleTransport", "Datapath", "Netns",
+                "FlowDecoder",
             ],
             swiftSettings: strict),
         .testTarget(

@@ -11,6 +11,8 @@ public struct FlowDecoder {
     public let nodeName: String
     /// How long a DNS query may wait for its answer before it is reported unanswered.
     public let dnsTimeout: Double
+    /// The agent's `dnsTimeout`, in seconds.
+    public static let defaultDNSTimeout: Double = 5
     /// Kernel drop reason values → names (from the datapath's BTF).
     let kernelDropReasons: [UInt32: String]
     /// Names a kernel text address (`Datapath.kernelLocation(of:)`); nil: drops carry no location.
@@ -34,6 +36,14 @@ public struct FlowDecoder {
     /// reader looks after every batch. Entries of answered queries stay until their deadline
     /// (skipped then), bounded by `pruneDeadlines`.
     private var queryDeadlines = MinHeap<QueryDeadline>()
+    /// The client port of the latest query waiting at the node (matching interface 0) under
+    /// each key without its client port. Between two pods of this node, the query is reported
+    /// where it enters the server and its answer where it enters the client, and the node's NAT
+    /// may have given the query another source port than the client's socket has (it does when
+    /// the reply tuple would clash with another connection's): the answer then names the
+    /// socket's port, the query the node's. Addresses, server port, DNS ID and name still join
+    /// them. One entry per waiting query at most: bounded with `pendingQueries`.
+    private var nodeQueryPorts: [PendingKey: UInt16] = [:]
     /// Which names each client resolved to which addresses (`source_names`/`destination_names`).
     private var names = DNSNames()
 
@@ -50,6 +60,13 @@ public struct FlowDecoder {
         /// One word into the hasher, as `FlowSignature` does: a SYN and its SYN-ACK each look a
         /// key up, and the hasher's rounds per field were most of it. Equality compares every
         /// field.
+        /// The key without its client port (`nodeQueryPorts`).
+        var anyClientPort: PendingKey {
+            var key = self
+            key.clientPort = 0
+            return key
+        }
+
         func hash(into hasher: inout Hasher) {
             let addresses =
                 (client.high &* 0x9E37_79B9_7F4A_7C15) ^ (client.low &* 0xFF51_AFD7_ED55_8CCD)
@@ -70,7 +87,7 @@ public struct FlowDecoder {
     }
 
     public init(
-        nodeName: String, kernelDropReasons: [UInt32: String], dnsTimeout: Double = 5,
+        nodeName: String, kernelDropReasons: [UInt32: String], dnsTimeout: Double = FlowDecoder.defaultDNSTimeout,
         clocks: ClockReading = FlowDecoder.readClocks(), kernelLocation: (@Sendable (UInt64) -> String?)? = nil
     ) {
         self.nodeName = nodeName
@@ -259,11 +276,21 @@ public struct FlowDecoder {
                     at: event.pointee.timestamp_ns)
             }
             guard let matchedAt else { return }
-            let key = PendingKey(
+            var key = PendingKey(
                 client: AddressBits(event.pointee.tuple.daddr), clientPort: ports.destination,
                 server: AddressBits(event.pointee.tuple.saddr), serverPort: ports.source,
                 ifindex: matchedAt, dnsID: message.id)
-            if let pending = pendingQueries.removeValue(forKey: key), event.pointee.timestamp_ns >= pending.sentNs {
+            var pending = pendingQueries.removeValue(forKey: key)
+            if pending == nil, matchedAt == 0, let port = nodeQueryPorts[key.anyClientPort] {
+                // The query under the source port the node's NAT gave it, if it asked this name.
+                key.clientPort = port
+                if pendingQueries[key]?.flow.dns?.query == message.query {
+                    pending = pendingQueries.removeValue(forKey: key)
+                }
+            }
+            guard let pending else { return }
+            if matchedAt == 0 { forgetNodeQueryPort(key) }
+            if event.pointee.timestamp_ns >= pending.sentNs {
                 flow.latencyNanoseconds = event.pointee.timestamp_ns - pending.sentNs
             }
         } else {
@@ -279,6 +306,7 @@ public struct FlowDecoder {
                 // The same query seen twice at one instant (another observation of one packet)
                 // already has its deadline: one entry per waiting query keeps pruning rare.
                 guard again?.sentNs != event.pointee.timestamp_ns else { return }
+                if matchedAt == 0 { nodeQueryPorts[key.anyClientPort] = key.clientPort }
                 let limit = UInt64(dnsTimeout * 1e9)
                 // A time so late its deadline would overflow never lapses (only a corrupt event has one).
                 let deadline =
@@ -335,6 +363,7 @@ public struct FlowDecoder {
             // key waits under its own, later deadline.
             guard let pending = pendingQueries[next.key], pending.sentNs == next.sentNs else { continue }
             pendingQueries.removeValue(forKey: next.key)
+            if next.key.ifindex == 0 { forgetNodeQueryPort(next.key) }
             var flow = pending.flow
             flow.uuid = uuids.next()
             flow.time = Date(timeIntervalSince1970: Double(next.deadline) / 1e9 + clockOffset)
@@ -344,6 +373,11 @@ public struct FlowDecoder {
             expired.append(flow)
         }
         return expired
+    }
+
+    /// Forgets a query that stopped waiting at the node, unless a later one took its place.
+    private mutating func forgetNodeQueryPort(_ key: PendingKey) {
+        if nodeQueryPorts[key.anyClientPort] == key.clientPort { nodeQueryPorts.removeValue(forKey: key.anyClientPort) }
     }
 
     /// Keeps one deadline per waiting query: those of queries answered (or asked again) since

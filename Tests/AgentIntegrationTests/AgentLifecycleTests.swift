@@ -1,5 +1,6 @@
 import ClusterInventory
 import Datapath
+import FlowDecoder
 import Foundation
 import Lab
 import Netns
@@ -133,11 +134,8 @@ extension AgentIntegration {
                 /// The forwarded flows of datagrams from the client to port 9 in the flow log (the
                 /// server, which has no socket there, also drops each: flows of their own).
                 func datagrams() -> Int {
-                    let text = (try? String(contentsOfFile: flowLog, encoding: .utf8)) ?? ""
-                    return text.split(separator: "\n").filter { line in
+                    Self.flows(inFlowLog: flowLog).filter { flow in
                         guard
-                            let flow = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?[
-                                "flow"] as? [String: Any],
                             flow["verdict"] as? String == "FORWARDED",
                             (flow["source"] as? [String: Any])?["pod_name"] as? String == client.name,
                             let udp = (flow["l4"] as? [String: Any])?["UDP"] as? [String: Any]
@@ -200,12 +198,8 @@ extension AgentIntegration {
                 let read = try OspreyBinary.cli.run(["observe", "--input-file", whole, "--namespace", "shop", "--all"])
                 #expect(read.status == 0, "\(read.stderr)")
                 // One printed line per flow from or to the shop namespace on the agent's stdout.
-                let shopFlows = lines.filter { line in
-                    guard
-                        let flow = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?[
-                            "flow"] as? [String: Any]
-                    else { return false }
-                    return ["source", "destination"].contains {
+                let shopFlows = FlowLabTests.flows(inJSONLines: lines.joined(separator: "\n")).filter { flow in
+                    ["source", "destination"].contains {
                         (flow[$0] as? [String: Any])?["namespace"] as? String == "shop"
                     }
                 }
@@ -291,11 +285,12 @@ extension AgentIntegration {
                 let stopped = Date()
                 #expect(asked > 100 && lost.count < asked / 100, "\(lost.count) of \(asked) queries got no answer")
 
-                // A query is reported unanswered 5 s after it was sent (the agent's DNS timeout):
-                // the last ones' time has come 7 s after the last was asked.
-                Thread.sleep(until: stopped.addingTimeInterval(7))
-                let records = Self.dnsRecords(
-                    inFlowLog: "\(config.nodeDirectory(node.name))/flows.log", query: name + ".")
+                // A query is reported unanswered when the agent's DNS timeout has passed since it
+                // was sent: the last ones' time has come 2 s after that.
+                Thread.sleep(until: stopped.addingTimeInterval(FlowDecoder.defaultDNSTimeout + 2))
+                let records = Self.flows(inFlowLog: "\(config.nodeDirectory(node.name))/flows.log").filter {
+                    FlowLabTests.string($0, "l7", "dns", "query") == name + "."
+                }
                 // Reported unanswered though the asker had its answer.
                 let wronged = records.filter { record in
                     let port = ((record["l4"] as? [String: Any])?["UDP"] as? [String: Any])?["source_port"] as? Int
@@ -309,18 +304,9 @@ extension AgentIntegration {
             }
         }
 
-        /// The DNS records (flows with an `l7.dns`) of `query` in a node's flow log.
-        static func dnsRecords(inFlowLog path: String, query: String) -> [[String: Any]] {
-            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-            return text.split(separator: "\n").compactMap { line in
-                guard
-                    let flow = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["flow"]
-                        as? [String: Any],
-                    let dns = (flow["l7"] as? [String: Any])?["dns"] as? [String: Any],
-                    dns["query"] as? String == query
-                else { return nil }
-                return flow
-            }
+        /// The flows in a node's flow log.
+        static func flows(inFlowLog path: String) -> [[String: Any]] {
+            FlowLabTests.flows(inJSONLines: (try? String(contentsOfFile: path, encoding: .utf8)) ?? "")
         }
     }
 

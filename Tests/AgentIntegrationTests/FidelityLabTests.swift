@@ -1,4 +1,5 @@
 import ClusterInventory
+import FlowDecoder
 import Foundation
 import Lab
 import TestSupport
@@ -16,12 +17,10 @@ struct FidelityLabTests {
     static let clusterPrefixes = ["10.244.", "fd00:10:244:", "10.96.", "fd00:10:96:", "10.240.0.", "fd00:240:"]
 
     static func flows(viaRelay config: LabConfig) throws -> [[String: Any]] {
-        let out = try OspreyBinary.cli.run([
-            "observe", "--server", "unix://\(config.relaySocketPath)", "--last", "4095", "-o", "jsonpb",
-        ]).stdout
-        return out.split(separator: "\n").compactMap {
-            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
-        }.compactMap { $0["flow"] as? [String: Any] }
+        Flows.flows(
+            inJSONLines: try OspreyBinary.cli.run([
+                "observe", "--server", "unix://\(config.relaySocketPath)", "--last", "4095", "-o", "jsonpb",
+            ]).stdout)
     }
 
     /// The name of interface `index` in network namespace `netns`, as `ip link` shows it.
@@ -527,6 +526,57 @@ struct FidelityLabTests {
             #expect(
                 Self.dropReasons(metrics, "networkobservability_drop_count")["NETFILTER_DROP", default: 0] >= 1,
                 "Retina's metric keeps the kernel's reason")
+        }
+    }
+
+    @Test(
+        "a DNS query whose source port the node's NAT changed (its reply would have clashed with a Service connection's) is matched with its answer: latency on the response, never reported unanswered"
+    )
+    func dnsSourcePortChangedByNAT() async throws {
+        let config = try LabConfig(
+            name: LabFixture.uniqueName("n"), nodeCount: 1, agentPath: OspreyBinary.agent.path)
+        try await LabFixture.withLab(config) { plan, _ in
+            let string = Flows.string
+            let node = plan.nodes[0]
+            LabController.stopProcesses(inNamespaces: plan.clientPods.map(\.netns))
+            let client = try #require(plan.pods(of: "loadgen", in: "shop").first)
+            let coredns = try #require(plan.pods(of: "coredns", in: "kube-system").first)
+            let kubeDNS = try #require(plan.services.first { $0.spec.name == "kube-dns" })
+            // Below the ephemeral range: no resolver of the workloads has used it.
+            let port = UInt16.random(in: 20_000...29_999)
+            // Through the Service: the node's connection table now holds the exchange
+            // client:port → ClusterIP:53, whose reply comes from coredns:53 to client:port.
+            let viaService = try DNSProbe.query(
+                "ledger.billing.svc.cluster.local", server: kubeDNS.clusterIP, fromNamespace: client.netns,
+                sourcePort: port)
+            #expect(viaService?.rcode == 0, "the Service answers")
+            // Straight to coredns from the same port: that reply tuple is taken, so the node's NAT
+            // gives the query another source port on its way.
+            let name = "frontend.shop.svc.cluster.local"
+            let direct = try DNSProbe.query(
+                name, server: coredns.ipv4, fromNamespace: client.netns, sourcePort: port)
+            #expect(direct?.rcode == 0, "coredns answers")
+            let table = try LabFixture.exec(node.netns, ["cat", "/proc/net/nf_conntrack"]).stdout
+            let exchange = table.split(separator: "\n").first {
+                $0.contains("src=\(client.ipv4) dst=\(coredns.ipv4) sport=\(port) dport=53 ")
+            }
+            let nodePort = exchange?.split(separator: " ").last { $0.hasPrefix("dport=") }?.dropFirst(6)
+            #expect(
+                nodePort != nil && nodePort != Substring(String(port)),
+                "the premise: the node's NAT gave the query another port: \(exchange.map(String.init) ?? "no entry")")
+
+            // An unanswered query is reported when the agent's DNS timeout has passed.
+            Thread.sleep(forTimeInterval: FlowDecoder.defaultDNSTimeout + 2)
+            let records = try Flows.flows(node.netns).filter {
+                string($0, "l7", "dns", "query") == name + "."
+                    && [string($0, "source", "pod_name"), string($0, "destination", "pod_name")].contains(client.name)
+            }
+            let summaries = records.map { string($0, "Summary") ?? "-" }
+            #expect(!summaries.contains { $0.hasSuffix("(no response)") }, "\(summaries)")
+            let responses = records.filter { string($0, "l7", "type") == "RESPONSE" }
+            #expect(
+                responses.count == 1 && (Int(string(responses[0], "l7", "latency_ns") ?? "") ?? 0) > 0,
+                "the answer carries the query's latency: \(responses.map { string($0, "l7", "latency_ns") ?? "-" })")
         }
     }
 }

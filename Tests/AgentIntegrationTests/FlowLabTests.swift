@@ -10,11 +10,18 @@ extension AgentIntegration {
     struct FlowLabTests {
         /// The newest flows of a node's agent (`flow` objects of `/flows` JSON lines).
         static func flows(_ node: String) throws -> [[String: Any]] {
-            let out = try LabFixture.exec(node, ["curl", "-s", "-m", "5", "http://127.0.0.1:9965/flows?last=4095"])
-                .stdout
-            return out.split(separator: "\n").compactMap {
-                (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
-            }.compactMap { $0["flow"] as? [String: Any] }
+            flows(
+                inJSONLines: try LabFixture.exec(
+                    node, ["curl", "-s", "-m", "5", "http://127.0.0.1:9965/flows?last=4095"]
+                ).stdout)
+        }
+
+        /// The `flow` objects of JSON lines as Hubble's `GetFlowsResponse` in JSON (the agent's
+        /// `/flows`, a flow log, `observe -o json`/`jsonpb`); other lines are skipped.
+        static func flows(inJSONLines text: some StringProtocol) -> [[String: Any]] {
+            text.split(separator: "\n").compactMap {
+                ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["flow"] as? [String: Any]
+            }
         }
 
         static func string(_ flow: [String: Any], _ path: String...) -> String? {

@@ -51,7 +51,7 @@ extension AgentIntegration {
         static func waitForFlows(_ config: LabConfig, _ plan: LabPlan, atLeast count: Int, tls: [String] = []) {
             let everyNode = eventually {
                 let all = (try? osprey(config, ["observe", "--last", "1000", "-o", "json"], tls: tls))?.stdout ?? ""
-                let seen = perNode(flows(all))
+                let seen = perNode(FlowLabTests.flows(inJSONLines: all))
                 return plan.nodes.allSatisfy { seen[$0.name, default: 0] >= count }
             }
             #expect(everyNode, "some node never held \(count) flows")
@@ -62,13 +62,6 @@ extension AgentIntegration {
             var counts: [String: Int] = [:]
             for flow in flows { counts[FlowLabTests.string(flow, "node_name") ?? "?", default: 0] += 1 }
             return counts
-        }
-
-        /// The JSON lines of `osprey observe -o json` that carry a flow.
-        static func flows(_ output: String) -> [[String: Any]] {
-            output.split(separator: "\n").compactMap {
-                ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["flow"] as? [String: Any]
-            }
         }
 
         /// Seconds since the epoch of an RFC 3339 time with 0 to 9 fractional digits.
@@ -100,11 +93,12 @@ extension AgentIntegration {
                     result =
                         (try? Self.osprey(config, ["observe", "--port", String(port), "-o", "json", "--last", "1000"]))
                         ?? result
-                    let nodes = Set(Self.flows(result.stdout).compactMap { $0["node_name"] as? String })
+                    let nodes = Set(
+                        FlowLabTests.flows(inJSONLines: result.stdout).compactMap { $0["node_name"] as? String })
                     return nodes.contains(loadgen.node.name) && nodes.contains(frontend.node.name)
                 }
                 #expect(result.status == 0, "\(result.stderr)")
-                let flows = Self.flows(result.stdout)
+                let flows = FlowLabTests.flows(inJSONLines: result.stdout)
                 let times = flows.map { Self.seconds(FlowLabTests.string($0, "time")) }
                 #expect(times == times.sorted(), "flows through the relay are in time order")
                 let nodes = Set(flows.compactMap { FlowLabTests.string($0, "node_name") })
@@ -127,7 +121,7 @@ extension AgentIntegration {
                 // Hubble Relay's --last N: N from each node.
                 Self.waitForFlows(config, plan, atLeast: 3)
                 let last = try Self.osprey(config, ["observe", "--last", "3", "-o", "json"])
-                let lastFlows = Self.flows(last.stdout)
+                let lastFlows = FlowLabTests.flows(inJSONLines: last.stdout)
                 #expect(Self.perNode(lastFlows) == Dictionary(uniqueKeysWithValues: plan.nodes.map { ($0.name, 3) }))
                 let lastTimes = lastFlows.map { Self.seconds(FlowLabTests.string($0, "time")) }
                 #expect(lastTimes == lastTimes.sorted())
@@ -159,7 +153,7 @@ extension AgentIntegration {
                         let chunks = (state.partial + text).split(separator: "\n", omittingEmptySubsequences: false)
                         state.partial = String(chunks.last ?? "")
                         for line in chunks.dropLast() {
-                            guard let flow = Self.flows(String(line)).first else { continue }
+                            guard let flow = FlowLabTests.flows(inJSONLines: String(line)).first else { continue }
                             state.lines.append(
                                 (
                                     Self.seconds(FlowLabTests.string(flow, "time")),
@@ -290,7 +284,7 @@ extension AgentIntegration {
                 try Self.waitForNodes(config, connected: 2)
                 let other = try Self.osprey(config, ["observe", "--last", "5", "-o", "json"])
                 #expect(other.status == 0)
-                #expect(Self.flows(other.stdout).count == 10)
+                #expect(FlowLabTests.flows(inJSONLines: other.stdout).count == 10)
             }
         }
 
@@ -324,7 +318,7 @@ extension AgentIntegration {
                 Self.waitForFlows(config, plan, atLeast: 2, tls: trust + client)
                 let flows = try Self.osprey(config, ["observe", "--last", "2", "-o", "json"], tls: trust + client)
                 #expect(flows.status == 0, "\(flows.stderr)")
-                #expect(Self.flows(flows.stdout).count == 4)
+                #expect(FlowLabTests.flows(inJSONLines: flows.stdout).count == 4)
                 let nodes = try Self.osprey(config, ["list", "nodes", "-o", "json"], tls: trust + client)
                 let list = (try? JSONSerialization.jsonObject(with: Data(nodes.stdout.utf8))) as? [[String: Any]] ?? []
                 #expect(list.count == 2)

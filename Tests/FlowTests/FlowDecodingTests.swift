@@ -402,6 +402,48 @@ struct FlowDecodingTests {
         #expect(decoder.unansweredQueries(nowNs: 5_000_000_000).isEmpty)
     }
 
+    @Test(
+        "between two pods of one node, a query whose source port the node's NAT changed is matched with its answer to the client's own port by addresses, DNS ID and name; an answer for another name is not, and an unmatched query still lapses"
+    )
+    func sourcePortChangedByNAT() {
+        var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [:], dnsTimeout: 1)
+        let both = UInt8(OSP_QUIET_SENDS.rawValue | OSP_QUIET_PEER.rawValue)
+        let coredns: [UInt8] = [10, 244, 1, 2]
+        func query(_ name: String, id: UInt16, port: UInt16, at ns: UInt64) {
+            // Entering coredns's veth (index 9) from the port the node's NAT gave it.
+            _ = decoder.decode(
+                RawEvent.packet(
+                    Self.client, port, coredns, 53, protocol: 17, observation: OSP_OBS_TO_ENDPOINT, at: ns,
+                    payload: Self.dns(id: id, response: false, name: name, qtype: 1), ifindex: 9, quiet: both),
+                interfaceName: nil)
+        }
+        func answer(_ name: String, id: UInt16, port: UInt16, at ns: UInt64) -> Flow {
+            // Entering the client's veth (7), to its socket's port.
+            decoder.decode(
+                RawEvent.packet(
+                    coredns, 53, Self.client, port, protocol: 17, reply: 1, observation: OSP_OBS_TO_ENDPOINT, at: ns,
+                    payload: Self.dns(
+                        id: id, response: true, name: name, qtype: 1, answers: [(1, [10, 96, 0, 11], 5)]),
+                    ifindex: 7, quiet: both),
+                interfaceName: nil)
+        }
+        // The socket's port 47796, remapped to 55691 on the way to coredns.
+        query("frontend.shop.svc.cluster.local", id: 7, port: 55691, at: 10_000_000)
+        #expect(
+            answer("frontend.shop.svc.cluster.local", id: 7, port: 47796, at: 10_400_000).latencyNanoseconds == 400_000)
+        // The same ID from the same client, but another name: not that query's answer.
+        query("ledger.billing.svc.cluster.local", id: 8, port: 55692, at: 20_000_000)
+        #expect(answer("checkout.shop.svc.cluster.local", id: 8, port: 47797, at: 20_300_000).latencyNanoseconds == 0)
+        let lapsed = decoder.unansweredQueries(nowNs: 2_000_000_000)
+        #expect(lapsed.map { $0.dns?.query } == ["ledger.billing.svc.cluster.local."])
+        // Two waiting under one key but their ports: each answer finds its own query.
+        query("a.shop.svc.cluster.local", id: 9, port: 50001, at: 3_000_000_000)
+        query("b.shop.svc.cluster.local", id: 9, port: 50002, at: 3_000_100_000)
+        #expect(answer("a.shop.svc.cluster.local", id: 9, port: 50001, at: 3_000_500_000).latencyNanoseconds == 500_000)
+        #expect(answer("b.shop.svc.cluster.local", id: 9, port: 40002, at: 3_000_600_000).latencyNanoseconds == 500_000)
+        #expect(decoder.unansweredQueries(nowNs: 5_000_000_000).isEmpty)
+    }
+
     @Test("destination_names / source_names: what a client resolved names its flows to that address, for the TTL")
     func namesFromDNS() {
         var decoder = FlowDecoder(nodeName: "n", kernelDropReasons: [:])
