@@ -40,7 +40,11 @@ struct ObserveFlows: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Get the first N flows still in the buffer.") var first: UInt64?
     @Flag(help: "Get every flow in the buffer.") var all = false
     @Flag(name: [.short, .long], help: "Follow new flows as they come.") var follow = false
-    @Option(parsing: .unconditional, help: "Flows since a time: 5m, 1h30m ago or RFC 3339 (2026-11-27T10:00:00Z).")
+    @Option(
+        parsing: .unconditional,
+        help:
+            "Flows since a time: 5m or 1h30m ago, or in one of hubble's layouts: 2026-11-27, 2026-11-27T10Z, 2026-11-27T10:00Z, RFC 3339 (2026-11-27T10:00:00.5+01:00), RFC1123Z (Fri, 27 Nov 2026 10:00:00 +0000)."
+    )
     var since: String?
     @Option(parsing: .unconditional, help: "Flows until a time (same forms as --since).") var until: String?
 
@@ -100,7 +104,9 @@ struct ObserveFlows: AsyncParsableCommand {
         }
         for (flag, text) in [("--since", since), ("--until", until)] {
             if let text, Self.time(text) == nil {
-                throw ValidationError("\(flag) \"\(text)\" is not a time: use 30s, 5m, 1h30m (ago) or RFC 3339.")
+                throw ValidationError(
+                    "\(flag) \"\(text)\" is not a time: use 30s, 5m, 1h30m (ago), 2006-01-02, 2006-01-02T15:04Z07:00 or RFC 3339."
+                )
             }
         }
     }
@@ -171,8 +177,8 @@ struct ObserveFlows: AsyncParsableCommand {
         } else if since == nil, until == nil, !follow {
             request.number = 20
         }
-        if let since, let date = Self.time(since) { request.since = FlowMessage.timestamp(date) }
-        if let until, let date = Self.time(until) { request.until = FlowMessage.timestamp(date) }
+        if let since, let time = Self.time(since) { request.since = time }
+        if let until, let time = Self.time(until) { request.until = time }
         let format = FlowPrinter.Format(rawValue: output) ?? .compact
         if !fieldMask.isEmpty {
             request.fieldMask = .with { $0.paths = fieldMask.flatMap { $0.split(separator: ",").map(String.init) } }
@@ -213,12 +219,16 @@ struct ObserveFlows: AsyncParsableCommand {
         return rotated + current
     }
 
-    /// Prints the flows of `paths`, read in that order as one stream (`--first`/`--last`
-    /// count across them).
+    /// Prints the flows of `paths`, read in that order as one stream, as hubble selects them
+    /// from a file with the request it would send: those within `--since` and `--until` (both
+    /// included, by each line's time) that pass the filters, then the first or last `number`
+    /// of them (`--first`/`--last`, the last 20 when no selector is given; all with `--all`).
     func readFiles(
         _ paths: [String], filters: (allow: [Flow_FlowFilter], deny: [Flow_FlowFilter]), printer: inout FlowPrinter
     ) throws {
         let set = try FlowFilterSet(allow: filters.allow, deny: filters.deny)
+        let request = try request(filters)
+        let (earliest, latest) = (request.hasSince ? request.since : nil, request.hasUntil ? request.until : nil)
         var selected: [Observer_GetFlowsResponse] = []
         for path in paths {
             // A rotated file gzipped since it was listed is read as its gzip.
@@ -251,12 +261,20 @@ struct ObserveFlows: AsyncParsableCommand {
                     }
                     throw CLIError("Line \(number + 1) of \(path) is not a jsonpb flow (hubble observe -o jsonpb).")
                 }
+                if earliest != nil || latest != nil {
+                    // A line without a time is before any --since (the epoch), as in hubble.
+                    let time = (response.time.seconds, response.time.nanos)
+                    if let earliest, time < (earliest.seconds, earliest.nanos) { continue }
+                    if let latest, time > (latest.seconds, latest.nanos) { continue }
+                }
                 if case .flow(let flow)? = response.responseTypes, !set.matches(flow) { continue }
                 selected.append(response)
             }
         }
-        if let first { selected = Array(selected.prefix(Int(clamping: first))) }
-        if let last { selected = Array(selected.suffix(Int(clamping: last))) }
+        if request.number != 0, request.number != .max {
+            let number = Int(clamping: request.number)
+            selected = Array(request.first ? selected.prefix(number) : selected.suffix(number))
+        }
         for response in selected { if let line = printer.render(response) { Self.emit(line) } }
         if let rest = printer.finish() { Self.emit(rest) }
     }
@@ -300,23 +318,14 @@ struct ObserveFlows: AsyncParsableCommand {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
-    /// `30s`/`5m`/`1h30m` ago, or an RFC 3339 / `2006-01-02` / `2006-01-02T15:04:05` time.
-    static func time(_ text: String) -> Date? {
+    /// `30s`/`5m`/`1h30m` ago (Go's durations), or a time in a layout hubble takes
+    /// (`TimeFormat.parse`, to the nanosecond).
+    static func time(_ text: String) -> Google_Protobuf_Timestamp? {
         if let duration = Durations.parse(text) {
             let (seconds, attoseconds) = duration.components
-            return Date().addingTimeInterval(-(Double(seconds) + Double(attoseconds) / 1e18))
+            return FlowMessage.timestamp(
+                Date().addingTimeInterval(-(Double(seconds) + Double(attoseconds) / 1e18)))
         }
-        for format in [
-            "yyyy-MM-dd'T'HH:mm:ss.SSSSSSSSSXXXXX", "yyyy-MM-dd'T'HH:mm:ssXXXXX", "yyyy-MM-dd'T'HH:mm:ss",
-            "yyyy-MM-dd",
-        ] {
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.dateFormat = format
-            if let date = formatter.date(from: text) { return date }
-        }
-        let iso = ISO8601DateFormatter()
-        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return iso.date(from: text)
+        return TimeFormat.parse(text).map { Google_Protobuf_Timestamp(seconds: $0.seconds, nanos: $0.nanos) }
     }
 }

@@ -567,11 +567,17 @@ struct FidelityLabTests {
 
             // An unanswered query is reported when the agent's DNS timeout has passed.
             Thread.sleep(forTimeInterval: FlowDecoder.defaultDNSTimeout + 2)
-            let records = try Flows.flows(node.netns).filter {
-                string($0, "l7", "dns", "query") == name + "."
-                    && [string($0, "source", "pod_name"), string($0, "destination", "pod_name")].contains(client.name)
+            // This exchange's records (the workloads asked the same name before they stopped): the
+            // query under the node's port, the answer under the socket's.
+            let ports = Set([String(port)] + (nodePort.map { [String($0)] } ?? []))
+            let records = try Flows.flows(node.netns).filter { flow in
+                string(flow, "l7", "dns", "query") == name + "."
+                    && ["source_port", "destination_port"].contains {
+                        ports.contains(string(flow, "l4", "UDP", $0) ?? "")
+                    }
             }
             let summaries = records.map { string($0, "Summary") ?? "-" }
+            #expect(records.contains { string($0, "l7", "type") == "REQUEST" }, "the query is reported: \(summaries)")
             #expect(!summaries.contains { $0.hasSuffix("(no response)") }, "\(summaries)")
             let responses = records.filter { string($0, "l7", "type") == "RESPONSE" }
             #expect(

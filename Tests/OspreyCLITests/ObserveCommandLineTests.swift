@@ -1,3 +1,4 @@
+import FlowPrinter
 import Foundation
 import TestSupport
 import Testing
@@ -82,8 +83,8 @@ struct ObserveCommandLineTests {
     }
 
     /// One flow log line from pod `pod` of namespace shop.
-    static func line(_ pod: String, _ verdict: String) -> String {
-        #"{"flow":{"time":"2027-01-15T08:00:00.250Z","verdict":"\#(verdict)","IP":{"source":"10.0.0.1","destination":"10.0.0.2","ipVersion":"IPv4"},"l4":{"UDP":{"source_port":5000,"destination_port":53}},"source":{"namespace":"shop","pod_name":"\#(pod)"},"destination":{"identity":2},"Type":"L3_L4","node_name":"osp-node-1","is_reply":false,"event_type":{"type":4,"sub_type":5},"Summary":"UDP"},"node_name":"osp-node-1","time":"2027-01-15T08:00:00.250Z"}"#
+    static func line(_ pod: String, _ verdict: String, time: String = "2027-01-15T08:00:00.250Z") -> String {
+        #"{"flow":{"time":"\#(time)","verdict":"\#(verdict)","IP":{"source":"10.0.0.1","destination":"10.0.0.2","ipVersion":"IPv4"},"l4":{"UDP":{"source_port":5000,"destination_port":53}},"source":{"namespace":"shop","pod_name":"\#(pod)"},"destination":{"identity":2},"Type":"L3_L4","node_name":"osp-node-1","is_reply":false,"event_type":{"type":4,"sub_type":5},"Summary":"UDP"},"node_name":"osp-node-1","time":"\#(time)"}"#
     }
 
     @Test("--input-file with --include-rotated reads a flow log's rotated files, gzipped too, oldest first")
@@ -158,13 +159,55 @@ struct ObserveCommandLineTests {
         #expect(bad.status != 0 && bad.stderr.contains("Line 1 of \(directory)/bad.log is not a jsonpb flow"))
     }
 
+    @Test(
+        "--input-file selects as hubble does: with --since/--until only the lines of that span (both ends included), before --first/--last; a relative time counts from now; no selector: the last 20"
+    )
+    func inputFileSpan() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-span-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let now = Date()
+        let recent = TimeFormat.rfc3339Nano.format(now.addingTimeInterval(-30), timeZone: TimeZone(identifier: "UTC")!)
+        try [
+            Self.line("a", "FORWARDED", time: "2026-01-15T07:59:59.999Z"),
+            Self.line("b", "FORWARDED", time: "2026-01-15T08:00:00Z"),
+            Self.line("c", "DROPPED", time: "2026-01-15T08:00:30.5Z"),
+            Self.line("d", "FORWARDED", time: "2026-01-15T08:01:00Z"),
+            Self.line("e", "FORWARDED", time: "2026-01-15T08:01:00.000000001Z"),
+            Self.line("f", "FORWARDED", time: recent),
+        ].joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        func pods(_ arguments: [String]) throws -> [String] {
+            let result = try OspreyBinary.cli.run(["observe", "--input-file", path, "-o", "json"] + arguments)
+            #expect(result.status == 0, "\(result.stderr)")
+            return result.stdout.split(separator: "\n").compactMap {
+                let object = try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+                return ((object?["flow"] as? [String: Any])?["source"] as? [String: Any])?["pod_name"] as? String
+            }
+        }
+        let span = ["--since", "2026-01-15T08:00Z", "--until", "2026-01-15T08:01:00Z"]
+        #expect(try pods(span) == ["b", "c", "d"])
+        #expect(try pods(span + ["--last", "1"]) == ["d"])
+        #expect(try pods(span + ["--first", "1", "--verdict", "FORWARDED"]) == ["b"])
+        #expect(try pods(["--since", "Thu, 15 Jan 2026 09:00:30 +0100"]) == ["c", "d", "e", "f"])
+        #expect(try pods(["--until", "2026-01-15T07:59:59.999Z"]) == ["a"])
+        #expect(try pods(["--since", "1m"]) == ["f"])
+        #expect(try pods(["--since", "2026-01-15"]) == ["a", "b", "c", "d", "e", "f"])
+
+        // No selector: the last 20, as hubble sends and reads a file; --all: every line.
+        try (0..<25).map { Self.line("p\($0)", "FORWARDED") }.joined(separator: "\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try pods([]) == (5..<25).map { "p\($0)" })
+        #expect(try pods(["--all"]).count == 25)
+        #expect(try pods(["--first", "2"]) == ["p0", "p1"])
+    }
+
     @Test("--input-file reads jsonpb lines and filters them locally")
     func inputFile() throws {
-        let line = Self.line
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-flows-\(UUID()).json").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try [line("a", "FORWARDED"), line("b", "DROPPED"), line("c", "FORWARDED")].joined(separator: "\n")
-            .write(toFile: path, atomically: true, encoding: .utf8)
+        try [Self.line("a", "FORWARDED"), Self.line("b", "DROPPED"), Self.line("c", "FORWARDED")].joined(
+            separator: "\n"
+        )
+        .write(toFile: path, atomically: true, encoding: .utf8)
         // In UTC whatever the machine's zone, as a user would set TZ.
         let process = Process()
         process.executableURL = URL(fileURLWithPath: OspreyBinary.cli.path)

@@ -175,6 +175,49 @@ struct OutputFormatTests {
         #expect(TimeFormat.rfc3339.format(date, timeZone: berlin) == "2027-01-15T09:00:00+01:00")
     }
 
+    @Test(
+        "--since/--until read every layout hubble reads them in, as --time-format writes it; no date that does not exist"
+    )
+    func timesRead() {
+        let exact: Int64 = 1_807_150_521_123_456_789  // 2027-04-08T02:15:21.123456789Z, in nanoseconds
+        let zones = [
+            TimeZone(identifier: "UTC")!, TimeZone(identifier: "Asia/Kolkata")!,
+            TimeZone(identifier: "America/St_Johns")!,
+        ]
+        // Each layout of hubble's --since, and the precision it keeps.
+        let layouts: [(TimeFormat, Double)] = [
+            (.yearMonthDay, 86_400), (.yearMonthDayHour, 3600), (.yearMonthDayHourMinute, 60), (.rfc3339, 1),
+            (.rfc3339Milli, 1e-3), (.rfc3339Micro, 1e-6), (.rfc3339Nano, 1e-9), (.rfc1123z, 1),
+        ]
+        for (format, precision) in layouts {
+            for zone in zones where format != .yearMonthDay || zone.identifier == "UTC" {
+                let text = format.format(seconds: 1_807_150_521, nanos: 123_456_789, timeZone: zone)
+                let read = TimeFormat.parse(text)
+                #expect(read != nil, "\(format) \(text)")
+                if let read {
+                    // What the layout keeps, cut in the zone's own clock.
+                    let nanos = read.seconds * 1_000_000_000 + Int64(read.nanos)
+                    #expect(nanos <= exact && exact - nanos < Int64(precision * 1e9), "\(format) \(text) → \(read)")
+                }
+            }
+        }
+        // A date alone is UTC midnight, as Go reads it; so is a clock without a zone.
+        func read(_ text: String) -> [Int64] { TimeFormat.parse(text).map { [$0.seconds, Int64($0.nanos)] } ?? [] }
+        #expect(read("2027-04-08") == [1_807_142_400, 0])
+        #expect(read("2027-04-08T02:15:21") == [1_807_150_521, 0])
+        #expect(read("2027-04-08T02:15:21.5-01:30") == [1_807_155_921, 500_000_000])
+        #expect(read("2027-04-08T02:15:21.0000000015Z") == [1_807_150_521, 1], "past nine digits, cut as Go does")
+        #expect(read("thu, 08 APR 2027 02:15:21 +0100") == [1_807_146_921, 0])
+        for bad in [
+            "2027-02-29", "2028-02-30", "2027-04-08T24:00:00Z", "2027-04-08T04:60Z", "2027-04-08T04",
+            "2027-04-08T04:55", "2027-04-08T04:55:21.Z", "2027-04-08T04:55:21+0100", "2027-4-8", "yesterday",
+            "Thu, 08 Apr 2027 04:55:21 UTC", "",
+        ] {
+            #expect(TimeFormat.parse(bad) == nil, "\(bad)")
+        }
+        #expect(TimeFormat.parse("2028-02-29") != nil, "a leap day")
+    }
+
     @Test("watch peers: hubble's line")
     func peerLine() {
         let change = Peer_ChangeNotification.with {
