@@ -57,9 +57,6 @@ public struct FlowDecoder {
         var ifindex: UInt32
         var dnsID: UInt16
 
-        /// One word into the hasher, as `FlowSignature` does: a SYN and its SYN-ACK each look a
-        /// key up, and the hasher's rounds per field were most of it. Equality compares every
-        /// field.
         /// The key without its client port (`nodeQueryPorts`).
         var anyClientPort: PendingKey {
             var key = self
@@ -67,6 +64,9 @@ public struct FlowDecoder {
             return key
         }
 
+        /// One word into the hasher, as `FlowSignature` does: a SYN and its SYN-ACK each look a
+        /// key up, and the hasher's rounds per field were most of it. Equality compares every
+        /// field.
         func hash(into hasher: inout Hasher) {
             let addresses =
                 (client.high &* 0x9E37_79B9_7F4A_7C15) ^ (client.low &* 0xFF51_AFD7_ED55_8CCD)
