@@ -19,6 +19,8 @@ public struct FlowPrinter: Sendable {
         public var printNodeName = false
         /// Pod, service and DNS names for addresses (hubble's `--ip-translation`); false: IPs.
         public var ipTranslation = true
+        /// hubble's `--debug`: every node status event, also nodes connected or gone.
+        public var debug = false
         public init() {}
     }
 
@@ -37,11 +39,85 @@ public struct FlowPrinter: Sendable {
         }
         switch response.responseTypes {
         case .flow(let flow)?: return render(flow)
-        case .lostEvents(let lost)?:
-            return "\(time(lost.hasLast ? lost.last : response.time)) EVENTS LOST: \(lost.source.name) "
-                + "CPU(\(lost.cpu.value)) \(lost.numEventsLost)"
+        case .lostEvents(let lost)?: return render(lost, response: response)
         case .nodeStatus?, nil: return nil
         }
+    }
+
+    /// Lost events in the stream's own layout, as hubble prints them: a compact line, a dict
+    /// record, a table row (source in SOURCE, `EVENTS LOST` as TYPE, `CPU(n) - count` as
+    /// SUMMARY). Where hubble leaves the time out, Osprey prints the last lost event's time.
+    mutating func render(_ lost: Flow_LostEvent, response: Observer_GetFlowsResponse) -> String? {
+        let stamp = time(lost.hasLast ? lost.last : response.time)
+        switch options.format {
+        case .dict:
+            return dictRecord(
+                ["  TIMESTAMP: \(stamp)"] + (options.printNodeName ? ["       NODE: \(response.nodeName)"] : []) + [
+                    "     SOURCE: \(lost.source.name)", "       TYPE: EVENTS LOST", "    VERDICT: ",
+                    "    SUMMARY: CPU(\(lost.cpu.value)) - \(lost.numEventsLost)",
+                ])
+        case .table:
+            addTableHeader()
+            table.append(
+                (options.printNodeName ? [stamp, response.nodeName] : [stamp])
+                    + [lost.source.name, "", "EVENTS LOST", "", "CPU(\(lost.cpu.value)) - \(lost.numEventsLost)"])
+            return nil
+        default:
+            return "\(stamp) EVENTS LOST: \(lost.source.name) CPU(\(lost.cpu.value)) \(lost.numEventsLost)"
+        }
+    }
+
+    /// A relay's node status event as hubble writes it to stderr, or nil for the ones hubble
+    /// shows only with `--debug` (nodes connected or gone): `<time> [<relay>]: 2 nodes are
+    /// unavailable: a, b`, `Error "<message>" on 1 nodes: a`, `Receiving flows from 2 nodes: a,
+    /// b`, `1 nodes removed from cluster: a` (compact, table), a dict record (STATE, NODES,
+    /// MESSAGE), or the response as a jsonpb line. Long node lists are cut after about 50
+    /// characters with ` (and N more)`.
+    public mutating func renderStatus(_ response: Observer_GetFlowsResponse) -> String? {
+        guard case .nodeStatus(let status)? = response.responseTypes,
+            options.debug || status.stateChange == .nodeUnavailable || status.stateChange == .nodeError
+        else { return nil }
+        let nodes = Self.joinCutOff(status.nodeNames)
+        switch options.format {
+        case .json, .jsonpb: return FlowJSONLines.line(response)
+        case .dict:
+            return dictRecord([
+                "  TIMESTAMP: \(time(response.time))", "      STATE: \(status.stateChange.name)",
+                "      NODES: \(nodes)", "    MESSAGE: \(status.message.isEmpty ? "N/A" : goQuoted(status.message))",
+            ])
+        case .compact, .table:
+            let (prefix, count) = ("\(time(response.time)) [\(response.nodeName)]", status.nodeNames.count)
+            switch status.stateChange {
+            case .nodeConnected: return "\(prefix): Receiving flows from \(count) nodes: \(nodes)"
+            case .nodeUnavailable: return "\(prefix): \(count) nodes are unavailable: \(nodes)"
+            case .nodeGone: return "\(prefix): \(count) nodes removed from cluster: \(nodes)"
+            case .nodeError: return "\(prefix): Error \(goQuoted(status.message)) on \(count) nodes: \(nodes)"
+            default: return "\(prefix): unknown node status event: \(status.stateChange.name) \(nodes)"
+            }
+        }
+    }
+
+    /// One dict record: its lines, after hubble's separator when any record came before it
+    /// (on stdout or stderr alike, as hubble counts them).
+    mutating func dictRecord(_ lines: [String]) -> String {
+        defer { records += 1 }
+        return ((records == 0 ? [] : ["------------"]) + lines).joined(separator: "\n")
+    }
+
+    /// The names joined by `, `, as many as fit in `limit` characters (at least one), then
+    /// ` (and N more)` for the rest: hubble's cut for node lists.
+    static func joinCutOff(_ names: [String], limit: Int = 50) -> String {
+        var length = 0
+        var end = names.count
+        for (index, name) in names.enumerated() {
+            length += name.count + 2
+            if length > limit, index > 0 {
+                end = index
+                break
+            }
+        }
+        let joined = names[..<end].joined(separator: ", ")
+        return end == names.count ? joined : "\(joined) (and \(names.count - end) more)"
     }
 
     mutating func render(_ flow: Flow_Flow) -> String? {
@@ -50,21 +126,15 @@ public struct FlowPrinter: Sendable {
         let verdict = paint(flow.verdict.name, flow.verdict == .forwarded ? 32 : (flow.verdict == .dropped ? 31 : 33))
         switch options.format {
         case .dict:
-            defer { records += 1 }
-            var lines = records == 0 ? [] : ["------------"]
-            lines.append("  TIMESTAMP: \(time(flow.time))")
-            if options.printNodeName { lines.append("       NODE: \(flow.nodeName)") }
-            lines += [
-                "     SOURCE: \(source.text(identity: false))", "DESTINATION: \(destination.text(identity: false))",
-                "       TYPE: \(typeText(flow))", "    VERDICT: \(verdict)", "    SUMMARY: \(flow.summary)",
-            ]
-            return lines.joined(separator: "\n")
+            return dictRecord(
+                ["  TIMESTAMP: \(time(flow.time))"] + (options.printNodeName ? ["       NODE: \(flow.nodeName)"] : [])
+                    + [
+                        "     SOURCE: \(source.text(identity: false))",
+                        "DESTINATION: \(destination.text(identity: false))",
+                        "       TYPE: \(typeText(flow))", "    VERDICT: \(verdict)", "    SUMMARY: \(flow.summary)",
+                    ])
         case .table:
-            if table.isEmpty {
-                table.append(
-                    (options.printNodeName ? ["TIMESTAMP", "NODE"] : ["TIMESTAMP"])
-                        + ["SOURCE", "DESTINATION", "TYPE", "VERDICT", "SUMMARY"])
-            }
+            addTableHeader()
             table.append(
                 (options.printNodeName ? [time(flow.time), flow.nodeName] : [time(flow.time)])
                     + [
@@ -80,6 +150,13 @@ public struct FlowPrinter: Sendable {
             return "\(time(flow.time))\(node): \(left.text(identity: true)) \(arrow) "
                 + "\(right.text(identity: true)) \(typeText(flow)) \(verdict) (\(flow.summary))"
         }
+    }
+
+    mutating func addTableHeader() {
+        guard table.isEmpty else { return }
+        table.append(
+            (options.printNodeName ? ["TIMESTAMP", "NODE"] : ["TIMESTAMP"])
+                + ["SOURCE", "DESTINATION", "TYPE", "VERDICT", "SUMMARY"])
     }
 
     /// What is left to print at the end of the stream (the aligned `table`).

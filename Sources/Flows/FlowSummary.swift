@@ -49,9 +49,10 @@ extension Flow {
 }
 
 /// `text` in double quotes as Go's `%q` writes it: quotes and backslashes escaped, control
-/// characters as `\n`-style or `\xNN` escapes (Cilium's summary quotes DNS answers so). Names
-/// come in presentation format, whose bytes are printable ASCII; other Unicode is kept as is.
-func goQuoted(_ text: String) -> String {
+/// characters as `\n`-style or `\xNN` escapes (Cilium's summary quotes DNS answers so, and
+/// hubble a relay's node error). Names come in presentation format, whose bytes are printable
+/// ASCII; other Unicode is kept as is.
+public func goQuoted(_ text: String) -> String {
     var quoted = "\""
     for scalar in text.unicodeScalars {
         switch scalar {

@@ -18,7 +18,7 @@ struct FilterBuilder {
         ["to-service", "namespace", "all-namespaces"], ["from-service", "namespace", "all-namespaces"],
         ["label", "from-label"], ["label", "to-label"], ["service", "from-service"], ["service", "to-service"],
         ["port", "to-port"], ["port", "from-port"], ["identity", "to-identity"], ["identity", "from-identity"],
-        ["workload", "to-workload"], ["workload", "from-workload"], ["node-name", "cluster"],
+        ["workload", "to-workload"], ["workload", "from-workload"], ["encrypted", "unencrypted"],
     ]
 
     /// A flag's long name without dashes (`-n` → `namespace`).

@@ -151,6 +151,24 @@ struct FilterFlag: Sendable {
         .common("http-method", value: "method", "HTTP method.") { $0.httpMethod.append($1) },
         .common("http-path", value: "regex", "HTTP path regular expression.") { $0.httpPath.append($1) },
         .common("http-url", value: "regex", "HTTP URL regular expression.") { $0.httpURL.append($1) },
+        .common("http-header", value: "name:value", "HTTP header and its value (foo:bar).") { filter, value in
+            guard let colon = value.firstIndex(of: ":") else {
+                throw CLIError("--http-header \"\(value)\" must be name:value (e.g. foo:bar).")
+            }
+            filter.httpHeader.append(
+                .with {
+                    $0.key = String(value[..<colon])
+                    $0.value = String(value[value.index(after: colon)...])
+                })
+        },
+        .common("trace-id", value: "id", "Trace ID (of servers that read trace contexts).") { $0.traceID.append($1) },
+        .common("ip-trace-id", value: "id", "IP trace ID (of servers that read IP trace options).") {
+            filter, value in
+            guard let id = UInt64(value), id > 0 else {
+                throw CLIError("--ip-trace-id \"\(value)\" must be a number greater than 0.")
+            }
+            filter.ipTraceID.append(id)
+        },
         .common("interface", value: "name", "Network interface the flow was seen on.") {
             filter, value in filter.interface.append(.with { $0.name = value })
         },

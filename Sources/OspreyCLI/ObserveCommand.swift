@@ -53,6 +53,14 @@ struct ObserveFlows: AsyncParsableCommand {
     @Option(help: "A FlowFilter as JSON to allow (repeatable).") var allowlist: [String] = []
     @Option(help: "A FlowFilter as JSON to deny (repeatable).") var denylist: [String] = []
     @Flag(help: "Print the filters that would be sent, then exit.") var printRawFilters = false
+    @Flag(
+        name: [.customShort("s"), .long],
+        help: "Leave out warnings on stderr: a relay's unavailable or failing nodes, a flow log's cut last line.")
+    var silentErrors = false
+    @Flag(
+        name: [.customShort("D"), .long],
+        help: "Also show a relay's informational node events on stderr (nodes connected or gone), as hubble's --debug.")
+    var debug = false
 
     // MARK: Output
     @Option(name: [.short, .long], help: "Output: compact, dict, json, jsonpb, table.") var output = "compact"
@@ -123,17 +131,13 @@ struct ObserveFlows: AsyncParsableCommand {
                 let files = includeRotated ? Self.logFiles(of: inputFile) : [inputFile]
                 try readFiles(files, filters: filters, printer: &printer)
             } else {
-                let options = printerOptions
+                let (options, silent) = (printerOptions, silentErrors)
                 let request = try request(filters)
                 let lines = try await server.withObserver { observer, _ in
                     try await observer.getFlows(request) { response in
                         var printer = FlowPrinter(options: options)
                         for try await message in response.messages {
-                            if case .nodeStatus(let status)? = message.responseTypes {
-                                Self.report(status)
-                                continue
-                            }
-                            if let line = printer.render(message) { Self.emit(line) }
+                            Self.show(message, with: &printer, silent: silent)
                         }
                         return printer.finish()
                     }
@@ -203,6 +207,7 @@ struct ObserveFlows: AsyncParsableCommand {
         options.timeFormat = TimeFormat(named: timeFormat) ?? .stampMilli
         options.printNodeName = printNodeName
         options.ipTranslation = ipTranslation && !numeric
+        options.debug = debug
         options.color = color == "always" || (color == "auto" && isatty(STDOUT_FILENO) == 1)
         return options
     }
@@ -253,10 +258,10 @@ struct ObserveFlows: AsyncParsableCommand {
                     // A file its agent is still writing, or a copy taken meanwhile, can end in
                     // the part of a line written so far: not an error, and not a flow yet.
                     if number == lines.count - 1 {
-                        FileHandle.standardError.write(
-                            Data(
-                                "osprey: the last line of \(path) is cut short (written while it was read); skipped.\n"
-                                    .utf8))
+                        if !silentErrors {
+                            Self.warn(
+                                "osprey: the last line of \(path) is cut short (written while it was read); skipped.")
+                        }
                         break
                     }
                     throw CLIError("Line \(number + 1) of \(path) is not a jsonpb flow (hubble observe -o jsonpb).")
@@ -275,7 +280,7 @@ struct ObserveFlows: AsyncParsableCommand {
             let number = Int(clamping: request.number)
             selected = Array(request.first ? selected.prefix(number) : selected.suffix(number))
         }
-        for response in selected { if let line = printer.render(response) { Self.emit(line) } }
+        for response in selected { Self.show(response, with: &printer, silent: silentErrors) }
         if let rest = printer.finish() { Self.emit(rest) }
     }
 
@@ -306,17 +311,18 @@ struct ObserveFlows: AsyncParsableCommand {
         }
     }
 
-    /// Node status events go to stderr, as hubble does, when a node is unavailable or failing.
-    static func report(_ status: Relay_NodeStatusEvent) {
-        let nodes = status.nodeNames.joined(separator: ", ")
-        let text: String
-        switch status.stateChange {
-        case .nodeUnavailable: text = "\(status.nodeNames.count) nodes are unavailable: \(nodes)"
-        case .nodeError: text = "Error \"\(status.message)\" on \(status.nodeNames.count) nodes: \(nodes)"
-        default: return
+    /// One response as hubble's printer shows it: a flow or lost events on stdout, a relay's
+    /// word on its nodes on stderr (unless `--silent-errors`).
+    static func show(_ response: Observer_GetFlowsResponse, with printer: inout FlowPrinter, silent: Bool) {
+        if case .nodeStatus? = response.responseTypes {
+            if !silent, let text = printer.renderStatus(response) { warn(text) }
+        } else if let line = printer.render(response) {
+            emit(line)
         }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
     }
+
+    /// A warning on stderr (what `--silent-errors` leaves out).
+    static func warn(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
 
     /// `30s`/`5m`/`1h30m` ago (Go's durations), or a time in a layout hubble takes
     /// (`TimeFormat.parse`, to the nanosecond).

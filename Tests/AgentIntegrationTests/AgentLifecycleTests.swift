@@ -293,9 +293,9 @@ extension AgentIntegration {
                 }
                 // Reported unanswered though the asker had its answer.
                 let wronged = records.filter { record in
-                    let port = ((record["l4"] as? [String: Any])?["UDP"] as? [String: Any])?["source_port"] as? Int
+                    let port = FlowLabTests.string(record, "l4", "UDP", "source_port").flatMap { UInt16($0) }
                     return (record["Summary"] as? String ?? "").hasSuffix("(no response)")
-                        && !lost.contains(UInt16(truncatingIfNeeded: port ?? 0))
+                        && !lost.contains(port ?? 0)
                 }
                 #expect(
                     wronged.isEmpty,

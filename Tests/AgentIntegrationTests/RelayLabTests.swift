@@ -199,8 +199,16 @@ extension AgentIntegration {
                 try waitFor("\(victim.name) listed Unavailable") { try nodeLine(victim.name).contains("Unavailable") }
                 let status = try Self.osprey(config, ["status"]).stdout
                 #expect(status.contains("Connected Nodes: 2/3\nUnavailable Nodes: 1\n  - \(victim.name)"), "\(status)")
+                // On stderr, as hubble writes a node status for -o json: the response as a line.
                 try waitFor("the stream to say \(victim.name) is unavailable") {
-                    received.withLock { $0.stderr.contains("unavailable: \(victim.name)") }
+                    received.withLock { state in
+                        state.stderr.split(separator: "\n").contains { line in
+                            let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+                            let status = object?["node_status"] as? [String: Any]
+                            return status?["state_change"] as? String == "NODE_UNAVAILABLE"
+                                && (status?["node_names"] as? [String])?.contains(victim.name) == true
+                        }
+                    }
                 }
                 try waitFor("flows of the other nodes after the kill") {
                     received.withLock { $0.lines.contains { $0.0 > killed + 0.5 && $0.1 != victim.name } }

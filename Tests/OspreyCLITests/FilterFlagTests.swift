@@ -79,7 +79,7 @@ struct FilterFlagTests {
             (["--fqdn", "x.example.", "--pod", "a"], "filters --fqdn and --pod cannot be combined"),
             (["--ip", "10.0.0.1", "--namespace", "shop"], "filters --ip and --namespace cannot be combined"),
             (["-l", "app=a", "--from-label", "app=b"], "filters --label and --from-label cannot be combined"),
-            (["--node-name", "n", "--cluster", "c"], "filters --node-name and --cluster cannot be combined"),
+            (["--port", "80", "--from-port", "81"], "filters --port and --from-port cannot be combined"),
         ])
     func conflicts(arguments: [String], message: String) {
         #expect {
@@ -91,6 +91,53 @@ struct FilterFlagTests {
         #expect(throws: Never.self) {
             _ = try FilterBuilder.build([arguments[0], arguments[1], "--not"] + arguments[2...])
         }
+    }
+
+    @Test("--encrypted with --unencrypted is refused as by hubble; --node-name with --cluster combine (hubble's today)")
+    func encryptedConflict() throws {
+        #expect {
+            _ = try FilterBuilder.build(["--encrypted", "--unencrypted"])
+        } throws: { error in
+            "\(error)" == "filters --encrypted and --unencrypted cannot be combined"
+        }
+        #expect(
+            try FilterBuilder.build(["--encrypted", "--not", "--unencrypted"]).deny == [
+                .with { $0.encrypted = [false] }
+            ])
+        let (allow, _) = try FilterBuilder.build(["--node-name", "osp-node-1", "--from-cluster", "lab"])
+        #expect(
+            allow == [
+                .with {
+                    $0.nodeName = ["osp-node-1"]; $0.sourceClusterName = ["lab"]
+                }
+            ])
+    }
+
+    @Test("--http-header, --trace-id and --ip-trace-id become hubble's FlowFilter fields")
+    func traceAndHeaderFields() throws {
+        let (allow, deny) = try FilterBuilder.build([
+            "--http-header", "x-request-id:a:b", "--http-header", "empty:", "--trace-id", "4bf92f35",
+            "--ip-trace-id", "18446744073709551615", "--not", "--ip-trace-id", "7",
+        ])
+        #expect(
+            allow == [
+                .with {
+                    $0.httpHeader = [
+                        .with {
+                            $0.key = "x-request-id"; $0.value = "a:b"
+                        },
+                        .with {
+                            $0.key = "empty"; $0.value = ""
+                        },
+                    ]
+                    $0.traceID = ["4bf92f35"]
+                    $0.ipTraceID = [.max]
+                }
+            ])
+        #expect(deny == [.with { $0.ipTraceID = [7] }])
+        #expect(
+            try raw(["--http-header", "foo:bar"])
+                == #"allowlist:\#n    - '{"http_header":[{"key":"foo","value":"bar"}]}'"#)
     }
 
     @Test("--node-label, --snat-ip, --encrypted and --cel-expression become their FlowFilter fields")
@@ -112,6 +159,9 @@ struct FilterFlagTests {
             (["--tcp-flags", "SYN,BOGUS"], "BOGUS is not a TCP flag"), (["-t", "trace:sideways"], "not a trace"),
             (["--drop-reason-desc", "OOPS"], "not a Hubble drop reason"), (["--not"], "--not must be followed"),
             (["--traffic-direction", "up"], "must be ingress or egress"),
+            (["--http-header", "foo"], "--http-header \"foo\" must be name:value (e.g. foo:bar)."),
+            (["--ip-trace-id", "0"], "--ip-trace-id \"0\" must be a number greater than 0."),
+            (["--ip-trace-id", "abc"], "--ip-trace-id \"abc\" must be a number greater than 0."),
         ])
     func badValues(arguments: [String], message: String) {
         #expect {

@@ -137,6 +137,42 @@ struct ObserveCommandLineTests {
     }
 
     @Test(
+        "a relay's unavailable nodes go to stderr as hubble writes them, -s/--silent-errors leaves them out, -D/--debug adds the connected ones"
+    )
+    func silentErrors() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("osp-status-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let connected =
+            #"{"node_status":{"state_change":"NODE_CONNECTED","node_names":["osp-node-1"]},"node_name":"osp-relay","time":"2027-01-15T08:00:00.250Z"}"#
+        let status =
+            #"{"node_status":{"state_change":"NODE_UNAVAILABLE","node_names":["osp-node-2","osp-node-3"]},"node_name":"osp-relay","time":"2027-01-15T08:00:00.250Z"}"#
+        let cut = String(Self.line("cut", "FORWARDED").prefix(90))
+        try [connected, Self.line("a", "FORWARDED"), status, Self.line("b", "FORWARDED"), cut]
+            .joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        for flag in ["-D", "--debug"] {
+            let debug = try OspreyBinary.cli.run(["observe", "--input-file", path, "--all", flag])
+            #expect(debug.status == 0 && debug.stdout.split(separator: "\n").count == 2, "\(flag): \(debug.stderr)")
+            #expect(debug.stderr.contains("[osp-relay]: Receiving flows from 1 nodes: osp-node-1\n"), "\(flag)")
+            #expect(debug.stderr.contains("[osp-relay]: 2 nodes are unavailable: osp-node-2, osp-node-3\n"), "\(flag)")
+        }
+        for format in ["compact", "json"] {
+            let loud = try OspreyBinary.cli.run(["observe", "--input-file", path, "-o", format])
+            #expect(loud.status == 0, "\(loud.stderr)")
+            #expect(loud.stdout.split(separator: "\n").count == 2 && !loud.stdout.contains("osp-node-3"), "\(format)")
+            let expected =
+                format == "compact"
+                ? "[osp-relay]: 2 nodes are unavailable: osp-node-2, osp-node-3\n" : status.prefix(40) + ""
+            #expect(loud.stderr.contains(expected), "\(format): \(loud.stderr)")
+            #expect(loud.stderr.contains("is cut short") && !loud.stderr.contains("osp-node-1"), "\(format)")
+            for flag in ["-s", "--silent-errors"] {
+                let quiet = try OspreyBinary.cli.run(["observe", "--input-file", path, "-o", format, flag])
+                #expect(quiet.status == 0 && quiet.stdout == loud.stdout, "\(format) \(flag)")
+                #expect(quiet.stderr.isEmpty, "\(format) \(flag): \(quiet.stderr)")
+            }
+        }
+    }
+
+    @Test(
         "--input-file: a last line cut short (a log read or copied while written) is skipped with a note; a bad line before it is an error"
     )
     func inputFileCutShort() throws {

@@ -153,6 +153,117 @@ struct OutputFormatTests {
         #expect(line == "Jan 15 08:00:00.250 EVENTS LOST: HUBBLE_RING_BUFFER CPU(0) 12")
     }
 
+    @Test("lost events in dict and table: a record and a row, as hubble lays them out")
+    func lostEventsLaidOut() {
+        let lost = Observer_GetFlowsResponse.with {
+            $0.nodeName = "osp-node-1"
+            $0.lostEvents = .with {
+                $0.source = .perfEventRingBuffer
+                $0.numEventsLost = 7
+                $0.cpu = .init(1)
+                $0.last = FlowMessage.timestamp(Fixtures.start)
+            }
+        }
+        var options = FlowPrinter.Options()
+        options.timeZone = TimeZone(identifier: "UTC")!
+        options.format = .dict
+        var dict = FlowPrinter(options: options)
+        let record = """
+              TIMESTAMP: Jan 15 08:00:00.250
+                 SOURCE: PERF_EVENT_RING_BUFFER
+                   TYPE: EVENTS LOST
+                VERDICT: \("")
+                SUMMARY: CPU(1) - 7
+            """
+        #expect(dict.render(lost) == record)
+        #expect(dict.render(lost) == "------------\n" + record)
+
+        options.format = .table
+        options.printNodeName = true
+        var table = FlowPrinter(options: options)
+        #expect(table.render(lost) == nil, "a row of the table, printed at its end")
+        #expect(
+            table.finish() == """
+                TIMESTAMP             NODE         SOURCE                   DESTINATION   TYPE          VERDICT   SUMMARY
+                Jan 15 08:00:00.250   osp-node-1   PERF_EVENT_RING_BUFFER                 EVENTS LOST             CPU(1) - 7
+                """)
+    }
+
+    @Test("a relay's node status as hubble writes it to stderr: by format, only unavailable and failing nodes")
+    func nodeStatus() throws {
+        func status(
+            _ state: Relay_NodeState, _ names: [String], _ message: String = ""
+        )
+            -> Observer_GetFlowsResponse
+        {
+            .with {
+                $0.nodeName = "osp-relay"
+                $0.time = FlowMessage.timestamp(Fixtures.start)
+                $0.nodeStatus = .with {
+                    $0.stateChange = state
+                    $0.nodeNames = names
+                    $0.message = message
+                }
+            }
+        }
+        var options = FlowPrinter.Options()
+        options.timeZone = TimeZone(identifier: "UTC")!
+        var compact = FlowPrinter(options: options)
+        #expect(
+            compact.renderStatus(status(.nodeUnavailable, ["osp-node-2", "osp-node-3"]))
+                == "Jan 15 08:00:00.250 [osp-relay]: 2 nodes are unavailable: osp-node-2, osp-node-3")
+        #expect(
+            compact.renderStatus(status(.nodeError, ["osp-node-2"], "dial \"10.0.0.2:4244\"\tfailed"))
+                == #"Jan 15 08:00:00.250 [osp-relay]: Error "dial \"10.0.0.2:4244\"\tfailed" on 1 nodes: osp-node-2"#)
+        // hubble shows these only with --debug.
+        #expect(compact.renderStatus(status(.nodeConnected, ["osp-node-1"])) == nil)
+        #expect(compact.renderStatus(status(.nodeGone, ["osp-node-1"])) == nil)
+        var debugOptions = options
+        debugOptions.debug = true
+        var debug = FlowPrinter(options: debugOptions)
+        #expect(
+            debug.renderStatus(status(.nodeConnected, ["osp-node-1", "osp-node-2"]))
+                == "Jan 15 08:00:00.250 [osp-relay]: Receiving flows from 2 nodes: osp-node-1, osp-node-2")
+        #expect(
+            debug.renderStatus(status(.nodeGone, ["osp-node-3"]))
+                == "Jan 15 08:00:00.250 [osp-relay]: 1 nodes removed from cluster: osp-node-3")
+        // A long list is cut after about 50 characters: three names of 11 (13 with ", ") fit.
+        let many = (1...12).map { "osp-node-" + ($0 < 10 ? "0\($0)" : "\($0)") }
+        #expect(
+            compact.renderStatus(status(.nodeUnavailable, many))
+                == "Jan 15 08:00:00.250 [osp-relay]: 12 nodes are unavailable: osp-node-01, osp-node-02, osp-node-03 (and 9 more)"
+        )
+
+        // dict: a record among the flows' records (a separator once anything was printed).
+        options.format = .dict
+        var dict = FlowPrinter(options: options)
+        let unavailable = """
+              TIMESTAMP: Jan 15 08:00:00.250
+                  STATE: NODE_UNAVAILABLE
+                  NODES: osp-node-2
+                MESSAGE: N/A
+            """
+        #expect(dict.renderStatus(status(.nodeUnavailable, ["osp-node-2"])) == unavailable)
+        #expect(
+            dict.renderStatus(status(.nodeError, ["osp-node-2"], "refused"))
+                == "------------\n"
+                + unavailable.replacingOccurrences(of: "NODE_UNAVAILABLE", with: "NODE_ERROR")
+                .replacingOccurrences(of: "N/A", with: #""refused""#))
+        let flow = FlowMessage.make(Fixtures.all[0])
+        #expect(dict.render(.with { $0.flow = flow })?.hasPrefix("------------\n  TIMESTAMP:") == true)
+
+        // jsonpb: the response itself, one line.
+        options.format = .jsonpb
+        var json = FlowPrinter(options: options)
+        let rendered = json.renderStatus(status(.nodeUnavailable, ["osp-node-2"]))
+        let line = try #require(rendered)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let nodeStatus = try #require(object["node_status"] as? [String: Any])
+        #expect(nodeStatus["state_change"] as? String == "NODE_UNAVAILABLE")
+        #expect(
+            nodeStatus["node_names"] as? [String] == ["osp-node-2"] && object["node_name"] as? String == "osp-relay")
+    }
+
     @Test("time formats")
     func timeFormats() {
         let utc = TimeZone(identifier: "UTC")!
