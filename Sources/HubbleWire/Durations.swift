@@ -5,6 +5,33 @@ public enum Durations {
         duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
     }
 
+    /// Go's `time.Duration.String()`: `1h2m3.5s`, `2m0s`, `1.5ms`, `0s` (how hubble prints an
+    /// uptime); past Go's range, the nanoseconds with `ns`, as hubble does.
+    public static func goString(nanoseconds: UInt64) -> String {
+        guard nanoseconds <= UInt64(Int64.max) else { return "\(nanoseconds)ns" }
+        guard nanoseconds >= 1_000_000_000 else {
+            if nanoseconds == 0 { return "0s" }
+            if nanoseconds < 1_000 { return "\(nanoseconds)ns" }
+            if nanoseconds < 1_000_000 { return decimal(nanoseconds, scale: 1_000) + "µs" }
+            return decimal(nanoseconds, scale: 1_000_000) + "ms"
+        }
+        var text = decimal(nanoseconds % 60_000_000_000, scale: 1_000_000_000) + "s"
+        let minutes = nanoseconds / 60_000_000_000
+        if minutes > 0 { text = "\(minutes % 60)m" + text }
+        if minutes >= 60 { text = "\(minutes / 60)h" + text }
+        return text
+    }
+
+    /// `value / scale` (a power of ten) in decimal, the fraction's trailing zeros left out.
+    static func decimal(_ value: UInt64, scale: UInt64) -> String {
+        let (whole, fraction) = value.quotientAndRemainder(dividingBy: scale)
+        guard fraction > 0 else { return "\(whole)" }
+        var digits = String(fraction)
+        digits = String(repeating: "0", count: String(scale).count - 1 - digits.count) + digits
+        while digits.hasSuffix("0") { digits.removeLast() }
+        return "\(whole).\(digits)"
+    }
+
     public static func parse(_ text: String) -> Duration? {
         guard !text.isEmpty else { return nil }
         var total = 0.0

@@ -11,35 +11,77 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status", abstract: "Show a Hubble API server's health, flow buffer and connected nodes.")
 
     @OptionGroup var server: ServerOptions
+    @Option(name: [.short, .long], help: "Output: compact, dict, json (jsonpb), table (tab).") var output = "compact"
+
+    func validate() throws {
+        guard Self.outputs.contains(output) else {
+            throw ValidationError("--output \"\(output)\" must be one of compact, dict, json, table.")
+        }
+    }
+
+    /// The spellings hubble's `status -o` takes.
+    static let outputs = ["compact", "dict", "json", "JSON", "jsonpb", "table", "tab"]
 
     func run() async throws {
         try await reportingErrors {
             let status = try await server.withObserver { observer, options in
                 try await observer.serverStatus(Observer_ServerStatusRequest(), options: options)
             }
-            print(Self.render(status, server: server.server))
+            print(Self.render(status, server: server.server, output: output))
         }
     }
 
-    static func render(_ status: Observer_ServerStatusResponse, server: String) -> String {
-        var lines = ["Healthcheck (via \(server)): Ok"]
-        let percent = status.maxFlows == 0 ? 0 : Double(status.numFlows) / Double(status.maxFlows) * 100
-        lines.append(
-            "Current/Max Flows: \(grouped(status.numFlows))/\(grouped(status.maxFlows)) "
-                + "(\(String(format: "%.2f", percent))%)")
-        var rate = status.flowsRate
-        if rate == 0, status.uptimeNs > 0 { rate = Double(status.seenFlows) / (Double(status.uptimeNs) / 1e9) }
-        lines.append("Flows/s: \(String(format: "%.2f", rate))")
-        if status.hasNumConnectedNodes {
-            let connected = status.numConnectedNodes.value
-            let total = connected + (status.hasNumUnavailableNodes ? status.numUnavailableNodes.value : 0)
-            lines.append("Connected Nodes: \(connected)/\(total)")
+    /// hubble's layouts: `compact` (the health check's line, then the figures; flows/s over the
+    /// uptime when the server gives no rate), `dict` and `table` (the figures as the server
+    /// gave them, `N/A` for what it did not), `json` (the response as one jsonpb line).
+    static func render(_ status: Observer_ServerStatusResponse, server: String, output: String = "compact") -> String {
+        let rate = status.flowsRate > 0 ? String(format: "%.2f", status.flowsRate) : "N/A"
+        let connected = status.hasNumConnectedNodes ? "\(status.numConnectedNodes.value)" : "N/A"
+        let unavailable = status.hasNumUnavailableNodes ? "\(status.numUnavailableNodes.value)" : "N/A"
+        let (flows, max, seen) = (grouped(status.numFlows), grouped(status.maxFlows), grouped(status.seenFlows))
+        let uptime = Durations.goString(nanoseconds: status.uptimeNs)
+        switch output {
+        case "json", "JSON", "jsonpb": return FlowJSONLines.json(status)
+        case "dict":
+            return [
+                "          NUM FLOWS: \(flows)", "          MAX FLOWS: \(max)", "         SEEN FLOWS: \(seen)",
+                "   FLOWS PER SECOND: \(rate)", "             UPTIME: \(uptime)",
+                "NUM CONNECTED NODES: \(connected)", " NUM UNAVAIL. NODES: \(unavailable)",
+                "            VERSION: \(status.version)",
+            ].joined(separator: "\n")
+        case "table", "tab":
+            return Table.render([
+                [
+                    "NUM FLOWS", "MAX FLOWS", "SEEN FLOWS", "FLOWS PER SECOND", "UPTIME", "NUM CONNECTED NODES",
+                    "NUM UNAVAILABLE NODES", "VERSION",
+                ],
+                [flows, max, seen, rate, uptime, connected, unavailable, status.version],
+            ])
+        default:
+            let ratio =
+                status.maxFlows > 0
+                ? " (\(String(format: "%.2f", Double(status.numFlows) / Double(status.maxFlows) * 100))%)" : ""
+            var lines = ["Healthcheck (via \(server)): Ok", "Current/Max Flows: \(flows)/\(max)\(ratio)"]
+            let seconds = Double(status.uptimeNs) / 1e9
+            let perSecond =
+                rate == "N/A" && seconds > 0 ? String(format: "%.2f", Double(status.seenFlows) / seconds) : rate
+            lines.append("Flows/s: \(perSecond)")
+            if status.hasNumConnectedNodes {
+                let total =
+                    status.hasNumUnavailableNodes
+                    ? "/\(status.numConnectedNodes.value + status.numUnavailableNodes.value)" : ""
+                lines.append("Connected Nodes: \(connected)\(total)")
+            }
+            if status.hasNumUnavailableNodes, status.numUnavailableNodes.value > 0 {
+                lines.append("Unavailable Nodes: \(unavailable)")
+                // Sorted; a server that names fewer than it counts gets `and N more...`.
+                var names = status.unavailableNodes.sorted()
+                let unnamed = Int(status.numUnavailableNodes.value) - names.count
+                if !names.isEmpty, unnamed > 0 { names.append("and \(unnamed) more...") }
+                lines += names.map { "  - \($0)" }
+            }
+            return lines.joined(separator: "\n")
         }
-        if status.hasNumUnavailableNodes, status.numUnavailableNodes.value > 0 {
-            lines.append("Unavailable Nodes: \(status.numUnavailableNodes.value)")
-            lines += status.unavailableNodes.map { "  - \($0)" }
-        }
-        return lines.joined(separator: "\n")
     }
 
     /// 4095 → "4,095".

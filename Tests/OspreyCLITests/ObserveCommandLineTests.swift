@@ -51,6 +51,15 @@ struct ObserveCommandLineTests {
         #expect(!result.stderr.contains("Cannot reach"), "rejected before connecting")
     }
 
+    @Test("status -o: a layout hubble does not have is one sentence, before connecting")
+    func statusOutput() throws {
+        let result = try OspreyBinary.cli.run(["status", "--timeout", "1s", "-o", "yaml"])
+        #expect(result.status != 0)
+        #expect(
+            result.stderr.contains("--output \"yaml\" must be one of compact, dict, json, table."), "\(result.stderr)")
+        #expect(!result.stderr.contains("Cannot reach"), "rejected before connecting")
+    }
+
     @Test("--print-raw-filters prints hubble's filter lists without a server")
     func printRawFilters() throws {
         let result = try OspreyBinary.cli.run([

@@ -264,6 +264,76 @@ struct OutputFormatTests {
             nodeStatus["node_names"] as? [String] == ["osp-node-2"] && object["node_name"] as? String == "osp-relay")
     }
 
+    @Test("status -o compact|dict|table|json: hubble's layouts, N/A for what the server did not report")
+    func statusLayouts() throws {
+        let relay = Observer_ServerStatusResponse.with {
+            $0.numFlows = 12_288
+            $0.maxFlows = 12_285
+            $0.seenFlows = 1_234_567
+            $0.flowsRate = 77.849
+            $0.uptimeNs = 3_723_500_000_000
+            $0.numConnectedNodes = .init(2)
+            $0.numUnavailableNodes = .init(3)
+            $0.unavailableNodes = ["osp-node-4", "osp-node-3"]
+            $0.version = "osprey-relay 0.2.0"
+        }
+        #expect(
+            StatusCommand.render(relay, server: "unix:///run/h.sock") == """
+                Healthcheck (via unix:///run/h.sock): Ok
+                Current/Max Flows: 12,288/12,285 (100.02%)
+                Flows/s: 77.85
+                Connected Nodes: 2/5
+                Unavailable Nodes: 3
+                  - osp-node-3
+                  - osp-node-4
+                  - and 1 more...
+                """)
+        #expect(
+            StatusCommand.render(relay, server: "", output: "dict") == """
+                          NUM FLOWS: 12,288
+                          MAX FLOWS: 12,285
+                         SEEN FLOWS: 1,234,567
+                   FLOWS PER SECOND: 77.85
+                             UPTIME: 1h2m3.5s
+                NUM CONNECTED NODES: 2
+                 NUM UNAVAIL. NODES: 3
+                            VERSION: osprey-relay 0.2.0
+                """)
+        // An agent: no node counts, no rate — compact works the rate out of the uptime, the
+        // other layouts say N/A; no ratio without a capacity.
+        let agent = Observer_ServerStatusResponse.with {
+            $0.numFlows = 7
+            $0.seenFlows = 90
+            $0.uptimeNs = 45_000_000_000
+            $0.version = "0.2.0"
+        }
+        #expect(
+            StatusCommand.render(agent, server: "localhost:4245", output: "compact") == """
+                Healthcheck (via localhost:4245): Ok
+                Current/Max Flows: 7/0
+                Flows/s: 2.00
+                """)
+        #expect(
+            StatusCommand.render(agent, server: "", output: "table") == """
+                NUM FLOWS   MAX FLOWS   SEEN FLOWS   FLOWS PER SECOND   UPTIME   NUM CONNECTED NODES   NUM UNAVAILABLE NODES   VERSION
+                7           0           90           N/A                45s      N/A                   N/A                     0.2.0
+                """)
+        let json = StatusCommand.render(relay, server: "", output: "json")
+        #expect(!json.contains("\n"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(object["num_flows"] as? String == "12288" && object["uptime_ns"] as? String == "3723500000000")
+        #expect(object["num_connected_nodes"] as? Int == 2 && object["version"] as? String == "osprey-relay 0.2.0")
+        #expect(object["unavailable_nodes"] as? [String] == ["osp-node-4", "osp-node-3"])
+
+        // Go's Duration.String(), as hubble prints an uptime.
+        let durations: [(UInt64, String)] = [
+            (0, "0s"), (999, "999ns"), (1_500, "1.5µs"), (2_000_000, "2ms"), (1_000_000_000, "1s"),
+            (90_000_000_000, "1m30s"), (3_600_000_000_000, "1h0m0s"), (86_400_123_456_789, "24h0m0.123456789s"),
+            (UInt64(Int64.max) + 1, "9223372036854775808ns"),
+        ]
+        for (nanoseconds, text) in durations { #expect(Durations.goString(nanoseconds: nanoseconds) == text) }
+    }
+
     @Test("time formats")
     func timeFormats() {
         let utc = TimeZone(identifier: "UTC")!
