@@ -64,7 +64,8 @@ struct StatusCommand: AsyncParsableCommand {
             var lines = ["Healthcheck (via \(server)): Ok", "Current/Max Flows: \(flows)/\(max)\(ratio)"]
             let seconds = Double(status.uptimeNs) / 1e9
             let perSecond =
-                rate == "N/A" && seconds > 0 ? String(format: "%.2f", Double(status.seenFlows) / seconds) : rate
+                status.flowsRate <= 0 && seconds > 0
+                ? String(format: "%.2f", Double(status.seenFlows) / seconds) : rate
             lines.append("Flows/s: \(perSecond)")
             if status.hasNumConnectedNodes {
                 let total =

@@ -170,7 +170,7 @@ struct ObserveCommandLineTests {
             #expect(loud.stdout.split(separator: "\n").count == 2 && !loud.stdout.contains("osp-node-3"), "\(format)")
             let expected =
                 format == "compact"
-                ? "[osp-relay]: 2 nodes are unavailable: osp-node-2, osp-node-3\n" : status.prefix(40) + ""
+                ? "[osp-relay]: 2 nodes are unavailable: osp-node-2, osp-node-3\n" : String(status.prefix(40))
             #expect(loud.stderr.contains(expected), "\(format): \(loud.stderr)")
             #expect(loud.stderr.contains("is cut short") && !loud.stderr.contains("osp-node-1"), "\(format)")
             for flag in ["-s", "--silent-errors"] {
