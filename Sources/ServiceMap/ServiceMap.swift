@@ -306,9 +306,19 @@ struct CardState {
         Card(
             id: identity.id, kind: identity.kind, namespace: identity.namespace, name: identity.name,
             pods: pods.filter { $0.value >= since }.keys.sorted(), labels: labels.sorted(),
-            ports: ports.filter { $0.value >= since }.keys.sorted {
-                ($0.port, $0.protocol, $0.dns ? 1 : 0) < ($1.port, $1.protocol, $1.dns ? 1 : 0)
-            })
+            ports: receivedPorts(since: since))
+    }
+
+    /// The ports received on since `since`, one per port and protocol: a port that answered DNS
+    /// is shown as DNS even when some of its flows (the UDP datagrams' own L4 flows) carry no DNS.
+    private func receivedPorts(since: Date) -> [Card.Port] {
+        var dns: [Card.Port: Bool] = [:]
+        for (port, seen) in ports where seen >= since {
+            let plain = Card.Port(port: port.port, protocol: port.protocol, dns: false)
+            dns[plain] = (dns[plain] ?? false) || port.dns
+        }
+        return dns.map { Card.Port(port: $0.key.port, protocol: $0.key.protocol, dns: $0.value) }
+            .sorted { ($0.port, $0.protocol) < ($1.port, $1.protocol) }
     }
 }
 

@@ -65,6 +65,14 @@ extension AgentIntegration {
                         return ['shop/frontend|2 pods', 'shop/loadgen|1 pod', 'shop/untrusted|1 pod', 'shop/checkout|1 pod',
                           'shop/reporter|1 pod', 'billing/ledger|1 pod', 'world/192.0.2.53|world'].every(c => cards.includes(c))
                         """, timeout: 30), "the shop map's cards: \(text(cards))")
+                // coredns answers DNS on 53/UDP: one line for the port, though its datagrams are
+                // also reported without DNS (where they enter the pod).
+                let dnsPorts =
+                    "return [...document.querySelectorAll('[data-card=\"kube-system/coredns\"] [data-test=card-port]')].map(p => p.textContent).join(',')"
+                step(
+                    "dns-port",
+                    browser.waitFor("return (() => { \(dnsPorts) })() === '53 • UDP • DNS'", timeout: 20),
+                    "the coredns card lists 53/UDP once, as DNS: \(text(dnsPorts))")
                 step(
                     "billing-box",
                     bool(

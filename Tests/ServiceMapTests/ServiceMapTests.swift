@@ -30,6 +30,18 @@ struct ServiceMapTests {
         #expect(frontend.ports == [Card.Port(port: 80, protocol: "TCP", dns: false)])
         let dns = try #require(snapshot.cards.first { $0.id == "kube-system/kube-dns" })
         #expect(dns.ports == [Card.Port(port: 53, protocol: "UDP", dns: true)])
+        // The query's datagram seen without its DNS (a to-endpoint L4 flow): still one port, DNS.
+        var datagram = Fixtures.dnsRequest
+        datagram.dns = nil
+        datagram.observationPoint = .toEndpoint
+        let both = Self.map([datagram, Fixtures.dnsRequest, Fixtures.syn]).snapshot(
+            window: 300, now: Fixtures.start.addingTimeInterval(10))
+        #expect(both.cards.first { $0.id == "kube-system/kube-dns" }?.ports == dns.ports)
+        let plain = Self.map([datagram]).snapshot(window: 300, now: Fixtures.start.addingTimeInterval(10))
+        #expect(
+            plain.cards.first { $0.id == "kube-system/kube-dns" }?.ports == [
+                Card.Port(port: 53, protocol: "UDP", dns: false)
+            ])
 
         // SYN and SYN-ACK: one edge client → server, with the handshake's RTT.
         let web = try #require(snapshot.edges.first { $0.id == "shop/loadgen→shop/frontend:TCP/80" })
