@@ -46,7 +46,9 @@ struct ObserveFlows: AsyncParsableCommand {
             "Flows since a time: 5m or 1h30m ago, or in one of hubble's layouts: 2026-11-27, 2026-11-27T10Z, 2026-11-27T10:00Z, RFC 3339 (2026-11-27T10:00:00.5+01:00), RFC1123Z (Fri, 27 Nov 2026 10:00:00 +0000)."
     )
     var since: String?
-    @Option(parsing: .unconditional, help: "Flows until a time (same forms as --since).") var until: String?
+    @Option(
+        parsing: .unconditional, help: "Flows until a time (same forms as --since; ignored with --follow, as hubble).")
+    var until: String?
 
     // MARK: Filters (FilterFlag.all: read in the order typed, listed by --help)
     @Argument(parsing: .allUnrecognized, help: .hidden) var filterArguments: [String] = []
@@ -182,7 +184,8 @@ struct ObserveFlows: AsyncParsableCommand {
             request.number = 20
         }
         if let since, let time = Self.time(since) { request.since = time }
-        if let until, let time = Self.time(until) { request.until = time }
+        // As hubble: a followed stream has no end, so --until is not sent with --follow.
+        if let until, !follow, let time = Self.time(until) { request.until = time }
         let format = FlowPrinter.Format(rawValue: output) ?? .compact
         if !fieldMask.isEmpty {
             request.fieldMask = .with { $0.paths = fieldMask.flatMap { $0.split(separator: ",").map(String.init) } }

@@ -170,4 +170,22 @@ struct FilterFlagTests {
             "\(error)".contains(message)
         }
     }
+
+    @Test("the selectors make hubble's request: 20 by default, --until dropped with --follow, since with last")
+    func selectors() throws {
+        func request(_ arguments: [String]) throws -> Observer_GetFlowsRequest {
+            try ObserveFlows.parse(arguments).request((allow: [], deny: []))
+        }
+        #expect(try request([]).number == 20 && !request([]).follow)
+        let followed = try request(["--follow", "--until", "5m"])
+        #expect(followed.follow && !followed.hasUntil && followed.number == 0)
+        let window = try request(["--since", "10m", "--until", "5m"])
+        #expect(window.hasSince && window.hasUntil && window.number == 0)
+        #expect(window.since.seconds < window.until.seconds)
+        let lastSince = try request(["--last", "3", "--since", "1h"])
+        #expect(lastSince.number == 3 && lastSince.hasSince && !lastSince.first)
+        let first = try request(["--first", "4"])
+        #expect(first.first && first.number == 4)
+        #expect(try request(["--all", "--follow"]).number == .max)
+    }
 }

@@ -91,6 +91,19 @@ struct ObserveCommandLineTests {
         }
     }
 
+    @Test("osprey version: hubble's version line (name, version, compiler, platform); --version the bare version")
+    func version() throws {
+        let bare = try OspreyBinary.cli.run(["--version"])
+        #expect(bare.status == 0 && bare.stdout.split(separator: ".").count == 3, "\(bare.stdout)")
+        let detailed = try OspreyBinary.cli.run(["version"])
+        #expect(detailed.status == 0 && detailed.stderr.isEmpty)
+        let expected = /osprey (\d+\.\d+\.\d+) compiled with Swift 6\.\d( or later)? on linux\/(amd64|arm64)\n/
+        let match = try #require(detailed.stdout.wholeMatch(of: expected), "\(detailed.stdout)")
+        #expect(String(match.1) + "\n" == bare.stdout)
+        let extra = try OspreyBinary.cli.run(["version", "--server", "localhost:4245"])
+        #expect(extra.status != 0 && extra.stdout.isEmpty && !extra.stderr.isEmpty)
+    }
+
     /// One flow log line from pod `pod` of namespace shop.
     static func line(_ pod: String, _ verdict: String, time: String = "2027-01-15T08:00:00.250Z") -> String {
         #"{"flow":{"time":"\#(time)","verdict":"\#(verdict)","IP":{"source":"10.0.0.1","destination":"10.0.0.2","ipVersion":"IPv4"},"l4":{"UDP":{"source_port":5000,"destination_port":53}},"source":{"namespace":"shop","pod_name":"\#(pod)"},"destination":{"identity":2},"Type":"L3_L4","node_name":"osp-node-1","is_reply":false,"event_type":{"type":4,"sub_type":5},"Summary":"UDP"},"node_name":"osp-node-1","time":"\#(time)"}"#
