@@ -157,7 +157,7 @@ struct ConnectionTableTests {
     }
 
     @Test(
-        "a TCP connection picked up mid-stream: a segment from a server port to an ephemeral one is the server's answer; any other, the client's"
+        "a TCP connection or UDP exchange picked up mid-stream: a packet from a server port to an ephemeral one is the server's answer; any other, the client's"
     )
     func pickedUpMidStream() throws {
         let lab = try Lab(entries: 64)
@@ -173,12 +173,29 @@ struct ConnectionTableTests {
         func start(client: UInt16, reply: Bool) -> Report {
             Report(reason: OSP_REPORT_NEW, flags: Self.psh | Self.ack, isReply: reply, packets: 1, clientPort: client)
         }
+        // The same for UDP (a long-lived exchange, e.g. QUIC, when the agent starts): the
+        // server's datagram (port 5000) first, the client's first, both ports low.
+        try lab.run(Self.udp(45_000, reply: true))
+        try lab.run(Self.udp(45_000))
+        try lab.run(Self.udp(46_000))
+        try lab.run(Self.udp(20_000, reply: true))
+        func datagram(client: UInt16, reply: Bool) -> Report {
+            Report(reason: OSP_REPORT_NEW, flags: 0, isReply: reply, packets: 1, clientPort: client, protocolNumber: 17)
+        }
         #expect(
-            lab.reports(3) == [
+            lab.reports(6) == [
                 start(client: 45_000, reply: true), start(client: 46_000, reply: false),
-                start(client: 80, reply: false),
+                start(client: 80, reply: false), datagram(client: 45_000, reply: true),
+                datagram(client: 46_000, reply: false), datagram(client: 5000, reply: false),
             ])
-        #expect(lab.datapath.connectionTable().inserted == 3)
+        #expect(lab.datapath.connectionTable().inserted == 6)
+    }
+
+    /// An IPv4 UDP datagram from `port` to port 5000 with 4 bytes of payload, or back when `reply`.
+    static func udp(_ port: UInt16, reply: Bool = false) -> [UInt8] {
+        let ports = reply ? [5000, port] : [port, 5000]
+        return ipv4(
+            17, reply: reply, ports.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] } + [0, 12, 0, 0, 1, 2, 3, 4])
     }
 
     @Test(

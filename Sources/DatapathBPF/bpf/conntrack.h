@@ -343,9 +343,11 @@ static __always_inline int osp_reported_elsewhere(const struct osp_conn *conn, _
 #define OSP_EPHEMERAL_PORTS 32768
 
 /* A TCP connection picked up mid-stream (open when the agent started, or evicted and seen
- * again) has no SYN to say who opened it. A segment from a port below the ephemeral range to
- * one in it is taken as the server's answer; otherwise its source is taken as the client, as
- * netfilter's conntrack picks such a connection up. */
+ * again) has no SYN to say who opened it, and a UDP exchange never has one. A packet from a
+ * port below the ephemeral range to one in it is taken as the server's answer; otherwise its
+ * source is taken as the client, as netfilter's conntrack picks such a connection up. A client
+ * sends from an ephemeral port, so the first datagram of a new exchange is never taken for an
+ * answer. */
 static __always_inline int osp_from_server_port(const struct osp_tuple *t)
 {
 	return t->sport < OSP_EPHEMERAL_PORTS && t->dport >= OSP_EPHEMERAL_PORTS;
@@ -391,7 +393,8 @@ static __always_inline void osp_track(struct __sk_buff *skb, struct osp_packet *
 	if (!conn) {
 		/* New here: this packet's source opened it — unless it answers, and its
 		 * destination did (we missed the SYN or the echo request). */
-		if (pkt->tuple.protocol == IPPROTO_TCP && !opening)
+		if ((pkt->tuple.protocol == IPPROTO_TCP && !opening) ||
+		    pkt->tuple.protocol == IPPROTO_UDP)
 			answer |= osp_from_server_port(&pkt->tuple);
 		conn =
 		    osp_ct_insert(&key, &young, now,
