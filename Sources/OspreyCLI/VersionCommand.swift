@@ -9,11 +9,7 @@ struct VersionCommand: ParsableCommand {
         commandName: "version", abstract: "Display detailed version information.")
 
     func run() {
-        print(Self.line(command: OspreyCommand.configuration.commandName ?? "osprey"))
-    }
-
-    static func line(command: String) -> String {
-        "\(command) \(OspreyVersion.current) compiled with Swift \(swiftVersion) on \(platform)"
+        print("osprey \(OspreyVersion.current) compiled with Swift \(Self.swiftVersion) on \(Self.platform)")
     }
 
     /// The language version of the compiler that built this binary (Go's `runtime.Version()` in hubble's).

@@ -42,6 +42,15 @@ struct ServiceMapTests {
             plain.cards.first { $0.id == "kube-system/kube-dns" }?.ports == [
                 Card.Port(port: 53, protocol: "UDP", dns: false)
             ])
+        // Once the DNS flows leave the window, the port is plain again.
+        var later = datagram
+        later.time = Fixtures.start.addingTimeInterval(200)
+        let aged = Self.map([Fixtures.dnsRequest, later]).snapshot(
+            window: 60, now: Fixtures.start.addingTimeInterval(210))
+        #expect(
+            aged.cards.first { $0.id == "kube-system/kube-dns" }?.ports == [
+                Card.Port(port: 53, protocol: "UDP", dns: false)
+            ])
 
         // SYN and SYN-ACK: one edge client → server, with the handshake's RTT.
         let web = try #require(snapshot.edges.first { $0.id == "shop/loadgen→shop/frontend:TCP/80" })
