@@ -104,19 +104,18 @@ struct ListCommand: AsyncParsableCommand {
         subcommands: [ListNodes.self, ListNamespaces.self])
 }
 
+/// The outputs of `list nodes` and `list namespaces`, as hubble's.
+enum ListOutput: String, ExpressibleByArgument, CaseIterable {
+    case table, wide, json
+}
+
 struct ListNodes: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nodes", abstract: "List nodes with their state, uptime and flow figures.",
         aliases: ["node"])
 
     @OptionGroup var server: ServerOptions
-    @Option(name: [.short, .long], help: "Output: table, wide, json.") var output = "table"
-
-    func validate() throws {
-        guard ["table", "wide", "json"].contains(output) else {
-            throw ValidationError("--output must be table, wide or json.")
-        }
-    }
+    @Option(name: [.short, .long], help: "Output: table, wide, json.") var output = ListOutput.table
 
     func run() async throws {
         try await reportingErrors {
@@ -130,11 +129,11 @@ struct ListNodes: AsyncParsableCommand {
     /// hubble's layout: uptime rounded to the second, flows/s over it, the ring's fill with the
     /// percentage in six characters (`( 42.78%)`), `N/A` for what a node did not report; `json`
     /// as hubble encodes the node list.
-    static func render(_ response: Observer_GetNodesResponse, output: String) -> String {
+    static func render(_ response: Observer_GetNodesResponse, output: ListOutput) -> String {
         let nodes = response.nodes.sorted(by: { $0.name < $1.name })
-        if output == "json" { return GoJSON.array(nodes) }
+        if output == .json { return GoJSON.array(nodes) }
         var rows = [["NAME", "STATUS", "AGE", "FLOWS/S", "CURRENT/MAX-FLOWS"]]
-        if output == "wide" { rows[0] += ["VERSION", "ADDRESS", "TLS"] }
+        if output == .wide { rows[0] += ["VERSION", "ADDRESS", "TLS"] }
         for node in nodes {
             let seconds = (Double(node.uptimeNs) / 1e9).rounded()
             var row = [
@@ -144,7 +143,7 @@ struct ListNodes: AsyncParsableCommand {
                     ? "\(node.numFlows)/\(node.maxFlows) (\(String(format: "%6.2f", Double(node.numFlows) / Double(node.maxFlows) * 100))%)"
                     : "N/A",
             ]
-            if output == "wide" {
+            if output == .wide {
                 row += [
                     node.version.isEmpty ? "N/A" : node.version, node.address,
                     node.hasTls ? (node.tls.enabled ? "Enabled" : "Disabled") : "N/A",
@@ -180,13 +179,7 @@ struct ListNamespaces: AsyncParsableCommand {
         commandName: "namespaces", abstract: "List namespaces that had flows in the last hour.")
 
     @OptionGroup var server: ServerOptions
-    @Option(name: [.short, .long], help: "Output: table, wide, json.") var output = "table"
-
-    func validate() throws {
-        guard ["table", "wide", "json"].contains(output) else {
-            throw ValidationError("--output must be table, wide or json.")
-        }
-    }
+    @Option(name: [.short, .long], help: "Output: table, wide, json.") var output = ListOutput.table
 
     func run() async throws {
         try await reportingErrors {
@@ -198,12 +191,12 @@ struct ListNamespaces: AsyncParsableCommand {
     }
 
     /// hubble's layout: a cluster only where the server named one; `json` as Go encodes the list.
-    static func render(_ response: Observer_GetNamespacesResponse, output: String) -> String {
-        if output == "json" { return GoJSON.array(response.namespaces) }
+    static func render(_ response: Observer_GetNamespacesResponse, output: ListOutput) -> String {
+        if output == .json { return GoJSON.array(response.namespaces) }
         let rows = response.namespaces.map {
-            output == "wide" && !$0.cluster.isEmpty ? [$0.namespace, $0.cluster] : [$0.namespace]
+            output == .wide && !$0.cluster.isEmpty ? [$0.namespace, $0.cluster] : [$0.namespace]
         }
-        return Table.render([output == "wide" ? ["NAMESPACE", "CLUSTER"] : ["NAMESPACE"]] + rows)
+        return Table.render([output == .wide ? ["NAMESPACE", "CLUSTER"] : ["NAMESPACE"]] + rows)
     }
 }
 

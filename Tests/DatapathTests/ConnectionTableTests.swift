@@ -471,13 +471,9 @@ struct ConnectionTableTests {
     func flushSilent() throws {
         let lab = try Lab(entries: 64, reportInterval: 0.2)  // 1 young set, 4 old ones
         // A UDP exchange that is not DNS: the request opens it, two replies enter the pod.
-        let udp: (Bool) -> [UInt8] = { reply in
-            let ports: [UInt8] = reply ? [0x13, 0x88, 0x9c, 0x40] : [0x9c, 0x40, 0x13, 0x88]  // 40000 <-> 5000
-            return ConnectionTableTests.ipv4(17, reply: reply, ports + [0, 12, 0, 0, 1, 2, 3, 4])
-        }
-        try lab.run(udp(false))
-        try lab.run(udp(true), entering: true)
-        try lab.run(udp(true), entering: true)
+        try lab.run(Self.udp(40_000))
+        try lab.run(Self.udp(40_000, reply: true), entering: true)
+        try lab.run(Self.udp(40_000, reply: true), entering: true)
         // A ping: the request reported at once, two replies left to the flush.
         try lab.run(Self.echo(8))
         try lab.run(Self.echo(0, reply: true), entering: true)
@@ -513,7 +509,7 @@ struct ConnectionTableTests {
         }
         #expect(try lab.datapath.flushIdle() == 0, "reported once")
         // The flush restarted the direction's interval: a reply now waits for the next flush.
-        try lab.run(udp(true), entering: true)
+        try lab.run(Self.udp(40_000, reply: true), entering: true)
         #expect(try lab.datapath.flushIdle() == 0)
         Thread.sleep(forTimeInterval: 0.25)
         #expect(try lab.datapath.flushIdle() == 1)
@@ -532,8 +528,8 @@ struct ConnectionTableTests {
         let lab = try Lab(entries: 64, reportInterval: 0.2)  // 1 young set
         try lab.segment(41_000, Self.syn)  // the set's first way
         // A UDP exchange in the second way: the request opens it, a reply is left to the flush.
-        try lab.run(Self.ipv4(17, [0x9c, 0x40, 0x13, 0x88, 0, 12, 0, 0, 1, 2, 3, 4]))
-        try lab.run(Self.ipv4(17, reply: true, [0x13, 0x88, 0x9c, 0x40, 0, 12, 0, 0, 1, 2, 3, 4]), entering: true)
+        try lab.run(Self.udp(40_000))
+        try lab.run(Self.udp(40_000, reply: true), entering: true)
         try lab.segment(41_000, Self.rst)  // ends the TCP connection: the first way is free
         #expect(lab.reports(3).count == 3, "the two starts and the RST")
         #expect(lab.datapath.connectionTable().deleted == 1)
@@ -621,8 +617,7 @@ struct ConnectionTableTests {
         // a second one left to the flush.
         let connections = 15_000
         for port in UInt16(20_000)..<UInt16(20_000 + connections) {
-            let datagram = [UInt8(port >> 8), UInt8(port & 0xff), 0x13, 0x88, 0, 12, 0, 0, 1, 2, 3, 4]
-            let frame = ConnectionTableTests.ipv4(17, datagram)
+            let frame = Self.udp(port)
             try lab.run(frame)
             try lab.run(frame)
         }

@@ -60,6 +60,17 @@ struct ObserveCommandLineTests {
         #expect(!result.stderr.contains("Cannot reach"), "rejected before connecting")
     }
 
+    @Test("list -o: a layout hubble does not have is one sentence naming the ones it has, before connecting")
+    func listOutput() throws {
+        for what in ["nodes", "namespaces"] {
+            let result = try OspreyBinary.cli.run(["list", what, "--timeout", "1s", "-o", "yaml"])
+            #expect(result.status != 0)
+            #expect(
+                result.stderr.contains("Please provide one of 'table', 'wide' or 'json'."), "\(what): \(result.stderr)")
+            #expect(!result.stderr.contains("Cannot reach"), "rejected before connecting")
+        }
+    }
+
     @Test("--print-raw-filters prints hubble's filter lists without a server")
     func printRawFilters() throws {
         let result = try OspreyBinary.cli.run([

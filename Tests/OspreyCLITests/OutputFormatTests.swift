@@ -455,7 +455,7 @@ struct OutputFormatTests {
             ]
         }
         #expect(
-            ListNodes.render(nodes, output: "table") == """
+            ListNodes.render(nodes, output: .table) == """
                 NAME         STATUS        AGE      FLOWS/S   CURRENT/MAX-FLOWS
                 osp-node-1   Connected     1h0m0s   200.00    4095/4095 (100.00%)
                 osp-node-2   Unavailable   N/A      N/A       N/A
@@ -464,13 +464,13 @@ struct OutputFormatTests {
         partial.nodes[0].numFlows = 1752
         partial.nodes[0].tls = .with { $0.enabled = false }
         #expect(
-            ListNodes.render(partial, output: "wide").split(separator: "\n")[1]
+            ListNodes.render(partial, output: .wide).split(separator: "\n")[1]
                 == "osp-node-1   Connected     1h0m0s   200.00    1752/4095 ( 42.78%)   0.2.0     10.240.0.11:4244   Disabled",
             "the percentage padded to six characters, as hubble's")
         // hubble's -o json: the node list indented by Go's encoder over protojson (enum names,
         // 64-bit numbers as strings).
         #expect(
-            ListNodes.render(partial, output: "json") == """
+            ListNodes.render(partial, output: .json) == """
                 [
                   {
                     "name": "osp-node-1",
@@ -498,7 +498,7 @@ struct OutputFormatTests {
             ]
         }
         #expect(
-            ListNamespaces.render(namespaces, output: "json") == """
+            ListNamespaces.render(namespaces, output: .json) == """
                 [
                   {
                     "cluster": "osp",

@@ -465,7 +465,7 @@ struct RelayTests {
         ) { client, pool, _ in
             #expect(Self.numbers(try await responses(client, .with { $0.number = 10 })) == [1, 2])
             func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
-                let deadline = Date().addingTimeInterval(15)
+                let deadline = Date().addingTimeInterval(60)  // generous: the pool can stall (see withRelay)
                 while Date() < deadline, !condition() { try await Task.sleep(for: .milliseconds(50)) }
                 #expect(condition(), "\(what)")
             }
@@ -493,7 +493,7 @@ struct RelayTests {
         try await withRelay(.fixed([(n1.name, n1.address), (n2.name, n2.address)]), connected: 2) { client, pool, _ in
             let seen = Received()
             func wait(_ what: String, _ condition: @escaping ([Observer_GetFlowsResponse]) -> Bool) async throws {
-                let deadline = Date().addingTimeInterval(10)
+                let deadline = Date().addingTimeInterval(60)  // generous: the pool can stall (see withRelay)
                 while Date() < deadline, !condition(seen.all) { try await Task.sleep(for: .milliseconds(20)) }
                 #expect(condition(seen.all), "\(what)")
             }
@@ -510,7 +510,7 @@ struct RelayTests {
                 return flow
             }
             // The relay subscribes to each agent just after announcing it: probe until both stream.
-            let deadline = Date().addingTimeInterval(10)
+            let deadline = Date().addingTimeInterval(60)
             while Date() < deadline, !Set(Self.numbers(seen.all)).isSuperset(of: [91, 92]) {
                 n1.observer.append([live("osp-n1", 91)])
                 n2.observer.append([live("osp-n2", 92)])
@@ -685,7 +685,7 @@ struct RelayTests {
             let follow = LiveFollow(client)
             defer { follow.cancel() }
             // Both agents stream (the relay subscribes just after announcing them).
-            let deadline = Date().addingTimeInterval(10)
+            let deadline = Date().addingTimeInterval(60)
             while Date() < deadline, !Set(follow.numbers).isSuperset(of: [91, 92]) {
                 clocks.live(n1, 91)
                 clocks.live(n2, 92)
