@@ -255,11 +255,16 @@ public final class Datapath: Sendable {
     /// SYN-ACK again, or an RST that reset it), the datagrams of a GRO list freed behind their
     /// head (`NOT_SPECIFIED` from skb_release_data, without the head's reason), and ICMP echo
     /// replies that no ping socket took (`NO_SOCKET` from ping_rcv, every reply to a `ping` run
-    /// as root, whose raw socket had its copy). Not reported unless the agent runs with
-    /// `--drop-reasons all`.
+    /// as root, whose raw socket had its copy), and, where the kernel names the receiving socket,
+    /// what an established TCP connection discards as already had: data received before
+    /// (`TCP_OLD_DATA`, a spurious retransmission), a segment before the window
+    /// (`TCP_OLD_SEQUENCE`: every keepalive and window probe, sent one byte behind), data
+    /// already in the out-of-order queue (`TCP_OFOMERGE`) and an old ACK within the window
+    /// (`TCP_OLD_ACK`). Not reported unless the agent runs with `--drop-reasons all`.
     public static let notNetworkDrops: [String: [DropIgnoreRule]] = [
         "SOCKET_CLOSE": [.always], "QUEUE_PURGE": [.always],
         "NOT_SPECIFIED": [.multicast, .loopback, .listMember, .timeWait, .opening], "NO_SOCKET": [.echoReply],
+        "TCP_OLD_DATA": [.always], "TCP_OLD_SEQUENCE": [.always], "TCP_OFOMERGE": [.always], "TCP_OLD_ACK": [.always],
     ]
 
     /// The reader of flow and drop events.

@@ -24,7 +24,8 @@ public enum DropReasons {
         Mapping(
             code: 198 /* DROP_RATE_LIMITED */,
             kernel: [
-                "SOCKET_RCVBUFF", "PROTO_MEM", "SOCKET_BACKLOG", "TCP_LISTEN_OVERFLOW", "TCP_OFO_QUEUE_PRUNE",
+                "SOCKET_RCVBUFF", "PROTO_MEM", "SOCKET_BACKLOG", "TCP_ZEROWINDOW", "TCP_LISTEN_OVERFLOW",
+                "TCP_OFO_QUEUE_PRUNE",
                 "QDISC_DROP", "QDISC_OVERLIMIT", "QDISC_CONGESTED", "CAKE_FLOOD", "FQ_BAND_LIMIT", "FQ_HORIZON_LIMIT",
                 "FQ_FLOW_LIMIT", "CPU_BACKLOG", "FULL_RING", "NOMEM", "PFMEMALLOC", "NEIGH_QUEUEFULL",
                 "DUALPI2_STEP_DROP", "RECURSION_LIMIT",

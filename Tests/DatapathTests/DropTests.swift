@@ -324,4 +324,70 @@ struct DropTests {
         // The kernel runs both datapaths' programs at each free: the agent's counts are final.
         #expect(Self.packets(agent) == ["NO_SOCKET": 3], "only the datagrams to the closed port")
     }
+
+    @Test(
+        "what an established TCP connection discards after taking a segment off its device is placed by the receiving socket: a segment outside the window is an ingress drop in that pod; a window probe and data received before are not drops"
+    )
+    func discardsAtTheSocket() throws {
+        let pair = try Pair()
+        defer { pair.down() }
+        let agent = try Datapath(options: .init())
+        defer { agent.detachAll() }
+        let unfiltered = try Datapath(options: .init(ignoredDrops: [:]))
+        defer { unfiltered.detachAll() }
+        for datapath in [agent, unfiltered] { try datapath.setNamespaces([pair.receiverInode: .pod]) }
+        #expect(agent.dropReceivingSocket, "this kernel's kfree_skb tracepoint names the receiving socket (6.12+)")
+        let (tcp, port): (UInt8, UInt16) = (6, 8080)
+        let events = Lock<[osp_event]>([])
+        agent.events.start { batch, _ in
+            events.withLock { $0 += batch.filter { $0.kind == UInt8(OSP_EVENT_DROP.rawValue) } }
+        }
+
+        // A client in the other namespace sends 10 bytes to a server in the watched one, which
+        // reads them; then three segments reach the server that TCP discards in tcp_v4_rcv's
+        // processing of the connection, after it cleared the packet's device.
+        let listener = try PodSockets.listenTCP(in: pair.receiver, port: port)
+        defer { close(listener) }
+        let client = try #require(
+            try PodSockets.connectTCP(from: pair.sender, to: pair.receiverAddress, port: port, timeout: 5))
+        defer { close(client) }
+        let server = try #require(PodSockets.accept(listener, timeout: 5))
+        defer { close(server) }
+        #expect(PodSockets.transfer(10, from: client, to: server), "the server reads the client's 10 bytes")
+        var local = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(client, $0, &length) }
+        }
+        let clientPort = UInt16(bigEndian: local.sin_port)
+        // 1. Reading the client's sequence numbers ends with a window probe, one byte behind
+        //    what the server has (as every keepalive): TCP_OLD_SEQUENCE, answered with an ACK.
+        let (next, expected) = try PodSockets.sequenceNumbers(client)
+        func segment(_ sequence: UInt32, _ payload: [UInt8]) throws {
+            try PodSockets.sendTCPSegment(
+                from: pair.sender, sourcePort: clientPort, to: pair.receiverAddress, port: port, sequence: sequence,
+                acknowledgment: expected, flags: UInt8(OSP_TCPF_ACK.rawValue | OSP_TCPF_PSH.rawValue),
+                payload: payload)
+        }
+        // 2. The 10 bytes again, as a spurious retransmission sends them: TCP_OLD_DATA.
+        try segment(next &- 10, [UInt8](repeating: 0x61, count: 10))
+        // 3. Data a quarter of the sequence space ahead, far past the window's right edge.
+        try segment(next &+ (1 << 30), [UInt8](repeating: 0x62, count: 10))
+
+        let seen = Self.packets(unfiltered, reaching: 3).filter { $0.key.hasPrefix("TCP_") }
+        #expect(
+            seen == ["TCP_OLD_SEQUENCE": 1, "TCP_OLD_DATA": 1, "TCP_INVALID_SEQUENCE": 1],
+            "the kernel's reasons, each placed in the server's namespace: \(seen)")
+        // The kernel runs both datapaths' programs at each free: the agent's counts are final.
+        let counted = agent.snapshot().drops.filter { $0.key.reason.hasPrefix("TCP_") }
+        #expect(
+            counted.mapValues(\.packets) == [DropKey(reason: "TCP_INVALID_SEQUENCE", direction: .ingress): 1],
+            "only the segment outside the window is a drop, received by the server: \(counted)")
+        for _ in 0..<50 where events.withLock({ $0.isEmpty }) { Thread.sleep(forTimeInterval: 0.1) }
+        let drop = try #require(events.withLock { $0.first { $0.drop_reason != 0 && $0.tuple.protocol == tcp } })
+        #expect(
+            (drop.tuple.sport, drop.tuple.dport, drop.netns, drop.tcp_flags)
+                == (clientPort, port, pair.receiverInode, UInt8(OSP_TCPF_ACK.rawValue | OSP_TCPF_PSH.rawValue)),
+            "the flow: the client's port to the server's, in the server's namespace")
+    }
 }

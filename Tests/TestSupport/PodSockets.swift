@@ -58,17 +58,87 @@ public enum PodSockets {
             let sequence = UInt16(truncatingIfNeeded: index + 1)
             var message: [UInt8] = [8, 0, 0, 0, UInt8(identifier >> 8), UInt8(identifier & 0xff)]
             message += [UInt8(sequence >> 8), UInt8(sequence & 0xff)] + [UInt8](repeating: 0x6f, count: 56)
-            // The Internet checksum: the ones' complement of the ones' complement sum of 16-bit words.
-            var sum: UInt32 = 0
-            for offset in stride(from: 0, to: message.count, by: 2) {
-                sum += UInt32(message[offset]) << 8 | UInt32(message[offset + 1])
-            }
-            while sum >> 16 != 0 { sum = (sum & 0xffff) + (sum >> 16) }
-            let checksum = ~UInt16(sum)
-            message[2] = UInt8(checksum >> 8)
-            message[3] = UInt8(checksum & 0xff)
+            let sum = checksum(message)
+            message[2] = UInt8(sum >> 8)
+            message[3] = UInt8(sum & 0xff)
             try send(fd, message, to: ip, port: 0)
         }
+    }
+
+    /// The Internet checksum of `bytes`: the ones' complement of the ones' complement sum of
+    /// their 16-bit words (an odd last byte padded with a zero).
+    static func checksum(_ bytes: [UInt8]) -> UInt16 {
+        var sum: UInt32 = 0
+        for offset in stride(from: 0, to: bytes.count, by: 2) {
+            sum += UInt32(bytes[offset]) << 8 | UInt32(offset + 1 < bytes.count ? bytes[offset + 1] : 0)
+        }
+        while sum >> 16 != 0 { sum = (sum & 0xffff) + (sum >> 16) }
+        return ~UInt16(sum)
+    }
+
+    /// The next sequence numbers of connected TCP socket `fd`: the one its next byte will
+    /// carry, and the one it expects from its peer (read in TCP repair mode, which needs
+    /// CAP_NET_ADMIN; leaving it sends a window probe, one byte behind, as keepalives are).
+    public static func sequenceNumbers(_ fd: Int32) throws -> (send: UInt32, receive: UInt32) {
+        // include/uapi/linux/tcp.h: TCP_REPAIR, TCP_REPAIR_QUEUE, TCP_QUEUE_SEQ; the queues.
+        let (repair, queue, queueSequence, receiveQueue, sendQueue): (Int32, Int32, Int32, Int32, Int32) =
+            (19, 20, 21, 1, 2)
+        func set(_ option: Int32, _ value: Int32) throws {
+            var value = value
+            guard setsockopt(fd, Int32(IPPROTO_TCP), option, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+            }
+        }
+        func sequence(of which: Int32) throws -> UInt32 {
+            try set(queue, which)
+            var value: UInt32 = 0
+            var length = socklen_t(MemoryLayout<UInt32>.size)
+            guard getsockopt(fd, Int32(IPPROTO_TCP), queueSequence, &value, &length) == 0 else {
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+            }
+            return value
+        }
+        try set(repair, 1)
+        defer { _ = try? set(repair, 0) }
+        return (try sequence(of: sendQueue), try sequence(of: receiveQueue))
+    }
+
+    /// Sends one TCP segment with `flags`, sequence and acknowledgment numbers of the caller's
+    /// choice and `payload` from the pod's address (the route's) and port `sourcePort` to
+    /// `ip:port`, through a raw socket: what no socket of the pod would send, e.g. a segment
+    /// outside its connection's window or data sent again.
+    public static func sendTCPSegment(
+        from netns: String, sourcePort: UInt16, to ip: String, port: UInt16, sequence: UInt32, acknowledgment: UInt32,
+        flags: UInt8, payload: [UInt8]
+    ) throws {
+        let fd = try socket(in: netns, type: Int32(SOCK_RAW.rawValue), proto: Int32(IPPROTO_TCP))
+        defer { close(fd) }
+        // The checksum covers a pseudo-header with both addresses: the source is the one the
+        // route to `ip` picks, as a connected UDP socket learns it.
+        let probe = try socket(in: netns, type: Int32(SOCK_DGRAM.rawValue))
+        defer { close(probe) }
+        var local = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named =
+            withAddress(ip, port) { Glibc.connect(probe, $0, $1) } == 0
+            && withUnsafeMutablePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &length) }
+            } == 0
+        guard named else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        var destination = in_addr()
+        inet_pton(AF_INET, ip, &destination)
+        func bytes(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }
+        func bytes(_ value: UInt16) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }
+        var segment = bytes(sourcePort) + bytes(port) + bytes(sequence) + bytes(acknowledgment)
+        segment += [5 << 4, flags] + bytes(UInt16(65535)) + [0, 0, 0, 0] + payload
+        let pseudo =
+            withUnsafeBytes(of: local.sin_addr.s_addr) { Array($0) }
+            + withUnsafeBytes(of: destination.s_addr) { Array($0) }
+            + [0, UInt8(IPPROTO_TCP)] + bytes(UInt16(segment.count))
+        let sum = checksum(pseudo + segment)
+        segment[16] = UInt8(sum >> 8)
+        segment[17] = UInt8(sum & 0xff)
+        try send(fd, segment, to: ip, port: 0)
     }
 
     /// A TCP socket listening on `port` in the pod (nonblocking; the caller closes it).

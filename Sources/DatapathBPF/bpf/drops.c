@@ -27,14 +27,24 @@
 /* TCP states (include/net/tcp_states.h): a timewait socket's, and a listener's. */
 #define OSP_TCP_TIME_WAIT 6
 #define OSP_TCP_LISTEN 10
+/* The loopback device's index, the same in every network namespace (net/core/dev.c). */
+#define OSP_LOOPBACK_IFINDEX 1
 
-static __always_inline __u32 osp_netns_of(struct sk_buff *skb, struct net_device *dev)
+/* The network namespace a drop happened in: its device's, else its owning socket's, else the
+ * receiving socket's (`rx_sk`, 0 where the kernel names none): TCP takes a segment off its
+ * device before the socket's own processing (tcp_v4_rcv clears skb->dev), so what that drops
+ * — a full receive buffer or backlog, a segment outside the window, a duplicate — is placed
+ * by the socket that received it. */
+static __always_inline __u32 osp_netns_of(struct sk_buff *skb, struct net_device *dev,
+					  struct sock *rx_sk)
 {
 	if (dev)
 		return dev->nd_net.net->ns.inum;
 	struct sock *sk = skb->sk;
 	if (sk)
 		return sk->__sk_common.skc_net.net->ns.inum;
+	if (rx_sk)
+		return rx_sk->__sk_common.skc_net.net->ns.inum;
 	return 0;
 }
 
@@ -184,17 +194,16 @@ int osp_kfree_skb(__u64 *ctx)
 	    location < osp_config.list_free_end)
 		return 0;
 
-	/* The receiving socket's state, for the rules that need it (0 where none is named): the
-	 * socket is the tracepoint's fourth argument since Linux 6.12; on older kernels drop_rx_sk
-	 * is 0 and the verifier, which prunes what the read-only config turns off, never sees the
-	 * read of an argument they do not have. */
+	/* The receiving socket (0 where none is named): the tracepoint's fourth argument since
+	 * Linux 6.12; on older kernels drop_rx_sk is 0 and the verifier, which prunes what the
+	 * read-only config turns off, never sees the read of an argument they do not have. Its
+	 * state is read for the rules that need it. */
+	struct sock *rx_sk = 0;
+	if (osp_config.drop_rx_sk)
+		rx_sk = (struct sock *)ctx[3];
 	__u8 rx_state = 0;
-	if ((ignore & (OSP_DROP_IGNORE_TIME_WAIT | OSP_DROP_IGNORE_OPENING)) &&
-	    osp_config.drop_rx_sk) {
-		struct sock *rx_sk = (struct sock *)ctx[3];
-		if (rx_sk)
-			rx_state = rx_sk->__sk_common.skc_state;
-	}
+	if ((ignore & (OSP_DROP_IGNORE_TIME_WAIT | OSP_DROP_IGNORE_OPENING)) && rx_sk)
+		rx_state = rx_sk->__sk_common.skc_state;
 	/* A segment that reached a socket in TIME-WAIT (its peer's FIN sent again because the last
 	 * ACK was lost, a late duplicate): TCP answered it, as it should, and freed it. */
 	if ((ignore & OSP_DROP_IGNORE_TIME_WAIT) && rx_state == OSP_TCP_TIME_WAIT)
@@ -202,10 +211,12 @@ int osp_kfree_skb(__u64 *ctx)
 
 	struct net_device *dev = skb->dev;
 	/* IFF_LOOPBACK: host-internal traffic (e.g. TCP discarding a FIN that reached a TIME-WAIT
-	 * socket over lo, on kernels without the receiving socket). */
-	if ((ignore & OSP_DROP_IGNORE_LOOPBACK) && dev && (dev->flags & 0x8))
+	 * socket over lo, on kernels without the receiving socket). A segment TCP took off its
+	 * device still names the device it came in on: lo is interface 1 in every namespace. */
+	if ((ignore & OSP_DROP_IGNORE_LOOPBACK) &&
+	    (dev ? (dev->flags & 0x8) : (rx_sk && skb->skb_iif == OSP_LOOPBACK_IFINDEX)))
 		return 0;
-	__u32 inum = osp_netns_of(skb, dev);
+	__u32 inum = osp_netns_of(skb, dev, rx_sk);
 	__u32 *netns_role = bpf_map_lookup_elem(&osp_netns, &inum);
 	if (!netns_role)
 		return 0;
@@ -214,7 +225,9 @@ int osp_kfree_skb(__u64 *ctx)
 	 * its uplink or a pod from its veth (ingress), or left a pod into the node (egress); a
 	 * packet the stack produced itself was on its way out (egress). */
 	__u32 direction = OSP_DIR_UNKNOWN;
-	if (dev) {
+	if (!dev && !skb->sk && rx_sk) {
+		direction = OSP_DIR_INGRESS; /* received, and dropped at the socket */
+	} else if (dev) {
 		if (skb->skb_iif == 0) {
 			direction = OSP_DIR_EGRESS;
 		} else if (*netns_role == OSP_NETNS_POD) {
