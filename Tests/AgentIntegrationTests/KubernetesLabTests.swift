@@ -13,7 +13,7 @@ extension AgentIntegration {
             var config = try LabConfig(
                 name: LabFixture.uniqueName(tag), nodeCount: 2, agentPath: OspreyBinary.agent.path)
             config.apiServerPath = OspreyBinary.cli.path
-            config.apiServerHostPort = Browser.freePort()
+            config.apiServerHostPort = try Browser.freePort()
             return config
         }
 

@@ -16,7 +16,7 @@ extension AgentIntegration {
                 name: LabFixture.uniqueName(tag), nodeCount: 2, topology: .bridge, agentPath: OspreyBinary.agent.path)
             config.relayPath = OspreyBinary.relay.path
             config.relayPort = nil
-            config.uiPort = Browser.freePort()
+            config.uiPort = try Browser.freePort()
             return config
         }
 

@@ -332,6 +332,6 @@ extension KubernetesSourceTests {
 }
 
 /// Waits (without blocking a thread) until `condition` holds or `within` seconds pass.
-func until(within timeout: Double = 15, _ condition: () throws -> Bool) async rethrows -> Bool {
+func until(within timeout: Double = 60, _ condition: () throws -> Bool) async rethrows -> Bool {
     try await eventually(within: timeout) { () async throws -> Bool in try condition() }
 }

@@ -9,7 +9,7 @@ import Testing
 struct UICommandTests {
     @Test("serves the page and its API; a Hubble server that is not there is a 502 sentence, not a crash")
     func servesAgainstAnAbsentServer() throws {
-        let port = Browser.freePort()
+        let port = try Browser.freePort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: OspreyBinary.cli.path)
         process.arguments = ["ui", "--server", "127.0.0.1:1", "--listen", "127.0.0.1:\(port)"]

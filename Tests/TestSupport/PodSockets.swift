@@ -27,6 +27,18 @@ public enum PodSockets {
         }
     }
 
+    /// The IPv4 address and port `fd` is bound to (`getsockname`): a connected socket's local
+    /// port, or the one the kernel picked for a bind to port 0.
+    public static func localAddress(_ fd: Int32) throws -> sockaddr_in {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        return address
+    }
+
     /// Sends `bytes` as one datagram (or raw packet) on `fd` to `ip:port`; throws unless all of
     /// it was sent.
     static func send(_ fd: Int32, _ bytes: [UInt8], to ip: String, port: UInt16) throws {
@@ -117,14 +129,10 @@ public enum PodSockets {
         // route to `ip` picks, as a connected UDP socket learns it.
         let probe = try socket(in: netns, type: Int32(SOCK_DGRAM.rawValue))
         defer { close(probe) }
-        var local = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named =
-            withAddress(ip, port) { Glibc.connect(probe, $0, $1) } == 0
-            && withUnsafeMutablePointer(to: &local) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &length) }
-            } == 0
-        guard named else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        guard withAddress(ip, port, { Glibc.connect(probe, $0, $1) }) == 0 else {
+            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+        }
+        let local = try localAddress(probe)
         var destination = in_addr()
         inet_pton(AF_INET, ip, &destination)
         func bytes(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }

@@ -19,7 +19,7 @@ public final class Browser: @unchecked Sendable {
 
     /// Starts chromedriver on a free port and a headless Chromium session (1600×1000).
     public init() throws {
-        let port = Self.freePort()
+        let port = try Self.freePort()
         let driver = Process()
         driver.executableURL = URL(fileURLWithPath: "/usr/bin/chromedriver")
         driver.arguments = ["--port=\(port)"]
@@ -133,23 +133,21 @@ public final class Browser: @unchecked Sendable {
         return object
     }
 
-    /// A TCP port nobody listens on now.
-    public static func freePort() -> Int {
+    /// A TCP port nobody listens on now: the one the kernel picks for a bind to port 0.
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         defer { Glibc.close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = 0
-        _ = withUnsafePointer(to: &address) {
+        let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
+        guard bound == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        return try Int(UInt16(bigEndian: PodSockets.localAddress(fd).sin_port))
     }
 }

@@ -30,21 +30,36 @@
 /* The loopback device's index, the same in every network namespace (net/core/dev.c). */
 #define OSP_LOOPBACK_IFINDEX 1
 
-/* The network namespace a drop happened in: its device's, else its owning socket's, else the
- * receiving socket's (`rx_sk`, 0 where the kernel names none): TCP takes a segment off its
- * device before the socket's own processing (tcp_v4_rcv clears skb->dev), so what that drops
- * — a full receive buffer or backlog, a segment outside the window, a duplicate — is placed
- * by the socket that received it. */
+/* Where a drop's network namespace came from (osp_netns_of). */
+enum osp_netns_source {
+	OSP_NETNS_UNPLACED,   /* neither a device nor a socket: not this node's */
+	OSP_NETNS_DEVICE,     /* the device the packet was on */
+	OSP_NETNS_OWN_SOCKET, /* the socket that owns it (sent by, or queued at) */
+	OSP_NETNS_RX_SOCKET,  /* the socket that received it (tracepoint argument, 6.12+) */
+};
+
+/* The network namespace a drop happened in, and in `source` what placed it: its device's, else
+ * its owning socket's, else the receiving socket's (`rx_sk`, 0 where the kernel names none):
+ * TCP takes a segment off its device before the socket's own processing (tcp_v4_rcv clears
+ * skb->dev), so what that drops — a full receive buffer or backlog, a segment outside the
+ * window, a duplicate — is placed by the socket that received it. */
 static __always_inline __u32 osp_netns_of(struct sk_buff *skb, struct net_device *dev,
-					  struct sock *rx_sk)
+					  struct sock *rx_sk, enum osp_netns_source *source)
 {
-	if (dev)
+	if (dev) {
+		*source = OSP_NETNS_DEVICE;
 		return dev->nd_net.net->ns.inum;
+	}
 	struct sock *sk = skb->sk;
-	if (sk)
+	if (sk) {
+		*source = OSP_NETNS_OWN_SOCKET;
 		return sk->__sk_common.skc_net.net->ns.inum;
-	if (rx_sk)
+	}
+	if (rx_sk) {
+		*source = OSP_NETNS_RX_SOCKET;
 		return rx_sk->__sk_common.skc_net.net->ns.inum;
+	}
+	*source = OSP_NETNS_UNPLACED;
 	return 0;
 }
 
@@ -216,7 +231,8 @@ int osp_kfree_skb(__u64 *ctx)
 	if ((ignore & OSP_DROP_IGNORE_LOOPBACK) &&
 	    (dev ? (dev->flags & 0x8) : (rx_sk && skb->skb_iif == OSP_LOOPBACK_IFINDEX)))
 		return 0;
-	__u32 inum = osp_netns_of(skb, dev, rx_sk);
+	enum osp_netns_source placed;
+	__u32 inum = osp_netns_of(skb, dev, rx_sk, &placed);
 	__u32 *netns_role = bpf_map_lookup_elem(&osp_netns, &inum);
 	if (!netns_role)
 		return 0;
@@ -225,9 +241,9 @@ int osp_kfree_skb(__u64 *ctx)
 	 * its uplink or a pod from its veth (ingress), or left a pod into the node (egress); a
 	 * packet the stack produced itself was on its way out (egress). */
 	__u32 direction = OSP_DIR_UNKNOWN;
-	if (!dev && !skb->sk && rx_sk) {
+	if (placed == OSP_NETNS_RX_SOCKET) {
 		direction = OSP_DIR_INGRESS; /* received, and dropped at the socket */
-	} else if (dev) {
+	} else if (placed == OSP_NETNS_DEVICE) {
 		if (skb->skb_iif == 0) {
 			direction = OSP_DIR_EGRESS;
 		} else if (*netns_role == OSP_NETNS_POD) {
