@@ -10,7 +10,7 @@ public struct OspreyCommand: AsyncParsableCommand {
         version: OspreyVersion.current,
         subcommands: [
             ObserveCommand.self, StatusCommand.self, ListCommand.self, WatchCommand.self, ConfigCommand.self,
-            UICommand.self, LabCommand.self, VersionCommand.self,
+            UICommand.self, LabCommand.self, VersionCommand.self, CompletionCommand.self,
         ])
 
     public init() {}
