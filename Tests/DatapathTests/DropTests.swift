@@ -291,10 +291,11 @@ struct DropTests {
         // is freed there as NOT_SPECIFIED too. Under load the timer alone can take 31 s.
         try pair.host.run(["ip", "netns", "exec", pair.sender, "nft", "delete", "table", "inet", "ospsyn"])
         let deadline = Date().addingTimeInterval(90)
-        while Date() < deadline, (try counters(pair.receiver)["TcpExtEmbryonicRsts"] ?? 0) == 0 {
+        var server = try counters(pair.receiver)
+        while Date() < deadline, (server["TcpExtEmbryonicRsts"] ?? 0) == 0 {
             Thread.sleep(forTimeInterval: 0.5)
+            server = try counters(pair.receiver)
         }
-        let server = try counters(pair.receiver)
         let clientCounts = try counters(pair.sender)
         #expect(server["TcpExtEmbryonicRsts"] == 1, "the client's RST reset the request socket: \(server)")
         // A real drop in the watched namespace, after them: datagrams to a closed port.
