@@ -438,3 +438,20 @@ let package = Package(
             swiftSettings: strict),
     ]
 )
+
+/// `make test`'s sanitizer stages (scripts/sanitize.sh) build with OSPREY_SANITIZE=address or
+/// thread: Osprey's own targets — sources, tests, executables — are instrumented and linked with
+/// the sanitizer's runtime, in the plain debug build's own directory, so the dependencies (NIO,
+/// grpc-swift, BoringSSL…) are compiled once for all three stages instead of once per stage
+/// (`swift build --sanitize` instruments them too: 12 minutes a stage from clean, against 2–3).
+/// The sanitizers still see every allocation (AddressSanitizer and the leak check intercept
+/// malloc); what they no longer check is the dependencies' own code. The plugins' tool
+/// (osprey-embed) stays plain.
+if let sanitizer = Context.environment["OSPREY_SANITIZE"] {
+    let instrumented: [Target.TargetType] = [.regular, .executable, .test]
+    for target in package.targets where instrumented.contains(target.type) && target.name != "osprey-embed" {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=\(sanitizer)"])]
+        target.cSettings = (target.cSettings ?? []) + [.unsafeFlags(["-fsanitize=\(sanitizer)"])]
+        target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-sanitize=\(sanitizer)"])]
+    }
+}
